@@ -1,0 +1,19 @@
+//! The contract between the oxstack engine and whatever runs VMs.
+//!
+//! The engine only ever talks to a [`Hypervisor`]: an in-memory simulator of many thousands of
+//! hosts and (later) an HTTP client for the per-host KVM agent both implement it. This crate holds
+//! the trait, the typed IDs and the value types that cross it, and [`HypervisorError`]. It keeps
+//! its dependencies light so the agent can use it without pulling in the engine.
+
+mod error;
+mod ids;
+mod spec;
+mod trait_def;
+
+pub use error::{HypervisorError, HypervisorResult};
+pub use ids::{HostId, VmId, VolumeId};
+pub use spec::{
+    HostConnectSpec, HostFacts, NicSpec, PowerState, SimulatedHostCapacity, StopMode, VmSpec,
+    VmStateReport, VolumeSpec,
+};
+pub use trait_def::{Hypervisor, OpKind};
