@@ -1,1 +1,19 @@
+//! The oxstack management node.
+//!
+//! [`Engine`] is one management node: the database, the hypervisor backend it drives (a simulator
+//! or, later, the KVM agent client), and every service. Services are `impl Engine` blocks in
+//! `services/`, one module per resource family; [`api`] puts them behind a REST API.
 
+pub mod bus;
+pub mod config;
+pub mod db;
+mod engine;
+pub mod error;
+pub mod ids;
+pub mod scheduler;
+pub mod services;
+pub mod time;
+pub mod workflow;
+
+pub use engine::{Engine, EngineOptions};
+pub use error::{EngineError, EngineResult};

@@ -1,0 +1,12 @@
+//! The in-process bus: per-resource serialization queues and the event stream.
+//!
+//! On one management node a request for a resource is a direct async call into its service; the
+//! bus adds what every such call needs: [`SyncQueues`] so operations on one VM or host never
+//! interleave (ZStack's sync signatures), and [`EventBus`] so every state change is broadcast.
+//! Routing requests to the node that owns a resource arrives with multi-node support.
+
+mod events;
+mod queue;
+
+pub use events::{Event, EventBus};
+pub use queue::{QueueGuard, SyncQueues};

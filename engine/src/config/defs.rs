@@ -1,0 +1,146 @@
+//! The definitions of every global config: name, type, default and description.
+
+/// A typed handle on a config entry (no string lookups in service code).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConfigName {
+    HostPingIntervalSecs,
+    HostPingParallelism,
+    HostSyncEveryPings,
+    VmDeletionPolicy,
+    VmExpungePeriodSecs,
+    VmMigrationParallelism,
+    SchedulerStrategy,
+    HypervisorCallTimeoutSecs,
+}
+
+impl ConfigName {
+    /// The dotted name used in the API and the database.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::HostPingIntervalSecs => "host.ping_interval_secs",
+            Self::HostPingParallelism => "host.ping_parallelism",
+            Self::HostSyncEveryPings => "host.sync_every_pings",
+            Self::VmDeletionPolicy => "vm.deletion_policy",
+            Self::VmExpungePeriodSecs => "vm.expunge_period_secs",
+            Self::VmMigrationParallelism => "vm.migration_parallelism",
+            Self::SchedulerStrategy => "scheduler.strategy",
+            Self::HypervisorCallTimeoutSecs => "hypervisor.call_timeout_secs",
+        }
+    }
+}
+
+/// The type of a config value.
+#[derive(Clone, Copy, Debug)]
+pub enum ConfigKind {
+    Int { min: i64, max: i64 },
+    OneOf(&'static [&'static str]),
+}
+
+impl ConfigKind {
+    /// Checks a candidate value.
+    pub fn validate(&self, value: &str) -> Result<(), String> {
+        match self {
+            Self::Int { min, max } => match value.trim().parse::<i64>() {
+                Ok(n) if (*min..=*max).contains(&n) => Ok(()),
+                Ok(n) => Err(format!("{n} is out of range {min}..={max}")),
+                Err(_) => Err(format!("`{value}` is not an integer")),
+            },
+            Self::OneOf(allowed) if allowed.contains(&value) => Ok(()),
+            Self::OneOf(allowed) => Err(format!("`{value}` is not one of: {}", allowed.join(", "))),
+        }
+    }
+
+    /// A human description of the type.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Int { min, max } => format!("integer {min}..={max}"),
+            Self::OneOf(allowed) => format!("one of: {}", allowed.join(", ")),
+        }
+    }
+}
+
+/// One config entry's definition.
+#[derive(Debug)]
+pub struct ConfigDef {
+    pub name: ConfigName,
+    pub kind: ConfigKind,
+    pub default: &'static str,
+    pub description: &'static str,
+}
+
+/// Every config entry.
+pub static DEFINITIONS: &[ConfigDef] = &[
+    ConfigDef {
+        name: ConfigName::HostPingIntervalSecs,
+        kind: ConfigKind::Int { min: 1, max: 86_400 },
+        default: "30",
+        description: "Seconds between two pings of every host; a host that fails a ping becomes Disconnected and its VMs Unknown.",
+    },
+    ConfigDef {
+        name: ConfigName::HostPingParallelism,
+        kind: ConfigKind::Int { min: 1, max: 100_000 },
+        default: "256",
+        description: "How many host pings may be in flight at once during a ping sweep.",
+    },
+    ConfigDef {
+        name: ConfigName::HostSyncEveryPings,
+        kind: ConfigKind::Int { min: 0, max: 1_000_000 },
+        default: "10",
+        description: "Every this many successful pings, compare the host's real VM states with the database and correct drift (0: only on reconnect).",
+    },
+    ConfigDef {
+        name: ConfigName::VmDeletionPolicy,
+        kind: ConfigKind::OneOf(&["Direct", "Delay", "Never"]),
+        default: "Delay",
+        description: "What destroying a VM does: Direct expunges at once; Delay keeps it recoverable until vm.expunge_period_secs passes; Never keeps it until expunged by hand.",
+    },
+    ConfigDef {
+        name: ConfigName::VmExpungePeriodSecs,
+        kind: ConfigKind::Int { min: 1, max: 31_536_000 },
+        default: "86400",
+        description: "With the Delay deletion policy, seconds a destroyed VM stays recoverable before it is expunged.",
+    },
+    ConfigDef {
+        name: ConfigName::VmMigrationParallelism,
+        kind: ConfigKind::Int { min: 1, max: 10_000 },
+        default: "16",
+        description: "How many live migrations the node runs at once; more wait their turn.",
+    },
+    ConfigDef {
+        name: ConfigName::SchedulerStrategy,
+        kind: ConfigKind::OneOf(&["Spread", "Pack"]),
+        default: "Spread",
+        description: "Host choice among those that fit: Spread picks the most free memory, Pack the least.",
+    },
+    ConfigDef {
+        name: ConfigName::HypervisorCallTimeoutSecs,
+        kind: ConfigKind::Int { min: 1, max: 86_400 },
+        default: "300",
+        description: "Seconds a single hypervisor call may take before it fails with a timeout.",
+    },
+];
+
+/// The definition with the given dotted name.
+pub fn find(name: &str) -> Option<&'static ConfigDef> {
+    DEFINITIONS.iter().find(|d| d.name.as_str() == name)
+}
+
+/// The default of an integer entry (0 if the definition is not an integer, which is a bug).
+pub fn default_int(name: ConfigName) -> i64 {
+    DEFINITIONS.iter().find(|d| d.name == name).and_then(|d| d.default.parse().ok()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_is_valid_and_names_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for d in DEFINITIONS {
+            d.kind.validate(d.default).unwrap();
+            assert!(seen.insert(d.name.as_str()), "duplicate {}", d.name.as_str());
+            assert_eq!(find(d.name.as_str()).unwrap().name, d.name);
+        }
+    }
+}

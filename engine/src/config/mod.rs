@@ -1,0 +1,160 @@
+//! Global configuration: typed, persisted settings with a description and a default each.
+//!
+//! Values live in the `global_configs` table (only values that differ from the default are
+//! stored) and in an in-memory copy that services read on every use, so a change through the
+//! API takes effect at once. Subscribers are told about every change.
+
+mod defs;
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::Row;
+use tokio::sync::watch;
+use utoipa::ToSchema;
+
+pub use defs::{ConfigKind, ConfigName, DEFINITIONS};
+
+use crate::db::Db;
+use crate::error::{EngineError, EngineResult};
+
+/// A config entry as the API shows it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct GlobalConfigView {
+    pub name: String,
+    pub value: String,
+    pub default: String,
+    pub description: String,
+    /// The value's type and allowed values, e.g. `integer 1..=86400` or `one of: Direct, Delay`.
+    pub kind: String,
+}
+
+/// The live configuration of one management node.
+#[derive(Debug)]
+pub struct GlobalConfig {
+    values: RwLock<HashMap<ConfigName, String>>,
+    changes: watch::Sender<u64>,
+}
+
+impl GlobalConfig {
+    /// Loads the stored values over the defaults. Unknown or invalid stored values are ignored
+    /// with a warning (they may come from a newer version).
+    pub async fn load(db: &Db) -> EngineResult<Self> {
+        let mut values: HashMap<ConfigName, String> =
+            DEFINITIONS.iter().map(|d| (d.name, d.default.to_string())).collect();
+        for row in sqlx::query("SELECT name, value FROM global_configs").fetch_all(db.r()).await? {
+            let name: String = row.try_get("name")?;
+            let value: String = row.try_get("value")?;
+            match defs::find(&name).map(|d| d.kind.validate(&value).map(|_| d.name)) {
+                Some(Ok(n)) => {
+                    values.insert(n, value);
+                }
+                _ => {
+                    tracing::warn!(%name, %value, "ignoring unknown or invalid stored global config")
+                }
+            }
+        }
+        let (changes, _) = watch::channel(0);
+        Ok(Self { values: RwLock::new(values), changes })
+    }
+
+    /// Every entry, in definition order.
+    pub fn list(&self) -> Vec<GlobalConfigView> {
+        DEFINITIONS.iter().map(|d| self.view(d)).collect()
+    }
+
+    /// One entry by name.
+    pub fn get_view(&self, name: &str) -> EngineResult<GlobalConfigView> {
+        defs::find(name)
+            .map(|d| self.view(d))
+            .ok_or_else(|| EngineError::not_found("global config", name))
+    }
+
+    /// Validates, persists and applies a new value.
+    pub async fn update(&self, db: &Db, name: &str, value: &str) -> EngineResult<GlobalConfigView> {
+        let def = defs::find(name).ok_or_else(|| EngineError::not_found("global config", name))?;
+        def.kind
+            .validate(value)
+            .map_err(|m| EngineError::invalid("value", format!("{name}: {m}")))?;
+        sqlx::query(
+            "INSERT INTO global_configs (name, value) VALUES (?1, ?2) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(def.name.as_str())
+        .bind(value)
+        .execute(db.w())
+        .await?;
+        self.values.write().unwrap_or_else(|e| e.into_inner()).insert(def.name, value.to_string());
+        self.changes.send_modify(|v| *v += 1);
+        Ok(self.view(def))
+    }
+
+    /// A receiver that changes whenever any value changes.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn raw(&self, name: ConfigName) -> String {
+        self.values
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&name)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// An integer setting (validated on the way in, so parsing cannot fail for stored values).
+    pub fn int(&self, name: ConfigName) -> i64 {
+        let raw = self.raw(name);
+        raw.parse().unwrap_or_else(|_| defs::default_int(name))
+    }
+
+    /// A setting in seconds as a `Duration`.
+    pub fn secs(&self, name: ConfigName) -> Duration {
+        Duration::from_secs(self.int(name).max(0) as u64)
+    }
+
+    /// An enumerated or free-text setting.
+    pub fn string(&self, name: ConfigName) -> String {
+        self.raw(name)
+    }
+
+    fn view(&self, d: &defs::ConfigDef) -> GlobalConfigView {
+        GlobalConfigView {
+            name: d.name.as_str().to_string(),
+            value: self.raw(d.name),
+            default: d.default.to_string(),
+            description: d.description.to_string(),
+            kind: d.kind.describe(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn update_validates_persists_and_notifies() {
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        let cfg = GlobalConfig::load(&db).await.unwrap();
+        assert_eq!(cfg.int(ConfigName::HostPingIntervalSecs), 30);
+        let mut rx = cfg.subscribe();
+        cfg.update(&db, "host.ping_interval_secs", "5").await.unwrap();
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(cfg.secs(ConfigName::HostPingIntervalSecs), Duration::from_secs(5));
+
+        let err = cfg.update(&db, "host.ping_interval_secs", "-3").await.unwrap_err();
+        assert_eq!(err.code(), "INVALID_ARGUMENT");
+        let err = cfg.update(&db, "vm.deletion_policy", "Sometimes").await.unwrap_err();
+        assert!(err.to_string().contains("Delay"), "{err}");
+        let err = cfg.update(&db, "no.such.thing", "1").await.unwrap_err();
+        assert_eq!(err.code(), "NOT_FOUND");
+
+        let reloaded = GlobalConfig::load(&db).await.unwrap();
+        assert_eq!(reloaded.int(ConfigName::HostPingIntervalSecs), 5, "persisted");
+        assert_eq!(reloaded.list().len(), DEFINITIONS.len());
+    }
+}

@@ -1,0 +1,96 @@
+//! Helpers to read typed values (IDs, state enums, IPv4 addresses) out of SQLite rows.
+
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+fn decode_err(col: &str, msg: String) -> sqlx::Error {
+    sqlx::Error::ColumnDecode { index: col.to_string(), source: msg.into() }
+}
+
+/// Reads a UUID stored as text into a typed ID.
+pub fn id<T: From<Uuid>>(row: &SqliteRow, col: &str) -> Result<T, sqlx::Error> {
+    let s: String = row.try_get(col)?;
+    Uuid::parse_str(&s).map(T::from).map_err(|e| decode_err(col, e.to_string()))
+}
+
+/// Reads a nullable UUID column into an optional typed ID.
+pub fn opt_id<T: From<Uuid>>(row: &SqliteRow, col: &str) -> Result<Option<T>, sqlx::Error> {
+    let s: Option<String> = row.try_get(col)?;
+    s.map(|s| Uuid::parse_str(&s).map(T::from).map_err(|e| decode_err(col, e.to_string())))
+        .transpose()
+}
+
+/// Reads a text column into anything that parses from a string (state enums).
+pub fn parsed<T: FromStr>(row: &SqliteRow, col: &str) -> Result<T, sqlx::Error>
+where
+    T::Err: std::fmt::Display,
+{
+    let s: String = row.try_get(col)?;
+    s.parse().map_err(|e: T::Err| decode_err(col, e.to_string()))
+}
+
+/// Reads an IPv4 address stored as an integer.
+pub fn ipv4(row: &SqliteRow, col: &str) -> Result<Ipv4Addr, sqlx::Error> {
+    let n: i64 = row.try_get(col)?;
+    u32::try_from(n).map(Ipv4Addr::from).map_err(|e| decode_err(col, e.to_string()))
+}
+
+/// Reads a non-negative integer column as u64.
+pub fn u64_col(row: &SqliteRow, col: &str) -> Result<u64, sqlx::Error> {
+    let n: i64 = row.try_get(col)?;
+    u64::try_from(n).map_err(|e| decode_err(col, e.to_string()))
+}
+
+/// Reads a non-negative integer column as u32.
+pub fn u32_col(row: &SqliteRow, col: &str) -> Result<u32, sqlx::Error> {
+    let n: i64 = row.try_get(col)?;
+    u32::try_from(n).map_err(|e| decode_err(col, e.to_string()))
+}
+
+/// Reads a Unix-milliseconds column as an RFC 3339 string.
+pub fn time(row: &SqliteRow, col: &str) -> Result<String, sqlx::Error> {
+    let n: i64 = row.try_get(col)?;
+    Ok(crate::time::rfc3339(n))
+}
+
+/// Declares a state enum stored as its variant name, with `as_str`, `Display` and `FromStr`.
+#[macro_export]
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize, ::utoipa::ToSchema)]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// The variant's name, as stored and shown.
+            pub fn as_str(&self) -> &'static str {
+                match self { $($name::$variant => stringify!($variant)),+ }
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl ::std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $(stringify!($variant) => Ok($name::$variant),)+
+                    _ => Err(format!(
+                        "unknown {} `{}`; expected one of {}",
+                        stringify!($name), s, [$(stringify!($variant)),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}

@@ -1,0 +1,108 @@
+//! `Engine`: one management node and the shared state its services use.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use oxstack_hypervisor::Hypervisor;
+use tokio::sync::{watch, Semaphore};
+
+use crate::bus::{EventBus, SyncQueues};
+use crate::config::{ConfigName, GlobalConfig};
+use crate::db::Db;
+use crate::error::EngineResult;
+use crate::scheduler::Scheduler;
+use crate::services::network::ipam::Ipam;
+
+/// How to build an engine.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// sqlx SQLite URL, e.g. `sqlite://oxstack.db` or `sqlite::memory:`.
+    pub db_url: String,
+    /// Start the background tasks (host pings, delayed expunge). Tests that drive pings by hand
+    /// turn this off.
+    pub background_tasks: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self { db_url: "sqlite::memory:".into(), background_tasks: true }
+    }
+}
+
+/// A management node. Cheap to clone: every clone is the same node.
+#[derive(Clone)]
+pub struct Engine(Arc<EngineInner>);
+
+/// The shared state behind an [`Engine`].
+pub struct EngineInner {
+    pub db: Db,
+    pub hypervisor: Arc<dyn Hypervisor>,
+    pub config: GlobalConfig,
+    pub events: EventBus,
+    pub queues: SyncQueues,
+    pub scheduler: Scheduler,
+    pub ipam: Ipam,
+    pub migrations: Semaphore,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Deref for Engine {
+    type Target = EngineInner;
+    fn deref(&self) -> &EngineInner {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("db", &self.0.db).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Opens the database, rebuilds the in-memory indexes from it and starts the background tasks.
+    pub async fn start(opts: EngineOptions, hypervisor: Arc<dyn Hypervisor>) -> EngineResult<Self> {
+        let db = Db::connect(&opts.db_url).await?;
+        let config = GlobalConfig::load(&db).await?;
+        let scheduler = Scheduler::load(&db).await?;
+        let ipam = Ipam::default();
+        crate::services::network::load_ipam(&db, &ipam).await?;
+        let migrations =
+            Semaphore::new(config.int(ConfigName::VmMigrationParallelism).max(1) as usize);
+        let (shutdown, _) = watch::channel(false);
+        let engine = Self(Arc::new(EngineInner {
+            db,
+            hypervisor,
+            config,
+            events: EventBus::new(4096),
+            queues: SyncQueues::default(),
+            scheduler,
+            ipam,
+            migrations,
+            shutdown,
+        }));
+        engine.recover_interrupted().await?;
+        if opts.background_tasks {
+            engine.spawn_background_tasks();
+        }
+        Ok(engine)
+    }
+
+    /// Stops the background tasks and closes the database.
+    pub async fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+        self.db.close().await;
+    }
+
+    /// A receiver that turns `true` when the node shuts down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    fn spawn_background_tasks(&self) {
+        let engine = self.clone();
+        tokio::spawn(async move { engine.run_host_tracker().await });
+        let engine = self.clone();
+        tokio::spawn(async move { engine.run_expunge_sweeper().await });
+    }
+}

@@ -1,0 +1,131 @@
+//! Host allocation: cluster-level filters over the topology, host-level filters and a sorter
+//! over the capacity index, and atomic reservation (ZStack's HostAllocatorChain).
+//!
+//! Filters, in order: cluster enabled, zone / designated cluster, hypervisor type, L2 networks
+//! attached, primary storage attached with room for the root volume (all in [`topology`]); then
+//! host Enabled + Connected, free cpu and memory, avoid-hosts, designated host (in [`index`]);
+//! then the sorter (`scheduler.strategy`: Spread or Pack). The in-memory reservation is confirmed
+//! by a conditional UPDATE in the database, which stays the source of truth.
+
+pub mod index;
+pub mod topology;
+
+use std::sync::{Mutex, MutexGuard};
+
+use sqlx::Row;
+
+use crate::db::{self, Db};
+use crate::error::EngineResult;
+use crate::ids::{ClusterId, HostId, PrimaryStorageId};
+pub use index::{CapacityIndex, HostCapacity, Placement, Strategy};
+pub use topology::{ClusterFilter, ClusterInfo, StorageInfo, Topology};
+
+/// The scheduler's caches.
+#[derive(Debug, Default)]
+pub struct Scheduler {
+    index: Mutex<CapacityIndex>,
+    topology: Mutex<Topology>,
+}
+
+impl Scheduler {
+    /// Rebuilds the caches from the database.
+    pub async fn load(db: &Db) -> EngineResult<Self> {
+        let s = Self::default();
+        {
+            let rows = sqlx::query(
+                "SELECT uuid, cluster_uuid, state, status, cpu_total, cpu_used, memory_total, memory_used FROM hosts",
+            )
+            .fetch_all(db.r())
+            .await?;
+            let mut idx = s.index();
+            for r in rows {
+                let state: String = r.try_get("state")?;
+                let status: String = r.try_get("status")?;
+                idx.upsert(
+                    db::id(&r, "uuid")?,
+                    HostCapacity {
+                        cluster: db::id(&r, "cluster_uuid")?,
+                        schedulable: state == "Enabled" && status == "Connected",
+                        cpu_total: db::u32_col(&r, "cpu_total")?,
+                        cpu_used: db::u32_col(&r, "cpu_used")?,
+                        memory_total: db::u64_col(&r, "memory_total")?,
+                        memory_used: db::u64_col(&r, "memory_used")?,
+                    },
+                );
+            }
+        }
+        let clusters = sqlx::query("SELECT uuid, zone_uuid, hypervisor_type, state FROM clusters")
+            .fetch_all(db.r())
+            .await?;
+        let storages =
+            sqlx::query("SELECT uuid, total_bytes, used_bytes, state FROM primary_storages")
+                .fetch_all(db.r())
+                .await?;
+        let l2s = sqlx::query("SELECT cluster_uuid, l2_network_uuid FROM cluster_l2_networks")
+            .fetch_all(db.r())
+            .await?;
+        let pss =
+            sqlx::query("SELECT cluster_uuid, primary_storage_uuid FROM cluster_primary_storages")
+                .fetch_all(db.r())
+                .await?;
+        let mut t = s.topology();
+        for r in clusters {
+            let state: String = r.try_get("state")?;
+            t.clusters.insert(
+                db::id(&r, "uuid")?,
+                ClusterInfo {
+                    zone: Some(db::id(&r, "zone_uuid")?),
+                    hypervisor_type: r.try_get("hypervisor_type")?,
+                    enabled: state == "Enabled",
+                    ..Default::default()
+                },
+            );
+        }
+        for r in storages {
+            let state: String = r.try_get("state")?;
+            t.storages.insert(
+                db::id(&r, "uuid")?,
+                StorageInfo {
+                    total: db::u64_col(&r, "total_bytes")?,
+                    used: db::u64_col(&r, "used_bytes")?,
+                    enabled: state == "Enabled",
+                },
+            );
+        }
+        for r in l2s {
+            let c: ClusterId = db::id(&r, "cluster_uuid")?;
+            t.clusters.entry(c).or_default().l2_networks.insert(db::id(&r, "l2_network_uuid")?);
+        }
+        for r in pss {
+            let c: ClusterId = db::id(&r, "cluster_uuid")?;
+            let ps: PrimaryStorageId = db::id(&r, "primary_storage_uuid")?;
+            t.clusters.entry(c).or_default().primary_storages.push(ps);
+        }
+        drop(t);
+        Ok(s)
+    }
+
+    /// The capacity index, locked. Never hold it across an await.
+    pub fn index(&self) -> MutexGuard<'_, CapacityIndex> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The topology, locked. Never hold it across an await.
+    pub fn topology(&self) -> MutexGuard<'_, Topology> {
+        self.topology.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Chooses and reserves (in memory) a host: cluster filters, then host filters and sorter.
+    pub fn allocate_host(
+        &self,
+        filter: &ClusterFilter<'_>,
+        cpus: u32,
+        memory: u64,
+        avoid: &[HostId],
+        strategy: Strategy,
+    ) -> Option<HostId> {
+        let clusters = self.topology().eligible_clusters(filter);
+        let p = Placement { cpus, memory, clusters: &clusters, avoid, strategy };
+        self.index().choose_and_reserve(&p)
+    }
+}

@@ -1,0 +1,243 @@
+//! Clusters: groups of hosts of one hypervisor type, attached to primary storage and L2 networks.
+
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+use utoipa::ToSchema;
+
+use crate::db;
+use crate::error::{EngineError, EngineResult};
+use crate::ids::{ClusterId, L2NetworkId, PrimaryStorageId, ZoneId};
+use crate::scheduler::ClusterInfo;
+use crate::services::{check_name, ListQuery, Page};
+use crate::Engine;
+
+/// Hypervisor types a cluster may have.
+pub const HYPERVISOR_TYPES: &[&str] = &["simulator"];
+
+/// A cluster.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Cluster {
+    #[schema(value_type = uuid::Uuid)]
+    pub uuid: ClusterId,
+    #[schema(value_type = uuid::Uuid)]
+    pub zone_uuid: ZoneId,
+    pub name: String,
+    pub hypervisor_type: String,
+    pub state: String,
+    #[schema(value_type = Vec<uuid::Uuid>)]
+    pub primary_storage_uuids: Vec<PrimaryStorageId>,
+    #[schema(value_type = Vec<uuid::Uuid>)]
+    pub l2_network_uuids: Vec<L2NetworkId>,
+    pub created_at: String,
+}
+
+/// `POST /v1/clusters`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCluster {
+    #[schema(value_type = uuid::Uuid)]
+    pub zone_uuid: ZoneId,
+    pub name: String,
+    /// `simulator` (KVM arrives with the agent).
+    pub hypervisor_type: String,
+}
+
+const COLUMNS: &str = "uuid, zone_uuid, name, hypervisor_type, state, created_at";
+
+fn decode(r: &SqliteRow) -> Result<Cluster, sqlx::Error> {
+    Ok(Cluster {
+        uuid: db::id(r, "uuid")?,
+        zone_uuid: db::id(r, "zone_uuid")?,
+        name: r.try_get("name")?,
+        hypervisor_type: r.try_get("hypervisor_type")?,
+        state: r.try_get("state")?,
+        primary_storage_uuids: Vec::new(),
+        l2_network_uuids: Vec::new(),
+        created_at: db::time(r, "created_at")?,
+    })
+}
+
+impl Engine {
+    /// Creates a cluster in a zone.
+    pub async fn create_cluster(&self, req: CreateCluster) -> EngineResult<Cluster> {
+        check_name(&req.name)?;
+        if !HYPERVISOR_TYPES.contains(&req.hypervisor_type.as_str()) {
+            return Err(EngineError::invalid(
+                "hypervisor_type",
+                format!(
+                    "`{}` is not supported; use one of: {}",
+                    req.hypervisor_type,
+                    HYPERVISOR_TYPES.join(", ")
+                ),
+            ));
+        }
+        self.require_zone("zone_uuid", req.zone_uuid).await?;
+        let id = ClusterId::new_random();
+        let res = sqlx::query(
+            "INSERT INTO clusters (uuid, zone_uuid, name, hypervisor_type, state, created_at) VALUES (?, ?, ?, ?, 'Enabled', ?)",
+        )
+        .bind(id.to_string())
+        .bind(req.zone_uuid.to_string())
+        .bind(&req.name)
+        .bind(&req.hypervisor_type)
+        .bind(crate::time::now_ms())
+        .execute(self.db.w())
+        .await
+        .map_err(EngineError::from);
+        if let Err(e) = res {
+            return Err(if e.is_unique_violation() {
+                EngineError::Conflict(format!(
+                    "zone {} already has a cluster named `{}`",
+                    req.zone_uuid, req.name
+                ))
+            } else {
+                e
+            });
+        }
+        self.scheduler.topology().clusters.insert(
+            id,
+            ClusterInfo {
+                zone: Some(req.zone_uuid),
+                hypervisor_type: req.hypervisor_type.clone(),
+                enabled: true,
+                ..Default::default()
+            },
+        );
+        self.events.publish("cluster", id.0, None, Some("Enabled"));
+        self.get_cluster(id).await
+    }
+
+    /// One cluster with its attachments.
+    pub async fn get_cluster(&self, id: ClusterId) -> EngineResult<Cluster> {
+        let mut c = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM clusters WHERE uuid = ?"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(self.db.r())
+        .await?
+        .map(|r| decode(&r))
+        .transpose()?
+        .ok_or_else(|| EngineError::not_found("cluster", id))?;
+        self.fill_attachments(&mut c).await?;
+        Ok(c)
+    }
+
+    /// Clusters matching `q`.
+    pub async fn list_clusters(&self, q: &ListQuery) -> EngineResult<Page<Cluster>> {
+        let mut page = q
+            .run(
+                &self.db,
+                "clusters",
+                COLUMNS,
+                &[("name", "name"), ("state", "state"), ("zone_uuid", "zone_uuid")],
+                decode,
+            )
+            .await?;
+        for c in &mut page.items {
+            self.fill_attachments(c).await?;
+        }
+        Ok(page)
+    }
+
+    async fn fill_attachments(&self, c: &mut Cluster) -> EngineResult<()> {
+        let ps = sqlx::query("SELECT primary_storage_uuid FROM cluster_primary_storages WHERE cluster_uuid = ? ORDER BY 1")
+            .bind(c.uuid.to_string())
+            .fetch_all(self.db.r())
+            .await?;
+        c.primary_storage_uuids =
+            ps.iter().map(|r| db::id(r, "primary_storage_uuid")).collect::<Result<_, _>>()?;
+        let l2 = sqlx::query(
+            "SELECT l2_network_uuid FROM cluster_l2_networks WHERE cluster_uuid = ? ORDER BY 1",
+        )
+        .bind(c.uuid.to_string())
+        .fetch_all(self.db.r())
+        .await?;
+        c.l2_network_uuids =
+            l2.iter().map(|r| db::id(r, "l2_network_uuid")).collect::<Result<_, _>>()?;
+        Ok(())
+    }
+
+    /// Deletes a cluster without hosts; refused while it has any.
+    pub async fn delete_cluster(&self, id: ClusterId) -> EngineResult<()> {
+        self.get_cluster(id).await?;
+        let hosts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM hosts WHERE cluster_uuid = ?")
+            .bind(id.to_string())
+            .fetch_one(self.db.r())
+            .await?;
+        if hosts > 0 {
+            return Err(EngineError::Conflict(format!(
+                "cluster {id} still has {hosts} hosts; delete them first"
+            )));
+        }
+        let mut tx = self.db.w().begin().await?;
+        for sql in [
+            "DELETE FROM cluster_primary_storages WHERE cluster_uuid = ?",
+            "DELETE FROM cluster_l2_networks WHERE cluster_uuid = ?",
+            "DELETE FROM clusters WHERE uuid = ?",
+        ] {
+            sqlx::query(sql).bind(id.to_string()).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        self.scheduler.topology().clusters.remove(&id);
+        self.events.publish("cluster", id.0, Some("Enabled"), None);
+        Ok(())
+    }
+
+    /// Attaches a primary storage of the same zone to a cluster (idempotent).
+    pub async fn attach_primary_storage(
+        &self,
+        cluster: ClusterId,
+        ps: PrimaryStorageId,
+    ) -> EngineResult<Cluster> {
+        let c = self.get_cluster(cluster).await?;
+        let storage = self.get_primary_storage(ps).await?;
+        if storage.zone_uuid != c.zone_uuid {
+            return Err(EngineError::invalid(
+                "primary_storage_uuid",
+                format!(
+                    "primary storage {ps} is in zone {}, cluster {cluster} in zone {}",
+                    storage.zone_uuid, c.zone_uuid
+                ),
+            ));
+        }
+        sqlx::query("INSERT OR IGNORE INTO cluster_primary_storages (cluster_uuid, primary_storage_uuid) VALUES (?, ?)")
+            .bind(cluster.to_string())
+            .bind(ps.to_string())
+            .execute(self.db.w())
+            .await?;
+        let mut t = self.scheduler.topology();
+        let info = t.clusters.entry(cluster).or_default();
+        if !info.primary_storages.contains(&ps) {
+            info.primary_storages.push(ps);
+        }
+        drop(t);
+        self.get_cluster(cluster).await
+    }
+
+    /// Attaches an L2 network of the same zone to a cluster (idempotent).
+    pub async fn attach_l2_network(
+        &self,
+        cluster: ClusterId,
+        l2: L2NetworkId,
+    ) -> EngineResult<Cluster> {
+        let c = self.get_cluster(cluster).await?;
+        let net = self.get_l2_network(l2).await?;
+        if net.zone_uuid != c.zone_uuid {
+            return Err(EngineError::invalid(
+                "l2_network_uuid",
+                format!(
+                    "L2 network {l2} is in zone {}, cluster {cluster} in zone {}",
+                    net.zone_uuid, c.zone_uuid
+                ),
+            ));
+        }
+        sqlx::query("INSERT OR IGNORE INTO cluster_l2_networks (cluster_uuid, l2_network_uuid) VALUES (?, ?)")
+            .bind(cluster.to_string())
+            .bind(l2.to_string())
+            .execute(self.db.w())
+            .await?;
+        self.scheduler.topology().clusters.entry(cluster).or_default().l2_networks.insert(l2);
+        self.get_cluster(cluster).await
+    }
+}

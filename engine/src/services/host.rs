@@ -1,0 +1,318 @@
+//! Hosts: adding (connecting through the hypervisor backend), state changes and deletion.
+//!
+//! A host has a *state* set by operators (Enabled, Disabled, Maintenance) and a *status* set by
+//! the node's tracking (Connecting, Connected, Disconnected). Only Enabled + Connected hosts get
+//! new VMs. Pings and reconnection live in `host_tracker`.
+
+use std::future::Future;
+
+use oxstack_hypervisor::{HostConnectSpec, HostId, HypervisorError, SimulatedHostCapacity};
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+use utoipa::ToSchema;
+
+use crate::config::ConfigName;
+use crate::db;
+use crate::error::{EngineError, EngineResult};
+use crate::ids::{ClusterId, ZoneId};
+use crate::scheduler::HostCapacity;
+use crate::services::{check_name, to_i64, ListQuery, Page};
+use crate::{string_enum, Engine};
+
+string_enum!(
+    /// What the operator wants of a host.
+    HostState { Enabled, Disabled, Maintenance }
+);
+string_enum!(
+    /// Whether the node can reach the host.
+    HostStatus { Connecting, Connected, Disconnected }
+);
+
+/// A host.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Host {
+    #[schema(value_type = uuid::Uuid)]
+    pub uuid: HostId,
+    #[schema(value_type = uuid::Uuid)]
+    pub zone_uuid: ZoneId,
+    #[schema(value_type = uuid::Uuid)]
+    pub cluster_uuid: ClusterId,
+    pub name: String,
+    pub management_ip: String,
+    pub state: HostState,
+    pub status: HostStatus,
+    pub cpu_total: u32,
+    pub cpu_used: u32,
+    pub memory_total: u64,
+    pub memory_used: u64,
+    pub hypervisor_version: String,
+    pub created_at: String,
+}
+
+/// `POST /v1/hosts`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddHost {
+    #[schema(value_type = uuid::Uuid)]
+    pub cluster_uuid: ClusterId,
+    pub name: String,
+    /// Unique management address of the host.
+    pub management_ip: String,
+    /// Simulator clusters only: the simulated host's cpus (default 32).
+    #[serde(default)]
+    pub cpus: Option<u32>,
+    /// Simulator clusters only: the simulated host's memory (default 128 GiB).
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+}
+
+/// `PATCH /v1/hosts/{uuid}`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateHost {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub state: Option<HostState>,
+}
+
+/// Default cpus of a simulated host.
+pub const DEFAULT_SIM_CPUS: u32 = 32;
+/// Default memory of a simulated host.
+pub const DEFAULT_SIM_MEMORY: u64 = 128 << 30;
+
+const COLUMNS: &str =
+    "uuid, zone_uuid, cluster_uuid, name, management_ip, state, status, cpu_total, cpu_used, \
+                       memory_total, memory_used, hypervisor_version, created_at";
+
+fn decode(r: &SqliteRow) -> Result<Host, sqlx::Error> {
+    Ok(Host {
+        uuid: db::id(r, "uuid")?,
+        zone_uuid: db::id(r, "zone_uuid")?,
+        cluster_uuid: db::id(r, "cluster_uuid")?,
+        name: r.try_get("name")?,
+        management_ip: r.try_get("management_ip")?,
+        state: db::parsed(r, "state")?,
+        status: db::parsed(r, "status")?,
+        cpu_total: db::u32_col(r, "cpu_total")?,
+        cpu_used: db::u32_col(r, "cpu_used")?,
+        memory_total: db::u64_col(r, "memory_total")?,
+        memory_used: db::u64_col(r, "memory_used")?,
+        hypervisor_version: r.try_get("hypervisor_version")?,
+        created_at: db::time(r, "created_at")?,
+    })
+}
+
+impl Engine {
+    /// Runs a hypervisor call with the configured timeout.
+    pub(crate) async fn hv<T>(
+        &self,
+        host: HostId,
+        op: &str,
+        call: impl Future<Output = Result<T, HypervisorError>>,
+    ) -> EngineResult<T> {
+        let limit = self.config.secs(ConfigName::HypervisorCallTimeoutSecs);
+        match tokio::time::timeout(limit, call).await {
+            Ok(res) => res.map_err(EngineError::from),
+            Err(_) => Err(EngineError::Hypervisor(HypervisorError::Timeout {
+                host,
+                op: op.to_string(),
+                millis: limit.as_millis() as u64,
+            })),
+        }
+    }
+
+    /// Adds a host to a cluster and connects it. If it cannot be connected nothing is kept.
+    pub async fn add_host(&self, req: AddHost) -> EngineResult<Host> {
+        check_name(&req.name)?;
+        if req.management_ip.trim().is_empty() {
+            return Err(EngineError::invalid("management_ip", "must not be empty"));
+        }
+        let cluster = self.get_cluster(req.cluster_uuid).await.map_err(|_| {
+            EngineError::invalid(
+                "cluster_uuid",
+                format!("cluster {} does not exist", req.cluster_uuid),
+            )
+        })?;
+        let simulated = if cluster.hypervisor_type == "simulator" {
+            let cpus = req.cpus.unwrap_or(DEFAULT_SIM_CPUS);
+            let memory_bytes = req.memory_bytes.unwrap_or(DEFAULT_SIM_MEMORY);
+            if cpus == 0 {
+                return Err(EngineError::invalid("cpus", "must be greater than 0"));
+            }
+            if memory_bytes == 0 {
+                return Err(EngineError::invalid("memory_bytes", "must be greater than 0"));
+            }
+            to_i64("memory_bytes", memory_bytes)?;
+            Some(SimulatedHostCapacity { cpus, memory_bytes })
+        } else {
+            if req.cpus.is_some() || req.memory_bytes.is_some() {
+                return Err(EngineError::invalid("cpus", "cpus and memory_bytes are only for simulator clusters; real hosts report their own"));
+            }
+            None
+        };
+        let id = HostId::new_random();
+        let res = sqlx::query(
+            "INSERT INTO hosts (uuid, zone_uuid, cluster_uuid, name, management_ip, state, status, cpu_total, memory_total, created_at) \
+             VALUES (?, ?, ?, ?, ?, 'Enabled', 'Connecting', 0, 0, ?)",
+        )
+        .bind(id.to_string())
+        .bind(cluster.zone_uuid.to_string())
+        .bind(cluster.uuid.to_string())
+        .bind(&req.name)
+        .bind(&req.management_ip)
+        .bind(crate::time::now_ms())
+        .execute(self.db.w())
+        .await
+        .map_err(EngineError::from);
+        if let Err(e) = res {
+            return Err(if e.is_unique_violation() {
+                EngineError::Conflict(format!(
+                    "a host with management_ip {} already exists",
+                    req.management_ip
+                ))
+            } else {
+                e
+            });
+        }
+        let spec = HostConnectSpec { host: id, address: req.management_ip.clone(), simulated };
+        let facts = match self.hv(id, "connect", self.hypervisor.connect(&spec)).await {
+            Ok(f) => f,
+            Err(e) => {
+                sqlx::query("DELETE FROM hosts WHERE uuid = ?")
+                    .bind(id.to_string())
+                    .execute(self.db.w())
+                    .await?;
+                return Err(e);
+            }
+        };
+        sqlx::query("UPDATE hosts SET cpu_total = ?, memory_total = ?, hypervisor_version = ?, status = 'Connected' WHERE uuid = ?")
+            .bind(i64::from(facts.cpus))
+            .bind(to_i64("memory_bytes", facts.memory_bytes)?)
+            .bind(&facts.hypervisor_version)
+            .bind(id.to_string())
+            .execute(self.db.w())
+            .await?;
+        self.scheduler.index().upsert(
+            id,
+            HostCapacity {
+                cluster: cluster.uuid,
+                schedulable: true,
+                cpu_total: facts.cpus,
+                cpu_used: 0,
+                memory_total: facts.memory_bytes,
+                memory_used: 0,
+            },
+        );
+        self.events.publish("host", id.0, None, Some(HostStatus::Connected.as_str()));
+        self.get_host(id).await
+    }
+
+    /// One host.
+    pub async fn get_host(&self, id: HostId) -> EngineResult<Host> {
+        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM hosts WHERE uuid = ?")))
+            .bind(id.to_string())
+            .fetch_optional(self.db.r())
+            .await?
+            .map(|r| decode(&r))
+            .transpose()?
+            .ok_or_else(|| EngineError::not_found("host", id))
+    }
+
+    /// Hosts matching `q`.
+    pub async fn list_hosts(&self, q: &ListQuery) -> EngineResult<Page<Host>> {
+        let allowed = [
+            ("name", "name"),
+            ("state", "state"),
+            ("status", "status"),
+            ("zone_uuid", "zone_uuid"),
+            ("cluster_uuid", "cluster_uuid"),
+        ];
+        if let Some(s) = &q.state {
+            s.parse::<HostState>().map_err(|m| EngineError::invalid("state", m))?;
+        }
+        if let Some(s) = &q.status {
+            s.parse::<HostStatus>().map_err(|m| EngineError::invalid("status", m))?;
+        }
+        q.run(&self.db, "hosts", COLUMNS, &allowed, decode).await
+    }
+
+    /// Renames a host or changes its state. Disabled and Maintenance hosts get no new VMs.
+    pub async fn update_host(&self, id: HostId, req: UpdateHost) -> EngineResult<Host> {
+        let _turn = self.queues.enter(id.0).await;
+        let host = self.get_host(id).await?;
+        if let Some(name) = &req.name {
+            check_name(name)?;
+            sqlx::query("UPDATE hosts SET name = ? WHERE uuid = ?")
+                .bind(name)
+                .bind(id.to_string())
+                .execute(self.db.w())
+                .await?;
+        }
+        if let Some(state) = req.state {
+            if state != host.state {
+                sqlx::query("UPDATE hosts SET state = ? WHERE uuid = ?")
+                    .bind(state.as_str())
+                    .bind(id.to_string())
+                    .execute(self.db.w())
+                    .await?;
+                let schedulable =
+                    state == HostState::Enabled && host.status == HostStatus::Connected;
+                self.scheduler.index().set_schedulable(id, schedulable);
+                self.events.publish("host", id.0, Some(host.state.as_str()), Some(state.as_str()));
+            }
+        }
+        self.get_host(id).await
+    }
+
+    /// Deletes a host no VM is placed on or defined on.
+    pub async fn delete_host(&self, id: HostId) -> EngineResult<()> {
+        let _turn = self.queues.enter(id.0).await;
+        let host = self.get_host(id).await?;
+        let vms: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM vm_instances WHERE host_uuid = ?1 OR last_host_uuid = ?1",
+        )
+        .bind(id.to_string())
+        .fetch_one(self.db.r())
+        .await?;
+        if vms > 0 {
+            return Err(EngineError::Conflict(format!(
+                "host {id} still has {vms} VMs placed or defined on it; migrate, stop and destroy them first"
+            )));
+        }
+        if let Err(e) = self.hv(id, "disconnect", self.hypervisor.disconnect(id)).await {
+            tracing::warn!(host = %id, %e, "disconnecting a deleted host failed; deleting anyway");
+        }
+        sqlx::query("DELETE FROM hosts WHERE uuid = ?")
+            .bind(id.to_string())
+            .execute(self.db.w())
+            .await?;
+        self.scheduler.index().remove(id);
+        self.events.publish("host", id.0, Some(host.status.as_str()), None);
+        Ok(())
+    }
+
+    /// Sets a host's status in the database, the scheduler and the event stream.
+    pub(crate) async fn set_host_status(&self, id: HostId, status: HostStatus) -> EngineResult<()> {
+        let old: Option<(String, String)> =
+            sqlx::query_as("SELECT status, state FROM hosts WHERE uuid = ?")
+                .bind(id.to_string())
+                .fetch_optional(self.db.r())
+                .await?;
+        let Some((old_status, state)) = old else { return Err(EngineError::not_found("host", id)) };
+        if old_status == status.as_str() {
+            return Ok(());
+        }
+        sqlx::query("UPDATE hosts SET status = ? WHERE uuid = ?")
+            .bind(status.as_str())
+            .bind(id.to_string())
+            .execute(self.db.w())
+            .await?;
+        self.scheduler
+            .index()
+            .set_schedulable(id, status == HostStatus::Connected && state == "Enabled");
+        self.events.publish("host", id.0, Some(&old_status), Some(status.as_str()));
+        Ok(())
+    }
+}

@@ -1,0 +1,296 @@
+//! Host tracking: periodic pings, disconnection, reconnection and reconciliation of VM states.
+//!
+//! Every `host.ping_interval_secs` the node pings every host it has (at most
+//! `host.ping_parallelism` at once). A Connected host that fails a ping becomes Disconnected and
+//! its VMs Unknown. A Disconnected host that answers is reconnected: its facts are re-read and its
+//! VMs reconciled with what it reports from `vm_states`. Every `host.sync_every_pings` successful
+//! pings a Connected host is reconciled too, so a VM that died behind our back is noticed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::StreamExt;
+use oxstack_hypervisor::{HostConnectSpec, HostId, PowerState, SimulatedHostCapacity, VmId};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::config::ConfigName;
+use crate::error::{EngineError, EngineResult};
+use crate::services::host::HostStatus;
+use crate::services::vm::VmState;
+use crate::Engine;
+
+/// What one ping sweep found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct SweepReport {
+    pub pinged: u64,
+    pub failed: u64,
+    pub disconnected: u64,
+    pub reconnected: u64,
+}
+
+/// What reconciling one host changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ReconcileReport {
+    /// VMs whose state was corrected to what the host reports.
+    pub corrected: u64,
+    /// VMs the database placed on the host that it no longer runs (now Stopped).
+    pub stopped: u64,
+    /// VMs the host runs that the database does not place there.
+    #[schema(value_type = Vec<uuid::Uuid>)]
+    pub strays: Vec<VmId>,
+}
+
+static SWEEPS: AtomicU64 = AtomicU64::new(0);
+
+impl Engine {
+    /// Background loop: one ping sweep every `host.ping_interval_secs`.
+    pub(crate) async fn run_host_tracker(&self) {
+        let mut shutdown = self.shutdown_signal();
+        let mut config_changes = self.config.subscribe();
+        loop {
+            let interval = self.config.secs(ConfigName::HostPingIntervalSecs);
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = config_changes.changed() => continue,
+                _ = shutdown.changed() => return,
+            }
+            if let Err(e) = self.ping_sweep().await {
+                tracing::warn!(%e, "host ping sweep failed");
+            }
+        }
+    }
+
+    /// Pings every host once; returns what happened.
+    pub async fn ping_sweep(&self) -> EngineResult<SweepReport> {
+        let sweep = SWEEPS.fetch_add(1, Ordering::Relaxed) + 1;
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT uuid, status FROM hosts").fetch_all(self.db.r()).await?;
+        let parallelism = self.config.int(ConfigName::HostPingParallelism).max(1) as usize;
+        let sync_every = self.config.int(ConfigName::HostSyncEveryPings).max(0) as u64;
+        let results: Vec<(bool, Option<HostStatus>)> = futures::stream::iter(rows)
+            .map(|(uuid, status)| async move {
+                let Ok(host) = uuid.parse::<HostId>() else { return (false, None) };
+                let was_connected = status == HostStatus::Connected.as_str();
+                let ok = self.hv(host, "ping", self.hypervisor.ping(host)).await.is_ok();
+                let changed = match (ok, was_connected) {
+                    (true, true) => {
+                        if sync_every > 0 && sweep % sync_every == 0 {
+                            if let Err(e) = self.reconcile_host(host).await {
+                                tracing::warn!(%host, %e, "periodic VM state sync failed");
+                            }
+                        }
+                        None
+                    }
+                    (true, false) => match self.reconnect_host(host).await {
+                        Ok(_) => Some(HostStatus::Connected),
+                        Err(e) => {
+                            tracing::info!(%host, %e, "host answers pings but could not be reconnected");
+                            None
+                        }
+                    },
+                    (false, true) => match self.mark_disconnected(host).await {
+                        Ok(()) => Some(HostStatus::Disconnected),
+                        Err(e) => {
+                            tracing::warn!(%host, %e, "could not mark host disconnected");
+                            None
+                        }
+                    },
+                    (false, false) => None,
+                };
+                (ok, changed)
+            })
+            .buffer_unordered(parallelism)
+            .collect()
+            .await;
+        let mut report = SweepReport::default();
+        for (ok, changed) in results {
+            report.pinged += 1;
+            report.failed += u64::from(!ok);
+            match changed {
+                Some(HostStatus::Disconnected) => report.disconnected += 1,
+                Some(HostStatus::Connected) => report.reconnected += 1,
+                _ => {}
+            }
+        }
+        Ok(report)
+    }
+
+    /// Marks a host Disconnected and its settled VMs Unknown.
+    pub(crate) async fn mark_disconnected(&self, host: HostId) -> EngineResult<()> {
+        let _turn = self.queues.enter(host.0).await;
+        self.set_host_status(host, HostStatus::Disconnected).await?;
+        let vms: Vec<(String, String)> =
+            sqlx::query_as("SELECT uuid, state FROM vm_instances WHERE host_uuid = ? AND state IN ('Running', 'Paused')")
+                .bind(host.to_string())
+                .fetch_all(self.db.r())
+                .await?;
+        for (uuid, state) in vms {
+            let Ok(vm) = uuid.parse::<VmId>() else { continue };
+            let _vm_turn = self.queues.enter(vm.0).await;
+            let now: VmState = self.vm_state(vm).await?;
+            if matches!(now, VmState::Running | VmState::Paused) {
+                self.set_vm_state(vm, now, VmState::Unknown).await?;
+            } else {
+                tracing::debug!(%vm, from = %state, to = %now, "vm changed while its host disconnected");
+            }
+        }
+        Ok(())
+    }
+
+    /// Reconnects a host: re-reads its facts, reconciles its VMs, marks it Connected.
+    pub async fn reconnect_host(&self, host: HostId) -> EngineResult<ReconcileReport> {
+        let h = self.get_host(host).await?;
+        let simulated =
+            Some(SimulatedHostCapacity { cpus: h.cpu_total, memory_bytes: h.memory_total });
+        let spec = HostConnectSpec { host, address: h.management_ip.clone(), simulated };
+        let facts = self.hv(host, "connect", self.hypervisor.connect(&spec)).await?;
+        {
+            let _turn = self.queues.enter(host.0).await;
+            sqlx::query("UPDATE hosts SET cpu_total = ?, memory_total = ?, hypervisor_version = ? WHERE uuid = ?")
+                .bind(i64::from(facts.cpus))
+                .bind(facts.memory_bytes as i64)
+                .bind(&facts.hypervisor_version)
+                .bind(host.to_string())
+                .execute(self.db.w())
+                .await?;
+            self.refresh_host_capacity(host).await?;
+        }
+        let report = self.reconcile_host(host).await?;
+        let _turn = self.queues.enter(host.0).await;
+        self.set_host_status(host, HostStatus::Connected).await?;
+        Ok(report)
+    }
+
+    /// Compares what a host runs with the database and corrects the database.
+    pub async fn reconcile_host(&self, host: HostId) -> EngineResult<ReconcileReport> {
+        let reported: HashMap<VmId, PowerState> = self
+            .hv(host, "vm_states", self.hypervisor.vm_states(host))
+            .await?
+            .into_iter()
+            .map(|r| (r.vm, r.state))
+            .collect();
+        let ours: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT uuid, host_uuid FROM vm_instances WHERE host_uuid = ?1 OR (host_uuid IS NULL AND last_host_uuid = ?1)",
+        )
+        .bind(host.to_string())
+        .fetch_all(self.db.r())
+        .await?;
+        let mut report = ReconcileReport::default();
+        let mut known = std::collections::HashSet::new();
+        for (uuid, placed) in ours {
+            let Ok(vm) = uuid.parse::<VmId>() else { continue };
+            known.insert(vm);
+            let _turn = self.queues.enter(vm.0).await;
+            let state = match self.vm_state(vm).await {
+                Ok(s) => s,
+                Err(EngineError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            if state.is_transitional() {
+                continue; // an operation is under way; it settles the state itself
+            }
+            let actual = reported.get(&vm).copied();
+            let held = placed.is_some();
+            match (state, actual) {
+                (VmState::Running | VmState::Unknown, Some(PowerState::Running))
+                    if state != VmState::Running =>
+                {
+                    self.set_vm_state(vm, state, VmState::Running).await?;
+                    report.corrected += 1;
+                }
+                (
+                    VmState::Paused | VmState::Unknown | VmState::Running,
+                    Some(PowerState::Paused),
+                ) if state != VmState::Paused => {
+                    self.set_vm_state(vm, state, VmState::Paused).await?;
+                    report.corrected += 1;
+                }
+                (
+                    VmState::Running | VmState::Paused | VmState::Unknown,
+                    None | Some(PowerState::Stopped),
+                ) if held => {
+                    self.unplace_vm(vm).await?;
+                    let last = actual.map(|_| host.to_string());
+                    sqlx::query("UPDATE vm_instances SET last_host_uuid = ? WHERE uuid = ?")
+                        .bind(last)
+                        .bind(vm.to_string())
+                        .execute(self.db.w())
+                        .await?;
+                    self.set_vm_state(vm, state, VmState::Stopped).await?;
+                    report.stopped += 1;
+                }
+                (VmState::Stopped, Some(PowerState::Running | PowerState::Paused)) if !held => {
+                    let (cpus, memory): (i64, i64) = sqlx::query_as(
+                        "SELECT cpus, memory_bytes FROM vm_instances WHERE uuid = ?",
+                    )
+                    .bind(vm.to_string())
+                    .fetch_one(self.db.r())
+                    .await?;
+                    sqlx::query("UPDATE hosts SET cpu_used = cpu_used + ?, memory_used = memory_used + ? WHERE uuid = ?")
+                        .bind(cpus)
+                        .bind(memory)
+                        .bind(host.to_string())
+                        .execute(self.db.w())
+                        .await?;
+                    self.scheduler.index().force_reserve(host, cpus as u32, memory as u64);
+                    sqlx::query("UPDATE vm_instances SET host_uuid = ?1, last_host_uuid = ?1 WHERE uuid = ?2")
+                        .bind(host.to_string())
+                        .bind(vm.to_string())
+                        .execute(self.db.w())
+                        .await?;
+                    let to = if actual == Some(PowerState::Paused) {
+                        VmState::Paused
+                    } else {
+                        VmState::Running
+                    };
+                    self.set_vm_state(vm, state, to).await?;
+                    report.corrected += 1;
+                }
+                (VmState::Stopped, None) => {
+                    // No longer defined there (e.g. the host was reinstalled): forget the definition.
+                    sqlx::query("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ? AND host_uuid IS NULL")
+                        .bind(vm.to_string())
+                        .execute(self.db.w())
+                        .await?;
+                }
+                _ => {}
+            }
+        }
+        for (vm, state) in &reported {
+            if !known.contains(vm) {
+                tracing::warn!(%host, %vm, %state, "host runs a VM this management node did not place there");
+                self.events.publish("stray_vm", vm.0, None, Some(state.to_string().as_str()));
+                report.strays.push(*vm);
+            }
+        }
+        report.strays.sort();
+        Ok(report)
+    }
+
+    /// At start-up: VMs left in a transitional state by a previous run of this node become
+    /// Unknown (the next sync settles them) and jobs left Running become Failed.
+    pub(crate) async fn recover_interrupted(&self) -> EngineResult<()> {
+        let stuck: Vec<(String, String)> = sqlx::query_as(
+            "SELECT uuid, state FROM vm_instances WHERE state IN ('Created','Starting','Stopping','Rebooting','Pausing','Resuming','Migrating','Destroying','Expunging')",
+        )
+        .fetch_all(self.db.r())
+        .await?;
+        for (uuid, state) in stuck {
+            let (Ok(vm), Ok(state)) = (uuid.parse::<VmId>(), state.parse::<VmState>()) else {
+                continue;
+            };
+            tracing::warn!(%vm, %state, "vm was mid-operation when the node stopped; marking it Unknown");
+            self.set_vm_state(vm, state, VmState::Unknown).await?;
+        }
+        sqlx::query(
+            "UPDATE jobs SET state = 'Failed', finished_at = ?, \
+             error = '{\"code\":\"INTERNAL\",\"message\":\"the management node stopped while the job ran\",\"details\":{}}' \
+             WHERE state = 'Running'",
+        )
+        .bind(crate::time::now_ms())
+        .execute(self.db.w())
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,157 @@
+//! Images: what root volumes are cloned from, kept on backup storage.
+
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+use utoipa::ToSchema;
+
+use crate::db;
+use crate::error::{EngineError, EngineResult};
+use crate::ids::{BackupStorageId, ImageId};
+use crate::services::{check_name, to_i64, ListQuery, Page};
+use crate::Engine;
+
+/// Disk formats an image may have.
+pub const IMAGE_FORMATS: &[&str] = &["qcow2", "raw"];
+
+/// An image.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Image {
+    #[schema(value_type = uuid::Uuid)]
+    pub uuid: ImageId,
+    #[schema(value_type = uuid::Uuid)]
+    pub backup_storage_uuid: BackupStorageId,
+    pub name: String,
+    pub format: String,
+    pub size_bytes: u64,
+    pub url: String,
+    pub created_at: String,
+}
+
+/// `POST /v1/images`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateImage {
+    #[schema(value_type = uuid::Uuid)]
+    pub backup_storage_uuid: BackupStorageId,
+    pub name: String,
+    /// `qcow2` or `raw`.
+    pub format: String,
+    /// Virtual size: the size of root volumes made from it.
+    pub size_bytes: u64,
+    pub url: String,
+}
+
+const COLUMNS: &str = "uuid, backup_storage_uuid, name, format, size_bytes, url, created_at";
+
+fn decode(r: &SqliteRow) -> Result<Image, sqlx::Error> {
+    Ok(Image {
+        uuid: db::id(r, "uuid")?,
+        backup_storage_uuid: db::id(r, "backup_storage_uuid")?,
+        name: r.try_get("name")?,
+        format: r.try_get("format")?,
+        size_bytes: db::u64_col(r, "size_bytes")?,
+        url: r.try_get("url")?,
+        created_at: db::time(r, "created_at")?,
+    })
+}
+
+impl Engine {
+    /// Registers an image on a backup storage.
+    pub async fn create_image(&self, req: CreateImage) -> EngineResult<Image> {
+        check_name(&req.name)?;
+        if !IMAGE_FORMATS.contains(&req.format.as_str()) {
+            return Err(EngineError::invalid(
+                "format",
+                format!(
+                    "`{}` is not supported; use one of: {}",
+                    req.format,
+                    IMAGE_FORMATS.join(", ")
+                ),
+            ));
+        }
+        if req.size_bytes == 0 {
+            return Err(EngineError::invalid("size_bytes", "must be greater than 0"));
+        }
+        if req.url.trim().is_empty() {
+            return Err(EngineError::invalid("url", "must not be empty"));
+        }
+        let size = to_i64("size_bytes", req.size_bytes)?;
+        self.get_backup_storage(req.backup_storage_uuid).await.map_err(|_| {
+            EngineError::invalid(
+                "backup_storage_uuid",
+                format!("backup storage {} does not exist", req.backup_storage_uuid),
+            )
+        })?;
+        let id = ImageId::new_random();
+        let mut tx = self.db.w().begin().await?;
+        let fits = sqlx::query("UPDATE backup_storages SET used_bytes = used_bytes + ?1 WHERE uuid = ?2 AND used_bytes + ?1 <= total_bytes")
+            .bind(size)
+            .bind(req.backup_storage_uuid.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if fits == 0 {
+            return Err(EngineError::InsufficientCapacity(format!(
+                "backup storage {} has no room for {} bytes",
+                req.backup_storage_uuid, req.size_bytes
+            )));
+        }
+        sqlx::query("INSERT INTO images (uuid, backup_storage_uuid, name, format, size_bytes, url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(id.to_string())
+            .bind(req.backup_storage_uuid.to_string())
+            .bind(&req.name)
+            .bind(&req.format)
+            .bind(size)
+            .bind(&req.url)
+            .bind(crate::time::now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.events.publish("image", id.0, None, Some("Ready"));
+        self.get_image(id).await
+    }
+
+    /// One image.
+    pub async fn get_image(&self, id: ImageId) -> EngineResult<Image> {
+        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM images WHERE uuid = ?")))
+            .bind(id.to_string())
+            .fetch_optional(self.db.r())
+            .await?
+            .map(|r| decode(&r))
+            .transpose()?
+            .ok_or_else(|| EngineError::not_found("image", id))
+    }
+
+    /// Images matching `q`.
+    pub async fn list_images(&self, q: &ListQuery) -> EngineResult<Page<Image>> {
+        q.run(&self.db, "images", COLUMNS, &[("name", "name")], decode).await
+    }
+
+    /// Deletes an image no VM was created from.
+    pub async fn delete_image(&self, id: ImageId) -> EngineResult<()> {
+        let image = self.get_image(id).await?;
+        let vms: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vm_instances WHERE image_uuid = ?")
+            .bind(id.to_string())
+            .fetch_one(self.db.r())
+            .await?;
+        if vms > 0 {
+            return Err(EngineError::Conflict(format!("image {id} is used by {vms} VMs")));
+        }
+        let mut tx = self.db.w().begin().await?;
+        sqlx::query("DELETE FROM images WHERE uuid = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE backup_storages SET used_bytes = MAX(0, used_bytes - ?) WHERE uuid = ?",
+        )
+        .bind(to_i64("size_bytes", image.size_bytes)?)
+        .bind(image.backup_storage_uuid.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.events.publish("image", id.0, Some("Ready"), None);
+        Ok(())
+    }
+}

@@ -1,0 +1,32 @@
+//! Services: one module per resource family, each an `impl Engine` block that owns its tables.
+
+pub mod cluster;
+pub mod host;
+pub mod host_tracker;
+pub mod image;
+mod list;
+pub mod network;
+pub mod offering;
+pub mod storage;
+pub mod vm;
+pub mod zone;
+
+pub use list::{ListQuery, Page};
+
+use crate::error::{EngineError, EngineResult};
+
+/// Checks a resource name: 1 to 255 characters, not only white space.
+pub(crate) fn check_name(name: &str) -> EngineResult<()> {
+    if name.trim().is_empty() {
+        return Err(EngineError::invalid("name", "must not be empty"));
+    }
+    if name.chars().count() > 255 {
+        return Err(EngineError::invalid("name", "must be at most 255 characters"));
+    }
+    Ok(())
+}
+
+/// Converts a size the API took as u64 into SQLite's i64, refusing values past i64::MAX.
+pub(crate) fn to_i64(field: &str, v: u64) -> EngineResult<i64> {
+    i64::try_from(v).map_err(|_| EngineError::invalid(field, format!("{v} is too large")))
+}

@@ -1,0 +1,249 @@
+//! IP ranges of L3 networks, with the checks that keep IPAM sound: inside the netmask, no
+//! overlap with another range of the same L2 network.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+use utoipa::ToSchema;
+
+use crate::db;
+use crate::error::{EngineError, EngineResult};
+use crate::ids::{IpRangeId, L3NetworkId};
+use crate::services::network::ipam::RangeInfo;
+use crate::Engine;
+
+/// An IP range.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct IpRange {
+    #[schema(value_type = uuid::Uuid)]
+    pub uuid: IpRangeId,
+    #[schema(value_type = uuid::Uuid)]
+    pub l3_network_uuid: L3NetworkId,
+    pub name: String,
+    #[schema(value_type = String)]
+    pub start_ip: Ipv4Addr,
+    #[schema(value_type = String)]
+    pub end_ip: Ipv4Addr,
+    #[schema(value_type = String)]
+    pub netmask: Ipv4Addr,
+    #[schema(value_type = String)]
+    pub gateway: Ipv4Addr,
+    pub created_at: String,
+}
+
+/// `POST /v1/l3-networks/{uuid}/ip-ranges`. Addresses are dotted IPv4 strings.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateIpRange {
+    pub name: String,
+    pub start_ip: String,
+    pub end_ip: String,
+    pub netmask: String,
+    pub gateway: String,
+}
+
+fn decode(r: &SqliteRow) -> Result<IpRange, sqlx::Error> {
+    Ok(IpRange {
+        uuid: db::id(r, "uuid")?,
+        l3_network_uuid: db::id(r, "l3_network_uuid")?,
+        name: r.try_get("name")?,
+        start_ip: db::ipv4(r, "start_ip")?,
+        end_ip: db::ipv4(r, "end_ip")?,
+        netmask: db::ipv4(r, "netmask")?,
+        gateway: db::ipv4(r, "gateway")?,
+        created_at: db::time(r, "created_at")?,
+    })
+}
+
+fn parse_ip(field: &str, s: &str) -> EngineResult<Ipv4Addr> {
+    s.trim()
+        .parse()
+        .map_err(|_| EngineError::invalid(field, format!("`{s}` is not an IPv4 address")))
+}
+
+/// Checks a range against its netmask and gateway; returns (start, end, mask, gateway) as u32.
+fn validate(req: &CreateIpRange) -> EngineResult<(u32, u32, u32, u32)> {
+    crate::services::check_name(&req.name)?;
+    let start = u32::from(parse_ip("start_ip", &req.start_ip)?);
+    let end = u32::from(parse_ip("end_ip", &req.end_ip)?);
+    let mask = u32::from(parse_ip("netmask", &req.netmask)?);
+    let gateway = u32::from(parse_ip("gateway", &req.gateway)?);
+    if mask.leading_ones() + mask.trailing_zeros() != 32 || mask == 0 {
+        return Err(EngineError::invalid(
+            "netmask",
+            format!("{} is not a valid netmask", req.netmask),
+        ));
+    }
+    if start > end {
+        return Err(EngineError::invalid(
+            "end_ip",
+            format!("{} comes before start_ip {}", req.end_ip, req.start_ip),
+        ));
+    }
+    let network = gateway & mask;
+    for (field, ip) in [("start_ip", start), ("end_ip", end)] {
+        if ip & mask != network {
+            return Err(EngineError::invalid(
+                field,
+                format!(
+                    "{} is outside the subnet {}/{} of gateway {}",
+                    Ipv4Addr::from(ip),
+                    Ipv4Addr::from(network),
+                    mask.leading_ones(),
+                    req.gateway
+                ),
+            ));
+        }
+    }
+    let broadcast = network | !mask;
+    if mask.leading_ones() < 31 && (start == network || end == broadcast) {
+        return Err(EngineError::invalid(
+            if start == network { "start_ip" } else { "end_ip" },
+            format!(
+                "the range must not include the network address {} or the broadcast address {}",
+                Ipv4Addr::from(network),
+                Ipv4Addr::from(broadcast)
+            ),
+        ));
+    }
+    Ok((start, end, mask, gateway))
+}
+
+impl Engine {
+    /// Adds a range to an L3 network.
+    pub async fn create_ip_range(
+        &self,
+        l3: L3NetworkId,
+        req: CreateIpRange,
+    ) -> EngineResult<IpRange> {
+        let (start, end, mask, gateway) = validate(&req)?;
+        let net = self.get_l3_network(l3).await?;
+        // No overlap with any range on the same L2 network (the same broadcast domain).
+        let overlapping: Option<(String, i64, i64)> = sqlx::query_as(
+            "SELECT r.name, r.start_ip, r.end_ip FROM ip_ranges r JOIN l3_networks n ON n.uuid = r.l3_network_uuid \
+             WHERE n.l2_network_uuid = ? AND r.start_ip <= ? AND r.end_ip >= ? LIMIT 1",
+        )
+        .bind(net.l2_network_uuid.to_string())
+        .bind(i64::from(end))
+        .bind(i64::from(start))
+        .fetch_optional(self.db.r())
+        .await?;
+        if let Some((name, s, e)) = overlapping {
+            return Err(EngineError::invalid(
+                "start_ip",
+                format!(
+                    "{}-{} overlaps range `{name}` ({}-{}) on the same L2 network",
+                    req.start_ip,
+                    req.end_ip,
+                    Ipv4Addr::from(s as u32),
+                    Ipv4Addr::from(e as u32)
+                ),
+            ));
+        }
+        let id = IpRangeId::new_random();
+        sqlx::query(
+            "INSERT INTO ip_ranges (uuid, l3_network_uuid, name, start_ip, end_ip, netmask, gateway, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(l3.to_string())
+        .bind(&req.name)
+        .bind(i64::from(start))
+        .bind(i64::from(end))
+        .bind(i64::from(mask))
+        .bind(i64::from(gateway))
+        .bind(crate::time::now_ms())
+        .execute(self.db.w())
+        .await?;
+        self.ipam.add_range(
+            l3,
+            RangeInfo {
+                id,
+                start,
+                end,
+                netmask: Ipv4Addr::from(mask),
+                gateway: Ipv4Addr::from(gateway),
+            },
+        );
+        self.get_ip_range(id).await
+    }
+
+    /// One range.
+    pub async fn get_ip_range(&self, id: IpRangeId) -> EngineResult<IpRange> {
+        sqlx::query("SELECT * FROM ip_ranges WHERE uuid = ?")
+            .bind(id.to_string())
+            .fetch_optional(self.db.r())
+            .await?
+            .map(|r| decode(&r))
+            .transpose()?
+            .ok_or_else(|| EngineError::not_found("IP range", id))
+    }
+
+    /// Every range of an L3 network.
+    pub async fn list_ip_ranges(&self, l3: L3NetworkId) -> EngineResult<Vec<IpRange>> {
+        self.get_l3_network(l3).await?;
+        let rows =
+            sqlx::query("SELECT * FROM ip_ranges WHERE l3_network_uuid = ? ORDER BY start_ip")
+                .bind(l3.to_string())
+                .fetch_all(self.db.r())
+                .await?;
+        Ok(rows.iter().map(decode).collect::<Result<_, _>>()?)
+    }
+
+    /// Deletes a range none of whose addresses is in use.
+    pub async fn delete_ip_range(&self, id: IpRangeId) -> EngineResult<()> {
+        let r = self.get_ip_range(id).await?;
+        let used: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM vm_nics WHERE l3_network_uuid = ? AND ip BETWEEN ? AND ?",
+        )
+        .bind(r.l3_network_uuid.to_string())
+        .bind(i64::from(u32::from(r.start_ip)))
+        .bind(i64::from(u32::from(r.end_ip)))
+        .fetch_one(self.db.r())
+        .await?;
+        if used > 0 {
+            return Err(EngineError::Conflict(format!(
+                "IP range {id} still has {used} addresses in use"
+            )));
+        }
+        sqlx::query("DELETE FROM ip_ranges WHERE uuid = ?")
+            .bind(id.to_string())
+            .execute(self.db.w())
+            .await?;
+        self.ipam.remove_range(r.l3_network_uuid, id);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(start: &str, end: &str, mask: &str, gw: &str) -> CreateIpRange {
+        CreateIpRange {
+            name: "r".into(),
+            start_ip: start.into(),
+            end_ip: end.into(),
+            netmask: mask.into(),
+            gateway: gw.into(),
+        }
+    }
+
+    #[test]
+    fn validation_names_the_bad_field() {
+        let field = |r: CreateIpRange| match validate(&r).unwrap_err() {
+            EngineError::InvalidArgument { field, .. } => field,
+            e => panic!("{e}"),
+        };
+        assert!(validate(&req("10.0.0.2", "10.0.0.200", "255.255.255.0", "10.0.0.1")).is_ok());
+        assert_eq!(field(req("10.0.0.x", "10.0.0.9", "255.255.255.0", "10.0.0.1")), "start_ip");
+        assert_eq!(field(req("10.0.0.2", "10.0.1.9", "255.255.255.0", "10.0.0.1")), "end_ip");
+        assert_eq!(field(req("10.0.0.2", "10.0.0.9", "255.0.255.0", "10.0.0.1")), "netmask");
+        assert_eq!(field(req("10.0.0.9", "10.0.0.2", "255.255.255.0", "10.0.0.1")), "end_ip");
+        assert_eq!(field(req("10.0.0.0", "10.0.0.9", "255.255.255.0", "10.0.0.1")), "start_ip");
+        assert_eq!(field(req("10.0.0.2", "10.0.0.255", "255.255.255.0", "10.0.0.1")), "end_ip");
+        assert_eq!(field(req("10.0.0.2", "10.0.0.9", "255.255.255.0", "nope")), "gateway");
+    }
+}

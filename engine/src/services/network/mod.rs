@@ -1,0 +1,280 @@
+//! Networks: L2 networks (attached to clusters) and L3 networks (subnets with IP ranges on an L2).
+
+pub mod ip_range;
+pub mod ipam;
+
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+use utoipa::ToSchema;
+
+use crate::db::{self, Db};
+use crate::error::{EngineError, EngineResult};
+use crate::ids::{L2NetworkId, L3NetworkId, ZoneId};
+use crate::services::{check_name, ListQuery, Page};
+use crate::Engine;
+use ipam::{Ipam, RangeInfo};
+
+/// An L2 network.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct L2Network {
+    #[schema(value_type = uuid::Uuid)]
+    pub uuid: L2NetworkId,
+    #[schema(value_type = uuid::Uuid)]
+    pub zone_uuid: ZoneId,
+    pub name: String,
+    /// Host interface the network is on, e.g. `eth0`.
+    pub physical_interface: String,
+    /// VLAN id, or none for a flat network.
+    pub vlan: Option<u16>,
+    pub created_at: String,
+}
+
+/// `POST /v1/l2-networks`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateL2Network {
+    #[schema(value_type = uuid::Uuid)]
+    pub zone_uuid: ZoneId,
+    pub name: String,
+    pub physical_interface: String,
+    #[serde(default)]
+    pub vlan: Option<u16>,
+}
+
+/// An L3 network.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct L3Network {
+    #[schema(value_type = uuid::Uuid)]
+    pub uuid: L3NetworkId,
+    #[schema(value_type = uuid::Uuid)]
+    pub zone_uuid: ZoneId,
+    #[schema(value_type = uuid::Uuid)]
+    pub l2_network_uuid: L2NetworkId,
+    pub name: String,
+    /// Addresses handed out.
+    pub used_ips: u64,
+    /// Addresses in all its ranges.
+    pub total_ips: u64,
+    pub created_at: String,
+}
+
+/// `POST /v1/l3-networks`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateL3Network {
+    #[schema(value_type = uuid::Uuid)]
+    pub l2_network_uuid: L2NetworkId,
+    pub name: String,
+}
+
+const L2_COLUMNS: &str = "uuid, zone_uuid, name, physical_interface, vlan, created_at";
+const L3_COLUMNS: &str = "uuid, zone_uuid, l2_network_uuid, name, created_at";
+
+fn decode_l2(r: &SqliteRow) -> Result<L2Network, sqlx::Error> {
+    let vlan: Option<i64> = r.try_get("vlan")?;
+    Ok(L2Network {
+        uuid: db::id(r, "uuid")?,
+        zone_uuid: db::id(r, "zone_uuid")?,
+        name: r.try_get("name")?,
+        physical_interface: r.try_get("physical_interface")?,
+        vlan: vlan.and_then(|v| u16::try_from(v).ok()),
+        created_at: db::time(r, "created_at")?,
+    })
+}
+
+fn decode_l3(r: &SqliteRow) -> Result<L3Network, sqlx::Error> {
+    Ok(L3Network {
+        uuid: db::id(r, "uuid")?,
+        zone_uuid: db::id(r, "zone_uuid")?,
+        l2_network_uuid: db::id(r, "l2_network_uuid")?,
+        name: r.try_get("name")?,
+        used_ips: 0,
+        total_ips: 0,
+        created_at: db::time(r, "created_at")?,
+    })
+}
+
+/// Fills IPAM from the database: every range and every address a NIC holds.
+pub async fn load_ipam(db: &Db, ipam: &Ipam) -> EngineResult<()> {
+    for r in sqlx::query(
+        "SELECT uuid, l3_network_uuid, start_ip, end_ip, netmask, gateway FROM ip_ranges",
+    )
+    .fetch_all(db.r())
+    .await?
+    {
+        let start = db::ipv4(&r, "start_ip")?;
+        let end = db::ipv4(&r, "end_ip")?;
+        ipam.add_range(
+            db::id(&r, "l3_network_uuid")?,
+            RangeInfo {
+                id: db::id(&r, "uuid")?,
+                start: u32::from(start),
+                end: u32::from(end),
+                netmask: db::ipv4(&r, "netmask")?,
+                gateway: db::ipv4(&r, "gateway")?,
+            },
+        );
+    }
+    for r in sqlx::query("SELECT l3_network_uuid, ip FROM vm_nics").fetch_all(db.r()).await? {
+        ipam.mark_used(db::id(&r, "l3_network_uuid")?, db::ipv4(&r, "ip")?);
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Creates an L2 network.
+    pub async fn create_l2_network(&self, req: CreateL2Network) -> EngineResult<L2Network> {
+        check_name(&req.name)?;
+        if req.physical_interface.trim().is_empty() {
+            return Err(EngineError::invalid("physical_interface", "must not be empty"));
+        }
+        if let Some(v) = req.vlan {
+            if !(1..=4094).contains(&v) {
+                return Err(EngineError::invalid("vlan", "must be between 1 and 4094"));
+            }
+        }
+        self.require_zone("zone_uuid", req.zone_uuid).await?;
+        let id = L2NetworkId::new_random();
+        sqlx::query("INSERT INTO l2_networks (uuid, zone_uuid, name, physical_interface, vlan, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(id.to_string())
+            .bind(req.zone_uuid.to_string())
+            .bind(&req.name)
+            .bind(&req.physical_interface)
+            .bind(req.vlan.map(i64::from))
+            .bind(crate::time::now_ms())
+            .execute(self.db.w())
+            .await?;
+        self.events.publish("l2_network", id.0, None, Some("Enabled"));
+        self.get_l2_network(id).await
+    }
+
+    /// One L2 network.
+    pub async fn get_l2_network(&self, id: L2NetworkId) -> EngineResult<L2Network> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {L2_COLUMNS} FROM l2_networks WHERE uuid = ?"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(self.db.r())
+        .await?
+        .map(|r| decode_l2(&r))
+        .transpose()?
+        .ok_or_else(|| EngineError::not_found("L2 network", id))
+    }
+
+    /// L2 networks matching `q`.
+    pub async fn list_l2_networks(&self, q: &ListQuery) -> EngineResult<Page<L2Network>> {
+        q.run(
+            &self.db,
+            "l2_networks",
+            L2_COLUMNS,
+            &[("name", "name"), ("zone_uuid", "zone_uuid")],
+            decode_l2,
+        )
+        .await
+    }
+
+    /// Deletes an L2 network without L3 networks, detaching it from its clusters.
+    pub async fn delete_l2_network(&self, id: L2NetworkId) -> EngineResult<()> {
+        self.get_l2_network(id).await?;
+        let l3s: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM l3_networks WHERE l2_network_uuid = ?")
+                .bind(id.to_string())
+                .fetch_one(self.db.r())
+                .await?;
+        if l3s > 0 {
+            return Err(EngineError::Conflict(format!(
+                "L2 network {id} still has {l3s} L3 networks"
+            )));
+        }
+        let mut tx = self.db.w().begin().await?;
+        sqlx::query("DELETE FROM cluster_l2_networks WHERE l2_network_uuid = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM l2_networks WHERE uuid = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        for c in self.scheduler.topology().clusters.values_mut() {
+            c.l2_networks.remove(&id);
+        }
+        self.events.publish("l2_network", id.0, Some("Enabled"), None);
+        Ok(())
+    }
+
+    /// Creates an L3 network on an L2 network.
+    pub async fn create_l3_network(&self, req: CreateL3Network) -> EngineResult<L3Network> {
+        check_name(&req.name)?;
+        let l2 = self.get_l2_network(req.l2_network_uuid).await.map_err(|_| {
+            EngineError::invalid(
+                "l2_network_uuid",
+                format!("L2 network {} does not exist", req.l2_network_uuid),
+            )
+        })?;
+        let id = L3NetworkId::new_random();
+        sqlx::query("INSERT INTO l3_networks (uuid, zone_uuid, l2_network_uuid, name, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(id.to_string())
+            .bind(l2.zone_uuid.to_string())
+            .bind(l2.uuid.to_string())
+            .bind(&req.name)
+            .bind(crate::time::now_ms())
+            .execute(self.db.w())
+            .await?;
+        self.events.publish("l3_network", id.0, None, Some("Enabled"));
+        self.get_l3_network(id).await
+    }
+
+    /// One L3 network with its address usage.
+    pub async fn get_l3_network(&self, id: L3NetworkId) -> EngineResult<L3Network> {
+        let mut l3 = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {L3_COLUMNS} FROM l3_networks WHERE uuid = ?"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(self.db.r())
+        .await?
+        .map(|r| decode_l3(&r))
+        .transpose()?
+        .ok_or_else(|| EngineError::not_found("L3 network", id))?;
+        (l3.used_ips, l3.total_ips) = self.ipam.usage(id);
+        Ok(l3)
+    }
+
+    /// L3 networks matching `q`.
+    pub async fn list_l3_networks(&self, q: &ListQuery) -> EngineResult<Page<L3Network>> {
+        let allowed =
+            [("name", "name"), ("zone_uuid", "zone_uuid"), ("l2_network_uuid", "l2_network_uuid")];
+        let mut page = q.run(&self.db, "l3_networks", L3_COLUMNS, &allowed, decode_l3).await?;
+        for l3 in &mut page.items {
+            (l3.used_ips, l3.total_ips) = self.ipam.usage(l3.uuid);
+        }
+        Ok(page)
+    }
+
+    /// Deletes an L3 network no NIC uses, with its ranges.
+    pub async fn delete_l3_network(&self, id: L3NetworkId) -> EngineResult<()> {
+        self.get_l3_network(id).await?;
+        let nics: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM vm_nics WHERE l3_network_uuid = ?")
+                .bind(id.to_string())
+                .fetch_one(self.db.r())
+                .await?;
+        if nics > 0 {
+            return Err(EngineError::Conflict(format!("L3 network {id} still has {nics} NICs")));
+        }
+        let mut tx = self.db.w().begin().await?;
+        sqlx::query("DELETE FROM ip_ranges WHERE l3_network_uuid = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM l3_networks WHERE uuid = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.ipam.remove_l3(id);
+        self.events.publish("l3_network", id.0, Some("Enabled"), None);
+        Ok(())
+    }
+}

@@ -1,0 +1,465 @@
+//! Reserving and releasing what a VM holds: host capacity, primary storage, IP addresses.
+//!
+//! Every function here is idempotent, keyed by the VM, volume or NIC uuid, so workflow steps built
+//! on them can be run or undone twice. The in-memory caches (capacity index, topology, IPAM) are
+//! updated together with the database; the database's conditional updates and unique constraints
+//! are what guarantee no host is overcommitted and no address is given twice.
+
+use std::net::Ipv4Addr;
+
+use oxstack_hypervisor::{HostId, NicSpec};
+
+use crate::config::ConfigName;
+use crate::error::{EngineError, EngineResult};
+use crate::ids::{ClusterId, L3NetworkId, NicId, PrimaryStorageId, VmId, VolumeId};
+use crate::scheduler::{ClusterFilter, Strategy};
+use crate::Engine;
+
+/// How many times a reservation is retried after losing a race in the database.
+const RACE_RETRIES: usize = 8;
+
+/// What a host placement needs.
+#[derive(Clone, Debug, Default)]
+pub struct HostRequest {
+    pub cpus: u32,
+    pub memory: u64,
+    pub zone: Option<crate::ids::ZoneId>,
+    pub cluster: Option<ClusterId>,
+    /// Only this host will do.
+    pub designated_host: Option<HostId>,
+    /// Try this host first, fall back to the scheduler.
+    pub preferred_host: Option<HostId>,
+    pub avoid: Vec<HostId>,
+    pub l2_networks: Vec<crate::ids::L2NetworkId>,
+    /// Root volume bytes the cluster's storage must still have (new VMs).
+    pub storage_bytes: u64,
+    /// The cluster must have this storage attached (existing root volume).
+    pub required_storage: Option<PrimaryStorageId>,
+}
+
+impl Engine {
+    fn strategy(&self) -> Strategy {
+        if self.config.string(ConfigName::SchedulerStrategy) == "Pack" {
+            Strategy::Pack
+        } else {
+            Strategy::Spread
+        }
+    }
+
+    /// Chooses a host for `req` and reserves its capacity in memory. Does not touch the database.
+    fn choose_host(&self, req: &HostRequest, avoid: &[HostId]) -> EngineResult<HostId> {
+        let host_cluster = |h: HostId| self.scheduler.index().get(h).map(|c| c.cluster);
+        let fits_cluster = |c: ClusterId| {
+            let t = self.scheduler.topology();
+            let Some(info) = t.clusters.get(&c) else { return false };
+            let filter = ClusterFilter {
+                zone: req.zone,
+                cluster: req.cluster,
+                hypervisor_type: None,
+                l2_networks: &req.l2_networks,
+                storage_bytes: req.storage_bytes,
+            };
+            t.eligible_clusters(&filter).contains(&c)
+                && req.required_storage.is_none_or(|ps| info.primary_storages.contains(&ps))
+        };
+        for wanted in [req.designated_host, req.preferred_host].into_iter().flatten() {
+            let ok = !avoid.contains(&wanted)
+                && host_cluster(wanted).is_some_and(fits_cluster)
+                && self.scheduler.index().get(wanted).is_some_and(|c| c.schedulable)
+                && self.scheduler.index().try_reserve(wanted, req.cpus, req.memory);
+            if ok {
+                return Ok(wanted);
+            }
+            if req.designated_host == Some(wanted) {
+                return Err(EngineError::InsufficientCapacity(format!(
+                    "designated host {wanted} is not Enabled and Connected, is not in a cluster with the VM's networks and storage, \
+                     or lacks {} cpus / {} bytes of memory",
+                    req.cpus, req.memory
+                )));
+            }
+        }
+        let clusters: Vec<ClusterId> = {
+            let t = self.scheduler.topology();
+            let filter = ClusterFilter {
+                zone: req.zone,
+                cluster: req.cluster,
+                hypervisor_type: None,
+                l2_networks: &req.l2_networks,
+                storage_bytes: req.storage_bytes,
+            };
+            t.eligible_clusters(&filter)
+                .into_iter()
+                .filter(|c| {
+                    req.required_storage.is_none_or(|ps| {
+                        t.clusters.get(c).is_some_and(|i| i.primary_storages.contains(&ps))
+                    })
+                })
+                .collect()
+        };
+        if clusters.is_empty() {
+            return Err(EngineError::InsufficientCapacity(
+                "no enabled cluster has the VM's L2 networks attached and primary storage with room for its root volume".into(),
+            ));
+        }
+        let placement = crate::scheduler::Placement {
+            cpus: req.cpus,
+            memory: req.memory,
+            clusters: &clusters,
+            avoid,
+            strategy: self.strategy(),
+        };
+        self.scheduler.index().choose_and_reserve(&placement).ok_or_else(|| {
+            EngineError::InsufficientCapacity(format!(
+                "no Enabled and Connected host in {} candidate clusters has {} free cpus and {} bytes of free memory",
+                clusters.len(),
+                req.cpus,
+                req.memory
+            ))
+        })
+    }
+
+    /// Reserves capacity on a host chosen for `req` in memory and in the database, without
+    /// touching the VM row. Returns the host.
+    pub(crate) async fn reserve_host(&self, req: &HostRequest) -> EngineResult<HostId> {
+        let mut avoid = req.avoid.clone();
+        for _ in 0..RACE_RETRIES {
+            let host = self.choose_host(req, &avoid)?;
+            let ok = sqlx::query(
+                "UPDATE hosts SET cpu_used = cpu_used + ?1, memory_used = memory_used + ?2 \
+                 WHERE uuid = ?3 AND cpu_used + ?1 <= cpu_total AND memory_used + ?2 <= memory_total",
+            )
+            .bind(i64::from(req.cpus))
+            .bind(req.memory as i64)
+            .bind(host.to_string())
+            .execute(self.db.w())
+            .await
+            .map(|r| r.rows_affected() == 1);
+            match ok {
+                Ok(true) => return Ok(host),
+                Ok(false) => {
+                    // The cache was stale (another node reserved): refresh and try elsewhere.
+                    self.scheduler.index().release(host, req.cpus, req.memory);
+                    self.refresh_host_capacity(host).await?;
+                    avoid.push(host);
+                }
+                Err(e) => {
+                    self.scheduler.index().release(host, req.cpus, req.memory);
+                    return Err(e.into());
+                }
+            }
+        }
+        Err(EngineError::InsufficientCapacity(
+            "lost the race for host capacity too many times".into(),
+        ))
+    }
+
+    /// Returns capacity to a host in the database and in memory.
+    pub(crate) async fn release_host(
+        &self,
+        host: HostId,
+        cpus: u32,
+        memory: u64,
+    ) -> EngineResult<()> {
+        sqlx::query("UPDATE hosts SET cpu_used = MAX(0, cpu_used - ?), memory_used = MAX(0, memory_used - ?) WHERE uuid = ?")
+            .bind(i64::from(cpus))
+            .bind(memory as i64)
+            .bind(host.to_string())
+            .execute(self.db.w())
+            .await?;
+        self.scheduler.index().release(host, cpus, memory);
+        Ok(())
+    }
+
+    /// Reloads one host's capacity into the index from the database.
+    pub(crate) async fn refresh_host_capacity(&self, host: HostId) -> EngineResult<()> {
+        let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT cpu_total, cpu_used, memory_total, memory_used FROM hosts WHERE uuid = ?",
+        )
+        .bind(host.to_string())
+        .fetch_optional(self.db.r())
+        .await?;
+        let mut idx = self.scheduler.index();
+        match row {
+            Some((ct, cu, mt, mu)) => {
+                if let Some(mut c) = idx.get(host).copied() {
+                    (c.cpu_total, c.cpu_used, c.memory_total, c.memory_used) =
+                        (ct as u32, cu as u32, mt as u64, mu as u64);
+                    idx.upsert(host, c);
+                }
+            }
+            None => {
+                idx.remove(host);
+            }
+        }
+        Ok(())
+    }
+
+    /// Places a VM: reserves a host and records it as the VM's host. Idempotent: if the VM
+    /// already holds a host, that host is returned and nothing more is reserved.
+    pub(crate) async fn place_vm(&self, vm: VmId, req: &HostRequest) -> EngineResult<HostId> {
+        if let Some(h) = self.vm_host(vm).await? {
+            return Ok(h);
+        }
+        let host = self.reserve_host(req).await?;
+        let cluster = self.scheduler.index().get(host).map(|c| c.cluster);
+        let set = sqlx::query("UPDATE vm_instances SET host_uuid = ?, cluster_uuid = ? WHERE uuid = ? AND host_uuid IS NULL")
+            .bind(host.to_string())
+            .bind(cluster.map(|c| c.to_string()))
+            .bind(vm.to_string())
+            .execute(self.db.w())
+            .await;
+        match set {
+            Ok(r) if r.rows_affected() == 1 => Ok(host),
+            other => {
+                self.release_host(host, req.cpus, req.memory).await?;
+                other?;
+                Err(EngineError::Internal(format!(
+                    "vm {vm} vanished or got a host while being placed"
+                )))
+            }
+        }
+    }
+
+    /// Undoes [`Engine::place_vm`]: clears the VM's host and returns the capacity. Idempotent.
+    pub(crate) async fn unplace_vm(&self, vm: VmId) -> EngineResult<()> {
+        let row: Option<(Option<String>, i64, i64)> =
+            sqlx::query_as("SELECT host_uuid, cpus, memory_bytes FROM vm_instances WHERE uuid = ?")
+                .bind(vm.to_string())
+                .fetch_optional(self.db.r())
+                .await?;
+        let Some((Some(host), cpus, memory)) = row else { return Ok(()) };
+        let host: HostId =
+            host.parse().map_err(|e| EngineError::Internal(format!("bad host uuid: {e}")))?;
+        let cleared = sqlx::query(
+            "UPDATE vm_instances SET host_uuid = NULL WHERE uuid = ? AND host_uuid = ?",
+        )
+        .bind(vm.to_string())
+        .bind(host.to_string())
+        .execute(self.db.w())
+        .await?
+        .rows_affected();
+        if cleared == 1 {
+            self.release_host(host, cpus as u32, memory as u64).await?;
+        }
+        Ok(())
+    }
+
+    /// The host a VM holds capacity on.
+    pub(crate) async fn vm_host(&self, vm: VmId) -> EngineResult<Option<HostId>> {
+        let h: Option<Option<String>> =
+            sqlx::query_scalar("SELECT host_uuid FROM vm_instances WHERE uuid = ?")
+                .bind(vm.to_string())
+                .fetch_optional(self.db.r())
+                .await?;
+        h.flatten()
+            .map(|s| s.parse().map_err(|e| EngineError::Internal(format!("bad host uuid: {e}"))))
+            .transpose()
+    }
+
+    /// Creates a volume row on a primary storage of `cluster`, reserving its bytes. Idempotent.
+    pub(crate) async fn allocate_root_volume(
+        &self,
+        vm: VmId,
+        volume: VolumeId,
+        cluster: ClusterId,
+        bytes: u64,
+        format: &str,
+    ) -> EngineResult<PrimaryStorageId> {
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT primary_storage_uuid FROM volumes WHERE uuid = ?")
+                .bind(volume.to_string())
+                .fetch_optional(self.db.r())
+                .await?;
+        if let Some(ps) = existing {
+            return ps.parse().map_err(|e| EngineError::Internal(format!("bad storage uuid: {e}")));
+        }
+        let ps = {
+            let mut t = self.scheduler.topology();
+            let ps = t.storage_for(cluster, bytes).ok_or_else(|| {
+                EngineError::InsufficientCapacity(format!(
+                    "no primary storage of cluster {cluster} has {bytes} free bytes"
+                ))
+            })?;
+            t.try_reserve_storage(ps, bytes);
+            ps
+        };
+        let result: EngineResult<()> = async {
+            let mut tx = self.db.w().begin().await?;
+            let fits = sqlx::query(
+                "UPDATE primary_storages SET used_bytes = used_bytes + ?1 WHERE uuid = ?2 AND used_bytes + ?1 <= total_bytes",
+            )
+            .bind(bytes as i64)
+            .bind(ps.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if fits == 0 {
+                return Err(EngineError::InsufficientCapacity(format!("primary storage {ps} has no room for {bytes} bytes")));
+            }
+            sqlx::query(
+                "INSERT INTO volumes (uuid, vm_uuid, primary_storage_uuid, kind, size_bytes, format, device_index, created_at) \
+                 VALUES (?, ?, ?, 'Root', ?, ?, 0, ?)",
+            )
+            .bind(volume.to_string())
+            .bind(vm.to_string())
+            .bind(ps.to_string())
+            .bind(bytes as i64)
+            .bind(format)
+            .bind(crate::time::now_ms())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            self.scheduler.topology().release_storage(ps, bytes);
+            return Err(e);
+        }
+        Ok(ps)
+    }
+
+    /// Deletes a volume row and returns its bytes to its storage. Idempotent.
+    pub(crate) async fn free_volume(&self, volume: VolumeId) -> EngineResult<()> {
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT primary_storage_uuid, size_bytes FROM volumes WHERE uuid = ?")
+                .bind(volume.to_string())
+                .fetch_optional(self.db.r())
+                .await?;
+        let Some((ps, bytes)) = row else { return Ok(()) };
+        let mut tx = self.db.w().begin().await?;
+        let deleted = sqlx::query("DELETE FROM volumes WHERE uuid = ?")
+            .bind(volume.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if deleted.rows_affected() == 1 {
+            sqlx::query(
+                "UPDATE primary_storages SET used_bytes = MAX(0, used_bytes - ?) WHERE uuid = ?",
+            )
+            .bind(bytes)
+            .bind(&ps)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        if deleted.rows_affected() == 1 {
+            if let Ok(ps) = ps.parse::<PrimaryStorageId>() {
+                self.scheduler.topology().release_storage(ps, bytes as u64);
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives NIC `nic` of `vm` an address on `l3`. Idempotent: an existing NIC is returned as is.
+    pub(crate) async fn allocate_nic(
+        &self,
+        vm: VmId,
+        nic: NicId,
+        l3: L3NetworkId,
+        index: u32,
+    ) -> EngineResult<Ipv4Addr> {
+        let existing: Option<i64> = sqlx::query_scalar("SELECT ip FROM vm_nics WHERE uuid = ?")
+            .bind(nic.to_string())
+            .fetch_optional(self.db.r())
+            .await?;
+        if let Some(ip) = existing {
+            return Ok(Ipv4Addr::from(ip as u32));
+        }
+        let mut mac = mac_for(nic.0.as_bytes());
+        for _ in 0..RACE_RETRIES {
+            let alloc = self.ipam.allocate(l3).ok_or_else(|| {
+                EngineError::InsufficientCapacity(format!(
+                    "L3 network {l3} has no free IP address left"
+                ))
+            })?;
+            let res = sqlx::query(
+                "INSERT INTO vm_nics (uuid, vm_uuid, l3_network_uuid, ip, mac, device_index, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(nic.to_string())
+            .bind(vm.to_string())
+            .bind(l3.to_string())
+            .bind(i64::from(u32::from(alloc.ip)))
+            .bind(&mac)
+            .bind(i64::from(index))
+            .bind(crate::time::now_ms())
+            .execute(self.db.w())
+            .await
+            .map_err(EngineError::from);
+            match res {
+                Ok(_) => return Ok(alloc.ip),
+                Err(e) if e.is_unique_violation() => {
+                    // Either the address was taken behind the cache's back (keep it marked used)
+                    // or the MAC collided (free the address, pick another MAC).
+                    let taken: Option<i64> = sqlx::query_scalar(
+                        "SELECT 1 FROM vm_nics WHERE l3_network_uuid = ? AND ip = ?",
+                    )
+                    .bind(l3.to_string())
+                    .bind(i64::from(u32::from(alloc.ip)))
+                    .fetch_optional(self.db.r())
+                    .await?;
+                    if taken.is_none() {
+                        self.ipam.release(l3, alloc.ip);
+                        mac = mac_for(uuid::Uuid::new_v4().as_bytes());
+                    }
+                }
+                Err(e) => {
+                    self.ipam.release(l3, alloc.ip);
+                    return Err(e);
+                }
+            }
+        }
+        Err(EngineError::Conflict(format!(
+            "could not allocate an address on L3 network {l3}: too many conflicts"
+        )))
+    }
+
+    /// Deletes a NIC and returns its address to IPAM. Idempotent.
+    pub(crate) async fn free_nic(&self, nic: NicId) -> EngineResult<()> {
+        let row: Option<(String, i64)> =
+            sqlx::query_as("DELETE FROM vm_nics WHERE uuid = ? RETURNING l3_network_uuid, ip")
+                .bind(nic.to_string())
+                .fetch_optional(self.db.w())
+                .await?;
+        if let Some((l3, ip)) = row {
+            let l3: L3NetworkId =
+                l3.parse().map_err(|e| EngineError::Internal(format!("bad l3 uuid: {e}")))?;
+            self.ipam.release(l3, Ipv4Addr::from(ip as u32));
+        }
+        Ok(())
+    }
+
+    /// The NIC specs of a VM, as a host needs them.
+    pub(crate) async fn nic_specs(&self, vm: VmId) -> EngineResult<Vec<NicSpec>> {
+        let rows: Vec<(String, i64, String, String)> = sqlx::query_as(
+            "SELECT n.l3_network_uuid, n.ip, n.mac, l2.physical_interface FROM vm_nics n \
+             JOIN l3_networks l3 ON l3.uuid = n.l3_network_uuid JOIN l2_networks l2 ON l2.uuid = l3.l2_network_uuid \
+             WHERE n.vm_uuid = ? ORDER BY n.device_index",
+        )
+        .bind(vm.to_string())
+        .fetch_all(self.db.r())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (l3, ip, mac, iface) in rows {
+            let l3: L3NetworkId =
+                l3.parse().map_err(|e| EngineError::Internal(format!("bad l3 uuid: {e}")))?;
+            let ip = Ipv4Addr::from(ip as u32);
+            let range = self.ipam.range_of(l3, ip);
+            out.push(NicSpec {
+                mac,
+                ip,
+                netmask: range.map(|r| r.netmask).unwrap_or(Ipv4Addr::BROADCAST),
+                gateway: range.map(|r| r.gateway).unwrap_or(Ipv4Addr::UNSPECIFIED),
+                l2_interface: iface,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// A locally administered unicast MAC derived from 5 bytes of `seed`.
+fn mac_for(seed: &[u8; 16]) -> String {
+    format!(
+        "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        seed[11], seed[12], seed[13], seed[14], seed[15]
+    )
+}

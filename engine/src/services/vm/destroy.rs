@@ -1,0 +1,339 @@
+//! Destroy (recoverable), recover, and expunge (frees everything) with its workflow.
+//!
+//! Expunge workflow:
+//!
+//! | step          | does                                      | undo                               |
+//! |---------------|-------------------------------------------|------------------------------------|
+//! | free-nics     | NIC rows deleted, IPs back to IPAM        | the same NICs and IPs re-inserted  |
+//! | free-volumes  | volume rows deleted, storage bytes freed  | the same volumes re-inserted       |
+//! | delete-vm     | the VM row deleted                        | the row re-inserted                |
+
+use async_trait::async_trait;
+use oxstack_hypervisor::HypervisorError;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::{VmOp, VmState};
+use crate::config::ConfigName;
+use crate::db;
+use crate::error::{EngineError, EngineResult};
+use crate::ids::{L3NetworkId, NicId, VmId, VolumeId};
+use crate::workflow::{Step, Workflow};
+use crate::Engine;
+
+/// What destroying a VM did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DestroyOutcome {
+    /// The VM is Destroyed and can be recovered.
+    Destroyed,
+    /// The deletion policy is Direct: the VM is gone.
+    Expunged,
+}
+
+impl Engine {
+    /// Destroys a VM: powered off and undefined, capacity returned; its volume and IPs are kept
+    /// so it can be recovered, unless the deletion policy is Direct.
+    pub async fn destroy_vm(&self, vm: VmId) -> EngineResult<DestroyOutcome> {
+        let _turn = self.queues.enter(vm.0).await;
+        let state = self.vm_state(vm).await?;
+        VmOp::Destroy.check(vm, state)?;
+        let (host, last): (Option<String>, Option<String>) =
+            sqlx::query_as("SELECT host_uuid, last_host_uuid FROM vm_instances WHERE uuid = ?")
+                .bind(vm.to_string())
+                .fetch_one(self.db.r())
+                .await?;
+        self.set_vm_state(vm, state, VmState::Destroying).await?;
+        if let Some(h) = host.or(last) {
+            let h = h.parse().map_err(|e| EngineError::Internal(format!("bad host uuid: {e}")))?;
+            match self.hv(h, "destroy", self.hypervisor.destroy_vm(h, vm)).await {
+                Ok(()) => {}
+                Err(EngineError::Hypervisor(
+                    e @ (HypervisorError::HostUnreachable { .. }
+                    | HypervisorError::HostNotConnected { .. }),
+                )) => {
+                    tracing::warn!(%vm, %e, "host unreachable: destroying the VM in the database only; the host will report it if it comes back");
+                }
+                Err(e) => {
+                    self.set_vm_state(vm, VmState::Destroying, state).await?;
+                    return Err(e);
+                }
+            }
+        }
+        self.unplace_vm(vm).await?;
+        sqlx::query("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ?")
+            .bind(vm.to_string())
+            .execute(self.db.w())
+            .await?;
+        self.set_vm_state(vm, VmState::Destroying, VmState::Destroyed).await?;
+        if self.config.string(ConfigName::VmDeletionPolicy) == "Direct" {
+            self.expunge_locked(vm).await?;
+            return Ok(DestroyOutcome::Expunged);
+        }
+        Ok(DestroyOutcome::Destroyed)
+    }
+
+    /// Recovers a destroyed VM: it becomes Stopped and can be started again.
+    pub async fn recover_vm(&self, vm: VmId) -> EngineResult<super::VmInstance> {
+        let _turn = self.queues.enter(vm.0).await;
+        let state = self.vm_state(vm).await?;
+        VmOp::Recover.check(vm, state)?;
+        self.set_vm_state(vm, state, VmState::Stopped).await?;
+        self.get_vm(vm).await
+    }
+
+    /// Expunges a destroyed VM: its NICs, IPs, volumes and row are gone for good.
+    pub async fn expunge_vm(&self, vm: VmId) -> EngineResult<()> {
+        let _turn = self.queues.enter(vm.0).await;
+        self.expunge_locked(vm).await
+    }
+
+    async fn expunge_locked(&self, vm: VmId) -> EngineResult<()> {
+        let state = self.vm_state(vm).await?;
+        VmOp::Expunge.check(vm, state)?;
+        self.set_vm_state(vm, state, VmState::Expunging).await?;
+        let mut ctx = ExpungeCtx {
+            engine: self.clone(),
+            vm,
+            nics: Vec::new(),
+            volumes: Vec::new(),
+            vm_row: None,
+        };
+        if let Err(e) = expunge_workflow().run(&mut ctx).await {
+            self.set_vm_state(vm, VmState::Expunging, state).await?;
+            return Err(e);
+        }
+        self.events.publish("vm", vm.0, Some(VmState::Expunging.as_str()), None);
+        Ok(())
+    }
+
+    /// Background task: expunges VMs destroyed longer ago than `vm.expunge_period_secs` when the
+    /// deletion policy is Delay.
+    pub(crate) async fn run_expunge_sweeper(&self) {
+        let mut shutdown = self.shutdown_signal();
+        loop {
+            let period = self.config.secs(ConfigName::VmExpungePeriodSecs);
+            let tick = period.min(std::time::Duration::from_secs(60));
+            tokio::select! {
+                _ = tokio::time::sleep(tick) => {}
+                _ = shutdown.changed() => return,
+            }
+            if self.config.string(ConfigName::VmDeletionPolicy) != "Delay" {
+                continue;
+            }
+            let cutoff = crate::time::now_ms() - period.as_millis() as i64;
+            let due: Vec<(String,)> =
+                match sqlx::query_as("SELECT uuid FROM vm_instances WHERE state = 'Destroyed' AND state_changed_at <= ? LIMIT 1000")
+                    .bind(cutoff)
+                    .fetch_all(self.db.r())
+                    .await
+                {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        tracing::warn!(%e, "expunge sweep could not read destroyed VMs");
+                        continue;
+                    }
+                };
+            for (uuid,) in due {
+                let Ok(vm) = uuid.parse::<VmId>() else { continue };
+                if let Err(e) = self.expunge_vm(vm).await {
+                    tracing::warn!(%vm, %e, "delayed expunge failed");
+                }
+            }
+        }
+    }
+}
+
+/// A NIC as it was before expunge, to put it back on undo.
+#[derive(Clone, Debug)]
+pub struct SavedNic {
+    uuid: NicId,
+    l3: L3NetworkId,
+    ip: i64,
+    mac: String,
+    device_index: i64,
+    created_at: i64,
+}
+
+/// A volume as it was before expunge.
+#[derive(Clone, Debug)]
+pub struct SavedVolume {
+    uuid: VolumeId,
+    primary_storage: String,
+    kind: String,
+    size: i64,
+    format: String,
+    device_index: i64,
+    created_at: i64,
+}
+
+/// The expunge workflow's context.
+pub struct ExpungeCtx {
+    pub engine: Engine,
+    pub vm: VmId,
+    nics: Vec<SavedNic>,
+    volumes: Vec<SavedVolume>,
+    vm_row: Option<SqliteRow>,
+}
+
+/// The expunge workflow.
+pub fn expunge_workflow() -> Workflow<ExpungeCtx> {
+    Workflow::new("expunge-vm").step(FreeNics).step(FreeVolumes).step(DeleteVm)
+}
+
+struct FreeNics;
+struct FreeVolumes;
+struct DeleteVm;
+
+#[async_trait]
+impl Step<ExpungeCtx> for FreeNics {
+    fn name(&self) -> &'static str {
+        "free-nics"
+    }
+    async fn run(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
+        let rows = sqlx::query("SELECT uuid, l3_network_uuid, ip, mac, device_index, created_at FROM vm_nics WHERE vm_uuid = ?")
+            .bind(ctx.vm.to_string())
+            .fetch_all(ctx.engine.db.r())
+            .await?;
+        for r in rows {
+            let nic = SavedNic {
+                uuid: db::id(&r, "uuid")?,
+                l3: db::id(&r, "l3_network_uuid")?,
+                ip: r.try_get("ip")?,
+                mac: r.try_get("mac")?,
+                device_index: r.try_get("device_index")?,
+                created_at: r.try_get("created_at")?,
+            };
+            ctx.engine.free_nic(nic.uuid).await?;
+            ctx.nics.push(nic);
+        }
+        Ok(())
+    }
+    async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
+        for n in &ctx.nics {
+            sqlx::query(
+                "INSERT OR IGNORE INTO vm_nics (uuid, vm_uuid, l3_network_uuid, ip, mac, device_index, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(n.uuid.to_string())
+            .bind(ctx.vm.to_string())
+            .bind(n.l3.to_string())
+            .bind(n.ip)
+            .bind(&n.mac)
+            .bind(n.device_index)
+            .bind(n.created_at)
+            .execute(ctx.engine.db.w())
+            .await?;
+            ctx.engine.ipam.mark_used(n.l3, std::net::Ipv4Addr::from(n.ip as u32));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Step<ExpungeCtx> for FreeVolumes {
+    fn name(&self) -> &'static str {
+        "free-volumes"
+    }
+    async fn run(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
+        let rows = sqlx::query(
+            "SELECT uuid, primary_storage_uuid, kind, size_bytes, format, device_index, created_at FROM volumes WHERE vm_uuid = ?",
+        )
+        .bind(ctx.vm.to_string())
+        .fetch_all(ctx.engine.db.r())
+        .await?;
+        for r in rows {
+            let v = SavedVolume {
+                uuid: db::id(&r, "uuid")?,
+                primary_storage: r.try_get("primary_storage_uuid")?,
+                kind: r.try_get("kind")?,
+                size: r.try_get("size_bytes")?,
+                format: r.try_get("format")?,
+                device_index: r.try_get("device_index")?,
+                created_at: r.try_get("created_at")?,
+            };
+            ctx.engine.free_volume(v.uuid).await?;
+            ctx.volumes.push(v);
+        }
+        Ok(())
+    }
+    async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
+        for v in &ctx.volumes {
+            let mut tx = ctx.engine.db.w().begin().await?;
+            let inserted = sqlx::query(
+                "INSERT OR IGNORE INTO volumes (uuid, vm_uuid, primary_storage_uuid, kind, size_bytes, format, device_index, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(v.uuid.to_string())
+            .bind(ctx.vm.to_string())
+            .bind(&v.primary_storage)
+            .bind(&v.kind)
+            .bind(v.size)
+            .bind(&v.format)
+            .bind(v.device_index)
+            .bind(v.created_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                sqlx::query(
+                    "UPDATE primary_storages SET used_bytes = used_bytes + ? WHERE uuid = ?",
+                )
+                .bind(v.size)
+                .bind(&v.primary_storage)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            if inserted == 1 {
+                if let Ok(ps) = v.primary_storage.parse() {
+                    let mut t = ctx.engine.scheduler.topology();
+                    if let Some(s) = t.storages.get_mut(&ps) {
+                        s.used += v.size as u64;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Step<ExpungeCtx> for DeleteVm {
+    fn name(&self) -> &'static str {
+        "delete-vm"
+    }
+    async fn run(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
+        if let Some(row) = sqlx::query("SELECT * FROM vm_instances WHERE uuid = ?")
+            .bind(ctx.vm.to_string())
+            .fetch_optional(ctx.engine.db.r())
+            .await?
+        {
+            ctx.vm_row = Some(row);
+        }
+        sqlx::query("DELETE FROM vm_instances WHERE uuid = ?")
+            .bind(ctx.vm.to_string())
+            .execute(ctx.engine.db.w())
+            .await?;
+        Ok(())
+    }
+    async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
+        let Some(r) = &ctx.vm_row else { return Ok(()) };
+        sqlx::query(
+            "INSERT OR IGNORE INTO vm_instances (uuid, name, zone_uuid, cluster_uuid, host_uuid, last_host_uuid, instance_offering_uuid, \
+             image_uuid, cpus, memory_bytes, state, created_at, state_changed_at) VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.try_get::<String, _>("uuid")?)
+        .bind(r.try_get::<String, _>("name")?)
+        .bind(r.try_get::<String, _>("zone_uuid")?)
+        .bind(r.try_get::<Option<String>, _>("cluster_uuid")?)
+        .bind(r.try_get::<String, _>("instance_offering_uuid")?)
+        .bind(r.try_get::<String, _>("image_uuid")?)
+        .bind(r.try_get::<i64, _>("cpus")?)
+        .bind(r.try_get::<i64, _>("memory_bytes")?)
+        .bind(r.try_get::<String, _>("state")?)
+        .bind(r.try_get::<i64, _>("created_at")?)
+        .bind(r.try_get::<i64, _>("state_changed_at")?)
+        .execute(ctx.engine.db.w())
+        .await?;
+        Ok(())
+    }
+}

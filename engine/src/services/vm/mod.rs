@@ -1,0 +1,23 @@
+//! VM instances: their states, views, and the operations of their lifecycle.
+//!
+//! Every operation on a VM runs in the VM's queue (see `bus::SyncQueues`), so two operations on
+//! one VM never interleave. An operation not valid in the VM's current state is refused with
+//! INVALID_STATE and changes nothing. A VM holds host capacity exactly while `host_uuid` is set;
+//! `last_host_uuid` is the host it is defined on (where a stopped VM restarts cheaply).
+
+mod allocate;
+mod create;
+mod destroy;
+mod migrate;
+mod power;
+mod start;
+mod state;
+mod view;
+
+pub use create::{CreatePlan, CreateVm};
+pub use migrate::MigrateVm;
+pub use state::{VmOp, VmState};
+pub use view::{VmInstance, VmNic};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,205 @@
+//! Starting a stopped VM: the start workflow.
+//!
+//! | step           | does                                                       | undo                       |
+//! |----------------|------------------------------------------------------------|----------------------------|
+//! | allocate-host  | the host it is defined on if it fits, else one the         | capacity returned          |
+//! |                | scheduler picks in a cluster with the VM's networks/storage |                            |
+//! | start-on-host  | same host: start it; another host: undefine it on the old  | stop it / destroy it there |
+//! |                | host and create it on the new one                          |                            |
+
+use async_trait::async_trait;
+use oxstack_hypervisor::{HostId, StopMode, VmSpec, VolumeSpec};
+
+use super::allocate::HostRequest;
+use super::{VmInstance, VmOp, VmState};
+use crate::error::{EngineError, EngineResult};
+use crate::ids::{L2NetworkId, PrimaryStorageId, VmId, VolumeId, ZoneId};
+use crate::workflow::{Step, Workflow};
+use crate::Engine;
+
+/// The start workflow's context.
+pub struct StartCtx {
+    pub engine: Engine,
+    pub vm: VmId,
+    pub request: HostRequest,
+    pub last_host: Option<HostId>,
+    pub host: Option<HostId>,
+    /// The VM was undefined on its old host to move it.
+    pub left_last_host: bool,
+}
+
+impl Engine {
+    /// Starts a stopped VM, on the host it is defined on when that host has room.
+    pub async fn start_vm(&self, vm: VmId, host: Option<HostId>) -> EngineResult<VmInstance> {
+        let _turn = self.queues.enter(vm.0).await;
+        let state = self.vm_state(vm).await?;
+        VmOp::Start.check(vm, state)?;
+        let mut ctx = self.start_ctx(vm, host).await?;
+        self.set_vm_state(vm, state, VmState::Starting).await?;
+        if let Err(e) = start_workflow().run(&mut ctx).await {
+            self.set_vm_state(vm, VmState::Starting, state).await?;
+            return Err(e);
+        }
+        sqlx::query("UPDATE vm_instances SET last_host_uuid = host_uuid WHERE uuid = ?")
+            .bind(vm.to_string())
+            .execute(self.db.w())
+            .await?;
+        self.set_vm_state(vm, VmState::Starting, VmState::Running).await?;
+        self.get_vm(vm).await
+    }
+
+    /// Builds the start context: the VM's size, networks, storage and where it is defined.
+    pub(crate) async fn start_ctx(
+        &self,
+        vm: VmId,
+        designated: Option<HostId>,
+    ) -> EngineResult<StartCtx> {
+        let (zone, last_host, cpus, memory): (String, Option<String>, i64, i64) = sqlx::query_as(
+            "SELECT zone_uuid, last_host_uuid, cpus, memory_bytes FROM vm_instances WHERE uuid = ?",
+        )
+        .bind(vm.to_string())
+        .fetch_optional(self.db.r())
+        .await?
+        .ok_or_else(|| EngineError::not_found("vm", vm))?;
+        let parse = |s: &str| {
+            s.parse::<uuid::Uuid>().map_err(|e| EngineError::Internal(format!("bad uuid {s}: {e}")))
+        };
+        let l2s: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT l3.l2_network_uuid FROM vm_nics n JOIN l3_networks l3 ON l3.uuid = n.l3_network_uuid WHERE n.vm_uuid = ?",
+        )
+        .bind(vm.to_string())
+        .fetch_all(self.db.r())
+        .await?;
+        let storage: Option<String> = sqlx::query_scalar(
+            "SELECT primary_storage_uuid FROM volumes WHERE vm_uuid = ? AND kind = 'Root'",
+        )
+        .bind(vm.to_string())
+        .fetch_optional(self.db.r())
+        .await?;
+        let last_host = last_host.as_deref().map(parse).transpose()?.map(HostId);
+        let request = HostRequest {
+            cpus: cpus as u32,
+            memory: memory as u64,
+            zone: Some(ZoneId(parse(&zone)?)),
+            designated_host: designated,
+            preferred_host: last_host,
+            l2_networks: l2s
+                .iter()
+                .map(|(s,)| parse(s).map(L2NetworkId))
+                .collect::<Result<_, _>>()?,
+            required_storage: storage.as_deref().map(parse).transpose()?.map(PrimaryStorageId),
+            ..Default::default()
+        };
+        Ok(StartCtx {
+            engine: self.clone(),
+            vm,
+            request,
+            last_host,
+            host: None,
+            left_last_host: false,
+        })
+    }
+
+    /// The spec a host needs to create the VM from scratch.
+    pub(crate) async fn vm_spec(&self, vm: VmId) -> EngineResult<VmSpec> {
+        let (name, cpus, memory, image_url): (String, i64, i64, Option<String>) = sqlx::query_as(
+            "SELECT v.name, v.cpus, v.memory_bytes, i.url FROM vm_instances v LEFT JOIN images i ON i.uuid = v.image_uuid WHERE v.uuid = ?",
+        )
+        .bind(vm.to_string())
+        .fetch_optional(self.db.r())
+        .await?
+        .ok_or_else(|| EngineError::not_found("vm", vm))?;
+        let (volume, size, format): (String, i64, String) = sqlx::query_as(
+            "SELECT uuid, size_bytes, format FROM volumes WHERE vm_uuid = ? AND kind = 'Root'",
+        )
+        .bind(vm.to_string())
+        .fetch_optional(self.db.r())
+        .await?
+        .ok_or_else(|| EngineError::Internal(format!("vm {vm} has no root volume")))?;
+        Ok(VmSpec {
+            vm,
+            name,
+            cpus: cpus as u32,
+            memory_bytes: memory as u64,
+            root_volume: VolumeSpec {
+                volume: VolumeId(
+                    volume
+                        .parse()
+                        .map_err(|e| EngineError::Internal(format!("bad volume uuid: {e}")))?,
+                ),
+                size_bytes: size as u64,
+                format,
+                backing_image_url: image_url,
+                device_index: 0,
+            },
+            data_volumes: Vec::new(),
+            nics: self.nic_specs(vm).await?,
+        })
+    }
+}
+
+/// The start workflow.
+pub fn start_workflow() -> Workflow<StartCtx> {
+    Workflow::new("start-vm").step(AllocateHost).step(StartOnHost)
+}
+
+struct AllocateHost;
+struct StartOnHost;
+
+#[async_trait]
+impl Step<StartCtx> for AllocateHost {
+    fn name(&self) -> &'static str {
+        "allocate-host"
+    }
+    async fn run(&self, ctx: &mut StartCtx) -> EngineResult<()> {
+        ctx.host = Some(ctx.engine.place_vm(ctx.vm, &ctx.request).await?);
+        Ok(())
+    }
+    async fn undo(&self, ctx: &mut StartCtx) -> EngineResult<()> {
+        ctx.engine.unplace_vm(ctx.vm).await?;
+        ctx.host = None;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Step<StartCtx> for StartOnHost {
+    fn name(&self) -> &'static str {
+        "start-on-host"
+    }
+    async fn run(&self, ctx: &mut StartCtx) -> EngineResult<()> {
+        let host = ctx
+            .host
+            .ok_or_else(|| EngineError::Internal("no host chosen before start-on-host".into()))?;
+        let e = &ctx.engine;
+        let vm = ctx.vm;
+        if ctx.last_host == Some(host) {
+            return e.hv(host, "start", e.hypervisor.start_vm(host, vm)).await;
+        }
+        if let Some(old) = ctx.last_host {
+            match e.hv(old, "destroy", e.hypervisor.destroy_vm(old, vm)).await {
+                Ok(()) => ctx.left_last_host = true,
+                // The old host is gone or unreachable: the VM's definition there is stale and
+                // will be reported when the host comes back.
+                Err(err) => {
+                    tracing::warn!(%vm, host = %old, %err, "could not undefine the VM on its old host")
+                }
+            }
+            sqlx::query("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ?")
+                .bind(vm.to_string())
+                .execute(e.db.w())
+                .await?;
+        }
+        let spec = e.vm_spec(vm).await?;
+        e.hv(host, "create", e.hypervisor.create_vm(host, &spec)).await
+    }
+    async fn undo(&self, ctx: &mut StartCtx) -> EngineResult<()> {
+        let Some(host) = ctx.host else { return Ok(()) };
+        let e = &ctx.engine;
+        if ctx.last_host == Some(host) {
+            e.hv(host, "stop", e.hypervisor.stop_vm(host, ctx.vm, StopMode::Force)).await
+        } else {
+            e.hv(host, "destroy", e.hypervisor.destroy_vm(host, ctx.vm)).await
+        }
+    }
+}

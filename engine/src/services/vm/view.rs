@@ -1,0 +1,167 @@
+//! The VM as the API shows it, and reading it from the database.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+use utoipa::ToSchema;
+
+use crate::db;
+use crate::error::{EngineError, EngineResult};
+use crate::ids::{
+    ClusterId, HostId, ImageId, InstanceOfferingId, L3NetworkId, NicId, VmId, VolumeId, ZoneId,
+};
+use crate::services::vm::VmState;
+use crate::services::{ListQuery, Page};
+use crate::Engine;
+
+/// A VM instance.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct VmInstance {
+    #[schema(value_type = uuid::Uuid)]
+    pub uuid: VmId,
+    pub name: String,
+    #[schema(value_type = uuid::Uuid)]
+    pub zone_uuid: ZoneId,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub cluster_uuid: Option<ClusterId>,
+    /// The host the VM holds capacity on (running, paused, or in an operation there).
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub host_uuid: Option<HostId>,
+    /// The host the VM is defined on.
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub last_host_uuid: Option<HostId>,
+    #[schema(value_type = uuid::Uuid)]
+    pub instance_offering_uuid: InstanceOfferingId,
+    #[schema(value_type = uuid::Uuid)]
+    pub image_uuid: ImageId,
+    pub cpus: u32,
+    pub memory_bytes: u64,
+    pub state: VmState,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub root_volume_uuid: Option<VolumeId>,
+    pub nics: Vec<VmNic>,
+    pub created_at: String,
+    pub state_changed_at: String,
+}
+
+/// A VM's network interface.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct VmNic {
+    #[schema(value_type = uuid::Uuid)]
+    pub uuid: NicId,
+    #[schema(value_type = uuid::Uuid)]
+    pub l3_network_uuid: L3NetworkId,
+    #[schema(value_type = String)]
+    pub ip: Ipv4Addr,
+    pub mac: String,
+    pub device_index: u32,
+}
+
+const COLUMNS: &str = "uuid, name, zone_uuid, cluster_uuid, host_uuid, last_host_uuid, instance_offering_uuid, \
+    image_uuid, cpus, memory_bytes, state, created_at, state_changed_at, \
+    (SELECT uuid FROM volumes WHERE vm_uuid = vm_instances.uuid AND kind = 'Root') AS root_volume_uuid";
+
+fn decode(r: &SqliteRow) -> Result<VmInstance, sqlx::Error> {
+    Ok(VmInstance {
+        uuid: db::id(r, "uuid")?,
+        name: r.try_get("name")?,
+        zone_uuid: db::id(r, "zone_uuid")?,
+        cluster_uuid: db::opt_id(r, "cluster_uuid")?,
+        host_uuid: db::opt_id(r, "host_uuid")?,
+        last_host_uuid: db::opt_id(r, "last_host_uuid")?,
+        instance_offering_uuid: db::id(r, "instance_offering_uuid")?,
+        image_uuid: db::id(r, "image_uuid")?,
+        cpus: db::u32_col(r, "cpus")?,
+        memory_bytes: db::u64_col(r, "memory_bytes")?,
+        state: db::parsed(r, "state")?,
+        root_volume_uuid: db::opt_id(r, "root_volume_uuid")?,
+        nics: Vec::new(),
+        created_at: db::time(r, "created_at")?,
+        state_changed_at: db::time(r, "state_changed_at")?,
+    })
+}
+
+fn decode_nic(r: &SqliteRow) -> Result<VmNic, sqlx::Error> {
+    Ok(VmNic {
+        uuid: db::id(r, "uuid")?,
+        l3_network_uuid: db::id(r, "l3_network_uuid")?,
+        ip: db::ipv4(r, "ip")?,
+        mac: r.try_get("mac")?,
+        device_index: db::u32_col(r, "device_index")?,
+    })
+}
+
+impl Engine {
+    /// One VM with its NICs.
+    pub async fn get_vm(&self, id: VmId) -> EngineResult<VmInstance> {
+        let mut vm = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM vm_instances WHERE uuid = ?"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(self.db.r())
+        .await?
+        .map(|r| decode(&r))
+        .transpose()?
+        .ok_or_else(|| EngineError::not_found("vm", id))?;
+        vm.nics = self.vm_nics(id).await?;
+        Ok(vm)
+    }
+
+    /// A VM's NICs, in device order.
+    pub async fn vm_nics(&self, id: VmId) -> EngineResult<Vec<VmNic>> {
+        let rows = sqlx::query("SELECT uuid, l3_network_uuid, ip, mac, device_index FROM vm_nics WHERE vm_uuid = ? ORDER BY device_index")
+            .bind(id.to_string())
+            .fetch_all(self.db.r())
+            .await?;
+        Ok(rows.iter().map(decode_nic).collect::<Result<_, _>>()?)
+    }
+
+    /// VMs matching `q`.
+    pub async fn list_vms(&self, q: &ListQuery) -> EngineResult<Page<VmInstance>> {
+        if let Some(s) = &q.state {
+            s.parse::<VmState>().map_err(|m| EngineError::invalid("state", m))?;
+        }
+        let allowed = [
+            ("name", "name"),
+            ("state", "state"),
+            ("zone_uuid", "zone_uuid"),
+            ("cluster_uuid", "cluster_uuid"),
+            ("host_uuid", "host_uuid"),
+        ];
+        let mut page = q.run(&self.db, "vm_instances", COLUMNS, &allowed, decode).await?;
+        for vm in &mut page.items {
+            vm.nics = self.vm_nics(vm.uuid).await?;
+        }
+        Ok(page)
+    }
+
+    /// The VM's current state, or NOT_FOUND.
+    pub(crate) async fn vm_state(&self, id: VmId) -> EngineResult<VmState> {
+        let s: Option<String> = sqlx::query_scalar("SELECT state FROM vm_instances WHERE uuid = ?")
+            .bind(id.to_string())
+            .fetch_optional(self.db.r())
+            .await?;
+        s.ok_or_else(|| EngineError::not_found("vm", id))?.parse().map_err(EngineError::Internal)
+    }
+
+    /// Moves a VM to `to` (from whatever it was) and publishes the change.
+    pub(crate) async fn set_vm_state(
+        &self,
+        id: VmId,
+        from: VmState,
+        to: VmState,
+    ) -> EngineResult<()> {
+        sqlx::query("UPDATE vm_instances SET state = ?, state_changed_at = ? WHERE uuid = ?")
+            .bind(to.as_str())
+            .bind(crate::time::now_ms())
+            .bind(id.to_string())
+            .execute(self.db.w())
+            .await?;
+        if from != to {
+            self.events.publish("vm", id.0, Some(from.as_str()), Some(to.as_str()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,228 @@
+//! Workflows: ordered steps with undo (ZStack's FlowChain, Oxide's steno sagas).
+//!
+//! A workflow runs its steps in order over a typed context (each step's outputs are fields of the
+//! context, never looked up by string name). When a step fails, the steps that succeeded are
+//! undone in reverse order. Steps must be idempotent (running one twice has the effect of running
+//! it once) and so must undos, which lets a crashed workflow be resumed or rolled back from its
+//! log. A step that fails must leave nothing behind.
+
+use async_trait::async_trait;
+
+use crate::error::{EngineError, EngineResult};
+
+pub mod testing;
+
+/// One step of a workflow over context `C`.
+#[async_trait]
+pub trait Step<C: Send>: Send + Sync {
+    /// A short name for logs and tests.
+    fn name(&self) -> &'static str;
+    /// Does the step's work. Idempotent; on error it must have changed nothing.
+    async fn run(&self, ctx: &mut C) -> EngineResult<()>;
+    /// Reverts the step's work. Idempotent; called only after `run` succeeded.
+    async fn undo(&self, ctx: &mut C) -> EngineResult<()>;
+}
+
+/// What happened to a step, in the order it happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepEvent {
+    Started,
+    Succeeded,
+    Failed,
+    Undone,
+    UndoFailed,
+}
+
+/// The record of one workflow run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkflowLog {
+    pub entries: Vec<(&'static str, StepEvent)>,
+}
+
+/// Test hooks: inject a failure and replay steps or undos.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Fail the workflow right after step `i` succeeded (so its undo runs too).
+    pub fail_after: Option<usize>,
+    /// Run every step twice (idempotency).
+    pub run_steps_twice: bool,
+    /// Run every undo twice (idempotency).
+    pub run_undos_twice: bool,
+}
+
+/// An ordered list of steps over context `C`.
+pub struct Workflow<C: Send> {
+    name: &'static str,
+    steps: Vec<Box<dyn Step<C>>>,
+}
+
+impl<C: Send> Workflow<C> {
+    /// A workflow named `name` with no steps yet.
+    pub fn new(name: &'static str) -> Self {
+        Self { name, steps: Vec::new() }
+    }
+
+    /// Appends a step.
+    pub fn step(mut self, step: impl Step<C> + 'static) -> Self {
+        self.steps.push(Box::new(step));
+        self
+    }
+
+    /// The workflow's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The step names, in order.
+    pub fn step_names(&self) -> Vec<&'static str> {
+        self.steps.iter().map(|s| s.name()).collect()
+    }
+
+    /// Runs every step; on failure undoes the completed ones and returns the failure.
+    pub async fn run(&self, ctx: &mut C) -> EngineResult<()> {
+        self.run_with(ctx, RunOptions::default()).await.0
+    }
+
+    /// Runs with test hooks and returns the log alongside the outcome.
+    pub async fn run_with(&self, ctx: &mut C, opts: RunOptions) -> (EngineResult<()>, WorkflowLog) {
+        let mut log = WorkflowLog::default();
+        for (i, step) in self.steps.iter().enumerate() {
+            log.entries.push((step.name(), StepEvent::Started));
+            let mut outcome = step.run(ctx).await;
+            if outcome.is_ok() && opts.run_steps_twice {
+                outcome = step.run(ctx).await;
+            }
+            if outcome.is_ok() && opts.fail_after == Some(i) {
+                log.entries.push((step.name(), StepEvent::Succeeded));
+                outcome = Err(EngineError::Internal(format!(
+                    "injected failure after step `{}` of workflow `{}`",
+                    step.name(),
+                    self.name
+                )));
+                let err = outcome.err().unwrap_or_else(|| EngineError::Internal(String::new()));
+                return self.unwind(ctx, i + 1, err, opts, log).await;
+            }
+            match outcome {
+                Ok(()) => log.entries.push((step.name(), StepEvent::Succeeded)),
+                Err(err) => {
+                    log.entries.push((step.name(), StepEvent::Failed));
+                    tracing::debug!(workflow = self.name, step = step.name(), %err, "step failed");
+                    return self.unwind(ctx, i, err, opts, log).await;
+                }
+            }
+        }
+        (Ok(()), log)
+    }
+
+    /// Undoes steps `0..done` in reverse order and returns `err` (or a rollback failure).
+    async fn unwind(
+        &self,
+        ctx: &mut C,
+        done: usize,
+        err: EngineError,
+        opts: RunOptions,
+        mut log: WorkflowLog,
+    ) -> (EngineResult<()>, WorkflowLog) {
+        let mut undo_failures = Vec::new();
+        for step in self.steps[..done].iter().rev() {
+            let mut outcome = step.undo(ctx).await;
+            if outcome.is_ok() && opts.run_undos_twice {
+                outcome = step.undo(ctx).await;
+            }
+            match outcome {
+                Ok(()) => log.entries.push((step.name(), StepEvent::Undone)),
+                Err(undo_err) => {
+                    tracing::error!(workflow = self.name, step = step.name(), %undo_err, "undo failed");
+                    log.entries.push((step.name(), StepEvent::UndoFailed));
+                    undo_failures.push(format!("{}: {undo_err}", step.name()));
+                }
+            }
+        }
+        if undo_failures.is_empty() {
+            (Err(err), log)
+        } else {
+            let msg = format!(
+                "workflow `{}` failed ({err}) and its rollback failed too: {}",
+                self.name,
+                undo_failures.join("; ")
+            );
+            (Err(EngineError::Internal(msg)), log)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A step that adds its value to a counter and removes it on undo.
+    struct Add(&'static str, i64);
+
+    #[derive(Default)]
+    struct Ctx {
+        total: i64,
+        applied: Vec<&'static str>,
+        fail_on: Option<&'static str>,
+    }
+
+    #[async_trait]
+    impl Step<Ctx> for Add {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        async fn run(&self, ctx: &mut Ctx) -> EngineResult<()> {
+            if ctx.fail_on == Some(self.0) {
+                return Err(EngineError::Conflict(format!("{} refused", self.0)));
+            }
+            if !ctx.applied.contains(&self.0) {
+                ctx.applied.push(self.0);
+                ctx.total += self.1;
+            }
+            Ok(())
+        }
+        async fn undo(&self, ctx: &mut Ctx) -> EngineResult<()> {
+            if let Some(pos) = ctx.applied.iter().position(|s| *s == self.0) {
+                ctx.applied.remove(pos);
+                ctx.total -= self.1;
+            }
+            Ok(())
+        }
+    }
+
+    fn workflow() -> Workflow<Ctx> {
+        Workflow::new("adds").step(Add("a", 1)).step(Add("b", 10)).step(Add("c", 100))
+    }
+
+    #[tokio::test]
+    async fn runs_every_step_in_order() {
+        let mut ctx = Ctx::default();
+        workflow().run(&mut ctx).await.unwrap();
+        assert_eq!(ctx.total, 111);
+        assert_eq!(ctx.applied, vec!["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_step_undoes_the_earlier_ones_in_reverse() {
+        let mut ctx = Ctx { fail_on: Some("c"), ..Default::default() };
+        let (res, log) = workflow().run_with(&mut ctx, RunOptions::default()).await;
+        assert_eq!(res.unwrap_err().code(), "CONFLICT", "the step's own error is returned");
+        assert_eq!(ctx.total, 0);
+        let undone: Vec<_> =
+            log.entries.iter().filter(|(_, e)| *e == StepEvent::Undone).map(|(n, _)| *n).collect();
+        assert_eq!(undone, vec!["b", "a"]);
+    }
+
+    #[tokio::test]
+    async fn shared_unwind_checks_pass_for_an_idempotent_workflow() {
+        testing::check_unwind(
+            &workflow(),
+            async || Ctx::default(),
+            async |ctx: &Ctx| {
+                assert_eq!(ctx.total, 0, "clean slate");
+                assert!(ctx.applied.is_empty());
+            },
+            async |ctx: &Ctx| assert_eq!(ctx.total, 111, "done exactly once"),
+        )
+        .await;
+    }
+}
