@@ -10,6 +10,7 @@ pub mod db;
 mod engine;
 pub mod error;
 pub mod ids;
+mod invariants;
 pub mod scheduler;
 pub mod services;
 pub mod time;

@@ -141,7 +141,7 @@ mod tests {
         let db = Db::connect("sqlite::memory:").await.unwrap();
         let cfg = GlobalConfig::load(&db).await.unwrap();
         assert_eq!(cfg.int(ConfigName::HostPingIntervalSecs), 30);
-        let mut rx = cfg.subscribe();
+        let rx = cfg.subscribe();
         cfg.update(&db, "host.ping_interval_secs", "5").await.unwrap();
         assert!(rx.has_changed().unwrap());
         assert_eq!(cfg.secs(ConfigName::HostPingIntervalSecs), Duration::from_secs(5));

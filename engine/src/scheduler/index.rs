@@ -219,7 +219,8 @@ mod tests {
         assert_eq!(idx.choose(&p), Some(big));
         p.strategy = Strategy::Pack;
         assert_eq!(idx.choose(&p), Some(small));
-        p.avoid = &[small];
+        let avoid = [small];
+        p.avoid = &avoid;
         assert_eq!(idx.choose(&p), Some(big));
     }
 

@@ -175,6 +175,13 @@ pub struct ExpungeCtx {
     vm_row: Option<SqliteRow>,
 }
 
+impl ExpungeCtx {
+    /// A context to expunge `vm`.
+    pub fn new(engine: Engine, vm: VmId) -> Self {
+        Self { engine, vm, nics: Vec::new(), volumes: Vec::new(), vm_row: None }
+    }
+}
+
 /// The expunge workflow.
 pub fn expunge_workflow() -> Workflow<ExpungeCtx> {
     Workflow::new("expunge-vm").step(FreeNics).step(FreeVolumes).step(DeleteVm)

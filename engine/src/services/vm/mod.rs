@@ -15,6 +15,7 @@ mod state;
 mod view;
 
 pub use create::{CreatePlan, CreateVm};
+pub use destroy::DestroyOutcome;
 pub use migrate::MigrateVm;
 pub use state::{VmOp, VmState};
 pub use view::{VmInstance, VmNic};

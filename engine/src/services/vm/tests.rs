@@ -1,1 +1,6 @@
+//! Tests of the VM lifecycle against the simulator: every operation, the shared unwind tests of
+//! every workflow, injected hypervisor failures, and concurrency.
 
+mod fixture;
+mod lifecycle;
+mod unwind;

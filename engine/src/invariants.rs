@@ -1,0 +1,118 @@
+//! Invariants of a management node's state, checked by tests, model tests and scenarios.
+//!
+//! Each check compares what the database says with itself and with the in-memory caches:
+//! per-host reserved capacity equals the sum over the VMs placed there; per-storage used bytes
+//! equal the sum of its volumes; no NIC or volume without its VM; no IP given twice; the capacity
+//! index, storage topology and IPAM agree with the database. Returns every violation found.
+
+use std::collections::HashMap;
+
+use crate::error::EngineResult;
+use crate::ids::{HostId, L3NetworkId, PrimaryStorageId};
+use crate::Engine;
+
+impl Engine {
+    /// Every invariant violation found (empty when all hold).
+    pub async fn invariant_violations(&self) -> EngineResult<Vec<String>> {
+        let mut out = Vec::new();
+        let db = self.db.r();
+
+        let hosts: Vec<(String, i64, i64)> =
+            sqlx::query_as("SELECT uuid, cpu_used, memory_used FROM hosts").fetch_all(db).await?;
+        let placed: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT host_uuid, SUM(cpus), SUM(memory_bytes) FROM vm_instances WHERE host_uuid IS NOT NULL GROUP BY host_uuid",
+        )
+        .fetch_all(db)
+        .await?;
+        let placed: HashMap<String, (i64, i64)> =
+            placed.into_iter().map(|(h, c, m)| (h, (c, m))).collect();
+        for (uuid, cpu, mem) in &hosts {
+            let (want_cpu, want_mem) = placed.get(uuid).copied().unwrap_or((0, 0));
+            if (*cpu, *mem) != (want_cpu, want_mem) {
+                out.push(format!(
+                    "host {uuid}: reserved {cpu} cpus / {mem} bytes but its VMs hold {want_cpu} cpus / {want_mem} bytes"
+                ));
+            }
+            if let Ok(id) = uuid.parse::<HostId>() {
+                match self.scheduler.index().get(id) {
+                    Some(c) if (i64::from(c.cpu_used), c.memory_used as i64) == (*cpu, *mem) => {}
+                    Some(c) => out.push(format!(
+                        "host {uuid}: capacity index says {} cpus / {} bytes used, database {cpu} / {mem}",
+                        c.cpu_used, c.memory_used
+                    )),
+                    None => out.push(format!("host {uuid} is missing from the capacity index")),
+                }
+            }
+        }
+        for h in placed.keys() {
+            if !hosts.iter().any(|(u, _, _)| u == h) {
+                out.push(format!("VMs are placed on host {h}, which does not exist"));
+            }
+        }
+
+        let storages: Vec<(String, i64)> =
+            sqlx::query_as("SELECT uuid, used_bytes FROM primary_storages").fetch_all(db).await?;
+        let volume_sums: Vec<(String, i64)> =
+            sqlx::query_as("SELECT primary_storage_uuid, SUM(size_bytes) FROM volumes GROUP BY primary_storage_uuid")
+                .fetch_all(db)
+                .await?;
+        let volume_sums: HashMap<String, i64> = volume_sums.into_iter().collect();
+        for (uuid, used) in &storages {
+            let want = volume_sums.get(uuid).copied().unwrap_or(0);
+            if *used != want {
+                out.push(format!(
+                    "primary storage {uuid}: used {used} bytes but its volumes take {want}"
+                ));
+            }
+            if let Ok(id) = uuid.parse::<PrimaryStorageId>() {
+                let cached = self.scheduler.topology().storages.get(&id).map(|s| s.used as i64);
+                if cached != Some(*used) {
+                    out.push(format!("primary storage {uuid}: topology cache says {cached:?} used, database {used}"));
+                }
+            }
+        }
+
+        let orphans: Vec<(String, String)> = sqlx::query_as(
+            "SELECT 'volume', uuid FROM volumes WHERE vm_uuid IS NOT NULL AND vm_uuid NOT IN (SELECT uuid FROM vm_instances) \
+             UNION ALL SELECT 'nic', uuid FROM vm_nics WHERE vm_uuid NOT IN (SELECT uuid FROM vm_instances)",
+        )
+        .fetch_all(db)
+        .await?;
+        for (kind, uuid) in orphans {
+            out.push(format!("{kind} {uuid} belongs to no VM"));
+        }
+        let rootless: Vec<(String,)> = sqlx::query_as(
+            "SELECT uuid FROM vm_instances WHERE state NOT IN ('Created') \
+             AND uuid NOT IN (SELECT vm_uuid FROM volumes WHERE kind = 'Root' AND vm_uuid IS NOT NULL)",
+        )
+        .fetch_all(db)
+        .await?;
+        for (uuid,) in rootless {
+            out.push(format!("vm {uuid} has no root volume"));
+        }
+
+        let dup_ips: Vec<(String, i64, i64)> =
+            sqlx::query_as("SELECT l3_network_uuid, ip, COUNT(*) FROM vm_nics GROUP BY l3_network_uuid, ip HAVING COUNT(*) > 1")
+                .fetch_all(db)
+                .await?;
+        for (l3, ip, n) in dup_ips {
+            out.push(format!(
+                "IP {} of L3 {l3} is given {n} times",
+                std::net::Ipv4Addr::from(ip as u32)
+            ));
+        }
+        let per_l3: Vec<(String, i64)> =
+            sqlx::query_as("SELECT uuid, (SELECT COUNT(*) FROM vm_nics n WHERE n.l3_network_uuid = l3_networks.uuid) FROM l3_networks")
+                .fetch_all(db)
+                .await?;
+        for (l3, n) in per_l3 {
+            if let Ok(id) = l3.parse::<L3NetworkId>() {
+                let (used, _) = self.ipam.usage(id);
+                if used != n as u64 {
+                    out.push(format!("L3 {l3}: IPAM holds {used} addresses, NICs hold {n}"));
+                }
+            }
+        }
+        Ok(out)
+    }
+}

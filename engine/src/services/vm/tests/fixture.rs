@@ -1,0 +1,233 @@
+//! A small simulated cloud for VM tests, and checks that compare the engine with the simulator.
+
+use std::sync::Arc;
+
+use oxstack_hypervisor::{HostId, Hypervisor, PowerState, VmId};
+use oxstack_simulator::{SimCloud, SimConfig};
+
+use crate::ids::{ImageId, InstanceOfferingId, L3NetworkId};
+use crate::services::cluster::CreateCluster;
+use crate::services::host::AddHost;
+use crate::services::image::CreateImage;
+use crate::services::network::ip_range::CreateIpRange;
+use crate::services::network::{CreateL2Network, CreateL3Network};
+use crate::services::offering::CreateInstanceOffering;
+use crate::services::storage::{CreateBackupStorage, CreatePrimaryStorage};
+use crate::services::vm::{CreateVm, VmState};
+use crate::services::zone::CreateZone;
+use crate::services::ListQuery;
+use crate::{Engine, EngineOptions};
+
+pub const GIB: u64 = 1 << 30;
+
+pub struct Cloud {
+    pub engine: Engine,
+    pub sim: Arc<SimCloud>,
+    pub hosts: Vec<HostId>,
+    pub offering: InstanceOfferingId,
+    pub image: ImageId,
+    pub l3: L3NetworkId,
+}
+
+impl Cloud {
+    /// `hosts` simulated hosts of `cpus` cpus and `mem_gib` GiB in one cluster; VMs of 1 cpu,
+    /// 1 GiB; an L3 with `ips` addresses.
+    pub async fn new(hosts: usize, cpus: u32, mem_gib: u64, ips: u32) -> Self {
+        let sim = Arc::new(SimCloud::new(SimConfig::with_seed(7)));
+        let hv: Arc<dyn Hypervisor> = sim.clone();
+        let engine = Engine::start(
+            EngineOptions { db_url: "sqlite::memory:".into(), background_tasks: false },
+            hv,
+        )
+        .await
+        .unwrap();
+        let zone = engine
+            .create_zone(CreateZone { name: "z".into(), description: String::new() })
+            .await
+            .unwrap();
+        let cluster = engine
+            .create_cluster(CreateCluster {
+                zone_uuid: zone.uuid,
+                name: "c".into(),
+                hypervisor_type: "simulator".into(),
+            })
+            .await
+            .unwrap();
+        let ps = engine
+            .create_primary_storage(CreatePrimaryStorage {
+                zone_uuid: zone.uuid,
+                name: "ps".into(),
+                url: "/ps".into(),
+                total_bytes: 100_000 * GIB,
+            })
+            .await
+            .unwrap();
+        engine.attach_primary_storage(cluster.uuid, ps.uuid).await.unwrap();
+        let l2 = engine
+            .create_l2_network(CreateL2Network {
+                zone_uuid: zone.uuid,
+                name: "l2".into(),
+                physical_interface: "eth0".into(),
+                vlan: None,
+            })
+            .await
+            .unwrap();
+        engine.attach_l2_network(cluster.uuid, l2.uuid).await.unwrap();
+        let l3 = engine
+            .create_l3_network(CreateL3Network { l2_network_uuid: l2.uuid, name: "l3".into() })
+            .await
+            .unwrap();
+        let end =
+            std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 0, 0, 2)) + ips - 1);
+        engine
+            .create_ip_range(
+                l3.uuid,
+                CreateIpRange {
+                    name: "r".into(),
+                    start_ip: "10.0.0.2".into(),
+                    end_ip: end.to_string(),
+                    netmask: "255.0.0.0".into(),
+                    gateway: "10.0.0.1".into(),
+                },
+            )
+            .await
+            .unwrap();
+        let bs = engine
+            .create_backup_storage(CreateBackupStorage {
+                zone_uuid: zone.uuid,
+                name: "bs".into(),
+                url: "/bs".into(),
+                total_bytes: 100 * GIB,
+            })
+            .await
+            .unwrap();
+        let image = engine
+            .create_image(CreateImage {
+                backup_storage_uuid: bs.uuid,
+                name: "img".into(),
+                format: "qcow2".into(),
+                size_bytes: GIB,
+                url: "http://img".into(),
+            })
+            .await
+            .unwrap();
+        let offering = engine
+            .create_instance_offering(CreateInstanceOffering {
+                name: "small".into(),
+                cpus: 1,
+                memory_bytes: GIB,
+            })
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for i in 0..hosts {
+            let h = engine
+                .add_host(AddHost {
+                    cluster_uuid: cluster.uuid,
+                    name: format!("h{i}"),
+                    management_ip: format!("192.168.0.{i}"),
+                    cpus: Some(cpus),
+                    memory_bytes: Some(mem_gib * GIB),
+                })
+                .await
+                .unwrap();
+            ids.push(h.uuid);
+        }
+        Self { engine, sim, hosts: ids, offering: offering.uuid, image: image.uuid, l3: l3.uuid }
+    }
+
+    pub fn create_req(&self, name: &str) -> CreateVm {
+        CreateVm {
+            name: name.into(),
+            instance_offering_uuid: self.offering,
+            image_uuid: self.image,
+            l3_network_uuids: vec![self.l3],
+            cluster_uuid: None,
+            host_uuid: None,
+            root_disk_bytes: None,
+        }
+    }
+
+    /// Asserts every engine invariant and that the simulator runs exactly the VMs the database
+    /// says run, where the database says.
+    pub async fn assert_consistent(&self) {
+        let violations = self.engine.invariant_violations().await.unwrap();
+        assert!(violations.is_empty(), "invariants violated:\n{}", violations.join("\n"));
+        assert!(self.sim.audit().is_ok(), "simulator bookkeeping: {:?}", self.sim.audit());
+        let vms = self
+            .engine
+            .list_vms(&ListQuery { limit: Some(10_000), ..Default::default() })
+            .await
+            .unwrap();
+        let mut running_in_db = 0;
+        for vm in &vms.items {
+            let in_sim = self.sim.vm(vm.uuid);
+            match vm.state {
+                VmState::Running | VmState::Paused => {
+                    running_in_db += 1;
+                    let s = in_sim.unwrap_or_else(|| {
+                        panic!(
+                            "vm {} is {} in the DB but unknown to the simulator",
+                            vm.uuid, vm.state
+                        )
+                    });
+                    assert_eq!(Some(s.host), vm.host_uuid, "vm {} runs on another host", vm.uuid);
+                    let want = if vm.state == VmState::Running {
+                        PowerState::Running
+                    } else {
+                        PowerState::Paused
+                    };
+                    assert_eq!(s.state, want, "vm {}", vm.uuid);
+                }
+                VmState::Stopped => {
+                    assert!(vm.host_uuid.is_none(), "stopped vm {} holds host capacity", vm.uuid);
+                    if let Some(s) = in_sim {
+                        assert_eq!(
+                            s.state,
+                            PowerState::Stopped,
+                            "vm {} is Stopped in the DB but not in the simulator",
+                            vm.uuid
+                        );
+                        assert_eq!(Some(s.host), vm.last_host_uuid);
+                    }
+                }
+                VmState::Destroyed => {
+                    assert!(
+                        in_sim.is_none(),
+                        "destroyed vm {} still defined in the simulator",
+                        vm.uuid
+                    );
+                    assert!(vm.host_uuid.is_none());
+                }
+                other => panic!("vm {} left in state {other}", vm.uuid),
+            }
+        }
+        let running_in_sim: usize = self
+            .hosts
+            .iter()
+            .map(|h| {
+                self.sim.host_vms(*h).iter().filter(|r| r.state != PowerState::Stopped).count()
+            })
+            .sum();
+        assert_eq!(
+            running_in_sim, running_in_db,
+            "the simulator runs VMs the database does not know of"
+        );
+    }
+
+    pub async fn host_used(&self, h: HostId) -> (u32, u64) {
+        let host = self.engine.get_host(h).await.unwrap();
+        (host.cpu_used, host.memory_used)
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+            .fetch_one(self.engine.db.r())
+            .await
+            .unwrap()
+    }
+
+    pub fn sim_state(&self, vm: VmId) -> Option<PowerState> {
+        self.sim.vm(vm).map(|v| v.state)
+    }
+}

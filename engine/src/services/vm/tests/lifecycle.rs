@@ -1,0 +1,241 @@
+//! Every VM operation end to end against the simulator, with the state checked after each.
+
+use std::collections::HashSet;
+
+use futures::future::join_all;
+use oxstack_hypervisor::{OpKind, PowerState, StopMode};
+use oxstack_simulator::FaultRule;
+
+use super::fixture::{Cloud, GIB};
+use crate::services::host::HostStatus;
+use crate::services::vm::destroy::DestroyOutcome;
+use crate::services::vm::VmState;
+
+#[tokio::test]
+async fn full_lifecycle_keeps_engine_and_simulator_in_step() {
+    let c = Cloud::new(3, 8, 32, 100).await;
+    let vm = c.engine.create_vm(c.create_req("web")).await.unwrap();
+    assert_eq!(vm.state, VmState::Running);
+    let h0 = vm.host_uuid.unwrap();
+    assert_eq!(vm.last_host_uuid, Some(h0));
+    assert_eq!(vm.nics.len(), 1);
+    let ip = vm.nics[0].ip;
+    assert_eq!(c.host_used(h0).await, (1, GIB));
+    c.assert_consistent().await;
+
+    let v = c.engine.stop_vm(vm.uuid, StopMode::Graceful).await.unwrap();
+    assert_eq!((v.state, v.host_uuid, v.last_host_uuid), (VmState::Stopped, None, Some(h0)));
+    assert_eq!(c.host_used(h0).await, (0, 0));
+    c.assert_consistent().await;
+
+    let v = c.engine.start_vm(vm.uuid, None).await.unwrap();
+    assert_eq!(
+        (v.state, v.host_uuid),
+        (VmState::Running, Some(h0)),
+        "restarts where it is defined"
+    );
+    c.assert_consistent().await;
+
+    assert_eq!(c.engine.pause_vm(vm.uuid).await.unwrap().state, VmState::Paused);
+    assert_eq!(c.sim_state(vm.uuid), Some(PowerState::Paused));
+    c.assert_consistent().await;
+    assert_eq!(c.engine.resume_vm(vm.uuid).await.unwrap().state, VmState::Running);
+    assert_eq!(c.engine.reboot_vm(vm.uuid).await.unwrap().state, VmState::Running);
+    c.assert_consistent().await;
+
+    let h1 = *c.hosts.iter().find(|h| **h != h0).unwrap();
+    let v = c.engine.migrate_vm(vm.uuid, Some(h1)).await.unwrap();
+    assert_eq!((v.state, v.host_uuid, v.last_host_uuid), (VmState::Running, Some(h1), Some(h1)));
+    assert_eq!(c.host_used(h0).await, (0, 0));
+    assert_eq!(c.host_used(h1).await, (1, GIB));
+    c.assert_consistent().await;
+    let v = c.engine.migrate_vm(vm.uuid, None).await.unwrap();
+    assert_ne!(v.host_uuid, Some(h1), "scheduler-picked migration leaves the current host");
+    c.assert_consistent().await;
+
+    assert_eq!(c.engine.destroy_vm(vm.uuid).await.unwrap(), DestroyOutcome::Destroyed);
+    let v = c.engine.get_vm(vm.uuid).await.unwrap();
+    assert_eq!((v.state, v.host_uuid), (VmState::Destroyed, None));
+    assert_eq!(v.nics[0].ip, ip, "a destroyed VM keeps its IP until expunged");
+    assert_eq!(c.sim_state(vm.uuid), None);
+    c.assert_consistent().await;
+
+    assert_eq!(c.engine.recover_vm(vm.uuid).await.unwrap().state, VmState::Stopped);
+    let v = c.engine.start_vm(vm.uuid, None).await.unwrap();
+    assert_eq!(v.state, VmState::Running);
+    c.assert_consistent().await;
+
+    c.engine.destroy_vm(vm.uuid).await.unwrap();
+    c.engine.expunge_vm(vm.uuid).await.unwrap();
+    assert_eq!(c.engine.get_vm(vm.uuid).await.unwrap_err().code(), "NOT_FOUND");
+    assert_eq!((c.count("vm_nics").await, c.count("volumes").await), (0, 0));
+    assert_eq!(c.engine.get_l3_network(c.l3).await.unwrap().used_ips, 0, "IP returned on expunge");
+    c.assert_consistent().await;
+}
+
+#[tokio::test]
+async fn operations_in_the_wrong_state_are_refused_and_change_nothing() {
+    let c = Cloud::new(1, 8, 32, 100).await;
+    let vm = c.engine.create_vm(c.create_req("a")).await.unwrap();
+    let before = c.engine.get_vm(vm.uuid).await.unwrap();
+    for err in [
+        c.engine.resume_vm(vm.uuid).await.unwrap_err(),
+        c.engine.start_vm(vm.uuid, None).await.unwrap_err(),
+        c.engine.recover_vm(vm.uuid).await.unwrap_err(),
+        c.engine.expunge_vm(vm.uuid).await.unwrap_err(),
+    ] {
+        assert_eq!(err.code(), "INVALID_STATE", "{err}");
+    }
+    let after = c.engine.get_vm(vm.uuid).await.unwrap();
+    assert_eq!(
+        (after.state, after.host_uuid, after.state_changed_at),
+        (before.state, before.host_uuid, before.state_changed_at)
+    );
+    let err = c.engine.migrate_vm(vm.uuid, None).await.unwrap_err();
+    assert_eq!(err.code(), "INSUFFICIENT_CAPACITY", "only one host: {err}");
+    assert_eq!(c.engine.get_vm(vm.uuid).await.unwrap().state, VmState::Running);
+    c.assert_consistent().await;
+}
+
+#[tokio::test]
+async fn failed_creates_leave_nothing_behind() {
+    let c = Cloud::new(20, 16, 64, 1000).await;
+    c.sim.add_fault(FaultRule::always().on_op(OpKind::Create).with_probability(0.1));
+    let results =
+        join_all((0..300).map(|i| c.engine.create_vm(c.create_req(&format!("vm{i}"))))).await;
+    let ok = results.iter().filter(|r| r.is_ok()).count() as i64;
+    let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(!failed.is_empty() && ok > 200, "about 10% should fail: {} failed", failed.len());
+    for e in &failed {
+        assert_eq!(e.code(), "HYPERVISOR_ERROR", "{e}");
+    }
+    assert_eq!(c.count("vm_instances").await, ok);
+    assert_eq!(c.count("volumes").await, ok);
+    assert_eq!(c.count("vm_nics").await, ok);
+    let used: u32 = futures::future::join_all(c.hosts.iter().map(|h| c.host_used(*h)))
+        .await
+        .iter()
+        .map(|u| u.0)
+        .sum();
+    assert_eq!(i64::from(used), ok, "reserved cpus equal the VMs that exist");
+    assert_eq!(c.engine.get_l3_network(c.l3).await.unwrap().used_ips as i64, ok);
+    c.assert_consistent().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_never_overcommit() {
+    let c = Cloud::new(10, 4, 64, 1000).await;
+    let results = join_all((0..60).map(|i| {
+        let (engine, req) = (c.engine.clone(), c.create_req(&format!("vm{i}")));
+        tokio::spawn(async move { engine.create_vm(req).await })
+    }))
+    .await;
+    let mut ok = 0;
+    let mut ips = HashSet::new();
+    for r in results {
+        match r.unwrap() {
+            Ok(vm) => {
+                ok += 1;
+                assert!(ips.insert(vm.nics[0].ip), "IP {} given twice", vm.nics[0].ip);
+            }
+            Err(e) => assert_eq!(e.code(), "INSUFFICIENT_CAPACITY", "{e}"),
+        }
+    }
+    assert_eq!(ok, 40, "10 hosts of 4 cpus hold exactly 40 one-cpu VMs");
+    for h in &c.hosts {
+        assert_eq!(c.host_used(*h).await, (4, 4 * GIB));
+    }
+    c.assert_consistent().await;
+}
+
+#[tokio::test]
+async fn a_crashed_host_is_disconnected_then_reconciled_when_it_returns() {
+    let c = Cloud::new(2, 8, 32, 100).await;
+    let vm = c.engine.create_vm(c.create_req("a")).await.unwrap();
+    let host = vm.host_uuid.unwrap();
+    c.sim.crash_host(host).unwrap();
+    let report = c.engine.ping_sweep().await.unwrap();
+    assert_eq!((report.failed, report.disconnected), (1, 1));
+    assert_eq!(c.engine.get_host(host).await.unwrap().status, HostStatus::Disconnected);
+    assert_eq!(c.engine.get_vm(vm.uuid).await.unwrap().state, VmState::Unknown);
+    let err = c.engine.create_vm(c.create_req("b")).await.unwrap();
+    assert_ne!(err.host_uuid, Some(host), "no VM goes to a disconnected host");
+
+    c.sim.recover_host(host).unwrap();
+    let report = c.engine.ping_sweep().await.unwrap();
+    assert_eq!(report.reconnected, 1);
+    assert_eq!(c.engine.get_host(host).await.unwrap().status, HostStatus::Connected);
+    let v = c.engine.get_vm(vm.uuid).await.unwrap();
+    assert_eq!((v.state, v.host_uuid), (VmState::Stopped, None), "the crash powered it off");
+    c.assert_consistent().await;
+    assert_eq!(c.engine.start_vm(vm.uuid, None).await.unwrap().state, VmState::Running);
+    c.assert_consistent().await;
+}
+
+#[tokio::test]
+async fn a_partitioned_host_comes_back_with_its_vms_running() {
+    let c = Cloud::new(1, 8, 32, 100).await;
+    let vm = c.engine.create_vm(c.create_req("a")).await.unwrap();
+    let host = vm.host_uuid.unwrap();
+    c.sim.partition_host(host).unwrap();
+    c.engine.ping_sweep().await.unwrap();
+    assert_eq!(c.engine.get_vm(vm.uuid).await.unwrap().state, VmState::Unknown);
+    c.sim.heal_host(host).unwrap();
+    c.engine.ping_sweep().await.unwrap();
+    assert_eq!(c.engine.get_vm(vm.uuid).await.unwrap().state, VmState::Running);
+    c.assert_consistent().await;
+}
+
+#[tokio::test]
+async fn reconcile_notices_dead_and_stray_vms() {
+    let c = Cloud::new(1, 8, 32, 100).await;
+    let a = c.engine.create_vm(c.create_req("a")).await.unwrap();
+    let host = a.host_uuid.unwrap();
+    c.sim.kill_vm(a.uuid).unwrap();
+    let stray = oxstack_hypervisor::VmId::new_random();
+    c.sim.define_stray_vm(host, stray, PowerState::Running).unwrap();
+    let report = c.engine.reconcile_host(host).await.unwrap();
+    assert_eq!(report.stopped, 1);
+    assert_eq!(report.strays, vec![stray]);
+    assert_eq!(c.engine.get_vm(a.uuid).await.unwrap().state, VmState::Stopped);
+    assert_eq!(c.host_used(host).await, (0, 0));
+
+    // A VM the DB thinks stopped but the host runs is corrected, capacity included.
+    oxstack_hypervisor::Hypervisor::destroy_vm(&*c.sim, host, stray).await.unwrap();
+    let b = c.engine.create_vm(c.create_req("b")).await.unwrap();
+    c.engine.stop_vm(b.uuid, StopMode::Force).await.unwrap();
+    oxstack_hypervisor::Hypervisor::start_vm(&*c.sim, host, b.uuid).await.unwrap();
+    let report = c.engine.reconcile_host(host).await.unwrap();
+    assert_eq!(report.corrected, 1);
+    let v = c.engine.get_vm(b.uuid).await.unwrap();
+    assert_eq!((v.state, v.host_uuid), (VmState::Running, Some(host)));
+    c.assert_consistent().await;
+}
+
+#[tokio::test]
+async fn a_failed_hypervisor_call_puts_the_vm_back() {
+    let c = Cloud::new(1, 8, 32, 100).await;
+    let vm = c.engine.create_vm(c.create_req("a")).await.unwrap();
+    c.sim.add_fault(FaultRule::always().on_op(OpKind::Stop).times(1));
+    assert_eq!(
+        c.engine.stop_vm(vm.uuid, StopMode::Graceful).await.unwrap_err().code(),
+        "HYPERVISOR_ERROR"
+    );
+    let v = c.engine.get_vm(vm.uuid).await.unwrap();
+    assert_eq!((v.state, v.host_uuid), (VmState::Running, vm.host_uuid));
+    c.assert_consistent().await;
+    assert_eq!(
+        c.engine.stop_vm(vm.uuid, StopMode::Graceful).await.unwrap().state,
+        VmState::Stopped
+    );
+}
+
+#[tokio::test]
+async fn direct_deletion_policy_expunges_on_destroy() {
+    let c = Cloud::new(1, 8, 32, 100).await;
+    c.engine.config.update(&c.engine.db, "vm.deletion_policy", "Direct").await.unwrap();
+    let vm = c.engine.create_vm(c.create_req("a")).await.unwrap();
+    assert_eq!(c.engine.destroy_vm(vm.uuid).await.unwrap(), DestroyOutcome::Expunged);
+    assert_eq!(c.count("vm_instances").await, 0);
+    c.assert_consistent().await;
+}
