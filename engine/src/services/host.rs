@@ -238,7 +238,8 @@ impl Engine {
         q.run(&self.db, "hosts", COLUMNS, &allowed, decode).await
     }
 
-    /// Renames a host or changes its state. Disabled and Maintenance hosts get no new VMs.
+    /// Renames a host or changes its state. Disabled and Maintenance hosts get no new VMs;
+    /// entering Maintenance also moves the host's VMs away (see `evacuate_host`).
     pub async fn update_host(&self, id: HostId, req: UpdateHost) -> EngineResult<Host> {
         let _turn = self.queues.enter(id.0).await;
         let host = self.get_host(id).await?;
@@ -251,6 +252,11 @@ impl Engine {
                 .await?;
         }
         if let Some(state) = req.state {
+            if state == HostState::Maintenance && host.state != HostState::Maintenance {
+                // No new VMs first, then move the running ones away.
+                self.scheduler.index().set_schedulable(id, false);
+                self.evacuate_host(id).await?;
+            }
             if state != host.state {
                 sqlx::query("UPDATE hosts SET state = ? WHERE uuid = ?")
                     .bind(state.as_str())
@@ -264,6 +270,28 @@ impl Engine {
             }
         }
         self.get_host(id).await
+    }
+
+    /// Moves every VM off a host entering maintenance: running VMs are live-migrated to hosts
+    /// the scheduler picks; a VM that cannot be migrated (no room elsewhere, or it is paused) is
+    /// stopped so it can start elsewhere later.
+    async fn evacuate_host(&self, id: HostId) -> EngineResult<()> {
+        let vms: Vec<(String, String)> =
+            sqlx::query_as("SELECT uuid, state FROM vm_instances WHERE host_uuid = ? AND state IN ('Running', 'Paused')")
+                .bind(id.to_string())
+                .fetch_all(self.db.r())
+                .await?;
+        for (uuid, state) in vms {
+            let vm: oxstack_hypervisor::VmId = uuid.parse().map_err(|e| EngineError::Internal(format!("bad vm uuid: {e}")))?;
+            if state == "Running" {
+                match self.migrate_vm(vm, None).await {
+                    Ok(_) => continue,
+                    Err(e) => tracing::warn!(%vm, host = %id, %e, "could not migrate off a host entering maintenance; stopping it"),
+                }
+            }
+            self.stop_vm(vm, oxstack_hypervisor::StopMode::Graceful).await?;
+        }
+        Ok(())
     }
 
     /// Deletes a host no VM is placed on or defined on.
