@@ -10,6 +10,7 @@ use crate::bus::{EventBus, SyncQueues};
 use crate::config::{ConfigName, GlobalConfig};
 use crate::db::Db;
 use crate::error::EngineResult;
+use crate::ids::IdGen;
 use crate::scheduler::Scheduler;
 use crate::services::network::ipam::Ipam;
 
@@ -21,11 +22,13 @@ pub struct EngineOptions {
     /// Start the background tasks (host pings, delayed expunge). Tests that drive pings by hand
     /// turn this off.
     pub background_tasks: bool,
+    /// Draw new resource IDs from this seed instead of the OS (replayable runs).
+    pub id_seed: Option<u64>,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        Self { db_url: "sqlite::memory:".into(), background_tasks: true }
+        Self { db_url: "sqlite::memory:".into(), background_tasks: true, id_seed: None }
     }
 }
 
@@ -43,6 +46,7 @@ pub struct EngineInner {
     pub scheduler: Scheduler,
     pub ipam: Ipam,
     pub migrations: Semaphore,
+    pub ids: IdGen,
     shutdown: watch::Sender<bool>,
 }
 
@@ -79,6 +83,7 @@ impl Engine {
             scheduler,
             ipam,
             migrations,
+            ids: opts.id_seed.map(IdGen::seeded).unwrap_or_else(IdGen::random),
             shutdown,
         }));
         engine.recover_interrupted().await?;

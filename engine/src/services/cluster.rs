@@ -73,7 +73,7 @@ impl Engine {
             ));
         }
         self.require_zone("zone_uuid", req.zone_uuid).await?;
-        let id = ClusterId::new_random();
+        let id: ClusterId = self.ids.next();
         let res = sqlx::query(
             "INSERT INTO clusters (uuid, zone_uuid, name, hypervisor_type, state, created_at) VALUES (?, ?, ?, ?, 'Enabled', ?)",
         )
@@ -206,12 +206,13 @@ impl Engine {
             .bind(ps.to_string())
             .execute(self.db.w())
             .await?;
-        let mut t = self.scheduler.topology();
-        let info = t.clusters.entry(cluster).or_default();
-        if !info.primary_storages.contains(&ps) {
-            info.primary_storages.push(ps);
+        {
+            let mut t = self.scheduler.topology();
+            let info = t.clusters.entry(cluster).or_default();
+            if !info.primary_storages.contains(&ps) {
+                info.primary_storages.push(ps);
+            }
         }
-        drop(t);
         self.get_cluster(cluster).await
     }
 

@@ -152,7 +152,7 @@ impl Engine {
             }
             None
         };
-        let id = HostId::new_random();
+        let id: HostId = self.ids.next();
         let res = sqlx::query(
             "INSERT INTO hosts (uuid, zone_uuid, cluster_uuid, name, management_ip, state, status, cpu_total, memory_total, created_at) \
              VALUES (?, ?, ?, ?, ?, 'Enabled', 'Connecting', 0, 0, ?)",
@@ -282,11 +282,14 @@ impl Engine {
                 .fetch_all(self.db.r())
                 .await?;
         for (uuid, state) in vms {
-            let vm: oxstack_hypervisor::VmId = uuid.parse().map_err(|e| EngineError::Internal(format!("bad vm uuid: {e}")))?;
+            let vm: oxstack_hypervisor::VmId =
+                uuid.parse().map_err(|e| EngineError::Internal(format!("bad vm uuid: {e}")))?;
             if state == "Running" {
                 match self.migrate_vm(vm, None).await {
                     Ok(_) => continue,
-                    Err(e) => tracing::warn!(%vm, host = %id, %e, "could not migrate off a host entering maintenance; stopping it"),
+                    Err(e) => {
+                        tracing::warn!(%vm, host = %id, %e, "could not migrate off a host entering maintenance; stopping it")
+                    }
                 }
             }
             self.stop_vm(vm, oxstack_hypervisor::StopMode::Graceful).await?;

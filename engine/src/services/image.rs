@@ -83,7 +83,7 @@ impl Engine {
                 format!("backup storage {} does not exist", req.backup_storage_uuid),
             )
         })?;
-        let id = ImageId::new_random();
+        let id: ImageId = self.ids.next();
         let mut tx = self.db.w().begin().await?;
         let fits = sqlx::query("UPDATE backup_storages SET used_bytes = used_bytes + ?1 WHERE uuid = ?2 AND used_bytes + ?1 <= total_bytes")
             .bind(size)

@@ -56,7 +56,7 @@ impl Engine {
         if req.memory_bytes < 1 << 20 {
             return Err(EngineError::invalid("memory_bytes", "must be at least 1 MiB (1048576)"));
         }
-        let id = InstanceOfferingId::new_random();
+        let id: InstanceOfferingId = self.ids.next();
         let res = sqlx::query("INSERT INTO instance_offerings (uuid, name, cpus, memory_bytes, created_at) VALUES (?, ?, ?, ?, ?)")
             .bind(id.to_string())
             .bind(&req.name)

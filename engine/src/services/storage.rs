@@ -111,7 +111,7 @@ impl Engine {
     ) -> EngineResult<PrimaryStorage> {
         let total = check_storage(&req.name, &req.url, req.total_bytes)?;
         self.require_zone("zone_uuid", req.zone_uuid).await?;
-        let id = PrimaryStorageId::new_random();
+        let id: PrimaryStorageId = self.ids.next();
         sqlx::query(
             "INSERT INTO primary_storages (uuid, zone_uuid, name, url, total_bytes, used_bytes, state, created_at) \
              VALUES (?, ?, ?, ?, ?, 0, 'Enabled', ?)",
@@ -174,12 +174,13 @@ impl Engine {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        let mut t = self.scheduler.topology();
-        t.storages.remove(&id);
-        for c in t.clusters.values_mut() {
-            c.primary_storages.retain(|p| *p != id);
+        {
+            let mut t = self.scheduler.topology();
+            t.storages.remove(&id);
+            for c in t.clusters.values_mut() {
+                c.primary_storages.retain(|p| *p != id);
+            }
         }
-        drop(t);
         self.events.publish("primary_storage", id.0, Some("Enabled"), None);
         Ok(())
     }
@@ -191,7 +192,7 @@ impl Engine {
     ) -> EngineResult<BackupStorage> {
         let total = check_storage(&req.name, &req.url, req.total_bytes)?;
         self.require_zone("zone_uuid", req.zone_uuid).await?;
-        let id = BackupStorageId::new_random();
+        let id: BackupStorageId = self.ids.next();
         sqlx::query(
             "INSERT INTO backup_storages (uuid, zone_uuid, name, url, total_bytes, used_bytes, created_at) \
              VALUES (?, ?, ?, ?, ?, 0, ?)",

@@ -47,7 +47,7 @@ impl Engine {
     /// Creates a zone. Names are unique.
     pub async fn create_zone(&self, req: CreateZone) -> EngineResult<Zone> {
         check_name(&req.name)?;
-        let id = ZoneId::new_random();
+        let id: ZoneId = self.ids.next();
         let res = sqlx::query("INSERT INTO zones (uuid, name, description, state, created_at) VALUES (?, ?, ?, 'Enabled', ?)")
             .bind(id.to_string())
             .bind(&req.name)

@@ -142,7 +142,7 @@ impl Engine {
                 ),
             ));
         }
-        let id = IpRangeId::new_random();
+        let id: IpRangeId = self.ids.next();
         sqlx::query(
             "INSERT INTO ip_ranges (uuid, l3_network_uuid, name, start_ip, end_ip, netmask, gateway, created_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -135,7 +135,7 @@ impl Engine {
             }
         }
         self.require_zone("zone_uuid", req.zone_uuid).await?;
-        let id = L2NetworkId::new_random();
+        let id: L2NetworkId = self.ids.next();
         sqlx::query("INSERT INTO l2_networks (uuid, zone_uuid, name, physical_interface, vlan, created_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(id.to_string())
             .bind(req.zone_uuid.to_string())
@@ -213,7 +213,7 @@ impl Engine {
                 format!("L2 network {} does not exist", req.l2_network_uuid),
             )
         })?;
-        let id = L3NetworkId::new_random();
+        let id: L3NetworkId = self.ids.next();
         sqlx::query("INSERT INTO l3_networks (uuid, zone_uuid, l2_network_uuid, name, created_at) VALUES (?, ?, ?, ?, ?)")
             .bind(id.to_string())
             .bind(l2.zone_uuid.to_string())

@@ -144,7 +144,7 @@ impl Engine {
             })?;
         }
         Ok(CreatePlan {
-            vm: VmId::new_random(),
+            vm: self.ids.next(),
             name: req.name,
             zone,
             offering: offering.uuid,
@@ -154,8 +154,8 @@ impl Engine {
             cpus: offering.cpus,
             memory: offering.memory_bytes,
             root_bytes,
-            root_volume: VolumeId::new_random(),
-            nics: req.l3_network_uuids.iter().map(|_| NicId::new_random()).collect(),
+            root_volume: self.ids.next(),
+            nics: req.l3_network_uuids.iter().map(|_| self.ids.next()).collect(),
             l3s: req.l3_network_uuids,
             l2s,
             cluster: req.cluster_uuid,

@@ -36,7 +36,11 @@ impl Cloud {
         let sim = Arc::new(SimCloud::new(SimConfig::with_seed(7)));
         let hv: Arc<dyn Hypervisor> = sim.clone();
         let engine = Engine::start(
-            EngineOptions { db_url: "sqlite::memory:".into(), background_tasks: false },
+            EngineOptions {
+                db_url: "sqlite::memory:".into(),
+                background_tasks: false,
+                id_seed: None,
+            },
             hv,
         )
         .await
