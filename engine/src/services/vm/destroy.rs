@@ -91,13 +91,7 @@ impl Engine {
         let state = self.vm_state(vm).await?;
         VmOp::Expunge.check(vm, state)?;
         self.set_vm_state(vm, state, VmState::Expunging).await?;
-        let mut ctx = ExpungeCtx {
-            engine: self.clone(),
-            vm,
-            nics: Vec::new(),
-            volumes: Vec::new(),
-            vm_row: None,
-        };
+        let mut ctx = ExpungeCtx::new(self.clone(), vm);
         if let Err(e) = expunge_workflow().run(&mut ctx).await {
             self.set_vm_state(vm, VmState::Expunging, state).await?;
             return Err(e);

@@ -244,16 +244,25 @@ async fn direct_deletion_policy_expunges_on_destroy() {
 async fn maintenance_moves_running_vms_away_and_stops_what_cannot_move() {
     use crate::services::host::{HostState, UpdateHost};
     let c = Cloud::new(2, 2, 32, 100).await;
-    let vms: Vec<_> = join_all((0..4).map(|i| c.engine.create_vm(c.create_req(&format!("m{i}"))))).await;
+    let vms: Vec<_> =
+        join_all((0..4).map(|i| c.engine.create_vm(c.create_req(&format!("m{i}"))))).await;
     let vms: Vec<_> = vms.into_iter().map(|r| r.unwrap()).collect();
     let (h0, h1) = (c.hosts[0], c.hosts[1]);
     // Make room for one VM on h1 so exactly one of h0's two VMs can move.
     let on_h1 = vms.iter().find(|v| v.host_uuid == Some(h1)).unwrap();
     c.engine.stop_vm(on_h1.uuid, StopMode::Force).await.unwrap();
-    let h = c.engine.update_host(h0, UpdateHost { name: None, state: Some(HostState::Maintenance) }).await.unwrap();
+    let h = c
+        .engine
+        .update_host(h0, UpdateHost { name: None, state: Some(HostState::Maintenance) })
+        .await
+        .unwrap();
     assert_eq!(h.state, HostState::Maintenance);
     assert_eq!(c.host_used(h0).await, (0, 0), "nothing left on the host in maintenance");
-    let states: Vec<VmState> = join_all(vms.iter().map(|v| c.engine.get_vm(v.uuid))).await.into_iter().map(|v| v.unwrap().state).collect();
+    let states: Vec<VmState> = join_all(vms.iter().map(|v| c.engine.get_vm(v.uuid)))
+        .await
+        .into_iter()
+        .map(|v| v.unwrap().state)
+        .collect();
     assert_eq!(states.iter().filter(|s| **s == VmState::Running).count(), 2, "{states:?}");
     let err = c.engine.create_vm(c.create_req("new")).await.unwrap_err();
     assert_eq!(err.code(), "INSUFFICIENT_CAPACITY", "a host in maintenance gets no VM");
