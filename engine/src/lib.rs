@@ -4,6 +4,7 @@
 //! or, later, the KVM agent client), and every service. Services are `impl Engine` blocks in
 //! `services/`, one module per resource family; [`api`] puts them behind a REST API.
 
+pub mod api;
 pub mod bus;
 pub mod config;
 pub mod db;

@@ -12,6 +12,7 @@ use crate::error::{EngineError, EngineResult};
 /// it; giving another is refused with INVALID_ARGUMENT naming the filter.
 #[derive(Clone, Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub name: Option<String>,
     pub state: Option<String>,

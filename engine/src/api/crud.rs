@@ -1,0 +1,111 @@
+//! The handler template of a resource family: create, list, get and delete, each documented for
+//! OpenAPI. `crud_handlers!` writes a module with the four handlers, so every family answers
+//! the same way: `201` with the resource and `Location` on create, a `Page` for lists, `204` on
+//! delete, and the usual error body otherwise.
+
+/// Writes `mod $m { create, list, get, delete }` for one resource family.
+macro_rules! crud_handlers {
+    (
+        mod $m:ident {
+            noun: $noun:tt,
+            tag: $tag:tt,
+            collection: $coll:tt,
+            item: $item:tt,
+            view: $view:ident,
+            request: $req:ident,
+            id: $id:ident,
+            create: $create_fn:ident,
+            list: $list_fn:ident,
+            get: $get_fn:ident,
+            delete: $delete_fn:ident $(,)?
+        }
+    ) => {
+        #[doc = concat!("Create, list, get and delete ", $noun, "s.")]
+        pub mod $m {
+            use axum::extract::State;
+            use axum::http::header::LOCATION;
+            use axum::http::StatusCode;
+            use axum::Json;
+
+            use super::*;
+            use $crate::api::error::{ApiError, ErrorBody};
+            use $crate::api::extract::{ApiJson, ApiQuery, PathId};
+            use $crate::services::{ListQuery, Page};
+            use $crate::Engine;
+
+            #[doc = concat!("Creates a ", $noun, ".")]
+            #[utoipa::path(post, path = $coll, tag = $tag,
+                operation_id = concat!("create_", stringify!($m)),
+                summary = concat!("Create a ", $noun),
+                request_body = $req,
+                responses(
+                    (status = 201, description = "Created", body = $view),
+                    (status = 400, description = "Invalid request", body = ErrorBody),
+                    (status = 409, description = "Conflicts with what exists", body = ErrorBody),
+                ))]
+            pub async fn create(
+                State(e): State<Engine>,
+                ApiJson(req): ApiJson<$req>,
+            ) -> Result<(StatusCode, [(axum::http::HeaderName, String); 1], Json<$view>), ApiError>
+            {
+                let v = e.$create_fn(req).await?;
+                let location = format!("{}/{}", $coll, v.uuid);
+                Ok((StatusCode::CREATED, [(LOCATION, location)], Json(v)))
+            }
+
+            #[doc = concat!("Lists ", $noun, "s.")]
+            #[utoipa::path(get, path = $coll, tag = $tag,
+                operation_id = concat!("list_", stringify!($m)),
+                summary = concat!("List ", $noun, "s"),
+                params(ListQuery),
+                responses(
+                    (status = 200, description = "One page", body = Page<$view>),
+                    (status = 400, description = "Bad filter or paging", body = ErrorBody),
+                ))]
+            pub async fn list(
+                State(e): State<Engine>,
+                ApiQuery(q): ApiQuery<ListQuery>,
+            ) -> Result<Json<Page<$view>>, ApiError> {
+                Ok(Json(e.$list_fn(&q).await?))
+            }
+
+            #[doc = concat!("Gets one ", $noun, ".")]
+            #[utoipa::path(get, path = $item, tag = $tag,
+                operation_id = concat!("get_", stringify!($m)),
+                summary = concat!("Get a ", $noun),
+                params(("uuid" = uuid::Uuid, Path, description = concat!("The ", $noun))),
+                responses(
+                    (status = 200, description = "Found", body = $view),
+                    (status = 400, description = "Bad UUID", body = ErrorBody),
+                    (status = 404, description = "Not found", body = ErrorBody),
+                ))]
+            pub async fn get(
+                State(e): State<Engine>,
+                PathId(id): PathId<$id>,
+            ) -> Result<Json<$view>, ApiError> {
+                Ok(Json(e.$get_fn(id).await?))
+            }
+
+            #[doc = concat!("Deletes a ", $noun, ".")]
+            #[utoipa::path(delete, path = $item, tag = $tag,
+                operation_id = concat!("delete_", stringify!($m)),
+                summary = concat!("Delete a ", $noun),
+                params(("uuid" = uuid::Uuid, Path, description = concat!("The ", $noun))),
+                responses(
+                    (status = 204, description = "Deleted"),
+                    (status = 400, description = "Bad UUID", body = ErrorBody),
+                    (status = 404, description = "Not found", body = ErrorBody),
+                    (status = 409, description = "Still in use", body = ErrorBody),
+                ))]
+            pub async fn delete(
+                State(e): State<Engine>,
+                PathId(id): PathId<$id>,
+            ) -> Result<StatusCode, ApiError> {
+                e.$delete_fn(id).await?;
+                Ok(StatusCode::NO_CONTENT)
+            }
+        }
+    };
+}
+
+pub(crate) use crud_handlers;

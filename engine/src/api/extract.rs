@@ -1,0 +1,293 @@
+//! Request extractors that turn every malformed input into a 400 `INVALID_ARGUMENT` naming what
+//! is wrong: the JSON body ([`ApiJson`], [`OptionalJson`]), the query string ([`ApiQuery`]) and
+//! UUIDs in the path ([`PathId`], [`PathIds`], [`PathName`]).
+//!
+//! Bodies and query strings are decoded with `serde_path_to_error`, so a type error names the
+//! field it happened in (`cpus`, `l3_network_uuids[1]`), and serde's own messages name missing
+//! and unknown fields.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::http::HeaderValue;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::error::ApiError;
+
+/// A required JSON body.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+/// A JSON body that may be left out entirely (an empty body means `T::default()`).
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub T);
+
+/// The query string.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+/// The one UUID path parameter of a route, as a typed ID.
+#[derive(Debug)]
+pub struct PathId<T>(pub T);
+
+/// The two UUID path parameters of a route, in order.
+#[derive(Debug)]
+pub struct PathIds<A, B>(pub A, pub B);
+
+/// The one path parameter of a route as text (global config names).
+#[derive(Debug)]
+pub struct PathName(pub String);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let (content_type, bytes) = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::bad_request("the request body is empty; expected a JSON object"));
+        }
+        check_json_content_type(content_type.as_ref())?;
+        parse_json(&bytes).map(Self)
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let (content_type, bytes) = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        check_json_content_type(content_type.as_ref())?;
+        parse_json(&bytes).map(Self)
+    }
+}
+
+/// The body and its `Content-Type`.
+async fn body_bytes<S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<(Option<HeaderValue>, Bytes), ApiError> {
+    let content_type = req.headers().get(CONTENT_TYPE).cloned();
+    let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+        ApiError::bad_request(format!("cannot read the request body: {}", r.body_text()))
+    })?;
+    Ok((content_type, bytes))
+}
+
+fn check_json_content_type(content_type: Option<&HeaderValue>) -> Result<(), ApiError> {
+    let given = content_type.and_then(|v| v.to_str().ok());
+    let essence = given.and_then(|v| v.split(';').next()).map(|m| m.trim().to_ascii_lowercase());
+    match essence.as_deref() {
+        Some("application/json") => Ok(()),
+        Some(m) if m.starts_with("application/") && m.ends_with("+json") => Ok(()),
+        _ => Err(ApiError::new(
+            "INVALID_ARGUMENT",
+            format!(
+                "the request body must be JSON with `Content-Type: application/json` (got {})",
+                given.map_or_else(|| "no Content-Type".to_string(), |g| format!("`{g}`"))
+            ),
+            json!({ "field": "Content-Type" }),
+        )),
+    }
+}
+
+/// Parses a JSON body, naming the field of a type error, a missing or an unknown field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let inner = e.inner();
+        if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+            return ApiError::bad_request(format!("the request body is not valid JSON: {inner}"));
+        }
+        match field_of(&e.path().to_string(), &inner.to_string()) {
+            Some((f, true)) => ApiError::invalid(&f, format!("invalid request body: {inner}")),
+            Some((f, false)) => {
+                ApiError::invalid(&f, format!("invalid request body: field `{f}`: {inner}"))
+            }
+            None => ApiError::bad_request(format!("invalid request body: {inner}")),
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        parse_query(parts.uri.query().unwrap_or_default()).map(Self)
+    }
+}
+
+/// Parses a query string, naming the parameter that is wrong.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let inner = e.inner().to_string();
+        match field_of(&e.path().to_string(), &inner) {
+            Some((f, true)) => ApiError::invalid(&f, format!("invalid query string: {inner}")),
+            Some((f, false)) => {
+                ApiError::invalid(&f, format!("invalid query parameter `{f}`: {inner}"))
+            }
+            None => ApiError::bad_request(format!("invalid query string: {inner}")),
+        }
+    })
+}
+
+/// The field an error is about: the path to where it happened, or for errors raised at the
+/// level of the enclosing object (missing and unknown fields) the field serde's message names.
+/// The flag says whether the message already names it.
+fn field_of(path: &str, message: &str) -> Option<(String, bool)> {
+    let named = ["missing field `", "unknown field `"].iter().find_map(|prefix| {
+        let rest = message.strip_prefix(prefix)?;
+        rest.split('`').next().map(str::to_string)
+    });
+    if !path.is_empty() && path != "." {
+        // A missing or unknown field inside a nested object: `outer.inner`.
+        let full = match &named {
+            Some(n) if !path.ends_with(n.as_str()) => format!("{path}.{n}"),
+            _ => path.to_string(),
+        };
+        return Some((full, false));
+    }
+    named.map(|n| (n, true))
+}
+
+async fn path_params<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let raw = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|r| ApiError::bad_request(format!("invalid path: {}", r.body_text())))?;
+    Ok(raw.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+}
+
+fn parse_uuid(name: &str, value: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(value).map_err(|e| {
+        ApiError::new(
+            "INVALID_ARGUMENT",
+            format!("invalid path parameter `{name}`: `{value}` is not a UUID ({e})"),
+            json!({ "field": name, "location": "path" }),
+        )
+    })
+}
+
+fn param(params: &[(String, String)], index: usize) -> Result<&(String, String), ApiError> {
+    params
+        .get(index)
+        .ok_or_else(|| ApiError::internal(format!("route has no path parameter {index}")))
+}
+
+impl<S: Send + Sync, T: From<Uuid>> FromRequestParts<S> for PathId<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = path_params(parts, state).await?;
+        let (name, value) = param(&params, 0)?;
+        parse_uuid(name, value).map(|u| Self(T::from(u)))
+    }
+}
+
+impl<S: Send + Sync, A: From<Uuid>, B: From<Uuid>> FromRequestParts<S> for PathIds<A, B> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = path_params(parts, state).await?;
+        let (a_name, a) = param(&params, 0)?;
+        let (b_name, b) = param(&params, 1)?;
+        Ok(Self(A::from(parse_uuid(a_name, a)?), B::from(parse_uuid(b_name, b)?)))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PathName {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = path_params(parts, state).await?;
+        param(&params, 0).map(|(_, v)| Self(v.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Req {
+        name: String,
+        cpus: u32,
+        #[serde(default)]
+        ids: Vec<Uuid>,
+    }
+
+    fn field(e: &ApiError) -> Option<&str> {
+        e.body.details.get("field").and_then(|f| f.as_str())
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let e = parse_json::<Req>(br#"{"name": "a", "cpus": -1}"#).unwrap_err();
+        assert_eq!(field(&e), Some("cpus"));
+        assert!(e.body.message.contains("cpus"), "{}", e.body.message);
+        let e = parse_json::<Req>(br#"{"cpus": 1}"#).unwrap_err();
+        assert_eq!(field(&e), Some("name"));
+        let e = parse_json::<Req>(br#"{"name": "a", "cpus": 1, "colour": 2}"#).unwrap_err();
+        assert_eq!(field(&e), Some("colour"));
+        let e = parse_json::<Req>(br#"{"name": "a", "cpus": 1, "ids": ["nope"]}"#).unwrap_err();
+        assert_eq!(field(&e), Some("ids[0]"));
+        let e = parse_json::<Req>(br#"{"name": "a", "#).unwrap_err();
+        assert_eq!(e.body.code, "INVALID_ARGUMENT");
+        assert!(e.body.message.contains("not valid JSON"), "{}", e.body.message);
+        let e = parse_json::<Req>(br#"{"name": "a", "cpus": 1} trailing"#).unwrap_err();
+        assert_eq!(e.status.as_u16(), 400);
+        assert!(parse_json::<Req>(br#"{"name": "a", "cpus": 1}"#).is_ok());
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Outer {
+        inner: Req,
+    }
+
+    #[test]
+    fn nested_errors_name_the_full_path() {
+        let e = parse_json::<Outer>(br#"{"inner": {"name": "a", "cpus": 1, "x": 1}}"#).unwrap_err();
+        assert_eq!(field(&e), Some("inner.x"));
+        let e = parse_json::<Outer>(br#"{"inner": {"cpus": 1}}"#).unwrap_err();
+        assert_eq!(field(&e), Some("inner.name"));
+        let e = parse_json::<Outer>(br#"{"inner": {"name": "a", "cpus": "1"}}"#).unwrap_err();
+        assert_eq!(field(&e), Some("inner.cpus"));
+        assert!(e.body.message.contains("inner.cpus"), "{}", e.body.message);
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Q {
+        limit: Option<u32>,
+        zone_uuid: Option<Uuid>,
+    }
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        let e = parse_query::<Q>("limit=-3").unwrap_err();
+        assert_eq!(field(&e), Some("limit"));
+        let e = parse_query::<Q>("zone_uuid=xyz").unwrap_err();
+        assert_eq!(field(&e), Some("zone_uuid"));
+        let e = parse_query::<Q>("colour=red").unwrap_err();
+        assert_eq!(field(&e), Some("colour"));
+        let q = parse_query::<Q>("limit=3").unwrap();
+        assert_eq!(q.limit, Some(3));
+    }
+}

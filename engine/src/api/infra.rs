@@ -1,0 +1,126 @@
+//! Compute resources: zones, clusters (and attaching storage and networks to them), hosts
+//! (update, reconnect) and instance offerings.
+
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::crud::crud_handlers;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, PathId, PathIds};
+use crate::ids::{ClusterId, HostId, InstanceOfferingId, L2NetworkId, PrimaryStorageId, ZoneId};
+use crate::services::cluster::{Cluster, CreateCluster};
+use crate::services::host::{AddHost, Host, UpdateHost};
+use crate::services::host_tracker::ReconcileReport;
+use crate::services::offering::{CreateInstanceOffering, InstanceOffering};
+use crate::services::zone::{CreateZone, Zone};
+use crate::Engine;
+
+crud_handlers!(mod zones {
+    noun: "zone", tag: "zones",
+    collection: "/v1/zones", item: "/v1/zones/{uuid}",
+    view: Zone, request: CreateZone, id: ZoneId,
+    create: create_zone, list: list_zones, get: get_zone, delete: delete_zone,
+});
+
+crud_handlers!(mod clusters {
+    noun: "cluster", tag: "clusters",
+    collection: "/v1/clusters", item: "/v1/clusters/{uuid}",
+    view: Cluster, request: CreateCluster, id: ClusterId,
+    create: create_cluster, list: list_clusters, get: get_cluster, delete: delete_cluster,
+});
+
+crud_handlers!(mod hosts {
+    noun: "host", tag: "hosts",
+    collection: "/v1/hosts", item: "/v1/hosts/{uuid}",
+    view: Host, request: AddHost, id: HostId,
+    create: add_host, list: list_hosts, get: get_host, delete: delete_host,
+});
+
+crud_handlers!(mod instance_offerings {
+    noun: "instance offering", tag: "instance-offerings",
+    collection: "/v1/instance-offerings", item: "/v1/instance-offerings/{uuid}",
+    view: InstanceOffering, request: CreateInstanceOffering, id: InstanceOfferingId,
+    create: create_instance_offering, list: list_instance_offerings,
+    get: get_instance_offering, delete: delete_instance_offering,
+});
+
+/// Attaches a primary storage of the cluster's zone to the cluster (idempotent).
+#[utoipa::path(post, path = "/v1/clusters/{uuid}/primary-storages/{ps_uuid}", tag = "clusters",
+    params(
+        ("uuid" = uuid::Uuid, Path, description = "The cluster"),
+        ("ps_uuid" = uuid::Uuid, Path, description = "The primary storage"),
+    ),
+    responses(
+        (status = 200, description = "The cluster with its attachments", body = Cluster),
+        (status = 400, description = "Bad UUID, or the storage is in another zone", body = ErrorBody),
+        (status = 404, description = "No such cluster or storage", body = ErrorBody),
+    ))]
+pub async fn attach_primary_storage(
+    State(e): State<Engine>,
+    PathIds(cluster, ps): PathIds<ClusterId, PrimaryStorageId>,
+) -> Result<Json<Cluster>, ApiError> {
+    Ok(Json(e.attach_primary_storage(cluster, ps).await?))
+}
+
+/// Attaches an L2 network of the cluster's zone to the cluster (idempotent).
+#[utoipa::path(post, path = "/v1/clusters/{uuid}/l2-networks/{l2_uuid}", tag = "clusters",
+    params(
+        ("uuid" = uuid::Uuid, Path, description = "The cluster"),
+        ("l2_uuid" = uuid::Uuid, Path, description = "The L2 network"),
+    ),
+    responses(
+        (status = 200, description = "The cluster with its attachments", body = Cluster),
+        (status = 400, description = "Bad UUID, or the network is in another zone", body = ErrorBody),
+        (status = 404, description = "No such cluster or network", body = ErrorBody),
+    ))]
+pub async fn attach_l2_network(
+    State(e): State<Engine>,
+    PathIds(cluster, l2): PathIds<ClusterId, L2NetworkId>,
+) -> Result<Json<Cluster>, ApiError> {
+    Ok(Json(e.attach_l2_network(cluster, l2).await?))
+}
+
+/// Renames a host or changes its state (Enabled, Disabled, Maintenance).
+#[utoipa::path(patch, path = "/v1/hosts/{uuid}", tag = "hosts",
+    params(("uuid" = uuid::Uuid, Path, description = "The host")),
+    request_body = UpdateHost,
+    responses(
+        (status = 200, description = "The updated host", body = Host),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "No such host", body = ErrorBody),
+    ))]
+pub async fn update_host(
+    State(e): State<Engine>,
+    PathId(id): PathId<HostId>,
+    ApiJson(req): ApiJson<UpdateHost>,
+) -> Result<Json<Host>, ApiError> {
+    Ok(Json(e.update_host(id, req).await?))
+}
+
+/// What reconnecting a host found.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct HostReconnected {
+    /// The host, Connected again.
+    pub host: Host,
+    /// How its VMs' states were reconciled with what it reports.
+    pub reconcile: ReconcileReport,
+}
+
+/// Reconnects a host: re-reads its facts, reconciles its VMs, marks it Connected.
+#[utoipa::path(post, path = "/v1/hosts/{uuid}/reconnect", tag = "hosts",
+    params(("uuid" = uuid::Uuid, Path, description = "The host")),
+    responses(
+        (status = 200, description = "Reconnected", body = HostReconnected),
+        (status = 400, description = "Bad UUID", body = ErrorBody),
+        (status = 404, description = "No such host", body = ErrorBody),
+        (status = 502, description = "The host did not answer", body = ErrorBody),
+    ))]
+pub async fn reconnect_host(
+    State(e): State<Engine>,
+    PathId(id): PathId<HostId>,
+) -> Result<Json<HostReconnected>, ApiError> {
+    let reconcile = e.reconnect_host(id).await?;
+    Ok(Json(HostReconnected { host: e.get_host(id).await?, reconcile }))
+}

@@ -1,0 +1,248 @@
+//! Jobs: long operations (VM create and lifecycle actions) run in the background.
+//!
+//! The handler validates the request first, so a request that cannot succeed is refused at once
+//! and changes nothing. Then [`start`] records the job (one insert, state `Running`) and spawns
+//! the work; when the work ends the row gets its outcome (one update): `Succeeded` with the final
+//! resource as `result`, or `Failed` with the error body. The client gets `202 Accepted` with the
+//! job and `Location: /v1/jobs/{uuid}`, or with `?wait=true` the outcome itself. The work runs in
+//! its own task either way, so a client that hangs up does not cut an operation in half.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use axum::extract::State;
+use axum::http::header::LOCATION;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::FutureExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+use tokio::task::JoinHandle;
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiQuery, PathId};
+use crate::error::{EngineError, EngineResult};
+use crate::ids::JobId;
+use crate::services::{ListQuery, Page};
+use crate::{db, string_enum, Engine};
+
+string_enum!(
+    /// Where a job is.
+    JobState { Running, Succeeded, Failed }
+);
+
+/// A long operation and, once it ended, its outcome.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Job {
+    #[schema(value_type = uuid::Uuid)]
+    pub uuid: JobId,
+    /// What the job does: `create-vm`, `start-vm`, `stop-vm`, ..., `expunge-vm`.
+    pub kind: String,
+    pub state: JobState,
+    /// The resource the job works on.
+    pub resource_uuid: Option<uuid::Uuid>,
+    /// When Succeeded: the resource as it ended up (absent when it no longer exists).
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    /// When Failed: the error, as an error response would carry it.
+    pub error: Option<ErrorBody>,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+}
+
+/// `?wait=true` makes a long operation answer only when it has ended.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WaitQuery {
+    /// Answer with the outcome instead of `202 Accepted` and the job.
+    #[serde(default)]
+    pub wait: bool,
+}
+
+/// How a job that succeeded answers a client that waited for it.
+#[derive(Clone, Debug)]
+pub enum OnSuccess {
+    /// `201 Created` with the resource, and `Location` pointing at it.
+    Created { location: String },
+    /// `200 OK` with the resource.
+    Ok,
+    /// `204 No Content`.
+    NoContent,
+}
+
+/// A job that has been recorded and spawned.
+#[derive(Debug)]
+pub struct Started {
+    pub job: Job,
+    handle: JoinHandle<Result<Option<Value>, ApiError>>,
+    on_success: OnSuccess,
+}
+
+/// Records a `Running` job of `kind` on `resource` and spawns `work`, which yields the final
+/// resource as JSON (or `None` when there is none left to show).
+pub async fn start<F>(
+    engine: &Engine,
+    kind: &str,
+    resource: uuid::Uuid,
+    on_success: OnSuccess,
+    work: F,
+) -> Result<Started, ApiError>
+where
+    F: Future<Output = EngineResult<Option<Value>>> + Send + 'static,
+{
+    let id: JobId = engine.ids.next();
+    let now = crate::time::now_ms();
+    sqlx::query(
+        "INSERT INTO jobs (uuid, kind, resource_uuid, state, created_at) VALUES (?, ?, ?, 'Running', ?)",
+    )
+    .bind(id.to_string())
+    .bind(kind)
+    .bind(resource.to_string())
+    .bind(now)
+    .execute(engine.db.w())
+    .await
+    .map_err(EngineError::from)?;
+    engine.events.publish("job", id.0, None, Some(JobState::Running.as_str()));
+    let e = engine.clone();
+    let handle = tokio::spawn(async move {
+        let outcome = match AssertUnwindSafe(work).catch_unwind().await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(ApiError::from(err)),
+            Err(_) => Err(ApiError::internal(format!("job {id} panicked; this is a bug"))),
+        };
+        finish(&e, id, &outcome).await;
+        outcome
+    });
+    let job = Job {
+        uuid: id,
+        kind: kind.to_string(),
+        state: JobState::Running,
+        resource_uuid: Some(resource),
+        result: None,
+        error: None,
+        created_at: crate::time::rfc3339(now),
+        finished_at: None,
+    };
+    Ok(Started { job, handle, on_success })
+}
+
+/// Stores a job's outcome and announces it.
+async fn finish(engine: &Engine, id: JobId, outcome: &Result<Option<Value>, ApiError>) {
+    let (state, result, error) = match outcome {
+        Ok(value) => (JobState::Succeeded, value.as_ref().map(Value::to_string), None),
+        Err(e) => (JobState::Failed, None, serde_json::to_string(&e.body).ok()),
+    };
+    let stored = sqlx::query(
+        "UPDATE jobs SET state = ?, result = ?, error = ?, finished_at = ? WHERE uuid = ?",
+    )
+    .bind(state.as_str())
+    .bind(result)
+    .bind(error)
+    .bind(crate::time::now_ms())
+    .bind(id.to_string())
+    .execute(engine.db.w())
+    .await;
+    if let Err(e) = stored {
+        tracing::error!(job = %id, error = %e, "could not record the outcome of a job");
+    }
+    engine.events.publish("job", id.0, Some(JobState::Running.as_str()), Some(state.as_str()));
+}
+
+impl Started {
+    /// `202 Accepted` with the job, or with `wait` the outcome once the job has ended.
+    pub async fn respond(self, wait: bool) -> Result<Response, ApiError> {
+        if !wait {
+            let location = format!("/v1/jobs/{}", self.job.uuid);
+            return Ok(
+                (StatusCode::ACCEPTED, [(LOCATION, location)], Json(self.job)).into_response()
+            );
+        }
+        let value = self
+            .handle
+            .await
+            .map_err(|e| ApiError::internal(format!("job {} was lost: {e}", self.job.uuid)))??;
+        Ok(match (self.on_success, value) {
+            (OnSuccess::Created { location }, Some(v)) => {
+                (StatusCode::CREATED, [(LOCATION, location)], Json(v)).into_response()
+            }
+            (OnSuccess::Ok, Some(v)) => (StatusCode::OK, Json(v)).into_response(),
+            _ => StatusCode::NO_CONTENT.into_response(),
+        })
+    }
+}
+
+/// A resource as the JSON a job stores.
+pub fn to_value<T: Serialize>(v: &T) -> EngineResult<Option<Value>> {
+    serde_json::to_value(v)
+        .map(Some)
+        .map_err(|e| EngineError::Internal(format!("cannot serialize a job result: {e}")))
+}
+
+const COLUMNS: &str = "uuid, kind, resource_uuid, state, result, error, created_at, finished_at";
+
+fn decode(r: &SqliteRow) -> Result<Job, sqlx::Error> {
+    let json_col = |col: &str| -> Result<Option<Value>, sqlx::Error> {
+        let text: Option<String> = r.try_get(col)?;
+        text.map(|t| serde_json::from_str(&t))
+            .transpose()
+            .map_err(|e| sqlx::Error::ColumnDecode { index: col.to_string(), source: e.into() })
+    };
+    let error = json_col("error")?
+        .map(serde_json::from_value::<ErrorBody>)
+        .transpose()
+        .map_err(|e| sqlx::Error::ColumnDecode { index: "error".into(), source: e.into() })?;
+    let finished: Option<i64> = r.try_get("finished_at")?;
+    Ok(Job {
+        uuid: db::id(r, "uuid")?,
+        kind: r.try_get("kind")?,
+        state: db::parsed(r, "state")?,
+        resource_uuid: db::opt_id(r, "resource_uuid")?,
+        result: json_col("result")?,
+        error,
+        created_at: db::time(r, "created_at")?,
+        finished_at: finished.map(crate::time::rfc3339),
+    })
+}
+
+/// One job.
+#[utoipa::path(get, path = "/v1/jobs/{uuid}", tag = "jobs",
+    params(("uuid" = uuid::Uuid, Path, description = "The job")),
+    responses(
+        (status = 200, description = "The job", body = Job),
+        (status = 400, description = "Bad UUID", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+    ))]
+pub async fn get_job(
+    State(e): State<Engine>,
+    PathId(id): PathId<JobId>,
+) -> Result<Json<Job>, ApiError> {
+    let row =
+        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM jobs WHERE uuid = ?")))
+            .bind(id.to_string())
+            .fetch_optional(e.db.r())
+            .await
+            .map_err(EngineError::from)?
+            .ok_or_else(|| EngineError::not_found("job", id))?;
+    Ok(Json(decode(&row).map_err(EngineError::from)?))
+}
+
+/// Jobs, oldest first; filter by `state` (Running, Succeeded, Failed).
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(ListQuery),
+    responses(
+        (status = 200, description = "A page of jobs", body = Page<Job>),
+        (status = 400, description = "Bad filter", body = ErrorBody),
+    ))]
+pub async fn list_jobs(
+    State(e): State<Engine>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page<Job>>, ApiError> {
+    if let Some(s) = &q.state {
+        s.parse::<JobState>().map_err(|m| EngineError::invalid("state", m))?;
+    }
+    Ok(Json(q.run(&e.db, "jobs", COLUMNS, &[("state", "state")], decode).await?))
+}

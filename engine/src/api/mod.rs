@@ -1,0 +1,124 @@
+//! The REST API: axum routes under `/v1`, JSON everywhere, plus a WebSocket event stream.
+//!
+//! - [`error`]: the one public error type and its HTTP statuses
+//! - [`extract`]: body, query and path extractors that refuse bad input with a 400 naming it
+//! - [`jobs`]: long operations as jobs (`202` + `Location`, or `?wait=true`)
+//! - [`infra`], [`storage`], [`network`]: zones, clusters, hosts, offerings, storage, images,
+//!   networks and IP ranges
+//! - [`vm`]: VM create, list, get and lifecycle actions
+//! - [`config`]: global configuration
+//! - [`events`]: `GET /v1/events`, the WebSocket event stream
+//! - [`openapi`]: `GET /v1/openapi.json`
+
+pub mod config;
+mod crud;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod infra;
+pub mod jobs;
+pub mod network;
+pub mod openapi;
+pub mod storage;
+pub mod vm;
+
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::watch;
+
+pub use error::{ApiError, ErrorBody};
+
+use crate::Engine;
+
+/// Every route of the API, with `engine` as its state.
+pub fn router(engine: Engine) -> Router {
+    use infra::{clusters, hosts, instance_offerings, zones};
+    use network::{l2_networks, l3_networks};
+    use storage::{backup_storages, images, primary_storages};
+
+    Router::new()
+        .route("/v1/zones", post(zones::create).get(zones::list))
+        .route("/v1/zones/{uuid}", get(zones::get).delete(zones::delete))
+        .route("/v1/clusters", post(clusters::create).get(clusters::list))
+        .route("/v1/clusters/{uuid}", get(clusters::get).delete(clusters::delete))
+        .route(
+            "/v1/clusters/{uuid}/primary-storages/{ps_uuid}",
+            post(infra::attach_primary_storage),
+        )
+        .route("/v1/clusters/{uuid}/l2-networks/{l2_uuid}", post(infra::attach_l2_network))
+        .route("/v1/hosts", post(hosts::create).get(hosts::list))
+        .route("/v1/hosts/{uuid}", get(hosts::get).delete(hosts::delete).patch(infra::update_host))
+        .route("/v1/hosts/{uuid}/reconnect", post(infra::reconnect_host))
+        .route(
+            "/v1/instance-offerings",
+            post(instance_offerings::create).get(instance_offerings::list),
+        )
+        .route(
+            "/v1/instance-offerings/{uuid}",
+            get(instance_offerings::get).delete(instance_offerings::delete),
+        )
+        .route("/v1/primary-storages", post(primary_storages::create).get(primary_storages::list))
+        .route(
+            "/v1/primary-storages/{uuid}",
+            get(primary_storages::get).delete(primary_storages::delete),
+        )
+        .route("/v1/backup-storages", post(backup_storages::create).get(backup_storages::list))
+        .route(
+            "/v1/backup-storages/{uuid}",
+            get(backup_storages::get).delete(backup_storages::delete),
+        )
+        .route("/v1/images", post(images::create).get(images::list))
+        .route("/v1/images/{uuid}", get(images::get).delete(images::delete))
+        .route("/v1/l2-networks", post(l2_networks::create).get(l2_networks::list))
+        .route("/v1/l2-networks/{uuid}", get(l2_networks::get).delete(l2_networks::delete))
+        .route("/v1/l3-networks", post(l3_networks::create).get(l3_networks::list))
+        .route("/v1/l3-networks/{uuid}", get(l3_networks::get).delete(l3_networks::delete))
+        .route(
+            "/v1/l3-networks/{uuid}/ip-ranges",
+            post(network::create_ip_range).get(network::list_ip_ranges),
+        )
+        .route("/v1/ip-ranges/{uuid}", get(network::get_ip_range).delete(network::delete_ip_range))
+        .route("/v1/vm-instances", post(vm::create_vm).get(vm::list_vms))
+        .route("/v1/vm-instances/{uuid}", get(vm::get_vm).delete(vm::destroy_vm))
+        .route("/v1/vm-instances/{uuid}/start", post(vm::start_vm))
+        .route("/v1/vm-instances/{uuid}/stop", post(vm::stop_vm))
+        .route("/v1/vm-instances/{uuid}/reboot", post(vm::reboot_vm))
+        .route("/v1/vm-instances/{uuid}/pause", post(vm::pause_vm))
+        .route("/v1/vm-instances/{uuid}/resume", post(vm::resume_vm))
+        .route("/v1/vm-instances/{uuid}/migrate", post(vm::migrate_vm))
+        .route("/v1/vm-instances/{uuid}/recover", post(vm::recover_vm))
+        .route("/v1/vm-instances/{uuid}/expunge", post(vm::expunge_vm))
+        .route("/v1/jobs", get(jobs::list_jobs))
+        .route("/v1/jobs/{uuid}", get(jobs::get_job))
+        .route("/v1/global-configs", get(config::list_configs))
+        .route("/v1/global-configs/{name}", get(config::get_config).put(config::update_config))
+        .route("/v1/events", get(events::events))
+        .route("/v1/openapi.json", get(openapi::openapi_json))
+        .fallback(error::no_such_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(engine)
+}
+
+/// Serves the API on `listener` until the engine shuts down, then stops taking connections and
+/// lets the requests in flight finish.
+pub async fn serve(engine: Engine, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    let mut shutdown = engine.shutdown_signal();
+    let app = router(engine);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_requested(&mut shutdown).await;
+        })
+        .await
+}
+
+/// Resolves once the node is shutting down (or its shutdown signal is gone).
+pub(crate) async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow_and_update() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Networks: L2 networks, L3 networks and the IP ranges of L3 networks.
+
+use axum::extract::State;
+use axum::http::header::LOCATION;
+use axum::http::{HeaderName, StatusCode};
+use axum::Json;
+
+use super::crud::crud_handlers;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, PathId};
+use crate::ids::{IpRangeId, L2NetworkId, L3NetworkId};
+use crate::services::network::ip_range::{CreateIpRange, IpRange};
+use crate::services::network::{CreateL2Network, CreateL3Network, L2Network, L3Network};
+use crate::services::Page;
+use crate::Engine;
+
+crud_handlers!(mod l2_networks {
+    noun: "L2 network", tag: "networks",
+    collection: "/v1/l2-networks", item: "/v1/l2-networks/{uuid}",
+    view: L2Network, request: CreateL2Network, id: L2NetworkId,
+    create: create_l2_network, list: list_l2_networks,
+    get: get_l2_network, delete: delete_l2_network,
+});
+
+crud_handlers!(mod l3_networks {
+    noun: "L3 network", tag: "networks",
+    collection: "/v1/l3-networks", item: "/v1/l3-networks/{uuid}",
+    view: L3Network, request: CreateL3Network, id: L3NetworkId,
+    create: create_l3_network, list: list_l3_networks,
+    get: get_l3_network, delete: delete_l3_network,
+});
+
+/// Adds an IP range to an L3 network. It must lie inside the gateway's subnet and overlap no
+/// other range on the same L2 network.
+#[utoipa::path(post, path = "/v1/l3-networks/{uuid}/ip-ranges", tag = "networks",
+    params(("uuid" = uuid::Uuid, Path, description = "The L3 network")),
+    request_body = CreateIpRange,
+    responses(
+        (status = 201, description = "Created", body = IpRange),
+        (status = 400, description = "Invalid range (names the field)", body = ErrorBody),
+        (status = 404, description = "No such L3 network", body = ErrorBody),
+    ))]
+pub async fn create_ip_range(
+    State(e): State<Engine>,
+    PathId(l3): PathId<L3NetworkId>,
+    ApiJson(req): ApiJson<CreateIpRange>,
+) -> Result<(StatusCode, [(HeaderName, String); 1], Json<IpRange>), ApiError> {
+    let r = e.create_ip_range(l3, req).await?;
+    let location = format!("/v1/ip-ranges/{}", r.uuid);
+    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(r)))
+}
+
+/// Every IP range of an L3 network, in address order (one page holding all of them).
+#[utoipa::path(get, path = "/v1/l3-networks/{uuid}/ip-ranges", tag = "networks",
+    params(("uuid" = uuid::Uuid, Path, description = "The L3 network")),
+    responses(
+        (status = 200, description = "All its ranges", body = Page<IpRange>),
+        (status = 400, description = "Bad UUID", body = ErrorBody),
+        (status = 404, description = "No such L3 network", body = ErrorBody),
+    ))]
+pub async fn list_ip_ranges(
+    State(e): State<Engine>,
+    PathId(l3): PathId<L3NetworkId>,
+) -> Result<Json<Page<IpRange>>, ApiError> {
+    let items = e.list_ip_ranges(l3).await?;
+    let n = items.len();
+    Ok(Json(Page { items, total: n as i64, limit: n as u32, offset: 0 }))
+}
+
+/// One IP range.
+#[utoipa::path(get, path = "/v1/ip-ranges/{uuid}", tag = "networks",
+    params(("uuid" = uuid::Uuid, Path, description = "The IP range")),
+    responses(
+        (status = 200, description = "Found", body = IpRange),
+        (status = 400, description = "Bad UUID", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+    ))]
+pub async fn get_ip_range(
+    State(e): State<Engine>,
+    PathId(id): PathId<IpRangeId>,
+) -> Result<Json<IpRange>, ApiError> {
+    Ok(Json(e.get_ip_range(id).await?))
+}
+
+/// Deletes an IP range none of whose addresses is in use.
+#[utoipa::path(delete, path = "/v1/ip-ranges/{uuid}", tag = "networks",
+    params(("uuid" = uuid::Uuid, Path, description = "The IP range")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Bad UUID", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "Addresses still in use", body = ErrorBody),
+    ))]
+pub async fn delete_ip_range(
+    State(e): State<Engine>,
+    PathId(id): PathId<IpRangeId>,
+) -> Result<StatusCode, ApiError> {
+    e.delete_ip_range(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

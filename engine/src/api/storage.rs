@@ -1,0 +1,31 @@
+//! Storage resources: primary storage (where volumes live), backup storage and images.
+
+use super::crud::crud_handlers;
+use crate::ids::{BackupStorageId, ImageId, PrimaryStorageId};
+use crate::services::image::{CreateImage, Image};
+use crate::services::storage::{
+    BackupStorage, CreateBackupStorage, CreatePrimaryStorage, PrimaryStorage,
+};
+
+crud_handlers!(mod primary_storages {
+    noun: "primary storage", tag: "storage",
+    collection: "/v1/primary-storages", item: "/v1/primary-storages/{uuid}",
+    view: PrimaryStorage, request: CreatePrimaryStorage, id: PrimaryStorageId,
+    create: create_primary_storage, list: list_primary_storages,
+    get: get_primary_storage, delete: delete_primary_storage,
+});
+
+crud_handlers!(mod backup_storages {
+    noun: "backup storage", tag: "storage",
+    collection: "/v1/backup-storages", item: "/v1/backup-storages/{uuid}",
+    view: BackupStorage, request: CreateBackupStorage, id: BackupStorageId,
+    create: create_backup_storage, list: list_backup_storages,
+    get: get_backup_storage, delete: delete_backup_storage,
+});
+
+crud_handlers!(mod images {
+    noun: "image", tag: "images",
+    collection: "/v1/images", item: "/v1/images/{uuid}",
+    view: Image, request: CreateImage, id: ImageId,
+    create: create_image, list: list_images, get: get_image, delete: delete_image,
+});

@@ -1,0 +1,323 @@
+//! VM instances: create, list, get, and the lifecycle actions, all long operations run as jobs.
+//!
+//! Every long operation is validated before anything is recorded: a create request with
+//! [`Engine::plan_create_vm`], an action with [`Engine::precheck_vm_op`] (unknown VM: 404; an
+//! action its state does not allow: 409 INVALID_STATE) and, where a host is named, a check that
+//! it exists. Only then is a job started (see [`super::jobs`]); the answer is `202 Accepted`
+//! with the job, or with `?wait=true` the outcome.
+
+use std::future::Future;
+
+use axum::extract::State;
+use axum::response::Response;
+use axum::Json;
+use oxstack_hypervisor::StopMode;
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiQuery, OptionalJson, PathId};
+use super::jobs::{self, Job, OnSuccess, WaitQuery};
+use crate::error::{EngineError, EngineResult};
+use crate::ids::{HostId, VmId};
+use crate::services::vm::{CreateVm, DestroyOutcome, MigrateVm, VmInstance, VmOp};
+use crate::services::{ListQuery, Page};
+use crate::Engine;
+
+/// How to stop a VM.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StopModeParam {
+    /// Ask the guest to shut down, then force it off after a timeout.
+    #[default]
+    Graceful,
+    /// Power off at once.
+    Force,
+}
+
+/// `POST /v1/vm-instances/{uuid}/stop` (the body may be left out).
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StopVm {
+    #[serde(default)]
+    pub mode: StopModeParam,
+}
+
+/// `POST /v1/vm-instances/{uuid}/start` (the body may be left out).
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartVm {
+    /// Start on this host; by default the host the VM is defined on, or one the scheduler picks.
+    #[serde(default)]
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub host_uuid: Option<HostId>,
+}
+
+/// The body of actions without options: absent or `{}`.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoOptions {}
+
+fn vm_json(vm: EngineResult<VmInstance>) -> EngineResult<Option<Value>> {
+    jobs::to_value(&vm?)
+}
+
+/// Fails with INVALID_ARGUMENT naming `host_uuid` unless the host exists.
+async fn require_host(e: &Engine, host: Option<HostId>) -> Result<(), ApiError> {
+    let Some(h) = host else { return Ok(()) };
+    match e.get_host(h).await {
+        Ok(_) => Ok(()),
+        Err(EngineError::NotFound { .. }) => Err(ApiError::invalid(
+            "host_uuid",
+            format!("invalid host_uuid: host {h} does not exist"),
+        )),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Validates `op` on `vm` now, then runs `work` as a job.
+async fn action<F>(
+    e: &Engine,
+    vm: VmId,
+    op: VmOp,
+    wait: bool,
+    on_success: OnSuccess,
+    work: F,
+) -> Result<Response, ApiError>
+where
+    F: Future<Output = EngineResult<Option<Value>>> + Send + 'static,
+{
+    let kind = format!("{}-vm", op.verb());
+    jobs::start(e, &kind, vm.0, on_success, work).await?.respond(wait).await
+}
+
+/// Creates and starts a VM.
+#[utoipa::path(post, path = "/v1/vm-instances", tag = "vm-instances", params(WaitQuery),
+    request_body = CreateVm,
+    responses(
+        (status = 201, description = "With wait=true: the VM, Running", body = VmInstance),
+        (status = 202, description = "The job creating the VM", body = Job),
+        (status = 400, description = "Invalid request (names the field)", body = ErrorBody),
+        (status = 409, description = "With wait=true: no host, storage or IP left", body = ErrorBody),
+        (status = 502, description = "With wait=true: the hypervisor failed", body = ErrorBody),
+    ))]
+pub async fn create_vm(
+    State(e): State<Engine>,
+    ApiQuery(q): ApiQuery<WaitQuery>,
+    ApiJson(req): ApiJson<CreateVm>,
+) -> Result<Response, ApiError> {
+    let plan = e.plan_create_vm(req).await?;
+    let vm = plan.vm;
+    let location = format!("/v1/vm-instances/{vm}");
+    let engine = e.clone();
+    let work = async move { vm_json(engine.run_create_vm(plan).await) };
+    jobs::start(&e, "create-vm", vm.0, OnSuccess::Created { location }, work)
+        .await?
+        .respond(q.wait)
+        .await
+}
+
+/// Lists VMs.
+#[utoipa::path(get, path = "/v1/vm-instances", tag = "vm-instances", params(ListQuery),
+    responses(
+        (status = 200, description = "One page", body = Page<VmInstance>),
+        (status = 400, description = "Bad filter or paging", body = ErrorBody),
+    ))]
+pub async fn list_vms(
+    State(e): State<Engine>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page<VmInstance>>, ApiError> {
+    Ok(Json(e.list_vms(&q).await?))
+}
+
+/// Gets one VM with its NICs.
+#[utoipa::path(get, path = "/v1/vm-instances/{uuid}", tag = "vm-instances",
+    params(("uuid" = uuid::Uuid, Path, description = "The VM")),
+    responses(
+        (status = 200, description = "Found", body = VmInstance),
+        (status = 400, description = "Bad UUID", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+    ))]
+pub async fn get_vm(
+    State(e): State<Engine>,
+    PathId(id): PathId<VmId>,
+) -> Result<Json<VmInstance>, ApiError> {
+    Ok(Json(e.get_vm(id).await?))
+}
+
+/// Destroys a VM (recoverable until expunged, unless the deletion policy is Direct).
+#[utoipa::path(delete, path = "/v1/vm-instances/{uuid}", tag = "vm-instances",
+    params(("uuid" = uuid::Uuid, Path, description = "The VM"), WaitQuery),
+    responses(
+        (status = 202, description = "The job destroying the VM", body = Job),
+        (status = 204, description = "With wait=true: destroyed"),
+        (status = 400, description = "Bad UUID", body = ErrorBody),
+        (status = 404, description = "No such VM", body = ErrorBody),
+        (status = 409, description = "Its state does not allow destroy", body = ErrorBody),
+    ))]
+pub async fn destroy_vm(
+    State(e): State<Engine>,
+    PathId(vm): PathId<VmId>,
+    ApiQuery(q): ApiQuery<WaitQuery>,
+) -> Result<Response, ApiError> {
+    e.precheck_vm_op(vm, VmOp::Destroy).await?;
+    let engine = e.clone();
+    let work = async move {
+        match engine.destroy_vm(vm).await? {
+            DestroyOutcome::Destroyed => vm_json(engine.get_vm(vm).await),
+            DestroyOutcome::Expunged => Ok(None),
+        }
+    };
+    action(&e, vm, VmOp::Destroy, q.wait, OnSuccess::NoContent, work).await
+}
+
+/// Starts a stopped VM.
+#[utoipa::path(post, path = "/v1/vm-instances/{uuid}/start", tag = "vm-instances",
+    params(("uuid" = uuid::Uuid, Path, description = "The VM"), WaitQuery),
+    request_body(content = Option<StartVm>, description = "Optional"),
+    responses(
+        (status = 200, description = "With wait=true: the VM, Running", body = VmInstance),
+        (status = 202, description = "The job", body = Job),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "No such VM", body = ErrorBody),
+        (status = 409, description = "Not Stopped, or no host has room", body = ErrorBody),
+    ))]
+pub async fn start_vm(
+    State(e): State<Engine>,
+    PathId(vm): PathId<VmId>,
+    ApiQuery(q): ApiQuery<WaitQuery>,
+    OptionalJson(body): OptionalJson<StartVm>,
+) -> Result<Response, ApiError> {
+    e.precheck_vm_op(vm, VmOp::Start).await?;
+    require_host(&e, body.host_uuid).await?;
+    let engine = e.clone();
+    let work = async move { vm_json(engine.start_vm(vm, body.host_uuid).await) };
+    action(&e, vm, VmOp::Start, q.wait, OnSuccess::Ok, work).await
+}
+
+/// Stops a running or paused VM (`{"mode": "graceful"}` by default, or `"force"`).
+#[utoipa::path(post, path = "/v1/vm-instances/{uuid}/stop", tag = "vm-instances",
+    params(("uuid" = uuid::Uuid, Path, description = "The VM"), WaitQuery),
+    request_body(content = Option<StopVm>, description = "Optional"),
+    responses(
+        (status = 200, description = "With wait=true: the VM, Stopped", body = VmInstance),
+        (status = 202, description = "The job", body = Job),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "No such VM", body = ErrorBody),
+        (status = 409, description = "Not Running or Paused", body = ErrorBody),
+    ))]
+pub async fn stop_vm(
+    State(e): State<Engine>,
+    PathId(vm): PathId<VmId>,
+    ApiQuery(q): ApiQuery<WaitQuery>,
+    OptionalJson(body): OptionalJson<StopVm>,
+) -> Result<Response, ApiError> {
+    e.precheck_vm_op(vm, VmOp::Stop).await?;
+    let mode = match body.mode {
+        StopModeParam::Graceful => StopMode::Graceful,
+        StopModeParam::Force => StopMode::Force,
+    };
+    let engine = e.clone();
+    let work = async move { vm_json(engine.stop_vm(vm, mode).await) };
+    action(&e, vm, VmOp::Stop, q.wait, OnSuccess::Ok, work).await
+}
+
+/// Live-migrates a running VM to the named host, or to one the scheduler picks.
+#[utoipa::path(post, path = "/v1/vm-instances/{uuid}/migrate", tag = "vm-instances",
+    params(("uuid" = uuid::Uuid, Path, description = "The VM"), WaitQuery),
+    request_body(content = Option<MigrateVm>, description = "Optional"),
+    responses(
+        (status = 200, description = "With wait=true: the VM on its new host", body = VmInstance),
+        (status = 202, description = "The job", body = Job),
+        (status = 400, description = "Invalid request, e.g. the host it already runs on", body = ErrorBody),
+        (status = 404, description = "No such VM", body = ErrorBody),
+        (status = 409, description = "Not Running, or no other host has room", body = ErrorBody),
+    ))]
+pub async fn migrate_vm(
+    State(e): State<Engine>,
+    PathId(vm): PathId<VmId>,
+    ApiQuery(q): ApiQuery<WaitQuery>,
+    OptionalJson(body): OptionalJson<MigrateVm>,
+) -> Result<Response, ApiError> {
+    e.precheck_vm_op(vm, VmOp::Migrate).await?;
+    require_host(&e, body.host_uuid).await?;
+    if let Some(h) = body.host_uuid {
+        if e.get_vm(vm).await?.host_uuid == Some(h) {
+            return Err(ApiError::invalid(
+                "host_uuid",
+                format!("invalid host_uuid: vm {vm} already runs on host {h}"),
+            ));
+        }
+    }
+    let engine = e.clone();
+    let work = async move { vm_json(engine.migrate_vm(vm, body.host_uuid).await) };
+    action(&e, vm, VmOp::Migrate, q.wait, OnSuccess::Ok, work).await
+}
+
+macro_rules! simple_action {
+    ($(#[$doc:meta])* $name:ident, $verb:literal, $op:ident, $status:literal, $call:ident) => {
+        $(#[$doc])*
+        #[utoipa::path(post, path = concat!("/v1/vm-instances/{uuid}/", $verb), tag = "vm-instances",
+            params(("uuid" = uuid::Uuid, Path, description = "The VM"), WaitQuery),
+            request_body(content = Option<NoOptions>, description = "Optional: absent or {}"),
+            responses(
+                (status = 200, description = "With wait=true: the VM", body = VmInstance),
+                (status = 202, description = "The job", body = Job),
+                (status = 400, description = "Invalid request", body = ErrorBody),
+                (status = 404, description = "No such VM", body = ErrorBody),
+                (status = 409, description = $status, body = ErrorBody),
+            ))]
+        pub async fn $name(
+            State(e): State<Engine>,
+            PathId(vm): PathId<VmId>,
+            ApiQuery(q): ApiQuery<WaitQuery>,
+            OptionalJson(_): OptionalJson<NoOptions>,
+        ) -> Result<Response, ApiError> {
+            e.precheck_vm_op(vm, VmOp::$op).await?;
+            let engine = e.clone();
+            let work = async move { vm_json(engine.$call(vm).await) };
+            action(&e, vm, VmOp::$op, q.wait, OnSuccess::Ok, work).await
+        }
+    };
+}
+
+simple_action!(
+    /// Reboots a running VM.
+    reboot_vm, "reboot", Reboot, "Not Running", reboot_vm
+);
+simple_action!(
+    /// Pauses a running VM (it keeps its host capacity).
+    pause_vm, "pause", Pause, "Not Running", pause_vm
+);
+simple_action!(
+    /// Resumes a paused VM.
+    resume_vm, "resume", Resume, "Not Paused", resume_vm
+);
+simple_action!(
+    /// Recovers a destroyed VM: it becomes Stopped.
+    recover_vm, "recover", Recover, "Not Destroyed", recover_vm
+);
+
+/// Expunges a destroyed VM: its NICs, IPs, volumes and record are gone for good.
+#[utoipa::path(post, path = "/v1/vm-instances/{uuid}/expunge", tag = "vm-instances",
+    params(("uuid" = uuid::Uuid, Path, description = "The VM"), WaitQuery),
+    request_body(content = Option<NoOptions>, description = "Optional: absent or {}"),
+    responses(
+        (status = 202, description = "The job", body = Job),
+        (status = 204, description = "With wait=true: expunged"),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "No such VM", body = ErrorBody),
+        (status = 409, description = "Not Destroyed", body = ErrorBody),
+    ))]
+pub async fn expunge_vm(
+    State(e): State<Engine>,
+    PathId(vm): PathId<VmId>,
+    ApiQuery(q): ApiQuery<WaitQuery>,
+    OptionalJson(_): OptionalJson<NoOptions>,
+) -> Result<Response, ApiError> {
+    e.precheck_vm_op(vm, VmOp::Expunge).await?;
+    let engine = e.clone();
+    let work = async move { engine.expunge_vm(vm).await.map(|()| None) };
+    action(&e, vm, VmOp::Expunge, q.wait, OnSuccess::NoContent, work).await
+}

@@ -1,0 +1,179 @@
+//! `/v1/openapi.json` is an OpenAPI 3 document that describes exactly the routes the server
+//! has: every route is in it, every path in it is served, and the types are components.
+
+mod api_support;
+
+use std::collections::BTreeSet;
+
+use api_support::*;
+use reqwest::Method;
+use serde_json::Value;
+
+/// Every route of the API.
+const ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/zones"),
+    ("get", "/v1/zones"),
+    ("get", "/v1/zones/{uuid}"),
+    ("delete", "/v1/zones/{uuid}"),
+    ("post", "/v1/clusters"),
+    ("get", "/v1/clusters"),
+    ("get", "/v1/clusters/{uuid}"),
+    ("delete", "/v1/clusters/{uuid}"),
+    ("post", "/v1/clusters/{uuid}/primary-storages/{ps_uuid}"),
+    ("post", "/v1/clusters/{uuid}/l2-networks/{l2_uuid}"),
+    ("post", "/v1/hosts"),
+    ("get", "/v1/hosts"),
+    ("get", "/v1/hosts/{uuid}"),
+    ("patch", "/v1/hosts/{uuid}"),
+    ("delete", "/v1/hosts/{uuid}"),
+    ("post", "/v1/hosts/{uuid}/reconnect"),
+    ("post", "/v1/primary-storages"),
+    ("get", "/v1/primary-storages"),
+    ("get", "/v1/primary-storages/{uuid}"),
+    ("delete", "/v1/primary-storages/{uuid}"),
+    ("post", "/v1/backup-storages"),
+    ("get", "/v1/backup-storages"),
+    ("get", "/v1/backup-storages/{uuid}"),
+    ("delete", "/v1/backup-storages/{uuid}"),
+    ("post", "/v1/images"),
+    ("get", "/v1/images"),
+    ("get", "/v1/images/{uuid}"),
+    ("delete", "/v1/images/{uuid}"),
+    ("post", "/v1/instance-offerings"),
+    ("get", "/v1/instance-offerings"),
+    ("get", "/v1/instance-offerings/{uuid}"),
+    ("delete", "/v1/instance-offerings/{uuid}"),
+    ("post", "/v1/l2-networks"),
+    ("get", "/v1/l2-networks"),
+    ("get", "/v1/l2-networks/{uuid}"),
+    ("delete", "/v1/l2-networks/{uuid}"),
+    ("post", "/v1/l3-networks"),
+    ("get", "/v1/l3-networks"),
+    ("get", "/v1/l3-networks/{uuid}"),
+    ("delete", "/v1/l3-networks/{uuid}"),
+    ("post", "/v1/l3-networks/{uuid}/ip-ranges"),
+    ("get", "/v1/l3-networks/{uuid}/ip-ranges"),
+    ("get", "/v1/ip-ranges/{uuid}"),
+    ("delete", "/v1/ip-ranges/{uuid}"),
+    ("post", "/v1/vm-instances"),
+    ("get", "/v1/vm-instances"),
+    ("get", "/v1/vm-instances/{uuid}"),
+    ("delete", "/v1/vm-instances/{uuid}"),
+    ("post", "/v1/vm-instances/{uuid}/start"),
+    ("post", "/v1/vm-instances/{uuid}/stop"),
+    ("post", "/v1/vm-instances/{uuid}/reboot"),
+    ("post", "/v1/vm-instances/{uuid}/pause"),
+    ("post", "/v1/vm-instances/{uuid}/resume"),
+    ("post", "/v1/vm-instances/{uuid}/migrate"),
+    ("post", "/v1/vm-instances/{uuid}/recover"),
+    ("post", "/v1/vm-instances/{uuid}/expunge"),
+    ("get", "/v1/jobs"),
+    ("get", "/v1/jobs/{uuid}"),
+    ("get", "/v1/global-configs"),
+    ("get", "/v1/global-configs/{name}"),
+    ("put", "/v1/global-configs/{name}"),
+    ("get", "/v1/events"),
+    ("get", "/v1/openapi.json"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_lists_exactly_the_served_routes() {
+    let s = Server::start().await;
+    let r = s.get("/v1/openapi.json").await;
+    assert_eq!(r.status.as_u16(), 200);
+    assert_eq!(r.headers["content-type"], "application/json");
+    let doc = r.body;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{}", doc["openapi"]);
+    assert_eq!(doc["info"]["title"], "oxstack");
+
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                documented.insert((method.clone(), path.clone()));
+            }
+        }
+    }
+    let expected: BTreeSet<(String, String)> =
+        ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let missing: Vec<_> = expected.difference(&documented).collect();
+    assert!(missing.is_empty(), "routes missing from the document: {missing:?}");
+    let extra: Vec<_> = documented.difference(&expected).collect();
+    assert!(extra.is_empty(), "documented routes the test does not know: {extra:?}");
+
+    // Every route is really served: no answer is the no-route 404 or a 405.
+    for (method, path) in ROUTES {
+        let concrete = path
+            .replace("{name}", "vm.deletion_policy")
+            .replace("{uuid}", "00000000-0000-4000-8000-000000000001")
+            .replace("{ps_uuid}", "00000000-0000-4000-8000-000000000002")
+            .replace("{l2_uuid}", "00000000-0000-4000-8000-000000000003");
+        let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let r = s.send(method.clone(), &concrete, Body::None).await;
+        assert_ne!(r.status.as_u16(), 405, "{method} {path} is not served: {}", r.body);
+        let no_route = r.status.as_u16() == 404 && r.body["details"].get("resource").is_none();
+        assert!(!no_route, "{method} {path} is not served: {}", r.body);
+    }
+
+    // Operations are unique and document their errors with the error body.
+    let mut ids = BTreeSet::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            let id = op["operationId"].as_str().expect("operationId");
+            assert!(ids.insert(id.to_string()), "duplicate operationId {id}");
+        }
+    }
+    let error_ref = "#/components/schemas/ErrorBody";
+    let get_zone = &doc["paths"]["/v1/zones/{uuid}"]["get"]["responses"]["404"];
+    assert_eq!(get_zone["content"]["application/json"]["schema"]["$ref"], error_ref);
+    let list_params: Vec<&Value> =
+        doc["paths"]["/v1/vm-instances"]["get"]["parameters"].as_array().unwrap().iter().collect();
+    assert!(list_params.iter().any(|p| p["name"] == "limit" && p["in"] == "query"));
+
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    for name in [
+        "ErrorBody",
+        "Job",
+        "JobState",
+        "Event",
+        "LaggedNotice",
+        "GlobalConfigView",
+        "UpdateGlobalConfig",
+        "Zone",
+        "CreateZone",
+        "Cluster",
+        "CreateCluster",
+        "Host",
+        "AddHost",
+        "UpdateHost",
+        "HostReconnected",
+        "PrimaryStorage",
+        "CreatePrimaryStorage",
+        "BackupStorage",
+        "CreateBackupStorage",
+        "Image",
+        "CreateImage",
+        "InstanceOffering",
+        "CreateInstanceOffering",
+        "L2Network",
+        "CreateL2Network",
+        "L3Network",
+        "CreateL3Network",
+        "IpRange",
+        "CreateIpRange",
+        "VmInstance",
+        "VmNic",
+        "VmState",
+        "CreateVm",
+        "MigrateVm",
+        "StartVm",
+        "StopVm",
+        "NoOptions",
+    ] {
+        assert!(schemas.contains_key(name), "schema {name} missing; have {:?}", schemas.keys());
+    }
+    let error = &schemas["ErrorBody"]["required"];
+    for field in ["code", "message", "details"] {
+        assert!(error.as_array().unwrap().iter().any(|f| f == field), "{error}");
+    }
+}
