@@ -1,0 +1,280 @@
+//! End-to-end test: the client against a real management node (engine, in-process simulator
+//! and the REST API on a loopback port), driving every resource family from command lines the
+//! way an operator would, and checking both what the node did and what the client printed.
+
+use std::sync::{Arc, Mutex};
+
+use clap::Parser;
+use oxstack_engine::{Engine, EngineOptions};
+use oxstack_hypervisor::Hypervisor;
+use oxstack_simulator::{SimCloud, SimConfig};
+use serde_json::Value;
+
+use super::http::{Api, ClientError};
+use super::resource::{Ctx, Sink};
+use super::{execute, ClientCommand, ClientOpts};
+
+/// The command line as main.rs builds it.
+#[derive(Parser, Debug)]
+struct Cli {
+    #[command(flatten)]
+    opts: ClientOpts,
+    #[command(subcommand)]
+    cmd: ClientCommand,
+}
+
+/// A management node serving its API on a loopback port.
+struct Node {
+    url: String,
+    engine: Engine,
+}
+
+async fn start_node() -> Node {
+    let sim: Arc<dyn Hypervisor> = Arc::new(SimCloud::new(SimConfig::with_seed(7)));
+    let opts = EngineOptions {
+        db_url: "sqlite::memory:".into(),
+        background_tasks: false,
+        ..EngineOptions::default()
+    };
+    let engine = Engine::start(opts, sim).await.expect("engine starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(oxstack_engine::api::serve(engine.clone(), listener));
+    Node { url, engine }
+}
+
+impl Node {
+    /// Runs `oxstack --api <node> <args...>`; returns the outcome and what it printed.
+    async fn run(&self, args: &[&str]) -> (Result<(), ClientError>, String) {
+        let mut argv = vec!["oxstack", "--api", self.url.as_str()];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        let ctx = Ctx {
+            api: Api::new(&cli.opts.api).expect("api url"),
+            json: cli.opts.json,
+            sink: Sink::Buffer(Mutex::default()),
+        };
+        let res = execute(&ctx, cli.cmd).await;
+        let Sink::Buffer(buf) = ctx.sink else { unreachable!("buffer sink") };
+        (res, buf.into_inner().expect("output"))
+    }
+
+    /// Runs a command that must succeed; returns its output.
+    async fn ok(&self, args: &[&str]) -> String {
+        let (res, out) = self.run(args).await;
+        if let Err(e) = res {
+            panic!("{args:?} failed: {e}\n{out}");
+        }
+        out
+    }
+
+    /// Runs a command with `--json` that must succeed; returns the parsed output.
+    async fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let out = self.ok(&args).await;
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}"))
+    }
+
+    /// Creates something with `--json` and returns its uuid.
+    async fn create(&self, args: &[&str]) -> String {
+        let v = self.json(args).await;
+        v["uuid"].as_str().unwrap_or_else(|| panic!("{args:?}: no uuid in {v}")).to_string()
+    }
+
+    /// Runs a command that must fail; returns the error.
+    async fn fails(&self, args: &[&str]) -> ClientError {
+        match self.run(args).await {
+            (Err(e), _) => e,
+            (Ok(()), out) => panic!("{args:?} succeeded:\n{out}"),
+        }
+    }
+}
+
+/// Builds zone → cluster → storage, image, offering, networks, two hosts; returns the uuids
+/// a VM needs: (offering, image, l3 network, host 1, host 2).
+async fn build_cloud(n: &Node) -> [String; 5] {
+    let zone = n.create(&["zone", "create", "--name", "z1", "--description", "lab"]).await;
+    let cluster = n.create(&["cluster", "create", "--zone", &zone, "--name", "c1"]).await;
+    let ps = n
+        .create(&[
+            "ps", "create", "--zone", &zone, "--name", "ps1", "--url", "/ps", "--total", "10TiB",
+        ])
+        .await;
+    let bs = n
+        .create(&[
+            "bs", "create", "--zone", &zone, "--name", "bs1", "--url", "/bs", "--total", "1TiB",
+        ])
+        .await;
+    let image = n
+        .create(&[
+            "image",
+            "create",
+            "--backup-storage",
+            &bs,
+            "--name",
+            "img",
+            "--size",
+            "10GiB",
+            "--url",
+            "http://images/img.qcow2",
+        ])
+        .await;
+    let offering = n
+        .create(&["offering", "create", "--name", "small", "--cpus", "2", "--memory", "4GiB"])
+        .await;
+    let l2 = n
+        .create(&[
+            "l2-network",
+            "create",
+            "--zone",
+            &zone,
+            "--name",
+            "l2",
+            "--physical-interface",
+            "eth0",
+            "--vlan",
+            "100",
+        ])
+        .await;
+    let l3 = n.create(&["l3-network", "create", "--l2-network", &l2, "--name", "l3"]).await;
+    let range = n
+        .ok(&[
+            "l3-network",
+            "add-ip-range",
+            &l3,
+            "--name",
+            "r1",
+            "--start-ip",
+            "10.0.0.10",
+            "--end-ip",
+            "10.0.0.20",
+            "--netmask",
+            "255.255.255.0",
+            "--gateway",
+            "10.0.0.1",
+        ])
+        .await;
+    assert!(range.contains("10.0.0.20"), "{range}");
+    let ranges = n.ok(&["l3", "ip-ranges", &l3]).await;
+    assert!(ranges.contains("10.0.0.10") && ranges.contains("255.255.255.0"), "{ranges}");
+    n.ok(&["cluster", "attach-primary-storage", &cluster, &ps]).await;
+    let attached = n.json(&["cluster", "attach-l2-network", &cluster, &l2]).await;
+    assert_eq!(attached["primary_storage_uuids"][0], ps.as_str());
+    assert_eq!(attached["l2_network_uuids"][0], l2.as_str());
+    let mut hosts = Vec::new();
+    for (name, ip) in [("h1", "192.168.0.1"), ("h2", "192.168.0.2")] {
+        hosts.push(
+            n.create(&[
+                "host",
+                "create",
+                "--cluster",
+                &cluster,
+                "--name",
+                name,
+                "--management-ip",
+                ip,
+                "--cpus",
+                "16",
+                "--memory",
+                "64GiB",
+            ])
+            .await,
+        );
+    }
+    let table = n.ok(&["host", "list", "--cluster", &cluster]).await;
+    assert!(table.contains("0 / 16") && table.contains("0 B / 64 GiB"), "{table}");
+    let [h1, h2] = [hosts[0].clone(), hosts[1].clone()];
+    [offering, image, l3, h1, h2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_drives_a_whole_cloud_through_the_api() {
+    let n = start_node().await;
+    let [offering, image, l3, h1, h2] = build_cloud(&n).await;
+
+    // Create a VM (waiting by default) and see it in tables.
+    let vm = n
+        .json(&[
+            "vm",
+            "create",
+            "--name",
+            "web",
+            "--offering",
+            &offering,
+            "--image",
+            &image,
+            "--l3-network",
+            &l3,
+            "--host",
+            &h1,
+        ])
+        .await;
+    assert_eq!(vm["state"], "Running", "{vm}");
+    let id = vm["uuid"].as_str().expect("vm uuid").to_string();
+    let ip = vm["nics"][0]["ip"].as_str().expect("ip").to_string();
+    assert!(ip.starts_with("10.0.0."), "{vm}");
+    let list = n.ok(&["vm", "list", "--state", "Running"]).await;
+    assert!(list.contains("web") && list.contains(&ip) && list.contains("4 GiB"), "{list}");
+    let hosts = n.ok(&["host", "list", "--name", "h1"]).await;
+    assert!(hosts.contains("2 / 16") && hosts.contains("4 GiB / 64 GiB"), "{hosts}");
+    let shown = n.ok(&["vm", "show", &id]).await;
+    assert!(shown.contains("4 GiB (4294967296)") && shown.contains(&ip), "{shown}");
+
+    // An operation the state does not allow: the API's error, exit code 1.
+    let err = n.fails(&["vm", "resume", &id]).await;
+    assert!(err.to_string().starts_with("INVALID_STATE: "), "{err}");
+    assert_eq!(err.exit_code(), 1);
+
+    // Lifecycle, waiting for each step.
+    let stopped = n.ok(&["vm", "stop", &id, "--force"]).await;
+    assert!(stopped.contains("Stopped"), "{stopped}");
+    let job = n.json(&["vm", "start", &id, "--no-wait"]).await;
+    assert_eq!(job["resource_uuid"], id.as_str(), "{job}");
+    let job_id = job["uuid"].as_str().expect("job uuid").to_string();
+    let mut state = String::new();
+    for _ in 0..100 {
+        state = n.json(&["job", "show", &job_id]).await["state"].as_str().unwrap_or("").into();
+        if state != "Running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(state, "Succeeded");
+    assert!(n.ok(&["job", "list", "--state", "Succeeded"]).await.contains(&job_id));
+    for (verb, expect) in [("pause", "Paused"), ("resume", "Running"), ("reboot", "Running")] {
+        let out = n.ok(&["vm", verb, &id]).await;
+        assert!(out.contains(expect), "{verb}: {out}");
+    }
+    let moved = n.json(&["vm", "migrate", &id, "--host", &h2]).await;
+    assert_eq!(moved["host_uuid"], h2.as_str(), "{moved}");
+
+    // Destroy, recover, destroy, expunge, with the policy that keeps destroyed VMs.
+    n.ok(&["config", "set", "vm.deletion_policy", "Never"]).await;
+    assert_eq!(n.json(&["config", "show", "vm.deletion_policy"]).await["value"], "Never");
+    assert!(n.ok(&["vm", "destroy", &id]).await.contains("Destroyed"));
+    assert!(n.ok(&["vm", "recover", &id]).await.contains("Stopped"));
+    n.ok(&["vm", "delete", &id]).await;
+    let gone = n.ok(&["vm", "expunge", &id]).await;
+    assert!(gone.contains("done") || gone.contains(&id), "{gone}");
+    let err = n.fails(&["vm", "show", &id]).await;
+    assert!(err.to_string().starts_with("NOT_FOUND: "), "{err}");
+
+    // Host state and reconnect.
+    let h = n.ok(&["host", "update", &h1, "--state", "disabled"]).await;
+    assert!(h.contains("Disabled"), "{h}");
+    let r = n.ok(&["host", "reconnect", &h1]).await;
+    assert!(r.contains("reconciled:") && r.contains("Connected"), "{r}");
+
+    // Paging, delete, config listing and a refused value.
+    n.ok(&["zone", "create", "--name", "z2"]).await;
+    let page = n.ok(&["zone", "list", "--limit", "1"]).await;
+    assert!(page.contains("1-1 of 2; see more with --offset 1"), "{page}");
+    let z2 = n.json(&["zone", "list", "--name", "z2"]).await["items"][0]["uuid"].clone();
+    let deleted = n.ok(&["zone", "delete", z2.as_str().expect("z2 uuid")]).await;
+    assert!(deleted.starts_with("deleted zone "), "{deleted}");
+    assert!(n.ok(&["config", "list"]).await.contains("host.ping_interval_secs"));
+    let err = n.fails(&["config", "set", "host.ping_interval_secs", "-3"]).await;
+    assert!(err.to_string().starts_with("INVALID_ARGUMENT: "), "{err}");
+    n.engine.shutdown().await;
+}

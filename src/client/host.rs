@@ -1,0 +1,184 @@
+//! `oxstack host ...`: adding hosts to clusters, their operator state (Enabled, Disabled,
+//! Maintenance), reconnecting them, and their capacity in tables.
+
+use clap::{Args, Subcommand, ValueEnum};
+use reqwest::Method;
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::http::ClientError;
+use super::resource::{to_json, Ctx, Kind, ListArgs, Target};
+use super::table::{field, used_of, Column};
+use super::units::parse_size;
+
+/// Hosts in the API.
+pub const HOST: Kind = Kind {
+    path: "hosts",
+    noun: "host",
+    columns: &[
+        Column::new("UUID", |v| field(v, "uuid")),
+        Column::new("NAME", |v| field(v, "name")),
+        Column::new("MANAGEMENT IP", |v| field(v, "management_ip")),
+        Column::new("STATE", |v| field(v, "state")),
+        Column::new("STATUS", |v| field(v, "status")),
+        Column::new("CPU USED/TOTAL", |v| used_of(v, "cpu_used", "cpu_total", false)),
+        Column::new("MEMORY USED/TOTAL", |v| used_of(v, "memory_used", "memory_total", true)),
+    ],
+};
+
+/// What the operator wants of a host.
+#[derive(ValueEnum, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[value(rename_all = "PascalCase")]
+pub enum HostState {
+    /// Gets new VMs.
+    Enabled,
+    /// Keeps its VMs, gets no new ones.
+    Disabled,
+    /// Being serviced; gets no new VMs.
+    Maintenance,
+}
+
+/// Host commands.
+#[derive(Subcommand, Debug, Clone)]
+pub enum HostCommand {
+    /// Add a host to a cluster and connect it.
+    #[command(visible_alias = "add")]
+    Create(AddHost),
+    /// List hosts.
+    List(HostFilters),
+    /// Show one host.
+    Show(Target),
+    /// Delete a host no VM is placed or defined on.
+    Delete(Target),
+    /// Rename a host or change its state.
+    Update(UpdateHostArgs),
+    /// Reconnect a host (e.g. after it was Disconnected).
+    Reconnect(Target),
+}
+
+/// `POST /v1/hosts`.
+#[derive(Args, Serialize, Debug, Clone)]
+pub struct AddHost {
+    /// The cluster to add it to.
+    #[arg(long = "cluster", value_name = "CLUSTER_UUID")]
+    pub cluster_uuid: Uuid,
+    /// Host name.
+    #[arg(long)]
+    pub name: String,
+    /// Unique management address of the host.
+    #[arg(long)]
+    pub management_ip: String,
+    /// Simulator clusters only: the simulated host's cpus (API default 32).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
+    /// Simulator clusters only: the simulated host's memory, e.g. 128GiB (API default 128 GiB).
+    #[arg(long = "memory", value_name = "SIZE", value_parser = parse_size)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+}
+
+/// Host list filters.
+#[derive(Args, Serialize, Debug, Clone)]
+pub struct HostFilters {
+    /// Name filter and paging.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub list: ListArgs,
+    /// Only hosts in this state.
+    #[arg(long, value_enum, ignore_case = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<HostState>,
+    /// Only hosts with this status: Connecting, Connected or Disconnected.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Only hosts in this zone.
+    #[arg(long = "zone", value_name = "ZONE_UUID")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone_uuid: Option<Uuid>,
+    /// Only hosts in this cluster.
+    #[arg(long = "cluster", value_name = "CLUSTER_UUID")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_uuid: Option<Uuid>,
+}
+
+/// `PATCH /v1/hosts/{uuid}`.
+#[derive(Args, Debug, Clone)]
+pub struct UpdateHostArgs {
+    /// The host's UUID.
+    pub uuid: Uuid,
+    /// The fields to change.
+    #[command(flatten)]
+    pub body: UpdateHost,
+}
+
+/// The body of `PATCH /v1/hosts/{uuid}`.
+#[derive(Args, Serialize, Debug, Clone)]
+#[group(required = true, multiple = true)]
+pub struct UpdateHost {
+    /// New name.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New state: Disabled and Maintenance hosts get no new VMs.
+    #[arg(long, value_enum, ignore_case = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<HostState>,
+}
+
+/// Runs a host command.
+pub async fn run(ctx: &Ctx, cmd: HostCommand) -> Result<(), ClientError> {
+    match cmd {
+        HostCommand::Create(req) => ctx.create(&HOST, &req).await,
+        HostCommand::List(f) => ctx.list(&HOST, &f).await,
+        HostCommand::Show(t) => ctx.show(&HOST, &t).await,
+        HostCommand::Delete(t) => ctx.delete(&HOST, &t).await,
+        HostCommand::Update(args) => {
+            let uuid = args.uuid.to_string();
+            let body = to_json(&args.body)?;
+            let host = ctx.api.call(Method::PATCH, &[HOST.path, &uuid], &[], Some(&body)).await?;
+            ctx.print_row(HOST.columns, &host);
+            Ok(())
+        }
+        HostCommand::Reconnect(t) => {
+            let answer = ctx.post_on(&HOST, &t.uuid, &["reconnect"], &[], None).await?;
+            if ctx.json {
+                ctx.print_json(&answer);
+                return Ok(());
+            }
+            ctx.print_row(HOST.columns, answer.get("host").unwrap_or(&answer));
+            if let Some(r) = answer.get("reconcile") {
+                ctx.out(&reconcile_summary(r));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// One line on how a reconnect reconciled the host's VMs with what the host reports.
+fn reconcile_summary(r: &Value) -> String {
+    let n = |k: &str| r.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let strays = r.get("strays").and_then(Value::as_array).map_or(0, Vec::len);
+    format!(
+        "reconciled: {} VM states corrected, {} VMs no longer running marked Stopped, {} stray VMs",
+        n("corrected"),
+        n("stopped"),
+        strays
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reconcile_report_reads_as_one_line() {
+        let r = serde_json::json!({"corrected": 2, "stopped": 1, "strays": ["a", "b", "c"]});
+        assert_eq!(
+            reconcile_summary(&r),
+            "reconciled: 2 VM states corrected, 1 VMs no longer running marked Stopped, 3 stray VMs"
+        );
+    }
+}

@@ -1,0 +1,270 @@
+//! A tiny JSON-over-HTTP wrapper around reqwest for the oxstack REST API: URL building, the API's
+//! error body (`{"code","message","details"}`), and the difference between "the API said no" and
+//! "there is no API at that address".
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode, Url};
+use serde_json::Value;
+
+/// Why a client call failed. [`ClientError::exit_code`] says how the process should end.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The API answered with an error.
+    #[error("{code}: {message}")]
+    Api {
+        /// HTTP status of the answer.
+        status: u16,
+        /// Stable error code, e.g. `NOT_FOUND` (`HTTP_<status>` when the body had none).
+        code: String,
+        /// What went wrong, for a person.
+        message: String,
+        /// Structured details, `{}` when none.
+        details: Value,
+    },
+    /// Nothing answered at the API address, or the connection broke.
+    #[error(
+        "cannot reach the oxstack API at {url}: {reason}\n\
+         hint: is a management node running there? Start one with `oxstack serve`, or point the \
+         client elsewhere with --api or OXSTACK_API"
+    )]
+    Connect {
+        /// The URL that was tried.
+        url: String,
+        /// The transport error.
+        reason: String,
+    },
+    /// The `--api` value is not a usable base URL.
+    #[error("`{0}` is not a valid API base URL (expected e.g. http://127.0.0.1:8080)")]
+    BadBaseUrl(String),
+    /// The API answered with something that is not the JSON this client expects.
+    #[error("unexpected answer from {url}: {reason}")]
+    Protocol {
+        /// The URL that was called.
+        url: String,
+        /// What was wrong with the answer.
+        reason: String,
+    },
+    /// A request could not be encoded as JSON (a client bug).
+    #[error("cannot encode the request: {0}")]
+    Encode(String),
+    /// A job the client waited for ended without success.
+    #[error("{code}: {message}")]
+    JobFailed {
+        /// Error code recorded on the job.
+        code: String,
+        /// Error message recorded on the job.
+        message: String,
+    },
+}
+
+impl ClientError {
+    /// The exit code for this error: 2 when the API could not be reached, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Connect { .. } | Self::BadBaseUrl(_) => 2,
+            _ => 1,
+        }
+    }
+
+    /// Builds the error for a non-success answer from its status and raw body: the API's
+    /// `{"code","message","details"}` when the body is one, else `HTTP_<status>` and the text.
+    pub fn from_response(status: StatusCode, body: &str) -> Self {
+        let parsed: Option<Value> = serde_json::from_str(body).ok();
+        let field = |name: &str| {
+            parsed.as_ref().and_then(|v| v.get(name)).and_then(Value::as_str).map(str::to_string)
+        };
+        let code = field("code").unwrap_or_else(|| format!("HTTP_{}", status.as_u16()));
+        let message = field("message").unwrap_or_else(|| {
+            let text = body.trim();
+            if text.is_empty() {
+                status.canonical_reason().unwrap_or("request failed").to_string()
+            } else {
+                text.to_string()
+            }
+        });
+        let details = parsed
+            .as_ref()
+            .and_then(|v| v.get("details"))
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        Self::Api { status: status.as_u16(), code, message, details }
+    }
+}
+
+/// A client of one management node's API.
+#[derive(Debug, Clone)]
+pub struct Api {
+    base: Url,
+    http: reqwest::Client,
+}
+
+impl Api {
+    /// A client for the API at `base` (e.g. `http://127.0.0.1:8080`; a path prefix is kept).
+    pub fn new(base: &str) -> Result<Self, ClientError> {
+        let url = Url::parse(base.trim()).map_err(|_| ClientError::BadBaseUrl(base.to_string()))?;
+        if url.cannot_be_a_base() || !matches!(url.scheme(), "http" | "https") {
+            return Err(ClientError::BadBaseUrl(base.to_string()));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("oxstack-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::BadBaseUrl(format!("{base} ({e})")))?;
+        Ok(Self { base: url, http })
+    }
+
+    /// The URL of `/v1/<segments...>?<query>`. Segments are percent-encoded, so a config name
+    /// or any other value cannot escape its path segment.
+    pub fn url(&self, segments: &[&str], query: &[(String, String)]) -> Url {
+        let mut url = self.base.clone();
+        url.set_query(None);
+        url.set_fragment(None);
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().push("v1").extend(segments);
+        }
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+
+    /// `GET /v1/<segments>?<query>`.
+    pub async fn get(
+        &self,
+        segments: &[&str],
+        query: &[(String, String)],
+    ) -> Result<Value, ClientError> {
+        self.call(Method::GET, segments, query, None).await
+    }
+
+    /// Sends one request and returns the JSON answer (`Value::Null` for an empty body).
+    pub async fn call(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(String, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        let url = self.url(segments, query);
+        let mut req = self.http.request(method, url.clone());
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let shown = url.to_string();
+        let resp = req.send().await.map_err(|e| transport(&shown, &e))?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| transport(&shown, &e))?;
+        if !status.is_success() {
+            return Err(ClientError::from_response(status, &text));
+        }
+        if text.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&text).map_err(|e| ClientError::Protocol {
+            url: shown,
+            reason: format!("the body is not JSON ({e})"),
+        })
+    }
+}
+
+/// Maps a reqwest failure: anything before an HTTP answer is a connection problem.
+fn transport(url: &str, e: &reqwest::Error) -> ClientError {
+    use std::error::Error as _;
+    // The innermost cause reads best ("Connection refused (os error 111)"); reqwest's own
+    // message repeats the URL, which the error already names.
+    let mut reason = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        reason = s.to_string();
+        source = s.source();
+    }
+    if e.is_decode() || e.is_body() {
+        ClientError::Protocol { url: url.to_string(), reason }
+    } else {
+        ClientError::Connect { url: url.to_string(), reason }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn urls_join_the_base_and_encode_segments_and_query() {
+        let api = Api::new("http://127.0.0.1:8080").unwrap();
+        assert_eq!(api.url(&["zones"], &[]).as_str(), "http://127.0.0.1:8080/v1/zones");
+        let url = api.url(&["vm-instances"], &q(&[("name", "a b&c=d"), ("limit", "5")]));
+        assert_eq!(url.as_str(), "http://127.0.0.1:8080/v1/vm-instances?name=a+b%26c%3Dd&limit=5");
+        let url = api.url(&["global-configs", "a/b?c"], &[]);
+        assert_eq!(url.as_str(), "http://127.0.0.1:8080/v1/global-configs/a%2Fb%3Fc");
+    }
+
+    #[test]
+    fn a_path_prefix_in_the_base_is_kept() {
+        for base in ["http://h:1/api", "http://h:1/api/", "http://h:1/api/?x=1#f"] {
+            let api = Api::new(base).unwrap();
+            assert_eq!(
+                api.url(&["jobs", "j1"], &[]).as_str(),
+                "http://h:1/api/v1/jobs/j1",
+                "{base}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_base_urls_are_refused_as_connection_problems() {
+        for base in ["", "127.0.0.1:8080", "ftp://h/", "mailto:x@y"] {
+            let err = Api::new(base).unwrap_err();
+            assert!(matches!(err, ClientError::BadBaseUrl(_)), "{base}: {err:?}");
+            assert_eq!(err.exit_code(), 2);
+        }
+    }
+
+    #[test]
+    fn api_error_bodies_become_code_and_message() {
+        let body = r#"{"code":"INVALID_STATE","message":"cannot resume vm x: it is Running","details":{"state":"Running"}}"#;
+        let err = ClientError::from_response(StatusCode::CONFLICT, body);
+        assert_eq!(err.to_string(), "INVALID_STATE: cannot resume vm x: it is Running");
+        assert_eq!(err.exit_code(), 1);
+        match err {
+            ClientError::Api { status, details, .. } => {
+                assert_eq!(status, 409);
+                assert_eq!(details["state"], "Running");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn other_error_bodies_fall_back_to_the_status() {
+        let err = ClientError::from_response(StatusCode::NOT_FOUND, "");
+        assert_eq!(err.to_string(), "HTTP_404: Not Found");
+        let err = ClientError::from_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Failed to deserialize the JSON body\n",
+        );
+        assert_eq!(err.to_string(), "HTTP_422: Failed to deserialize the JSON body");
+        let err = ClientError::from_response(StatusCode::BAD_REQUEST, r#"{"message":"no code"}"#);
+        assert_eq!(err.to_string(), "HTTP_400: no code");
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_is_a_connection_error_naming_the_url() {
+        // Bind then drop a listener so the port is (almost certainly) closed.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let api = Api::new(&format!("http://127.0.0.1:{port}")).unwrap();
+        let err = api.get(&["zones"], &[]).await.unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains(&format!("http://127.0.0.1:{port}/v1/zones")), "{text}");
+        assert!(text.contains("oxstack serve"), "{text}");
+    }
+}
