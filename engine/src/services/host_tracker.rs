@@ -75,7 +75,7 @@ impl Engine {
                 let ok = self.hv(host, "ping", self.hypervisor.ping(host)).await.is_ok();
                 let changed = match (ok, was_connected) {
                     (true, true) => {
-                        if sync_every > 0 && sweep % sync_every == 0 {
+                        if sync_every > 0 && sweep.is_multiple_of(sync_every) {
                             if let Err(e) = self.reconcile_host(host).await {
                                 tracing::warn!(%host, %e, "periodic VM state sync failed");
                             }
