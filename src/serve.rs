@@ -1,0 +1,61 @@
+//! `oxstack serve`: one management node serving the REST API.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use oxstack_engine::{Engine, EngineOptions};
+use oxstack_hypervisor::Hypervisor;
+use oxstack_simulator::{SimCloud, SimConfig};
+
+/// Options of `oxstack serve`.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Database URL (SQLite). The default is a file in the working directory.
+    #[arg(long, default_value = "sqlite://oxstack.db")]
+    pub db: String,
+    /// Address the REST API listens on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Seed of the in-process simulator that serves hosts of `simulator` clusters.
+    #[arg(long, default_value_t = 0)]
+    pub sim_seed: u64,
+}
+
+/// Runs the node until Ctrl-C.
+pub async fn run(args: ServeArgs) -> ExitCode {
+    let sim: Arc<dyn Hypervisor> = Arc::new(SimCloud::new(SimConfig::with_seed(args.sim_seed)));
+    let engine = match Engine::start(
+        EngineOptions { db_url: args.db.clone(), background_tasks: true, id_seed: None },
+        sim,
+    )
+    .await
+    {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: cannot start the management node on {}: {e}", args.db);
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(&args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("oxstack management node: API on http://{} (database {})", args.listen, args.db);
+    let stopper = engine.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("shutting down");
+            stopper.shutdown().await;
+        }
+    });
+    match oxstack_engine::api::serve(engine, listener).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: API server failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
