@@ -200,6 +200,15 @@ impl Engine {
         if let Some(h) = self.vm_host(vm).await? {
             return Ok(h);
         }
+        self.place_unplaced_vm(vm, req).await
+    }
+
+    /// [`Engine::place_vm`] for a VM the caller knows holds no host (saves a read).
+    pub(crate) async fn place_unplaced_vm(
+        &self,
+        vm: VmId,
+        req: &HostRequest,
+    ) -> EngineResult<HostId> {
         let host = self.reserve_host(req).await?;
         let cluster = self.scheduler.index().get(host).map(|c| c.cluster);
         let set = sqlx::query("UPDATE vm_instances SET host_uuid = ?, cluster_uuid = ? WHERE uuid = ? AND host_uuid IS NULL")
@@ -265,14 +274,6 @@ impl Engine {
         bytes: u64,
         format: &str,
     ) -> EngineResult<PrimaryStorageId> {
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT primary_storage_uuid FROM volumes WHERE uuid = ?")
-                .bind(volume.to_string())
-                .fetch_optional(self.db.r())
-                .await?;
-        if let Some(ps) = existing {
-            return ps.parse().map_err(|e| EngineError::Internal(format!("bad storage uuid: {e}")));
-        }
         let ps = {
             let mut t = self.scheduler.topology();
             let ps = t.storage_for(cluster, bytes).ok_or_else(|| {
@@ -283,38 +284,58 @@ impl Engine {
             t.try_reserve_storage(ps, bytes);
             ps
         };
-        let result: EngineResult<()> = async {
-            let mut tx = self.db.w().begin().await?;
-            let fits = sqlx::query(
-                "UPDATE primary_storages SET used_bytes = used_bytes + ?1 WHERE uuid = ?2 AND used_bytes + ?1 <= total_bytes",
-            )
-            .bind(bytes as i64)
-            .bind(ps.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if fits == 0 {
-                return Err(EngineError::InsufficientCapacity(format!("primary storage {ps} has no room for {bytes} bytes")));
-            }
-            sqlx::query(
-                "INSERT INTO volumes (uuid, vm_uuid, primary_storage_uuid, kind, size_bytes, format, device_index, created_at) \
-                 VALUES (?, ?, ?, 'Root', ?, ?, 0, ?)",
-            )
-            .bind(volume.to_string())
-            .bind(vm.to_string())
-            .bind(ps.to_string())
-            .bind(bytes as i64)
-            .bind(format)
-            .bind(crate::time::now_ms())
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(())
-        }
+        // Insert first (idempotent on the volume uuid), then charge the storage, and undo the
+        // insert if the storage turned out to be full: two statements instead of a read and a
+        // four-statement transaction, on every create's path.
+        let inserted = sqlx::query(
+            "INSERT OR IGNORE INTO volumes (uuid, vm_uuid, primary_storage_uuid, kind, size_bytes, format, device_index, created_at) \
+             VALUES (?, ?, ?, 'Root', ?, ?, 0, ?)",
+        )
+        .bind(volume.to_string())
+        .bind(vm.to_string())
+        .bind(ps.to_string())
+        .bind(bytes as i64)
+        .bind(format)
+        .bind(crate::time::now_ms())
+        .execute(self.db.w())
         .await;
-        if let Err(e) = result {
+        let inserted = match inserted {
+            Ok(r) => r.rows_affected() == 1,
+            Err(e) => {
+                self.scheduler.topology().release_storage(ps, bytes);
+                return Err(e.into());
+            }
+        };
+        if !inserted {
+            // Created by an earlier run of this step.
             self.scheduler.topology().release_storage(ps, bytes);
-            return Err(e);
+            let existing: String =
+                sqlx::query_scalar("SELECT primary_storage_uuid FROM volumes WHERE uuid = ?")
+                    .bind(volume.to_string())
+                    .fetch_one(self.db.w())
+                    .await?;
+            return existing
+                .parse()
+                .map_err(|e| EngineError::Internal(format!("bad storage uuid: {e}")));
+        }
+        let charged = sqlx::query(
+            "UPDATE primary_storages SET used_bytes = used_bytes + ?1 WHERE uuid = ?2 AND used_bytes + ?1 <= total_bytes",
+        )
+        .bind(bytes as i64)
+        .bind(ps.to_string())
+        .execute(self.db.w())
+        .await
+        .map(|r| r.rows_affected() == 1);
+        if !matches!(charged, Ok(true)) {
+            self.scheduler.topology().release_storage(ps, bytes);
+            sqlx::query("DELETE FROM volumes WHERE uuid = ?")
+                .bind(volume.to_string())
+                .execute(self.db.w())
+                .await?;
+            charged?;
+            return Err(EngineError::InsufficientCapacity(format!(
+                "primary storage {ps} has no room for {bytes} bytes"
+            )));
         }
         Ok(ps)
     }
@@ -358,13 +379,6 @@ impl Engine {
         l3: L3NetworkId,
         index: u32,
     ) -> EngineResult<Ipv4Addr> {
-        let existing: Option<i64> = sqlx::query_scalar("SELECT ip FROM vm_nics WHERE uuid = ?")
-            .bind(nic.to_string())
-            .fetch_optional(self.db.r())
-            .await?;
-        if let Some(ip) = existing {
-            return Ok(Ipv4Addr::from(ip as u32));
-        }
         let mut mac = mac_for(nic.0.as_bytes());
         for _ in 0..RACE_RETRIES {
             let alloc = self.ipam.allocate(l3).ok_or_else(|| {
@@ -388,6 +402,16 @@ impl Engine {
             match res {
                 Ok(_) => return Ok(alloc.ip),
                 Err(e) if e.is_unique_violation() => {
+                    // An earlier run of this step already made this NIC: keep it.
+                    let existing: Option<i64> =
+                        sqlx::query_scalar("SELECT ip FROM vm_nics WHERE uuid = ?")
+                            .bind(nic.to_string())
+                            .fetch_optional(self.db.w())
+                            .await?;
+                    if let Some(ip) = existing {
+                        self.ipam.release(l3, alloc.ip);
+                        return Ok(Ipv4Addr::from(ip as u32));
+                    }
                     // Either the address was taken behind the cache's back (keep it marked used)
                     // or the MAC collided (free the address, pick another MAC).
                     let taken: Option<i64> = sqlx::query_scalar(

@@ -178,12 +178,17 @@ impl Engine {
         let host = ctx
             .host
             .ok_or_else(|| EngineError::Internal("create finished without a host".into()))?;
-        sqlx::query("UPDATE vm_instances SET last_host_uuid = ? WHERE uuid = ?")
-            .bind(host.to_string())
-            .bind(vm.to_string())
-            .execute(self.db.w())
-            .await?;
-        self.set_vm_state(vm, VmState::Starting, VmState::Running).await?;
+        sqlx::query(
+            "UPDATE vm_instances SET last_host_uuid = ?, state = ?, state_changed_at = ? WHERE uuid = ?",
+        )
+        .bind(host.to_string())
+        .bind(VmState::Running.as_str())
+        .bind(crate::time::now_ms())
+        .bind(vm.to_string())
+        .execute(self.db.w())
+        .await?;
+        let (from, to) = (VmState::Starting.as_str(), VmState::Running.as_str());
+        self.events.publish("vm", vm.0, Some(from), Some(to));
         self.get_vm(vm).await
     }
 }
@@ -261,7 +266,11 @@ impl Step<CreateCtx> for AllocateHost {
             storage_bytes: p.root_bytes,
             ..Default::default()
         };
-        let host = ctx.engine.place_vm(p.vm, &req).await?;
+        // On a re-run the VM is placed already: the step's output says where.
+        if ctx.host.is_some() {
+            return Ok(());
+        }
+        let host = ctx.engine.place_unplaced_vm(p.vm, &req).await?;
         ctx.host = Some(host);
         ctx.cluster = ctx.engine.scheduler.index().get(host).map(|c| c.cluster);
         Ok(())
@@ -330,8 +339,7 @@ impl Step<CreateCtx> for CreateOnHost {
             .ok_or_else(|| EngineError::Internal("no host chosen before create-on-host".into()))?;
         let e = &ctx.engine;
         let p = &ctx.plan;
-        let state = e.vm_state(p.vm).await?;
-        e.set_vm_state(p.vm, state, VmState::Starting).await?;
+        e.set_vm_state(p.vm, VmState::Created, VmState::Starting).await?;
         let spec = VmSpec {
             vm: p.vm,
             name: p.name.clone(),
