@@ -247,6 +247,22 @@ impl Engine {
                     self.set_vm_state(vm, state, to).await?;
                     report.corrected += 1;
                 }
+                (VmState::Destroyed, _) => {
+                    // Destroyed while this host was unreachable: undefine it now. If that fails
+                    // the VM keeps pointing here and the next reconciliation tries again.
+                    if actual.is_some() {
+                        if let Err(e) =
+                            self.hv(host, "destroy", self.hypervisor.destroy_vm(host, vm)).await
+                        {
+                            tracing::warn!(%host, %vm, %e, "could not undefine a destroyed VM");
+                            continue;
+                        }
+                    }
+                    sqlx::query("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ? AND host_uuid IS NULL")
+                        .bind(vm.to_string())
+                        .execute(self.db.w())
+                        .await?;
+                }
                 (VmState::Stopped, None) => {
                     // No longer defined there (e.g. the host was reinstalled): forget the definition.
                     sqlx::query("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ? AND host_uuid IS NULL")

@@ -43,6 +43,8 @@ impl Engine {
                 .fetch_one(self.db.r())
                 .await?;
         self.set_vm_state(vm, state, VmState::Destroying).await?;
+        // The host the VM stays defined on because it could not be reached.
+        let mut still_defined_on = None;
         if let Some(h) = host.or(last) {
             let h = h.parse().map_err(|e| EngineError::Internal(format!("bad host uuid: {e}")))?;
             match self.hv(h, "destroy", self.hypervisor.destroy_vm(h, vm)).await {
@@ -51,7 +53,8 @@ impl Engine {
                     e @ (HypervisorError::HostUnreachable { .. }
                     | HypervisorError::HostNotConnected { .. }),
                 )) => {
-                    tracing::warn!(%vm, %e, "host unreachable: destroying the VM in the database only; the host will report it if it comes back");
+                    tracing::warn!(%vm, %e, "host unreachable: destroying the VM in the database only; reconciliation undefines it when the host comes back");
+                    still_defined_on = Some(h.to_string());
                 }
                 Err(e) => {
                     self.set_vm_state(vm, VmState::Destroying, state).await?;
@@ -60,7 +63,8 @@ impl Engine {
             }
         }
         self.unplace_vm(vm).await?;
-        sqlx::query("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ?")
+        sqlx::query("UPDATE vm_instances SET last_host_uuid = ? WHERE uuid = ?")
+            .bind(still_defined_on)
             .bind(vm.to_string())
             .execute(self.db.w())
             .await?;

@@ -178,17 +178,20 @@ impl Step<StartCtx> for StartOnHost {
         }
         if let Some(old) = ctx.last_host {
             match e.hv(old, "destroy", e.hypervisor.destroy_vm(old, vm)).await {
-                Ok(()) => ctx.left_last_host = true,
-                // The old host is gone or unreachable: the VM's definition there is stale and
-                // will be reported when the host comes back.
+                Ok(()) => {
+                    ctx.left_last_host = true;
+                    sqlx::query("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ?")
+                        .bind(vm.to_string())
+                        .execute(e.db.w())
+                        .await?;
+                }
+                // The old host is gone, unreachable or refused: the VM is still defined there,
+                // so `last_host_uuid` keeps pointing at it (if the create below fails, the VM
+                // stays startable there and reconciliation still sees it).
                 Err(err) => {
                     tracing::warn!(%vm, host = %old, %err, "could not undefine the VM on its old host")
                 }
             }
-            sqlx::query("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ?")
-                .bind(vm.to_string())
-                .execute(e.db.w())
-                .await?;
         }
         let spec = e.vm_spec(vm).await?;
         e.hv(host, "create", e.hypervisor.create_vm(host, &spec)).await

@@ -268,3 +268,49 @@ async fn maintenance_moves_running_vms_away_and_stops_what_cannot_move() {
     assert_eq!(err.code(), "INSUFFICIENT_CAPACITY", "a host in maintenance gets no VM");
     c.assert_consistent().await;
 }
+
+#[tokio::test]
+async fn a_start_that_cannot_leave_an_unreachable_host_keeps_the_vm_defined_there() {
+    // Regression (model test): the start workflow forgot the old host even when undefining the
+    // VM there failed, so the VM could never be started again once that host came back.
+    let c = Cloud::new(2, 8, 32, 100).await;
+    let vm = c.engine.create_vm(c.create_req("a")).await.unwrap();
+    let old = vm.host_uuid.unwrap();
+    c.engine.stop_vm(vm.uuid, StopMode::Graceful).await.unwrap();
+    c.sim.crash_host(old).unwrap();
+    c.engine.ping_sweep().await.unwrap();
+    // The other host is picked; the simulator refuses a VM still defined elsewhere.
+    let err = c.engine.start_vm(vm.uuid, None).await.unwrap_err();
+    assert_eq!(err.code(), "HYPERVISOR_ERROR", "{err}");
+    let v = c.engine.get_vm(vm.uuid).await.unwrap();
+    assert_eq!((v.state, v.host_uuid, v.last_host_uuid), (VmState::Stopped, None, Some(old)));
+
+    c.sim.recover_host(old).unwrap();
+    c.engine.ping_sweep().await.unwrap();
+    c.assert_consistent().await;
+    let v = c.engine.start_vm(vm.uuid, None).await.unwrap();
+    assert_eq!((v.state, v.host_uuid), (VmState::Running, Some(old)));
+    c.assert_consistent().await;
+}
+
+#[tokio::test]
+async fn a_vm_destroyed_while_its_host_is_unreachable_is_undefined_when_the_host_returns() {
+    // Regression (model test): destroying a VM on a partitioned host forgot where it was
+    // defined, so after the partition healed the host kept running a VM the database had
+    // destroyed.
+    let c = Cloud::new(1, 8, 32, 100).await;
+    let vm = c.engine.create_vm(c.create_req("a")).await.unwrap();
+    let host = vm.host_uuid.unwrap();
+    c.sim.partition_host(host).unwrap();
+    c.engine.ping_sweep().await.unwrap();
+    assert_eq!(c.engine.destroy_vm(vm.uuid).await.unwrap(), DestroyOutcome::Destroyed);
+    let v = c.engine.get_vm(vm.uuid).await.unwrap();
+    assert_eq!((v.state, v.host_uuid, v.last_host_uuid), (VmState::Destroyed, None, Some(host)));
+    assert_eq!(c.sim_state(vm.uuid), Some(PowerState::Running), "still runs behind the partition");
+
+    c.sim.heal_host(host).unwrap();
+    c.engine.ping_sweep().await.unwrap();
+    assert_eq!(c.sim_state(vm.uuid), None, "undefined on reconnection");
+    assert_eq!(c.engine.get_vm(vm.uuid).await.unwrap().last_host_uuid, None);
+    c.assert_consistent().await;
+}
