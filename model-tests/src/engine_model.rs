@@ -1,0 +1,273 @@
+//! The engine's operations as the reference model predicts them: each returns the answer the
+//! engine should give and updates both the database view and the simulator view.
+//!
+//! Each function follows the engine's documented workflow for the operation (see the tables at
+//! the top of `engine/src/services/vm/*.rs`): which host it picks, which hypervisor calls it
+//! makes in which order, and what it undoes when one fails.
+
+use oxstack_engine::services::host::HostStatus;
+use oxstack_engine::services::vm::VmState;
+use oxstack_hypervisor::PowerState;
+
+use crate::reference::{Expected, HostNo, RefState, RefVm, VmNo};
+use crate::sim_model::SimFail;
+
+/// INSUFFICIENT_CAPACITY.
+pub const NO_CAPACITY: &str = "INSUFFICIENT_CAPACITY";
+/// HYPERVISOR_ERROR.
+pub const HYPERVISOR: &str = "HYPERVISOR_ERROR";
+/// INVALID_STATE.
+pub const INVALID_STATE: &str = "INVALID_STATE";
+/// INVALID_ARGUMENT.
+pub const INVALID_ARGUMENT: &str = "INVALID_ARGUMENT";
+/// CONFLICT.
+pub const CONFLICT: &str = "CONFLICT";
+
+fn err(code: &'static str) -> Expected {
+    Expected::Err(code)
+}
+
+impl RefState {
+    fn vm(&self, vm: VmNo) -> &RefVm {
+        &self.vms[&vm]
+    }
+
+    fn vm_mut(&mut self, vm: VmNo) -> &mut RefVm {
+        self.vms.get_mut(&vm).expect("transition names a VM the model has")
+    }
+
+    /// The create workflow: place, root volume, NICs, create on the host.
+    pub fn create_vm(
+        &mut self,
+        vm: VmNo,
+        size: usize,
+        l3s: &[usize],
+        designated: Option<HostNo>,
+    ) -> Expected {
+        let Some(host) = self.choose(size, designated, None, &[]) else {
+            return err(NO_CAPACITY);
+        };
+        if l3s.iter().any(|l3| self.ips_free(*l3) == 0) {
+            return err(NO_CAPACITY);
+        }
+        if self.sim_create(vm, host, size).is_err() {
+            return err(HYPERVISOR);
+        }
+        let row = RefVm {
+            size,
+            l3s: l3s.to_vec(),
+            state: VmState::Running,
+            host: Some(host),
+            last_host: Some(host),
+        };
+        self.vms.insert(vm, row);
+        Expected::Ok
+    }
+
+    /// `count` identical creates at once. The preconditions make the outcome independent of how
+    /// they interleave: no create failure pending, enough addresses, simulator usage equal to
+    /// the engine's; so exactly the first `min(count, slots)` succeed, on the hosts a sequence of
+    /// single creates would get.
+    pub fn create_batch(
+        &mut self,
+        first: VmNo,
+        count: u32,
+        size: usize,
+        l3s: &[usize],
+    ) -> Expected {
+        let mut created = 0;
+        for i in 0..count {
+            if self.create_vm(VmNo(first.0 + i), size, l3s, None) == Expected::Ok {
+                created += 1;
+            }
+        }
+        Expected::Batch { created }
+    }
+
+    /// The start workflow: the host it is defined on if that is schedulable and fits, else one
+    /// the scheduler picks (undefining it on the old host first, ignoring failure).
+    pub fn start_vm(&mut self, vm: VmNo, designated: Option<HostNo>) -> Expected {
+        let (size, last) = (self.vm(vm).size, self.vm(vm).last_host);
+        let Some(host) = self.choose(size, designated, last, &[]) else {
+            return err(NO_CAPACITY);
+        };
+        if last == Some(host) {
+            if self.sim_start(vm, host).is_err() {
+                return err(HYPERVISOR);
+            }
+        } else {
+            if let Some(old) = last {
+                // A failure is logged and ignored; the VM then stays defined on the old host
+                // and its last host keeps saying so.
+                if self.sim_destroy(vm, old).is_ok() {
+                    self.vm_mut(vm).last_host = None;
+                }
+            }
+            if self.sim_create(vm, host, size).is_err() {
+                return err(HYPERVISOR);
+            }
+        }
+        let v = self.vm_mut(vm);
+        (v.state, v.host, v.last_host) = (VmState::Running, Some(host), Some(host));
+        Expected::Ok
+    }
+
+    fn placed(&self, vm: VmNo) -> HostNo {
+        self.vm(vm).host.expect("a running or paused VM holds a host")
+    }
+
+    /// Stop: one call; on success the capacity is returned and the VM stays defined there.
+    pub fn stop_vm(&mut self, vm: VmNo) -> Expected {
+        let host = self.placed(vm);
+        if self.sim_stop(vm, host).is_err() {
+            return err(HYPERVISOR);
+        }
+        let v = self.vm_mut(vm);
+        (v.state, v.host) = (VmState::Stopped, None);
+        Expected::Ok
+    }
+
+    /// Reboot, pause or resume: one call, and the state it leads to.
+    pub fn power_op(&mut self, vm: VmNo, op: PowerOp) -> Expected {
+        let host = self.placed(vm);
+        let (result, after) = match op {
+            PowerOp::Reboot => (self.sim_reboot(vm, host), VmState::Running),
+            PowerOp::Pause => (self.sim_pause(vm, host), VmState::Paused),
+            PowerOp::Resume => (self.sim_resume(vm, host), VmState::Running),
+        };
+        if result.is_err() {
+            return err(HYPERVISOR);
+        }
+        self.vm_mut(vm).state = after;
+        Expected::Ok
+    }
+
+    /// Live migration to a named host or one the scheduler picks (never the current one).
+    pub fn migrate_vm(&mut self, vm: VmNo, to: Option<HostNo>) -> Expected {
+        let (size, source) = (self.vm(vm).size, self.placed(vm));
+        if to == Some(source) {
+            return err(INVALID_ARGUMENT);
+        }
+        let Some(target) = self.choose(size, to, None, &[source]) else {
+            return err(NO_CAPACITY);
+        };
+        if self.sim_migrate(vm, source, target).is_err() {
+            return err(HYPERVISOR);
+        }
+        let v = self.vm_mut(vm);
+        (v.host, v.last_host) = (Some(target), Some(target));
+        Expected::Ok
+    }
+
+    /// Destroy: undefine it where it is, return the capacity; with the Direct deletion policy,
+    /// expunge it too. An unreachable host is skipped: the VM stays defined there, its last host
+    /// says so, and reconciliation undefines it when the host is back.
+    pub fn destroy_vm(&mut self, vm: VmNo) -> Expected {
+        let v = self.vm(vm);
+        let mut still_defined_on = None;
+        if let Some(h) = v.host.or(v.last_host) {
+            match self.sim_destroy(vm, h) {
+                Err(SimFail::Failed) => return err(HYPERVISOR),
+                Err(SimFail::Unreachable) => still_defined_on = Some(h),
+                Ok(()) => {}
+            }
+        }
+        let v = self.vm_mut(vm);
+        (v.state, v.host, v.last_host) = (VmState::Destroyed, None, still_defined_on);
+        if self.config.deletion == "Direct" {
+            self.vms.remove(&vm);
+        }
+        Expected::Ok
+    }
+
+    /// Recover: a destroyed VM becomes Stopped, defined nowhere.
+    pub fn recover_vm(&mut self, vm: VmNo) -> Expected {
+        self.vm_mut(vm).state = VmState::Stopped;
+        Expected::Ok
+    }
+
+    /// Expunge: the row, its NICs (addresses) and its volume are gone.
+    pub fn expunge_vm(&mut self, vm: VmNo) -> Expected {
+        self.vms.remove(&vm);
+        Expected::Ok
+    }
+
+    /// One ping sweep: unreachable Connected hosts are disconnected (their running and paused
+    /// VMs become Unknown); reachable Disconnected hosts are reconnected and reconciled;
+    /// reachable Connected hosts are reconciled when `host.sync_every_pings` is 1.
+    pub fn ping_sweep(&mut self) {
+        let hosts: Vec<HostNo> = self.hosts.keys().copied().collect();
+        for h in hosts {
+            let connected = self.hosts[&h].status == HostStatus::Connected;
+            match (self.reachable(h), connected) {
+                (true, true) => {
+                    if self.config.sync_every_pings == 1 {
+                        self.reconcile(h);
+                    }
+                }
+                (true, false) => {
+                    if self.sim_reconnect(h).is_ok() {
+                        self.reconcile(h);
+                        self.hosts.get_mut(&h).expect("host").status = HostStatus::Connected;
+                    }
+                }
+                (false, true) => {
+                    self.hosts.get_mut(&h).expect("host").status = HostStatus::Disconnected;
+                    for v in self.vms.values_mut().filter(|v| v.host == Some(h)) {
+                        if matches!(v.state, VmState::Running | VmState::Paused) {
+                            v.state = VmState::Unknown;
+                        }
+                    }
+                }
+                (false, false) => {}
+            }
+        }
+    }
+
+    /// `reconcile_host`: the database follows what the host reports for the VMs placed or
+    /// defined there.
+    pub fn reconcile(&mut self, h: HostNo) {
+        let ours: Vec<VmNo> = self
+            .vms
+            .iter()
+            .filter(|(_, v)| v.host == Some(h) || (v.host.is_none() && v.last_host == Some(h)))
+            .map(|(n, _)| *n)
+            .collect();
+        for n in ours {
+            let actual = self.reported(n, h);
+            if self.vm(n).state == VmState::Destroyed {
+                // Destroyed while the host was unreachable: undefined now (retried next time if
+                // that fails).
+                if actual.is_none() || self.sim_destroy(n, h).is_ok() {
+                    self.vm_mut(n).last_host = None;
+                }
+                continue;
+            }
+            let v = self.vm_mut(n);
+            let held = v.host.is_some();
+            use PowerState as P;
+            use VmState as S;
+            match (v.state, actual) {
+                (S::Unknown, Some(P::Running)) => v.state = S::Running,
+                (S::Running | S::Unknown, Some(P::Paused)) => v.state = S::Paused,
+                (S::Running | S::Paused | S::Unknown, None | Some(P::Stopped)) if held => {
+                    (v.state, v.host, v.last_host) = (S::Stopped, None, actual.map(|_| h));
+                }
+                (S::Stopped, Some(p @ (P::Running | P::Paused))) if !held => {
+                    let state = if p == P::Paused { S::Paused } else { S::Running };
+                    (v.state, v.host, v.last_host) = (state, Some(h), Some(h));
+                }
+                (S::Stopped, None) => v.last_host = None,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The single-call power operations besides stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerOp {
+    Reboot,
+    Pause,
+    Resume,
+}

@@ -1,0 +1,341 @@
+//! The reference model: what the cloud should look like, in the engine's database and in the
+//! simulator, after every operation.
+//!
+//! The model keeps two views because operations can legitimately make them differ for a while
+//! (a crashed host's VMs are `Unknown` in the database but powered off in the simulator): the
+//! database view (VM state, placement, last host; host state and status) and the simulator view
+//! (which host defines each VM, in which power state; which hosts are crashed or partitioned).
+//!
+//! The model predicts the scheduler exactly. Every host's memory differs from every other's by a
+//! few MiB while VM sizes are whole GiB, so two hosts never have the same free memory and the
+//! strategy (Spread: most free memory; Pack: least free memory that fits) picks one host.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use oxstack_engine::services::host::{HostState, HostStatus};
+use oxstack_engine::services::vm::VmState;
+use oxstack_hypervisor::PowerState;
+
+/// One GiB.
+pub const GIB: u64 = 1 << 30;
+/// One MiB.
+pub const MIB: u64 = 1 << 20;
+/// vCPUs of every host.
+pub const HOST_CPUS: u32 = 4;
+/// Hosts the cloud starts with.
+pub const INITIAL_HOSTS: u32 = 3;
+/// Hosts the cloud may grow to.
+pub const MAX_HOSTS: u32 = 5;
+/// VMs (database rows) the cloud may hold; creates beyond are not offered.
+pub const MAX_VMS: usize = 24;
+/// Size of the root volume of every VM (the image size).
+pub const ROOT_BYTES: u64 = GIB;
+
+/// The VM sizes on offer: (vCPUs, memory).
+pub const SIZES: [(u32, u64); 3] = [(1, GIB), (2, 2 * GIB), (1, 3 * GIB)];
+
+/// The L3 networks and how many addresses each has. The first is small so it runs out.
+pub const L3_IPS: [u32; 2] = [6, 40];
+
+/// The memory of host `n`: 8 GiB plus `n + 1` MiB, so no two hosts ever have equal free memory.
+pub fn host_memory(n: HostNo) -> u64 {
+    8 * GIB + (u64::from(n.0) + 1) * MIB
+}
+
+/// A host of the model, numbered in the order it was added.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HostNo(pub u32);
+
+/// A VM of the model, numbered when its create is generated.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VmNo(pub u32);
+
+impl fmt::Debug for HostNo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "h{}", self.0)
+    }
+}
+
+impl fmt::Debug for VmNo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "vm{}", self.0)
+    }
+}
+
+/// Whether the simulated host answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    Up,
+    /// Powered off with its VMs; they stay defined, stopped.
+    Crashed,
+    /// Cut off; its VMs keep running.
+    Partitioned,
+}
+
+/// A host as the model has it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefHost {
+    pub state: HostState,
+    pub status: HostStatus,
+    pub reach: Reach,
+}
+
+/// A VM row of the engine's database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefVm {
+    /// Index into [`SIZES`].
+    pub size: usize,
+    /// Indexes into [`L3_IPS`], one NIC each, in order.
+    pub l3s: Vec<usize>,
+    pub state: VmState,
+    /// The host it holds capacity on.
+    pub host: Option<HostNo>,
+    /// The host it is defined on.
+    pub last_host: Option<HostNo>,
+}
+
+/// A VM defined in the simulator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SimDef {
+    pub host: HostNo,
+    pub power: PowerState,
+    /// Index into [`SIZES`] (the definition can outlive the database row).
+    pub size: usize,
+}
+
+/// What the engine should answer to the last transition.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Expected {
+    #[default]
+    Ok,
+    /// The error code the engine should return.
+    Err(&'static str),
+    /// A concurrent batch: how many creates succeed (the first ones of the batch, as the model
+    /// numbers them; the rest fail with INSUFFICIENT_CAPACITY).
+    Batch { created: u32 },
+}
+
+/// Global configs the model follows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefConfig {
+    /// `scheduler.strategy`: true for Pack, false for Spread.
+    pub pack: bool,
+    /// `vm.deletion_policy`: Direct, Delay or Never.
+    pub deletion: &'static str,
+    pub ping_interval_secs: u32,
+    /// `host.sync_every_pings`, kept at 0 or 1 so periodic syncs are predictable.
+    pub sync_every_pings: u32,
+}
+
+/// The whole reference state.
+#[derive(Clone, Debug)]
+pub struct RefState {
+    /// Seeds the engine's IDs and the simulator of this case.
+    pub seed: u64,
+    pub hosts: BTreeMap<HostNo, RefHost>,
+    pub vms: BTreeMap<VmNo, RefVm>,
+    /// Every VM the simulator defines, including definitions the database no longer knows.
+    pub sim: BTreeMap<VmNo, SimDef>,
+    /// Pending injected failures by operation kind (each fails one call).
+    pub faults: BTreeMap<FaultOp, u32>,
+    pub config: RefConfig,
+    pub next_vm: u32,
+    pub next_host: u32,
+    /// The answer the engine should give to the last transition.
+    pub expected: Expected,
+}
+
+/// The hypervisor operation kinds a failure can be injected into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultOp {
+    Connect,
+    Create,
+    Start,
+    Stop,
+    Reboot,
+    Pause,
+    Resume,
+    Migrate,
+    Destroy,
+}
+
+impl FaultOp {
+    /// Every kind.
+    pub const ALL: [FaultOp; 9] = [
+        Self::Connect,
+        Self::Create,
+        Self::Start,
+        Self::Stop,
+        Self::Reboot,
+        Self::Pause,
+        Self::Resume,
+        Self::Migrate,
+        Self::Destroy,
+    ];
+}
+
+impl RefState {
+    /// The cloud every case starts from: [`INITIAL_HOSTS`] empty hosts, Enabled and Connected.
+    pub fn new(seed: u64) -> Self {
+        let hosts = (0..INITIAL_HOSTS)
+            .map(|n| {
+                let host = RefHost {
+                    state: HostState::Enabled,
+                    status: HostStatus::Connected,
+                    reach: Reach::Up,
+                };
+                (HostNo(n), host)
+            })
+            .collect();
+        Self {
+            seed,
+            hosts,
+            vms: BTreeMap::new(),
+            sim: BTreeMap::new(),
+            faults: BTreeMap::new(),
+            config: RefConfig {
+                pack: false,
+                deletion: "Delay",
+                ping_interval_secs: 30,
+                sync_every_pings: 1,
+            },
+            next_vm: 0,
+            next_host: INITIAL_HOSTS,
+            expected: Expected::Ok,
+        }
+    }
+
+    /// VMs whose database state is one of `states`.
+    pub fn vms_in(&self, states: &[VmState]) -> Vec<VmNo> {
+        self.vms.iter().filter(|(_, v)| states.contains(&v.state)).map(|(n, _)| *n).collect()
+    }
+
+    /// Hosts matching `pred`.
+    pub fn hosts_where(&self, pred: impl Fn(&RefHost) -> bool) -> Vec<HostNo> {
+        self.hosts.iter().filter(|(_, h)| pred(h)).map(|(n, _)| *n).collect()
+    }
+
+    /// (vCPUs, memory) the engine reserves on `host`: the sum over the VMs placed there.
+    pub fn engine_used(&self, host: HostNo) -> (u32, u64) {
+        self.vms.values().filter(|v| v.host == Some(host)).fold((0, 0), |(c, m), v| {
+            let (vc, vm) = SIZES[v.size];
+            (c + vc, m + vm)
+        })
+    }
+
+    /// (vCPUs, memory) the simulator counts on `host`: its running and paused VMs.
+    pub fn sim_used(&self, host: HostNo) -> (u32, u64) {
+        self.sim.iter().filter(|(_, d)| d.host == host && d.power != PowerState::Stopped).fold(
+            (0, 0),
+            |(c, m), (_, d)| {
+                let (vc, vmem) = SIZES[d.size];
+                (c + vc, m + vmem)
+            },
+        )
+    }
+
+    /// Addresses in use on L3 `l3`: one per NIC of every VM row, destroyed ones included.
+    pub fn ips_used(&self, l3: usize) -> u32 {
+        self.vms.values().map(|v| v.l3s.iter().filter(|l| **l == l3).count() as u32).sum()
+    }
+
+    /// Free addresses on L3 `l3`.
+    pub fn ips_free(&self, l3: usize) -> u32 {
+        L3_IPS[l3].saturating_sub(self.ips_used(l3))
+    }
+
+    /// Whether the engine may place VMs on `host` (Enabled and Connected).
+    pub fn schedulable(&self, host: HostNo) -> bool {
+        self.hosts
+            .get(&host)
+            .is_some_and(|h| h.state == HostState::Enabled && h.status == HostStatus::Connected)
+    }
+
+    /// Free memory of `host` as the engine's capacity index has it.
+    pub fn free_memory(&self, host: HostNo) -> u64 {
+        host_memory(host) - self.engine_used(host).1
+    }
+
+    /// Whether a VM of size `size` fits on `host` by the engine's accounting.
+    pub fn fits(&self, host: HostNo, size: usize) -> bool {
+        let (c, m) = self.engine_used(host);
+        let (vc, vm) = SIZES[size];
+        c + vc <= HOST_CPUS && m + vm <= host_memory(host)
+    }
+
+    /// Whether a VM of `size` fits on `host` by the simulator's accounting.
+    pub fn sim_fits(&self, host: HostNo, size: usize) -> bool {
+        let (c, m) = self.sim_used(host);
+        let (vc, vmem) = SIZES[size];
+        c + vc <= HOST_CPUS && m + vmem <= host_memory(host)
+    }
+
+    /// The host the engine's scheduler chooses for a VM of `size`, as `choose_host` does: the
+    /// designated host or nothing; else the preferred host if it is schedulable and fits; else
+    /// the best schedulable host that fits and is not avoided.
+    pub fn choose(
+        &self,
+        size: usize,
+        designated: Option<HostNo>,
+        preferred: Option<HostNo>,
+        avoid: &[HostNo],
+    ) -> Option<HostNo> {
+        let ok = |h: HostNo| !avoid.contains(&h) && self.schedulable(h) && self.fits(h, size);
+        if let Some(d) = designated {
+            return ok(d).then_some(d);
+        }
+        if let Some(p) = preferred.filter(|p| ok(*p)) {
+            return Some(p);
+        }
+        let candidates = self.hosts.keys().copied().filter(|h| ok(*h));
+        if self.config.pack {
+            candidates.min_by_key(|h| self.free_memory(*h))
+        } else {
+            candidates.max_by_key(|h| self.free_memory(*h))
+        }
+    }
+
+    /// How many more VMs of `size` the schedulable hosts can take.
+    pub fn slots(&self, size: usize) -> u32 {
+        let (vc, vm) = SIZES[size];
+        self.hosts
+            .keys()
+            .filter(|h| self.schedulable(**h))
+            .map(|h| {
+                let (c, m) = self.engine_used(*h);
+                ((HOST_CPUS - c) / vc).min(((host_memory(*h) - m) / vm) as u32)
+            })
+            .sum()
+    }
+
+    /// Whether the simulator and the engine count the same usage on every schedulable host.
+    pub fn usage_agrees(&self) -> bool {
+        self.hosts.keys().filter(|h| self.schedulable(**h)).all(|h| {
+            let (ec, em) = self.engine_used(*h);
+            let (sc, sm) = self.sim_used(*h);
+            (ec, em) == (sc, sm)
+        })
+    }
+
+    /// Whether a failure of `op` is pending.
+    pub fn fault_pending(&self, op: FaultOp) -> bool {
+        self.faults.get(&op).copied().unwrap_or(0) > 0
+    }
+
+    /// Uses up one pending failure of `op`, if any; returns whether one fired.
+    pub fn take_fault(&mut self, op: FaultOp) -> bool {
+        match self.faults.get_mut(&op) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the simulated host answers calls.
+    pub fn reachable(&self, host: HostNo) -> bool {
+        self.hosts.get(&host).is_some_and(|h| h.reach == Reach::Up)
+    }
+}
