@@ -47,6 +47,9 @@ pub struct EngineInner {
     pub ipam: Ipam,
     pub migrations: Semaphore,
     pub ids: IdGen,
+    /// Ping sweeps run so far (paces the periodic VM state sync); per node, so two engines in
+    /// one process (tests, replays) keep their own cadence.
+    pub(crate) sweeps: std::sync::atomic::AtomicU64,
     shutdown: watch::Sender<bool>,
 }
 
@@ -84,6 +87,7 @@ impl Engine {
             ipam,
             migrations,
             ids: opts.id_seed.map(IdGen::seeded).unwrap_or_else(IdGen::random),
+            sweeps: std::sync::atomic::AtomicU64::new(0),
             shutdown,
         }));
         engine.recover_interrupted().await?;

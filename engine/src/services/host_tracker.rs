@@ -7,7 +7,7 @@
 //! pings a Connected host is reconciled too, so a VM that died behind our back is noticed.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
 use oxstack_hypervisor::{HostConnectSpec, HostId, PowerState, SimulatedHostCapacity, VmId};
@@ -41,8 +41,6 @@ pub struct ReconcileReport {
     pub strays: Vec<VmId>,
 }
 
-static SWEEPS: AtomicU64 = AtomicU64::new(0);
-
 impl Engine {
     /// Background loop: one ping sweep every `host.ping_interval_secs`.
     pub(crate) async fn run_host_tracker(&self) {
@@ -63,7 +61,7 @@ impl Engine {
 
     /// Pings every host once; returns what happened.
     pub async fn ping_sweep(&self) -> EngineResult<SweepReport> {
-        let sweep = SWEEPS.fetch_add(1, Ordering::Relaxed) + 1;
+        let sweep = self.sweeps.fetch_add(1, Ordering::Relaxed) + 1;
         let rows: Vec<(String, String)> =
             sqlx::query_as("SELECT uuid, status FROM hosts").fetch_all(self.db.r()).await?;
         let parallelism = self.config.int(ConfigName::HostPingParallelism).max(1) as usize;

@@ -423,7 +423,7 @@ impl Engine {
                     .await?;
                     if taken.is_none() {
                         self.ipam.release(l3, alloc.ip);
-                        mac = mac_for(uuid::Uuid::new_v4().as_bytes());
+                        mac = mac_for(self.ids.next::<uuid::Uuid>().as_bytes());
                     }
                 }
                 Err(e) => {
