@@ -1,0 +1,264 @@
+//! Simulated time: tokio's paused clock, moved only by the runner and by the latency pump.
+//!
+//! A run executes on a current-thread runtime whose clock starts paused. Tokio would normally
+//! *auto-advance* a paused clock whenever the runtime has nothing to do, but the engine's SQLite
+//! queries run on sqlx's own worker thread: while one is in flight the runtime looks idle, jumps
+//! the clock to the next timer (sqlx's 30 s pool-acquire timeout) and every query fails with
+//! "pool timed out". So a [`ClockHold`] (a parked `spawn_blocking` task, which tokio documents as
+//! inhibiting auto-advance) is held for the whole run, and time moves only in two ways:
+//!
+//! - the runner calls [`SimClock::advance`] between operations (random-walk steps, waits, ping
+//!   intervals): deterministic amounts at deterministic points;
+//! - simulated hypervisor latency: each call registers its wake-up time with [`SimClock::sleep`]
+//!   and the [`pump`] advances the clock to the earliest registered wake-up, but only once every
+//!   task that can run has run and no database connection is checked out. Database work thus
+//!   takes no simulated time, and a call's latency is exactly what the latency model drew.
+//!
+//! With one operation in flight this is a deterministic discrete-event simulation. With many in
+//! flight (create waves with `concurrency` > 1) the interleaving of database work still depends
+//! on the OS scheduler, so such phases are not replayable to the bit.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+
+/// The longest single jump of the pump: an engine timeout (a timer the pump does not see) that
+/// falls between now and the next wake-up fires no more than this late.
+pub const MAX_PUMP_STEP: Duration = Duration::from_secs(1);
+
+/// If the database stays busy this long (wall time) while sleepers wait, the pump advances
+/// anyway rather than hang (counted in [`SimClock::forced_advances`]).
+const BUSY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Wake-ups registered by simulated latency, and the time the run started.
+#[derive(Debug)]
+pub struct SimClock {
+    sleepers: Mutex<BTreeSet<(Instant, u64)>>,
+    next_id: AtomicU64,
+    registered: Notify,
+    start: Instant,
+    forced: AtomicU64,
+}
+
+impl SimClock {
+    /// A clock starting now. Call inside the run's (paused) runtime.
+    pub fn new() -> Self {
+        Self {
+            sleepers: Mutex::new(BTreeSet::new()),
+            next_id: AtomicU64::new(0),
+            registered: Notify::new(),
+            start: Instant::now(),
+            forced: AtomicU64::new(0),
+        }
+    }
+
+    /// Simulated time since the run started.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Advances simulated time by `d` (between operations), rounded up to whole milliseconds.
+    pub async fn advance(&self, d: Duration) {
+        if !d.is_zero() {
+            tokio::time::advance(whole_millis(d)).await;
+        }
+    }
+
+    /// Sleeps `d` of simulated time, letting the pump know when to wake us.
+    pub async fn sleep(&self, d: Duration) {
+        if d.is_zero() {
+            return;
+        }
+        let deadline = Instant::now() + whole_millis(d);
+        let key = (deadline, self.next_id.fetch_add(1, Ordering::Relaxed));
+        self.lock().insert(key);
+        let _registered = Registered { clock: self, key };
+        self.registered.notify_one();
+        tokio::time::sleep_until(deadline).await;
+    }
+
+    /// How often the pump advanced while the database was busy (should be 0).
+    pub fn forced_advances(&self) -> u64 {
+        self.forced.load(Ordering::Relaxed)
+    }
+
+    fn earliest(&self) -> Option<Instant> {
+        self.lock().first().map(|(t, _)| *t)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<(Instant, u64)>> {
+        self.sleepers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Default for SimClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `d` rounded up to whole milliseconds: tokio's timers tick in milliseconds (a deadline between
+/// ticks fires at the next one), so keeping every simulated time on a tick lets the pump jump
+/// exactly to a wake-up.
+pub fn whole_millis(d: Duration) -> Duration {
+    let ms = d.as_nanos().div_ceil(1_000_000);
+    Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+/// Removes a wake-up when its sleep ends or is dropped (an engine timeout gave up on it).
+struct Registered<'a> {
+    clock: &'a SimClock,
+    key: (Instant, u64),
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.clock.lock().remove(&self.key);
+    }
+}
+
+/// Advances the clock to each registered wake-up once nothing else can run, until `stop` turns
+/// true. `db_idle` says whether no database connection is checked out.
+pub async fn pump(
+    clock: Arc<SimClock>,
+    db_idle: impl Fn() -> bool,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut busy_since: Option<std::time::Instant> = None;
+    let mut overdue = 0u32;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if clock.earliest().is_none() {
+            busy_since = None;
+            tokio::select! {
+                _ = clock.registered.notified() => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        // Let every task that can run do so first (yielded tasks go behind the ready ones).
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        if !db_idle() {
+            let since = *busy_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() < BUSY_PATIENCE {
+                continue;
+            }
+            clock.forced.fetch_add(1, Ordering::Relaxed);
+        }
+        busy_since = None;
+        let Some(deadline) = clock.earliest() else { continue };
+        let now = Instant::now();
+        if deadline > now {
+            overdue = 0;
+            tokio::time::advance((deadline - now).min(MAX_PUMP_STEP)).await;
+        } else if overdue < 100 {
+            // The timer is due; its task runs on one of the next turns.
+            overdue += 1;
+            tokio::task::yield_now().await;
+        } else {
+            // Not on a tick after all: move to the next one.
+            overdue = 0;
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+/// Keeps tokio from auto-advancing the paused clock while it is held (a parked blocking task).
+#[derive(Debug)]
+pub struct ClockHold {
+    release: Option<std::sync::mpsc::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ClockHold {
+    /// Starts holding. Call inside the run's runtime.
+    pub fn start() -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let task = tokio::task::spawn_blocking(move || {
+            let _ = rx.recv();
+        });
+        Self { release: Some(tx), task: Some(task) }
+    }
+
+    /// Stops holding and waits for the blocking task to end.
+    pub async fn release(mut self) {
+        self.release.take();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for ClockHold {
+    fn drop(&mut self) {
+        self.release.take();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paused_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .expect("runtime")
+    }
+
+    #[test]
+    fn the_pump_moves_time_to_each_wake_up_and_only_then() {
+        paused_runtime().block_on(async {
+            let hold = ClockHold::start();
+            let clock = Arc::new(SimClock::new());
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let pump_task = tokio::spawn(pump(clock.clone(), || true, stop_rx));
+            let a = clock.clone();
+            let b = clock.clone();
+            let (ta, tb) = tokio::join!(
+                async move {
+                    a.sleep(Duration::from_millis(250)).await;
+                    a.elapsed()
+                },
+                async move {
+                    b.sleep(Duration::from_millis(40)).await;
+                    b.sleep(Duration::from_millis(40)).await;
+                    b.elapsed()
+                }
+            );
+            assert_eq!(ta, Duration::from_millis(250));
+            assert_eq!(tb, Duration::from_millis(80));
+            // Nothing sleeps: the clock stays put however long we wait for other things.
+            tokio::task::spawn_blocking(|| {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            })
+            .await
+            .expect("blocking task");
+            assert_eq!(clock.elapsed(), Duration::from_millis(250));
+            clock.advance(Duration::from_secs(60)).await;
+            assert_eq!(clock.elapsed(), Duration::from_millis(60_250));
+            // A long sleep is reached in steps of at most MAX_PUMP_STEP, so a shorter timeout
+            // wrapped around it fires first.
+            let timed_out = tokio::time::timeout(
+                Duration::from_millis(1500),
+                clock.sleep(Duration::from_secs(10)),
+            )
+            .await
+            .is_err();
+            assert!(timed_out);
+            assert_eq!(clock.forced_advances(), 0);
+            let _ = stop_tx.send(true);
+            pump_task.await.expect("pump");
+            hold.release().await;
+        });
+    }
+}
