@@ -2,9 +2,12 @@
 //!
 //! - `oxstack serve`: a management node with the REST API (simulated hosts are added through it).
 //! - `oxstack sim`: the main job: a whole simulated cloud in one process, with a summary.
+//! - `oxstack scenario run FILE`: a named, seeded scenario (scenarios/*.toml) with checks.
+//! - `oxstack chaos`: a long random walk with faults for soak testing.
 //! - `oxstack zone|cluster|host|vm|... ...`: a client of a running node's API.
 
 mod client;
+mod scenario;
 mod serve;
 mod sim;
 
@@ -28,6 +31,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Build a simulated cloud in process, create VMs through the engine, print a summary.
     Sim(sim::SimArgs),
+    /// Run a scenario file: topology, workload, faults and checks (exit 1 if a check fails).
+    Scenario(scenario::ScenarioArgs),
+    /// A long seeded random walk with faults and invariant checks, for soak testing.
+    Chaos(scenario::ChaosArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -52,6 +59,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Sim(args) => sim::run(args).await,
+            Command::Scenario(args) => scenario::run(args, cli.client.json).await,
+            Command::Chaos(args) => scenario::chaos(args, cli.client.json).await,
             Command::Client(cmd) => client::run(&cli.client, cmd).await,
         }
     })
