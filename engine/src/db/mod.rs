@@ -1,27 +1,34 @@
 //! The database: sqlx over SQLite (a file by default, `sqlite::memory:` in tests).
 //!
 //! The database is the source of truth; in-memory indexes (scheduler, IPAM) are caches rebuilt
-//! from it at start-up. SQLite lets one writer in at a time, so all writes go through a pool of
-//! one connection (no busy-waiting between writers) while reads of a file database use a separate
-//! read-only pool that WAL mode lets run alongside the writer.
+//! from it at start-up. SQLite lets one writer in at a time, so all writes go through one
+//! connection (no busy-waiting between writers) while reads of a file database use a few
+//! read-only connections that WAL mode lets run alongside the writer. See [`Conns`] for why these
+//! are held connections rather than a sqlx pool.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::ConnectOptions;
 
 use crate::error::{EngineError, EngineResult};
 
+mod conns;
 mod rows;
+pub use conns::{open, ConnGuard, Conns};
 pub use rows::*;
 
 /// Handle to the database pools. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Db {
-    write: SqlitePool,
-    read: SqlitePool,
+    write: Arc<Conns>,
+    read: Arc<Conns>,
 }
+
+/// Read connections of a file database (WAL lets them run alongside the writer).
+const READ_CONNECTIONS: usize = 4;
 
 impl Db {
     /// Opens (creating if needed) the database at `url` and applies the migrations.
@@ -47,36 +54,41 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
         };
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(write_opts)
-            .await?;
+        let mut write = write_opts.connect().await?;
         sqlx::migrate!("./migrations/sqlite")
-            .run(&write)
+            .run(&mut write)
             .await
             .map_err(|e| EngineError::Internal(format!("database migration failed: {e}")))?;
+        let write = Arc::new(Conns::new(vec![write]));
         let read = if in_memory {
             write.clone()
         } else {
-            SqlitePoolOptions::new().max_connections(4).connect_with(base.read_only(true)).await?
+            let ro = base.read_only(true);
+            let mut conns = Vec::with_capacity(READ_CONNECTIONS);
+            for _ in 0..READ_CONNECTIONS {
+                conns.push(ro.connect().await?);
+            }
+            Arc::new(Conns::new(conns))
         };
         Ok(Self { write, read })
     }
 
-    /// The single-connection pool every write goes through.
-    pub fn w(&self) -> &SqlitePool {
+    /// The single connection every write goes through.
+    pub fn w(&self) -> &Conns {
         &self.write
     }
 
-    /// The pool for reads (the same pool as writes for in-memory databases).
-    pub fn r(&self) -> &SqlitePool {
+    /// The connections for reads (the write connection for in-memory databases).
+    pub fn r(&self) -> &Conns {
         &self.read
     }
 
-    /// Closes both pools, flushing the WAL.
+    /// Whether no statement or transaction is in flight.
+    pub fn idle(&self) -> bool {
+        self.write.idle() && self.read.idle()
+    }
+
+    /// Closes every connection, flushing the WAL.
     pub async fn close(&self) {
         self.read.close().await;
         self.write.close().await;

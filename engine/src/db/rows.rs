@@ -7,7 +7,8 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
 
-fn decode_err(col: &str, msg: String) -> sqlx::Error {
+/// A decode error for column `col`.
+pub fn decode_err(col: &str, msg: String) -> sqlx::Error {
     sqlx::Error::ColumnDecode { index: col.to_string(), source: msg.into() }
 }
 

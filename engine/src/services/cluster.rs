@@ -170,7 +170,8 @@ impl Engine {
                 "cluster {id} still has {hosts} hosts; delete them first"
             )));
         }
-        let mut tx = self.db.w().begin().await?;
+        let mut conn = self.db.w().lock().await;
+        let mut tx = sqlx::Connection::begin(crate::db::open(&mut conn)?).await?;
         for sql in [
             "DELETE FROM cluster_primary_storages WHERE cluster_uuid = ?",
             "DELETE FROM cluster_l2_networks WHERE cluster_uuid = ?",
@@ -179,6 +180,7 @@ impl Engine {
             sqlx::query(sql).bind(id.to_string()).execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        drop(conn);
         self.scheduler.topology().clusters.remove(&id);
         self.events.publish("cluster", id.0, Some("Enabled"), None);
         Ok(())

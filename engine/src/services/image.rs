@@ -84,7 +84,8 @@ impl Engine {
             )
         })?;
         let id: ImageId = self.ids.next();
-        let mut tx = self.db.w().begin().await?;
+        let mut conn = self.db.w().lock().await;
+        let mut tx = sqlx::Connection::begin(crate::db::open(&mut conn)?).await?;
         let fits = sqlx::query("UPDATE backup_storages SET used_bytes = used_bytes + ?1 WHERE uuid = ?2 AND used_bytes + ?1 <= total_bytes")
             .bind(size)
             .bind(req.backup_storage_uuid.to_string())
@@ -108,6 +109,7 @@ impl Engine {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        drop(conn);
         self.events.publish("image", id.0, None, Some("Ready"));
         self.get_image(id).await
     }
@@ -138,7 +140,8 @@ impl Engine {
         if vms > 0 {
             return Err(EngineError::Conflict(format!("image {id} is used by {vms} VMs")));
         }
-        let mut tx = self.db.w().begin().await?;
+        let mut conn = self.db.w().lock().await;
+        let mut tx = sqlx::Connection::begin(crate::db::open(&mut conn)?).await?;
         sqlx::query("DELETE FROM images WHERE uuid = ?")
             .bind(id.to_string())
             .execute(&mut *tx)
@@ -151,6 +154,7 @@ impl Engine {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        drop(conn);
         self.events.publish("image", id.0, Some("Ready"), None);
         Ok(())
     }

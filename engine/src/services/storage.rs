@@ -164,7 +164,8 @@ impl Engine {
                 "primary storage {id} still holds {volumes} volumes"
             )));
         }
-        let mut tx = self.db.w().begin().await?;
+        let mut conn = self.db.w().lock().await;
+        let mut tx = sqlx::Connection::begin(crate::db::open(&mut conn)?).await?;
         sqlx::query("DELETE FROM cluster_primary_storages WHERE primary_storage_uuid = ?")
             .bind(id.to_string())
             .execute(&mut *tx)
@@ -174,6 +175,7 @@ impl Engine {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        drop(conn);
         {
             let mut t = self.scheduler.topology();
             t.storages.remove(&id);

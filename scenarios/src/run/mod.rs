@@ -66,8 +66,7 @@ pub fn run_blocking(
 
 /// Whether no database connection is checked out (nothing is waiting on SQLite).
 fn db_idle(engine: &Engine) -> bool {
-    let idle = |p: &sqlx::SqlitePool| p.num_idle() as u32 >= p.size();
-    idle(engine.db.w()) && idle(engine.db.r())
+    engine.db.idle()
 }
 
 async fn run(

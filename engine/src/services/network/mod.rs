@@ -187,7 +187,8 @@ impl Engine {
                 "L2 network {id} still has {l3s} L3 networks"
             )));
         }
-        let mut tx = self.db.w().begin().await?;
+        let mut conn = self.db.w().lock().await;
+        let mut tx = sqlx::Connection::begin(crate::db::open(&mut conn)?).await?;
         sqlx::query("DELETE FROM cluster_l2_networks WHERE l2_network_uuid = ?")
             .bind(id.to_string())
             .execute(&mut *tx)
@@ -197,6 +198,7 @@ impl Engine {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        drop(conn);
         for c in self.scheduler.topology().clusters.values_mut() {
             c.l2_networks.remove(&id);
         }
@@ -263,7 +265,8 @@ impl Engine {
         if nics > 0 {
             return Err(EngineError::Conflict(format!("L3 network {id} still has {nics} NICs")));
         }
-        let mut tx = self.db.w().begin().await?;
+        let mut conn = self.db.w().lock().await;
+        let mut tx = sqlx::Connection::begin(crate::db::open(&mut conn)?).await?;
         sqlx::query("DELETE FROM ip_ranges WHERE l3_network_uuid = ?")
             .bind(id.to_string())
             .execute(&mut *tx)
@@ -273,6 +276,7 @@ impl Engine {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        drop(conn);
         self.ipam.remove_l3(id);
         self.events.publish("l3_network", id.0, Some("Enabled"), None);
         Ok(())

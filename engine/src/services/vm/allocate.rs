@@ -348,7 +348,8 @@ impl Engine {
                 .fetch_optional(self.db.r())
                 .await?;
         let Some((ps, bytes)) = row else { return Ok(()) };
-        let mut tx = self.db.w().begin().await?;
+        let mut conn = self.db.w().lock().await;
+        let mut tx = sqlx::Connection::begin(crate::db::open(&mut conn)?).await?;
         let deleted = sqlx::query("DELETE FROM volumes WHERE uuid = ?")
             .bind(volume.to_string())
             .execute(&mut *tx)
@@ -363,6 +364,7 @@ impl Engine {
             .await?;
         }
         tx.commit().await?;
+        drop(conn);
         if deleted.rows_affected() == 1 {
             if let Ok(ps) = ps.parse::<PrimaryStorageId>() {
                 self.scheduler.topology().release_storage(ps, bytes as u64);

@@ -262,7 +262,8 @@ impl Step<ExpungeCtx> for FreeVolumes {
     }
     async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
         for v in &ctx.volumes {
-            let mut tx = ctx.engine.db.w().begin().await?;
+            let mut conn = ctx.engine.db.w().lock().await;
+            let mut tx = sqlx::Connection::begin(crate::db::open(&mut conn)?).await?;
             let inserted = sqlx::query(
                 "INSERT OR IGNORE INTO volumes (uuid, vm_uuid, primary_storage_uuid, kind, size_bytes, format, device_index, created_at) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

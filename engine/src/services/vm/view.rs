@@ -61,7 +61,31 @@ pub struct VmNic {
 
 const COLUMNS: &str = "uuid, name, zone_uuid, cluster_uuid, host_uuid, last_host_uuid, instance_offering_uuid, \
     image_uuid, cpus, memory_bytes, state, created_at, state_changed_at, \
-    (SELECT uuid FROM volumes WHERE vm_uuid = vm_instances.uuid AND kind = 'Root') AS root_volume_uuid";
+    (SELECT uuid FROM volumes WHERE vm_uuid = vm_instances.uuid AND kind = 'Root') AS root_volume_uuid, \
+    (SELECT json_group_array(json_array(uuid, l3_network_uuid, ip, mac, device_index) ORDER BY device_index) \
+     FROM vm_nics WHERE vm_uuid = vm_instances.uuid) AS nics_json";
+
+/// A NIC as `nics_json` carries it: uuid, L3 uuid, address, MAC, device index.
+type NicTuple = (String, String, u32, String, u32);
+
+/// The NICs from the `nics_json` column, so a VM and its NICs come back in one query.
+fn decode_nics(r: &SqliteRow) -> Result<Vec<VmNic>, sqlx::Error> {
+    let bad = |msg: String| db::decode_err("nics_json", msg);
+    let json: String = r.try_get("nics_json")?;
+    let tuples: Vec<NicTuple> = serde_json::from_str(&json).map_err(|e| bad(e.to_string()))?;
+    tuples
+        .into_iter()
+        .map(|(uuid, l3, ip, mac, device_index)| {
+            Ok(VmNic {
+                uuid: uuid.parse().map_err(|e| bad(format!("nic uuid: {e}")))?,
+                l3_network_uuid: l3.parse().map_err(|e| bad(format!("l3 uuid: {e}")))?,
+                ip: Ipv4Addr::from(ip),
+                mac,
+                device_index,
+            })
+        })
+        .collect()
+}
 
 fn decode(r: &SqliteRow) -> Result<VmInstance, sqlx::Error> {
     Ok(VmInstance {
@@ -77,26 +101,16 @@ fn decode(r: &SqliteRow) -> Result<VmInstance, sqlx::Error> {
         memory_bytes: db::u64_col(r, "memory_bytes")?,
         state: db::parsed(r, "state")?,
         root_volume_uuid: db::opt_id(r, "root_volume_uuid")?,
-        nics: Vec::new(),
+        nics: decode_nics(r)?,
         created_at: db::time(r, "created_at")?,
         state_changed_at: db::time(r, "state_changed_at")?,
-    })
-}
-
-fn decode_nic(r: &SqliteRow) -> Result<VmNic, sqlx::Error> {
-    Ok(VmNic {
-        uuid: db::id(r, "uuid")?,
-        l3_network_uuid: db::id(r, "l3_network_uuid")?,
-        ip: db::ipv4(r, "ip")?,
-        mac: r.try_get("mac")?,
-        device_index: db::u32_col(r, "device_index")?,
     })
 }
 
 impl Engine {
     /// One VM with its NICs.
     pub async fn get_vm(&self, id: VmId) -> EngineResult<VmInstance> {
-        let mut vm = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let vm = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM vm_instances WHERE uuid = ?"
         )))
         .bind(id.to_string())
@@ -105,17 +119,7 @@ impl Engine {
         .map(|r| decode(&r))
         .transpose()?
         .ok_or_else(|| EngineError::not_found("vm", id))?;
-        vm.nics = self.vm_nics(id).await?;
         Ok(vm)
-    }
-
-    /// A VM's NICs, in device order.
-    pub async fn vm_nics(&self, id: VmId) -> EngineResult<Vec<VmNic>> {
-        let rows = sqlx::query("SELECT uuid, l3_network_uuid, ip, mac, device_index FROM vm_nics WHERE vm_uuid = ? ORDER BY device_index")
-            .bind(id.to_string())
-            .fetch_all(self.db.r())
-            .await?;
-        Ok(rows.iter().map(decode_nic).collect::<Result<_, _>>()?)
     }
 
     /// VMs matching `q`.
@@ -130,11 +134,7 @@ impl Engine {
             ("cluster_uuid", "cluster_uuid"),
             ("host_uuid", "host_uuid"),
         ];
-        let mut page = q.run(&self.db, "vm_instances", COLUMNS, &allowed, decode).await?;
-        for vm in &mut page.items {
-            vm.nics = self.vm_nics(vm.uuid).await?;
-        }
-        Ok(page)
+        q.run(&self.db, "vm_instances", COLUMNS, &allowed, decode).await
     }
 
     /// The VM's current state, or NOT_FOUND.
