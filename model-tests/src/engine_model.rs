@@ -180,8 +180,16 @@ impl RefState {
         Expected::Ok
     }
 
-    /// Recover: a destroyed VM becomes Stopped, defined nowhere.
+    /// Recover: a destroyed VM becomes Stopped, defined nowhere. One still defined on the host
+    /// it was destroyed on while unreachable is undefined there first; if that fails the VM
+    /// stays Destroyed.
     pub fn recover_vm(&mut self, vm: VmNo) -> Expected {
+        if let Some(h) = self.vm(vm).last_host {
+            if self.sim_destroy(vm, h).is_err() {
+                return err(HYPERVISOR);
+            }
+            self.vm_mut(vm).last_host = None;
+        }
         self.vm_mut(vm).state = VmState::Stopped;
         Expected::Ok
     }

@@ -76,11 +76,29 @@ impl Engine {
         Ok(DestroyOutcome::Destroyed)
     }
 
-    /// Recovers a destroyed VM: it becomes Stopped and can be started again.
+    /// Recovers a destroyed VM: it becomes Stopped, defined on no host, and can be started again.
+    ///
+    /// A VM destroyed while its host was unreachable may still be defined (even running) there,
+    /// waiting for reconciliation to undefine it. Recovering it finishes that undefine first, so
+    /// a Stopped VM never runs anywhere; if the host cannot do it yet, the VM stays Destroyed and
+    /// the hypervisor's error (retryable when the host is unreachable) is returned.
     pub async fn recover_vm(&self, vm: VmId) -> EngineResult<super::VmInstance> {
         let _turn = self.queues.enter(vm.0).await;
         let state = self.vm_state(vm).await?;
         VmOp::Recover.check(vm, state)?;
+        let (pending,): (Option<String>,) =
+            sqlx::query_as("SELECT last_host_uuid FROM vm_instances WHERE uuid = ?")
+                .bind(vm.to_string())
+                .fetch_one(self.db.r())
+                .await?;
+        if let Some(h) = pending {
+            let h = h.parse().map_err(|e| EngineError::Internal(format!("bad host uuid: {e}")))?;
+            self.hv(h, "destroy", self.hypervisor.destroy_vm(h, vm)).await?;
+            sqlx::query("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ?")
+                .bind(vm.to_string())
+                .execute(self.db.w())
+                .await?;
+        }
         self.set_vm_state(vm, state, VmState::Stopped).await?;
         self.get_vm(vm).await
     }
@@ -289,6 +307,7 @@ impl Step<ExpungeCtx> for FreeVolumes {
                 .await?;
             }
             tx.commit().await?;
+            drop(conn);
             if inserted == 1 {
                 if let Ok(ps) = v.primary_storage.parse() {
                     let mut t = ctx.engine.scheduler.topology();

@@ -314,3 +314,35 @@ async fn a_vm_destroyed_while_its_host_is_unreachable_is_undefined_when_the_host
     assert_eq!(c.engine.get_vm(vm.uuid).await.unwrap().last_host_uuid, None);
     c.assert_consistent().await;
 }
+
+#[tokio::test]
+async fn recovering_a_vm_still_defined_where_it_was_destroyed_undefines_it_first() {
+    // Regression (model test): a VM destroyed behind a partition, whose undefine on reconnection
+    // failed, was recovered to Stopped while it kept running on that host.
+    let c = Cloud::new(1, 8, 32, 100).await;
+    let vm = c.engine.create_vm(c.create_req("a")).await.unwrap();
+    let host = vm.host_uuid.unwrap();
+    c.sim.partition_host(host).unwrap();
+    c.engine.ping_sweep().await.unwrap();
+    c.engine.destroy_vm(vm.uuid).await.unwrap();
+
+    // While the host is unreachable recovery fails and changes nothing.
+    let err = c.engine.recover_vm(vm.uuid).await.unwrap_err();
+    assert_eq!(err.code(), "HYPERVISOR_ERROR");
+    let v = c.engine.get_vm(vm.uuid).await.unwrap();
+    assert_eq!((v.state, v.last_host_uuid), (VmState::Destroyed, Some(host)));
+
+    // Back, but the undefine during reconciliation fails: still pending.
+    c.sim.heal_host(host).unwrap();
+    c.sim.add_fault(FaultRule::always().on_op(OpKind::Destroy).times(1));
+    c.engine.ping_sweep().await.unwrap();
+    assert_eq!(c.sim_state(vm.uuid), Some(PowerState::Running));
+
+    let v = c.engine.recover_vm(vm.uuid).await.unwrap();
+    assert_eq!((v.state, v.host_uuid, v.last_host_uuid), (VmState::Stopped, None, None));
+    assert_eq!(c.sim_state(vm.uuid), None, "undefined before the VM became Stopped");
+    c.assert_consistent().await;
+    let v = c.engine.start_vm(vm.uuid, None).await.unwrap();
+    assert_eq!(v.state, VmState::Running);
+    c.assert_consistent().await;
+}
