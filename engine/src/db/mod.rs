@@ -16,6 +16,7 @@ use sqlx::ConnectOptions;
 use crate::error::{EngineError, EngineResult};
 
 mod conns;
+mod group;
 mod rows;
 pub use conns::{open, ConnGuard, Conns};
 pub use rows::*;
@@ -59,7 +60,7 @@ impl Db {
             .run(&mut write)
             .await
             .map_err(|e| EngineError::Internal(format!("database migration failed: {e}")))?;
-        let write = Arc::new(Conns::new(vec![write]));
+        let write = Arc::new(Conns::writer(write));
         let read = if in_memory {
             write.clone()
         } else {
