@@ -13,6 +13,9 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+log "disk space"
+df -h . | tail -1
+
 log "formatting"
 cargo fmt --all --check
 
@@ -28,13 +31,18 @@ log "tests"
 model_seed="${OXSTACK_MODEL_SEED:-1}"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast --exclude oxstack-model-tests
-  OXSTACK_SEED="$model_seed" cargo nextest run -p oxstack-model-tests --locked --no-fail-fast
+  # --workspace with a filter, not -p: the same feature set as the run above, so nothing is
+  # rebuilt (a -p build compiled the engine a second time and once filled CI's disk).
+  OXSTACK_SEED="$model_seed" cargo nextest run --workspace --locked --no-fail-fast \
+    -E 'package(oxstack-model-tests)'
   # nextest does not run doc tests
   cargo test --workspace --locked --doc
 else
   echo "cargo-nextest not found: using cargo test"
   cargo test --workspace --locked --no-fail-fast --exclude oxstack-model-tests
-  OXSTACK_SEED="$model_seed" cargo test -p oxstack-model-tests --locked --no-fail-fast
+  OXSTACK_SEED="$model_seed" cargo test --workspace --locked --no-fail-fast \
+    --exclude oxstack-hypervisor --exclude oxstack-simulator --exclude oxstack-engine \
+    --exclude oxstack-scenarios --exclude oxstack-benches --exclude oxstack
 fi
 
 log "simulated cloud smoke run (oxstack sim)"
