@@ -13,6 +13,12 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+# KVM: libvirt-dev must be there before anything is built (the agent's `virt` crate links it).
+source ci/kvm.sh
+log "kvm packages"
+kvm_install
+trap kvm_stop EXIT
+
 log "disk space"
 df -h . | tail -1
 
@@ -21,6 +27,9 @@ cargo fmt --all --check
 
 log "lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "libvirt for the KVM tests"
+kvm_start
 
 log "tests"
 # The model test explores new random sequences on every run unless given a seed. CI pins the

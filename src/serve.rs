@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use oxstack_engine::agent_client::{AgentClient, AgentTimeouts, RoutingHypervisor};
 use oxstack_engine::{Engine, EngineOptions};
 use oxstack_hypervisor::Hypervisor;
 use oxstack_simulator::{SimCloud, SimConfig};
@@ -19,14 +20,42 @@ pub struct ServeArgs {
     /// Seed of the in-process simulator that serves hosts of `simulator` clusters.
     #[arg(long, default_value_t = 0)]
     pub sim_seed: u64,
+    /// Address the listener for agents' callbacks (results of commands to kvm hosts) binds to.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub agent_callback_listen: String,
+    /// URL agents POST results to; by default `http://{agent_callback_listen}/v1/agent-callbacks`.
+    /// Set it when agents reach this node by another address.
+    #[arg(long)]
+    pub agent_callback_url: Option<String>,
 }
 
 /// Runs the node until Ctrl-C.
 pub async fn run(args: ServeArgs) -> ExitCode {
     let sim: Arc<dyn Hypervisor> = Arc::new(SimCloud::new(SimConfig::with_seed(args.sim_seed)));
+    let callbacks = match tokio::net::TcpListener::bind(&args.agent_callback_listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "error: cannot listen for agent callbacks on {}: {e}",
+                args.agent_callback_listen
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let callback_url = args.agent_callback_url.clone().unwrap_or_else(|| {
+        format!("http://{}{}", args.agent_callback_listen, oxstack_hypervisor::wire::CALLBACK_PATH)
+    });
+    let agents = Arc::new(AgentClient::new(callback_url.clone(), AgentTimeouts::default()));
+    let callback_routes = agents.callback_router();
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(callbacks, callback_routes).await {
+            eprintln!("error: the agent callback listener failed: {e}");
+        }
+    });
+    let hypervisor: Arc<dyn Hypervisor> = Arc::new(RoutingHypervisor::new(sim, agents));
     let engine = match Engine::start(
         EngineOptions { db_url: args.db.clone(), background_tasks: true, id_seed: None },
-        sim,
+        hypervisor,
     )
     .await
     {
@@ -43,7 +72,10 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    eprintln!("oxstack management node: API on http://{} (database {})", args.listen, args.db);
+    eprintln!(
+        "oxstack management node: API on http://{} (database {}), agent callbacks at {callback_url}",
+        args.listen, args.db
+    );
     let stopper = engine.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {

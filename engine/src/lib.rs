@@ -1,9 +1,10 @@
 //! The oxstack management node.
 //!
-//! [`Engine`] is one management node: the database, the hypervisor backend it drives (a simulator
-//! or, later, the KVM agent client), and every service. Services are `impl Engine` blocks in
+//! [`Engine`] is one management node: the database, the hypervisor backend it drives (a simulator,
+//! the agent client, or both behind [`agent_client::RoutingHypervisor`]), and every service. Services are `impl Engine` blocks in
 //! `services/`, one module per resource family; [`api`] puts them behind a REST API.
 
+pub mod agent_client;
 pub mod api;
 pub mod bus;
 pub mod config;

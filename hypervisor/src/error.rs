@@ -9,7 +9,10 @@ use crate::{HostId, VmId};
 pub type HypervisorResult<T> = Result<T, HypervisorError>;
 
 /// Why a hypervisor operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// Serializable so the agent can send it back to the engine unchanged (`kind` tags the variant).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum HypervisorError {
     /// The host did not answer (crashed, partitioned, agent down). Retryable.
     #[error("host {host} is unreachable: {reason}")]

@@ -1,7 +1,8 @@
 //! The contract between the oxstack engine and whatever runs VMs.
 //!
 //! The engine only ever talks to a [`Hypervisor`]: an in-memory simulator of many thousands of
-//! hosts and (later) an HTTP client for the per-host KVM agent both implement it. This crate holds
+//! hosts and the engine's HTTP client for the per-host agent both implement it; [`wire`] holds
+//! the agent's HTTP protocol. This crate holds
 //! the trait, the typed IDs and the value types that cross it, and [`HypervisorError`]. It keeps
 //! its dependencies light so the agent can use it without pulling in the engine.
 
@@ -9,6 +10,7 @@ mod error;
 mod ids;
 mod spec;
 mod trait_def;
+pub mod wire;
 
 pub use error::{HypervisorError, HypervisorResult};
 pub use ids::{HostId, VmId, VolumeId};
@@ -17,3 +19,4 @@ pub use spec::{
     VmStateReport, VolumeSpec,
 };
 pub use trait_def::{Hypervisor, OpKind};
+pub use wire::AgentToken;

@@ -15,6 +15,10 @@ pub struct HostConnectSpec {
     /// For simulated hosts: the capacity the simulator should give the host. Real backends
     /// ignore it and report what the machine has.
     pub simulated: Option<SimulatedHostCapacity>,
+    /// For hosts served by an `oxstack-agent` (kvm clusters): the host's secret token, sent with
+    /// every command. `None` for hosts of the in-process simulator.
+    #[serde(default)]
+    pub agent_token: Option<crate::AgentToken>,
 }
 
 /// Capacity of a simulated host, chosen by whoever adds it.

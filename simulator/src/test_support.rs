@@ -27,7 +27,12 @@ pub fn volume_id(n: u128) -> VolumeId {
 }
 
 pub fn connect_spec(n: u128, simulated: Option<SimulatedHostCapacity>) -> HostConnectSpec {
-    HostConnectSpec { host: host_id(n), address: format!("10.0.0.{n}"), simulated }
+    HostConnectSpec {
+        host: host_id(n),
+        address: format!("10.0.0.{n}"),
+        simulated,
+        agent_token: None,
+    }
 }
 
 pub fn volume_spec(n: u128) -> VolumeSpec {

@@ -94,7 +94,12 @@ async fn run(seed: u64, order: &[u128]) -> (Vec<Vec<Outcome>>, u64) {
     let cloud = noisy_cloud(seed);
     let mut outcomes = vec![Vec::new(); HOSTS as usize];
     for &n in order {
-        let spec = HostConnectSpec { host: host_id(n), address: String::new(), simulated: None };
+        let spec = HostConnectSpec {
+            host: host_id(n),
+            address: String::new(),
+            simulated: None,
+            agent_token: None,
+        };
         // Connects can fail too; retry until the host is in.
         loop {
             let start = Instant::now();

@@ -62,8 +62,12 @@ async fn hundred_thousand_hosts_and_a_million_vms_fit() {
 
     let started = Instant::now();
     for n in 0..HOSTS {
-        let spec =
-            HostConnectSpec { host: host_id(n), address: String::new(), simulated: Some(capacity) };
+        let spec = HostConnectSpec {
+            host: host_id(n),
+            address: String::new(),
+            simulated: Some(capacity),
+            agent_token: None,
+        };
         cloud.connect(&spec).await.unwrap();
     }
     let hosts_done = started.elapsed();

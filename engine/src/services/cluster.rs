@@ -13,7 +13,7 @@ use crate::services::{check_name, ListQuery, Page};
 use crate::Engine;
 
 /// Hypervisor types a cluster may have.
-pub const HYPERVISOR_TYPES: &[&str] = &["simulator"];
+pub const HYPERVISOR_TYPES: &[&str] = &["simulator", "kvm"];
 
 /// A cluster.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -39,7 +39,8 @@ pub struct CreateCluster {
     #[schema(value_type = uuid::Uuid)]
     pub zone_uuid: ZoneId,
     pub name: String,
-    /// `simulator` (KVM arrives with the agent).
+    /// `simulator` (hosts served by the in-process simulator) or `kvm` (hosts served by an
+    /// `oxstack-agent`).
     pub hypervisor_type: String,
 }
 

@@ -6,7 +6,9 @@
 
 use std::future::Future;
 
-use oxstack_hypervisor::{HostConnectSpec, HostId, HypervisorError, SimulatedHostCapacity};
+use oxstack_hypervisor::{
+    AgentToken, HostConnectSpec, HostId, HypervisorError, SimulatedHostCapacity,
+};
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
@@ -67,6 +69,33 @@ pub struct AddHost {
     pub memory_bytes: Option<u64>,
 }
 
+/// `POST /v1/hosts`: the fields of [`AddHost`] plus, for hosts of kvm clusters, their agent's
+/// token. (A separate type so code that builds an `AddHost` for simulator hosts is unchanged.)
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddHostRequest {
+    #[schema(value_type = uuid::Uuid)]
+    pub cluster_uuid: ClusterId,
+    pub name: String,
+    /// Unique management address: an IP for simulator hosts, the agent's URL for kvm hosts.
+    pub management_ip: String,
+    #[serde(default)]
+    pub cpus: Option<u32>,
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+    /// kvm clusters only (and required there): the secret token the host's `oxstack-agent` was
+    /// started with (`--token-file`). Stored, never returned.
+    #[serde(default)]
+    pub agent_token: Option<String>,
+}
+
+impl From<AddHost> for AddHostRequest {
+    fn from(h: AddHost) -> Self {
+        let AddHost { cluster_uuid, name, management_ip, cpus, memory_bytes } = h;
+        Self { cluster_uuid, name, management_ip, cpus, memory_bytes, agent_token: None }
+    }
+}
+
 /// `PATCH /v1/hosts/{uuid}`.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -123,8 +152,14 @@ impl Engine {
         }
     }
 
-    /// Adds a host to a cluster and connects it. If it cannot be connected nothing is kept.
+    /// Adds a host of a simulator cluster (no agent token); see [`Engine::add_host_request`].
     pub async fn add_host(&self, req: AddHost) -> EngineResult<Host> {
+        self.add_host_request(req.into()).await
+    }
+
+    /// Adds a host to a cluster and connects it. If it cannot be connected nothing is kept.
+    pub async fn add_host_request(&self, req: AddHostRequest) -> EngineResult<Host> {
+        let token = req.agent_token.clone();
         check_name(&req.name)?;
         if req.management_ip.trim().is_empty() {
             return Err(EngineError::invalid("management_ip", "must not be empty"));
@@ -145,6 +180,12 @@ impl Engine {
                 return Err(EngineError::invalid("memory_bytes", "must be greater than 0"));
             }
             to_i64("memory_bytes", memory_bytes)?;
+            if token.is_some() {
+                return Err(EngineError::invalid(
+                    "agent_token",
+                    "only kvm clusters' hosts have an agent token",
+                ));
+            }
             Some(SimulatedHostCapacity { cpus, memory_bytes })
         } else {
             if req.cpus.is_some() || req.memory_bytes.is_some() {
@@ -152,10 +193,28 @@ impl Engine {
             }
             None
         };
+        let agent_token = match (cluster.hypervisor_type.as_str(), &token) {
+            ("kvm", None) => {
+                return Err(EngineError::invalid(
+                    "agent_token",
+                    "a kvm host needs the token its agent was started with",
+                ))
+            }
+            (_, Some(t)) if AgentToken::new(t).is_empty() => {
+                return Err(EngineError::invalid("agent_token", "must not be empty"))
+            }
+            (_, token) => token.as_deref().map(AgentToken::new),
+        };
+        if agent_token.is_some() && !req.management_ip.starts_with("http://") {
+            return Err(EngineError::invalid(
+                "management_ip",
+                "a kvm host's management address is its agent's URL, e.g. http://10.0.0.5:7070",
+            ));
+        }
         let id: HostId = self.ids.next();
         let res = sqlx::query(
-            "INSERT INTO hosts (uuid, zone_uuid, cluster_uuid, name, management_ip, state, status, cpu_total, memory_total, created_at) \
-             VALUES (?, ?, ?, ?, ?, 'Enabled', 'Connecting', 0, 0, ?)",
+            "INSERT INTO hosts (uuid, zone_uuid, cluster_uuid, name, management_ip, state, status, cpu_total, memory_total, created_at, agent_token) \
+             VALUES (?, ?, ?, ?, ?, 'Enabled', 'Connecting', 0, 0, ?, ?)",
         )
         .bind(id.to_string())
         .bind(cluster.zone_uuid.to_string())
@@ -163,6 +222,7 @@ impl Engine {
         .bind(&req.name)
         .bind(&req.management_ip)
         .bind(crate::time::now_ms())
+        .bind(token.as_deref().map(str::trim))
         .execute(self.db.w())
         .await
         .map_err(EngineError::from);
@@ -176,7 +236,12 @@ impl Engine {
                 e
             });
         }
-        let spec = HostConnectSpec { host: id, address: req.management_ip.clone(), simulated };
+        let spec = HostConnectSpec {
+            host: id,
+            address: req.management_ip.clone(),
+            simulated,
+            agent_token,
+        };
         let facts = match self.hv(id, "connect", self.hypervisor.connect(&spec)).await {
             Ok(f) => f,
             Err(e) => {
@@ -322,6 +387,16 @@ impl Engine {
         self.scheduler.index().remove(id);
         self.events.publish("host", id.0, Some(host.status.as_str()), None);
         Ok(())
+    }
+
+    /// The agent token of a host (`None` for simulator hosts).
+    pub(crate) async fn host_agent_token(&self, id: HostId) -> EngineResult<Option<AgentToken>> {
+        let token: Option<Option<String>> =
+            sqlx::query_scalar("SELECT agent_token FROM hosts WHERE uuid = ?")
+                .bind(id.to_string())
+                .fetch_optional(self.db.r())
+                .await?;
+        Ok(token.flatten().map(AgentToken::new))
     }
 
     /// Sets a host's status in the database, the scheduler and the event stream.

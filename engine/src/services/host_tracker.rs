@@ -141,7 +141,9 @@ impl Engine {
         let h = self.get_host(host).await?;
         let simulated =
             Some(SimulatedHostCapacity { cpus: h.cpu_total, memory_bytes: h.memory_total });
-        let spec = HostConnectSpec { host, address: h.management_ip.clone(), simulated };
+        let agent_token = self.host_agent_token(host).await?;
+        let spec =
+            HostConnectSpec { host, address: h.management_ip.clone(), simulated, agent_token };
         let facts = self.hv(host, "connect", self.hypervisor.connect(&spec)).await?;
         {
             let _turn = self.queues.enter(host.0).await;

@@ -1,0 +1,174 @@
+//! Delivering an asynchronous command's result to the engine's callback URL.
+//!
+//! The agent POSTs the [`TaskCallback`] signed with the host's token and retries with exponential
+//! backoff until the engine acknowledges it (2xx), refuses it for good (4xx: it does not know the
+//! task any more, or does not accept the signature), or `give_up_after` has passed.
+
+use std::time::{Duration, Instant};
+
+use oxstack_hypervisor::wire::{TaskCallback, TASK_ID_HEADER};
+use oxstack_hypervisor::AgentToken;
+use reqwest::header::AUTHORIZATION;
+
+/// How callbacks are retried.
+#[derive(Clone, Copy, Debug)]
+pub struct CallbackPolicy {
+    /// Wait before the first retry; doubled after each failure up to `max_backoff`.
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Stop retrying after this long.
+    pub give_up_after: Duration,
+    /// Timeout of one POST.
+    pub request_timeout: Duration,
+}
+
+impl Default for CallbackPolicy {
+    fn default() -> Self {
+        Self {
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+            give_up_after: Duration::from_secs(600),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How a delivery ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// The engine acknowledged the result.
+    Acknowledged { attempts: u32 },
+    /// The engine refused it with this status; retrying would not help.
+    Refused { status: u16 },
+    /// No answer before `give_up_after`.
+    GaveUp { attempts: u32 },
+}
+
+/// POSTs `callback` to `url` until the engine answers or the policy gives up.
+pub async fn deliver(
+    http: &reqwest::Client,
+    url: &str,
+    token: &AgentToken,
+    callback: &TaskCallback,
+    policy: CallbackPolicy,
+) -> Delivery {
+    let started = Instant::now();
+    let mut backoff = policy.first_backoff;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let sent = http
+            .post(url)
+            .header(AUTHORIZATION, token.bearer())
+            .header(TASK_ID_HEADER, callback.task_id.to_string())
+            .timeout(policy.request_timeout)
+            .json(callback)
+            .send()
+            .await;
+        match sent {
+            Ok(resp) if resp.status().is_success() => return Delivery::Acknowledged { attempts },
+            Ok(resp) if resp.status().is_client_error() => {
+                let status = resp.status().as_u16();
+                tracing::warn!(task = %callback.task_id, status, url, "engine refused a callback");
+                return Delivery::Refused { status };
+            }
+            Ok(resp) => {
+                tracing::info!(task = %callback.task_id, status = resp.status().as_u16(), "callback not acknowledged; retrying");
+            }
+            Err(e) => tracing::info!(task = %callback.task_id, %e, "callback failed; retrying"),
+        }
+        if started.elapsed() + backoff > policy.give_up_after {
+            tracing::warn!(task = %callback.task_id, attempts, url, "giving up on a callback");
+            return Delivery::GaveUp { attempts };
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(policy.max_backoff);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    use oxstack_hypervisor::wire::{AgentOutcome, AgentReply};
+    use oxstack_hypervisor::HostId;
+
+    use super::*;
+
+    fn fast() -> CallbackPolicy {
+        CallbackPolicy {
+            first_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+            give_up_after: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// A listener answering 503 to the first `failures` POSTs, then `then`.
+    async fn engine_stub(failures: u32, then: StatusCode) -> (String, Arc<AtomicU32>) {
+        let seen = Arc::new(AtomicU32::new(0));
+        let counter = seen.clone();
+        let app = axum::Router::new().route(
+            "/cb",
+            post(move |headers: axum::http::HeaderMap| {
+                let counter = counter.clone();
+                async move {
+                    assert_eq!(
+                        headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()),
+                        Some("Bearer tok")
+                    );
+                    let n = counter.fetch_add(1, Ordering::SeqCst);
+                    if n < failures {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        then
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/cb", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, seen)
+    }
+
+    fn callback() -> TaskCallback {
+        TaskCallback {
+            task_id: uuid::Uuid::new_v4(),
+            host: HostId::new_random(),
+            outcome: AgentOutcome::Ok(AgentReply::Done),
+        }
+    }
+
+    #[tokio::test]
+    async fn retries_until_the_engine_acknowledges() {
+        let (url, seen) = engine_stub(3, StatusCode::OK).await;
+        let http = reqwest::Client::new();
+        let got = deliver(&http, &url, &AgentToken::new("tok"), &callback(), fast()).await;
+        assert_eq!(got, Delivery::Acknowledged { attempts: 4 });
+        assert_eq!(seen.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn stops_when_the_engine_refuses() {
+        let (url, seen) = engine_stub(1, StatusCode::NOT_FOUND).await;
+        let http = reqwest::Client::new();
+        let got = deliver(&http, &url, &AgentToken::new("tok"), &callback(), fast()).await;
+        assert_eq!(got, Delivery::Refused { status: 404 });
+        assert_eq!(seen.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn gives_up_when_nobody_answers() {
+        // A port nothing listens on: bind, read the port, close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let policy = CallbackPolicy { give_up_after: Duration::from_millis(60), ..fast() };
+        let http = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{port}/cb");
+        let got = deliver(&http, &url, &AgentToken::new("tok"), &callback(), policy).await;
+        assert!(matches!(got, Delivery::GaveUp { attempts } if attempts >= 2), "{got:?}");
+    }
+}

@@ -1,0 +1,19 @@
+//! `oxstack-agent`: the per-host agent the engine drives over ZStack's asynchronous HTTP protocol
+//! (see `oxstack_hypervisor::wire`).
+//!
+//! The agent answers every authenticated command with `202` at once (short ones inline), runs it
+//! on its backend and POSTs the result back to the engine's callback URL, retrying until the engine
+//! acknowledges it. Two backends: [`kvm`] drives real QEMU/KVM VMs through libvirt; the sim
+//! backend wraps an in-memory `SimCloud`, so one agent process serves thousands of simulated hosts
+//! over real HTTP. The agent never depends on the engine: both share only the wire types.
+
+mod backend;
+mod callback;
+pub mod kvm;
+mod server;
+mod tasks;
+
+pub use backend::Backend;
+pub use callback::CallbackPolicy;
+pub use server::{router, serve, AgentState};
+pub use tasks::TaskTable;

@@ -1,0 +1,119 @@
+//! The agent's HTTP server: authentication, the command endpoint, and running commands.
+//!
+//! `POST {label}/v1/commands` (any one-segment label, or none) takes an `AgentCommand`. Requests
+//! without the agent's token get `401 UNAUTHORIZED` and a warning in the log. Inline commands
+//! answer `200` with the outcome; the others answer `202` at once and report by callback.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use oxstack_hypervisor::wire::{
+    AgentCommand, AgentOutcome, TaskAccepted, TaskCallback, WireError, CALLBACK_URL_HEADER,
+    HOST_HEADER, TASK_ID_HEADER,
+};
+use oxstack_hypervisor::{AgentToken, HostId};
+use reqwest::header::AUTHORIZATION;
+use uuid::Uuid;
+
+use crate::backend::Backend;
+use crate::callback::{deliver, CallbackPolicy};
+use crate::tasks::{TaskStart, TaskTable};
+
+/// Everything a request handler needs.
+pub struct AgentState {
+    pub token: AgentToken,
+    pub backend: Backend,
+    pub tasks: TaskTable,
+    pub callbacks: CallbackPolicy,
+    pub http: reqwest::Client,
+}
+
+/// The agent's routes.
+pub fn router(state: Arc<AgentState>) -> Router {
+    Router::new()
+        .route("/v1/commands", post(command))
+        .route("/{label}/v1/commands", post(command))
+        .with_state(state)
+}
+
+/// Serves the agent on `listener` until the process ends.
+pub async fn serve(
+    state: Arc<AgentState>,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).await
+}
+
+fn refuse(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (status, Json(WireError::new(code, message))).into_response()
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A required header, parsed; the error is the message of a 400.
+fn parsed_header<T: std::str::FromStr>(headers: &HeaderMap, name: &str) -> Result<T, String> {
+    let raw = header(headers, name).ok_or_else(|| format!("missing header {name}"))?;
+    raw.parse().map_err(|_| format!("header {name} is not valid: `{raw}`"))
+}
+
+async fn command(State(app): State<Arc<AgentState>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !app.token.matches_header(header(&headers, AUTHORIZATION.as_str())) {
+        tracing::warn!(
+            task = header(&headers, TASK_ID_HEADER),
+            "refused a command without the agent's token"
+        );
+        return refuse(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "missing or wrong agent token");
+    }
+    let ids = parsed_header::<Uuid>(&headers, TASK_ID_HEADER)
+        .and_then(|task| Ok((task, parsed_header::<HostId>(&headers, HOST_HEADER)?)));
+    let (task_id, host) = match ids {
+        Ok(ids) => ids,
+        Err(message) => return refuse(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", message),
+    };
+    let cmd: AgentCommand = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => {
+            return refuse(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", format!("bad command: {e}"))
+        }
+    };
+    if cmd.answers_inline() {
+        let outcome = AgentOutcome::from(app.backend.run(host, cmd).await);
+        return (StatusCode::OK, Json(outcome)).into_response();
+    }
+    let Some(callback_url) = header(&headers, CALLBACK_URL_HEADER).map(str::to_string) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            format!("missing header {CALLBACK_URL_HEADER}"),
+        );
+    };
+    match app.tasks.begin(task_id, host, cmd.kind()) {
+        TaskStart::Started => {
+            tracing::debug!(task = %task_id, %host, op = %cmd.kind(), "running command");
+            let app = app.clone();
+            tokio::spawn(async move {
+                let outcome = AgentOutcome::from(app.backend.run(host, cmd).await);
+                app.tasks.finish(task_id, outcome.clone());
+                let callback = TaskCallback { task_id, host, outcome };
+                deliver(&app.http, &callback_url, &app.token, &callback, app.callbacks).await;
+            });
+            (StatusCode::ACCEPTED, Json(TaskAccepted { task_id })).into_response()
+        }
+        TaskStart::Running => {
+            (StatusCode::ACCEPTED, Json(TaskAccepted { task_id })).into_response()
+        }
+        TaskStart::Finished(outcome) => (StatusCode::OK, Json(outcome)).into_response(),
+        TaskStart::Mismatch => refuse(
+            StatusCode::CONFLICT,
+            "CONFLICT",
+            format!("task {task_id} was already used for another host or command"),
+        ),
+    }
+}

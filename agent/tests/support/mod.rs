@@ -1,0 +1,310 @@
+//! Shared by the agent's end-to-end tests: `oxstack-agent` processes, an engine node whose
+//! hypervisor routes to them (API and callback listener on loopback), a small JSON client, and a
+//! cloud built through the API.
+
+#![allow(dead_code)]
+
+pub mod kvm;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use oxstack_engine::agent_client::{AgentClient, AgentTimeouts, RoutingHypervisor};
+use oxstack_engine::{api, Engine, EngineOptions};
+use oxstack_hypervisor::wire::CALLBACK_PATH;
+use oxstack_hypervisor::Hypervisor;
+use oxstack_simulator::{SimCloud, SimConfig};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+pub const GIB: u64 = 1 << 30;
+
+/// A fresh directory under the system's temp dir.
+pub fn temp_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("oxstack-{label}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Writes a token file and returns its path.
+pub fn token_file(dir: &Path, token: &str) -> PathBuf {
+    let path = dir.join("agent.token");
+    std::fs::write(&path, format!("{token}\n")).expect("token file");
+    path
+}
+
+/// A running `oxstack-agent` process, killed when dropped.
+pub struct AgentProcess {
+    pub child: Child,
+    /// `http://ADDR`, as the agent printed it.
+    pub url: String,
+}
+
+impl AgentProcess {
+    /// Starts the agent binary with `args` (plus `--listen 127.0.0.1:0` unless given) and waits
+    /// for it to say where it listens. `prefix` runs it under another command (e.g. `ip netns exec`).
+    pub fn spawn(prefix: &[&str], args: &[&str]) -> Self {
+        let bin = env!("CARGO_BIN_EXE_oxstack-agent");
+        let mut all: Vec<&str> = prefix.to_vec();
+        all.push(bin);
+        all.extend_from_slice(args);
+        if !args.contains(&"--listen") {
+            all.extend_from_slice(&["--listen", "127.0.0.1:0"]);
+        }
+        let mut child = Command::new(all[0])
+            .args(&all[1..])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("agent starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let url = loop {
+            let line = lines.next().expect("agent printed its address").expect("agent stderr");
+            if let Some(at) = line.find("listening on ") {
+                break line[at + "listening on ".len()..].trim().to_string();
+            }
+            eprintln!("agent: {line}");
+        };
+        // Keep draining (and showing) its log so it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                eprintln!("agent: {line}");
+            }
+        });
+        Self { child, url }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An engine node whose kvm hosts are served by agents, with its API on loopback.
+pub struct Node {
+    pub engine: Engine,
+    pub agents: Arc<AgentClient>,
+    pub api: Api,
+    pub callback_url: String,
+}
+
+impl Node {
+    /// Starts a node; the agent callback listener binds `callback_bind` (e.g. `127.0.0.1:0`).
+    pub async fn start(callback_bind: &str, timeouts: AgentTimeouts, background: bool) -> Self {
+        let callbacks = tokio::net::TcpListener::bind(callback_bind).await.expect("bind callbacks");
+        let callback_url =
+            format!("http://{}{CALLBACK_PATH}", callbacks.local_addr().expect("addr"));
+        let agents = Arc::new(AgentClient::new(callback_url.clone(), timeouts));
+        let routes = agents.callback_router();
+        tokio::spawn(async move { axum::serve(callbacks, routes).await });
+        let sim: Arc<dyn Hypervisor> = Arc::new(SimCloud::new(SimConfig::with_seed(7)));
+        let hv: Arc<dyn Hypervisor> = Arc::new(RoutingHypervisor::new(sim, agents.clone()));
+        let opts = EngineOptions {
+            db_url: "sqlite::memory:".into(),
+            background_tasks: background,
+            ..EngineOptions::default()
+        };
+        let engine = Engine::start(opts, hv).await.expect("engine starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind api");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(api::serve(engine.clone(), listener));
+        Self { engine, agents, api: Api::new(base), callback_url }
+    }
+}
+
+/// A JSON client of one base URL.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: String) -> Self {
+        let http = reqwest::Client::builder().pool_max_idle_per_host(1024).build().expect("client");
+        Self { base, http }
+    }
+
+    /// Sends a request; returns the status and the JSON body (`Null` when empty).
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.expect("body");
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("JSON")
+        };
+        (status, value)
+    }
+
+    /// A request that must answer `status`; returns the body.
+    pub async fn expect(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        status: u16,
+    ) -> Value {
+        let (got, value) = self.call(method.clone(), path, body).await;
+        assert_eq!(got, status, "{method} {path}: {value}");
+        value
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        self.expect(Method::GET, path, None, 200).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value, status: u16) -> Value {
+        self.expect(Method::POST, path, Some(body), status).await
+    }
+
+    /// Sets a global config.
+    pub async fn set_config(&self, name: &str, value: &str) {
+        self.expect(
+            Method::PUT,
+            &format!("/v1/global-configs/{name}"),
+            Some(json!({"value": value})),
+            200,
+        )
+        .await;
+    }
+
+    /// Runs a VM action with `wait=true`; returns the status and body.
+    pub async fn act(&self, vm: &str, action: &str, body: Value) -> (u16, Value) {
+        self.call(Method::POST, &format!("/v1/vm-instances/{vm}/{action}?wait=true"), Some(body))
+            .await
+    }
+}
+
+pub fn uuid(v: &Value) -> String {
+    v["uuid"].as_str().unwrap_or_else(|| panic!("no uuid in {v}")).to_string()
+}
+
+/// A cloud built through the API: one kvm cluster with hosts served by agents.
+pub struct Cloud {
+    pub cluster: String,
+    pub hosts: Vec<String>,
+    pub image: String,
+    pub offering: String,
+    pub l3: String,
+}
+
+/// What to build.
+pub struct CloudSpec<'a> {
+    /// (management address = agent URL, token) of each host.
+    pub hosts: Vec<(String, &'a str)>,
+    pub image_url: String,
+    pub image_bytes: u64,
+    pub vm_cpus: u32,
+    pub vm_memory: u64,
+}
+
+impl Cloud {
+    pub async fn build(api: &Api, spec: CloudSpec<'_>) -> Self {
+        let zone = uuid(&api.post("/v1/zones", json!({"name": "z"}), 201).await);
+        let cluster = uuid(
+            &api.post(
+                "/v1/clusters",
+                json!({"zone_uuid": zone, "name": "kvm", "hypervisor_type": "kvm"}),
+                201,
+            )
+            .await,
+        );
+        let mut hosts = Vec::new();
+        for (i, (address, token)) in spec.hosts.iter().enumerate() {
+            let body = json!({"cluster_uuid": cluster, "name": format!("h{i}"),
+                              "management_ip": address, "agent_token": token});
+            let h = api.post("/v1/hosts", body, 201).await;
+            assert_eq!(h["status"], "Connected", "{h}");
+            assert!(h.get("agent_token").is_none(), "the token is never returned: {h}");
+            hosts.push(uuid(&h));
+        }
+        let ps = uuid(
+            &api.post("/v1/primary-storages",
+                json!({"zone_uuid": zone, "name": "ps", "url": "/var/lib/ps", "total_bytes": 100_000 * GIB}), 201)
+                .await,
+        );
+        let bs = uuid(
+            &api.post("/v1/backup-storages",
+                json!({"zone_uuid": zone, "name": "bs", "url": "/var/lib/bs", "total_bytes": 1000 * GIB}), 201)
+                .await,
+        );
+        let image = uuid(
+            &api.post(
+                "/v1/images",
+                json!({"backup_storage_uuid": bs, "name": "boot", "format": "raw",
+                       "size_bytes": spec.image_bytes, "url": spec.image_url}),
+                201,
+            )
+            .await,
+        );
+        let offering = uuid(
+            &api.post(
+                "/v1/instance-offerings",
+                json!({"name": "tiny", "cpus": spec.vm_cpus, "memory_bytes": spec.vm_memory}),
+                201,
+            )
+            .await,
+        );
+        let l2 = uuid(
+            &api.post(
+                "/v1/l2-networks",
+                json!({"zone_uuid": zone, "name": "l2", "physical_interface": "eth0"}),
+                201,
+            )
+            .await,
+        );
+        api.post(&format!("/v1/clusters/{cluster}/primary-storages/{ps}"), json!({}), 200).await;
+        api.post(&format!("/v1/clusters/{cluster}/l2-networks/{l2}"), json!({}), 200).await;
+        let l3 = uuid(
+            &api.post("/v1/l3-networks", json!({"l2_network_uuid": l2, "name": "l3"}), 201).await,
+        );
+        api.post(
+            &format!("/v1/l3-networks/{l3}/ip-ranges"),
+            json!({"name": "r", "start_ip": "10.0.0.10", "end_ip": "10.0.255.250",
+                   "netmask": "255.255.0.0", "gateway": "10.0.0.1"}),
+            201,
+        )
+        .await;
+        Self { cluster, hosts, image, offering, l3 }
+    }
+
+    /// A create-VM body.
+    pub fn vm(&self, name: &str) -> Value {
+        json!({"name": name, "instance_offering_uuid": self.offering, "image_uuid": self.image,
+               "l3_network_uuids": [self.l3]})
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some` or `limit` passes.
+pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    limit: Duration,
+    mut check: impl FnMut() -> F,
+) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,277 @@
+//! The agent client: a `Hypervisor` that drives `oxstack-agent`s over HTTP.
+//!
+//! ZStack's asynchronous protocol (`oxstack_hypervisor::wire`): each call sends its command with a
+//! fresh task id, the host's token and this node's callback URL, registers the task in
+//! [`PendingTasks`], and awaits the oneshot the callback listener resolves, with a per-call
+//! deadline ([`AgentTimeouts`]). No thread is held while it waits. Short commands come back
+//! inline. What a host is (its agent URL, token, and the libvirt URI it takes migrations on) is
+//! learnt at `connect`.
+
+mod callbacks;
+mod pending;
+mod routing;
+mod timeouts;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use oxstack_hypervisor::wire::{
+    AgentCommand, AgentOutcome, AgentReply, WireError, CALLBACK_URL_HEADER, COMMANDS_PATH,
+    HOST_HEADER, TASK_ID_HEADER,
+};
+use oxstack_hypervisor::{
+    AgentToken, HostConnectSpec, HostFacts, HostId, Hypervisor, HypervisorError, HypervisorResult,
+    StopMode, VmId, VmSpec, VmStateReport, VolumeId, VolumeSpec,
+};
+use reqwest::header::AUTHORIZATION;
+use reqwest::StatusCode;
+use uuid::Uuid;
+
+pub use callbacks::callback_router;
+pub use pending::{CallbackRefusal, PendingTasks};
+pub use routing::RoutingHypervisor;
+pub use timeouts::AgentTimeouts;
+
+/// What the client knows of a connected host.
+#[derive(Clone, Debug)]
+struct AgentHost {
+    /// The agent's base URL (the host's management address).
+    base: String,
+    token: AgentToken,
+    migration_uri: Option<String>,
+}
+
+/// HTTP client of every agent-backed host of this node.
+pub struct AgentClient {
+    http: reqwest::Client,
+    callback_url: String,
+    timeouts: AgentTimeouts,
+    pending: Arc<PendingTasks>,
+    hosts: RwLock<HashMap<HostId, AgentHost>>,
+}
+
+impl AgentClient {
+    /// A client whose agents report to `callback_url` (where [`AgentClient::callback_router`]
+    /// is served, e.g. `http://10.0.0.1:8081/v1/agent-callbacks`).
+    pub fn new(callback_url: impl Into<String>, timeouts: AgentTimeouts) -> Self {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self {
+            http,
+            callback_url: callback_url.into(),
+            timeouts,
+            pending: Arc::new(PendingTasks::default()),
+            hosts: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The routes agents POST their results to.
+    pub fn callback_router(&self) -> axum::Router {
+        callback_router(self.pending.clone())
+    }
+
+    /// Commands waiting for a callback right now.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn host(&self, host: HostId) -> HypervisorResult<AgentHost> {
+        let hosts = self.hosts.read().unwrap_or_else(|p| p.into_inner());
+        hosts.get(&host).cloned().ok_or(HypervisorError::HostNotConnected { host })
+    }
+
+    /// Sends one command and waits for its outcome, inline or by callback.
+    async fn call(
+        &self,
+        host: HostId,
+        agent: &AgentHost,
+        cmd: AgentCommand,
+    ) -> HypervisorResult<AgentReply> {
+        let kind = cmd.kind();
+        let limit = self.timeouts.for_op(kind);
+        let task = Uuid::new_v4();
+        let waiting =
+            (!cmd.answers_inline()).then(|| self.pending.register(task, host, agent.token.clone()));
+        let timeout = || HypervisorError::Timeout {
+            host,
+            op: kind.as_str().to_string(),
+            millis: limit.as_millis() as u64,
+        };
+        let exchange = async {
+            let url = format!("{}/{COMMANDS_PATH}", agent.base);
+            let resp = self
+                .http
+                .post(&url)
+                .header(AUTHORIZATION, agent.token.bearer())
+                .header(TASK_ID_HEADER, task.to_string())
+                .header(HOST_HEADER, host.to_string())
+                .header(CALLBACK_URL_HEADER, &self.callback_url)
+                .json(&cmd)
+                .send()
+                .await
+                .map_err(|e| HypervisorError::HostUnreachable {
+                    host,
+                    reason: format!("agent at {}: {e}", agent.base),
+                })?;
+            match resp.status() {
+                StatusCode::OK => {
+                    let outcome: AgentOutcome = resp.json().await.map_err(|e| {
+                        failed(host, cmd.vm(), kind.as_str(), format!("bad agent answer: {e}"))
+                    })?;
+                    Result::from(outcome)
+                }
+                StatusCode::ACCEPTED => match waiting {
+                    Some(rx) => match rx.await {
+                        Ok(outcome) => Result::from(outcome),
+                        Err(_) => Err(failed(host, cmd.vm(), kind.as_str(), "callback dropped")),
+                    },
+                    None => Err(failed(host, None, kind.as_str(), "agent did not answer inline")),
+                },
+                status => {
+                    let err = resp.json::<WireError>().await.ok();
+                    let why =
+                        err.map_or_else(String::new, |e| format!("{}: {}", e.code, e.message));
+                    Err(failed(
+                        host,
+                        cmd.vm(),
+                        kind.as_str(),
+                        format!("agent answered {status}: {why}"),
+                    ))
+                }
+            }
+        };
+        let result = tokio::time::timeout(limit, exchange).await.unwrap_or_else(|_| Err(timeout()));
+        self.pending.forget(task);
+        result
+    }
+
+    async fn done(&self, host: HostId, cmd: AgentCommand) -> HypervisorResult<()> {
+        let agent = self.host(host)?;
+        match self.call(host, &agent, cmd).await? {
+            AgentReply::Done => Ok(()),
+            other => {
+                Err(failed(host, None, "command", format!("unexpected agent reply {other:?}")))
+            }
+        }
+    }
+}
+
+fn failed(host: HostId, vm: Option<VmId>, op: &str, reason: impl Into<String>) -> HypervisorError {
+    HypervisorError::OperationFailed {
+        host,
+        vm,
+        op: op.to_string(),
+        reason: reason.into(),
+        retryable: false,
+    }
+}
+
+#[async_trait]
+impl Hypervisor for AgentClient {
+    async fn connect(&self, spec: &HostConnectSpec) -> HypervisorResult<HostFacts> {
+        let host = spec.host;
+        let Some(token) = spec.agent_token.clone() else {
+            return Err(failed(
+                host,
+                None,
+                "connect",
+                "an agent-backed host needs its agent token",
+            ));
+        };
+        let base = spec.address.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(failed(
+                host,
+                None,
+                "connect",
+                format!("management address `{base}` is not the agent's http:// URL"),
+            ));
+        }
+        let agent = AgentHost { base, token, migration_uri: None };
+        let cmd = AgentCommand::Connect { simulated: spec.simulated };
+        match self.call(host, &agent, cmd).await? {
+            AgentReply::Connected { facts, migration_uri } => {
+                let agent = AgentHost { migration_uri, ..agent };
+                self.hosts.write().unwrap_or_else(|p| p.into_inner()).insert(host, agent);
+                Ok(facts)
+            }
+            other => {
+                Err(failed(host, None, "connect", format!("unexpected agent reply {other:?}")))
+            }
+        }
+    }
+
+    async fn ping(&self, host: HostId) -> HypervisorResult<()> {
+        self.done(host, AgentCommand::Ping).await
+    }
+
+    async fn vm_states(&self, host: HostId) -> HypervisorResult<Vec<VmStateReport>> {
+        let agent = self.host(host)?;
+        match self.call(host, &agent, AgentCommand::VmStates).await? {
+            AgentReply::VmStates { vms } => Ok(vms),
+            other => {
+                Err(failed(host, None, "vm_states", format!("unexpected agent reply {other:?}")))
+            }
+        }
+    }
+
+    async fn disconnect(&self, host: HostId) -> HypervisorResult<()> {
+        let result = self.done(host, AgentCommand::Disconnect).await;
+        self.hosts.write().unwrap_or_else(|p| p.into_inner()).remove(&host);
+        result
+    }
+
+    async fn create_vm(&self, host: HostId, spec: &VmSpec) -> HypervisorResult<()> {
+        self.done(host, AgentCommand::CreateVm { spec: spec.clone() }).await
+    }
+
+    async fn start_vm(&self, host: HostId, vm: VmId) -> HypervisorResult<()> {
+        self.done(host, AgentCommand::StartVm { vm }).await
+    }
+
+    async fn stop_vm(&self, host: HostId, vm: VmId, mode: StopMode) -> HypervisorResult<()> {
+        self.done(host, AgentCommand::StopVm { vm, mode }).await
+    }
+
+    async fn reboot_vm(&self, host: HostId, vm: VmId) -> HypervisorResult<()> {
+        self.done(host, AgentCommand::RebootVm { vm }).await
+    }
+
+    async fn pause_vm(&self, host: HostId, vm: VmId) -> HypervisorResult<()> {
+        self.done(host, AgentCommand::PauseVm { vm }).await
+    }
+
+    async fn resume_vm(&self, host: HostId, vm: VmId) -> HypervisorResult<()> {
+        self.done(host, AgentCommand::ResumeVm { vm }).await
+    }
+
+    async fn migrate_vm(&self, host: HostId, vm: VmId, to: HostId) -> HypervisorResult<()> {
+        let to_migration_uri = self.host(to)?.migration_uri;
+        self.done(host, AgentCommand::MigrateVm { vm, to, to_migration_uri }).await
+    }
+
+    async fn destroy_vm(&self, host: HostId, vm: VmId) -> HypervisorResult<()> {
+        self.done(host, AgentCommand::DestroyVm { vm }).await
+    }
+
+    async fn attach_volume(
+        &self,
+        host: HostId,
+        vm: VmId,
+        volume: &VolumeSpec,
+    ) -> HypervisorResult<()> {
+        self.done(host, AgentCommand::AttachVolume { vm, volume: volume.clone() }).await
+    }
+
+    async fn detach_volume(
+        &self,
+        host: HostId,
+        vm: VmId,
+        volume: VolumeId,
+    ) -> HypervisorResult<()> {
+        self.done(host, AgentCommand::DetachVolume { vm, volume }).await
+    }
+}
