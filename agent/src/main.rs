@@ -42,6 +42,10 @@ struct Args {
     /// kvm: libvirt URI other agents migrate VMs to, e.g. qemu+tcp://10.99.0.2/system.
     #[arg(long)]
     migration_uri: Option<String>,
+    /// kvm: the data directory is storage shared by every host (live migration then copies no
+    /// disk).
+    #[arg(long)]
+    shared_storage: bool,
     /// kvm: seconds a graceful stop waits for the guest before forcing it off.
     #[arg(long, default_value_t = 60)]
     stop_timeout_secs: u64,
@@ -91,6 +95,7 @@ async fn main() -> ExitCode {
                 data_dir: args.data_dir.clone(),
                 migration_uri: args.migration_uri.clone(),
                 stop_timeout: Duration::from_secs(args.stop_timeout_secs),
+                shared_storage: args.shared_storage,
             })))
         }
     };

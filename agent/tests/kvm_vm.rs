@@ -6,12 +6,10 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use oxstack_engine::agent_client::AgentTimeouts;
 use oxstack_hypervisor::{Hypervisor, VmId, VolumeId, VolumeSpec};
-use reqwest::Method;
 use serde_json::{json, Value};
 use support::kvm::*;
 use support::*;
@@ -147,14 +145,6 @@ async fn a_real_vm_through_the_engine_and_the_agent() {
     assert!(stopped.is_some(), "the engine noticed: state is {}", vm_state(api, &id).await);
 
     // Destroy and expunge: no domain, no file.
-    let (status, body) =
-        api.call(Method::DELETE, &format!("/v1/vm-instances/{id}?wait=true"), None).await;
-    assert!(status < 300, "destroy: {body}");
-    let (status, body) =
-        api.call(Method::POST, &format!("/v1/vm-instances/{id}/expunge?wait=true"), None).await;
-    assert!(status < 300, "expunge: {body}");
-    let (exists, out) = virsh(URI, &["dominfo", &id]);
-    assert!(!exists, "no domain is left: {out}");
-    assert!(!Path::new(&data.join(&id)).exists(), "no disk file is left");
+    destroy_and_expunge(api, URI, &id, &data).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

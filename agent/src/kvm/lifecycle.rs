@@ -241,9 +241,12 @@ impl Ctx<'_> {
         // The data stream goes to the destination's address, not to whatever its hostname
         // resolves to.
         let data_uri = migration_data_uri(&to_uri);
-        let flags = sys::VIR_MIGRATE_LIVE
+        let mut flags = sys::VIR_MIGRATE_LIVE
             | sys::VIR_MIGRATE_PERSIST_DEST
             | sys::VIR_MIGRATE_UNDEFINE_SOURCE;
+        if self.config.shared_storage {
+            flags |= sys::VIR_MIGRATE_UNSAFE;
+        }
         let moved = dom.migrate(&dest, flags, None, data_uri.as_deref(), 0);
         drop(moved.map_err(|e| self.lv(Some(vm), e))?);
         Ok(())

@@ -31,6 +31,10 @@ pub struct KvmConfig {
     pub migration_uri: Option<String>,
     /// How long a graceful stop waits for the guest to power off before forcing it.
     pub stop_timeout: Duration,
+    /// The data directory is the same storage on every host (shared primary storage), so live
+    /// migration moves memory only. libvirt cannot tell that a local path is shared and refuses
+    /// such a migration as unsafe unless told.
+    pub shared_storage: bool,
 }
 
 /// This machine's libvirt, as a backend.

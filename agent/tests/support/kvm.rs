@@ -89,3 +89,17 @@ pub async fn heartbeat_after(log: &Path, after: usize) -> bool {
         .await
         .is_some()
 }
+
+/// Destroys and expunges a VM through the API, then checks that libvirt at `uri` has no domain
+/// for it and that no file of it is left in the agent's data directory.
+pub async fn destroy_and_expunge(api: &super::Api, uri: &str, vm: &str, data_dir: &Path) {
+    use reqwest::Method;
+    let path = format!("/v1/vm-instances/{vm}");
+    let (status, body) = api.call(Method::DELETE, &format!("{path}?wait=true"), None).await;
+    assert!(status < 300, "destroy: {body}");
+    let (status, body) = api.call(Method::POST, &format!("{path}/expunge?wait=true"), None).await;
+    assert!(status < 300, "expunge: {body}");
+    let (exists, out) = virsh(uri, &["dominfo", vm]);
+    assert!(!exists, "no domain is left at {uri}: {out}");
+    assert!(!data_dir.join(vm).exists(), "no disk file is left");
+}

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod kvm;
+pub mod second_host;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
