@@ -224,3 +224,70 @@ async fn an_agent_that_is_down_fails_the_create_clearly_and_it_is_rolled_back() 
     let l3 = api.get(&format!("/v1/l3-networks/{}", cloud.l3)).await;
     assert_eq!(l3["used_ips"], 0, "the IP is given back: {l3}");
 }
+
+/// A fake agent that accepts every command and never reports back (it answers connect and ping
+/// inline like a real one, from the sim backend's shapes).
+async fn silent_agent() -> String {
+    use axum::http::StatusCode;
+    use axum::Json;
+    async fn command(body: axum::body::Bytes) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let cmd: AgentCommand = serde_json::from_slice(&body).unwrap();
+        match cmd {
+            AgentCommand::Connect { .. } => {
+                let facts = oxstack_hypervisor::HostFacts {
+                    cpus: 8,
+                    memory_bytes: 16 * GIB,
+                    hypervisor_version: "silent".into(),
+                    capabilities: Vec::new(),
+                };
+                Json(AgentOutcome::Ok(AgentReply::Connected { facts, migration_uri: None }))
+                    .into_response()
+            }
+            c if c.answers_inline() => Json(AgentOutcome::Ok(AgentReply::Done)).into_response(),
+            _ => StatusCode::ACCEPTED.into_response(),
+        }
+    }
+    let app = axum::Router::new().route("/v1/commands", axum::routing::post(command));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_never_reports_back_times_out_and_the_create_is_rolled_back() {
+    let url = silent_agent().await;
+    let timeouts = AgentTimeouts {
+        inline: Duration::from_secs(5),
+        command: Duration::from_millis(500),
+        migrate: Duration::from_millis(500),
+    };
+    let node = Node::start("127.0.0.1:0", timeouts, false).await;
+    let spec = CloudSpec {
+        hosts: vec![(url, TOKEN)],
+        image_url: "file:///images/linux.qcow2".into(),
+        image_bytes: 2 * GIB,
+        vm_cpus: 1,
+        vm_memory: GIB,
+    };
+    let cloud = Cloud::build(&node.api, spec).await;
+    let api = &node.api;
+    let (status, err) =
+        api.call(Method::POST, "/v1/vm-instances?wait=true", Some(cloud.vm("x"))).await;
+    // The agent client's deadline is a hypervisor error (502), not the API's own 504.
+    assert_eq!(status, 502, "{err}");
+    assert_eq!(err["code"], "HYPERVISOR_ERROR", "{err}");
+    assert!(err["message"].as_str().unwrap().contains("create on host"), "{err}");
+    assert!(err["message"].as_str().unwrap().contains("timed out after 500 ms"), "{err}");
+    let vms = api.get("/v1/vm-instances").await;
+    eprintln!("after the timed-out create: {vms}");
+    let host = api.get(&format!("/v1/hosts/{}", cloud.hosts[0])).await;
+    assert_eq!(
+        (host["cpu_used"].as_u64(), host["memory_used"].as_u64()),
+        (Some(0), Some(0)),
+        "{host}"
+    );
+    assert_eq!(vms["total"], 0, "no VM row is left: {vms}");
+    assert_eq!(node.agents.pending(), 0, "timed-out commands are forgotten");
+}

@@ -17,7 +17,7 @@ use oxstack_hypervisor::wire::{AgentCommand, AgentReply};
 use oxstack_hypervisor::{HostId, HypervisorError, HypervisorResult, VmId};
 use virt::connect::Connect;
 
-pub use domain_xml::{console_log_path, domain_xml, vm_dir};
+pub use domain_xml::{console_log_path, domain_xml, vm_dir, volume_path};
 
 /// How the KVM backend is set up.
 #[derive(Clone, Debug)]

@@ -71,7 +71,9 @@ pub struct AddHost {
 
 /// `POST /v1/hosts`: the fields of [`AddHost`] plus, for hosts of kvm clusters, their agent's
 /// token. (A separate type so code that builds an `AddHost` for simulator hosts is unchanged.)
+/// Named `AddHost` in the OpenAPI document: it is the body of `POST /v1/hosts`.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
+#[schema(as = AddHost)]
 #[serde(deny_unknown_fields)]
 pub struct AddHostRequest {
     #[schema(value_type = uuid::Uuid)]
