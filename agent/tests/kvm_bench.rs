@@ -56,7 +56,7 @@ async fn create_to_running_through_the_agent_versus_virsh() {
     let node = Node::start("127.0.0.1:0", AgentTimeouts::default(), false).await;
     let image_url = format!("file://{}", image.display());
     let spec = CloudSpec {
-        hosts: vec![(_agent.url.clone(), TOKEN)],
+        hosts: vec![(_agent.url.clone(), Some(TOKEN))],
         image_url: image_url.clone(),
         image_bytes: 1 << 20,
         vm_cpus: 1,

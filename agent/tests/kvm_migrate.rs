@@ -57,7 +57,10 @@ async fn a_running_vm_live_migrates_to_a_second_host_and_keeps_running() {
     let cloud = Cloud::build(
         api,
         CloudSpec {
-            hosts: vec![(first_agent.url.clone(), TOKEN), (second_agent.url.clone(), TOKEN)],
+            hosts: vec![
+                (first_agent.url.clone(), Some(TOKEN)),
+                (second_agent.url.clone(), Some(TOKEN)),
+            ],
             image_url: format!("file://{}", image.display()),
             image_bytes: 1 << 20,
             vm_cpus: 1,

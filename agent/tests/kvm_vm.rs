@@ -60,7 +60,7 @@ async fn a_real_vm_through_the_engine_and_the_agent() {
     let cloud = Cloud::build(
         api,
         CloudSpec {
-            hosts: vec![(agent_url, TOKEN)],
+            hosts: vec![(agent_url, Some(TOKEN))],
             image_url: format!("file://{}", image.display()),
             image_bytes: 1 << 20,
             vm_cpus: 1,

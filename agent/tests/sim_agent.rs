@@ -28,7 +28,7 @@ async fn sim_cloud(hosts: usize) -> (AgentProcess, Node, Cloud) {
         AgentProcess::spawn(&[], &["--backend", "sim", "--token-file", &token.to_string_lossy()]);
     let node = Node::start("127.0.0.1:0", AgentTimeouts::default(), false).await;
     let spec = CloudSpec {
-        hosts: (0..hosts).map(|i| (format!("{}/h{i}", agent.url), TOKEN)).collect(),
+        hosts: (0..hosts).map(|i| (format!("{}/h{i}", agent.url), Some(TOKEN))).collect(),
         image_url: "file:///images/linux.qcow2".into(),
         image_bytes: 2 * GIB,
         vm_cpus: 1,
@@ -56,11 +56,14 @@ async fn one_agent_serves_a_thousand_hosts_and_five_hundred_concurrent_creates()
         assert_eq!(*status, 201, "{vm}");
         assert_eq!(vm["state"], "Running", "{vm}");
     }
+    let (in_process_registered, in_process) = in_process_figures().await;
     eprintln!(
-        "FIGURES: 1000 hosts added through one sim agent in {:.2} s; 500 concurrent creates through it in {:.2} s ({:.0} VMs/s)",
+        "FIGURES: 1000 hosts added through one sim agent in {:.2} s, 500 concurrent creates through it in {:.2} s; \
+         the same in process (simulator cluster): {:.2} s and {:.2} s",
         registered.as_secs_f64(),
         took.as_secs_f64(),
-        500.0 / took.as_secs_f64()
+        in_process_registered.as_secs_f64(),
+        in_process.as_secs_f64(),
     );
     // The agent's hosts agree with the database: reconciling every host changes nothing.
     let hosts = api.get("/v1/hosts?limit=2000").await;
@@ -77,6 +80,32 @@ async fn one_agent_serves_a_thousand_hosts_and_five_hundred_concurrent_creates()
         assert_eq!(report["strays"], json!([]), "{report}");
     }
     assert_eq!(node.agents.pending(), 0, "no command is left waiting");
+}
+
+/// The same cloud and the same 500 concurrent creates on a simulator cluster (the engine's
+/// in-process simulator, as in engine/tests/api_e2e.rs): (hosts added in, creates took).
+async fn in_process_figures() -> (Duration, Duration) {
+    let started = Instant::now();
+    let node = Node::start("127.0.0.1:0", AgentTimeouts::default(), false).await;
+    let spec = CloudSpec {
+        hosts: (0..1000).map(|i| (format!("192.168.{}.{}", i / 250, i % 250 + 1), None)).collect(),
+        image_url: "file:///images/linux.qcow2".into(),
+        image_bytes: 2 * GIB,
+        vm_cpus: 1,
+        vm_memory: GIB,
+    };
+    let cloud = Cloud::build(&node.api, spec).await;
+    let registered = started.elapsed();
+    let creates = Instant::now();
+    let results = join_all((0..500).map(|i| {
+        let api = node.api.clone();
+        let body = cloud.vm(&format!("vm-{i}"));
+        async move { api.call(Method::POST, "/v1/vm-instances?wait=true", Some(body)).await }
+    }))
+    .await;
+    let took = creates.elapsed();
+    assert!(results.iter().all(|(status, _)| *status == 201), "in process: every create passes");
+    (registered, took)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,7 +294,7 @@ async fn an_agent_that_never_reports_back_times_out_and_the_create_is_rolled_bac
     };
     let node = Node::start("127.0.0.1:0", timeouts, false).await;
     let spec = CloudSpec {
-        hosts: vec![(url, TOKEN)],
+        hosts: vec![(url, Some(TOKEN))],
         image_url: "file:///images/linux.qcow2".into(),
         image_bytes: 2 * GIB,
         vm_cpus: 1,

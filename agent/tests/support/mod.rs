@@ -197,7 +197,8 @@ pub fn uuid(v: &Value) -> String {
     v["uuid"].as_str().unwrap_or_else(|| panic!("no uuid in {v}")).to_string()
 }
 
-/// A cloud built through the API: one kvm cluster with hosts served by agents.
+/// A cloud built through the API: one cluster, of type kvm (hosts served by agents) when the
+/// hosts have tokens, else simulator (hosts served by the engine's in-process simulator).
 pub struct Cloud {
     pub cluster: String,
     pub hosts: Vec<String>,
@@ -208,8 +209,9 @@ pub struct Cloud {
 
 /// What to build.
 pub struct CloudSpec<'a> {
-    /// (management address = agent URL, token) of each host.
-    pub hosts: Vec<(String, &'a str)>,
+    /// (management address, agent token) of each host: the agent's URL and its token for kvm
+    /// hosts, an IP and `None` for simulator hosts.
+    pub hosts: Vec<(String, Option<&'a str>)>,
     pub image_url: String,
     pub image_bytes: u64,
     pub vm_cpus: u32,
@@ -218,11 +220,12 @@ pub struct CloudSpec<'a> {
 
 impl Cloud {
     pub async fn build(api: &Api, spec: CloudSpec<'_>) -> Self {
+        let kind = if spec.hosts.iter().any(|(_, t)| t.is_some()) { "kvm" } else { "simulator" };
         let zone = uuid(&api.post("/v1/zones", json!({"name": "z"}), 201).await);
         let cluster = uuid(
             &api.post(
                 "/v1/clusters",
-                json!({"zone_uuid": zone, "name": "kvm", "hypervisor_type": "kvm"}),
+                json!({"zone_uuid": zone, "name": "c", "hypervisor_type": kind}),
                 201,
             )
             .await,
