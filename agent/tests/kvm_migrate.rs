@@ -103,6 +103,13 @@ async fn a_running_vm_live_migrates_to_a_second_host_and_keeps_running() {
         markers,
         "live: the guest did not boot again"
     );
+    // The destination's agent drives it: pause and resume there, checked in its libvirt.
+    let (status, paused) = api.act(&id, "pause", json!({})).await;
+    assert_eq!((status, paused["state"].as_str()), (200, Some("Paused")), "{paused}");
+    assert_eq!(domstate(REMOTE_URI, &id), "paused");
+    let (status, resumed) = api.act(&id, "resume", json!({})).await;
+    assert_eq!((status, resumed["state"].as_str()), (200, Some("Running")), "{resumed}");
+    assert_eq!(domstate(REMOTE_URI, &id), "running");
 
     destroy_and_expunge(api, REMOTE_URI, &id, &data).await;
     tokio::time::sleep(Duration::from_millis(10)).await;

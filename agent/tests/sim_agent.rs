@@ -320,3 +320,46 @@ async fn an_agent_that_never_reports_back_times_out_and_the_create_is_rolled_bac
     assert_eq!(vms["total"], 0, "no VM row is left: {vms}");
     assert_eq!(node.agents.pending(), 0, "timed-out commands are forgotten");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_of_kvm_clusters_need_an_agent_url_and_token() {
+    let (agent, node, cloud) = sim_cloud(1).await;
+    let api = &node.api;
+    let add = |address: String, token: Option<&str>| json!({"cluster_uuid": cloud.cluster, "name": "new", "management_ip": address, "agent_token": token});
+    let refused = [
+        (add(format!("{}/n1", agent.url), None), "agent_token"),
+        (add(format!("{}/n2", agent.url), Some("  ")), "agent_token"),
+        (add("10.0.0.9".into(), Some(TOKEN)), "management_ip"),
+        (
+            json!({"cluster_uuid": cloud.cluster, "name": "new", "management_ip": format!("{}/n3", agent.url),
+                "agent_token": TOKEN, "cpus": 4}),
+            "cpus",
+        ),
+    ];
+    for (body, field) in refused {
+        let err = api.post("/v1/hosts", body.clone(), 400).await;
+        assert_eq!(
+            (err["code"].as_str(), err["details"]["field"].as_str()),
+            (Some("INVALID_ARGUMENT"), Some(field)),
+            "{body}: {err}"
+        );
+    }
+    // A wrong token: the agent refuses the connect and nothing is kept.
+    let err =
+        api.post("/v1/hosts", add(format!("{}/n4", agent.url), Some("not-the-token")), 502).await;
+    assert!(err["message"].as_str().unwrap().contains("401"), "{err}");
+    // Simulator clusters take no token.
+    let zone = api.get(&format!("/v1/clusters/{}", cloud.cluster)).await["zone_uuid"].clone();
+    let sim = uuid(
+        &api.post(
+            "/v1/clusters",
+            json!({"zone_uuid": zone, "name": "s", "hypervisor_type": "simulator"}),
+            201,
+        )
+        .await,
+    );
+    let body = json!({"cluster_uuid": sim, "name": "s1", "management_ip": "10.0.0.8", "agent_token": TOKEN});
+    let err = api.post("/v1/hosts", body, 400).await;
+    assert_eq!(err["details"]["field"], "agent_token", "{err}");
+    assert_eq!(api.get("/v1/hosts").await["total"], 1, "only the first host exists");
+}
