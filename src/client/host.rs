@@ -77,6 +77,15 @@ pub struct AddHost {
     #[arg(long = "memory", value_name = "SIZE", value_parser = parse_size)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_bytes: Option<u64>,
+    /// kvm clusters only: a file holding the token the host's oxstack-agent was started with
+    /// (then --management-ip is the agent's URL, e.g. http://10.0.0.5:7070).
+    #[arg(long, value_name = "PATH")]
+    #[serde(skip)]
+    pub agent_token_file: Option<std::path::PathBuf>,
+    /// The token read from `agent_token_file`.
+    #[arg(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_token: Option<String>,
 }
 
 /// Host list filters.
@@ -131,7 +140,16 @@ pub struct UpdateHost {
 /// Runs a host command.
 pub async fn run(ctx: &Ctx, cmd: HostCommand) -> Result<(), ClientError> {
     match cmd {
-        HostCommand::Create(req) => ctx.create(&HOST, &req).await,
+        HostCommand::Create(mut req) => {
+            if let Some(path) = &req.agent_token_file {
+                let token = std::fs::read_to_string(path).map_err(|e| ClientError::TokenFile {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+                req.agent_token = Some(token.trim().to_string());
+            }
+            ctx.create(&HOST, &req).await
+        }
         HostCommand::List(f) => ctx.list(&HOST, &f).await,
         HostCommand::Show(t) => ctx.show(&HOST, &t).await,
         HostCommand::Delete(t) => ctx.delete(&HOST, &t).await,

@@ -48,6 +48,14 @@ pub enum ClientError {
     /// A request could not be encoded as JSON (a client bug).
     #[error("cannot encode the request: {0}")]
     Encode(String),
+    /// The agent token file of `host create` could not be read.
+    #[error("cannot read the agent token file {path}: {reason}")]
+    TokenFile {
+        /// The file given.
+        path: String,
+        /// Why it could not be read.
+        reason: String,
+    },
     /// A job the client waited for ended without success.
     #[error("{code}: {message}")]
     JobFailed {
