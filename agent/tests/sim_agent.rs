@@ -26,6 +26,8 @@ async fn sim_cloud(hosts: usize) -> (AgentProcess, Node, Cloud) {
     let token = token_file(&dir, TOKEN);
     let agent =
         AgentProcess::spawn(&[], &["--backend", "sim", "--token-file", &token.to_string_lossy()]);
+    // The agent has read its token once it listens.
+    let _ = std::fs::remove_dir_all(&dir);
     let node = Node::start("127.0.0.1:0", AgentTimeouts::default(), false).await;
     let spec = CloudSpec {
         hosts: (0..hosts).map(|i| (format!("{}/h{i}", agent.url), Some(TOKEN))).collect(),

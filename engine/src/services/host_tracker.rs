@@ -162,23 +162,26 @@ impl Engine {
         Ok(report)
     }
 
+    /// What the host reports it runs, by VM.
+    async fn reported_states(&self, host: HostId) -> EngineResult<HashMap<VmId, PowerState>> {
+        let states = self.hv(host, "vm_states", self.hypervisor.vm_states(host)).await?;
+        Ok(states.into_iter().map(|r| (r.vm, r.state)).collect())
+    }
+
     /// Compares what a host runs with the database and corrects the database.
     pub async fn reconcile_host(&self, host: HostId) -> EngineResult<ReconcileReport> {
-        let reported: HashMap<VmId, PowerState> = self
-            .hv(host, "vm_states", self.hypervisor.vm_states(host))
-            .await?
-            .into_iter()
-            .map(|r| (r.vm, r.state))
-            .collect();
-        let ours: Vec<(String, Option<String>)> = sqlx::query_as(
-            "SELECT uuid, host_uuid FROM vm_instances WHERE host_uuid = ?1 OR (host_uuid IS NULL AND last_host_uuid = ?1)",
+        // The database's view is read before the host's, so a VM whose state changed in
+        // between is known to have had an operation since the host reported.
+        let ours: Vec<(String, Option<String>, String)> = sqlx::query_as(
+            "SELECT uuid, host_uuid, state FROM vm_instances WHERE host_uuid = ?1 OR (host_uuid IS NULL AND last_host_uuid = ?1)",
         )
         .bind(host.to_string())
         .fetch_all(self.db.r())
         .await?;
+        let reported = self.reported_states(host).await?;
         let mut report = ReconcileReport::default();
         let mut known = std::collections::HashSet::new();
-        for (uuid, placed) in ours {
+        for (uuid, placed, state_before) in ours {
             let Ok(vm) = uuid.parse::<VmId>() else { continue };
             known.insert(vm);
             let _turn = self.queues.enter(vm.0).await;
@@ -190,7 +193,22 @@ impl Engine {
             if state.is_transitional() {
                 continue; // an operation is under way; it settles the state itself
             }
-            let actual = reported.get(&vm).copied();
+            let (actual, placed) = if state.as_str() == state_before {
+                (reported.get(&vm).copied(), placed)
+            } else {
+                // An operation finished after the host reported: its report of this VM may be
+                // stale (e.g. Stopped for a VM just started), and so may where it is placed.
+                // Ask again, under the VM's turn.
+                let placed: Option<String> =
+                    sqlx::query_scalar("SELECT host_uuid FROM vm_instances WHERE uuid = ?")
+                        .bind(vm.to_string())
+                        .fetch_one(self.db.r())
+                        .await?;
+                if placed.as_deref().is_some_and(|p| p != host.to_string()) {
+                    continue; // it moved to another host
+                }
+                (self.reported_states(host).await?.get(&vm).copied(), placed)
+            };
             let held = placed.is_some();
             match (state, actual) {
                 (VmState::Running | VmState::Unknown, Some(PowerState::Running))
