@@ -82,6 +82,7 @@ impl SchedulerFixture {
             hypervisor_type: None,
             l2_networks: std::slice::from_ref(&self.l2),
             storage_bytes: VM_ROOT_BYTES,
+            required_storage: None,
         }
     }
 

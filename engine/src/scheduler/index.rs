@@ -1,9 +1,13 @@
 //! The capacity index: every host's free capacity, ordered so a placement never scans all hosts.
 //!
-//! Schedulable hosts (Enabled and Connected) sit in one ordered set per cluster keyed by free
-//! memory. A placement looks at the best candidate of each eligible cluster, so its cost grows
-//! with the number of clusters and `log(hosts per cluster)`, not with the number of hosts.
-//! Choosing and reserving happen under one lock, so concurrent placements never overcommit.
+//! Schedulable hosts (Enabled and Connected) sit in one ordered set per cluster and in one set
+//! over all clusters, both keyed by free memory. A placement first walks the global set from the
+//! best end and takes the first host whose cluster passes the cluster filters
+//! ([`CapacityIndex::choose_global`]): when most clusters are eligible that is `O(log hosts)`.
+//! When that walk meets too many hosts of ineligible clusters it gives up, and the placement looks
+//! at the best candidate of each eligible cluster instead ([`CapacityIndex::choose`]), which costs
+//! `clusters × log(hosts per cluster)`. Choosing and reserving happen under one lock, so
+//! concurrent placements never overcommit.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -50,11 +54,27 @@ pub struct Placement<'a> {
     pub strategy: Strategy,
 }
 
+/// Hosts of ineligible clusters (or that do not fit) the global walk passes before giving up.
+pub const MAX_GLOBAL_SCAN: usize = 64;
+
+/// What [`CapacityIndex::choose_global`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GlobalChoice {
+    /// The best acceptable host over all clusters.
+    Found(HostId),
+    /// No schedulable host anywhere has the memory, or none of those is acceptable.
+    NoneFits,
+    /// Passed [`MAX_GLOBAL_SCAN`] unacceptable hosts: ask the per-cluster search.
+    GaveUp,
+}
+
 /// The index itself. Not synchronized: the scheduler wraps it in a mutex.
 #[derive(Debug, Default)]
 pub struct CapacityIndex {
     hosts: HashMap<HostId, HostCapacity>,
     by_cluster: HashMap<ClusterId, BTreeSet<(u64, HostId)>>,
+    /// Every schedulable host, by free memory.
+    all: BTreeSet<(u64, HostId)>,
 }
 
 impl CapacityIndex {
@@ -151,6 +171,33 @@ impl CapacityIndex {
         best.map(|(_, h)| h)
     }
 
+    /// Chooses the best host over all clusters whose cluster `cluster_ok` accepts, walking the
+    /// global order from the best end; gives up after [`MAX_GLOBAL_SCAN`] unacceptable hosts.
+    /// For [`Strategy::Spread`] and [`Strategy::Pack`] the answer, when found, is the one
+    /// [`Self::choose`] gives over the clusters `cluster_ok` accepts (up to ties in free memory).
+    pub fn choose_global(
+        &self,
+        cpus: u32,
+        memory: u64,
+        avoid: &[HostId],
+        strategy: Strategy,
+        cluster_ok: &mut dyn FnMut(ClusterId) -> bool,
+    ) -> GlobalChoice {
+        let mut accept = |&(_, h): &(u64, HostId)| {
+            !avoid.contains(&h)
+                && self.hosts.get(&h).is_some_and(|c| c.fits(cpus, memory) && cluster_ok(c.cluster))
+        };
+        match strategy {
+            Strategy::Spread => first_acceptable(
+                self.all.iter().rev().take_while(|(free, _)| *free >= memory),
+                &mut accept,
+            ),
+            Strategy::Pack => {
+                first_acceptable(self.all.range((memory, HostId(uuid::Uuid::nil()))..), &mut accept)
+            }
+        }
+    }
+
     /// Chooses a host for `p` and reserves the capacity on it, atomically.
     pub fn choose_and_reserve(&mut self, p: &Placement<'_>) -> Option<HostId> {
         let host = self.choose(p)?;
@@ -175,6 +222,7 @@ impl CapacityIndex {
     fn link(&mut self, host: HostId, c: &HostCapacity) {
         if c.schedulable {
             self.by_cluster.entry(c.cluster).or_default().insert((c.free_memory(), host));
+            self.all.insert((c.free_memory(), host));
         }
     }
 
@@ -182,7 +230,24 @@ impl CapacityIndex {
         if let Some(set) = self.by_cluster.get_mut(&c.cluster) {
             set.remove(&(c.free_memory(), host));
         }
+        self.all.remove(&(c.free_memory(), host));
     }
+}
+
+/// The first entry `accept` takes, giving up after [`MAX_GLOBAL_SCAN`] it refuses.
+fn first_acceptable<'a>(
+    entries: impl Iterator<Item = &'a (u64, HostId)>,
+    accept: &mut impl FnMut(&(u64, HostId)) -> bool,
+) -> GlobalChoice {
+    for (refused, entry) in entries.enumerate() {
+        if refused >= MAX_GLOBAL_SCAN {
+            return GlobalChoice::GaveUp;
+        }
+        if accept(entry) {
+            return GlobalChoice::Found(entry.1);
+        }
+    }
+    GlobalChoice::NoneFits
 }
 
 #[cfg(test)]
@@ -289,5 +354,112 @@ mod tests {
             let e = idx.get(*h).unwrap();
             assert_eq!((e.cpu_used, e.memory_used), (4, 4 * GIB));
         }
+    }
+}
+
+#[cfg(test)]
+mod global_tests {
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+
+    /// A small deterministic generator, so the layouts are the same on every run.
+    fn next(state: &mut u64) -> u64 {
+        *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *state >> 33
+    }
+
+    #[test]
+    fn the_global_walk_agrees_with_the_per_cluster_search() {
+        let mut rng = 7;
+        for round in 0..200 {
+            let clusters: Vec<ClusterId> = (0..5).map(|_| ClusterId::new_random()).collect();
+            let mut idx = CapacityIndex::default();
+            for i in 0..60 {
+                let cluster = clusters[i % clusters.len()];
+                let cap = HostCapacity {
+                    cluster,
+                    schedulable: !next(&mut rng).is_multiple_of(5),
+                    cpu_total: 8,
+                    cpu_used: (next(&mut rng) % 9) as u32,
+                    memory_total: 16 * GIB,
+                    memory_used: (next(&mut rng) % 17) * GIB,
+                };
+                idx.upsert(HostId::new_random(), cap);
+            }
+            let eligible: Vec<ClusterId> =
+                clusters.iter().copied().filter(|_| !next(&mut rng).is_multiple_of(3)).collect();
+            let avoid: Vec<HostId> = idx.hosts.keys().take(3).copied().collect();
+            for strategy in [Strategy::Spread, Strategy::Pack] {
+                let memory = (next(&mut rng) % 8 + 1) * GIB;
+                let p = Placement { cpus: 2, memory, clusters: &eligible, avoid: &avoid, strategy };
+                let per_cluster = idx.choose(&p);
+                let global =
+                    idx.choose_global(2, memory, &avoid, strategy, &mut |c| eligible.contains(&c));
+                let free = |h: HostId| idx.get(h).map(|c| c.free_memory());
+                match global {
+                    GlobalChoice::Found(h) => {
+                        assert_eq!(
+                            free(h),
+                            per_cluster.and_then(free),
+                            "round {round} {strategy:?}"
+                        );
+                        assert!(eligible.contains(&idx.get(h).unwrap().cluster));
+                        assert!(!avoid.contains(&h));
+                    }
+                    GlobalChoice::NoneFits => assert_eq!(per_cluster, None, "round {round}"),
+                    GlobalChoice::GaveUp => {}
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_walk_gives_up_behind_many_hosts_of_other_clusters() {
+        let (big, small) = (ClusterId::new_random(), ClusterId::new_random());
+        let mut idx = CapacityIndex::default();
+        for _ in 0..MAX_GLOBAL_SCAN + 10 {
+            let cap = HostCapacity {
+                cluster: big,
+                schedulable: true,
+                cpu_total: 8,
+                cpu_used: 0,
+                memory_total: 64 * GIB,
+                memory_used: 0,
+            };
+            idx.upsert(HostId::new_random(), cap);
+        }
+        let lone = HostId::new_random();
+        let cap = HostCapacity {
+            cluster: small,
+            schedulable: true,
+            cpu_total: 8,
+            cpu_used: 0,
+            memory_total: 8 * GIB,
+            memory_used: 0,
+        };
+        idx.upsert(lone, cap);
+        let only_small = &mut |c: ClusterId| c == small;
+        assert_eq!(
+            idx.choose_global(1, GIB, &[], Strategy::Spread, only_small),
+            GlobalChoice::GaveUp
+        );
+        // Pack starts from the tightest fit, which is the small cluster's host.
+        assert_eq!(
+            idx.choose_global(1, GIB, &[], Strategy::Pack, only_small),
+            GlobalChoice::Found(lone)
+        );
+        let p = Placement {
+            cpus: 1,
+            memory: GIB,
+            clusters: &[small],
+            avoid: &[],
+            strategy: Strategy::Spread,
+        };
+        assert_eq!(idx.choose(&p), Some(lone), "the per-cluster search finds it");
+        assert_eq!(
+            idx.choose_global(1, 65 * GIB, &[], Strategy::Spread, &mut |_| true),
+            GlobalChoice::NoneFits
+        );
     }
 }

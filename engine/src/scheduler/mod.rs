@@ -17,7 +17,7 @@ use sqlx::Row;
 use crate::db::{self, Db};
 use crate::error::EngineResult;
 use crate::ids::{ClusterId, HostId, PrimaryStorageId};
-pub use index::{CapacityIndex, HostCapacity, Placement, Strategy};
+pub use index::{CapacityIndex, GlobalChoice, HostCapacity, Placement, Strategy};
 pub use topology::{ClusterFilter, ClusterInfo, StorageInfo, Topology};
 
 /// The scheduler's caches.
@@ -124,8 +124,62 @@ impl Scheduler {
         avoid: &[HostId],
         strategy: Strategy,
     ) -> Option<HostId> {
-        let clusters = self.topology().eligible_clusters(filter);
-        let p = Placement { cpus, memory, clusters: &clusters, avoid, strategy };
-        self.index().choose_and_reserve(&p)
+        self.try_allocate_host(filter, cpus, memory, avoid, strategy).ok()
     }
+
+    /// As [`Self::allocate_host`], saying why nothing was chosen.
+    ///
+    /// Without a designated cluster the decision first walks all hosts best-first and checks
+    /// each candidate's cluster lazily (`O(log hosts)` when most clusters qualify); only when
+    /// that walk gives up are the eligible clusters listed and searched one by one.
+    pub fn try_allocate_host(
+        &self,
+        filter: &ClusterFilter<'_>,
+        cpus: u32,
+        memory: u64,
+        avoid: &[HostId],
+        strategy: Strategy,
+    ) -> Result<HostId, NoHost> {
+        // Lock order: topology, then index (nothing else holds both).
+        let topology = self.topology();
+        let mut index = self.index();
+        let mut exhausted = false;
+        if filter.cluster.is_none() {
+            let mut seen: Vec<(ClusterId, bool)> = Vec::new();
+            let mut cluster_ok = |c: ClusterId| match seen.iter().find(|(id, _)| *id == c) {
+                Some(&(_, ok)) => ok,
+                None => {
+                    let ok = topology.cluster_passes(c, filter);
+                    seen.push((c, ok));
+                    ok
+                }
+            };
+            match index.choose_global(cpus, memory, avoid, strategy, &mut cluster_ok) {
+                GlobalChoice::Found(host) if index.try_reserve(host, cpus, memory) => {
+                    return Ok(host)
+                }
+                GlobalChoice::Found(_) | GlobalChoice::GaveUp => {}
+                GlobalChoice::NoneFits => exhausted = true,
+            }
+        }
+        let clusters = topology.eligible_clusters(filter);
+        if clusters.is_empty() {
+            return Err(NoHost::NoEligibleCluster);
+        }
+        let no_host = NoHost::NoHostFits { eligible_clusters: clusters.len() };
+        if exhausted {
+            return Err(no_host);
+        }
+        let p = Placement { cpus, memory, clusters: &clusters, avoid, strategy };
+        index.choose_and_reserve(&p).ok_or(no_host)
+    }
+}
+
+/// Why [`Scheduler::try_allocate_host`] chose nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoHost {
+    /// No cluster passes the cluster-level filters.
+    NoEligibleCluster,
+    /// Clusters qualify but none of their hosts is acceptable.
+    NoHostFits { eligible_clusters: usize },
 }

@@ -43,6 +43,8 @@ pub struct ClusterFilter<'a> {
     pub l2_networks: &'a [L2NetworkId],
     /// Bytes of primary storage the VM's root volume needs in the cluster.
     pub storage_bytes: u64,
+    /// The cluster must have this primary storage attached (a VM whose root volume exists).
+    pub required_storage: Option<PrimaryStorageId>,
 }
 
 impl Topology {
@@ -51,18 +53,26 @@ impl Topology {
         let mut out: Vec<ClusterId> = self
             .clusters
             .iter()
-            .filter(|(id, c)| {
-                c.enabled
-                    && f.cluster.is_none_or(|want| want == **id)
-                    && f.zone.is_none_or(|z| c.zone == Some(z))
-                    && f.hypervisor_type.is_none_or(|t| c.hypervisor_type == t)
-                    && f.l2_networks.iter().all(|l2| c.l2_networks.contains(l2))
-                    && self.pick_storage(c, f.storage_bytes).is_some()
-            })
+            .filter(|(id, c)| self.passes(**id, c, f))
             .map(|(id, _)| *id)
             .collect();
         out.sort();
         out
+    }
+
+    /// Whether one cluster passes every cluster-level filter.
+    pub fn cluster_passes(&self, id: ClusterId, f: &ClusterFilter<'_>) -> bool {
+        self.clusters.get(&id).is_some_and(|c| self.passes(id, c, f))
+    }
+
+    fn passes(&self, id: ClusterId, c: &ClusterInfo, f: &ClusterFilter<'_>) -> bool {
+        c.enabled
+            && f.cluster.is_none_or(|want| want == id)
+            && f.zone.is_none_or(|z| c.zone == Some(z))
+            && f.hypervisor_type.is_none_or(|t| c.hypervisor_type == t)
+            && f.l2_networks.iter().all(|l2| c.l2_networks.contains(l2))
+            && f.required_storage.is_none_or(|ps| c.primary_storages.contains(&ps))
+            && self.pick_storage(c, f.storage_bytes).is_some()
     }
 
     /// The attached, enabled primary storage of `cluster` with the most free space that fits.
@@ -127,6 +137,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(t.eligible_clusters(&f), vec![good]);
+        assert!(t.cluster_passes(good, &f) && !t.cluster_passes(kvm, &f));
+        let other_ps = PrimaryStorageId::new_random();
+        let needs_other = ClusterFilter { required_storage: Some(other_ps), ..f.clone() };
+        assert!(t.eligible_clusters(&needs_other).is_empty(), "required storage not attached");
         assert!(t.try_reserve_storage(ps, 60));
         assert!(t.eligible_clusters(&f).is_empty(), "storage too full");
         t.release_storage(ps, 60);

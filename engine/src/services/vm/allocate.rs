@@ -12,7 +12,7 @@ use oxstack_hypervisor::{HostId, NicSpec};
 use crate::config::ConfigName;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{ClusterId, L3NetworkId, NicId, PrimaryStorageId, VmId, VolumeId};
-use crate::scheduler::{ClusterFilter, Strategy};
+use crate::scheduler::{ClusterFilter, NoHost, Strategy};
 use crate::Engine;
 
 /// How many times a reservation is retried after losing a race in the database.
@@ -48,20 +48,16 @@ impl Engine {
 
     /// Chooses a host for `req` and reserves its capacity in memory. Does not touch the database.
     fn choose_host(&self, req: &HostRequest, avoid: &[HostId]) -> EngineResult<HostId> {
-        let host_cluster = |h: HostId| self.scheduler.index().get(h).map(|c| c.cluster);
-        let fits_cluster = |c: ClusterId| {
-            let t = self.scheduler.topology();
-            let Some(info) = t.clusters.get(&c) else { return false };
-            let filter = ClusterFilter {
-                zone: req.zone,
-                cluster: req.cluster,
-                hypervisor_type: None,
-                l2_networks: &req.l2_networks,
-                storage_bytes: req.storage_bytes,
-            };
-            t.eligible_clusters(&filter).contains(&c)
-                && req.required_storage.is_none_or(|ps| info.primary_storages.contains(&ps))
+        let filter = ClusterFilter {
+            zone: req.zone,
+            cluster: req.cluster,
+            hypervisor_type: None,
+            l2_networks: &req.l2_networks,
+            storage_bytes: req.storage_bytes,
+            required_storage: req.required_storage,
         };
+        let host_cluster = |h: HostId| self.scheduler.index().get(h).map(|c| c.cluster);
+        let fits_cluster = |c: ClusterId| self.scheduler.topology().cluster_passes(c, &filter);
         for wanted in [req.designated_host, req.preferred_host].into_iter().flatten() {
             let ok = !avoid.contains(&wanted)
                 && host_cluster(wanted).is_some_and(fits_cluster)
@@ -78,44 +74,17 @@ impl Engine {
                 )));
             }
         }
-        let clusters: Vec<ClusterId> = {
-            let t = self.scheduler.topology();
-            let filter = ClusterFilter {
-                zone: req.zone,
-                cluster: req.cluster,
-                hypervisor_type: None,
-                l2_networks: &req.l2_networks,
-                storage_bytes: req.storage_bytes,
-            };
-            t.eligible_clusters(&filter)
-                .into_iter()
-                .filter(|c| {
-                    req.required_storage.is_none_or(|ps| {
-                        t.clusters.get(c).is_some_and(|i| i.primary_storages.contains(&ps))
-                    })
-                })
-                .collect()
-        };
-        if clusters.is_empty() {
-            return Err(EngineError::InsufficientCapacity(
-                "no enabled cluster has the VM's L2 networks attached and primary storage with room for its root volume".into(),
-            ));
-        }
-        let placement = crate::scheduler::Placement {
-            cpus: req.cpus,
-            memory: req.memory,
-            clusters: &clusters,
-            avoid,
-            strategy: self.strategy(),
-        };
-        self.scheduler.index().choose_and_reserve(&placement).ok_or_else(|| {
-            EngineError::InsufficientCapacity(format!(
-                "no Enabled and Connected host in {} candidate clusters has {} free cpus and {} bytes of free memory",
-                clusters.len(),
-                req.cpus,
-                req.memory
-            ))
-        })
+        self.scheduler
+            .try_allocate_host(&filter, req.cpus, req.memory, avoid, self.strategy())
+            .map_err(|why| match why {
+                NoHost::NoEligibleCluster => EngineError::InsufficientCapacity(
+                    "no enabled cluster has the VM's L2 networks attached and primary storage with room for its root volume".into(),
+                ),
+                NoHost::NoHostFits { eligible_clusters } => EngineError::InsufficientCapacity(format!(
+                    "no Enabled and Connected host in {eligible_clusters} candidate clusters has {} free cpus and {} bytes of free memory",
+                    req.cpus, req.memory
+                )),
+            })
     }
 
     /// Reserves capacity on a host chosen for `req` in memory and in the database, without
