@@ -4,6 +4,7 @@
 //! and must not block a thread while it waits.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,19 @@ pub trait Hypervisor: Send + Sync + 'static {
     async fn connect(&self, spec: &HostConnectSpec) -> HypervisorResult<HostFacts>;
     /// Checks that the host answers.
     async fn ping(&self, host: HostId) -> HypervisorResult<()>;
+    /// Pings many hosts as one batch: as if each were pinged, at most `parallelism` at a time in
+    /// the order given, a ping taking longer than `timeout` failing with
+    /// [`HypervisorError::Timeout`](crate::HypervisorError::Timeout). Returns one result per
+    /// host, in the order given, once every ping has finished. A backend that cannot do better
+    /// than one call per host returns `None` (the default) and the caller pings one by one.
+    async fn ping_hosts(
+        &self,
+        _hosts: &[HostId],
+        _parallelism: usize,
+        _timeout: Duration,
+    ) -> Option<Vec<HypervisorResult<()>>> {
+        None
+    }
     /// Every VM the host really has defined, with its power state.
     async fn vm_states(&self, host: HostId) -> HypervisorResult<Vec<VmStateReport>>;
     /// Forgets a host. Its VMs are left as they are.

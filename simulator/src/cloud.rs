@@ -15,7 +15,7 @@ use oxstack_hypervisor::{
 
 use crate::config::SimConfig;
 use crate::faults::{FaultEffect, FaultPlan, InjectedFault};
-use crate::latency::LatencyModel;
+use crate::latency::{Latency, LatencyModel};
 use crate::stats::OpCounters;
 use crate::tables::Tables;
 
@@ -198,6 +198,35 @@ impl Hypervisor for SimCloud {
 
     async fn ping(&self, host: HostId) -> HypervisorResult<()> {
         self.call(OpKind::Ping, Target::host(host), |_| Ok(())).await
+    }
+
+    /// With zero ping latency and no slowed host among `hosts`, every ping answers at once, so
+    /// pinging them one after another is exactly the batch. Otherwise the caller pings them
+    /// concurrently itself.
+    async fn ping_hosts(
+        &self,
+        hosts: &[HostId],
+        _parallelism: usize,
+        _timeout: Duration,
+    ) -> Option<Vec<HypervisorResult<()>>> {
+        if *self.config.latency.for_op(OpKind::Ping) != Latency::Zero {
+            return None;
+        }
+        let slowed = {
+            let state = self.lock();
+            let tables = &state.tables;
+            hosts
+                .iter()
+                .any(|h| tables.index_of(*h).is_some_and(|i| !tables.host(i).slow_extra.is_zero()))
+        };
+        if slowed {
+            return None;
+        }
+        let mut out = Vec::with_capacity(hosts.len());
+        for host in hosts {
+            out.push(self.ping(*host).await);
+        }
+        Some(out)
     }
 
     async fn vm_states(&self, host: HostId) -> HypervisorResult<Vec<VmStateReport>> {

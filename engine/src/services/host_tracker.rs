@@ -1,10 +1,12 @@
 //! Host tracking: periodic pings, disconnection, reconnection and reconciliation of VM states.
 //!
 //! Every `host.ping_interval_secs` the node pings every host it has (at most
-//! `host.ping_parallelism` at once). A Connected host that fails a ping becomes Disconnected and
-//! its VMs Unknown. A Disconnected host that answers is reconnected: its facts are re-read and its
-//! VMs reconciled with what it reports from `vm_states`. Every `host.sync_every_pings` successful
-//! pings a Connected host is reconciled too, so a VM that died behind our back is noticed.
+//! `host.ping_parallelism` at once; in one batch call where the backend can, as the simulators
+//! do, else one call per host), then deals with what changed. A Connected host that fails a
+//! ping becomes Disconnected and its VMs Unknown. A Disconnected host that answers is
+//! reconnected: its facts are re-read and its VMs reconciled with what it reports from
+//! `vm_states`. Every `host.sync_every_pings` sweeps each Connected host is reconciled too, so a
+//! VM that died behind our back is noticed (in bulk: see `host_sync`).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -62,49 +64,69 @@ impl Engine {
     /// Pings every host once; returns what happened.
     pub async fn ping_sweep(&self) -> EngineResult<SweepReport> {
         let sweep = self.sweeps.fetch_add(1, Ordering::Relaxed) + 1;
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT uuid, status FROM hosts").fetch_all(self.db.r()).await?;
+        let rows = self.host_statuses().await?;
         let parallelism = self.config.int(ConfigName::HostPingParallelism).max(1) as usize;
         let sync_every = self.config.int(ConfigName::HostSyncEveryPings).max(0) as u64;
-        let results: Vec<(bool, Option<HostStatus>)> = futures::stream::iter(rows)
-            .map(|(uuid, status)| async move {
-                let Ok(host) = uuid.parse::<HostId>() else { return (false, None) };
-                let was_connected = status == HostStatus::Connected.as_str();
-                let ok = self.hv(host, "ping", self.hypervisor.ping(host)).await.is_ok();
-                let changed = match (ok, was_connected) {
-                    (true, true) => {
-                        if sync_every > 0 && sweep.is_multiple_of(sync_every) {
-                            if let Err(e) = self.reconcile_host(host).await {
-                                tracing::warn!(%host, %e, "periodic VM state sync failed");
-                            }
+        // On a sync sweep, one read of what every host should run, so hosts that agree with it
+        // need no queries of their own (see host_sync.rs).
+        let expected = if sync_every > 0 && sweep.is_multiple_of(sync_every) {
+            Some(self.expected_vms().await?)
+        } else {
+            None
+        };
+        let expected = &expected;
+        let mut report = SweepReport { pinged: rows.len() as u64, ..SweepReport::default() };
+        let hosts: Vec<(HostId, bool)> = rows
+            .iter()
+            .filter_map(|(uuid, status)| {
+                Some((uuid.parse().ok()?, status == HostStatus::Connected.as_str()))
+            })
+            .collect();
+        report.failed = (rows.len() - hosts.len()) as u64; // rows whose uuid does not parse
+        let answered = self.ping_hosts(&hosts, parallelism).await;
+        // What each answer means for its host: nothing for most; a sync, a reconnection or a
+        // disconnection for the rest, run `parallelism` at a time.
+        let mut needed: Vec<(HostId, bool, bool)> = Vec::new();
+        for (&(host, was_connected), ok) in hosts.iter().zip(answered) {
+            report.failed += u64::from(!ok);
+            let nothing_to_do =
+                (ok && was_connected && expected.is_none()) || (!ok && !was_connected);
+            if !nothing_to_do {
+                needed.push((host, was_connected, ok));
+            }
+        }
+        let follow_ups: Vec<Option<HostStatus>> = futures::stream::iter(needed)
+        .map(|(host, was_connected, ok)| async move {
+            match (ok, was_connected) {
+                (true, true) => {
+                    if let Some(expected) = expected {
+                        if let Err(e) = self.sync_host(host, expected).await {
+                            tracing::warn!(%host, %e, "periodic VM state sync failed");
                         }
+                    }
+                    None
+                }
+                (true, false) => match self.reconnect_host(host).await {
+                    Ok(_) => Some(HostStatus::Connected),
+                    Err(e) => {
+                        tracing::info!(%host, %e, "host answers pings but could not be reconnected");
                         None
                     }
-                    (true, false) => match self.reconnect_host(host).await {
-                        Ok(_) => Some(HostStatus::Connected),
-                        Err(e) => {
-                            tracing::info!(%host, %e, "host answers pings but could not be reconnected");
-                            None
-                        }
-                    },
-                    (false, true) => match self.mark_disconnected(host).await {
-                        Ok(()) => Some(HostStatus::Disconnected),
-                        Err(e) => {
-                            tracing::warn!(%host, %e, "could not mark host disconnected");
-                            None
-                        }
-                    },
-                    (false, false) => None,
-                };
-                (ok, changed)
-            })
-            .buffer_unordered(parallelism)
-            .collect()
-            .await;
-        let mut report = SweepReport::default();
-        for (ok, changed) in results {
-            report.pinged += 1;
-            report.failed += u64::from(!ok);
+                },
+                (false, true) => match self.mark_disconnected(host).await {
+                    Ok(()) => Some(HostStatus::Disconnected),
+                    Err(e) => {
+                        tracing::warn!(%host, %e, "could not mark host disconnected");
+                        None
+                    }
+                },
+                (false, false) => None,
+            }
+        })
+        .buffer_unordered(parallelism)
+        .collect()
+        .await;
+        for changed in follow_ups {
             match changed {
                 Some(HostStatus::Disconnected) => report.disconnected += 1,
                 Some(HostStatus::Connected) => report.reconnected += 1,
@@ -112,6 +134,45 @@ impl Engine {
             }
         }
         Ok(report)
+    }
+
+    /// Every host's uuid and status. One row of text instead of a row per host: sqlx hands each
+    /// row over from SQLite's thread separately, which for 30,000 hosts took longer than
+    /// pinging them all in the simulator.
+    async fn host_statuses(&self) -> EngineResult<Vec<(String, String)>> {
+        let all: Option<String> = sqlx::query_scalar(
+            "SELECT group_concat(uuid || ' ' || status, ',') FROM (SELECT uuid, status FROM hosts ORDER BY rowid)",
+        )
+        .fetch_one(self.db.r())
+        .await?;
+        Ok(all
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|pair| pair.split_once(' '))
+            .map(|(uuid, status)| (uuid.to_string(), status.to_string()))
+            .collect())
+    }
+
+    /// Pings every host, `parallelism` at a time: in one batch call when the backend can
+    /// ([`oxstack_hypervisor::Hypervisor::ping_hosts`], the simulators), else one call per host. Whether each
+    /// answered, in the order given.
+    async fn ping_hosts(&self, hosts: &[(HostId, bool)], parallelism: usize) -> Vec<bool> {
+        let ids: Vec<HostId> = hosts.iter().map(|(h, _)| *h).collect();
+        let timeout = self.config.secs(ConfigName::HypervisorCallTimeoutSecs);
+        match self.hypervisor.ping_hosts(&ids, parallelism, timeout).await {
+            Some(results) if results.len() == ids.len() => {
+                results.iter().map(Result::is_ok).collect()
+            }
+            _ => {
+                futures::stream::iter(ids)
+                    .map(|host| async move {
+                        self.hv(host, "ping", self.hypervisor.ping(host)).await.is_ok()
+                    })
+                    .buffered(parallelism)
+                    .collect()
+                    .await
+            }
+        }
     }
 
     /// Marks a host Disconnected and its settled VMs Unknown.
@@ -163,7 +224,10 @@ impl Engine {
     }
 
     /// What the host reports it runs, by VM.
-    async fn reported_states(&self, host: HostId) -> EngineResult<HashMap<VmId, PowerState>> {
+    pub(crate) async fn reported_states(
+        &self,
+        host: HostId,
+    ) -> EngineResult<HashMap<VmId, PowerState>> {
         let states = self.hv(host, "vm_states", self.hypervisor.vm_states(host)).await?;
         Ok(states.into_iter().map(|r| (r.vm, r.state)).collect())
     }

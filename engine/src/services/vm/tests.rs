@@ -3,4 +3,5 @@
 
 mod fixture;
 mod lifecycle;
+mod sweep;
 mod unwind;
