@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use oxstack_hypervisor::{
-    HostConnectSpec, HostFacts, HostId, Hypervisor, HypervisorResult, OpKind, StopMode, VmId,
-    VmSpec, VmStateReport, VolumeId, VolumeSpec,
+    HostConnectSpec, HostFacts, HostId, Hypervisor, HypervisorError, HypervisorResult, OpKind,
+    StopMode, VmId, VmSpec, VmStateReport, VolumeId, VolumeSpec,
 };
 use oxstack_simulator::{LatencyModel, SimCloud, SimRng};
 
@@ -60,6 +60,23 @@ impl ClockedSim {
     }
 }
 
+/// How long calls of these durations take on `parallelism` slots, each started in order as soon
+/// as a slot is free, none taking longer than `timeout`.
+fn batch_duration(delays: &[Duration], parallelism: usize, timeout: Duration) -> Duration {
+    use std::cmp::Reverse;
+    let slots = parallelism.clamp(1, delays.len().max(1));
+    let mut free_at: std::collections::BinaryHeap<Reverse<Duration>> =
+        (0..slots).map(|_| Reverse(Duration::ZERO)).collect();
+    let mut end = Duration::ZERO;
+    for delay in delays {
+        let Reverse(start) = free_at.pop().unwrap_or(Reverse(Duration::ZERO));
+        let done = start + (*delay).min(timeout);
+        end = end.max(done);
+        free_at.push(Reverse(done));
+    }
+    end
+}
+
 impl HostTiming {
     fn new(seed: u64, host: HostId) -> Self {
         Self { rng: SimRng::for_host(seed, host), slow: Duration::ZERO }
@@ -76,6 +93,47 @@ impl Hypervisor for ClockedSim {
     async fn ping(&self, host: HostId) -> HypervisorResult<()> {
         self.wait(OpKind::Ping, host).await;
         self.sim.ping(host).await
+    }
+
+    /// A whole sweep in one simulated wait: each host's latency is drawn from its own generator
+    /// as a single ping would draw it, the pings are laid out on `parallelism` slots in the
+    /// order given (a ping starts when a slot frees), the batch sleeps until the last one ends,
+    /// and then every host answers (the simulator itself has no latency). The engine thus sees
+    /// each answer at the end of the sweep rather than as it comes: the simulated time of a
+    /// sweep is the same, and the work per host is a draw and a table lookup, not a timer.
+    async fn ping_hosts(
+        &self,
+        hosts: &[HostId],
+        parallelism: usize,
+        timeout: Duration,
+    ) -> Option<Vec<HypervisorResult<()>>> {
+        let delays: Vec<Duration> = {
+            let mut timings = self.lock();
+            let seed = self.seed;
+            hosts
+                .iter()
+                .map(|host| {
+                    let t = timings.entry(*host).or_insert_with(|| HostTiming::new(seed, *host));
+                    let d = self.latency.for_op(OpKind::Ping).sample(&mut t.rng);
+                    crate::clock::whole_millis(d.saturating_add(t.slow))
+                })
+                .collect()
+        };
+        let sweep = batch_duration(&delays, parallelism, timeout);
+        self.clock.sleep(sweep).await;
+        let mut out = Vec::with_capacity(hosts.len());
+        for (host, delay) in hosts.iter().zip(&delays) {
+            out.push(if *delay > timeout {
+                Err(HypervisorError::Timeout {
+                    host: *host,
+                    op: OpKind::Ping.as_str().into(),
+                    millis: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                })
+            } else {
+                self.sim.ping(*host).await
+            });
+        }
+        Some(out)
     }
 
     async fn vm_states(&self, host: HostId) -> HypervisorResult<Vec<VmStateReport>> {
@@ -146,5 +204,25 @@ impl Hypervisor for ClockedSim {
     ) -> HypervisorResult<()> {
         self.wait(OpKind::DetachVolume, host).await;
         self.sim.detach_volume(host, vm, volume).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn a_batch_takes_as_long_as_its_slots_are_busy() {
+        let d = [ms(10), ms(20), ms(5), ms(5), ms(30)];
+        assert_eq!(batch_duration(&d, 1, ms(1000)), ms(70), "one slot: the sum");
+        // Two slots: 10 | 20; 5 starts at 10 (ends 15); 5 at 15 (20); 30 at 20 (50).
+        assert_eq!(batch_duration(&d, 2, ms(1000)), ms(50));
+        assert_eq!(batch_duration(&d, 64, ms(1000)), ms(30), "all at once: the longest");
+        assert_eq!(batch_duration(&d, 64, ms(8)), ms(8), "a ping gives up at the timeout");
+        assert_eq!(batch_duration(&[], 4, ms(8)), Duration::ZERO);
     }
 }

@@ -32,6 +32,6 @@ pub use digest::{db_digest, state_digest};
 pub use error::{ScenarioError, ScenarioResult};
 pub use observer::{Observer, Silent};
 pub use report::{human_secs, RunReport};
-pub use run::{run_blocking, RunOptions};
+pub use run::{run_blocking, PhaseTime, RunOptions};
 pub use spec::Scenario;
 pub use stats::OpSummary;

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::checks::CheckOutcome;
 use crate::error::{ScenarioError, ScenarioResult};
-use crate::run::{RunOptions, Runner};
+use crate::run::{PhaseTime, RunOptions, Runner};
 use crate::stats::{self, OpSummary};
 
 /// The outcome of a run.
@@ -32,6 +32,8 @@ pub struct RunReport {
     pub simulated_secs: f64,
     /// Wall-clock time the run took, in seconds.
     pub wall_secs: f64,
+    /// Simulated and wall time of the setup and of each phase.
+    pub phases: Vec<PhaseTime>,
     pub peak_rss_mib: Option<f64>,
     /// `state_digest` at the end, hex.
     pub digest: String,
@@ -80,6 +82,7 @@ impl RunReport {
             vm_states,
             simulated_secs: r.clock.elapsed().as_secs_f64(),
             wall_secs: wall.as_secs_f64(),
+            phases: r.phase_times.clone(),
             peak_rss_mib: stats::peak_rss_mib(),
             digest: format!("{digest:016x}"),
             deterministic: r.nondeterministic.is_empty(),

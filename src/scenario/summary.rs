@@ -64,6 +64,21 @@ pub fn print(r: &RunReport) {
         ]);
     }
     println!("{checks}");
+    let mut phases = table(&["phase", "simulated", "wall", "simulated / wall"]);
+    for p in &r.phases {
+        let ratio = if p.wall_secs > 0.0 && p.simulated_secs > 0.0 {
+            format!("{:.0}x", p.simulated_secs / p.wall_secs)
+        } else {
+            "-".into()
+        };
+        phases.add_row(vec![
+            p.phase.clone(),
+            human_secs(p.simulated_secs),
+            human_secs(p.wall_secs),
+            ratio,
+        ]);
+    }
+    println!("{phases}");
     let states: Vec<String> = r.vm_states.iter().map(|(s, n)| format!("{n} {s}")).collect();
     println!("hosts {}, VMs {} ({})", r.hosts, r.vms, states.join(", "));
     println!(

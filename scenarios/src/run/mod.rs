@@ -100,7 +100,9 @@ async fn run(
     let pump = tokio::spawn(clock::pump(clock.clone(), move || db_idle(&pump_engine), stop_rx));
     let result = async {
         let mut stats = Stats::default();
+        let setup = PhaseClock::start(&clock);
         let env = env::build(&engine, s, observer, &mut stats).await?;
+        let setup = setup.finish("setup: build the cloud and register hosts");
         let mut runner = Runner {
             s,
             engine: engine.clone(),
@@ -119,6 +121,7 @@ async fn run(
             checks: Vec::new(),
             nondeterministic: Vec::new(),
             stopped: None,
+            phase_times: vec![setup],
         };
         runner.run_phases().await?;
         if runner.stopped.is_none() {
@@ -160,6 +163,37 @@ pub(crate) struct Runner<'a> {
     pub nondeterministic: Vec<String>,
     /// Why the run stopped before its last phase, if it did.
     pub stopped: Option<String>,
+    /// Simulated and wall time of the setup and of each phase run so far.
+    pub phase_times: Vec<PhaseTime>,
+}
+
+/// How long one part of a run took, in simulated and in wall time.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PhaseTime {
+    pub phase: String,
+    pub simulated_secs: f64,
+    pub wall_secs: f64,
+}
+
+/// Measures a part of a run on both clocks.
+struct PhaseClock {
+    simulated: Duration,
+    wall: std::time::Instant,
+    clock: Arc<SimClock>,
+}
+
+impl PhaseClock {
+    fn start(clock: &Arc<SimClock>) -> Self {
+        Self { simulated: clock.elapsed(), wall: std::time::Instant::now(), clock: clock.clone() }
+    }
+
+    fn finish(self, phase: &str) -> PhaseTime {
+        PhaseTime {
+            phase: phase.to_string(),
+            simulated_secs: (self.clock.elapsed() - self.simulated).as_secs_f64(),
+            wall_secs: self.wall.elapsed().as_secs_f64(),
+        }
+    }
 }
 
 impl Runner<'_> {
@@ -170,6 +204,7 @@ impl Runner<'_> {
                 break;
             }
             let label = format!("{}/{} {}", i + 1, phases.len(), phase.label());
+            let timing = PhaseClock::start(&self.clock);
             match phase {
                 Phase::Create(p) => self.create_phase(p, &label).await,
                 Phase::Random(p) => self.random_phase(p, &label).await?,
@@ -209,6 +244,7 @@ impl Runner<'_> {
                     self.observer.phase_finished(&label);
                 }
             }
+            self.phase_times.push(timing.finish(&label));
         }
         Ok(())
     }
