@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use oxstack_hypervisor::{
@@ -61,6 +62,24 @@ impl Hypervisor for RoutingHypervisor {
 
     async fn ping(&self, host: HostId) -> HypervisorResult<()> {
         self.backend(host)?.ping(host).await
+    }
+
+    /// A batch goes to the simulator when every host in it is a simulator host; a batch with an
+    /// agent host (or a host not connected) is declined, and the caller pings one by one.
+    async fn ping_hosts(
+        &self,
+        hosts: &[HostId],
+        parallelism: usize,
+        timeout: Duration,
+    ) -> Option<Vec<HypervisorResult<()>>> {
+        let all_simulated = {
+            let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+            hosts.iter().all(|h| routes.get(h) == Some(&Route::Simulator))
+        };
+        if !all_simulated {
+            return None;
+        }
+        self.simulator.ping_hosts(hosts, parallelism, timeout).await
     }
 
     async fn vm_states(&self, host: HostId) -> HypervisorResult<Vec<VmStateReport>> {
@@ -172,5 +191,22 @@ mod tests {
             routing.ping(agented.host).await,
             Err(HypervisorError::HostNotConnected { host: agented.host })
         );
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_simulator_hosts_goes_to_the_simulator_and_a_mixed_one_is_declined() {
+        let sim = Arc::new(SimCloud::new(SimConfig::with_seed(1)));
+        let agents = Arc::new(SimCloud::new(SimConfig::with_seed(2)));
+        let routing = RoutingHypervisor::new(sim.clone(), agents.clone());
+        let (a, b, agented) = (spec(None), spec(None), spec(Some("tok")));
+        for s in [&a, &b, &agented] {
+            routing.connect(s).await.unwrap();
+        }
+        sim.crash_host(b.host).unwrap();
+        let limit = Duration::from_secs(1);
+        let answers = routing.ping_hosts(&[a.host, b.host], 8, limit).await.unwrap();
+        assert!(answers[0].is_ok() && answers[1].is_err(), "{answers:?}");
+        assert!(routing.ping_hosts(&[a.host, agented.host], 8, limit).await.is_none());
+        assert!(routing.ping_hosts(&[HostId::new_random()], 8, limit).await.is_none());
     }
 }
