@@ -157,6 +157,7 @@ fn host_request(clusters: &[ClusterId], i: u32) -> AddHost {
         management_ip: format!("172.{}.{}.{}", 16 + (i >> 16) % 16, (i >> 8) & 0xff, i & 0xff),
         cpus: Some(HOST_CPUS),
         memory_bytes: Some(HOST_MEMORY),
+        agent_token: None,
     }
 }
 

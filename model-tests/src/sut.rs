@@ -109,6 +109,7 @@ impl Sut {
             management_ip: format!("10.9.0.{}", n.0),
             cpus: Some(HOST_CPUS),
             memory_bytes: Some(host_memory(n)),
+            agent_token: None,
         };
         let r = self.rt.block_on(self.engine.add_host(req));
         if let Ok(h) = &r {

@@ -223,6 +223,7 @@ async fn register_hosts(
                 management_ip: format!("172.{}.{}.{}", 16 + (i >> 16), (i >> 8) & 0xff, i & 0xff),
                 cpus: Some(t.host_cpus),
                 memory_bytes: Some(t.host_memory_gib * GIB),
+                agent_token: None,
             };
             async move {
                 let timer = Timer::start();

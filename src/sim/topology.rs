@@ -38,6 +38,7 @@ impl SimEnv {
             management_ip: format!("172.{}.{}.{}", 16 + (i >> 16) % 16, (i >> 8) & 0xff, i & 0xff),
             cpus: Some(HOST_CPUS),
             memory_bytes: Some(HOST_MEMORY),
+            agent_token: None,
         }
     }
 }

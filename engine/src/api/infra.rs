@@ -11,7 +11,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, PathId, PathIds};
 use crate::ids::{ClusterId, HostId, InstanceOfferingId, L2NetworkId, PrimaryStorageId, ZoneId};
 use crate::services::cluster::{Cluster, CreateCluster};
-use crate::services::host::{AddHostRequest, Host, UpdateHost};
+use crate::services::host::{AddHost, Host, UpdateHost};
 use crate::services::host_tracker::ReconcileReport;
 use crate::services::offering::{CreateInstanceOffering, InstanceOffering};
 use crate::services::zone::{CreateZone, Zone};
@@ -34,8 +34,8 @@ crud_handlers!(mod clusters {
 crud_handlers!(mod hosts {
     noun: "host", tag: "hosts",
     collection: "/v1/hosts", item: "/v1/hosts/{uuid}",
-    view: Host, request: AddHostRequest, id: HostId,
-    create: add_host_request, list: list_hosts, get: get_host, delete: delete_host,
+    view: Host, request: AddHost, id: HostId,
+    create: add_host, list: list_hosts, get: get_host, delete: delete_host,
 });
 
 crud_handlers!(mod instance_offerings {

@@ -59,7 +59,7 @@ pub struct AddHost {
     #[schema(value_type = uuid::Uuid)]
     pub cluster_uuid: ClusterId,
     pub name: String,
-    /// Unique management address of the host.
+    /// Unique management address: an IP for simulator hosts, the agent's URL for kvm hosts.
     pub management_ip: String,
     /// Simulator clusters only: the simulated host's cpus (default 32).
     #[serde(default)]
@@ -67,35 +67,10 @@ pub struct AddHost {
     /// Simulator clusters only: the simulated host's memory (default 128 GiB).
     #[serde(default)]
     pub memory_bytes: Option<u64>,
-}
-
-/// `POST /v1/hosts`: the fields of [`AddHost`] plus, for hosts of kvm clusters, their agent's
-/// token. (A separate type so code that builds an `AddHost` for simulator hosts is unchanged.)
-/// Named `AddHost` in the OpenAPI document: it is the body of `POST /v1/hosts`.
-#[derive(Clone, Debug, Deserialize, ToSchema)]
-#[schema(as = AddHost)]
-#[serde(deny_unknown_fields)]
-pub struct AddHostRequest {
-    #[schema(value_type = uuid::Uuid)]
-    pub cluster_uuid: ClusterId,
-    pub name: String,
-    /// Unique management address: an IP for simulator hosts, the agent's URL for kvm hosts.
-    pub management_ip: String,
-    #[serde(default)]
-    pub cpus: Option<u32>,
-    #[serde(default)]
-    pub memory_bytes: Option<u64>,
     /// kvm clusters only (and required there): the secret token the host's `oxstack-agent` was
     /// started with (`--token-file`). Stored, never returned.
     #[serde(default)]
     pub agent_token: Option<String>,
-}
-
-impl From<AddHost> for AddHostRequest {
-    fn from(h: AddHost) -> Self {
-        let AddHost { cluster_uuid, name, management_ip, cpus, memory_bytes } = h;
-        Self { cluster_uuid, name, management_ip, cpus, memory_bytes, agent_token: None }
-    }
 }
 
 /// `PATCH /v1/hosts/{uuid}`.
@@ -154,13 +129,8 @@ impl Engine {
         }
     }
 
-    /// Adds a host of a simulator cluster (no agent token); see [`Engine::add_host_request`].
-    pub async fn add_host(&self, req: AddHost) -> EngineResult<Host> {
-        self.add_host_request(req.into()).await
-    }
-
     /// Adds a host to a cluster and connects it. If it cannot be connected nothing is kept.
-    pub async fn add_host_request(&self, req: AddHostRequest) -> EngineResult<Host> {
+    pub async fn add_host(&self, req: AddHost) -> EngineResult<Host> {
         let token = req.agent_token.clone();
         check_name(&req.name)?;
         if req.management_ip.trim().is_empty() {

@@ -132,6 +132,7 @@ impl Cloud {
                     management_ip: format!("192.168.0.{i}"),
                     cpus: Some(cpus),
                     memory_bytes: Some(mem_gib * GIB),
+                    agent_token: None,
                 })
                 .await
                 .unwrap();
