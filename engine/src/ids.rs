@@ -49,6 +49,10 @@ typed_id!(
     /// An asynchronous API job.
     JobId
 );
+typed_id!(
+    /// A management node (one `oxstack serve` process) of a cluster.
+    ManagementNodeId
+);
 
 /// Where new resource IDs come from: the OS's randomness, or a seed so that a replayed run
 /// creates the same IDs in the same order (deterministic simulation).

@@ -7,6 +7,7 @@
 pub mod agent_client;
 pub mod api;
 pub mod bus;
+pub mod cluster;
 pub mod config;
 pub mod db;
 mod engine;
