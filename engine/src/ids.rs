@@ -88,7 +88,9 @@ impl IdGen {
     }
 }
 
-fn splitmix64(state: &mut u64) -> u64 {
+/// SplitMix64: advances `state` and returns the next well-mixed value. Also places nodes on the
+/// cluster's hash ring, so it must never change.
+pub(crate) fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
