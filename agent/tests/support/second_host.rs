@@ -78,7 +78,10 @@ impl SecondHost {
                     std::fs::File::create(state_dir.join("libvirtd.out"))
                         .map_err(|e| e.to_string())?,
                 )
-                .stderr(std::process::Stdio::null())
+                .stderr(
+                    std::fs::File::create(state_dir.join("libvirtd.err"))
+                        .map_err(|e| e.to_string())?,
+                )
                 .spawn()
                 .map_err(|e| format!("starting the second libvirtd: {e}"))
         });
@@ -100,7 +103,12 @@ impl SecondHost {
             }
             std::thread::sleep(Duration::from_millis(300));
         }
-        Err("the second libvirtd did not answer within 90 s".into())
+        let err = std::fs::read_to_string(state_dir.join("libvirtd.err")).unwrap_or_default();
+        let tail: Vec<&str> = err.lines().rev().take(10).collect();
+        Err(format!(
+            "the second libvirtd did not answer within 90 s; its stderr ends: {:?}",
+            tail.into_iter().rev().collect::<Vec<_>>()
+        ))
     }
 
     /// The PID of the second libvirtd (to enter its namespaces with `nsenter`).
