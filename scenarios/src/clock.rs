@@ -14,13 +14,22 @@
 //!   task that can run has run and no database connection is checked out. Database work thus
 //!   takes no simulated time, and a call's latency is exactly what the latency model drew.
 //!
+//! "Every task that can run has run" includes the runner itself. The runner is the future given
+//! to `block_on`, which tokio polls outside its run queue, only between batches of scheduled
+//! tasks; how many tasks ran before that point depends on how often the pump spun waiting for
+//! SQLite's thread, i.e. on wall time. So the runner is wrapped in [`Tracked`] and the pump
+//! does not advance while the runner has been woken but not yet polled.
+//!
 //! With one operation in flight this is a deterministic discrete-event simulation. With many in
 //! flight (create waves with `concurrency` > 1) the interleaving of database work still depends
 //! on the OS scheduler, so such phases are not replayable to the bit.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
@@ -122,12 +131,9 @@ impl Drop for Registered<'_> {
 }
 
 /// Advances the clock to each registered wake-up once nothing else can run, until `stop` turns
-/// true. `db_idle` says whether no database connection is checked out.
-pub async fn pump(
-    clock: Arc<SimClock>,
-    db_idle: impl Fn() -> bool,
-    mut stop: watch::Receiver<bool>,
-) {
+/// true. `idle` says whether nothing outside the run queue is pending: no database connection
+/// checked out, and the runner not woken and waiting to be polled.
+pub async fn pump(clock: Arc<SimClock>, idle: impl Fn() -> bool, mut stop: watch::Receiver<bool>) {
     let mut busy_since: Option<std::time::Instant> = None;
     let mut overdue = 0u32;
     loop {
@@ -147,10 +153,11 @@ pub async fn pump(
         for _ in 0..3 {
             requeue().await;
         }
-        if !db_idle() {
+        if !idle() {
             let since = *busy_since.get_or_insert_with(std::time::Instant::now);
             if since.elapsed() < BUSY_PATIENCE {
-                // Waiting for SQLite's thread: let the runtime poll its drivers meanwhile.
+                // Waiting for SQLite's thread or the runner: let the runtime poll its drivers
+                // (and the runner) meanwhile.
                 tokio::task::yield_now().await;
                 continue;
             }
@@ -190,6 +197,61 @@ fn requeue() -> impl std::future::Future<Output = ()> {
             std::task::Poll::Pending
         }
     })
+}
+
+/// A future that records whether it has been woken and not polled since ([`WakeFlag`]).
+pub struct Tracked<F> {
+    inner: Pin<Box<F>>,
+    flag: Arc<WakeFlag>,
+}
+
+/// Set when a [`Tracked`] future is woken, cleared when it is polled.
+#[derive(Debug, Default)]
+pub struct WakeFlag(AtomicBool);
+
+impl WakeFlag {
+    /// Whether the future has been woken and is waiting to be polled.
+    pub fn pending(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl<F: Future> Tracked<F> {
+    /// Wraps `inner`; `flag` follows its wake-ups.
+    pub fn new(inner: F, flag: Arc<WakeFlag>) -> Self {
+        Self { inner: Box::pin(inner), flag }
+    }
+}
+
+impl<F: Future> Future for Tracked<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // Cleared before polling, so a wake-up during the poll counts.
+        self.flag.0.store(false, Ordering::SeqCst);
+        let waker = Waker::from(Arc::new(FlaggingWaker {
+            flag: self.flag.clone(),
+            inner: cx.waker().clone(),
+        }));
+        self.inner.as_mut().poll(&mut Context::from_waker(&waker))
+    }
+}
+
+/// Sets the flag, then wakes the real waker.
+struct FlaggingWaker {
+    flag: Arc<WakeFlag>,
+    inner: Waker,
+}
+
+impl Wake for FlaggingWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.flag.0.store(true, Ordering::SeqCst);
+        self.inner.wake_by_ref();
+    }
 }
 
 /// Keeps tokio from auto-advancing the paused clock while it is held (a parked blocking task).
@@ -280,6 +342,25 @@ mod tests {
             let _ = stop_tx.send(true);
             pump_task.await.expect("pump");
             hold.release().await;
+        });
+    }
+
+    #[test]
+    fn tracked_reports_a_wake_up_until_the_next_poll() {
+        paused_runtime().block_on(async {
+            let flag = Arc::new(WakeFlag::default());
+            let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
+            let mut tracked = Tracked::new(rx, flag.clone());
+            let polled_once = std::future::poll_fn(|cx| {
+                assert!(Pin::new(&mut tracked).poll(cx).is_pending());
+                Poll::Ready(())
+            });
+            polled_once.await;
+            assert!(!flag.pending(), "not woken yet");
+            tx.send(7).expect("send");
+            assert!(flag.pending(), "woken, not polled");
+            assert_eq!(tracked.await.expect("value"), 7);
+            assert!(!flag.pending(), "polled");
         });
     }
 }

@@ -20,7 +20,7 @@ use oxstack_simulator::{SimCloud, SimConfig, SimRng};
 use tokio::sync::watch;
 
 use crate::checks::{self, CheckCtx, CheckOutcome};
-use crate::clock::{self, ClockHold, SimClock};
+use crate::clock::{self, ClockHold, SimClock, Tracked, WakeFlag};
 use crate::digest;
 use crate::env::{self, Env};
 use crate::error::{ScenarioError, ScenarioResult};
@@ -58,21 +58,25 @@ pub fn run_blocking(
         .map_err(ScenarioError::Runtime)?;
     rt.block_on(async {
         let hold = ClockHold::start();
-        let result = run(scenario, opts, observer).await;
+        let runner_woken = Arc::new(WakeFlag::default());
+        let result =
+            Tracked::new(run(scenario, opts, observer, runner_woken.clone()), runner_woken).await;
         hold.release().await;
         result
     })
 }
 
-/// Whether no database connection is checked out (nothing is waiting on SQLite).
-fn db_idle(engine: &Engine) -> bool {
-    engine.db.idle()
+/// Whether nothing the pump cannot see is pending: no database connection is checked out
+/// (nothing is waiting on SQLite) and the runner is not waiting to be polled.
+fn nothing_pending(engine: &Engine, runner_woken: &WakeFlag) -> bool {
+    engine.db.idle() && !runner_woken.pending()
 }
 
 async fn run(
     s: &Scenario,
     opts: &RunOptions,
     observer: &dyn Observer,
+    runner_woken: Arc<WakeFlag>,
 ) -> ScenarioResult<RunReport> {
     let seed = opts.seed.unwrap_or(s.seed);
     let wall = std::time::Instant::now();
@@ -97,7 +101,11 @@ async fn run(
     .map_err(|e| ScenarioError::engine(format!("starting the engine on {db_url}"), e))?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let pump_engine = engine.clone();
-    let pump = tokio::spawn(clock::pump(clock.clone(), move || db_idle(&pump_engine), stop_rx));
+    let pump = tokio::spawn(clock::pump(
+        clock.clone(),
+        move || nothing_pending(&pump_engine, &runner_woken),
+        stop_rx,
+    ));
     let result = async {
         let mut stats = Stats::default();
         let setup = PhaseClock::start(&clock);
