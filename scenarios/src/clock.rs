@@ -203,6 +203,8 @@ fn requeue() -> impl std::future::Future<Output = ()> {
 pub struct Tracked<F> {
     inner: Pin<Box<F>>,
     flag: Arc<WakeFlag>,
+    /// The flagging waker of the last poll, reused while the caller's waker stays the same.
+    waker: Option<(Waker, Waker)>,
 }
 
 /// Set when a [`Tracked`] future is woken, cleared when it is polled.
@@ -219,7 +221,7 @@ impl WakeFlag {
 impl<F: Future> Tracked<F> {
     /// Wraps `inner`; `flag` follows its wake-ups.
     pub fn new(inner: F, flag: Arc<WakeFlag>) -> Self {
-        Self { inner: Box::pin(inner), flag }
+        Self { inner: Box::pin(inner), flag, waker: None }
     }
 }
 
@@ -229,11 +231,19 @@ impl<F: Future> Future for Tracked<F> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         // Cleared before polling, so a wake-up during the poll counts.
         self.flag.0.store(false, Ordering::SeqCst);
-        let waker = Waker::from(Arc::new(FlaggingWaker {
-            flag: self.flag.clone(),
-            inner: cx.waker().clone(),
-        }));
-        self.inner.as_mut().poll(&mut Context::from_waker(&waker))
+        let this = &mut *self;
+        let waker = match &this.waker {
+            Some((caller, flagging)) if caller.will_wake(cx.waker()) => flagging.clone(),
+            _ => {
+                let flagging = Waker::from(Arc::new(FlaggingWaker {
+                    flag: this.flag.clone(),
+                    inner: cx.waker().clone(),
+                }));
+                this.waker = Some((cx.waker().clone(), flagging.clone()));
+                flagging
+            }
+        };
+        this.inner.as_mut().poll(&mut Context::from_waker(&waker))
     }
 }
 
