@@ -169,15 +169,6 @@ impl Engine {
         if let Some(h) = self.vm_host(vm).await? {
             return Ok(h);
         }
-        self.place_unplaced_vm(vm, req).await
-    }
-
-    /// [`Engine::place_vm`] for a VM the caller knows holds no host (saves a read).
-    pub(crate) async fn place_unplaced_vm(
-        &self,
-        vm: VmId,
-        req: &HostRequest,
-    ) -> EngineResult<HostId> {
         let host = self.reserve_host(req).await?;
         let cluster = self.scheduler.index().get(host).map(|c| c.cluster);
         let set = sqlx::query("UPDATE vm_instances SET host_uuid = ?, cluster_uuid = ? WHERE uuid = ? AND host_uuid IS NULL")
@@ -342,14 +333,16 @@ impl Engine {
         Ok(())
     }
 
-    /// Gives NIC `nic` of `vm` an address on `l3`. Idempotent: an existing NIC is returned as is.
+    /// Gives NIC `nic` of `vm` an address on `l3` and returns it as a host needs it (`iface`:
+    /// the L2 network's physical interface). Idempotent: an existing NIC is returned as is.
     pub(crate) async fn allocate_nic(
         &self,
         vm: VmId,
         nic: NicId,
         l3: L3NetworkId,
         index: u32,
-    ) -> EngineResult<Ipv4Addr> {
+        iface: &str,
+    ) -> EngineResult<NicSpec> {
         let mut mac = mac_for(nic.0.as_bytes());
         for _ in 0..RACE_RETRIES {
             let alloc = self.ipam.allocate(l3).ok_or_else(|| {
@@ -371,17 +364,18 @@ impl Engine {
             .await
             .map_err(EngineError::from);
             match res {
-                Ok(_) => return Ok(alloc.ip),
+                Ok(_) => return Ok(self.nic_spec(l3, alloc.ip, mac, iface.to_owned())),
                 Err(e) if e.is_unique_violation() => {
                     // An earlier run of this step already made this NIC: keep it.
-                    let existing: Option<i64> =
-                        sqlx::query_scalar("SELECT ip FROM vm_nics WHERE uuid = ?")
+                    let existing: Option<(i64, String)> =
+                        sqlx::query_as("SELECT ip, mac FROM vm_nics WHERE uuid = ?")
                             .bind(nic.to_string())
                             .fetch_optional(self.db.w())
                             .await?;
-                    if let Some(ip) = existing {
+                    if let Some((ip, mac)) = existing {
                         self.ipam.release(l3, alloc.ip);
-                        return Ok(Ipv4Addr::from(ip as u32));
+                        let ip = Ipv4Addr::from(ip as u32);
+                        return Ok(self.nic_spec(l3, ip, mac, iface.to_owned()));
                     }
                     // Either the address was taken behind the cache's back (keep it marked used)
                     // or the MAC collided (free the address, pick another MAC).
@@ -437,17 +431,21 @@ impl Engine {
         for (l3, ip, mac, iface) in rows {
             let l3: L3NetworkId =
                 l3.parse().map_err(|e| EngineError::Internal(format!("bad l3 uuid: {e}")))?;
-            let ip = Ipv4Addr::from(ip as u32);
-            let range = self.ipam.range_of(l3, ip);
-            out.push(NicSpec {
-                mac,
-                ip,
-                netmask: range.map(|r| r.netmask).unwrap_or(Ipv4Addr::BROADCAST),
-                gateway: range.map(|r| r.gateway).unwrap_or(Ipv4Addr::UNSPECIFIED),
-                l2_interface: iface,
-            });
+            out.push(self.nic_spec(l3, Ipv4Addr::from(ip as u32), mac, iface));
         }
         Ok(out)
+    }
+
+    /// A NIC as a host needs it: netmask and gateway from the address's IP range.
+    fn nic_spec(&self, l3: L3NetworkId, ip: Ipv4Addr, mac: String, iface: String) -> NicSpec {
+        let range = self.ipam.range_of(l3, ip);
+        NicSpec {
+            mac,
+            ip,
+            netmask: range.map(|r| r.netmask).unwrap_or(Ipv4Addr::BROADCAST),
+            gateway: range.map(|r| r.gateway).unwrap_or(Ipv4Addr::UNSPECIFIED),
+            l2_interface: iface,
+        }
     }
 }
 

@@ -2,20 +2,26 @@
 //!
 //! | step               | does                                              | undo                         |
 //! |--------------------|---------------------------------------------------|------------------------------|
-//! | insert-vm          | VM row in state Created                           | delete the row               |
 //! | allocate-host      | scheduler picks a host, capacity reserved         | capacity returned            |
+//! | insert-vm          | VM row in state Created, holding that host        | delete the row               |
 //! | allocate-volume    | root volume on the cluster's primary storage      | volume deleted, bytes freed  |
 //! | allocate-nics      | a NIC with a fresh IP on each requested L3        | NICs deleted, IPs freed      |
 //! | create-on-host     | the hypervisor defines and starts the VM          | the hypervisor destroys it   |
 //!
 //! On success the VM is Running; on failure nothing of it is left.
+//!
+//! The host is reserved before the VM row exists so that the row is inserted already holding it
+//! (one write fewer than inserting and then placing); what each step made is kept in
+//! [`CreateCtx`], so the host spec and the final VM need no read back.
 
 use async_trait::async_trait;
-use oxstack_hypervisor::{HostId, VmSpec, VolumeSpec};
+use oxstack_hypervisor::{HostId, NicSpec, VmSpec, VolumeSpec};
 use serde::Deserialize;
+use sqlx::Row;
 use utoipa::ToSchema;
 
 use super::allocate::HostRequest;
+use super::view;
 use super::{VmInstance, VmState};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{
@@ -67,6 +73,8 @@ pub struct CreatePlan {
     pub l3s: Vec<L3NetworkId>,
     pub l2s: Vec<L2NetworkId>,
     pub nics: Vec<NicId>,
+    /// The physical interface of each NIC's L2 network, in NIC order.
+    pub nic_interfaces: Vec<String>,
     pub cluster: Option<ClusterId>,
     pub host: Option<HostId>,
 }
@@ -77,22 +85,62 @@ pub struct CreateCtx {
     pub plan: CreatePlan,
     pub host: Option<HostId>,
     pub cluster: Option<ClusterId>,
+    /// The NICs made so far, as the host needs them.
+    pub nics: Vec<NicSpec>,
+}
+
+impl CreateCtx {
+    /// A context for running `plan`, nothing done yet.
+    pub fn new(engine: Engine, plan: CreatePlan) -> Self {
+        Self { engine, plan, host: None, cluster: None, nics: Vec::new() }
+    }
 }
 
 impl Engine {
     /// Validates a create request and fixes the new VM's IDs. Changes nothing.
+    ///
+    /// The offering, the image and the L3 networks (with their L2's interface) come back in one
+    /// query: this is on every create's path.
     pub async fn plan_create_vm(&self, req: CreateVm) -> EngineResult<CreatePlan> {
         check_name(&req.name)?;
-        let offering =
-            self.get_instance_offering(req.instance_offering_uuid).await.map_err(|_| {
-                EngineError::invalid(
-                    "instance_offering_uuid",
-                    format!("instance offering {} does not exist", req.instance_offering_uuid),
-                )
-            })?;
-        let image = self.get_image(req.image_uuid).await.map_err(|_| {
-            EngineError::invalid("image_uuid", format!("image {} does not exist", req.image_uuid))
-        })?;
+        let l3_list = serde_json::Value::from(
+            req.l3_network_uuids.iter().map(|l3| l3.to_string()).collect::<Vec<_>>(),
+        );
+        let row = sqlx::query(
+            "SELECT o.cpus, o.memory_bytes, i.url, i.format, i.size_bytes, \
+             (SELECT json_group_array(json_array(l3.uuid, l3.zone_uuid, l3.l2_network_uuid, l2.physical_interface)) \
+              FROM l3_networks l3 JOIN l2_networks l2 ON l2.uuid = l3.l2_network_uuid \
+              WHERE l3.uuid IN (SELECT value FROM json_each(?3))) AS l3s_json \
+             FROM (SELECT 1) LEFT JOIN instance_offerings o ON o.uuid = ?1 LEFT JOIN images i ON i.uuid = ?2",
+        )
+        .bind(req.instance_offering_uuid.to_string())
+        .bind(req.image_uuid.to_string())
+        .bind(l3_list.to_string())
+        .fetch_one(self.db.r())
+        .await?;
+        let (Some(cpus), Some(memory)) =
+            (row.try_get::<Option<i64>, _>(0)?, row.try_get::<Option<i64>, _>(1)?)
+        else {
+            return Err(EngineError::invalid(
+                "instance_offering_uuid",
+                format!("instance offering {} does not exist", req.instance_offering_uuid),
+            ));
+        };
+        let (Some(image_url), Some(image_format), Some(image_size)) = (
+            row.try_get::<Option<String>, _>(2)?,
+            row.try_get::<Option<String>, _>(3)?,
+            row.try_get::<Option<i64>, _>(4)?,
+        ) else {
+            return Err(EngineError::invalid(
+                "image_uuid",
+                format!("image {} does not exist", req.image_uuid),
+            ));
+        };
+        let image_size = image_size as u64;
+        let l3s_json: String = row.try_get(5)?;
+        let bad = |e: String| EngineError::Internal(format!("reading L3 networks: {e}"));
+        let found: Vec<(String, String, String, String)> =
+            serde_json::from_str(&l3s_json).map_err(|e| bad(e.to_string()))?;
         if req.l3_network_uuids.is_empty() {
             return Err(EngineError::invalid(
                 "l3_network_uuids",
@@ -100,6 +148,7 @@ impl Engine {
             ));
         }
         let mut l2s = Vec::new();
+        let mut nic_interfaces = Vec::new();
         let mut zone = None;
         for (i, l3) in req.l3_network_uuids.iter().enumerate() {
             if req.l3_network_uuids[..i].contains(l3) {
@@ -108,28 +157,35 @@ impl Engine {
                     format!("L3 network {l3} is listed twice"),
                 ));
             }
-            let net = self.get_l3_network(*l3).await.map_err(|_| {
-                EngineError::invalid("l3_network_uuids", format!("L3 network {l3} does not exist"))
-            })?;
-            if zone.is_some_and(|z| z != net.zone_uuid) {
+            let wanted = l3.to_string();
+            let Some((_, net_zone, net_l2, iface)) = found.iter().find(|f| f.0 == wanted) else {
+                return Err(EngineError::invalid(
+                    "l3_network_uuids",
+                    format!("L3 network {l3} does not exist"),
+                ));
+            };
+            let net_zone: ZoneId = net_zone.parse().map_err(|e| bad(format!("{e}")))?;
+            let net_l2: L2NetworkId = net_l2.parse().map_err(|e| bad(format!("{e}")))?;
+            if zone.is_some_and(|z| z != net_zone) {
                 return Err(EngineError::invalid(
                     "l3_network_uuids",
                     "all L3 networks must be in one zone",
                 ));
             }
-            zone = Some(net.zone_uuid);
-            if !l2s.contains(&net.l2_network_uuid) {
-                l2s.push(net.l2_network_uuid);
+            zone = Some(net_zone);
+            if !l2s.contains(&net_l2) {
+                l2s.push(net_l2);
             }
+            nic_interfaces.push(iface.clone());
         }
         let zone = zone.ok_or_else(|| {
             EngineError::invalid("l3_network_uuids", "at least one L3 network is needed")
         })?;
-        let root_bytes = req.root_disk_bytes.unwrap_or(image.size_bytes);
-        if root_bytes < image.size_bytes {
+        let root_bytes = req.root_disk_bytes.unwrap_or(image_size);
+        if root_bytes < image_size {
             return Err(EngineError::invalid(
                 "root_disk_bytes",
-                format!("{root_bytes} is smaller than the image ({} bytes)", image.size_bytes),
+                format!("{root_bytes} is smaller than the image ({image_size} bytes)"),
             ));
         }
         crate::services::to_i64("root_disk_bytes", root_bytes)?;
@@ -147,17 +203,18 @@ impl Engine {
             vm: self.ids.next(),
             name: req.name,
             zone,
-            offering: offering.uuid,
-            image: image.uuid,
-            image_url: image.url,
-            image_format: image.format,
-            cpus: offering.cpus,
-            memory: offering.memory_bytes,
+            offering: req.instance_offering_uuid,
+            image: req.image_uuid,
+            image_url,
+            image_format,
+            cpus: cpus as u32,
+            memory: memory as u64,
             root_bytes,
             root_volume: self.ids.next(),
             nics: req.l3_network_uuids.iter().map(|_| self.ids.next()).collect(),
             l3s: req.l3_network_uuids,
             l2s,
+            nic_interfaces,
             cluster: req.cluster_uuid,
             host: req.host_uuid,
         })
@@ -173,31 +230,35 @@ impl Engine {
     pub async fn run_create_vm(&self, plan: CreatePlan) -> EngineResult<VmInstance> {
         let vm = plan.vm;
         let _turn = self.queues.enter(vm.0).await;
-        let mut ctx = CreateCtx { engine: self.clone(), plan, host: None, cluster: None };
+        let mut ctx = CreateCtx::new(self.clone(), plan);
         create_workflow().run(&mut ctx).await?;
         let host = ctx
             .host
             .ok_or_else(|| EngineError::Internal("create finished without a host".into()))?;
-        sqlx::query(
-            "UPDATE vm_instances SET last_host_uuid = ?, state = ?, state_changed_at = ? WHERE uuid = ?",
-        )
+        // The VM comes back from the update itself (one round trip instead of two).
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE vm_instances SET last_host_uuid = ?, state = ?, state_changed_at = ? WHERE uuid = ? \
+             RETURNING {}",
+            view::COLUMNS
+        )))
         .bind(host.to_string())
         .bind(VmState::Running.as_str())
         .bind(crate::time::now_ms())
         .bind(vm.to_string())
-        .execute(self.db.w())
-        .await?;
+        .fetch_optional(self.db.w())
+        .await?
+        .ok_or_else(|| EngineError::Internal(format!("vm {vm} vanished as its create finished")))?;
         let (from, to) = (VmState::Starting.as_str(), VmState::Running.as_str());
         self.events.publish("vm", vm.0, Some(from), Some(to));
-        self.get_vm(vm).await
+        Ok(view::decode(&row)?)
     }
 }
 
 /// The create workflow.
 pub fn create_workflow() -> Workflow<CreateCtx> {
     Workflow::new("create-vm")
-        .step(InsertVm)
         .step(AllocateHost)
+        .step(InsertVm)
         .step(AllocateRootVolume)
         .step(AllocateNics)
         .step(CreateOnHost)
@@ -216,14 +277,20 @@ impl Step<CreateCtx> for InsertVm {
     }
     async fn run(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
         let p = &ctx.plan;
+        let host = ctx
+            .host
+            .ok_or_else(|| EngineError::Internal("no host chosen before insert-vm".into()))?;
         let now = crate::time::now_ms();
         let inserted = sqlx::query(
-            "INSERT OR IGNORE INTO vm_instances (uuid, name, zone_uuid, instance_offering_uuid, image_uuid, cpus, memory_bytes, \
-             state, created_at, state_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'Created', ?, ?)",
+            "INSERT OR IGNORE INTO vm_instances (uuid, name, zone_uuid, cluster_uuid, host_uuid, instance_offering_uuid, \
+             image_uuid, cpus, memory_bytes, state, created_at, state_changed_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'Created', ?, ?)",
         )
         .bind(p.vm.to_string())
         .bind(&p.name)
         .bind(p.zone.to_string())
+        .bind(ctx.cluster.map(|c| c.to_string()))
+        .bind(host.to_string())
         .bind(p.offering.to_string())
         .bind(p.image.to_string())
         .bind(i64::from(p.cpus))
@@ -266,18 +333,22 @@ impl Step<CreateCtx> for AllocateHost {
             storage_bytes: p.root_bytes,
             ..Default::default()
         };
-        // On a re-run the VM is placed already: the step's output says where.
+        // On a re-run the host is reserved already: the step's output says where.
         if ctx.host.is_some() {
             return Ok(());
         }
-        let host = ctx.engine.place_unplaced_vm(p.vm, &req).await?;
+        let host = ctx.engine.reserve_host(&req).await?;
         ctx.host = Some(host);
         ctx.cluster = ctx.engine.scheduler.index().get(host).map(|c| c.cluster);
         Ok(())
     }
     async fn undo(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
-        ctx.engine.unplace_vm(ctx.plan.vm).await?;
-        ctx.host = None;
+        // insert-vm's undo has deleted the row already: the capacity is the context's to return.
+        if let Some(host) = ctx.host {
+            ctx.engine.release_host(host, ctx.plan.cpus, ctx.plan.memory).await?;
+            ctx.host = None;
+            ctx.cluster = None;
+        }
         Ok(())
     }
 }
@@ -309,21 +380,28 @@ impl Step<CreateCtx> for AllocateNics {
     }
     async fn run(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
         let p = &ctx.plan;
-        for (i, (nic, l3)) in p.nics.iter().zip(&p.l3s).enumerate() {
-            if let Err(e) = ctx.engine.allocate_nic(p.vm, *nic, *l3, i as u32).await {
-                // A failed step leaves nothing: free the NICs this run already made.
-                for done in &p.nics[..i] {
-                    ctx.engine.free_nic(*done).await?;
+        let mut made = Vec::with_capacity(p.nics.len());
+        for (i, ((nic, l3), iface)) in p.nics.iter().zip(&p.l3s).zip(&p.nic_interfaces).enumerate()
+        {
+            match ctx.engine.allocate_nic(p.vm, *nic, *l3, i as u32, iface).await {
+                Ok(spec) => made.push(spec),
+                Err(e) => {
+                    // A failed step leaves nothing: free the NICs this run already made.
+                    for done in &p.nics[..i] {
+                        ctx.engine.free_nic(*done).await?;
+                    }
+                    return Err(e);
                 }
-                return Err(e);
             }
         }
+        ctx.nics = made;
         Ok(())
     }
     async fn undo(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
         for nic in &ctx.plan.nics {
             ctx.engine.free_nic(*nic).await?;
         }
+        ctx.nics.clear();
         Ok(())
     }
 }
@@ -353,7 +431,7 @@ impl Step<CreateCtx> for CreateOnHost {
                 device_index: 0,
             },
             data_volumes: Vec::new(),
-            nics: e.nic_specs(p.vm).await?,
+            nics: ctx.nics.clone(),
         };
         e.hv(host, "create", e.hypervisor.create_vm(host, &spec)).await
     }

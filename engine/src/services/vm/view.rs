@@ -59,7 +59,8 @@ pub struct VmNic {
     pub device_index: u32,
 }
 
-const COLUMNS: &str = "uuid, name, zone_uuid, cluster_uuid, host_uuid, last_host_uuid, instance_offering_uuid, \
+/// The columns [`decode`] reads, NICs and root volume included (also usable in `RETURNING`).
+pub(super) const COLUMNS: &str = "uuid, name, zone_uuid, cluster_uuid, host_uuid, last_host_uuid, instance_offering_uuid, \
     image_uuid, cpus, memory_bytes, state, created_at, state_changed_at, \
     (SELECT uuid FROM volumes WHERE vm_uuid = vm_instances.uuid AND kind = 'Root') AS root_volume_uuid, \
     (SELECT json_group_array(json_array(uuid, l3_network_uuid, ip, mac, device_index) ORDER BY device_index) \
@@ -87,7 +88,8 @@ fn decode_nics(r: &SqliteRow) -> Result<Vec<VmNic>, sqlx::Error> {
         .collect()
 }
 
-fn decode(r: &SqliteRow) -> Result<VmInstance, sqlx::Error> {
+/// A VM from a row of [`COLUMNS`].
+pub(super) fn decode(r: &SqliteRow) -> Result<VmInstance, sqlx::Error> {
     Ok(VmInstance {
         uuid: db::id(r, "uuid")?,
         name: r.try_get("name")?,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use oxstack_hypervisor::{HostId, Hypervisor, PowerState, VmId};
 use oxstack_simulator::{SimCloud, SimConfig};
 
-use crate::ids::{ImageId, InstanceOfferingId, L3NetworkId};
+use crate::ids::{ClusterId, ImageId, InstanceOfferingId, L3NetworkId, ZoneId};
 use crate::services::cluster::CreateCluster;
 use crate::services::host::AddHost;
 use crate::services::image::CreateImage;
@@ -24,6 +24,8 @@ pub struct Cloud {
     pub engine: Engine,
     pub sim: Arc<SimCloud>,
     pub hosts: Vec<HostId>,
+    pub zone: ZoneId,
+    pub cluster: ClusterId,
     pub offering: InstanceOfferingId,
     pub image: ImageId,
     pub l3: L3NetworkId,
@@ -138,7 +140,16 @@ impl Cloud {
                 .unwrap();
             ids.push(h.uuid);
         }
-        Self { engine, sim, hosts: ids, offering: offering.uuid, image: image.uuid, l3: l3.uuid }
+        Self {
+            engine,
+            sim,
+            hosts: ids,
+            zone: zone.uuid,
+            cluster: cluster.uuid,
+            offering: offering.uuid,
+            image: image.uuid,
+            l3: l3.uuid,
+        }
     }
 
     pub fn create_req(&self, name: &str) -> CreateVm {

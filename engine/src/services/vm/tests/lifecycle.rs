@@ -1,13 +1,18 @@
 //! Every VM operation end to end against the simulator, with the state checked after each.
 
 use std::collections::HashSet;
+use std::net::Ipv4Addr;
 
 use futures::future::join_all;
 use oxstack_hypervisor::{OpKind, PowerState, StopMode};
 use oxstack_simulator::FaultRule;
 
 use super::fixture::{Cloud, GIB};
+use crate::ids::L3NetworkId;
 use crate::services::host::HostStatus;
+use crate::services::network::ip_range::CreateIpRange;
+use crate::services::network::{CreateL2Network, CreateL3Network};
+use crate::services::vm::create::{create_workflow, CreateCtx, CreateVm};
 use crate::services::vm::destroy::DestroyOutcome;
 use crate::services::vm::VmState;
 
@@ -344,5 +349,67 @@ async fn recovering_a_vm_still_defined_where_it_was_destroyed_undefines_it_first
     c.assert_consistent().await;
     let v = c.engine.start_vm(vm.uuid, None).await.unwrap();
     assert_eq!(v.state, VmState::Running);
+    c.assert_consistent().await;
+}
+
+/// A cloud with a second L2 (`eth1`) and L3 (192.168.7.10-20) attached to its cluster, and a
+/// create request with a NIC on the second L3, then one on the first.
+async fn cloud_with_two_l3s() -> (Cloud, L3NetworkId, CreateVm) {
+    let c = Cloud::new(2, 8, 32, 10).await;
+    let l2 = c
+        .engine
+        .create_l2_network(CreateL2Network {
+            zone_uuid: c.zone,
+            name: "storage-net".into(),
+            physical_interface: "eth1".into(),
+            vlan: None,
+        })
+        .await
+        .unwrap();
+    c.engine.attach_l2_network(c.cluster, l2.uuid).await.unwrap();
+    let l3 = c
+        .engine
+        .create_l3_network(CreateL3Network { l2_network_uuid: l2.uuid, name: "l3b".into() })
+        .await
+        .unwrap();
+    let range = CreateIpRange {
+        name: "r".into(),
+        start_ip: "192.168.7.10".into(),
+        end_ip: "192.168.7.20".into(),
+        netmask: "255.255.255.0".into(),
+        gateway: "192.168.7.1".into(),
+    };
+    c.engine.create_ip_range(l3.uuid, range).await.unwrap();
+    let mut req = c.create_req("two-nics");
+    req.l3_network_uuids = vec![l3.uuid, c.l3];
+    (c, l3.uuid, req)
+}
+
+#[tokio::test]
+async fn the_nics_a_host_is_given_at_create_are_the_ones_the_database_holds() {
+    let (c, _, req) = cloud_with_two_l3s().await;
+    let plan = c.engine.plan_create_vm(req).await.unwrap();
+    assert_eq!(plan.nic_interfaces, ["eth1", "eth0"]);
+    let mut ctx = CreateCtx::new(c.engine.clone(), plan);
+    create_workflow().run(&mut ctx).await.unwrap();
+    // The spec is built from the steps' outputs, not read back: it must match a read.
+    assert_eq!(ctx.nics, c.engine.nic_specs(ctx.plan.vm).await.unwrap());
+    assert_eq!(ctx.nics[0].l2_interface, "eth1");
+    assert_eq!(ctx.nics[0].gateway, Ipv4Addr::new(192, 168, 7, 1));
+    assert_eq!(ctx.nics[0].netmask, Ipv4Addr::new(255, 255, 255, 0));
+    assert_eq!(ctx.nics[1].l2_interface, "eth0");
+}
+
+#[tokio::test]
+async fn a_vm_on_two_l3_networks_gets_a_nic_on_each_in_the_order_asked() {
+    let (c, l3, req) = cloud_with_two_l3s().await;
+    let created = c.engine.create_vm(req).await.unwrap();
+    // The VM the create returns (from its last update) is the one a read returns.
+    let read = c.engine.get_vm(created.uuid).await.unwrap();
+    assert_eq!(serde_json::to_value(&created).unwrap(), serde_json::to_value(&read).unwrap());
+    let l3s: Vec<_> = created.nics.iter().map(|n| (n.device_index, n.l3_network_uuid)).collect();
+    assert_eq!(l3s, [(0, l3), (1, c.l3)]);
+    assert_eq!(created.state, VmState::Running);
+    assert!(created.root_volume_uuid.is_some() && created.host_uuid.is_some());
     c.assert_consistent().await;
 }

@@ -18,7 +18,7 @@ async fn create_workflow_unwinds() {
         &create_workflow(),
         async || {
             let plan = c.engine.plan_create_vm(c.create_req("u")).await.unwrap();
-            CreateCtx { engine: c.engine.clone(), plan, host: None, cluster: None }
+            CreateCtx::new(c.engine.clone(), plan)
         },
         async |ctx: &CreateCtx| {
             assert_eq!(c.count("vm_instances").await, 0, "vm row left");
