@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use crate::db::rows_as_one;
 use crate::error::EngineResult;
 use crate::ids::{HostId, L3NetworkId, PrimaryStorageId};
 use crate::Engine;
@@ -17,12 +18,19 @@ impl Engine {
         let mut out = Vec::new();
         let db = self.db.r();
 
-        let hosts: Vec<(String, i64, i64)> =
-            sqlx::query_as("SELECT uuid, cpu_used, memory_used FROM hosts").fetch_all(db).await?;
-        let placed: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT host_uuid, SUM(cpus), SUM(memory_bytes) FROM vm_instances WHERE host_uuid IS NOT NULL GROUP BY host_uuid",
+        // The two scans that grow with the cloud come back as one row each (see `db::bulk`).
+        let hosts: Vec<(String, i64, i64)> = rows_as_one(
+            db,
+            "uuid, cpu_used, memory_used",
+            "SELECT uuid, cpu_used, memory_used FROM hosts",
         )
-        .fetch_all(db)
+        .await?;
+        let placed: Vec<(String, i64, i64)> = rows_as_one(
+            db,
+            "host, cpus, memory",
+            "SELECT host_uuid AS host, SUM(cpus) AS cpus, SUM(memory_bytes) AS memory FROM vm_instances \
+             WHERE host_uuid IS NOT NULL GROUP BY host_uuid",
+        )
         .await?;
         let placed: HashMap<String, (i64, i64)> =
             placed.into_iter().map(|(h, c, m)| (h, (c, m))).collect();

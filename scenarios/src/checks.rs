@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use oxstack_engine::db::rows_as_one;
 use oxstack_engine::ids::{HostId, VmId};
 use oxstack_engine::services::vm::VmState;
 use oxstack_engine::Engine;
@@ -156,11 +157,14 @@ fn summarize(problems: &[String]) -> String {
 }
 
 async fn vm_rows(engine: &Engine) -> ScenarioResult<Vec<VmRow>> {
-    let raw: Vec<(String, String, Option<String>)> =
-        sqlx::query_as("SELECT uuid, state, host_uuid FROM vm_instances ORDER BY uuid")
-            .fetch_all(engine.db.r())
-            .await
-            .map_err(|e| db_err("vm rows", e))?;
+    let mut raw: Vec<(String, String, Option<String>)> = rows_as_one(
+        engine.db.r(),
+        "uuid, state, host_uuid",
+        "SELECT uuid, state, host_uuid FROM vm_instances",
+    )
+    .await
+    .map_err(|e| db_err("vm rows", e))?;
+    raw.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let bad = |m: String| db_err("vm rows", oxstack_engine::EngineError::Internal(m));
     raw.into_iter()
         .map(|(id, state, host)| {
@@ -177,10 +181,10 @@ async fn vm_rows(engine: &Engine) -> ScenarioResult<Vec<VmRow>> {
 
 /// Hosts the database has Connected.
 async fn connected_hosts(engine: &Engine) -> ScenarioResult<std::collections::HashSet<HostId>> {
-    let raw: Vec<(String,)> = sqlx::query_as("SELECT uuid FROM hosts WHERE status = 'Connected'")
-        .fetch_all(engine.db.r())
-        .await
-        .map_err(|e| db_err("hosts", e))?;
+    let raw: Vec<(String,)> =
+        rows_as_one(engine.db.r(), "uuid", "SELECT uuid FROM hosts WHERE status = 'Connected'")
+            .await
+            .map_err(|e| db_err("hosts", e))?;
     Ok(raw.into_iter().filter_map(|(h,)| h.parse().ok()).collect())
 }
 

@@ -15,9 +15,11 @@ use sqlx::ConnectOptions;
 
 use crate::error::{EngineError, EngineResult};
 
+mod bulk;
 mod conns;
 mod group;
 mod rows;
+pub use bulk::rows_as_one;
 pub use conns::{open, ConnGuard, Conns};
 pub use rows::*;
 
