@@ -7,6 +7,7 @@ use oxstack_hypervisor::Hypervisor;
 use tokio::sync::{watch, Semaphore};
 
 use crate::bus::{EventBus, SyncQueues};
+use crate::cluster::Membership;
 use crate::config::{ConfigName, GlobalConfig};
 use crate::db::Db;
 use crate::error::EngineResult;
@@ -47,6 +48,8 @@ pub struct EngineInner {
     pub ipam: Ipam,
     pub migrations: Semaphore,
     pub ids: IdGen,
+    /// This node's view of the management-node cluster (who owns which host).
+    pub membership: Membership,
     /// Ping sweeps run so far (paces the periodic VM state sync); per node, so two engines in
     /// one process (tests, replays) keep their own cadence.
     pub(crate) sweeps: std::sync::atomic::AtomicU64,
@@ -87,19 +90,24 @@ impl Engine {
             ipam,
             migrations,
             ids: opts.id_seed.map(IdGen::seeded).unwrap_or_else(IdGen::random),
+            membership: Membership::new(),
             sweeps: std::sync::atomic::AtomicU64::new(0),
             shutdown,
         }));
         engine.recover_interrupted().await?;
+        engine.join_cluster().await?;
         if opts.background_tasks {
             engine.spawn_background_tasks();
         }
         Ok(engine)
     }
 
-    /// Stops the background tasks and closes the database.
+    /// Stops the background tasks, leaves the cluster and closes the database.
     pub async fn shutdown(&self) {
         let _ = self.shutdown.send(true);
+        if let Err(e) = self.leave_cluster().await {
+            tracing::warn!(%e, "could not mark this management node Left");
+        }
         self.db.close().await;
     }
 
@@ -113,5 +121,7 @@ impl Engine {
         tokio::spawn(async move { engine.run_host_tracker().await });
         let engine = self.clone();
         tokio::spawn(async move { engine.run_expunge_sweeper().await });
+        let engine = self.clone();
+        tokio::spawn(async move { engine.run_heartbeats().await });
     }
 }

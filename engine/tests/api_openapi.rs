@@ -72,6 +72,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/global-configs"),
     ("get", "/v1/global-configs/{name}"),
     ("put", "/v1/global-configs/{name}"),
+    ("get", "/v1/management-nodes"),
     ("get", "/v1/events"),
     ("get", "/v1/openapi.json"),
 ];

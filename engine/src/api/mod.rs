@@ -7,9 +7,11 @@
 //!   networks and IP ranges
 //! - [`vm`]: VM create, list, get and lifecycle actions
 //! - [`config`]: global configuration
+//! - [`cluster`]: the management nodes
 //! - [`events`]: `GET /v1/events`, the WebSocket event stream
 //! - [`openapi`]: `GET /v1/openapi.json`
 
+pub mod cluster;
 pub mod config;
 mod crud;
 pub mod error;
@@ -92,6 +94,7 @@ pub fn router(engine: Engine) -> Router {
         .route("/v1/jobs/{uuid}", get(jobs::get_job))
         .route("/v1/global-configs", get(config::list_configs))
         .route("/v1/global-configs/{name}", get(config::get_config).put(config::update_config))
+        .route("/v1/management-nodes", get(cluster::list_management_nodes))
         .route("/v1/events", get(events::events))
         .route("/v1/openapi.json", get(openapi::openapi_json))
         .fallback(error::no_such_route)

@@ -14,8 +14,9 @@ use super::jobs::{self, Job, JobState};
 use super::network::{self, l2_networks, l3_networks};
 use super::storage::{backup_storages, images, primary_storages};
 use super::vm::{self, NoOptions, StartVm, StopModeParam, StopVm};
-use super::{config, events};
+use super::{cluster, config, events};
 use crate::bus::Event;
+use crate::cluster::ManagementNode;
 use crate::config::GlobalConfigView;
 use crate::services::host::{HostState, HostStatus};
 use crate::services::vm::{VmNic, VmState};
@@ -51,12 +52,14 @@ use crate::services::vm::{VmNic, VmState};
         vm::migrate_vm, vm::recover_vm, vm::expunge_vm,
         jobs::get_job, jobs::list_jobs,
         config::list_configs, config::get_config, config::update_config,
+        cluster::list_management_nodes,
         events::events,
         openapi_json,
     ),
     components(schemas(
         ErrorBody, Job, JobState, Event, LaggedNotice, HostReconnected, GlobalConfigView,
         StartVm, StopVm, StopModeParam, NoOptions, VmState, VmNic, HostState, HostStatus,
+        ManagementNode,
     )),
     tags(
         (name = "zones"), (name = "clusters"), (name = "hosts"), (name = "instance-offerings"),

@@ -1,9 +1,15 @@
-//! Many management nodes sharing one cloud: who owns which resource.
+//! Many management nodes sharing one cloud: who is alive, and who owns which resource.
 //!
-//! So far this holds the consistent-hash ring ([`HashRing`]) that maps a resource's uuid to the
-//! node that owns it. Membership (nodes registering and heartbeating in the database, death
-//! detection, takeover) is not built yet; until it is, a node runs alone and owns everything.
+//! [`HashRing`] maps a resource's uuid to the node that owns it; [`Membership`] keeps this
+//! node's view of the live nodes (registration, heartbeats and death detection through the
+//! database) and rebuilds the ring when it changes. What the ring assigns so far: which node
+//! pings which host. Routing requests to the owner node (a bus between nodes) and taking over a
+//! dead node's unfinished workflows are not built yet.
 
+mod membership;
 mod ring;
+#[cfg(test)]
+mod tests;
 
+pub use membership::{ManagementNode, Membership, NodeState};
 pub use ring::{HashRing, VNODES};

@@ -11,6 +11,8 @@ pub enum ConfigName {
     VmMigrationParallelism,
     SchedulerStrategy,
     HypervisorCallTimeoutSecs,
+    ClusterHeartbeatIntervalSecs,
+    ClusterHeartbeatTimeoutSecs,
 }
 
 impl ConfigName {
@@ -25,6 +27,8 @@ impl ConfigName {
             Self::VmMigrationParallelism => "vm.migration_parallelism",
             Self::SchedulerStrategy => "scheduler.strategy",
             Self::HypervisorCallTimeoutSecs => "hypervisor.call_timeout_secs",
+            Self::ClusterHeartbeatIntervalSecs => "cluster.heartbeat_interval_secs",
+            Self::ClusterHeartbeatTimeoutSecs => "cluster.heartbeat_timeout_secs",
         }
     }
 }
@@ -117,6 +121,18 @@ pub static DEFINITIONS: &[ConfigDef] = &[
         kind: ConfigKind::Int { min: 1, max: 86_400 },
         default: "300",
         description: "Seconds a single hypervisor call may take before it fails with a timeout.",
+    },
+    ConfigDef {
+        name: ConfigName::ClusterHeartbeatIntervalSecs,
+        kind: ConfigKind::Int { min: 1, max: 600 },
+        default: "2",
+        description: "Seconds between two heartbeats of a management node in the database.",
+    },
+    ConfigDef {
+        name: ConfigName::ClusterHeartbeatTimeoutSecs,
+        kind: ConfigKind::Int { min: 2, max: 3_600 },
+        default: "10",
+        description: "Seconds without a heartbeat after which the other nodes declare a management node Dead and take over what it owned (at least twice the interval is used).",
     },
 ];
 

@@ -1,7 +1,8 @@
 //! Host tracking: periodic pings, disconnection, reconnection and reconciliation of VM states.
 //!
-//! Every `host.ping_interval_secs` the node pings every host it has (at most
-//! `host.ping_parallelism` at once; in one batch call where the backend can, as the simulators
+//! Every `host.ping_interval_secs` the node pings every host it owns on the ring of live
+//! management nodes (`cluster::Membership`; all hosts when it runs alone), at most
+//! `host.ping_parallelism` at once (in one batch call where the backend can, as the simulators
 //! do, else one call per host), then deals with what changed. A Connected host that fails a
 //! ping becomes Disconnected and its VMs Unknown. A Disconnected host that answers is
 //! reconnected: its facts are re-read and its VMs reconciled with what it reports from
@@ -61,7 +62,7 @@ impl Engine {
         }
     }
 
-    /// Pings every host once; returns what happened.
+    /// Pings every host this node owns once; returns what happened.
     pub async fn ping_sweep(&self) -> EngineResult<SweepReport> {
         let sweep = self.sweeps.fetch_add(1, Ordering::Relaxed) + 1;
         let rows = self.host_statuses().await?;
@@ -75,14 +76,22 @@ impl Engine {
             None
         };
         let expected = &expected;
-        let mut report = SweepReport { pinged: rows.len() as u64, ..SweepReport::default() };
-        let hosts: Vec<(HostId, bool)> = rows
+        // Only the hosts this node owns on the ring of live management nodes.
+        let ring = self.membership.ring();
+        let me = self.membership.node;
+        let parsed: Vec<(Option<HostId>, bool)> = rows
             .iter()
-            .filter_map(|(uuid, status)| {
-                Some((uuid.parse().ok()?, status == HostStatus::Connected.as_str()))
-            })
+            .map(|(uuid, status)| (uuid.parse().ok(), status == HostStatus::Connected.as_str()))
             .collect();
-        report.failed = (rows.len() - hosts.len()) as u64; // rows whose uuid does not parse
+        let hosts: Vec<(HostId, bool)> = parsed
+            .iter()
+            .filter_map(|&(h, connected)| Some((h?, connected)))
+            .filter(|(h, _)| ring.owns(me, h.0))
+            .collect();
+        let unparsed = parsed.iter().filter(|(h, _)| h.is_none()).count() as u64;
+        let mut report =
+            SweepReport { pinged: hosts.len() as u64 + unparsed, ..SweepReport::default() };
+        report.failed = unparsed; // rows whose uuid does not parse
         let answered = self.ping_hosts(&hosts, parallelism).await;
         // What each answer means for its host: nothing for most; a sync, a reconnection or a
         // disconnection for the rest, run `parallelism` at a time.

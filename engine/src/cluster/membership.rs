@@ -1,0 +1,297 @@
+//! Membership: management nodes register in the database, heartbeat, and notice each other's
+//! death; the ring of live nodes says which node owns what.
+//!
+//! Every node has a row in `management_nodes`. Every `cluster.heartbeat_interval_secs` a node
+//! bumps its own `heartbeat_count` and reads the rows of the Running nodes. It judges the others
+//! by their counts on its own clock (tokio time), never by a timestamp another machine wrote, so
+//! clock skew between machines does not matter. A node whose count has not moved for
+//! `cluster.heartbeat_timeout_secs` is marked Dead with a conditional update (its count must
+//! still be the one seen, so a node that has just heartbeat is never declared dead).
+//!
+//! The ring is this node plus every Running node whose count this node has **seen move**. A row
+//! left Running by a process that died before this one started (a `kill -9`, a test that
+//! reopens a database) therefore never enters the ring: it is only marked Dead once the timeout
+//! has passed. The price is that a node that joins a live cluster owns everything, alongside
+//! the others, for one heartbeat interval, until it has seen their counts move; pings, the only
+//! work the ring assigns so far, are safe to do twice.
+//!
+//! A node that finds its own row Dead (it was presumed dead, e.g. stalled longer than the
+//! timeout) rejoins under the same uuid. On a clean shutdown a node marks itself Left, and the
+//! others drop it from the ring at their next heartbeat.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+use utoipa::ToSchema;
+
+use super::HashRing;
+use crate::config::ConfigName;
+use crate::error::{EngineError, EngineResult};
+use crate::ids::ManagementNodeId;
+use crate::Engine;
+
+/// This node's view of the cluster.
+#[derive(Debug)]
+pub struct Membership {
+    /// This node.
+    pub node: ManagementNodeId,
+    ring: RwLock<Arc<HashRing>>,
+    /// The other Running nodes' last seen heartbeat counts.
+    seen: Mutex<HashMap<ManagementNodeId, Seen>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    count: i64,
+    /// When (this node's clock) the count was last seen to change, or first seen.
+    since: Instant,
+    /// Whether the count has changed while this node watched.
+    moved: bool,
+}
+
+impl Membership {
+    /// A fresh node that so far knows only itself.
+    pub fn new() -> Self {
+        let node = ManagementNodeId(uuid::Uuid::new_v4());
+        Self {
+            node,
+            ring: RwLock::new(Arc::new(HashRing::new([node]))),
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The ring as this node sees it now.
+    pub fn ring(&self) -> Arc<HashRing> {
+        match self.ring.read() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Whether this node owns the resource with this uuid.
+    pub fn owns(&self, resource: uuid::Uuid) -> bool {
+        self.ring().owns(self.node, resource)
+    }
+
+    fn set_ring(&self, ring: HashRing) -> bool {
+        let mut slot = match self.ring.write() {
+            Ok(w) => w,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if **slot == ring {
+            return false;
+        }
+        *slot = Arc::new(ring);
+        true
+    }
+
+    /// Records the Running nodes' counts; returns the nodes to declare dead (with the count
+    /// they were seen at) and the live ones.
+    fn observe(
+        &self,
+        running: &[(ManagementNodeId, i64)],
+        now: Instant,
+        timeout: Duration,
+    ) -> (Vec<(ManagementNodeId, i64)>, Vec<ManagementNodeId>) {
+        let mut seen = match self.seen.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut dead = Vec::new();
+        let mut live = vec![self.node];
+        for &(node, count) in running.iter().filter(|(n, _)| *n != self.node) {
+            let s = seen.entry(node).or_insert(Seen { count, since: now, moved: false });
+            if s.count != count {
+                *s = Seen { count, since: now, moved: true };
+            }
+            if now.duration_since(s.since) >= timeout {
+                dead.push((node, s.count));
+            } else if s.moved {
+                live.push(node);
+            }
+        }
+        let present: HashSet<ManagementNodeId> = running.iter().map(|(n, _)| *n).collect();
+        seen.retain(|n, _| present.contains(n));
+        (dead, live)
+    }
+}
+
+impl Default for Membership {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+crate::string_enum!(
+    /// Whether a management node is alive: Running, Left (shut down cleanly) or Dead (stopped
+    /// heartbeating for the timeout).
+    NodeState { Running, Left, Dead }
+);
+
+/// A management node as `GET /v1/management-nodes` shows it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ManagementNode {
+    #[schema(value_type = uuid::Uuid)]
+    pub uuid: ManagementNodeId,
+    pub hostname: String,
+    pub pid: u32,
+    pub state: NodeState,
+    pub heartbeat_count: u64,
+    pub last_heartbeat_at: String,
+    pub joined_at: String,
+    /// Whether the node answering this request counts it on the ring.
+    pub in_ring: bool,
+    /// Hosts it owns on that ring (it pings them).
+    pub owned_hosts: u64,
+    /// Whether it is the node answering this request.
+    pub this_node: bool,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn bad_uuid(e: uuid::Error) -> EngineError {
+    EngineError::Internal(format!("bad management node uuid: {e}"))
+}
+
+impl Engine {
+    /// Registers this node (state Running). Called once at start.
+    pub(crate) async fn join_cluster(&self) -> EngineResult<()> {
+        let now = crate::time::now_ms();
+        sqlx::query(
+            "INSERT INTO management_nodes (uuid, hostname, pid, state, heartbeat_count, heartbeat_at, joined_at) \
+             VALUES (?1, ?2, ?3, 'Running', 0, ?4, ?4) \
+             ON CONFLICT (uuid) DO UPDATE SET state = 'Running', heartbeat_count = heartbeat_count + 1, heartbeat_at = ?4",
+        )
+        .bind(self.membership.node.to_string())
+        .bind(hostname())
+        .bind(i64::from(std::process::id()))
+        .bind(now)
+        .execute(self.db.w())
+        .await?;
+        Ok(())
+    }
+
+    /// Marks this node Left (clean shutdown): the others drop it from their rings at once.
+    pub(crate) async fn leave_cluster(&self) -> EngineResult<()> {
+        sqlx::query("UPDATE management_nodes SET state = 'Left' WHERE uuid = ?")
+            .bind(self.membership.node.to_string())
+            .execute(self.db.w())
+            .await?;
+        Ok(())
+    }
+
+    /// Background loop: one [`Engine::heartbeat`] every `cluster.heartbeat_interval_secs`.
+    pub(crate) async fn run_heartbeats(&self) {
+        let mut shutdown = self.shutdown_signal();
+        loop {
+            let interval = self.config.secs(ConfigName::ClusterHeartbeatIntervalSecs);
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = shutdown.changed() => return,
+            }
+            if let Err(e) = self.heartbeat().await {
+                tracing::warn!(%e, "management node heartbeat failed");
+            }
+        }
+    }
+
+    /// One heartbeat: bumps this node's count (rejoining if it was declared dead), declares
+    /// dead the nodes whose counts stood still for the timeout, and rebuilds the ring.
+    pub async fn heartbeat(&self) -> EngineResult<()> {
+        let me = self.membership.node;
+        let bumped = sqlx::query(
+            "UPDATE management_nodes SET heartbeat_count = heartbeat_count + 1, heartbeat_at = ? \
+             WHERE uuid = ? AND state = 'Running'",
+        )
+        .bind(crate::time::now_ms())
+        .bind(me.to_string())
+        .execute(self.db.w())
+        .await?
+        .rows_affected();
+        if bumped == 0 {
+            tracing::warn!(node = %me, "this node was declared dead or left; rejoining");
+            self.join_cluster().await?;
+            self.events.publish("management_node", me.0, None, Some(NodeState::Running.as_str()));
+        }
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT uuid, heartbeat_count FROM management_nodes WHERE state = 'Running'",
+        )
+        .fetch_all(self.db.r())
+        .await?;
+        let running = rows
+            .into_iter()
+            .map(|(u, c)| Ok((ManagementNodeId(u.parse().map_err(bad_uuid)?), c)))
+            .collect::<EngineResult<Vec<_>>>()?;
+        let interval = self.config.secs(ConfigName::ClusterHeartbeatIntervalSecs);
+        let timeout = self.config.secs(ConfigName::ClusterHeartbeatTimeoutSecs).max(interval * 2);
+        let (dead, live) = self.membership.observe(&running, Instant::now(), timeout);
+        for (node, count) in dead {
+            let marked = sqlx::query(
+                "UPDATE management_nodes SET state = 'Dead' \
+                 WHERE uuid = ? AND state = 'Running' AND heartbeat_count = ?",
+            )
+            .bind(node.to_string())
+            .bind(count)
+            .execute(self.db.w())
+            .await?
+            .rows_affected();
+            if marked == 1 {
+                tracing::warn!(%node, by = %me, "management node stopped heartbeating: declared Dead");
+                let (from, to) = (NodeState::Running.as_str(), NodeState::Dead.as_str());
+                self.events.publish("management_node", node.0, Some(from), Some(to));
+            }
+        }
+        let ring = HashRing::new(live);
+        let members = ring.nodes().len();
+        if self.membership.set_ring(ring) {
+            tracing::info!(node = %me, members, "management node ring rebuilt");
+        }
+        Ok(())
+    }
+
+    /// Every management node this database has seen, with what the answering node's ring
+    /// gives each.
+    pub async fn list_management_nodes(&self) -> EngineResult<Vec<ManagementNode>> {
+        let rows: Vec<(String, String, i64, String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT uuid, hostname, pid, state, heartbeat_count, heartbeat_at, joined_at \
+             FROM management_nodes ORDER BY joined_at, uuid",
+        )
+        .fetch_all(self.db.r())
+        .await?;
+        let ring = self.membership.ring();
+        let hosts: Vec<(String,)> =
+            crate::db::rows_as_one(self.db.r(), "uuid", "SELECT uuid FROM hosts").await?;
+        let mut owned: HashMap<ManagementNodeId, u64> = HashMap::new();
+        for (h,) in hosts {
+            if let Some(owner) = h.parse().ok().and_then(|h| ring.owner(h)) {
+                *owned.entry(owner).or_default() += 1;
+            }
+        }
+        rows.into_iter()
+            .map(|(uuid, hostname, pid, state, count, at, joined)| {
+                let uuid = ManagementNodeId(uuid.parse().map_err(bad_uuid)?);
+                Ok(ManagementNode {
+                    uuid,
+                    hostname,
+                    pid: pid as u32,
+                    state: state.parse().map_err(EngineError::Internal)?,
+                    heartbeat_count: count as u64,
+                    last_heartbeat_at: crate::time::rfc3339(at),
+                    joined_at: crate::time::rfc3339(joined),
+                    in_ring: ring.nodes().contains(&uuid),
+                    owned_hosts: owned.get(&uuid).copied().unwrap_or(0),
+                    this_node: uuid == self.membership.node,
+                })
+            })
+            .collect()
+    }
+}

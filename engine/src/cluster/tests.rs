@@ -1,0 +1,164 @@
+//! Membership end to end: two engines on one SQLite file share the hosts, notice each other's
+//! death and return, and ignore a row a dead process left behind. Time is tokio's paused clock,
+//! moved by hand; heartbeats are driven by hand (background tasks off).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oxstack_hypervisor::Hypervisor;
+use oxstack_simulator::{SimCloud, SimConfig};
+
+use super::NodeState;
+use crate::services::cluster::CreateCluster;
+use crate::services::host::AddHost;
+use crate::services::zone::CreateZone;
+use crate::{Engine, EngineOptions};
+
+const HOSTS: u64 = 60;
+/// The default heartbeat interval.
+const BEAT: Duration = Duration::from_secs(2);
+
+struct Shared {
+    url: String,
+    sim: Arc<SimCloud>,
+    dir: std::path::PathBuf,
+}
+
+impl Shared {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("oxstack-members-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("m.db").display());
+        Self { url, sim: Arc::new(SimCloud::new(SimConfig::with_seed(3))), dir }
+    }
+
+    async fn node(&self) -> Engine {
+        let hv: Arc<dyn Hypervisor> = self.sim.clone();
+        let opts =
+            EngineOptions { db_url: self.url.clone(), background_tasks: false, id_seed: None };
+        Engine::start(opts, hv).await.unwrap()
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn add_hosts(e: &Engine) {
+    let zone =
+        e.create_zone(CreateZone { name: "z".into(), description: String::new() }).await.unwrap();
+    let cluster = e
+        .create_cluster(CreateCluster {
+            zone_uuid: zone.uuid,
+            name: "c".into(),
+            hypervisor_type: "simulator".into(),
+        })
+        .await
+        .unwrap();
+    for i in 0..HOSTS {
+        e.add_host(AddHost {
+            cluster_uuid: cluster.uuid,
+            name: format!("h{i}"),
+            management_ip: format!("10.1.0.{i}"),
+            cpus: Some(8),
+            memory_bytes: Some(8 << 30),
+            agent_token: None,
+        })
+        .await
+        .unwrap();
+    }
+}
+
+/// Both nodes heartbeat, then the clock moves one interval.
+async fn beat(nodes: &[&Engine]) {
+    for n in nodes {
+        n.heartbeat().await.unwrap();
+    }
+    tokio::time::advance(BEAT).await;
+}
+
+async fn pinged(e: &Engine) -> u64 {
+    e.ping_sweep().await.unwrap().pinged
+}
+
+/// (state, in ring, owned hosts) of `node` as `by` lists it.
+async fn seen_by(by: &Engine, node: &Engine) -> (NodeState, bool, u64) {
+    let all = by.list_management_nodes().await.unwrap();
+    let n = all.iter().find(|n| n.uuid == node.membership.node).unwrap();
+    (n.state, n.in_ring, n.owned_hosts)
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_nodes_split_the_hosts_and_a_survivor_takes_over_then_gives_back() {
+    let shared = Shared::new();
+    let a = shared.node().await;
+    add_hosts(&a).await;
+    assert_eq!(pinged(&a).await, HOSTS, "alone, a node owns every host");
+    let b = shared.node().await;
+
+    // Each counts the other only once it has seen the other's heartbeat count move.
+    beat(&[&a, &b]).await;
+    beat(&[&a, &b]).await;
+    assert_eq!(a.membership.ring(), b.membership.ring(), "both build the same ring");
+    assert_eq!(a.membership.ring().nodes().len(), 2);
+    let (pa, pb) = (pinged(&a).await, pinged(&b).await);
+    assert_eq!(pa + pb, HOSTS, "every host is pinged by exactly one node");
+    assert!(pa > 0 && pb > 0, "both own hosts: {pa} / {pb}");
+    let listed = a.list_management_nodes().await.unwrap();
+    assert_eq!(listed.iter().map(|n| n.owned_hosts).sum::<u64>(), HOSTS);
+    assert!(listed.iter().all(|n| n.state == NodeState::Running && n.in_ring));
+
+    // b stops heartbeating (a crash, as far as the database can tell).
+    for _ in 0..4 {
+        beat(&[&a]).await;
+    }
+    assert_eq!(seen_by(&a, &b).await.0, NodeState::Running, "still within the timeout");
+    for _ in 0..2 {
+        beat(&[&a]).await;
+    }
+    assert_eq!(seen_by(&a, &b).await, (NodeState::Dead, false, 0));
+    assert_eq!(seen_by(&a, &a).await, (NodeState::Running, true, HOSTS));
+    assert_eq!(pinged(&a).await, HOSTS, "the survivor pings every host");
+
+    // b comes back: it finds itself Dead, rejoins, and gets its share back.
+    beat(&[&b, &a]).await;
+    assert_eq!(seen_by(&a, &b).await.0, NodeState::Running);
+    beat(&[&b, &a]).await;
+    beat(&[&b, &a]).await;
+    assert_eq!(a.membership.ring(), b.membership.ring());
+    let (pa2, pb2) = (pinged(&a).await, pinged(&b).await);
+    assert_eq!((pa2, pb2), (pa, pb), "the same ring gives the same split as before");
+
+    // A clean shutdown hands everything over at the next heartbeat, without a timeout.
+    a.shutdown().await;
+    b.heartbeat().await.unwrap();
+    assert_eq!(pinged(&b).await, HOSTS);
+    assert_eq!(seen_by(&b, &a).await, (NodeState::Left, false, 0));
+    b.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_row_left_running_by_a_dead_process_never_takes_hosts_away() {
+    let shared = Shared::new();
+    let old = shared.node().await;
+    add_hosts(&old).await;
+    old.heartbeat().await.unwrap();
+    // The old process dies without leaving: its row stays Running. (Its connections are closed
+    // so the file is free, but `shutdown` would have marked it Left, so close the DB only.)
+    old.db.close().await;
+
+    let new = shared.node().await;
+    assert_eq!(pinged(&new).await, HOSTS, "the stale row is not on the ring");
+    for _ in 0..5 {
+        beat(&[&new]).await;
+        assert_eq!(pinged(&new).await, HOSTS);
+    }
+    beat(&[&new]).await;
+    let nodes = new.list_management_nodes().await.unwrap();
+    let stale = nodes.iter().find(|n| n.uuid == old.membership.node).unwrap();
+    assert_eq!(stale.state, NodeState::Dead, "declared dead once the timeout has passed");
+    assert!(nodes.iter().any(|n| n.this_node && n.owned_hosts == HOSTS));
+    new.shutdown().await;
+}
