@@ -268,10 +268,8 @@ impl Engine {
         .fetch_all(self.db.r())
         .await?;
         let ring = self.membership.ring();
-        let hosts: Vec<(String,)> =
-            crate::db::rows_as_one(self.db.r(), "uuid", "SELECT uuid FROM hosts").await?;
         let mut owned: HashMap<ManagementNodeId, u64> = HashMap::new();
-        for (h,) in hosts {
+        for (h, _) in self.host_statuses().await? {
             if let Some(owner) = h.parse().ok().and_then(|h| ring.owner(h)) {
                 *owned.entry(owner).or_default() += 1;
             }

@@ -79,19 +79,23 @@ impl Engine {
         // Only the hosts this node owns on the ring of live management nodes.
         let ring = self.membership.ring();
         let me = self.membership.node;
-        let parsed: Vec<(Option<HostId>, bool)> = rows
+        let mut unparsed = 0;
+        let hosts: Vec<(HostId, bool)> = rows
             .iter()
-            .map(|(uuid, status)| (uuid.parse().ok(), status == HostStatus::Connected.as_str()))
+            .filter_map(|(uuid, status)| {
+                let Ok(host) = uuid.parse::<HostId>() else {
+                    unparsed += 1;
+                    return None;
+                };
+                ring.owns(me, host.0).then(|| (host, status == HostStatus::Connected.as_str()))
+            })
             .collect();
-        let hosts: Vec<(HostId, bool)> = parsed
-            .iter()
-            .filter_map(|&(h, connected)| Some((h?, connected)))
-            .filter(|(h, _)| ring.owns(me, h.0))
-            .collect();
-        let unparsed = parsed.iter().filter(|(h, _)| h.is_none()).count() as u64;
-        let mut report =
-            SweepReport { pinged: hosts.len() as u64 + unparsed, ..SweepReport::default() };
-        report.failed = unparsed; // rows whose uuid does not parse
+        // Rows whose uuid does not parse count as pinged and failed.
+        let mut report = SweepReport {
+            pinged: hosts.len() as u64 + unparsed,
+            failed: unparsed,
+            ..SweepReport::default()
+        };
         let answered = self.ping_hosts(&hosts, parallelism).await;
         // What each answer means for its host: nothing for most; a sync, a reconnection or a
         // disconnection for the rest, run `parallelism` at a time.
@@ -148,7 +152,7 @@ impl Engine {
     /// Every host's uuid and status. One row of text instead of a row per host: sqlx hands each
     /// row over from SQLite's thread separately, which for 30,000 hosts took longer than
     /// pinging them all in the simulator.
-    async fn host_statuses(&self) -> EngineResult<Vec<(String, String)>> {
+    pub(crate) async fn host_statuses(&self) -> EngineResult<Vec<(String, String)>> {
         let all: Option<String> = sqlx::query_scalar(
             "SELECT group_concat(uuid || ' ' || status, ',') FROM (SELECT uuid, status FROM hosts ORDER BY rowid)",
         )

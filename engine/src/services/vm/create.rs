@@ -103,9 +103,8 @@ impl Engine {
     /// query: this is on every create's path.
     pub async fn plan_create_vm(&self, req: CreateVm) -> EngineResult<CreatePlan> {
         check_name(&req.name)?;
-        let l3_list = serde_json::Value::from(
-            req.l3_network_uuids.iter().map(|l3| l3.to_string()).collect::<Vec<_>>(),
-        );
+        let l3_list = serde_json::to_string(&req.l3_network_uuids)
+            .map_err(|e| EngineError::Internal(format!("encoding L3 uuids: {e}")))?;
         let row = sqlx::query(
             "SELECT o.cpus, o.memory_bytes, i.url, i.format, i.size_bytes, \
              (SELECT json_group_array(json_array(l3.uuid, l3.zone_uuid, l3.l2_network_uuid, l2.physical_interface)) \
@@ -115,7 +114,7 @@ impl Engine {
         )
         .bind(req.instance_offering_uuid.to_string())
         .bind(req.image_uuid.to_string())
-        .bind(l3_list.to_string())
+        .bind(l3_list)
         .fetch_one(self.db.r())
         .await?;
         let (Some(cpus), Some(memory)) =
@@ -138,9 +137,9 @@ impl Engine {
         };
         let image_size = image_size as u64;
         let l3s_json: String = row.try_get(5)?;
-        let bad = |e: String| EngineError::Internal(format!("reading L3 networks: {e}"));
-        let found: Vec<(String, String, String, String)> =
-            serde_json::from_str(&l3s_json).map_err(|e| bad(e.to_string()))?;
+        let found: Vec<(L3NetworkId, ZoneId, L2NetworkId, String)> =
+            serde_json::from_str(&l3s_json)
+                .map_err(|e| EngineError::Internal(format!("reading L3 networks: {e}")))?;
         if req.l3_network_uuids.is_empty() {
             return Err(EngineError::invalid(
                 "l3_network_uuids",
@@ -157,15 +156,12 @@ impl Engine {
                     format!("L3 network {l3} is listed twice"),
                 ));
             }
-            let wanted = l3.to_string();
-            let Some((_, net_zone, net_l2, iface)) = found.iter().find(|f| f.0 == wanted) else {
+            let Some(&(_, net_zone, net_l2, ref iface)) = found.iter().find(|f| f.0 == *l3) else {
                 return Err(EngineError::invalid(
                     "l3_network_uuids",
                     format!("L3 network {l3} does not exist"),
                 ));
             };
-            let net_zone: ZoneId = net_zone.parse().map_err(|e| bad(format!("{e}")))?;
-            let net_l2: L2NetworkId = net_l2.parse().map_err(|e| bad(format!("{e}")))?;
             if zone.is_some_and(|z| z != net_zone) {
                 return Err(EngineError::invalid(
                     "l3_network_uuids",
