@@ -97,7 +97,7 @@ where
 {
     let id: JobId = engine.ids.next();
     let now = crate::time::now_ms();
-    sqlx::query(
+    crate::db::write(
         "INSERT INTO jobs (uuid, kind, resource_uuid, state, created_at) VALUES (?, ?, ?, 'Running', ?)",
     )
     .bind(id.to_string())
@@ -137,7 +137,7 @@ async fn finish(engine: &Engine, id: JobId, outcome: &Result<Option<Value>, ApiE
         Ok(value) => (JobState::Succeeded, value.as_ref().map(Value::to_string), None),
         Err(e) => (JobState::Failed, None, serde_json::to_string(&e.body).ok()),
     };
-    let stored = sqlx::query(
+    let stored = crate::db::write(
         "UPDATE jobs SET state = ?, result = ?, error = ?, finished_at = ? WHERE uuid = ?",
     )
     .bind(state.as_str())

@@ -166,7 +166,7 @@ impl Engine {
     /// Registers this node (state Running). Called once at start.
     pub(crate) async fn join_cluster(&self) -> EngineResult<()> {
         let now = crate::time::now_ms();
-        sqlx::query(
+        crate::db::write(
             "INSERT INTO management_nodes (uuid, hostname, pid, state, heartbeat_count, heartbeat_at, joined_at) \
              VALUES (?1, ?2, ?3, 'Running', 0, ?4, ?4) \
              ON CONFLICT (uuid) DO UPDATE SET state = 'Running', heartbeat_count = heartbeat_count + 1, heartbeat_at = ?4",
@@ -182,7 +182,7 @@ impl Engine {
 
     /// Marks this node Left (clean shutdown): the others drop it from their rings at once.
     pub(crate) async fn leave_cluster(&self) -> EngineResult<()> {
-        sqlx::query("UPDATE management_nodes SET state = 'Left' WHERE uuid = ?")
+        crate::db::write("UPDATE management_nodes SET state = 'Left' WHERE uuid = ?")
             .bind(self.membership.node.to_string())
             .execute(self.db.w())
             .await?;
@@ -208,7 +208,7 @@ impl Engine {
     /// dead the nodes whose counts stood still for the timeout, and rebuilds the ring.
     pub async fn heartbeat(&self) -> EngineResult<()> {
         let me = self.membership.node;
-        let bumped = sqlx::query(
+        let bumped = crate::db::write(
             "UPDATE management_nodes SET heartbeat_count = heartbeat_count + 1, heartbeat_at = ? \
              WHERE uuid = ? AND state = 'Running'",
         )
@@ -235,7 +235,7 @@ impl Engine {
         let timeout = self.config.secs(ConfigName::ClusterHeartbeatTimeoutSecs).max(interval * 2);
         let (dead, live) = self.membership.observe(&running, Instant::now(), timeout);
         for (node, count) in dead {
-            let marked = sqlx::query(
+            let marked = crate::db::write(
                 "UPDATE management_nodes SET state = 'Dead' \
                  WHERE uuid = ? AND state = 'Running' AND heartbeat_count = ?",
             )

@@ -78,7 +78,7 @@ impl GlobalConfig {
         def.kind
             .validate(value)
             .map_err(|m| EngineError::invalid("value", format!("{name}: {m}")))?;
-        sqlx::query(
+        crate::db::write(
             "INSERT INTO global_configs (name, value) VALUES (?1, ?2) \
              ON CONFLICT (name) DO UPDATE SET value = excluded.value",
         )

@@ -38,7 +38,7 @@ mod tests {
                 .unwrap();
         assert!(none.is_empty());
         for (uuid, at) in [("a", 1_i64 << 40), ("b", 7)] {
-            sqlx::query(
+            crate::db::write(
                 "INSERT INTO zones (uuid, name, state, created_at) VALUES (?, ?, 'Enabled', ?)",
             )
             .bind(uuid)

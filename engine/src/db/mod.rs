@@ -1,37 +1,58 @@
-//! The database: sqlx over SQLite (a file by default, `sqlite::memory:` in tests).
+//! The database: SQLite (a file by default, in memory in tests); reads through sqlx, writes
+//! through one thread that owns the write connection.
 //!
 //! The database is the source of truth; in-memory indexes (scheduler, IPAM) are caches rebuilt
-//! from it at start-up. SQLite lets one writer in at a time, so all writes go through one
-//! connection (no busy-waiting between writers) while reads of a file database use a few
-//! read-only connections that WAL mode lets run alongside the writer. See [`Conns`] for why these
-//! are held connections rather than a sqlx pool.
+//! from it at start-up. SQLite lets one writer in at a time, so every write goes to the
+//! [`Writer`] thread, which runs whatever is queued in one transaction (see there for why),
+//! while reads use a few read-only sqlx connections that WAL mode lets run alongside it. See
+//! [`Conns`] for why these are held connections rather than a sqlx pool.
+//!
+//! An in-memory database is SQLite's `memdb` VFS under a name of its own, so the writer and
+//! the readers share it as they share a file.
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rusqlite::OpenFlags;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::ConnectOptions;
+use sqlx::{ConnectOptions, Connection};
 
 use crate::error::{EngineError, EngineResult};
 
 mod bulk;
 mod conns;
-mod group;
 mod rows;
+mod statement;
+mod write_error;
+mod writer;
 pub use bulk::rows_as_one;
-pub use conns::{open, ConnGuard, Conns};
+pub use conns::Conns;
 pub use rows::*;
+pub use statement::{write, Write};
+pub use writer::{Writer, Written, MAX_BATCH};
 
-/// Handle to the database pools. Cheap to clone.
+/// Handle to the database connections. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Db {
-    write: Arc<Conns>,
+    write: Arc<Writer>,
     read: Arc<Conns>,
 }
 
 /// Read connections of a file database (WAL lets them run alongside the writer).
 const READ_CONNECTIONS: usize = 4;
+/// Read connections of an in-memory database (tests: fewer threads).
+const MEMORY_READ_CONNECTIONS: usize = 2;
+/// How long a statement waits for a lock before failing with "database is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the database lives.
+enum Location {
+    File(PathBuf),
+    /// A `memdb` database, shared by name between the connections of this process.
+    Memory(String),
+}
 
 impl Db {
     /// Opens (creating if needed) the database at `url` and applies the migrations.
@@ -44,46 +65,62 @@ impl Db {
                 format!("unsupported database URL `{url}`: only sqlite: URLs are supported"),
             ));
         }
+        let parsed = SqliteConnectOptions::from_str(url)
+            .map_err(|e| EngineError::invalid("db", format!("bad database URL `{url}`: {e}")))?;
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let base = SqliteConnectOptions::from_str(url)
-            .map_err(|e| EngineError::invalid("db", format!("bad database URL `{url}`: {e}")))?
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
-        let write_opts = if in_memory {
-            base.clone()
+        let (location, base, readers) = if in_memory {
+            let name = format!("/oxstack-{}", uuid::Uuid::new_v4());
+            let opts = SqliteConnectOptions::new().filename(&name).vfs("memdb");
+            (Location::Memory(name), opts, MEMORY_READ_CONNECTIONS)
         } else {
-            base.clone()
+            let path = parsed.get_filename().to_owned();
+            (Location::File(path), parsed, READ_CONNECTIONS)
+        };
+        let base = base.foreign_keys(true).busy_timeout(BUSY_TIMEOUT);
+        let mut setup = match location {
+            Location::Memory(_) => base.clone().create_if_missing(true),
+            Location::File(_) => base
+                .clone()
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-        };
-        let mut write = write_opts.connect().await?;
+                .synchronous(SqliteSynchronous::Normal),
+        }
+        .connect()
+        .await?;
         sqlx::migrate!("./migrations/sqlite")
-            .run(&mut write)
+            .run(&mut setup)
             .await
             .map_err(|e| EngineError::Internal(format!("database migration failed: {e}")))?;
-        let write = Arc::new(Conns::writer(write));
-        let read = if in_memory {
-            write.clone()
-        } else {
-            let ro = base.read_only(true);
-            let mut conns = Vec::with_capacity(READ_CONNECTIONS);
-            for _ in 0..READ_CONNECTIONS {
-                conns.push(ro.connect().await?);
-            }
-            Arc::new(Conns::new(conns))
-        };
-        Ok(Self { write, read })
+        let ro = base.read_only(true);
+        let mut conns = Vec::with_capacity(readers);
+        for _ in 0..readers {
+            conns.push(ro.connect().await?);
+        }
+        let write = open_writer(&location)
+            .map_err(|e| EngineError::Internal(format!("opening the write connection: {e}")))?;
+        // The readers and the writer hold the database now (an in-memory one lives as long as
+        // a connection to it does).
+        setup.close().await?;
+        Ok(Self { write: Arc::new(write), read: Arc::new(Conns::new(conns)) })
     }
 
-    /// The single connection every write goes through.
-    pub fn w(&self) -> &Conns {
+    /// The writer thread every write goes through: `write(sql)...execute(db.w())`.
+    pub fn w(&self) -> &Writer {
         &self.write
     }
 
-    /// The connections for reads (the write connection for in-memory databases).
+    /// The connections for reads.
     pub fn r(&self) -> &Conns {
         &self.read
+    }
+
+    /// Runs `work` on the write connection as one transaction: all of it is committed, or on
+    /// an error none of it.
+    pub async fn transaction<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, sqlx::Error> {
+        self.write.transaction(work).await
     }
 
     /// Whether no statement or transaction is in flight.
@@ -96,6 +133,26 @@ impl Db {
         self.read.close().await;
         self.write.close().await;
     }
+}
+
+/// Opens and configures the write connection and starts its thread.
+fn open_writer(location: &Location) -> Result<Writer, Box<dyn std::error::Error>> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = match location {
+        Location::File(path) => {
+            let conn = rusqlite::Connection::open_with_flags(path, flags)?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn
+        }
+        Location::Memory(name) => {
+            rusqlite::Connection::open_with_flags_and_vfs(name, flags, c"memdb")?
+        }
+    };
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(Writer::start(conn)?)
 }
 
 #[cfg(test)]
@@ -113,12 +170,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}", dir.join("t.db").display());
         let db = Db::connect(&url).await.unwrap();
-        sqlx::query(
-            "INSERT INTO zones (uuid, name, state, created_at) VALUES ('z', 'z', 'Enabled', 0)",
-        )
-        .execute(db.w())
-        .await
-        .unwrap();
+        write("INSERT INTO zones (uuid, name, state, created_at) VALUES ('z', 'z', 'Enabled', 0)")
+            .execute(db.w())
+            .await
+            .unwrap();
         let n: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM zones").fetch_one(db.r()).await.unwrap();
         assert_eq!(n, 1, "a write is visible to the read pool");

@@ -75,7 +75,7 @@ impl Engine {
         }
         self.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: ClusterId = self.ids.next();
-        let res = sqlx::query(
+        let res = crate::db::write(
             "INSERT INTO clusters (uuid, zone_uuid, name, hypervisor_type, state, created_at) VALUES (?, ?, ?, ?, 'Enabled', ?)",
         )
         .bind(id.to_string())
@@ -171,17 +171,19 @@ impl Engine {
                 "cluster {id} still has {hosts} hosts; delete them first"
             )));
         }
-        let mut conn = self.db.w().lock().await;
-        let mut tx = sqlx::Connection::begin(crate::db::open(&mut conn)?).await?;
-        for sql in [
-            "DELETE FROM cluster_primary_storages WHERE cluster_uuid = ?",
-            "DELETE FROM cluster_l2_networks WHERE cluster_uuid = ?",
-            "DELETE FROM clusters WHERE uuid = ?",
-        ] {
-            sqlx::query(sql).bind(id.to_string()).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        drop(conn);
+        let uuid = id.to_string();
+        self.db
+            .transaction(move |tx| {
+                for sql in [
+                    "DELETE FROM cluster_primary_storages WHERE cluster_uuid = ?",
+                    "DELETE FROM cluster_l2_networks WHERE cluster_uuid = ?",
+                    "DELETE FROM clusters WHERE uuid = ?",
+                ] {
+                    tx.execute(sql, [&uuid])?;
+                }
+                Ok(())
+            })
+            .await?;
         self.scheduler.topology().clusters.remove(&id);
         self.events.publish("cluster", id.0, Some("Enabled"), None);
         Ok(())
@@ -204,7 +206,7 @@ impl Engine {
                 ),
             ));
         }
-        sqlx::query("INSERT OR IGNORE INTO cluster_primary_storages (cluster_uuid, primary_storage_uuid) VALUES (?, ?)")
+        crate::db::write("INSERT OR IGNORE INTO cluster_primary_storages (cluster_uuid, primary_storage_uuid) VALUES (?, ?)")
             .bind(cluster.to_string())
             .bind(ps.to_string())
             .execute(self.db.w())
@@ -236,7 +238,7 @@ impl Engine {
                 ),
             ));
         }
-        sqlx::query("INSERT OR IGNORE INTO cluster_l2_networks (cluster_uuid, l2_network_uuid) VALUES (?, ?)")
+        crate::db::write("INSERT OR IGNORE INTO cluster_l2_networks (cluster_uuid, l2_network_uuid) VALUES (?, ?)")
             .bind(cluster.to_string())
             .bind(l2.to_string())
             .execute(self.db.w())

@@ -184,7 +184,7 @@ impl Engine {
             ));
         }
         let id: HostId = self.ids.next();
-        let res = sqlx::query(
+        let res = crate::db::write(
             "INSERT INTO hosts (uuid, zone_uuid, cluster_uuid, name, management_ip, state, status, cpu_total, memory_total, created_at, agent_token) \
              VALUES (?, ?, ?, ?, ?, 'Enabled', 'Connecting', 0, 0, ?, ?)",
         )
@@ -217,14 +217,14 @@ impl Engine {
         let facts = match self.hv(id, "connect", self.hypervisor.connect(&spec)).await {
             Ok(f) => f,
             Err(e) => {
-                sqlx::query("DELETE FROM hosts WHERE uuid = ?")
+                crate::db::write("DELETE FROM hosts WHERE uuid = ?")
                     .bind(id.to_string())
                     .execute(self.db.w())
                     .await?;
                 return Err(e);
             }
         };
-        sqlx::query("UPDATE hosts SET cpu_total = ?, memory_total = ?, hypervisor_version = ?, status = 'Connected' WHERE uuid = ?")
+        crate::db::write("UPDATE hosts SET cpu_total = ?, memory_total = ?, hypervisor_version = ?, status = 'Connected' WHERE uuid = ?")
             .bind(i64::from(facts.cpus))
             .bind(to_i64("memory_bytes", facts.memory_bytes)?)
             .bind(&facts.hypervisor_version)
@@ -282,7 +282,7 @@ impl Engine {
         let host = self.get_host(id).await?;
         if let Some(name) = &req.name {
             check_name(name)?;
-            sqlx::query("UPDATE hosts SET name = ? WHERE uuid = ?")
+            crate::db::write("UPDATE hosts SET name = ? WHERE uuid = ?")
                 .bind(name)
                 .bind(id.to_string())
                 .execute(self.db.w())
@@ -295,7 +295,7 @@ impl Engine {
                 self.evacuate_host(id).await?;
             }
             if state != host.state {
-                sqlx::query("UPDATE hosts SET state = ? WHERE uuid = ?")
+                crate::db::write("UPDATE hosts SET state = ? WHERE uuid = ?")
                     .bind(state.as_str())
                     .bind(id.to_string())
                     .execute(self.db.w())
@@ -352,7 +352,7 @@ impl Engine {
         if let Err(e) = self.hv(id, "disconnect", self.hypervisor.disconnect(id)).await {
             tracing::warn!(host = %id, %e, "disconnecting a deleted host failed; deleting anyway");
         }
-        sqlx::query("DELETE FROM hosts WHERE uuid = ?")
+        crate::db::write("DELETE FROM hosts WHERE uuid = ?")
             .bind(id.to_string())
             .execute(self.db.w())
             .await?;
@@ -382,7 +382,7 @@ impl Engine {
         if old_status == status.as_str() {
             return Ok(());
         }
-        sqlx::query("UPDATE hosts SET status = ? WHERE uuid = ?")
+        crate::db::write("UPDATE hosts SET status = ? WHERE uuid = ?")
             .bind(status.as_str())
             .bind(id.to_string())
             .execute(self.db.w())

@@ -221,7 +221,7 @@ impl Engine {
         let facts = self.hv(host, "connect", self.hypervisor.connect(&spec)).await?;
         {
             let _turn = self.queues.enter(host.0).await;
-            sqlx::query("UPDATE hosts SET cpu_total = ?, memory_total = ?, hypervisor_version = ? WHERE uuid = ?")
+            crate::db::write("UPDATE hosts SET cpu_total = ?, memory_total = ?, hypervisor_version = ? WHERE uuid = ?")
                 .bind(i64::from(facts.cpus))
                 .bind(facts.memory_bytes as i64)
                 .bind(&facts.hypervisor_version)
@@ -307,7 +307,7 @@ impl Engine {
                 ) if held => {
                     self.unplace_vm(vm).await?;
                     let last = actual.map(|_| host.to_string());
-                    sqlx::query("UPDATE vm_instances SET last_host_uuid = ? WHERE uuid = ?")
+                    crate::db::write("UPDATE vm_instances SET last_host_uuid = ? WHERE uuid = ?")
                         .bind(last)
                         .bind(vm.to_string())
                         .execute(self.db.w())
@@ -322,14 +322,14 @@ impl Engine {
                     .bind(vm.to_string())
                     .fetch_one(self.db.r())
                     .await?;
-                    sqlx::query("UPDATE hosts SET cpu_used = cpu_used + ?, memory_used = memory_used + ? WHERE uuid = ?")
+                    crate::db::write("UPDATE hosts SET cpu_used = cpu_used + ?, memory_used = memory_used + ? WHERE uuid = ?")
                         .bind(cpus)
                         .bind(memory)
                         .bind(host.to_string())
                         .execute(self.db.w())
                         .await?;
                     self.scheduler.index().force_reserve(host, cpus as u32, memory as u64);
-                    sqlx::query("UPDATE vm_instances SET host_uuid = ?1, last_host_uuid = ?1 WHERE uuid = ?2")
+                    crate::db::write("UPDATE vm_instances SET host_uuid = ?1, last_host_uuid = ?1 WHERE uuid = ?2")
                         .bind(host.to_string())
                         .bind(vm.to_string())
                         .execute(self.db.w())
@@ -353,14 +353,14 @@ impl Engine {
                             continue;
                         }
                     }
-                    sqlx::query("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ? AND host_uuid IS NULL")
+                    crate::db::write("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ? AND host_uuid IS NULL")
                         .bind(vm.to_string())
                         .execute(self.db.w())
                         .await?;
                 }
                 (VmState::Stopped, None) => {
                     // No longer defined there (e.g. the host was reinstalled): forget the definition.
-                    sqlx::query("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ? AND host_uuid IS NULL")
+                    crate::db::write("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ? AND host_uuid IS NULL")
                         .bind(vm.to_string())
                         .execute(self.db.w())
                         .await?;
@@ -394,7 +394,7 @@ impl Engine {
             tracing::warn!(%vm, %state, "vm was mid-operation when the node stopped; marking it Unknown");
             self.set_vm_state(vm, state, VmState::Unknown).await?;
         }
-        sqlx::query(
+        crate::db::write(
             "UPDATE jobs SET state = 'Failed', finished_at = ?, \
              error = '{\"code\":\"INTERNAL\",\"message\":\"the management node stopped while the job ran\",\"details\":{}}' \
              WHERE state = 'Running'",

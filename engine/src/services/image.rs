@@ -84,32 +84,30 @@ impl Engine {
             )
         })?;
         let id: ImageId = self.ids.next();
-        let mut conn = self.db.w().lock().await;
-        let mut tx = sqlx::Connection::begin(crate::db::open(&mut conn)?).await?;
-        let fits = sqlx::query("UPDATE backup_storages SET used_bytes = used_bytes + ?1 WHERE uuid = ?2 AND used_bytes + ?1 <= total_bytes")
-            .bind(size)
-            .bind(req.backup_storage_uuid.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if fits == 0 {
+        let (bs, row) = (req.backup_storage_uuid.to_string(), id.to_string());
+        let (name, format, url) = (req.name.clone(), req.format.clone(), req.url.clone());
+        let fits = self
+            .db
+            .transaction(move |tx| {
+                let fits = tx.execute(
+                    "UPDATE backup_storages SET used_bytes = used_bytes + ?1 WHERE uuid = ?2 AND used_bytes + ?1 <= total_bytes",
+                    rusqlite::params![size, bs],
+                )?;
+                if fits == 1 {
+                    tx.execute(
+                        "INSERT INTO images (uuid, backup_storage_uuid, name, format, size_bytes, url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        rusqlite::params![row, bs, name, format, size, url, crate::time::now_ms()],
+                    )?;
+                }
+                Ok(fits == 1)
+            })
+            .await?;
+        if !fits {
             return Err(EngineError::InsufficientCapacity(format!(
                 "backup storage {} has no room for {} bytes",
                 req.backup_storage_uuid, req.size_bytes
             )));
         }
-        sqlx::query("INSERT INTO images (uuid, backup_storage_uuid, name, format, size_bytes, url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-            .bind(id.to_string())
-            .bind(req.backup_storage_uuid.to_string())
-            .bind(&req.name)
-            .bind(&req.format)
-            .bind(size)
-            .bind(&req.url)
-            .bind(crate::time::now_ms())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        drop(conn);
         self.events.publish("image", id.0, None, Some("Ready"));
         self.get_image(id).await
     }
@@ -140,21 +138,20 @@ impl Engine {
         if vms > 0 {
             return Err(EngineError::Conflict(format!("image {id} is used by {vms} VMs")));
         }
-        let mut conn = self.db.w().lock().await;
-        let mut tx = sqlx::Connection::begin(crate::db::open(&mut conn)?).await?;
-        sqlx::query("DELETE FROM images WHERE uuid = ?")
-            .bind(id.to_string())
-            .execute(&mut *tx)
+        let size = to_i64("size_bytes", image.size_bytes)?;
+        let (row, bs) = (id.to_string(), image.backup_storage_uuid.to_string());
+        self.db
+            .transaction(move |tx| {
+                // Only a delete that happened gives the bytes back (two racing deletes free once).
+                if tx.execute("DELETE FROM images WHERE uuid = ?", [&row])? == 1 {
+                    tx.execute(
+                        "UPDATE backup_storages SET used_bytes = MAX(0, used_bytes - ?) WHERE uuid = ?",
+                        rusqlite::params![size, bs],
+                    )?;
+                }
+                Ok(())
+            })
             .await?;
-        sqlx::query(
-            "UPDATE backup_storages SET used_bytes = MAX(0, used_bytes - ?) WHERE uuid = ?",
-        )
-        .bind(to_i64("size_bytes", image.size_bytes)?)
-        .bind(image.backup_storage_uuid.to_string())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        drop(conn);
         self.events.publish("image", id.0, Some("Ready"), None);
         Ok(())
     }

@@ -57,7 +57,7 @@ impl Engine {
             return Err(EngineError::invalid("memory_bytes", "must be at least 1 MiB (1048576)"));
         }
         let id: InstanceOfferingId = self.ids.next();
-        let res = sqlx::query("INSERT INTO instance_offerings (uuid, name, cpus, memory_bytes, created_at) VALUES (?, ?, ?, ?, ?)")
+        let res = crate::db::write("INSERT INTO instance_offerings (uuid, name, cpus, memory_bytes, created_at) VALUES (?, ?, ?, ?, ?)")
             .bind(id.to_string())
             .bind(&req.name)
             .bind(i64::from(req.cpus))
@@ -107,7 +107,7 @@ impl Engine {
     /// Deletes an offering. VMs keep their size (it is copied into each VM).
     pub async fn delete_instance_offering(&self, id: InstanceOfferingId) -> EngineResult<()> {
         self.get_instance_offering(id).await?;
-        sqlx::query("DELETE FROM instance_offerings WHERE uuid = ?")
+        crate::db::write("DELETE FROM instance_offerings WHERE uuid = ?")
             .bind(id.to_string())
             .execute(self.db.w())
             .await?;

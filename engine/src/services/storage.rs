@@ -112,7 +112,7 @@ impl Engine {
         let total = check_storage(&req.name, &req.url, req.total_bytes)?;
         self.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: PrimaryStorageId = self.ids.next();
-        sqlx::query(
+        crate::db::write(
             "INSERT INTO primary_storages (uuid, zone_uuid, name, url, total_bytes, used_bytes, state, created_at) \
              VALUES (?, ?, ?, ?, ?, 0, 'Enabled', ?)",
         )
@@ -164,18 +164,17 @@ impl Engine {
                 "primary storage {id} still holds {volumes} volumes"
             )));
         }
-        let mut conn = self.db.w().lock().await;
-        let mut tx = sqlx::Connection::begin(crate::db::open(&mut conn)?).await?;
-        sqlx::query("DELETE FROM cluster_primary_storages WHERE primary_storage_uuid = ?")
-            .bind(id.to_string())
-            .execute(&mut *tx)
+        let uuid = id.to_string();
+        self.db
+            .transaction(move |tx| {
+                tx.execute(
+                    "DELETE FROM cluster_primary_storages WHERE primary_storage_uuid = ?",
+                    [&uuid],
+                )?;
+                tx.execute("DELETE FROM primary_storages WHERE uuid = ?", [&uuid])?;
+                Ok(())
+            })
             .await?;
-        sqlx::query("DELETE FROM primary_storages WHERE uuid = ?")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        drop(conn);
         {
             let mut t = self.scheduler.topology();
             t.storages.remove(&id);
@@ -195,7 +194,7 @@ impl Engine {
         let total = check_storage(&req.name, &req.url, req.total_bytes)?;
         self.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: BackupStorageId = self.ids.next();
-        sqlx::query(
+        crate::db::write(
             "INSERT INTO backup_storages (uuid, zone_uuid, name, url, total_bytes, used_bytes, created_at) \
              VALUES (?, ?, ?, ?, ?, 0, ?)",
         )
@@ -249,7 +248,7 @@ impl Engine {
                 "backup storage {id} still holds {images} images"
             )));
         }
-        sqlx::query("DELETE FROM backup_storages WHERE uuid = ?")
+        crate::db::write("DELETE FROM backup_storages WHERE uuid = ?")
             .bind(id.to_string())
             .execute(self.db.w())
             .await?;

@@ -48,7 +48,7 @@ impl Engine {
     pub async fn create_zone(&self, req: CreateZone) -> EngineResult<Zone> {
         check_name(&req.name)?;
         let id: ZoneId = self.ids.next();
-        let res = sqlx::query("INSERT INTO zones (uuid, name, description, state, created_at) VALUES (?, ?, ?, 'Enabled', ?)")
+        let res = crate::db::write("INSERT INTO zones (uuid, name, description, state, created_at) VALUES (?, ?, ?, 'Enabled', ?)")
             .bind(id.to_string())
             .bind(&req.name)
             .bind(&req.description)
@@ -101,7 +101,7 @@ impl Engine {
                 "zone {id} still has {children} clusters, storages or networks; delete them first"
             )));
         }
-        sqlx::query("DELETE FROM zones WHERE uuid = ?")
+        crate::db::write("DELETE FROM zones WHERE uuid = ?")
             .bind(id.to_string())
             .execute(self.db.w())
             .await?;

@@ -143,7 +143,7 @@ impl Engine {
             ));
         }
         let id: IpRangeId = self.ids.next();
-        sqlx::query(
+        crate::db::write(
             "INSERT INTO ip_ranges (uuid, l3_network_uuid, name, start_ip, end_ip, netmask, gateway, created_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -208,7 +208,7 @@ impl Engine {
                 "IP range {id} still has {used} addresses in use"
             )));
         }
-        sqlx::query("DELETE FROM ip_ranges WHERE uuid = ?")
+        crate::db::write("DELETE FROM ip_ranges WHERE uuid = ?")
             .bind(id.to_string())
             .execute(self.db.w())
             .await?;

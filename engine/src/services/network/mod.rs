@@ -136,7 +136,7 @@ impl Engine {
         }
         self.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: L2NetworkId = self.ids.next();
-        sqlx::query("INSERT INTO l2_networks (uuid, zone_uuid, name, physical_interface, vlan, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        crate::db::write("INSERT INTO l2_networks (uuid, zone_uuid, name, physical_interface, vlan, created_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(id.to_string())
             .bind(req.zone_uuid.to_string())
             .bind(&req.name)
@@ -187,18 +187,14 @@ impl Engine {
                 "L2 network {id} still has {l3s} L3 networks"
             )));
         }
-        let mut conn = self.db.w().lock().await;
-        let mut tx = sqlx::Connection::begin(crate::db::open(&mut conn)?).await?;
-        sqlx::query("DELETE FROM cluster_l2_networks WHERE l2_network_uuid = ?")
-            .bind(id.to_string())
-            .execute(&mut *tx)
+        let uuid = id.to_string();
+        self.db
+            .transaction(move |tx| {
+                tx.execute("DELETE FROM cluster_l2_networks WHERE l2_network_uuid = ?", [&uuid])?;
+                tx.execute("DELETE FROM l2_networks WHERE uuid = ?", [&uuid])?;
+                Ok(())
+            })
             .await?;
-        sqlx::query("DELETE FROM l2_networks WHERE uuid = ?")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        drop(conn);
         for c in self.scheduler.topology().clusters.values_mut() {
             c.l2_networks.remove(&id);
         }
@@ -216,7 +212,7 @@ impl Engine {
             )
         })?;
         let id: L3NetworkId = self.ids.next();
-        sqlx::query("INSERT INTO l3_networks (uuid, zone_uuid, l2_network_uuid, name, created_at) VALUES (?, ?, ?, ?, ?)")
+        crate::db::write("INSERT INTO l3_networks (uuid, zone_uuid, l2_network_uuid, name, created_at) VALUES (?, ?, ?, ?, ?)")
             .bind(id.to_string())
             .bind(l2.zone_uuid.to_string())
             .bind(l2.uuid.to_string())
@@ -265,18 +261,14 @@ impl Engine {
         if nics > 0 {
             return Err(EngineError::Conflict(format!("L3 network {id} still has {nics} NICs")));
         }
-        let mut conn = self.db.w().lock().await;
-        let mut tx = sqlx::Connection::begin(crate::db::open(&mut conn)?).await?;
-        sqlx::query("DELETE FROM ip_ranges WHERE l3_network_uuid = ?")
-            .bind(id.to_string())
-            .execute(&mut *tx)
+        let uuid = id.to_string();
+        self.db
+            .transaction(move |tx| {
+                tx.execute("DELETE FROM ip_ranges WHERE l3_network_uuid = ?", [&uuid])?;
+                tx.execute("DELETE FROM l3_networks WHERE uuid = ?", [&uuid])?;
+                Ok(())
+            })
             .await?;
-        sqlx::query("DELETE FROM l3_networks WHERE uuid = ?")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        drop(conn);
         self.ipam.remove_l3(id);
         self.events.publish("l3_network", id.0, Some("Enabled"), None);
         Ok(())

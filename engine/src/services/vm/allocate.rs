@@ -93,7 +93,7 @@ impl Engine {
         let mut avoid = req.avoid.clone();
         for _ in 0..RACE_RETRIES {
             let host = self.choose_host(req, &avoid)?;
-            let ok = sqlx::query(
+            let ok = crate::db::write(
                 "UPDATE hosts SET cpu_used = cpu_used + ?1, memory_used = memory_used + ?2 \
                  WHERE uuid = ?3 AND cpu_used + ?1 <= cpu_total AND memory_used + ?2 <= memory_total",
             )
@@ -129,7 +129,7 @@ impl Engine {
         cpus: u32,
         memory: u64,
     ) -> EngineResult<()> {
-        sqlx::query("UPDATE hosts SET cpu_used = MAX(0, cpu_used - ?), memory_used = MAX(0, memory_used - ?) WHERE uuid = ?")
+        crate::db::write("UPDATE hosts SET cpu_used = MAX(0, cpu_used - ?), memory_used = MAX(0, memory_used - ?) WHERE uuid = ?")
             .bind(i64::from(cpus))
             .bind(memory as i64)
             .bind(host.to_string())
@@ -171,7 +171,7 @@ impl Engine {
         }
         let host = self.reserve_host(req).await?;
         let cluster = self.scheduler.index().get(host).map(|c| c.cluster);
-        let set = sqlx::query("UPDATE vm_instances SET host_uuid = ?, cluster_uuid = ? WHERE uuid = ? AND host_uuid IS NULL")
+        let set = crate::db::write("UPDATE vm_instances SET host_uuid = ?, cluster_uuid = ? WHERE uuid = ? AND host_uuid IS NULL")
             .bind(host.to_string())
             .bind(cluster.map(|c| c.to_string()))
             .bind(vm.to_string())
@@ -199,7 +199,7 @@ impl Engine {
         let Some((Some(host), cpus, memory)) = row else { return Ok(()) };
         let host: HostId =
             host.parse().map_err(|e| EngineError::Internal(format!("bad host uuid: {e}")))?;
-        let cleared = sqlx::query(
+        let cleared = crate::db::write(
             "UPDATE vm_instances SET host_uuid = NULL WHERE uuid = ? AND host_uuid = ?",
         )
         .bind(vm.to_string())
@@ -247,7 +247,7 @@ impl Engine {
         // Insert first (idempotent on the volume uuid), then charge the storage, and undo the
         // insert if the storage turned out to be full: two statements instead of a read and a
         // four-statement transaction, on every create's path.
-        let inserted = sqlx::query(
+        let inserted = crate::db::write(
             "INSERT OR IGNORE INTO volumes (uuid, vm_uuid, primary_storage_uuid, kind, size_bytes, format, device_index, created_at) \
              VALUES (?, ?, ?, 'Root', ?, ?, 0, ?)",
         )
@@ -272,13 +272,13 @@ impl Engine {
             let existing: String =
                 sqlx::query_scalar("SELECT primary_storage_uuid FROM volumes WHERE uuid = ?")
                     .bind(volume.to_string())
-                    .fetch_one(self.db.w())
+                    .fetch_one(self.db.r())
                     .await?;
             return existing
                 .parse()
                 .map_err(|e| EngineError::Internal(format!("bad storage uuid: {e}")));
         }
-        let charged = sqlx::query(
+        let charged = crate::db::write(
             "UPDATE primary_storages SET used_bytes = used_bytes + ?1 WHERE uuid = ?2 AND used_bytes + ?1 <= total_bytes",
         )
         .bind(bytes as i64)
@@ -288,7 +288,7 @@ impl Engine {
         .map(|r| r.rows_affected() == 1);
         if !matches!(charged, Ok(true)) {
             self.scheduler.topology().release_storage(ps, bytes);
-            sqlx::query("DELETE FROM volumes WHERE uuid = ?")
+            crate::db::write("DELETE FROM volumes WHERE uuid = ?")
                 .bind(volume.to_string())
                 .execute(self.db.w())
                 .await?;
@@ -308,24 +308,22 @@ impl Engine {
                 .fetch_optional(self.db.r())
                 .await?;
         let Some((ps, bytes)) = row else { return Ok(()) };
-        let mut conn = self.db.w().lock().await;
-        let mut tx = sqlx::Connection::begin(crate::db::open(&mut conn)?).await?;
-        let deleted = sqlx::query("DELETE FROM volumes WHERE uuid = ?")
-            .bind(volume.to_string())
-            .execute(&mut *tx)
+        let (row, storage) = (volume.to_string(), ps.clone());
+        let deleted = self
+            .db
+            .transaction(move |tx| {
+                let deleted =
+                    tx.prepare_cached("DELETE FROM volumes WHERE uuid = ?")?.execute([&row])? == 1;
+                if deleted {
+                    tx.prepare_cached(
+                        "UPDATE primary_storages SET used_bytes = MAX(0, used_bytes - ?) WHERE uuid = ?",
+                    )?
+                    .execute(rusqlite::params![bytes, storage])?;
+                }
+                Ok(deleted)
+            })
             .await?;
-        if deleted.rows_affected() == 1 {
-            sqlx::query(
-                "UPDATE primary_storages SET used_bytes = MAX(0, used_bytes - ?) WHERE uuid = ?",
-            )
-            .bind(bytes)
-            .bind(&ps)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        drop(conn);
-        if deleted.rows_affected() == 1 {
+        if deleted {
             if let Ok(ps) = ps.parse::<PrimaryStorageId>() {
                 self.scheduler.topology().release_storage(ps, bytes as u64);
             }
@@ -350,7 +348,7 @@ impl Engine {
                     "L3 network {l3} has no free IP address left"
                 ))
             })?;
-            let res = sqlx::query(
+            let res = crate::db::write(
                 "INSERT INTO vm_nics (uuid, vm_uuid, l3_network_uuid, ip, mac, device_index, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(nic.to_string())
@@ -370,7 +368,7 @@ impl Engine {
                     let existing: Option<(i64, String)> =
                         sqlx::query_as("SELECT ip, mac FROM vm_nics WHERE uuid = ?")
                             .bind(nic.to_string())
-                            .fetch_optional(self.db.w())
+                            .fetch_optional(self.db.r())
                             .await?;
                     if let Some((ip, mac)) = existing {
                         self.ipam.release(l3, alloc.ip);
@@ -405,9 +403,9 @@ impl Engine {
     /// Deletes a NIC and returns its address to IPAM. Idempotent.
     pub(crate) async fn free_nic(&self, nic: NicId) -> EngineResult<()> {
         let row: Option<(String, i64)> =
-            sqlx::query_as("DELETE FROM vm_nics WHERE uuid = ? RETURNING l3_network_uuid, ip")
+            crate::db::write("DELETE FROM vm_nics WHERE uuid = ? RETURNING l3_network_uuid, ip")
                 .bind(nic.to_string())
-                .fetch_optional(self.db.w())
+                .fetch_optional(self.db.w(), |r| Ok((r.get(0)?, r.get(1)?)))
                 .await?;
         if let Some((l3, ip)) = row {
             let l3: L3NetworkId =

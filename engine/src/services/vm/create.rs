@@ -21,7 +21,6 @@ use sqlx::Row;
 use utoipa::ToSchema;
 
 use super::allocate::HostRequest;
-use super::view;
 use super::{VmInstance, VmState};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{
@@ -231,22 +230,22 @@ impl Engine {
         let host = ctx
             .host
             .ok_or_else(|| EngineError::Internal("create finished without a host".into()))?;
-        // The VM comes back from the update itself (one round trip instead of two).
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE vm_instances SET last_host_uuid = ?, state = ?, state_changed_at = ? WHERE uuid = ? \
-             RETURNING {}",
-            view::COLUMNS
-        )))
+        let updated = crate::db::write(
+            "UPDATE vm_instances SET last_host_uuid = ?, state = ?, state_changed_at = ? WHERE uuid = ?",
+        )
         .bind(host.to_string())
         .bind(VmState::Running.as_str())
         .bind(crate::time::now_ms())
         .bind(vm.to_string())
-        .fetch_optional(self.db.w())
-        .await?
-        .ok_or_else(|| EngineError::Internal(format!("vm {vm} vanished as its create finished")))?;
+        .execute(self.db.w())
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(EngineError::Internal(format!("vm {vm} vanished as its create finished")));
+        }
         let (from, to) = (VmState::Starting.as_str(), VmState::Running.as_str());
         self.events.publish("vm", vm.0, Some(from), Some(to));
-        Ok(view::decode(&row)?)
+        // Read back on a read connection, so the writer does only the update.
+        self.get_vm(vm).await
     }
 }
 
@@ -277,7 +276,7 @@ impl Step<CreateCtx> for InsertVm {
             .host
             .ok_or_else(|| EngineError::Internal("no host chosen before insert-vm".into()))?;
         let now = crate::time::now_ms();
-        let inserted = sqlx::query(
+        let inserted = crate::db::write(
             "INSERT OR IGNORE INTO vm_instances (uuid, name, zone_uuid, cluster_uuid, host_uuid, instance_offering_uuid, \
              image_uuid, cpus, memory_bytes, state, created_at, state_changed_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'Created', ?, ?)",
@@ -301,7 +300,7 @@ impl Step<CreateCtx> for InsertVm {
         Ok(())
     }
     async fn undo(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
-        let deleted = sqlx::query("DELETE FROM vm_instances WHERE uuid = ?")
+        let deleted = crate::db::write("DELETE FROM vm_instances WHERE uuid = ?")
             .bind(ctx.plan.vm.to_string())
             .execute(ctx.engine.db.w())
             .await?;

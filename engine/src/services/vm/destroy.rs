@@ -63,7 +63,7 @@ impl Engine {
             }
         }
         self.unplace_vm(vm).await?;
-        sqlx::query("UPDATE vm_instances SET last_host_uuid = ? WHERE uuid = ?")
+        crate::db::write("UPDATE vm_instances SET last_host_uuid = ? WHERE uuid = ?")
             .bind(still_defined_on)
             .bind(vm.to_string())
             .execute(self.db.w())
@@ -94,7 +94,7 @@ impl Engine {
         if let Some(h) = pending {
             let h = h.parse().map_err(|e| EngineError::Internal(format!("bad host uuid: {e}")))?;
             self.hv(h, "destroy", self.hypervisor.destroy_vm(h, vm)).await?;
-            sqlx::query("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ?")
+            crate::db::write("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ?")
                 .bind(vm.to_string())
                 .execute(self.db.w())
                 .await?;
@@ -233,7 +233,7 @@ impl Step<ExpungeCtx> for FreeNics {
     }
     async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
         for n in &ctx.nics {
-            sqlx::query(
+            crate::db::write(
                 "INSERT OR IGNORE INTO vm_nics (uuid, vm_uuid, l3_network_uuid, ip, mac, device_index, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(n.uuid.to_string())
@@ -280,34 +280,36 @@ impl Step<ExpungeCtx> for FreeVolumes {
     }
     async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
         for v in &ctx.volumes {
-            let mut conn = ctx.engine.db.w().lock().await;
-            let mut tx = sqlx::Connection::begin(crate::db::open(&mut conn)?).await?;
-            let inserted = sqlx::query(
-                "INSERT OR IGNORE INTO volumes (uuid, vm_uuid, primary_storage_uuid, kind, size_bytes, format, device_index, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(v.uuid.to_string())
-            .bind(ctx.vm.to_string())
-            .bind(&v.primary_storage)
-            .bind(&v.kind)
-            .bind(v.size)
-            .bind(&v.format)
-            .bind(v.device_index)
-            .bind(v.created_at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 1 {
-                sqlx::query(
-                    "UPDATE primary_storages SET used_bytes = used_bytes + ? WHERE uuid = ?",
-                )
-                .bind(v.size)
-                .bind(&v.primary_storage)
-                .execute(&mut *tx)
+            let (vm, volume) = (ctx.vm.to_string(), v.clone());
+            let inserted = ctx
+                .engine
+                .db
+                .transaction(move |tx| {
+                    let v = volume;
+                    let inserted = tx
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO volumes (uuid, vm_uuid, primary_storage_uuid, kind, size_bytes, format, device_index, created_at) \
+                             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        )?
+                        .execute(rusqlite::params![
+                            v.uuid.to_string(),
+                            vm,
+                            v.primary_storage,
+                            v.kind,
+                            v.size,
+                            v.format,
+                            v.device_index,
+                            v.created_at
+                        ])?;
+                    if inserted == 1 {
+                        tx.prepare_cached(
+                            "UPDATE primary_storages SET used_bytes = used_bytes + ? WHERE uuid = ?",
+                        )?
+                        .execute(rusqlite::params![v.size, v.primary_storage])?;
+                    }
+                    Ok(inserted)
+                })
                 .await?;
-            }
-            tx.commit().await?;
-            drop(conn);
             if inserted == 1 {
                 if let Ok(ps) = v.primary_storage.parse() {
                     let mut t = ctx.engine.scheduler.topology();
@@ -334,7 +336,7 @@ impl Step<ExpungeCtx> for DeleteVm {
         {
             ctx.vm_row = Some(row);
         }
-        sqlx::query("DELETE FROM vm_instances WHERE uuid = ?")
+        crate::db::write("DELETE FROM vm_instances WHERE uuid = ?")
             .bind(ctx.vm.to_string())
             .execute(ctx.engine.db.w())
             .await?;
@@ -342,7 +344,7 @@ impl Step<ExpungeCtx> for DeleteVm {
     }
     async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
         let Some(r) = &ctx.vm_row else { return Ok(()) };
-        sqlx::query(
+        crate::db::write(
             "INSERT OR IGNORE INTO vm_instances (uuid, name, zone_uuid, cluster_uuid, host_uuid, last_host_uuid, instance_offering_uuid, \
              image_uuid, cpus, memory_bytes, state, created_at, state_changed_at) VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, ?, ?, ?)",
         )

@@ -92,7 +92,7 @@ impl Engine {
                 .bind(vm.to_string())
                 .fetch_one(self.db.r())
                 .await?;
-        sqlx::query("UPDATE vm_instances SET host_uuid = ?1, last_host_uuid = ?1, cluster_uuid = ?2 WHERE uuid = ?3")
+        crate::db::write("UPDATE vm_instances SET host_uuid = ?1, last_host_uuid = ?1, cluster_uuid = ?2 WHERE uuid = ?3")
             .bind(target.to_string())
             .bind(cluster)
             .bind(vm.to_string())

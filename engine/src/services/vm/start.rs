@@ -40,7 +40,7 @@ impl Engine {
             self.set_vm_state(vm, VmState::Starting, state).await?;
             return Err(e);
         }
-        sqlx::query("UPDATE vm_instances SET last_host_uuid = host_uuid WHERE uuid = ?")
+        crate::db::write("UPDATE vm_instances SET last_host_uuid = host_uuid WHERE uuid = ?")
             .bind(vm.to_string())
             .execute(self.db.w())
             .await?;
@@ -180,10 +180,12 @@ impl Step<StartCtx> for StartOnHost {
             match e.hv(old, "destroy", e.hypervisor.destroy_vm(old, vm)).await {
                 Ok(()) => {
                     ctx.left_last_host = true;
-                    sqlx::query("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ?")
-                        .bind(vm.to_string())
-                        .execute(e.db.w())
-                        .await?;
+                    crate::db::write(
+                        "UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ?",
+                    )
+                    .bind(vm.to_string())
+                    .execute(e.db.w())
+                    .await?;
                 }
                 // The old host is gone, unreachable or refused: the VM is still defined there,
                 // so `last_host_uuid` keeps pointing at it (if the create below fails, the VM

@@ -155,7 +155,7 @@ impl Engine {
         from: VmState,
         to: VmState,
     ) -> EngineResult<()> {
-        sqlx::query("UPDATE vm_instances SET state = ?, state_changed_at = ? WHERE uuid = ?")
+        crate::db::write("UPDATE vm_instances SET state = ?, state_changed_at = ? WHERE uuid = ?")
             .bind(to.as_str())
             .bind(crate::time::now_ms())
             .bind(id.to_string())
