@@ -7,10 +7,10 @@
 //! while reads use a few read-only sqlx connections that WAL mode lets run alongside it. See
 //! [`Conns`] for why these are held connections rather than a sqlx pool.
 //!
-//! An in-memory database is SQLite's `memdb` VFS under a name of its own, so the writer and
-//! the readers share it as they share a file.
+//! An in-memory database is a WAL database in RAM that the writer and the readers share as
+//! they share a file, deleted once unused (see [`scratch`]).
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,12 +24,14 @@ use crate::error::{EngineError, EngineResult};
 mod bulk;
 mod conns;
 mod rows;
+mod scratch;
 mod statement;
 mod write_error;
 mod writer;
 pub use bulk::rows_as_one;
 pub use conns::Conns;
 pub use rows::*;
+use scratch::ScratchDb;
 pub use statement::{write, Write};
 pub use writer::{Writer, Written, MAX_BATCH};
 
@@ -38,6 +40,8 @@ pub use writer::{Writer, Written, MAX_BATCH};
 pub struct Db {
     write: Arc<Writer>,
     read: Arc<Conns>,
+    /// An in-memory database's files, deleted when the last handle goes.
+    _scratch: Option<Arc<ScratchDb>>,
 }
 
 /// Read connections of a file database (WAL lets them run alongside the writer).
@@ -46,13 +50,6 @@ const READ_CONNECTIONS: usize = 4;
 const MEMORY_READ_CONNECTIONS: usize = 2;
 /// How long a statement waits for a lock before failing with "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Where the database lives.
-enum Location {
-    File(PathBuf),
-    /// A `memdb` database, shared by name between the connections of this process.
-    Memory(String),
-}
 
 impl Db {
     /// Opens (creating if needed) the database at `url` and applies the migrations.
@@ -68,25 +65,29 @@ impl Db {
         let parsed = SqliteConnectOptions::from_str(url)
             .map_err(|e| EngineError::invalid("db", format!("bad database URL `{url}`: {e}")))?;
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let (location, base, readers) = if in_memory {
-            let name = format!("/oxstack-{}", uuid::Uuid::new_v4());
-            let opts = SqliteConnectOptions::new().filename(&name).vfs("memdb");
-            (Location::Memory(name), opts, MEMORY_READ_CONNECTIONS)
-        } else {
-            let path = parsed.get_filename().to_owned();
-            (Location::File(path), parsed, READ_CONNECTIONS)
+        let scratch = in_memory.then(ScratchDb::new);
+        let (path, readers) = match &scratch {
+            Some(s) => (s.path().to_owned(), MEMORY_READ_CONNECTIONS),
+            None => (parsed.get_filename().to_owned(), READ_CONNECTIONS),
         };
-        let base = base.foreign_keys(true).busy_timeout(BUSY_TIMEOUT);
-        let mut setup = match location {
-            Location::Memory(_) => base.clone().create_if_missing(true),
-            Location::File(_) => base
-                .clone()
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal),
-        }
-        .connect()
-        .await?;
+        // Durable on a file: a commit survives a crash of the process (NORMAL is enough in
+        // WAL mode); in memory there is nothing to be durable on.
+        let (synchronous, sync_pragma) = if in_memory {
+            (SqliteSynchronous::Off, "OFF")
+        } else {
+            (SqliteSynchronous::Normal, "NORMAL")
+        };
+        let base = SqliteConnectOptions::new()
+            .filename(&path)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let mut setup = base
+            .clone()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(synchronous)
+            .connect()
+            .await?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&mut setup)
             .await
@@ -96,12 +97,14 @@ impl Db {
         for _ in 0..readers {
             conns.push(ro.connect().await?);
         }
-        let write = open_writer(&location)
-            .map_err(|e| EngineError::Internal(format!("opening the write connection: {e}")))?;
-        // The readers and the writer hold the database now (an in-memory one lives as long as
-        // a connection to it does).
         setup.close().await?;
-        Ok(Self { write: Arc::new(write), read: Arc::new(Conns::new(conns)) })
+        let write = open_writer(&path, sync_pragma)
+            .map_err(|e| EngineError::Internal(format!("opening the write connection: {e}")))?;
+        Ok(Self {
+            write: Arc::new(write),
+            read: Arc::new(Conns::new(conns)),
+            _scratch: scratch.map(Arc::new),
+        })
     }
 
     /// The writer thread every write goes through: `write(sql)...execute(db.w())`.
@@ -136,20 +139,10 @@ impl Db {
 }
 
 /// Opens and configures the write connection and starts its thread.
-fn open_writer(location: &Location) -> Result<Writer, Box<dyn std::error::Error>> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_URI;
-    let conn = match location {
-        Location::File(path) => {
-            let conn = rusqlite::Connection::open_with_flags(path, flags)?;
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            conn
-        }
-        Location::Memory(name) => {
-            rusqlite::Connection::open_with_flags_and_vfs(name, flags, c"memdb")?
-        }
-    };
+fn open_writer(path: &Path, synchronous: &str) -> Result<Writer, Box<dyn std::error::Error>> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = rusqlite::Connection::open_with_flags(path, flags)?;
+    conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(Writer::start(conn)?)
