@@ -22,6 +22,7 @@ use sqlx::{ConnectOptions, Connection};
 use crate::error::{EngineError, EngineResult};
 
 mod bulk;
+mod checkpoint;
 mod conns;
 mod rows;
 mod scratch;
@@ -144,8 +145,11 @@ fn open_writer(path: &Path, synchronous: &str) -> Result<Writer, Box<dyn std::er
     let conn = rusqlite::Connection::open_with_flags(path, flags)?;
     conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "wal_autocheckpoint", checkpoint::FALLBACK_PAGES)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    Ok(Writer::start(conn)?)
+    let checkpoints = rusqlite::Connection::open_with_flags(path, flags)?;
+    checkpoints.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(Writer::start(conn, checkpoint::Checkpointer::start(checkpoints)?)?)
 }
 
 #[cfg(test)]

@@ -85,7 +85,10 @@ mod tests {
         let db = ScratchDb::new();
         std::fs::write(db.path(), b"x").unwrap();
         let path = db.path().to_owned();
-        assert_eq!(owner_pid(path.file_name().unwrap().to_str().unwrap()), Some(std::process::id()));
+        assert_eq!(
+            owner_pid(path.file_name().unwrap().to_str().unwrap()),
+            Some(std::process::id())
+        );
         drop(db);
         assert!(!path.exists());
 

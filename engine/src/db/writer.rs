@@ -30,6 +30,7 @@ use rusqlite::types::{ToSqlOutput, Value};
 use rusqlite::{Connection, ErrorCode, ToSql};
 use tokio::sync::oneshot;
 
+use super::checkpoint::Checkpointer;
 use super::write_error::{batch_failed, closed, to_sqlx};
 
 /// Most jobs in one transaction.
@@ -89,15 +90,18 @@ impl Written {
 }
 
 impl Writer {
-    /// Starts the thread that owns `conn` (already migrated and configured).
-    pub fn start(mut conn: Connection) -> std::io::Result<Self> {
+    /// Starts the thread that owns `conn` (already migrated and configured), nudging
+    /// `checkpoints` after its commits.
+    pub fn start(mut conn: Connection, mut checkpoints: Checkpointer) -> std::io::Result<Self> {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let (tx, rx) = mpsc::channel::<Job>();
         let (exited_tx, exited_rx) = oneshot::channel();
         let stats = Arc::new(Stats::default());
         let thread_stats = stats.clone();
         std::thread::Builder::new().name("oxstack-db-writer".into()).spawn(move || {
-            run(&mut conn, &rx, &thread_stats);
+            run(&mut conn, &rx, &thread_stats, &checkpoints);
+            // The last connection to close checkpoints the whole log and removes it.
+            checkpoints.stop();
             if let Err((_, e)) = conn.close() {
                 tracing::warn!(%e, "closing the write connection failed");
             }
@@ -261,7 +265,7 @@ pub(super) fn owned(v: &dyn ToSql) -> Result<Value, rusqlite::Error> {
 }
 
 /// The thread's loop: take every queued job, run them in one transaction, answer them.
-fn run(conn: &mut Connection, rx: &mpsc::Receiver<Job>, stats: &Stats) {
+fn run(conn: &mut Connection, rx: &mpsc::Receiver<Job>, stats: &Stats, ckpt: &Checkpointer) {
     let mut queue: VecDeque<Job> = VecDeque::new();
     loop {
         if queue.is_empty() {
@@ -281,6 +285,7 @@ fn run(conn: &mut Connection, rx: &mpsc::Receiver<Job>, stats: &Stats) {
             if let Some(job) = queue.pop_front() {
                 (job(conn, false).answer)(Ok(()));
             }
+            ckpt.nudge();
             continue;
         }
         let mut ran = Vec::with_capacity(queue.len());
@@ -306,6 +311,7 @@ fn run(conn: &mut Connection, rx: &mpsc::Receiver<Job>, stats: &Stats) {
         if let Some(msg) = &failure {
             tracing::warn!(jobs = ran.len(), %msg, "a write batch failed; its writes are undone");
         }
+        ckpt.nudge();
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.jobs.fetch_add(ran.len() as u64, Ordering::Relaxed);
         for r in ran {
