@@ -134,8 +134,9 @@ impl Writer {
                         Err(e) => Err(to_sqlx(e)),
                         Ok(v) => batch.map(|()| v).map_err(batch_failed),
                     };
-                    let _ = reply.send(answer);
+                    // Not pending any more by the time its caller wakes (`idle()` after a write).
                     stats.pending.fetch_sub(1, Ordering::SeqCst);
+                    let _ = reply.send(answer);
                 }),
             }
         });
