@@ -2,9 +2,10 @@
 //!
 //! A run executes on a current-thread runtime whose clock starts paused. Tokio would normally
 //! *auto-advance* a paused clock whenever the runtime has nothing to do, but the engine's SQLite
-//! queries run on sqlx's own worker thread: while one is in flight the runtime looks idle, jumps
-//! the clock to the next timer (sqlx's 30 s pool-acquire timeout) and every query fails with
-//! "pool timed out". So a [`ClockHold`] (a parked `spawn_blocking` task, which tokio documents as
+//! statements run on threads of their own (sqlx's workers for reads, the engine's writer thread
+//! for writes): while one is in flight the runtime looks idle and would jump the clock to the
+//! next timer (with sqlx's pools, that was the 30 s acquire timeout: every query failed with
+//! "pool timed out"). So a [`ClockHold`] (a parked `spawn_blocking` task, which tokio documents as
 //! inhibiting auto-advance) is held for the whole run, and time moves only in two ways:
 //!
 //! - the runner calls [`SimClock::advance`] between operations (random-walk steps, waits, ping

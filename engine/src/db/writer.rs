@@ -55,11 +55,27 @@ type Job = Box<dyn FnOnce(&mut Connection, bool) -> Ran + Send>;
 /// Counters shared with the thread.
 #[derive(Debug, Default)]
 struct Stats {
-    /// Jobs queued or running.
+    /// Callers waiting for a write's answer.
     pending: AtomicUsize,
     /// Batches committed or rolled back, and the jobs they held.
     batches: AtomicU64,
     jobs: AtomicU64,
+}
+
+/// Counts a caller as waiting on the writer until dropped (also when the caller is cancelled).
+struct Pending<'a>(&'a AtomicUsize);
+
+impl<'a> Pending<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Handle to the writer thread.
@@ -120,7 +136,6 @@ impl Writer {
         work: impl FnOnce(&mut Connection, bool) -> Result<T, rusqlite::Error> + Send + 'static,
     ) -> Result<T, sqlx::Error> {
         let (reply, answer) = oneshot::channel::<Result<T, sqlx::Error>>();
-        let stats = self.stats.clone();
         let job: Job = Box::new(move |conn, in_batch| {
             let result = work(conn, in_batch);
             let fatal = match &result {
@@ -134,19 +149,19 @@ impl Writer {
                         Err(e) => Err(to_sqlx(e)),
                         Ok(v) => batch.map(|()| v).map_err(batch_failed),
                     };
-                    // Not pending any more by the time its caller wakes (`idle()` after a write).
-                    stats.pending.fetch_sub(1, Ordering::SeqCst);
                     let _ = reply.send(answer);
                 }),
             }
         });
-        self.stats.pending.fetch_add(1, Ordering::SeqCst);
+        // Pending until the caller has its answer in hand (not merely until the thread sent it),
+        // so `idle()` never reads true while a woken caller has yet to run: a paused-clock
+        // simulation advances time only when the database is idle.
+        let _pending = Pending::new(&self.stats.pending);
         let sent = match self.jobs.lock() {
             Ok(jobs) => jobs.as_ref().is_some_and(|tx| tx.send(job).is_ok()),
             Err(_) => false,
         };
         if !sent {
-            self.stats.pending.fetch_sub(1, Ordering::SeqCst);
             return Err(closed());
         }
         answer.await.unwrap_or_else(|_| Err(closed()))
@@ -216,7 +231,7 @@ impl Writer {
         (self.stats.batches.load(Ordering::Relaxed), self.stats.jobs.load(Ordering::Relaxed))
     }
 
-    /// Whether no write is queued or running.
+    /// Whether no caller is waiting for a write.
     pub fn idle(&self) -> bool {
         self.stats.pending.load(Ordering::SeqCst) == 0
     }
