@@ -9,9 +9,9 @@
 //! The writer keeps SQLite's own checkpoint at [`FALLBACK_PAGES`], far above what this thread
 //! lets the log reach, so the log stays bounded even if this thread falls behind.
 
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -69,7 +69,20 @@ impl Drop for Checkpointer {
 }
 
 fn run(conn: &Connection, nudges: &Receiver<()>) {
+    let mut last: Option<Instant> = None;
     while nudges.recv().is_ok() {
+        // At most one checkpoint per PAUSE (nudges meanwhile coalesce), but stop at once when
+        // told to: the writer waits for this thread before it closes.
+        while let Some(left) = last.map(|at| PAUSE.saturating_sub(at.elapsed())) {
+            if left.is_zero() {
+                break;
+            }
+            match nudges.recv_timeout(left) {
+                Ok(()) => {}
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
         let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
             Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
         });
@@ -77,7 +90,7 @@ fn run(conn: &Connection, nudges: &Receiver<()>) {
             Ok((log, copied)) => tracing::trace!(log, copied, "checkpoint"),
             Err(e) => tracing::warn!(%e, "a WAL checkpoint failed; the next nudge retries"),
         }
-        std::thread::sleep(PAUSE);
+        last = Some(Instant::now());
     }
 }
 
