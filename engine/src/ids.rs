@@ -54,34 +54,51 @@ typed_id!(
     ManagementNodeId
 );
 
-/// Where new resource IDs come from: the OS's randomness, or a seed so that a replayed run
-/// creates the same IDs in the same order (deterministic simulation).
+/// Where new resource IDs come from: the clock and the OS's randomness, or a seed so that a
+/// replayed run creates the same IDs in the same order (deterministic simulation).
+///
+/// IDs are version-7 UUIDs (RFC 9562): 48 bits of time first, random bits after. IDs made one
+/// after another therefore sort together, and the B-tree indexes keyed by them (every primary
+/// key, and foreign keys such as `volumes.vm_uuid`) take new entries on their last few pages
+/// instead of a random page each, which is what a commit writes to the WAL: with random
+/// (version-4) IDs a create dirtied about eight scattered pages. Seeded IDs put the ID's
+/// sequence number where the time goes (a logical clock), so they are still reproducible.
+/// Nothing may read meaning from an ID's leading bits: code that needs uniform bits hashes the
+/// whole ID (the cluster's hash ring does).
 #[derive(Debug)]
 pub struct IdGen {
-    seeded: Option<std::sync::Mutex<u64>>,
+    seeded: Option<std::sync::Mutex<Seeded>>,
+}
+
+/// The state of a seeded generator.
+#[derive(Debug)]
+struct Seeded {
+    mix: u64,
+    made: u64,
 }
 
 impl IdGen {
-    /// Random IDs (UUID v4 from the OS).
+    /// IDs from the clock and the OS's randomness.
     pub fn random() -> Self {
         Self { seeded: None }
     }
 
     /// IDs drawn from `seed` with SplitMix64: the same seed gives the same sequence.
     pub fn seeded(seed: u64) -> Self {
-        Self { seeded: Some(std::sync::Mutex::new(seed)) }
+        Self { seeded: Some(std::sync::Mutex::new(Seeded { mix: seed, made: 0 })) }
     }
 
     /// The next ID.
     pub fn next<T: From<uuid::Uuid>>(&self) -> T {
         let uuid = match &self.seeded {
-            None => uuid::Uuid::new_v4(),
+            None => uuid::Uuid::now_v7(),
             Some(state) => {
                 let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-                let mut bytes = [0u8; 16];
-                bytes[..8].copy_from_slice(&splitmix64(&mut s).to_le_bytes());
-                bytes[8..].copy_from_slice(&splitmix64(&mut s).to_le_bytes());
-                uuid::Builder::from_random_bytes(bytes).into_uuid()
+                s.made += 1;
+                let mut random = [0u8; 10];
+                random[..8].copy_from_slice(&splitmix64(&mut s.mix).to_le_bytes());
+                random[8..].copy_from_slice(&splitmix64(&mut s.mix).to_le_bytes()[..2]);
+                uuid::Builder::from_unix_timestamp_millis(s.made, &random).into_uuid()
             }
         };
         T::from(uuid)
@@ -109,10 +126,13 @@ mod tests {
         let ys: Vec<ZoneId> = (0..5).map(|_| b.next()).collect();
         assert_eq!(xs, ys);
         assert_ne!(xs[0], xs[1]);
-        assert_eq!(xs[0].as_uuid().get_version_num(), 4);
+        assert_eq!(xs[0].as_uuid().get_version_num(), 7);
+        assert!(xs.windows(2).all(|w| w[0] < w[1]), "seeded IDs sort in the order made");
         let other: ZoneId = IdGen::seeded(43).next();
         assert_ne!(other, xs[0]);
         let r = IdGen::random();
-        assert_ne!(r.next::<ZoneId>(), r.next::<ZoneId>());
+        let (x, y) = (r.next::<ZoneId>(), r.next::<ZoneId>());
+        assert!(x < y, "random IDs sort in the order made: {x} then {y}");
+        assert_eq!(x.as_uuid().get_version_num(), 7);
     }
 }

@@ -1,8 +1,8 @@
 //! The consistent-hash ring: which management node owns a resource.
 //!
 //! Each live node is placed at [`VNODES`] points on a 64-bit ring; a resource belongs to the
-//! first point at or after its key (wrapping). The key of a resource is the first eight bytes of
-//! its uuid (uuids are random, so they are already uniform) and a node's points are a fixed hash
+//! first point at or after its key (wrapping). The key of a resource is a fixed hash of its
+//! uuid (uuids start with their creation time, so their own bits are not uniform) and a node's points are a fixed hash
 //! of its uuid and the point's number, so every node that sees the same set of members builds
 //! the same ring, whatever its process, build or architecture. When a node joins or leaves, only
 //! the resources on the arcs it gains or gives up move.
@@ -62,9 +62,13 @@ impl HashRing {
     }
 }
 
-/// A resource's position: the first eight bytes of its uuid.
+/// A resource's position: SplitMix64 of its uuid's two halves. Hashed, because uuids made by
+/// [`crate::ids::IdGen`] start with a timestamp (uuids made together would share an arc).
+/// Fixed forever, like [`point_of`].
 fn key_of(resource: Uuid) -> u64 {
-    resource.as_u64_pair().0
+    let (hi, mut lo) = resource.as_u64_pair();
+    let mut state = hi ^ splitmix64(&mut lo);
+    splitmix64(&mut state)
 }
 
 /// The position of a node's `i`th point: SplitMix64 (the same mixer [`crate::ids::IdGen`] uses)
