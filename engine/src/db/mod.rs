@@ -24,6 +24,7 @@ use crate::error::{EngineError, EngineResult};
 mod bulk;
 mod checkpoint;
 mod conns;
+pub mod inline;
 mod rows;
 mod scratch;
 mod statement;
@@ -31,6 +32,7 @@ mod write_error;
 mod writer;
 pub use bulk::rows_as_one;
 pub use conns::Conns;
+pub use inline::InlineReads;
 pub use rows::*;
 use scratch::ScratchDb;
 pub use statement::{write, Write};
@@ -41,6 +43,7 @@ pub use writer::{Writer, Written, MAX_BATCH};
 pub struct Db {
     write: Arc<Writer>,
     read: Arc<Conns>,
+    inline: Arc<InlineReads>,
     /// An in-memory database's files, deleted when the last handle goes.
     _scratch: Option<Arc<ScratchDb>>,
 }
@@ -101,9 +104,12 @@ impl Db {
         setup.close().await?;
         let write = open_writer(&path, sync_pragma)
             .map_err(|e| EngineError::Internal(format!("opening the write connection: {e}")))?;
+        let inline = open_inline_readers(&path, readers)
+            .map_err(|e| EngineError::Internal(format!("opening the inline readers: {e}")))?;
         Ok(Self {
             write: Arc::new(write),
             read: Arc::new(Conns::new(conns)),
+            inline: Arc::new(inline),
             _scratch: scratch.map(Arc::new),
         })
     }
@@ -116,6 +122,15 @@ impl Db {
     /// The connections for reads.
     pub fn r(&self) -> &Conns {
         &self.read
+    }
+
+    /// Runs `read` now, on the calling thread, if an inline read connection is free (`None`:
+    /// none is; use [`Db::r`]). Only for primary-key lookups: see [`InlineReads`].
+    pub fn read_now<T>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> Result<T, sqlx::Error>,
+    ) -> Option<Result<T, sqlx::Error>> {
+        self.inline.try_read(read)
     }
 
     /// Runs `work` on the write connection as one transaction: all of it is committed, or on
@@ -137,6 +152,22 @@ impl Db {
         self.read.close().await;
         self.write.close().await;
     }
+}
+
+/// How long an inline read waits for a lock (WAL readers almost never wait; this bounds the
+/// rare case, on the calling thread).
+const INLINE_BUSY_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Opens `n` read-only connections for [`InlineReads`].
+fn open_inline_readers(path: &Path, n: usize) -> rusqlite::Result<InlineReads> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        let conn = rusqlite::Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(INLINE_BUSY_TIMEOUT)?;
+        conns.push(conn);
+    }
+    Ok(InlineReads::new(conns))
 }
 
 /// Opens and configures the write connection and starts its thread.

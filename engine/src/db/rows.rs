@@ -1,4 +1,5 @@
-//! Helpers to read typed values (IDs, state enums, IPv4 addresses) out of SQLite rows.
+//! Helpers to read typed values (IDs, state enums, IPv4 addresses) out of SQLite rows, from
+//! sqlx (the read connections) or rusqlite (the [`InlineReads`](super::InlineReads)) alike.
 
 use std::net::Ipv4Addr;
 use std::str::FromStr;
@@ -7,54 +8,92 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
 
+/// A row whose columns can be read by name, whichever driver produced it.
+pub trait Cols {
+    /// A text column (`None`: NULL).
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
+    /// An integer column (`None`: NULL).
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
+
+    /// A text column that must not be NULL.
+    fn text(&self, col: &str) -> Result<String, sqlx::Error> {
+        self.opt_text(col)?.ok_or_else(|| decode_err(col, "unexpected NULL".into()))
+    }
+
+    /// An integer column that must not be NULL.
+    fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
+        self.opt_int(col)?.ok_or_else(|| decode_err(col, "unexpected NULL".into()))
+    }
+}
+
+impl Cols for SqliteRow {
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+        self.try_get(col)
+    }
+
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
+        self.try_get(col)
+    }
+}
+
+impl Cols for rusqlite::Row<'_> {
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+        self.get(col).map_err(|e| decode_err(col, e.to_string()))
+    }
+
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
+        self.get(col).map_err(|e| decode_err(col, e.to_string()))
+    }
+}
+
 /// A decode error for column `col`.
 pub fn decode_err(col: &str, msg: String) -> sqlx::Error {
     sqlx::Error::ColumnDecode { index: col.to_string(), source: msg.into() }
 }
 
 /// Reads a UUID stored as text into a typed ID.
-pub fn id<T: From<Uuid>>(row: &SqliteRow, col: &str) -> Result<T, sqlx::Error> {
-    let s: String = row.try_get(col)?;
+pub fn id<T: From<Uuid>>(row: &impl Cols, col: &str) -> Result<T, sqlx::Error> {
+    let s = row.text(col)?;
     Uuid::parse_str(&s).map(T::from).map_err(|e| decode_err(col, e.to_string()))
 }
 
 /// Reads a nullable UUID column into an optional typed ID.
-pub fn opt_id<T: From<Uuid>>(row: &SqliteRow, col: &str) -> Result<Option<T>, sqlx::Error> {
-    let s: Option<String> = row.try_get(col)?;
+pub fn opt_id<T: From<Uuid>>(row: &impl Cols, col: &str) -> Result<Option<T>, sqlx::Error> {
+    let s = row.opt_text(col)?;
     s.map(|s| Uuid::parse_str(&s).map(T::from).map_err(|e| decode_err(col, e.to_string())))
         .transpose()
 }
 
 /// Reads a text column into anything that parses from a string (state enums).
-pub fn parsed<T: FromStr>(row: &SqliteRow, col: &str) -> Result<T, sqlx::Error>
+pub fn parsed<T: FromStr>(row: &impl Cols, col: &str) -> Result<T, sqlx::Error>
 where
     T::Err: std::fmt::Display,
 {
-    let s: String = row.try_get(col)?;
+    let s = row.text(col)?;
     s.parse().map_err(|e: T::Err| decode_err(col, e.to_string()))
 }
 
 /// Reads an IPv4 address stored as an integer.
-pub fn ipv4(row: &SqliteRow, col: &str) -> Result<Ipv4Addr, sqlx::Error> {
-    let n: i64 = row.try_get(col)?;
+pub fn ipv4(row: &impl Cols, col: &str) -> Result<Ipv4Addr, sqlx::Error> {
+    let n = row.int(col)?;
     u32::try_from(n).map(Ipv4Addr::from).map_err(|e| decode_err(col, e.to_string()))
 }
 
 /// Reads a non-negative integer column as u64.
-pub fn u64_col(row: &SqliteRow, col: &str) -> Result<u64, sqlx::Error> {
-    let n: i64 = row.try_get(col)?;
+pub fn u64_col(row: &impl Cols, col: &str) -> Result<u64, sqlx::Error> {
+    let n = row.int(col)?;
     u64::try_from(n).map_err(|e| decode_err(col, e.to_string()))
 }
 
 /// Reads a non-negative integer column as u32.
-pub fn u32_col(row: &SqliteRow, col: &str) -> Result<u32, sqlx::Error> {
-    let n: i64 = row.try_get(col)?;
+pub fn u32_col(row: &impl Cols, col: &str) -> Result<u32, sqlx::Error> {
+    let n = row.int(col)?;
     u32::try_from(n).map_err(|e| decode_err(col, e.to_string()))
 }
 
 /// Reads a Unix-milliseconds column as an RFC 3339 string.
-pub fn time(row: &SqliteRow, col: &str) -> Result<String, sqlx::Error> {
-    let n: i64 = row.try_get(col)?;
+pub fn time(row: &impl Cols, col: &str) -> Result<String, sqlx::Error> {
+    let n = row.int(col)?;
     Ok(crate::time::rfc3339(n))
 }
 

@@ -1,13 +1,12 @@
 //! The VM as the API shows it, and reading it from the database.
 
 use std::net::Ipv4Addr;
+use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 use utoipa::ToSchema;
 
-use crate::db;
+use crate::db::{self, Cols};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{
     ClusterId, HostId, ImageId, InstanceOfferingId, L3NetworkId, NicId, VmId, VolumeId, ZoneId,
@@ -66,13 +65,17 @@ pub(super) const COLUMNS: &str = "uuid, name, zone_uuid, cluster_uuid, host_uuid
     (SELECT json_group_array(json_array(uuid, l3_network_uuid, ip, mac, device_index) ORDER BY device_index) \
      FROM vm_nics WHERE vm_uuid = vm_instances.uuid) AS nics_json";
 
+/// One VM by uuid.
+static BY_UUID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {COLUMNS} FROM vm_instances WHERE uuid = ?"));
+
 /// A NIC as `nics_json` carries it: uuid, L3 uuid, address, MAC, device index.
 type NicTuple = (String, String, u32, String, u32);
 
 /// The NICs from the `nics_json` column, so a VM and its NICs come back in one query.
-fn decode_nics(r: &SqliteRow) -> Result<Vec<VmNic>, sqlx::Error> {
+fn decode_nics(r: &impl Cols) -> Result<Vec<VmNic>, sqlx::Error> {
     let bad = |msg: String| db::decode_err("nics_json", msg);
-    let json: String = r.try_get("nics_json")?;
+    let json = r.text("nics_json")?;
     let tuples: Vec<NicTuple> = serde_json::from_str(&json).map_err(|e| bad(e.to_string()))?;
     tuples
         .into_iter()
@@ -89,10 +92,10 @@ fn decode_nics(r: &SqliteRow) -> Result<Vec<VmNic>, sqlx::Error> {
 }
 
 /// A VM from a row of [`COLUMNS`].
-pub(super) fn decode(r: &SqliteRow) -> Result<VmInstance, sqlx::Error> {
+pub(super) fn decode(r: &impl Cols) -> Result<VmInstance, sqlx::Error> {
     Ok(VmInstance {
         uuid: db::id(r, "uuid")?,
-        name: r.try_get("name")?,
+        name: r.text("name")?,
         zone_uuid: db::id(r, "zone_uuid")?,
         cluster_uuid: db::opt_id(r, "cluster_uuid")?,
         host_uuid: db::opt_id(r, "host_uuid")?,
@@ -112,16 +115,20 @@ pub(super) fn decode(r: &SqliteRow) -> Result<VmInstance, sqlx::Error> {
 impl Engine {
     /// One VM with its NICs.
     pub async fn get_vm(&self, id: VmId) -> EngineResult<VmInstance> {
-        let vm = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM vm_instances WHERE uuid = ?"
-        )))
-        .bind(id.to_string())
-        .fetch_optional(self.db.r())
-        .await?
-        .map(|r| decode(&r))
-        .transpose()?
-        .ok_or_else(|| EngineError::not_found("vm", id))?;
-        Ok(vm)
+        let uuid = id.to_string();
+        // A primary-key lookup: on the calling thread when an inline connection is free.
+        let found =
+            self.db.read_now(|c| db::inline::query_optional(c, &BY_UUID, [&uuid], |r| decode(r)));
+        let vm = match found {
+            Some(found) => found?,
+            None => sqlx::query(sqlx::AssertSqlSafe(BY_UUID.as_str()))
+                .bind(&uuid)
+                .fetch_optional(self.db.r())
+                .await?
+                .map(|r| decode(&r))
+                .transpose()?,
+        };
+        vm.ok_or_else(|| EngineError::not_found("vm", id))
     }
 
     /// VMs matching `q`.
