@@ -12,7 +12,7 @@
 //!   intervals): deterministic amounts at deterministic points;
 //! - simulated hypervisor latency: each call registers its wake-up time with [`SimClock::sleep`]
 //!   and the [`pump`] advances the clock to the earliest registered wake-up, but only once every
-//!   task that can run has run and no database connection is checked out. Database work thus
+//!   task that can run has run and no database statement is in flight. Database work thus
 //!   takes no simulated time, and a call's latency is exactly what the latency model drew.
 //!
 //! "Every task that can run has run" includes the runner itself. The runner is the future given
