@@ -280,6 +280,26 @@ pub(super) fn owned(v: &dyn ToSql) -> Result<Value, rusqlite::Error> {
     }
 }
 
+/// Runs one job; a job that panics fails its batch (its caller sees the write as lost) instead
+/// of taking the thread, and every later write, down with it.
+fn run_job(job: Job, conn: &mut Connection, in_batch: bool) -> Ran {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn, in_batch))) {
+        Ok(ran) => ran,
+        Err(_) => {
+            tracing::error!("a database write panicked; its batch is rolled back");
+            let fatal = if in_batch || !conn.is_autocommit() {
+                Some("a write in the batch panicked".to_string())
+            } else {
+                None
+            };
+            if !in_batch && !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            Ran { fatal, answer: Box::new(|_| {}) }
+        }
+    }
+}
+
 /// The thread's loop: take every queued job, run them in one transaction, answer them.
 fn run(conn: &mut Connection, rx: &mpsc::Receiver<Job>, stats: &Stats, ckpt: &Checkpointer) {
     let mut queue: VecDeque<Job> = VecDeque::new();
@@ -299,7 +319,7 @@ fn run(conn: &mut Connection, rx: &mpsc::Receiver<Job>, stats: &Stats, ckpt: &Ch
         if queue.len() == 1 || conn.execute_batch("BEGIN IMMEDIATE").is_err() {
             // Alone (or no transaction to be had): autocommit.
             if let Some(job) = queue.pop_front() {
-                (job(conn, false).answer)(Ok(()));
+                (run_job(job, conn, false).answer)(Ok(()));
             }
             ckpt.nudge();
             continue;
@@ -307,7 +327,7 @@ fn run(conn: &mut Connection, rx: &mpsc::Receiver<Job>, stats: &Stats, ckpt: &Ch
         let mut ran = Vec::with_capacity(queue.len());
         let mut failure = None;
         while let Some(job) = queue.pop_front() {
-            let r = job(conn, true);
+            let r = run_job(job, conn, true);
             failure = r.fatal.clone();
             ran.push(r);
             if failure.is_some() || ran.len() >= MAX_BATCH {
@@ -445,6 +465,21 @@ mod tests {
         assert_eq!(left, 0);
         db.close().await;
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_fails_alone_and_the_writer_keeps_going() {
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        let lost = db
+            .transaction(|tx| -> rusqlite::Result<()> {
+                tx.execute("INSERT INTO zones (uuid, name, state, created_at) VALUES ('p', 'p', 'Enabled', 0)", [])?;
+                panic!("a bug in a write");
+            })
+            .await;
+        assert!(lost.is_err(), "{lost:?}");
+        insert_zone(&db, "after".into()).await.unwrap();
+        assert_eq!(zones(&db).await, 1, "the panicked transaction's insert was kept");
+        db.close().await;
     }
 
     #[tokio::test]
