@@ -2,10 +2,10 @@
 //!
 //! Each live node is placed at [`VNODES`] points on a 64-bit ring; a resource belongs to the
 //! first point at or after its key (wrapping). The key of a resource is a fixed hash of its
-//! uuid (uuids start with their creation time, so their own bits are not uniform) and a node's points are a fixed hash
-//! of its uuid and the point's number, so every node that sees the same set of members builds
-//! the same ring, whatever its process, build or architecture. When a node joins or leaves, only
-//! the resources on the arcs it gains or gives up move.
+//! uuid (uuids start with their creation time, so their own bits are not uniform) and a node's
+//! points are a fixed hash of its uuid and the point's number, so every node that sees the same
+//! set of members builds the same ring, whatever its process, build or architecture. When a
+//! node joins or leaves, only the resources on the arcs it gains or gives up move.
 
 use uuid::Uuid;
 

@@ -142,6 +142,22 @@ impl Db {
         self.write.transaction(work).await
     }
 
+    /// Runs each of `statements` with `uuid` as its one parameter, all in one transaction: the
+    /// delete of a resource together with the rows that refer to it.
+    pub async fn delete_together(
+        &self,
+        statements: &'static [&'static str],
+        uuid: String,
+    ) -> Result<(), sqlx::Error> {
+        self.transaction(move |tx| {
+            for sql in statements {
+                tx.execute(sql, [&uuid])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Whether no statement or transaction is in flight.
     pub fn idle(&self) -> bool {
         self.write.idle() && self.read.idle()

@@ -171,19 +171,12 @@ impl Engine {
                 "cluster {id} still has {hosts} hosts; delete them first"
             )));
         }
-        let uuid = id.to_string();
-        self.db
-            .transaction(move |tx| {
-                for sql in [
-                    "DELETE FROM cluster_primary_storages WHERE cluster_uuid = ?",
-                    "DELETE FROM cluster_l2_networks WHERE cluster_uuid = ?",
-                    "DELETE FROM clusters WHERE uuid = ?",
-                ] {
-                    tx.execute(sql, [&uuid])?;
-                }
-                Ok(())
-            })
-            .await?;
+        const DELETES: &[&str] = &[
+            "DELETE FROM cluster_primary_storages WHERE cluster_uuid = ?",
+            "DELETE FROM cluster_l2_networks WHERE cluster_uuid = ?",
+            "DELETE FROM clusters WHERE uuid = ?",
+        ];
+        self.db.delete_together(DELETES, id.to_string()).await?;
         self.scheduler.topology().clusters.remove(&id);
         self.events.publish("cluster", id.0, Some("Enabled"), None);
         Ok(())

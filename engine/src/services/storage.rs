@@ -164,17 +164,11 @@ impl Engine {
                 "primary storage {id} still holds {volumes} volumes"
             )));
         }
-        let uuid = id.to_string();
-        self.db
-            .transaction(move |tx| {
-                tx.execute(
-                    "DELETE FROM cluster_primary_storages WHERE primary_storage_uuid = ?",
-                    [&uuid],
-                )?;
-                tx.execute("DELETE FROM primary_storages WHERE uuid = ?", [&uuid])?;
-                Ok(())
-            })
-            .await?;
+        const DELETES: &[&str] = &[
+            "DELETE FROM cluster_primary_storages WHERE primary_storage_uuid = ?",
+            "DELETE FROM primary_storages WHERE uuid = ?",
+        ];
+        self.db.delete_together(DELETES, id.to_string()).await?;
         {
             let mut t = self.scheduler.topology();
             t.storages.remove(&id);

@@ -187,14 +187,11 @@ impl Engine {
                 "L2 network {id} still has {l3s} L3 networks"
             )));
         }
-        let uuid = id.to_string();
-        self.db
-            .transaction(move |tx| {
-                tx.execute("DELETE FROM cluster_l2_networks WHERE l2_network_uuid = ?", [&uuid])?;
-                tx.execute("DELETE FROM l2_networks WHERE uuid = ?", [&uuid])?;
-                Ok(())
-            })
-            .await?;
+        const DELETES: &[&str] = &[
+            "DELETE FROM cluster_l2_networks WHERE l2_network_uuid = ?",
+            "DELETE FROM l2_networks WHERE uuid = ?",
+        ];
+        self.db.delete_together(DELETES, id.to_string()).await?;
         for c in self.scheduler.topology().clusters.values_mut() {
             c.l2_networks.remove(&id);
         }
@@ -261,14 +258,11 @@ impl Engine {
         if nics > 0 {
             return Err(EngineError::Conflict(format!("L3 network {id} still has {nics} NICs")));
         }
-        let uuid = id.to_string();
-        self.db
-            .transaction(move |tx| {
-                tx.execute("DELETE FROM ip_ranges WHERE l3_network_uuid = ?", [&uuid])?;
-                tx.execute("DELETE FROM l3_networks WHERE uuid = ?", [&uuid])?;
-                Ok(())
-            })
-            .await?;
+        const DELETES: &[&str] = &[
+            "DELETE FROM ip_ranges WHERE l3_network_uuid = ?",
+            "DELETE FROM l3_networks WHERE uuid = ?",
+        ];
+        self.db.delete_together(DELETES, id.to_string()).await?;
         self.ipam.remove_l3(id);
         self.events.publish("l3_network", id.0, Some("Enabled"), None);
         Ok(())
