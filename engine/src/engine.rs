@@ -53,6 +53,8 @@ pub struct EngineInner {
     /// Ping sweeps run so far (paces the periodic VM state sync); per node, so two engines in
     /// one process (tests, replays) keep their own cadence.
     pub(crate) sweeps: std::sync::atomic::AtomicU64,
+    /// Every host and whether it is Connected, so a sweep need not read them (see `host_roster`).
+    pub(crate) host_roster: crate::services::host_roster::HostRoster,
     shutdown: watch::Sender<bool>,
 }
 
@@ -92,6 +94,7 @@ impl Engine {
             ids: opts.id_seed.map(IdGen::seeded).unwrap_or_else(IdGen::random),
             membership: Membership::new(),
             sweeps: std::sync::atomic::AtomicU64::new(0),
+            host_roster: Default::default(),
             shutdown,
         }));
         engine.recover_interrupted().await?;

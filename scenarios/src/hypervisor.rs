@@ -121,14 +121,30 @@ impl Hypervisor for ClockedSim {
         };
         let sweep = batch_duration(&delays, parallelism, timeout);
         self.clock.sleep(sweep).await;
+        let timed_out = |host: HostId| HypervisorError::Timeout {
+            host,
+            op: OpKind::Ping.as_str().into(),
+            millis: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        };
+        let answering: Vec<HostId> = hosts
+            .iter()
+            .zip(&delays)
+            .filter(|(_, delay)| **delay <= timeout)
+            .map(|(host, _)| *host)
+            .collect();
         let mut out = Vec::with_capacity(hosts.len());
+        if let Some(answers) = self.sim.ping_at_once(&answering) {
+            let mut answers = answers.into_iter();
+            for (host, delay) in hosts.iter().zip(&delays) {
+                // One answer per host that did not time out, in order.
+                let answer = if *delay > timeout { None } else { answers.next() };
+                out.push(answer.unwrap_or_else(|| Err(timed_out(*host))));
+            }
+            return Some(out);
+        }
         for (host, delay) in hosts.iter().zip(&delays) {
             out.push(if *delay > timeout {
-                Err(HypervisorError::Timeout {
-                    host: *host,
-                    op: OpKind::Ping.as_str().into(),
-                    millis: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-                })
+                Err(timed_out(*host))
             } else {
                 self.sim.ping(*host).await
             });

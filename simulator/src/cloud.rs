@@ -76,6 +76,37 @@ impl SimCloud {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Pings `hosts` in order under one lock, with exactly the effects and answers of one
+    /// [`Hypervisor::ping`] after another, when none of those pings would wait. `None` (and
+    /// nothing done) when pings have a latency or one of the hosts is slowed.
+    pub fn ping_at_once(&self, hosts: &[HostId]) -> Option<Vec<HypervisorResult<()>>> {
+        if *self.config.latency.for_op(OpKind::Ping) != Latency::Zero {
+            return None;
+        }
+        let mut state = self.lock();
+        let tables = &state.tables;
+        let slowed = hosts
+            .iter()
+            .any(|h| tables.index_of(*h).is_some_and(|i| !tables.host(i).slow_extra.is_zero()));
+        if slowed {
+            return None;
+        }
+        let mut out = Vec::with_capacity(hosts.len());
+        for &host in hosts {
+            self.counters.called(OpKind::Ping);
+            let (result, injected) =
+                state.apply(OpKind::Ping, &Target::host(host), Duration::ZERO, |_| Ok(()));
+            if injected {
+                self.counters.injected(OpKind::Ping);
+            }
+            if result.is_err() {
+                self.counters.failed(OpKind::Ping);
+            }
+            out.push(result);
+        }
+        Some(out)
+    }
+
     /// Runs one call through latency, reachability, faults and `apply`.
     async fn call<T, F>(&self, op: OpKind, target: Target, apply: F) -> HypervisorResult<T>
     where
@@ -201,32 +232,15 @@ impl Hypervisor for SimCloud {
     }
 
     /// With zero ping latency and no slowed host among `hosts`, every ping answers at once, so
-    /// pinging them one after another is exactly the batch. Otherwise the caller pings them
-    /// concurrently itself.
+    /// pinging them one after another is exactly the batch ([`SimCloud::ping_at_once`]).
+    /// Otherwise the caller pings them concurrently itself.
     async fn ping_hosts(
         &self,
         hosts: &[HostId],
         _parallelism: usize,
         _timeout: Duration,
     ) -> Option<Vec<HypervisorResult<()>>> {
-        if *self.config.latency.for_op(OpKind::Ping) != Latency::Zero {
-            return None;
-        }
-        let slowed = {
-            let state = self.lock();
-            let tables = &state.tables;
-            hosts
-                .iter()
-                .any(|h| tables.index_of(*h).is_some_and(|i| !tables.host(i).slow_extra.is_zero()))
-        };
-        if slowed {
-            return None;
-        }
-        let mut out = Vec::with_capacity(hosts.len());
-        for host in hosts {
-            out.push(self.ping(*host).await);
-        }
-        Some(out)
+        self.ping_at_once(hosts)
     }
 
     async fn vm_states(&self, host: HostId) -> HypervisorResult<Vec<VmStateReport>> {
@@ -310,6 +324,7 @@ mod tests {
     use super::*;
     use crate::latency::Latency;
     use crate::test_support::{connect_spec, host_id, sim, vm_id, vm_spec};
+    use crate::FaultRule;
 
     const MS: Duration = Duration::from_millis(1);
 
@@ -424,5 +439,36 @@ mod tests {
         assert_eq!((ping.calls, ping.failures, ping.injected), (2, 1, 0));
         assert_eq!(cloud.op_stats(OpKind::Connect).calls, 1);
         assert_eq!(cloud.op_stats(OpKind::Migrate).calls, 0);
+    }
+
+    /// Pinging in one batch answers and counts exactly as pinging one host after another:
+    /// unknown, partitioned and slowed hosts, and a probabilistic fault rule drawing from each
+    /// host's generator.
+    #[tokio::test]
+    async fn ping_at_once_is_one_ping_after_another() {
+        let clouds = [sim(), sim()];
+        for cloud in &clouds {
+            for n in 1..=40 {
+                cloud.connect(&connect_spec(n, None)).await.unwrap();
+            }
+            cloud.partition_host(host_id(3)).unwrap();
+            cloud.add_fault(FaultRule::always().on_op(OpKind::Ping).with_probability(0.3));
+        }
+        let hosts: Vec<HostId> = (1..=45).map(host_id).collect();
+        let mut one_by_one = Vec::new();
+        for host in &hosts {
+            one_by_one.push(clouds[0].ping(*host).await);
+        }
+        let batch = clouds[1].ping_at_once(&hosts).expect("no latency, no slowed host");
+        assert_eq!(format!("{batch:?}"), format!("{one_by_one:?}"));
+        assert!(batch.iter().filter(|r| r.is_err()).count() > 6, "faults and unknown hosts fail");
+        assert_eq!(clouds[0].op_stats(OpKind::Ping), clouds[1].op_stats(OpKind::Ping));
+        assert_eq!(clouds[0].digest(), clouds[1].digest());
+
+        clouds[1].slow_host(host_id(7), MS).unwrap();
+        assert!(clouds[1].ping_at_once(&hosts).is_none(), "a slowed host's ping would wait");
+        let latent = with_latency(LatencyModel::uniform_for_all(Latency::Fixed(MS)));
+        assert!(latent.ping_at_once(&hosts).is_none(), "pings with a latency wait");
+        assert_eq!(latent.op_stats(OpKind::Ping).calls, 0, "nothing is done when it declines");
     }
 }

@@ -9,6 +9,7 @@ use oxstack_hypervisor::Hypervisor;
 use oxstack_simulator::{SimCloud, SimConfig};
 
 use super::NodeState;
+use crate::ids::HostId;
 use crate::services::cluster::CreateCluster;
 use crate::services::host::AddHost;
 use crate::services::zone::CreateZone;
@@ -46,9 +47,12 @@ impl Drop for Shared {
     }
 }
 
-async fn add_hosts(e: &Engine) {
-    let zone =
-        e.create_zone(CreateZone { name: "z".into(), description: String::new() }).await.unwrap();
+/// Adds `HOSTS` hosts at `10.<net>.0.*` in a new zone and cluster; returns their ids.
+async fn add_hosts_on(e: &Engine, net: u8) -> Vec<HostId> {
+    let zone = e
+        .create_zone(CreateZone { name: format!("z{net}"), description: String::new() })
+        .await
+        .unwrap();
     let cluster = e
         .create_cluster(CreateCluster {
             zone_uuid: zone.uuid,
@@ -57,18 +61,26 @@ async fn add_hosts(e: &Engine) {
         })
         .await
         .unwrap();
+    let mut ids = Vec::new();
     for i in 0..HOSTS {
-        e.add_host(AddHost {
-            cluster_uuid: cluster.uuid,
-            name: format!("h{i}"),
-            management_ip: format!("10.1.0.{i}"),
-            cpus: Some(8),
-            memory_bytes: Some(8 << 30),
-            agent_token: None,
-        })
-        .await
-        .unwrap();
+        let host = e
+            .add_host(AddHost {
+                cluster_uuid: cluster.uuid,
+                name: format!("h{i}"),
+                management_ip: format!("10.{net}.0.{i}"),
+                cpus: Some(8),
+                memory_bytes: Some(8 << 30),
+                agent_token: None,
+            })
+            .await
+            .unwrap();
+        ids.push(host.uuid);
     }
+    ids
+}
+
+async fn add_hosts(e: &Engine) {
+    add_hosts_on(e, 1).await;
 }
 
 /// Both nodes heartbeat, then the clock moves one interval.
@@ -161,4 +173,39 @@ async fn a_row_left_running_by_a_dead_process_never_takes_hosts_away() {
     assert_eq!(stale.state, NodeState::Dead, "declared dead once the timeout has passed");
     assert!(nodes.iter().any(|n| n.this_node && n.owned_hosts == HOSTS));
     new.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_alone_again_sees_hosts_and_statuses_another_node_wrote_meanwhile() {
+    let shared = Shared::new();
+    let a = shared.node().await;
+    let mut hosts = add_hosts_on(&a, 1).await;
+    assert_eq!(pinged(&a).await, HOSTS, "alone: the sweep fills a's roster of hosts");
+    let b = shared.node().await;
+    beat(&[&a, &b]).await;
+    beat(&[&a, &b]).await;
+    assert_eq!(a.membership.ring().nodes().len(), 2);
+
+    // While both are live, b adds hosts and every host drops off the network: each node marks
+    // the hosts it owns Disconnected, so a never writes the status of b's share itself.
+    hosts.extend(add_hosts_on(&b, 2).await);
+    for h in &hosts {
+        shared.sim.partition_host(*h).unwrap();
+    }
+    let (ra, rb) = (a.ping_sweep().await.unwrap(), b.ping_sweep().await.unwrap());
+    assert_eq!(ra.disconnected + rb.disconnected, 2 * HOSTS);
+    assert!(ra.disconnected > 0 && rb.disconnected > 0);
+
+    // b leaves; a, alone again, must ping b's new hosts too and see that all were Disconnected.
+    b.shutdown().await;
+    a.heartbeat().await.unwrap();
+    assert_eq!(a.membership.ring().nodes(), [a.membership.node]);
+    for h in &hosts {
+        shared.sim.heal_host(*h).unwrap();
+    }
+    let report = a.ping_sweep().await.unwrap();
+    assert_eq!((report.pinged, report.reconnected), (2 * HOSTS, 2 * HOSTS));
+    let again = a.ping_sweep().await.unwrap();
+    assert_eq!((again.pinged, again.failed, again.reconnected), (2 * HOSTS, 0, 0));
+    a.shutdown().await;
 }

@@ -221,6 +221,8 @@ impl Engine {
                     .bind(id.to_string())
                     .execute(self.db.w())
                     .await?;
+                // A sweep may have read the Connecting row into the roster meanwhile.
+                self.host_roster.remove(id);
                 return Err(e);
             }
         };
@@ -242,6 +244,7 @@ impl Engine {
                 memory_used: 0,
             },
         );
+        self.host_roster.set(id, true);
         self.events.publish("host", id.0, None, Some(HostStatus::Connected.as_str()));
         self.get_host(id).await
     }
@@ -357,6 +360,7 @@ impl Engine {
             .execute(self.db.w())
             .await?;
         self.scheduler.index().remove(id);
+        self.host_roster.remove(id);
         self.events.publish("host", id.0, Some(host.status.as_str()), None);
         Ok(())
     }
@@ -380,6 +384,7 @@ impl Engine {
                 .await?;
         let Some((old_status, state)) = old else { return Err(EngineError::not_found("host", id)) };
         if old_status == status.as_str() {
+            self.host_roster.set(id, status == HostStatus::Connected);
             return Ok(());
         }
         crate::db::write("UPDATE hosts SET status = ? WHERE uuid = ?")
@@ -390,6 +395,7 @@ impl Engine {
         self.scheduler
             .index()
             .set_schedulable(id, status == HostStatus::Connected && state == "Enabled");
+        self.host_roster.set(id, status == HostStatus::Connected);
         self.events.publish("host", id.0, Some(&old_status), Some(status.as_str()));
         Ok(())
     }

@@ -65,7 +65,7 @@ impl Engine {
     /// Pings every host this node owns once; returns what happened.
     pub async fn ping_sweep(&self) -> EngineResult<SweepReport> {
         let sweep = self.sweeps.fetch_add(1, Ordering::Relaxed) + 1;
-        let rows = self.host_statuses().await?;
+        let (hosts, unparsed) = self.hosts_to_ping().await?;
         let parallelism = self.config.int(ConfigName::HostPingParallelism).max(1) as usize;
         let sync_every = self.config.int(ConfigName::HostSyncEveryPings).max(0) as u64;
         // On a sync sweep, one read of what every host should run, so hosts that agree with it
@@ -76,20 +76,6 @@ impl Engine {
             None
         };
         let expected = &expected;
-        // Only the hosts this node owns on the ring of live management nodes.
-        let ring = self.membership.ring();
-        let me = self.membership.node;
-        let mut unparsed = 0;
-        let hosts: Vec<(HostId, bool)> = rows
-            .iter()
-            .filter_map(|(uuid, status)| {
-                let Ok(host) = uuid.parse::<HostId>() else {
-                    unparsed += 1;
-                    return None;
-                };
-                ring.owns(me, host.0).then(|| (host, status == HostStatus::Connected.as_str()))
-            })
-            .collect();
         // Rows whose uuid does not parse count as pinged and failed.
         let mut report = SweepReport {
             pinged: hosts.len() as u64 + unparsed,
@@ -147,6 +133,39 @@ impl Engine {
             }
         }
         Ok(report)
+    }
+
+    /// The hosts this node owns on the ring of live management nodes, with whether each is
+    /// Connected, and how many database rows had a uuid that does not parse. Alone on the ring,
+    /// from the roster (see `host_roster`); else from the database.
+    async fn hosts_to_ping(&self) -> EngineResult<(Vec<(HostId, bool)>, u64)> {
+        let ring = self.membership.ring();
+        let me = self.membership.node;
+        let alone = ring.nodes() == [me];
+        if !alone {
+            self.host_roster.mark_stale();
+        } else if let Some(known) = self.host_roster.snapshot() {
+            return Ok(known);
+        }
+        let read_at = self.host_roster.generation();
+        let rows = self.host_statuses().await?;
+        let mut unparsed = 0;
+        let all: Vec<(HostId, bool)> = rows
+            .iter()
+            .filter_map(|(uuid, status)| match uuid.parse::<HostId>() {
+                Ok(host) => Some((host, status == HostStatus::Connected.as_str())),
+                Err(_) => {
+                    unparsed += 1;
+                    None
+                }
+            })
+            .collect();
+        if alone {
+            self.host_roster.refill(read_at, &all, unparsed);
+            return Ok((all, unparsed));
+        }
+        let owned = all.into_iter().filter(|(host, _)| ring.owns(me, host.0)).collect();
+        Ok((owned, unparsed))
     }
 
     /// Every host's uuid and status. One row of text instead of a row per host: sqlx hands each

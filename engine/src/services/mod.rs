@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod host;
+pub mod host_roster;
 mod host_sync;
 pub mod host_tracker;
 pub mod image;
