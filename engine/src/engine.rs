@@ -97,8 +97,15 @@ impl Engine {
             host_roster: Default::default(),
             shutdown,
         }));
-        engine.recover_interrupted().await?;
         engine.join_cluster().await?;
+        let recovered = engine.take_over_orphans().await?;
+        if recovered != Default::default() {
+            tracing::warn!(
+                vms = recovered.vms,
+                jobs = recovered.jobs,
+                "recovered what stopped management nodes left mid-operation"
+            );
+        }
         if opts.background_tasks {
             engine.spawn_background_tasks();
         }

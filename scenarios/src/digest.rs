@@ -1,8 +1,8 @@
 //! `state_digest`: one number for "the state of the cloud", equal for equal states.
 //!
 //! A 64-bit FNV-1a hash of every row of the engine's resource tables, in a canonical order
-//! (rows sorted by all their hashed columns) and without wall-clock columns (`created_at`,
-//! `state_changed_at`, `finished_at`), combined with the simulator's own `digest()` of its hosts
+//! (rows sorted by all their hashed columns) and without the columns that differ between replays
+//! (wall-clock times, the node running an operation: [`UNREPLAYABLE_COLUMNS`]), combined with the simulator's own `digest()` of its hosts
 //! and VMs. Two runs of a scenario with the same seed on the deterministic path end with the
 //! same digest; any difference in placement, state, addresses or capacity changes it.
 
@@ -32,8 +32,10 @@ pub const TABLES: &[&str] = &[
     "global_configs",
 ];
 
-/// Columns that hold wall-clock times and so differ between replays.
-pub const WALL_CLOCK_COLUMNS: &[&str] = &["created_at", "state_changed_at", "finished_at"];
+/// Columns that differ between replays of the same state: wall-clock times, and the
+/// management node running a VM's operation (a fresh uuid per process).
+pub const UNREPLAYABLE_COLUMNS: &[&str] =
+    &["created_at", "state_changed_at", "finished_at", "op_node"];
 
 /// The digest of the engine's database and the simulator's tables.
 pub async fn state_digest(engine: &Engine, sim: &SimCloud) -> ScenarioResult<u64> {
@@ -77,7 +79,7 @@ async fn hashed_columns(engine: &Engine, table: &str) -> ScenarioResult<Vec<Stri
     let mut out = Vec::new();
     for r in rows {
         let name: String = r.try_get("name").map_err(|e| db_error(table, e))?;
-        if !WALL_CLOCK_COLUMNS.contains(&name.as_str()) {
+        if !UNREPLAYABLE_COLUMNS.contains(&name.as_str()) {
             out.push(name);
         }
     }

@@ -98,12 +98,13 @@ where
     let id: JobId = engine.ids.next();
     let now = crate::time::now_ms();
     crate::db::write(
-        "INSERT INTO jobs (uuid, kind, resource_uuid, state, created_at) VALUES (?, ?, ?, 'Running', ?)",
+        "INSERT INTO jobs (uuid, kind, resource_uuid, state, created_at, node_uuid) VALUES (?, ?, ?, 'Running', ?, ?)",
     )
     .bind(id.to_string())
     .bind(kind)
     .bind(resource.to_string())
     .bind(now)
+    .bind(engine.membership.node.to_string())
     .execute(engine.db.w())
     .await
     .map_err(EngineError::from)?;

@@ -234,6 +234,7 @@ impl Engine {
         let interval = self.config.secs(ConfigName::ClusterHeartbeatIntervalSecs);
         let timeout = self.config.secs(ConfigName::ClusterHeartbeatTimeoutSecs).max(interval * 2);
         let (dead, live) = self.membership.observe(&running, Instant::now(), timeout);
+        let mut declared_dead = false;
         for (node, count) in dead {
             let marked = crate::db::write(
                 "UPDATE management_nodes SET state = 'Dead' \
@@ -245,6 +246,7 @@ impl Engine {
             .await?
             .rows_affected();
             if marked == 1 {
+                declared_dead = true;
                 tracing::warn!(%node, by = %me, "management node stopped heartbeating: declared Dead");
                 let (from, to) = (NodeState::Running.as_str(), NodeState::Dead.as_str());
                 self.events.publish("management_node", node.0, Some(from), Some(to));
@@ -252,8 +254,18 @@ impl Engine {
         }
         let ring = HashRing::new(live);
         let members = ring.nodes().len();
-        if self.membership.set_ring(ring) {
+        let ring_changed = self.membership.set_ring(ring);
+        if ring_changed {
             tracing::info!(node = %me, members, "management node ring rebuilt");
+        }
+        // A node that left or died may have left operations mid-way. (One declared dead here
+        // may never have been on this ring: a row a crashed process left behind.)
+        if ring_changed || declared_dead {
+            let recovered = self.take_over_orphans().await?;
+            if recovered != Default::default() {
+                tracing::warn!(node = %me, vms = recovered.vms, jobs = recovered.jobs,
+                    "took over what stopped management nodes left mid-operation");
+            }
         }
         Ok(())
     }

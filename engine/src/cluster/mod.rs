@@ -3,11 +3,14 @@
 //! [`HashRing`] maps a resource's uuid to the node that owns it; [`Membership`] keeps this
 //! node's view of the live nodes (registration, heartbeats and death detection through the
 //! database) and rebuilds the ring when it changes. What the ring assigns so far: which node
-//! pings which host. Routing requests to the owner node (a bus between nodes) and taking over a
-//! dead node's unfinished workflows are not built yet.
+//! pings which host. When a node leaves or is declared dead, the others mark what it left
+//! mid-way (VM operations, jobs) as interrupted ([`takeover`]). Routing requests to the owner
+//! node (a bus between nodes) and resuming a dead node's workflows where they stopped are not
+//! built yet.
 
 mod membership;
 mod ring;
+pub mod takeover;
 #[cfg(test)]
 mod tests;
 

@@ -397,30 +397,4 @@ impl Engine {
         report.strays.sort();
         Ok(report)
     }
-
-    /// At start-up: VMs left in a transitional state by a previous run of this node become
-    /// Unknown (the next sync settles them) and jobs left Running become Failed.
-    pub(crate) async fn recover_interrupted(&self) -> EngineResult<()> {
-        let stuck: Vec<(String, String)> = sqlx::query_as(
-            "SELECT uuid, state FROM vm_instances WHERE state IN ('Created','Starting','Stopping','Rebooting','Pausing','Resuming','Migrating','Destroying','Expunging')",
-        )
-        .fetch_all(self.db.r())
-        .await?;
-        for (uuid, state) in stuck {
-            let (Ok(vm), Ok(state)) = (uuid.parse::<VmId>(), state.parse::<VmState>()) else {
-                continue;
-            };
-            tracing::warn!(%vm, %state, "vm was mid-operation when the node stopped; marking it Unknown");
-            self.set_vm_state(vm, state, VmState::Unknown).await?;
-        }
-        crate::db::write(
-            "UPDATE jobs SET state = 'Failed', finished_at = ?, \
-             error = '{\"code\":\"INTERNAL\",\"message\":\"the management node stopped while the job ran\",\"details\":{}}' \
-             WHERE state = 'Running'",
-        )
-        .bind(crate::time::now_ms())
-        .execute(self.db.w())
-        .await?;
-        Ok(())
-    }
 }

@@ -278,8 +278,8 @@ impl Step<CreateCtx> for InsertVm {
         let now = crate::time::now_ms();
         let inserted = crate::db::write(
             "INSERT OR IGNORE INTO vm_instances (uuid, name, zone_uuid, cluster_uuid, host_uuid, instance_offering_uuid, \
-             image_uuid, cpus, memory_bytes, state, created_at, state_changed_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'Created', ?, ?)",
+             image_uuid, cpus, memory_bytes, state, created_at, state_changed_at, op_node) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'Created', ?, ?, ?)",
         )
         .bind(p.vm.to_string())
         .bind(&p.name)
@@ -292,6 +292,7 @@ impl Step<CreateCtx> for InsertVm {
         .bind(p.memory as i64)
         .bind(now)
         .bind(now)
+        .bind(ctx.engine.membership.node.to_string())
         .execute(ctx.engine.db.w())
         .await?;
         if inserted.rows_affected() == 1 {

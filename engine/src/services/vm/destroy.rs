@@ -346,7 +346,8 @@ impl Step<ExpungeCtx> for DeleteVm {
         let Some(r) = &ctx.vm_row else { return Ok(()) };
         crate::db::write(
             "INSERT OR IGNORE INTO vm_instances (uuid, name, zone_uuid, cluster_uuid, host_uuid, last_host_uuid, instance_offering_uuid, \
-             image_uuid, cpus, memory_bytes, state, created_at, state_changed_at) VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, ?, ?, ?)",
+             image_uuid, cpus, memory_bytes, state, created_at, state_changed_at, op_node) \
+             VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(r.try_get::<String, _>("uuid")?)
         .bind(r.try_get::<String, _>("name")?)
@@ -359,6 +360,7 @@ impl Step<ExpungeCtx> for DeleteVm {
         .bind(r.try_get::<String, _>("state")?)
         .bind(r.try_get::<i64, _>("created_at")?)
         .bind(r.try_get::<i64, _>("state_changed_at")?)
+        .bind(r.try_get::<Option<String>, _>("op_node")?)
         .execute(ctx.engine.db.w())
         .await?;
         Ok(())

@@ -21,4 +21,4 @@ pub use state::{VmOp, VmState};
 pub use view::{VmInstance, VmNic};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -162,12 +162,17 @@ impl Engine {
         from: VmState,
         to: VmState,
     ) -> EngineResult<()> {
-        crate::db::write("UPDATE vm_instances SET state = ?, state_changed_at = ? WHERE uuid = ?")
-            .bind(to.as_str())
-            .bind(crate::time::now_ms())
-            .bind(id.to_string())
-            .execute(self.db.w())
-            .await?;
+        // A transitional state records which node runs the operation (see cluster::takeover).
+        let op_node = to.is_transitional().then(|| self.membership.node.to_string());
+        crate::db::write(
+            "UPDATE vm_instances SET state = ?, state_changed_at = ?, op_node = ? WHERE uuid = ?",
+        )
+        .bind(to.as_str())
+        .bind(crate::time::now_ms())
+        .bind(op_node)
+        .bind(id.to_string())
+        .execute(self.db.w())
+        .await?;
         if from != to {
             self.events.publish("vm", id.0, Some(from.as_str()), Some(to.as_str()));
         }

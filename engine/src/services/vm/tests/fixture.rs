@@ -35,18 +35,15 @@ impl Cloud {
     /// `hosts` simulated hosts of `cpus` cpus and `mem_gib` GiB in one cluster; VMs of 1 cpu,
     /// 1 GiB; an L3 with `ips` addresses.
     pub async fn new(hosts: usize, cpus: u32, mem_gib: u64, ips: u32) -> Self {
+        Self::on_db("sqlite::memory:", hosts, cpus, mem_gib, ips).await
+    }
+
+    /// As [`Cloud::new`], on the database at `db_url` (a file, for tests of many nodes).
+    pub async fn on_db(db_url: &str, hosts: usize, cpus: u32, mem_gib: u64, ips: u32) -> Self {
         let sim = Arc::new(SimCloud::new(SimConfig::with_seed(7)));
         let hv: Arc<dyn Hypervisor> = sim.clone();
-        let engine = Engine::start(
-            EngineOptions {
-                db_url: "sqlite::memory:".into(),
-                background_tasks: false,
-                id_seed: None,
-            },
-            hv,
-        )
-        .await
-        .unwrap();
+        let opts = EngineOptions { db_url: db_url.into(), background_tasks: false, id_seed: None };
+        let engine = Engine::start(opts, hv).await.unwrap();
         let zone = engine
             .create_zone(CreateZone { name: "z".into(), description: String::new() })
             .await

@@ -1,0 +1,96 @@
+//! Taking over what a stopped management node left mid-way.
+//!
+//! Every transitional VM state is written with the node that runs the operation
+//! (`vm_instances.op_node`), and every job with the node that runs it (`jobs.node_uuid`). An
+//! operation is orphaned when that node's row is no longer `Running` (it left, was declared
+//! dead, or never existed: rows written before the column, with NULL). Orphans are recovered at
+//! start and whenever the ring changes: the VM becomes Unknown (the owner of its host reconciles
+//! it with what the host reports at the next sync) and the job Failed. A node that is still
+//! heartbeating keeps its operations, so a second node starting never touches the first's; a
+//! crashed node's row stays `Running` until the others declare it dead (the heartbeat timeout),
+//! and only then are its operations taken over. Each recovery is conditional on the row being
+//! as it was read, so two survivors doing it at once, or an operation started in between, are
+//! safe.
+
+use crate::error::EngineResult;
+use crate::ids::VmId;
+use crate::services::vm::VmState;
+use crate::Engine;
+
+/// Transitional VM states, as SQL.
+const TRANSITIONAL: &str =
+    "'Created','Starting','Stopping','Rebooting','Pausing','Resuming','Migrating','Destroying','Expunging'";
+
+/// The condition of an orphaned row whose owner column is `col`.
+fn orphaned(col: &str) -> String {
+    format!(
+        "({col} IS NULL OR NOT EXISTS \
+         (SELECT 1 FROM management_nodes m WHERE m.uuid = {col} AND m.state = 'Running'))"
+    )
+}
+
+/// What one takeover recovered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TakeoverReport {
+    /// VMs left mid-operation, now Unknown.
+    pub vms: u64,
+    /// Jobs left running, now Failed.
+    pub jobs: u64,
+}
+
+impl Engine {
+    /// Recovers the operations and jobs of nodes that are no longer running (see the module doc).
+    pub(crate) async fn take_over_orphans(&self) -> EngineResult<TakeoverReport> {
+        let stuck: Vec<(String, String, Option<String>)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT uuid, state, op_node FROM vm_instances WHERE state IN ({TRANSITIONAL}) AND {}",
+            orphaned("op_node")
+        )))
+            .fetch_all(self.db.r())
+            .await?;
+        let mut report = TakeoverReport::default();
+        for (uuid, state, op_node) in stuck {
+            let (Ok(vm), Ok(from)) = (uuid.parse::<VmId>(), state.parse::<VmState>()) else {
+                tracing::warn!(vm = %uuid, %state, "mid-operation VM row does not parse; left as it is");
+                continue;
+            };
+            let recovered = crate::db::write(
+                "UPDATE vm_instances SET state = 'Unknown', op_node = NULL, state_changed_at = ? \
+                 WHERE uuid = ? AND state = ? AND op_node IS ?",
+            )
+            .bind(crate::time::now_ms())
+            .bind(&uuid)
+            .bind(&state)
+            .bind(op_node.as_deref())
+            .execute(self.db.w())
+            .await?
+            .rows_affected();
+            if recovered == 1 {
+                tracing::warn!(%vm, %from, node = op_node.as_deref().unwrap_or("unknown"),
+                    "vm was mid-operation on a management node that stopped; marked Unknown");
+                self.events.publish(
+                    "vm",
+                    vm.0,
+                    Some(from.as_str()),
+                    Some(VmState::Unknown.as_str()),
+                );
+                report.vms += 1;
+            }
+        }
+        report.jobs = crate::db::write(format!(
+            "UPDATE jobs SET state = 'Failed', finished_at = ?, \
+             error = '{{\"code\":\"INTERNAL\",\"message\":\"the management node running the job stopped\",\"details\":{{}}}}' \
+             WHERE state = 'Running' AND {}",
+            orphaned("node_uuid")
+        ))
+        .bind(crate::time::now_ms())
+        .execute(self.db.w())
+        .await?
+        .rows_affected();
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+#[path = "takeover_tests.rs"]
+mod tests;

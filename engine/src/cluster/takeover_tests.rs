@@ -1,0 +1,143 @@
+//! Takeover end to end: management nodes on one SQLite file and one simulator, heartbeats driven
+//! by hand on tokio's paused clock. Operations are left "mid-way" by writing the transitional
+//! state the way an operation's first step does, and jobs by starting one that never finishes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oxstack_hypervisor::Hypervisor;
+
+use crate::api::jobs::{self, OnSuccess};
+use crate::ids::{JobId, VmId};
+use crate::services::vm::tests::fixture::Cloud;
+use crate::services::vm::VmState;
+use crate::{Engine, EngineOptions};
+
+/// The default heartbeat interval; the default timeout is five of them.
+const BEAT: Duration = Duration::from_secs(2);
+
+struct Dir(std::path::PathBuf);
+
+impl Dir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("oxstack-takeover-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.0.join("t.db").display())
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn another_node(cloud: &Cloud, url: &str) -> Engine {
+    let hv: Arc<dyn Hypervisor> = cloud.sim.clone();
+    let opts = EngineOptions { db_url: url.into(), background_tasks: false, id_seed: None };
+    Engine::start(opts, hv).await.unwrap()
+}
+
+async fn beat(nodes: &[&Engine]) {
+    for n in nodes {
+        n.heartbeat().await.unwrap();
+    }
+    tokio::time::advance(BEAT).await;
+}
+
+async fn state(e: &Engine, vm: VmId) -> VmState {
+    e.get_vm(vm).await.unwrap().state
+}
+
+async fn job_state(e: &Engine, job: JobId) -> String {
+    sqlx::query_scalar("SELECT state FROM jobs WHERE uuid = ?")
+        .bind(job.to_string())
+        .fetch_one(e.db.r())
+        .await
+        .unwrap()
+}
+
+/// Starts a job on `e` that never finishes, as if its node stopped while it ran.
+async fn endless_job(e: &Engine, vm: VmId) -> JobId {
+    let work = std::future::pending();
+    jobs::start(e, "vm.stop", vm.0, OnSuccess::Ok, work).await.unwrap().job.uuid
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_live_nodes_operations_are_left_alone_and_a_dead_nodes_are_taken_over() {
+    let dir = Dir::new();
+    let cloud = Cloud::on_db(&dir.url(), 2, 8, 16, 16).await;
+    let a = cloud.engine.clone();
+    let vm_a = a.create_vm(cloud.create_req("a")).await.unwrap().uuid;
+    let vm_b = a.create_vm(cloud.create_req("b")).await.unwrap().uuid;
+    let b = another_node(&cloud, &dir.url()).await;
+    beat(&[&a, &b]).await;
+    beat(&[&a, &b]).await;
+    assert_eq!(a.membership.ring().nodes().len(), 2);
+    a.set_vm_state(vm_a, VmState::Running, VmState::Stopping).await.unwrap();
+    b.set_vm_state(vm_b, VmState::Running, VmState::Stopping).await.unwrap();
+    let (job_a, job_b) = (endless_job(&a, vm_a).await, endless_job(&b, vm_b).await);
+
+    // A third node starting while both are live touches neither's operations.
+    let c = another_node(&cloud, &dir.url()).await;
+    assert_eq!(
+        (state(&c, vm_a).await, state(&c, vm_b).await),
+        (VmState::Stopping, VmState::Stopping)
+    );
+    assert_eq!(
+        (job_state(&c, job_a).await, job_state(&c, job_b).await),
+        ("Running".into(), "Running".into())
+    );
+
+    // b stops heartbeating; once a and c declare it dead, its operation and job are taken over.
+    for _ in 0..4 {
+        beat(&[&a, &c]).await;
+    }
+    assert_eq!(state(&a, vm_b).await, VmState::Stopping, "within the timeout b may still be alive");
+    for _ in 0..4 {
+        beat(&[&a, &c]).await;
+    }
+    assert_eq!(state(&a, vm_b).await, VmState::Unknown);
+    assert_eq!(job_state(&a, job_b).await, "Failed");
+    assert_eq!(state(&a, vm_a).await, VmState::Stopping, "a is alive: its operation is its own");
+    assert_eq!(job_state(&a, job_a).await, "Running");
+
+    // The owner of vm_b's host settles it from what the host reports at its next sync.
+    for _ in 0..10 {
+        a.ping_sweep().await.unwrap();
+        c.ping_sweep().await.unwrap();
+    }
+    assert_eq!(state(&a, vm_b).await, VmState::Running);
+    a.shutdown().await;
+    c.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_node_recovers_a_crashed_run_after_the_timeout_and_a_clean_one_at_once() {
+    let dir = Dir::new();
+    let cloud = Cloud::on_db(&dir.url(), 1, 8, 16, 16).await;
+    let old = cloud.engine.clone();
+    let vm = old.create_vm(cloud.create_req("v")).await.unwrap().uuid;
+    old.set_vm_state(vm, VmState::Running, VmState::Stopping).await.unwrap();
+    let job = endless_job(&old, vm).await;
+    // A crash: the row stays Running (only the connections are closed to free the file).
+    old.db.close().await;
+
+    let new = another_node(&cloud, &dir.url()).await;
+    assert_eq!(state(&new, vm).await, VmState::Stopping, "the old row could be a live node");
+    for _ in 0..8 {
+        beat(&[&new]).await;
+    }
+    assert_eq!(state(&new, vm).await, VmState::Unknown, "declared dead: taken over");
+    assert_eq!(job_state(&new, job).await, "Failed");
+
+    // A clean shutdown marks the node Left, so the next node recovers at start.
+    new.set_vm_state(vm, VmState::Unknown, VmState::Starting).await.unwrap();
+    new.shutdown().await;
+    let next = another_node(&cloud, &dir.url()).await;
+    assert_eq!(state(&next, vm).await, VmState::Unknown);
+    next.shutdown().await;
+}
