@@ -55,6 +55,8 @@ pub struct EngineInner {
     pub(crate) sweeps: std::sync::atomic::AtomicU64,
     /// Every host and whether it is Connected, so a sweep need not read them (see `host_roster`).
     pub(crate) host_roster: crate::services::host_roster::HostRoster,
+    /// Coalesces reloads of the scheduler's caches when other nodes' writes made them stale.
+    pub(crate) scheduler_refresh: crate::cluster::refresh::Refresh,
     shutdown: watch::Sender<bool>,
 }
 
@@ -95,6 +97,7 @@ impl Engine {
             membership: Membership::new(),
             sweeps: std::sync::atomic::AtomicU64::new(0),
             host_roster: Default::default(),
+            scheduler_refresh: Default::default(),
             shutdown,
         }));
         engine.join_cluster().await?;

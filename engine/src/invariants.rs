@@ -13,8 +13,20 @@ use crate::ids::{HostId, L3NetworkId, PrimaryStorageId};
 use crate::Engine;
 
 impl Engine {
-    /// Every invariant violation found (empty when all hold).
+    /// Every invariant violation found (empty when all hold), of the database and of this
+    /// node's caches against it.
     pub async fn invariant_violations(&self) -> EngineResult<Vec<String>> {
+        self.violations(true).await
+    }
+
+    /// The violations of the database alone. With other management nodes live, this node's
+    /// caches are hints that lag their writes (the database's conditional updates and unique
+    /// constraints keep the figures exact), so only these must hold.
+    pub async fn database_invariant_violations(&self) -> EngineResult<Vec<String>> {
+        self.violations(false).await
+    }
+
+    async fn violations(&self, with_caches: bool) -> EngineResult<Vec<String>> {
         let mut out = Vec::new();
         let db = self.db.r();
 
@@ -41,7 +53,7 @@ impl Engine {
                     "host {uuid}: reserved {cpu} cpus / {mem} bytes but its VMs hold {want_cpu} cpus / {want_mem} bytes"
                 ));
             }
-            if let Ok(id) = uuid.parse::<HostId>() {
+            if let Some(id) = uuid.parse::<HostId>().ok().filter(|_| with_caches) {
                 match self.scheduler.index().get(id) {
                     Some(c) if (i64::from(c.cpu_used), c.memory_used as i64) == (*cpu, *mem) => {}
                     Some(c) => out.push(format!(
@@ -72,7 +84,7 @@ impl Engine {
                     "primary storage {uuid}: used {used} bytes but its volumes take {want}"
                 ));
             }
-            if let Ok(id) = uuid.parse::<PrimaryStorageId>() {
+            if let Some(id) = uuid.parse::<PrimaryStorageId>().ok().filter(|_| with_caches) {
                 let cached = self.scheduler.topology().storages.get(&id).map(|s| s.used as i64);
                 if cached != Some(*used) {
                     out.push(format!("primary storage {uuid}: topology cache says {cached:?} used, database {used}"));
@@ -114,7 +126,7 @@ impl Engine {
                 .fetch_all(db)
                 .await?;
         for (l3, n) in per_l3 {
-            if let Ok(id) = l3.parse::<L3NetworkId>() {
+            if let Some(id) = l3.parse::<L3NetworkId>().ok().filter(|_| with_caches) {
                 let (used, _) = self.ipam.usage(id);
                 if used != n as u64 {
                     out.push(format!("L3 {l3}: IPAM holds {used} addresses, NICs hold {n}"));

@@ -16,6 +16,8 @@ pub mod ids;
 mod invariants;
 pub mod scheduler;
 pub mod services;
+#[cfg(test)]
+mod test_db_dir;
 pub mod time;
 pub mod workflow;
 

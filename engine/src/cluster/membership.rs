@@ -71,6 +71,18 @@ impl Membership {
         }
     }
 
+    /// Whether this node believes it is the only live management node: none other on the ring,
+    /// and no other Running row seen at the last heartbeat (one that has not yet been seen to
+    /// beat, or not yet declared dead, may be live). While it is not alone, its caches miss the
+    /// others' writes.
+    pub fn alone(&self) -> bool {
+        let seen_empty = match self.seen.lock() {
+            Ok(s) => s.is_empty(),
+            Err(poisoned) => poisoned.into_inner().is_empty(),
+        };
+        seen_empty && self.ring().nodes() == [self.node]
+    }
+
     /// Whether this node owns the resource with this uuid.
     pub fn owns(&self, resource: uuid::Uuid) -> bool {
         self.ring().owns(self.node, resource)

@@ -9,6 +9,7 @@
 //! built yet.
 
 mod membership;
+pub mod refresh;
 mod ring;
 pub mod takeover;
 #[cfg(test)]

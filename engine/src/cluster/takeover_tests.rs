@@ -11,29 +11,11 @@ use crate::api::jobs::{self, OnSuccess};
 use crate::ids::{JobId, VmId};
 use crate::services::vm::tests::fixture::Cloud;
 use crate::services::vm::VmState;
+use crate::test_db_dir::TestDbDir;
 use crate::{Engine, EngineOptions};
 
 /// The default heartbeat interval; the default timeout is five of them.
 const BEAT: Duration = Duration::from_secs(2);
-
-struct Dir(std::path::PathBuf);
-
-impl Dir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("oxstack-takeover-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-    fn url(&self) -> String {
-        format!("sqlite://{}", self.0.join("t.db").display())
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 async fn another_node(cloud: &Cloud, url: &str) -> Engine {
     let hv: Arc<dyn Hypervisor> = cloud.sim.clone();
@@ -68,7 +50,7 @@ async fn endless_job(e: &Engine, vm: VmId) -> JobId {
 
 #[tokio::test(start_paused = true)]
 async fn a_live_nodes_operations_are_left_alone_and_a_dead_nodes_are_taken_over() {
-    let dir = Dir::new();
+    let dir = TestDbDir::new("takeover");
     let cloud = Cloud::on_db(&dir.url(), 2, 8, 16, 16).await;
     let a = cloud.engine.clone();
     let vm_a = a.create_vm(cloud.create_req("a")).await.unwrap().uuid;
@@ -117,7 +99,7 @@ async fn a_live_nodes_operations_are_left_alone_and_a_dead_nodes_are_taken_over(
 
 #[tokio::test(start_paused = true)]
 async fn a_restarted_node_recovers_a_crashed_run_after_the_timeout_and_a_clean_one_at_once() {
-    let dir = Dir::new();
+    let dir = TestDbDir::new("takeover");
     let cloud = Cloud::on_db(&dir.url(), 1, 8, 16, 16).await;
     let old = cloud.engine.clone();
     let vm = old.create_vm(cloud.create_req("v")).await.unwrap().uuid;

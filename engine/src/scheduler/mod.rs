@@ -105,6 +105,21 @@ impl Scheduler {
         Ok(s)
     }
 
+    /// Rebuilds both caches from the database in place, to see other management nodes' writes.
+    /// Reservations this node has made in memory but not yet written are dropped with the old
+    /// caches; the database's conditional updates still refuse any overcommit they would allow.
+    pub async fn reload(&self, db: &Db) -> EngineResult<()> {
+        let fresh = Self::load(db).await?;
+        let index = fresh.index.into_inner().unwrap_or_else(|e| e.into_inner());
+        let topology = fresh.topology.into_inner().unwrap_or_else(|e| e.into_inner());
+        // Lock order: topology, then index.
+        let mut t = self.topology();
+        let mut i = self.index();
+        *t = topology;
+        *i = index;
+        Ok(())
+    }
+
     /// The capacity index, locked. Never hold it across an await.
     pub fn index(&self) -> MutexGuard<'_, CapacityIndex> {
         self.index.lock().unwrap_or_else(|e| e.into_inner())

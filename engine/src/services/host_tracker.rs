@@ -141,7 +141,7 @@ impl Engine {
     async fn hosts_to_ping(&self) -> EngineResult<(Vec<(HostId, bool)>, u64)> {
         let ring = self.membership.ring();
         let me = self.membership.node;
-        let alone = ring.nodes() == [me];
+        let alone = self.membership.alone();
         if !alone {
             self.host_roster.mark_stale();
         } else if let Some(known) = self.host_roster.snapshot() {

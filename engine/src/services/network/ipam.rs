@@ -129,6 +129,15 @@ impl Ipam {
         pools.get(&l3).map(|p| (p.used.len() as u64, p.capacity())).unwrap_or((0, 0))
     }
 
+    /// Replaces what is known of `l3` with its ranges and used addresses as read from the
+    /// database (to see other management nodes' allocations and frees).
+    pub fn replace_l3(&self, l3: L3NetworkId, mut ranges: Vec<RangeInfo>, used: HashSet<u32>) {
+        ranges.sort_by_key(|r| r.start);
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        let cursor = pools.get(&l3).map(|p| p.cursor).unwrap_or_default();
+        pools.insert(l3, L3Pool { ranges, used, cursor });
+    }
+
     /// Forgets an L3 network.
     pub fn remove_l3(&self, l3: L3NetworkId) {
         self.pools.lock().unwrap_or_else(|e| e.into_inner()).remove(&l3);

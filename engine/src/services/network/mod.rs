@@ -123,6 +123,32 @@ pub async fn load_ipam(db: &Db, ipam: &Ipam) -> EngineResult<()> {
 }
 
 impl Engine {
+    /// Reloads one L3 network's ranges and used addresses into IPAM from the database.
+    pub(crate) async fn reload_ipam_l3(&self, l3: L3NetworkId) -> EngineResult<()> {
+        let mut ranges = Vec::new();
+        for r in sqlx::query(
+            "SELECT uuid, start_ip, end_ip, netmask, gateway FROM ip_ranges WHERE l3_network_uuid = ?",
+        )
+        .bind(l3.to_string())
+        .fetch_all(self.db.r())
+        .await?
+        {
+            ranges.push(RangeInfo {
+                id: db::id(&r, "uuid")?,
+                start: u32::from(db::ipv4(&r, "start_ip")?),
+                end: u32::from(db::ipv4(&r, "end_ip")?),
+                netmask: db::ipv4(&r, "netmask")?,
+                gateway: db::ipv4(&r, "gateway")?,
+            });
+        }
+        let used: Vec<i64> = sqlx::query_scalar("SELECT ip FROM vm_nics WHERE l3_network_uuid = ?")
+            .bind(l3.to_string())
+            .fetch_all(self.db.r())
+            .await?;
+        self.ipam.replace_l3(l3, ranges, used.into_iter().map(|ip| ip as u32).collect());
+        Ok(())
+    }
+
     /// Creates an L2 network.
     pub async fn create_l2_network(&self, req: CreateL2Network) -> EngineResult<L2Network> {
         check_name(&req.name)?;

@@ -91,8 +91,23 @@ impl Engine {
     /// touching the VM row. Returns the host.
     pub(crate) async fn reserve_host(&self, req: &HostRequest) -> EngineResult<HostId> {
         let mut avoid = req.avoid.clone();
+        let ticket = self.scheduler_refresh.ticket();
+        let mut reloaded = false;
         for _ in 0..RACE_RETRIES {
-            let host = self.choose_host(req, &avoid)?;
+            let host = match self.choose_host(req, &avoid) {
+                Ok(host) => host,
+                // The caches say no room; with other nodes live they lag those nodes' frees and
+                // new hosts, so read the database once before saying so.
+                Err(EngineError::InsufficientCapacity(_))
+                    if !reloaded && !self.membership.alone() =>
+                {
+                    self.scheduler_refresh.run(ticket, || self.scheduler.reload(&self.db)).await?;
+                    reloaded = true;
+                    avoid.clone_from(&req.avoid);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let ok = crate::db::write(
                 "UPDATE hosts SET cpu_used = cpu_used + ?1, memory_used = memory_used + ?2 \
                  WHERE uuid = ?3 AND cpu_used + ?1 <= cpu_total AND memory_used + ?2 <= memory_total",
@@ -234,16 +249,24 @@ impl Engine {
         bytes: u64,
         format: &str,
     ) -> EngineResult<PrimaryStorageId> {
-        let ps = {
+        let ticket = self.scheduler_refresh.ticket();
+        let reserve = || {
             let mut t = self.scheduler.topology();
-            let ps = t.storage_for(cluster, bytes).ok_or_else(|| {
-                EngineError::InsufficientCapacity(format!(
-                    "no primary storage of cluster {cluster} has {bytes} free bytes"
-                ))
-            })?;
+            let ps = t.storage_for(cluster, bytes)?;
             t.try_reserve_storage(ps, bytes);
-            ps
+            Some(ps)
         };
+        let mut ps = reserve();
+        if ps.is_none() && !self.membership.alone() {
+            // Another node may have freed room since this node's topology was loaded.
+            self.scheduler_refresh.run(ticket, || self.scheduler.reload(&self.db)).await?;
+            ps = reserve();
+        }
+        let ps = ps.ok_or_else(|| {
+            EngineError::InsufficientCapacity(format!(
+                "no primary storage of cluster {cluster} has {bytes} free bytes"
+            ))
+        })?;
         // Insert first (idempotent on the volume uuid), then charge the storage, and undo the
         // insert if the storage turned out to be full: two statements instead of a read and a
         // four-statement transaction, on every create's path.
@@ -342,12 +365,21 @@ impl Engine {
         iface: &str,
     ) -> EngineResult<NicSpec> {
         let mut mac = mac_for(nic.0.as_bytes());
-        for _ in 0..RACE_RETRIES {
-            let alloc = self.ipam.allocate(l3).ok_or_else(|| {
-                EngineError::InsufficientCapacity(format!(
+        // With other nodes live, IPAM lags their allocations and frees: it is reloaded from the
+        // database once, when it says the network is full or hands out an address another node
+        // took.
+        let mut reloaded = false;
+        for _ in 0..2 * RACE_RETRIES {
+            let Some(alloc) = self.ipam.allocate(l3) else {
+                if !reloaded && !self.membership.alone() {
+                    self.reload_ipam_l3(l3).await?;
+                    reloaded = true;
+                    continue;
+                }
+                return Err(EngineError::InsufficientCapacity(format!(
                     "L3 network {l3} has no free IP address left"
-                ))
-            })?;
+                )));
+            };
             let res = crate::db::write(
                 "INSERT INTO vm_nics (uuid, vm_uuid, l3_network_uuid, ip, mac, device_index, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
@@ -387,6 +419,9 @@ impl Engine {
                     if taken.is_none() {
                         self.ipam.release(l3, alloc.ip);
                         mac = mac_for(self.ids.next::<uuid::Uuid>().as_bytes());
+                    } else if !reloaded && !self.membership.alone() {
+                        self.reload_ipam_l3(l3).await?;
+                        reloaded = true;
                     }
                 }
                 Err(e) => {

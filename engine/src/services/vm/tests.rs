@@ -3,5 +3,6 @@
 
 pub(crate) mod fixture;
 mod lifecycle;
+mod nodes;
 mod sweep;
 mod unwind;

@@ -1,0 +1,100 @@
+//! Two management nodes on one database creating and deleting VMs at once. The database's
+//! conditional updates and unique constraints keep capacity and addresses exact; what is tested
+//! here is that neither node's caches, which lag the other's writes, make a create fail while
+//! there is room, nor let one through when there is none.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use oxstack_hypervisor::{Hypervisor, StopMode, VmId};
+
+use super::fixture::Cloud;
+use crate::error::EngineError;
+use crate::test_db_dir::TestDbDir;
+use crate::{Engine, EngineOptions};
+
+/// A second node on the cloud's database and simulator; both see each other on the ring.
+async fn second_node(c: &Cloud, url: &str) -> Engine {
+    let hv: Arc<dyn Hypervisor> = c.sim.clone();
+    let opts = EngineOptions { db_url: url.into(), background_tasks: false, id_seed: None };
+    let b = Engine::start(opts, hv).await.unwrap();
+    for _ in 0..2 {
+        c.engine.heartbeat().await.unwrap();
+        b.heartbeat().await.unwrap();
+        tokio::time::advance(Duration::from_secs(2)).await;
+    }
+    assert_eq!(c.engine.membership.ring().nodes().len(), 2);
+    b
+}
+
+/// Creates `n` VMs at once, alternating between the nodes; returns each node's VMs.
+async fn create_on_both(c: &Cloud, b: &Engine, n: usize, tag: &str) -> (Vec<VmId>, Vec<VmId>) {
+    let creates = (0..n).map(|i| {
+        let node = if i % 2 == 0 { &c.engine } else { b };
+        let req = c.create_req(&format!("{tag}{i}"));
+        async move { (i % 2, node.create_vm(req).await) }
+    });
+    let (mut on_a, mut on_b) = (Vec::new(), Vec::new());
+    for (node, result) in join_all(creates).await {
+        let vm = result.unwrap_or_else(|e| panic!("a create on node {node} failed: {e}")).uuid;
+        if node == 0 {
+            on_a.push(vm)
+        } else {
+            on_b.push(vm)
+        }
+    }
+    (on_a, on_b)
+}
+
+async fn assert_database_consistent(e: &Engine) {
+    let violations = e.database_invariant_violations().await.unwrap();
+    assert!(violations.is_empty(), "invariants violated:\n{}", violations.join("\n"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_nodes_fill_an_l3_exactly_and_reuse_addresses_the_other_freed() {
+    let dir = TestDbDir::new("two-nodes");
+    let c = Cloud::on_db(&dir.url(), 4, 8, 16, 24).await; // room for 32 VMs, 24 addresses
+    let b = second_node(&c, &dir.url()).await;
+    let (_, on_b) = create_on_both(&c, &b, 24, "v").await;
+    assert_database_consistent(&c.engine).await;
+    for node in [&c.engine, &b] {
+        match node.create_vm(c.create_req("one-too-many")).await {
+            Err(EngineError::InsufficientCapacity(why)) => assert!(why.contains("IP"), "{why}"),
+            other => panic!("the 25th address does not exist: {other:?}"),
+        }
+    }
+    for vm in &on_b[..6] {
+        b.destroy_vm(*vm).await.unwrap();
+        b.expunge_vm(*vm).await.unwrap();
+    }
+    for i in 0..6 {
+        let vm = c.engine.create_vm(c.create_req(&format!("again{i}"))).await;
+        vm.unwrap_or_else(|e| panic!("node a must find the addresses b freed: {e}"));
+    }
+    assert_database_consistent(&c.engine).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_nodes_fill_hosts_exactly_and_reuse_capacity_the_other_freed() {
+    let dir = TestDbDir::new("two-nodes");
+    let c = Cloud::on_db(&dir.url(), 2, 4, 16, 100).await; // room for 8 VMs (cpus)
+    let b = second_node(&c, &dir.url()).await;
+    let (_, on_b) = create_on_both(&c, &b, 8, "v").await;
+    assert_database_consistent(&c.engine).await;
+    for node in [&c.engine, &b] {
+        match node.create_vm(c.create_req("one-too-many")).await {
+            Err(EngineError::InsufficientCapacity(_)) => {}
+            other => panic!("every cpu is taken: {other:?}"),
+        }
+    }
+    for vm in &on_b[..2] {
+        b.stop_vm(*vm, StopMode::Graceful).await.unwrap();
+    }
+    for i in 0..2 {
+        let vm = c.engine.create_vm(c.create_req(&format!("again{i}"))).await;
+        vm.unwrap_or_else(|e| panic!("node a must find the capacity b freed: {e}"));
+    }
+    assert_database_consistent(&c.engine).await;
+}
