@@ -19,6 +19,13 @@ use crate::{
 pub trait Hypervisor: Send + Sync + 'static {
     /// Connects (or reconnects) a host and returns its facts.
     async fn connect(&self, spec: &HostConnectSpec) -> HypervisorResult<HostFacts>;
+    /// Whether this backend can reach `host` now without a [`Hypervisor::connect`] first. A
+    /// backend that learns how to reach a host only when it connects (an agent's address and
+    /// token) says `false` for a host another management node connected; the engine then
+    /// connects it before its first call. The default, for backends that need nothing: `true`.
+    fn knows(&self, _host: HostId) -> bool {
+        true
+    }
     /// Checks that the host answers.
     async fn ping(&self, host: HostId) -> HypervisorResult<()>;
     /// Pings many hosts as one batch: as if each were pinged, at most `parallelism` at a time in

@@ -204,6 +204,10 @@ impl Hypervisor for AgentClient {
         }
     }
 
+    fn knows(&self, host: HostId) -> bool {
+        self.host(host).is_ok()
+    }
+
     async fn ping(&self, host: HostId) -> HypervisorResult<()> {
         self.done(host, AgentCommand::Ping).await
     }

@@ -60,6 +60,13 @@ impl Hypervisor for RoutingHypervisor {
         Ok(facts)
     }
 
+    fn knows(&self, host: HostId) -> bool {
+        self.route(host).is_ok_and(|route| match route {
+            Route::Simulator => self.simulator.knows(host),
+            Route::Agent => self.agents.knows(host),
+        })
+    }
+
     async fn ping(&self, host: HostId) -> HypervisorResult<()> {
         self.backend(host)?.ping(host).await
     }

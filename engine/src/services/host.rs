@@ -119,11 +119,48 @@ impl Engine {
         call: impl Future<Output = Result<T, HypervisorError>>,
     ) -> EngineResult<T> {
         let limit = self.config.secs(ConfigName::HypervisorCallTimeoutSecs);
+        // `call` does nothing until awaited, so the host can be attached first.
+        if op != "connect" && !self.hypervisor.knows(host) {
+            self.attach_host(host, limit).await?;
+        }
         match tokio::time::timeout(limit, call).await {
             Ok(res) => res.map_err(EngineError::from),
             Err(_) => Err(EngineError::Hypervisor(HypervisorError::Timeout {
                 host,
                 op: op.to_string(),
+                millis: limit.as_millis() as u64,
+            })),
+        }
+    }
+
+    /// Connects, on this node's backend, a host that another management node connected (the
+    /// database says Connected), so this node can call it; changes nothing in the database. A
+    /// host the database does not say Connected is left alone: the call then fails as before.
+    async fn attach_host(&self, host: HostId, limit: std::time::Duration) -> EngineResult<()> {
+        let row: Option<(String, Option<String>, i64, i64, String)> = sqlx::query_as(
+            "SELECT management_ip, agent_token, cpu_total, memory_total, status FROM hosts WHERE uuid = ?",
+        )
+        .bind(host.to_string())
+        .fetch_optional(self.db.r())
+        .await?;
+        let Some((address, token, cpus, memory, status)) = row else { return Ok(()) };
+        if status != HostStatus::Connected.as_str() {
+            return Ok(());
+        }
+        let agent_token = token.map(AgentToken::new);
+        let simulated = agent_token
+            .is_none()
+            .then_some(SimulatedHostCapacity { cpus: cpus as u32, memory_bytes: memory as u64 });
+        let spec = HostConnectSpec { host, address, simulated, agent_token };
+        match tokio::time::timeout(limit, self.hypervisor.connect(&spec)).await {
+            Ok(Ok(_facts)) => {
+                tracing::info!(%host, "attached a host another management node connected");
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(EngineError::Hypervisor(HypervisorError::Timeout {
+                host,
+                op: "connect".into(),
                 millis: limit.as_millis() as u64,
             })),
         }

@@ -104,6 +104,27 @@ impl Ipam {
         self.pools.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&l3)?.allocate()
     }
 
+    /// Moves `l3`'s next-fit cursor to the address at position `seed` modulo the network's
+    /// size. Nodes allocating from one network at once each start from their own point this way,
+    /// instead of all walking the same addresses in the same order and colliding on each.
+    pub fn scatter_cursor(&self, l3: L3NetworkId, seed: u64) {
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(pool) = pools.get_mut(&l3) else { return };
+        let total = pool.capacity();
+        if total == 0 {
+            return;
+        }
+        let mut offset = seed % total;
+        for (i, r) in pool.ranges.iter().enumerate() {
+            let size = u64::from(r.end - r.start) + 1;
+            if offset < size {
+                pool.cursor = (i, r.start + offset as u32);
+                return;
+            }
+            offset -= size;
+        }
+    }
+
     /// Marks an address used (loading from the database, or after another node took it).
     pub fn mark_used(&self, l3: L3NetworkId, ip: Ipv4Addr) {
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
@@ -176,6 +197,21 @@ mod tests {
             "freed address reused"
         );
         assert!(ipam.allocate(l3).is_none());
+    }
+
+    #[test]
+    fn a_scattered_cursor_starts_at_its_position_and_still_finds_every_address() {
+        let ipam = Ipam::default();
+        let l3 = L3NetworkId::new_random();
+        ipam.add_range(l3, range([10, 0, 1, 1], [10, 0, 1, 4], [10, 0, 1, 254]));
+        ipam.add_range(l3, range([10, 0, 0, 1], [10, 0, 0, 4], [10, 0, 0, 254]));
+        ipam.scatter_cursor(l3, 8 + 5); // position 5 of 8: the second range's second address
+        assert_eq!(ipam.allocate(l3).unwrap().ip, Ipv4Addr::new(10, 0, 1, 2));
+        let mut rest: Vec<Ipv4Addr> =
+            std::iter::from_fn(|| ipam.allocate(l3).map(|a| a.ip)).collect();
+        rest.sort();
+        assert_eq!(rest.len(), 7, "wraps around to every other address: {rest:?}");
+        ipam.scatter_cursor(L3NetworkId::new_random(), 3); // unknown network: nothing happens
     }
 
     #[test]

@@ -369,7 +369,14 @@ impl Engine {
         // database once, when it says the network is full or hands out an address another node
         // took.
         let mut reloaded = false;
-        for _ in 0..2 * RACE_RETRIES {
+        let multi_node = !self.membership.alone();
+        for attempt in 0..2 * RACE_RETRIES {
+            if multi_node {
+                // Start from a point of this NIC's own, not where every node's cursor is.
+                let seed =
+                    u64::from_le_bytes(nic.0.as_bytes()[8..16].try_into().unwrap_or_default());
+                self.ipam.scatter_cursor(l3, seed.wrapping_add(attempt as u64));
+            }
             let Some(alloc) = self.ipam.allocate(l3) else {
                 if !reloaded && !self.membership.alone() {
                     self.reload_ipam_l3(l3).await?;
