@@ -3,7 +3,9 @@
 //! Every function here is idempotent, keyed by the VM, volume or NIC uuid, so workflow steps built
 //! on them can be run or undone twice. The in-memory caches (capacity index, topology, IPAM) are
 //! updated together with the database; the database's conditional updates and unique constraints
-//! are what guarantee no host is overcommitted and no address is given twice.
+//! are what guarantee no host is overcommitted, no VM is placed on a host, cluster or primary
+//! storage that is not Enabled (and Connected), and no address is given twice, whatever the
+//! caches say (another management node's writes reach this node's caches late or not at all).
 
 use std::net::Ipv4Addr;
 
@@ -110,7 +112,9 @@ impl Engine {
             };
             let ok = crate::db::write(
                 "UPDATE hosts SET cpu_used = cpu_used + ?1, memory_used = memory_used + ?2 \
-                 WHERE uuid = ?3 AND cpu_used + ?1 <= cpu_total AND memory_used + ?2 <= memory_total",
+                 WHERE uuid = ?3 AND cpu_used + ?1 <= cpu_total AND memory_used + ?2 <= memory_total \
+                 AND state = 'Enabled' AND status = 'Connected' \
+                 AND (SELECT state FROM clusters WHERE uuid = hosts.cluster_uuid) = 'Enabled'",
             )
             .bind(i64::from(req.cpus))
             .bind(req.memory as i64)
@@ -154,20 +158,21 @@ impl Engine {
         Ok(())
     }
 
-    /// Reloads one host's capacity into the index from the database.
+    /// Reloads one host's capacity and schedulability into the index from the database.
     pub(crate) async fn refresh_host_capacity(&self, host: HostId) -> EngineResult<()> {
-        let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT cpu_total, cpu_used, memory_total, memory_used FROM hosts WHERE uuid = ?",
+        let row: Option<(i64, i64, i64, i64, bool)> = sqlx::query_as(
+            "SELECT cpu_total, cpu_used, memory_total, memory_used, \
+             state = 'Enabled' AND status = 'Connected' FROM hosts WHERE uuid = ?",
         )
         .bind(host.to_string())
         .fetch_optional(self.db.r())
         .await?;
         let mut idx = self.scheduler.index();
         match row {
-            Some((ct, cu, mt, mu)) => {
+            Some((ct, cu, mt, mu, schedulable)) => {
                 if let Some(mut c) = idx.get(host).copied() {
-                    (c.cpu_total, c.cpu_used, c.memory_total, c.memory_used) =
-                        (ct as u32, cu as u32, mt as u64, mu as u64);
+                    (c.cpu_total, c.cpu_used, c.memory_total, c.memory_used, c.schedulable) =
+                        (ct as u32, cu as u32, mt as u64, mu as u64, schedulable);
                     idx.upsert(host, c);
                 }
             }
@@ -302,7 +307,8 @@ impl Engine {
                 .map_err(|e| EngineError::Internal(format!("bad storage uuid: {e}")));
         }
         let charged = crate::db::write(
-            "UPDATE primary_storages SET used_bytes = used_bytes + ?1 WHERE uuid = ?2 AND used_bytes + ?1 <= total_bytes",
+            "UPDATE primary_storages SET used_bytes = used_bytes + ?1 \
+             WHERE uuid = ?2 AND used_bytes + ?1 <= total_bytes AND state = 'Enabled'",
         )
         .bind(bytes as i64)
         .bind(ps.to_string())
@@ -317,7 +323,7 @@ impl Engine {
                 .await?;
             charged?;
             return Err(EngineError::InsufficientCapacity(format!(
-                "primary storage {ps} has no room for {bytes} bytes"
+                "primary storage {ps} has no room for {bytes} bytes or is not Enabled"
             )));
         }
         Ok(ps)

@@ -11,6 +11,7 @@ use oxstack_hypervisor::{Hypervisor, StopMode, VmId};
 
 use super::fixture::Cloud;
 use crate::error::EngineError;
+use crate::services::host::{HostState, UpdateHost};
 use crate::test_db_dir::TestDbDir;
 use crate::{Engine, EngineOptions};
 
@@ -95,6 +96,27 @@ async fn two_nodes_fill_hosts_exactly_and_reuse_capacity_the_other_freed() {
     for i in 0..2 {
         let vm = c.engine.create_vm(c.create_req(&format!("again{i}"))).await;
         vm.unwrap_or_else(|e| panic!("node a must find the capacity b freed: {e}"));
+    }
+    assert_database_consistent(&c.engine).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_host_disabled_through_one_node_is_never_used_by_the_other() {
+    let dir = TestDbDir::new("two-nodes");
+    let c = Cloud::on_db(&dir.url(), 2, 8, 16, 100).await;
+    let b = second_node(&c, &dir.url()).await;
+    let (off, on) = (c.hosts[0], c.hosts[1]);
+    let disable = UpdateHost { name: None, state: Some(HostState::Disabled) };
+    c.engine.update_host(off, disable).await.unwrap();
+    for i in 0..6 {
+        let vm = b.create_vm(c.create_req(&format!("v{i}"))).await.unwrap();
+        assert_eq!(vm.host_uuid, Some(on), "b's cache still thinks {off} is Enabled");
+    }
+    let mut pinned = c.create_req("pinned");
+    pinned.host_uuid = Some(off);
+    match b.create_vm(pinned).await {
+        Err(EngineError::InsufficientCapacity(_)) => {}
+        other => panic!("a disabled host takes no VM: {other:?}"),
     }
     assert_database_consistent(&c.engine).await;
 }
