@@ -270,6 +270,14 @@ impl Engine {
         if ring_changed {
             tracing::info!(node = %me, members, "management node ring rebuilt");
         }
+        // Other live nodes may have changed global configs: take what the database holds.
+        if !self.membership.alone() {
+            let changed = self.config.reload(&self.db).await?;
+            if !changed.is_empty() {
+                let names: Vec<&str> = changed.iter().map(|n| n.as_str()).collect();
+                tracing::info!(node = %me, ?names, "global configs changed by another node");
+            }
+        }
         // A node that left or died may have left operations mid-way. (One declared dead here
         // may never have been on this ring: a row a crashed process left behind.)
         if ring_changed || declared_dead {

@@ -209,3 +209,20 @@ async fn a_node_alone_again_sees_hosts_and_statuses_another_node_wrote_meanwhile
     assert_eq!((again.pinged, again.failed, again.reconnected), (2 * HOSTS, 0, 0));
     a.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_config_changed_through_one_node_reaches_the_other_at_its_next_heartbeat() {
+    let shared = Shared::new();
+    let (a, b) = (shared.node().await, shared.node().await);
+    beat(&[&a, &b]).await;
+    beat(&[&a, &b]).await;
+    let name = "host.ping_interval_secs";
+    let changes = b.config.subscribe();
+    a.config.update(&a.db, name, "7").await.unwrap();
+    assert_eq!(b.config.get_view(name).unwrap().value, "30", "not before b's heartbeat");
+    b.heartbeat().await.unwrap();
+    assert_eq!(b.config.get_view(name).unwrap().value, "7");
+    assert!(changes.has_changed().unwrap(), "b's subscribers are told");
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -2,7 +2,8 @@
 //!
 //! Values live in the `global_configs` table (only values that differ from the default are
 //! stored) and in an in-memory copy that services read on every use, so a change through the
-//! API takes effect at once. Subscribers are told about every change.
+//! API takes effect at once on the node that took it; the other management nodes take it at
+//! their next heartbeat ([`GlobalConfig::reload`]). Subscribers are told about every change.
 
 mod defs;
 
@@ -38,26 +39,50 @@ pub struct GlobalConfig {
     changes: watch::Sender<u64>,
 }
 
-impl GlobalConfig {
-    /// Loads the stored values over the defaults. Unknown or invalid stored values are ignored
-    /// with a warning (they may come from a newer version).
-    pub async fn load(db: &Db) -> EngineResult<Self> {
-        let mut values: HashMap<ConfigName, String> =
-            DEFINITIONS.iter().map(|d| (d.name, d.default.to_string())).collect();
-        for row in sqlx::query("SELECT name, value FROM global_configs").fetch_all(db.r()).await? {
-            let name: String = row.try_get("name")?;
-            let value: String = row.try_get("value")?;
-            match defs::find(&name).map(|d| d.kind.validate(&value).map(|_| d.name)) {
-                Some(Ok(n)) => {
-                    values.insert(n, value);
-                }
-                _ => {
-                    tracing::warn!(%name, %value, "ignoring unknown or invalid stored global config")
-                }
+/// The defaults with the values stored in the database over them. Unknown or invalid stored
+/// values are ignored with a warning (they may come from a newer version).
+async fn stored_values(db: &Db) -> EngineResult<HashMap<ConfigName, String>> {
+    let mut values: HashMap<ConfigName, String> =
+        DEFINITIONS.iter().map(|d| (d.name, d.default.to_string())).collect();
+    for row in sqlx::query("SELECT name, value FROM global_configs").fetch_all(db.r()).await? {
+        let name: String = row.try_get("name")?;
+        let value: String = row.try_get("value")?;
+        match defs::find(&name).map(|d| d.kind.validate(&value).map(|_| d.name)) {
+            Some(Ok(n)) => {
+                values.insert(n, value);
             }
+            _ => tracing::warn!(%name, %value, "ignoring unknown or invalid stored global config"),
         }
+    }
+    Ok(values)
+}
+
+impl GlobalConfig {
+    /// Loads the stored values over the defaults (see [`stored_values`]).
+    pub async fn load(db: &Db) -> EngineResult<Self> {
+        let values = stored_values(db).await?;
         let (changes, _) = watch::channel(0);
         Ok(Self { values: RwLock::new(values), changes })
+    }
+
+    /// Takes the values stored in the database (another management node may have changed
+    /// them); returns the names whose value changed, and notifies subscribers if any did.
+    pub async fn reload(&self, db: &Db) -> EngineResult<Vec<ConfigName>> {
+        let stored = stored_values(db).await?;
+        let changed: Vec<ConfigName> = {
+            let mut values = self.values.write().unwrap_or_else(|e| e.into_inner());
+            let changed: Vec<ConfigName> = stored
+                .iter()
+                .filter(|(name, value)| values.get(name) != Some(value))
+                .map(|(name, _)| *name)
+                .collect();
+            *values = stored;
+            changed
+        };
+        if !changed.is_empty() {
+            self.changes.send_modify(|v| *v += 1);
+        }
+        Ok(changed)
     }
 
     /// Every entry, in definition order.
