@@ -57,6 +57,10 @@ pub struct EngineInner {
     pub(crate) host_roster: crate::services::host_roster::HostRoster,
     /// Coalesces reloads of the scheduler's caches when other nodes' writes made them stale.
     pub(crate) scheduler_refresh: crate::cluster::refresh::Refresh,
+    /// Held (shared) by each write that changes the database and the caches together on the VM
+    /// lifecycle paths, and exclusively by a reload of the caches, so a reload never reads the
+    /// database between the two halves of such a write and drops or doubles it.
+    pub(crate) cache_gate: tokio::sync::RwLock<()>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -98,6 +102,7 @@ impl Engine {
             sweeps: std::sync::atomic::AtomicU64::new(0),
             host_roster: Default::default(),
             scheduler_refresh: Default::default(),
+            cache_gate: tokio::sync::RwLock::new(()),
             shutdown,
         }));
         engine.join_cluster().await?;

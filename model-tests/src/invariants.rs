@@ -5,7 +5,7 @@
 //! last host, size and NICs; every VM the simulator defines, where and in which power state;
 //! every simulated host's usage and reachability; addresses used per L3; storage used.
 //!
-//! System checks: `Engine::invariant_violations` (capacity equals the sum over placed VMs, no
+//! System checks: `Engine::invariant_violations` on every node (capacity equals the sum over placed VMs, no
 //! orphan NIC or volume rows, no IP given twice, caches agree with the database); the
 //! simulator's own audit; no VM left in a transitional state; no IP address on two NICs; every
 //! VM the database has Running or Paused on a Connected host runs (or is paused) there in the
@@ -163,9 +163,14 @@ impl Sut {
 
     /// Invariants of the engine and the simulator that hold whatever the operations were.
     pub fn check_system(&self, vms: &BTreeMap<VmId, VmInstance>) {
-        let violations = self.rt.block_on(self.engine.invariant_violations()).expect("invariants");
-        if !violations.is_empty() {
-            self.fail(format!("engine invariants violated:\n{}", violations.join("\n")));
+        for (i, node) in self.nodes.iter().enumerate() {
+            let violations = self.rt.block_on(node.invariant_violations()).expect("invariants");
+            if !violations.is_empty() {
+                self.fail(format!(
+                    "engine invariants violated (node {i}):\n{}",
+                    violations.join("\n")
+                ));
+            }
         }
         if let Err(e) = self.sim.audit() {
             self.fail(format!("simulator audit: {e}"));
@@ -229,10 +234,13 @@ impl Sut {
         }
         self.sim.clear_faults();
         let e = &self.engine;
-        self.rt.block_on(e.config.update(&e.db, "host.sync_every_pings", "1")).expect("config");
-        for _ in 0..2 {
-            self.rt.block_on(e.ping_sweep()).expect("sweep");
+        for n in &self.nodes {
+            self.rt.block_on(n.config.update(&n.db, "host.sync_every_pings", "1")).expect("config");
         }
+        for _ in 0..2 {
+            self.sweep_all().expect("sweep");
+        }
+        self.sync_nodes(None);
         let vms = self.engine_vms();
         self.check_system(&vms);
         let page = self.rt.block_on(e.list_hosts(&all())).expect("hosts");

@@ -55,7 +55,34 @@ impl StateMachineTest for CloudTest {
 
     fn teardown(sut: Sut, _model: RefState) {
         sut.settle();
-        sut.rt.block_on(sut.engine.shutdown());
+        sut.shutdown();
         crate::stats::case_done(crate::strategies::config().cases);
+    }
+}
+
+/// The same test against two management nodes on one database (see `sut`).
+pub struct TwoNodeCloudTest;
+
+impl StateMachineTest for TwoNodeCloudTest {
+    type SystemUnderTest = Sut;
+    type Reference = CloudModel;
+
+    fn init_test(model: &RefState) -> Sut {
+        Sut::with_nodes(model, crate::strategies::replay_line_two_nodes(), 2)
+    }
+
+    fn apply(mut sut: Sut, model: &RefState, transition: Transition) -> Sut {
+        sut.apply(&transition, model);
+        sut
+    }
+
+    fn check_invariants(sut: &Sut, model: &RefState) {
+        sut.check(model);
+    }
+
+    fn teardown(sut: Sut, _model: RefState) {
+        sut.settle();
+        sut.shutdown();
+        crate::stats::case_done(crate::strategies::two_node_config().cases);
     }
 }

@@ -5,6 +5,8 @@
 //! - `OXSTACK_SEED`: the seed of proptest's generator; the same seed replays the same sequences.
 //!   When unset a fresh one is drawn and printed, so every failing run says how to replay it.
 //! - `PROPTEST_MAX_SHRINK_ITERS`: shrinking budget (default [`DEFAULT_SHRINK_ITERS`]).
+//! - `OXSTACK_MODEL_TWO_NODE_CASES`: sequences of the two-node variant (default
+//!   [`DEFAULT_TWO_NODE_CASES`]; each case starts two engines on a shared database file).
 //!
 //! Failing cases are also persisted to `proptest-regressions/model.txt` (relative to this crate)
 //! and replayed before the random ones on every run.
@@ -21,6 +23,10 @@ pub const DEFAULT_MAX_STEPS: usize = 50;
 pub const DEFAULT_SHRINK_ITERS: u32 = 2_000;
 /// Where failing cases are persisted, relative to the crate.
 pub const REGRESSIONS: &str = "proptest-regressions/model.txt";
+/// Sequences of the two-node variant when `OXSTACK_MODEL_TWO_NODE_CASES` is not set.
+pub const DEFAULT_TWO_NODE_CASES: u32 = 200;
+/// Where the two-node variant's failing cases are persisted.
+pub const TWO_NODE_REGRESSIONS: &str = "proptest-regressions/model-two-nodes.txt";
 
 fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
@@ -53,6 +59,26 @@ pub fn replay_line() -> String {
         seed(),
         max_steps()
     )
+}
+
+/// The line that replays a run of the two-node variant.
+pub fn replay_line_two_nodes() -> String {
+    format!(
+        "replay: OXSTACK_SEED={} OXSTACK_MODEL_MAX_STEPS={} cargo test -p oxstack-model-tests \
+         engine_matches_the_model_on_two_nodes (the shrunk case is also saved in \
+         model-tests/{TWO_NODE_REGRESSIONS} and replayed first)",
+        seed(),
+        max_steps()
+    )
+}
+
+/// The proptest config of the two-node variant: fewer cases, its own regressions file.
+pub fn two_node_config() -> Config {
+    Config {
+        cases: env("OXSTACK_MODEL_TWO_NODE_CASES").unwrap_or(DEFAULT_TWO_NODE_CASES),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(TWO_NODE_REGRESSIONS))),
+        ..config()
+    }
 }
 
 /// The proptest config of the model test.

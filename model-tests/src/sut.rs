@@ -1,6 +1,13 @@
 //! The system under test: a real engine (SQLite in memory) driving a `SimCloud`, on a tokio
 //! runtime the SUT owns, with the model's host and VM numbers mapped to their real IDs.
 //!
+//! Or two engines, two management nodes on one SQLite file (in `/dev/shm` when there is one)
+//! sharing the simulator: each step runs on the next node in turn, and after it both heartbeat
+//! (so a config changed through one reaches the other) and the node that did not run it reloads
+//! its scheduler and IPAM caches, standing in for the cache events a bus between nodes would
+//! carry. The model's exact placement predictions then hold for both, and every check runs
+//! against each node. Ping sweeps run on both nodes, each pinging the hosts it owns.
+//!
 //! The runtime is a current-thread runtime with the real clock, not a paused one: sqlx runs
 //! SQLite on a worker thread and wraps every pool acquire in a `tokio::time::timeout`; under a
 //! paused clock the runtime sees itself idle while a query is on the worker thread, jumps the
@@ -32,7 +39,14 @@ use crate::transitions::{Transition, CONFIG_CHANGES, NIC_SETS};
 /// The engine, the simulator, and how the model's numbers map to their IDs.
 pub struct Sut {
     pub rt: tokio::runtime::Runtime,
+    /// The first node; with two nodes, the one that built the cloud.
     pub engine: Engine,
+    /// Every node, `engine` first.
+    pub nodes: Vec<Engine>,
+    /// Steps run so far (which node runs the next one).
+    steps: usize,
+    /// The shared database file of a two-node run, removed at teardown.
+    db_file: Option<std::path::PathBuf>,
     pub sim: Arc<SimCloud>,
     /// Every host the model numbered and the engine added, removed ones included.
     pub hosts: BTreeMap<HostNo, HostId>,
@@ -58,22 +72,57 @@ impl Sut {
     /// for everything, two L3 networks with [`L3_IPS`] addresses, one offering per size, and
     /// [`INITIAL_HOSTS`] hosts.
     pub fn new(model: &RefState, replay: String) -> Self {
+        Self::with_nodes(model, replay, 1)
+    }
+
+    /// As [`Sut::new`] with `nodes` (1 or 2) management nodes; see the module doc.
+    pub fn with_nodes(model: &RefState, replay: String, nodes: usize) -> Self {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .expect("tokio runtime");
         let sim = Arc::new(SimCloud::new(SimConfig::with_seed(model.seed)));
-        let hv: Arc<dyn Hypervisor> = sim.clone();
-        let opts = EngineOptions {
-            db_url: "sqlite::memory:".into(),
-            background_tasks: false,
-            id_seed: Some(model.seed),
+        let db_file = (nodes > 1).then(|| {
+            let shm = std::path::Path::new("/dev/shm");
+            let dir = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
+            static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let file = dir.join(format!("oxstack-model-{}-{run}.db", std::process::id()));
+            remove_db_files(&file); // left by a case that panicked in an earlier run
+            file
+        });
+        let db_url = match &db_file {
+            Some(f) => format!("sqlite://{}", f.display()),
+            None => "sqlite::memory:".into(),
         };
-        let engine = rt.block_on(Engine::start(opts, hv)).expect("engine starts");
+        let start = |id_seed: u64| {
+            let hv: Arc<dyn Hypervisor> = sim.clone();
+            let opts = EngineOptions {
+                db_url: db_url.clone(),
+                background_tasks: false,
+                id_seed: Some(id_seed),
+            };
+            rt.block_on(Engine::start(opts, hv)).expect("engine starts")
+        };
+        let engine = start(model.seed);
         let setup = rt.block_on(build(&engine)).expect("cloud builds");
+        let mut all = vec![engine.clone()];
+        if nodes > 1 {
+            // Another id sequence, so the two nodes never make the same uuid.
+            all.push(start(model.seed ^ 0x9e37_79b9_7f4a_7c15));
+            for _ in 0..2 {
+                for n in &all {
+                    rt.block_on(n.heartbeat()).expect("heartbeat");
+                }
+            }
+            assert_eq!(engine.membership.ring().nodes().len(), 2, "both nodes on the ring");
+        }
         let mut sut = Sut {
             rt,
             engine,
+            nodes: all,
+            steps: 0,
+            db_file,
             sim,
             hosts: BTreeMap::new(),
             vms: BTreeMap::new(),
@@ -89,7 +138,51 @@ impl Sut {
         }
         let set = sut.engine.config.update(&sut.engine.db, "host.sync_every_pings", "1");
         sut.rt.block_on(set).expect("config");
+        sut.sync_nodes(None);
         sut
+    }
+
+    /// The node the next step runs on.
+    fn next_node(&mut self) -> (usize, Engine) {
+        let i = self.steps % self.nodes.len();
+        self.steps += 1;
+        (i, self.nodes[i].clone())
+    }
+
+    /// After a step run by node `ran` (`None`: by every node, as a ping sweep is): every node
+    /// heartbeats, and the nodes that did not run it reload their caches.
+    pub fn sync_nodes(&self, ran: Option<usize>) {
+        if self.nodes.len() < 2 {
+            return;
+        }
+        for n in &self.nodes {
+            self.rt.block_on(n.heartbeat()).expect("heartbeat");
+        }
+        for (i, n) in self.nodes.iter().enumerate().filter(|(i, _)| Some(*i) != ran) {
+            self.rt.block_on(n.reload_caches()).unwrap_or_else(|e| panic!("node {i} reloads: {e}"));
+        }
+    }
+
+    /// One ping sweep on every node (each pings the hosts it owns), the first error if any.
+    pub fn sweep_all(&self) -> Result<(), EngineError> {
+        let mut first = Ok(());
+        for n in &self.nodes {
+            let r = self.rt.block_on(n.ping_sweep()).map(drop);
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+
+    /// Shuts every node down and removes a two-node run's database file.
+    pub fn shutdown(&self) {
+        for n in &self.nodes {
+            self.rt.block_on(n.shutdown());
+        }
+        if let Some(f) = &self.db_file {
+            remove_db_files(f);
+        }
     }
 
     /// The model's VM's ID.
@@ -103,6 +196,11 @@ impl Sut {
     }
 
     fn add_host(&mut self, n: HostNo) -> Option<&'static str> {
+        let e = self.engine.clone();
+        self.add_host_on(&e, n)
+    }
+
+    fn add_host_on(&mut self, e: &Engine, n: HostNo) -> Option<&'static str> {
         let req = AddHost {
             cluster_uuid: self.cluster,
             name: format!("h{}", n.0),
@@ -111,7 +209,7 @@ impl Sut {
             memory_bytes: Some(host_memory(n)),
             agent_token: None,
         };
-        let r = self.rt.block_on(self.engine.add_host(req));
+        let r = self.rt.block_on(e.add_host(req));
         if let Ok(h) = &r {
             self.hosts.insert(n, h.uuid);
         }
@@ -132,8 +230,22 @@ impl Sut {
 
     /// Runs `t` and checks the engine's answer against `model.expected` (the model after `t`).
     pub fn apply(&mut self, t: &Transition, model: &RefState) {
+        let (ran, e) = self.next_node();
+        self.apply_on(&e, t, model);
         use Transition as T;
-        let e = self.engine.clone();
+        let every_node = matches!(
+            t,
+            T::PingSweep
+                | T::CrashHost { .. }
+                | T::RecoverHost { .. }
+                | T::PartitionHost { .. }
+                | T::HealHost { .. }
+        );
+        self.sync_nodes((!every_node).then_some(ran));
+    }
+
+    fn apply_on(&mut self, e: &Engine, t: &Transition, model: &RefState) {
+        use Transition as T;
         let got: Option<&'static str> = match t {
             T::CreateVm { vm, size, nics, host } => {
                 let r = self.rt.block_on(e.create_vm(self.create_req(*vm, *size, *nics, *host)));
@@ -143,7 +255,7 @@ impl Sut {
                 code(&r)
             }
             T::CreateBatch { first, count, size, nics } => {
-                return self.batch(*first, *count, *size, *nics, model);
+                return self.batch(e, *first, *count, *size, *nics, model);
             }
             T::Start { vm, host } => {
                 code(&self.rt.block_on(e.start_vm(self.vm(*vm), host.map(|h| self.host(h)))))
@@ -161,7 +273,7 @@ impl Sut {
             T::Destroy { vm } => code(&self.rt.block_on(e.destroy_vm(self.vm(*vm)))),
             T::Recover { vm } => code(&self.rt.block_on(e.recover_vm(self.vm(*vm)))),
             T::Expunge { vm } => code(&self.rt.block_on(e.expunge_vm(self.vm(*vm)))),
-            T::AddHost { host } => self.add_host(*host),
+            T::AddHost { host } => self.add_host_on(e, *host),
             // A removed host stays in `hosts`: the simulator still knows it.
             T::RemoveHost { host } => code(&self.rt.block_on(e.delete_host(self.host(*host)))),
             T::SetHostEnabled { host, enabled } => {
@@ -187,8 +299,8 @@ impl Sut {
                 let (name, value) = CONFIG_CHANGES[*change];
                 code(&self.rt.block_on(e.config.update(&e.db, name, value)))
             }
-            T::PingSweep => code(&self.rt.block_on(e.ping_sweep())),
-            T::WrongState { vm, op } => self.wrong_state(self.vm(*vm), *op),
+            T::PingSweep => code(&self.sweep_all()),
+            T::WrongState { vm, op } => self.wrong_state(e, self.vm(*vm), *op),
         };
         crate::stats::record(t.kind(), got.unwrap_or("ok"));
         let want = match &model.expected {
@@ -212,11 +324,10 @@ impl Sut {
         event: fn(&SimCloud, HostId) -> Result<(), oxstack_simulator::SimError>,
     ) -> Option<&'static str> {
         event(&self.sim, self.host(host)).expect("the simulator knows the host");
-        code(&self.rt.block_on(self.engine.ping_sweep()))
+        code(&self.sweep_all())
     }
 
-    fn wrong_state(&self, vm: VmId, op: VmOp) -> Option<&'static str> {
-        let e = &self.engine;
+    fn wrong_state(&self, e: &Engine, vm: VmId, op: VmOp) -> Option<&'static str> {
         let r: Result<(), EngineError> = self.rt.block_on(async {
             match op {
                 VmOp::Start => e.start_vm(vm, None).await.map(drop),
@@ -236,15 +347,22 @@ impl Sut {
     /// Runs a batch of creates concurrently, checks how many succeeded and that they landed on
     /// the hosts the model predicts, and numbers them by host (the VMs are identical, so which
     /// one the model calls `vmN` does not matter as long as hosts match).
-    fn batch(&mut self, first: VmNo, count: u32, size: usize, nics: usize, model: &RefState) {
+    fn batch(
+        &mut self,
+        e: &Engine,
+        first: VmNo,
+        count: u32,
+        size: usize,
+        nics: usize,
+        model: &RefState,
+    ) {
         let Expected::Batch { created } = model.expected else {
             panic!("the model expects a batch outcome for a batch\n{}", self.replay)
         };
         let reqs: Vec<CreateVm> =
             (0..count).map(|i| self.create_req(VmNo(first.0 + i), size, nics, None)).collect();
-        let results = self.rt.block_on(futures::future::join_all(
-            reqs.into_iter().map(|r| self.engine.create_vm(r)),
-        ));
+        let results =
+            self.rt.block_on(futures::future::join_all(reqs.into_iter().map(|r| e.create_vm(r))));
         let mut by_host: HashMap<HostId, Vec<VmId>> = HashMap::new();
         for r in &results {
             match r {
@@ -294,6 +412,13 @@ fn op_kind(op: FaultOp) -> OpKind {
         FaultOp::Resume => OpKind::Resume,
         FaultOp::Migrate => OpKind::Migrate,
         FaultOp::Destroy => OpKind::Destroy,
+    }
+}
+
+/// Removes a database file with its WAL and shared-memory files.
+fn remove_db_files(file: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
     }
 }
 

@@ -1,9 +1,10 @@
 //! The model test: `PROPTEST_CASES` random operation sequences of up to
 //! `OXSTACK_MODEL_MAX_STEPS` steps against the engine and the simulator, checked after every step
-//! (see `oxstack_model_tests`). A failure prints the shrunk sequence and the line to replay it.
+//! (see `oxstack_model_tests`), and `OXSTACK_MODEL_TWO_NODE_CASES` of them against two management
+//! nodes on one database. A failure prints the shrunk sequence and the line to replay it.
 
-use oxstack_model_tests::machine::CloudTest;
-use oxstack_model_tests::strategies::{config, max_steps};
+use oxstack_model_tests::machine::{CloudTest, TwoNodeCloudTest};
+use oxstack_model_tests::strategies::{config, max_steps, two_node_config};
 use proptest_state_machine::prop_state_machine;
 
 prop_state_machine! {
@@ -11,4 +12,12 @@ prop_state_machine! {
 
     #[test]
     fn engine_matches_the_model(sequential 1..=max_steps() => CloudTest);
+}
+
+prop_state_machine! {
+    #![proptest_config(two_node_config())]
+
+    /// The same sequences (fewer of them) against two management nodes on one database.
+    #[test]
+    fn engine_matches_the_model_on_two_nodes(sequential 1..=max_steps() => TwoNodeCloudTest);
 }

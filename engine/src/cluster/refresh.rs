@@ -40,6 +40,24 @@ impl Refresh {
     }
 }
 
+impl crate::Engine {
+    /// Rebuilds this node's scheduler and IPAM caches from the database, as it must when another
+    /// node's writes made them stale. Until a bus carries other nodes' cache events, the
+    /// allocations reload on their own only before refusing for want of room (so their choice of
+    /// host may differ from what fresh caches would give); tests of many nodes call this to
+    /// keep every node's choices those of one scheduler.
+    pub async fn reload_caches(&self) -> EngineResult<()> {
+        self.reload_scheduler().await?;
+        self.reload_ipam().await
+    }
+
+    /// Rebuilds the scheduler's caches from the database, with no cache write half done.
+    pub(crate) async fn reload_scheduler(&self) -> EngineResult<()> {
+        let _no_writes = self.cache_gate.write().await;
+        self.scheduler.reload(&self.db).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicUsize;

@@ -424,6 +424,7 @@ impl Engine {
             self.host_roster.set(id, status == HostStatus::Connected);
             return Ok(());
         }
+        let _cache = self.cache_gate.read().await;
         crate::db::write("UPDATE hosts SET status = ? WHERE uuid = ?")
             .bind(status.as_str())
             .bind(id.to_string())

@@ -123,8 +123,21 @@ pub async fn load_ipam(db: &Db, ipam: &Ipam) -> EngineResult<()> {
 }
 
 impl Engine {
+    /// Reloads every L3 network's pool into IPAM from the database.
+    pub(crate) async fn reload_ipam(&self) -> EngineResult<()> {
+        let l3s: Vec<String> =
+            sqlx::query_scalar("SELECT uuid FROM l3_networks").fetch_all(self.db.r()).await?;
+        for l3 in l3s {
+            let l3: L3NetworkId =
+                l3.parse().map_err(|e| EngineError::Internal(format!("bad l3 uuid: {e}")))?;
+            self.reload_ipam_l3(l3).await?;
+        }
+        Ok(())
+    }
+
     /// Reloads one L3 network's ranges and used addresses into IPAM from the database.
     pub(crate) async fn reload_ipam_l3(&self, l3: L3NetworkId) -> EngineResult<()> {
+        let _no_writes = self.cache_gate.write().await;
         let mut ranges = Vec::new();
         for r in sqlx::query(
             "SELECT uuid, start_ip, end_ip, netmask, gateway FROM ip_ranges WHERE l3_network_uuid = ?",

@@ -96,6 +96,7 @@ impl Engine {
         let ticket = self.scheduler_refresh.ticket();
         let mut reloaded = false;
         for _ in 0..RACE_RETRIES {
+            let cache = self.cache_gate.read().await;
             let host = match self.choose_host(req, &avoid) {
                 Ok(host) => host,
                 // The caches say no room; with other nodes live they lag those nodes' frees and
@@ -103,7 +104,8 @@ impl Engine {
                 Err(EngineError::InsufficientCapacity(_))
                     if !reloaded && !self.membership.alone() =>
                 {
-                    self.scheduler_refresh.run(ticket, || self.scheduler.reload(&self.db)).await?;
+                    drop(cache);
+                    self.scheduler_refresh.run(ticket, || self.reload_scheduler()).await?;
                     reloaded = true;
                     avoid.clone_from(&req.avoid);
                     continue;
@@ -148,6 +150,7 @@ impl Engine {
         cpus: u32,
         memory: u64,
     ) -> EngineResult<()> {
+        let _cache = self.cache_gate.read().await;
         crate::db::write("UPDATE hosts SET cpu_used = MAX(0, cpu_used - ?), memory_used = MAX(0, memory_used - ?) WHERE uuid = ?")
             .bind(i64::from(cpus))
             .bind(memory as i64)
@@ -261,12 +264,16 @@ impl Engine {
             t.try_reserve_storage(ps, bytes);
             Some(ps)
         };
+        let mut cache = self.cache_gate.read().await;
         let mut ps = reserve();
         if ps.is_none() && !self.membership.alone() {
             // Another node may have freed room since this node's topology was loaded.
-            self.scheduler_refresh.run(ticket, || self.scheduler.reload(&self.db)).await?;
+            drop(cache);
+            self.scheduler_refresh.run(ticket, || self.reload_scheduler()).await?;
+            cache = self.cache_gate.read().await;
             ps = reserve();
         }
+        let _cache = cache;
         let ps = ps.ok_or_else(|| {
             EngineError::InsufficientCapacity(format!(
                 "no primary storage of cluster {cluster} has {bytes} free bytes"
@@ -337,6 +344,7 @@ impl Engine {
                 .fetch_optional(self.db.r())
                 .await?;
         let Some((ps, bytes)) = row else { return Ok(()) };
+        let _cache = self.cache_gate.read().await;
         let (row, storage) = (volume.to_string(), ps.clone());
         let deleted = self
             .db
@@ -377,6 +385,7 @@ impl Engine {
         let mut reloaded = false;
         let multi_node = !self.membership.alone();
         for attempt in 0..2 * RACE_RETRIES {
+            let cache = self.cache_gate.read().await;
             if multi_node {
                 // Start from a point of this NIC's own, not where every node's cursor is.
                 let seed =
@@ -385,6 +394,7 @@ impl Engine {
             }
             let Some(alloc) = self.ipam.allocate(l3) else {
                 if !reloaded && !self.membership.alone() {
+                    drop(cache);
                     self.reload_ipam_l3(l3).await?;
                     reloaded = true;
                     continue;
@@ -433,6 +443,7 @@ impl Engine {
                         self.ipam.release(l3, alloc.ip);
                         mac = mac_for(self.ids.next::<uuid::Uuid>().as_bytes());
                     } else if !reloaded && !self.membership.alone() {
+                        drop(cache);
                         self.reload_ipam_l3(l3).await?;
                         reloaded = true;
                     }
@@ -450,6 +461,7 @@ impl Engine {
 
     /// Deletes a NIC and returns its address to IPAM. Idempotent.
     pub(crate) async fn free_nic(&self, nic: NicId) -> EngineResult<()> {
+        let _cache = self.cache_gate.read().await;
         let row: Option<(String, i64)> =
             crate::db::write("DELETE FROM vm_nics WHERE uuid = ? RETURNING l3_network_uuid, ip")
                 .bind(nic.to_string())

@@ -233,6 +233,7 @@ impl Step<ExpungeCtx> for FreeNics {
     }
     async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
         for n in &ctx.nics {
+            let _cache = ctx.engine.cache_gate.read().await;
             crate::db::write(
                 "INSERT OR IGNORE INTO vm_nics (uuid, vm_uuid, l3_network_uuid, ip, mac, device_index, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
@@ -280,6 +281,7 @@ impl Step<ExpungeCtx> for FreeVolumes {
     }
     async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
         for v in &ctx.volumes {
+            let _cache = ctx.engine.cache_gate.read().await;
             let (vm, volume) = (ctx.vm.to_string(), v.clone());
             let inserted = ctx
                 .engine
