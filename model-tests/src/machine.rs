@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 
 use crate::reference::RefState;
-use crate::strategies::replay_line;
+use crate::strategies::{config, replay_line, replay_line_two_nodes, two_node_config};
 use crate::sut::Sut;
 use crate::transitions::{self, Transition};
 
@@ -33,15 +33,22 @@ impl ReferenceStateMachine for CloudModel {
     }
 }
 
-/// The state machine test: runs each operation on the engine and checks it against the model.
-pub struct CloudTest;
+/// The state machine test on `N` management nodes (1 or 2; see `sut`): runs each operation on
+/// the engine and checks it against the model.
+pub struct NodesTest<const N: usize>;
 
-impl StateMachineTest for CloudTest {
+/// The model test on one management node.
+pub type CloudTest = NodesTest<1>;
+/// The same test against two management nodes on one database.
+pub type TwoNodeCloudTest = NodesTest<2>;
+
+impl<const N: usize> StateMachineTest for NodesTest<N> {
     type SystemUnderTest = Sut;
     type Reference = CloudModel;
 
     fn init_test(model: &RefState) -> Sut {
-        Sut::new(model, replay_line())
+        let replay = if N == 1 { replay_line() } else { replay_line_two_nodes() };
+        Sut::with_nodes(model, replay, N)
     }
 
     fn apply(mut sut: Sut, model: &RefState, transition: Transition) -> Sut {
@@ -56,33 +63,7 @@ impl StateMachineTest for CloudTest {
     fn teardown(sut: Sut, _model: RefState) {
         sut.settle();
         sut.shutdown();
-        crate::stats::case_done(crate::strategies::config().cases);
-    }
-}
-
-/// The same test against two management nodes on one database (see `sut`).
-pub struct TwoNodeCloudTest;
-
-impl StateMachineTest for TwoNodeCloudTest {
-    type SystemUnderTest = Sut;
-    type Reference = CloudModel;
-
-    fn init_test(model: &RefState) -> Sut {
-        Sut::with_nodes(model, crate::strategies::replay_line_two_nodes(), 2)
-    }
-
-    fn apply(mut sut: Sut, model: &RefState, transition: Transition) -> Sut {
-        sut.apply(&transition, model);
-        sut
-    }
-
-    fn check_invariants(sut: &Sut, model: &RefState) {
-        sut.check(model);
-    }
-
-    fn teardown(sut: Sut, _model: RefState) {
-        sut.settle();
-        sut.shutdown();
-        crate::stats::case_done(crate::strategies::two_node_config().cases);
+        let cases = if N == 1 { config().cases } else { two_node_config().cases };
+        crate::stats::case_done(cases);
     }
 }
