@@ -1,0 +1,277 @@
+//! What the multi-process tests share: `oxstack serve` processes, a simulated agent in the
+//! test's process, JSON over HTTP, and building a cloud through the API.
+
+#![allow(dead_code)] // each test binary uses part of it
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oxstack_agent::{AgentState, Backend, CallbackPolicy, TaskTable};
+use oxstack_hypervisor::AgentToken;
+use oxstack_simulator::{SimCloud, SimConfig};
+use serde_json::{json, Value};
+
+pub const TOKEN: &str = "three-nodes-secret";
+pub const GIB: u64 = 1 << 30;
+
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// One `oxstack serve` process; killed when dropped.
+pub struct NodeProcess {
+    child: Child,
+    pub api: String,
+    pub listen: String,
+    pub callbacks: String,
+    log: std::path::PathBuf,
+}
+
+impl NodeProcess {
+    pub fn spawn(db: &str, dir: &std::path::Path, name: &str) -> Self {
+        let (listen, callbacks) =
+            (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+        Self::spawn_at(db, dir, name, listen, callbacks)
+    }
+
+    pub fn spawn_at(
+        db: &str,
+        dir: &std::path::Path,
+        name: &str,
+        listen: String,
+        callbacks: String,
+    ) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let log_file = std::fs::File::create(&log).expect("create the node's log");
+        let child = Command::new(env!("CARGO_BIN_EXE_oxstack"))
+            .args(["serve", "--db", db, "--listen", &listen])
+            .args(["--agent-callback-listen", &callbacks])
+            .env("OXSTACK_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start oxstack serve");
+        Self { child, api: format!("http://{listen}"), listen, callbacks, log }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = http.request(method, &url);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    match req.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            (status, resp.json().await.unwrap_or(Value::Null))
+        }
+        Err(e) => (0, json!({ "transport_error": e.to_string() })),
+    }
+}
+
+pub async fn post(http: &reqwest::Client, api: &str, path: &str, body: Value, want: u16) -> Value {
+    let (status, v) = call(http, reqwest::Method::POST, format!("{api}{path}"), Some(body)).await;
+    assert_eq!(status, want, "POST {path}: {v}");
+    v
+}
+
+pub fn uuid_of(v: &Value) -> String {
+    v["uuid"].as_str().unwrap_or_else(|| panic!("no uuid in {v}")).to_string()
+}
+
+pub async fn wait_ready(http: &reqwest::Client, node: &NodeProcess) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, _) =
+            call(http, reqwest::Method::GET, format!("{}/v1/zones", node.api), None).await;
+        if status == 200 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {} never answered:\n{}",
+            node.api,
+            node.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `GET /v1/management-nodes` on `api`, as (Running nodes in the ring, owned hosts of each).
+pub async fn ring_view(http: &reqwest::Client, api: &str) -> (usize, Vec<u64>) {
+    let (_, v) = call(http, reqwest::Method::GET, format!("{api}/v1/management-nodes"), None).await;
+    let nodes = v["items"].as_array().cloned().unwrap_or_default();
+    let in_ring: Vec<&Value> = nodes.iter().filter(|n| n["in_ring"] == true).collect();
+    (in_ring.len(), in_ring.iter().map(|n| n["owned_hosts"].as_u64().unwrap_or(0)).collect())
+}
+
+/// Waits until `api` sees `members` nodes on the ring that together own every host.
+pub async fn wait_ring(
+    http: &reqwest::Client,
+    api: &str,
+    members: usize,
+    hosts: usize,
+    within: Duration,
+) {
+    let deadline = Instant::now() + within;
+    loop {
+        let (n, owned) = ring_view(http, api).await;
+        if n == members && owned.iter().sum::<u64>() == hosts as u64 && owned.iter().all(|o| *o > 0)
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "ring never reached {members} members: {n}, {owned:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub async fn vm_states(http: &reqwest::Client, api: &str) -> Vec<(String, String)> {
+    let url = format!("{api}/v1/vm-instances?limit=10000");
+    let (status, v) = call(http, reqwest::Method::GET, url, None).await;
+    assert_eq!(status, 200, "{v}");
+    let items = v["items"].as_array().cloned().unwrap_or_default();
+    items.iter().map(|vm| (uuid_of(vm), vm["state"].as_str().unwrap_or("?").to_string())).collect()
+}
+
+/// The simulated agent, serving every host at `{url}/h{i}`.
+pub async fn start_agent() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("agent port");
+    let url = format!("http://{}", listener.local_addr().expect("agent address"));
+    let state = Arc::new(AgentState {
+        token: AgentToken::new(TOKEN),
+        backend: Backend::Sim(Arc::new(SimCloud::new(SimConfig::with_seed(6)))),
+        tasks: TaskTable::new(Duration::from_secs(600)),
+        callbacks: CallbackPolicy::default(),
+        http: reqwest::Client::new(),
+    });
+    tokio::spawn(async move {
+        let _ = oxstack_agent::serve(state, listener).await;
+    });
+    url
+}
+
+/// What a test needs of the cloud [`build_cloud`] made.
+pub struct CloudIds {
+    pub offering: String,
+    pub image: String,
+    pub l3: String,
+}
+
+/// One zone with a kvm cluster of `hosts` hosts served by the agent at `agent`, storage,
+/// a /16 of addresses, an image and a 1 cpu / 1 GiB offering, all through `api`.
+pub async fn build_cloud(http: &reqwest::Client, api: &str, agent: &str, hosts: usize) -> CloudIds {
+    let zone = uuid_of(&post(http, api, "/v1/zones", json!({"name": "z"}), 201).await);
+    let cluster = uuid_of(
+        &post(
+            http,
+            api,
+            "/v1/clusters",
+            json!({"zone_uuid": zone, "name": "c", "hypervisor_type": "kvm"}),
+            201,
+        )
+        .await,
+    );
+    let ps = uuid_of(
+        &post(
+            http,
+            api,
+            "/v1/primary-storages",
+            json!({"zone_uuid": zone, "name": "ps", "url": "/ps", "total_bytes": 100_000 * GIB}),
+            201,
+        )
+        .await,
+    );
+    let bs = uuid_of(
+        &post(
+            http,
+            api,
+            "/v1/backup-storages",
+            json!({"zone_uuid": zone, "name": "bs", "url": "/bs", "total_bytes": 1000 * GIB}),
+            201,
+        )
+        .await,
+    );
+    let image = uuid_of(
+        &post(
+            http,
+            api,
+            "/v1/images",
+            json!({"backup_storage_uuid": bs, "name": "img", "format": "raw", "size_bytes": GIB,
+                   "url": "file:///images/linux.raw"}),
+            201,
+        )
+        .await,
+    );
+    let offering = uuid_of(
+        &post(
+            http,
+            api,
+            "/v1/instance-offerings",
+            json!({"name": "tiny", "cpus": 1, "memory_bytes": GIB}),
+            201,
+        )
+        .await,
+    );
+    let l2 = uuid_of(
+        &post(
+            http,
+            api,
+            "/v1/l2-networks",
+            json!({"zone_uuid": zone, "name": "l2", "physical_interface": "eth0"}),
+            201,
+        )
+        .await,
+    );
+    post(http, api, &format!("/v1/clusters/{cluster}/primary-storages/{ps}"), json!({}), 200).await;
+    post(http, api, &format!("/v1/clusters/{cluster}/l2-networks/{l2}"), json!({}), 200).await;
+    let l3 = uuid_of(
+        &post(http, api, "/v1/l3-networks", json!({"l2_network_uuid": l2, "name": "l3"}), 201)
+            .await,
+    );
+    post(
+        http,
+        api,
+        &format!("/v1/l3-networks/{l3}/ip-ranges"),
+        json!({"name": "r", "start_ip": "10.0.0.10", "end_ip": "10.0.255.250",
+               "netmask": "255.255.0.0", "gateway": "10.0.0.1"}),
+        201,
+    )
+    .await;
+    for i in 0..hosts {
+        let body = json!({"cluster_uuid": cluster, "name": format!("h{i}"),
+                          "management_ip": format!("{agent}/h{i}"), "agent_token": TOKEN});
+        post(http, api, "/v1/hosts", body, 201).await;
+    }
+
+    CloudIds { offering, image, l3 }
+}
+
+/// A create-VM body for the cloud.
+pub fn vm_body(cloud: &CloudIds, name: &str) -> Value {
+    json!({"name": name, "instance_offering_uuid": cloud.offering, "image_uuid": cloud.image,
+           "l3_network_uuids": [cloud.l3]})
+}
