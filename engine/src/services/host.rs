@@ -133,25 +133,23 @@ impl Engine {
         }
     }
 
-    /// Connects, on this node's backend, a host that another management node connected (the
-    /// database says Connected), so this node can call it; changes nothing in the database. A
-    /// host the database does not say Connected is left alone: the call then fails as before.
+    /// Connects, on this node's backend, an agent host that another management node connected
+    /// (the database says Connected), so this node can call it; changes nothing in the
+    /// database. Other hosts are left alone and the call fails as before: a host the database
+    /// does not say Connected, and a simulator host (it lives in one process's simulator, so
+    /// the host tracker must reconnect and reconcile it instead).
     async fn attach_host(&self, host: HostId, limit: std::time::Duration) -> EngineResult<()> {
-        let row: Option<(String, Option<String>, i64, i64, String)> = sqlx::query_as(
-            "SELECT management_ip, agent_token, cpu_total, memory_total, status FROM hosts WHERE uuid = ?",
-        )
-        .bind(host.to_string())
-        .fetch_optional(self.db.r())
-        .await?;
-        let Some((address, token, cpus, memory, status)) = row else { return Ok(()) };
+        let row: Option<(String, Option<String>, String)> =
+            sqlx::query_as("SELECT management_ip, agent_token, status FROM hosts WHERE uuid = ?")
+                .bind(host.to_string())
+                .fetch_optional(self.db.r())
+                .await?;
+        let Some((address, Some(token), status)) = row else { return Ok(()) };
         if status != HostStatus::Connected.as_str() {
             return Ok(());
         }
-        let agent_token = token.map(AgentToken::new);
-        let simulated = agent_token
-            .is_none()
-            .then_some(SimulatedHostCapacity { cpus: cpus as u32, memory_bytes: memory as u64 });
-        let spec = HostConnectSpec { host, address, simulated, agent_token };
+        let agent_token = Some(AgentToken::new(token));
+        let spec = HostConnectSpec { host, address, simulated: None, agent_token };
         match tokio::time::timeout(limit, self.hypervisor.connect(&spec)).await {
             Ok(Ok(_facts)) => {
                 tracing::info!(%host, "attached a host another management node connected");
