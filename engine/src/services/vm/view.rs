@@ -155,7 +155,11 @@ impl Engine {
         s.ok_or_else(|| EngineError::not_found("vm", id))?.parse().map_err(EngineError::Internal)
     }
 
-    /// Moves a VM to `to` (from whatever it was) and publishes the change.
+    /// Moves a VM to `to` and publishes the change. Leaving a settled state for a transitional
+    /// one starts an operation, and only happens if the VM is still `from` in the database:
+    /// per-VM queues serialize operations within a node, this serializes them across nodes (the
+    /// loser gets INVALID_STATE, as if it had come second). Other moves are unconditional:
+    /// the node running the operation owns the VM until it settles.
     pub(crate) async fn set_vm_state(
         &self,
         id: VmId,
@@ -164,15 +168,34 @@ impl Engine {
     ) -> EngineResult<()> {
         // A transitional state records which node runs the operation (see cluster::takeover).
         let op_node = to.is_transitional().then(|| self.membership.node.to_string());
-        crate::db::write(
-            "UPDATE vm_instances SET state = ?, state_changed_at = ?, op_node = ? WHERE uuid = ?",
+        let claim = to.is_transitional() && !from.is_transitional();
+        let moved = crate::db::write(
+            "UPDATE vm_instances SET state = ?, state_changed_at = ?, op_node = ? \
+             WHERE uuid = ? AND (? = 0 OR state = ?)",
         )
         .bind(to.as_str())
         .bind(crate::time::now_ms())
         .bind(op_node)
         .bind(id.to_string())
+        .bind(i64::from(claim))
+        .bind(from.as_str())
         .execute(self.db.w())
-        .await?;
+        .await?
+        .rows_affected();
+        if claim && moved == 0 {
+            let now = self.vm_state(id).await?;
+            return Err(EngineError::InvalidState {
+                message: format!(
+                    "vm {id} became {now} while this request was starting to move it from {from} \
+                     to {to}: another request (on another management node) came first"
+                ),
+                details: serde_json::json!({
+                    "vm_uuid": id.to_string(),
+                    "state": now.as_str(),
+                    "expected_state": from.as_str(),
+                }),
+            });
+        }
         if from != to {
             self.events.publish("vm", id.0, Some(from.as_str()), Some(to.as_str()));
         }

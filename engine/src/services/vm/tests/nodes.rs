@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use oxstack_hypervisor::{Hypervisor, StopMode, VmId};
+use oxstack_hypervisor::{Hypervisor, PowerState, StopMode, VmId};
 
 use super::fixture::Cloud;
 use crate::error::EngineError;
 use crate::services::host::{HostState, UpdateHost};
+use crate::services::vm::VmState;
 use crate::test_db_dir::TestDbDir;
 use crate::{Engine, EngineOptions};
 
@@ -118,5 +119,38 @@ async fn a_host_disabled_through_one_node_is_never_used_by_the_other() {
         Err(EngineError::InsufficientCapacity(_)) => {}
         other => panic!("a disabled host takes no VM: {other:?}"),
     }
+    assert_database_consistent(&c.engine).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_nodes_racing_on_one_vm_never_both_run_an_operation() {
+    let dir = TestDbDir::new("two-nodes");
+    let c = Cloud::on_db(&dir.url(), 2, 8, 16, 100).await;
+    let b = second_node(&c, &dir.url()).await;
+    let (on_a, _) = create_on_both(&c, &b, 16, "v").await;
+    let mut lost = 0;
+    for vm in &on_a {
+        let (stop, pause) = futures::join!(c.engine.stop_vm(*vm, StopMode::Force), b.pause_vm(*vm));
+        for r in [stop.map(drop), pause.map(drop)] {
+            match r {
+                Ok(()) => {}
+                Err(e @ EngineError::InvalidState { .. }) => {
+                    lost += 1;
+                    assert!(e.to_string().contains(&vm.to_string()), "{e}");
+                }
+                Err(e) => panic!("a racing operation failed otherwise: {e}"),
+            }
+        }
+        // Whatever the order, the database and the host agree.
+        let state = c.engine.get_vm(*vm).await.unwrap().state;
+        let power = c.sim.vm(*vm).map(|v| v.state);
+        let agrees = match state {
+            VmState::Stopped => power.is_none_or(|p| p == PowerState::Stopped),
+            VmState::Paused => power == Some(PowerState::Paused),
+            other => panic!("vm {vm} settled in {other}"),
+        };
+        assert!(agrees, "vm {vm} is {state} in the database, {power:?} on its host");
+    }
+    assert!(lost > 0, "no race was lost: the operations never overlapped");
     assert_database_consistent(&c.engine).await;
 }
