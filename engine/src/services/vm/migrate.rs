@@ -46,10 +46,14 @@ impl Engine {
         let _turn = self.queues.enter(vm.0).await;
         let state = self.vm_state(vm).await?;
         VmOp::Migrate.check(vm, state)?;
-        let source = self
-            .vm_host(vm)
-            .await?
-            .ok_or_else(|| EngineError::Internal(format!("running vm {vm} holds no host")))?;
+        let Some(source) = self.vm_host(vm).await? else {
+            // Another node's operation may have moved it since it was read.
+            let now = self.vm_state(vm).await?;
+            if now != state {
+                return Err(super::view::changed_meanwhile(vm, state, now));
+            }
+            return Err(EngineError::Internal(format!("running vm {vm} holds no host")));
+        };
         if to == Some(source) {
             return Err(EngineError::invalid(
                 "host_uuid",

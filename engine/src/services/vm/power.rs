@@ -17,10 +17,16 @@ impl Engine {
     }
 
     /// The VM's host, which an operation on a placed VM needs.
-    async fn placed_host(&self, vm: VmId, op: VmOp) -> EngineResult<HostId> {
-        self.vm_host(vm).await?.ok_or_else(|| {
-            EngineError::Internal(format!("vm {vm} may {} but holds no host", op.verb()))
-        })
+    async fn placed_host(&self, vm: VmId, op: VmOp, read: VmState) -> EngineResult<HostId> {
+        if let Some(host) = self.vm_host(vm).await? {
+            return Ok(host);
+        }
+        // Another node's operation may have moved it since `read` (its claim then failed ours).
+        let now = self.vm_state(vm).await?;
+        if now != read {
+            return Err(super::view::changed_meanwhile(vm, read, now));
+        }
+        Err(EngineError::Internal(format!("vm {vm} may {} but holds no host", op.verb())))
     }
 
     /// Stops a running or paused VM; its host capacity is returned, it stays defined there.
@@ -28,7 +34,7 @@ impl Engine {
         let _turn = self.queues.enter(vm.0).await;
         let state = self.vm_state(vm).await?;
         VmOp::Stop.check(vm, state)?;
-        let host = self.placed_host(vm, VmOp::Stop).await?;
+        let host = self.placed_host(vm, VmOp::Stop, state).await?;
         self.set_vm_state(vm, state, VmState::Stopping).await?;
         if let Err(e) = self.hv(host, "stop", self.hypervisor.stop_vm(host, vm, mode)).await {
             self.set_vm_state(vm, VmState::Stopping, state).await?;
@@ -64,7 +70,7 @@ impl Engine {
         let _turn = self.queues.enter(vm.0).await;
         let state = self.vm_state(vm).await?;
         op.check(vm, state)?;
-        let host = self.placed_host(vm, op).await?;
+        let host = self.placed_host(vm, op, state).await?;
         self.set_vm_state(vm, state, during).await?;
         let hv = &self.hypervisor;
         let res = match op {

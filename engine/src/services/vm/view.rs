@@ -184,21 +184,27 @@ impl Engine {
         .rows_affected();
         if claim && moved == 0 {
             let now = self.vm_state(id).await?;
-            return Err(EngineError::InvalidState {
-                message: format!(
-                    "vm {id} became {now} while this request was starting to move it from {from} \
-                     to {to}: another request (on another management node) came first"
-                ),
-                details: serde_json::json!({
-                    "vm_uuid": id.to_string(),
-                    "state": now.as_str(),
-                    "expected_state": from.as_str(),
-                }),
-            });
+            return Err(changed_meanwhile(id, from, now));
         }
         if from != to {
             self.events.publish("vm", id.0, Some(from.as_str()), Some(to.as_str()));
         }
         Ok(())
+    }
+}
+
+/// The error of a request that read a VM as `read` and found it `now` before it could start its
+/// operation: another request (on another management node) came first.
+pub(crate) fn changed_meanwhile(id: VmId, read: VmState, now: VmState) -> EngineError {
+    EngineError::InvalidState {
+        message: format!(
+            "vm {id} became {now} while this request was starting an operation on it as {read}: \
+             another request (on another management node) came first"
+        ),
+        details: serde_json::json!({
+            "vm_uuid": id.to_string(),
+            "state": now.as_str(),
+            "expected_state": read.as_str(),
+        }),
     }
 }
