@@ -142,6 +142,15 @@ impl Db {
         self.write.transaction(work).await
     }
 
+    /// Runs `work` on the write connection as one transaction that it may decline:
+    /// `Ok(Err(d))` rolls all of it back and is returned as it is.
+    pub async fn transaction_if<T: Send + 'static, D: Send + 'static>(
+        &self,
+        work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<Result<T, D>> + Send + 'static,
+    ) -> Result<Result<T, D>, sqlx::Error> {
+        self.write.transaction_if(work).await
+    }
+
     /// Runs each of `statements` with `uuid` as its one parameter, all in one transaction: the
     /// delete of a resource together with the rows that refer to it.
     pub async fn delete_together(

@@ -34,6 +34,13 @@ impl Write {
         self
     }
 
+    /// Runs the statement on `conn` now (inside a [`Db::transaction`](super::Db::transaction)
+    /// closure); returns the rows it changed.
+    pub fn run_on(self, conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
+        let params = self.params?;
+        conn.prepare_cached(&self.sql)?.execute(rusqlite::params_from_iter(params.iter()))
+    }
+
     /// Runs the statement on the writer; returns once it is committed.
     pub async fn execute(self, writer: &Writer) -> Result<Written, sqlx::Error> {
         writer.execute(self.sql, self.params).await

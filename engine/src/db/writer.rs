@@ -226,6 +226,37 @@ impl Writer {
         .await
     }
 
+    /// Runs `work` as one transaction that it may decline: `Ok(Err(d))` rolls all of it back,
+    /// like an error, but is no error (a conditional update that found nothing to change).
+    pub(super) async fn transaction_if<T: Send + 'static, D: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<Result<T, D>> + Send + 'static,
+    ) -> Result<Result<T, D>, sqlx::Error> {
+        self.submit(move |conn, in_batch| {
+            if in_batch {
+                let mut sp = conn.savepoint()?;
+                let v = work(&sp)?;
+                if v.is_ok() {
+                    sp.commit()?;
+                } else {
+                    sp.rollback()?;
+                }
+                Ok(v)
+            } else {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let v = work(&tx)?;
+                if v.is_ok() {
+                    tx.commit()?;
+                } else {
+                    tx.rollback()?;
+                }
+                Ok(v)
+            }
+        })
+        .await
+    }
+
     /// Batches finished so far and the jobs they held.
     pub fn batch_stats(&self) -> (u64, u64) {
         (self.stats.batches.load(Ordering::Relaxed), self.stats.jobs.load(Ordering::Relaxed))
@@ -463,6 +494,46 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(left, 0);
+        db.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_declined_transaction_leaves_nothing_whether_batched_or_alone() {
+        let (db, dir) = file_db().await;
+        let jobs = (0..60).map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let res = db
+                    .transaction_if(move |tx| {
+                        write("INSERT INTO zones (uuid, name, state, created_at) VALUES (?, ?, 'Enabled', 0)")
+                            .bind(format!("d{i}"))
+                            .bind(format!("d{i}"))
+                            .run_on(tx)?;
+                        // Every third one declines after its insert: the insert must go too.
+                        Ok(if i % 3 == 0 { Err(i) } else { Ok(i) })
+                    })
+                    .await;
+                (i, res)
+            })
+        });
+        for r in join_all(jobs).await {
+            let (i, res) = r.unwrap();
+            let expected = if i % 3 == 0 { Err(i) } else { Ok(i) };
+            assert_eq!(res.unwrap(), expected, "transaction {i}");
+        }
+        assert_eq!(zones(&db).await, 40, "a declined transaction left its insert behind");
+        // Alone (autocommit path) too.
+        let none = db
+            .transaction_if(|tx| {
+                write("INSERT INTO zones (uuid, name, state, created_at) VALUES ('x', 'x', 'Enabled', 0)")
+                    .run_on(tx)?;
+                Ok(Err::<(), _>("declined"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(none, Err("declined"));
+        assert_eq!(zones(&db).await, 40);
         db.close().await;
         std::fs::remove_dir_all(&dir).unwrap();
     }
