@@ -23,7 +23,7 @@ async fn round(nodes: usize, round: usize) -> Duration {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let db = format!("sqlite://{}", dir.join("cloud.db").display());
     let http = reqwest::Client::builder().pool_max_idle_per_host(512).build().expect("client");
-    let agent = start_agent().await;
+    let agent = start_agent(None).await;
     let first = NodeProcess::spawn(&db, &dir, "n0");
     wait_ready(&http, &first).await;
     let cloud = build_cloud(&http, &first.api, &agent, HOSTS).await;

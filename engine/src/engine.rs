@@ -55,6 +55,8 @@ pub struct EngineInner {
     pub(crate) sweeps: std::sync::atomic::AtomicU64,
     /// Every host and whether it is Connected, so a sweep need not read them (see `host_roster`).
     pub(crate) host_roster: crate::services::host_roster::HostRoster,
+    /// Held by the recovery pass running (see `cluster::recover`).
+    pub(crate) recovering: tokio::sync::Mutex<()>,
     /// Coalesces reloads of the scheduler's caches when other nodes' writes made them stale.
     pub(crate) scheduler_refresh: crate::cluster::refresh::Refresh,
     /// Held (shared) by each write that changes the database and the caches together on the VM
@@ -102,6 +104,7 @@ impl Engine {
             sweeps: std::sync::atomic::AtomicU64::new(0),
             host_roster: Default::default(),
             scheduler_refresh: Default::default(),
+            recovering: Default::default(),
             cache_gate: tokio::sync::RwLock::new(()),
             shutdown,
         }));
@@ -115,6 +118,8 @@ impl Engine {
             );
         }
         if opts.background_tasks {
+            // Undoes may wait on hosts: in the background, not in the way of serving.
+            engine.spawn_recovery();
             engine.spawn_background_tasks();
         }
         Ok(engine)

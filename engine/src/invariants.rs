@@ -40,8 +40,10 @@ impl Engine {
         let placed: Vec<(String, i64, i64)> = rows_as_one(
             db,
             "host, cpus, memory",
-            "SELECT host_uuid AS host, SUM(cpus) AS cpus, SUM(memory_bytes) AS memory FROM vm_instances \
-             WHERE host_uuid IS NOT NULL GROUP BY host_uuid",
+            "SELECT host, SUM(cpus) AS cpus, SUM(memory) AS memory FROM ( \
+             SELECT host_uuid AS host, cpus, memory_bytes AS memory FROM vm_instances WHERE host_uuid IS NOT NULL \
+             UNION ALL SELECT migration_target_uuid, cpus, memory_bytes FROM vm_instances \
+             WHERE migration_target_uuid IS NOT NULL) GROUP BY host",
         )
         .await?;
         let placed: HashMap<String, (i64, i64)> =
@@ -109,6 +111,14 @@ impl Engine {
         .await?;
         for (uuid,) in rootless {
             out.push(format!("vm {uuid} has no root volume"));
+        }
+        // At rest every workflow run has ended or been recovered (see cluster::recover).
+        let runs: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT uuid, workflow, resource_uuid FROM workflow_runs")
+                .fetch_all(db)
+                .await?;
+        for (run, workflow, resource) in runs {
+            out.push(format!("workflow run {run} ({workflow} of {resource}) never ended"));
         }
 
         let dup_ips: Vec<(String, i64, i64)> =

@@ -8,9 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oxstack_agent::{AgentState, Backend, CallbackPolicy, TaskTable};
-use oxstack_hypervisor::AgentToken;
-use oxstack_simulator::{SimCloud, SimConfig};
+use oxstack_hypervisor::{AgentToken, OpKind};
+use oxstack_simulator::{Latency, SimCloud, SimConfig};
 use serde_json::{json, Value};
+
+mod run;
+#[allow(unused_imports)] // each test binary uses part of it
+pub use run::*;
 
 pub const TOKEN: &str = "three-nodes-secret";
 pub const GIB: u64 = 1 << 30;
@@ -158,12 +162,17 @@ pub async fn vm_states(http: &reqwest::Client, api: &str) -> Vec<(String, String
 }
 
 /// The simulated agent, serving every host at `{url}/h{i}`.
-pub async fn start_agent() -> String {
+/// `create_latency`, when given, is how long a VM create takes on a host.
+pub async fn start_agent(create_latency: Option<Latency>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("agent port");
     let url = format!("http://{}", listener.local_addr().expect("agent address"));
+    let mut config = SimConfig::with_seed(6);
+    if let Some(l) = create_latency {
+        config.latency = config.latency.with_op(OpKind::Create, l);
+    }
     let state = Arc::new(AgentState {
         token: AgentToken::new(TOKEN),
-        backend: Backend::Sim(Arc::new(SimCloud::new(SimConfig::with_seed(6)))),
+        backend: Backend::Sim(Arc::new(SimCloud::new(config))),
         tasks: TaskTable::new(Duration::from_secs(600)),
         callbacks: CallbackPolicy::default(),
         http: reqwest::Client::new(),

@@ -286,6 +286,7 @@ impl Engine {
                 tracing::warn!(node = %me, vms = recovered.vms, jobs = recovered.jobs,
                     "took over what stopped management nodes left mid-operation");
             }
+            self.spawn_recovery();
         }
         Ok(())
     }

@@ -3,12 +3,13 @@
 //! [`HashRing`] maps a resource's uuid to the node that owns it; [`Membership`] keeps this
 //! node's view of the live nodes (registration, heartbeats and death detection through the
 //! database) and rebuilds the ring when it changes. What the ring assigns so far: which node
-//! pings which host. When a node leaves or is declared dead, the others mark what it left
-//! mid-way (VM operations, jobs) as interrupted ([`takeover`]). Routing requests to the owner
-//! node (a bus between nodes) and resuming a dead node's workflows where they stopped are not
-//! built yet.
+//! pings which host. When a node leaves or is declared dead, the others take over what it left
+//! mid-way: journaled workflow runs are rolled back ([`recover`]), other VM operations and jobs
+//! are marked interrupted ([`takeover`]). Routing requests to the owner node (a bus between
+//! nodes) is not built yet.
 
 mod membership;
+pub mod recover;
 pub mod refresh;
 mod ring;
 pub mod takeover;

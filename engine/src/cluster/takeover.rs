@@ -4,8 +4,11 @@
 //! (`vm_instances.op_node`), and every job with the node that runs it (`jobs.node_uuid`). An
 //! operation is orphaned when that node's row is no longer `Running` (it left, was declared
 //! dead, or never existed: rows written before the column, with NULL). Orphans are recovered at
-//! start and whenever the ring changes: the VM becomes Unknown (the owner of its host reconciles
-//! it with what the host reports at the next sync) and the job Failed. A node that is still
+//! start and whenever the ring changes. A VM whose operation was a journaled workflow (create,
+//! start, migrate) or an expunge is left to [`recover`](super::recover), which rolls the run
+//! back (or the expunge forward); any other (stop, reboot, pause, ...: one hypervisor call)
+//! becomes Unknown, and the owner of its host reconciles it with what the host reports at the
+//! next sync. The job becomes Failed. A node that is still
 //! heartbeating keeps its operations, so a second node starting never touches the first's; a
 //! crashed node's row stays `Running` until the others declare it dead (the heartbeat timeout),
 //! and only then are its operations taken over. Each recovery is conditional on the row being
@@ -18,11 +21,11 @@ use crate::services::vm::VmState;
 use crate::Engine;
 
 /// Transitional VM states, as SQL.
-const TRANSITIONAL: &str =
+pub(crate) const TRANSITIONAL: &str =
     "'Created','Starting','Stopping','Rebooting','Pausing','Resuming','Migrating','Destroying','Expunging'";
 
 /// The condition of an orphaned row whose owner column is `col`.
-fn orphaned(col: &str) -> String {
+pub(crate) fn orphaned(col: &str) -> String {
     format!(
         "({col} IS NULL OR NOT EXISTS \
          (SELECT 1 FROM management_nodes m WHERE m.uuid = {col} AND m.state = 'Running'))"
@@ -43,7 +46,8 @@ impl Engine {
     pub(crate) async fn take_over_orphans(&self) -> EngineResult<TakeoverReport> {
         let stuck: Vec<(String, String, Option<String>)> =
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT uuid, state, op_node FROM vm_instances WHERE state IN ({TRANSITIONAL}) AND {}",
+            "SELECT uuid, state, op_node FROM vm_instances WHERE state IN ({TRANSITIONAL}) AND {} \
+             AND state <> 'Expunging' AND NOT EXISTS (SELECT 1 FROM workflow_runs w WHERE w.resource_uuid = vm_instances.uuid)",
             orphaned("op_node")
         )))
             .fetch_all(self.db.r())

@@ -10,7 +10,10 @@ use async_trait::async_trait;
 
 use crate::error::{EngineError, EngineResult};
 
+pub mod journal;
 pub mod testing;
+
+pub use journal::{Journal, Journaled};
 
 /// One step of a workflow over context `C`.
 #[async_trait]
@@ -19,7 +22,8 @@ pub trait Step<C: Send>: Send + Sync {
     fn name(&self) -> &'static str;
     /// Does the step's work. Idempotent; on error it must have changed nothing.
     async fn run(&self, ctx: &mut C) -> EngineResult<()>;
-    /// Reverts the step's work. Idempotent; called only after `run` succeeded.
+    /// Reverts the step's work. Idempotent, and changes nothing when `run` never ran or did
+    /// nothing: the recovery of an interrupted run undoes every step (see [`journal`]).
     async fn undo(&self, ctx: &mut C) -> EngineResult<()>;
 }
 
@@ -48,6 +52,11 @@ pub struct RunOptions {
     pub run_steps_twice: bool,
     /// Run every undo twice (idempotency).
     pub run_undos_twice: bool,
+    /// Journaled runs: stop dead right after step `i` succeeded, undoing nothing and leaving
+    /// the journal as it is, as a management node killed at that instant would.
+    pub crash_after: Option<usize>,
+    /// With `crash_after`: die before the journal records what step `i` made.
+    pub crash_before_journal: bool,
 }
 
 /// An ordered list of steps over context `C`.
@@ -112,6 +121,68 @@ impl<C: Send> Workflow<C> {
             }
         }
         (Ok(()), log)
+    }
+
+    /// Runs every step, recording the context in `journal` after each step that changed what
+    /// the undos need; on failure (also of the journal) undoes the completed ones.
+    pub async fn run_journaled(&self, ctx: &mut C, journal: &mut Journal) -> EngineResult<()>
+    where
+        C: Journaled,
+    {
+        self.run_journaled_with(ctx, journal, RunOptions::default()).await
+    }
+
+    /// [`Workflow::run_journaled`] with test hooks (only `crash_after` and
+    /// `crash_before_journal` apply).
+    pub async fn run_journaled_with(
+        &self,
+        ctx: &mut C,
+        journal: &mut Journal,
+        opts: RunOptions,
+    ) -> EngineResult<()>
+    where
+        C: Journaled,
+    {
+        for (i, step) in self.steps.iter().enumerate() {
+            let ran = step.run(ctx).await;
+            if ran.is_ok() && opts.crash_after == Some(i) && opts.crash_before_journal {
+                return Err(self.crashed(step.name()));
+            }
+            let outcome = match ran {
+                Ok(()) => match ctx.saved() {
+                    Ok(saved) => journal.save(saved).await.map_err(|e| (i + 1, e)),
+                    Err(e) => Err((i + 1, e)),
+                },
+                Err(e) => Err((i, e)),
+            };
+            if let Err((done, err)) = outcome {
+                tracing::debug!(workflow = self.name, step = step.name(), %err, "step failed");
+                let log = WorkflowLog::default();
+                return self.unwind(ctx, done, err, RunOptions::default(), log).await.0;
+            }
+            if opts.crash_after == Some(i) {
+                return Err(self.crashed(step.name()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The error of a run stopped by `crash_after`.
+    fn crashed(&self, step: &str) -> EngineError {
+        EngineError::Internal(format!("injected crash after step `{step}` of `{}`", self.name))
+    }
+
+    /// Undoes every step in reverse order, whether or not it ran (recovery of an interrupted
+    /// run, whose undos are keyed and no-ops for steps that never ran); returns the undos that
+    /// failed.
+    pub async fn undo_all(&self, ctx: &mut C) -> Vec<(&'static str, EngineError)> {
+        let mut failed = Vec::new();
+        for step in self.steps.iter().rev() {
+            if let Err(e) = step.undo(ctx).await {
+                failed.push((step.name(), e));
+            }
+        }
+        failed
     }
 
     /// Undoes steps `0..done` in reverse order and returns `err` (or a rollback failure).

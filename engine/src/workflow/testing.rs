@@ -3,11 +3,13 @@
 //! 1. Fail after each step in turn: every earlier step (and that one) is undone, nothing leaks.
 //! 2. The same with every undo run twice: undos are idempotent.
 //! 3. Run every step twice to success: steps are idempotent, the result is as if run once.
+//! 4. (journaled workflows, [`check_crash_recovery`]) Die after each step in turn, before and
+//!    after the journal records it: recovery from the journal leaves nothing behind.
 //!
 //! `clean_slate` asserts that nothing of the workflow is left; `done_once` asserts the result of
 //! one successful run. Both panic (assert) on failure, like any test.
 
-use crate::workflow::{RunOptions, StepEvent, Workflow};
+use crate::workflow::{Journal, Journaled, RunOptions, StepEvent, Workflow};
 
 /// Runs the three unwind checks against `workflow`, building a fresh context for each run.
 pub async fn check_unwind<C: Send>(
@@ -54,4 +56,37 @@ pub async fn check_unwind<C: Send>(
         );
     }
     done_once(&ctx).await;
+}
+
+/// The crash test of a journaled workflow: for each step, a node killed right after it (once
+/// before and once after the journal recorded what it made) leaves a run that `recover`
+/// must bring back to a clean slate, checked by `clean_slate(step, before_journal)`.
+/// `begin` builds a fresh context and its journal row (as of a node that is no longer
+/// running, so the run is recoverable at once).
+pub async fn check_crash_recovery<C: Send + Journaled>(
+    workflow: &Workflow<C>,
+    mut begin: impl AsyncFnMut() -> (C, Journal),
+    mut recover: impl AsyncFnMut(),
+    mut clean_slate: impl AsyncFnMut(usize, bool),
+) {
+    for (i, step) in workflow.step_names().iter().enumerate() {
+        for before_journal in [true, false] {
+            let (mut ctx, mut journal) = begin().await;
+            let opts = RunOptions {
+                crash_after: Some(i),
+                crash_before_journal: before_journal,
+                ..Default::default()
+            };
+            let res = workflow.run_journaled_with(&mut ctx, &mut journal, opts).await;
+            assert!(
+                res.is_err(),
+                "workflow `{}` must stop when a crash is injected after `{step}`",
+                workflow.name()
+            );
+            // The node is dead: its context and journal handle go without a word.
+            drop((ctx, journal));
+            recover().await;
+            clean_slate(i, before_journal).await;
+        }
+    }
 }

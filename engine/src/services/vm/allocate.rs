@@ -18,10 +18,10 @@ use crate::scheduler::{ClusterFilter, NoHost, Strategy};
 use crate::Engine;
 
 /// How many times a reservation is retried after losing a race in the database.
-const RACE_RETRIES: usize = 8;
+pub(super) const RACE_RETRIES: usize = 8;
 
 /// What a host placement needs.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct HostRequest {
     pub cpus: u32,
     pub memory: u64,
@@ -49,7 +49,7 @@ impl Engine {
     }
 
     /// Chooses a host for `req` and reserves its capacity in memory. Does not touch the database.
-    fn choose_host(&self, req: &HostRequest, avoid: &[HostId]) -> EngineResult<HostId> {
+    pub(super) fn choose_host(&self, req: &HostRequest, avoid: &[HostId]) -> EngineResult<HostId> {
         let filter = ClusterFilter {
             zone: req.zone,
             cluster: req.cluster,
@@ -87,165 +87,6 @@ impl Engine {
                     req.cpus, req.memory
                 )),
             })
-    }
-
-    /// Reserves capacity on a host chosen for `req` in memory and in the database, without
-    /// touching the VM row. Returns the host.
-    pub(crate) async fn reserve_host(&self, req: &HostRequest) -> EngineResult<HostId> {
-        let mut avoid = req.avoid.clone();
-        let ticket = self.scheduler_refresh.ticket();
-        let mut reloaded = false;
-        for _ in 0..RACE_RETRIES {
-            let cache = self.cache_gate.read().await;
-            let host = match self.choose_host(req, &avoid) {
-                Ok(host) => host,
-                // The caches say no room; with other nodes live they lag those nodes' frees and
-                // new hosts, so read the database once before saying so.
-                Err(EngineError::InsufficientCapacity(_))
-                    if !reloaded && !self.membership.alone() =>
-                {
-                    drop(cache);
-                    self.scheduler_refresh.run(ticket, || self.reload_scheduler()).await?;
-                    reloaded = true;
-                    avoid.clone_from(&req.avoid);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let ok = crate::db::write(
-                "UPDATE hosts SET cpu_used = cpu_used + ?1, memory_used = memory_used + ?2 \
-                 WHERE uuid = ?3 AND cpu_used + ?1 <= cpu_total AND memory_used + ?2 <= memory_total \
-                 AND state = 'Enabled' AND status = 'Connected' \
-                 AND (SELECT state FROM clusters WHERE uuid = hosts.cluster_uuid) = 'Enabled'",
-            )
-            .bind(i64::from(req.cpus))
-            .bind(req.memory as i64)
-            .bind(host.to_string())
-            .execute(self.db.w())
-            .await
-            .map(|r| r.rows_affected() == 1);
-            match ok {
-                Ok(true) => return Ok(host),
-                Ok(false) => {
-                    // The cache was stale (another node reserved): refresh and try elsewhere.
-                    self.scheduler.index().release(host, req.cpus, req.memory);
-                    self.refresh_host_capacity(host).await?;
-                    avoid.push(host);
-                }
-                Err(e) => {
-                    self.scheduler.index().release(host, req.cpus, req.memory);
-                    return Err(e.into());
-                }
-            }
-        }
-        Err(EngineError::InsufficientCapacity(
-            "lost the race for host capacity too many times".into(),
-        ))
-    }
-
-    /// Returns capacity to a host in the database and in memory.
-    pub(crate) async fn release_host(
-        &self,
-        host: HostId,
-        cpus: u32,
-        memory: u64,
-    ) -> EngineResult<()> {
-        let _cache = self.cache_gate.read().await;
-        crate::db::write("UPDATE hosts SET cpu_used = MAX(0, cpu_used - ?), memory_used = MAX(0, memory_used - ?) WHERE uuid = ?")
-            .bind(i64::from(cpus))
-            .bind(memory as i64)
-            .bind(host.to_string())
-            .execute(self.db.w())
-            .await?;
-        self.scheduler.index().release(host, cpus, memory);
-        Ok(())
-    }
-
-    /// Reloads one host's capacity and schedulability into the index from the database.
-    pub(crate) async fn refresh_host_capacity(&self, host: HostId) -> EngineResult<()> {
-        let row: Option<(i64, i64, i64, i64, bool)> = sqlx::query_as(
-            "SELECT cpu_total, cpu_used, memory_total, memory_used, \
-             state = 'Enabled' AND status = 'Connected' FROM hosts WHERE uuid = ?",
-        )
-        .bind(host.to_string())
-        .fetch_optional(self.db.r())
-        .await?;
-        let mut idx = self.scheduler.index();
-        match row {
-            Some((ct, cu, mt, mu, schedulable)) => {
-                if let Some(mut c) = idx.get(host).copied() {
-                    (c.cpu_total, c.cpu_used, c.memory_total, c.memory_used, c.schedulable) =
-                        (ct as u32, cu as u32, mt as u64, mu as u64, schedulable);
-                    idx.upsert(host, c);
-                }
-            }
-            None => {
-                idx.remove(host);
-            }
-        }
-        Ok(())
-    }
-
-    /// Places a VM: reserves a host and records it as the VM's host. Idempotent: if the VM
-    /// already holds a host, that host is returned and nothing more is reserved.
-    pub(crate) async fn place_vm(&self, vm: VmId, req: &HostRequest) -> EngineResult<HostId> {
-        if let Some(h) = self.vm_host(vm).await? {
-            return Ok(h);
-        }
-        let host = self.reserve_host(req).await?;
-        let cluster = self.scheduler.index().get(host).map(|c| c.cluster);
-        let set = crate::db::write("UPDATE vm_instances SET host_uuid = ?, cluster_uuid = ? WHERE uuid = ? AND host_uuid IS NULL")
-            .bind(host.to_string())
-            .bind(cluster.map(|c| c.to_string()))
-            .bind(vm.to_string())
-            .execute(self.db.w())
-            .await;
-        match set {
-            Ok(r) if r.rows_affected() == 1 => Ok(host),
-            other => {
-                self.release_host(host, req.cpus, req.memory).await?;
-                other?;
-                Err(EngineError::Internal(format!(
-                    "vm {vm} vanished or got a host while being placed"
-                )))
-            }
-        }
-    }
-
-    /// Undoes [`Engine::place_vm`]: clears the VM's host and returns the capacity. Idempotent.
-    pub(crate) async fn unplace_vm(&self, vm: VmId) -> EngineResult<()> {
-        let row: Option<(Option<String>, i64, i64)> =
-            sqlx::query_as("SELECT host_uuid, cpus, memory_bytes FROM vm_instances WHERE uuid = ?")
-                .bind(vm.to_string())
-                .fetch_optional(self.db.r())
-                .await?;
-        let Some((Some(host), cpus, memory)) = row else { return Ok(()) };
-        let host: HostId =
-            host.parse().map_err(|e| EngineError::Internal(format!("bad host uuid: {e}")))?;
-        let cleared = crate::db::write(
-            "UPDATE vm_instances SET host_uuid = NULL WHERE uuid = ? AND host_uuid = ?",
-        )
-        .bind(vm.to_string())
-        .bind(host.to_string())
-        .execute(self.db.w())
-        .await?
-        .rows_affected();
-        if cleared == 1 {
-            self.release_host(host, cpus as u32, memory as u64).await?;
-        }
-        Ok(())
-    }
-
-    /// The host a VM holds capacity on.
-    pub(crate) async fn vm_host(&self, vm: VmId) -> EngineResult<Option<HostId>> {
-        let h: Option<Option<String>> =
-            sqlx::query_scalar("SELECT host_uuid FROM vm_instances WHERE uuid = ?")
-                .bind(vm.to_string())
-                .fetch_optional(self.db.r())
-                .await?;
-        h.flatten()
-            .map(|s| s.parse().map_err(|e| EngineError::Internal(format!("bad host uuid: {e}"))))
-            .transpose()
     }
 
     /// Creates a volume row on a primary storage of `cluster`, reserving its bytes. Idempotent.

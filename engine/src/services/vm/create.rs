@@ -2,21 +2,24 @@
 //!
 //! | step               | does                                              | undo                         |
 //! |--------------------|---------------------------------------------------|------------------------------|
-//! | allocate-host      | scheduler picks a host, capacity reserved         | capacity returned            |
-//! | insert-vm          | VM row in state Created, holding that host        | delete the row               |
+//! | place-vm           | scheduler picks a host; its capacity reserved and | row deleted, capacity given  |
+//! |                    | the VM row (state Created) inserted holding it,   | back (one transaction)       |
+//! |                    | in one transaction                                |                              |
 //! | allocate-volume    | root volume on the cluster's primary storage      | volume deleted, bytes freed  |
 //! | allocate-nics      | a NIC with a fresh IP on each requested L3        | NICs deleted, IPs freed      |
 //! | create-on-host     | the hypervisor defines and starts the VM          | the hypervisor destroys it   |
 //!
-//! On success the VM is Running; on failure nothing of it is left.
+//! On success the VM is Running; on failure nothing of it is left. The run is journaled (see
+//! `workflow::journal`): if this node dies mid-way, the node that takes over undoes it.
 //!
-//! The host is reserved before the VM row exists so that the row is inserted already holding it
-//! (one write fewer than inserting and then placing); what each step made is kept in
-//! [`CreateCtx`], so the host spec and the final VM need no read back.
+//! The host is reserved together with the insert of the VM row, so the row is born holding it
+//! (one write fewer than inserting and then placing, and no instant at which capacity is held
+//! by nothing); what each step made is kept in [`CreateCtx`], so the host spec and the final
+//! VM need no read back.
 
 use async_trait::async_trait;
-use oxstack_hypervisor::{HostId, NicSpec, VmSpec, VolumeSpec};
-use serde::Deserialize;
+use oxstack_hypervisor::{HostId, HypervisorError, NicSpec, VmSpec, VolumeSpec};
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use utoipa::ToSchema;
 
@@ -27,7 +30,8 @@ use crate::ids::{
     ClusterId, ImageId, InstanceOfferingId, L2NetworkId, L3NetworkId, NicId, VmId, VolumeId, ZoneId,
 };
 use crate::services::check_name;
-use crate::workflow::{Step, Workflow};
+use crate::workflow::journal::{from_json, to_json};
+use crate::workflow::{Journal, Journaled, Step, Workflow};
 use crate::Engine;
 
 /// `POST /v1/vm-instances`.
@@ -56,7 +60,7 @@ pub struct CreateVm {
 }
 
 /// A validated create request with every ID it will use chosen up front.
-#[derive(Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct CreatePlan {
     pub vm: VmId,
     pub name: String,
@@ -92,6 +96,41 @@ impl CreateCtx {
     /// A context for running `plan`, nothing done yet.
     pub fn new(engine: Engine, plan: CreatePlan) -> Self {
         Self { engine, plan, host: None, cluster: None, nics: Vec::new() }
+    }
+
+    /// Rebuilds a context from its journaled form (the NICs' specs are only needed by
+    /// create-on-host's run, never by an undo).
+    pub(crate) fn restore(engine: Engine, json: &str) -> EngineResult<Self> {
+        let saved: SavedCreate = from_json(json)?;
+        Ok(Self {
+            engine,
+            plan: saved.plan,
+            host: saved.host,
+            cluster: saved.cluster,
+            nics: Vec::new(),
+        })
+    }
+}
+
+/// What the journal keeps of a create run.
+#[derive(Deserialize)]
+struct SavedCreate {
+    plan: CreatePlan,
+    host: Option<HostId>,
+    cluster: Option<ClusterId>,
+}
+
+/// [`SavedCreate`], borrowed from the context to write it.
+#[derive(Serialize)]
+struct SavedCreateRef<'a> {
+    plan: &'a CreatePlan,
+    host: Option<HostId>,
+    cluster: Option<ClusterId>,
+}
+
+impl Journaled for CreateCtx {
+    fn saved(&self) -> EngineResult<String> {
+        to_json(&SavedCreateRef { plan: &self.plan, host: self.host, cluster: self.cluster })
     }
 }
 
@@ -226,10 +265,21 @@ impl Engine {
         let vm = plan.vm;
         let _turn = self.queues.enter(vm.0).await;
         let mut ctx = CreateCtx::new(self.clone(), plan);
-        create_workflow().run(&mut ctx).await?;
-        let host = ctx
-            .host
-            .ok_or_else(|| EngineError::Internal("create finished without a host".into()))?;
+        let node = self.membership.node.0;
+        let mut journal = Journal::begin(&self.db, "create-vm", vm.0, node, ctx.saved()?).await?;
+        let ran = create_workflow().run_journaled(&mut ctx, &mut journal).await;
+        let finished = match ran {
+            Ok(()) => self.finish_create(vm, ctx.host).await,
+            Err(e) => Err(e),
+        };
+        journal.end().await;
+        finished
+    }
+
+    /// Records a created VM as Running on `host` and returns it.
+    async fn finish_create(&self, vm: VmId, host: Option<HostId>) -> EngineResult<VmInstance> {
+        let host =
+            host.ok_or_else(|| EngineError::Internal("create finished without a host".into()))?;
         let updated = crate::db::write(
             "UPDATE vm_instances SET last_host_uuid = ?, state = ?, state_changed_at = ? WHERE uuid = ?",
         )
@@ -252,73 +302,31 @@ impl Engine {
 /// The create workflow.
 pub fn create_workflow() -> Workflow<CreateCtx> {
     Workflow::new("create-vm")
-        .step(AllocateHost)
-        .step(InsertVm)
+        .step(PlaceVm)
         .step(AllocateRootVolume)
         .step(AllocateNics)
         .step(CreateOnHost)
 }
 
-struct InsertVm;
-struct AllocateHost;
+struct PlaceVm;
 struct AllocateRootVolume;
 struct AllocateNics;
 struct CreateOnHost;
 
 #[async_trait]
-impl Step<CreateCtx> for InsertVm {
+impl Step<CreateCtx> for PlaceVm {
     fn name(&self) -> &'static str {
-        "insert-vm"
+        "place-vm"
     }
     async fn run(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
+        let e = &ctx.engine;
         let p = &ctx.plan;
-        let host = ctx
-            .host
-            .ok_or_else(|| EngineError::Internal("no host chosen before insert-vm".into()))?;
-        let now = crate::time::now_ms();
-        let inserted = crate::db::write(
-            "INSERT OR IGNORE INTO vm_instances (uuid, name, zone_uuid, cluster_uuid, host_uuid, instance_offering_uuid, \
-             image_uuid, cpus, memory_bytes, state, created_at, state_changed_at, op_node) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'Created', ?, ?, ?)",
-        )
-        .bind(p.vm.to_string())
-        .bind(&p.name)
-        .bind(p.zone.to_string())
-        .bind(ctx.cluster.map(|c| c.to_string()))
-        .bind(host.to_string())
-        .bind(p.offering.to_string())
-        .bind(p.image.to_string())
-        .bind(i64::from(p.cpus))
-        .bind(p.memory as i64)
-        .bind(now)
-        .bind(now)
-        .bind(ctx.engine.membership.node.to_string())
-        .execute(ctx.engine.db.w())
-        .await?;
-        if inserted.rows_affected() == 1 {
-            ctx.engine.events.publish("vm", p.vm.0, None, Some(VmState::Created.as_str()));
+        // On a re-run the row exists already, holding its host: the step's output says where.
+        if let Some((host, _, _)) = e.vm_holding(p.vm, "host_uuid").await? {
+            ctx.host = Some(host);
+            ctx.cluster = e.scheduler.index().get(host).map(|c| c.cluster);
+            return Ok(());
         }
-        Ok(())
-    }
-    async fn undo(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
-        let deleted = crate::db::write("DELETE FROM vm_instances WHERE uuid = ?")
-            .bind(ctx.plan.vm.to_string())
-            .execute(ctx.engine.db.w())
-            .await?;
-        if deleted.rows_affected() == 1 {
-            ctx.engine.events.publish("vm", ctx.plan.vm.0, None, None);
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Step<CreateCtx> for AllocateHost {
-    fn name(&self) -> &'static str {
-        "allocate-host"
-    }
-    async fn run(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
-        let p = &ctx.plan;
         let req = HostRequest {
             cpus: p.cpus,
             memory: p.memory,
@@ -329,22 +337,47 @@ impl Step<CreateCtx> for AllocateHost {
             storage_bytes: p.root_bytes,
             ..Default::default()
         };
-        // On a re-run the host is reserved already: the step's output says where.
-        if ctx.host.is_some() {
-            return Ok(());
-        }
-        let host = ctx.engine.reserve_host(&req).await?;
+        let now = crate::time::now_ms();
+        let node = e.membership.node.to_string();
+        let insert = |host: HostId, cluster: Option<ClusterId>| {
+            crate::db::write(
+                "INSERT INTO vm_instances (uuid, name, zone_uuid, cluster_uuid, host_uuid, instance_offering_uuid, \
+                 image_uuid, cpus, memory_bytes, state, created_at, state_changed_at, op_node) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'Created', ?, ?, ?)",
+            )
+            .bind(p.vm.to_string())
+            .bind(p.name.clone())
+            .bind(p.zone.to_string())
+            .bind(cluster.map(|c| c.to_string()))
+            .bind(host.to_string())
+            .bind(p.offering.to_string())
+            .bind(p.image.to_string())
+            .bind(i64::from(p.cpus))
+            .bind(p.memory as i64)
+            .bind(now)
+            .bind(now)
+            .bind(node.clone())
+        };
+        let host = e.reserve_host(&req, &insert).await?;
         ctx.host = Some(host);
-        ctx.cluster = ctx.engine.scheduler.index().get(host).map(|c| c.cluster);
+        ctx.cluster = e.scheduler.index().get(host).map(|c| c.cluster);
+        e.events.publish("vm", p.vm.0, None, Some(VmState::Created.as_str()));
         Ok(())
     }
     async fn undo(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
-        // insert-vm's undo has deleted the row already: the capacity is the context's to return.
-        if let Some(host) = ctx.host {
-            ctx.engine.release_host(host, ctx.plan.cpus, ctx.plan.memory).await?;
-            ctx.host = None;
-            ctx.cluster = None;
+        let e = &ctx.engine;
+        let vm = ctx.plan.vm;
+        if let Some((host, cpus, memory)) = e.vm_holding(vm, "host_uuid").await? {
+            let delete =
+                crate::db::write("DELETE FROM vm_instances WHERE uuid = ? AND host_uuid = ?")
+                    .bind(vm.to_string())
+                    .bind(host.to_string());
+            if e.release_held(host, cpus, memory, delete).await? {
+                e.events.publish("vm", vm.0, None, None);
+            }
         }
+        ctx.host = None;
+        ctx.cluster = None;
         Ok(())
     }
 }
@@ -434,6 +467,10 @@ impl Step<CreateCtx> for CreateOnHost {
     async fn undo(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
         let Some(host) = ctx.host else { return Ok(()) };
         let e = &ctx.engine;
-        e.hv(host, "destroy", e.hypervisor.destroy_vm(host, ctx.plan.vm)).await
+        match e.hv(host, "destroy", e.hypervisor.destroy_vm(host, ctx.plan.vm)).await {
+            // Never created there (the run stopped before): nothing to undo.
+            Err(EngineError::Hypervisor(HypervisorError::VmNotFound { .. })) => Ok(()),
+            other => other,
+        }
     }
 }

@@ -3,22 +3,26 @@
 //! | step              | does                                               | undo                      |
 //! |-------------------|----------------------------------------------------|---------------------------|
 //! | reserve-target    | named host, or one the scheduler picks (not the    | capacity returned         |
-//! |                   | current one), capacity reserved                    |                           |
+//! |                   | current one), capacity reserved and held by the    | (one transaction)         |
+//! |                   | VM's `migration_target_uuid` (one transaction)     |                           |
 //! | migrate-on-host   | the hypervisor moves the running VM                | migrate it back           |
 //!
-//! Then the VM's host becomes the target and the source's capacity is returned. At most
-//! `vm.migration_parallelism` migrations run at once on a node.
+//! Then, in one transaction, the VM's host becomes the target and the source's capacity is
+//! returned. At most `vm.migration_parallelism` migrations run at once on a node. The run is
+//! journaled (see `workflow::journal`): if this node dies mid-way, the node that takes over
+//! undoes it.
 
 use async_trait::async_trait;
-use oxstack_hypervisor::HostId;
-use serde::Deserialize;
+use oxstack_hypervisor::{HostId, HypervisorError};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::allocate::HostRequest;
 use super::{VmInstance, VmOp, VmState};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::VmId;
-use crate::workflow::{Step, Workflow};
+use crate::workflow::journal::{from_json, to_json};
+use crate::workflow::{Journal, Journaled, Step, Workflow};
 use crate::Engine;
 
 /// `POST /v1/vm-instances/{uuid}/migrate`.
@@ -38,6 +42,30 @@ pub struct MigrateCtx {
     pub source: HostId,
     pub request: HostRequest,
     pub target: Option<HostId>,
+}
+
+/// What the journal keeps of a migrate run.
+#[derive(Serialize, Deserialize)]
+struct SavedMigrate {
+    vm: VmId,
+    source: HostId,
+    request: HostRequest,
+    target: Option<HostId>,
+}
+
+impl Journaled for MigrateCtx {
+    fn saved(&self) -> EngineResult<String> {
+        let (vm, source, target) = (self.vm, self.source, self.target);
+        to_json(&SavedMigrate { vm, source, request: self.request.clone(), target })
+    }
+}
+
+impl MigrateCtx {
+    /// Rebuilds a context from its journaled form.
+    pub(crate) fn restore(engine: Engine, json: &str) -> EngineResult<Self> {
+        let s: SavedMigrate = from_json(json)?;
+        Ok(Self { engine, vm: s.vm, source: s.source, request: s.request, target: s.target })
+    }
 }
 
 impl Engine {
@@ -76,33 +104,47 @@ impl Engine {
         let mut ctx =
             MigrateCtx { engine: self.clone(), vm, source, request: start.request, target: None };
         self.set_vm_state(vm, state, VmState::Migrating).await?;
-        if let Err(e) = migrate_workflow().run(&mut ctx).await {
-            self.set_vm_state(vm, VmState::Migrating, state).await?;
-            return Err(e);
-        }
-        let target = ctx
-            .target
-            .ok_or_else(|| EngineError::Internal("migration finished without a target".into()))?;
-        self.finish_migration(vm, source, target).await?;
-        self.set_vm_state(vm, VmState::Migrating, VmState::Running).await?;
+        let node = self.membership.node.0;
+        let mut journal = Journal::begin(&self.db, "migrate-vm", vm.0, node, ctx.saved()?).await?;
+        let ran = migrate_workflow().run_journaled(&mut ctx, &mut journal).await;
+        let finished = match ran {
+            Ok(()) => self.finish_migration(vm, source, ctx.target).await,
+            Err(e) => Err(self.fail_back(vm, VmState::Migrating, state, e).await),
+        };
+        journal.end().await;
+        finished?;
         self.get_vm(vm).await
     }
 
-    /// Records the VM on the target host and returns the source host's capacity.
-    async fn finish_migration(&self, vm: VmId, source: HostId, target: HostId) -> EngineResult<()> {
+    /// Records the VM on the target host and returns the source host's capacity, in one
+    /// transaction; then the VM is Running.
+    async fn finish_migration(
+        &self,
+        vm: VmId,
+        source: HostId,
+        target: Option<HostId>,
+    ) -> EngineResult<()> {
+        let target = target
+            .ok_or_else(|| EngineError::Internal("migration finished without a target".into()))?;
         let cluster = self.scheduler.index().get(target).map(|c| c.cluster.to_string());
-        let (cpus, memory): (i64, i64) =
-            sqlx::query_as("SELECT cpus, memory_bytes FROM vm_instances WHERE uuid = ?")
-                .bind(vm.to_string())
-                .fetch_one(self.db.r())
-                .await?;
-        crate::db::write("UPDATE vm_instances SET host_uuid = ?1, last_host_uuid = ?1, cluster_uuid = ?2 WHERE uuid = ?3")
-            .bind(target.to_string())
-            .bind(cluster)
-            .bind(vm.to_string())
-            .execute(self.db.w())
-            .await?;
-        self.release_host(source, cpus as u32, memory as u64).await
+        let Some((_, cpus, memory)) = self.vm_holding(vm, "host_uuid").await? else {
+            return Err(EngineError::Internal(format!("migrated vm {vm} holds no host")));
+        };
+        let moved = crate::db::write(
+            "UPDATE vm_instances SET host_uuid = ?1, last_host_uuid = ?1, cluster_uuid = ?2, \
+             migration_target_uuid = NULL WHERE uuid = ?3 AND host_uuid = ?4 AND migration_target_uuid = ?1",
+        )
+        .bind(target.to_string())
+        .bind(cluster)
+        .bind(vm.to_string())
+        .bind(source.to_string())
+        ;
+        if !self.release_held(source, cpus, memory, moved).await? {
+            return Err(EngineError::Internal(format!(
+                "vm {vm} no longer held hosts {source} and {target} as its migration finished"
+            )));
+        }
+        self.set_vm_state(vm, VmState::Migrating, VmState::Running).await
     }
 }
 
@@ -120,15 +162,36 @@ impl Step<MigrateCtx> for ReserveTarget {
         "reserve-target"
     }
     async fn run(&self, ctx: &mut MigrateCtx) -> EngineResult<()> {
-        if ctx.target.is_none() {
-            ctx.target = Some(ctx.engine.reserve_host(&ctx.request).await?);
+        let e = &ctx.engine;
+        // On a re-run the target is held already: the row says which.
+        if let Some((target, _, _)) = e.vm_holding(ctx.vm, "migration_target_uuid").await? {
+            ctx.target = Some(target);
+            return Ok(());
         }
+        let row = ctx.vm.to_string();
+        let hold = |host: HostId, _| {
+            crate::db::write(
+                "UPDATE vm_instances SET migration_target_uuid = ? \
+                 WHERE uuid = ? AND migration_target_uuid IS NULL",
+            )
+            .bind(host.to_string())
+            .bind(row.clone())
+        };
+        ctx.target = Some(e.reserve_host(&ctx.request, &hold).await?);
         Ok(())
     }
     async fn undo(&self, ctx: &mut MigrateCtx) -> EngineResult<()> {
-        if let Some(t) = ctx.target.take() {
-            ctx.engine.release_host(t, ctx.request.cpus, ctx.request.memory).await?;
+        let e = &ctx.engine;
+        if let Some((target, cpus, memory)) = e.vm_holding(ctx.vm, "migration_target_uuid").await? {
+            let unhold = crate::db::write(
+                "UPDATE vm_instances SET migration_target_uuid = NULL \
+                 WHERE uuid = ? AND migration_target_uuid = ?",
+            )
+            .bind(ctx.vm.to_string())
+            .bind(target.to_string());
+            e.release_held(target, cpus, memory, unhold).await?;
         }
+        ctx.target = None;
         Ok(())
     }
 }
@@ -148,6 +211,10 @@ impl Step<MigrateCtx> for MigrateOnHost {
     async fn undo(&self, ctx: &mut MigrateCtx) -> EngineResult<()> {
         let Some(target) = ctx.target else { return Ok(()) };
         let e = &ctx.engine;
-        e.hv(target, "migrate", e.hypervisor.migrate_vm(target, ctx.vm, ctx.source)).await
+        match e.hv(target, "migrate", e.hypervisor.migrate_vm(target, ctx.vm, ctx.source)).await {
+            // Not on the target (the run stopped before it moved): nothing to undo.
+            Err(EngineError::Hypervisor(HypervisorError::VmNotFound { .. })) => Ok(()),
+            other => other,
+        }
     }
 }

@@ -8,15 +8,20 @@
 mod allocate;
 mod create;
 mod destroy;
+mod hold;
 mod migrate;
 mod power;
 mod start;
 mod state;
 mod view;
 
+pub(crate) use create::{create_workflow, CreateCtx};
 pub use create::{CreatePlan, CreateVm};
 pub use destroy::DestroyOutcome;
+pub(crate) use destroy::{expunge_workflow, ExpungeCtx};
 pub use migrate::MigrateVm;
+pub(crate) use migrate::{migrate_workflow, MigrateCtx};
+pub(crate) use start::{start_workflow, StartCtx};
 pub use state::{VmOp, VmState};
 pub use view::{VmInstance, VmNic};
 

@@ -8,13 +8,15 @@
 //! |                | host and create it on the new one                          |                            |
 
 use async_trait::async_trait;
-use oxstack_hypervisor::{HostId, StopMode, VmSpec, VolumeSpec};
+use oxstack_hypervisor::{HostId, HypervisorError, StopMode, VmSpec, VolumeSpec};
+use serde::{Deserialize, Serialize};
 
 use super::allocate::HostRequest;
 use super::{VmInstance, VmOp, VmState};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{L2NetworkId, PrimaryStorageId, VmId, VolumeId, ZoneId};
-use crate::workflow::{Step, Workflow};
+use crate::workflow::journal::{from_json, to_json};
+use crate::workflow::{Journal, Journaled, Step, Workflow};
 use crate::Engine;
 
 /// The start workflow's context.
@@ -28,6 +30,43 @@ pub struct StartCtx {
     pub left_last_host: bool,
 }
 
+/// What the journal keeps of a start run.
+#[derive(Serialize, Deserialize)]
+struct SavedStart {
+    vm: VmId,
+    request: HostRequest,
+    last_host: Option<HostId>,
+    host: Option<HostId>,
+    left_last_host: bool,
+}
+
+impl Journaled for StartCtx {
+    fn saved(&self) -> EngineResult<String> {
+        to_json(&SavedStart {
+            vm: self.vm,
+            request: self.request.clone(),
+            last_host: self.last_host,
+            host: self.host,
+            left_last_host: self.left_last_host,
+        })
+    }
+}
+
+impl StartCtx {
+    /// Rebuilds a context from its journaled form.
+    pub(crate) fn restore(engine: Engine, json: &str) -> EngineResult<Self> {
+        let s: SavedStart = from_json(json)?;
+        Ok(Self {
+            engine,
+            vm: s.vm,
+            request: s.request,
+            last_host: s.last_host,
+            host: s.host,
+            left_last_host: s.left_last_host,
+        })
+    }
+}
+
 impl Engine {
     /// Starts a stopped VM, on the host it is defined on when that host has room.
     pub async fn start_vm(&self, vm: VmId, host: Option<HostId>) -> EngineResult<VmInstance> {
@@ -36,16 +75,25 @@ impl Engine {
         VmOp::Start.check(vm, state)?;
         let mut ctx = self.start_ctx(vm, host).await?;
         self.set_vm_state(vm, state, VmState::Starting).await?;
-        if let Err(e) = start_workflow().run(&mut ctx).await {
-            self.set_vm_state(vm, VmState::Starting, state).await?;
-            return Err(e);
-        }
+        let node = self.membership.node.0;
+        let mut journal = Journal::begin(&self.db, "start-vm", vm.0, node, ctx.saved()?).await?;
+        let ran = start_workflow().run_journaled(&mut ctx, &mut journal).await;
+        let finished = match ran {
+            Ok(()) => self.finish_start(vm).await,
+            Err(e) => Err(self.fail_back(vm, VmState::Starting, state, e).await),
+        };
+        journal.end().await;
+        finished?;
+        self.get_vm(vm).await
+    }
+
+    /// Records a started VM as defined where it runs, and Running.
+    async fn finish_start(&self, vm: VmId) -> EngineResult<()> {
         crate::db::write("UPDATE vm_instances SET last_host_uuid = host_uuid WHERE uuid = ?")
             .bind(vm.to_string())
             .execute(self.db.w())
             .await?;
-        self.set_vm_state(vm, VmState::Starting, VmState::Running).await?;
-        self.get_vm(vm).await
+        self.set_vm_state(vm, VmState::Starting, VmState::Running).await
     }
 
     /// Builds the start context: the VM's size, networks, storage and where it is defined.
@@ -201,10 +249,17 @@ impl Step<StartCtx> for StartOnHost {
     async fn undo(&self, ctx: &mut StartCtx) -> EngineResult<()> {
         let Some(host) = ctx.host else { return Ok(()) };
         let e = &ctx.engine;
-        if ctx.last_host == Some(host) {
+        let undone = if ctx.last_host == Some(host) {
             e.hv(host, "stop", e.hypervisor.stop_vm(host, ctx.vm, StopMode::Force)).await
         } else {
             e.hv(host, "destroy", e.hypervisor.destroy_vm(host, ctx.vm)).await
+        };
+        match undone {
+            // Not started (or not created) there: the run stopped before; nothing to undo.
+            Err(EngineError::Hypervisor(
+                HypervisorError::VmNotFound { .. } | HypervisorError::InvalidVmState { .. },
+            )) => Ok(()),
+            other => other,
         }
     }
 }

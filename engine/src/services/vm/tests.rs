@@ -4,5 +4,6 @@
 pub(crate) mod fixture;
 mod lifecycle;
 mod nodes;
+mod recover;
 mod sweep;
 mod unwind;

@@ -155,6 +155,21 @@ impl Engine {
         s.ok_or_else(|| EngineError::not_found("vm", id))?.parse().map_err(EngineError::Internal)
     }
 
+    /// After operation `err` failed: moves the VM back from `from` to `to` and returns `err`
+    /// (or the error that kept it from moving back).
+    pub(crate) async fn fail_back(
+        &self,
+        id: VmId,
+        from: VmState,
+        to: VmState,
+        err: EngineError,
+    ) -> EngineError {
+        match self.set_vm_state(id, from, to).await {
+            Ok(()) => err,
+            Err(restore) => restore,
+        }
+    }
+
     /// Moves a VM to `to` and publishes the change. Leaving a settled state for a transitional
     /// one starts an operation, and only happens if the VM is still `from` in the database:
     /// per-VM queues serialize operations within a node, this serializes them across nodes (the

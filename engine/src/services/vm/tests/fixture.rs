@@ -228,6 +228,15 @@ impl Cloud {
         );
     }
 
+    /// A VM created and stopped, the host it was defined on, and another host.
+    pub async fn stopped_vm(&self, name: &str) -> (VmId, HostId, HostId) {
+        let vm = self.engine.create_vm(self.create_req(name)).await.unwrap();
+        let first = vm.host_uuid.unwrap();
+        self.engine.stop_vm(vm.uuid, oxstack_hypervisor::StopMode::Force).await.unwrap();
+        let other = *self.hosts.iter().find(|h| **h != first).unwrap();
+        (vm.uuid, first, other)
+    }
+
     pub async fn host_used(&self, h: HostId) -> (u32, u64) {
         let host = self.engine.get_host(h).await.unwrap();
         (host.cpu_used, host.memory_used)

@@ -1,7 +1,7 @@
 //! The shared unwind tests (`workflow::testing::check_unwind`) for every VM workflow: a failure
 //! after each step undoes everything, undos and steps are idempotent, nothing leaks.
 
-use oxstack_hypervisor::{PowerState, StopMode};
+use oxstack_hypervisor::PowerState;
 
 use super::fixture::{Cloud, GIB};
 use crate::services::vm::create::{create_workflow, CreateCtx};
@@ -46,28 +46,25 @@ async fn create_workflow_unwinds() {
 async fn start_workflow_unwinds_on_the_same_and_on_another_host() {
     for move_host in [false, true] {
         let c = Cloud::new(2, 8, 32, 50).await;
-        let vm = c.engine.create_vm(c.create_req("s")).await.unwrap();
-        let first = vm.host_uuid.unwrap();
-        c.engine.stop_vm(vm.uuid, StopMode::Force).await.unwrap();
-        let other = *c.hosts.iter().find(|h| **h != first).unwrap();
+        let (vm, first, other) = c.stopped_vm("s").await;
         let target = if move_host { other } else { first };
         check_unwind(
             &start_workflow(),
-            async || c.engine.start_ctx(vm.uuid, Some(target)).await.unwrap(),
+            async || c.engine.start_ctx(vm, Some(target)).await.unwrap(),
             async |_ctx: &_| {
-                let v = c.engine.get_vm(vm.uuid).await.unwrap();
+                let v = c.engine.get_vm(vm).await.unwrap();
                 assert_eq!(v.host_uuid, None, "capacity still held (move: {move_host})");
                 for h in &c.hosts {
                     assert_eq!(c.host_used(*h).await, (0, 0));
                 }
-                assert_ne!(c.sim_state(vm.uuid), Some(PowerState::Running), "vm left running");
+                assert_ne!(c.sim_state(vm), Some(PowerState::Running), "vm left running");
                 assert!(c.engine.invariant_violations().await.unwrap().is_empty());
             },
             async |_ctx: &_| {
-                let v = c.engine.get_vm(vm.uuid).await.unwrap();
+                let v = c.engine.get_vm(vm).await.unwrap();
                 assert_eq!(v.host_uuid, Some(target));
                 assert_eq!(c.host_used(target).await, (1, GIB), "reserved exactly once");
-                let s = c.sim.vm(vm.uuid).unwrap();
+                let s = c.sim.vm(vm).unwrap();
                 assert_eq!((s.host, s.state), (target, PowerState::Running));
             },
         )
@@ -114,7 +111,12 @@ async fn migrate_workflow_unwinds() {
             oxstack_hypervisor::Hypervisor::migrate_vm(&*c.sim, target, vm.uuid, source)
                 .await
                 .unwrap();
-            c.engine.release_host(target, 1, GIB).await.unwrap();
+            let unhold = crate::db::write(
+                "UPDATE vm_instances SET migration_target_uuid = NULL WHERE uuid = ? AND migration_target_uuid = ?",
+            )
+            .bind(vm.uuid.to_string())
+            .bind(target.to_string());
+            assert!(c.engine.release_held(target, 1, GIB, unhold).await.unwrap());
         },
     )
     .await;

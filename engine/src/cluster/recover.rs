@@ -1,0 +1,229 @@
+//! Rolling back the workflow runs a stopped management node left mid-way.
+//!
+//! A run's journal row (see `workflow::journal`) names its node; once that node is no longer
+//! `Running` (left, declared dead, or this very process before a `kill -9`, under its old
+//! uuid), any node may claim the row (a conditional update: one claimant wins) and then:
+//! - create, start, migrate: undo every step in reverse from the journaled context (undos are
+//!   keyed and no-ops for steps that never ran). A create leaves nothing; a start leaves the
+//!   VM Stopped, holding no host; a migration leaves no reservation on its target and the VM
+//!   Unknown on its source, for the owner of that host to reconcile with what it reports.
+//! - an expunge (not journaled: it is rebuilt from the database) is rolled forward: its steps
+//!   are idempotent, so it is run again to the end.
+//!
+//! An undo the hypervisor refuses (host unreachable, VM already gone) does not stop the
+//! recovery: what runs where is for reconciliation to settle. One that fails in the database
+//! does: the row is released (its node set to NULL) and tried again at the next takeover.
+//! The VM's `op_node` becomes the recovering node, so no other node's takeover marks it
+//! Unknown half-way.
+
+use crate::cluster::takeover::{orphaned, TRANSITIONAL};
+use crate::db::write;
+use crate::error::{EngineError, EngineResult};
+use crate::ids::VmId;
+use crate::services::vm::{self, VmState};
+use crate::Engine;
+
+/// What one recovery pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Interrupted runs rolled back.
+    pub rolled_back: u64,
+    /// Interrupted expunges finished.
+    pub expunged: u64,
+    /// Runs whose recovery failed, left for the next takeover.
+    pub retry: u64,
+}
+
+impl Engine {
+    /// Recovers the journaled runs and expunges of nodes that are no longer running.
+    pub async fn recover_runs(&self) -> EngineResult<RecoveryReport> {
+        let me = self.membership.node.to_string();
+        let mut report = RecoveryReport::default();
+        let runs: Vec<(String, String, String, Option<String>, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT uuid, workflow, resource_uuid, node_uuid, context FROM workflow_runs WHERE {}",
+                orphaned("node_uuid")
+            )))
+            .fetch_all(self.db.r())
+            .await?;
+        for (run, workflow, resource, node, context) in runs {
+            let claim =
+                "UPDATE workflow_runs SET node_uuid = ?1 WHERE uuid = ?2 AND node_uuid IS ?3";
+            if !self.claim(claim, &run, node.as_deref()).await? {
+                continue;
+            }
+            match self.roll_back_run(&workflow, &resource, &context).await {
+                Ok(()) => {
+                    tracing::warn!(%run, %workflow, resource = %resource,
+                        node = node.as_deref().unwrap_or("unknown"),
+                        "rolled back a workflow run a stopped management node left mid-way");
+                    write("DELETE FROM workflow_runs WHERE uuid = ?")
+                        .bind(&run)
+                        .execute(self.db.w())
+                        .await?;
+                    report.rolled_back += 1;
+                }
+                Err(e) => {
+                    tracing::error!(%run, %workflow, resource = %resource, %e,
+                        "could not roll back an interrupted workflow run; retried at the next takeover");
+                    write("UPDATE workflow_runs SET node_uuid = NULL WHERE uuid = ? AND node_uuid = ?")
+                        .bind(&run)
+                        .bind(&me)
+                        .execute(self.db.w())
+                        .await?;
+                    report.retry += 1;
+                }
+            }
+        }
+        report.expunged = self.finish_expunges(&me).await?;
+        Ok(report)
+    }
+
+    /// Undoes one claimed run on `resource` (a VM) from its journaled `context`.
+    async fn roll_back_run(
+        &self,
+        workflow: &str,
+        resource: &str,
+        context: &str,
+    ) -> EngineResult<()> {
+        let vm: VmId = resource
+            .parse()
+            .map_err(|e| EngineError::Internal(format!("bad resource uuid {resource}: {e}")))?;
+        let _turn = self.queues.enter(vm.0).await;
+        let me = self.membership.node.to_string();
+        write(format!(
+            "UPDATE vm_instances SET op_node = ? WHERE uuid = ? AND state IN ({TRANSITIONAL})"
+        ))
+        .bind(&me)
+        .bind(resource.to_string())
+        .execute(self.db.w())
+        .await?;
+        let state = match self.vm_state(vm).await {
+            Ok(s) => Some(s),
+            Err(EngineError::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        if state.is_some_and(|s| !s.is_transitional()) {
+            // The run ended but its row stayed (deleting it failed): nothing to undo.
+            return Ok(());
+        }
+        let e = self.clone();
+        let failed = match workflow {
+            "create-vm" => {
+                let mut ctx = vm::CreateCtx::restore(e, context)?;
+                vm::create_workflow().undo_all(&mut ctx).await
+            }
+            "start-vm" => {
+                let mut ctx = vm::StartCtx::restore(e, context)?;
+                vm::start_workflow().undo_all(&mut ctx).await
+            }
+            "migrate-vm" => {
+                let mut ctx = vm::MigrateCtx::restore(e, context)?;
+                vm::migrate_workflow().undo_all(&mut ctx).await
+            }
+            other => {
+                return Err(EngineError::Internal(format!(
+                    "unknown workflow `{other}` in the journal"
+                )))
+            }
+        };
+        for (step, err) in &failed {
+            if !matches!(err, EngineError::Hypervisor(_)) {
+                return Err(EngineError::Internal(format!(
+                    "undo of {workflow} step {step}: {err}"
+                )));
+            }
+            tracing::warn!(%vm, %workflow, step, %err,
+                "the hypervisor refused an undo; reconciliation settles what the host runs");
+        }
+        let Some(from) = state else { return Ok(()) };
+        // Holding no host, it is Stopped (if it runs after all, reconciliation adopts it);
+        // holding one, what it runs there is for reconciliation to find out.
+        let to =
+            if self.vm_host(vm).await?.is_some() { VmState::Unknown } else { VmState::Stopped };
+        let settled = write(format!(
+            "UPDATE vm_instances SET state = ?, op_node = NULL, state_changed_at = ? \
+             WHERE uuid = ? AND op_node = ? AND state IN ({TRANSITIONAL})"
+        ))
+        .bind(to.as_str())
+        .bind(crate::time::now_ms())
+        .bind(resource.to_string())
+        .bind(&me)
+        .execute(self.db.w())
+        .await?
+        .rows_affected();
+        if settled == 1 {
+            self.events.publish("vm", vm.0, Some(from.as_str()), Some(to.as_str()));
+        }
+        Ok(())
+    }
+
+    /// Runs again to the end the expunges stopped nodes left mid-way; returns how many.
+    async fn finish_expunges(&self, me: &str) -> EngineResult<u64> {
+        let stuck: Vec<(String, Option<String>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT uuid, op_node FROM vm_instances WHERE state = 'Expunging' AND {}",
+            orphaned("op_node")
+        )))
+        .fetch_all(self.db.r())
+        .await?;
+        let mut finished = 0;
+        for (uuid, node) in stuck {
+            let Ok(vm) = uuid.parse::<VmId>() else { continue };
+            let _turn = self.queues.enter(vm.0).await;
+            let claim = "UPDATE vm_instances SET op_node = ?1 \
+                 WHERE uuid = ?2 AND state = 'Expunging' AND op_node IS ?3";
+            if !self.claim(claim, &uuid, node.as_deref()).await? {
+                continue;
+            }
+            let mut ctx = vm::ExpungeCtx::new(self.clone(), vm);
+            match vm::expunge_workflow().run(&mut ctx).await {
+                Ok(()) => {
+                    self.events.publish("vm", vm.0, Some(VmState::Expunging.as_str()), None);
+                    finished += 1;
+                }
+                Err(e) => {
+                    tracing::error!(%vm, %e, "could not finish an interrupted expunge; retried at the next takeover");
+                    write("UPDATE vm_instances SET op_node = NULL WHERE uuid = ? AND op_node = ?")
+                        .bind(&uuid)
+                        .bind(me.to_string())
+                        .execute(self.db.w())
+                        .await?;
+                }
+            }
+        }
+        Ok(finished)
+    }
+
+    /// Makes this node the owner of row `uuid` if its owner is still `from`: `sql` sets the
+    /// owner column to `?1` where the uuid is `?2` and the owner `?3`. Whether it did (one of
+    /// two nodes claiming at once wins).
+    async fn claim(&self, sql: &'static str, uuid: &str, from: Option<&str>) -> EngineResult<bool> {
+        let claimed = write(sql)
+            .bind(self.membership.node.to_string())
+            .bind(uuid.to_string())
+            .bind(from.map(str::to_string))
+            .execute(self.db.w())
+            .await?
+            .rows_affected();
+        Ok(claimed == 1)
+    }
+
+    /// Runs a recovery pass in the background, unless one is running already (the claims keep
+    /// two passes apart anyway; this keeps a slow one from piling up).
+    pub(crate) fn spawn_recovery(&self) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let Ok(_running) = engine.recovering.try_lock() else { return };
+            match engine.recover_runs().await {
+                Ok(r) if r != RecoveryReport::default() => tracing::warn!(
+                    rolled_back = r.rolled_back,
+                    expunged = r.expunged,
+                    retry = r.retry,
+                    "recovered the workflows stopped management nodes left mid-way"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!(%e, "recovering interrupted workflows failed"),
+            }
+        });
+    }
+}

@@ -1,0 +1,218 @@
+//! Host capacity and who holds it, changed together.
+//!
+//! A reservation of host capacity is only ever made or given back in the same transaction as
+//! the row that records who holds it (a new VM's row, a VM's `host_uuid`, a migration's
+//! `migration_target_uuid`). So whatever instant a management node dies at, capacity is held
+//! exactly while some row says so, and the undo of a reservation, keyed by that row, can run
+//! any number of times, also for a step that never ran: a crashed node's workflows can be
+//! rolled back from their log (see `workflow::journal`) without leaking or double-freeing.
+
+use oxstack_hypervisor::HostId;
+
+use super::allocate::{HostRequest, RACE_RETRIES};
+use crate::db::{write, Write};
+use crate::error::{EngineError, EngineResult};
+use crate::ids::{ClusterId, VmId};
+use crate::Engine;
+
+/// Builds the statement that records who holds a reservation on `host` (in `cluster`); the
+/// reservation stands only if it changes exactly one row.
+pub(crate) type Holder<'a> = &'a (dyn Fn(HostId, Option<ClusterId>) -> Write + Send + Sync);
+
+/// Takes capacity on a host if it has room and may take VMs.
+const RESERVE: &str = "UPDATE hosts SET cpu_used = cpu_used + ?1, memory_used = memory_used + ?2 \
+     WHERE uuid = ?3 AND cpu_used + ?1 <= cpu_total AND memory_used + ?2 <= memory_total \
+     AND state = 'Enabled' AND status = 'Connected' \
+     AND (SELECT state FROM clusters WHERE uuid = hosts.cluster_uuid) = 'Enabled'";
+
+/// Gives capacity back to a host.
+const RELEASE: &str = "UPDATE hosts SET cpu_used = MAX(0, cpu_used - ?), \
+     memory_used = MAX(0, memory_used - ?) WHERE uuid = ?";
+
+/// Why a reservation's transaction was rolled back.
+enum Declined {
+    /// The host had no room (the cache was stale).
+    NoRoom,
+    /// The holder's row was not as expected.
+    NotHeld,
+}
+
+impl Engine {
+    /// Reserves capacity for `req` on a host chosen in memory, in one transaction with the
+    /// statement `holder` builds for that host. Returns the host.
+    pub(crate) async fn reserve_host(
+        &self,
+        req: &HostRequest,
+        holder: Holder<'_>,
+    ) -> EngineResult<HostId> {
+        let mut avoid = req.avoid.clone();
+        let ticket = self.scheduler_refresh.ticket();
+        let mut reloaded = false;
+        for _ in 0..RACE_RETRIES {
+            let cache = self.cache_gate.read().await;
+            let host = match self.choose_host(req, &avoid) {
+                Ok(host) => host,
+                // The caches say no room; with other nodes live they lag those nodes' frees and
+                // new hosts, so read the database once before saying so.
+                Err(EngineError::InsufficientCapacity(_))
+                    if !reloaded && !self.membership.alone() =>
+                {
+                    drop(cache);
+                    self.scheduler_refresh.run(ticket, || self.reload_scheduler()).await?;
+                    reloaded = true;
+                    avoid.clone_from(&req.avoid);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let cluster = self.scheduler.index().get(host).map(|c| c.cluster);
+            let reserve = write(RESERVE)
+                .bind(i64::from(req.cpus))
+                .bind(req.memory as i64)
+                .bind(host.to_string());
+            let held = holder(host, cluster);
+            let outcome = self
+                .db
+                .transaction_if(move |tx| {
+                    if reserve.run_on(tx)? != 1 {
+                        return Ok(Err(Declined::NoRoom));
+                    }
+                    Ok(if held.run_on(tx)? == 1 { Ok(()) } else { Err(Declined::NotHeld) })
+                })
+                .await;
+            match outcome {
+                Ok(Ok(())) => return Ok(host),
+                Ok(Err(Declined::NoRoom)) => {
+                    // The cache was stale (another node reserved): refresh and try elsewhere.
+                    self.scheduler.index().release(host, req.cpus, req.memory);
+                    self.refresh_host_capacity(host).await?;
+                    avoid.push(host);
+                }
+                Ok(Err(Declined::NotHeld)) => {
+                    self.scheduler.index().release(host, req.cpus, req.memory);
+                    return Err(EngineError::Conflict(
+                        "the VM changed while host capacity was being reserved for it".into(),
+                    ));
+                }
+                Err(e) => {
+                    self.scheduler.index().release(host, req.cpus, req.memory);
+                    return Err(e.into());
+                }
+            }
+        }
+        Err(EngineError::InsufficientCapacity(
+            "lost the race for host capacity too many times".into(),
+        ))
+    }
+
+    /// Gives capacity back to `host` if `unhold` (run in the same transaction) changes one row,
+    /// that is if the capacity was still held. Returns whether it was.
+    pub(crate) async fn release_held(
+        &self,
+        host: HostId,
+        cpus: u32,
+        memory: u64,
+        unhold: Write,
+    ) -> EngineResult<bool> {
+        let _cache = self.cache_gate.read().await;
+        let release =
+            write(RELEASE).bind(i64::from(cpus)).bind(memory as i64).bind(host.to_string());
+        let released = self
+            .db
+            .transaction_if(move |tx| {
+                if unhold.run_on(tx)? != 1 {
+                    return Ok(Err(()));
+                }
+                release.run_on(tx)?;
+                Ok(Ok(()))
+            })
+            .await?
+            .is_ok();
+        if released {
+            self.scheduler.index().release(host, cpus, memory);
+        }
+        Ok(released)
+    }
+
+    /// Reloads one host's capacity and schedulability into the index from the database.
+    pub(crate) async fn refresh_host_capacity(&self, host: HostId) -> EngineResult<()> {
+        let row: Option<(i64, i64, i64, i64, bool)> = sqlx::query_as(
+            "SELECT cpu_total, cpu_used, memory_total, memory_used, \
+             state = 'Enabled' AND status = 'Connected' FROM hosts WHERE uuid = ?",
+        )
+        .bind(host.to_string())
+        .fetch_optional(self.db.r())
+        .await?;
+        let mut idx = self.scheduler.index();
+        match row {
+            Some((ct, cu, mt, mu, schedulable)) => {
+                if let Some(mut c) = idx.get(host).copied() {
+                    (c.cpu_total, c.cpu_used, c.memory_total, c.memory_used, c.schedulable) =
+                        (ct as u32, cu as u32, mt as u64, mu as u64, schedulable);
+                    idx.upsert(host, c);
+                }
+            }
+            None => {
+                idx.remove(host);
+            }
+        }
+        Ok(())
+    }
+
+    /// Places a VM: reserves a host and records it as the VM's host. Idempotent: if the VM
+    /// already holds a host, that host is returned and nothing more is reserved.
+    pub(crate) async fn place_vm(&self, vm: VmId, req: &HostRequest) -> EngineResult<HostId> {
+        if let Some(h) = self.vm_host(vm).await? {
+            return Ok(h);
+        }
+        let row = vm.to_string();
+        self.reserve_host(req, &|host, cluster| {
+            write(
+                "UPDATE vm_instances SET host_uuid = ?, cluster_uuid = ? \
+                 WHERE uuid = ? AND host_uuid IS NULL",
+            )
+            .bind(host.to_string())
+            .bind(cluster.map(|c| c.to_string()))
+            .bind(row.clone())
+        })
+        .await
+    }
+
+    /// Undoes [`Engine::place_vm`]: clears the VM's host and returns the capacity. Idempotent.
+    pub(crate) async fn unplace_vm(&self, vm: VmId) -> EngineResult<()> {
+        let Some((host, cpus, memory)) = self.vm_holding(vm, "host_uuid").await? else {
+            return Ok(());
+        };
+        let unhold =
+            write("UPDATE vm_instances SET host_uuid = NULL WHERE uuid = ? AND host_uuid = ?")
+                .bind(vm.to_string())
+                .bind(host.to_string());
+        self.release_held(host, cpus, memory, unhold).await?;
+        Ok(())
+    }
+
+    /// The host a VM holds capacity on.
+    pub(crate) async fn vm_host(&self, vm: VmId) -> EngineResult<Option<HostId>> {
+        Ok(self.vm_holding(vm, "host_uuid").await?.map(|(h, _, _)| h))
+    }
+
+    /// The host named in the VM's column `col` (`host_uuid`, `migration_target_uuid`) and the
+    /// VM's size; `None` when the VM or the column is empty.
+    pub(crate) async fn vm_holding(
+        &self,
+        vm: VmId,
+        col: &'static str,
+    ) -> EngineResult<Option<(HostId, u32, u64)>> {
+        let row: Option<(Option<String>, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {col}, cpus, memory_bytes FROM vm_instances WHERE uuid = ?"
+        )))
+        .bind(vm.to_string())
+        .fetch_optional(self.db.r())
+        .await?;
+        let Some((Some(host), cpus, memory)) = row else { return Ok(None) };
+        let host = host
+            .parse()
+            .map_err(|e| EngineError::Internal(format!("bad host uuid {host}: {e}")))?;
+        Ok(Some((host, cpus as u32, memory as u64)))
+    }
+}
