@@ -341,21 +341,15 @@ impl Engine {
                     .bind(vm.to_string())
                     .fetch_one(self.db.r())
                     .await?;
-                    {
-                        let _cache = self.cache_gate.read().await;
-                        crate::db::write("UPDATE hosts SET cpu_used = cpu_used + ?, memory_used = memory_used + ? WHERE uuid = ?")
-                            .bind(cpus)
-                            .bind(memory)
-                            .bind(host.to_string())
-                            .execute(self.db.w())
-                            .await?;
-                        self.scheduler.index().force_reserve(host, cpus as u32, memory as u64);
+                    let hold = crate::db::write(
+                        "UPDATE vm_instances SET host_uuid = ?1, last_host_uuid = ?1 \
+                         WHERE uuid = ?2 AND host_uuid IS NULL",
+                    )
+                    .bind(host.to_string())
+                    .bind(vm.to_string());
+                    if !self.hold_found(host, cpus as u32, memory as u64, hold).await? {
+                        continue; // placed meanwhile
                     }
-                    crate::db::write("UPDATE vm_instances SET host_uuid = ?1, last_host_uuid = ?1 WHERE uuid = ?2")
-                        .bind(host.to_string())
-                        .bind(vm.to_string())
-                        .execute(self.db.w())
-                        .await?;
                     let to = if actual == Some(PowerState::Paused) {
                         VmState::Paused
                     } else {

@@ -29,6 +29,10 @@ const RESERVE: &str = "UPDATE hosts SET cpu_used = cpu_used + ?1, memory_used = 
 const RELEASE: &str = "UPDATE hosts SET cpu_used = MAX(0, cpu_used - ?), \
      memory_used = MAX(0, memory_used - ?) WHERE uuid = ?";
 
+/// Charges a host whatever its free capacity.
+const CHARGE: &str =
+    "UPDATE hosts SET cpu_used = cpu_used + ?, memory_used = memory_used + ? WHERE uuid = ?";
+
 /// Why a reservation's transaction was rolled back.
 enum Declined {
     /// The host had no room (the cache was stale).
@@ -132,6 +136,35 @@ impl Engine {
             self.scheduler.index().release(host, cpus, memory);
         }
         Ok(released)
+    }
+
+    /// Charges `host` for a VM found running there (reconciliation), over its capacity if
+    /// need be (the VM runs anyway), if `hold` (run in the same transaction) changes one row.
+    /// Returns whether it did.
+    pub(crate) async fn hold_found(
+        &self,
+        host: HostId,
+        cpus: u32,
+        memory: u64,
+        hold: Write,
+    ) -> EngineResult<bool> {
+        let _cache = self.cache_gate.read().await;
+        let charge = write(CHARGE).bind(i64::from(cpus)).bind(memory as i64).bind(host.to_string());
+        let held = self
+            .db
+            .transaction_if(move |tx| {
+                if hold.run_on(tx)? != 1 {
+                    return Ok(Err(()));
+                }
+                charge.run_on(tx)?;
+                Ok(Ok(()))
+            })
+            .await?
+            .is_ok();
+        if held {
+            self.scheduler.index().force_reserve(host, cpus, memory);
+        }
+        Ok(held)
     }
 
     /// Reloads one host's capacity and schedulability into the index from the database.
