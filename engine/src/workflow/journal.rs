@@ -1,8 +1,10 @@
 //! The run journal: what a management node that dies mid-workflow leaves for the node that
 //! takes over, so the run can be rolled back (or forward) instead of leaking what it held.
 //!
-//! A run is a row of `workflow_runs`: inserted before the first step, rewritten after a step
-//! whenever what the undos need ([`Journaled::saved`]) changed, deleted when the run ends. That
+//! A run is a row of `workflow_runs`: written before (or, by the step itself, together with)
+//! the first change the run makes, rewritten after a step whenever what the undos need
+//! ([`Journaled::saved`]) changed, deleted when the run ends (together with the run's last
+//! change where the workflow can). That
 //! is enough for recovery because every step's undo is keyed by IDs the context held before the
 //! step ran (the VM, volume and NIC uuids are chosen up front; host capacity is held by rows,
 //! see `services::vm::hold`) and is a no-op for a step that never ran: recovery undoes every
@@ -11,9 +13,11 @@
 //! A row is written before the step that needs it runs, so the journal is never behind what
 //! an undo must know.
 
+use std::sync::{Arc, Mutex};
+
 use uuid::Uuid;
 
-use crate::db::{write, Db};
+use crate::db::{write, Db, Write};
 use crate::error::{EngineError, EngineResult};
 
 /// A workflow context that can be written to the journal and rebuilt from it.
@@ -35,63 +39,125 @@ pub fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> EngineResult<T> 
         .map_err(|e| EngineError::Internal(format!("decoding a journaled workflow context: {e}")))
 }
 
-/// The journal row of one run in flight.
-#[derive(Debug)]
+/// The journal row of one run in flight. Clones are handles to the same row, so a step can
+/// write the row inside its own transaction (see [`Journal::insert_row`]).
+#[derive(Clone, Debug)]
 pub struct Journal {
+    inner: Arc<Row>,
+}
+
+#[derive(Debug)]
+struct Row {
     db: Db,
     run: String,
-    last: String,
+    workflow: &'static str,
+    resource: Uuid,
+    node: Uuid,
+    /// What the row holds; `None` until it is written.
+    last: Mutex<Option<String>>,
 }
 
 impl Journal {
-    /// Writes the row of a new run of `workflow` on `resource`, run by `node`.
+    /// The journal of a new run of `workflow` on `resource`, run by `node`; nothing is written
+    /// until [`Journal::save`] or a step's [`Journal::insert_row`].
+    pub fn new(db: &Db, workflow: &'static str, resource: Uuid, node: Uuid) -> Self {
+        let row = Row {
+            db: db.clone(),
+            run: Uuid::new_v4().to_string(),
+            workflow,
+            resource,
+            node,
+            last: Mutex::new(None),
+        };
+        Self { inner: Arc::new(row) }
+    }
+
+    /// A new run's journal with its row written now, holding `context`.
     pub async fn begin(
         db: &Db,
-        workflow: &str,
+        workflow: &'static str,
         resource: Uuid,
         node: Uuid,
         context: String,
     ) -> EngineResult<Self> {
-        let run = Uuid::new_v4().to_string();
+        let journal = Self::new(db, workflow, resource, node);
+        journal.save(context).await?;
+        Ok(journal)
+    }
+
+    /// The statement that writes the row holding `context`, for a step to run in the same
+    /// transaction as its own first change (so that change is never without its journal);
+    /// once that transaction committed, the step calls [`Journal::inserted`].
+    pub fn insert_row(&self, context: &str) -> Write {
+        let r = &self.inner;
         let now = crate::time::now_ms();
         write(
             "INSERT INTO workflow_runs (uuid, workflow, resource_uuid, node_uuid, context, started_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(&run)
-        .bind(workflow.to_string())
-        .bind(resource.to_string())
-        .bind(node.to_string())
-        .bind(&context)
+        .bind(r.run.clone())
+        .bind(r.workflow)
+        .bind(r.resource.to_string())
+        .bind(r.node.to_string())
+        .bind(context.to_string())
         .bind(now)
         .bind(now)
-        .execute(db.w())
-        .await?;
-        Ok(Self { db: db.clone(), run, last: context })
     }
 
-    /// Records `context` if it differs from what the row holds.
-    pub async fn save(&mut self, context: String) -> EngineResult<()> {
-        if context == self.last {
-            return Ok(());
+    /// Records that a step's transaction wrote the row holding `context`.
+    pub fn inserted(&self, context: String) {
+        *self.last() = Some(context);
+    }
+
+    /// The statement that deletes the row, for the run's last transaction; once committed,
+    /// call [`Journal::deleted`].
+    pub fn delete_row(&self) -> Write {
+        write("DELETE FROM workflow_runs WHERE uuid = ?").bind(self.inner.run.clone())
+    }
+
+    /// Records that the run's last transaction deleted the row.
+    pub fn deleted(&self) {
+        *self.last() = None;
+    }
+
+    /// Records `context`, writing the row if it is not written yet or holds something else.
+    pub async fn save(&self, context: String) -> EngineResult<()> {
+        let held = self.last().clone();
+        let r = &self.inner;
+        match held {
+            Some(last) if last == context => return Ok(()),
+            Some(_) => {
+                write("UPDATE workflow_runs SET context = ?, updated_at = ? WHERE uuid = ?")
+                    .bind(&context)
+                    .bind(crate::time::now_ms())
+                    .bind(&r.run)
+                    .execute(r.db.w())
+                    .await?;
+            }
+            None => {
+                self.insert_row(&context).execute(r.db.w()).await?;
+            }
         }
-        write("UPDATE workflow_runs SET context = ?, updated_at = ? WHERE uuid = ?")
-            .bind(&context)
-            .bind(crate::time::now_ms())
-            .bind(&self.run)
-            .execute(self.db.w())
-            .await?;
-        self.last = context;
+        *self.last() = Some(context);
         Ok(())
     }
 
-    /// Deletes the row: the run is over (done, or rolled back). A row left by a failure here
-    /// is harmless: recovery ignores a run whose resource is no longer mid-operation.
+    /// Deletes the row, if written: the run is over (done, or rolled back). A row left by a
+    /// failure here is harmless: recovery ignores a run whose resource is no longer
+    /// mid-operation.
     pub async fn end(self) {
-        let deleted =
-            write("DELETE FROM workflow_runs WHERE uuid = ?").bind(&self.run).execute(self.db.w());
-        if let Err(e) = deleted.await {
-            tracing::warn!(run = %self.run, %e, "could not delete a finished workflow run");
+        if self.last().is_none() {
+            return;
         }
+        let r = &self.inner;
+        if let Err(e) = self.delete_row().execute(r.db.w()).await {
+            tracing::warn!(run = %r.run, %e, "could not delete a finished workflow run");
+        }
+        self.deleted();
+    }
+
+    /// The row's content as last written (a poisoned lock still holds it).
+    fn last(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.inner.last.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -125,7 +125,7 @@ impl<C: Send> Workflow<C> {
 
     /// Runs every step, recording the context in `journal` after each step that changed what
     /// the undos need; on failure (also of the journal) undoes the completed ones.
-    pub async fn run_journaled(&self, ctx: &mut C, journal: &mut Journal) -> EngineResult<()>
+    pub async fn run_journaled(&self, ctx: &mut C, journal: &Journal) -> EngineResult<()>
     where
         C: Journaled,
     {
@@ -137,7 +137,7 @@ impl<C: Send> Workflow<C> {
     pub async fn run_journaled_with(
         &self,
         ctx: &mut C,
-        journal: &mut Journal,
+        journal: &Journal,
         opts: RunOptions,
     ) -> EngineResult<()>
     where

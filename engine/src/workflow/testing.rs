@@ -71,13 +71,13 @@ pub async fn check_crash_recovery<C: Send + Journaled>(
 ) {
     for (i, step) in workflow.step_names().iter().enumerate() {
         for before_journal in [true, false] {
-            let (mut ctx, mut journal) = begin().await;
+            let (mut ctx, journal) = begin().await;
             let opts = RunOptions {
                 crash_after: Some(i),
                 crash_before_journal: before_journal,
                 ..Default::default()
             };
-            let res = workflow.run_journaled_with(&mut ctx, &mut journal, opts).await;
+            let res = workflow.run_journaled_with(&mut ctx, &journal, opts).await;
             assert!(
                 res.is_err(),
                 "workflow `{}` must stop when a crash is injected after `{step}`",

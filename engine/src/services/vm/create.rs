@@ -90,12 +90,14 @@ pub struct CreateCtx {
     pub cluster: Option<ClusterId>,
     /// The NICs made so far, as the host needs them.
     pub nics: Vec<NicSpec>,
+    /// The run's journal, whose row place-vm writes with the VM's (none in unwind tests).
+    pub journal: Option<Journal>,
 }
 
 impl CreateCtx {
     /// A context for running `plan`, nothing done yet.
     pub fn new(engine: Engine, plan: CreatePlan) -> Self {
-        Self { engine, plan, host: None, cluster: None, nics: Vec::new() }
+        Self { engine, plan, host: None, cluster: None, nics: Vec::new(), journal: None }
     }
 
     /// Rebuilds a context from its journaled form (the NICs' specs are only needed by
@@ -108,6 +110,7 @@ impl CreateCtx {
             host: saved.host,
             cluster: saved.cluster,
             nics: Vec::new(),
+            journal: None,
         })
     }
 }
@@ -264,34 +267,53 @@ impl Engine {
     pub async fn run_create_vm(&self, plan: CreatePlan) -> EngineResult<VmInstance> {
         let vm = plan.vm;
         let _turn = self.queues.enter(vm.0).await;
+        // The journal row is written by place-vm, with the VM's row, and deleted with the
+        // final update: journaling costs a create no write of its own.
+        let journal = Journal::new(&self.db, "create-vm", vm.0, self.membership.node.0);
         let mut ctx = CreateCtx::new(self.clone(), plan);
-        let node = self.membership.node.0;
-        let mut journal = Journal::begin(&self.db, "create-vm", vm.0, node, ctx.saved()?).await?;
-        let ran = create_workflow().run_journaled(&mut ctx, &mut journal).await;
+        ctx.journal = Some(journal.clone());
+        let ran = create_workflow().run_journaled(&mut ctx, &journal).await;
         let finished = match ran {
-            Ok(()) => self.finish_create(vm, ctx.host).await,
+            Ok(()) => self.finish_create(vm, ctx.host, &journal).await,
             Err(e) => Err(e),
         };
         journal.end().await;
         finished
     }
 
-    /// Records a created VM as Running on `host` and returns it.
-    async fn finish_create(&self, vm: VmId, host: Option<HostId>) -> EngineResult<VmInstance> {
+    /// Records a created VM as Running on `host` and ends its journal, in one transaction,
+    /// and returns it.
+    async fn finish_create(
+        &self,
+        vm: VmId,
+        host: Option<HostId>,
+        journal: &Journal,
+    ) -> EngineResult<VmInstance> {
         let host =
             host.ok_or_else(|| EngineError::Internal("create finished without a host".into()))?;
-        let updated = crate::db::write(
-            "UPDATE vm_instances SET last_host_uuid = ?, state = ?, state_changed_at = ? WHERE uuid = ?",
+        let running = crate::db::write(
+            "UPDATE vm_instances SET last_host_uuid = ?, state = ?, state_changed_at = ?, op_node = NULL \
+             WHERE uuid = ?",
         )
         .bind(host.to_string())
         .bind(VmState::Running.as_str())
         .bind(crate::time::now_ms())
-        .bind(vm.to_string())
-        .execute(self.db.w())
-        .await?;
-        if updated.rows_affected() == 0 {
+        .bind(vm.to_string());
+        let end = journal.delete_row();
+        let updated = self
+            .db
+            .transaction_if(move |tx| {
+                if running.run_on(tx)? != 1 {
+                    return Ok(Err(()));
+                }
+                end.run_on(tx)?;
+                Ok(Ok(()))
+            })
+            .await?;
+        if updated.is_err() {
             return Err(EngineError::Internal(format!("vm {vm} vanished as its create finished")));
         }
+        journal.deleted();
         let (from, to) = (VmState::Starting.as_str(), VmState::Running.as_str());
         self.events.publish("vm", vm.0, Some(from), Some(to));
         // Read back on a read connection, so the writer does only the update.
@@ -339,8 +361,12 @@ impl Step<CreateCtx> for PlaceVm {
         };
         let now = crate::time::now_ms();
         let node = e.membership.node.to_string();
+        let journal = ctx.journal.clone();
+        let journaled = |host: HostId, cluster: Option<ClusterId>| {
+            to_json(&SavedCreateRef { plan: p, host: Some(host), cluster })
+        };
         let insert = |host: HostId, cluster: Option<ClusterId>| {
-            crate::db::write(
+            let vm_row = crate::db::write(
                 "INSERT INTO vm_instances (uuid, name, zone_uuid, cluster_uuid, host_uuid, instance_offering_uuid, \
                  image_uuid, cpus, memory_bytes, state, created_at, state_changed_at, op_node) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'Created', ?, ?, ?)",
@@ -356,11 +382,20 @@ impl Step<CreateCtx> for PlaceVm {
             .bind(p.memory as i64)
             .bind(now)
             .bind(now)
-            .bind(node.clone())
+            .bind(node.clone());
+            let mut rows = vec![vm_row];
+            if let Some(j) = &journal {
+                rows.push(j.insert_row(&journaled(host, cluster)?));
+            }
+            Ok(rows)
         };
         let host = e.reserve_host(&req, &insert).await?;
+        let cluster = e.scheduler.index().get(host).map(|c| c.cluster);
+        if let Some(j) = &journal {
+            j.inserted(journaled(host, cluster)?);
+        }
         ctx.host = Some(host);
-        ctx.cluster = e.scheduler.index().get(host).map(|c| c.cluster);
+        ctx.cluster = cluster;
         e.events.publish("vm", p.vm.0, None, Some(VmState::Created.as_str()));
         Ok(())
     }

@@ -15,9 +15,11 @@ use crate::error::{EngineError, EngineResult};
 use crate::ids::{ClusterId, VmId};
 use crate::Engine;
 
-/// Builds the statement that records who holds a reservation on `host` (in `cluster`); the
-/// reservation stands only if it changes exactly one row.
-pub(crate) type Holder<'a> = &'a (dyn Fn(HostId, Option<ClusterId>) -> Write + Send + Sync);
+/// Builds the statements that record who holds a reservation on `host` (in `cluster`), and
+/// anything else that must be written with it (a journal row); the reservation stands only if
+/// each changes exactly one row.
+pub(crate) type Holder<'a> =
+    &'a (dyn Fn(HostId, Option<ClusterId>) -> EngineResult<Vec<Write>> + Send + Sync);
 
 /// Takes capacity on a host if it has room and may take VMs.
 const RESERVE: &str = "UPDATE hosts SET cpu_used = cpu_used + ?1, memory_used = memory_used + ?2 \
@@ -74,14 +76,25 @@ impl Engine {
                 .bind(i64::from(req.cpus))
                 .bind(req.memory as i64)
                 .bind(host.to_string());
-            let held = holder(host, cluster);
+            let held = match holder(host, cluster) {
+                Ok(held) => held,
+                Err(e) => {
+                    self.scheduler.index().release(host, req.cpus, req.memory);
+                    return Err(e);
+                }
+            };
             let outcome = self
                 .db
                 .transaction_if(move |tx| {
                     if reserve.run_on(tx)? != 1 {
                         return Ok(Err(Declined::NoRoom));
                     }
-                    Ok(if held.run_on(tx)? == 1 { Ok(()) } else { Err(Declined::NotHeld) })
+                    for w in held {
+                        if w.run_on(tx)? != 1 {
+                            return Ok(Err(Declined::NotHeld));
+                        }
+                    }
+                    Ok(Ok(()))
                 })
                 .await;
             match outcome {
@@ -200,13 +213,13 @@ impl Engine {
         }
         let row = vm.to_string();
         self.reserve_host(req, &|host, cluster| {
-            write(
+            Ok(vec![write(
                 "UPDATE vm_instances SET host_uuid = ?, cluster_uuid = ? \
                  WHERE uuid = ? AND host_uuid IS NULL",
             )
             .bind(host.to_string())
             .bind(cluster.map(|c| c.to_string()))
-            .bind(row.clone())
+            .bind(row.clone())])
         })
         .await
     }

@@ -105,8 +105,8 @@ impl Engine {
             MigrateCtx { engine: self.clone(), vm, source, request: start.request, target: None };
         self.set_vm_state(vm, state, VmState::Migrating).await?;
         let node = self.membership.node.0;
-        let mut journal = Journal::begin(&self.db, "migrate-vm", vm.0, node, ctx.saved()?).await?;
-        let ran = migrate_workflow().run_journaled(&mut ctx, &mut journal).await;
+        let journal = Journal::begin(&self.db, "migrate-vm", vm.0, node, ctx.saved()?).await?;
+        let ran = migrate_workflow().run_journaled(&mut ctx, &journal).await;
         let finished = match ran {
             Ok(()) => self.finish_migration(vm, source, ctx.target).await,
             Err(e) => Err(self.fail_back(vm, VmState::Migrating, state, e).await),
@@ -170,12 +170,12 @@ impl Step<MigrateCtx> for ReserveTarget {
         }
         let row = ctx.vm.to_string();
         let hold = |host: HostId, _| {
-            crate::db::write(
+            Ok(vec![crate::db::write(
                 "UPDATE vm_instances SET migration_target_uuid = ? \
                  WHERE uuid = ? AND migration_target_uuid IS NULL",
             )
             .bind(host.to_string())
-            .bind(row.clone())
+            .bind(row.clone())])
         };
         ctx.target = Some(e.reserve_host(&ctx.request, &hold).await?);
         Ok(())

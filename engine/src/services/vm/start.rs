@@ -76,8 +76,8 @@ impl Engine {
         let mut ctx = self.start_ctx(vm, host).await?;
         self.set_vm_state(vm, state, VmState::Starting).await?;
         let node = self.membership.node.0;
-        let mut journal = Journal::begin(&self.db, "start-vm", vm.0, node, ctx.saved()?).await?;
-        let ran = start_workflow().run_journaled(&mut ctx, &mut journal).await;
+        let journal = Journal::begin(&self.db, "start-vm", vm.0, node, ctx.saved()?).await?;
+        let ran = start_workflow().run_journaled(&mut ctx, &journal).await;
         let finished = match ran {
             Ok(()) => self.finish_start(vm).await,
             Err(e) => Err(self.fail_back(vm, VmState::Starting, state, e).await),

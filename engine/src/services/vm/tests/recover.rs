@@ -15,7 +15,12 @@ use crate::workflow::testing::check_crash_recovery;
 use crate::workflow::{Journal, Journaled};
 
 /// A journal row of a run on `vm` by a node that is not running (so it is recoverable now).
-async fn dead_node_journal(c: &Cloud, workflow: &str, vm: VmId, ctx: &impl Journaled) -> Journal {
+async fn dead_node_journal(
+    c: &Cloud,
+    workflow: &'static str,
+    vm: VmId,
+    ctx: &impl Journaled,
+) -> Journal {
     Journal::begin(&c.engine.db, workflow, vm.0, Uuid::new_v4(), ctx.saved().unwrap())
         .await
         .unwrap()
@@ -42,9 +47,10 @@ async fn an_interrupted_create_is_rolled_back_to_nothing() {
         &create_workflow(),
         async || {
             let plan = c.engine.plan_create_vm(c.create_req("crash")).await.unwrap();
-            let vm = plan.vm;
-            let ctx = CreateCtx::new(c.engine.clone(), plan);
-            let journal = dead_node_journal(&c, "create-vm", vm, &ctx).await;
+            // As `run_create_vm` does: place-vm writes the journal row with the VM's.
+            let journal = Journal::new(&c.engine.db, "create-vm", plan.vm.0, Uuid::new_v4());
+            let mut ctx = CreateCtx::new(c.engine.clone(), plan);
+            ctx.journal = Some(journal.clone());
             (ctx, journal)
         },
         async || recover_one(&c).await,
