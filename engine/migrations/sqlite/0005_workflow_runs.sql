@@ -11,7 +11,8 @@ CREATE TABLE workflow_runs (
     started_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );
-CREATE INDEX workflow_runs_resource ON workflow_runs (resource_uuid);
+-- No index on resource_uuid: the table holds only the runs in flight, and every insert and
+-- delete is on each create's path.
 
 -- The host a migrating VM has capacity reserved on, set in the reservation's transaction so a
 -- crash never leaves a reservation no row accounts for (services/vm/hold.rs).

@@ -343,10 +343,9 @@ impl Step<CreateCtx> for PlaceVm {
     async fn run(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
         let e = &ctx.engine;
         let p = &ctx.plan;
-        // On a re-run the row exists already, holding its host: the step's output says where.
-        if let Some((host, _, _)) = e.vm_holding(p.vm, "host_uuid").await? {
-            ctx.host = Some(host);
-            ctx.cluster = e.scheduler.index().get(host).map(|c| c.cluster);
+        // On a re-run the row exists already, holding its host: the step's output says where
+        // (no read: this is on every create's path).
+        if ctx.host.is_some() {
             return Ok(());
         }
         let req = HostRequest {
@@ -362,9 +361,8 @@ impl Step<CreateCtx> for PlaceVm {
         let now = crate::time::now_ms();
         let node = e.membership.node.to_string();
         let journal = ctx.journal.clone();
-        let journaled = |host: HostId, cluster: Option<ClusterId>| {
-            to_json(&SavedCreateRef { plan: p, host: Some(host), cluster })
-        };
+        // The journal row as last built for a candidate host (kept for `inserted`).
+        let journaled = std::sync::Mutex::new(String::new());
         let insert = |host: HostId, cluster: Option<ClusterId>| {
             let vm_row = crate::db::write(
                 "INSERT INTO vm_instances (uuid, name, zone_uuid, cluster_uuid, host_uuid, instance_offering_uuid, \
@@ -385,14 +383,16 @@ impl Step<CreateCtx> for PlaceVm {
             .bind(node.clone());
             let mut rows = vec![vm_row];
             if let Some(j) = &journal {
-                rows.push(j.insert_row(&journaled(host, cluster)?));
+                let saved = to_json(&SavedCreateRef { plan: p, host: Some(host), cluster })?;
+                rows.push(j.insert_row(&saved));
+                *journaled.lock().unwrap_or_else(|e| e.into_inner()) = saved;
             }
             Ok(rows)
         };
         let host = e.reserve_host(&req, &insert).await?;
         let cluster = e.scheduler.index().get(host).map(|c| c.cluster);
         if let Some(j) = &journal {
-            j.inserted(journaled(host, cluster)?);
+            j.inserted(journaled.into_inner().unwrap_or_else(|e| e.into_inner()));
         }
         ctx.host = Some(host);
         ctx.cluster = cluster;
