@@ -25,6 +25,16 @@ pub trait Journaled {
     /// What undoing the run's steps needs (the context's plan and what the steps made so far),
     /// as JSON.
     fn saved(&self) -> EngineResult<String>;
+
+    /// A cheap fingerprint of the part of [`Journaled::saved`] that steps change: the context
+    /// is encoded and the journal rewritten only after a step that changed it.
+    fn progress(&self) -> u64;
+}
+
+/// The fingerprint of `value`, for [`Journaled::progress`].
+pub fn fingerprint(value: &impl std::hash::Hash) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(value)
 }
 
 /// Encodes a context's saved form.

@@ -143,16 +143,21 @@ impl<C: Send> Workflow<C> {
     where
         C: Journaled,
     {
+        let mut progress = ctx.progress();
         for (i, step) in self.steps.iter().enumerate() {
             let ran = step.run(ctx).await;
             if ran.is_ok() && opts.crash_after == Some(i) && opts.crash_before_journal {
                 return Err(self.crashed(step.name()));
             }
             let outcome = match ran {
-                Ok(()) => match ctx.saved() {
-                    Ok(saved) => journal.save(saved).await.map_err(|e| (i + 1, e)),
-                    Err(e) => Err((i + 1, e)),
-                },
+                Ok(()) if ctx.progress() == progress => Ok(()),
+                Ok(()) => {
+                    progress = ctx.progress();
+                    match ctx.saved() {
+                        Ok(saved) => journal.save(saved).await.map_err(|e| (i + 1, e)),
+                        Err(e) => Err((i + 1, e)),
+                    }
+                }
                 Err(e) => Err((i, e)),
             };
             if let Err((done, err)) = outcome {

@@ -30,7 +30,7 @@ use crate::ids::{
     ClusterId, ImageId, InstanceOfferingId, L2NetworkId, L3NetworkId, NicId, VmId, VolumeId, ZoneId,
 };
 use crate::services::check_name;
-use crate::workflow::journal::{from_json, to_json};
+use crate::workflow::journal::{fingerprint, from_json, to_json};
 use crate::workflow::{Journal, Journaled, Step, Workflow};
 use crate::Engine;
 
@@ -134,6 +134,9 @@ struct SavedCreateRef<'a> {
 impl Journaled for CreateCtx {
     fn saved(&self) -> EngineResult<String> {
         to_json(&SavedCreateRef { plan: &self.plan, host: self.host, cluster: self.cluster })
+    }
+    fn progress(&self) -> u64 {
+        fingerprint(&(self.host, self.cluster))
     }
 }
 

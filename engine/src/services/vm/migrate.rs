@@ -21,7 +21,7 @@ use super::allocate::HostRequest;
 use super::{VmInstance, VmOp, VmState};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::VmId;
-use crate::workflow::journal::{from_json, to_json};
+use crate::workflow::journal::{fingerprint, from_json, to_json};
 use crate::workflow::{Journal, Journaled, Step, Workflow};
 use crate::Engine;
 
@@ -57,6 +57,9 @@ impl Journaled for MigrateCtx {
     fn saved(&self) -> EngineResult<String> {
         let (vm, source, target) = (self.vm, self.source, self.target);
         to_json(&SavedMigrate { vm, source, request: self.request.clone(), target })
+    }
+    fn progress(&self) -> u64 {
+        fingerprint(&self.target)
     }
 }
 

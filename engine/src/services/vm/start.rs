@@ -15,7 +15,7 @@ use super::allocate::HostRequest;
 use super::{VmInstance, VmOp, VmState};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{L2NetworkId, PrimaryStorageId, VmId, VolumeId, ZoneId};
-use crate::workflow::journal::{from_json, to_json};
+use crate::workflow::journal::{fingerprint, from_json, to_json};
 use crate::workflow::{Journal, Journaled, Step, Workflow};
 use crate::Engine;
 
@@ -49,6 +49,9 @@ impl Journaled for StartCtx {
             host: self.host,
             left_last_host: self.left_last_host,
         })
+    }
+    fn progress(&self) -> u64 {
+        fingerprint(&(self.host, self.left_last_host))
     }
 }
 
