@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every oxstack test on a fresh machine: checks formatting and lints, builds the workspace,
 # runs the whole test suite, then a small end-to-end simulated cloud through the binary.
-# Installs what it needs when missing; starts no services yet (the engine embeds SQLite).
+# Installs what it needs when missing. The engine embeds SQLite; besides libvirt for the KVM tests,
+# it starts a throwaway PostgreSQL server (ci/pg.sh) for the PostgreSQL schema test, and stops both
+# at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,9 +17,14 @@ fi
 
 # KVM: libvirt-dev must be there before anything is built (the agent's `virt` crate links it).
 source ci/kvm.sh
+source ci/pg.sh
 log "kvm packages"
 kvm_install
-trap kvm_stop EXIT
+stop_services() {
+  kvm_stop
+  pg_stop
+}
+trap stop_services EXIT
 
 log "disk space"
 df -h . | tail -1
@@ -30,6 +37,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "libvirt for the KVM tests"
 kvm_start
+
+log "PostgreSQL for the schema test"
+pg_start
 
 log "tests"
 # The model test explores new random sequences on every run unless given a seed. CI pins the
