@@ -100,40 +100,58 @@ impl CreateCtx {
         Self { engine, plan, host: None, cluster: None, nics: Vec::new(), journal: None }
     }
 
-    /// Rebuilds a context from its journaled form (the NICs' specs are only needed by
-    /// create-on-host's run, never by an undo).
+    /// Rebuilds, from its journaled form, a context to undo an interrupted run with. The
+    /// journal keeps only the IDs the undos read (the VM, its root volume and NICs, where it
+    /// was placed), so the rest of the plan is blank: such a context is for undoing only.
     pub(crate) fn restore(engine: Engine, json: &str) -> EngineResult<Self> {
         let saved: SavedCreate = from_json(json)?;
-        Ok(Self {
-            engine,
-            plan: saved.plan,
-            host: saved.host,
-            cluster: saved.cluster,
-            nics: Vec::new(),
-            journal: None,
-        })
+        let nil = uuid::Uuid::nil();
+        let plan = CreatePlan {
+            vm: saved.vm,
+            name: String::new(),
+            zone: nil.into(),
+            offering: nil.into(),
+            image: nil.into(),
+            image_url: String::new(),
+            image_format: String::new(),
+            cpus: 0,
+            memory: 0,
+            root_bytes: 0,
+            root_volume: saved.root_volume,
+            l3s: Vec::new(),
+            l2s: Vec::new(),
+            nics: saved.nics,
+            nic_interfaces: Vec::new(),
+            cluster: None,
+            host: None,
+        };
+        let (host, cluster) = (saved.host, saved.cluster);
+        Ok(Self { engine, plan, host, cluster, nics: Vec::new(), journal: None })
     }
 }
 
-/// What the journal keeps of a create run.
-#[derive(Deserialize)]
+/// What the journal keeps of a create run: the IDs its undos read, no more (the row is
+/// written and deleted on every create's path).
+#[derive(Serialize, Deserialize)]
 struct SavedCreate {
-    plan: CreatePlan,
+    vm: VmId,
+    root_volume: VolumeId,
+    nics: Vec<NicId>,
     host: Option<HostId>,
     cluster: Option<ClusterId>,
 }
 
-/// [`SavedCreate`], borrowed from the context to write it.
-#[derive(Serialize)]
-struct SavedCreateRef<'a> {
-    plan: &'a CreatePlan,
-    host: Option<HostId>,
-    cluster: Option<ClusterId>,
+impl SavedCreate {
+    /// What the journal keeps of `plan` placed on `host` in `cluster`.
+    fn of(plan: &CreatePlan, host: Option<HostId>, cluster: Option<ClusterId>) -> Self {
+        let (vm, root_volume, nics) = (plan.vm, plan.root_volume, plan.nics.clone());
+        Self { vm, root_volume, nics, host, cluster }
+    }
 }
 
 impl Journaled for CreateCtx {
     fn saved(&self) -> EngineResult<String> {
-        to_json(&SavedCreateRef { plan: &self.plan, host: self.host, cluster: self.cluster })
+        to_json(&SavedCreate::of(&self.plan, self.host, self.cluster))
     }
     fn progress(&self) -> u64 {
         fingerprint(&(self.host, self.cluster))
@@ -386,7 +404,7 @@ impl Step<CreateCtx> for PlaceVm {
             .bind(node.clone());
             let mut rows = vec![vm_row];
             if let Some(j) = &journal {
-                let saved = to_json(&SavedCreateRef { plan: p, host: Some(host), cluster })?;
+                let saved = to_json(&SavedCreate::of(p, Some(host), cluster))?;
                 rows.push(j.insert_row(&saved));
                 *journaled.lock().unwrap_or_else(|e| e.into_inner()) = saved;
             }
