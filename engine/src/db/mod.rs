@@ -151,6 +151,21 @@ impl Db {
         self.write.transaction_if(work).await
     }
 
+    /// Runs `first` and, only if it changed exactly one row, `then`, in one transaction (a
+    /// row's change and the change that must go with it). Returns whether both ran.
+    pub async fn then_if_one(&self, first: Write, then: Write) -> Result<bool, sqlx::Error> {
+        let ran = self
+            .transaction_if(move |tx| {
+                if first.run_on(tx)? != 1 {
+                    return Ok(Err(()));
+                }
+                then.run_on(tx)?;
+                Ok(Ok(()))
+            })
+            .await?;
+        Ok(ran.is_ok())
+    }
+
     /// Runs each of `statements` with `uuid` as its one parameter, all in one transaction: the
     /// delete of a resource together with the rows that refer to it.
     pub async fn delete_together(

@@ -320,18 +320,7 @@ impl Engine {
         .bind(VmState::Running.as_str())
         .bind(crate::time::now_ms())
         .bind(vm.to_string());
-        let end = journal.delete_row();
-        let updated = self
-            .db
-            .transaction_if(move |tx| {
-                if running.run_on(tx)? != 1 {
-                    return Ok(Err(()));
-                }
-                end.run_on(tx)?;
-                Ok(Ok(()))
-            })
-            .await?;
-        if updated.is_err() {
+        if !self.db.then_if_one(running, journal.delete_row()).await? {
             return Err(EngineError::Internal(format!("vm {vm} vanished as its create finished")));
         }
         journal.deleted();

@@ -134,17 +134,7 @@ impl Engine {
         let _cache = self.cache_gate.read().await;
         let release =
             write(RELEASE).bind(i64::from(cpus)).bind(memory as i64).bind(host.to_string());
-        let released = self
-            .db
-            .transaction_if(move |tx| {
-                if unhold.run_on(tx)? != 1 {
-                    return Ok(Err(()));
-                }
-                release.run_on(tx)?;
-                Ok(Ok(()))
-            })
-            .await?
-            .is_ok();
+        let released = self.db.then_if_one(unhold, release).await?;
         if released {
             self.scheduler.index().release(host, cpus, memory);
         }
@@ -163,17 +153,7 @@ impl Engine {
     ) -> EngineResult<bool> {
         let _cache = self.cache_gate.read().await;
         let charge = write(CHARGE).bind(i64::from(cpus)).bind(memory as i64).bind(host.to_string());
-        let held = self
-            .db
-            .transaction_if(move |tx| {
-                if hold.run_on(tx)? != 1 {
-                    return Ok(Err(()));
-                }
-                charge.run_on(tx)?;
-                Ok(Ok(()))
-            })
-            .await?
-            .is_ok();
+        let held = self.db.then_if_one(hold, charge).await?;
         if held {
             self.scheduler.index().force_reserve(host, cpus, memory);
         }
