@@ -2,8 +2,9 @@
 # Runs every oxstack test on a fresh machine: checks formatting and lints, builds the workspace,
 # runs the whole test suite, then a small end-to-end simulated cloud through the binary.
 # Installs what it needs when missing. The engine embeds SQLite; besides libvirt for the KVM tests,
-# it starts a throwaway PostgreSQL server (ci/pg.sh) for the PostgreSQL schema test, and stops both
-# at the end.
+# it starts a throwaway PostgreSQL server (ci/pg.sh), on which the engine's tests, the
+# multi-process node tests and the model tests (fewer cases) run a second time, and stops both at
+# the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,7 +39,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "libvirt for the KVM tests"
 kvm_start
 
-log "PostgreSQL for the schema test"
+log "PostgreSQL for the schema test and the PostgreSQL pass"
 pg_start
 
 log "tests"
@@ -57,12 +58,28 @@ if cargo nextest --version >/dev/null 2>&1; then
     -E 'package(oxstack-model-tests)'
   # nextest does not run doc tests
   cargo test --workspace --locked --doc
+  log "tests on PostgreSQL"
+  # The same tests with a fresh PostgreSQL database each (OXSTACK_TEST_DB, see
+  # engine/src/db/pg.rs): the engine's own, the node processes killed mid-work, and the model
+  # test with fewer cases, on one node and on two.
+  OXSTACK_TEST_DB=postgres cargo nextest run --workspace --locked --no-fail-fast \
+    -E 'package(oxstack-engine) or binary(three_nodes) or binary(restart_after_kill)'
+  OXSTACK_TEST_DB=postgres OXSTACK_SEED="$model_seed" PROPTEST_CASES="${OXSTACK_PG_MODEL_CASES:-16}" \
+    OXSTACK_MODEL_TWO_NODE_CASES="${OXSTACK_PG_MODEL_CASES:-16}" \
+    cargo nextest run --workspace --locked --no-fail-fast -E 'package(oxstack-model-tests)'
 else
   echo "cargo-nextest not found: using cargo test"
   cargo test --workspace --locked --no-fail-fast --exclude oxstack-model-tests
   OXSTACK_SEED="$model_seed" cargo test --workspace --locked --no-fail-fast \
     --exclude oxstack-hypervisor --exclude oxstack-simulator --exclude oxstack-engine \
     --exclude oxstack-scenarios --exclude oxstack-benches --exclude oxstack
+  log "tests on PostgreSQL"
+  OXSTACK_TEST_DB=postgres cargo test --locked --no-fail-fast -p oxstack-engine
+  OXSTACK_TEST_DB=postgres cargo test --locked --no-fail-fast -p oxstack \
+    --test three_nodes --test restart_after_kill
+  OXSTACK_TEST_DB=postgres OXSTACK_SEED="$model_seed" PROPTEST_CASES="${OXSTACK_PG_MODEL_CASES:-16}" \
+    OXSTACK_MODEL_TWO_NODE_CASES="${OXSTACK_PG_MODEL_CASES:-16}" \
+    cargo test --locked --no-fail-fast -p oxstack-model-tests
 fi
 
 log "simulated cloud smoke run (oxstack sim)"

@@ -11,7 +11,8 @@ use oxstack_simulator::{SimCloud, SimConfig};
 /// Options of `oxstack serve`.
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
-    /// Database URL (SQLite). The default is a file in the working directory.
+    /// Database URL: `sqlite://file.db` (the default is a file in the working directory) or
+    /// `postgres://user@host:port/database`, which many management nodes can share.
     #[arg(long, default_value = "sqlite://oxstack.db")]
     pub db: String,
     /// Address the REST API listens on.

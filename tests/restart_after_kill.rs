@@ -17,7 +17,7 @@ const VMS: usize = 60;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_mid_create_rolls_its_runs_back_when_it_restarts() {
-    let (dir, db) = scratch_db("restart");
+    let (dir, db) = scratch_db("restart").await;
     let http = reqwest::Client::new();
     let create_latency =
         Latency::Uniform { min: Duration::from_millis(50), max: Duration::from_millis(1500) };

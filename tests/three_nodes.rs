@@ -24,7 +24,7 @@ const VMS: usize = 240;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_survive_a_sigkill_and_rebalance_when_it_returns() {
-    let (dir, db) = scratch_db("three-nodes");
+    let (dir, db) = scratch_db("three-nodes").await;
     let http = reqwest::Client::new();
     // Creates take 50-1,200 ms on a host, so the kill finds the killed node mid-way through many.
     let create_latency =

@@ -40,10 +40,10 @@ impl Engine {
         let placed: Vec<(String, i64, i64)> = rows_as_one(
             db,
             "host, cpus, memory",
-            "SELECT host, SUM(cpus) AS cpus, SUM(memory) AS memory FROM ( \
+            "SELECT host, CAST(SUM(cpus) AS BIGINT) AS cpus, CAST(SUM(memory) AS BIGINT) AS memory FROM ( \
              SELECT host_uuid AS host, cpus, memory_bytes AS memory FROM vm_instances WHERE host_uuid IS NOT NULL \
              UNION ALL SELECT migration_target_uuid, cpus, memory_bytes FROM vm_instances \
-             WHERE migration_target_uuid IS NOT NULL) GROUP BY host",
+             WHERE migration_target_uuid IS NOT NULL) AS placed GROUP BY host",
         )
         .await?;
         let placed: HashMap<String, (i64, i64)> =
@@ -75,7 +75,7 @@ impl Engine {
         let storages: Vec<(String, i64)> =
             sqlx::query_as("SELECT uuid, used_bytes FROM primary_storages").fetch_all(db).await?;
         let volume_sums: Vec<(String, i64)> =
-            sqlx::query_as("SELECT primary_storage_uuid, SUM(size_bytes) FROM volumes GROUP BY primary_storage_uuid")
+            sqlx::query_as("SELECT primary_storage_uuid, CAST(SUM(size_bytes) AS BIGINT) FROM volumes GROUP BY primary_storage_uuid")
                 .fetch_all(db)
                 .await?;
         let volume_sums: HashMap<String, i64> = volume_sums.into_iter().collect();

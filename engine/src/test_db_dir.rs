@@ -1,5 +1,10 @@
 //! For tests of several management nodes: a temporary directory holding one SQLite file they
 //! share, removed when dropped.
+//!
+//! Always SQLite, also when `OXSTACK_TEST_DB=postgres`: these tests run on tokio's paused
+//! clock (heartbeat timeouts pass in an instant), which fires the PostgreSQL pool's timeouts
+//! while its sockets wait. Nodes on PostgreSQL are tested by processes with real time
+//! (tests/three_nodes.rs with `OXSTACK_TEST_DB=postgres`).
 
 pub struct TestDbDir(std::path::PathBuf);
 

@@ -78,7 +78,7 @@ impl Sut {
     /// As [`Sut::new`] with `nodes` (1 or 2) management nodes; see the module doc.
     pub fn with_nodes(model: &RefState, replay: String, nodes: usize) -> Self {
         let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
+            .enable_all()
             .build()
             .expect("tokio runtime");
         let sim = Arc::new(SimCloud::new(SimConfig::with_seed(model.seed)));
@@ -91,9 +91,13 @@ impl Sut {
             remove_db_files(&file); // left by a case that panicked in an earlier run
             file
         });
-        let db_url = match &db_file {
-            Some(f) => format!("sqlite://{}", f.display()),
-            None => "sqlite::memory:".into(),
+        // OXSTACK_TEST_DB=postgres: a fresh PostgreSQL database per case instead.
+        let pg_url =
+            rt.block_on(oxstack_engine::db::pg::test_database("model")).expect("the test database");
+        let db_url = match (pg_url, &db_file) {
+            (Some(url), _) => url,
+            (None, Some(f)) => format!("sqlite://{}", f.display()),
+            (None, None) => "sqlite::memory:".into(),
         };
         let start = |id_seed: u64| {
             let hv: Arc<dyn Hypervisor> = sim.clone();

@@ -12,11 +12,13 @@ use tokio::task::JoinHandle;
 
 use super::{call, vm_body, CloudIds};
 
-/// A fresh directory for a test's processes and the SQLite URL of a database in it.
-pub fn scratch_db(name: &str) -> (PathBuf, String) {
+/// A fresh directory for a test's processes and the URL of their database: a SQLite file in
+/// it, or with `OXSTACK_TEST_DB=postgres` a fresh PostgreSQL database.
+pub async fn scratch_db(name: &str) -> (PathBuf, String) {
     let dir = std::env::temp_dir().join(format!("oxstack-{name}-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let db = format!("sqlite://{}", dir.join("cloud.db").display());
+    let pg = oxstack_engine::db::pg::test_database(name).await.expect("the test database");
+    let db = pg.unwrap_or_else(|| format!("sqlite://{}", dir.join("cloud.db").display()));
     (dir, db)
 }
 

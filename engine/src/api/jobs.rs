@@ -18,7 +18,7 @@ use axum::Json;
 use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 use tokio::task::JoinHandle;
 use utoipa::{IntoParams, ToSchema};
@@ -186,7 +186,7 @@ pub fn to_value<T: Serialize>(v: &T) -> EngineResult<Option<Value>> {
 
 const COLUMNS: &str = "uuid, kind, resource_uuid, state, result, error, created_at, finished_at";
 
-fn decode(r: &SqliteRow) -> Result<Job, sqlx::Error> {
+fn decode(r: &AnyRow) -> Result<Job, sqlx::Error> {
     let json_col = |col: &str| -> Result<Option<Value>, sqlx::Error> {
         let text: Option<String> = r.try_get(col)?;
         text.map(|t| serde_json::from_str(&t))

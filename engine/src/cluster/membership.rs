@@ -181,7 +181,7 @@ impl Engine {
         crate::db::write(
             "INSERT INTO management_nodes (uuid, hostname, pid, state, heartbeat_count, heartbeat_at, joined_at) \
              VALUES (?1, ?2, ?3, 'Running', 0, ?4, ?4) \
-             ON CONFLICT (uuid) DO UPDATE SET state = 'Running', heartbeat_count = heartbeat_count + 1, heartbeat_at = ?4",
+             ON CONFLICT (uuid) DO UPDATE SET state = 'Running', heartbeat_count = management_nodes.heartbeat_count + 1, heartbeat_at = ?4",
         )
         .bind(self.membership.node.to_string())
         .bind(hostname())

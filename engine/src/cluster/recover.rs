@@ -48,7 +48,7 @@ impl Engine {
             .await?;
         for (run, workflow, resource, node, context) in runs {
             let claim =
-                "UPDATE workflow_runs SET node_uuid = ?1 WHERE uuid = ?2 AND node_uuid IS ?3";
+                "UPDATE workflow_runs SET node_uuid = ?1 WHERE uuid = ?2 AND node_uuid IS NOT DISTINCT FROM ?3";
             if !self.claim(claim, &run, node.as_deref()).await? {
                 continue;
             }
@@ -171,7 +171,7 @@ impl Engine {
             let Ok(vm) = uuid.parse::<VmId>() else { continue };
             let _turn = self.queues.enter(vm.0).await;
             let claim = "UPDATE vm_instances SET op_node = ?1 \
-                 WHERE uuid = ?2 AND state = 'Expunging' AND op_node IS ?3";
+                 WHERE uuid = ?2 AND state = 'Expunging' AND op_node IS NOT DISTINCT FROM ?3";
             if !self.claim(claim, &uuid, node.as_deref()).await? {
                 continue;
             }

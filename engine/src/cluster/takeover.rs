@@ -60,7 +60,7 @@ impl Engine {
             };
             let recovered = crate::db::write(
                 "UPDATE vm_instances SET state = 'Unknown', op_node = NULL, state_changed_at = ? \
-                 WHERE uuid = ? AND state = ? AND op_node IS ?",
+                 WHERE uuid = ? AND state = ? AND op_node IS NOT DISTINCT FROM ?",
             )
             .bind(crate::time::now_ms())
             .bind(&uuid)

@@ -2,7 +2,8 @@
 //!
 //! sqlx's SQLite driver runs the connection on its own thread and hands the rows of a query over
 //! to the caller through a channel, so reading the 30,000 rows of `hosts` costs thousands of
-//! thread wake-ups. `json_group_array` inside SQLite makes the result one row and one hand-off;
+//! thread wake-ups. `json_group_array` inside SQLite (`json_agg` in PostgreSQL, where it saves
+//! per-row decoding too) makes the result one row and one hand-off;
 //! decoding the JSON afterwards costs well under a microsecond a row. For scans of whole tables
 //! (invariant checks, consistency checks), not for pages the API returns.
 
@@ -18,7 +19,8 @@ pub async fn rows_as_one<T: DeserializeOwned>(
     columns: &str,
     query: &str,
 ) -> EngineResult<Vec<T>> {
-    let sql = format!("SELECT json_group_array(json_array({columns})) FROM ({query})");
+    let rows = conns.dialect().json_rows(columns, None);
+    let sql = format!("SELECT {rows} FROM ({query}) AS q");
     let text: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(conns).await?;
     serde_json::from_str(&text)
         .map_err(|e| EngineError::Internal(format!("decoding the rows of `{query}`: {e}")))

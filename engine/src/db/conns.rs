@@ -1,4 +1,5 @@
-//! A fixed set of long-lived SQLite connections that is itself a sqlx executor.
+//! The read connections, themselves a sqlx executor: SQLite's long-lived held connections,
+//! or a PostgreSQL pool, both seen through sqlx's `Any` database.
 //!
 //! Why not `SqlitePool`: sqlx runs each SQLite connection on its own worker thread, and a pool
 //! adds a round trip to that thread on every release (a ping) on top of the statement itself,
@@ -8,8 +9,10 @@
 //! once and kept; a statement locks one for exactly its own duration, so there is nothing to
 //! hold across `.await` points and no way to leak a checked-out connection.
 //!
-//! `&Conns` implements [`sqlx::Executor`], so call sites read `query.fetch_one(db.r())` as they
-//! would with a pool. Writes do not come here: they go to the [`Writer`](super::Writer).
+//! `&Conns` implements [`sqlx::Executor`] for [`Any`], so call sites read
+//! `query.fetch_one(db.r())` as they would with a pool, and the same code reads SQLite or
+//! PostgreSQL (whose `$N` placeholders are written for it, see [`to_postgres`]). Writes do
+//! not come here: they go to [`Writes`](super::Writes).
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,92 +20,169 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream};
 use futures::{FutureExt, StreamExt};
-use sqlx::sqlite::{SqliteQueryResult, SqliteRow, SqliteStatement, SqliteTypeInfo};
-use sqlx::{Connection, Either, Execute, Executor, SqlStr, Sqlite, SqliteConnection};
+use sqlx::any::{AnyArguments, AnyQueryResult, AnyRow, AnyStatement, AnyTypeInfo};
+use sqlx::postgres::PgPool;
+use sqlx::SqliteConnection;
+use sqlx::{Any, AssertSqlSafe, Connection, Either, Execute, Executor, SqlSafeStr, SqlStr};
+use sqlx_core::any::AnyConnectionBackend;
 use tokio::sync::{Mutex, MutexGuard};
+
+use super::dialect::{to_postgres, Dialect};
 
 /// A locked connection (the connection is gone once the set is closed).
 type ConnGuard<'a> = MutexGuard<'a, Option<SqliteConnection>>;
 
-/// A fixed set of connections; a statement runs on the first free one.
+/// The read connections: SQLite's held connections, or PostgreSQL's pool.
 pub struct Conns {
-    conns: Vec<Mutex<Option<SqliteConnection>>>,
-    next: AtomicUsize,
+    backend: Backend,
+}
+
+enum Backend {
+    /// A fixed set of connections; a statement runs on the first free one.
+    Sqlite { conns: Vec<Mutex<Option<SqliteConnection>>>, next: AtomicUsize },
+    /// PostgreSQL's own pool (connections are sockets: nothing to gain from holding them, and
+    /// the pool replaces one that broke when the server restarted).
+    Postgres(PgPool),
 }
 
 impl fmt::Debug for Conns {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Conns").field("connections", &self.conns.len()).finish()
+        match &self.backend {
+            Backend::Sqlite { conns, .. } => {
+                f.debug_struct("Conns").field("sqlite_connections", &conns.len()).finish()
+            }
+            Backend::Postgres(pool) => f.debug_struct("Conns").field("postgres", pool).finish(),
+        }
     }
 }
 
 impl Conns {
-    /// A set of these open connections (at least one).
+    /// A set of these open SQLite connections (at least one).
     pub fn new(conns: Vec<SqliteConnection>) -> Self {
-        Self { conns: conns.into_iter().map(|c| Mutex::new(Some(c))).collect(), next: 0.into() }
+        let conns = conns.into_iter().map(|c| Mutex::new(Some(c))).collect();
+        Self { backend: Backend::Sqlite { conns, next: 0.into() } }
     }
 
-    /// Locks a free connection, or waits for one (round robin when all are busy).
-    async fn lock_any(&self) -> ConnGuard<'_> {
-        for c in &self.conns {
+    /// Reads on a PostgreSQL pool.
+    pub fn postgres(pool: PgPool) -> Self {
+        Self { backend: Backend::Postgres(pool) }
+    }
+
+    /// The dialect of the database these connections reach.
+    pub fn dialect(&self) -> Dialect {
+        match self.backend {
+            Backend::Sqlite { .. } => Dialect::Sqlite,
+            Backend::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Locks a free SQLite connection, or waits for one (round robin when all are busy).
+    async fn lock_any<'a>(
+        conns: &'a [Mutex<Option<SqliteConnection>>],
+        next: &AtomicUsize,
+    ) -> ConnGuard<'a> {
+        for c in conns {
             if let Ok(g) = c.try_lock() {
                 return g;
             }
         }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len().max(1);
-        self.conns[i].lock().await
+        let i = next.fetch_add(1, Ordering::Relaxed) % conns.len().max(1);
+        conns[i].lock().await
     }
 
     /// Whether no connection is in use.
     pub fn idle(&self) -> bool {
-        self.conns.iter().all(|c| c.try_lock().is_ok())
+        match &self.backend {
+            Backend::Sqlite { conns, .. } => conns.iter().all(|c| c.try_lock().is_ok()),
+            Backend::Postgres(pool) => pool.num_idle() as u32 == pool.size(),
+        }
     }
 
     /// Closes every connection (waiting for statements in flight); later statements fail
     /// with `PoolClosed`.
     pub async fn close(&self) {
-        for c in &self.conns {
-            if let Some(conn) = c.lock().await.take() {
-                if let Err(e) = conn.close().await {
-                    tracing::warn!(%e, "closing a database connection failed");
+        match &self.backend {
+            Backend::Sqlite { conns, .. } => {
+                for c in conns {
+                    if let Some(conn) = c.lock().await.take() {
+                        if let Err(e) = conn.close().await {
+                            tracing::warn!(%e, "closing a database connection failed");
+                        }
+                    }
                 }
+            }
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    /// Runs `sql` with `args` on a free connection; `one`: only the first row is wanted.
+    async fn run(
+        &self,
+        sql: SqlStr,
+        persistent: bool,
+        args: Option<AnyArguments>,
+        one: bool,
+    ) -> Result<Vec<Either<AnyQueryResult, AnyRow>>, sqlx::Error> {
+        match &self.backend {
+            Backend::Sqlite { conns, next } => {
+                let mut guard = Self::lock_any(conns, next).await;
+                let conn = guard.as_mut().ok_or(sqlx::Error::PoolClosed)?;
+                run_on(conn, sql, persistent, args, one).await
+            }
+            Backend::Postgres(pool) => {
+                let sql = AssertSqlSafe(to_postgres(sql.as_str()).into_owned()).into_sql_str();
+                let mut conn = pool.acquire().await?;
+                run_on(&mut *conn, sql, persistent, args, one).await
             }
         }
     }
 }
 
-/// The connection behind a guard, or `PoolClosed` after [`Conns::close`].
-fn open<'a>(guard: &'a mut ConnGuard<'_>) -> Result<&'a mut SqliteConnection, sqlx::Error> {
-    guard.as_mut().ok_or(sqlx::Error::PoolClosed)
+/// Runs a statement on one connection, collecting its results while the connection is held
+/// (so the hold never outlives the statement: the engine's queries return bounded pages).
+async fn run_on(
+    conn: &mut dyn AnyConnectionBackend,
+    sql: SqlStr,
+    persistent: bool,
+    args: Option<AnyArguments>,
+    one: bool,
+) -> Result<Vec<Either<AnyQueryResult, AnyRow>>, sqlx::Error> {
+    if one {
+        let row = conn.fetch_optional(sql, persistent, args).await?;
+        return Ok(row.map(Either::Right).into_iter().collect());
+    }
+    conn.fetch_many(sql, persistent, args).collect::<Vec<_>>().await.into_iter().collect()
+}
+
+/// The statement, persistence and arguments of a query.
+fn parts<'q>(
+    mut query: impl Execute<'q, Any>,
+) -> Result<(SqlStr, bool, Option<AnyArguments>), sqlx::Error> {
+    let persistent = query.persistent();
+    let args = query.take_arguments().map_err(sqlx::Error::Encode)?;
+    Ok((query.sql(), persistent, args))
 }
 
 impl<'c> Executor<'c> for &'c Conns {
-    type Database = Sqlite;
+    type Database = Any;
 
     fn fetch_many<'e, 'q, E>(
         self,
         query: E,
-    ) -> BoxStream<'e, Result<Either<SqliteQueryResult, SqliteRow>, sqlx::Error>>
+    ) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
     where
         'c: 'e,
-        E: Execute<'q, Sqlite> + 'q,
+        E: Execute<'q, Any> + 'q,
         'q: 'e,
     {
-        // The rows are collected while the connection is locked, so the lock never outlives
-        // the statement (the engine's queries return bounded pages).
+        let parts = parts(query);
         async move {
-            let mut guard = self.lock_any().await;
-            let mut items: Vec<_> = match open(&mut guard) {
-                Ok(conn) => conn.fetch_many(query).collect().await,
-                Err(e) => vec![Err(e)],
+            let items = match parts {
+                Ok((sql, persistent, args)) => self.run(sql, persistent, args, false).await,
+                Err(e) => Err(e),
             };
-            let first_error = items.iter().position(Result::is_err);
-            let result = match first_error {
-                Some(i) => Err(items.remove(i).err().unwrap_or(sqlx::Error::PoolClosed)),
-                None => Ok(items),
-            };
-            match result {
-                Ok(items) => stream::iter(items),
+            match items {
+                Ok(items) => stream::iter(items.into_iter().map(Ok).collect::<Vec<_>>()),
                 Err(e) => stream::iter(vec![Err(e)]),
             }
         }
@@ -113,51 +193,38 @@ impl<'c> Executor<'c> for &'c Conns {
     fn fetch_optional<'e, 'q, E>(
         self,
         query: E,
-    ) -> BoxFuture<'e, Result<Option<SqliteRow>, sqlx::Error>>
+    ) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
     where
         'c: 'e,
-        E: Execute<'q, Sqlite> + 'q,
+        E: Execute<'q, Any> + 'q,
         'q: 'e,
     {
+        let parts = parts(query);
         async move {
-            let mut guard = self.lock_any().await;
-            match open(&mut guard) {
-                Ok(conn) => conn.fetch_optional(query).await,
-                Err(e) => Err(e),
-            }
+            let (sql, persistent, args) = parts?;
+            let rows = self.run(sql, persistent, args, true).await?;
+            Ok(rows.into_iter().find_map(|r| r.right()))
         }
         .boxed()
     }
 
     fn prepare_with<'e>(
         self,
-        sql: SqlStr,
-        parameters: &'e [SqliteTypeInfo],
-    ) -> BoxFuture<'e, Result<SqliteStatement, sqlx::Error>>
+        _sql: SqlStr,
+        _parameters: &'e [AnyTypeInfo],
+    ) -> BoxFuture<'e, Result<AnyStatement, sqlx::Error>>
     where
         'c: 'e,
     {
-        async move {
-            let mut guard = self.lock_any().await;
-            match open(&mut guard) {
-                Ok(conn) => conn.prepare_with(sql, parameters).await,
-                Err(e) => Err(e),
-            }
-        }
-        .boxed()
+        // The engine never prepares by hand: statements are cached per connection as they run.
+        async { Err(sqlx::Error::Protocol("explicit prepare is not supported here".into())) }
+            .boxed()
     }
 
-    fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<Sqlite>, sqlx::Error>>
+    fn describe<'e>(self, _sql: SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<Any>, sqlx::Error>>
     where
         'c: 'e,
     {
-        async move {
-            let mut guard = self.lock_any().await;
-            match open(&mut guard) {
-                Ok(conn) => conn.describe(sql).await,
-                Err(e) => Err(e),
-            }
-        }
-        .boxed()
+        async { Err(sqlx::Error::Protocol("describe is not supported here".into())) }.boxed()
     }
 }

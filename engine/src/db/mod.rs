@@ -1,11 +1,14 @@
-//! The database: SQLite (a file by default, in memory in tests); reads through sqlx, writes
-//! through one thread that owns the write connection.
+//! The database: SQLite (a file by default, in memory in tests) or PostgreSQL (for many
+//! management nodes); reads through sqlx, writes as [`Write`] statements.
 //!
 //! The database is the source of truth; in-memory indexes (scheduler, IPAM) are caches rebuilt
-//! from it at start-up. SQLite lets one writer in at a time, so every write goes to the
+//! from it at start-up. SQLite lets one writer in at a time, so there every write goes to the
 //! [`Writer`] thread, which runs whatever is queued in one transaction (see there for why),
 //! while reads use a few read-only sqlx connections that WAL mode lets run alongside it. See
-//! [`Conns`] for why these are held connections rather than a sqlx pool.
+//! [`Conns`] for why these are held connections rather than a sqlx pool. On PostgreSQL, reads
+//! and writes share one pool ([`pg`]). Call sites do not know which: reads are sqlx queries on
+//! its `Any` database, writes and transactions are data ([`Writes`]), and the SQL is the common
+//! subset of both dialects ([`Dialect`] for the rest).
 //!
 //! An in-memory database is a WAL database in RAM that the writer and the readers share as
 //! they share a file, deleted once unused (see [`scratch`]).
@@ -24,24 +27,31 @@ use crate::error::{EngineError, EngineResult};
 mod bulk;
 mod checkpoint;
 mod conns;
+mod dialect;
 pub mod inline;
+pub mod pg;
+mod pg_writer;
 mod rows;
 mod scratch;
 mod statement;
 mod write_error;
 mod writer;
+mod writes;
 pub use bulk::rows_as_one;
 pub use conns::Conns;
+pub use dialect::{to_postgres, Dialect};
 pub use inline::InlineReads;
+pub use pg_writer::PgWriter;
 pub use rows::*;
 use scratch::ScratchDb;
 pub use statement::{write, Write};
-pub use writer::{Writer, Written, MAX_BATCH};
+pub use writer::{Writer, MAX_BATCH};
+pub use writes::{Writes, Written};
 
 /// Handle to the database connections. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Db {
-    write: Arc<Writer>,
+    write: Arc<Writes>,
     read: Arc<Conns>,
     inline: Arc<InlineReads>,
     /// An in-memory database's files, deleted when the last handle goes.
@@ -58,12 +68,24 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 impl Db {
     /// Opens (creating if needed) the database at `url` and applies the migrations.
     ///
-    /// `url` is a sqlx SQLite URL: `sqlite://oxstack.db`, `sqlite:path`, or `sqlite::memory:`.
+    /// `url` is a sqlx SQLite URL (`sqlite://oxstack.db`, `sqlite:path`, `sqlite::memory:`) or
+    /// a PostgreSQL one (`postgres://user@host:port/database`).
     pub async fn connect(url: &str) -> EngineResult<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = pg::connect(url).await?;
+            return Ok(Self {
+                write: Arc::new(Writes::Postgres(PgWriter::new(pool.clone()))),
+                read: Arc::new(Conns::postgres(pool)),
+                inline: Arc::new(InlineReads::new(Vec::new())),
+                _scratch: None,
+            });
+        }
         if !url.starts_with("sqlite:") {
             return Err(EngineError::invalid(
                 "db",
-                format!("unsupported database URL `{url}`: only sqlite: URLs are supported"),
+                format!(
+                    "unsupported database URL `{url}`: use sqlite:// (a file), sqlite::memory: or postgres://"
+                ),
             ));
         }
         let parsed = SqliteConnectOptions::from_str(url)
@@ -107,15 +129,15 @@ impl Db {
         let inline = open_inline_readers(&path, readers)
             .map_err(|e| EngineError::Internal(format!("opening the inline readers: {e}")))?;
         Ok(Self {
-            write: Arc::new(write),
+            write: Arc::new(Writes::Sqlite(write)),
             read: Arc::new(Conns::new(conns)),
             inline: Arc::new(inline),
             _scratch: scratch.map(Arc::new),
         })
     }
 
-    /// The writer thread every write goes through: `write(sql)...execute(db.w())`.
-    pub fn w(&self) -> &Writer {
+    /// Where every write goes: `write(sql)...execute(db.w())`.
+    pub fn w(&self) -> &Writes {
         &self.write
     }
 
@@ -124,8 +146,14 @@ impl Db {
         &self.read
     }
 
+    /// The SQL dialect of the database.
+    pub fn dialect(&self) -> Dialect {
+        self.read.dialect()
+    }
+
     /// Runs `read` now, on the calling thread, if an inline read connection is free (`None`:
-    /// none is; use [`Db::r`]). Only for primary-key lookups: see [`InlineReads`].
+    /// none is, or the database is not SQLite; use [`Db::r`]). Only for primary-key lookups:
+    /// see [`InlineReads`].
     pub fn read_now<T>(
         &self,
         read: impl FnOnce(&rusqlite::Connection) -> Result<T, sqlx::Error>,
@@ -133,37 +161,15 @@ impl Db {
         self.inline.try_read(read)
     }
 
-    /// Runs `work` on the write connection as one transaction: all of it is committed, or on
-    /// an error none of it.
-    pub async fn transaction<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
-    ) -> Result<T, sqlx::Error> {
-        self.write.transaction(work).await
-    }
-
-    /// Runs `work` on the write connection as one transaction that it may decline:
-    /// `Ok(Err(d))` rolls all of it back and is returned as it is.
-    pub async fn transaction_if<T: Send + 'static, D: Send + 'static>(
-        &self,
-        work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<Result<T, D>> + Send + 'static,
-    ) -> Result<Result<T, D>, sqlx::Error> {
-        self.write.transaction_if(work).await
+    /// Runs `writes` as one transaction, all or none: see [`Writes::atomically`].
+    pub async fn atomically(&self, writes: Vec<Write>) -> Result<Result<(), usize>, sqlx::Error> {
+        self.write.atomically(writes).await
     }
 
     /// Runs `first` and, only if it changed exactly one row, `then`, in one transaction (a
     /// row's change and the change that must go with it). Returns whether both ran.
     pub async fn then_if_one(&self, first: Write, then: Write) -> Result<bool, sqlx::Error> {
-        let ran = self
-            .transaction_if(move |tx| {
-                if first.run_on(tx)? != 1 {
-                    return Ok(Err(()));
-                }
-                then.run_on(tx)?;
-                Ok(Ok(()))
-            })
-            .await?;
-        Ok(ran.is_ok())
+        Ok(self.atomically(vec![first.must_change_one(), then]).await?.is_ok())
     }
 
     /// Runs each of `statements` with `uuid` as its one parameter, all in one transaction: the
@@ -173,13 +179,9 @@ impl Db {
         statements: &'static [&'static str],
         uuid: String,
     ) -> Result<(), sqlx::Error> {
-        self.transaction(move |tx| {
-            for sql in statements {
-                tx.execute(sql, [&uuid])?;
-            }
-            Ok(())
-        })
-        .await
+        let writes = statements.iter().map(|sql| write(*sql).bind(uuid.clone())).collect();
+        let _ = self.atomically(writes).await?;
+        Ok(())
     }
 
     /// Whether no statement or transaction is in flight.
@@ -256,7 +258,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn rejects_non_sqlite_urls() {
+    async fn rejects_unknown_database_urls() {
         let err = Db::connect("mysql://x").await.unwrap_err();
         assert_eq!(err.code(), "INVALID_ARGUMENT");
     }

@@ -1,10 +1,11 @@
-//! Helpers to read typed values (IDs, state enums, IPv4 addresses) out of SQLite rows, from
-//! sqlx (the read connections) or rusqlite (the [`InlineReads`](super::InlineReads)) alike.
+//! Helpers to read typed values (IDs, state enums, IPv4 addresses) out of rows, from sqlx (the
+//! read connections, SQLite or PostgreSQL) or rusqlite (the [`InlineReads`](super::InlineReads)
+//! and the writer thread) alike.
 
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -26,7 +27,7 @@ pub trait Cols {
     }
 }
 
-impl Cols for SqliteRow {
+impl Cols for AnyRow {
     fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
         self.try_get(col)
     }
@@ -52,20 +53,23 @@ pub fn decode_err(col: &str, msg: String) -> sqlx::Error {
 }
 
 /// Reads a UUID stored as text into a typed ID.
-pub fn id<T: From<Uuid>>(row: &impl Cols, col: &str) -> Result<T, sqlx::Error> {
+pub fn id<T: From<Uuid>>(row: &(impl Cols + ?Sized), col: &str) -> Result<T, sqlx::Error> {
     let s = row.text(col)?;
     Uuid::parse_str(&s).map(T::from).map_err(|e| decode_err(col, e.to_string()))
 }
 
 /// Reads a nullable UUID column into an optional typed ID.
-pub fn opt_id<T: From<Uuid>>(row: &impl Cols, col: &str) -> Result<Option<T>, sqlx::Error> {
+pub fn opt_id<T: From<Uuid>>(
+    row: &(impl Cols + ?Sized),
+    col: &str,
+) -> Result<Option<T>, sqlx::Error> {
     let s = row.opt_text(col)?;
     s.map(|s| Uuid::parse_str(&s).map(T::from).map_err(|e| decode_err(col, e.to_string())))
         .transpose()
 }
 
 /// Reads a text column into anything that parses from a string (state enums).
-pub fn parsed<T: FromStr>(row: &impl Cols, col: &str) -> Result<T, sqlx::Error>
+pub fn parsed<T: FromStr>(row: &(impl Cols + ?Sized), col: &str) -> Result<T, sqlx::Error>
 where
     T::Err: std::fmt::Display,
 {
@@ -74,25 +78,25 @@ where
 }
 
 /// Reads an IPv4 address stored as an integer.
-pub fn ipv4(row: &impl Cols, col: &str) -> Result<Ipv4Addr, sqlx::Error> {
+pub fn ipv4(row: &(impl Cols + ?Sized), col: &str) -> Result<Ipv4Addr, sqlx::Error> {
     let n = row.int(col)?;
     u32::try_from(n).map(Ipv4Addr::from).map_err(|e| decode_err(col, e.to_string()))
 }
 
 /// Reads a non-negative integer column as u64.
-pub fn u64_col(row: &impl Cols, col: &str) -> Result<u64, sqlx::Error> {
+pub fn u64_col(row: &(impl Cols + ?Sized), col: &str) -> Result<u64, sqlx::Error> {
     let n = row.int(col)?;
     u64::try_from(n).map_err(|e| decode_err(col, e.to_string()))
 }
 
 /// Reads a non-negative integer column as u32.
-pub fn u32_col(row: &impl Cols, col: &str) -> Result<u32, sqlx::Error> {
+pub fn u32_col(row: &(impl Cols + ?Sized), col: &str) -> Result<u32, sqlx::Error> {
     let n = row.int(col)?;
     u32::try_from(n).map_err(|e| decode_err(col, e.to_string()))
 }
 
 /// Reads a Unix-milliseconds column as an RFC 3339 string.
-pub fn time(row: &impl Cols, col: &str) -> Result<String, sqlx::Error> {
+pub fn time(row: &(impl Cols + ?Sized), col: &str) -> Result<String, sqlx::Error> {
     let n = row.int(col)?;
     Ok(crate::time::rfc3339(n))
 }

@@ -1,57 +1,106 @@
 //! A write statement built like a sqlx query: `write(sql).bind(a).bind(b).execute(db.w())`.
 //!
-//! Values are converted to owned SQLite values as they are bound, so the statement can be sent
-//! to the writer thread; a value that cannot be converted fails the statement when it runs.
+//! A statement is data: its SQL (with `?` or `?N` placeholders, in order) and its parameters,
+//! encoded as they are bound into backend-neutral values that keep the type of a NULL (which
+//! PostgreSQL needs). So it can be sent to SQLite's writer thread, or run on PostgreSQL, and a
+//! transaction can be a list of them (see [`Writes::atomically`](super::Writes::atomically)).
+//! A value that cannot be encoded fails the statement when it runs.
 
 use std::borrow::Cow;
 
-use rusqlite::types::Value;
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::ToSql;
+use sqlx::any::AnyArguments;
+use sqlx::{Any, Arguments, Encode, Type};
+use sqlx_core::any::AnyValueKind;
 
-use super::writer::{owned, Writer, Written};
+use super::writes::Writes;
+use super::{Cols, Written};
 
-/// A write statement and its parameters (`?` or `?N` placeholders, in order).
+/// A write statement and its parameters.
 #[must_use = "a statement does nothing until it is executed"]
 pub struct Write {
-    sql: Cow<'static, str>,
-    params: Result<Vec<Value>, rusqlite::Error>,
+    pub(super) sql: Cow<'static, str>,
+    pub(super) params: Result<AnyArguments, String>,
+    /// In a transaction: the statement must change exactly one row, or the whole transaction
+    /// is declined (rolled back).
+    pub(super) must_change_one: bool,
 }
 
 /// Starts a write statement.
 pub fn write(sql: impl Into<Cow<'static, str>>) -> Write {
-    Write { sql: sql.into(), params: Ok(Vec::new()) }
+    Write { sql: sql.into(), params: Ok(AnyArguments::default()), must_change_one: false }
 }
 
 impl Write {
     /// Binds the next parameter.
-    pub fn bind<T: ToSql>(mut self, value: T) -> Self {
+    pub fn bind<'q, T: Encode<'q, Any> + Type<Any> + 'q>(mut self, value: T) -> Self {
         if let Ok(params) = &mut self.params {
-            match owned(&value) {
-                Ok(v) => params.push(v),
-                Err(e) => self.params = Err(e),
+            if let Err(e) = params.add(value) {
+                self.params = Err(format!("a parameter of `{}` cannot be encoded: {e}", self.sql));
             }
         }
         self
     }
 
-    /// Runs the statement on `conn` now (inside a [`Db::transaction`](super::Db::transaction)
-    /// closure); returns the rows it changed.
-    pub fn run_on(self, conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
-        let params = self.params?;
-        conn.prepare_cached(&self.sql)?.execute(rusqlite::params_from_iter(params.iter()))
+    /// Marks the statement, in a transaction, as one that must change exactly one row: when
+    /// it does not, the transaction is declined and none of it is kept.
+    pub fn must_change_one(mut self) -> Self {
+        self.must_change_one = true;
+        self
     }
 
     /// Runs the statement on the writer; returns once it is committed.
-    pub async fn execute(self, writer: &Writer) -> Result<Written, sqlx::Error> {
-        writer.execute(self.sql, self.params).await
+    pub async fn execute(self, writes: &Writes) -> Result<Written, sqlx::Error> {
+        writes.execute(self).await
     }
 
     /// Runs the statement and maps its first row, if any (for `... RETURNING`).
     pub async fn fetch_optional<T: Send + 'static>(
         self,
-        writer: &Writer,
-        map: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T> + Send + 'static,
+        writes: &Writes,
+        map: impl FnOnce(&dyn Cols) -> Result<T, sqlx::Error> + Send + 'static,
     ) -> Result<Option<T>, sqlx::Error> {
-        writer.fetch_optional(self.sql, self.params, map).await
+        writes.fetch_optional(self, map).await
+    }
+
+    /// The parameters as SQLite values.
+    pub(super) fn sqlite_params(
+        params: Result<AnyArguments, String>,
+    ) -> Result<Vec<SqliteParam>, rusqlite::Error> {
+        let params = params.map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+        Ok(params.values.0.into_iter().map(SqliteParam).collect())
+    }
+
+    /// Runs the statement on `conn` now (inside a SQLite transaction); returns the rows it
+    /// changed.
+    pub(super) fn run_on(self, conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
+        let params = Self::sqlite_params(self.params)?;
+        conn.prepare_cached(&self.sql)?.execute(rusqlite::params_from_iter(params.iter()))
+    }
+}
+
+/// One parameter, as SQLite binds it.
+pub(super) struct SqliteParam(AnyValueKind);
+
+impl ToSql for SqliteParam {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match &self.0 {
+            AnyValueKind::Null(_) => ToSqlOutput::Owned(Value::Null),
+            AnyValueKind::Bool(b) => ToSqlOutput::Owned(Value::Integer(i64::from(*b))),
+            AnyValueKind::SmallInt(i) => ToSqlOutput::Owned(Value::Integer(i64::from(*i))),
+            AnyValueKind::Integer(i) => ToSqlOutput::Owned(Value::Integer(i64::from(*i))),
+            AnyValueKind::BigInt(i) => ToSqlOutput::Owned(Value::Integer(*i)),
+            AnyValueKind::Real(r) => ToSqlOutput::Owned(Value::Real(f64::from(*r))),
+            AnyValueKind::Double(d) => ToSqlOutput::Owned(Value::Real(*d)),
+            AnyValueKind::Text(t) => ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes())),
+            AnyValueKind::TextSlice(t) => ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes())),
+            AnyValueKind::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            other => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    format!("unsupported bound value {other:?}").into(),
+                ))
+            }
+        })
     }
 }

@@ -74,6 +74,12 @@ pub fn to_sqlx(e: rusqlite::Error) -> sqlx::Error {
     }
 }
 
+/// A row of the write thread that could not be decoded, as rusqlite reports it (it becomes a
+/// sqlx error again on its way to the caller).
+pub fn decode_failed(e: sqlx::Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Null, Box::new(e))
+}
+
 /// The error of a write whose batch was rolled back by another write's failure.
 pub fn batch_failed(msg: &str) -> sqlx::Error {
     sqlx::Error::Protocol(format!("the write batch this write was in failed: {msg}"))

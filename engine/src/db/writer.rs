@@ -21,18 +21,17 @@
 //!
 //! A job whose caller stops waiting still runs; only its answer is dropped.
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
-use rusqlite::types::{ToSqlOutput, Value};
-use rusqlite::{Connection, ErrorCode, ToSql};
+use rusqlite::{Connection, ErrorCode};
 use tokio::sync::oneshot;
 
 use super::checkpoint::Checkpointer;
-use super::write_error::{batch_failed, closed, to_sqlx};
+use super::write_error::{batch_failed, closed, decode_failed, to_sqlx};
+use super::{Cols, Write, Written};
 
 /// Most jobs in one transaction.
 pub const MAX_BATCH: usize = 512;
@@ -64,10 +63,10 @@ struct Stats {
 }
 
 /// Counts a caller as waiting on the writer until dropped (also when the caller is cancelled).
-struct Pending<'a>(&'a AtomicUsize);
+pub(super) struct Pending<'a>(&'a AtomicUsize);
 
 impl<'a> Pending<'a> {
-    fn new(count: &'a AtomicUsize) -> Self {
+    pub(super) fn new(count: &'a AtomicUsize) -> Self {
         count.fetch_add(1, Ordering::SeqCst);
         Self(count)
     }
@@ -85,25 +84,6 @@ pub struct Writer {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     stats: Arc<Stats>,
     exited: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
-}
-
-/// What a write did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Written {
-    rows_affected: u64,
-    last_insert_rowid: i64,
-}
-
-impl Written {
-    /// Rows inserted, updated or deleted by the statement.
-    pub fn rows_affected(&self) -> u64 {
-        self.rows_affected
-    }
-
-    /// The rowid of the last row inserted on the connection.
-    pub fn last_insert_rowid(&self) -> i64 {
-        self.last_insert_rowid
-    }
 }
 
 impl Writer {
@@ -168,17 +148,13 @@ impl Writer {
         answer.await.unwrap_or_else(|_| Err(closed()))
     }
 
-    /// Runs one statement with `params`.
-    pub(super) async fn execute(
-        &self,
-        sql: Cow<'static, str>,
-        params: Result<Vec<Value>, rusqlite::Error>,
-    ) -> Result<Written, sqlx::Error> {
+    /// Runs one statement.
+    pub(super) async fn execute(&self, w: Write) -> Result<Written, sqlx::Error> {
         self.submit(move |conn, _| {
-            let params = params?;
-            let mut stmt = conn.prepare_cached(&sql)?;
+            let params = Write::sqlite_params(w.params)?;
+            let mut stmt = conn.prepare_cached(&w.sql)?;
             let rows_affected = stmt.execute(rusqlite::params_from_iter(params.iter()))? as u64;
-            Ok(Written { rows_affected, last_insert_rowid: conn.last_insert_rowid() })
+            Ok(Written { rows_affected })
         })
         .await
     }
@@ -186,47 +162,51 @@ impl Writer {
     /// Runs one statement and maps its first row, if any (`... RETURNING`).
     pub(super) async fn fetch_optional<T: Send + 'static>(
         &self,
-        sql: Cow<'static, str>,
-        params: Result<Vec<Value>, rusqlite::Error>,
-        map: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T> + Send + 'static,
+        w: Write,
+        map: impl FnOnce(&dyn Cols) -> Result<T, sqlx::Error> + Send + 'static,
     ) -> Result<Option<T>, sqlx::Error> {
-        self.submit(move |conn, _| {
-            let params = params?;
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
-            let first = match rows.next()? {
-                Some(row) => Some(map(row)?),
-                None => None,
-            };
-            // Step to the end so every row's change is made (RETURNING reports as it goes).
-            while rows.next()?.is_some() {}
-            Ok(first)
+        // In a transaction of its own: a row that fails to decode (or a panic while mapping
+        // it) must not leave the statement's change behind.
+        self.submit(move |conn, in_batch| {
+            atomically(conn, in_batch, move |tx| {
+                let params = Write::sqlite_params(w.params)?;
+                let mut stmt = tx.prepare_cached(&w.sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+                let first = match rows.next()? {
+                    Some(row) => Some(map(row).map_err(decode_failed)?),
+                    None => None,
+                };
+                // Step to the end so every row's change is made (RETURNING reports as it goes).
+                while rows.next()?.is_some() {}
+                Ok(Ok::<_, Infallible>(first))
+            })
+            .map(|v| match v {
+                Ok(v) => v,
+                Err(never) => match never {},
+            })
         })
         .await
     }
 
-    /// Runs `work` as one transaction: all of it or, on an error, none of it.
-    pub(super) async fn transaction<T: Send + 'static>(
+    /// Runs `writes` as one transaction: all of them or none. Declined (`Ok(Err(i))`, all
+    /// rolled back) when statement `i`, marked [`Write::must_change_one`], changed another
+    /// number of rows than one.
+    pub(super) async fn atomically(
         &self,
-        work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
-    ) -> Result<T, sqlx::Error> {
-        let work = move |conn: &Connection| work(conn).map(Ok::<T, Infallible>);
-        let ran = move |conn: &mut Connection, in_batch| {
-            atomically(conn, in_batch, work).map(|v| match v {
-                Ok(v) => v,
-                Err(never) => match never {},
+        writes: Vec<Write>,
+    ) -> Result<Result<(), usize>, sqlx::Error> {
+        self.submit(move |conn, in_batch| {
+            atomically(conn, in_batch, move |tx| {
+                for (i, w) in writes.into_iter().enumerate() {
+                    let must = w.must_change_one;
+                    if w.run_on(tx)? != 1 && must {
+                        return Ok(Err(i));
+                    }
+                }
+                Ok(Ok(()))
             })
-        };
-        self.submit(ran).await
-    }
-
-    /// Runs `work` as one transaction that it may decline: `Ok(Err(d))` rolls all of it back,
-    /// like an error, but is no error (a conditional update that found nothing to change).
-    pub(super) async fn transaction_if<T: Send + 'static, D: Send + 'static>(
-        &self,
-        work: impl FnOnce(&Connection) -> rusqlite::Result<Result<T, D>> + Send + 'static,
-    ) -> Result<Result<T, D>, sqlx::Error> {
-        self.submit(move |conn, in_batch| atomically(conn, in_batch, work)).await
+        })
+        .await
     }
 
     /// Batches finished so far and the jobs they held.
@@ -309,19 +289,6 @@ fn ends_transaction(e: &rusqlite::Error, conn: &Connection, in_batch: bool) -> b
     severe || conn.is_autocommit()
 }
 
-/// Converts a bound value into an owned one, as the thread needs it.
-pub(super) fn owned(v: &dyn ToSql) -> Result<Value, rusqlite::Error> {
-    match v.to_sql()? {
-        ToSqlOutput::Borrowed(r) => {
-            Value::try_from(r).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
-        }
-        ToSqlOutput::Owned(v) => Ok(v),
-        other => Err(rusqlite::Error::ToSqlConversionFailure(
-            format!("unsupported bound value {other:?}").into(),
-        )),
-    }
-}
-
 /// Runs one job; a job that panics fails its batch (its caller sees the write as lost) instead
 /// of taking the thread, and every later write, down with it.
 fn run_job(job: Job, conn: &mut Connection, in_batch: bool) -> Ran {
@@ -402,7 +369,14 @@ fn run(conn: &mut Connection, rx: &mpsc::Receiver<Job>, stats: &Stats, ckpt: &Ch
 mod tests {
     use futures::future::join_all;
 
-    use crate::db::{write, Db};
+    use crate::db::{write, Db, Writes};
+
+    fn batch_stats(db: &Db) -> (u64, u64) {
+        match db.w() {
+            Writes::Sqlite(w) => w.batch_stats(),
+            Writes::Postgres(_) => panic!("not a SQLite database"),
+        }
+    }
 
     async fn file_db() -> (Db, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("oxstack-writer-{}", uuid::Uuid::new_v4()));
@@ -443,7 +417,7 @@ mod tests {
         for r in join_all(writes).await {
             r.unwrap();
         }
-        let (batches, jobs) = db.w().batch_stats();
+        let (batches, jobs) = batch_stats(&db);
         assert!(batches > 0 && jobs > batches, "no batching: {batches} batches, {jobs} jobs");
         assert!(db.idle());
         db.close().await;
@@ -470,7 +444,7 @@ mod tests {
             }
         }
         assert_eq!(zones(&db).await, 1 + 180);
-        assert!(db.w().batch_stats().0 > 0, "the writes never shared a batch");
+        assert!(batch_stats(&db).0 > 0, "the writes never shared a batch");
         db.close().await;
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -482,15 +456,11 @@ mod tests {
         let jobs = (0..100).map(|i| {
             let db = db.clone();
             tokio::spawn(async move {
+                let sql = "INSERT INTO zones (uuid, name, state, created_at) VALUES (?1, ?1, 'Enabled', 0)";
+                // Every fifth one fails half-way: its first insert must go too.
+                let second = if i % 5 == 0 { "taken".to_string() } else { format!("b{i}") };
                 let res = db
-                    .transaction(move |tx| {
-                        let sql = "INSERT INTO zones (uuid, name, state, created_at) VALUES (?1, ?1, 'Enabled', 0)";
-                        tx.execute(sql, [format!("a{i}")])?;
-                        // Every fifth one fails half-way: its first insert must go too.
-                        let second = if i % 5 == 0 { "taken".to_string() } else { format!("b{i}") };
-                        tx.execute(sql, [second])?;
-                        Ok(())
-                    })
+                    .atomically(vec![write(sql).bind(format!("a{i}")), write(sql).bind(second)])
                     .await;
                 (i, res)
             })
@@ -515,35 +485,36 @@ mod tests {
         let jobs = (0..60).map(|i| {
             let db = db.clone();
             tokio::spawn(async move {
-                let res = db
-                    .transaction_if(move |tx| {
-                        write("INSERT INTO zones (uuid, name, state, created_at) VALUES (?, ?, 'Enabled', 0)")
-                            .bind(format!("d{i}"))
-                            .bind(format!("d{i}"))
-                            .run_on(tx)?;
-                        // Every third one declines after its insert: the insert must go too.
-                        Ok(if i % 3 == 0 { Err(i) } else { Ok(i) })
-                    })
-                    .await;
+                let insert = write(
+                    "INSERT INTO zones (uuid, name, state, created_at) VALUES (?, ?, 'Enabled', 0)",
+                )
+                .bind(format!("d{i}"))
+                .bind(format!("d{i}"));
+                // Every third one declines after its insert (an update that finds no row):
+                // the insert must go too.
+                let target = if i % 3 == 0 { "nobody".to_string() } else { format!("d{i}") };
+                let rename = write("UPDATE zones SET name = name || '!' WHERE uuid = ?")
+                    .bind(target)
+                    .must_change_one();
+                let res = db.atomically(vec![insert, rename]).await;
                 (i, res)
             })
         });
         for r in join_all(jobs).await {
             let (i, res) = r.unwrap();
-            let expected = if i % 3 == 0 { Err(i) } else { Ok(i) };
+            let expected = if i % 3 == 0 { Err(1) } else { Ok(()) };
             assert_eq!(res.unwrap(), expected, "transaction {i}");
         }
         assert_eq!(zones(&db).await, 40, "a declined transaction left its insert behind");
         // Alone (autocommit path) too.
         let none = db
-            .transaction_if(|tx| {
-                write("INSERT INTO zones (uuid, name, state, created_at) VALUES ('x', 'x', 'Enabled', 0)")
-                    .run_on(tx)?;
-                Ok(Err::<(), _>("declined"))
-            })
+            .atomically(vec![
+                write("INSERT INTO zones (uuid, name, state, created_at) VALUES ('x', 'x', 'Enabled', 0)"),
+                write("DELETE FROM zones WHERE uuid = 'nobody'").must_change_one(),
+            ])
             .await
             .unwrap();
-        assert_eq!(none, Err("declined"));
+        assert_eq!(none, Err(1));
         assert_eq!(zones(&db).await, 40);
         db.close().await;
         std::fs::remove_dir_all(&dir).unwrap();
@@ -552,12 +523,11 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_write_fails_alone_and_the_writer_keeps_going() {
         let db = Db::connect("sqlite::memory:").await.unwrap();
-        let lost = db
-            .transaction(|tx| -> rusqlite::Result<()> {
-                tx.execute("INSERT INTO zones (uuid, name, state, created_at) VALUES ('p', 'p', 'Enabled', 0)", [])?;
-                panic!("a bug in a write");
-            })
-            .await;
+        let lost: Result<Option<()>, _> = write(
+            "INSERT INTO zones (uuid, name, state, created_at) VALUES ('p', 'p', 'Enabled', 0) RETURNING uuid",
+        )
+        .fetch_optional(db.w(), |_| panic!("a bug in a write"))
+        .await;
         assert!(lost.is_err(), "{lost:?}");
         insert_zone(&db, "after".into()).await.unwrap();
         assert_eq!(zones(&db).await, 1, "the panicked transaction's insert was kept");
@@ -570,13 +540,13 @@ mod tests {
         insert_zone(&db, "z".into()).await.unwrap();
         let gone: Option<String> = write("DELETE FROM zones WHERE uuid = ? RETURNING name")
             .bind("z")
-            .fetch_optional(db.w(), |r| r.get(0))
+            .fetch_optional(db.w(), |r| r.text("name"))
             .await
             .unwrap();
         assert_eq!(gone.as_deref(), Some("z"));
         let again: Option<String> = write("DELETE FROM zones WHERE uuid = ? RETURNING name")
             .bind("z")
-            .fetch_optional(db.w(), |r| r.get(0))
+            .fetch_optional(db.w(), |r| r.text("name"))
             .await
             .unwrap();
         assert_eq!(again, None);

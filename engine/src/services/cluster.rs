@@ -1,7 +1,7 @@
 //! Clusters: groups of hosts of one hypervisor type, attached to primary storage and L2 networks.
 
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 use utoipa::ToSchema;
 
@@ -46,7 +46,7 @@ pub struct CreateCluster {
 
 const COLUMNS: &str = "uuid, zone_uuid, name, hypervisor_type, state, created_at";
 
-fn decode(r: &SqliteRow) -> Result<Cluster, sqlx::Error> {
+fn decode(r: &AnyRow) -> Result<Cluster, sqlx::Error> {
     Ok(Cluster {
         uuid: db::id(r, "uuid")?,
         zone_uuid: db::id(r, "zone_uuid")?,
@@ -199,7 +199,7 @@ impl Engine {
                 ),
             ));
         }
-        crate::db::write("INSERT OR IGNORE INTO cluster_primary_storages (cluster_uuid, primary_storage_uuid) VALUES (?, ?)")
+        crate::db::write("INSERT INTO cluster_primary_storages (cluster_uuid, primary_storage_uuid) VALUES (?, ?) ON CONFLICT DO NOTHING")
             .bind(cluster.to_string())
             .bind(ps.to_string())
             .execute(self.db.w())
@@ -231,7 +231,7 @@ impl Engine {
                 ),
             ));
         }
-        crate::db::write("INSERT OR IGNORE INTO cluster_l2_networks (cluster_uuid, l2_network_uuid) VALUES (?, ?)")
+        crate::db::write("INSERT INTO cluster_l2_networks (cluster_uuid, l2_network_uuid) VALUES (?, ?) ON CONFLICT DO NOTHING")
             .bind(cluster.to_string())
             .bind(l2.to_string())
             .execute(self.db.w())

@@ -10,7 +10,7 @@ use oxstack_hypervisor::{
     AgentToken, HostConnectSpec, HostId, HypervisorError, SimulatedHostCapacity,
 };
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 use utoipa::ToSchema;
 
@@ -92,7 +92,7 @@ const COLUMNS: &str =
     "uuid, zone_uuid, cluster_uuid, name, management_ip, state, status, cpu_total, cpu_used, \
                        memory_total, memory_used, hypervisor_version, created_at";
 
-fn decode(r: &SqliteRow) -> Result<Host, sqlx::Error> {
+fn decode(r: &AnyRow) -> Result<Host, sqlx::Error> {
     Ok(Host {
         uuid: db::id(r, "uuid")?,
         zone_uuid: db::id(r, "zone_uuid")?,

@@ -18,6 +18,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::config::ConfigName;
+use crate::db::Dialect;
 use crate::error::{EngineError, EngineResult};
 use crate::services::host::HostStatus;
 use crate::services::vm::VmState;
@@ -172,11 +173,14 @@ impl Engine {
     /// row over from SQLite's thread separately, which for 30,000 hosts took longer than
     /// pinging them all in the simulator.
     pub(crate) async fn host_statuses(&self) -> EngineResult<Vec<(String, String)>> {
-        let all: Option<String> = sqlx::query_scalar(
-            "SELECT group_concat(uuid || ' ' || status, ',') FROM (SELECT uuid, status FROM hosts ORDER BY rowid)",
-        )
-        .fetch_one(self.db.r())
-        .await?;
+        let sql = match self.db.dialect() {
+            Dialect::Sqlite => {
+                "SELECT group_concat(uuid || ' ' || status, ',') FROM (SELECT uuid, status FROM hosts ORDER BY rowid)"
+            }
+            // No rowid: in the order of the uuids, which start with their creation time.
+            Dialect::Postgres => "SELECT string_agg(uuid || ' ' || status, ',' ORDER BY uuid) FROM hosts",
+        };
+        let all: Option<String> = sqlx::query_scalar(sql).fetch_one(self.db.r()).await?;
         Ok(all
             .unwrap_or_default()
             .split(',')

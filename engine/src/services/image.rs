@@ -1,11 +1,11 @@
 //! Images: what root volumes are cloned from, kept on backup storage.
 
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 use utoipa::ToSchema;
 
-use crate::db;
+use crate::db::{self, write};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{BackupStorageId, ImageId};
 use crate::services::{check_name, to_i64, ListQuery, Page};
@@ -44,7 +44,7 @@ pub struct CreateImage {
 
 const COLUMNS: &str = "uuid, backup_storage_uuid, name, format, size_bytes, url, created_at";
 
-fn decode(r: &SqliteRow) -> Result<Image, sqlx::Error> {
+fn decode(r: &AnyRow) -> Result<Image, sqlx::Error> {
     Ok(Image {
         uuid: db::id(r, "uuid")?,
         backup_storage_uuid: db::id(r, "backup_storage_uuid")?,
@@ -86,22 +86,22 @@ impl Engine {
         let id: ImageId = self.ids.next();
         let (bs, row) = (req.backup_storage_uuid.to_string(), id.to_string());
         let (name, format, url) = (req.name.clone(), req.format.clone(), req.url.clone());
-        let fits = self
-            .db
-            .transaction(move |tx| {
-                let fits = tx.execute(
-                    "UPDATE backup_storages SET used_bytes = used_bytes + ?1 WHERE uuid = ?2 AND used_bytes + ?1 <= total_bytes",
-                    rusqlite::params![size, bs],
-                )?;
-                if fits == 1 {
-                    tx.execute(
-                        "INSERT INTO images (uuid, backup_storage_uuid, name, format, size_bytes, url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        rusqlite::params![row, bs, name, format, size, url, crate::time::now_ms()],
-                    )?;
-                }
-                Ok(fits == 1)
-            })
-            .await?;
+        let charge = write(
+            "UPDATE backup_storages SET used_bytes = used_bytes + ?1 WHERE uuid = ?2 AND used_bytes + ?1 <= total_bytes",
+        )
+        .bind(size)
+        .bind(bs.clone());
+        let insert = write(
+            "INSERT INTO images (uuid, backup_storage_uuid, name, format, size_bytes, url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(row)
+        .bind(bs)
+        .bind(name)
+        .bind(format)
+        .bind(size)
+        .bind(url)
+        .bind(crate::time::now_ms());
+        let fits = self.db.then_if_one(charge, insert).await?;
         if !fits {
             return Err(EngineError::InsufficientCapacity(format!(
                 "backup storage {} has no room for {} bytes",
@@ -140,18 +140,14 @@ impl Engine {
         }
         let size = to_i64("size_bytes", image.size_bytes)?;
         let (row, bs) = (id.to_string(), image.backup_storage_uuid.to_string());
-        self.db
-            .transaction(move |tx| {
-                // Only a delete that happened gives the bytes back (two racing deletes free once).
-                if tx.execute("DELETE FROM images WHERE uuid = ?", [&row])? == 1 {
-                    tx.execute(
-                        "UPDATE backup_storages SET used_bytes = MAX(0, used_bytes - ?) WHERE uuid = ?",
-                        rusqlite::params![size, bs],
-                    )?;
-                }
-                Ok(())
-            })
-            .await?;
+        // Only a delete that happened gives the bytes back (two racing deletes free once).
+        let delete = write("DELETE FROM images WHERE uuid = ?").bind(row);
+        let refund = write(
+            "UPDATE backup_storages SET used_bytes = CASE WHEN used_bytes > ?1 THEN used_bytes - ?1 ELSE 0 END WHERE uuid = ?2",
+        )
+        .bind(size)
+        .bind(bs);
+        self.db.then_if_one(delete, refund).await?;
         self.events.publish("image", id.0, Some("Ready"), None);
         Ok(())
     }

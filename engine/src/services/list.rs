@@ -1,8 +1,8 @@
 //! List queries: the filters and paging every `GET` list accepts, turned into SQL.
 
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{Arguments, Sqlite};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::{Any, Arguments};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::db::Db;
@@ -52,7 +52,7 @@ impl ListQuery {
         table: &str,
         columns: &str,
         allowed: &[(&str, &str)],
-        decode: impl Fn(&SqliteRow) -> Result<T, sqlx::Error>,
+        decode: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
     ) -> EngineResult<Page<T>> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if limit == 0 || limit > MAX_LIMIT {
@@ -73,7 +73,7 @@ impl ListQuery {
             ("l3_network_uuid", self.l3_network_uuid.map(|u| u.to_string())),
         ];
         let mut clauses = Vec::new();
-        let mut args = SqliteArguments::default();
+        let mut values = Vec::new();
         for (filter, value) in given {
             let Some(value) = value else { continue };
             let Some((_, column)) = allowed.iter().find(|(f, _)| *f == filter) else {
@@ -84,7 +84,7 @@ impl ListQuery {
                 ));
             };
             clauses.push(format!("{column} = ?"));
-            args.add(value).map_err(|e| EngineError::Internal(e.to_string()))?;
+            values.push(value);
         }
         let where_sql = if clauses.is_empty() {
             String::new()
@@ -92,14 +92,21 @@ impl ListQuery {
             format!(" WHERE {}", clauses.join(" AND "))
         };
         let count_sql = format!("SELECT COUNT(*) FROM {table}{where_sql}");
+        let args = || -> EngineResult<AnyArguments> {
+            let mut args = AnyArguments::default();
+            for v in &values {
+                args.add(v.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
+            }
+            Ok(args)
+        };
         let total: i64 =
-            sqlx::query_scalar_with::<Sqlite, i64, _>(sqlx::AssertSqlSafe(count_sql), args.clone())
+            sqlx::query_scalar_with::<Any, i64, _>(sqlx::AssertSqlSafe(count_sql), args()?)
                 .fetch_one(db.r())
                 .await?;
         let sql = format!(
             "SELECT {columns} FROM {table}{where_sql} ORDER BY created_at, uuid LIMIT {limit} OFFSET {offset}"
         );
-        let rows = sqlx::query_with(sqlx::AssertSqlSafe(sql), args).fetch_all(db.r()).await?;
+        let rows = sqlx::query_with(sqlx::AssertSqlSafe(sql), args()?).fetch_all(db.r()).await?;
         let items = rows.iter().map(&decode).collect::<Result<Vec<_>, _>>()?;
         Ok(Page { items, total, limit, offset })
     }

@@ -1,7 +1,7 @@
 //! Instance offerings: VM sizes (cpus and memory).
 
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 use utoipa::ToSchema;
 
@@ -33,7 +33,7 @@ pub struct CreateInstanceOffering {
 
 const COLUMNS: &str = "uuid, name, cpus, memory_bytes, created_at";
 
-fn decode(r: &SqliteRow) -> Result<InstanceOffering, sqlx::Error> {
+fn decode(r: &AnyRow) -> Result<InstanceOffering, sqlx::Error> {
     Ok(InstanceOffering {
         uuid: db::id(r, "uuid")?,
         name: r.try_get("name")?,

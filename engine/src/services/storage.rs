@@ -1,7 +1,7 @@
 //! Primary storage (where volumes live) and backup storage (where images live).
 
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 use utoipa::ToSchema;
 
@@ -67,7 +67,7 @@ pub struct CreateBackupStorage {
 const PS_COLUMNS: &str = "uuid, zone_uuid, name, url, total_bytes, used_bytes, state, created_at";
 const BS_COLUMNS: &str = "uuid, zone_uuid, name, url, total_bytes, used_bytes, created_at";
 
-fn decode_ps(r: &SqliteRow) -> Result<PrimaryStorage, sqlx::Error> {
+fn decode_ps(r: &AnyRow) -> Result<PrimaryStorage, sqlx::Error> {
     Ok(PrimaryStorage {
         uuid: db::id(r, "uuid")?,
         zone_uuid: db::id(r, "zone_uuid")?,
@@ -80,7 +80,7 @@ fn decode_ps(r: &SqliteRow) -> Result<PrimaryStorage, sqlx::Error> {
     })
 }
 
-fn decode_bs(r: &SqliteRow) -> Result<BackupStorage, sqlx::Error> {
+fn decode_bs(r: &AnyRow) -> Result<BackupStorage, sqlx::Error> {
     Ok(BackupStorage {
         uuid: db::id(r, "uuid")?,
         zone_uuid: db::id(r, "zone_uuid")?,

@@ -1,7 +1,7 @@
 //! Zones: the top of the resource tree.
 
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
 use crate::db;
@@ -32,7 +32,7 @@ pub struct CreateZone {
 
 const COLUMNS: &str = "uuid, name, description, state, created_at";
 
-fn decode(r: &SqliteRow) -> Result<Zone, sqlx::Error> {
+fn decode(r: &AnyRow) -> Result<Zone, sqlx::Error> {
     use sqlx::Row;
     Ok(Zone {
         uuid: db::id(r, "uuid")?,

@@ -54,8 +54,9 @@ impl Server {
     pub async fn start() -> Self {
         let sim = Arc::new(SimCloud::new(SimConfig::with_seed(42)));
         let hv: Arc<dyn Hypervisor> = sim.clone();
+        let db_url = oxstack_engine::db::pg::test_database("api").await.expect("test database");
         let opts = EngineOptions {
-            db_url: "sqlite::memory:".into(),
+            db_url: db_url.unwrap_or_else(|| "sqlite::memory:".into()),
             background_tasks: false,
             ..EngineOptions::default()
         };

@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 use utoipa::ToSchema;
 
@@ -44,7 +44,7 @@ pub struct CreateIpRange {
     pub gateway: String,
 }
 
-fn decode(r: &SqliteRow) -> Result<IpRange, sqlx::Error> {
+fn decode(r: &AnyRow) -> Result<IpRange, sqlx::Error> {
     Ok(IpRange {
         uuid: db::id(r, "uuid")?,
         l3_network_uuid: db::id(r, "l3_network_uuid")?,

@@ -4,7 +4,7 @@ pub mod ip_range;
 pub mod ipam;
 
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 use utoipa::ToSchema;
 
@@ -71,7 +71,7 @@ pub struct CreateL3Network {
 const L2_COLUMNS: &str = "uuid, zone_uuid, name, physical_interface, vlan, created_at";
 const L3_COLUMNS: &str = "uuid, zone_uuid, l2_network_uuid, name, created_at";
 
-fn decode_l2(r: &SqliteRow) -> Result<L2Network, sqlx::Error> {
+fn decode_l2(r: &AnyRow) -> Result<L2Network, sqlx::Error> {
     let vlan: Option<i64> = r.try_get("vlan")?;
     Ok(L2Network {
         uuid: db::id(r, "uuid")?,
@@ -83,7 +83,7 @@ fn decode_l2(r: &SqliteRow) -> Result<L2Network, sqlx::Error> {
     })
 }
 
-fn decode_l3(r: &SqliteRow) -> Result<L3Network, sqlx::Error> {
+fn decode_l3(r: &AnyRow) -> Result<L3Network, sqlx::Error> {
     Ok(L3Network {
         uuid: db::id(r, "uuid")?,
         zone_uuid: db::id(r, "zone_uuid")?,

@@ -124,8 +124,8 @@ impl Engine {
         // insert if the storage turned out to be full: two statements instead of a read and a
         // four-statement transaction, on every create's path.
         let inserted = crate::db::write(
-            "INSERT OR IGNORE INTO volumes (uuid, vm_uuid, primary_storage_uuid, kind, size_bytes, format, device_index, created_at) \
-             VALUES (?, ?, ?, 'Root', ?, ?, 0, ?)",
+            "INSERT INTO volumes (uuid, vm_uuid, primary_storage_uuid, kind, size_bytes, format, device_index, created_at) \
+             VALUES (?, ?, ?, 'Root', ?, ?, 0, ?) ON CONFLICT DO NOTHING",
         )
         .bind(volume.to_string())
         .bind(vm.to_string())
@@ -186,21 +186,14 @@ impl Engine {
                 .await?;
         let Some((ps, bytes)) = row else { return Ok(()) };
         let _cache = self.cache_gate.read().await;
-        let (row, storage) = (volume.to_string(), ps.clone());
-        let deleted = self
-            .db
-            .transaction(move |tx| {
-                let deleted =
-                    tx.prepare_cached("DELETE FROM volumes WHERE uuid = ?")?.execute([&row])? == 1;
-                if deleted {
-                    tx.prepare_cached(
-                        "UPDATE primary_storages SET used_bytes = MAX(0, used_bytes - ?) WHERE uuid = ?",
-                    )?
-                    .execute(rusqlite::params![bytes, storage])?;
-                }
-                Ok(deleted)
-            })
-            .await?;
+        let delete =
+            crate::db::write("DELETE FROM volumes WHERE uuid = ?").bind(volume.to_string());
+        let refund = crate::db::write(
+            "UPDATE primary_storages SET used_bytes = CASE WHEN used_bytes > ?1 THEN used_bytes - ?1 ELSE 0 END WHERE uuid = ?2",
+        )
+        .bind(bytes)
+        .bind(ps.clone());
+        let deleted = self.db.then_if_one(delete, refund).await?;
         if deleted {
             if let Ok(ps) = ps.parse::<PrimaryStorageId>() {
                 self.scheduler.topology().release_storage(ps, bytes as u64);
@@ -306,7 +299,7 @@ impl Engine {
         let row: Option<(String, i64)> =
             crate::db::write("DELETE FROM vm_nics WHERE uuid = ? RETURNING l3_network_uuid, ip")
                 .bind(nic.to_string())
-                .fetch_optional(self.db.w(), |r| Ok((r.get(0)?, r.get(1)?)))
+                .fetch_optional(self.db.w(), |r| Ok((r.text("l3_network_uuid")?, r.int("ip")?)))
                 .await?;
         if let Some((l3, ip)) = row {
             let l3: L3NetworkId =

@@ -23,8 +23,11 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use utoipa::ToSchema;
 
+use std::sync::LazyLock;
+
 use super::allocate::HostRequest;
 use super::{VmInstance, VmState};
+use crate::db::Dialect;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{
     ClusterId, ImageId, InstanceOfferingId, L2NetworkId, L3NetworkId, NicId, VmId, VolumeId, ZoneId,
@@ -158,6 +161,28 @@ impl Journaled for CreateCtx {
     }
 }
 
+/// The offering, the image and the L3 networks of a create, in one query in `dialect`.
+fn plan_query(dialect: Dialect) -> &'static str {
+    static BOTH: LazyLock<[String; 2]> = LazyLock::new(|| {
+        [Dialect::Sqlite, Dialect::Postgres].map(|d| {
+            let l3s =
+                d.json_rows("l3.uuid, l3.zone_uuid, l3.l2_network_uuid, l2.physical_interface", None);
+            let wanted = d.json_elements("?3");
+            format!(
+                "SELECT o.cpus, o.memory_bytes, i.url, i.format, i.size_bytes, \
+                 (SELECT {l3s} FROM l3_networks l3 JOIN l2_networks l2 ON l2.uuid = l3.l2_network_uuid \
+                  WHERE l3.uuid IN {wanted}) AS l3s_json \
+                 FROM (SELECT 1 AS one) AS one LEFT JOIN instance_offerings o ON o.uuid = ?1 \
+                 LEFT JOIN images i ON i.uuid = ?2"
+            )
+        })
+    });
+    match dialect {
+        Dialect::Sqlite => &BOTH[0],
+        Dialect::Postgres => &BOTH[1],
+    }
+}
+
 impl Engine {
     /// Validates a create request and fixes the new VM's IDs. Changes nothing.
     ///
@@ -167,18 +192,12 @@ impl Engine {
         check_name(&req.name)?;
         let l3_list = serde_json::to_string(&req.l3_network_uuids)
             .map_err(|e| EngineError::Internal(format!("encoding L3 uuids: {e}")))?;
-        let row = sqlx::query(
-            "SELECT o.cpus, o.memory_bytes, i.url, i.format, i.size_bytes, \
-             (SELECT json_group_array(json_array(l3.uuid, l3.zone_uuid, l3.l2_network_uuid, l2.physical_interface)) \
-              FROM l3_networks l3 JOIN l2_networks l2 ON l2.uuid = l3.l2_network_uuid \
-              WHERE l3.uuid IN (SELECT value FROM json_each(?3))) AS l3s_json \
-             FROM (SELECT 1) LEFT JOIN instance_offerings o ON o.uuid = ?1 LEFT JOIN images i ON i.uuid = ?2",
-        )
-        .bind(req.instance_offering_uuid.to_string())
-        .bind(req.image_uuid.to_string())
-        .bind(l3_list)
-        .fetch_one(self.db.r())
-        .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(plan_query(self.db.dialect())))
+            .bind(req.instance_offering_uuid.to_string())
+            .bind(req.image_uuid.to_string())
+            .bind(l3_list)
+            .fetch_one(self.db.r())
+            .await?;
         let (Some(cpus), Some(memory)) =
             (row.try_get::<Option<i64>, _>(0)?, row.try_get::<Option<i64>, _>(1)?)
         else {

@@ -10,7 +10,7 @@
 
 use async_trait::async_trait;
 use oxstack_hypervisor::HypervisorError;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{VmOp, VmState};
@@ -188,7 +188,7 @@ pub struct ExpungeCtx {
     pub vm: VmId,
     nics: Vec<SavedNic>,
     volumes: Vec<SavedVolume>,
-    vm_row: Option<SqliteRow>,
+    vm_row: Option<AnyRow>,
 }
 
 impl ExpungeCtx {
@@ -235,7 +235,7 @@ impl Step<ExpungeCtx> for FreeNics {
         for n in &ctx.nics {
             let _cache = ctx.engine.cache_gate.read().await;
             crate::db::write(
-                "INSERT OR IGNORE INTO vm_nics (uuid, vm_uuid, l3_network_uuid, ip, mac, device_index, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO vm_nics (uuid, vm_uuid, l3_network_uuid, ip, mac, device_index, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             )
             .bind(n.uuid.to_string())
             .bind(ctx.vm.to_string())
@@ -282,37 +282,25 @@ impl Step<ExpungeCtx> for FreeVolumes {
     async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
         for v in &ctx.volumes {
             let _cache = ctx.engine.cache_gate.read().await;
-            let (vm, volume) = (ctx.vm.to_string(), v.clone());
-            let inserted = ctx
-                .engine
-                .db
-                .transaction(move |tx| {
-                    let v = volume;
-                    let inserted = tx
-                        .prepare_cached(
-                            "INSERT OR IGNORE INTO volumes (uuid, vm_uuid, primary_storage_uuid, kind, size_bytes, format, device_index, created_at) \
-                             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        )?
-                        .execute(rusqlite::params![
-                            v.uuid.to_string(),
-                            vm,
-                            v.primary_storage,
-                            v.kind,
-                            v.size,
-                            v.format,
-                            v.device_index,
-                            v.created_at
-                        ])?;
-                    if inserted == 1 {
-                        tx.prepare_cached(
-                            "UPDATE primary_storages SET used_bytes = used_bytes + ? WHERE uuid = ?",
-                        )?
-                        .execute(rusqlite::params![v.size, v.primary_storage])?;
-                    }
-                    Ok(inserted)
-                })
-                .await?;
-            if inserted == 1 {
+            let insert = crate::db::write(
+                "INSERT INTO volumes (uuid, vm_uuid, primary_storage_uuid, kind, size_bytes, format, device_index, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(v.uuid.to_string())
+            .bind(ctx.vm.to_string())
+            .bind(v.primary_storage.clone())
+            .bind(v.kind.clone())
+            .bind(v.size)
+            .bind(v.format.clone())
+            .bind(v.device_index)
+            .bind(v.created_at);
+            let charge = crate::db::write(
+                "UPDATE primary_storages SET used_bytes = used_bytes + ? WHERE uuid = ?",
+            )
+            .bind(v.size)
+            .bind(v.primary_storage.clone());
+            let inserted = ctx.engine.db.then_if_one(insert, charge).await?;
+            if inserted {
                 if let Ok(ps) = v.primary_storage.parse() {
                     let mut t = ctx.engine.scheduler.topology();
                     if let Some(s) = t.storages.get_mut(&ps) {
@@ -347,9 +335,9 @@ impl Step<ExpungeCtx> for DeleteVm {
     async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
         let Some(r) = &ctx.vm_row else { return Ok(()) };
         crate::db::write(
-            "INSERT OR IGNORE INTO vm_instances (uuid, name, zone_uuid, cluster_uuid, host_uuid, last_host_uuid, instance_offering_uuid, \
+            "INSERT INTO vm_instances (uuid, name, zone_uuid, cluster_uuid, host_uuid, last_host_uuid, instance_offering_uuid, \
              image_uuid, cpus, memory_bytes, state, created_at, state_changed_at, op_node) \
-             VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(r.try_get::<String, _>("uuid")?)
         .bind(r.try_get::<String, _>("name")?)

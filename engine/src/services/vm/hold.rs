@@ -28,8 +28,9 @@ const RESERVE: &str = "UPDATE hosts SET cpu_used = cpu_used + ?1, memory_used = 
      AND (SELECT state FROM clusters WHERE uuid = hosts.cluster_uuid) = 'Enabled'";
 
 /// Gives capacity back to a host.
-const RELEASE: &str = "UPDATE hosts SET cpu_used = MAX(0, cpu_used - ?), \
-     memory_used = MAX(0, memory_used - ?) WHERE uuid = ?";
+const RELEASE: &str = "UPDATE hosts SET \
+     cpu_used = CASE WHEN cpu_used > ?1 THEN cpu_used - ?1 ELSE 0 END, \
+     memory_used = CASE WHEN memory_used > ?2 THEN memory_used - ?2 ELSE 0 END WHERE uuid = ?3";
 
 /// Charges a host whatever its free capacity.
 const CHARGE: &str =
@@ -85,18 +86,13 @@ impl Engine {
             };
             let outcome = self
                 .db
-                .transaction_if(move |tx| {
-                    if reserve.run_on(tx)? != 1 {
-                        return Ok(Err(Declined::NoRoom));
-                    }
-                    for w in held {
-                        if w.run_on(tx)? != 1 {
-                            return Ok(Err(Declined::NotHeld));
-                        }
-                    }
-                    Ok(Ok(()))
-                })
-                .await;
+                .atomically(
+                    std::iter::once(reserve).chain(held).map(Write::must_change_one).collect(),
+                )
+                .await
+                .map(|ran| {
+                    ran.map_err(|i| if i == 0 { Declined::NoRoom } else { Declined::NotHeld })
+                });
             match outcome {
                 Ok(Ok(())) => return Ok(host),
                 Ok(Err(Declined::NoRoom)) => {
@@ -162,9 +158,10 @@ impl Engine {
 
     /// Reloads one host's capacity and schedulability into the index from the database.
     pub(crate) async fn refresh_host_capacity(&self, host: HostId) -> EngineResult<()> {
-        let row: Option<(i64, i64, i64, i64, bool)> = sqlx::query_as(
+        let row: Option<(i64, i64, i64, i64, i64)> = sqlx::query_as(
             "SELECT cpu_total, cpu_used, memory_total, memory_used, \
-             state = 'Enabled' AND status = 'Connected' FROM hosts WHERE uuid = ?",
+             CASE WHEN state = 'Enabled' AND status = 'Connected' THEN 1 ELSE 0 END \
+             FROM hosts WHERE uuid = ?",
         )
         .bind(host.to_string())
         .fetch_optional(self.db.r())
@@ -174,7 +171,7 @@ impl Engine {
             Some((ct, cu, mt, mu, schedulable)) => {
                 if let Some(mut c) = idx.get(host).copied() {
                     (c.cpu_total, c.cpu_used, c.memory_total, c.memory_used, c.schedulable) =
-                        (ct as u32, cu as u32, mt as u64, mu as u64, schedulable);
+                        (ct as u32, cu as u32, mt as u64, mu as u64, schedulable == 1);
                     idx.upsert(host, c);
                 }
             }

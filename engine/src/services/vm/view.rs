@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::db::{self, Cols};
+use crate::db::{self, Cols, Dialect};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{
     ClusterId, HostId, ImageId, InstanceOfferingId, L3NetworkId, NicId, VmId, VolumeId, ZoneId,
@@ -58,16 +58,39 @@ pub struct VmNic {
     pub device_index: u32,
 }
 
-/// The columns [`decode`] reads, NICs and root volume included (also usable in `RETURNING`).
-pub(super) const COLUMNS: &str = "uuid, name, zone_uuid, cluster_uuid, host_uuid, last_host_uuid, instance_offering_uuid, \
-    image_uuid, cpus, memory_bytes, state, created_at, state_changed_at, \
-    (SELECT uuid FROM volumes WHERE vm_uuid = vm_instances.uuid AND kind = 'Root') AS root_volume_uuid, \
-    (SELECT json_group_array(json_array(uuid, l3_network_uuid, ip, mac, device_index) ORDER BY device_index) \
-     FROM vm_nics WHERE vm_uuid = vm_instances.uuid) AS nics_json";
+/// The columns [`decode`] reads, NICs and root volume included, in `dialect`.
+fn columns(dialect: Dialect) -> &'static str {
+    static BOTH: LazyLock<[String; 2]> = LazyLock::new(|| {
+        [Dialect::Sqlite, Dialect::Postgres].map(|d| {
+            let nics = d.json_rows(
+                "uuid, l3_network_uuid, ip, mac, device_index",
+                Some("device_index"),
+            );
+            format!(
+                "uuid, name, zone_uuid, cluster_uuid, host_uuid, last_host_uuid, instance_offering_uuid, \
+                 image_uuid, cpus, memory_bytes, state, created_at, state_changed_at, \
+                 (SELECT uuid FROM volumes WHERE vm_uuid = vm_instances.uuid AND kind = 'Root') AS root_volume_uuid, \
+                 (SELECT {nics} FROM vm_nics WHERE vm_uuid = vm_instances.uuid) AS nics_json"
+            )
+        })
+    });
+    match dialect {
+        Dialect::Sqlite => &BOTH[0],
+        Dialect::Postgres => &BOTH[1],
+    }
+}
 
-/// One VM by uuid.
-static BY_UUID: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT {COLUMNS} FROM vm_instances WHERE uuid = ?"));
+/// One VM by uuid, in `dialect`.
+fn by_uuid(dialect: Dialect) -> &'static str {
+    static BOTH: LazyLock<[String; 2]> = LazyLock::new(|| {
+        [Dialect::Sqlite, Dialect::Postgres]
+            .map(|d| format!("SELECT {} FROM vm_instances WHERE uuid = ?", columns(d)))
+    });
+    match dialect {
+        Dialect::Sqlite => &BOTH[0],
+        Dialect::Postgres => &BOTH[1],
+    }
+}
 
 /// A NIC as `nics_json` carries it: uuid, L3 uuid, address, MAC, device index.
 type NicTuple = (String, String, u32, String, u32);
@@ -117,11 +140,12 @@ impl Engine {
     pub async fn get_vm(&self, id: VmId) -> EngineResult<VmInstance> {
         let uuid = id.to_string();
         // A primary-key lookup: on the calling thread when an inline connection is free.
-        let found =
-            self.db.read_now(|c| db::inline::query_optional(c, &BY_UUID, [&uuid], |r| decode(r)));
+        let found = self.db.read_now(|c| {
+            db::inline::query_optional(c, by_uuid(Dialect::Sqlite), [&uuid], |r| decode(r))
+        });
         let vm = match found {
             Some(found) => found?,
-            None => sqlx::query(sqlx::AssertSqlSafe(BY_UUID.as_str()))
+            None => sqlx::query(sqlx::AssertSqlSafe(by_uuid(self.db.dialect())))
                 .bind(&uuid)
                 .fetch_optional(self.db.r())
                 .await?
@@ -143,7 +167,7 @@ impl Engine {
             ("cluster_uuid", "cluster_uuid"),
             ("host_uuid", "host_uuid"),
         ];
-        q.run(&self.db, "vm_instances", COLUMNS, &allowed, decode).await
+        q.run(&self.db, "vm_instances", columns(self.db.dialect()), &allowed, decode).await
     }
 
     /// The VM's current state, or NOT_FOUND.

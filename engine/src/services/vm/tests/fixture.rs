@@ -35,7 +35,8 @@ impl Cloud {
     /// `hosts` simulated hosts of `cpus` cpus and `mem_gib` GiB in one cluster; VMs of 1 cpu,
     /// 1 GiB; an L3 with `ips` addresses.
     pub async fn new(hosts: usize, cpus: u32, mem_gib: u64, ips: u32) -> Self {
-        Self::on_db("sqlite::memory:", hosts, cpus, mem_gib, ips).await
+        let url = crate::db::pg::test_database("cloud").await.unwrap();
+        Self::on_db(url.as_deref().unwrap_or("sqlite::memory:"), hosts, cpus, mem_gib, ips).await
     }
 
     /// As [`Cloud::new`], on the database at `db_url` (a file, for tests of many nodes).
