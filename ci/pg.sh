@@ -6,8 +6,10 @@
 #             off. Waits until it accepts connections, creates the database `oxstack_test` and
 #             exports OXSTACK_TEST_PG_URL=postgres://postgres@127.0.0.1:PORT/oxstack_test.
 #             Installs PostgreSQL (Debian's `postgresql`) when its server binaries are missing.
-#   pg_stop   stops the server pg_start started, by PID (fast shutdown), waits for it to exit and
-#             removes its data directory. Does nothing when nothing was started.
+#             Also exports OXSTACK_TEST_PG_DATA and OXSTACK_TEST_PG_BIN, for a test that restarts it.
+#   pg_stop   stops the server pg_start started, by PID (fast shutdown; the PID in its pid file
+#             when a test restarted it), waits for it to exit and removes its data directory.
+#             Does nothing when nothing was started.
 # The server runs as the `postgres` user (initdb refuses root); pg_start creates it if missing.
 # Tests that need PostgreSQL (engine/tests/postgres_schema.rs) say SKIPPED without the variable.
 
@@ -126,11 +128,18 @@ EOF
   "$pg_bindir/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d postgres \
     -c 'CREATE DATABASE oxstack_test' || return 1
   export OXSTACK_TEST_PG_URL="postgres://postgres@127.0.0.1:$port/oxstack_test"
+  # For tests that restart the server (tests/pg_restart.rs): its data directory and binaries.
+  export OXSTACK_TEST_PG_DATA="$data" OXSTACK_TEST_PG_BIN="$pg_bindir"
   echo "pg: PostgreSQL $("$pg_bindir/postgres" -V | awk '{print $3}') up (PID $pg_started_pid); OXSTACK_TEST_PG_URL=$OXSTACK_TEST_PG_URL"
 }
 
 pg_stop() {
   local pid=$pg_started_pid
+  # A test may have restarted the server (tests/pg_restart.rs, with pg_ctl): then the
+  # postmaster to stop is the one its pid file names.
+  if [ -n "$pg_dir" ] && [ -f "$pg_dir/data/postmaster.pid" ]; then
+    pid=$(head -1 "$pg_dir/data/postmaster.pid")
+  fi
   if [ -n "$pid" ] && pg_alive "$pid"; then
     kill -INT "$pid" 2>/dev/null || true # SIGINT: fast shutdown
     for _ in $(seq 1 60); do
@@ -153,7 +162,7 @@ pg_stop() {
     rm -rf "$pg_dir"
     pg_dir=""
   fi
-  unset OXSTACK_TEST_PG_URL
+  unset OXSTACK_TEST_PG_URL OXSTACK_TEST_PG_DATA OXSTACK_TEST_PG_BIN
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

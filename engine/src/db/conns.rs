@@ -28,6 +28,7 @@ use sqlx_core::any::AnyConnectionBackend;
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::dialect::{to_postgres, Dialect};
+use super::pg_retry::{retrying, server_gone};
 
 /// A locked connection (the connection is gone once the set is closed).
 type ConnGuard<'a> = MutexGuard<'a, Option<SqliteConnection>>;
@@ -130,9 +131,18 @@ impl Conns {
                 run_on(conn, sql, persistent, args, one).await
             }
             Backend::Postgres(pool) => {
+                // Retried while the server is away (a restart): a read changes nothing.
                 let sql = AssertSqlSafe(to_postgres(sql.as_str()).into_owned()).into_sql_str();
-                let mut conn = pool.acquire().await?;
-                run_on(&mut *conn, sql, persistent, args, one).await
+                let attempt = || async {
+                    let args = args.as_ref().map(|a| {
+                        let mut copy = AnyArguments::default();
+                        copy.values.0.clone_from(&a.values.0);
+                        copy
+                    });
+                    let mut conn = pool.acquire().await?;
+                    run_on(&mut *conn, sql.clone(), persistent, args, one).await
+                };
+                retrying(attempt, server_gone).await
             }
         }
     }

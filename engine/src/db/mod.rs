@@ -30,6 +30,7 @@ mod conns;
 mod dialect;
 pub mod inline;
 pub mod pg;
+mod pg_retry;
 mod pg_writer;
 mod rows;
 mod scratch;

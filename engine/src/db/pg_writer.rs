@@ -3,8 +3,12 @@
 //! Unlike SQLite, PostgreSQL takes many writers at once (from this node and the others), so
 //! nothing is queued here: exactness under concurrent nodes comes from the statements
 //! themselves (conditional updates, unique constraints) and from running a transaction's
-//! writes on one connection between `BEGIN` and `COMMIT`. A connection that breaks (the server
-//! restarted) fails the statement on it with that error; the pool opens a new one for the next.
+//! writes on one connection between `BEGIN` and `COMMIT`.
+//!
+//! Every write, a lone statement too, runs in an explicit transaction, so that when the server
+//! goes away (a restart) it is known whether the write can have been applied: a failure before
+//! `COMMIT` was sent means it was not, and it is run again once the server is back (see
+//! [`pg_retry`](super::pg_retry)); a failure of the `COMMIT` itself is returned as it is.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -13,6 +17,7 @@ use sqlx::postgres::{PgArguments, PgPool};
 use sqlx::{AssertSqlSafe, Connection};
 
 use super::dialect::to_postgres;
+use super::pg_retry::{retrying, server_gone};
 use super::writer::Pending;
 use super::{Cols, Write, Written};
 
@@ -33,17 +38,79 @@ fn statement(
     Ok(sqlx::query_with(AssertSqlSafe(sql), args))
 }
 
+/// How one try of a transaction ended badly.
+enum Failed {
+    /// Before `COMMIT` was sent: the server has none of it.
+    BeforeCommit(sqlx::Error),
+    /// The `COMMIT` failed: it may or may not have been applied.
+    AtCommit(sqlx::Error),
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::BeforeCommit(e) => write!(f, "{e}"),
+            Self::AtCommit(e) => write!(f, "{e} (at COMMIT)"),
+        }
+    }
+}
+
+/// What a transaction did: declined at statement `i` (rolled back), or committed with the rows
+/// the last statement changed and, when asked for, its first row.
+type Done = Result<(u64, Option<AnyRow>), usize>;
+
+impl PgWriter {
+    /// Runs `writes` as one transaction, retrying while the server is away (see the module
+    /// doc); `first_row`: return the last statement's first row.
+    async fn transact(&self, writes: Vec<Write>, first_row: bool) -> Result<Done, sqlx::Error> {
+        let _pending = Pending::new(&self.pending);
+        let attempt = || self.try_once(&writes, first_row);
+        let retry = |f: &Failed| matches!(f, Failed::BeforeCommit(e) if server_gone(e));
+        retrying(attempt, retry).await.map_err(|f| match f {
+            Failed::BeforeCommit(e) | Failed::AtCommit(e) => e,
+        })
+    }
+
+    async fn try_once(&self, writes: &[Write], first_row: bool) -> Result<Done, Failed> {
+        let mut conn = self.pool.acquire().await.map_err(Failed::BeforeCommit)?;
+        let mut tx = conn.begin().await.map_err(Failed::BeforeCommit)?;
+        let (mut changed, mut row) = (0, None);
+        for (i, w) in writes.iter().enumerate() {
+            let query = statement(w.duplicate()).map_err(Failed::BeforeCommit)?;
+            if first_row && i + 1 == writes.len() {
+                let mut rows = query.fetch_all(&mut *tx).await.map_err(Failed::BeforeCommit)?;
+                changed = rows.len() as u64;
+                row = match rows.drain(..).next() {
+                    Some(r) => Some(AnyRow::try_from(&r).map_err(Failed::BeforeCommit)?),
+                    None => None,
+                };
+            } else {
+                changed =
+                    query.execute(&mut *tx).await.map_err(Failed::BeforeCommit)?.rows_affected();
+            }
+            if w.must_change_one && changed != 1 {
+                // Dropping the transaction rolls it back (also when the connection is gone).
+                let _ = tx.rollback().await;
+                return Ok(Err(i));
+            }
+        }
+        tx.commit().await.map_err(Failed::AtCommit)?;
+        Ok(Ok((changed, row)))
+    }
+}
+
 impl PgWriter {
     /// Writes on `pool` (already migrated).
     pub fn new(pool: PgPool) -> Self {
         Self { pool, pending: AtomicUsize::new(0) }
     }
 
-    /// Runs one statement (autocommit).
+    /// Runs one statement.
     pub(super) async fn execute(&self, w: Write) -> Result<Written, sqlx::Error> {
-        let _pending = Pending::new(&self.pending);
-        let done = statement(w)?.execute(&self.pool).await?;
-        Ok(Written { rows_affected: done.rows_affected() })
+        match self.transact(vec![w], false).await? {
+            Ok((rows_affected, _)) => Ok(Written { rows_affected }),
+            Err(_) => Ok(Written { rows_affected: 0 }),
+        }
     }
 
     /// Runs one statement and maps its first row, if any (`... RETURNING`).
@@ -52,14 +119,9 @@ impl PgWriter {
         w: Write,
         map: impl FnOnce(&dyn Cols) -> Result<T, sqlx::Error>,
     ) -> Result<Option<T>, sqlx::Error> {
-        let _pending = Pending::new(&self.pending);
-        let row = statement(w)?.fetch_optional(&self.pool).await?;
-        match row {
-            Some(row) => {
-                let row = AnyRow::try_from(&row)?;
-                map(&row).map(Some)
-            }
-            None => Ok(None),
+        match self.transact(vec![w], true).await? {
+            Ok((_, Some(row))) => map(&row).map(Some),
+            Ok((_, None)) | Err(_) => Ok(None),
         }
     }
 
@@ -68,19 +130,7 @@ impl PgWriter {
         &self,
         writes: Vec<Write>,
     ) -> Result<Result<(), usize>, sqlx::Error> {
-        let _pending = Pending::new(&self.pending);
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
-        for (i, w) in writes.into_iter().enumerate() {
-            let must = w.must_change_one;
-            let changed = statement(w)?.execute(&mut *tx).await?.rows_affected();
-            if must && changed != 1 {
-                tx.rollback().await?;
-                return Ok(Err(i));
-            }
-        }
-        tx.commit().await?;
-        Ok(Ok(()))
+        Ok(self.transact(writes, false).await?.map(|_| ()))
     }
 
     /// Whether no write is in flight.

@@ -50,6 +50,19 @@ impl Write {
         self
     }
 
+    /// A copy of the statement, to run it again (the parameters as encoded, or their error).
+    pub(super) fn duplicate(&self) -> Self {
+        let params = match &self.params {
+            Ok(p) => {
+                let mut copy = AnyArguments::default();
+                copy.values.0.clone_from(&p.values.0);
+                Ok(copy)
+            }
+            Err(e) => Err(e.clone()),
+        };
+        Self { sql: self.sql.clone(), params, must_change_one: self.must_change_one }
+    }
+
     /// Runs the statement on the writer; returns once it is committed.
     pub async fn execute(self, writes: &Writes) -> Result<Written, sqlx::Error> {
         writes.execute(self).await
