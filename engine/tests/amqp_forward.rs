@@ -1,7 +1,8 @@
 //! API forwarding over the AMQP bus: two management nodes on one SQLite file and one broker
 //! (`OXSTACK_TEST_AMQP_URL`; ci/rabbitmq.sh starts one). A request for a resource the other
 //! node owns is answered by that node (`x-oxstack-served-by`), one this node owns is answered
-//! here, and when the owner stops serving the caller gets 503 UNAVAILABLE within the timeout.
+//! here, one a node without a bus owns is served where it is asked, and when the owner stops
+//! serving the caller gets 503 UNAVAILABLE within the timeout.
 //! Without the variable the test says SKIPPED and passes.
 
 use std::sync::Arc;
@@ -111,6 +112,33 @@ async fn a_request_for_the_other_nodes_resource_gets_the_owners_answer() {
     // Collections have no resource uuid: never forwarded.
     let (status, served_by, _) = get(&a.base, "/v1/zones").await;
     assert_eq!((status, served_by), (200, None));
+
+    // A third node without a bus joins the ring: what it owns is served where it is asked.
+    let hv: Arc<dyn Hypervisor> = sim.clone();
+    let opts = EngineOptions { db_url: db.clone(), background_tasks: false, id_seed: None };
+    let c = Engine::start(opts, hv).await.expect("engine starts");
+    for _ in 0..3 {
+        for e in [&a.engine, &b.engine, &c] {
+            e.heartbeat().await.unwrap();
+        }
+    }
+    assert_eq!(a.engine.membership.ring().nodes().len(), 3);
+    let mut n = 0;
+    let of_c = loop {
+        n += 1;
+        assert!(n < 100, "no zone of c in 100");
+        let name = format!("zc{n}");
+        let r = client.post(format!("{}/v1/zones", a.base)).json(&json!({ "name": name })).send();
+        let zone: Value = r.await.unwrap().json().await.unwrap();
+        let id: uuid::Uuid = zone["uuid"].as_str().unwrap().parse().unwrap();
+        if a.engine.membership.ring().owner(id) == Some(c.membership.node) {
+            break zone;
+        }
+    };
+    let (status, served_by, body) =
+        get(&a.base, &format!("/v1/zones/{}", of_c["uuid"].as_str().unwrap())).await;
+    assert_eq!((status, served_by, &body), (200, None, &of_c));
+    c.shutdown().await;
 
     // b stops serving (its queue stays): a answers 503 UNAVAILABLE after the timeout.
     b.bus.close().await;

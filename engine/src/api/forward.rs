@@ -9,8 +9,10 @@
 //! layer, so a request is forwarded at most once; it also carries [`FORWARDED_BY`], which this
 //! layer never forwards) and replies with the status, content type, location and body, which
 //! come back with [`SERVED_BY`] naming the owner. An owner that does not answer in time gets
-//! `503 UNAVAILABLE` with a message saying to retry. Requests without a resource uuid, those
-//! this node owns, and every request when no bus is configured are served here, directly.
+//! `503 UNAVAILABLE` with a message saying to retry; an owner that is not on the bus at all
+//! (it has no queue: started without `--amqp`) never got the request, which is then served
+//! here, as without a bus. Requests without a resource uuid, those this node owns, and every
+//! request when no bus is configured are served here, directly.
 
 use std::time::Duration;
 
@@ -154,6 +156,12 @@ async fn forward(State(f): State<Forwarder>, req: Request, next: Next) -> Respon
             Err(e) => ApiError::internal(format!("an undecodable answer from node {owner}: {e}"))
                 .into_response(),
         },
+        // The owner is live but not on the bus (started without `--amqp`): the request was
+        // never delivered, so this node serves it, as every node does without a bus.
+        Err(BusError::NoSuchNode(_)) => {
+            tracing::warn!(%owner, %resource, "the owner node is not on the AMQP bus: served here");
+            next.run(Request::from_parts(parts, Body::from(body))).await
+        }
         Err(e) => unavailable(owner, resource, &e).into_response(),
     }
 }
