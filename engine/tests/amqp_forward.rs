@@ -1,18 +1,20 @@
 //! API forwarding over the AMQP bus: two management nodes on one SQLite file and one broker
 //! (`OXSTACK_TEST_AMQP_URL`; ci/rabbitmq.sh starts one). A request for a resource the other
 //! node owns is answered by that node (`x-oxstack-served-by`), one this node owns is answered
-//! here, one a node without a bus owns is served where it is asked, and when the owner stops
-//! serving the caller gets 503 UNAVAILABLE within the timeout.
-//! Without the variable the test says SKIPPED and passes.
+//! here, one a node without a bus owns is served where it is asked, one node's events show on
+//! the other's WebSocket stream, and when the owner stops serving the caller gets 503
+//! UNAVAILABLE within the timeout. Without the variable the test says SKIPPED and passes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use oxstack_engine::api::forward::{self, Forwarding, SERVED_BY};
 use oxstack_engine::{api, Engine, EngineOptions};
 use oxstack_hypervisor::Hypervisor;
 use oxstack_simulator::{SimCloud, SimConfig};
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
 
 struct Node {
     engine: Engine,
@@ -61,6 +63,10 @@ async fn a_request_for_the_other_nodes_resource_gets_the_owners_answer() {
     assert_eq!(a.engine.membership.ring().nodes().len(), 2);
     assert_eq!(b.engine.membership.ring(), a.engine.membership.ring());
 
+    // b's WebSocket stream will show the zones a creates.
+    let ws_url = format!("{}/v1/events", b.base.replacen("http", "ws", 1));
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("ws connects");
+
     // Zones until each node owns one.
     let client = reqwest::Client::new();
     let (mut of_a, mut of_b) = (None, None);
@@ -84,6 +90,20 @@ async fn a_request_for_the_other_nodes_resource_gets_the_owners_answer() {
         }
     }
     let (of_a, of_b) = (of_a.expect("a zone of a"), of_b.expect("a zone of b"));
+    for zone in [&of_a, &of_b] {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .expect("b's stream shows a's zone events within 10 s")
+                .expect("stream open")
+                .expect("message");
+            let Message::Text(text) = msg else { continue };
+            let ev: Value = serde_json::from_str(&text).expect("JSON");
+            if ev["resource_type"] == "zone" && ev["resource_uuid"] == zone["uuid"] {
+                break;
+            }
+        }
+    }
 
     // Asked of a: b's zone is served by b, a's own by a (no forwarding header).
     let (status, served_by, body) =
