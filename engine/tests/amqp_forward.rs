@@ -34,6 +34,10 @@ async fn node(db_url: &str, sim: &Arc<SimCloud>, amqp: &str, timeout: Duration) 
     Node { engine, base, bus }
 }
 
+fn id_of(v: &Value) -> uuid::Uuid {
+    v["uuid"].as_str().unwrap().parse().unwrap()
+}
+
 async fn get(base: &str, path: &str) -> (u16, Option<String>, Value) {
     let r = reqwest::get(format!("{base}{path}")).await.expect("answers");
     let status = r.status().as_u16();
@@ -90,18 +94,17 @@ async fn a_request_for_the_other_nodes_resource_gets_the_owners_answer() {
         }
     }
     let (of_a, of_b) = (of_a.expect("a zone of a"), of_b.expect("a zone of b"));
-    for zone in [&of_a, &of_b] {
-        loop {
-            let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-                .await
-                .expect("b's stream shows a's zone events within 10 s")
-                .expect("stream open")
-                .expect("message");
-            let Message::Text(text) = msg else { continue };
-            let ev: Value = serde_json::from_str(&text).expect("JSON");
-            if ev["resource_type"] == "zone" && ev["resource_uuid"] == zone["uuid"] {
-                break;
-            }
+    let mut waiting = vec![of_a["uuid"].clone(), of_b["uuid"].clone()];
+    while !waiting.is_empty() {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("b's stream did not show a's zones {waiting:?} in 10 s"))
+            .expect("stream open")
+            .expect("message");
+        let Message::Text(text) = msg else { continue };
+        let ev: Value = serde_json::from_str(&text).expect("JSON");
+        if ev["resource_type"] == "zone" {
+            waiting.retain(|z| *z != ev["resource_uuid"]);
         }
     }
 
@@ -158,7 +161,9 @@ async fn a_request_for_the_other_nodes_resource_gets_the_owners_answer() {
     let (status, served_by, body) =
         get(&a.base, &format!("/v1/zones/{}", of_c["uuid"].as_str().unwrap())).await;
     assert_eq!((status, served_by, &body), (200, None, &of_c));
-    c.shutdown().await;
+    c.shutdown().await; // it leaves: the ring is a and b again, as before
+    a.engine.heartbeat().await.unwrap();
+    assert_eq!(a.engine.membership.ring().owner(id_of(&of_b)), Some(ib));
 
     // b stops serving (its queue stays): a answers 503 UNAVAILABLE after the timeout.
     b.bus.close().await;

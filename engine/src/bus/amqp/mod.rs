@@ -136,7 +136,7 @@ impl AmqpBus {
         });
         if let Some(events) = inner.options.events.clone() {
             let (session, closed) = (inner.session.subscribe(), inner.closed.subscribe());
-            tokio::spawn(relay::publish_local(events, session, closed, node));
+            tokio::spawn(relay::publish_local(events.subscribe_local(), session, closed, node));
         }
         tokio::spawn(supervise(inner.clone(), first));
         Ok(Self { inner })

@@ -17,14 +17,14 @@ use super::session::{Session, EVENTS_EXCHANGE};
 use crate::bus::{Event, EventBus};
 use crate::ids::ManagementNodeId;
 
-/// Publishes this node's events until the bus closes.
+/// Publishes this node's events (`rx`: [`EventBus::subscribe_local`], subscribed before the
+/// bus is handed out, so no event of this node is missed) until the bus closes.
 pub(super) async fn publish_local(
-    events: EventBus,
+    mut rx: broadcast::Receiver<Event>,
     session: watch::Receiver<Option<Arc<Session>>>,
     mut closed: watch::Receiver<bool>,
     node: ManagementNodeId,
 ) {
-    let mut rx = events.subscribe_local();
     let app_id = node.0.to_string();
     let mut missed: u64 = 0;
     loop {
