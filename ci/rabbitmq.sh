@@ -18,6 +18,7 @@
 rabbitmq_pid=""
 rabbitmq_dir=""
 rabbitmq_epmd_port=""
+rabbitmq_epmd=""
 
 # Whether PID is a live process (a zombie left for a non-reaping init counts as gone).
 rabbitmq_alive() {
@@ -45,15 +46,18 @@ rabbitmq_find_bin() {
   # 5672 and the default epmd port, neither of which we use).
 }
 
-# The epmd listening on our epmd port, if any.
-rabbitmq_epmd_pid() {
-  local pid
-  for pid in $(pgrep -x epmd 2>/dev/null); do
-    if tr '\0' ' ' <"/proc/$pid/environ" 2>/dev/null | grep -qw "ERL_EPMD_PORT=$rabbitmq_epmd_port"; then
-      echo "$pid"
-      return 0
-    fi
+# Starts epmd on our own port as a child of this shell (rabbitmq-server would otherwise start
+# one with -daemon, left to an init that may never reap it), so rabbitmq_stop stops it by PID.
+rabbitmq_start_epmd() {
+  (exec epmd -port "$rabbitmq_epmd_port" -address 127.0.0.1) </dev/null >"$rabbitmq_dir/epmd.log" 2>&1 &
+  rabbitmq_epmd=$!
+  for _ in $(seq 1 40); do
+    rabbitmq_port_in_use "$rabbitmq_epmd_port" && return 0
+    rabbitmq_alive "$rabbitmq_epmd" || break
+    sleep 0.25
   done
+  echo "rabbitmq: epmd did not start on port $rabbitmq_epmd_port:" >&2
+  cat "$rabbitmq_dir/epmd.log" >&2
   return 1
 }
 
@@ -115,6 +119,7 @@ case "\${1:-}" in
 esac
 EOF
   chmod +x "$d/ctl"
+  rabbitmq_start_epmd || return 1
   # The broker runs in the background as a child of this shell (the start script, which runs
   # the Erlang VM as its child and passes SIGTERM on), so rabbitmq_stop can stop it by PID and
   # reap it; the VM's own PID is in $d/rabbitmq.pid.
@@ -136,7 +141,7 @@ EOF
   fi
   export OXSTACK_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2f"
   export OXSTACK_TEST_AMQP_CTL="$d/ctl"
-  echo "rabbitmq: broker $node up (PID $rabbitmq_pid, epmd PID $(rabbitmq_epmd_pid || echo '?') on $rabbitmq_epmd_port); OXSTACK_TEST_AMQP_URL=$OXSTACK_TEST_AMQP_URL"
+  echo "rabbitmq: broker $node up (PID $rabbitmq_pid, epmd PID $rabbitmq_epmd on $rabbitmq_epmd_port); OXSTACK_TEST_AMQP_URL=$OXSTACK_TEST_AMQP_URL"
 }
 
 rabbitmq_restart() {
@@ -166,17 +171,15 @@ rabbitmq_kill() {
 }
 
 rabbitmq_stop() {
-  local epmd="" beam=""
-  if [ -n "$rabbitmq_epmd_port" ]; then
-    epmd=$(rabbitmq_epmd_pid || true)
-  fi
+  local beam=""
   if [ -n "$rabbitmq_dir" ] && [ -f "$rabbitmq_dir/rabbitmq.pid" ]; then
     beam=$(head -1 "$rabbitmq_dir/rabbitmq.pid") # the Erlang VM, a child of the start script
   fi
   # The start script passes SIGTERM on to the VM, which shuts the broker down cleanly.
   rabbitmq_kill "$rabbitmq_pid" "the broker"
   rabbitmq_kill "$beam" "the broker's Erlang VM"
-  rabbitmq_kill "$epmd" "its epmd"
+  rabbitmq_kill "$rabbitmq_epmd" "its epmd"
+  rabbitmq_epmd=""
   rabbitmq_pid=""
   rabbitmq_epmd_port=""
   if [ -n "$rabbitmq_dir" ]; then
