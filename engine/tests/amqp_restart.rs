@@ -143,7 +143,7 @@ async fn requests_survive_a_broker_restart_with_a_reply_or_a_clear_error() {
 
     assert!(a.wait_connected(Duration::from_secs(30)).await, "a reconnected");
     assert!(b.wait_connected(Duration::from_secs(30)).await, "b reconnected");
-    assert!(a.reconnects() >= 1 && b.reconnects() >= 1);
+    assert!(a.reconnects() >= 1 && b.reconnects() >= 1, "{} {}", a.reconnects(), b.reconnects());
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::Relaxed);
     let mut total = Tally::default();

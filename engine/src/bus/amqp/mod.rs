@@ -302,12 +302,14 @@ async fn supervise(inner: Arc<Inner>, first: (Session, Consumers)) {
                 if *closed.borrow() {
                     return; // closed while connecting
                 }
-                inner.session.send_replace(Some(session.clone()));
+                // Counted before the session is handed out: whoever sees the bus connected again
+                // also sees the reconnect counted.
                 if sessions > 0 {
                     inner.reconnects.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(node = %inner.node, "reconnected to the AMQP broker");
                 }
                 sessions += 1;
+                inner.session.send_replace(Some(session.clone()));
                 backoff = inner.options.backoff_min;
                 tokio::select! {
                     _ = tasks.join_next() => {}
@@ -325,7 +327,7 @@ async fn supervise(inner: Arc<Inner>, first: (Session, Consumers)) {
                 tasks.abort_all();
                 let _ = tokio::time::timeout(
                     Duration::from_secs(1),
-                    session.conn.close(320, "lost".into()),
+                    session.conn.close(200, "reconnecting".into()),
                 )
                 .await;
             }
