@@ -3,8 +3,8 @@
 # runs the whole test suite, then a small end-to-end simulated cloud through the binary.
 # Installs what it needs when missing. The engine embeds SQLite; besides libvirt for the KVM tests,
 # it starts a throwaway PostgreSQL server (ci/pg.sh), on which the engine's tests, the
-# multi-process node tests and the model tests (fewer cases) run a second time, and stops both at
-# the end.
+# multi-process node tests and the model tests (fewer cases) run a second time, and a throwaway
+# RabbitMQ broker (ci/rabbitmq.sh) for the AMQP bus tests, and stops them all at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,11 +19,13 @@ fi
 # KVM: libvirt-dev must be there before anything is built (the agent's `virt` crate links it).
 source ci/kvm.sh
 source ci/pg.sh
+source ci/rabbitmq.sh
 log "kvm packages"
 kvm_install
 stop_services() {
   kvm_stop
   pg_stop
+  rabbitmq_stop
 }
 trap stop_services EXIT
 
@@ -41,6 +43,9 @@ kvm_start
 
 log "PostgreSQL for the schema test and the PostgreSQL pass"
 pg_start
+
+log "RabbitMQ for the AMQP bus tests"
+rabbitmq_start
 
 log "tests"
 # The model test explores new random sequences on every run unless given a seed. CI pins the

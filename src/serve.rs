@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use oxstack_engine::agent_client::{AgentClient, AgentTimeouts, RoutingHypervisor};
+use oxstack_engine::api::forward::{self, Forwarding};
 use oxstack_engine::{Engine, EngineOptions};
 use oxstack_hypervisor::Hypervisor;
 use oxstack_simulator::{SimCloud, SimConfig};
@@ -28,6 +29,12 @@ pub struct ServeArgs {
     /// Set it when agents reach this node by another address.
     #[arg(long)]
     pub agent_callback_url: Option<String>,
+    /// AMQP URL of a RabbitMQ broker (e.g. `amqp://user:pass@host:5672/%2f`) shared by the
+    /// management nodes: a request for a resource another live node owns is forwarded to it,
+    /// and every node's events reach every node's `/v1/events` stream. Without it the node
+    /// serves every request itself.
+    #[arg(long, value_name = "URL")]
+    pub amqp: Option<String>,
 }
 
 /// Runs the node until Ctrl-C.
@@ -66,6 +73,17 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let forwarding = match &args.amqp {
+        Some(url) => match forward::connect_bus(&engine, url).await {
+            Ok(bus) => Some(Forwarding { bus, timeout: forward::DEFAULT_TIMEOUT }),
+            Err(e) => {
+                eprintln!("error: {e}");
+                engine.shutdown().await;
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     let listener = match tokio::net::TcpListener::bind(&args.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -74,8 +92,11 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         }
     };
     eprintln!(
-        "oxstack management node: API on http://{} (database {}), agent callbacks at {callback_url}",
-        args.listen, args.db
+        "oxstack management node {}: API on http://{} (database {}), agent callbacks at {callback_url}{}",
+        engine.membership.node,
+        args.listen,
+        args.db,
+        if forwarding.is_some() { ", AMQP bus connected" } else { "" }
     );
     let stopper = engine.clone();
     tokio::spawn(async move {
@@ -84,7 +105,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             stopper.shutdown().await;
         }
     });
-    match oxstack_engine::api::serve(engine, listener).await {
+    match oxstack_engine::api::serve_with(engine, listener, forwarding).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: API server failed: {e}");

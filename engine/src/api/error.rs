@@ -18,8 +18,10 @@ use crate::error::EngineError;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// Stable machine-readable code: NOT_FOUND, INVALID_ARGUMENT, INVALID_STATE,
-    /// INSUFFICIENT_CAPACITY, CONFLICT, HYPERVISOR_ERROR, TIMEOUT, DATABASE_ERROR, INTERNAL, or
-    /// METHOD_NOT_ALLOWED for a known path called with a method it does not have.
+    /// INSUFFICIENT_CAPACITY, CONFLICT, HYPERVISOR_ERROR, TIMEOUT, DATABASE_ERROR, INTERNAL,
+    /// METHOD_NOT_ALLOWED for a known path called with a method it does not have, or
+    /// UNAVAILABLE (503) when the management node that owns the resource could not be reached
+    /// (retry).
     pub code: String,
     /// What went wrong, for a person; names the offending field where there is one.
     pub message: String,
@@ -44,6 +46,7 @@ pub fn status_for(code: &str) -> StatusCode {
         "METHOD_NOT_ALLOWED" => StatusCode::METHOD_NOT_ALLOWED,
         "HYPERVISOR_ERROR" => StatusCode::BAD_GATEWAY,
         "TIMEOUT" => StatusCode::GATEWAY_TIMEOUT,
+        "UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -134,6 +137,7 @@ mod tests {
         }
         assert_eq!(status_for("HYPERVISOR_ERROR"), StatusCode::BAD_GATEWAY);
         assert_eq!(status_for("DATABASE_ERROR"), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(status_for("UNAVAILABLE"), StatusCode::SERVICE_UNAVAILABLE);
         let api = ApiError::from(EngineError::invalid("cpus", "too many"));
         assert!(api.body.message.contains("cpus"), "{}", api.body.message);
         assert_eq!(api.body.details, json!({"field": "cpus"}));

@@ -9,6 +9,7 @@
 //! - [`config`]: global configuration
 //! - [`cluster`]: the management nodes
 //! - [`events`]: `GET /v1/events`, the WebSocket event stream
+//! - [`forward`]: requests for a resource another node owns go to that node over the AMQP bus
 //! - [`openapi`]: `GET /v1/openapi.json`
 
 pub mod cluster;
@@ -17,6 +18,7 @@ mod crud;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod forward;
 pub mod infra;
 pub mod jobs;
 pub mod network;
@@ -105,13 +107,31 @@ pub fn router(engine: Engine) -> Router {
 /// Serves the API on `listener` until the engine shuts down, then stops taking connections and
 /// lets the requests in flight finish.
 pub async fn serve(engine: Engine, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    serve_with(engine, listener, None).await
+}
+
+/// [`serve`], forwarding requests for resources other nodes own over the bus when there is one
+/// (see [`forward`]); closes the bus once the server has stopped.
+pub async fn serve_with(
+    engine: Engine,
+    listener: tokio::net::TcpListener,
+    forwarding: Option<forward::Forwarding>,
+) -> std::io::Result<()> {
     let mut shutdown = engine.shutdown_signal();
-    let app = router(engine);
-    axum::serve(listener, app)
+    let bus = forwarding.as_ref().map(|f| f.bus.clone());
+    let app = match forwarding {
+        Some(f) => forward::layer(router(engine.clone()), engine, f),
+        None => router(engine),
+    };
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_requested(&mut shutdown).await;
         })
-        .await
+        .await;
+    if let Some(bus) = bus {
+        bus.close().await;
+    }
+    served
 }
 
 /// Resolves once the node is shutting down (or its shutdown signal is gone).

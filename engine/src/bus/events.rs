@@ -1,7 +1,10 @@
 //! Events: every state change of a resource, broadcast in process.
 //!
 //! Subscribers (the WebSocket stream, tests, scenario checks) get every event sent after they
-//! subscribed; a subscriber that falls too far behind is told how many it missed.
+//! subscribed; a subscriber that falls too far behind is told how many it missed. With an AMQP
+//! bus, events of other management nodes arrive through [`EventBus::publish_remote`] and reach
+//! the same subscribers; [`EventBus::subscribe_local`] sees only this node's own events (what
+//! the bus relays to the others, so a relayed event never bounces back).
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -24,14 +27,18 @@ pub struct Event {
 /// The in-process broadcast channel of events.
 #[derive(Clone, Debug)]
 pub struct EventBus {
+    /// Every event: this node's and those other nodes relayed.
     tx: broadcast::Sender<Event>,
+    /// Only this node's events.
+    local: broadcast::Sender<Event>,
 }
 
 impl EventBus {
     /// A bus that buffers up to `capacity` events per slow subscriber.
     pub fn new(capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(16));
-        Self { tx }
+        let (local, _) = broadcast::channel(capacity.max(16));
+        Self { tx, local }
     }
 
     /// Sends a state change to every current subscriber (a no-op when there are none).
@@ -42,16 +49,31 @@ impl EventBus {
         old_state: Option<&str>,
         new_state: Option<&str>,
     ) {
-        if self.tx.receiver_count() == 0 {
+        if self.tx.receiver_count() == 0 && self.local.receiver_count() == 0 {
             return;
         }
-        let _ = self.tx.send(Event {
+        let event = Event {
             resource_type: resource_type.to_string(),
             resource_uuid,
             old_state: old_state.map(str::to_string),
             new_state: new_state.map(str::to_string),
             time: crate::time::rfc3339(crate::time::now_ms()),
-        });
+        };
+        if self.local.receiver_count() > 0 {
+            let _ = self.local.send(event.clone());
+        }
+        let _ = self.tx.send(event);
+    }
+
+    /// Hands every subscriber an event another management node published (it is not relayed
+    /// again: [`EventBus::subscribe_local`] does not see it).
+    pub fn publish_remote(&self, event: Event) {
+        let _ = self.tx.send(event);
+    }
+
+    /// A subscription to this node's own events only, from now on.
+    pub fn subscribe_local(&self) -> broadcast::Receiver<Event> {
+        self.local.subscribe()
     }
 
     /// A new subscription that sees every event published from now on.
@@ -75,5 +97,26 @@ mod tests {
         assert_eq!(ev.resource_uuid, id);
         assert_eq!(ev.old_state.as_deref(), Some("Stopped"));
         assert_eq!(ev.new_state.as_deref(), Some("Running"));
+    }
+
+    #[tokio::test]
+    async fn remote_events_reach_subscribers_but_not_the_local_stream() {
+        let bus = EventBus::new(16);
+        let mut all = bus.subscribe();
+        let mut local = bus.subscribe_local();
+        let remote = Event {
+            resource_type: "vm".into(),
+            resource_uuid: uuid::Uuid::new_v4(),
+            old_state: None,
+            new_state: Some("Created".into()),
+            time: "2026-01-01T00:00:00Z".into(),
+        };
+        bus.publish_remote(remote.clone());
+        let mine = uuid::Uuid::new_v4();
+        bus.publish("host", mine, None, Some("Connected"));
+        assert_eq!(all.recv().await.unwrap(), remote);
+        assert_eq!(all.recv().await.unwrap().resource_uuid, mine);
+        assert_eq!(local.recv().await.unwrap().resource_uuid, mine, "the remote one is skipped");
+        assert!(local.try_recv().is_err());
     }
 }

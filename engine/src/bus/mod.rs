@@ -3,8 +3,10 @@
 //! On one management node a request for a resource is a direct async call into its service; the
 //! bus adds what every such call needs: [`SyncQueues`] so operations on one VM or host never
 //! interleave (ZStack's sync signatures), and [`EventBus`] so every state change is broadcast.
-//! Routing requests to the node that owns a resource arrives with multi-node support.
+//! Between nodes, [`amqp`] carries requests to a resource's owner node and every node's events
+//! over RabbitMQ, when the node is started with an AMQP URL.
 
+pub mod amqp;
 mod events;
 mod queue;
 

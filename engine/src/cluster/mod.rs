@@ -5,8 +5,8 @@
 //! database) and rebuilds the ring when it changes. What the ring assigns so far: which node
 //! pings which host. When a node leaves or is declared dead, the others take over what it left
 //! mid-way: journaled workflow runs are rolled back ([`recover`]), other VM operations and jobs
-//! are marked interrupted ([`takeover`]). Routing requests to the owner node (a bus between
-//! nodes) is not built yet.
+//! are marked interrupted ([`takeover`]). With an AMQP bus, API requests for a resource go to
+//! the node that owns it on the ring (`api::forward`, over `bus::amqp`).
 
 mod membership;
 pub mod recover;

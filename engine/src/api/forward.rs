@@ -1,0 +1,274 @@
+//! Any node answers any request: a request for a resource another node owns is forwarded to
+//! that node over the AMQP bus and answered with what the owner answered.
+//!
+//! The resource of a request is the first path segment after `/v1/<collection>/`, when it is a
+//! uuid (`/v1/vm-instances/<uuid>/start`, `/v1/clusters/<uuid>/l2-networks/<l2>`); its owner is
+//! the node the membership ring names for it. When that is another live node, [`forward`]
+//! sends the request (method, path and query, content type, accept, body) to the owner's queue;
+//! the owner runs it against its own local router ([`handler`]: the router without this
+//! layer, so a request is forwarded at most once; it also carries [`FORWARDED_BY`], which this
+//! layer never forwards) and replies with the status, content type, location and body, which
+//! come back with [`SERVED_BY`] naming the owner. An owner that does not answer in time gets
+//! `503 UNAVAILABLE` with a message saying to retry; an owner that is not on the bus at all
+//! (it has no queue: started without `--amqp`) never got the request, which is then served
+//! here, as without a bus. Requests without a resource uuid, those this node owns, and every
+//! request when no bus is configured are served here, directly.
+
+use std::time::Duration;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use futures::FutureExt;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+use super::ApiError;
+use crate::bus::amqp::{AmqpBus, BusError, BusOptions, Handler};
+use crate::ids::ManagementNodeId;
+use crate::Engine;
+
+/// Set on a request a node runs for another: the uuid of the node that forwarded it.
+pub const FORWARDED_BY: &str = "x-oxstack-forwarded-by";
+/// Set on a forwarded request's answer: the uuid of the node that served it.
+pub const SERVED_BY: &str = "x-oxstack-served-by";
+/// How long a node waits for the owner's answer by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The largest request or response body forwarded.
+const MAX_BODY: usize = 16 << 20;
+
+/// The request headers that travel with a forwarded request, and the response headers that
+/// come back.
+const REQUEST_HEADERS: [&str; 2] = ["content-type", "accept"];
+const RESPONSE_HEADERS: [&str; 2] = ["content-type", "location"];
+
+/// What forwarding needs: the bus and how long to wait for an owner.
+#[derive(Clone, Debug)]
+pub struct Forwarding {
+    pub bus: AmqpBus,
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Debug)]
+struct Forwarder {
+    engine: Engine,
+    forwarding: Forwarding,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct WireRequest {
+    method: String,
+    /// Path and query.
+    uri: String,
+    headers: Vec<(String, String)>,
+    from: Uuid,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct WireResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
+/// A message on the wire: one line of JSON, then the body's bytes as they are.
+fn encode(head: &impl Serialize, body: &[u8]) -> Vec<u8> {
+    let mut out = serde_json::to_vec(head).unwrap_or_else(|_| b"{}".to_vec());
+    out.push(b'\n');
+    out.extend_from_slice(body);
+    out
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(msg: &[u8]) -> Result<(T, &[u8]), String> {
+    let nl = msg.iter().position(|&b| b == b'\n').ok_or("no header line")?;
+    let head = serde_json::from_slice(&msg[..nl]).map_err(|e| e.to_string())?;
+    Ok((head, &msg[nl + 1..]))
+}
+
+fn pick(headers: &HeaderMap, names: &[&str]) -> Vec<(String, String)> {
+    names
+        .iter()
+        .filter_map(|&n| Some((n.to_owned(), headers.get(n)?.to_str().ok()?.to_owned())))
+        .collect()
+}
+
+/// The resource a request path names: the uuid right after `/v1/<collection>/`.
+pub fn resource_of(path: &str) -> Option<Uuid> {
+    let mut segments = path.strip_prefix("/v1/")?.split('/');
+    let _collection = segments.next().filter(|c| !c.is_empty())?;
+    segments.next()?.parse().ok()
+}
+
+/// `router` with forwarding in front of it.
+pub fn layer(router: Router, engine: Engine, forwarding: Forwarding) -> Router {
+    let state = Forwarder { engine, forwarding };
+    router.layer(axum::middleware::from_fn_with_state(state, forward))
+}
+
+/// Connects this node to the bus: it serves requests forwarded to it with `engine`'s local
+/// router, and relays events both ways.
+pub async fn connect_bus(engine: &Engine, url: &str) -> Result<AmqpBus, BusError> {
+    let options = BusOptions {
+        handler: Some(handler(super::router(engine.clone()), engine.membership.node)),
+        events: Some(engine.events.clone()),
+        ..BusOptions::default()
+    };
+    AmqpBus::connect_with(url, engine.membership.node, options).await
+}
+
+/// The middleware: forwards a request to its resource's owner when that is another node.
+async fn forward(State(f): State<Forwarder>, req: Request, next: Next) -> Response {
+    let me = f.engine.membership.node;
+    let owner = match resource_of(req.uri().path()) {
+        Some(resource) if !req.headers().contains_key(FORWARDED_BY) => {
+            f.engine.membership.ring().owner(resource).filter(|&o| o != me).map(|o| (o, resource))
+        }
+        _ => None,
+    };
+    let Some((owner, resource)) = owner else {
+        return next.run(req).await;
+    };
+    let (parts, body) = req.into_parts();
+    let body = match to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError::bad_request(format!("cannot read the request body: {e}"))
+                .into_response()
+        }
+    };
+    let wire = WireRequest {
+        method: parts.method.to_string(),
+        uri: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), |p| p.to_string()),
+        headers: pick(&parts.headers, &REQUEST_HEADERS),
+        from: me.0,
+    };
+    let sent = f.forwarding.bus.request(owner, &encode(&wire, &body), f.forwarding.timeout).await;
+    match sent {
+        Ok(reply) => match response_of(&reply, owner) {
+            Ok(r) => r,
+            Err(e) => ApiError::internal(format!("an undecodable answer from node {owner}: {e}"))
+                .into_response(),
+        },
+        // The owner is live but not on the bus (started without `--amqp`): the request was
+        // never delivered, so this node serves it, as every node does without a bus.
+        Err(BusError::NoSuchNode(_)) => {
+            tracing::warn!(%owner, %resource, "the owner node is not on the AMQP bus: served here");
+            next.run(Request::from_parts(parts, Body::from(body))).await
+        }
+        Err(e) => unavailable(owner, resource, &e).into_response(),
+    }
+}
+
+/// 503 UNAVAILABLE: the owner did not answer; the request may or may not have run there.
+fn unavailable(owner: ManagementNodeId, resource: Uuid, e: &BusError) -> ApiError {
+    ApiError::new(
+        "UNAVAILABLE",
+        format!(
+            "management node {owner}, which owns {resource}, could not be reached ({e}); \
+             retry the request (it may or may not have been carried out: check the resource)"
+        ),
+        json!({ "owner": owner.0, "resource": resource, "retryable": e.retryable() }),
+    )
+}
+
+fn response_of(reply: &[u8], owner: ManagementNodeId) -> Result<Response, String> {
+    let (head, body): (WireResponse, &[u8]) = decode(reply)?;
+    let mut resp = Response::new(Body::from(body.to_vec()));
+    *resp.status_mut() = StatusCode::from_u16(head.status).map_err(|e| e.to_string())?;
+    for (name, value) in head.headers {
+        let name = HeaderName::try_from(name).map_err(|e| e.to_string())?;
+        let value = HeaderValue::try_from(value).map_err(|e| e.to_string())?;
+        resp.headers_mut().insert(name, value);
+    }
+    if let Ok(v) = HeaderValue::try_from(owner.0.to_string()) {
+        resp.headers_mut().insert(SERVED_BY, v);
+    }
+    Ok(resp)
+}
+
+/// Runs forwarded requests against `local` (a router without the forwarding layer).
+pub fn handler(local: Router, me: ManagementNodeId) -> Handler {
+    std::sync::Arc::new(move |msg: Vec<u8>| {
+        let local = local.clone();
+        async move {
+            let (head, body) = match run(local, &msg, me).await {
+                Ok(r) => r,
+                Err(e) => {
+                    let err =
+                        ApiError::bad_request(format!("an undecodable forwarded request: {e}"));
+                    let body = serde_json::to_vec(&err.body).unwrap_or_default();
+                    let headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+                    (WireResponse { status: err.status.as_u16(), headers }, body)
+                }
+            };
+            encode(&head, &body)
+        }
+        .boxed()
+    })
+}
+
+async fn run(
+    local: Router,
+    msg: &[u8],
+    me: ManagementNodeId,
+) -> Result<(WireResponse, Vec<u8>), String> {
+    let (head, body): (WireRequest, &[u8]) = decode(msg)?;
+    let mut req = Request::builder().method(head.method.as_str()).uri(head.uri.as_str());
+    for (name, value) in &head.headers {
+        req = req.header(name.as_str(), value.as_str());
+    }
+    let req = req
+        .header(FORWARDED_BY, head.from.to_string())
+        .body(Body::from(body.to_vec()))
+        .map_err(|e| e.to_string())?;
+    tracing::debug!(node = %me, from = %head.from, uri = head.uri, "serving a forwarded request");
+    let resp = match local.oneshot(req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    let (parts, body) = resp.into_parts();
+    let body = to_bytes(body, MAX_BODY).await.map_err(|e| e.to_string())?;
+    let head = WireResponse {
+        status: parts.status.as_u16(),
+        headers: pick(&parts.headers, &RESPONSE_HEADERS),
+    };
+    Ok((head, body.to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resource_is_the_uuid_after_the_collection() {
+        let id = Uuid::new_v4();
+        assert_eq!(resource_of(&format!("/v1/vm-instances/{id}")), Some(id));
+        assert_eq!(resource_of(&format!("/v1/vm-instances/{id}/start")), Some(id));
+        let other = Uuid::new_v4();
+        assert_eq!(resource_of(&format!("/v1/clusters/{id}/l2-networks/{other}")), Some(id));
+        assert_eq!(resource_of("/v1/vm-instances"), None);
+        assert_eq!(resource_of("/v1/global-configs/host.ping_interval_secs"), None);
+        assert_eq!(resource_of("/v1/events"), None);
+        assert_eq!(resource_of(&format!("/v2/zones/{id}")), None);
+        assert_eq!(resource_of(&format!("/v1//{id}")), None);
+    }
+
+    #[test]
+    fn a_message_is_a_json_line_and_the_raw_body() {
+        let head =
+            WireResponse { status: 201, headers: vec![("location".into(), "/v1/jobs/x".into())] };
+        let msg = encode(&head, b"{\"a\":\n1}");
+        let (back, body): (WireResponse, &[u8]) = decode(&msg).unwrap();
+        assert_eq!(back.status, 201);
+        assert_eq!(back.headers, head.headers);
+        assert_eq!(body, b"{\"a\":\n1}");
+        assert!(decode::<WireResponse>(b"no newline").is_err());
+    }
+}

@@ -1,0 +1,184 @@
+//! API forwarding over the AMQP bus: two management nodes on one SQLite file and one broker
+//! (`OXSTACK_TEST_AMQP_URL`; ci/rabbitmq.sh starts one). A request for a resource the other
+//! node owns is answered by that node (`x-oxstack-served-by`), one this node owns is answered
+//! here, one a node without a bus owns is served where it is asked, one node's events show on
+//! the other's WebSocket stream, and when the owner stops serving the caller gets 503
+//! UNAVAILABLE within the timeout. Without the variable the test says SKIPPED and passes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use oxstack_engine::api::forward::{self, Forwarding, SERVED_BY};
+use oxstack_engine::{api, Engine, EngineOptions};
+use oxstack_hypervisor::Hypervisor;
+use oxstack_simulator::{SimCloud, SimConfig};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+struct Node {
+    engine: Engine,
+    base: String,
+    bus: oxstack_engine::bus::amqp::AmqpBus,
+}
+
+async fn node(db_url: &str, sim: &Arc<SimCloud>, amqp: &str, timeout: Duration) -> Node {
+    let hv: Arc<dyn Hypervisor> = sim.clone();
+    let opts = EngineOptions { db_url: db_url.into(), background_tasks: false, id_seed: None };
+    let engine = Engine::start(opts, hv).await.expect("engine starts");
+    let bus = forward::connect_bus(&engine, amqp).await.expect("connects to the broker");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let forwarding = Forwarding { bus: bus.clone(), timeout };
+    tokio::spawn(api::serve_with(engine.clone(), listener, Some(forwarding)));
+    Node { engine, base, bus }
+}
+
+fn id_of(v: &Value) -> uuid::Uuid {
+    v["uuid"].as_str().unwrap().parse().unwrap()
+}
+
+async fn get(base: &str, path: &str) -> (u16, Option<String>, Value) {
+    let r = reqwest::get(format!("{base}{path}")).await.expect("answers");
+    let status = r.status().as_u16();
+    let served_by = r.headers().get(SERVED_BY).map(|v| v.to_str().unwrap().to_owned());
+    (status, served_by, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_for_the_other_nodes_resource_gets_the_owners_answer() {
+    let Ok(amqp) = std::env::var("OXSTACK_TEST_AMQP_URL") else {
+        eprintln!("SKIPPED: OXSTACK_TEST_AMQP_URL not set (ci/rabbitmq.sh starts a broker)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("oxstack-amqp-forward-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = format!("sqlite://{}", dir.join("f.db").display());
+    let sim = Arc::new(SimCloud::new(SimConfig::with_seed(7)));
+    let timeout = Duration::from_secs(2);
+    let a = node(&db, &sim, &amqp, timeout).await;
+    let b = node(&db, &sim, &amqp, timeout).await;
+    let (ia, ib) = (a.engine.membership.node, b.engine.membership.node);
+    // Heartbeats by hand until each has seen the other's count move: both on both rings.
+    for _ in 0..3 {
+        a.engine.heartbeat().await.unwrap();
+        b.engine.heartbeat().await.unwrap();
+    }
+    assert_eq!(a.engine.membership.ring().nodes().len(), 2);
+    assert_eq!(b.engine.membership.ring(), a.engine.membership.ring());
+
+    // b's WebSocket stream will show the zones a creates.
+    let ws_url = format!("{}/v1/events", b.base.replacen("http", "ws", 1));
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("ws connects");
+
+    // Zones until each node owns one.
+    let client = reqwest::Client::new();
+    let (mut of_a, mut of_b) = (None, None);
+    for i in 0..64 {
+        let r = client
+            .post(format!("{}/v1/zones", a.base))
+            .json(&json!({ "name": format!("z{i}") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+        let zone: Value = r.json().await.unwrap();
+        let id: uuid::Uuid = zone["uuid"].as_str().unwrap().parse().unwrap();
+        match a.engine.membership.ring().owner(id) {
+            Some(o) if o == ia => of_a = of_a.or(Some(zone)),
+            Some(o) if o == ib => of_b = of_b.or(Some(zone)),
+            o => panic!("{id} owned by {o:?}"),
+        }
+        if of_a.is_some() && of_b.is_some() {
+            break;
+        }
+    }
+    let (of_a, of_b) = (of_a.expect("a zone of a"), of_b.expect("a zone of b"));
+    let mut waiting = vec![of_a["uuid"].clone(), of_b["uuid"].clone()];
+    while !waiting.is_empty() {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("b's stream did not show a's zones {waiting:?} in 10 s"))
+            .expect("stream open")
+            .expect("message");
+        let Message::Text(text) = msg else { continue };
+        let ev: Value = serde_json::from_str(&text).expect("JSON");
+        if ev["resource_type"] == "zone" {
+            waiting.retain(|z| *z != ev["resource_uuid"]);
+        }
+    }
+
+    // Asked of a: b's zone is served by b, a's own by a (no forwarding header).
+    let (status, served_by, body) =
+        get(&a.base, &format!("/v1/zones/{}", of_b["uuid"].as_str().unwrap())).await;
+    assert_eq!((status, served_by.as_deref()), (200, Some(ib.0.to_string().as_str())));
+    assert_eq!(body, of_b);
+    let (status, served_by, body) =
+        get(&a.base, &format!("/v1/zones/{}", of_a["uuid"].as_str().unwrap())).await;
+    assert_eq!((status, served_by, &body), (200, None, &of_a));
+    // And the other way round; errors come back as the owner gave them.
+    let (_, served_by, _) =
+        get(&b.base, &format!("/v1/zones/{}", of_a["uuid"].as_str().unwrap())).await;
+    assert_eq!(served_by, Some(ia.0.to_string()));
+    // A write with a body, forwarded: DELETE of b's zone through a.
+    let r = client
+        .delete(format!("{}/v1/zones/{}", a.base, of_b["uuid"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers().get(SERVED_BY).unwrap().to_str().unwrap(), ib.0.to_string());
+    assert!(r.status().is_success(), "{}", r.status());
+    let (status, served_by, body) =
+        get(&a.base, &format!("/v1/zones/{}", of_b["uuid"].as_str().unwrap())).await;
+    assert_eq!((status, served_by.as_deref()), (404, Some(ib.0.to_string().as_str())));
+    assert_eq!(body["code"], "NOT_FOUND");
+    // Collections have no resource uuid: never forwarded.
+    let (status, served_by, _) = get(&a.base, "/v1/zones").await;
+    assert_eq!((status, served_by), (200, None));
+
+    // A third node without a bus joins the ring: what it owns is served where it is asked.
+    let hv: Arc<dyn Hypervisor> = sim.clone();
+    let opts = EngineOptions { db_url: db.clone(), background_tasks: false, id_seed: None };
+    let c = Engine::start(opts, hv).await.expect("engine starts");
+    for _ in 0..3 {
+        for e in [&a.engine, &b.engine, &c] {
+            e.heartbeat().await.unwrap();
+        }
+    }
+    assert_eq!(a.engine.membership.ring().nodes().len(), 3);
+    let mut n = 0;
+    let of_c = loop {
+        n += 1;
+        assert!(n < 100, "no zone of c in 100");
+        let name = format!("zc{n}");
+        let r = client.post(format!("{}/v1/zones", a.base)).json(&json!({ "name": name })).send();
+        let zone: Value = r.await.unwrap().json().await.unwrap();
+        let id: uuid::Uuid = zone["uuid"].as_str().unwrap().parse().unwrap();
+        if a.engine.membership.ring().owner(id) == Some(c.membership.node) {
+            break zone;
+        }
+    };
+    let (status, served_by, body) =
+        get(&a.base, &format!("/v1/zones/{}", of_c["uuid"].as_str().unwrap())).await;
+    assert_eq!((status, served_by, &body), (200, None, &of_c));
+    c.shutdown().await; // it leaves: the ring is a and b again, as before
+    a.engine.heartbeat().await.unwrap();
+    assert_eq!(a.engine.membership.ring().owner(id_of(&of_b)), Some(ib));
+
+    // b stops serving (its queue stays): a answers 503 UNAVAILABLE after the timeout.
+    b.bus.close().await;
+    let started = std::time::Instant::now();
+    let (status, served_by, body) =
+        get(&a.base, &format!("/v1/zones/{}", of_b["uuid"].as_str().unwrap())).await;
+    let took = started.elapsed();
+    assert_eq!((status, served_by), (503, None), "{body}");
+    assert_eq!(body["code"], "UNAVAILABLE");
+    assert!(body["message"].as_str().unwrap().contains("retry"), "{body}");
+    assert_eq!(body["details"]["owner"], ib.0.to_string());
+    assert!(took >= Duration::from_millis(1900) && took < Duration::from_secs(6), "{took:?}");
+
+    a.bus.close().await;
+    a.engine.shutdown().await;
+    b.engine.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
