@@ -33,6 +33,16 @@ pub struct NodeProcess {
     log: std::path::PathBuf,
 }
 
+/// The broker the node processes share, on the full cluster stack: with
+/// `OXSTACK_TEST_DB=postgres` (the PostgreSQL pass of ci/test.sh) and a broker
+/// (`OXSTACK_TEST_AMQP_URL`, from ci/rabbitmq.sh), every node gets `--amqp`.
+pub fn cluster_bus() -> Option<String> {
+    if std::env::var("OXSTACK_TEST_DB").as_deref() != Ok("postgres") {
+        return None;
+    }
+    std::env::var("OXSTACK_TEST_AMQP_URL").ok().filter(|u| !u.is_empty())
+}
+
 impl NodeProcess {
     pub fn spawn(db: &str, dir: &std::path::Path, name: &str) -> Self {
         let (listen, callbacks) =
@@ -49,9 +59,13 @@ impl NodeProcess {
     ) -> Self {
         let log = dir.join(format!("{name}.log"));
         let log_file = std::fs::File::create(&log).expect("create the node's log");
-        let child = Command::new(env!("CARGO_BIN_EXE_oxstack"))
-            .args(["serve", "--db", db, "--listen", &listen])
-            .args(["--agent-callback-listen", &callbacks])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxstack"));
+        cmd.args(["serve", "--db", db, "--listen", &listen])
+            .args(["--agent-callback-listen", &callbacks]);
+        if let Some(amqp) = cluster_bus() {
+            cmd.args(["--amqp", &amqp]);
+        }
+        let child = cmd
             .env("OXSTACK_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log_file)
