@@ -68,7 +68,10 @@ if cargo nextest --version >/dev/null 2>&1; then
   # engine/src/db/pg.rs): the engine's own, the node processes killed mid-work, and the model
   # test with fewer cases, on one node and on two.
   OXSTACK_TEST_DB=postgres cargo nextest run --workspace --locked --no-fail-fast \
-    -E 'package(oxstack-engine) or binary(three_nodes) or binary(restart_after_kill) or binary(pg_restart)'
+    -E 'package(oxstack-engine) or binary(three_nodes) or binary(restart_after_kill)'
+  # Alone: it restarts the server under whatever else would be running.
+  OXSTACK_TEST_DB=postgres cargo nextest run --workspace --locked --no-fail-fast \
+    -E 'binary(pg_restart)'
   OXSTACK_TEST_DB=postgres OXSTACK_SEED="$model_seed" PROPTEST_CASES="${OXSTACK_PG_MODEL_CASES:-16}" \
     OXSTACK_MODEL_TWO_NODE_CASES="${OXSTACK_PG_MODEL_CASES:-16}" \
     cargo nextest run --workspace --locked --no-fail-fast -E 'package(oxstack-model-tests)'
@@ -81,7 +84,8 @@ else
   log "tests on PostgreSQL"
   OXSTACK_TEST_DB=postgres cargo test --locked --no-fail-fast -p oxstack-engine
   OXSTACK_TEST_DB=postgres cargo test --locked --no-fail-fast -p oxstack \
-    --test three_nodes --test restart_after_kill --test pg_restart
+    --test three_nodes --test restart_after_kill
+  OXSTACK_TEST_DB=postgres cargo test --locked --no-fail-fast -p oxstack --test pg_restart
   OXSTACK_TEST_DB=postgres OXSTACK_SEED="$model_seed" PROPTEST_CASES="${OXSTACK_PG_MODEL_CASES:-16}" \
     OXSTACK_MODEL_TWO_NODE_CASES="${OXSTACK_PG_MODEL_CASES:-16}" \
     cargo test --locked --no-fail-fast -p oxstack-model-tests
