@@ -1,11 +1,15 @@
 //! Benchmark, not a test (ignored; nothing asserted on time): 500 concurrent creates through
-//! one `oxstack serve` process against through three on one SQLite file, on 1,000 hosts served by
+//! one `oxstack serve` process against through three on one database, on 1,000 hosts served by
 //! one simulated agent in this process. Each round builds a fresh cloud; the rounds alternate one
 //! and three nodes. Run it on a release build:
 //!
 //! ```text
 //! cargo test --release -p oxstack --test nodes_bench -- --ignored --nocapture
 //! ```
+//!
+//! On one SQLite file by default; with `OXSTACK_TEST_DB=postgres` (and `OXSTACK_TEST_PG_URL`,
+//! plus `OXSTACK_TEST_AMQP_URL` for the broker) on PostgreSQL and RabbitMQ, as in
+//! `tests/three_nodes.rs`.
 
 mod support;
 
@@ -19,9 +23,7 @@ const ROUNDS: usize = 3;
 
 /// One round: a fresh database and `nodes` processes; the wall time of the creates.
 async fn round(nodes: usize, round: usize) -> Duration {
-    let dir = std::env::temp_dir().join(format!("oxstack-nodes-bench-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let db = format!("sqlite://{}", dir.join("cloud.db").display());
+    let (dir, db) = scratch_db("nodes-bench").await;
     let http = reqwest::Client::builder().pool_max_idle_per_host(512).build().expect("client");
     let agent = start_agent(None).await;
     let first = NodeProcess::spawn(&db, &dir, "n0");
