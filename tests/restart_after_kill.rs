@@ -62,14 +62,23 @@ async fn a_node_killed_mid_create_rolls_its_runs_back_when_it_restarts() {
     let jobs = jobs["items"].as_array().cloned().unwrap_or_default();
     assert!(jobs.iter().all(|j| j["state"] != "Running"), "a job is left Running");
     let failed = jobs.iter().filter(|j| j["state"] == "Failed").count();
-    assert_eq!(failed, VMS - states.len(), "each rolled-back create's job failed");
+    // Each rolled-back create's job failed. So may the job of a create that committed its VM
+    // just before the kill but never recorded its outcome (nor sent its 201): such a VM is
+    // Running (checked above) and one of those the kill left unanswered.
+    let rolled_back = VMS - states.len();
+    let unanswered_but_kept = states.len() - answered;
+    assert!(
+        failed >= rolled_back && failed <= rolled_back + unanswered_but_kept,
+        "{failed} jobs Failed for {rolled_back} rolled-back creates \
+         ({unanswered_but_kept} VMs kept whose create went unanswered)"
+    );
 
     // The database's invariants (capacity sums, addresses, no orphans, no run left).
     drop(node);
     assert_database_invariants(&db, Duration::ZERO).await;
     println!(
         "{answered} of {VMS} creates answered before SIGKILL; after the restart {} VMs Running, \
-         {failed} interrupted creates rolled back",
+         {rolled_back} interrupted creates rolled back, {failed} jobs Failed",
         states.len()
     );
     let _ = std::fs::remove_dir_all(&dir);
