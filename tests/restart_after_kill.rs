@@ -62,16 +62,15 @@ async fn a_node_killed_mid_create_rolls_its_runs_back_when_it_restarts() {
     let jobs = jobs["items"].as_array().cloned().unwrap_or_default();
     assert!(jobs.iter().all(|j| j["state"] != "Running"), "a job is left Running");
     let failed = jobs.iter().filter(|j| j["state"] == "Failed").count();
-    // Each rolled-back create's job failed. So may the job of a create that committed its VM
-    // just before the kill but never recorded its outcome (nor sent its 201): such a VM is
-    // Running (checked above) and one of those the kill left unanswered.
+    // Each rolled-back create's job failed; every VM kept has its create Succeeded, those the
+    // kill cut off after they committed included (the takeover completes their jobs).
     let rolled_back = VMS - states.len();
-    let unanswered_but_kept = states.len() - answered;
-    assert!(
-        failed >= rolled_back && failed <= rolled_back + unanswered_but_kept,
-        "{failed} jobs Failed for {rolled_back} rolled-back creates \
-         ({unanswered_but_kept} VMs kept whose create went unanswered)"
-    );
+    assert_eq!(failed, rolled_back, "{failed} jobs Failed for {rolled_back} rolled-back creates");
+    for (vm, _) in &states {
+        let create = jobs.iter().find(|j| j["resource_uuid"] == vm.as_str());
+        let create = create.unwrap_or_else(|| panic!("VM {vm} has no create job"));
+        assert_eq!(create["state"], "Succeeded", "VM {vm} is Running: {create}");
+    }
 
     // The database's invariants (capacity sums, addresses, no orphans, no run left).
     drop(node);

@@ -114,6 +114,13 @@ async fn three_nodes_survive_a_sigkill_and_rebalance_when_it_returns() {
             .await;
     let jobs = jobs["items"].as_array().cloned().unwrap_or_default();
     assert!(jobs.iter().all(|j| j["state"] != "Running"), "a job is left Running");
+    // A Running VM's create succeeded, and so says its job (the takeover completes the jobs
+    // of creates that committed just before the kill).
+    for (vm, _) in settled.iter().filter(|(_, s)| s == "Running") {
+        let create = jobs.iter().find(|j| j["resource_uuid"] == vm.as_str());
+        let create = create.unwrap_or_else(|| panic!("VM {vm} has no create job"));
+        assert_eq!(create["state"], "Succeeded", "VM {vm} is Running: {create}");
+    }
     // A VM that did not come up is one the killed node was creating: its job failed and says so.
     for (vm, _) in settled.iter().filter(|(_, s)| s == "Stopped") {
         let failed =

@@ -114,6 +114,7 @@ impl Engine {
             tracing::warn!(
                 vms = recovered.vms,
                 jobs = recovered.jobs,
+                jobs_succeeded = recovered.jobs_succeeded,
                 "recovered what stopped management nodes left mid-operation"
             );
         }

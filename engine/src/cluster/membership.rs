@@ -284,6 +284,7 @@ impl Engine {
             let recovered = self.take_over_orphans().await?;
             if recovered != Default::default() {
                 tracing::warn!(node = %me, vms = recovered.vms, jobs = recovered.jobs,
+                    jobs_succeeded = recovered.jobs_succeeded,
                     "took over what stopped management nodes left mid-operation");
             }
             self.spawn_recovery();

@@ -8,7 +8,9 @@
 //! start, migrate) or an expunge is left to [`recover`](super::recover), which rolls the run
 //! back (or the expunge forward); any other (stop, reboot, pause, ...: one hypervisor call)
 //! becomes Unknown, and the owner of its host reconciles it with what the host reports at the
-//! next sync. The job becomes Failed. A node that is still
+//! next sync. The job becomes Failed, unless it is a create whose VM is Running with no run
+//! left in the journal: that create committed, and only its job's outcome went unrecorded, so
+//! the job becomes Succeeded with the VM as its result. A node that is still
 //! heartbeating keeps its operations, so a second node starting never touches the first's; a
 //! crashed node's row stays `Running` until the others declare it dead (the heartbeat timeout),
 //! and only then are its operations taken over. Each recovery is conditional on the row being
@@ -39,6 +41,9 @@ pub struct TakeoverReport {
     pub vms: u64,
     /// Jobs left running, now Failed.
     pub jobs: u64,
+    /// Jobs left running whose operation had finished (a create that committed), now
+    /// Succeeded.
+    pub jobs_succeeded: u64,
 }
 
 impl Engine {
@@ -81,6 +86,7 @@ impl Engine {
                 report.vms += 1;
             }
         }
+        report.jobs_succeeded = self.complete_committed_creates().await?;
         report.jobs = crate::db::write(format!(
             "UPDATE jobs SET state = 'Failed', finished_at = ?, \
              error = '{{\"code\":\"INTERNAL\",\"message\":\"the management node running the job stopped\",\"details\":{{}}}}' \
@@ -92,6 +98,51 @@ impl Engine {
         .await?
         .rows_affected();
         Ok(report)
+    }
+
+    /// Marks Succeeded the orphaned jobs of creates that committed: the VM is Running and the
+    /// create's run is gone from the journal (the last step sets Running and ends the run in
+    /// one transaction). Returns how many.
+    async fn complete_committed_creates(&self) -> EngineResult<u64> {
+        let committed: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT j.uuid, j.resource_uuid FROM jobs j \
+             JOIN vm_instances v ON v.uuid = j.resource_uuid \
+             WHERE j.state = 'Running' AND j.kind = 'create-vm' AND v.state = 'Running' \
+             AND NOT EXISTS (SELECT 1 FROM workflow_runs w WHERE w.resource_uuid = j.resource_uuid) \
+             AND {}",
+            orphaned("j.node_uuid")
+        )))
+        .fetch_all(self.db.r())
+        .await?;
+        let mut done = 0;
+        for (job, resource) in committed {
+            let Ok(vm) = resource.parse::<VmId>() else {
+                tracing::warn!(%job, %resource, "job resource does not parse; left to fail");
+                continue;
+            };
+            let result = serde_json::to_string(&self.get_vm(vm).await?)
+                .map_err(|e| crate::error::EngineError::Internal(format!("vm {vm}: {e}")))?;
+            let completed = crate::db::write(format!(
+                "UPDATE jobs SET state = 'Succeeded', result = ?, finished_at = ? \
+                 WHERE uuid = ? AND state = 'Running' AND {}",
+                orphaned("node_uuid")
+            ))
+            .bind(result)
+            .bind(crate::time::now_ms())
+            .bind(&job)
+            .execute(self.db.w())
+            .await?
+            .rows_affected();
+            if completed == 1 {
+                tracing::warn!(%job, %vm, "the create had committed before its management node \
+                    stopped; its job is marked Succeeded");
+                if let Ok(id) = job.parse::<uuid::Uuid>() {
+                    self.events.publish("job", id, Some("Running"), Some("Succeeded"));
+                }
+                done += 1;
+            }
+        }
+        Ok(done)
     }
 }
 

@@ -123,3 +123,42 @@ async fn a_restarted_node_recovers_a_crashed_run_after_the_timeout_and_a_clean_o
     assert_eq!(state(&next, vm).await, VmState::Unknown);
     next.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_create_that_committed_before_the_crash_gets_its_job_succeeded() {
+    let dir = TestDbDir::new("takeover");
+    let cloud = Cloud::on_db(&dir.url(), 1, 8, 16, 16).await;
+    let old = cloud.engine.clone();
+    let committed = old.create_vm(cloud.create_req("committed")).await.unwrap().uuid;
+    let stopped = old.create_vm(cloud.create_req("stopped")).await.unwrap().uuid;
+    old.stop_vm(stopped, oxstack_hypervisor::StopMode::Force).await.unwrap();
+    // Create jobs whose outcome the crash kept from being recorded: one VM is Running with no
+    // run left (its create committed), the other is not Running (nothing says it succeeded).
+    let create_job = |vm: VmId| {
+        let old = old.clone();
+        async move {
+            let work = std::future::pending();
+            let started = jobs::start(&old, "create-vm", vm.0, OnSuccess::Ok, work).await;
+            started.unwrap().job.uuid
+        }
+    };
+    let (job_ok, job_failed) = (create_job(committed).await, create_job(stopped).await);
+    old.db.close().await;
+
+    let new = another_node(&cloud, &dir.url()).await;
+    assert_eq!(job_state(&new, job_ok).await, "Running", "the old row could be a live node");
+    for _ in 0..8 {
+        beat(&[&new]).await;
+    }
+    assert_eq!(job_state(&new, job_ok).await, "Succeeded");
+    assert_eq!(job_state(&new, job_failed).await, "Failed");
+    let result: String = sqlx::query_scalar("SELECT result FROM jobs WHERE uuid = ?")
+        .bind(job_ok.to_string())
+        .fetch_one(new.db.r())
+        .await
+        .unwrap();
+    let result: serde_json::Value = serde_json::from_str(&result).unwrap();
+    assert_eq!(result["uuid"], committed.to_string());
+    assert_eq!(result["state"], "Running");
+    new.shutdown().await;
+}
