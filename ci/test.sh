@@ -66,7 +66,8 @@ if cargo nextest --version >/dev/null 2>&1; then
   log "tests on PostgreSQL"
   # The same tests with a fresh PostgreSQL database each (OXSTACK_TEST_DB, see
   # engine/src/db/pg.rs): the engine's own, the node processes killed mid-work, and the model
-  # test with fewer cases, on one node and on two.
+  # test with fewer cases, on one node and on two (the two on the RabbitMQ bus, their steps sent
+  # as API requests and forwarded to the owning node: model-tests/src/api_nodes.rs).
   OXSTACK_TEST_DB=postgres cargo nextest run --workspace --locked --no-fail-fast \
     -E 'package(oxstack-engine) or binary(three_nodes) or binary(restart_after_kill)'
   # Alone: it restarts the server under whatever else would be running.

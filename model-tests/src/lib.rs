@@ -9,6 +9,8 @@
 //! - [`transitions`]: the operations and which are valid when; [`apply`]: applying one to the
 //!   model;
 //! - [`sut`]: the engine and simulator the operations run against;
+//! - [`api_nodes`] and [`api_apply`]: a two-node run on PostgreSQL with the operations sent to
+//!   the nodes' APIs, forwarded to their owner over RabbitMQ;
 //! - [`invariants`]: the checks after every step;
 //! - [`strategies`]: configuration from the environment and the replay line;
 //! - [`stats`]: what a run exercised;
@@ -16,6 +18,8 @@
 //!
 //! The test itself is `tests/model.rs`.
 
+pub mod api_apply;
+pub mod api_nodes;
 pub mod apply;
 pub mod engine_model;
 pub mod invariants;

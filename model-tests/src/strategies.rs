@@ -7,6 +7,8 @@
 //! - `PROPTEST_MAX_SHRINK_ITERS`: shrinking budget (default [`DEFAULT_SHRINK_ITERS`]).
 //! - `OXSTACK_MODEL_TWO_NODE_CASES`: sequences of the two-node variant (default
 //!   [`DEFAULT_TWO_NODE_CASES`]; each case starts two engines on a shared database file).
+//!   `PROPTEST_CASES`, when set, wins over it: proptest lays its environment over every
+//!   config (`contextualize_config`), so set both, as `ci/test.sh` does.
 //!
 //! Failing cases are also persisted to `proptest-regressions/model.txt` (relative to this crate)
 //! and replayed before the random ones on every run.

@@ -8,6 +8,11 @@
 //! carry. The model's exact placement predictions then hold for both, and every check runs
 //! against each node. Ping sweeps run on both nodes, each pinging the hosts it owns.
 //!
+//! On PostgreSQL with a RabbitMQ broker (`OXSTACK_TEST_AMQP_URL`) the two nodes also join the
+//! bus and each step that is an API call goes to the node's API, which forwards it to the
+//! node that owns its VM or host (see `api_nodes`); as a step may then have run on either
+//! node, both reload their caches after it.
+//!
 //! The runtime is a current-thread runtime with the real clock, not a paused one: sqlx runs
 //! SQLite on a worker thread and wraps every pool acquire in a `tokio::time::timeout`; under a
 //! paused clock the runtime sees itself idle while a query is on the worker thread, jumps the
@@ -32,6 +37,7 @@ use oxstack_engine::{Engine, EngineError, EngineOptions};
 use oxstack_hypervisor::{HostId, Hypervisor, OpKind, StopMode, VmId};
 use oxstack_simulator::{FaultRule, SimCloud, SimConfig};
 
+use crate::api_nodes::ApiNode;
 use crate::reference::{host_memory, Expected, FaultOp, HostNo, RefState, VmNo, GIB, HOST_CPUS};
 use crate::reference::{INITIAL_HOSTS, L3_IPS, SIZES};
 use crate::transitions::{Transition, CONFIG_CHANGES, NIC_SETS};
@@ -60,11 +66,20 @@ pub struct Sut {
     pub storage: PrimaryStorageId,
     /// The line that replays this run, added to every failure message.
     pub replay: String,
+    /// A two-node run over the bus: each node's API, in the order of `nodes` (see
+    /// `api_nodes`). `None`: steps call the engines directly.
+    pub api: Option<Vec<ApiNode>>,
+}
+
+/// A VM a create made: its ID and the host it was placed on.
+pub struct Created {
+    pub vm: VmId,
+    pub host: HostId,
 }
 
 /// The code of an engine result: `None` for success.
-fn code<T>(r: &Result<T, EngineError>) -> Option<&'static str> {
-    r.as_ref().err().map(|e| e.code())
+fn code<T>(r: &Result<T, EngineError>) -> Option<String> {
+    r.as_ref().err().map(|e| e.code().to_owned())
 }
 
 impl Sut {
@@ -121,6 +136,9 @@ impl Sut {
             }
             assert_eq!(engine.membership.ring().nodes().len(), 2, "both nodes on the ring");
         }
+        let api = crate::api_nodes::bus_url().filter(|_| nodes > 1).map(|url| {
+            all.iter().map(|n| rt.block_on(ApiNode::connect(n, &url))).collect::<Vec<_>>()
+        });
         let mut sut = Sut {
             rt,
             engine,
@@ -136,6 +154,7 @@ impl Sut {
             l3s: setup.l3s,
             storage: setup.storage,
             replay,
+            api,
         };
         for n in 0..INITIAL_HOSTS {
             assert_eq!(sut.add_host(HostNo(n)), None, "initial host {n} is added");
@@ -154,8 +173,10 @@ impl Sut {
     }
 
     /// After a step run by node `ran` (`None`: by every node, as a ping sweep is): every node
-    /// heartbeats, and the nodes that did not run it reload their caches.
+    /// heartbeats, and the nodes that did not run it reload their caches. Over the bus a step
+    /// may have run on the other node (forwarded to the owner), so every node reloads.
     pub fn sync_nodes(&self, ran: Option<usize>) {
+        let ran = ran.filter(|_| self.api.is_none());
         if self.nodes.len() < 2 {
             return;
         }
@@ -181,6 +202,9 @@ impl Sut {
 
     /// Shuts every node down and removes a two-node run's database file.
     pub fn shutdown(&self) {
+        for a in self.api.iter().flatten() {
+            self.rt.block_on(a.close());
+        }
         for n in &self.nodes {
             self.rt.block_on(n.shutdown());
         }
@@ -199,28 +223,38 @@ impl Sut {
         self.hosts[&host]
     }
 
-    fn add_host(&mut self, n: HostNo) -> Option<&'static str> {
+    fn add_host(&mut self, n: HostNo) -> Option<String> {
         let e = self.engine.clone();
         self.add_host_on(&e, n)
     }
 
-    fn add_host_on(&mut self, e: &Engine, n: HostNo) -> Option<&'static str> {
-        let req = AddHost {
+    /// The request adding the model's host `n`.
+    pub(crate) fn add_host_req(&self, n: HostNo) -> AddHost {
+        AddHost {
             cluster_uuid: self.cluster,
             name: format!("h{}", n.0),
             management_ip: format!("10.9.0.{}", n.0),
             cpus: Some(HOST_CPUS),
             memory_bytes: Some(host_memory(n)),
             agent_token: None,
-        };
-        let r = self.rt.block_on(e.add_host(req));
+        }
+    }
+
+    fn add_host_on(&mut self, e: &Engine, n: HostNo) -> Option<String> {
+        let r = self.rt.block_on(e.add_host(self.add_host_req(n)));
         if let Ok(h) = &r {
             self.hosts.insert(n, h.uuid);
         }
         code(&r)
     }
 
-    fn create_req(&self, vm: VmNo, size: usize, nics: usize, host: Option<HostNo>) -> CreateVm {
+    pub(crate) fn create_req(
+        &self,
+        vm: VmNo,
+        size: usize,
+        nics: usize,
+        host: Option<HostNo>,
+    ) -> CreateVm {
         CreateVm {
             name: format!("vm{}", vm.0),
             instance_offering_uuid: self.sizes[size],
@@ -235,7 +269,7 @@ impl Sut {
     /// Runs `t` and checks the engine's answer against `model.expected` (the model after `t`).
     pub fn apply(&mut self, t: &Transition, model: &RefState) {
         let (ran, e) = self.next_node();
-        self.apply_on(&e, t, model);
+        self.apply_on(ran, &e, t, model);
         use Transition as T;
         let every_node = matches!(
             t,
@@ -248,9 +282,35 @@ impl Sut {
         self.sync_nodes((!every_node).then_some(ran));
     }
 
-    fn apply_on(&mut self, e: &Engine, t: &Transition, model: &RefState) {
+    fn apply_on(&mut self, node: usize, e: &Engine, t: &Transition, model: &RefState) {
         use Transition as T;
-        let got: Option<&'static str> = match t {
+        if let T::CreateBatch { first, count, size, nics } = t {
+            return self.batch(node, e, *first, *count, *size, *nics, model);
+        }
+        let got = match self.apply_over_api(node, t) {
+            Some(got) => got,
+            None => self.apply_directly(e, t),
+        };
+        crate::stats::record(t.kind(), got.as_deref().unwrap_or("ok"));
+        let want = match &model.expected {
+            Expected::Ok => None,
+            Expected::Err(c) => Some(*c),
+            Expected::Batch { .. } => unreachable!("only batches expect a batch"),
+        };
+        assert_eq!(
+            got.as_deref(),
+            want,
+            "{t:?}: the engine answered {} but the model expects {}\n{}",
+            got.as_deref().unwrap_or("success"),
+            want.unwrap_or("success"),
+            self.replay
+        );
+    }
+
+    /// Runs `t` by calling engine `e`; its error code, `None` for success.
+    fn apply_directly(&mut self, e: &Engine, t: &Transition) -> Option<String> {
+        use Transition as T;
+        match t {
             T::CreateVm { vm, size, nics, host } => {
                 let r = self.rt.block_on(e.create_vm(self.create_req(*vm, *size, *nics, *host)));
                 if let Ok(v) = &r {
@@ -258,9 +318,7 @@ impl Sut {
                 }
                 code(&r)
             }
-            T::CreateBatch { first, count, size, nics } => {
-                return self.batch(e, *first, *count, *size, *nics, model);
-            }
+            T::CreateBatch { .. } => unreachable!("batches run in `batch`"),
             T::Start { vm, host } => {
                 code(&self.rt.block_on(e.start_vm(self.vm(*vm), host.map(|h| self.host(h)))))
             }
@@ -305,33 +363,19 @@ impl Sut {
             }
             T::PingSweep => code(&self.sweep_all()),
             T::WrongState { vm, op } => self.wrong_state(e, self.vm(*vm), *op),
-        };
-        crate::stats::record(t.kind(), got.unwrap_or("ok"));
-        let want = match &model.expected {
-            Expected::Ok => None,
-            Expected::Err(c) => Some(*c),
-            Expected::Batch { .. } => unreachable!("only batches expect a batch"),
-        };
-        assert_eq!(
-            got,
-            want,
-            "{t:?}: the engine answered {} but the model expects {}\n{}",
-            got.unwrap_or("success"),
-            want.unwrap_or("success"),
-            self.replay
-        );
+        }
     }
 
     fn host_event(
         &self,
         host: HostNo,
         event: fn(&SimCloud, HostId) -> Result<(), oxstack_simulator::SimError>,
-    ) -> Option<&'static str> {
+    ) -> Option<String> {
         event(&self.sim, self.host(host)).expect("the simulator knows the host");
         code(&self.sweep_all())
     }
 
-    fn wrong_state(&self, e: &Engine, vm: VmId, op: VmOp) -> Option<&'static str> {
+    fn wrong_state(&self, e: &Engine, vm: VmId, op: VmOp) -> Option<String> {
         let r: Result<(), EngineError> = self.rt.block_on(async {
             match op {
                 VmOp::Start => e.start_vm(vm, None).await.map(drop),
@@ -351,8 +395,10 @@ impl Sut {
     /// Runs a batch of creates concurrently, checks how many succeeded and that they landed on
     /// the hosts the model predicts, and numbers them by host (the VMs are identical, so which
     /// one the model calls `vmN` does not matter as long as hosts match).
+    #[allow(clippy::too_many_arguments)]
     fn batch(
         &mut self,
+        node: usize,
         e: &Engine,
         first: VmNo,
         count: u32,
@@ -365,15 +411,25 @@ impl Sut {
         };
         let reqs: Vec<CreateVm> =
             (0..count).map(|i| self.create_req(VmNo(first.0 + i), size, nics, None)).collect();
-        let results =
-            self.rt.block_on(futures::future::join_all(reqs.into_iter().map(|r| e.create_vm(r))));
+        let results = match self.create_batch_over_api(node, &reqs) {
+            Some(results) => results,
+            None => {
+                let creates = reqs.into_iter().map(|r| e.create_vm(r));
+                let results = self.rt.block_on(futures::future::join_all(creates));
+                let outcome =
+                    |r: Result<oxstack_engine::services::vm::VmInstance, EngineError>| match r {
+                        Ok(v) => Ok(Created { vm: v.uuid, host: v.host_uuid.expect("placed") }),
+                        Err(e) => Err(format!("{}: {e}", e.code())),
+                    };
+                results.into_iter().map(outcome).collect()
+            }
+        };
         let mut by_host: HashMap<HostId, Vec<VmId>> = HashMap::new();
         for r in &results {
             match r {
-                Ok(v) => by_host.entry(v.host_uuid.expect("placed")).or_default().push(v.uuid),
-                Err(e) => assert_eq!(
-                    e.code(),
-                    "INSUFFICIENT_CAPACITY",
+                Ok(v) => by_host.entry(v.host).or_default().push(v.vm),
+                Err(e) => assert!(
+                    e.starts_with("INSUFFICIENT_CAPACITY:"),
                     "batch of {count}: a create failed with {e}\n{}",
                     self.replay
                 ),

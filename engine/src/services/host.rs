@@ -53,7 +53,7 @@ pub struct Host {
 }
 
 /// `POST /v1/hosts`.
-#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddHost {
     #[schema(value_type = uuid::Uuid)]
@@ -74,7 +74,7 @@ pub struct AddHost {
 }
 
 /// `PATCH /v1/hosts/{uuid}`.
-#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateHost {
     #[serde(default)]

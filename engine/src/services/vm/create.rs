@@ -38,7 +38,7 @@ use crate::workflow::{Journal, Journaled, Step, Workflow};
 use crate::Engine;
 
 /// `POST /v1/vm-instances`.
-#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateVm {
     pub name: String,

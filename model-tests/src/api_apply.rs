@@ -1,0 +1,126 @@
+//! The steps of a run over the bus as API requests (see `api_nodes`): which request each
+//! transition is, and what its answer means for the SUT's numbering of hosts and VMs.
+
+use axum::http::Method;
+use oxstack_engine::services::host::{HostState, UpdateHost};
+use oxstack_engine::services::vm::VmOp;
+use oxstack_hypervisor::VmId;
+use serde_json::{json, Value};
+
+use crate::api_nodes::{host_body, to_json, Answer, ApiNode};
+use crate::sut::{Created, Sut};
+use crate::transitions::{Transition, CONFIG_CHANGES};
+
+/// Creates wait for the outcome; so does every VM action.
+const VMS: &str = "/v1/vm-instances";
+
+impl Sut {
+    /// Runs `t` as an API request on node `node` when it is one, and returns its error code
+    /// (`Some(None)` for success); `None` when `t` is not an API call.
+    pub(crate) fn apply_over_api(&mut self, node: usize, t: &Transition) -> Option<Option<String>> {
+        use Transition as T;
+        let api = &self.api.as_ref()?[node];
+        let rt = &self.rt;
+        let vm_path = |vm: VmId, action: &str| format!("{VMS}/{vm}/{action}?wait=true");
+        let answer = match t {
+            T::CreateVm { vm, size, nics, host } => {
+                let req = to_json(&self.create_req(*vm, *size, *nics, *host));
+                let a = rt.block_on(api.post(&format!("{VMS}?wait=true"), req));
+                if a.code.is_none() {
+                    self.vms.insert(*vm, created(&a).vm);
+                }
+                a
+            }
+            T::Start { vm, host } => {
+                let body = host_body(host.map(|h| self.host(h)));
+                rt.block_on(api.post(&vm_path(self.vm(*vm), "start"), body))
+            }
+            T::Stop { vm, force } => {
+                let mode = if *force { "force" } else { "graceful" };
+                rt.block_on(api.post(&vm_path(self.vm(*vm), "stop"), json!({ "mode": mode })))
+            }
+            T::Reboot { vm } => rt.block_on(vm_action(api, self.vm(*vm), VmOp::Reboot)),
+            T::Pause { vm } => rt.block_on(vm_action(api, self.vm(*vm), VmOp::Pause)),
+            T::Resume { vm } => rt.block_on(vm_action(api, self.vm(*vm), VmOp::Resume)),
+            T::Migrate { vm, to } => {
+                let body = host_body(to.map(|h| self.host(h)));
+                rt.block_on(api.post(&vm_path(self.vm(*vm), "migrate"), body))
+            }
+            T::Destroy { vm } => rt.block_on(vm_action(api, self.vm(*vm), VmOp::Destroy)),
+            T::Recover { vm } => rt.block_on(vm_action(api, self.vm(*vm), VmOp::Recover)),
+            T::Expunge { vm } => rt.block_on(vm_action(api, self.vm(*vm), VmOp::Expunge)),
+            T::WrongState { vm, op } => rt.block_on(vm_action(api, self.vm(*vm), *op)),
+            T::AddHost { host } => {
+                let req = to_json(&self.add_host_req(*host));
+                let a = rt.block_on(api.post("/v1/hosts", req));
+                if a.code.is_none() {
+                    self.hosts.insert(*host, uuid_field(&a.body, "uuid"));
+                }
+                a
+            }
+            T::RemoveHost { host } => {
+                let uri = format!("/v1/hosts/{}", self.host(*host));
+                rt.block_on(api.call(Method::DELETE, &uri, None))
+            }
+            T::SetHostEnabled { host, enabled } => {
+                let state = if *enabled { HostState::Enabled } else { HostState::Disabled };
+                let req = to_json(&UpdateHost { name: None, state: Some(state) });
+                let uri = format!("/v1/hosts/{}", self.host(*host));
+                rt.block_on(api.call(Method::PATCH, &uri, Some(req)))
+            }
+            T::SetConfig { change } => {
+                let (name, value) = CONFIG_CHANGES[*change];
+                let uri = format!("/v1/global-configs/{name}");
+                rt.block_on(api.call(Method::PUT, &uri, Some(json!({ "value": value }))))
+            }
+            _ => return None,
+        };
+        Some(answer.code)
+    }
+
+    /// Sends a batch of creates to node `node` concurrently; their outcomes in order.
+    pub(crate) fn create_batch_over_api(
+        &self,
+        node: usize,
+        reqs: &[oxstack_engine::services::vm::CreateVm],
+    ) -> Option<Vec<Result<Created, String>>> {
+        let api = &self.api.as_ref()?[node];
+        let uri = format!("{VMS}?wait=true");
+        let calls = reqs.iter().map(|r| api.post(&uri, to_json(r)));
+        let answers = self.rt.block_on(futures::future::join_all(calls));
+        let outcome = |a: Answer| match &a.code {
+            None => Ok(created(&a)),
+            Some(code) => Err(format!("{code}: {}", a.body["message"])),
+        };
+        Some(answers.into_iter().map(outcome).collect())
+    }
+}
+
+/// A VM action without options (destroy is `DELETE` on the VM).
+async fn vm_action(api: &ApiNode, vm: VmId, op: VmOp) -> Answer {
+    let action = match op {
+        VmOp::Destroy => {
+            return api.call(Method::DELETE, &format!("{VMS}/{vm}?wait=true"), None).await
+        }
+        VmOp::Start => "start",
+        VmOp::Stop => "stop",
+        VmOp::Reboot => "reboot",
+        VmOp::Pause => "pause",
+        VmOp::Resume => "resume",
+        VmOp::Migrate => "migrate",
+        VmOp::Recover => "recover",
+        VmOp::Expunge => "expunge",
+    };
+    api.post(&format!("{VMS}/{vm}/{action}?wait=true"), json!({})).await
+}
+
+/// A created VM's ID and host, from the VM in the answer.
+fn created(a: &Answer) -> Created {
+    Created { vm: uuid_field(&a.body, "uuid"), host: uuid_field(&a.body, "host_uuid") }
+}
+
+/// A typed ID from a field of an answer's body.
+fn uuid_field<T: serde::de::DeserializeOwned>(body: &Value, field: &str) -> T {
+    serde_json::from_value(body[field].clone())
+        .unwrap_or_else(|e| panic!("the answer's {field} is not an ID ({e}): {body}"))
+}
