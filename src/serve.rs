@@ -75,7 +75,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     };
     let forwarding = match &args.amqp {
         Some(url) => match forward::connect_bus(&engine, url).await {
-            Ok(bus) => Some(Forwarding { bus, timeout: forward::DEFAULT_TIMEOUT }),
+            Ok(bus) => Some(Forwarding { bus }),
             Err(e) => {
                 eprintln!("error: {e}");
                 engine.shutdown().await;

@@ -55,7 +55,7 @@ impl ApiNode {
         let bus = forward::connect_bus(engine, url)
             .await
             .unwrap_or_else(|e| panic!("node {} joins the AMQP bus: {e}", engine.membership.node));
-        let forwarding = Forwarding { bus: bus.clone(), timeout: forward::DEFAULT_TIMEOUT };
+        let forwarding = Forwarding { bus: bus.clone() };
         let router =
             forward::layer(oxstack_engine::api::router(engine.clone()), engine.clone(), forwarding);
         ApiNode { engine: engine.clone(), router, bus }

@@ -8,13 +8,12 @@
 //! the owner runs it against its own local router ([`handler`]: the router without this
 //! layer, so a request is forwarded at most once; it also carries [`FORWARDED_BY`], which this
 //! layer never forwards) and replies with the status, content type, location and body, which
-//! come back with [`SERVED_BY`] naming the owner. An owner that does not answer in time gets
-//! `503 UNAVAILABLE` with a message saying to retry; an owner that is not on the bus at all
+//! come back with [`SERVED_BY`] naming the owner. An owner that does not answer in time (the
+//! global config `cluster.forward_timeout_secs`, read for each request) gets `503 UNAVAILABLE`
+//! with a message saying to retry; an owner that is not on the bus at all
 //! (it has no queue: started without `--amqp`) never got the request, which is then served
 //! here, as without a bus. Requests without a resource uuid, those this node owns, and every
 //! request when no bus is configured are served here, directly.
-
-use std::time::Duration;
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
@@ -30,6 +29,7 @@ use uuid::Uuid;
 
 use super::ApiError;
 use crate::bus::amqp::{AmqpBus, BusError, BusOptions, Handler};
+use crate::config::ConfigName;
 use crate::ids::ManagementNodeId;
 use crate::Engine;
 
@@ -37,8 +37,6 @@ use crate::Engine;
 pub const FORWARDED_BY: &str = "x-oxstack-forwarded-by";
 /// Set on a forwarded request's answer: the uuid of the node that served it.
 pub const SERVED_BY: &str = "x-oxstack-served-by";
-/// How long a node waits for the owner's answer by default.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest request or response body forwarded.
 const MAX_BODY: usize = 16 << 20;
 
@@ -47,11 +45,10 @@ const MAX_BODY: usize = 16 << 20;
 const REQUEST_HEADERS: [&str; 2] = ["content-type", "accept"];
 const RESPONSE_HEADERS: [&str; 2] = ["content-type", "location"];
 
-/// What forwarding needs: the bus and how long to wait for an owner.
+/// What forwarding needs: the bus.
 #[derive(Clone, Debug)]
 pub struct Forwarding {
     pub bus: AmqpBus,
-    pub timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -149,7 +146,8 @@ async fn forward(State(f): State<Forwarder>, req: Request, next: Next) -> Respon
         headers: pick(&parts.headers, &REQUEST_HEADERS),
         from: me.0,
     };
-    let sent = f.forwarding.bus.request(owner, &encode(&wire, &body), f.forwarding.timeout).await;
+    let timeout = f.engine.config.secs(ConfigName::ClusterForwardTimeoutSecs);
+    let sent = f.forwarding.bus.request(owner, &encode(&wire, &body), timeout).await;
     match sent {
         Ok(reply) => match response_of(&reply, owner) {
             Ok(r) => r,

@@ -13,6 +13,7 @@ pub enum ConfigName {
     HypervisorCallTimeoutSecs,
     ClusterHeartbeatIntervalSecs,
     ClusterHeartbeatTimeoutSecs,
+    ClusterForwardTimeoutSecs,
 }
 
 impl ConfigName {
@@ -29,6 +30,7 @@ impl ConfigName {
             Self::HypervisorCallTimeoutSecs => "hypervisor.call_timeout_secs",
             Self::ClusterHeartbeatIntervalSecs => "cluster.heartbeat_interval_secs",
             Self::ClusterHeartbeatTimeoutSecs => "cluster.heartbeat_timeout_secs",
+            Self::ClusterForwardTimeoutSecs => "cluster.forward_timeout_secs",
         }
     }
 }
@@ -133,6 +135,12 @@ pub static DEFINITIONS: &[ConfigDef] = &[
         kind: ConfigKind::Int { min: 2, max: 3_600 },
         default: "10",
         description: "Seconds without a heartbeat after which the other nodes declare a management node Dead and take over what it owned (at least twice the interval is used).",
+    },
+    ConfigDef {
+        name: ConfigName::ClusterForwardTimeoutSecs,
+        kind: ConfigKind::Int { min: 1, max: 3_600 },
+        default: "60",
+        description: "With the AMQP bus, seconds a node waits for the owner of a resource to answer a request it forwarded before it answers 503 UNAVAILABLE (the request may still run there).",
     },
 ];
 

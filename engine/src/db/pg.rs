@@ -27,6 +27,10 @@ pub async fn connect(url: &str) -> EngineResult<PgPool> {
     let pool = PgPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        // No ping before every statement (a round trip each): a connection the server dropped
+        // fails its next statement before anything is sent to `COMMIT`, and `pg_retry` runs
+        // that again on a fresh one.
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .map_err(|e| EngineError::Internal(format!("cannot reach PostgreSQL at `{url}`: {e}")))?;
