@@ -178,13 +178,18 @@ pub async fn run(ctx: &Ctx, cmd: HostCommand) -> Result<(), ClientError> {
 /// One line on how a reconnect reconciled the host's VMs with what the host reports.
 fn reconcile_summary(r: &Value) -> String {
     let n = |k: &str| r.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let strays = r.get("strays").and_then(Value::as_array).map_or(0, Vec::len);
-    format!(
+    let len = |k: &str| r.get(k).and_then(Value::as_array).map_or(0, Vec::len);
+    let mut line = format!(
         "reconciled: {} VM states corrected, {} VMs no longer running marked Stopped, {} stray VMs",
         n("corrected"),
         n("stopped"),
-        strays
-    )
+        len("strays")
+    );
+    let destroyed = len("destroyed_strays");
+    if destroyed > 0 {
+        line.push_str(&format!(", {destroyed} VMs destroyed whose create had been rolled back"));
+    }
+    line
 }
 
 #[cfg(test)]
@@ -197,6 +202,12 @@ mod tests {
         assert_eq!(
             reconcile_summary(&r),
             "reconciled: 2 VM states corrected, 1 VMs no longer running marked Stopped, 3 stray VMs"
+        );
+        let r = serde_json::json!({"strays": [], "destroyed_strays": ["d"]});
+        assert_eq!(
+            reconcile_summary(&r),
+            "reconciled: 0 VM states corrected, 0 VMs no longer running marked Stopped, 0 stray \
+             VMs, 1 VMs destroyed whose create had been rolled back"
         );
     }
 }

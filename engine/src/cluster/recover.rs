@@ -4,7 +4,9 @@
 //! `Running` (left, declared dead, or this very process before a `kill -9`, under its old
 //! uuid), any node may claim the row (a conditional update: one claimant wins) and then:
 //! - create, start, migrate: undo every step in reverse from the journaled context (undos are
-//!   keyed and no-ops for steps that never ran). A create leaves nothing; a start leaves the
+//!   keyed and no-ops for steps that never ran). A create leaves nothing but a row in
+//!   `rolled_back_creates` for a day, so that its VM is destroyed should its host's agent
+//!   finish creating it after the undo (`services/host_tracker.rs`); a start leaves the
 //!   VM Stopped, holding no host; a migration leaves no reservation on its target and the VM
 //!   Unknown on its source, for the owner of that host to reconcile with what it reports.
 //! - an expunge (not journaled: it is rebuilt from the database) is rolled forward: its steps
@@ -22,6 +24,10 @@ use crate::error::{EngineError, EngineResult};
 use crate::ids::VmId;
 use crate::services::vm::{self, VmState};
 use crate::Engine;
+
+/// How long a rolled-back create is remembered, so that its VM is destroyed should its host
+/// turn out to have created it after all (see `services/host_tracker.rs`).
+const ROLLED_BACK_KEPT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// What one recovery pass did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -76,6 +82,12 @@ impl Engine {
             }
         }
         report.expunged = self.finish_expunges(&me).await?;
+        // No agent is still finishing a create this long after its rollback.
+        let forgotten = crate::time::now_ms() - ROLLED_BACK_KEPT.as_millis() as i64;
+        write("DELETE FROM rolled_back_creates WHERE rolled_back_at < ?")
+            .bind(forgotten)
+            .execute(self.db.w())
+            .await?;
         Ok(report)
     }
 
@@ -106,6 +118,18 @@ impl Engine {
         if state.is_some_and(|s| !s.is_transitional()) {
             // The run ended but its row stayed (deleting it failed): nothing to undo.
             return Ok(());
+        }
+        if workflow == "create-vm" {
+            // The agent may still finish the create it was sent after the undo has destroyed
+            // the VM: this row lets the host's reconciliation destroy it when it turns up.
+            write(
+                "INSERT INTO rolled_back_creates (vm_uuid, rolled_back_at) VALUES (?, ?) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(resource.to_string())
+            .bind(crate::time::now_ms())
+            .execute(self.db.w())
+            .await?;
         }
         let e = self.clone();
         let failed = match workflow {

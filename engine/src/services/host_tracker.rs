@@ -7,7 +7,10 @@
 //! ping becomes Disconnected and its VMs Unknown. A Disconnected host that answers is
 //! reconnected: its facts are re-read and its VMs reconciled with what it reports from
 //! `vm_states`. Every `host.sync_every_pings` sweeps each Connected host is reconciled too, so a
-//! VM that died behind our back is noticed (in bulk: see `host_sync`).
+//! VM that died behind our back is noticed (in bulk: see `host_sync`). A VM a host runs that
+//! the database does not place there is a stray, reported as an event; one whose create was
+//! rolled back after its management node stopped (its agent finished the create after the
+//! undo) is destroyed there instead.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -43,6 +46,10 @@ pub struct ReconcileReport {
     /// VMs the host runs that the database does not place there.
     #[schema(value_type = Vec<uuid::Uuid>)]
     pub strays: Vec<VmId>,
+    /// VMs the host ran whose create was rolled back after a management node stopped (its
+    /// agent finished the create after the undo): destroyed there now.
+    #[schema(value_type = Vec<uuid::Uuid>)]
+    pub destroyed_strays: Vec<VmId>,
 }
 
 impl Engine {
@@ -390,12 +397,43 @@ impl Engine {
         }
         for (vm, state) in &reported {
             if !known.contains(vm) {
+                if self.destroy_rolled_back(host, *vm).await? {
+                    report.destroyed_strays.push(*vm);
+                    continue;
+                }
                 tracing::warn!(%host, %vm, %state, "host runs a VM this management node did not place there");
                 self.events.publish("stray_vm", vm.0, None, Some(state.to_string().as_str()));
                 report.strays.push(*vm);
             }
         }
         report.strays.sort();
+        report.destroyed_strays.sort();
         Ok(report)
+    }
+
+    /// Destroys `vm` on `host` when it is a VM whose create was rolled back (see
+    /// `migrations/*/0006_rolled_back_creates.sql`), and forgets it; whether it was one.
+    /// When the host refuses, the VM stays a reported stray and the next sync tries again.
+    async fn destroy_rolled_back(&self, host: HostId, vm: VmId) -> EngineResult<bool> {
+        let rolled_back: Option<String> =
+            sqlx::query_scalar("SELECT vm_uuid FROM rolled_back_creates WHERE vm_uuid = ?")
+                .bind(vm.to_string())
+                .fetch_optional(self.db.r())
+                .await?;
+        if rolled_back.is_none() {
+            return Ok(false);
+        }
+        if let Err(e) = self.hv(host, "destroy", self.hypervisor.destroy_vm(host, vm)).await {
+            tracing::warn!(%host, %vm, %e, "could not destroy a VM whose create was rolled back");
+            return Ok(false);
+        }
+        crate::db::write("DELETE FROM rolled_back_creates WHERE vm_uuid = ?")
+            .bind(vm.to_string())
+            .execute(self.db.w())
+            .await?;
+        tracing::warn!(%host, %vm, "destroyed a VM whose create was rolled back after its \
+            management node stopped (the host finished creating it after the undo)");
+        self.events.publish("stray_vm", vm.0, None, Some("Destroyed"));
+        Ok(true)
     }
 }

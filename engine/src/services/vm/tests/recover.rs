@@ -171,3 +171,43 @@ async fn an_interrupted_expunge_is_finished() {
     assert_eq!(c.engine.recover_runs().await.unwrap().expunged, 0);
     assert_eq!(c.count("vm_instances").await, 1);
 }
+
+#[tokio::test]
+async fn a_rolled_back_create_that_turns_up_on_its_host_later_is_destroyed_there() {
+    let c = Cloud::new(2, 8, 32, 50).await;
+    let plan = c.engine.plan_create_vm(c.create_req("late")).await.unwrap();
+    let vm = plan.vm;
+    let ctx = CreateCtx::new(c.engine.clone(), plan);
+    dead_node_journal(&c, "create-vm", vm, &ctx).await;
+    recover_one(&c).await;
+    assert_eq!(c.count("rolled_back_creates").await, 1, "the rollback is remembered");
+
+    // The host's agent finishes the create after the undo; the host also runs a VM that is
+    // none of ours.
+    let host = c.hosts[0];
+    c.sim.define_stray_vm(host, vm, PowerState::Running).unwrap();
+    let foreign = VmId::new_random();
+    c.sim.define_stray_vm(host, foreign, PowerState::Running).unwrap();
+    let report = c.engine.reconcile_host(host).await.unwrap();
+    assert_eq!(report.destroyed_strays, vec![vm]);
+    assert_eq!(report.strays, vec![foreign], "only what was ours is destroyed");
+    assert!(c.sim.vm(vm).is_none(), "the late VM is gone from the host");
+    assert!(c.sim.vm(foreign).is_some(), "the foreign VM is left alone");
+    assert_eq!(c.count("rolled_back_creates").await, 0);
+    assert_eq!(c.count("vm_instances").await, 0);
+
+    // Next time it is only the foreign VM, reported again.
+    let report = c.engine.reconcile_host(host).await.unwrap();
+    assert_eq!((report.destroyed_strays, report.strays), (vec![], vec![foreign]));
+
+    // A rollback is forgotten after a day, at the next recovery pass.
+    let stale = 1_000;
+    crate::db::write("INSERT INTO rolled_back_creates (vm_uuid, rolled_back_at) VALUES (?, ?)")
+        .bind(VmId::new_random().to_string())
+        .bind(stale)
+        .execute(c.engine.db.w())
+        .await
+        .unwrap();
+    c.engine.recover_runs().await.unwrap();
+    assert_eq!(c.count("rolled_back_creates").await, 0, "the day-old row is pruned");
+}
