@@ -4,11 +4,11 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use oxstack_hypervisor::Hypervisor;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use crate::bus::{EventBus, SyncQueues};
 use crate::cluster::Membership;
-use crate::config::{ConfigName, GlobalConfig};
+use crate::config::GlobalConfig;
 use crate::db::Db;
 use crate::error::EngineResult;
 use crate::ids::IdGen;
@@ -46,7 +46,8 @@ pub struct EngineInner {
     pub queues: SyncQueues,
     pub scheduler: Scheduler,
     pub ipam: Ipam,
-    pub migrations: Semaphore,
+    /// Live migrations running on this node (`vm.migration_parallelism`).
+    pub migrations: crate::services::vm::migration_slots::MigrationSlots,
     pub ids: IdGen,
     /// This node's view of the management-node cluster (who owns which host).
     pub membership: Membership,
@@ -87,8 +88,7 @@ impl Engine {
         let scheduler = Scheduler::load(&db).await?;
         let ipam = Ipam::default();
         crate::services::network::load_ipam(&db, &ipam).await?;
-        let migrations =
-            Semaphore::new(config.int(ConfigName::VmMigrationParallelism).max(1) as usize);
+        let migrations = crate::services::vm::migration_slots::MigrationSlots::default();
         let (shutdown, _) = watch::channel(false);
         let engine = Self(Arc::new(EngineInner {
             db,

@@ -110,7 +110,7 @@ pub static DEFINITIONS: &[ConfigDef] = &[
         name: ConfigName::VmMigrationParallelism,
         kind: ConfigKind::Int { min: 1, max: 10_000 },
         default: "16",
-        description: "How many live migrations the node runs at once; more wait their turn.",
+        description: "How many live migrations the node runs at once; more wait their turn. A change applies to the migrations asked for after it (running ones are not stopped).",
     },
     ConfigDef {
         name: ConfigName::SchedulerStrategy,

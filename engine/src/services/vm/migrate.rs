@@ -96,11 +96,9 @@ impl Engine {
                 EngineError::invalid("host_uuid", format!("host {t} does not exist"))
             })?;
         }
-        let _permit = self
-            .migrations
-            .acquire()
-            .await
-            .map_err(|_| EngineError::Internal("migration limiter closed".into()))?;
+        let parallelism =
+            || self.config.int(crate::config::ConfigName::VmMigrationParallelism).max(1) as usize;
+        let _slot = self.migrations.acquire(parallelism).await;
         let mut start = self.start_ctx(vm, to).await?;
         start.request.preferred_host = None;
         start.request.avoid = vec![source];

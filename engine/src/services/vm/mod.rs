@@ -10,6 +10,7 @@ mod create;
 mod destroy;
 mod hold;
 mod migrate;
+pub mod migration_slots;
 mod power;
 mod start;
 mod state;
