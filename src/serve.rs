@@ -75,7 +75,11 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     };
     let forwarding = match &args.amqp {
         Some(url) => match forward::connect_bus(&engine, url).await {
-            Ok(bus) => Some(Forwarding { bus }),
+            Ok(bus) => {
+                // Other nodes' changes now arrive as events: keep the caches up with them.
+                engine.spawn_cache_follower();
+                Some(Forwarding { bus })
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 engine.shutdown().await;

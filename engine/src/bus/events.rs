@@ -4,7 +4,8 @@
 //! subscribed; a subscriber that falls too far behind is told how many it missed. With an AMQP
 //! bus, events of other management nodes arrive through [`EventBus::publish_remote`] and reach
 //! the same subscribers; [`EventBus::subscribe_local`] sees only this node's own events (what
-//! the bus relays to the others, so a relayed event never bounces back).
+//! the bus relays to the others, so a relayed event never bounces back), and
+//! [`EventBus::subscribe_remote`] only the others' (what makes this node's caches stale).
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -31,6 +32,8 @@ pub struct EventBus {
     tx: broadcast::Sender<Event>,
     /// Only this node's events.
     local: broadcast::Sender<Event>,
+    /// Only other nodes' events.
+    remote: broadcast::Sender<Event>,
 }
 
 impl EventBus {
@@ -38,7 +41,8 @@ impl EventBus {
     pub fn new(capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(16));
         let (local, _) = broadcast::channel(capacity.max(16));
-        Self { tx, local }
+        let (remote, _) = broadcast::channel(capacity.max(16));
+        Self { tx, local, remote }
     }
 
     /// Sends a state change to every current subscriber (a no-op when there are none).
@@ -68,7 +72,15 @@ impl EventBus {
     /// Hands every subscriber an event another management node published (it is not relayed
     /// again: [`EventBus::subscribe_local`] does not see it).
     pub fn publish_remote(&self, event: Event) {
+        if self.remote.receiver_count() > 0 {
+            let _ = self.remote.send(event.clone());
+        }
         let _ = self.tx.send(event);
+    }
+
+    /// A subscription to other nodes' events only, from now on.
+    pub fn subscribe_remote(&self) -> broadcast::Receiver<Event> {
+        self.remote.subscribe()
     }
 
     /// A subscription to this node's own events only, from now on.

@@ -8,6 +8,7 @@
 //! are marked interrupted ([`takeover`]). With an AMQP bus, API requests for a resource go to
 //! the node that owns it on the ring (`api::forward`, over `bus::amqp`).
 
+pub mod follow;
 mod membership;
 pub mod recover;
 pub mod refresh;

@@ -42,10 +42,11 @@ impl Refresh {
 
 impl crate::Engine {
     /// Rebuilds this node's scheduler and IPAM caches from the database, as it must when another
-    /// node's writes made them stale. Until a bus carries other nodes' cache events, the
-    /// allocations reload on their own only before refusing for want of room (so their choice of
-    /// host may differ from what fresh caches would give); tests of many nodes call this to
-    /// keep every node's choices those of one scheduler.
+    /// node's writes made them stale. With an AMQP bus, other nodes' events trigger this
+    /// within a second or so (`cluster::follow`); without one, the allocations reload on their
+    /// own only before refusing for want of room (so their choice of host may differ from what
+    /// fresh caches would give). Tests of many nodes call this to keep every node's choices
+    /// those of one scheduler.
     pub async fn reload_caches(&self) -> EngineResult<()> {
         self.reload_scheduler().await?;
         self.reload_ipam().await
