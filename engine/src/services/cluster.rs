@@ -75,6 +75,9 @@ impl Engine {
         }
         self.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: ClusterId = self.ids.next();
+        // Under the cache gate: a reload (cluster::refresh) sees the row and the cache change
+        // together or neither.
+        let _cache = self.cache_gate.read().await;
         let res = crate::db::write(
             "INSERT INTO clusters (uuid, zone_uuid, name, hypervisor_type, state, created_at) VALUES (?, ?, ?, ?, 'Enabled', ?)",
         )
@@ -176,6 +179,9 @@ impl Engine {
             "DELETE FROM cluster_l2_networks WHERE cluster_uuid = ?",
             "DELETE FROM clusters WHERE uuid = ?",
         ];
+        // Under the cache gate: a reload (cluster::refresh) sees the row and the cache change
+        // together or neither.
+        let _cache = self.cache_gate.read().await;
         self.db.delete_together(DELETES, id.to_string()).await?;
         self.scheduler.topology().clusters.remove(&id);
         self.events.publish("cluster", id.0, Some("Enabled"), None);
@@ -199,6 +205,9 @@ impl Engine {
                 ),
             ));
         }
+        // Under the cache gate: a reload (cluster::refresh) sees the row and the cache change
+        // together or neither.
+        let _cache = self.cache_gate.read().await;
         crate::db::write("INSERT INTO cluster_primary_storages (cluster_uuid, primary_storage_uuid) VALUES (?, ?) ON CONFLICT DO NOTHING")
             .bind(cluster.to_string())
             .bind(ps.to_string())
@@ -231,6 +240,9 @@ impl Engine {
                 ),
             ));
         }
+        // Under the cache gate: a reload (cluster::refresh) sees the row and the cache change
+        // together or neither.
+        let _cache = self.cache_gate.read().await;
         crate::db::write("INSERT INTO cluster_l2_networks (cluster_uuid, l2_network_uuid) VALUES (?, ?) ON CONFLICT DO NOTHING")
             .bind(cluster.to_string())
             .bind(l2.to_string())

@@ -261,6 +261,9 @@ impl Engine {
                 return Err(e);
             }
         };
+        // Under the cache gate: a reload (cluster::refresh) sees the row and the cache change
+        // together or neither.
+        let _cache = self.cache_gate.read().await;
         crate::db::write("UPDATE hosts SET cpu_total = ?, memory_total = ?, hypervisor_version = ?, status = 'Connected' WHERE uuid = ?")
             .bind(i64::from(facts.cpus))
             .bind(to_i64("memory_bytes", facts.memory_bytes)?)
@@ -333,6 +336,9 @@ impl Engine {
                 self.evacuate_host(id).await?;
             }
             if state != host.state {
+                // Under the cache gate: a reload (cluster::refresh) sees the row and the cache change
+                // together or neither.
+                let _cache = self.cache_gate.read().await;
                 crate::db::write("UPDATE hosts SET state = ? WHERE uuid = ?")
                     .bind(state.as_str())
                     .bind(id.to_string())
@@ -390,6 +396,9 @@ impl Engine {
         if let Err(e) = self.hv(id, "disconnect", self.hypervisor.disconnect(id)).await {
             tracing::warn!(host = %id, %e, "disconnecting a deleted host failed; deleting anyway");
         }
+        // Under the cache gate: a reload (cluster::refresh) sees the row and the cache change
+        // together or neither.
+        let _cache = self.cache_gate.read().await;
         crate::db::write("DELETE FROM hosts WHERE uuid = ?")
             .bind(id.to_string())
             .execute(self.db.w())

@@ -230,9 +230,14 @@ impl Engine {
             "DELETE FROM cluster_l2_networks WHERE l2_network_uuid = ?",
             "DELETE FROM l2_networks WHERE uuid = ?",
         ];
-        self.db.delete_together(DELETES, id.to_string()).await?;
-        for c in self.scheduler.topology().clusters.values_mut() {
-            c.l2_networks.remove(&id);
+        {
+            // Under the cache gate: a reload (cluster::refresh) sees the row and the cache change
+            // together or neither.
+            let _cache = self.cache_gate.read().await;
+            self.db.delete_together(DELETES, id.to_string()).await?;
+            for c in self.scheduler.topology().clusters.values_mut() {
+                c.l2_networks.remove(&id);
+            }
         }
         self.events.publish("l2_network", id.0, Some("Enabled"), None);
         Ok(())
