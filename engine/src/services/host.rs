@@ -329,28 +329,40 @@ impl Engine {
                 .execute(self.db.w())
                 .await?;
         }
-        if let Some(state) = req.state {
-            if state == HostState::Maintenance && host.state != HostState::Maintenance {
-                // No new VMs first, then move the running ones away.
-                self.scheduler.index().set_schedulable(id, false);
-                self.evacuate_host(id).await?;
-            }
-            if state != host.state {
-                // Under the cache gate: a reload (cluster::refresh) sees the row and the cache change
-                // together or neither.
-                let _cache = self.cache_gate.read().await;
-                crate::db::write("UPDATE hosts SET state = ? WHERE uuid = ?")
-                    .bind(state.as_str())
-                    .bind(id.to_string())
-                    .execute(self.db.w())
-                    .await?;
-                let schedulable =
-                    state == HostState::Enabled && host.status == HostStatus::Connected;
-                self.scheduler.index().set_schedulable(id, schedulable);
-                self.events.publish("host", id.0, Some(host.state.as_str()), Some(state.as_str()));
+        if let Some(state) = req.state.filter(|s| *s != host.state) {
+            // The row first, so every node, and every reload of this node's cache, gives the
+            // host no new VM from now on; then, for Maintenance, the VMs move away. If they
+            // cannot, the host gets its old state back.
+            self.set_host_state(id, host.state, state, host.status).await?;
+            if state == HostState::Maintenance {
+                if let Err(e) = self.evacuate_host(id).await {
+                    self.set_host_state(id, state, host.state, host.status).await?;
+                    return Err(e);
+                }
             }
         }
         self.get_host(id).await
+    }
+
+    /// Writes a host's state and what it means for scheduling, under the cache gate (a reload,
+    /// `cluster::refresh`, sees the row and the cache change together or neither).
+    async fn set_host_state(
+        &self,
+        id: HostId,
+        from: HostState,
+        to: HostState,
+        status: HostStatus,
+    ) -> EngineResult<()> {
+        let _cache = self.cache_gate.read().await;
+        crate::db::write("UPDATE hosts SET state = ? WHERE uuid = ?")
+            .bind(to.as_str())
+            .bind(id.to_string())
+            .execute(self.db.w())
+            .await?;
+        let schedulable = to == HostState::Enabled && status == HostStatus::Connected;
+        self.scheduler.index().set_schedulable(id, schedulable);
+        self.events.publish("host", id.0, Some(from.as_str()), Some(to.as_str()));
+        Ok(())
     }
 
     /// Moves every VM off a host entering maintenance: running VMs are live-migrated to hosts

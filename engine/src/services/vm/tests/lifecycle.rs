@@ -275,6 +275,31 @@ async fn maintenance_moves_running_vms_away_and_stops_what_cannot_move() {
 }
 
 #[tokio::test]
+async fn a_host_whose_vms_cannot_leave_gets_its_old_state_back() {
+    use crate::services::host::{HostState, UpdateHost};
+    let c = Cloud::new(1, 8, 32, 50).await;
+    let vm = c.engine.create_vm(c.create_req("stuck")).await.unwrap();
+    let host = c.hosts[0];
+    // No other host to migrate to, and the stop that follows fails.
+    c.sim.add_fault(FaultRule::always().on_op(OpKind::Stop).times(1));
+    let err = c
+        .engine
+        .update_host(host, UpdateHost { name: None, state: Some(HostState::Maintenance) })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "HYPERVISOR_ERROR", "{err}");
+    assert_eq!(c.engine.get_host(host).await.unwrap().state, HostState::Enabled);
+    assert_eq!(c.engine.get_vm(vm.uuid).await.unwrap().state, VmState::Running);
+    // Schedulable again, in the cache and after a reload from the database.
+    let again = c.engine.create_vm(c.create_req("after")).await.unwrap();
+    assert_eq!(again.host_uuid, Some(host));
+    c.engine.reload_caches().await.unwrap();
+    let reloaded = c.engine.create_vm(c.create_req("reloaded")).await.unwrap();
+    assert_eq!(reloaded.host_uuid, Some(host));
+    c.assert_consistent().await;
+}
+
+#[tokio::test]
 async fn a_start_that_cannot_leave_an_unreachable_host_keeps_the_vm_defined_there() {
     // Regression (model test): the start workflow forgot the old host even when undefining the
     // VM there failed, so the VM could never be started again once that host came back.
