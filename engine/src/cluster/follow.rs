@@ -2,23 +2,26 @@
 //! arrive here, and those that change what this node's scheduler caches (hosts, VMs holding
 //! capacity, clusters, primary storage) or what its IPAM caches (L3 networks) have the cache
 //! reloaded from the database, so a host added through one node is placed on by every node
-//! within about [`COALESCE`] and capacity another node used is not offered again.
+//! within about `cluster.cache_follow_secs` (a global config, default 1; 0 turns following
+//! off) and capacity another node used is not offered again.
 //!
 //! Events are best effort (a node that falls behind is told how many it missed, and reloads as
 //! if one of them mattered), and the caches never decide alone: every reservation is a
 //! conditional update in the database (`services/vm/hold.rs`), and a create about to be refused
 //! for want of room reloads first. Following only makes the choices better informed, at the
-//! cost of one reload per [`COALESCE`] while other nodes are busy.
+//! cost of one reload per period while other nodes are busy, during which this node's
+//! placements wait (`benches/RESULTS.md` has what that cost on three nodes).
 
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::bus::Event;
+use crate::config::ConfigName;
 use crate::Engine;
 
-/// Changes that arrive within this long of the first one share its reload.
-pub const COALESCE: Duration = Duration::from_secs(1);
+/// How long to wait before looking at the config again while following is off.
+const OFF_RECHECK: Duration = Duration::from_secs(5);
 
 /// What a change makes stale.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -59,8 +62,11 @@ impl Engine {
                     _ = crate::api::shutdown_requested(&mut shutdown) => return,
                 };
                 let Some(mut stale) = first else { return };
+                // Changes that arrive within the period share this reload.
+                let period = engine.config.secs(ConfigName::ClusterCacheFollowSecs);
+                let off = period.is_zero();
                 tokio::select! {
-                    _ = tokio::time::sleep(COALESCE) => {}
+                    _ = tokio::time::sleep(if off { OFF_RECHECK } else { period }) => {}
                     _ = crate::api::shutdown_requested(&mut shutdown) => return,
                 }
                 loop {
@@ -72,7 +78,9 @@ impl Engine {
                         Err(_) => break,
                     }
                 }
-                engine.reload_stale(stale).await;
+                if !off {
+                    engine.reload_stale(stale).await;
+                }
             }
         });
     }

@@ -14,6 +14,7 @@ pub enum ConfigName {
     ClusterHeartbeatIntervalSecs,
     ClusterHeartbeatTimeoutSecs,
     ClusterForwardTimeoutSecs,
+    ClusterCacheFollowSecs,
 }
 
 impl ConfigName {
@@ -31,6 +32,7 @@ impl ConfigName {
             Self::ClusterHeartbeatIntervalSecs => "cluster.heartbeat_interval_secs",
             Self::ClusterHeartbeatTimeoutSecs => "cluster.heartbeat_timeout_secs",
             Self::ClusterForwardTimeoutSecs => "cluster.forward_timeout_secs",
+            Self::ClusterCacheFollowSecs => "cluster.cache_follow_secs",
         }
     }
 }
@@ -141,6 +143,12 @@ pub static DEFINITIONS: &[ConfigDef] = &[
         kind: ConfigKind::Int { min: 1, max: 3_600 },
         default: "60",
         description: "With the AMQP bus, seconds a node waits for the owner of a resource to answer a request it forwarded before it answers 503 UNAVAILABLE (the request may still run there).",
+    },
+    ConfigDef {
+        name: ConfigName::ClusterCacheFollowSecs,
+        kind: ConfigKind::Int { min: 0, max: 3_600 },
+        default: "1",
+        description: "With the AMQP bus, at most how often a node reloads its scheduler (and, for L3 network changes, IPAM) caches after other nodes' changes; placements on that node wait during a reload. 0: never (caches then reload only before a create is refused for want of room).",
     },
 ];
 
