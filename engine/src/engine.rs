@@ -60,9 +60,10 @@ pub struct EngineInner {
     pub(crate) recovering: tokio::sync::Mutex<()>,
     /// Coalesces reloads of the scheduler's caches when other nodes' writes made them stale.
     pub(crate) scheduler_refresh: crate::cluster::refresh::Refresh,
-    /// Held (shared) by each write that changes the database and the caches together on the VM
-    /// lifecycle paths, and exclusively by a reload of the caches, so a reload never reads the
-    /// database between the two halves of such a write and drops or doubles it.
+    /// Held (shared) by each write that changes the database and the caches together (the VM
+    /// lifecycle paths, and the admin writes to hosts, clusters, attachments and storage), and
+    /// exclusively by a reload of the caches, so a reload never reads the database between the
+    /// two halves of such a write and drops or doubles it.
     pub(crate) cache_gate: tokio::sync::RwLock<()>,
     shutdown: watch::Sender<bool>,
 }

@@ -11,7 +11,7 @@ use crate::api_nodes::{host_body, to_json, Answer, ApiNode};
 use crate::sut::{Created, Sut};
 use crate::transitions::{Transition, CONFIG_CHANGES};
 
-/// Creates wait for the outcome; so does every VM action.
+/// The VM collection; every request to it here asks `?wait=true`, for the outcome, not a job.
 const VMS: &str = "/v1/vm-instances";
 
 impl Sut {

@@ -285,7 +285,7 @@ impl Sut {
     fn apply_on(&mut self, node: usize, e: &Engine, t: &Transition, model: &RefState) {
         use Transition as T;
         if let T::CreateBatch { first, count, size, nics } = t {
-            return self.batch(node, e, *first, *count, *size, *nics, model);
+            return self.batch(node, *first, *count, *size, *nics, model);
         }
         let got = match self.apply_over_api(node, t) {
             Some(got) => got,
@@ -395,11 +395,9 @@ impl Sut {
     /// Runs a batch of creates concurrently, checks how many succeeded and that they landed on
     /// the hosts the model predicts, and numbers them by host (the VMs are identical, so which
     /// one the model calls `vmN` does not matter as long as hosts match).
-    #[allow(clippy::too_many_arguments)]
     fn batch(
         &mut self,
         node: usize,
-        e: &Engine,
         first: VmNo,
         count: u32,
         size: usize,
@@ -414,6 +412,7 @@ impl Sut {
         let results = match self.create_batch_over_api(node, &reqs) {
             Some(results) => results,
             None => {
+                let e = self.nodes[node].clone();
                 let creates = reqs.into_iter().map(|r| e.create_vm(r));
                 let results = self.rt.block_on(futures::future::join_all(creates));
                 let outcome =

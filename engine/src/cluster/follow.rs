@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::bus::Event;
 use crate::config::ConfigName;
@@ -31,6 +31,9 @@ struct Stale {
 }
 
 impl Stale {
+    /// What missed events may have made stale.
+    const ALL: Stale = Stale { scheduler: true, ipam: true };
+
     fn of(event: &Event) -> Self {
         match event.resource_type.as_str() {
             "vm" | "host" | "cluster" | "primary_storage" => Stale { scheduler: true, ipam: false },
@@ -72,9 +75,7 @@ impl Engine {
                 loop {
                     match events.try_recv() {
                         Ok(e) => stale.add(Stale::of(&e)),
-                        Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {
-                            stale.add(Stale { scheduler: true, ipam: true })
-                        }
+                        Err(TryRecvError::Lagged(_)) => stale.add(Stale::ALL),
                         Err(_) => break,
                     }
                 }
@@ -105,7 +106,7 @@ async fn next_stale(events: &mut tokio::sync::broadcast::Receiver<Event>) -> Opt
         match events.recv().await {
             Ok(e) if Stale::of(&e).any() => return Some(Stale::of(&e)),
             Ok(_) => {}
-            Err(RecvError::Lagged(_)) => return Some(Stale { scheduler: true, ipam: true }),
+            Err(RecvError::Lagged(_)) => return Some(Stale::ALL),
             Err(RecvError::Closed) => return None,
         }
     }

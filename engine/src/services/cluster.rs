@@ -75,8 +75,6 @@ impl Engine {
         }
         self.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: ClusterId = self.ids.next();
-        // Under the cache gate: a reload (cluster::refresh) sees the row and the cache change
-        // together or neither.
         let _cache = self.cache_gate.read().await;
         let res = crate::db::write(
             "INSERT INTO clusters (uuid, zone_uuid, name, hypervisor_type, state, created_at) VALUES (?, ?, ?, ?, 'Enabled', ?)",
@@ -179,8 +177,6 @@ impl Engine {
             "DELETE FROM cluster_l2_networks WHERE cluster_uuid = ?",
             "DELETE FROM clusters WHERE uuid = ?",
         ];
-        // Under the cache gate: a reload (cluster::refresh) sees the row and the cache change
-        // together or neither.
         let _cache = self.cache_gate.read().await;
         self.db.delete_together(DELETES, id.to_string()).await?;
         self.scheduler.topology().clusters.remove(&id);
@@ -205,8 +201,6 @@ impl Engine {
                 ),
             ));
         }
-        // Under the cache gate: a reload (cluster::refresh) sees the row and the cache change
-        // together or neither.
         let _cache = self.cache_gate.read().await;
         crate::db::write("INSERT INTO cluster_primary_storages (cluster_uuid, primary_storage_uuid) VALUES (?, ?) ON CONFLICT DO NOTHING")
             .bind(cluster.to_string())
@@ -240,8 +234,6 @@ impl Engine {
                 ),
             ));
         }
-        // Under the cache gate: a reload (cluster::refresh) sees the row and the cache change
-        // together or neither.
         let _cache = self.cache_gate.read().await;
         crate::db::write("INSERT INTO cluster_l2_networks (cluster_uuid, l2_network_uuid) VALUES (?, ?) ON CONFLICT DO NOTHING")
             .bind(cluster.to_string())

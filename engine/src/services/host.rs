@@ -261,8 +261,6 @@ impl Engine {
                 return Err(e);
             }
         };
-        // Under the cache gate: a reload (cluster::refresh) sees the row and the cache change
-        // together or neither.
         let _cache = self.cache_gate.read().await;
         crate::db::write("UPDATE hosts SET cpu_total = ?, memory_total = ?, hypervisor_version = ?, status = 'Connected' WHERE uuid = ?")
             .bind(i64::from(facts.cpus))
@@ -344,8 +342,7 @@ impl Engine {
         self.get_host(id).await
     }
 
-    /// Writes a host's state and what it means for scheduling, under the cache gate (a reload,
-    /// `cluster::refresh`, sees the row and the cache change together or neither).
+    /// Writes a host's state and what it means for scheduling, under the cache gate.
     async fn set_host_state(
         &self,
         id: HostId,
@@ -408,8 +405,6 @@ impl Engine {
         if let Err(e) = self.hv(id, "disconnect", self.hypervisor.disconnect(id)).await {
             tracing::warn!(host = %id, %e, "disconnecting a deleted host failed; deleting anyway");
         }
-        // Under the cache gate: a reload (cluster::refresh) sees the row and the cache change
-        // together or neither.
         let _cache = self.cache_gate.read().await;
         crate::db::write("DELETE FROM hosts WHERE uuid = ?")
             .bind(id.to_string())

@@ -112,8 +112,6 @@ impl Engine {
         let total = check_storage(&req.name, &req.url, req.total_bytes)?;
         self.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: PrimaryStorageId = self.ids.next();
-        // Under the cache gate: a reload (cluster::refresh) sees the row and the cache change
-        // together or neither.
         let _cache = self.cache_gate.read().await;
         crate::db::write(
             "INSERT INTO primary_storages (uuid, zone_uuid, name, url, total_bytes, used_bytes, state, created_at) \
@@ -171,8 +169,6 @@ impl Engine {
             "DELETE FROM cluster_primary_storages WHERE primary_storage_uuid = ?",
             "DELETE FROM primary_storages WHERE uuid = ?",
         ];
-        // Under the cache gate: a reload (cluster::refresh) sees the row and the cache change
-        // together or neither.
         let _cache = self.cache_gate.read().await;
         self.db.delete_together(DELETES, id.to_string()).await?;
         {

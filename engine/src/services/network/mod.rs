@@ -231,8 +231,6 @@ impl Engine {
             "DELETE FROM l2_networks WHERE uuid = ?",
         ];
         {
-            // Under the cache gate: a reload (cluster::refresh) sees the row and the cache change
-            // together or neither.
             let _cache = self.cache_gate.read().await;
             self.db.delete_together(DELETES, id.to_string()).await?;
             for c in self.scheduler.topology().clusters.values_mut() {
