@@ -8,7 +8,7 @@ mod api_support;
 
 use std::time::Duration;
 
-use api_support::checks::PATCH;
+use api_support::checks::*;
 use api_support::*;
 use futures::future::join_all;
 use oxstack_hypervisor::HostId;
@@ -255,4 +255,68 @@ async fn an_image_deleted_while_vms_are_created_from_it_is_refused_or_refuses_th
             other => panic!("image delete: {other:?} {}", deleted.body),
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn identical_ip_ranges_sent_at_once_are_accepted_once() {
+    let (s, env) = cloud(0).await;
+    for round in 0..4u8 {
+        let l3 = json!({"l2_network_uuid": env.l2, "name": format!("l3-{round}")});
+        let l3 = uuid_of(&s.post_expect("/v1/l3-networks", l3, 201).await);
+        let path = format!("/v1/l3-networks/{l3}/ip-ranges");
+        // Identical ranges, and ranges overlapping them, on one L3 network.
+        let range = |i: usize| {
+            let end = if i.is_multiple_of(2) { 20 } else { 15 + i };
+            json!({"name": format!("r{i}"), "start_ip": format!("192.168.{round}.10"),
+                   "end_ip": format!("192.168.{round}.{end}"), "netmask": "255.255.255.0",
+                   "gateway": format!("192.168.{round}.1")})
+        };
+        let answers = join_all((0..12).map(|i| s.post(&path, range(i)))).await;
+        let accepted: Vec<&Reply> = answers.iter().filter(|r| r.status.as_u16() == 201).collect();
+        for r in &answers {
+            assert!(
+                r.status.as_u16() == 201 || outcome(r) == (409, "CONFLICT".into()),
+                "range: {}",
+                r.body
+            );
+        }
+        assert_eq!(accepted.len(), 1, "overlapping ranges accepted at once: {accepted:?}");
+        let ranges = s.ok(&path).await["items"].clone();
+        assert_eq!(ranges.as_array().map(Vec::len), Some(1), "{ranges}");
+        let end = u64::from(
+            ranges[0]["end_ip"]
+                .as_str()
+                .unwrap()
+                .rsplit('.')
+                .next()
+                .unwrap()
+                .parse::<u8>()
+                .unwrap(),
+        );
+        let net = s.ok(&format!("/v1/l3-networks/{l3}")).await;
+        assert_eq!(net["total_ips"].as_u64(), Some(end - 10 + 1), "{net}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_may_not_contain_its_gateway() {
+    let (s, env) = cloud(0).await;
+    let l3 = json!({"l2_network_uuid": env.l2, "name": "l3-g"});
+    let l3 = uuid_of(&s.post_expect("/v1/l3-networks", l3, 201).await);
+    let path = format!("/v1/l3-networks/{l3}/ip-ranges");
+    let range = json!({"name": "r", "start_ip": "192.168.90.1", "end_ip": "192.168.90.3",
+                       "netmask": "255.255.255.0", "gateway": "192.168.90.1"});
+    bad(&s, POST, &path, range, "gateway").await;
+    assert_eq!(s.ok(&path).await["items"], json!([]));
+    // Next to the gateway is fine; then another range whose gateway lies inside it is not.
+    let range = json!({"name": "r", "start_ip": "192.168.90.2", "end_ip": "192.168.90.3",
+                       "netmask": "255.255.255.0", "gateway": "192.168.90.1"});
+    s.post_expect(&path, range, 201).await;
+    let l3b = json!({"l2_network_uuid": env.l2, "name": "l3-h"});
+    let l3b = uuid_of(&s.post_expect("/v1/l3-networks", l3b, 201).await);
+    let other = json!({"name": "r", "start_ip": "192.168.90.100", "end_ip": "192.168.90.110",
+                       "netmask": "255.255.255.0", "gateway": "192.168.90.3"});
+    clash(&s, POST, &format!("/v1/l3-networks/{l3b}/ip-ranges"), other, "gateway").await;
+    let net = s.ok(&format!("/v1/l3-networks/{l3}")).await;
+    assert_eq!(net["total_ips"].as_u64(), Some(2), "{net}");
 }
