@@ -310,6 +310,55 @@ mod tests {
         assert_eq!(idx.choose_and_reserve(&p), None);
     }
 
+    /// The fit check of the reservation on its own: asked for a host directly, it refuses
+    /// what does not fit (cpus or memory) and changes nothing.
+    #[test]
+    fn a_reservation_refuses_what_does_not_fit_on_its_own() {
+        let c = ClusterId::new_random();
+        let mut idx = CapacityIndex::default();
+        let h = HostId::new_random();
+        idx.upsert(h, HostCapacity { cpu_used: 3, memory_used: 6 * GIB, ..cap(c, 4, 8) });
+        let before = *idx.get(h).unwrap();
+        assert!(!idx.try_reserve(h, 2, GIB), "2 cpus on 1 free");
+        assert!(!idx.try_reserve(h, 1, 3 * GIB), "3 GiB on 2 free");
+        assert_eq!(*idx.get(h).unwrap(), before, "a refused reservation changes nothing");
+        assert!(idx.try_reserve(h, 1, 2 * GIB), "exactly what is left fits");
+        assert!(!idx.try_reserve(h, 1, 0), "then nothing does");
+    }
+
+    /// The fit check of the walks on their own (without reserving): a host with the most free
+    /// memory but no free cpu is passed over, by the per-cluster search and the global walk,
+    /// for either strategy.
+    #[test]
+    fn the_walks_pass_over_hosts_that_do_not_fit_on_their_own() {
+        let c = ClusterId::new_random();
+        let mut idx = CapacityIndex::default();
+        let (roomy, small, tight) =
+            (HostId::new_random(), HostId::new_random(), HostId::new_random());
+        // Most free memory, no free cpu.
+        idx.upsert(roomy, HostCapacity { cpu_used: 4, ..cap(c, 4, 64) });
+        idx.upsert(small, cap(c, 4, 8));
+        // Least free memory that a 2 GiB VM needs, but no free cpu either.
+        idx.upsert(tight, HostCapacity { cpu_used: 4, memory_used: 2 * GIB, ..cap(c, 4, 4) });
+        for (strategy, want) in [(Strategy::Spread, small), (Strategy::Pack, small)] {
+            let p = Placement { cpus: 1, memory: 2 * GIB, clusters: &[c], avoid: &[], strategy };
+            assert_eq!(idx.choose(&p), Some(want), "{strategy:?}: per-cluster search");
+            let global = idx.choose_global(1, 2 * GIB, &[], strategy, &mut |_| true);
+            assert_eq!(global, GlobalChoice::Found(want), "{strategy:?}: global walk");
+        }
+        // Memory alone: 9 GiB fits only the roomy host, whose cpus are all taken.
+        let p = Placement {
+            cpus: 1,
+            memory: 9 * GIB,
+            clusters: &[c],
+            avoid: &[],
+            strategy: Strategy::Pack,
+        };
+        assert_eq!(idx.choose(&p), None);
+        let global = idx.choose_global(1, 9 * GIB, &[], Strategy::Spread, &mut |_| true);
+        assert_eq!(global, GlobalChoice::NoneFits);
+    }
+
     #[test]
     fn unschedulable_hosts_and_other_clusters_are_skipped() {
         let (c1, c2) = (ClusterId::new_random(), ClusterId::new_random());
