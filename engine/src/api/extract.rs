@@ -4,7 +4,8 @@
 //!
 //! Bodies and query strings are decoded with `serde_path_to_error`, so a type error names the
 //! field it happened in (`cpus`, `l3_network_uuids[1]`), and serde's own messages name missing
-//! and unknown fields.
+//! and unknown fields. A body must be one JSON object: serde would otherwise take an array for
+//! a struct, field by field in declaration order (`["renamed", "Disabled"]` as a host update).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
@@ -96,8 +97,27 @@ fn check_json_content_type(content_type: Option<&HeaderValue>) -> Result<(), Api
     }
 }
 
-/// Parses a JSON body, naming the field of a type error, a missing or an unknown field.
+/// What a body's top-level JSON value is when it is not an object, judged by its first byte
+/// (`None` for an object, and for bytes that are not JSON at all: the parser says why).
+fn not_an_object(bytes: &[u8]) -> Option<&'static str> {
+    match bytes.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))? {
+        b'[' => Some("an array"),
+        b'"' => Some("a string"),
+        b'n' => Some("null"),
+        b't' | b'f' => Some("a boolean"),
+        b'-' | b'0'..=b'9' => Some("a number"),
+        _ => None,
+    }
+}
+
+/// Parses a JSON body, which must be one JSON object, naming the field of a type error, a
+/// missing or an unknown field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Some(kind) = not_an_object(bytes) {
+        return Err(ApiError::bad_request(format!(
+            "the request body must be a JSON object, not {kind}"
+        )));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let inner = e.inner();
@@ -252,6 +272,30 @@ mod tests {
         let e = parse_json::<Req>(br#"{"name": "a", "cpus": 1} trailing"#).unwrap_err();
         assert_eq!(e.status.as_u16(), 400);
         assert!(parse_json::<Req>(br#"{"name": "a", "cpus": 1}"#).is_ok());
+    }
+
+    #[test]
+    fn bodies_must_be_objects() {
+        // serde takes a sequence for a struct, field by field: not through this parser.
+        assert!(serde_json::from_slice::<Req>(br#"["a", 1]"#).is_ok());
+        for (body, kind) in [
+            (&br#"["a", 1]"#[..], "an array"),
+            (b" \t\r\n[\"a\", 1, []]", "an array"),
+            (br#""a""#, "a string"),
+            (b"null", "null"),
+            (b"true", "a boolean"),
+            (b"-1", "a number"),
+            (b"7", "a number"),
+        ] {
+            let e = parse_json::<Req>(body).unwrap_err();
+            assert_eq!(e.status.as_u16(), 400);
+            assert_eq!(e.body.code, "INVALID_ARGUMENT");
+            assert!(e.body.message.contains("must be a JSON object"), "{}", e.body.message);
+            assert!(e.body.message.ends_with(kind), "{}", e.body.message);
+        }
+        let e = parse_json::<Req>(b"{nope").unwrap_err();
+        assert!(e.body.message.contains("not valid JSON"), "{}", e.body.message);
+        assert!(parse_json::<Req>(b" \n{\"name\": \"a\", \"cpus\": 1}").is_ok());
     }
 
     #[derive(Debug, Deserialize)]
