@@ -1,10 +1,11 @@
-//! The request contract at the edge: JSON bodies are objects; each refusal is a 400 with the
-//! error body that changes nothing.
+//! The request contract at the edge: JSON bodies are objects, config values are taken only in
+//! canonical form; each refusal is a 400 with the error body that changes nothing.
 
 mod api_support;
 
 use api_support::checks::*;
 use api_support::*;
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_bodies_must_be_objects() {
@@ -30,4 +31,24 @@ async fn json_bodies_must_be_objects() {
         assert!(e["message"].as_str().unwrap().contains("must be a JSON object"), "{body}: {e}");
     }
     assert_eq!(snapshot(&s, &env).await, before, "refused requests changed something");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_values_are_taken_only_in_canonical_form() {
+    let s = Server::start().await;
+    let period = "/v1/global-configs/vm.expunge_period_secs";
+    for value in [" 1 ", "1 ", " 1", "+1", "01", "1.0", "1e0", "", "-1", "0", "31536001"] {
+        bad(&s, PUT, period, json!({ "value": value }), "value").await;
+        assert_eq!(s.ok(period).await["value"], "86400", "{value:?} changed the config");
+    }
+    let r = s.send(PUT, period, Body::Json(json!({"value": "1"}))).await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    assert_eq!(s.ok(period).await["value"], "1");
+    let strategy = "/v1/global-configs/scheduler.strategy";
+    for value in ["pack", " Pack", "Pack ", "PACK", ""] {
+        bad(&s, PUT, strategy, json!({ "value": value }), "value").await;
+    }
+    assert_eq!(s.ok(strategy).await["value"], "Spread");
+    let r = s.send(PUT, strategy, Body::Json(json!({"value": "Pack"}))).await;
+    assert_eq!((r.status.as_u16(), &r.body["value"]), (200, &json!("Pack")), "{}", r.body);
 }
