@@ -1,6 +1,7 @@
 //! Tests of the VM lifecycle against the simulator: every operation, the shared unwind tests of
 //! every workflow, injected hypervisor failures, and concurrency.
 
+mod expunge;
 pub(crate) mod fixture;
 mod lifecycle;
 mod nodes;
