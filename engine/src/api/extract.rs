@@ -11,12 +11,16 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::error::ApiError;
+
+/// The largest request body taken, in bytes: axum's default body limit, which the body
+/// extractors apply (a longer body is refused with 413 PAYLOAD_TOO_LARGE).
+pub const MAX_BODY: usize = 2 * 1024 * 1024;
 
 /// A required JSON body.
 #[derive(Debug)]
@@ -75,6 +79,13 @@ async fn body_bytes<S: Send + Sync>(
 ) -> Result<(Option<HeaderValue>, Bytes), ApiError> {
     let content_type = req.headers().get(CONTENT_TYPE).cloned();
     let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::new(
+                "PAYLOAD_TOO_LARGE",
+                format!("the request body may be at most {MAX_BODY} bytes"),
+                json!({ "limit": MAX_BODY }),
+            );
+        }
         ApiError::bad_request(format!("cannot read the request body: {}", r.body_text()))
     })?;
     Ok((content_type, bytes))
