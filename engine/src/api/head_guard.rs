@@ -358,6 +358,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for Guarded<
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.closing.is_some() {
+            // hyper flushes before each call of `poll_shutdown`: the close flushes itself.
+            return Poll::Ready(Ok(()));
+        }
         self.inner()?.poll_flush(cx)
     }
 
@@ -547,6 +551,31 @@ mod tests {
         client.read_to_string(&mut answer).await.unwrap();
         assert!(answer.starts_with("HTTP/1.1 414 "), "{answer}");
         assert!(answer.contains("\"code\":\"URI_TOO_LONG\""), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_polled_the_way_hyper_does_lingers_until_the_client_is_done() {
+        let (mut client, server) = tokio::io::duplex(1 << 12);
+        let mut guarded = Guarded::new(server);
+        client.write_all(b"GET /a HTTP/1.1\r\nContent-Length: 100000\r\n\r\n").await.unwrap();
+        let mut head = [0u8; 64];
+        let _ = guarded.read(&mut head).await.unwrap();
+        // The client goes on sending the body nobody reads, more than the pipe holds.
+        let sender = tokio::spawn(async move {
+            client.write_all(&[b'x'; 100_000]).await.unwrap();
+            client
+        });
+        // hyper flushes before each poll of the shutdown, which lingers while the client sends.
+        std::future::poll_fn(|cx| {
+            ready!(Pin::new(&mut guarded).poll_flush(cx))?;
+            Pin::new(&mut guarded).poll_shutdown(cx)
+        })
+        .await
+        .unwrap();
+        let mut client = sender.await.unwrap();
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
     }
 
     #[tokio::test]
