@@ -2,6 +2,7 @@
 //!
 //! - [`error`]: the one public error type and its HTTP statuses
 //! - [`extract`]: body, query and path extractors that refuse bad input with a 400 naming it
+//! - [`queries`]: the query string of each list (its filters and paging)
 //! - [`jobs`]: long operations as jobs (`202` + `Location`, or `?wait=true`)
 //! - [`infra`], [`storage`], [`network`]: zones, clusters, hosts, offerings, storage, images,
 //!   networks and IP ranges
@@ -10,7 +11,7 @@
 //! - [`cluster`]: the management nodes
 //! - [`events`]: `GET /v1/events`, the WebSocket event stream
 //! - [`forward`]: requests for a resource another node owns go to that node over the AMQP bus
-//! - [`openapi`]: `GET /v1/openapi.json`
+//! - [`openapi`], [`openapi_configs`]: `GET /v1/openapi.json`
 //! - [`serve`]: the HTTP/1 server, every connection behind [`head_guard`], which answers the
 //!   request heads hyper would refuse with an empty body (414, 431, ...) with the error body
 
@@ -26,6 +27,8 @@ pub mod infra;
 pub mod jobs;
 pub mod network;
 pub mod openapi;
+mod openapi_configs;
+pub mod queries;
 mod serve;
 pub mod storage;
 pub mod vm;

@@ -9,6 +9,7 @@ pub mod image;
 mod list;
 pub mod network;
 pub mod offering;
+pub mod schema;
 pub mod storage;
 pub mod vm;
 pub mod zone;
@@ -22,7 +23,7 @@ pub(crate) fn check_name(name: &str) -> EngineResult<()> {
     if name.trim().is_empty() {
         return Err(EngineError::invalid("name", "must not be empty"));
     }
-    if name.chars().count() > 255 {
+    if name.chars().count() > schema::NAME_MAX_CHARS {
         return Err(EngineError::invalid("name", "must be at most 255 characters"));
     }
     Ok(())

@@ -25,6 +25,7 @@ pub struct Zone {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateZone {
+    #[schema(schema_with = crate::services::schema::name)]
     pub name: String,
     #[serde(default)]
     pub description: String,
