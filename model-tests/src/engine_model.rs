@@ -146,7 +146,7 @@ impl RefState {
     pub fn migrate_vm(&mut self, vm: VmNo, to: Option<HostNo>) -> Expected {
         let (size, source) = (self.vm(vm).size, self.placed(vm));
         if to == Some(source) {
-            return err(INVALID_ARGUMENT);
+            return err(CONFLICT);
         }
         let Some(target) = self.choose(size, to, None, &[source]) else {
             return err(NO_CAPACITY);
