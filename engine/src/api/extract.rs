@@ -6,14 +6,19 @@
 //! field it happened in (`cpus`, `l3_network_uuids[1]`), and serde's own messages name missing
 //! and unknown fields. A body must be one JSON object: serde would otherwise take an array for
 //! a struct, field by field in declaration order (`["renamed", "Disabled"]` as a host update).
+//! It is read as a JSON value first ([`Strict`]): a key given twice is refused, and `2.0` is the
+//! integer 2, as in JSON Schema.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
-use serde::de::DeserializeOwned;
-use serde_json::json;
+use std::fmt;
+
+use serde::de::{self, DeserializeOwned, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::error::ApiError;
@@ -129,12 +134,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the request body must be a JSON object, not {kind}"
         )));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let inner = e.inner();
-        if inner.is_syntax() || inner.is_eof() || inner.is_io() {
-            return ApiError::bad_request(format!("the request body is not valid JSON: {inner}"));
+    let Strict(value) = serde_json::from_slice(bytes).map_err(|e| {
+        if e.is_syntax() || e.is_eof() || e.is_io() {
+            ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
+        } else {
+            ApiError::bad_request(format!("invalid request body: {e}"))
         }
+    })?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.inner();
         match field_of(&e.path().to_string(), &inner.to_string()) {
             Some((f, true)) => ApiError::invalid(&f, format!("invalid request body: {inner}")),
             Some((f, false)) => {
@@ -142,10 +150,83 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             }
             None => ApiError::bad_request(format!("invalid request body: {inner}")),
         }
-    })?;
-    de.end()
-        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
-    Ok(value)
+    })
+}
+
+/// A JSON value read strictly, before it becomes the request type: an object with a key twice
+/// is refused, and a number with a zero fraction (`2.0`, `1e3`) is the integer it equals, as JSON
+/// Schema counts it (serde would refuse `2.0` for an integer field that the OpenAPI document
+/// says takes it).
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+        Ok(match v {
+            _ if v.fract() != 0.0 => Value::from(v),
+            _ if (0.0..2.0 * TWO_63).contains(&v) => Value::from(v as u64),
+            _ if (-TWO_63..0.0).contains(&v) => Value::from(v as i64),
+            _ => Value::from(v),
+        })
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(de::Error::custom(format!("the key `{key}` is given twice")));
+            }
+            let Strict(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
@@ -307,6 +388,29 @@ mod tests {
         let e = parse_json::<Req>(b"{nope").unwrap_err();
         assert!(e.body.message.contains("not valid JSON"), "{}", e.body.message);
         assert!(parse_json::<Req>(b" \n{\"name\": \"a\", \"cpus\": 1}").is_ok());
+    }
+
+    #[test]
+    fn integral_floats_are_integers_and_keys_are_given_once() {
+        let r = parse_json::<Req>(br#"{"name": "a", "cpus": 4.0}"#).unwrap();
+        assert_eq!(r.cpus, 4);
+        assert_eq!(parse_json::<Req>(br#"{"name": "a", "cpus": 4e2}"#).unwrap().cpus, 400);
+        let e = parse_json::<Req>(br#"{"name": "a", "cpus": 4.5}"#).unwrap_err();
+        assert_eq!(field(&e), Some("cpus"));
+        let e = parse_json::<Req>(br#"{"name": "a", "cpus": -1.0}"#).unwrap_err();
+        assert_eq!(field(&e), Some("cpus"));
+        let e = parse_json::<Req>(br#"{"name": "a", "cpus": 1e30}"#).unwrap_err();
+        assert_eq!(field(&e), Some("cpus"));
+        let e = parse_json::<Req>(br#"{"name": "a", "cpus": 1, "name": "b"}"#).unwrap_err();
+        assert!(e.body.message.contains("`name` is given twice"), "{}", e.body.message);
+        #[derive(Debug, Deserialize)]
+        struct Big {
+            n: u64,
+            i: i64,
+        }
+        let b = parse_json::<Big>(br#"{"n": 9223372036854775807.0, "i": -9223372036854775808.0}"#);
+        let b = b.unwrap();
+        assert_eq!((b.n, b.i), (1 << 63, i64::MIN));
     }
 
     #[derive(Debug, Deserialize)]
