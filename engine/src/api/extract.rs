@@ -281,11 +281,12 @@ async fn path_params<S: Send + Sync>(
     Ok(raw.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
 }
 
+/// A UUID path parameter, in the hyphenated form only (as the document's `format: uuid` says).
 fn parse_uuid(name: &str, value: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(value).map_err(|e| {
+    oxstack_hypervisor::parse_hyphenated(value).map_err(|e| {
         ApiError::new(
             "INVALID_ARGUMENT",
-            format!("invalid path parameter `{name}`: `{value}` is not a UUID ({e})"),
+            format!("invalid path parameter `{name}`: {e}"),
             json!({ "field": name, "location": "path" }),
         )
     })

@@ -44,6 +44,11 @@ macro_rules! enum_filters {
 }
 enum_filters!(HostState, HostStatus, VmState, JobState);
 
+/// A UUID filter, in the hyphenated form only (see [`oxstack_hypervisor::deserialize_uuid`]).
+fn hyphenated<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Uuid>, D::Error> {
+    oxstack_hypervisor::deserialize_uuid(d).map(Some)
+}
+
 /// Writes a query type: the given filters (each optional), then `limit` and `offset`.
 macro_rules! list_query {
     ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident: $ty:ty),* $(,)? }) => {
@@ -92,6 +97,7 @@ list_query!(
         /// Only clusters in this state.
         state: String,
         /// Only the clusters of this zone.
+        #[serde(default, deserialize_with = "hyphenated")]
         zone_uuid: Uuid,
     }
 );
@@ -106,8 +112,10 @@ list_query!(
         /// Only hosts with this status.
         status: HostStatus,
         /// Only the hosts of this zone.
+        #[serde(default, deserialize_with = "hyphenated")]
         zone_uuid: Uuid,
         /// Only the hosts of this cluster.
+        #[serde(default, deserialize_with = "hyphenated")]
         cluster_uuid: Uuid,
     }
 );
@@ -128,6 +136,7 @@ list_query!(
         /// Only storages in this state.
         state: String,
         /// Only the storages of this zone.
+        #[serde(default, deserialize_with = "hyphenated")]
         zone_uuid: Uuid,
     }
 );
@@ -138,6 +147,7 @@ list_query!(
         /// Only the items with this name.
         name: String,
         /// Only the items of this zone.
+        #[serde(default, deserialize_with = "hyphenated")]
         zone_uuid: Uuid,
     }
 );
@@ -148,8 +158,10 @@ list_query!(
         /// Only the networks with this name.
         name: String,
         /// Only the networks of this zone.
+        #[serde(default, deserialize_with = "hyphenated")]
         zone_uuid: Uuid,
         /// Only the networks on this L2 network.
+        #[serde(default, deserialize_with = "hyphenated")]
         l2_network_uuid: Uuid,
     }
 );
@@ -162,10 +174,13 @@ list_query!(
         /// Only VMs in this state.
         state: VmState,
         /// Only the VMs of this zone.
+        #[serde(default, deserialize_with = "hyphenated")]
         zone_uuid: Uuid,
         /// Only the VMs placed in this cluster.
+        #[serde(default, deserialize_with = "hyphenated")]
         cluster_uuid: Uuid,
         /// Only the VMs holding capacity on this host.
+        #[serde(default, deserialize_with = "hyphenated")]
         host_uuid: Uuid,
     }
 );
@@ -199,6 +214,11 @@ mod tests {
             let e = parse_query::<HostQuery>(query).unwrap_err();
             assert_eq!(e.body.details["field"], field, "{query}: {}", e.body.message);
         }
+        let simple = "zone_uuid=00000000000040008000000000000000";
+        assert_eq!(
+            parse_query::<HostQuery>(simple).unwrap_err().body.details["field"],
+            "zone_uuid"
+        );
         let e = parse_query::<ZoneQuery>("host_uuid=00000000-0000-4000-8000-000000000000");
         assert_eq!(e.unwrap_err().body.details["field"], "host_uuid");
         let vm: VmQuery = parse_query("state=Running&offset=4294967295").unwrap();
