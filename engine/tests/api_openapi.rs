@@ -182,3 +182,90 @@ async fn the_document_lists_exactly_the_served_routes() {
         assert!(error.as_array().unwrap().iter().any(|f| f == field), "{error}");
     }
 }
+
+/// A value of a parameter's schema (an enumeration's first value, a UUID nothing has).
+fn sample(schema: &Value, doc: &Value) -> String {
+    let schema = match schema["$ref"].as_str() {
+        Some(r) => &doc["components"]["schemas"][r.rsplit('/').next().unwrap()],
+        None => schema,
+    };
+    if let Some(first) = schema["enum"].as_array().and_then(|e| e.first()) {
+        return first.as_str().unwrap().to_string();
+    }
+    match (schema["type"].as_str(), schema["format"].as_str()) {
+        (Some("string"), Some("uuid")) => "00000000-0000-4000-8000-000000000000".into(),
+        (Some("string"), _) => "x".into(),
+        (Some("integer"), _) => schema["minimum"].as_u64().unwrap_or(0).to_string(),
+        (Some("boolean"), _) => "true".into(),
+        _ => panic!("no sample for {schema}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_list_documents_exactly_the_filters_it_takes() {
+    let s = Server::start().await;
+    let doc = s.get("/v1/openapi.json").await.body;
+    let every_filter = [
+        "name",
+        "state",
+        "status",
+        "zone_uuid",
+        "cluster_uuid",
+        "host_uuid",
+        "l2_network_uuid",
+        "l3_network_uuid",
+        "limit",
+        "offset",
+        "wait",
+    ];
+    let mut lists = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(params) = item["get"]["parameters"].as_array() else { continue };
+        let query: Vec<&Value> = params.iter().filter(|p| p["in"] == "query").collect();
+        if query.is_empty() || path.contains('{') {
+            continue;
+        }
+        lists += 1;
+        for p in &query {
+            let name = p["name"].as_str().unwrap();
+            let value = sample(&p["schema"], &doc);
+            let r = s.get(&format!("{path}?{name}={value}")).await;
+            assert_eq!(r.status.as_u16(), 200, "{path}?{name}={value} is documented: {}", r.body);
+        }
+        for name in every_filter.iter().filter(|f| !query.iter().any(|p| p["name"] == **f)) {
+            let r = s.get(&format!("{path}?{name}=x")).await;
+            assert_eq!(r.status.as_u16(), 400, "{path}?{name}= is not documented: {}", r.body);
+            assert_eq!(r.body["details"]["field"], *name, "{}", r.body);
+        }
+    }
+    assert_eq!(lists, 11, "every list has its query parameters");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optional_bodies_may_be_left_out_but_are_never_null() {
+    let s = Server::start().await;
+    let doc = s.get("/v1/openapi.json").await.body;
+    let mut optional = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let body = &op["requestBody"];
+            if body.is_null() || body["required"] == true {
+                continue;
+            }
+            optional += 1;
+            let schema = body["content"]["application/json"]["schema"].to_string();
+            assert!(!schema.contains("null"), "{method} {path}: {schema}");
+            let concrete = path.replace("{uuid}", "00000000-0000-4000-8000-000000000001");
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let json_ct = Some("application/json");
+            let r = s.send(method.clone(), &concrete, Body::Raw("null", json_ct)).await;
+            assert_eq!(r.status.as_u16(), 400, "{method} {path} with null: {}", r.body);
+            // Left out or an object: past the body, to the missing VM.
+            for body in [Body::None, Body::Raw("{}", json_ct)] {
+                let r = s.send(method.clone(), &concrete, body).await;
+                assert_eq!(r.status.as_u16(), 404, "{method} {path}: {}", r.body);
+            }
+        }
+    }
+    assert_eq!(optional, 8, "the VM actions' bodies");
+}
