@@ -27,6 +27,15 @@ use super::error::ApiError;
 /// extractors apply (a longer body is refused with 413 PAYLOAD_TOO_LARGE).
 pub const MAX_BODY: usize = 2 * 1024 * 1024;
 
+/// 413 PAYLOAD_TOO_LARGE: a body over [`MAX_BODY`].
+pub fn body_too_large() -> ApiError {
+    ApiError::new(
+        "PAYLOAD_TOO_LARGE",
+        format!("the request body may be at most {MAX_BODY} bytes"),
+        json!({ "limit": MAX_BODY }),
+    )
+}
+
 /// A required JSON body.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
@@ -85,11 +94,7 @@ async fn body_bytes<S: Send + Sync>(
     let content_type = req.headers().get(CONTENT_TYPE).cloned();
     let bytes = Bytes::from_request(req, state).await.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            return ApiError::new(
-                "PAYLOAD_TOO_LARGE",
-                format!("the request body may be at most {MAX_BODY} bytes"),
-                json!({ "limit": MAX_BODY }),
-            );
+            return body_too_large();
         }
         ApiError::bad_request(format!("cannot read the request body: {}", r.body_text()))
     })?;

@@ -101,7 +101,8 @@ pub fn build() -> Value {
 pub enum Applies {
     /// Every operation.
     Always,
-    /// Operations that read a request body.
+    /// Operations that read a request body: those that take one, and, with the AMQP bus,
+    /// every one forwarded to another node (the body travels with it).
     WithBody,
     /// Operations on one resource (`/v1/<collection>/{uuid}...`), which another node may own.
     Forwarded,
@@ -165,7 +166,7 @@ fn front_answers(doc: &mut Value) {
             for (status, description, applies) in &table {
                 let applies = match applies {
                     Applies::Always => true,
-                    Applies::WithBody => with_body,
+                    Applies::WithBody => with_body || forwarded,
                     Applies::Forwarded => forwarded,
                 };
                 if applies {
