@@ -1,5 +1,6 @@
 //! The request contract at the edge: JSON bodies are objects, config values are taken only in
-//! canonical form; each refusal is a 400 with the error body that changes nothing.
+//! canonical form, no text holds U+0000; each refusal is a 400 with the error body that changes
+//! nothing.
 
 mod api_support;
 
@@ -51,4 +52,17 @@ async fn config_values_are_taken_only_in_canonical_form() {
     assert_eq!(s.ok(strategy).await["value"], "Spread");
     let r = s.send(PUT, strategy, Body::Json(json!({"value": "Pack"}))).await;
     assert_eq!((r.status.as_u16(), &r.body["value"]), (200, &json!("Pack")), "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_text_holds_nul() {
+    // PostgreSQL cannot store U+0000 in text: it was a 500 DATABASE_ERROR there.
+    let (s, env, _vm) = small_cloud().await;
+    let before = snapshot(&s, &env).await;
+    bad(&s, POST, "/v1/zones", json!({"name": "a\u{0}b"}), "name").await;
+    bad(&s, POST, "/v1/zones", json!({"name": "z", "description": "\u{0}"}), "description").await;
+    bad(&s, GET, "/v1/zones?name=a%00b", Body::None, "name").await;
+    let host = format!("/v1/hosts/{}", env.hosts[0]);
+    bad(&s, PATCH, &host, json!({"name": "h\u{0}"}), "name").await;
+    assert_eq!(snapshot(&s, &env).await, before, "refused requests changed something");
 }

@@ -7,7 +7,7 @@
 //! and unknown fields. A body must be one JSON object: serde would otherwise take an array for
 //! a struct, field by field in declaration order (`["renamed", "Disabled"]` as a host update).
 //! It is read as a JSON value first ([`Strict`]): a key given twice is refused, and `2.0` is the
-//! integer 2, as in JSON Schema.
+//! integer 2, as in JSON Schema. No text in a body or a query string may hold U+0000.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
@@ -146,6 +146,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ApiError::bad_request(format!("invalid request body: {e}"))
         }
     })?;
+    if let Some(field) = text_with_nul(&value, "") {
+        return Err(nul_refused(&field));
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let inner = e.inner();
         match field_of(&e.path().to_string(), &inner.to_string()) {
@@ -156,6 +159,28 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             None => ApiError::bad_request(format!("invalid request body: {inner}")),
         }
     })
+}
+
+/// Where a body holds text with U+0000 (the first such place), which no request may have: a
+/// PostgreSQL text column cannot store it, so it would fail in the database rather than here.
+fn text_with_nul(value: &Value, at: &str) -> Option<String> {
+    match value {
+        Value::String(s) if s.contains('\0') => Some(at.to_string()),
+        Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, v)| text_with_nul(v, &format!("{at}[{i}]")))
+        }
+        Value::Object(fields) => fields.iter().find_map(|(k, v)| {
+            text_with_nul(v, &if at.is_empty() { k.clone() } else { format!("{at}.{k}") })
+        }),
+        _ => None,
+    }
+}
+
+fn nul_refused(field: &str) -> ApiError {
+    ApiError::invalid(
+        field,
+        format!("invalid {field}: text may not contain the NUL character (U+0000)"),
+    )
 }
 
 /// A JSON value read strictly, before it becomes the request type: an object with a key twice
@@ -244,6 +269,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 
 /// Parses a query string, naming the parameter that is wrong.
 pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let pairs = form_urlencoded::parse(query.as_bytes());
+    if let Some((name, _)) = pairs.clone().find(|(_, v)| v.contains('\0')) {
+        return Err(nul_refused(&name));
+    }
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(de).map_err(|e| {
         let inner = e.inner().to_string();
@@ -417,6 +446,20 @@ mod tests {
         let b = parse_json::<Big>(br#"{"n": 9223372036854775807.0, "i": -9223372036854775808.0}"#);
         let b = b.unwrap();
         assert_eq!((b.n, b.i), (1 << 63, i64::MIN));
+    }
+
+    #[test]
+    fn text_may_not_hold_nul() {
+        let e = parse_json::<Req>(b"{\"name\": \"a\\u0000b\", \"cpus\": 1}").unwrap_err();
+        assert_eq!(field(&e), Some("name"));
+        assert!(e.body.message.contains("U+0000"), "{}", e.body.message);
+        let e = parse_json::<Outer>(b"{\"inner\": {\"name\": \"\\u0000\", \"cpus\": 1}}");
+        assert_eq!(field(&e.unwrap_err()), Some("inner.name"));
+        let e = parse_json::<Req>(b"{\"name\": \"a\", \"cpus\": 1, \"ids\": [\"\\u0000\"]}");
+        assert_eq!(field(&e.unwrap_err()), Some("ids[0]"));
+        let e = parse_query::<Q>("zone_uuid=%00").unwrap_err();
+        assert_eq!(field(&e), Some("zone_uuid"));
+        assert!(e.body.message.contains("U+0000"), "{}", e.body.message);
     }
 
     #[derive(Debug, Deserialize)]

@@ -83,8 +83,10 @@ list_query!(
     /// `GET /v1/zones`.
     ZoneQuery {
         /// Only the zone with this name.
+        #[param(schema_with = crate::services::schema::free_text)]
         name: String,
         /// Only zones in this state.
+        #[param(schema_with = crate::services::schema::free_text)]
         state: String,
     }
 );
@@ -93,8 +95,10 @@ list_query!(
     /// `GET /v1/clusters`.
     ClusterQuery {
         /// Only the clusters with this name.
+        #[param(schema_with = crate::services::schema::free_text)]
         name: String,
         /// Only clusters in this state.
+        #[param(schema_with = crate::services::schema::free_text)]
         state: String,
         /// Only the clusters of this zone.
         #[serde(default, deserialize_with = "hyphenated")]
@@ -106,6 +110,7 @@ list_query!(
     /// `GET /v1/hosts`.
     HostQuery {
         /// Only the hosts with this name.
+        #[param(schema_with = crate::services::schema::free_text)]
         name: String,
         /// Only hosts in this state.
         state: HostState,
@@ -124,6 +129,7 @@ list_query!(
     /// `GET /v1/instance-offerings` and `GET /v1/images`.
     NameQuery {
         /// Only the items with this name.
+        #[param(schema_with = crate::services::schema::free_text)]
         name: String,
     }
 );
@@ -132,8 +138,10 @@ list_query!(
     /// `GET /v1/primary-storages`.
     PrimaryStorageQuery {
         /// Only the storages with this name.
+        #[param(schema_with = crate::services::schema::free_text)]
         name: String,
         /// Only storages in this state.
+        #[param(schema_with = crate::services::schema::free_text)]
         state: String,
         /// Only the storages of this zone.
         #[serde(default, deserialize_with = "hyphenated")]
@@ -145,6 +153,7 @@ list_query!(
     /// `GET /v1/backup-storages` and `GET /v1/l2-networks`.
     ZoneNameQuery {
         /// Only the items with this name.
+        #[param(schema_with = crate::services::schema::free_text)]
         name: String,
         /// Only the items of this zone.
         #[serde(default, deserialize_with = "hyphenated")]
@@ -156,6 +165,7 @@ list_query!(
     /// `GET /v1/l3-networks`.
     L3NetworkQuery {
         /// Only the networks with this name.
+        #[param(schema_with = crate::services::schema::free_text)]
         name: String,
         /// Only the networks of this zone.
         #[serde(default, deserialize_with = "hyphenated")]
@@ -170,6 +180,7 @@ list_query!(
     /// `GET /v1/vm-instances`.
     VmQuery {
         /// Only the VMs with this name.
+        #[param(schema_with = crate::services::schema::free_text)]
         name: String,
         /// Only VMs in this state.
         state: VmState,

@@ -2,7 +2,8 @@
 //! same constants as the checks, so the document states exactly what is refused: names
 //! ([`super::check_name`]), text that must not be blank, IPv4 addresses and netmasks (IP
 //! ranges), the enumerations kept as strings (hypervisor types, image formats) and the L3
-//! networks of a VM. Request types point at them with `#[schema(schema_with = ...)]`.
+//! networks of a VM; and that no text holds U+0000 (`api::extract` refuses it everywhere).
+//! Request types point at them with `#[schema(schema_with = ...)]`.
 
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaFormat, SchemaType, Type};
 use utoipa::openapi::{KnownFormat, RefOr, Schema};
@@ -14,10 +15,14 @@ pub const NAME_MAX_CHARS: usize = 255;
 /// Unicode `White_Space` property), as the inside of a regular-expression class.
 const WHITE_SPACE_CLASS: &str = r"\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
 
-/// A pattern that a string matches when it is not only white space (a search, not anchored).
+/// A pattern that a string matches when it is not only white space and holds no U+0000 (which
+/// the API refuses in all text: a PostgreSQL text column cannot store it).
 pub fn not_blank_pattern() -> String {
-    format!("[^{WHITE_SPACE_CLASS}]")
+    format!(r"^[^\x00]*[^\x00{WHITE_SPACE_CLASS}][^\x00]*$")
 }
+
+/// A pattern that a string matches when it holds no U+0000.
+pub const NO_NUL_PATTERN: &str = r"^[^\x00]*$";
 
 /// One IPv4 octet in the form `std::net::Ipv4Addr` parses: decimal, no leading zero.
 const OCTET: &str = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
@@ -61,6 +66,16 @@ fn name_builder(nullable: bool) -> ObjectBuilder {
         .max_length(Some(NAME_MAX_CHARS))
         .pattern(Some(not_blank_pattern()))
         .description(Some("1 to 255 characters, not only white space"))
+}
+
+/// Any text (without U+0000, like all text).
+pub fn free_text() -> RefOr<Schema> {
+    done(string(false).pattern(Some(NO_NUL_PATTERN)))
+}
+
+/// Optional text: absent, null or any text (without U+0000).
+pub fn optional_free_text() -> RefOr<Schema> {
+    done(string(true).pattern(Some(NO_NUL_PATTERN)))
 }
 
 /// Text that must not be empty or only white space.
@@ -120,14 +135,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn not_blank_is_exactly_what_trim_does_not_empty() {
+    fn not_blank_is_exactly_what_trim_does_not_empty_without_nul() {
         let pattern = Regex::new(&not_blank_pattern()).unwrap();
         for c in (0..=0x10FFFF).filter_map(char::from_u32) {
-            let text = c.to_string();
-            assert_eq!(pattern.is_match(&text), !text.trim().is_empty(), "U+{:04X}", c as u32);
+            for text in [c.to_string(), format!(" {c}\t"), format!("x{c}")] {
+                let taken = !text.trim().is_empty() && !text.contains('\0');
+                assert_eq!(pattern.is_match(&text), taken, "{text:?}");
+            }
         }
         assert!(pattern.is_match(" \t\u{3000}x\n"));
         assert!(!pattern.is_match(" \t\u{3000}\u{85}\n"));
+        assert!(!pattern.is_match("a\u{0}b"));
+        let free = Regex::new(NO_NUL_PATTERN).unwrap();
+        assert!(free.is_match("") && free.is_match(" x\n") && !free.is_match("x\u{0}"));
     }
 
     #[test]

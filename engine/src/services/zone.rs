@@ -28,6 +28,7 @@ pub struct CreateZone {
     #[schema(schema_with = crate::services::schema::name)]
     pub name: String,
     #[serde(default)]
+    #[schema(schema_with = crate::services::schema::free_text)]
     pub description: String,
 }
 
