@@ -30,7 +30,7 @@ crud_handlers!(mod zones {
 crud_handlers!(mod clusters {
     noun: "cluster", tag: "clusters",
     collection: "/v1/clusters", item: "/v1/clusters/{uuid}",
-    view: Cluster, request: CreateCluster, query: ClusterQuery, id: ClusterId,
+    view: Cluster, request: CreateCluster, query: ZoneStateQuery, id: ClusterId,
     create: create_cluster, list: list_clusters, get: get_cluster, delete: delete_cluster,
     create_errors: [
         (status = 404, description = "A resource the body names does not exist (details name the field)", body = ErrorBody),

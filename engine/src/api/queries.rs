@@ -92,15 +92,15 @@ list_query!(
 );
 
 list_query!(
-    /// `GET /v1/clusters`.
-    ClusterQuery {
-        /// Only the clusters with this name.
+    /// `GET /v1/clusters` and `GET /v1/primary-storages`.
+    ZoneStateQuery {
+        /// Only the items with this name.
         #[param(schema_with = crate::services::schema::free_text)]
         name: String,
-        /// Only clusters in this state.
+        /// Only the items in this state.
         #[param(schema_with = crate::services::schema::free_text)]
         state: String,
-        /// Only the clusters of this zone.
+        /// Only the items of this zone.
         #[serde(default, deserialize_with = "hyphenated")]
         zone_uuid: Uuid,
     }
@@ -131,21 +131,6 @@ list_query!(
         /// Only the items with this name.
         #[param(schema_with = crate::services::schema::free_text)]
         name: String,
-    }
-);
-
-list_query!(
-    /// `GET /v1/primary-storages`.
-    PrimaryStorageQuery {
-        /// Only the storages with this name.
-        #[param(schema_with = crate::services::schema::free_text)]
-        name: String,
-        /// Only storages in this state.
-        #[param(schema_with = crate::services::schema::free_text)]
-        state: String,
-        /// Only the storages of this zone.
-        #[serde(default, deserialize_with = "hyphenated")]
-        zone_uuid: Uuid,
     }
 );
 

@@ -10,7 +10,7 @@ use crate::services::storage::{
 crud_handlers!(mod primary_storages {
     noun: "primary storage", tag: "storage",
     collection: "/v1/primary-storages", item: "/v1/primary-storages/{uuid}",
-    view: PrimaryStorage, request: CreatePrimaryStorage, query: PrimaryStorageQuery, id: PrimaryStorageId,
+    view: PrimaryStorage, request: CreatePrimaryStorage, query: ZoneStateQuery, id: PrimaryStorageId,
     create: create_primary_storage, list: list_primary_storages,
     get: get_primary_storage, delete: delete_primary_storage,
     create_errors: [
