@@ -15,7 +15,7 @@ use oxstack_hypervisor::HostId;
 use serde_json::{json, Value};
 
 /// Rounds of the races whose window depends on scheduling (each round builds a fresh parent).
-const ROUNDS: usize = 12;
+const ROUNDS: usize = 24;
 
 async fn cloud(hosts: usize) -> (Server, Env) {
     let s = Server::start().await;
@@ -219,8 +219,28 @@ async fn a_parent_deleted_while_children_are_created_in_it_never_fails_with_500(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_image_deleted_while_vms_are_created_from_it_is_refused_or_refuses_them() {
+async fn an_l3_network_deleted_while_vms_are_created_on_it_never_fails_with_500() {
     let (s, env) = cloud(2).await;
+    for round in 0..ROUNDS / 2 {
+        let l3 = json!({"l2_network_uuid": env.l2, "name": format!("l3-{round}")});
+        let l3 = uuid_of(&s.post_expect("/v1/l3-networks", l3, 201).await);
+        let range = json!({"name": "r", "start_ip": format!("172.20.{round}.10"),
+                           "end_ip": format!("172.20.{round}.200"), "netmask": "255.255.255.0",
+                           "gateway": format!("172.20.{round}.1")});
+        s.post_expect(&format!("/v1/l3-networks/{l3}/ip-ranges"), range, 201).await;
+        let vm = |i: usize| {
+            let mut body = vm_body(&env, &format!("vm-{round}-{i}"), &env.small);
+            body["l3_network_uuids"] = json!([l3]);
+            body
+        };
+        let path = format!("/v1/l3-networks/{l3}");
+        parent_delete_against_child_creates(&s, &path, "/v1/vm-instances?wait=true", vm).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_image_deleted_while_vms_are_created_from_it_is_refused_or_refuses_them() {
+    let (s, env) = cloud(4).await;
     for round in 0..ROUNDS {
         let i = json!({"backup_storage_uuid": env.backup_storage, "name": format!("img{round}"),
                        "format": "qcow2", "size_bytes": GIB, "url": "http://img"});

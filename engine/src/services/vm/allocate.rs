@@ -239,6 +239,10 @@ impl Engine {
                     reloaded = true;
                     continue;
                 }
+                drop(cache);
+                // Deleted since the plan read it (its pool went with it), or full.
+                let field = format!("l3_network_uuids[{index}]");
+                self.get_l3_network(l3).await.map_err(|e| e.named_in(&field))?;
                 return Err(EngineError::InsufficientCapacity(format!(
                     "L3 network {l3} has no free IP address left"
                 )));
