@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every oxstack test on a fresh machine: checks formatting and lints, builds the workspace,
-# runs the whole test suite, then a small end-to-end simulated cloud through the binary.
+# runs the whole test suite, fuzzes the API against its OpenAPI document (ci/schemathesis.sh),
+# then a small end-to-end simulated cloud through the binary.
 # Installs what it needs when missing. The engine embeds SQLite; besides libvirt for the KVM tests,
 # it starts a throwaway PostgreSQL server (ci/pg.sh), on which the engine's tests, the
 # multi-process node tests and the model tests (fewer cases) run a second time, and a throwaway
@@ -91,6 +92,11 @@ else
     OXSTACK_MODEL_TWO_NODE_CASES="${OXSTACK_PG_MODEL_CASES:-16}" \
     cargo test --locked --no-fail-fast -p oxstack-model-tests
 fi
+
+log "schema-driven fuzzing of the API (ci/schemathesis.sh)"
+# Every operation of /v1/openapi.json fuzzed against a running node with all checks, bounded to
+# a few minutes (OXSTACK_SCHEMATHESIS_MAX_TIME); fails on any failure.
+bash ci/schemathesis.sh
 
 log "simulated cloud smoke run (oxstack sim)"
 cargo run --locked --quiet -- sim --hosts 300 --vms 1500 --concurrency 32

@@ -2,9 +2,10 @@
 //! (`OXSTACK_TEST_AMQP_URL`; ci/rabbitmq.sh starts one). A request for a resource the other
 //! node owns is answered by that node (`x-oxstack-served-by`), one this node owns is answered
 //! here, one a node without a bus owns is served where it is asked, one node's events show on
-//! the other's WebSocket stream, and when the owner stops serving the caller gets 503
-//! UNAVAILABLE once the forward timeout (`cluster.forward_timeout_secs`, set through the API)
-//! has passed. Without the variable the test says SKIPPED and passes.
+//! the other's WebSocket stream, a body over the limit is refused with 413 before it travels,
+//! and when the owner stops serving the caller gets 503 UNAVAILABLE once the forward timeout
+//! (`cluster.forward_timeout_secs`, set through the API) has passed. Without the variable the
+//! test says SKIPPED and passes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -120,6 +121,18 @@ async fn a_request_for_the_other_nodes_resource_gets_the_owners_answer() {
     let (_, served_by, _) =
         get(&b.base, &format!("/v1/zones/{}", of_a["uuid"].as_str().unwrap())).await;
     assert_eq!(served_by, Some(ia.0.to_string()));
+    // A body over the limit is refused where it is asked, before it travels, as the owner
+    // would refuse it (a fresh client: the answer may close the connection).
+    let big = format!("{{\"mode\": \"{}\"}}", "x".repeat(3 << 20));
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/vm-instances/{}/stop", a.base, of_b["uuid"].as_str().unwrap()))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((r.status().as_u16(), r.headers().get(SERVED_BY)), (413, None));
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "PAYLOAD_TOO_LARGE");
     // A write with a body, forwarded: DELETE of b's zone through a.
     let r = client
         .delete(format!("{}/v1/zones/{}", a.base, of_b["uuid"].as_str().unwrap()))

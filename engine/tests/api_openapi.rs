@@ -1,5 +1,6 @@
 //! `/v1/openapi.json` is an OpenAPI 3 document that describes exactly the routes the server
-//! has: every route is in it, every path in it is served, and the types are components.
+//! has: every route is in it (the global configs' one path as a path per config), every path
+//! in it is served, and the types are components.
 
 mod api_support;
 
@@ -70,8 +71,6 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/jobs"),
     ("get", "/v1/jobs/{uuid}"),
     ("get", "/v1/global-configs"),
-    ("get", "/v1/global-configs/{name}"),
-    ("put", "/v1/global-configs/{name}"),
     ("get", "/v1/management-nodes"),
     ("get", "/v1/events"),
     ("get", "/v1/openapi.json"),
@@ -95,17 +94,22 @@ async fn the_document_lists_exactly_the_served_routes() {
             }
         }
     }
-    let expected: BTreeSet<(String, String)> =
+    let mut expected: BTreeSet<(String, String)> =
         ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    // The router's one `/v1/global-configs/{name}` is documented as one path per config.
+    for config in s.items("/v1/global-configs").await {
+        let path = format!("/v1/global-configs/{}", config["name"].as_str().unwrap());
+        expected.insert(("get".into(), path.clone()));
+        expected.insert(("put".into(), path));
+    }
     let missing: Vec<_> = expected.difference(&documented).collect();
     assert!(missing.is_empty(), "routes missing from the document: {missing:?}");
     let extra: Vec<_> = documented.difference(&expected).collect();
     assert!(extra.is_empty(), "documented routes the test does not know: {extra:?}");
 
     // Every route is really served: no answer is the no-route 404 or a 405.
-    for (method, path) in ROUTES {
+    for (method, path) in &expected {
         let concrete = path
-            .replace("{name}", "vm.deletion_policy")
             .replace("{uuid}", "00000000-0000-4000-8000-000000000001")
             .replace("{ps_uuid}", "00000000-0000-4000-8000-000000000002")
             .replace("{l2_uuid}", "00000000-0000-4000-8000-000000000003");
@@ -177,4 +181,91 @@ async fn the_document_lists_exactly_the_served_routes() {
     for field in ["code", "message", "details"] {
         assert!(error.as_array().unwrap().iter().any(|f| f == field), "{error}");
     }
+}
+
+/// A value of a parameter's schema (an enumeration's first value, a UUID nothing has).
+fn sample(schema: &Value, doc: &Value) -> String {
+    let schema = match schema["$ref"].as_str() {
+        Some(r) => &doc["components"]["schemas"][r.rsplit('/').next().unwrap()],
+        None => schema,
+    };
+    if let Some(first) = schema["enum"].as_array().and_then(|e| e.first()) {
+        return first.as_str().unwrap().to_string();
+    }
+    match (schema["type"].as_str(), schema["format"].as_str()) {
+        (Some("string"), Some("uuid")) => "00000000-0000-4000-8000-000000000000".into(),
+        (Some("string"), _) => "x".into(),
+        (Some("integer"), _) => schema["minimum"].as_u64().unwrap_or(0).to_string(),
+        (Some("boolean"), _) => "true".into(),
+        _ => panic!("no sample for {schema}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_list_documents_exactly_the_filters_it_takes() {
+    let s = Server::start().await;
+    let doc = s.get("/v1/openapi.json").await.body;
+    let every_filter = [
+        "name",
+        "state",
+        "status",
+        "zone_uuid",
+        "cluster_uuid",
+        "host_uuid",
+        "l2_network_uuid",
+        "l3_network_uuid",
+        "limit",
+        "offset",
+        "wait",
+    ];
+    let mut lists = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(params) = item["get"]["parameters"].as_array() else { continue };
+        let query: Vec<&Value> = params.iter().filter(|p| p["in"] == "query").collect();
+        if query.is_empty() || path.contains('{') {
+            continue;
+        }
+        lists += 1;
+        for p in &query {
+            let name = p["name"].as_str().unwrap();
+            let value = sample(&p["schema"], &doc);
+            let r = s.get(&format!("{path}?{name}={value}")).await;
+            assert_eq!(r.status.as_u16(), 200, "{path}?{name}={value} is documented: {}", r.body);
+        }
+        for name in every_filter.iter().filter(|f| !query.iter().any(|p| p["name"] == **f)) {
+            let r = s.get(&format!("{path}?{name}=x")).await;
+            assert_eq!(r.status.as_u16(), 400, "{path}?{name}= is not documented: {}", r.body);
+            assert_eq!(r.body["details"]["field"], *name, "{}", r.body);
+        }
+    }
+    assert_eq!(lists, 11, "every list has its query parameters");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optional_bodies_may_be_left_out_but_are_never_null() {
+    let s = Server::start().await;
+    let doc = s.get("/v1/openapi.json").await.body;
+    let mut optional = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let body = &op["requestBody"];
+            if body.is_null() || body["required"] == true {
+                continue;
+            }
+            optional += 1;
+            let schema = body["content"]["application/json"]["schema"].to_string();
+            assert!(!schema.contains("null"), "{method} {path}: {schema}");
+            let concrete = path.replace("{uuid}", "00000000-0000-4000-8000-000000000001");
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let json_ct = Some("application/json");
+            let r = s.send(method.clone(), &concrete, Body::Raw("null", json_ct)).await;
+            assert_eq!(r.status.as_u16(), 400, "{method} {path} with null: {}", r.body);
+            // Left out or an object: past the body, to the missing VM.
+            for body in [Body::None, Body::Raw("{}", json_ct)] {
+                let r = s.send(method.clone(), &concrete, body).await;
+                assert_eq!(r.status.as_u16(), 404, "{method} {path}: {}", r.body);
+            }
+        }
+    }
+    assert_eq!(optional, 8, "the VM actions' bodies");
 }

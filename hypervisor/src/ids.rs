@@ -8,11 +8,16 @@ macro_rules! typed_id {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
         #[derive(
-            Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
-            ::serde::Serialize, ::serde::Deserialize,
+            Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize,
         )]
         #[serde(transparent)]
         pub struct $name(pub ::uuid::Uuid);
+
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                $crate::deserialize_uuid(d).map(Self)
+            }
+        }
 
         impl $name {
             /// A fresh random identifier.
@@ -46,6 +51,28 @@ macro_rules! typed_id {
     };
 }
 
+/// Reads a UUID as IDs are written: in text formats only the hyphenated form
+/// (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, either case), which is what the API documents as a
+/// `uuid`; the `uuid` crate alone also takes the simple, braced and URN forms.
+pub fn deserialize_uuid<'de, D: serde::Deserializer<'de>>(d: D) -> Result<uuid::Uuid, D::Error> {
+    use serde::de::Error;
+    use serde::Deserialize;
+    if !d.is_human_readable() {
+        return uuid::Uuid::deserialize(d);
+    }
+    let text = std::borrow::Cow::<str>::deserialize(d)?;
+    parse_hyphenated(&text).map_err(D::Error::custom)
+}
+
+/// Parses a UUID in the hyphenated form only (see [`deserialize_uuid`]).
+pub fn parse_hyphenated(text: &str) -> Result<uuid::Uuid, String> {
+    // Of the forms `uuid` parses, only the hyphenated one has 36 characters.
+    match uuid::Uuid::try_parse(text) {
+        Ok(u) if text.len() == 36 => Ok(u),
+        _ => Err(format!("`{text}` is not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")),
+    }
+}
+
 typed_id!(
     /// A physical (or simulated) host.
     HostId
@@ -71,6 +98,29 @@ mod tests {
         let json = serde_json_like(&id);
         assert_eq!(json, format!("\"{id}\""));
         assert!("not-a-uuid".parse::<VmId>().is_err());
+    }
+
+    #[test]
+    fn ids_are_read_from_text_only_in_the_hyphenated_form() {
+        let id = HostId::new_random();
+        let hyphenated = id.to_string();
+        let read = |text: String| -> Result<HostId, String> {
+            let value = serde::de::value::StrDeserializer::<serde::de::value::Error>::new(&text);
+            serde::Deserialize::deserialize(value).map_err(|e| e.to_string())
+        };
+        assert_eq!(read(hyphenated.clone()), Ok(id));
+        assert_eq!(read(hyphenated.to_uppercase()), Ok(id));
+        let u = id.as_uuid();
+        for other in [
+            u.simple().to_string(),
+            u.braced().to_string(),
+            u.urn().to_string(),
+            format!(" {hyphenated}"),
+            String::from("not-a-uuid"),
+        ] {
+            let e = read(other.clone()).unwrap_err();
+            assert!(e.contains("is not a UUID"), "{other}: {e}");
+        }
     }
 
     fn serde_json_like(id: &HostId) -> String {

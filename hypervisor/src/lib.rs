@@ -13,7 +13,7 @@ mod trait_def;
 pub mod wire;
 
 pub use error::{HypervisorError, HypervisorResult};
-pub use ids::{HostId, VmId, VolumeId};
+pub use ids::{deserialize_uuid, parse_hyphenated, HostId, VmId, VolumeId};
 pub use spec::{
     HostConnectSpec, HostFacts, NicSpec, PowerState, SimulatedHostCapacity, StopMode, VmSpec,
     VmStateReport, VolumeSpec,

@@ -1,7 +1,9 @@
 //! The handler template of a resource family: create, list, get and delete, each documented for
 //! OpenAPI. `crud_handlers!` writes a module with the four handlers, so every family answers
 //! the same way: `201` with the resource and `Location` on create, a `Page` for lists, `204` on
-//! delete, and the usual error body otherwise.
+//! delete, and the usual error body otherwise. Each family lists the errors its create can
+//! answer besides 400 (`create_errors`): 404 when the body names a resource that does not
+//! exist, 409 for a conflict with what exists.
 
 /// Writes `mod $m { create, list, get, delete }` for one resource family.
 macro_rules! crud_handlers {
@@ -13,11 +15,13 @@ macro_rules! crud_handlers {
             item: $item:tt,
             view: $view:ident,
             request: $req:ident,
+            query: $query:ident,
             id: $id:ident,
             create: $create_fn:ident,
             list: $list_fn:ident,
             get: $get_fn:ident,
-            delete: $delete_fn:ident $(,)?
+            delete: $delete_fn:ident,
+            create_errors: [$(($($create_error:tt)*)),* $(,)?] $(,)?
         }
     ) => {
         #[doc = concat!("Create, list, get and delete ", $noun, "s.")]
@@ -30,7 +34,8 @@ macro_rules! crud_handlers {
             use super::*;
             use $crate::api::error::{ApiError, ErrorBody};
             use $crate::api::extract::{ApiJson, ApiQuery, PathId};
-            use $crate::services::{ListQuery, Page};
+            use $crate::api::queries::$query;
+            use $crate::services::Page;
             use $crate::Engine;
 
             #[doc = concat!("Creates a ", $noun, ".")]
@@ -40,8 +45,8 @@ macro_rules! crud_handlers {
                 request_body = $req,
                 responses(
                     (status = 201, description = "Created", body = $view),
-                    (status = 400, description = "Invalid request", body = ErrorBody),
-                    (status = 409, description = "Conflicts with what exists", body = ErrorBody),
+                    (status = 400, description = "Invalid request (names the field)", body = ErrorBody),
+                    $(($($create_error)*),)*
                 ))]
             pub async fn create(
                 State(e): State<Engine>,
@@ -57,16 +62,16 @@ macro_rules! crud_handlers {
             #[utoipa::path(get, path = $coll, tag = $tag,
                 operation_id = concat!("list_", stringify!($m)),
                 summary = concat!("List ", $noun, "s"),
-                params(ListQuery),
+                params($query),
                 responses(
                     (status = 200, description = "One page", body = Page<$view>),
                     (status = 400, description = "Bad filter or paging", body = ErrorBody),
                 ))]
             pub async fn list(
                 State(e): State<Engine>,
-                ApiQuery(q): ApiQuery<ListQuery>,
+                ApiQuery(q): ApiQuery<$query>,
             ) -> Result<Json<Page<$view>>, ApiError> {
-                Ok(Json(e.$list_fn(&q).await?))
+                Ok(Json(e.$list_fn(&q.into()).await?))
             }
 
             #[doc = concat!("Gets one ", $noun, ".")]

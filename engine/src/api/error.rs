@@ -19,9 +19,10 @@ use crate::error::EngineError;
 pub struct ErrorBody {
     /// Stable machine-readable code: NOT_FOUND, INVALID_ARGUMENT, INVALID_STATE,
     /// INSUFFICIENT_CAPACITY, CONFLICT, HYPERVISOR_ERROR, TIMEOUT, DATABASE_ERROR, INTERNAL,
-    /// METHOD_NOT_ALLOWED for a known path called with a method it does not have, or
+    /// METHOD_NOT_ALLOWED for a known path called with a method it does not have,
     /// UNAVAILABLE (503) when the management node that owns the resource could not be reached
-    /// (retry).
+    /// (retry), or for requests over the server's limits: LENGTH_REQUIRED (411, a body without
+    /// Content-Length), PAYLOAD_TOO_LARGE (413), URI_TOO_LONG (414), HEADERS_TOO_LARGE (431).
     pub code: String,
     /// What went wrong, for a person; names the offending field where there is one.
     pub message: String,
@@ -44,6 +45,10 @@ pub fn status_for(code: &str) -> StatusCode {
         "INVALID_ARGUMENT" => StatusCode::BAD_REQUEST,
         "INVALID_STATE" | "INSUFFICIENT_CAPACITY" | "CONFLICT" => StatusCode::CONFLICT,
         "METHOD_NOT_ALLOWED" => StatusCode::METHOD_NOT_ALLOWED,
+        "LENGTH_REQUIRED" => StatusCode::LENGTH_REQUIRED,
+        "PAYLOAD_TOO_LARGE" => StatusCode::PAYLOAD_TOO_LARGE,
+        "URI_TOO_LONG" => StatusCode::URI_TOO_LONG,
+        "HEADERS_TOO_LARGE" => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         "HYPERVISOR_ERROR" => StatusCode::BAD_GATEWAY,
         "TIMEOUT" => StatusCode::GATEWAY_TIMEOUT,
         "UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
@@ -138,6 +143,14 @@ mod tests {
         assert_eq!(status_for("HYPERVISOR_ERROR"), StatusCode::BAD_GATEWAY);
         assert_eq!(status_for("DATABASE_ERROR"), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(status_for("UNAVAILABLE"), StatusCode::SERVICE_UNAVAILABLE);
+        for (code, status) in [
+            ("LENGTH_REQUIRED", 411),
+            ("PAYLOAD_TOO_LARGE", 413),
+            ("URI_TOO_LONG", 414),
+            ("HEADERS_TOO_LARGE", 431),
+        ] {
+            assert_eq!(status_for(code).as_u16(), status, "{code}");
+        }
         let api = ApiError::from(EngineError::invalid("cpus", "too many"));
         assert!(api.body.message.contains("cpus"), "{}", api.body.message);
         assert_eq!(api.body.details, json!({"field": "cpus"}));

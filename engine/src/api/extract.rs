@@ -4,18 +4,37 @@
 //!
 //! Bodies and query strings are decoded with `serde_path_to_error`, so a type error names the
 //! field it happened in (`cpus`, `l3_network_uuids[1]`), and serde's own messages name missing
-//! and unknown fields.
+//! and unknown fields. A body must be one JSON object: serde would otherwise take an array for
+//! a struct, field by field in declaration order (`["renamed", "Disabled"]` as a host update).
+//! It is read as a JSON value first ([`Strict`]): a key given twice is refused, and `2.0` is the
+//! integer 2, as in JSON Schema. No text in a body or a query string may hold U+0000.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
-use axum::http::HeaderValue;
-use serde::de::DeserializeOwned;
-use serde_json::json;
+use axum::http::{HeaderValue, StatusCode};
+use std::fmt;
+
+use serde::de::{self, DeserializeOwned, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::error::ApiError;
+
+/// The largest request body taken, in bytes: axum's default body limit, which the body
+/// extractors apply (a longer body is refused with 413 PAYLOAD_TOO_LARGE).
+pub const MAX_BODY: usize = 2 * 1024 * 1024;
+
+/// 413 PAYLOAD_TOO_LARGE: a body over [`MAX_BODY`].
+pub fn body_too_large() -> ApiError {
+    ApiError::new(
+        "PAYLOAD_TOO_LARGE",
+        format!("the request body may be at most {MAX_BODY} bytes"),
+        json!({ "limit": MAX_BODY }),
+    )
+}
 
 /// A required JSON body.
 #[derive(Debug)]
@@ -74,6 +93,9 @@ async fn body_bytes<S: Send + Sync>(
 ) -> Result<(Option<HeaderValue>, Bytes), ApiError> {
     let content_type = req.headers().get(CONTENT_TYPE).cloned();
     let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return body_too_large();
+        }
         ApiError::bad_request(format!("cannot read the request body: {}", r.body_text()))
     })?;
     Ok((content_type, bytes))
@@ -96,14 +118,39 @@ fn check_json_content_type(content_type: Option<&HeaderValue>) -> Result<(), Api
     }
 }
 
-/// Parses a JSON body, naming the field of a type error, a missing or an unknown field.
+/// What a body's top-level JSON value is when it is not an object, judged by its first byte
+/// (`None` for an object, and for bytes that are not JSON at all: the parser says why).
+fn not_an_object(bytes: &[u8]) -> Option<&'static str> {
+    match bytes.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))? {
+        b'[' => Some("an array"),
+        b'"' => Some("a string"),
+        b'n' => Some("null"),
+        b't' | b'f' => Some("a boolean"),
+        b'-' | b'0'..=b'9' => Some("a number"),
+        _ => None,
+    }
+}
+
+/// Parses a JSON body, which must be one JSON object, naming the field of a type error, a
+/// missing or an unknown field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let inner = e.inner();
-        if inner.is_syntax() || inner.is_eof() || inner.is_io() {
-            return ApiError::bad_request(format!("the request body is not valid JSON: {inner}"));
+    if let Some(kind) = not_an_object(bytes) {
+        return Err(ApiError::bad_request(format!(
+            "the request body must be a JSON object, not {kind}"
+        )));
+    }
+    let Strict(value) = serde_json::from_slice(bytes).map_err(|e| {
+        if e.is_syntax() || e.is_eof() || e.is_io() {
+            ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
+        } else {
+            ApiError::bad_request(format!("invalid request body: {e}"))
         }
+    })?;
+    if let Some(field) = text_with_nul(&value, "") {
+        return Err(nul_refused(&field));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.inner();
         match field_of(&e.path().to_string(), &inner.to_string()) {
             Some((f, true)) => ApiError::invalid(&f, format!("invalid request body: {inner}")),
             Some((f, false)) => {
@@ -111,10 +158,105 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             }
             None => ApiError::bad_request(format!("invalid request body: {inner}")),
         }
-    })?;
-    de.end()
-        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
-    Ok(value)
+    })
+}
+
+/// Where a body holds text with U+0000 (the first such place), which no request may have: a
+/// PostgreSQL text column cannot store it, so it would fail in the database rather than here.
+fn text_with_nul(value: &Value, at: &str) -> Option<String> {
+    match value {
+        Value::String(s) if s.contains('\0') => Some(at.to_string()),
+        Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, v)| text_with_nul(v, &format!("{at}[{i}]")))
+        }
+        Value::Object(fields) => fields.iter().find_map(|(k, v)| {
+            text_with_nul(v, &if at.is_empty() { k.clone() } else { format!("{at}.{k}") })
+        }),
+        _ => None,
+    }
+}
+
+fn nul_refused(field: &str) -> ApiError {
+    ApiError::invalid(
+        field,
+        format!("invalid {field}: text may not contain the NUL character (U+0000)"),
+    )
+}
+
+/// A JSON value read strictly, before it becomes the request type: an object with a key twice
+/// is refused, and a number with a zero fraction (`2.0`, `1e3`) is the integer it equals, as JSON
+/// Schema counts it (serde would refuse `2.0` for an integer field that the OpenAPI document
+/// says takes it).
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+        Ok(match v {
+            _ if v.fract() != 0.0 => Value::from(v),
+            _ if (0.0..2.0 * TWO_63).contains(&v) => Value::from(v as u64),
+            _ if (-TWO_63..0.0).contains(&v) => Value::from(v as i64),
+            _ => Value::from(v),
+        })
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(de::Error::custom(format!("the key `{key}` is given twice")));
+            }
+            let Strict(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
@@ -127,6 +269,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 
 /// Parses a query string, naming the parameter that is wrong.
 pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let pairs = form_urlencoded::parse(query.as_bytes());
+    if let Some((name, _)) = pairs.clone().find(|(_, v)| v.contains('\0')) {
+        return Err(nul_refused(&name));
+    }
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(de).map_err(|e| {
         let inner = e.inner().to_string();
@@ -169,11 +315,12 @@ async fn path_params<S: Send + Sync>(
     Ok(raw.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
 }
 
+/// A UUID path parameter, in the hyphenated form only (as the document's `format: uuid` says).
 fn parse_uuid(name: &str, value: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(value).map_err(|e| {
+    oxstack_hypervisor::parse_hyphenated(value).map_err(|e| {
         ApiError::new(
             "INVALID_ARGUMENT",
-            format!("invalid path parameter `{name}`: `{value}` is not a UUID ({e})"),
+            format!("invalid path parameter `{name}`: {e}"),
             json!({ "field": name, "location": "path" }),
         )
     })
@@ -252,6 +399,67 @@ mod tests {
         let e = parse_json::<Req>(br#"{"name": "a", "cpus": 1} trailing"#).unwrap_err();
         assert_eq!(e.status.as_u16(), 400);
         assert!(parse_json::<Req>(br#"{"name": "a", "cpus": 1}"#).is_ok());
+    }
+
+    #[test]
+    fn bodies_must_be_objects() {
+        // serde takes a sequence for a struct, field by field: not through this parser.
+        assert!(serde_json::from_slice::<Req>(br#"["a", 1]"#).is_ok());
+        for (body, kind) in [
+            (&br#"["a", 1]"#[..], "an array"),
+            (b" \t\r\n[\"a\", 1, []]", "an array"),
+            (br#""a""#, "a string"),
+            (b"null", "null"),
+            (b"true", "a boolean"),
+            (b"-1", "a number"),
+            (b"7", "a number"),
+        ] {
+            let e = parse_json::<Req>(body).unwrap_err();
+            assert_eq!(e.status.as_u16(), 400);
+            assert_eq!(e.body.code, "INVALID_ARGUMENT");
+            assert!(e.body.message.contains("must be a JSON object"), "{}", e.body.message);
+            assert!(e.body.message.ends_with(kind), "{}", e.body.message);
+        }
+        let e = parse_json::<Req>(b"{nope").unwrap_err();
+        assert!(e.body.message.contains("not valid JSON"), "{}", e.body.message);
+        assert!(parse_json::<Req>(b" \n{\"name\": \"a\", \"cpus\": 1}").is_ok());
+    }
+
+    #[test]
+    fn integral_floats_are_integers_and_keys_are_given_once() {
+        let r = parse_json::<Req>(br#"{"name": "a", "cpus": 4.0}"#).unwrap();
+        assert_eq!(r.cpus, 4);
+        assert_eq!(parse_json::<Req>(br#"{"name": "a", "cpus": 4e2}"#).unwrap().cpus, 400);
+        let e = parse_json::<Req>(br#"{"name": "a", "cpus": 4.5}"#).unwrap_err();
+        assert_eq!(field(&e), Some("cpus"));
+        let e = parse_json::<Req>(br#"{"name": "a", "cpus": -1.0}"#).unwrap_err();
+        assert_eq!(field(&e), Some("cpus"));
+        let e = parse_json::<Req>(br#"{"name": "a", "cpus": 1e30}"#).unwrap_err();
+        assert_eq!(field(&e), Some("cpus"));
+        let e = parse_json::<Req>(br#"{"name": "a", "cpus": 1, "name": "b"}"#).unwrap_err();
+        assert!(e.body.message.contains("`name` is given twice"), "{}", e.body.message);
+        #[derive(Debug, Deserialize)]
+        struct Big {
+            n: u64,
+            i: i64,
+        }
+        let b = parse_json::<Big>(br#"{"n": 9223372036854775807.0, "i": -9223372036854775808.0}"#);
+        let b = b.unwrap();
+        assert_eq!((b.n, b.i), (1 << 63, i64::MIN));
+    }
+
+    #[test]
+    fn text_may_not_hold_nul() {
+        let e = parse_json::<Req>(b"{\"name\": \"a\\u0000b\", \"cpus\": 1}").unwrap_err();
+        assert_eq!(field(&e), Some("name"));
+        assert!(e.body.message.contains("U+0000"), "{}", e.body.message);
+        let e = parse_json::<Outer>(b"{\"inner\": {\"name\": \"\\u0000\", \"cpus\": 1}}");
+        assert_eq!(field(&e.unwrap_err()), Some("inner.name"));
+        let e = parse_json::<Req>(b"{\"name\": \"a\", \"cpus\": 1, \"ids\": [\"\\u0000\"]}");
+        assert_eq!(field(&e.unwrap_err()), Some("ids[0]"));
+        let e = parse_query::<Q>("zone_uuid=%00").unwrap_err();
+        assert_eq!(field(&e), Some("zone_uuid"));
+        assert!(e.body.message.contains("U+0000"), "{}", e.body.message);
     }
 
     #[derive(Debug, Deserialize)]

@@ -130,11 +130,18 @@ async fn forward(State(f): State<Forwarder>, req: Request, next: Next) -> Respon
         return next.run(req).await;
     };
     let (parts, body) = req.into_parts();
-    let body = match to_bytes(body, MAX_BODY).await {
+    // The limit every body extractor applies: a forwarded request is refused as it would be
+    // where it is served.
+    let body = match to_bytes(body, super::extract::MAX_BODY).await {
         Ok(b) => b,
         Err(e) => {
-            return ApiError::bad_request(format!("cannot read the request body: {e}"))
-                .into_response()
+            let e = e.into_inner();
+            let refusal = if e.is::<http_body_util::LengthLimitError>() {
+                super::extract::body_too_large()
+            } else {
+                ApiError::bad_request(format!("cannot read the request body: {e}"))
+            };
+            return refusal.into_response();
         }
     };
     let wire = WireRequest {

@@ -20,30 +20,45 @@ use crate::Engine;
 crud_handlers!(mod zones {
     noun: "zone", tag: "zones",
     collection: "/v1/zones", item: "/v1/zones/{uuid}",
-    view: Zone, request: CreateZone, id: ZoneId,
+    view: Zone, request: CreateZone, query: ZoneQuery, id: ZoneId,
     create: create_zone, list: list_zones, get: get_zone, delete: delete_zone,
+    create_errors: [
+        (status = 409, description = "A zone with that name exists", body = ErrorBody),
+    ],
 });
 
 crud_handlers!(mod clusters {
     noun: "cluster", tag: "clusters",
     collection: "/v1/clusters", item: "/v1/clusters/{uuid}",
-    view: Cluster, request: CreateCluster, id: ClusterId,
+    view: Cluster, request: CreateCluster, query: ZoneStateQuery, id: ClusterId,
     create: create_cluster, list: list_clusters, get: get_cluster, delete: delete_cluster,
+    create_errors: [
+        (status = 404, description = "A resource the body names does not exist (details name the field)", body = ErrorBody),
+        (status = 409, description = "A cluster with that name exists in the zone", body = ErrorBody),
+    ],
 });
 
 crud_handlers!(mod hosts {
     noun: "host", tag: "hosts",
     collection: "/v1/hosts", item: "/v1/hosts/{uuid}",
-    view: Host, request: AddHost, id: HostId,
+    view: Host, request: AddHost, query: HostQuery, id: HostId,
     create: add_host, list: list_hosts, get: get_host, delete: delete_host,
+    create_errors: [
+        (status = 404, description = "A resource the body names does not exist (details name the field)", body = ErrorBody),
+        (status = 409, description = "A host with that management address exists, or the request does not fit the cluster's hypervisor type", body = ErrorBody),
+        (status = 502, description = "The host could not be connected", body = ErrorBody),
+    ],
 });
 
 crud_handlers!(mod instance_offerings {
     noun: "instance offering", tag: "instance-offerings",
     collection: "/v1/instance-offerings", item: "/v1/instance-offerings/{uuid}",
-    view: InstanceOffering, request: CreateInstanceOffering, id: InstanceOfferingId,
+    view: InstanceOffering, request: CreateInstanceOffering, query: NameQuery, id: InstanceOfferingId,
     create: create_instance_offering, list: list_instance_offerings,
     get: get_instance_offering, delete: delete_instance_offering,
+    create_errors: [
+        (status = 409, description = "An offering with that name exists", body = ErrorBody),
+    ],
 });
 
 /// Attaches a primary storage of the cluster's zone to the cluster (idempotent).
@@ -54,8 +69,9 @@ crud_handlers!(mod instance_offerings {
     ),
     responses(
         (status = 200, description = "The cluster with its attachments", body = Cluster),
-        (status = 400, description = "Bad UUID, or the storage is in another zone", body = ErrorBody),
+        (status = 400, description = "Bad UUID", body = ErrorBody),
         (status = 404, description = "No such cluster or storage", body = ErrorBody),
+        (status = 409, description = "The storage is in another zone", body = ErrorBody),
     ))]
 pub async fn attach_primary_storage(
     State(e): State<Engine>,
@@ -72,8 +88,9 @@ pub async fn attach_primary_storage(
     ),
     responses(
         (status = 200, description = "The cluster with its attachments", body = Cluster),
-        (status = 400, description = "Bad UUID, or the network is in another zone", body = ErrorBody),
+        (status = 400, description = "Bad UUID", body = ErrorBody),
         (status = 404, description = "No such cluster or network", body = ErrorBody),
+        (status = 409, description = "The network is in another zone", body = ErrorBody),
     ))]
 pub async fn attach_l2_network(
     State(e): State<Engine>,
@@ -90,6 +107,8 @@ pub async fn attach_l2_network(
         (status = 200, description = "The updated host", body = Host),
         (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 404, description = "No such host", body = ErrorBody),
+        (status = 409, description = "Maintenance: a VM could not leave the host (the host keeps its old state)", body = ErrorBody),
+        (status = 502, description = "Maintenance: stopping a VM failed in the hypervisor (the host keeps its old state)", body = ErrorBody),
     ))]
 pub async fn update_host(
     State(e): State<Engine>,

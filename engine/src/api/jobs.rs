@@ -25,6 +25,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiQuery, PathId};
+use super::queries::JobQuery;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::JobId;
 use crate::services::{ListQuery, Page};
@@ -233,17 +234,15 @@ pub async fn get_job(
 }
 
 /// Jobs, oldest first; filter by `state` (Running, Succeeded, Failed).
-#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(ListQuery),
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(JobQuery),
     responses(
         (status = 200, description = "A page of jobs", body = Page<Job>),
         (status = 400, description = "Bad filter", body = ErrorBody),
     ))]
 pub async fn list_jobs(
     State(e): State<Engine>,
-    ApiQuery(q): ApiQuery<ListQuery>,
+    ApiQuery(q): ApiQuery<JobQuery>,
 ) -> Result<Json<Page<Job>>, ApiError> {
-    if let Some(s) = &q.state {
-        s.parse::<JobState>().map_err(|m| EngineError::invalid("state", m))?;
-    }
+    let q = ListQuery::from(q);
     Ok(Json(q.run(&e.db, "jobs", COLUMNS, &[("state", "state")], decode).await?))
 }

@@ -2,6 +2,7 @@
 //!
 //! - [`error`]: the one public error type and its HTTP statuses
 //! - [`extract`]: body, query and path extractors that refuse bad input with a 400 naming it
+//! - [`queries`]: the query string of each list (its filters and paging)
 //! - [`jobs`]: long operations as jobs (`202` + `Location`, or `?wait=true`)
 //! - [`infra`], [`storage`], [`network`]: zones, clusters, hosts, offerings, storage, images,
 //!   networks and IP ranges
@@ -10,7 +11,9 @@
 //! - [`cluster`]: the management nodes
 //! - [`events`]: `GET /v1/events`, the WebSocket event stream
 //! - [`forward`]: requests for a resource another node owns go to that node over the AMQP bus
-//! - [`openapi`]: `GET /v1/openapi.json`
+//! - [`openapi`], [`openapi_configs`]: `GET /v1/openapi.json`
+//! - [`serve`]: the HTTP/1 server, every connection behind [`head_guard`], which answers the
+//!   request heads hyper would refuse with an empty body (414, 431, ...) with the error body
 
 pub mod cluster;
 pub mod config;
@@ -19,10 +22,14 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod forward;
+pub mod head_guard;
 pub mod infra;
 pub mod jobs;
 pub mod network;
 pub mod openapi;
+mod openapi_configs;
+pub mod queries;
+mod serve;
 pub mod storage;
 pub mod vm;
 
@@ -31,6 +38,7 @@ use axum::Router;
 use tokio::sync::watch;
 
 pub use error::{ApiError, ErrorBody};
+pub use serve::{serve, serve_with};
 
 use crate::Engine;
 
@@ -101,37 +109,8 @@ pub fn router(engine: Engine) -> Router {
         .route("/v1/openapi.json", get(openapi::openapi_json))
         .fallback(error::no_such_route)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY))
         .with_state(engine)
-}
-
-/// Serves the API on `listener` until the engine shuts down, then stops taking connections and
-/// lets the requests in flight finish.
-pub async fn serve(engine: Engine, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    serve_with(engine, listener, None).await
-}
-
-/// [`serve`], forwarding requests for resources other nodes own over the bus when there is one
-/// (see [`forward`]); closes the bus once the server has stopped.
-pub async fn serve_with(
-    engine: Engine,
-    listener: tokio::net::TcpListener,
-    forwarding: Option<forward::Forwarding>,
-) -> std::io::Result<()> {
-    let mut shutdown = engine.shutdown_signal();
-    let bus = forwarding.as_ref().map(|f| f.bus.clone());
-    let app = match forwarding {
-        Some(f) => forward::layer(router(engine.clone()), engine, f),
-        None => router(engine),
-    };
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_requested(&mut shutdown).await;
-        })
-        .await;
-    if let Some(bus) = bus {
-        bus.close().await;
-    }
-    served
 }
 
 /// Resolves once the node is shutting down (or its shutdown signal is gone).

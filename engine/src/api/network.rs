@@ -17,21 +17,32 @@ use crate::Engine;
 crud_handlers!(mod l2_networks {
     noun: "L2 network", tag: "networks",
     collection: "/v1/l2-networks", item: "/v1/l2-networks/{uuid}",
-    view: L2Network, request: CreateL2Network, id: L2NetworkId,
+    view: L2Network, request: CreateL2Network, query: ZoneNameQuery, id: L2NetworkId,
     create: create_l2_network, list: list_l2_networks,
     get: get_l2_network, delete: delete_l2_network,
+    create_errors: [
+        (status = 404, description = "A resource the body names does not exist (details name the field)", body = ErrorBody),
+    ],
 });
 
 crud_handlers!(mod l3_networks {
     noun: "L3 network", tag: "networks",
     collection: "/v1/l3-networks", item: "/v1/l3-networks/{uuid}",
-    view: L3Network, request: CreateL3Network, id: L3NetworkId,
+    view: L3Network, request: CreateL3Network, query: L3NetworkQuery, id: L3NetworkId,
     create: create_l3_network, list: list_l3_networks,
     get: get_l3_network, delete: delete_l3_network,
+    create_errors: [
+        (status = 404, description = "A resource the body names does not exist (details name the field)", body = ErrorBody),
+    ],
 });
 
-/// Adds an IP range to an L3 network. It must lie inside the gateway's subnet and overlap no
-/// other range on the same L2 network.
+/// Adds an IP range to an L3 network.
+///
+/// Besides each field's own form, a range must satisfy rules across its fields, which a schema
+/// cannot state (400 naming the field): `start_ip` <= `end_ip`; both in the subnet of
+/// `gateway` and `netmask`; neither the subnet's network nor its broadcast address (for
+/// netmasks up to /30); the gateway not inside the range. It must not overlap another range of
+/// the same L2 network, nor contain another range's gateway (409).
 #[utoipa::path(post, path = "/v1/l3-networks/{uuid}/ip-ranges", tag = "networks",
     params(("uuid" = uuid::Uuid, Path, description = "The L3 network")),
     request_body = CreateIpRange,
@@ -39,6 +50,7 @@ crud_handlers!(mod l3_networks {
         (status = 201, description = "Created", body = IpRange),
         (status = 400, description = "Invalid range (names the field)", body = ErrorBody),
         (status = 404, description = "No such L3 network", body = ErrorBody),
+        (status = 409, description = "Overlaps another range of the L2 network, or contains its gateway", body = ErrorBody),
     ))]
 pub async fn create_ip_range(
     State(e): State<Engine>,

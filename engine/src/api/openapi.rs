@@ -1,10 +1,12 @@
-//! `GET /v1/openapi.json`: the OpenAPI 3 document of the whole API, generated from the
-//! `#[utoipa::path]` of every handler and the schemas of every request and response type.
+//! `GET /v1/openapi.json`: the OpenAPI 3.1 document of the whole API, generated from the
+//! `#[utoipa::path]` of every handler and the schemas of every request and response type, then
+//! completed with what no single handler declares ([`build`]).
 
 use std::sync::OnceLock;
 
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
+use serde_json::{json, Value};
 use utoipa::OpenApi;
 
 use super::error::ErrorBody;
@@ -14,7 +16,7 @@ use super::jobs::{self, Job, JobState};
 use super::network::{self, l2_networks, l3_networks};
 use super::storage::{backup_storages, images, primary_storages};
 use super::vm::{self, NoOptions, StartVm, StopModeParam, StopVm};
-use super::{cluster, config, events};
+use super::{cluster, config, events, openapi_configs};
 use crate::bus::Event;
 use crate::cluster::ManagementNode;
 use crate::config::GlobalConfigView;
@@ -73,11 +75,150 @@ pub struct ApiDoc;
 pub fn document() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
     DOC.get_or_init(|| {
-        ApiDoc::openapi().to_json().unwrap_or_else(|e| {
+        serde_json::to_string(&build()).unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot serialize the OpenAPI document");
             String::from("{}")
         })
     })
+}
+
+/// The document: what the handlers and types declare, then what holds beyond them: bodies
+/// that may be left out, the answers of the layers in front of every handler
+/// ([`FRONT_ANSWERS`]) and one path per global config ([`openapi_configs`]).
+pub fn build() -> Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot build the OpenAPI document");
+        Value::Null
+    });
+    optional_bodies(&mut doc);
+    front_answers(&mut doc);
+    openapi_configs::add_config_paths(&mut doc);
+    doc
+}
+
+/// Where an answer of the layers in front of the handlers can come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applies {
+    /// Every operation.
+    Always,
+    /// Operations that read a request body: those that take one, and, with the AMQP bus,
+    /// every one forwarded to another node (the body travels with it).
+    WithBody,
+    /// Operations on one resource (`/v1/<collection>/{uuid}...`), which another node may own.
+    Forwarded,
+}
+
+/// The answers a request can get before, or instead of, its handler's: from the head guard
+/// ([`super::head_guard`]), the extractors ([`super::extract`]), forwarding ([`super::forward`])
+/// and internal failures. Each is added to every operation it applies to (keeping the
+/// operation's own description where it has one).
+pub fn front_answers_table() -> Vec<(u16, String, Applies)> {
+    use super::head_guard::{MAX_HEAD, MAX_HEADERS, MAX_TARGET};
+    vec![
+        (
+            400,
+            "Invalid request: a malformed request head, path parameter, query string or body \
+             (names the field where there is one)"
+                .into(),
+            Applies::Always,
+        ),
+        (
+            411,
+            "The body was sent with Transfer-Encoding; send it with Content-Length".into(),
+            Applies::Always,
+        ),
+        (413, format!("The body is over {} bytes", super::extract::MAX_BODY), Applies::WithBody),
+        (
+            414,
+            format!("The request target (path and query) is over {MAX_TARGET} bytes"),
+            Applies::Always,
+        ),
+        (
+            431,
+            format!("The request head is over {MAX_HEAD} bytes or has over {MAX_HEADERS} fields"),
+            Applies::Always,
+        ),
+        (500, "An internal error: a bug, or the database failed".into(), Applies::Always),
+        (
+            503,
+            "With the AMQP bus: the management node that owns the resource did not answer in \
+             time; retry"
+                .into(),
+            Applies::Forwarded,
+        ),
+    ]
+}
+
+const METHODS: [&str; 5] = ["get", "put", "post", "patch", "delete"];
+
+/// Adds [`front_answers_table`] to every operation it applies to.
+fn front_answers(doc: &mut Value) {
+    let table = front_answers_table();
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else { return };
+    for (path, item) in paths.iter_mut() {
+        let forwarded = path.split('/').nth(3).is_some_and(|s| s.starts_with('{'));
+        for method in METHODS {
+            let Some(op) = item.get_mut(method) else { continue };
+            let with_body = op.get("requestBody").is_some();
+            let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            for (status, description, applies) in &table {
+                let applies = match applies {
+                    Applies::Always => true,
+                    Applies::WithBody => with_body || forwarded,
+                    Applies::Forwarded => forwarded,
+                };
+                if applies {
+                    responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error_response(description));
+                }
+            }
+        }
+    }
+}
+
+/// A documented error answer.
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    })
+}
+
+/// A body documented as `Option<T>` may be left out, but when sent it must be a `T` (an
+/// object): utoipa writes it as "`T` or null", which the server refuses (a body must be an
+/// object, see [`super::extract`]). Such bodies become `T`, not required.
+fn optional_bodies(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else { return };
+    for item in paths.values_mut() {
+        for method in METHODS {
+            let Some(body) = item.get_mut(method).and_then(|op| op.get_mut("requestBody")) else {
+                continue;
+            };
+            let Some(content) = body.get_mut("content").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            let mut optional = false;
+            for media in content.values_mut() {
+                let Some(schema) = media.get_mut("schema") else { continue };
+                let Some(alternatives) = schema.get("oneOf").and_then(Value::as_array) else {
+                    continue;
+                };
+                let null = json!({"type": "null"});
+                if alternatives.len() == 2 && alternatives.contains(&null) {
+                    if let Some(object) = alternatives.iter().find(|a| **a != null).cloned() {
+                        *schema = object;
+                        optional = true;
+                    }
+                }
+            }
+            if let (true, Some(body)) = (optional, body.as_object_mut()) {
+                body.insert("required".into(), json!(false));
+            }
+        }
+    }
 }
 
 /// This document.

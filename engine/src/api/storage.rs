@@ -10,22 +10,32 @@ use crate::services::storage::{
 crud_handlers!(mod primary_storages {
     noun: "primary storage", tag: "storage",
     collection: "/v1/primary-storages", item: "/v1/primary-storages/{uuid}",
-    view: PrimaryStorage, request: CreatePrimaryStorage, id: PrimaryStorageId,
+    view: PrimaryStorage, request: CreatePrimaryStorage, query: ZoneStateQuery, id: PrimaryStorageId,
     create: create_primary_storage, list: list_primary_storages,
     get: get_primary_storage, delete: delete_primary_storage,
+    create_errors: [
+        (status = 404, description = "A resource the body names does not exist (details name the field)", body = ErrorBody),
+    ],
 });
 
 crud_handlers!(mod backup_storages {
     noun: "backup storage", tag: "storage",
     collection: "/v1/backup-storages", item: "/v1/backup-storages/{uuid}",
-    view: BackupStorage, request: CreateBackupStorage, id: BackupStorageId,
+    view: BackupStorage, request: CreateBackupStorage, query: ZoneNameQuery, id: BackupStorageId,
     create: create_backup_storage, list: list_backup_storages,
     get: get_backup_storage, delete: delete_backup_storage,
+    create_errors: [
+        (status = 404, description = "A resource the body names does not exist (details name the field)", body = ErrorBody),
+    ],
 });
 
 crud_handlers!(mod images {
     noun: "image", tag: "images",
     collection: "/v1/images", item: "/v1/images/{uuid}",
-    view: Image, request: CreateImage, id: ImageId,
+    view: Image, request: CreateImage, query: NameQuery, id: ImageId,
     create: create_image, list: list_images, get: get_image, delete: delete_image,
+    create_errors: [
+        (status = 404, description = "A resource the body names does not exist (details name the field)", body = ErrorBody),
+        (status = 409, description = "The backup storage has no room for it", body = ErrorBody),
+    ],
 });

@@ -19,10 +19,11 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiQuery, OptionalJson, PathId};
 use super::jobs::{self, Job, OnSuccess, WaitQuery};
+use super::queries::VmQuery;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{HostId, VmId};
 use crate::services::vm::{CreateVm, DestroyOutcome, MigrateVm, VmInstance, VmOp};
-use crate::services::{ListQuery, Page};
+use crate::services::Page;
 use crate::Engine;
 
 /// How to stop a VM.
@@ -92,7 +93,8 @@ where
         (status = 201, description = "With wait=true: the VM, Running", body = VmInstance),
         (status = 202, description = "The job creating the VM", body = Job),
         (status = 400, description = "Invalid request (names the field)", body = ErrorBody),
-        (status = 409, description = "With wait=true: no host, storage or IP left", body = ErrorBody),
+        (status = 404, description = "A resource the body names does not exist (details name the field)", body = ErrorBody),
+        (status = 409, description = "The request does not fit what it names (e.g. a root disk smaller than the image); with wait=true: no host, storage or IP left", body = ErrorBody),
         (status = 502, description = "With wait=true: the hypervisor failed", body = ErrorBody),
     ))]
 pub async fn create_vm(
@@ -112,16 +114,16 @@ pub async fn create_vm(
 }
 
 /// Lists VMs.
-#[utoipa::path(get, path = "/v1/vm-instances", tag = "vm-instances", params(ListQuery),
+#[utoipa::path(get, path = "/v1/vm-instances", tag = "vm-instances", params(VmQuery),
     responses(
         (status = 200, description = "One page", body = Page<VmInstance>),
         (status = 400, description = "Bad filter or paging", body = ErrorBody),
     ))]
 pub async fn list_vms(
     State(e): State<Engine>,
-    ApiQuery(q): ApiQuery<ListQuery>,
+    ApiQuery(q): ApiQuery<VmQuery>,
 ) -> Result<Json<Page<VmInstance>>, ApiError> {
-    Ok(Json(e.list_vms(&q).await?))
+    Ok(Json(e.list_vms(&q.into()).await?))
 }
 
 /// Gets one VM with its NICs.
@@ -148,6 +150,7 @@ pub async fn get_vm(
         (status = 400, description = "Bad UUID", body = ErrorBody),
         (status = 404, description = "No such VM", body = ErrorBody),
         (status = 409, description = "Its state does not allow destroy", body = ErrorBody),
+        (status = 502, description = "With wait=true: the hypervisor failed", body = ErrorBody),
     ))]
 pub async fn destroy_vm(
     State(e): State<Engine>,
@@ -168,13 +171,14 @@ pub async fn destroy_vm(
 /// Starts a stopped VM.
 #[utoipa::path(post, path = "/v1/vm-instances/{uuid}/start", tag = "vm-instances",
     params(("uuid" = uuid::Uuid, Path, description = "The VM"), WaitQuery),
-    request_body(content = Option<StartVm>, description = "Optional"),
+    request_body(content = Option<StartVm>, description = "Optional: left out, or an object"),
     responses(
         (status = 200, description = "With wait=true: the VM, Running", body = VmInstance),
         (status = 202, description = "The job", body = Job),
         (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "No such VM", body = ErrorBody),
+        (status = 404, description = "No such VM, or no such host (names `host_uuid`)", body = ErrorBody),
         (status = 409, description = "Not Stopped, or no host has room", body = ErrorBody),
+        (status = 502, description = "With wait=true: the hypervisor failed", body = ErrorBody),
     ))]
 pub async fn start_vm(
     State(e): State<Engine>,
@@ -192,13 +196,14 @@ pub async fn start_vm(
 /// Stops a running or paused VM (`{"mode": "graceful"}` by default, or `"force"`).
 #[utoipa::path(post, path = "/v1/vm-instances/{uuid}/stop", tag = "vm-instances",
     params(("uuid" = uuid::Uuid, Path, description = "The VM"), WaitQuery),
-    request_body(content = Option<StopVm>, description = "Optional"),
+    request_body(content = Option<StopVm>, description = "Optional: left out, or an object"),
     responses(
         (status = 200, description = "With wait=true: the VM, Stopped", body = VmInstance),
         (status = 202, description = "The job", body = Job),
         (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 404, description = "No such VM", body = ErrorBody),
         (status = 409, description = "Not Running or Paused", body = ErrorBody),
+        (status = 502, description = "With wait=true: the hypervisor failed", body = ErrorBody),
     ))]
 pub async fn stop_vm(
     State(e): State<Engine>,
@@ -219,13 +224,14 @@ pub async fn stop_vm(
 /// Live-migrates a running VM to the named host, or to one the scheduler picks.
 #[utoipa::path(post, path = "/v1/vm-instances/{uuid}/migrate", tag = "vm-instances",
     params(("uuid" = uuid::Uuid, Path, description = "The VM"), WaitQuery),
-    request_body(content = Option<MigrateVm>, description = "Optional"),
+    request_body(content = Option<MigrateVm>, description = "Optional: left out, or an object"),
     responses(
         (status = 200, description = "With wait=true: the VM on its new host", body = VmInstance),
         (status = 202, description = "The job", body = Job),
         (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 404, description = "No such VM", body = ErrorBody),
-        (status = 409, description = "Not Running, or no other host has room", body = ErrorBody),
+        (status = 404, description = "No such VM, or no such host (names `host_uuid`)", body = ErrorBody),
+        (status = 409, description = "Not Running, the host it already runs on, or no other host has room", body = ErrorBody),
+        (status = 502, description = "With wait=true: the hypervisor failed", body = ErrorBody),
     ))]
 pub async fn migrate_vm(
     State(e): State<Engine>,
@@ -253,13 +259,14 @@ macro_rules! simple_action {
         $(#[$doc])*
         #[utoipa::path(post, path = concat!("/v1/vm-instances/{uuid}/", $verb), tag = "vm-instances",
             params(("uuid" = uuid::Uuid, Path, description = "The VM"), WaitQuery),
-            request_body(content = Option<NoOptions>, description = "Optional: absent or {}"),
+            request_body(content = Option<NoOptions>, description = "Optional: left out, or {}"),
             responses(
                 (status = 200, description = "With wait=true: the VM", body = VmInstance),
                 (status = 202, description = "The job", body = Job),
                 (status = 400, description = "Invalid request", body = ErrorBody),
                 (status = 404, description = "No such VM", body = ErrorBody),
                 (status = 409, description = $status, body = ErrorBody),
+                (status = 502, description = "With wait=true: the hypervisor failed", body = ErrorBody),
             ))]
         pub async fn $name(
             State(e): State<Engine>,
@@ -295,13 +302,14 @@ simple_action!(
 /// Expunges a destroyed VM: its NICs, IPs, volumes and record are gone for good.
 #[utoipa::path(post, path = "/v1/vm-instances/{uuid}/expunge", tag = "vm-instances",
     params(("uuid" = uuid::Uuid, Path, description = "The VM"), WaitQuery),
-    request_body(content = Option<NoOptions>, description = "Optional: absent or {}"),
+    request_body(content = Option<NoOptions>, description = "Optional: left out, or {}"),
     responses(
         (status = 202, description = "The job", body = Job),
         (status = 204, description = "With wait=true: expunged"),
         (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 404, description = "No such VM", body = ErrorBody),
         (status = 409, description = "Not Destroyed", body = ErrorBody),
+        (status = 502, description = "With wait=true: the hypervisor failed", body = ErrorBody),
     ))]
 pub async fn expunge_vm(
     State(e): State<Engine>,

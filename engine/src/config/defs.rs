@@ -45,13 +45,19 @@ pub enum ConfigKind {
 }
 
 impl ConfigKind {
-    /// Checks a candidate value.
+    /// Checks a candidate value. Values are taken only in canonical form, exactly as they are
+    /// stored and shown: integers in decimal without sign, leading zeros or white space (`"15"`,
+    /// not `" 15"`, `"+15"` or `"015"`), enumerated values exactly as listed.
     pub fn validate(&self, value: &str) -> Result<(), String> {
         match self {
-            Self::Int { min, max } => match value.trim().parse::<i64>() {
+            Self::Int { min, max } => match value.parse::<i64>() {
+                Ok(n) if n.to_string() != value => Err(format!(
+                    "`{value}` is not in canonical form; write it as `{n}` (decimal, without \
+                     sign, leading zeros or white space)"
+                )),
                 Ok(n) if (*min..=*max).contains(&n) => Ok(()),
                 Ok(n) => Err(format!("{n} is out of range {min}..={max}")),
-                Err(_) => Err(format!("`{value}` is not an integer")),
+                Err(_) => Err(format!("`{value}` is not an integer in {min}..={max}")),
             },
             Self::OneOf(allowed) if allowed.contains(&value) => Ok(()),
             Self::OneOf(allowed) => Err(format!("`{value}` is not one of: {}", allowed.join(", "))),
@@ -173,6 +179,24 @@ mod tests {
             d.kind.validate(d.default).unwrap();
             assert!(seen.insert(d.name.as_str()), "duplicate {}", d.name.as_str());
             assert_eq!(find(d.name.as_str()).unwrap().name, d.name);
+        }
+    }
+
+    #[test]
+    fn only_canonical_values_are_valid() {
+        let int = ConfigKind::Int { min: 1, max: 100 };
+        for ok in ["1", "15", "100"] {
+            assert_eq!(int.validate(ok), Ok(()), "{ok}");
+        }
+        for bad in [" 1 ", "1 ", " 1", "+1", "01", "0", "101", "-1", "-0", "1.0", "1e1", "", "x"] {
+            let e = int.validate(bad).unwrap_err();
+            assert!(e.contains(&format!("`{bad}`")) || e.contains("out of range"), "{bad}: {e}");
+        }
+        assert!(int.validate("007").unwrap_err().contains("write it as `7`"));
+        let one_of = ConfigKind::OneOf(&["Direct", "Delay"]);
+        assert_eq!(one_of.validate("Delay"), Ok(()));
+        for bad in ["delay", " Delay", "Delay ", "DELAY", ""] {
+            assert!(one_of.validate(bad).is_err(), "{bad}");
         }
     }
 }

@@ -38,9 +38,11 @@ pub struct Cluster {
 pub struct CreateCluster {
     #[schema(value_type = uuid::Uuid)]
     pub zone_uuid: ZoneId,
+    #[schema(schema_with = crate::services::schema::name)]
     pub name: String,
     /// `simulator` (hosts served by the in-process simulator) or `kvm` (hosts served by an
     /// `oxstack-agent`).
+    #[schema(schema_with = crate::services::schema::hypervisor_type)]
     pub hypervisor_type: String,
 }
 

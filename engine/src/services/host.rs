@@ -58,18 +58,23 @@ pub struct Host {
 pub struct AddHost {
     #[schema(value_type = uuid::Uuid)]
     pub cluster_uuid: ClusterId,
+    #[schema(schema_with = crate::services::schema::name)]
     pub name: String,
     /// Unique management address: an IP for simulator hosts, the agent's URL for kvm hosts.
+    #[schema(schema_with = crate::services::schema::text)]
     pub management_ip: String,
     /// Simulator clusters only: the simulated host's cpus (default 32).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 4_294_967_295_i64, format = Int64)]
     pub cpus: Option<u32>,
     /// Simulator clusters only: the simulated host's memory (default 128 GiB).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
     pub memory_bytes: Option<u64>,
     /// kvm clusters only (and required there): the secret token the host's `oxstack-agent` was
     /// started with (`--token-file`). Stored, never returned.
     #[serde(default)]
+    #[schema(schema_with = crate::services::schema::optional_text)]
     pub agent_token: Option<String>,
 }
 
@@ -78,6 +83,7 @@ pub struct AddHost {
 #[serde(deny_unknown_fields)]
 pub struct UpdateHost {
     #[serde(default)]
+    #[schema(schema_with = crate::services::schema::optional_name)]
     pub name: Option<String>,
     #[serde(default)]
     pub state: Option<HostState>,

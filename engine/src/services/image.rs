@@ -34,11 +34,15 @@ pub struct Image {
 pub struct CreateImage {
     #[schema(value_type = uuid::Uuid)]
     pub backup_storage_uuid: BackupStorageId,
+    #[schema(schema_with = crate::services::schema::name)]
     pub name: String,
     /// `qcow2` or `raw`.
+    #[schema(schema_with = crate::services::schema::image_format)]
     pub format: String,
     /// Virtual size: the size of root volumes made from it.
+    #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
     pub size_bytes: u64,
+    #[schema(schema_with = crate::services::schema::text)]
     pub url: String,
 }
 

@@ -11,6 +11,7 @@ mod list;
 pub mod network;
 pub mod offering;
 mod parents;
+pub mod schema;
 pub mod storage;
 pub mod vm;
 pub mod zone;
@@ -25,7 +26,7 @@ pub(crate) fn check_name(name: &str) -> EngineResult<()> {
     if name.trim().is_empty() {
         return Err(EngineError::invalid("name", "must not be empty"));
     }
-    if name.chars().count() > 255 {
+    if name.chars().count() > schema::NAME_MAX_CHARS {
         return Err(EngineError::invalid("name", "must be at most 255 characters"));
     }
     Ok(())

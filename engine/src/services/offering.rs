@@ -26,8 +26,11 @@ pub struct InstanceOffering {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateInstanceOffering {
+    #[schema(schema_with = crate::services::schema::name)]
     pub name: String,
+    #[schema(minimum = 1, maximum = 1024)]
     pub cpus: u32,
+    #[schema(minimum = 1048576, maximum = 9_223_372_036_854_775_807_i64)]
     pub memory_bytes: u64,
 }
 

@@ -33,9 +33,12 @@ pub struct PrimaryStorage {
 pub struct CreatePrimaryStorage {
     #[schema(value_type = uuid::Uuid)]
     pub zone_uuid: ZoneId,
+    #[schema(schema_with = crate::services::schema::name)]
     pub name: String,
     /// Where the storage is, e.g. `/var/lib/oxstack/ps` or `nfs://server/export`.
+    #[schema(schema_with = crate::services::schema::text)]
     pub url: String,
+    #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
     pub total_bytes: u64,
 }
 
@@ -59,8 +62,11 @@ pub struct BackupStorage {
 pub struct CreateBackupStorage {
     #[schema(value_type = uuid::Uuid)]
     pub zone_uuid: ZoneId,
+    #[schema(schema_with = crate::services::schema::name)]
     pub name: String,
+    #[schema(schema_with = crate::services::schema::text)]
     pub url: String,
+    #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
     pub total_bytes: u64,
 }
 

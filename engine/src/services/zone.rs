@@ -25,8 +25,10 @@ pub struct Zone {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateZone {
+    #[schema(schema_with = crate::services::schema::name)]
     pub name: String,
     #[serde(default)]
+    #[schema(schema_with = crate::services::schema::free_text)]
     pub description: String,
 }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod checks;
+pub mod raw;
 
 use std::sync::Arc;
 

@@ -38,10 +38,15 @@ pub struct IpRange {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateIpRange {
+    #[schema(schema_with = crate::services::schema::name)]
     pub name: String,
+    #[schema(schema_with = crate::services::schema::ipv4)]
     pub start_ip: String,
+    #[schema(schema_with = crate::services::schema::ipv4)]
     pub end_ip: String,
+    #[schema(schema_with = crate::services::schema::netmask)]
     pub netmask: String,
+    #[schema(schema_with = crate::services::schema::ipv4)]
     pub gateway: String,
 }
 
@@ -58,10 +63,10 @@ fn decode(r: &AnyRow) -> Result<IpRange, sqlx::Error> {
     })
 }
 
+/// A dotted-quad address exactly as given (no surrounding white space), as the OpenAPI
+/// document's pattern states (`services::schema::ipv4_pattern`).
 fn parse_ip(field: &str, s: &str) -> EngineResult<Ipv4Addr> {
-    s.trim()
-        .parse()
-        .map_err(|_| EngineError::invalid(field, format!("`{s}` is not an IPv4 address")))
+    s.parse().map_err(|_| EngineError::invalid(field, format!("`{s}` is not an IPv4 address")))
 }
 
 /// Checks a range against its netmask and gateway; returns (start, end, mask, gateway) as u32.
@@ -328,5 +333,17 @@ mod tests {
         assert_eq!(field(req("10.0.0.2", "10.0.0.9", "255.255.255.0", "nope")), "gateway");
         assert_eq!(field(req("10.0.0.1", "10.0.0.3", "255.255.255.0", "10.0.0.1")), "gateway");
         assert_eq!(field(req("10.0.0.2", "10.0.0.9", "255.255.255.0", "10.0.0.5")), "gateway");
+    }
+
+    #[test]
+    fn addresses_are_taken_exactly_as_dotted_quads() {
+        let field = |r: CreateIpRange| match validate(&r).unwrap_err() {
+            EngineError::InvalidArgument { field, .. } => field,
+            e => panic!("{e}"),
+        };
+        assert_eq!(field(req(" 10.0.0.2", "10.0.0.9", "255.255.255.0", "10.0.0.1")), "start_ip");
+        assert_eq!(field(req("10.0.0.2", "10.0.0.9\n", "255.255.255.0", "10.0.0.1")), "end_ip");
+        assert_eq!(field(req("10.0.0.2", "10.0.0.9", "255.255.255.0 ", "10.0.0.1")), "netmask");
+        assert_eq!(field(req("10.0.0.2", "10.0.0.9", "255.255.255.0", "010.0.0.1")), "gateway");
     }
 }

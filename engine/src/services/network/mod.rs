@@ -36,9 +36,12 @@ pub struct L2Network {
 pub struct CreateL2Network {
     #[schema(value_type = uuid::Uuid)]
     pub zone_uuid: ZoneId,
+    #[schema(schema_with = crate::services::schema::name)]
     pub name: String,
+    #[schema(schema_with = crate::services::schema::text)]
     pub physical_interface: String,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 4094)]
     pub vlan: Option<u16>,
 }
 
@@ -65,6 +68,7 @@ pub struct L3Network {
 pub struct CreateL3Network {
     #[schema(value_type = uuid::Uuid)]
     pub l2_network_uuid: L2NetworkId,
+    #[schema(schema_with = crate::services::schema::name)]
     pub name: String,
 }
 

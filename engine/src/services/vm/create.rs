@@ -41,13 +41,14 @@ use crate::Engine;
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateVm {
+    #[schema(schema_with = crate::services::schema::name)]
     pub name: String,
     #[schema(value_type = uuid::Uuid)]
     pub instance_offering_uuid: InstanceOfferingId,
     #[schema(value_type = uuid::Uuid)]
     pub image_uuid: ImageId,
-    /// One NIC is created on each, in order. At least one.
-    #[schema(value_type = Vec<uuid::Uuid>)]
+    /// One NIC is created on each, in order. At least one, none twice.
+    #[schema(schema_with = crate::services::schema::l3_network_list)]
     pub l3_network_uuids: Vec<L3NetworkId>,
     /// Place the VM in this cluster.
     #[serde(default)]
@@ -59,6 +60,7 @@ pub struct CreateVm {
     pub host_uuid: Option<HostId>,
     /// Root volume size; defaults to (and may not be below) the image size.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub root_disk_bytes: Option<u64>,
 }
 

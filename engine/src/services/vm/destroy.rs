@@ -123,16 +123,26 @@ impl Engine {
     }
 
     /// Background task: expunges VMs destroyed longer ago than `vm.expunge_period_secs` when the
-    /// deletion policy is Delay.
+    /// deletion policy is Delay. It sweeps every `min(period, 60 s)`, and at once when a global
+    /// config changes, so a new period or policy applies without waiting out the old tick.
     pub(crate) async fn run_expunge_sweeper(&self) {
         let mut shutdown = self.shutdown_signal();
+        let mut config_changes = self.config.subscribe();
         loop {
-            let period = self.config.secs(ConfigName::VmExpungePeriodSecs);
-            let tick = period.min(std::time::Duration::from_secs(60));
+            let tick = self
+                .config
+                .secs(ConfigName::VmExpungePeriodSecs)
+                .min(std::time::Duration::from_secs(60));
             tokio::select! {
                 _ = tokio::time::sleep(tick) => {}
+                changed = config_changes.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
                 _ = shutdown.changed() => return,
             }
+            let period = self.config.secs(ConfigName::VmExpungePeriodSecs);
             if self.config.string(ConfigName::VmDeletionPolicy) != "Delay" {
                 continue;
             }

@@ -2,6 +2,7 @@
 //! every workflow, injected hypervisor failures, and concurrency.
 
 mod capacity;
+mod expunge;
 pub(crate) mod fixture;
 mod lifecycle;
 mod nodes;

@@ -1,0 +1,110 @@
+//! Serving the API: an HTTP/1 accept loop over hyper, every connection behind the head guard
+//! ([`super::head_guard`]), with graceful shutdown.
+//!
+//! hyper is configured so that the guard, not hyper, decides which heads are taken: its read
+//! buffer and header count are above the guard's limits, and `half_close` lets it finish the
+//! responses in flight when the guard ends a connection's input after a refused head.
+//! Shutdown: when the engine shuts down, no new connection is accepted, idle connections close,
+//! and the requests in flight finish first.
+
+use std::pin::pin;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use super::forward;
+use super::head_guard::{self, Guarded, MAX_HEAD, MAX_HEADERS};
+use crate::Engine;
+
+/// hyper's read buffer: above the largest head the guard passes, so hyper never refuses one.
+const HYPER_READ_BUFFER: usize = 2 * MAX_HEAD;
+
+/// Serves the API on `listener` until the engine shuts down, then stops taking connections and
+/// lets the requests in flight finish.
+pub async fn serve(engine: Engine, listener: TcpListener) -> std::io::Result<()> {
+    serve_with(engine, listener, None).await
+}
+
+/// [`serve`], forwarding requests for resources other nodes own over the bus when there is one
+/// (see [`forward`]); closes the bus once the server has stopped.
+pub async fn serve_with(
+    engine: Engine,
+    listener: TcpListener,
+    forwarding: Option<forward::Forwarding>,
+) -> std::io::Result<()> {
+    let mut shutdown = engine.shutdown_signal();
+    let bus = forwarding.as_ref().map(|f| f.bus.clone());
+    let app = match forwarding {
+        Some(f) => forward::layer(super::router(engine.clone()), engine, f),
+        None => super::router(engine),
+    };
+    let app = app.layer(axum::middleware::from_fn(head_guard::close_after_refused_upgrade));
+    // Connections hold a receiver each; the loop waits for all of them to be dropped.
+    let (open_tx, open_rx) = watch::channel(());
+    let (stop_tx, _) = watch::channel(false);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = super::shutdown_requested(&mut shutdown) => break,
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        let open = open_rx.clone();
+        tokio::spawn(serve_connection(app.clone(), stream, stop_tx.subscribe(), open));
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    drop(open_rx);
+    open_tx.closed().await;
+    if let Some(bus) = bus {
+        bus.close().await;
+    }
+    Ok(())
+}
+
+/// Serves one connection until it closes, or until `stop` asks it to finish what is in flight.
+async fn serve_connection(
+    app: Router,
+    stream: tokio::net::TcpStream,
+    mut stop: watch::Receiver<bool>,
+    _open: watch::Receiver<()>,
+) {
+    let service =
+        TowerToHyperService::new(app.map_request(|req: Request<Incoming>| req.map(Body::new)));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.half_close(true).max_buf_size(HYPER_READ_BUFFER).max_headers(MAX_HEADERS);
+    let conn = http.serve_connection(TokioIo::new(Guarded::new(stream)), service).with_upgrades();
+    let mut conn = pin!(conn);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            served = conn.as_mut() => {
+                if let Err(e) = served {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            changed = stop.changed(), if !stopping => {
+                let _ = changed;
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}

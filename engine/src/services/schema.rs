@@ -1,0 +1,188 @@
+//! The OpenAPI schemas of request fields whose rules the services check by hand, built from the
+//! same constants as the checks, so the document states exactly what is refused: names
+//! ([`super::check_name`]), text that must not be blank, IPv4 addresses and netmasks (IP
+//! ranges), the enumerations kept as strings (hypervisor types, image formats) and the L3
+//! networks of a VM; and that no text holds U+0000 (`api::extract` refuses it everywhere).
+//! Request types point at them with `#[schema(schema_with = ...)]`.
+
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaFormat, SchemaType, Type};
+use utoipa::openapi::{KnownFormat, RefOr, Schema};
+
+/// The most characters a name may have.
+pub const NAME_MAX_CHARS: usize = 255;
+
+/// The characters Rust's `char::is_whitespace` (and so `str::trim`) takes for white space (the
+/// Unicode `White_Space` property), as the inside of a regular-expression class.
+const WHITE_SPACE_CLASS: &str = r"\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
+
+/// A pattern that a string matches when it is not only white space and holds no U+0000 (which
+/// the API refuses in all text: a PostgreSQL text column cannot store it).
+pub fn not_blank_pattern() -> String {
+    format!(r"^[^\x00]*[^\x00{WHITE_SPACE_CLASS}][^\x00]*$")
+}
+
+/// A pattern that a string matches when it holds no U+0000.
+pub const NO_NUL_PATTERN: &str = r"^[^\x00]*$";
+
+/// One IPv4 octet in the form `std::net::Ipv4Addr` parses: decimal, no leading zero.
+const OCTET: &str = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+
+/// A dotted-quad IPv4 address exactly as `Ipv4Addr::from_str` takes it.
+pub fn ipv4_pattern() -> String {
+    format!(r"^{OCTET}(\.{OCTET}){{3}}$")
+}
+
+/// Every netmask an IP range may have: 1 to 32 leading one bits, dotted.
+pub fn netmasks() -> Vec<String> {
+    (1..=32u32).map(|bits| std::net::Ipv4Addr::from(u32::MAX << (32 - bits)).to_string()).collect()
+}
+
+fn string(nullable: bool) -> ObjectBuilder {
+    let t = if nullable {
+        SchemaType::Array(vec![Type::String, Type::Null])
+    } else {
+        SchemaType::Type(Type::String)
+    };
+    ObjectBuilder::new().schema_type(t)
+}
+
+fn done(o: ObjectBuilder) -> RefOr<Schema> {
+    RefOr::T(Schema::Object(o.build()))
+}
+
+/// A name: 1 to 255 characters, not only white space.
+pub fn name() -> RefOr<Schema> {
+    done(name_builder(false))
+}
+
+/// An optional name (absent or null: unchanged).
+pub fn optional_name() -> RefOr<Schema> {
+    done(name_builder(true))
+}
+
+fn name_builder(nullable: bool) -> ObjectBuilder {
+    string(nullable)
+        .min_length(Some(1))
+        .max_length(Some(NAME_MAX_CHARS))
+        .pattern(Some(not_blank_pattern()))
+        .description(Some("1 to 255 characters, not only white space"))
+}
+
+/// Any text (without U+0000, like all text).
+pub fn free_text() -> RefOr<Schema> {
+    done(string(false).pattern(Some(NO_NUL_PATTERN)))
+}
+
+/// Optional text: absent, null or any text (without U+0000).
+pub fn optional_free_text() -> RefOr<Schema> {
+    done(string(true).pattern(Some(NO_NUL_PATTERN)))
+}
+
+/// Text that must not be empty or only white space.
+pub fn text() -> RefOr<Schema> {
+    done(string(false).min_length(Some(1)).pattern(Some(not_blank_pattern())))
+}
+
+/// Optional text that, when given, must not be empty or only white space.
+pub fn optional_text() -> RefOr<Schema> {
+    done(string(true).min_length(Some(1)).pattern(Some(not_blank_pattern())))
+}
+
+/// A dotted-quad IPv4 address.
+pub fn ipv4() -> RefOr<Schema> {
+    done(
+        string(false)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Ipv4)))
+            .pattern(Some(ipv4_pattern())),
+    )
+}
+
+/// A netmask of 1 to 32 leading one bits.
+pub fn netmask() -> RefOr<Schema> {
+    done(string(false).enum_values(Some(netmasks())))
+}
+
+/// One of `values`, exactly.
+fn one_of(values: &[&str]) -> RefOr<Schema> {
+    done(string(false).enum_values(Some(values.iter().copied())))
+}
+
+/// A cluster's hypervisor type.
+pub fn hypervisor_type() -> RefOr<Schema> {
+    one_of(super::cluster::HYPERVISOR_TYPES)
+}
+
+/// An image's disk format.
+pub fn image_format() -> RefOr<Schema> {
+    one_of(super::image::IMAGE_FORMATS)
+}
+
+/// The L3 networks of a new VM: at least one, none twice.
+pub fn l3_network_list() -> RefOr<Schema> {
+    let uuid = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)));
+    let list = ArrayBuilder::new().items(uuid).min_items(Some(1)).unique_items(true);
+    RefOr::T(Schema::Array(list.build()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use regex::Regex;
+
+    use super::*;
+
+    #[test]
+    fn not_blank_is_exactly_what_trim_does_not_empty_without_nul() {
+        let pattern = Regex::new(&not_blank_pattern()).unwrap();
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            for text in [c.to_string(), format!(" {c}\t"), format!("x{c}")] {
+                let taken = !text.trim().is_empty() && !text.contains('\0');
+                assert_eq!(pattern.is_match(&text), taken, "{text:?}");
+            }
+        }
+        assert!(pattern.is_match(" \t\u{3000}x\n"));
+        assert!(!pattern.is_match(" \t\u{3000}\u{85}\n"));
+        assert!(!pattern.is_match("a\u{0}b"));
+        let free = Regex::new(NO_NUL_PATTERN).unwrap();
+        assert!(free.is_match("") && free.is_match(" x\n") && !free.is_match("x\u{0}"));
+    }
+
+    #[test]
+    fn every_netmask_the_ip_range_check_takes_is_listed() {
+        let listed = netmasks();
+        assert_eq!(listed.len(), 32);
+        assert_eq!((listed[0].as_str(), listed[31].as_str()), ("128.0.0.0", "255.255.255.255"));
+        for m in &listed {
+            let mask = u32::from(m.parse::<Ipv4Addr>().unwrap());
+            assert!(mask != 0 && mask.leading_ones() + mask.trailing_zeros() == 32, "{m}");
+        }
+    }
+
+    #[test]
+    fn the_ipv4_pattern_matches_exactly_what_ipv4addr_parses() {
+        let pattern = Regex::new(&ipv4_pattern()).unwrap();
+        let mut octets: Vec<String> = (0..=300).map(|n| n.to_string()).collect();
+        octets.extend(
+            ["00", "01", "007", "-1", "+1", "", " 1", "1 ", "a", "0x1", "1.5", "\u{661}"]
+                .map(String::from),
+        );
+        let check = |text: &str| {
+            assert_eq!(pattern.is_match(text), text.parse::<Ipv4Addr>().is_ok(), "{text:?}");
+        };
+        for o in &octets {
+            for position in 0..4 {
+                let mut parts = ["10", "1", "2", "3"].map(String::from);
+                parts[position] = o.clone();
+                check(&parts.join("."));
+            }
+        }
+        for text in
+            ["1.2.3", "1.2.3.4.5", "1..2.3", ".1.2.3.4", "1.2.3.4.", " 1.2.3.4", "1.2.3.4\n"]
+        {
+            check(text);
+        }
+    }
+}
