@@ -3,12 +3,14 @@
 //!
 //! Each function follows the engine's documented workflow for the operation (see the tables at
 //! the top of `engine/src/services/vm/*.rs`): which host it picks, which hypervisor calls it
-//! makes in which order, and what it undoes when one fails.
+//! makes in which order, and what it undoes when one fails. They assume the VM exists and its
+//! state allows the operation: `apply` answers NOT_FOUND and INVALID_STATE before calling them.
 
 use oxstack_engine::services::host::HostStatus;
 use oxstack_engine::services::vm::VmState;
 use oxstack_hypervisor::PowerState;
 
+use crate::aux::AuxNo;
 use crate::reference::{Expected, HostNo, RefState, RefVm, VmNo};
 use crate::sim_model::SimFail;
 
@@ -22,6 +24,8 @@ pub const INVALID_STATE: &str = "INVALID_STATE";
 pub const INVALID_ARGUMENT: &str = "INVALID_ARGUMENT";
 /// CONFLICT.
 pub const CONFLICT: &str = "CONFLICT";
+/// NOT_FOUND.
+pub const NOT_FOUND: &str = "NOT_FOUND";
 
 fn err(code: &'static str) -> Expected {
     Expected::Err(code)
@@ -43,6 +47,7 @@ impl RefState {
         size: usize,
         l3s: &[usize],
         designated: Option<HostNo>,
+        image: Option<AuxNo>,
     ) -> Expected {
         let Some(host) = self.choose(size, designated, None, &[]) else {
             return err(NO_CAPACITY);
@@ -55,6 +60,7 @@ impl RefState {
         }
         let row = RefVm {
             size,
+            image,
             l3s: l3s.to_vec(),
             state: VmState::Running,
             host: Some(host),
@@ -77,7 +83,7 @@ impl RefState {
     ) -> Expected {
         let mut created = 0;
         for i in 0..count {
-            if self.create_vm(VmNo(first.0 + i), size, l3s, None) == Expected::Ok {
+            if self.create_vm(VmNo(first.0 + i), size, l3s, None, None) == Expected::Ok {
                 created += 1;
             }
         }
@@ -142,11 +148,12 @@ impl RefState {
         Expected::Ok
     }
 
-    /// Live migration to a named host or one the scheduler picks (never the current one).
+    /// Live migration to a named host or one the scheduler picks (never the current one; naming
+    /// it is a CONFLICT).
     pub fn migrate_vm(&mut self, vm: VmNo, to: Option<HostNo>) -> Expected {
         let (size, source) = (self.vm(vm).size, self.placed(vm));
         if to == Some(source) {
-            return err(INVALID_ARGUMENT);
+            return err(CONFLICT);
         }
         let Some(target) = self.choose(size, to, None, &[source]) else {
             return err(NO_CAPACITY);
