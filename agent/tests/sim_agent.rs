@@ -328,21 +328,24 @@ async fn hosts_of_kvm_clusters_need_an_agent_url_and_token() {
     let (agent, node, cloud) = sim_cloud(1).await;
     let api = &node.api;
     let add = |address: String, token: Option<&str>| json!({"cluster_uuid": cloud.cluster, "name": "new", "management_ip": address, "agent_token": token});
+    // What does not fit the kvm cluster conflicts with it (409); a blank token is malformed (400).
     let refused = [
-        (add(format!("{}/n1", agent.url), None), "agent_token"),
-        (add(format!("{}/n2", agent.url), Some("  ")), "agent_token"),
-        (add("10.0.0.9".into(), Some(TOKEN)), "management_ip"),
+        (add(format!("{}/n1", agent.url), None), "agent_token", 409, "CONFLICT"),
+        (add(format!("{}/n2", agent.url), Some("  ")), "agent_token", 400, "INVALID_ARGUMENT"),
+        (add("10.0.0.9".into(), Some(TOKEN)), "management_ip", 409, "CONFLICT"),
         (
             json!({"cluster_uuid": cloud.cluster, "name": "new", "management_ip": format!("{}/n3", agent.url),
                 "agent_token": TOKEN, "cpus": 4}),
             "cpus",
+            409,
+            "CONFLICT",
         ),
     ];
-    for (body, field) in refused {
-        let err = api.post("/v1/hosts", body.clone(), 400).await;
+    for (body, field, status, code) in refused {
+        let err = api.post("/v1/hosts", body.clone(), status).await;
         assert_eq!(
             (err["code"].as_str(), err["details"]["field"].as_str()),
-            (Some("INVALID_ARGUMENT"), Some(field)),
+            (Some(code), Some(field)),
             "{body}: {err}"
         );
     }
@@ -361,7 +364,7 @@ async fn hosts_of_kvm_clusters_need_an_agent_url_and_token() {
         .await,
     );
     let body = json!({"cluster_uuid": sim, "name": "s1", "management_ip": "10.0.0.8", "agent_token": TOKEN});
-    let err = api.post("/v1/hosts", body, 400).await;
+    let err = api.post("/v1/hosts", body, 409).await;
     assert_eq!(err["details"]["field"], "agent_token", "{err}");
     assert_eq!(api.get("/v1/hosts").await["total"], 1, "only the first host exists");
 }

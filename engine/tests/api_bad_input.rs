@@ -81,7 +81,7 @@ async fn bad_zone_cluster_host_storage_image_and_offering_requests_change_nothin
     .await;
     bad(&s, POST, "/v1/clusters", with(cluster.clone(), json!({"zone_uuid": "xyz"})), "zone_uuid")
         .await;
-    bad(
+    missing(
         &s,
         POST,
         "/v1/clusters",
@@ -109,7 +109,9 @@ async fn bad_zone_cluster_host_storage_image_and_offering_requests_change_nothin
     bad(&s, POST, "/v1/hosts", h(json!({"cpus": -1})), "cpus").await;
     bad(&s, POST, "/v1/hosts", h(json!({"cpus": 0})), "cpus").await;
     bad(&s, POST, "/v1/hosts", h(json!({"memory_bytes": "lots"})), "memory_bytes").await;
-    bad(&s, POST, "/v1/hosts", h(json!({"cluster_uuid": NOWHERE})), "cluster_uuid").await;
+    missing(&s, POST, "/v1/hosts", h(json!({"cluster_uuid": NOWHERE})), "cluster_uuid").await;
+    let token = h(json!({"agent_token": "t", "management_ip": "http://10.0.0.1:7070"}));
+    clash(&s, POST, "/v1/hosts", token, "agent_token").await;
     let no_ip = json!({"cluster_uuid": env.cluster, "name": "h"});
     bad(&s, POST, "/v1/hosts", no_ip, "management_ip").await;
     let dup = h(json!({"management_ip": "192.168.0.1"}));
@@ -130,7 +132,7 @@ async fn bad_zone_cluster_host_storage_image_and_offering_requests_change_nothin
     for path in ["/v1/primary-storages", "/v1/backup-storages"] {
         bad(&s, POST, path, with(storage.clone(), json!({"total_bytes": -5})), "total_bytes").await;
         bad(&s, POST, path, with(storage.clone(), json!({"total_bytes": 0})), "total_bytes").await;
-        bad(&s, POST, path, with(storage.clone(), json!({"zone_uuid": NOWHERE})), "zone_uuid")
+        missing(&s, POST, path, with(storage.clone(), json!({"zone_uuid": NOWHERE})), "zone_uuid")
             .await;
         bad(&s, POST, path, with(storage.clone(), json!({"size": 1})), "size").await;
         let no_url = json!({"zone_uuid": env.zone, "name": "ps", "total_bytes": 1000});
@@ -147,8 +149,14 @@ async fn bad_zone_cluster_host_storage_image_and_offering_requests_change_nothin
     let i = |extra| with(image.clone(), extra);
     bad(&s, POST, "/v1/images", i(json!({"format": "vmdk"})), "format").await;
     bad(&s, POST, "/v1/images", i(json!({"size_bytes": 0})), "size_bytes").await;
-    bad(&s, POST, "/v1/images", i(json!({"backup_storage_uuid": NOWHERE})), "backup_storage_uuid")
-        .await;
+    missing(
+        &s,
+        POST,
+        "/v1/images",
+        i(json!({"backup_storage_uuid": NOWHERE})),
+        "backup_storage_uuid",
+    )
+    .await;
     let huge = i(json!({"size_bytes": 100_000 * GIB}));
     err(&s, POST, "/v1/images", huge, 409, "INSUFFICIENT_CAPACITY").await;
     err(&s, DELETE, &format!("/v1/images/{}", env.image), Body::None, 409, "CONFLICT").await;
@@ -179,7 +187,7 @@ async fn bad_network_ip_range_config_and_job_requests_change_nothing() {
     bad(&s, POST, "/v1/l2-networks", l2(json!({"physical_interface": ""})), "physical_interface")
         .await;
     let l3 = json!({"l2_network_uuid": NOWHERE, "name": "l3"});
-    bad(&s, POST, "/v1/l3-networks", l3, "l2_network_uuid").await;
+    missing(&s, POST, "/v1/l3-networks", l3, "l2_network_uuid").await;
     err(&s, DELETE, &format!("/v1/l2-networks/{}", env.l2), Body::None, 409, "CONFLICT").await;
     err(&s, DELETE, &format!("/v1/l3-networks/{}", env.l3), Body::None, 409, "CONFLICT").await;
 
@@ -187,7 +195,7 @@ async fn bad_network_ip_range_config_and_job_requests_change_nothing() {
     let ranges = format!("/v1/l3-networks/{}/ip-ranges", env.l3);
     let range = |start: &str, end: &str, mask: &str| json!({"name": "r", "start_ip": start, "end_ip": end, "netmask": mask, "gateway": "10.0.0.1"});
     let overlap = range("10.0.0.100", "10.0.1.20", "255.255.0.0");
-    let e = expect(&s, POST, &ranges, overlap, 400, "INVALID_ARGUMENT", Some("start_ip")).await;
+    let e = expect(&s, POST, &ranges, overlap, 409, "CONFLICT", Some("start_ip")).await;
     assert!(e["message"].as_str().unwrap().contains("overlaps"), "{e}");
     bad(&s, POST, &ranges, range("10.0.1.10", "10.1.0.20", "255.255.0.0"), "end_ip").await;
     bad(&s, POST, &ranges, range("10.0.x.10", "10.0.1.20", "255.255.0.0"), "start_ip").await;

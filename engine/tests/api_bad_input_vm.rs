@@ -22,15 +22,17 @@ async fn invalid_creates_name_the_field_and_record_nothing() {
     let l3s = json!({"l3_network_uuids": [env.l3, "nope"]});
     bad(&s, POST, path, create(l3s), "l3_network_uuids[1]").await;
     let l3s = json!({"l3_network_uuids": [NOWHERE]});
-    bad(&s, POST, path, create(l3s), "l3_network_uuids").await;
+    missing(&s, POST, path, create(l3s), "l3_network_uuids[0]").await;
     let l3s = json!({"l3_network_uuids": [env.l3, env.l3]});
     bad(&s, POST, path, create(l3s), "l3_network_uuids").await;
-    bad(&s, POST, path, create(json!({"image_uuid": NOWHERE})), "image_uuid").await;
+    missing(&s, POST, path, create(json!({"image_uuid": NOWHERE})), "image_uuid").await;
+    let offering = json!({"instance_offering_uuid": NOWHERE});
+    missing(&s, POST, path, create(offering), "instance_offering_uuid").await;
     let offering = json!({"instance_offering_uuid": "small"});
     bad(&s, POST, path, create(offering), "instance_offering_uuid").await;
-    bad(&s, POST, path, create(json!({"host_uuid": NOWHERE})), "host_uuid").await;
-    bad(&s, POST, path, create(json!({"cluster_uuid": NOWHERE})), "cluster_uuid").await;
-    bad(&s, POST, path, create(json!({"root_disk_bytes": 1024})), "root_disk_bytes").await;
+    missing(&s, POST, path, create(json!({"host_uuid": NOWHERE})), "host_uuid").await;
+    missing(&s, POST, path, create(json!({"cluster_uuid": NOWHERE})), "cluster_uuid").await;
+    clash(&s, POST, path, create(json!({"root_disk_bytes": 1024})), "root_disk_bytes").await;
     bad(&s, POST, path, create(json!({"root_disk_bytes": -1})), "root_disk_bytes").await;
     bad(&s, POST, path, create(json!({"name": ""})), "name").await;
     bad(&s, POST, path, create(json!({"nme": "typo"})), "nme").await;
@@ -86,9 +88,9 @@ async fn actions_on_unknown_vms_or_with_bad_input_are_refused() {
     bad(&s, DELETE, &format!("{p}?wait=1"), Body::None, "wait").await;
     bad(&s, POST, &format!("{p}/stop"), json!({"mode": "gently"}), "mode").await;
     bad(&s, POST, &format!("{p}/migrate"), json!({"host_uuid": "h1"}), "host_uuid").await;
-    bad(&s, POST, &format!("{p}/migrate"), json!({"host_uuid": NOWHERE}), "host_uuid").await;
+    missing(&s, POST, &format!("{p}/migrate"), json!({"host_uuid": NOWHERE}), "host_uuid").await;
     let here = s.ok(&p).await["host_uuid"].clone();
-    bad(&s, POST, &format!("{p}/migrate"), json!({"host_uuid": here}), "host_uuid").await;
+    clash(&s, POST, &format!("{p}/migrate"), json!({"host_uuid": here}), "host_uuid").await;
     bad(&s, POST, &format!("{p}/start"), json!({"host_uuid": 7}), "host_uuid").await;
     assert_eq!(snapshot(&s, &env).await, before, "refused actions changed something");
 }
@@ -120,7 +122,7 @@ async fn actions_the_state_does_not_allow_are_refused_at_once() {
         let e = err(&s, POST, &path, Body::None, 409, "INVALID_STATE").await;
         assert_eq!(e["details"]["state"], "Stopped");
     }
-    bad(&s, POST, &format!("{p}/start"), json!({"host_uuid": NOWHERE}), "host_uuid").await;
+    missing(&s, POST, &format!("{p}/start"), json!({"host_uuid": NOWHERE}), "host_uuid").await;
     assert_eq!(snapshot(&s, &env).await, stopped, "refused actions changed something");
 
     // Started again it is back where it was: same host, same IP; only jobs were added.

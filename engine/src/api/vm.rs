@@ -63,17 +63,10 @@ fn vm_json(vm: EngineResult<VmInstance>) -> EngineResult<Option<Value>> {
     jobs::to_value(&vm?)
 }
 
-/// Fails with INVALID_ARGUMENT naming `host_uuid` unless the host exists.
+/// Fails with NOT_FOUND naming `host_uuid` unless the host exists.
 async fn require_host(e: &Engine, host: Option<HostId>) -> Result<(), ApiError> {
     let Some(h) = host else { return Ok(()) };
-    match e.get_host(h).await {
-        Ok(_) => Ok(()),
-        Err(EngineError::NotFound { .. }) => Err(ApiError::invalid(
-            "host_uuid",
-            format!("invalid host_uuid: host {h} does not exist"),
-        )),
-        Err(other) => Err(other.into()),
-    }
+    e.get_host(h).await.map(drop).map_err(|e| e.named_in("host_uuid").into())
 }
 
 /// Validates `op` on `vm` now, then runs `work` as a job.
@@ -230,7 +223,7 @@ pub async fn stop_vm(
     responses(
         (status = 200, description = "With wait=true: the VM on its new host", body = VmInstance),
         (status = 202, description = "The job", body = Job),
-        (status = 400, description = "Invalid request, e.g. the host it already runs on", body = ErrorBody),
+        (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 404, description = "No such VM", body = ErrorBody),
         (status = 409, description = "Not Running, or no other host has room", body = ErrorBody),
     ))]
@@ -244,10 +237,10 @@ pub async fn migrate_vm(
     require_host(&e, body.host_uuid).await?;
     if let Some(h) = body.host_uuid {
         if e.get_vm(vm).await?.host_uuid == Some(h) {
-            return Err(ApiError::invalid(
+            return Err(ApiError::from(EngineError::conflicts_with(
                 "host_uuid",
-                format!("invalid host_uuid: vm {vm} already runs on host {h}"),
-            ));
+                format!("vm {vm} already runs on host {h}"),
+            )));
         }
     }
     let engine = e.clone();

@@ -193,7 +193,7 @@ impl Engine {
         let c = self.get_cluster(cluster).await?;
         let storage = self.get_primary_storage(ps).await?;
         if storage.zone_uuid != c.zone_uuid {
-            return Err(EngineError::invalid(
+            return Err(EngineError::conflicts_with(
                 "primary_storage_uuid",
                 format!(
                     "primary storage {ps} is in zone {}, cluster {cluster} in zone {}",
@@ -226,7 +226,7 @@ impl Engine {
         let c = self.get_cluster(cluster).await?;
         let net = self.get_l2_network(l2).await?;
         if net.zone_uuid != c.zone_uuid {
-            return Err(EngineError::invalid(
+            return Err(EngineError::conflicts_with(
                 "l2_network_uuid",
                 format!(
                     "L2 network {l2} is in zone {}, cluster {cluster} in zone {}",

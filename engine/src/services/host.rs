@@ -171,12 +171,8 @@ impl Engine {
         if req.management_ip.trim().is_empty() {
             return Err(EngineError::invalid("management_ip", "must not be empty"));
         }
-        let cluster = self.get_cluster(req.cluster_uuid).await.map_err(|_| {
-            EngineError::invalid(
-                "cluster_uuid",
-                format!("cluster {} does not exist", req.cluster_uuid),
-            )
-        })?;
+        let cluster =
+            self.get_cluster(req.cluster_uuid).await.map_err(|e| e.named_in("cluster_uuid"))?;
         let simulated = if cluster.hypervisor_type == "simulator" {
             let cpus = req.cpus.unwrap_or(DEFAULT_SIM_CPUS);
             let memory_bytes = req.memory_bytes.unwrap_or(DEFAULT_SIM_MEMORY);
@@ -188,23 +184,36 @@ impl Engine {
             }
             to_i64("memory_bytes", memory_bytes)?;
             if token.is_some() {
-                return Err(EngineError::invalid(
+                return Err(EngineError::conflicts_with(
                     "agent_token",
-                    "only kvm clusters' hosts have an agent token",
+                    format!(
+                        "cluster {} is a simulator cluster: only kvm clusters' hosts have an agent token",
+                        cluster.uuid
+                    ),
                 ));
             }
             Some(SimulatedHostCapacity { cpus, memory_bytes })
         } else {
             if req.cpus.is_some() || req.memory_bytes.is_some() {
-                return Err(EngineError::invalid("cpus", "cpus and memory_bytes are only for simulator clusters; real hosts report their own"));
+                let field = if req.cpus.is_some() { "cpus" } else { "memory_bytes" };
+                return Err(EngineError::conflicts_with(
+                    field,
+                    format!(
+                        "cluster {} is a {} cluster: cpus and memory_bytes are only for simulator clusters; real hosts report their own",
+                        cluster.uuid, cluster.hypervisor_type
+                    ),
+                ));
             }
             None
         };
         let agent_token = match (cluster.hypervisor_type.as_str(), &token) {
             ("kvm", None) => {
-                return Err(EngineError::invalid(
+                return Err(EngineError::conflicts_with(
                     "agent_token",
-                    "a kvm host needs the token its agent was started with",
+                    format!(
+                        "cluster {} is a kvm cluster: its hosts need the token their agent was started with",
+                        cluster.uuid
+                    ),
                 ))
             }
             (_, Some(t)) if AgentToken::new(t).is_empty() => {
@@ -213,9 +222,12 @@ impl Engine {
             (_, token) => token.as_deref().map(AgentToken::new),
         };
         if agent_token.is_some() && !req.management_ip.starts_with("http://") {
-            return Err(EngineError::invalid(
+            return Err(EngineError::conflicts_with(
                 "management_ip",
-                "a kvm host's management address is its agent's URL, e.g. http://10.0.0.5:7070",
+                format!(
+                    "cluster {} is a kvm cluster: a host's management address is its agent's URL, e.g. http://10.0.0.5:7070",
+                    cluster.uuid
+                ),
             ));
         }
         let id: HostId = self.ids.next();

@@ -77,12 +77,9 @@ impl Engine {
             return Err(EngineError::invalid("url", "must not be empty"));
         }
         let size = to_i64("size_bytes", req.size_bytes)?;
-        self.get_backup_storage(req.backup_storage_uuid).await.map_err(|_| {
-            EngineError::invalid(
-                "backup_storage_uuid",
-                format!("backup storage {} does not exist", req.backup_storage_uuid),
-            )
-        })?;
+        self.get_backup_storage(req.backup_storage_uuid)
+            .await
+            .map_err(|e| e.named_in("backup_storage_uuid"))?;
         let id: ImageId = self.ids.next();
         let (bs, row) = (req.backup_storage_uuid.to_string(), id.to_string());
         let (name, format, url) = (req.name.clone(), req.format.clone(), req.url.clone());

@@ -115,8 +115,6 @@ impl Engine {
             .bind(id.to_string())
             .fetch_optional(self.db.r())
             .await?;
-        found
-            .map(|_| ())
-            .ok_or_else(|| EngineError::invalid(field, format!("zone {id} does not exist")))
+        found.map(|_| ()).ok_or_else(|| EngineError::missing(field, "zone", id))
     }
 }

@@ -44,6 +44,22 @@ pub async fn bad<'a>(s: &Server, m: Method, path: &str, body: impl Into<Body<'a>
     expect(s, m, path, body, 400, "INVALID_ARGUMENT", Some(field)).await;
 }
 
+/// 404 NOT_FOUND for a resource the request names in `field`.
+pub async fn missing<'a>(
+    s: &Server,
+    m: Method,
+    path: &str,
+    body: impl Into<Body<'a>>,
+    field: &str,
+) {
+    expect(s, m, path, body, 404, "NOT_FOUND", Some(field)).await;
+}
+
+/// 409 CONFLICT: `field` does not fit the current state of a resource the request names.
+pub async fn clash<'a>(s: &Server, m: Method, path: &str, body: impl Into<Body<'a>>, field: &str) {
+    expect(s, m, path, body, 409, "CONFLICT", Some(field)).await;
+}
+
 /// An error with `status` and `code` that is not about one field.
 pub async fn err<'a>(
     s: &Server,

@@ -131,7 +131,7 @@ impl Engine {
         .fetch_optional(self.db.r())
         .await?;
         if let Some((name, s, e)) = overlapping {
-            return Err(EngineError::invalid(
+            return Err(EngineError::conflicts_with(
                 "start_ip",
                 format!(
                     "{}-{} overlaps range `{name}` ({}-{}) on the same L2 network",

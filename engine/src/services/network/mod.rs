@@ -244,12 +244,10 @@ impl Engine {
     /// Creates an L3 network on an L2 network.
     pub async fn create_l3_network(&self, req: CreateL3Network) -> EngineResult<L3Network> {
         check_name(&req.name)?;
-        let l2 = self.get_l2_network(req.l2_network_uuid).await.map_err(|_| {
-            EngineError::invalid(
-                "l2_network_uuid",
-                format!("L2 network {} does not exist", req.l2_network_uuid),
-            )
-        })?;
+        let l2 = self
+            .get_l2_network(req.l2_network_uuid)
+            .await
+            .map_err(|e| e.named_in("l2_network_uuid"))?;
         let id: L3NetworkId = self.ids.next();
         crate::db::write("INSERT INTO l3_networks (uuid, zone_uuid, l2_network_uuid, name, created_at) VALUES (?, ?, ?, ?, ?)")
             .bind(id.to_string())

@@ -201,9 +201,10 @@ impl Engine {
         let (Some(cpus), Some(memory)) =
             (row.try_get::<Option<i64>, _>(0)?, row.try_get::<Option<i64>, _>(1)?)
         else {
-            return Err(EngineError::invalid(
+            return Err(EngineError::missing(
                 "instance_offering_uuid",
-                format!("instance offering {} does not exist", req.instance_offering_uuid),
+                "instance offering",
+                req.instance_offering_uuid,
             ));
         };
         let (Some(image_url), Some(image_format), Some(image_size)) = (
@@ -211,10 +212,7 @@ impl Engine {
             row.try_get::<Option<String>, _>(3)?,
             row.try_get::<Option<i64>, _>(4)?,
         ) else {
-            return Err(EngineError::invalid(
-                "image_uuid",
-                format!("image {} does not exist", req.image_uuid),
-            ));
+            return Err(EngineError::missing("image_uuid", "image", req.image_uuid));
         };
         let image_size = image_size as u64;
         let l3s_json: String = row.try_get(5)?;
@@ -238,15 +236,16 @@ impl Engine {
                 ));
             }
             let Some(&(_, net_zone, net_l2, ref iface)) = found.iter().find(|f| f.0 == *l3) else {
-                return Err(EngineError::invalid(
-                    "l3_network_uuids",
-                    format!("L3 network {l3} does not exist"),
+                return Err(EngineError::missing(
+                    format!("l3_network_uuids[{i}]"),
+                    "L3 network",
+                    l3,
                 ));
             };
             if zone.is_some_and(|z| z != net_zone) {
-                return Err(EngineError::invalid(
-                    "l3_network_uuids",
-                    "all L3 networks must be in one zone",
+                return Err(EngineError::conflicts_with(
+                    format!("l3_network_uuids[{i}]"),
+                    format!("L3 network {l3} is in zone {net_zone}, the VM's other networks are not: all L3 networks must be in one zone"),
                 ));
             }
             zone = Some(net_zone);
@@ -260,21 +259,17 @@ impl Engine {
         })?;
         let root_bytes = req.root_disk_bytes.unwrap_or(image_size);
         if root_bytes < image_size {
-            return Err(EngineError::invalid(
+            return Err(EngineError::conflicts_with(
                 "root_disk_bytes",
                 format!("{root_bytes} is smaller than the image ({image_size} bytes)"),
             ));
         }
         crate::services::to_i64("root_disk_bytes", root_bytes)?;
         if let Some(c) = req.cluster_uuid {
-            self.get_cluster(c).await.map_err(|_| {
-                EngineError::invalid("cluster_uuid", format!("cluster {c} does not exist"))
-            })?;
+            self.get_cluster(c).await.map_err(|e| e.named_in("cluster_uuid"))?;
         }
         if let Some(h) = req.host_uuid {
-            self.get_host(h).await.map_err(|_| {
-                EngineError::invalid("host_uuid", format!("host {h} does not exist"))
-            })?;
+            self.get_host(h).await.map_err(|e| e.named_in("host_uuid"))?;
         }
         Ok(CreatePlan {
             vm: self.ids.next(),

@@ -86,15 +86,13 @@ impl Engine {
             return Err(EngineError::Internal(format!("running vm {vm} holds no host")));
         };
         if to == Some(source) {
-            return Err(EngineError::invalid(
+            return Err(EngineError::conflicts_with(
                 "host_uuid",
                 format!("vm {vm} already runs on host {source}"),
             ));
         }
         if let Some(t) = to {
-            self.get_host(t).await.map_err(|_| {
-                EngineError::invalid("host_uuid", format!("host {t} does not exist"))
-            })?;
+            self.get_host(t).await.map_err(|e| e.named_in("host_uuid"))?;
         }
         let parallelism =
             || self.config.int(crate::config::ConfigName::VmMigrationParallelism).max(1) as usize;
