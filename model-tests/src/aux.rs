@@ -50,9 +50,10 @@ impl fmt::Debug for Parent {
 }
 
 /// The IP ranges an aux L3 network may get: (first, last) host part of 192.168.50.0/24,
-/// gateway 192.168.50.1 for all (never inside a range). They partly overlap: 0-1, 1-2 and 4
-/// with 0, 1, 2 and 3.
-pub const RANGES: [(u8, u8); 5] = [(10, 19), (15, 24), (20, 29), (30, 33), (10, 33)];
+/// gateway 192.168.50.1 for all (never inside a range). They partly overlap: 0-1, 1-2, 3-4,
+/// and 6 with all but 5, so an L2 network has room for a few before every one conflicts.
+pub const RANGES: [(u8, u8); 7] =
+    [(10, 19), (15, 24), (20, 29), (40, 49), (45, 54), (70, 73), (10, 54)];
 /// The subnet of every aux range.
 pub const RANGE_NET: [u8; 3] = [192, 168, 50];
 

@@ -11,7 +11,8 @@
 //!   the model;
 //! - [`transitions`]: the operations and which are valid when; [`apply`]: applying one to the
 //!   model; [`atoms`]: operations as atomic steps and every outcome one may have;
-//! - [`group`]: groups of operations started at once; [`group_run`]: running and checking one;
+//! - [`group`]: groups of operations started at once, [`themes`] focused on one race;
+//!   [`group_run`]: running and checking one;
 //!   [`linearize`]: the search for an order of its steps that explains what the engine did;
 //! - [`sut`]: the engine and simulator the operations run against, and the model of what
 //!   really happened; [`ops`]: one operation as an engine call;
@@ -43,4 +44,5 @@ pub mod snapshot;
 pub mod stats;
 pub mod strategies;
 pub mod sut;
+pub mod themes;
 pub mod transitions;

@@ -8,10 +8,10 @@
 //! possible results (which VM an evacuation moves next). It prunes as soon as an operation
 //! finishes with an answer other than the engine's, or as soon as something no remaining
 //! operation can change differs from the snapshot ([`Unsettled`]); it memoizes (remaining
-//! steps, model state) pairs already explored; it takes an operation that changes nothing and
-//! gives the engine's answer (a refused create, a stop of a VM already stopped) as soon as it
-//! can, without branching (such an operation can be moved there in any order that works); it
-//! tries the operations in the order the engine completed them first. The search stops after `budget` nodes and then fails, saying so: a
+//! steps, model state) pairs already explored; it takes without branching an operation the
+//! engine refused as soon as the model refuses it the same way (a refusal changes nothing, so
+//! it can be moved there in any order that works), and one that touches nothing the remaining
+//! ones touch; it tries the operations in the order the engine completed them first. The search stops after `budget` nodes and then fails, saying so: a
 //! group it cannot decide is a failure to look at, not a pass.
 
 use std::collections::HashSet;
@@ -225,9 +225,9 @@ fn numbered(start: &RefState, ops: &[Transition]) -> RefState {
 
 impl Search<'_> {
     /// An operation not started, free to start, whose single possible step gives the engine's
-    /// answer and either changes nothing or touches nothing another remaining operation
-    /// touches ([`keys`]): taking it now loses no order (it can be moved here in any order that
-    /// explains the group), so the search takes it without branching.
+    /// answer and either is a refusal (which changes nothing) or touches nothing another
+    /// remaining operation touches ([`keys`]): taking it now loses no order (it can be moved
+    /// here in any order that explains the group), so the search takes it without branching.
     fn note(&mut self, why: impl FnOnce() -> String) {
         if self.path.len() >= self.closest.0 {
             let path = format!("after steps of operations {:?}", self.path);
@@ -261,7 +261,12 @@ impl Search<'_> {
                 .iter()
                 .enumerate()
                 .all(|(j, other)| j == k || keys[k].iter().all(|x| !other.contains(x)));
-            (*next == *state || alone).then(|| (i, std::mem::replace(next, RefState::new(0))))
+            // A refusal changes nothing wherever it happens (no failures are injected in a
+            // group), so one that can happen now can be moved here. An operation that changes
+            // nothing now but succeeds may change something later (a host set to the state it
+            // is in), so it is not taken unless it is alone.
+            let refused = self.seen.answers[i].is_some() && *next == *state;
+            (refused || alone).then(|| (i, std::mem::replace(next, RefState::new(0))))
         })
     }
 
