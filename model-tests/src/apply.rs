@@ -1,8 +1,8 @@
 //! Applying an operation to the reference model: the model's half of every step, and the
 //! reference state machine's `apply`.
 //!
-//! [`apply_one`] is an operation that is one atomic step (every operation but a host's state
-//! change, whose Maintenance evacuates VMs one by one: see `atoms`). It is total: whatever the
+//! [`apply_one`] is an operation that is one atomic step (every operation but a migration and
+//! a host's state change, whose Maintenance evacuates VMs one by one: see `atoms`). It is total: whatever the
 //! state, it returns the answer the engine should give (NOT_FOUND for a VM, host or aux resource
 //! that does not exist, INVALID_STATE for a VM operation its state does not allow), because in a
 //! group another operation may have changed what this one works on. See `engine_model` for the
@@ -40,10 +40,12 @@ fn missing_host(state: &RefState, host: Option<HostNo>) -> Option<Expected> {
     host.filter(|h| !state.hosts.contains_key(h)).map(|_| Expected::Err(NOT_FOUND))
 }
 
-/// Applies the single-step operation `t` and returns the answer the engine should give.
-pub fn apply_one(state: &mut RefState, t: &Transition) -> Expected {
+/// The refusal the engine answers a VM operation with before it does anything (the VM does
+/// not exist or its state does not allow the operation; a named host that does not exist), if
+/// any.
+pub fn refusal(state: &RefState, t: &Transition) -> Option<Expected> {
     use Transition as T;
-    let refusal = match t {
+    match t {
         T::Start { vm, host } => {
             vm_refusal(state, *vm, VmOp::Start).or_else(|| missing_host(state, *host))
         }
@@ -67,8 +69,13 @@ pub fn apply_one(state: &mut RefState, t: &Transition) -> Expected {
             Some(vm_refusal(state, *vm, *op).unwrap_or(Expected::Err(INVALID_STATE)))
         }
         _ => None,
-    };
-    if let Some(refused) = refusal {
+    }
+}
+
+/// Applies the single-step operation `t` and returns the answer the engine should give.
+pub fn apply_one(state: &mut RefState, t: &Transition) -> Expected {
+    use Transition as T;
+    if let Some(refused) = refusal(state, t) {
         return refused;
     }
     match t {
@@ -91,7 +98,6 @@ pub fn apply_one(state: &mut RefState, t: &Transition) -> Expected {
         T::Reboot { vm } => state.power_op(*vm, PowerOp::Reboot),
         T::Pause { vm } => state.power_op(*vm, PowerOp::Pause),
         T::Resume { vm } => state.power_op(*vm, PowerOp::Resume),
-        T::Migrate { vm, to } => state.migrate_vm(*vm, *to),
         T::Destroy { vm } => state.destroy_vm(*vm),
         T::Recover { vm } => state.recover_vm(*vm),
         T::Expunge { vm } => state.expunge_vm(*vm),
@@ -103,8 +109,10 @@ pub fn apply_one(state: &mut RefState, t: &Transition) -> Expected {
             add_host(state, *host, *cluster)
         }
         T::RemoveHost { host } => remove_host(state, *host),
-        T::SetHostState { .. } | T::Group { .. } => {
-            unreachable!("host state changes and groups are not single steps: see `atoms`")
+        T::SetHostState { .. } | T::Migrate { .. } | T::Group { .. } => {
+            unreachable!(
+                "migrations, host state changes and groups are not single steps: see `atoms`"
+            )
         }
         T::CrashHost { host } => {
             state.sim_crash(*host);
@@ -162,7 +170,10 @@ fn remove_host(state: &mut RefState, host: HostNo) -> Expected {
     if !state.hosts.contains_key(&host) {
         return Expected::Err(NOT_FOUND);
     }
-    if state.vms.values().any(|v| v.host == Some(host) || v.last_host == Some(host)) {
+    let on = |v: &crate::reference::RefVm| {
+        v.host == Some(host) || v.last_host == Some(host) || v.target == Some(host)
+    };
+    if state.vms.values().any(on) {
         return Expected::Err(CONFLICT);
     }
     state.hosts.remove(&host);

@@ -1,28 +1,31 @@
 //! Operations as sequences of atomic steps, and every outcome an operation may have.
 //!
-//! Most operations are one atomic step ([`apply_one`]). A host's state change is not when it
-//! enters Maintenance (CONTRACT.md, "Concurrency semantics" 1): it writes the state first (from
-//! then on no placement on the host succeeds), then evacuates the VMs holding the host one at a
-//! time, in an unspecified order, each step "evacuate any VM still holding the host, or
-//! finish": a Running VM is live-migrated where the scheduler picks, or stopped if that fails;
-//! a Paused VM is stopped; if a stop fails the host gets its old state back and the change
-//! fails with that error. Other operations may run between those steps (a create placed
-//! elsewhere, a stop of a VM that then needs no evacuation), so the group check (`linearize`)
-//! interleaves steps, not whole operations.
+//! Most operations are one atomic step ([`apply_one`]). Two are not:
+//! - A live migration reserves its target first and moves the VM later; in between the VM
+//!   (Migrating) holds capacity on both hosts, which other placements see.
+//! - A host entering Maintenance (CONTRACT.md, "Concurrency semantics" 1) writes the state
+//!   first (from then on no placement on the host succeeds), then evacuates, one step at a
+//!   time and in an unspecified order, "any VM still holding the host, or finish": a Running
+//!   VM is live-migrated where the scheduler picks (reserve, then move, as above), or stopped
+//!   if no host has room; a Paused VM is stopped; a VM in an operation is waited for; if a stop
+//!   fails the host gets its old state back and the change fails with that error.
 //!
-//! Because the order of evacuation is unspecified, where each VM lands is not determined even
-//! for a Maintenance alone: [`outcomes`] gives every end state (and answer) an operation may
-//! reach from a state, deduplicated, and the SUT keeps the one the engine shows.
+//! Other operations may run between those steps (a create placed elsewhere, a stop of a VM
+//! that then needs no evacuation), so the group check (`linearize`) interleaves steps, not
+//! whole operations. Because the order of evacuation is unspecified, where each VM lands is not
+//! determined even for a Maintenance alone: [`outcomes`] gives every end state (and answer) an
+//! operation may reach from a state, deduplicated, and the SUT keeps the one the engine shows.
 //!
-//! A host's state changes and its deletion take the host's queue in the engine, so they never
-//! interleave with each other on one host ([`host_queue`]).
+//! The engine runs a VM's operations one at a time (its queue), and a host's state changes and
+//! its deletion one at a time: an operation in the middle of its steps holds those queues
+//! ([`Queue`]), and another that needs one of them does not start until it is free.
 
 use std::collections::HashSet;
 
 use oxstack_engine::services::host::HostState;
 use oxstack_engine::services::vm::VmState;
 
-use crate::apply::apply_one;
+use crate::apply::{apply_one, refusal};
 use crate::engine_model::NOT_FOUND;
 use crate::reference::{Expected, HostNo, RefState, VmNo};
 use crate::transitions::Transition;
@@ -32,8 +35,12 @@ use crate::transitions::Transition;
 pub enum Phase {
     /// Not started.
     Start,
+    /// A migration that reserved its target, to move the VM.
+    Migrating,
     /// A host entering Maintenance from the given state, evacuating its VMs.
     Evacuating(HostState),
+    /// The same, with `vm` on its way to the host it reserved.
+    Moving { from: HostState, vm: VmNo },
 }
 
 /// What a step leaves of its operation.
@@ -45,29 +52,73 @@ pub enum Progress {
     Done(Expected),
 }
 
-/// Every possible result of one step of `t` at `phase` in `state`.
+/// A queue of the engine that runs one operation at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Queue {
+    Vm(VmNo),
+    Host(HostNo),
+}
+
+/// The queue `t` takes when it starts, if any.
+pub fn queue(t: &Transition) -> Option<Queue> {
+    use Transition as T;
+    match t {
+        T::SetHostState { host, .. } | T::RemoveHost { host } => Some(Queue::Host(*host)),
+        T::Start { vm, .. }
+        | T::Stop { vm, .. }
+        | T::Reboot { vm }
+        | T::Pause { vm }
+        | T::Resume { vm }
+        | T::Migrate { vm, .. }
+        | T::Destroy { vm }
+        | T::Recover { vm }
+        | T::Expunge { vm } => Some(Queue::Vm(*vm)),
+        _ => None,
+    }
+}
+
+/// The queues `t` holds at `phase` (an operation started and not finished).
+pub fn held(t: &Transition, phase: Phase) -> Vec<Queue> {
+    match phase {
+        Phase::Start => Vec::new(),
+        Phase::Moving { vm, .. } => queue(t).into_iter().chain([Queue::Vm(vm)]).collect(),
+        Phase::Migrating | Phase::Evacuating(_) => queue(t).into_iter().collect(),
+    }
+}
+
+/// Every possible result of one step of `t` at `phase` in `state`; none when the step must
+/// wait for something another operation is doing.
 pub fn step(state: &RefState, t: &Transition, phase: Phase) -> Vec<(RefState, Progress)> {
+    let mut s = state.clone();
+    let done = |s: RefState, answer: Expected| vec![(s, Progress::Done(answer))];
     match (t, phase) {
         (Transition::SetHostState { host, state: to }, Phase::Start) => {
-            vec![start_state_change(state, *host, *to)]
+            vec![start_state_change(s, *host, *to)]
         }
         (Transition::SetHostState { host, .. }, Phase::Evacuating(from)) => {
             evacuate_one(state, *host, from)
         }
-        (_, Phase::Start) => {
-            let mut s = state.clone();
-            let answer = apply_one(&mut s, t);
-            vec![(s, Progress::Done(answer))]
+        (Transition::SetHostState { host, .. }, Phase::Moving { from, vm }) => {
+            vec![finish_move(s, *host, from, vm)]
         }
-        (_, Phase::Evacuating(_)) => unreachable!("only host state changes evacuate"),
-    }
-}
-
-/// The host whose queue `t` runs in, if any.
-pub fn host_queue(t: &Transition) -> Option<HostNo> {
-    match t {
-        Transition::SetHostState { host, .. } | Transition::RemoveHost { host } => Some(*host),
-        _ => None,
+        (Transition::Migrate { vm, to }, Phase::Start) => {
+            if let Some(refused) = refusal(&s, t) {
+                return done(s, refused);
+            }
+            match s.reserve_migration(*vm, *to) {
+                Ok(_) => vec![(s, Progress::Next(Phase::Migrating))],
+                Err(refused) => done(s, refused),
+            }
+        }
+        (Transition::Migrate { vm, .. }, Phase::Migrating) => {
+            let answer = s.finish_migration(*vm);
+            done(s, answer)
+        }
+        (_, Phase::Start) => {
+            let answer = apply_one(&mut s, t);
+            done(s, answer)
+        }
+        (_, phase) => unreachable!("{t:?} has no phase {phase:?}"),
     }
 }
 
@@ -85,16 +136,14 @@ fn to_evacuate(state: &RefState, host: HostNo) -> Vec<VmNo> {
 }
 
 /// The first step of a state change: the row is written; entering Maintenance goes on to
-/// evacuate when a VM holds the host.
-fn start_state_change(state: &RefState, host: HostNo, to: HostState) -> (RefState, Progress) {
-    let mut s = state.clone();
+/// evacuate.
+fn start_state_change(mut s: RefState, host: HostNo, to: HostState) -> (RefState, Progress) {
     let Some(h) = s.hosts.get_mut(&host) else {
         return (s, Progress::Done(Expected::Err(NOT_FOUND)));
     };
     let from = h.state;
     h.state = to;
-    let evacuate = to == HostState::Maintenance && from != to && !to_evacuate(&s, host).is_empty();
-    let progress = if evacuate {
+    let progress = if to == HostState::Maintenance && from != to {
         Progress::Next(Phase::Evacuating(from))
     } else {
         Progress::Done(Expected::Ok)
@@ -102,8 +151,17 @@ fn start_state_change(state: &RefState, host: HostNo, to: HostState) -> (RefStat
     (s, progress)
 }
 
-/// One evacuation step, for each VM that may be the one evacuated.
+/// One evacuation step, for each VM that may be the one evacuated: its migration's target
+/// reserved, or it is stopped. Waits while a VM holding the host is in an operation; finishes
+/// when no VM holds it.
 fn evacuate_one(state: &RefState, host: HostNo, from: HostState) -> Vec<(RefState, Progress)> {
+    let busy = state
+        .vms
+        .values()
+        .any(|v| (v.host == Some(host) || v.target == Some(host)) && v.state == VmState::Migrating);
+    if busy {
+        return Vec::new();
+    }
     let vms = to_evacuate(state, host);
     if vms.is_empty() {
         return vec![(state.clone(), Progress::Done(Expected::Ok))];
@@ -111,23 +169,36 @@ fn evacuate_one(state: &RefState, host: HostNo, from: HostState) -> Vec<(RefStat
     vms.into_iter()
         .map(|vm| {
             let mut s = state.clone();
-            let running = s.vms[&vm].state == VmState::Running;
-            let moved = running && s.migrate_vm(vm, None) == Expected::Ok;
-            if !moved {
-                let stopped = s.stop_vm(vm);
-                if stopped != Expected::Ok {
-                    s.hosts.get_mut(&host).expect("the host being evacuated").state = from;
-                    return (s, Progress::Done(stopped));
-                }
+            if s.vms[&vm].state == VmState::Running && s.reserve_migration(vm, None).is_ok() {
+                return (s, Progress::Next(Phase::Moving { from, vm }));
             }
-            let progress = if to_evacuate(&s, host).is_empty() {
-                Progress::Done(Expected::Ok)
-            } else {
-                Progress::Next(Phase::Evacuating(from))
-            };
-            (s, progress)
+            stop_or_give_up(s, host, from, vm)
         })
         .collect()
+}
+
+/// The evacuation's move of `vm` to the host it reserved; a failed move stops it instead.
+fn finish_move(mut s: RefState, host: HostNo, from: HostState, vm: VmNo) -> (RefState, Progress) {
+    if s.finish_migration(vm) == Expected::Ok {
+        return (s, Progress::Next(Phase::Evacuating(from)));
+    }
+    stop_or_give_up(s, host, from, vm)
+}
+
+/// Stops `vm` for the evacuation of `host`; if that fails the host gets `from` back and the
+/// state change fails with the stop's error.
+fn stop_or_give_up(
+    mut s: RefState,
+    host: HostNo,
+    from: HostState,
+    vm: VmNo,
+) -> (RefState, Progress) {
+    let stopped = s.stop_vm(vm);
+    if stopped != Expected::Ok {
+        s.hosts.get_mut(&host).expect("the host being evacuated").state = from;
+        return (s, Progress::Done(stopped));
+    }
+    (s, Progress::Next(Phase::Evacuating(from)))
 }
 
 /// Every end state and answer `t` may have when run alone from `state`, without duplicates,

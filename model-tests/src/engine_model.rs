@@ -64,6 +64,7 @@ impl RefState {
             l3s: l3s.to_vec(),
             state: VmState::Running,
             host: Some(host),
+            target: None,
             last_host: Some(host),
         };
         self.vms.insert(vm, row);
@@ -148,20 +149,32 @@ impl RefState {
         Expected::Ok
     }
 
-    /// Live migration to a named host or one the scheduler picks (never the current one; naming
-    /// it is a CONFLICT).
-    pub fn migrate_vm(&mut self, vm: VmNo, to: Option<HostNo>) -> Expected {
+    /// The first half of a live migration: the target, named or picked by the scheduler (never
+    /// the current host; naming it is a CONFLICT), is reserved, and the VM, now Migrating,
+    /// holds both hosts until [`RefState::finish_migration`].
+    pub fn reserve_migration(&mut self, vm: VmNo, to: Option<HostNo>) -> Result<HostNo, Expected> {
         let (size, source) = (self.vm(vm).size, self.placed(vm));
         if to == Some(source) {
-            return err(CONFLICT);
+            return Err(err(CONFLICT));
         }
         let Some(target) = self.choose(size, to, None, &[source]) else {
-            return err(NO_CAPACITY);
+            return Err(err(NO_CAPACITY));
         };
-        if self.sim_migrate(vm, source, target).is_err() {
+        let v = self.vm_mut(vm);
+        (v.state, v.target) = (VmState::Migrating, Some(target));
+        Ok(target)
+    }
+
+    /// The second half: the hypervisor moves the VM; then it holds only the target. If the
+    /// move fails the target is given back and the VM is Running where it was.
+    pub fn finish_migration(&mut self, vm: VmNo) -> Expected {
+        let (source, target) = (self.placed(vm), self.vm(vm).target.expect("a migration target"));
+        let moved = self.sim_migrate(vm, source, target).is_ok();
+        let v = self.vm_mut(vm);
+        (v.state, v.target) = (VmState::Running, None);
+        if !moved {
             return err(HYPERVISOR);
         }
-        let v = self.vm_mut(vm);
         (v.host, v.last_host) = (Some(target), Some(target));
         Expected::Ok
     }

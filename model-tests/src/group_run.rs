@@ -55,7 +55,7 @@ impl Sut {
         }
         crate::stats::record("group", &format!("{:>2} operations", ops.len()));
         self.sync_nodes(Some(node));
-        let listing = describe(ops, &answers, &completed);
+        let listing = format!("{}\n{}", describe(ops, &answers, &completed), summary(&before));
         for (i, (op, a)) in ops.iter().zip(&answers).enumerate() {
             if a.code.as_deref().is_some_and(|c| SERVER_ERRORS.contains(&c)) {
                 self.fail(format!(
@@ -101,6 +101,36 @@ fn describe(ops: &[Transition], answers: &[Answer], completed: &[usize]) -> Stri
         out.push_str(&format!("  {i}: {op:?}: {got}\n"));
     }
     out.push_str(&format!("completed in the order {completed:?}"));
+    out
+}
+
+/// Where the VMs were before the group, host by host, for the failure message.
+fn summary(state: &RefState) -> String {
+    let mut out = String::from("before the group:");
+    for (n, h) in &state.hosts {
+        let vms: Vec<String> = state
+            .vms
+            .iter()
+            .filter(|(_, v)| v.host == Some(*n))
+            .map(|(m, v)| format!("{m:?} {:?} size {}", v.state, v.size))
+            .collect();
+        let (cpus, memory) = state.engine_used(*n);
+        out.push_str(&format!(
+            "\n  {n:?} {:?} in {:?}, {cpus} cpus and {} MiB used: {}",
+            h.state,
+            h.cluster,
+            memory >> 20,
+            vms.join(", ")
+        ));
+    }
+    let elsewhere: Vec<String> = state
+        .vms
+        .iter()
+        .filter(|(_, v)| v.host.is_none())
+        .map(|(m, v)| format!("{m:?} {:?} (defined on {:?})", v.state, v.last_host))
+        .collect();
+    out.push_str(&format!("\n  not placed: {}", elsewhere.join(", ")));
+    out.push_str(&format!("\n  config: {:?}", state.config));
     out
 }
 

@@ -3,9 +3,9 @@
 //! and the simulator show?
 //!
 //! A depth-first search over interleavings of the operations' steps (each operation's steps in
-//! their order; the steps of a host's state change never interleave with another state change
-//! or deletion of that host, which take the same queue), branching where a step has several
-//! possible results (which VM an evacuation moves next). It prunes as soon as an operation
+//! their order; an operation does not start while another holds a queue it needs, see
+//! `atoms::Queue`), branching where a step has several possible results (which VM an
+//! evacuation moves next). It prunes as soon as an operation
 //! finishes with an answer other than the engine's, or as soon as something no remaining
 //! operation can change differs from the snapshot ([`Unsettled`]); it memoizes (remaining
 //! steps, model state) pairs already explored; it takes without branching an operation the
@@ -17,7 +17,7 @@
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use crate::atoms::{host_queue, step, Phase, Progress};
+use crate::atoms::{held, queue, step, Phase, Progress, Queue};
 use crate::aux::AuxNo;
 use crate::reference::{HostNo, RefState, VmNo};
 use crate::snapshot::Snapshot;
@@ -239,14 +239,14 @@ impl Search<'_> {
         &self,
         state: &RefState,
         slots: &[Slot],
-        held: &[HostNo],
+        held: &[Queue],
     ) -> Option<(usize, RefState)> {
         let ops = self.seen.ops;
         let remaining: Vec<usize> = (0..ops.len()).filter(|&i| slots[i] != Slot::Done).collect();
         let keys: Vec<Vec<Key>> = remaining.iter().map(|&i| keys(state, &ops[i])).collect();
         remaining.iter().enumerate().find_map(|(k, &i)| {
             if slots[i] != Slot::At(Phase::Start)
-                || host_queue(&ops[i]).is_some_and(|h| held.contains(&h))
+                || queue(&ops[i]).is_some_and(|q| held.contains(&q))
             {
                 return None;
             }
@@ -294,11 +294,13 @@ impl Search<'_> {
             return Ok(None);
         }
         let ops = self.seen.ops;
-        let held: Vec<HostNo> = slots
+        let held: Vec<Queue> = slots
             .iter()
             .zip(ops)
-            .filter(|(s, _)| matches!(s, Slot::At(Phase::Evacuating(_))))
-            .filter_map(|(_, op)| host_queue(op))
+            .flat_map(|(s, op)| match s {
+                Slot::At(phase) => held(op, *phase),
+                Slot::Done => Vec::new(),
+            })
             .collect();
         if let Some((i, next)) = self.free_step(state, slots, &held) {
             slots[i] = Slot::Done;
@@ -310,7 +312,7 @@ impl Search<'_> {
         }
         for &i in self.seen.completed {
             let Slot::At(phase) = slots[i] else { continue };
-            if phase == Phase::Start && host_queue(&ops[i]).is_some_and(|h| held.contains(&h)) {
+            if phase == Phase::Start && queue(&ops[i]).is_some_and(|q| held.contains(&q)) {
                 continue;
             }
             for (next, progress) in step(state, &ops[i], phase) {

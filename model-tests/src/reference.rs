@@ -107,6 +107,8 @@ pub struct RefVm {
     pub state: VmState,
     /// The host it holds capacity on.
     pub host: Option<HostNo>,
+    /// The host a migration in flight reserved (it holds capacity there too until it ends).
+    pub target: Option<HostNo>,
     /// The host it is defined on.
     pub last_host: Option<HostNo>,
 }
@@ -244,9 +246,11 @@ impl RefState {
         self.hosts.iter().filter(|(_, h)| pred(h)).map(|(n, _)| *n).collect()
     }
 
-    /// (vCPUs, memory) the engine reserves on `host`: the sum over the VMs placed there.
+    /// (vCPUs, memory) the engine reserves on `host`: the sum over the VMs placed there or
+    /// migrating there.
     pub fn engine_used(&self, host: HostNo) -> (u32, u64) {
-        self.vms.values().filter(|v| v.host == Some(host)).fold((0, 0), |(c, m), v| {
+        let holds = |v: &&RefVm| v.host == Some(host) || v.target == Some(host);
+        self.vms.values().filter(holds).fold((0, 0), |(c, m), v| {
             let (vc, vm) = SIZES[v.size];
             (c + vc, m + vm)
         })
