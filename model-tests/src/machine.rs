@@ -70,6 +70,14 @@ impl<const N: usize> StateMachineTest for NodesTest<N> {
     }
 }
 
+/// Runs a given case `times` times, on a fresh cloud each time, with seeds `0..times`: a race
+/// a case is kept for happens on some runs only.
+pub fn run_case_repeatedly(transitions: &[Transition], times: u64) {
+    for seed in 0..times {
+        run_case(seed, transitions, 1);
+    }
+}
+
 /// Runs one given case the way the state machine test does (preconditions on the reference
 /// state, every step applied to the SUT and checked, settled at the end): for replaying saved
 /// cases without depending on how proptest generates them.

@@ -4,7 +4,8 @@
 //! says what it caught.
 
 use oxstack_engine::services::host::HostState;
-use oxstack_model_tests::machine::run_case;
+use oxstack_model_tests::aux::{AuxKind, AuxNo, Parent};
+use oxstack_model_tests::machine::{run_case, run_case_repeatedly};
 use oxstack_model_tests::reference::{FaultOp, HostNo, VmNo};
 use oxstack_model_tests::transitions::Transition::{self, *};
 
@@ -137,4 +138,54 @@ fn two_nodes_placements_on_disabled_hosts() {
         ],
         2,
     );
+}
+
+/// How many times a race is run (on the code before issue 17's fixes each of the races below
+/// showed in 1 to 27 of 30 runs).
+const RACE_RUNS: u64 = 30;
+
+/// Issue 17 defect 1: creates naming a host that enters Maintenance at the same time were left
+/// Running there (27 of 30 runs failed before the fix: "after a group: vm0 is Running on h0,
+/// which the group put in Maintenance").
+#[test]
+fn creates_on_a_host_entering_maintenance() {
+    let mut ops: Vec<Transition> = (0..6).map(|i| create(i, 0, 0, Some(0))).collect();
+    ops.push(SetHostState { host: h(0), state: HostState::Maintenance });
+    run_case_repeatedly(&[Group { ops }], RACE_RUNS);
+}
+
+/// Issue 17 defect 3: an L2 network deleted while L3 networks are created on it (4 of 30 runs
+/// failed before the fix with 500 DATABASE_ERROR "FOREIGN KEY constraint failed"), and a
+/// cluster deleted while hosts are added to it (1 of 30).
+#[test]
+fn parents_deleted_while_children_are_created() {
+    let l2 = AuxNo(0);
+    let mut ops = vec![DeleteAux { kind: AuxKind::L2, n: l2 }];
+    ops.extend((1..6).map(|i| CreateAux {
+        kind: AuxKind::L3,
+        n: AuxNo(i),
+        parent: Parent::Aux(l2),
+    }));
+    let make = CreateAux { kind: AuxKind::L2, n: l2, parent: Parent::Main };
+    run_case_repeatedly(&[make, Group { ops }], RACE_RUNS);
+    let cluster = AuxNo(0);
+    let mut ops: Vec<Transition> =
+        (3..6).map(|i| AddHost { host: h(i), cluster: Some(cluster) }).collect();
+    ops.insert(1, DeleteAux { kind: AuxKind::Cluster, n: cluster });
+    let make = CreateAux { kind: AuxKind::Cluster, n: cluster, parent: Parent::Main };
+    run_case_repeatedly(&[make, Group { ops }], RACE_RUNS);
+}
+
+/// Issue 17 defect 5: overlapping IP ranges created at once on one L3 network were all
+/// accepted (4 of 30 runs failed before the fix: "operation 0 (CreateIpRange { l3: a1,
+/// range: 0 }) would answer CONFLICT but the engine answered success").
+#[test]
+fn overlapping_ranges_at_once() {
+    let (l2, l3) = (AuxNo(0), AuxNo(1));
+    let ops = (0..6).map(|i| CreateIpRange { l3, range: [0, 1, 6][i % 3] }).collect();
+    let make = [
+        CreateAux { kind: AuxKind::L2, n: l2, parent: Parent::Main },
+        CreateAux { kind: AuxKind::L3, n: l3, parent: Parent::Aux(l2) },
+    ];
+    run_case_repeatedly(&[make[0].clone(), make[1].clone(), Group { ops }], RACE_RUNS);
 }
