@@ -174,15 +174,27 @@ impl Db {
     }
 
     /// Runs each of `statements` with `uuid` as its one parameter, all in one transaction: the
-    /// delete of a resource together with the rows that refer to it.
+    /// delete of a resource (the last statement) together with the rows that go with it.
+    /// Returns whether the resource's row was there to delete (if not, nothing is kept).
     pub async fn delete_together(
         &self,
         statements: &'static [&'static str],
         uuid: String,
-    ) -> Result<(), sqlx::Error> {
-        let writes = statements.iter().map(|sql| write(*sql).bind(uuid.clone())).collect();
-        let _ = self.atomically(writes).await?;
-        Ok(())
+    ) -> Result<bool, sqlx::Error> {
+        let last = statements.len().saturating_sub(1);
+        let writes = statements
+            .iter()
+            .enumerate()
+            .map(|(i, sql)| {
+                let w = write(*sql).bind(uuid.clone());
+                if i == last {
+                    w.must_change_one()
+                } else {
+                    w
+                }
+            })
+            .collect();
+        Ok(self.atomically(writes).await?.is_ok())
     }
 
     /// Whether no statement or transaction is in flight.

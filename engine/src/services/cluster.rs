@@ -9,7 +9,7 @@ use crate::db;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{ClusterId, L2NetworkId, PrimaryStorageId, ZoneId};
 use crate::scheduler::ClusterInfo;
-use crate::services::{check_name, ListQuery, Page};
+use crate::services::{check_name, child_inserted, ListQuery, Page};
 use crate::Engine;
 
 /// Hypervisor types a cluster may have.
@@ -76,7 +76,7 @@ impl Engine {
         self.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: ClusterId = self.ids.next();
         let _cache = self.cache_gate.read().await;
-        let res = crate::db::write(
+        let inserted = crate::db::write(
             "INSERT INTO clusters (uuid, zone_uuid, name, hypervisor_type, state, created_at) VALUES (?, ?, ?, ?, 'Enabled', ?)",
         )
         .bind(id.to_string())
@@ -85,8 +85,9 @@ impl Engine {
         .bind(&req.hypervisor_type)
         .bind(crate::time::now_ms())
         .execute(self.db.w())
-        .await
-        .map_err(EngineError::from);
+        .await;
+        let res =
+            child_inserted(inserted, || EngineError::missing("zone_uuid", "zone", req.zone_uuid));
         if let Err(e) = res {
             return Err(if e.is_unique_violation() {
                 EngineError::Conflict(format!(
@@ -163,22 +164,17 @@ impl Engine {
     /// Deletes a cluster without hosts; refused while it has any.
     pub async fn delete_cluster(&self, id: ClusterId) -> EngineResult<()> {
         self.get_cluster(id).await?;
-        let hosts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM hosts WHERE cluster_uuid = ?")
-            .bind(id.to_string())
-            .fetch_one(self.db.r())
-            .await?;
-        if hosts > 0 {
-            return Err(EngineError::Conflict(format!(
-                "cluster {id} still has {hosts} hosts; delete them first"
-            )));
-        }
         const DELETES: &[&str] = &[
             "DELETE FROM cluster_primary_storages WHERE cluster_uuid = ?",
             "DELETE FROM cluster_l2_networks WHERE cluster_uuid = ?",
             "DELETE FROM clusters WHERE uuid = ?",
         ];
+        const HOSTS: &str = "SELECT COUNT(*) FROM hosts WHERE cluster_uuid = ?";
         let _cache = self.cache_gate.read().await;
-        self.db.delete_together(DELETES, id.to_string()).await?;
+        self.delete_unless_named("cluster", id.to_string(), DELETES, HOSTS, |n| {
+            format!("cluster {id} still has {n} hosts; delete them first")
+        })
+        .await?;
         self.scheduler.topology().clusters.remove(&id);
         self.events.publish("cluster", id.0, Some("Enabled"), None);
         Ok(())
@@ -202,10 +198,11 @@ impl Engine {
             ));
         }
         let _cache = self.cache_gate.read().await;
-        crate::db::write("INSERT INTO cluster_primary_storages (cluster_uuid, primary_storage_uuid) VALUES (?, ?) ON CONFLICT DO NOTHING")
-            .bind(cluster.to_string())
-            .bind(ps.to_string())
-            .execute(self.db.w())
+        const ATTACH: &str =
+            "INSERT INTO cluster_primary_storages (cluster_uuid, primary_storage_uuid) \
+             VALUES (?, ?) ON CONFLICT DO NOTHING";
+        let what = format!("primary storage {ps}");
+        self.attach(ATTACH, cluster, ps.to_string(), &what, || self.get_primary_storage(ps))
             .await?;
         {
             let mut t = self.scheduler.topology();
@@ -235,12 +232,41 @@ impl Engine {
             ));
         }
         let _cache = self.cache_gate.read().await;
-        crate::db::write("INSERT INTO cluster_l2_networks (cluster_uuid, l2_network_uuid) VALUES (?, ?) ON CONFLICT DO NOTHING")
-            .bind(cluster.to_string())
-            .bind(l2.to_string())
-            .execute(self.db.w())
-            .await?;
+        const ATTACH: &str = "INSERT INTO cluster_l2_networks (cluster_uuid, l2_network_uuid) \
+             VALUES (?, ?) ON CONFLICT DO NOTHING";
+        let what = format!("L2 network {l2}");
+        self.attach(ATTACH, cluster, l2.to_string(), &what, || self.get_l2_network(l2)).await?;
         self.scheduler.topology().clusters.entry(cluster).or_default().l2_networks.insert(l2);
         self.get_cluster(cluster).await
+    }
+
+    /// Inserts the attachment row `sql` makes of `cluster` and `other` (its two parameters),
+    /// idempotent; when either was deleted meanwhile, NOT_FOUND for it (`read_other` reads
+    /// the other, `what` names it).
+    async fn attach<T, F>(
+        &self,
+        sql: &'static str,
+        cluster: ClusterId,
+        other: String,
+        what: &str,
+        read_other: impl FnOnce() -> F,
+    ) -> EngineResult<()>
+    where
+        F: std::future::Future<Output = EngineResult<T>>,
+    {
+        let attached =
+            crate::db::write(sql).bind(cluster.to_string()).bind(other).execute(self.db.w()).await;
+        let gone = || {
+            EngineError::Conflict(format!(
+                "cluster {cluster} or {what} was deleted while attaching"
+            ))
+        };
+        if let Err(e) = child_inserted(attached, gone) {
+            // One of the two was deleted meanwhile: say which.
+            self.get_cluster(cluster).await?;
+            read_other().await?;
+            return Err(e);
+        }
+        Ok(())
     }
 }

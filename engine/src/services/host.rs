@@ -19,7 +19,7 @@ use crate::db;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{ClusterId, ZoneId};
 use crate::scheduler::HostCapacity;
-use crate::services::{check_name, to_i64, ListQuery, Page};
+use crate::services::{check_name, child_inserted, to_i64, ListQuery, Page};
 use crate::{string_enum, Engine};
 
 string_enum!(
@@ -231,7 +231,7 @@ impl Engine {
             ));
         }
         let id: HostId = self.ids.next();
-        let res = crate::db::write(
+        let inserted = crate::db::write(
             "INSERT INTO hosts (uuid, zone_uuid, cluster_uuid, name, management_ip, state, status, cpu_total, memory_total, created_at, agent_token) \
              VALUES (?, ?, ?, ?, ?, 'Enabled', 'Connecting', 0, 0, ?, ?)",
         )
@@ -243,9 +243,10 @@ impl Engine {
         .bind(crate::time::now_ms())
         .bind(token.as_deref().map(str::trim))
         .execute(self.db.w())
-        .await
-        .map_err(EngineError::from);
-        if let Err(e) = res {
+        .await;
+        // Its cluster may have been deleted since it was read.
+        let gone = || EngineError::missing("cluster_uuid", "cluster", req.cluster_uuid);
+        if let Err(e) = child_inserted(inserted, gone) {
             return Err(if e.is_unique_violation() {
                 EngineError::Conflict(format!(
                     "a host with management_ip {} already exists",
@@ -327,7 +328,7 @@ impl Engine {
     }
 
     /// Renames a host or changes its state. Disabled and Maintenance hosts get no new VMs;
-    /// entering Maintenance also moves the host's VMs away (see `evacuate_host`).
+    /// entering Maintenance also moves the host's VMs away (see `host_maintenance`).
     pub async fn update_host(&self, id: HostId, req: UpdateHost) -> EngineResult<Host> {
         let _turn = self.queues.enter(id.0).await;
         let host = self.get_host(id).await?;
@@ -374,56 +375,26 @@ impl Engine {
         Ok(())
     }
 
-    /// Moves every VM off a host entering maintenance: running VMs are live-migrated to hosts
-    /// the scheduler picks; a VM that cannot be migrated (no room elsewhere, or it is paused) is
-    /// stopped so it can start elsewhere later.
-    async fn evacuate_host(&self, id: HostId) -> EngineResult<()> {
-        let vms: Vec<(String, String)> =
-            sqlx::query_as("SELECT uuid, state FROM vm_instances WHERE host_uuid = ? AND state IN ('Running', 'Paused')")
-                .bind(id.to_string())
-                .fetch_all(self.db.r())
-                .await?;
-        for (uuid, state) in vms {
-            let vm: oxstack_hypervisor::VmId =
-                uuid.parse().map_err(|e| EngineError::Internal(format!("bad vm uuid: {e}")))?;
-            if state == "Running" {
-                match self.migrate_vm(vm, None).await {
-                    Ok(_) => continue,
-                    Err(e) => {
-                        tracing::warn!(%vm, host = %id, %e, "could not migrate off a host entering maintenance; stopping it")
-                    }
-                }
-            }
-            self.stop_vm(vm, oxstack_hypervisor::StopMode::Graceful).await?;
-        }
-        Ok(())
-    }
-
-    /// Deletes a host no VM is placed on or defined on.
+    /// Deletes a host no VM is placed on, defined on or migrating to.
     pub async fn delete_host(&self, id: HostId) -> EngineResult<()> {
         let _turn = self.queues.enter(id.0).await;
         let host = self.get_host(id).await?;
-        let vms: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM vm_instances WHERE host_uuid = ?1 OR last_host_uuid = ?1",
-        )
-        .bind(id.to_string())
-        .fetch_one(self.db.r())
-        .await?;
-        if vms > 0 {
-            return Err(EngineError::Conflict(format!(
-                "host {id} still has {vms} VMs placed or defined on it; migrate, stop and destroy them first"
-            )));
+        // Placements do not wait for the host's turn: one made meanwhile refuses the delete.
+        const DELETES: &[&str] = &["DELETE FROM hosts WHERE uuid = ?"];
+        const VMS: &str = "SELECT COUNT(*) FROM vm_instances \
+             WHERE host_uuid = ?1 OR last_host_uuid = ?1 OR migration_target_uuid = ?1";
+        {
+            let _cache = self.cache_gate.read().await;
+            self.delete_unless_named("host", id.to_string(), DELETES, VMS, |n| {
+                format!("host {id} still has {n} VMs placed, defined or arriving on it; migrate, stop and destroy them first")
+            })
+            .await?;
+            self.scheduler.index().remove(id);
+            self.host_roster.remove(id);
         }
         if let Err(e) = self.hv(id, "disconnect", self.hypervisor.disconnect(id)).await {
-            tracing::warn!(host = %id, %e, "disconnecting a deleted host failed; deleting anyway");
+            tracing::warn!(host = %id, %e, "disconnecting a deleted host failed");
         }
-        let _cache = self.cache_gate.read().await;
-        crate::db::write("DELETE FROM hosts WHERE uuid = ?")
-            .bind(id.to_string())
-            .execute(self.db.w())
-            .await?;
-        self.scheduler.index().remove(id);
-        self.host_roster.remove(id);
         self.events.publish("host", id.0, Some(host.status.as_str()), None);
         Ok(())
     }

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::db::{self, write};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{BackupStorageId, ImageId};
-use crate::services::{check_name, to_i64, ListQuery, Page};
+use crate::services::{check_name, child_inserted, to_i64, ListQuery, Page};
 use crate::Engine;
 
 /// Disk formats an image may have.
@@ -81,7 +81,8 @@ impl Engine {
             .await
             .map_err(|e| e.named_in("backup_storage_uuid"))?;
         let id: ImageId = self.ids.next();
-        let (bs, row) = (req.backup_storage_uuid.to_string(), id.to_string());
+        let bs_id = req.backup_storage_uuid;
+        let (bs, row) = (bs_id.to_string(), id.to_string());
         let (name, format, url) = (req.name.clone(), req.format.clone(), req.url.clone());
         let charge = write(
             "UPDATE backup_storages SET used_bytes = used_bytes + ?1 WHERE uuid = ?2 AND used_bytes + ?1 <= total_bytes",
@@ -98,8 +99,12 @@ impl Engine {
         .bind(size)
         .bind(url)
         .bind(crate::time::now_ms());
-        let fits = self.db.then_if_one(charge, insert).await?;
+        // The backup storage may have been deleted since it was read.
+        let gone = || EngineError::missing("backup_storage_uuid", "backup storage", bs_id);
+        let fits = child_inserted(self.db.then_if_one(charge, insert).await, gone)?;
         if !fits {
+            // No room, or no backup storage any more (deleted since it was read).
+            self.get_backup_storage(bs_id).await.map_err(|e| e.named_in("backup_storage_uuid"))?;
             return Err(EngineError::InsufficientCapacity(format!(
                 "backup storage {} has no room for {} bytes",
                 req.backup_storage_uuid, req.size_bytes
@@ -125,15 +130,24 @@ impl Engine {
         q.run(&self.db, "images", COLUMNS, &[("name", "name")], decode).await
     }
 
-    /// Deletes an image no VM was created from.
+    /// Deletes an image no VM was created from (destroyed VMs count until expunged). A VM row
+    /// names its image (a foreign key), so a create that wrote its VM before the delete makes
+    /// the delete fail, and one after it fails (see `parents`).
     pub async fn delete_image(&self, id: ImageId) -> EngineResult<()> {
         let image = self.get_image(id).await?;
-        let vms: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vm_instances WHERE image_uuid = ?")
-            .bind(id.to_string())
-            .fetch_one(self.db.r())
-            .await?;
-        if vms > 0 {
-            return Err(EngineError::Conflict(format!("image {id} is used by {vms} VMs")));
+        let refused = |n: i64| {
+            EngineError::Conflict(format!(
+                "image {id} is used by {n} VMs (destroyed ones count until expunged)"
+            ))
+        };
+        let users = || {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM vm_instances WHERE image_uuid = ?")
+                .bind(id.to_string())
+                .fetch_one(self.db.r())
+        };
+        let n = users().await?;
+        if n > 0 {
+            return Err(refused(n));
         }
         let size = to_i64("size_bytes", image.size_bytes)?;
         let (row, bs) = (id.to_string(), image.backup_storage_uuid.to_string());
@@ -144,7 +158,12 @@ impl Engine {
         )
         .bind(size)
         .bind(bs);
-        self.db.then_if_one(delete, refund).await?;
+        match self.db.then_if_one(delete, refund).await.map_err(EngineError::from) {
+            Ok(true) => {}
+            Ok(false) => return Err(EngineError::not_found("image", id)),
+            Err(e) if e.is_foreign_key_violation() => return Err(refused(users().await?)),
+            Err(e) => return Err(e),
+        }
         self.events.publish("image", id.0, Some("Ready"), None);
         Ok(())
     }

@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod host;
+mod host_maintenance;
 pub mod host_roster;
 mod host_sync;
 pub mod host_tracker;
@@ -9,11 +10,13 @@ pub mod image;
 mod list;
 pub mod network;
 pub mod offering;
+mod parents;
 pub mod storage;
 pub mod vm;
 pub mod zone;
 
 pub use list::{ListQuery, Page};
+pub(crate) use parents::child_inserted;
 
 use crate::error::{EngineError, EngineResult};
 

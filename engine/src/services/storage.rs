@@ -9,7 +9,7 @@ use crate::db;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{BackupStorageId, PrimaryStorageId, ZoneId};
 use crate::scheduler::StorageInfo;
-use crate::services::{check_name, to_i64, ListQuery, Page};
+use crate::services::{check_name, child_inserted, to_i64, ListQuery, Page};
 use crate::Engine;
 
 /// A primary storage.
@@ -113,7 +113,7 @@ impl Engine {
         self.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: PrimaryStorageId = self.ids.next();
         let _cache = self.cache_gate.read().await;
-        crate::db::write(
+        let inserted = crate::db::write(
             "INSERT INTO primary_storages (uuid, zone_uuid, name, url, total_bytes, used_bytes, state, created_at) \
              VALUES (?, ?, ?, ?, ?, 0, 'Enabled', ?)",
         )
@@ -124,7 +124,8 @@ impl Engine {
         .bind(total)
         .bind(crate::time::now_ms())
         .execute(self.db.w())
-        .await?;
+        .await;
+        child_inserted(inserted, || EngineError::missing("zone_uuid", "zone", req.zone_uuid))?;
         self.scheduler
             .topology()
             .storages
@@ -155,22 +156,16 @@ impl Engine {
     /// Deletes a primary storage that holds no volumes, detaching it from its clusters.
     pub async fn delete_primary_storage(&self, id: PrimaryStorageId) -> EngineResult<()> {
         self.get_primary_storage(id).await?;
-        let volumes: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM volumes WHERE primary_storage_uuid = ?")
-                .bind(id.to_string())
-                .fetch_one(self.db.r())
-                .await?;
-        if volumes > 0 {
-            return Err(EngineError::Conflict(format!(
-                "primary storage {id} still holds {volumes} volumes"
-            )));
-        }
         const DELETES: &[&str] = &[
             "DELETE FROM cluster_primary_storages WHERE primary_storage_uuid = ?",
             "DELETE FROM primary_storages WHERE uuid = ?",
         ];
+        const VOLUMES: &str = "SELECT COUNT(*) FROM volumes WHERE primary_storage_uuid = ?";
         let _cache = self.cache_gate.read().await;
-        self.db.delete_together(DELETES, id.to_string()).await?;
+        self.delete_unless_named("primary storage", id.to_string(), DELETES, VOLUMES, |n| {
+            format!("primary storage {id} still holds {n} volumes")
+        })
+        .await?;
         {
             let mut t = self.scheduler.topology();
             t.storages.remove(&id);
@@ -190,7 +185,7 @@ impl Engine {
         let total = check_storage(&req.name, &req.url, req.total_bytes)?;
         self.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: BackupStorageId = self.ids.next();
-        crate::db::write(
+        let inserted = crate::db::write(
             "INSERT INTO backup_storages (uuid, zone_uuid, name, url, total_bytes, used_bytes, created_at) \
              VALUES (?, ?, ?, ?, ?, 0, ?)",
         )
@@ -201,7 +196,8 @@ impl Engine {
         .bind(total)
         .bind(crate::time::now_ms())
         .execute(self.db.w())
-        .await?;
+        .await;
+        child_inserted(inserted, || EngineError::missing("zone_uuid", "zone", req.zone_uuid))?;
         self.events.publish("backup_storage", id.0, None, Some("Enabled"));
         self.get_backup_storage(id).await
     }
@@ -234,20 +230,12 @@ impl Engine {
     /// Deletes a backup storage that holds no images.
     pub async fn delete_backup_storage(&self, id: BackupStorageId) -> EngineResult<()> {
         self.get_backup_storage(id).await?;
-        let images: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM images WHERE backup_storage_uuid = ?")
-                .bind(id.to_string())
-                .fetch_one(self.db.r())
-                .await?;
-        if images > 0 {
-            return Err(EngineError::Conflict(format!(
-                "backup storage {id} still holds {images} images"
-            )));
-        }
-        crate::db::write("DELETE FROM backup_storages WHERE uuid = ?")
-            .bind(id.to_string())
-            .execute(self.db.w())
-            .await?;
+        const DELETES: &[&str] = &["DELETE FROM backup_storages WHERE uuid = ?"];
+        const IMAGES: &str = "SELECT COUNT(*) FROM images WHERE backup_storage_uuid = ?";
+        self.delete_unless_named("backup storage", id.to_string(), DELETES, IMAGES, |n| {
+            format!("backup storage {id} still holds {n} images")
+        })
+        .await?;
         self.events.publish("backup_storage", id.0, Some("Enabled"), None);
         Ok(())
     }

@@ -87,24 +87,15 @@ impl Engine {
     /// Deletes an empty zone; refused while it has clusters, storage or networks.
     pub async fn delete_zone(&self, id: ZoneId) -> EngineResult<()> {
         self.get_zone(id).await?;
-        let children: i64 = sqlx::query_scalar(
-            "SELECT (SELECT COUNT(*) FROM clusters WHERE zone_uuid = ?1) + \
+        const DELETES: &[&str] = &["DELETE FROM zones WHERE uuid = ?"];
+        const CHILDREN: &str = "SELECT (SELECT COUNT(*) FROM clusters WHERE zone_uuid = ?1) + \
              (SELECT COUNT(*) FROM primary_storages WHERE zone_uuid = ?1) + \
              (SELECT COUNT(*) FROM backup_storages WHERE zone_uuid = ?1) + \
-             (SELECT COUNT(*) FROM l2_networks WHERE zone_uuid = ?1)",
-        )
-        .bind(id.to_string())
-        .fetch_one(self.db.r())
+             (SELECT COUNT(*) FROM l2_networks WHERE zone_uuid = ?1)";
+        self.delete_unless_named("zone", id.to_string(), DELETES, CHILDREN, |n| {
+            format!("zone {id} still has {n} clusters, storages or networks; delete them first")
+        })
         .await?;
-        if children > 0 {
-            return Err(EngineError::Conflict(format!(
-                "zone {id} still has {children} clusters, storages or networks; delete them first"
-            )));
-        }
-        crate::db::write("DELETE FROM zones WHERE uuid = ?")
-            .bind(id.to_string())
-            .execute(self.db.w())
-            .await?;
         self.events.publish("zone", id.0, Some("Enabled"), None);
         Ok(())
     }

@@ -8,9 +8,10 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 use utoipa::ToSchema;
 
-use crate::db;
+use crate::db::{self, write};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{IpRangeId, L3NetworkId};
+use crate::services::child_inserted;
 use crate::services::network::ipam::RangeInfo;
 use crate::Engine;
 
@@ -108,11 +109,70 @@ fn validate(req: &CreateIpRange) -> EngineResult<(u32, u32, u32, u32)> {
             ),
         ));
     }
+    if (start..=end).contains(&gateway) {
+        return Err(EngineError::invalid(
+            "gateway",
+            format!(
+                "{} is inside the range {}-{}: a VM must never get the gateway's address",
+                req.gateway, req.start_ip, req.end_ip
+            ),
+        ));
+    }
     Ok((start, end, mask, gateway))
 }
 
+/// A range of the same L2 network that a new one conflicts with.
+struct Clash {
+    name: String,
+    start: u32,
+    end: u32,
+    gateway: u32,
+}
+
+/// Ranges of L2 network `?1` that conflict with a new range from `?2` to `?3` with gateway
+/// `?4`: they share an address, it contains their gateway, or they contain its gateway.
+const CLASHES: &str = "SELECT r.name, r.start_ip, r.end_ip, r.gateway FROM ip_ranges r \
+     JOIN l3_networks n ON n.uuid = r.l3_network_uuid WHERE n.l2_network_uuid = ?1 \
+     AND ((r.start_ip <= ?3 AND r.end_ip >= ?2) OR (r.gateway BETWEEN ?2 AND ?3) \
+     OR (?4 BETWEEN r.start_ip AND r.end_ip))";
+
+/// Inserts range `?5` of L3 network `?6` (name `?7`, netmask `?8`, created `?9`) unless a
+/// range of its L2 network `?1` clashes with it (see [`CLASHES`]).
+const INSERT_UNLESS_CLASH: &str = "INSERT INTO ip_ranges \
+     (uuid, l3_network_uuid, name, start_ip, end_ip, netmask, gateway, created_at) \
+     SELECT ?5, ?6, ?7, ?2, ?3, ?8, ?4, ?9 WHERE NOT EXISTS (SELECT 1 FROM ip_ranges r \
+     JOIN l3_networks n ON n.uuid = r.l3_network_uuid WHERE n.l2_network_uuid = ?1 \
+     AND ((r.start_ip <= ?3 AND r.end_ip >= ?2) OR (r.gateway BETWEEN ?2 AND ?3) \
+     OR (?4 BETWEEN r.start_ip AND r.end_ip)))";
+
+impl Clash {
+    /// The CONFLICT refusing a new range `start`-`end` with `gateway` because of this one.
+    fn refusal(&self, start: u32, end: u32, gateway: u32) -> EngineError {
+        let ip = Ipv4Addr::from;
+        let (field, why) = if (self.start..=self.end).contains(&gateway) {
+            ("gateway", format!("gateway {} is inside range", ip(gateway)))
+        } else if self.start <= end && self.end >= start {
+            ("start_ip", format!("{}-{} overlaps range", ip(start), ip(end)))
+        } else {
+            ("start_ip", format!("{}-{} contains the gateway of range", ip(start), ip(end)))
+        };
+        EngineError::conflicts_with(
+            field,
+            format!(
+                "{why} `{}` ({}-{}, gateway {}) on the same L2 network",
+                self.name,
+                ip(self.start),
+                ip(self.end),
+                ip(self.gateway)
+            ),
+        )
+    }
+}
+
 impl Engine {
-    /// Adds a range to an L3 network.
+    /// Adds a range to an L3 network. The check against the other ranges of its L2 network
+    /// (no shared address, no gateway inside another range) and the insert are one statement,
+    /// after a lock on the L2 network's row: concurrent requests cannot both pass it.
     pub async fn create_ip_range(
         &self,
         l3: L3NetworkId,
@@ -120,43 +180,41 @@ impl Engine {
     ) -> EngineResult<IpRange> {
         let (start, end, mask, gateway) = validate(&req)?;
         let net = self.get_l3_network(l3).await?;
-        // No overlap with any range on the same L2 network (the same broadcast domain).
-        let overlapping: Option<(String, i64, i64)> = sqlx::query_as(
-            "SELECT r.name, r.start_ip, r.end_ip FROM ip_ranges r JOIN l3_networks n ON n.uuid = r.l3_network_uuid \
-             WHERE n.l2_network_uuid = ? AND r.start_ip <= ? AND r.end_ip >= ? LIMIT 1",
-        )
-        .bind(net.l2_network_uuid.to_string())
-        .bind(i64::from(end))
-        .bind(i64::from(start))
-        .fetch_optional(self.db.r())
-        .await?;
-        if let Some((name, s, e)) = overlapping {
-            return Err(EngineError::conflicts_with(
-                "start_ip",
-                format!(
-                    "{}-{} overlaps range `{name}` ({}-{}) on the same L2 network",
-                    req.start_ip,
-                    req.end_ip,
-                    Ipv4Addr::from(s as u32),
-                    Ipv4Addr::from(e as u32)
-                ),
-            ));
+        let l2 = net.l2_network_uuid.to_string();
+        if let Some(clash) = self.clash(&l2, start, end, gateway).await? {
+            return Err(clash.refusal(start, end, gateway));
         }
         let id: IpRangeId = self.ids.next();
-        crate::db::write(
-            "INSERT INTO ip_ranges (uuid, l3_network_uuid, name, start_ip, end_ip, netmask, gateway, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(id.to_string())
-        .bind(l3.to_string())
-        .bind(&req.name)
-        .bind(i64::from(start))
-        .bind(i64::from(end))
-        .bind(i64::from(mask))
-        .bind(i64::from(gateway))
-        .bind(crate::time::now_ms())
-        .execute(self.db.w())
-        .await?;
+        // PostgreSQL: the second of two concurrent inserts waits here for the first to commit,
+        // and its check then sees the first range (each statement reads afresh). SQLite has
+        // one writer: the check and insert of one request never interleave with another's.
+        let lock = write("UPDATE l2_networks SET name = name WHERE uuid = ?").bind(l2.clone());
+        let insert = write(INSERT_UNLESS_CLASH)
+            .bind(l2.clone())
+            .bind(i64::from(start))
+            .bind(i64::from(end))
+            .bind(i64::from(gateway))
+            .bind(id.to_string())
+            .bind(l3.to_string())
+            .bind(req.name.clone())
+            .bind(i64::from(mask))
+            .bind(crate::time::now_ms());
+        let ran = self.db.atomically(vec![lock.must_change_one(), insert.must_change_one()]).await;
+        match child_inserted(ran, || EngineError::not_found("L3 network", l3))? {
+            Ok(()) => {}
+            // The L2 network is gone, so is its L3 network (it could not go first).
+            Err(0) => return Err(EngineError::not_found("L3 network", l3)),
+            Err(_) => {
+                let clash = self.clash(&l2, start, end, gateway).await?;
+                return Err(match clash {
+                    Some(clash) => clash.refusal(start, end, gateway),
+                    None => EngineError::Conflict(format!(
+                        "{}-{} clashed with a range of the same L2 network that is gone now; try again",
+                        req.start_ip, req.end_ip
+                    )),
+                });
+            }
+        }
         self.ipam.add_range(
             l3,
             RangeInfo {
@@ -168,6 +226,29 @@ impl Engine {
             },
         );
         self.get_ip_range(id).await
+    }
+
+    /// The first range of L2 network `l2` that a new range would clash with (see [`CLASHES`]).
+    async fn clash(
+        &self,
+        l2: &str,
+        start: u32,
+        end: u32,
+        gateway: u32,
+    ) -> EngineResult<Option<Clash>> {
+        let row: Option<(String, i64, i64, i64)> = sqlx::query_as(CLASHES)
+            .bind(l2.to_string())
+            .bind(i64::from(start))
+            .bind(i64::from(end))
+            .bind(i64::from(gateway))
+            .fetch_optional(self.db.r())
+            .await?;
+        Ok(row.map(|(name, start, end, gateway)| Clash {
+            name,
+            start: start as u32,
+            end: end as u32,
+            gateway: gateway as u32,
+        }))
     }
 
     /// One range.
@@ -245,5 +326,7 @@ mod tests {
         assert_eq!(field(req("10.0.0.0", "10.0.0.9", "255.255.255.0", "10.0.0.1")), "start_ip");
         assert_eq!(field(req("10.0.0.2", "10.0.0.255", "255.255.255.0", "10.0.0.1")), "end_ip");
         assert_eq!(field(req("10.0.0.2", "10.0.0.9", "255.255.255.0", "nope")), "gateway");
+        assert_eq!(field(req("10.0.0.1", "10.0.0.3", "255.255.255.0", "10.0.0.1")), "gateway");
+        assert_eq!(field(req("10.0.0.2", "10.0.0.9", "255.255.255.0", "10.0.0.5")), "gateway");
     }
 }

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use crate::db::{self, Db};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{L2NetworkId, L3NetworkId, ZoneId};
-use crate::services::{check_name, ListQuery, Page};
+use crate::services::{check_name, child_inserted, ListQuery, Page};
 use crate::Engine;
 use ipam::{Ipam, RangeInfo};
 
@@ -175,7 +175,7 @@ impl Engine {
         }
         self.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: L2NetworkId = self.ids.next();
-        crate::db::write("INSERT INTO l2_networks (uuid, zone_uuid, name, physical_interface, vlan, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        let inserted = crate::db::write("INSERT INTO l2_networks (uuid, zone_uuid, name, physical_interface, vlan, created_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(id.to_string())
             .bind(req.zone_uuid.to_string())
             .bind(&req.name)
@@ -183,7 +183,8 @@ impl Engine {
             .bind(req.vlan.map(i64::from))
             .bind(crate::time::now_ms())
             .execute(self.db.w())
-            .await?;
+            .await;
+        child_inserted(inserted, || EngineError::missing("zone_uuid", "zone", req.zone_uuid))?;
         self.events.publish("l2_network", id.0, None, Some("Enabled"));
         self.get_l2_network(id).await
     }
@@ -216,23 +217,17 @@ impl Engine {
     /// Deletes an L2 network without L3 networks, detaching it from its clusters.
     pub async fn delete_l2_network(&self, id: L2NetworkId) -> EngineResult<()> {
         self.get_l2_network(id).await?;
-        let l3s: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM l3_networks WHERE l2_network_uuid = ?")
-                .bind(id.to_string())
-                .fetch_one(self.db.r())
-                .await?;
-        if l3s > 0 {
-            return Err(EngineError::Conflict(format!(
-                "L2 network {id} still has {l3s} L3 networks"
-            )));
-        }
         const DELETES: &[&str] = &[
             "DELETE FROM cluster_l2_networks WHERE l2_network_uuid = ?",
             "DELETE FROM l2_networks WHERE uuid = ?",
         ];
+        const L3S: &str = "SELECT COUNT(*) FROM l3_networks WHERE l2_network_uuid = ?";
         {
             let _cache = self.cache_gate.read().await;
-            self.db.delete_together(DELETES, id.to_string()).await?;
+            self.delete_unless_named("L2 network", id.to_string(), DELETES, L3S, |n| {
+                format!("L2 network {id} still has {n} L3 networks")
+            })
+            .await?;
             for c in self.scheduler.topology().clusters.values_mut() {
                 c.l2_networks.remove(&id);
             }
@@ -249,14 +244,16 @@ impl Engine {
             .await
             .map_err(|e| e.named_in("l2_network_uuid"))?;
         let id: L3NetworkId = self.ids.next();
-        crate::db::write("INSERT INTO l3_networks (uuid, zone_uuid, l2_network_uuid, name, created_at) VALUES (?, ?, ?, ?, ?)")
+        let inserted = crate::db::write("INSERT INTO l3_networks (uuid, zone_uuid, l2_network_uuid, name, created_at) VALUES (?, ?, ?, ?, ?)")
             .bind(id.to_string())
             .bind(l2.zone_uuid.to_string())
             .bind(l2.uuid.to_string())
             .bind(&req.name)
             .bind(crate::time::now_ms())
             .execute(self.db.w())
-            .await?;
+            .await;
+        let gone = || EngineError::missing("l2_network_uuid", "L2 network", l2.uuid);
+        child_inserted(inserted, gone)?;
         self.events.publish("l3_network", id.0, None, Some("Enabled"));
         self.get_l3_network(id).await
     }
@@ -290,19 +287,15 @@ impl Engine {
     /// Deletes an L3 network no NIC uses, with its ranges.
     pub async fn delete_l3_network(&self, id: L3NetworkId) -> EngineResult<()> {
         self.get_l3_network(id).await?;
-        let nics: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM vm_nics WHERE l3_network_uuid = ?")
-                .bind(id.to_string())
-                .fetch_one(self.db.r())
-                .await?;
-        if nics > 0 {
-            return Err(EngineError::Conflict(format!("L3 network {id} still has {nics} NICs")));
-        }
         const DELETES: &[&str] = &[
             "DELETE FROM ip_ranges WHERE l3_network_uuid = ?",
             "DELETE FROM l3_networks WHERE uuid = ?",
         ];
-        self.db.delete_together(DELETES, id.to_string()).await?;
+        const NICS: &str = "SELECT COUNT(*) FROM vm_nics WHERE l3_network_uuid = ?";
+        self.delete_unless_named("L3 network", id.to_string(), DELETES, NICS, |n| {
+            format!("L3 network {id} still has {n} NICs")
+        })
+        .await?;
         self.ipam.remove_l3(id);
         self.events.publish("l3_network", id.0, Some("Enabled"), None);
         Ok(())

@@ -135,11 +135,17 @@ impl Engine {
         .bind(crate::time::now_ms())
         .execute(self.db.w())
         .await;
-        let inserted = match inserted {
+        let inserted = match inserted.map_err(EngineError::from) {
             Ok(r) => r.rows_affected() == 1,
             Err(e) => {
                 self.scheduler.topology().release_storage(ps, bytes);
-                return Err(e.into());
+                if e.is_foreign_key_violation() {
+                    // Deleted since the cache offered it: no storage, as for a create after.
+                    return Err(EngineError::InsufficientCapacity(format!(
+                        "primary storage {ps} was deleted while a volume was being placed on it"
+                    )));
+                }
+                return Err(e);
             }
         };
         if !inserted {
@@ -233,6 +239,10 @@ impl Engine {
                     reloaded = true;
                     continue;
                 }
+                drop(cache);
+                // Deleted since the plan read it (its pool went with it), or full.
+                let field = format!("l3_network_uuids[{index}]");
+                self.get_l3_network(l3).await.map_err(|e| e.named_in(&field))?;
                 return Err(EngineError::InsufficientCapacity(format!(
                     "L3 network {l3} has no free IP address left"
                 )));
@@ -284,6 +294,11 @@ impl Engine {
                 }
                 Err(e) => {
                     self.ipam.release(l3, alloc.ip);
+                    if e.is_foreign_key_violation() {
+                        // The L3 network was deleted since the plan read it.
+                        let field = format!("l3_network_uuids[{index}]");
+                        return Err(EngineError::missing(field, "L3 network", l3));
+                    }
                     return Err(e);
                 }
             }

@@ -413,7 +413,18 @@ impl Step<CreateCtx> for PlaceVm {
             }
             Ok(rows)
         };
-        let host = e.reserve_host(&req, &insert).await?;
+        let host = match e.reserve_host(&req, &insert).await {
+            Ok(host) => host,
+            // The row names its image: one deleted since the plan read it refuses the row.
+            Err(err) if err.is_foreign_key_violation() => {
+                e.get_image(p.image).await.map_err(|e| e.named_in("image_uuid"))?;
+                return Err(EngineError::Conflict(format!(
+                    "a resource vm {} names was deleted while it was being created",
+                    p.vm
+                )));
+            }
+            Err(err) => return Err(err),
+        };
         let cluster = e.scheduler.index().get(host).map(|c| c.cluster);
         if let Some(j) = &journal {
             j.inserted(journaled.into_inner().unwrap_or_else(|e| e.into_inner()));
