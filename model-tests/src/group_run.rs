@@ -7,7 +7,9 @@
 //!   answer;
 //! - one snapshot of the engine and the simulator is read, and the invariants that need no
 //!   order are checked on it: no VM Running or Paused on a host the group put in Maintenance
-//!   (and which is still in it), no VM placed by the group on a host that was Disabled or in
+//!   (from another state, and which is still in it: a VM may be Running on a host that was
+//!   in Maintenance already, when the host was unreachable as it entered and reported the VM
+//!   running once back), no VM placed by the group on a host that was Disabled or in
 //!   Maintenance throughout, no reference to a resource that does not exist;
 //! - the search (`linearize`) looks for an order of the operations' steps that gives every
 //!   answer the engine gave and the snapshot's state; its end state becomes `actual`.
@@ -166,7 +168,8 @@ fn placement_invariants(
         }
         let Some(h) = v.host else { continue };
         let state = snap.hosts.get(&h).map(|h| h.state);
-        if state == Some(HostState::Maintenance) && maintained.contains(&h) {
+        let entered = before.hosts.get(&h).is_some_and(|b| b.state != HostState::Maintenance);
+        if state == Some(HostState::Maintenance) && entered && maintained.contains(&h) {
             return Some(format!(
                 "{n:?} is {} on {h:?}, which the group put in Maintenance",
                 v.state

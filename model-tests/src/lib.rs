@@ -13,7 +13,8 @@
 //!   model; [`atoms`]: operations as atomic steps and every outcome one may have;
 //! - [`group`]: groups of operations started at once, [`themes`] focused on one race;
 //!   [`group_run`]: running and checking one;
-//!   [`linearize`]: the search for an order of its steps that explains what the engine did;
+//!   [`linearize`]: the search for an order of its steps that explains what the engine did,
+//!   [`commute`]: which operations it need not order;
 //! - [`sut`]: the engine and simulator the operations run against, and the model of what
 //!   really happened; [`ops`]: one operation as an engine call;
 //! - [`api_nodes`] and [`api_apply`]: a two-node run on PostgreSQL with the operations sent to
@@ -31,6 +32,7 @@ pub mod api_nodes;
 pub mod apply;
 pub mod atoms;
 pub mod aux;
+pub mod commute;
 pub mod engine_model;
 pub mod group;
 pub mod group_run;

@@ -19,6 +19,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use crate::atoms::{held, queue, step, Phase, Progress, Queue};
 use crate::aux::AuxNo;
+use crate::commute::{conflict, keys, Key};
 use crate::reference::{HostNo, RefState, VmNo};
 use crate::snapshot::Snapshot;
 use crate::transitions::Transition;
@@ -142,72 +143,6 @@ pub fn explain(start: &RefState, seen: &Observed, budget: usize) -> Verdict {
     }
 }
 
-/// What an operation may read or change, for telling operations that commute apart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Key {
-    Vm(VmNo),
-    Host(HostNo),
-    Aux(AuxNo),
-    /// Placements: hosts' capacity and state, VMs' placement and state, the simulator.
-    Capacity,
-    /// The main L3 networks' addresses.
-    Ips,
-    Config,
-}
-
-/// What `op` may read or change in `state` (more is safe, less is not).
-fn keys(state: &RefState, op: &Transition) -> Vec<Key> {
-    use Transition as T;
-    let vm_image = |vm: &VmNo| state.vms.get(vm).and_then(|v| v.image).map(Key::Aux);
-    let l2_of = |l3: &AuxNo| state.aux.l3s.get(l3).map(|l2| Key::Aux(*l2));
-    let mut k = match op {
-        T::CreateVm { vm, host, image, .. } => {
-            let mut k = vec![Key::Vm(*vm), Key::Capacity, Key::Config, Key::Ips];
-            k.extend(host.map(Key::Host).into_iter().chain(image.map(Key::Aux)));
-            k
-        }
-        T::Start { vm, host } | T::Migrate { vm, to: host } => {
-            let mut k = vec![Key::Vm(*vm), Key::Capacity, Key::Config];
-            k.extend(host.map(Key::Host));
-            k
-        }
-        T::Stop { vm, .. }
-        | T::Reboot { vm }
-        | T::Pause { vm }
-        | T::Resume { vm }
-        | T::Recover { vm } => {
-            vec![Key::Vm(*vm), Key::Capacity]
-        }
-        T::Destroy { vm } | T::Expunge { vm } => {
-            let mut k = vec![Key::Vm(*vm), Key::Capacity, Key::Config, Key::Ips];
-            k.extend(vm_image(vm));
-            k
-        }
-        T::AddHost { host, cluster: Some(c) } => vec![Key::Host(*host), Key::Aux(*c)],
-        T::AddHost { host, cluster: None } => vec![Key::Host(*host), Key::Capacity],
-        // Entering Maintenance migrates VMs where the scheduler's strategy says.
-        T::SetHostState { host, .. } => vec![Key::Host(*host), Key::Capacity, Key::Config],
-        T::RemoveHost { host } => {
-            let mut k = vec![Key::Host(*host), Key::Capacity];
-            k.extend(state.hosts.get(host).and_then(|h| h.cluster).map(Key::Aux));
-            k
-        }
-        T::SetConfig { .. } => vec![Key::Config],
-        T::CreateAux { n, parent, .. } => {
-            let mut k = vec![Key::Aux(*n)];
-            if let crate::aux::Parent::Aux(p) = parent {
-                k.push(Key::Aux(*p));
-            }
-            k
-        }
-        T::DeleteAux { n, .. } => std::iter::once(Key::Aux(*n)).chain(l2_of(n)).collect(),
-        T::CreateIpRange { l3, .. } => std::iter::once(Key::Aux(*l3)).chain(l2_of(l3)).collect(),
-        _ => vec![Key::Capacity, Key::Ips, Key::Config],
-    };
-    k.dedup();
-    k
-}
-
 /// `start` with the numbering counters past everything `ops` create, as after any order of
 /// them: so that a step that changes nothing else leaves the state as it was.
 fn numbered(start: &RefState, ops: &[Transition]) -> RefState {
@@ -244,6 +179,9 @@ impl Search<'_> {
         let ops = self.seen.ops;
         let remaining: Vec<usize> = (0..ops.len()).filter(|&i| slots[i] != Slot::Done).collect();
         let keys: Vec<Vec<Key>> = remaining.iter().map(|&i| keys(state, &ops[i])).collect();
+        let independent = |k: usize| {
+            keys.iter().enumerate().all(|(j, other)| j == k || !conflict(&keys[k], other))
+        };
         remaining.iter().enumerate().find_map(|(k, &i)| {
             if slots[i] != Slot::At(Phase::Start)
                 || queue(&ops[i]).is_some_and(|q| held.contains(&q))
@@ -257,10 +195,7 @@ impl Search<'_> {
             if !answer.matches(self.seen.answers[i].as_deref()) {
                 return None;
             }
-            let alone = keys
-                .iter()
-                .enumerate()
-                .all(|(j, other)| j == k || keys[k].iter().all(|x| !other.contains(x)));
+            let alone = independent(k);
             // A refusal changes nothing wherever it happens (no failures are injected in a
             // group), so one that can happen now can be moved here. An operation that changes
             // nothing now but succeeds may change something later (a host set to the state it
