@@ -1,8 +1,8 @@
 //! Applying an operation to the reference model: the model's half of every step, and the
 //! reference state machine's `apply`.
 //!
-//! [`apply_one`] is an operation that is one atomic step (every operation but a migration and
-//! a host's state change, whose Maintenance evacuates VMs one by one: see `atoms`). It is total: whatever the
+//! [`apply_one`] is an operation that is one atomic step (every operation but a create, a start,
+//! a migration and a host's state change: see `atoms`). It is total: whatever the
 //! state, it returns the answer the engine should give (NOT_FOUND for a VM, host or aux resource
 //! that does not exist, INVALID_STATE for a VM operation its state does not allow), because in a
 //! group another operation may have changed what this one works on. See `engine_model` for the
@@ -79,21 +79,10 @@ pub fn apply_one(state: &mut RefState, t: &Transition) -> Expected {
         return refused;
     }
     match t {
-        T::CreateVm { vm, size, nics, host, image } => {
-            state.next_vm = state.next_vm.max(vm.0 + 1);
-            if image.is_some_and(|i| !state.aux.images.contains_key(&i)) {
-                return Expected::Err(NOT_FOUND);
-            }
-            if let Some(missing) = missing_host(state, *host) {
-                return missing;
-            }
-            state.create_vm(*vm, *size, NIC_SETS[*nics], *host, *image)
-        }
         T::CreateBatch { first, count, size, nics } => {
             state.next_vm = state.next_vm.max(first.0 + count);
             state.create_batch(*first, *count, *size, NIC_SETS[*nics])
         }
-        T::Start { vm, host } => state.start_vm(*vm, *host),
         T::Stop { vm, .. } => state.stop_vm(*vm),
         T::Reboot { vm } => state.power_op(*vm, PowerOp::Reboot),
         T::Pause { vm } => state.power_op(*vm, PowerOp::Pause),
@@ -109,9 +98,13 @@ pub fn apply_one(state: &mut RefState, t: &Transition) -> Expected {
             add_host(state, *host, *cluster)
         }
         T::RemoveHost { host } => remove_host(state, *host),
-        T::SetHostState { .. } | T::Migrate { .. } | T::Group { .. } => {
+        T::CreateVm { .. }
+        | T::Start { .. }
+        | T::Migrate { .. }
+        | T::SetHostState { .. }
+        | T::Group { .. } => {
             unreachable!(
-                "migrations, host state changes and groups are not single steps: see `atoms`"
+                "placements, host state changes and groups are not single steps: see `atoms`"
             )
         }
         T::CrashHost { host } => {

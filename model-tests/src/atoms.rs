@@ -1,8 +1,10 @@
 //! Operations as sequences of atomic steps, and every outcome an operation may have.
 //!
-//! Most operations are one atomic step ([`apply_one`]). Two are not:
-//! - A live migration reserves its target first and moves the VM later; in between the VM
-//!   (Migrating) holds capacity on both hosts, which other placements see.
+//! Most operations are one atomic step ([`apply_one`]). These are not:
+//! - A create or a start chooses its host in the scheduler's index, then reserves it in the
+//!   database (see `placement`: a reservation the database declines is chosen again).
+//! - A live migration chooses and reserves its target likewise, and moves the VM later; in
+//!   between the VM (Migrating) holds capacity on both hosts, which other placements see.
 //! - A host entering Maintenance (CONTRACT.md, "Concurrency semantics" 1) writes the state
 //!   first (from then on no placement on the host succeeds), then evacuates, one step at a
 //!   time and in an unspecified order, "any VM still holding the host, or finish": a Running
@@ -12,7 +14,8 @@
 //!
 //! Other operations may run between those steps (a create placed elsewhere, a stop of a VM
 //! that then needs no evacuation), so the group check (`linearize`) interleaves steps, not
-//! whole operations. Because the order of evacuation is unspecified, where each VM lands is not
+//! whole operations (and run alone, from [`outcomes`], a placement is one step). Because the
+//! order of evacuation is unspecified, where each VM lands is not
 //! determined even for a Maintenance alone: [`outcomes`] gives every end state (and answer) an
 //! operation may reach from a state, deduplicated, and the SUT keeps the one the engine shows.
 //!
@@ -26,7 +29,9 @@ use oxstack_engine::services::host::HostState;
 use oxstack_engine::services::vm::VmState;
 
 use crate::apply::{apply_one, refusal};
+use crate::aux::AuxNo;
 use crate::engine_model::NOT_FOUND;
+use crate::placement;
 use crate::reference::{Expected, HostNo, RefState, VmNo};
 use crate::transitions::Transition;
 
@@ -35,10 +40,15 @@ use crate::transitions::Transition;
 pub enum Phase {
     /// Not started.
     Start,
+    /// A create, start or migration that chose a host in the scheduler's index, to reserve it
+    /// in the database.
+    Placing,
     /// A migration that reserved its target, to move the VM.
     Migrating,
     /// A host entering Maintenance from the given state, evacuating its VMs.
     Evacuating(HostState),
+    /// The same, with `vm`'s target chosen, to reserve.
+    EvacPlacing { from: HostState, vm: VmNo },
     /// The same, with `vm` on its way to the host it reserved.
     Moving { from: HostState, vm: VmNo },
 }
@@ -81,44 +91,97 @@ pub fn queue(t: &Transition) -> Option<Queue> {
 pub fn held(t: &Transition, phase: Phase) -> Vec<Queue> {
     match phase {
         Phase::Start => Vec::new(),
-        Phase::Moving { vm, .. } => queue(t).into_iter().chain([Queue::Vm(vm)]).collect(),
-        Phase::Migrating | Phase::Evacuating(_) => queue(t).into_iter().collect(),
+        Phase::EvacPlacing { vm, .. } | Phase::Moving { vm, .. } => {
+            queue(t).into_iter().chain([Queue::Vm(vm)]).collect()
+        }
+        Phase::Placing | Phase::Migrating | Phase::Evacuating(_) => queue(t).into_iter().collect(),
     }
 }
 
+/// Whether another operation still to run may, between a placement's choice of a host and its
+/// reservation in the database, make the database decline it (see `placement`): a state change
+/// or deletion of the host, the delete of the VM's image (given as the second argument).
+pub type AtRisk<'a> = &'a dyn Fn(HostNo, Option<AuxNo>) -> bool;
+
 /// Every possible result of one step of `t` at `phase` in `state`; none when the step must
 /// wait for something another operation is doing.
-pub fn step(state: &RefState, t: &Transition, phase: Phase) -> Vec<(RefState, Progress)> {
+pub fn step(
+    state: &RefState,
+    t: &Transition,
+    phase: Phase,
+    at_risk: AtRisk,
+) -> Vec<(RefState, Progress)> {
     let mut s = state.clone();
     let done = |s: RefState, answer: Expected| vec![(s, Progress::Done(answer))];
+    use Transition as T;
+    if phase == Phase::Start {
+        if let Some(refused) = refusal(&s, t) {
+            return done(s, refused);
+        }
+    }
     match (t, phase) {
-        (Transition::SetHostState { host, state: to }, Phase::Start) => {
-            vec![start_state_change(s, *host, *to)]
-        }
-        (Transition::SetHostState { host, .. }, Phase::Evacuating(from)) => {
-            evacuate_one(state, *host, from)
-        }
-        (Transition::SetHostState { host, .. }, Phase::Moving { from, vm }) => {
-            vec![finish_move(s, *host, from, vm)]
-        }
-        (Transition::Migrate { vm, to }, Phase::Start) => {
-            if let Some(refused) = refusal(&s, t) {
-                return done(s, refused);
+        (T::CreateVm { vm, size, nics, host, image }, Phase::Start) => {
+            s.next_vm = s.next_vm.max(vm.0 + 1);
+            let missing_image = image.is_some_and(|i| !s.aux.images.contains_key(&i));
+            let missing_host = host.is_some_and(|h| !s.hosts.contains_key(&h));
+            if missing_image || missing_host {
+                return done(s, Expected::Err(NOT_FOUND));
             }
-            match s.reserve_migration(*vm, *to) {
-                Ok(_) => vec![(s, Progress::Next(Phase::Migrating))],
-                Err(refused) => done(s, refused),
-            }
+            vec![placement::create_chosen(s, *vm, (*size, *nics), (*host, *image), at_risk)]
         }
-        (Transition::Migrate { vm, .. }, Phase::Migrating) => {
+        (T::CreateVm { vm, size, nics, host, image }, Phase::Placing) => {
+            vec![placement::create_reserved(s, *vm, (*size, *nics), *host, *image)]
+        }
+        (T::Start { vm, host }, Phase::Start) => {
+            vec![placement::start_chosen(s, *vm, *host, at_risk)]
+        }
+        (T::Start { vm, host }, Phase::Placing) => {
+            vec![placement::start_reserved(s, *vm, *host)]
+        }
+        (T::Migrate { vm, to }, Phase::Start) => {
+            let phases = (Phase::Placing, Phase::Migrating);
+            vec![placement::migration_chosen(s, *vm, *to, phases, at_risk)]
+        }
+        (T::Migrate { vm, to }, Phase::Placing) => {
+            let phases = (Phase::Placing, Phase::Migrating);
+            vec![placement::migration_reserved(s, *vm, *to, phases)]
+        }
+        (T::Migrate { vm, .. }, Phase::Migrating) => {
             let answer = s.finish_migration(*vm);
             done(s, answer)
+        }
+        (T::SetHostState { host, state: to }, Phase::Start) => {
+            vec![start_state_change(s, *host, *to)]
+        }
+        (T::SetHostState { host, .. }, Phase::Evacuating(from)) => {
+            evacuate_one(state, *host, from, at_risk)
+        }
+        (T::SetHostState { host, .. }, Phase::EvacPlacing { from, vm }) => {
+            let phases = (Phase::EvacPlacing { from, vm }, Phase::Moving { from, vm });
+            vec![or_stop(placement::migration_reserved(s, vm, None, phases), *host, from, vm)]
+        }
+        (T::SetHostState { host, .. }, Phase::Moving { from, vm }) => {
+            vec![finish_move(s, *host, from, vm)]
         }
         (_, Phase::Start) => {
             let answer = apply_one(&mut s, t);
             done(s, answer)
         }
         (_, phase) => unreachable!("{t:?} has no phase {phase:?}"),
+    }
+}
+
+/// An evacuation's migration step: when it is refused (no host has room), the VM is stopped
+/// instead.
+fn or_stop(
+    step: (RefState, Progress),
+    host: HostNo,
+    from: HostState,
+    vm: VmNo,
+) -> (RefState, Progress) {
+    match step {
+        (s, Progress::Done(_)) => stop_or_give_up(s, host, from, vm),
+        next => next,
     }
 }
 
@@ -154,7 +217,12 @@ fn start_state_change(mut s: RefState, host: HostNo, to: HostState) -> (RefState
 /// One evacuation step, for each VM that may be the one evacuated: its migration's target
 /// reserved, or it is stopped. Waits while a VM holding the host is in an operation; finishes
 /// when no VM holds it.
-fn evacuate_one(state: &RefState, host: HostNo, from: HostState) -> Vec<(RefState, Progress)> {
+fn evacuate_one(
+    state: &RefState,
+    host: HostNo,
+    from: HostState,
+    at_risk: AtRisk,
+) -> Vec<(RefState, Progress)> {
     let busy = state
         .vms
         .values()
@@ -168,11 +236,12 @@ fn evacuate_one(state: &RefState, host: HostNo, from: HostState) -> Vec<(RefStat
     }
     vms.into_iter()
         .map(|vm| {
-            let mut s = state.clone();
-            if s.vms[&vm].state == VmState::Running && s.reserve_migration(vm, None).is_ok() {
-                return (s, Progress::Next(Phase::Moving { from, vm }));
+            let s = state.clone();
+            if s.vms[&vm].state != VmState::Running {
+                return stop_or_give_up(s, host, from, vm);
             }
-            stop_or_give_up(s, host, from, vm)
+            let phases = (Phase::EvacPlacing { from, vm }, Phase::Moving { from, vm });
+            or_stop(placement::migration_chosen(s, vm, None, phases, at_risk), host, from, vm)
         })
         .collect()
 }
@@ -217,7 +286,7 @@ fn walk(
     seen: &mut HashSet<(RefState, Phase)>,
     out: &mut Vec<(RefState, Expected)>,
 ) {
-    for (s, progress) in step(state, t, phase) {
+    for (s, progress) in step(state, t, phase, &|_, _| false) {
         match progress {
             Progress::Next(next) => {
                 if seen.insert((s.clone(), next)) {

@@ -61,7 +61,18 @@ pub fn keys(state: &RefState, op: &Transition) -> Vec<Key> {
     let placed = vm.and_then(|v| v.host).map(Key::Host);
     let defined = vm.and_then(|v| v.last_host).map(Key::Host);
     let image = vm.and_then(|v| v.image).map(Key::Aux);
-    let l2_of = |l3: &AuxNo| state.aux.l3s.get(l3).map(|l2| Key::Aux(*l2));
+    let a = &state.aux;
+    let l2_of = |l3: &AuxNo| a.l3s.get(l3).map(|l2| Key::Aux(*l2));
+    let parent_of = |n: &AuxNo| {
+        let parent = [a.clusters.get(n), a.l2s.get(n), a.bss.get(n), a.images.get(n)]
+            .into_iter()
+            .flatten()
+            .find_map(|p| match p {
+                Parent::Aux(p) => Some(Key::Aux(*p)),
+                Parent::Main => None,
+            });
+        parent.or_else(|| l2_of(n))
+    };
     let mut k: Vec<Key> = match op {
         T::CreateVm { vm, host: Some(h), image, .. } => {
             [Some(Key::Vm(*vm)), Some(Key::Host(*h)), image.map(Key::Aux)]
@@ -117,7 +128,8 @@ pub fn keys(state: &RefState, op: &Transition) -> Vec<Key> {
             };
             std::iter::once(Key::Aux(*n)).chain(parent).collect()
         }
-        T::DeleteAux { n, .. } => std::iter::once(Key::Aux(*n)).chain(l2_of(n)).collect(),
+        // A child's delete changes whether its parent's delete is refused.
+        T::DeleteAux { n, .. } => std::iter::once(Key::Aux(*n)).chain(parent_of(n)).collect(),
         T::CreateIpRange { l3, .. } => std::iter::once(Key::Aux(*l3)).chain(l2_of(l3)).collect(),
         _ => vec![Key::Scheduler, Key::Config],
     };

@@ -32,15 +32,15 @@ fn err(code: &'static str) -> Expected {
 }
 
 impl RefState {
-    fn vm(&self, vm: VmNo) -> &RefVm {
+    pub(crate) fn vm(&self, vm: VmNo) -> &RefVm {
         &self.vms[&vm]
     }
 
-    fn vm_mut(&mut self, vm: VmNo) -> &mut RefVm {
+    pub(crate) fn vm_mut(&mut self, vm: VmNo) -> &mut RefVm {
         self.vms.get_mut(&vm).expect("transition names a VM the model has")
     }
 
-    /// The create workflow: place, root volume, NICs, create on the host.
+    /// The create workflow, all at once: place, root volume, NICs, create on the host.
     pub fn create_vm(
         &mut self,
         vm: VmNo,
@@ -52,6 +52,19 @@ impl RefState {
         let Some(host) = self.choose(size, designated, None, &[]) else {
             return err(NO_CAPACITY);
         };
+        self.commit_create(vm, size, l3s, image, host)
+    }
+
+    /// The create workflow once `host` is reserved: NICs (refused, and the reservation undone,
+    /// when an L3 network has no free address), create on the host, the VM Running there.
+    pub fn commit_create(
+        &mut self,
+        vm: VmNo,
+        size: usize,
+        l3s: &[usize],
+        image: Option<AuxNo>,
+        host: HostNo,
+    ) -> Expected {
         if l3s.iter().any(|l3| self.ips_free(*l3) == 0) {
             return err(NO_CAPACITY);
         }
@@ -91,17 +104,14 @@ impl RefState {
         Expected::Batch { created }
     }
 
-    /// The start workflow: the host it is defined on if that is schedulable and fits, else one
-    /// the scheduler picks (undefining it on the old host first, ignoring failure).
-    pub fn start_vm(&mut self, vm: VmNo, designated: Option<HostNo>) -> Expected {
+    /// The start workflow once `host` is reserved (the host it is defined on if that is
+    /// schedulable and fits, else one the scheduler picked): started there, or created there
+    /// after undefining it on the old host (a failure of which is ignored). If the host fails
+    /// the call, the reservation is undone and the VM is Stopped as before.
+    pub fn finish_start(&mut self, vm: VmNo, host: HostNo) -> Expected {
         let (size, last) = (self.vm(vm).size, self.vm(vm).last_host);
-        let Some(host) = self.choose(size, designated, last, &[]) else {
-            return err(NO_CAPACITY);
-        };
-        if last == Some(host) {
-            if self.sim_start(vm, host).is_err() {
-                return err(HYPERVISOR);
-            }
+        let started = if last == Some(host) {
+            self.sim_start(vm, host)
         } else {
             if let Some(old) = last {
                 // A failure is logged and ignored; the VM then stays defined on the old host
@@ -110,16 +120,18 @@ impl RefState {
                     self.vm_mut(vm).last_host = None;
                 }
             }
-            if self.sim_create(vm, host, size).is_err() {
-                return err(HYPERVISOR);
-            }
-        }
+            self.sim_create(vm, host, size)
+        };
         let v = self.vm_mut(vm);
+        if started.is_err() {
+            (v.state, v.host) = (VmState::Stopped, None);
+            return err(HYPERVISOR);
+        }
         (v.state, v.host, v.last_host) = (VmState::Running, Some(host), Some(host));
         Expected::Ok
     }
 
-    fn placed(&self, vm: VmNo) -> HostNo {
+    pub(crate) fn placed(&self, vm: VmNo) -> HostNo {
         self.vm(vm).host.expect("a running or paused VM holds a host")
     }
 
@@ -149,24 +161,9 @@ impl RefState {
         Expected::Ok
     }
 
-    /// The first half of a live migration: the target, named or picked by the scheduler (never
-    /// the current host; naming it is a CONFLICT), is reserved, and the VM, now Migrating,
-    /// holds both hosts until [`RefState::finish_migration`].
-    pub fn reserve_migration(&mut self, vm: VmNo, to: Option<HostNo>) -> Result<HostNo, Expected> {
-        let (size, source) = (self.vm(vm).size, self.placed(vm));
-        if to == Some(source) {
-            return Err(err(CONFLICT));
-        }
-        let Some(target) = self.choose(size, to, None, &[source]) else {
-            return Err(err(NO_CAPACITY));
-        };
-        let v = self.vm_mut(vm);
-        (v.state, v.target) = (VmState::Migrating, Some(target));
-        Ok(target)
-    }
-
-    /// The second half: the hypervisor moves the VM; then it holds only the target. If the
-    /// move fails the target is given back and the VM is Running where it was.
+    /// The end of a live migration whose target is reserved (see `placement`): the hypervisor
+    /// moves the VM; then it holds only the target. If the move fails the target is given back
+    /// and the VM is Running where it was.
     pub fn finish_migration(&mut self, vm: VmNo) -> Expected {
         let (source, target) = (self.placed(vm), self.vm(vm).target.expect("a migration target"));
         let moved = self.sim_migrate(vm, source, target).is_ok();

@@ -10,7 +10,8 @@
 //! - [`sim_model`] and [`engine_model`]: what each hypervisor call and engine operation does to
 //!   the model;
 //! - [`transitions`]: the operations and which are valid when; [`apply`]: applying one to the
-//!   model; [`atoms`]: operations as atomic steps and every outcome one may have;
+//!   model; [`atoms`]: operations as atomic steps and every outcome one may have,
+//!   [`placement`]: the scheduler's two steps (its index, then the database);
 //! - [`group`]: groups of operations started at once, [`themes`] focused on one race;
 //!   [`group_run`]: running and checking one;
 //!   [`linearize`]: the search for an order of its steps that explains what the engine did,
@@ -40,6 +41,7 @@ pub mod invariants;
 pub mod linearize;
 pub mod machine;
 pub mod ops;
+pub mod placement;
 pub mod reference;
 pub mod sim_model;
 pub mod snapshot;

@@ -17,6 +17,8 @@
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
+use oxstack_engine::services::host::HostState;
+
 use crate::atoms::{held, queue, step, Phase, Progress, Queue};
 use crate::aux::AuxNo;
 use crate::commute::{conflict, keys, Key};
@@ -159,10 +161,11 @@ fn numbered(start: &RefState, ops: &[Transition]) -> RefState {
 }
 
 impl Search<'_> {
-    /// An operation not started, free to start, whose single possible step gives the engine's
-    /// answer and either is a refusal (which changes nothing) or touches nothing another
-    /// remaining operation touches ([`keys`]): taking it now loses no order (it can be moved
-    /// here in any order that explains the group), so the search takes it without branching.
+    /// An operation free to take its next step, whose step has a single possible result (and
+    /// gives the engine's answer if it is the last), which either is a refusal that changes
+    /// nothing or touches nothing another remaining operation touches ([`keys`]): taking it now
+    /// loses no order (it can be moved here in any order that explains the group), so the search
+    /// takes it without branching.
     fn note(&mut self, why: impl FnOnce() -> String) {
         if self.path.len() >= self.closest.0 {
             let path = format!("after steps of operations {:?}", self.path);
@@ -170,12 +173,30 @@ impl Search<'_> {
         }
     }
 
+    /// Whether an operation other than `i` not started yet may make the database decline a
+    /// placement on `host` (or of a VM from `image`): see `atoms::AtRisk`.
+    fn at_risk(&self, slots: &[Slot], i: usize, host: HostNo, image: Option<AuxNo>) -> bool {
+        self.seen.ops.iter().zip(slots).enumerate().any(|(j, (op, slot))| {
+            j != i
+                && *slot == Slot::At(Phase::Start)
+                && match op {
+                    // Only leaving Enabled makes the database decline a placement.
+                    Transition::SetHostState { host: h, state } => {
+                        *h == host && *state != HostState::Enabled
+                    }
+                    Transition::RemoveHost { host: h } => *h == host,
+                    Transition::DeleteAux { n, .. } => Some(*n) == image,
+                    _ => false,
+                }
+        })
+    }
+
     fn free_step(
         &self,
         state: &RefState,
         slots: &[Slot],
         held: &[Queue],
-    ) -> Option<(usize, RefState)> {
+    ) -> Option<(usize, RefState, Slot)> {
         let ops = self.seen.ops;
         let remaining: Vec<usize> = (0..ops.len()).filter(|&i| slots[i] != Slot::Done).collect();
         let keys: Vec<Vec<Key>> = remaining.iter().map(|&i| keys(state, &ops[i])).collect();
@@ -183,25 +204,27 @@ impl Search<'_> {
             keys.iter().enumerate().all(|(j, other)| j == k || !conflict(&keys[k], other))
         };
         remaining.iter().enumerate().find_map(|(k, &i)| {
-            if slots[i] != Slot::At(Phase::Start)
-                || queue(&ops[i]).is_some_and(|q| held.contains(&q))
-            {
+            let Slot::At(phase) = slots[i] else { return None };
+            if phase == Phase::Start && queue(&ops[i]).is_some_and(|q| held.contains(&q)) {
                 return None;
             }
-            let mut steps = step(state, &ops[i], Phase::Start);
-            let [(next, Progress::Done(answer))] = steps.as_mut_slice() else {
-                return None;
+            let mut steps = step(state, &ops[i], phase, &|h, img| self.at_risk(slots, i, h, img));
+            let [(next, progress)] = steps.as_mut_slice() else { return None };
+            let (slot, refused) = match progress {
+                Progress::Next(p) => (Slot::At(*p), false),
+                Progress::Done(answer) => {
+                    if !answer.matches(self.seen.answers[i].as_deref()) {
+                        return None;
+                    }
+                    // A refusal that changes nothing changes nothing wherever it happens (no
+                    // failures are injected in a group), so one that can happen now can be moved
+                    // here. A success that changes nothing now may change something later (a
+                    // host set to the state it is in), so it is not taken unless it is alone.
+                    (Slot::Done, self.seen.answers[i].is_some() && *next == *state)
+                }
             };
-            if !answer.matches(self.seen.answers[i].as_deref()) {
-                return None;
-            }
-            let alone = independent(k);
-            // A refusal changes nothing wherever it happens (no failures are injected in a
-            // group), so one that can happen now can be moved here. An operation that changes
-            // nothing now but succeeds may change something later (a host set to the state it
-            // is in), so it is not taken unless it is alone.
-            let refused = self.seen.answers[i].is_some() && *next == *state;
-            (refused || alone).then(|| (i, std::mem::replace(next, RefState::new(0))))
+            (refused || independent(k))
+                .then(|| (i, std::mem::replace(next, RefState::new(0)), slot))
         })
     }
 
@@ -237,12 +260,12 @@ impl Search<'_> {
                 Slot::Done => Vec::new(),
             })
             .collect();
-        if let Some((i, next)) = self.free_step(state, slots, &held) {
-            slots[i] = Slot::Done;
+        if let Some((i, next, slot)) = self.free_step(state, slots, &held) {
+            let before = std::mem::replace(&mut slots[i], slot);
             self.path.push(i);
             let found = self.dfs(&next, slots)?;
             self.path.pop();
-            slots[i] = Slot::At(Phase::Start);
+            slots[i] = before;
             return Ok(found);
         }
         for &i in self.seen.completed {
@@ -250,7 +273,8 @@ impl Search<'_> {
             if phase == Phase::Start && queue(&ops[i]).is_some_and(|q| held.contains(&q)) {
                 continue;
             }
-            for (next, progress) in step(state, &ops[i], phase) {
+            let at_risk = |h, img| self.at_risk(slots, i, h, img);
+            for (next, progress) in step(state, &ops[i], phase, &at_risk) {
                 let slot = match progress {
                     Progress::Next(p) => Slot::At(p),
                     Progress::Done(answer) => {

@@ -122,6 +122,15 @@ pub struct SimDef {
     pub size: usize,
 }
 
+/// A reservation the scheduler made in its in-memory index and has not yet made (or had
+/// declined) in the database: other placements on the node see it, the database does not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Phantom {
+    pub host: HostNo,
+    /// Index into [`SIZES`].
+    pub size: usize,
+}
+
 /// What the engine should answer to an operation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Expected {
@@ -181,6 +190,9 @@ pub struct RefState {
     pub config: RefConfig,
     /// Zones, clusters, networks, storages and images beyond the main ones (see `aux`).
     pub aux: AuxState,
+    /// Placements chosen in the scheduler's index and not yet reserved in the database, by the
+    /// VM they are for (see `placement`).
+    pub phantoms: BTreeMap<VmNo, Phantom>,
     pub next_vm: u32,
     pub next_host: u32,
 }
@@ -231,6 +243,7 @@ impl RefState {
                 sync_every_pings: 1,
             },
             aux: AuxState::default(),
+            phantoms: BTreeMap::new(),
             next_vm: 0,
             next_host: INITIAL_HOSTS,
         }
@@ -297,16 +310,34 @@ impl RefState {
         self.hosts.len() - self.main_hosts()
     }
 
-    /// Free memory of `host` as the engine's capacity index has it.
-    pub fn free_memory(&self, host: HostNo) -> u64 {
-        host_memory(host) - self.engine_used(host).1
+    /// (vCPUs, memory) the scheduler's index counts on `host`: the database's and the
+    /// placements chosen there and not yet reserved in the database.
+    pub fn index_used(&self, host: HostNo) -> (u32, u64) {
+        let (c, m) = self.engine_used(host);
+        self.phantoms.values().filter(|p| p.host == host).fold((c, m), |(c, m), p| {
+            let (pc, pm) = SIZES[p.size];
+            (c + pc, m + pm)
+        })
     }
 
-    /// Whether a VM of size `size` fits on `host` by the engine's accounting.
+    /// Free memory of `host` as the engine's capacity index has it.
+    pub fn free_memory(&self, host: HostNo) -> u64 {
+        host_memory(host) - self.index_used(host).1
+    }
+
+    /// Whether a VM of size `size` fits on `host` by the engine's capacity index.
     pub fn fits(&self, host: HostNo, size: usize) -> bool {
-        let (c, m) = self.engine_used(host);
+        let (c, m) = self.index_used(host);
         let (vc, vm) = SIZES[size];
         c + vc <= HOST_CPUS && m + vm <= host_memory(host)
+    }
+
+    /// Whether the database reserves room for a VM of `size` on `host`: it is schedulable and
+    /// has room by what the database holds.
+    pub fn db_accepts(&self, host: HostNo, size: usize) -> bool {
+        let (c, m) = self.engine_used(host);
+        let (vc, vm) = SIZES[size];
+        self.schedulable(host) && c + vc <= HOST_CPUS && m + vm <= host_memory(host)
     }
 
     /// Whether a VM of `size` fits on `host` by the simulator's accounting.
@@ -316,9 +347,9 @@ impl RefState {
         c + vc <= HOST_CPUS && m + vmem <= host_memory(host)
     }
 
-    /// The host the engine's scheduler chooses for a VM of `size`, as `choose_host` does: the
-    /// designated host or nothing; else the preferred host if it is schedulable and fits; else
-    /// the best schedulable host that fits and is not avoided.
+    /// The host the engine's scheduler chooses for a VM of `size`, as `choose_host` does (by its
+    /// index): the designated host or nothing; else the preferred host if it is schedulable and
+    /// fits; else the best schedulable host that fits; never an avoided one.
     pub fn choose(
         &self,
         size: usize,
