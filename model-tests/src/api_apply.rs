@@ -10,9 +10,8 @@ use oxstack_hypervisor::VmId;
 use serde_json::{json, Value};
 
 use crate::api_nodes::{host_body, to_json, Answer, ApiNode};
-use crate::aux::AuxKind;
 use crate::ops::{self, Made};
-use crate::sut::{AuxId, Created, Sut};
+use crate::sut::{Created, Sut};
 use crate::transitions::{Transition, CONFIG_CHANGES};
 
 /// The VM collection; every request to it here asks `?wait=true`, for the outcome, not a job.
@@ -81,7 +80,7 @@ impl Sut {
                 let (path, body) = self.aux_create(*kind, *n, *parent);
                 let a = rt.block_on(api.post(path, body));
                 if a.code.is_none() {
-                    let id = aux_id(*kind, &a.body);
+                    let id = ops::aux_id(*kind, &a.body);
                     made = Some(Made::Aux(*n, id));
                 }
                 a
@@ -140,18 +139,6 @@ async fn vm_action(api: &ApiNode, vm: VmId, op: VmOp) -> Answer {
 /// A created VM's ID and host, from the VM in the answer.
 fn created(a: &Answer) -> Created {
     Created { vm: uuid_field(&a.body, "uuid"), host: uuid_field(&a.body, "host_uuid") }
-}
-
-/// The ID of the aux resource of `kind` an answer's body describes.
-fn aux_id(kind: AuxKind, body: &Value) -> AuxId {
-    match kind {
-        AuxKind::Zone => AuxId::Zone(uuid_field(body, "uuid")),
-        AuxKind::Cluster => AuxId::Cluster(uuid_field(body, "uuid")),
-        AuxKind::L2 => AuxId::L2(uuid_field(body, "uuid")),
-        AuxKind::L3 => AuxId::L3(uuid_field(body, "uuid")),
-        AuxKind::Bs => AuxId::Bs(uuid_field(body, "uuid")),
-        AuxKind::Image => AuxId::Image(uuid_field(body, "uuid")),
-    }
 }
 
 /// A typed ID from a field of an answer's body.

@@ -71,19 +71,11 @@ pub enum Queue {
 
 /// The queue `t` takes when it starts, if any.
 pub fn queue(t: &Transition) -> Option<Queue> {
-    use Transition as T;
     match t {
-        T::SetHostState { host, .. } | T::RemoveHost { host } => Some(Queue::Host(*host)),
-        T::Start { vm, .. }
-        | T::Stop { vm, .. }
-        | T::Reboot { vm }
-        | T::Pause { vm }
-        | T::Resume { vm }
-        | T::Migrate { vm, .. }
-        | T::Destroy { vm }
-        | T::Recover { vm }
-        | T::Expunge { vm } => Some(Queue::Vm(*vm)),
-        _ => None,
+        Transition::SetHostState { host, .. } | Transition::RemoveHost { host } => {
+            Some(Queue::Host(*host))
+        }
+        _ => t.vm_acted_on().map(Queue::Vm),
     }
 }
 

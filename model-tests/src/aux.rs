@@ -238,6 +238,19 @@ impl AuxState {
     }
 }
 
+/// The delete of `n` from `map`: NOT_FOUND when it is not there, CONFLICT while it has
+/// `children`.
+fn delete_parent<V>(map: &mut BTreeMap<AuxNo, V>, n: AuxNo, children: bool) -> Expected {
+    if !map.contains_key(&n) {
+        return Expected::Err(NOT_FOUND);
+    }
+    if children {
+        return Expected::Err(CONFLICT);
+    }
+    map.remove(&n);
+    Expected::Ok
+}
+
 /// Creating and deleting aux resources, as the engine answers them.
 impl RefState {
     /// `POST /v1/zones`.
@@ -279,26 +292,14 @@ impl RefState {
 
     /// `DELETE /v1/clusters/C`: refused while it has hosts.
     pub fn delete_cluster(&mut self, cluster: AuxNo) -> Expected {
-        if !self.aux.clusters.contains_key(&cluster) {
-            return Expected::Err(NOT_FOUND);
-        }
-        if self.hosts.values().any(|h| h.cluster == Some(cluster)) {
-            return Expected::Err(CONFLICT);
-        }
-        self.aux.clusters.remove(&cluster);
-        Expected::Ok
+        let hosts = self.hosts.values().any(|h| h.cluster == Some(cluster));
+        delete_parent(&mut self.aux.clusters, cluster, hosts)
     }
 
     /// `DELETE /v1/l2-networks/L`: refused while it has L3 networks.
     pub fn delete_l2(&mut self, l2: AuxNo) -> Expected {
-        if !self.aux.l2s.contains_key(&l2) {
-            return Expected::Err(NOT_FOUND);
-        }
-        if self.aux.l3s.values().any(|p| *p == l2) {
-            return Expected::Err(CONFLICT);
-        }
-        self.aux.l2s.remove(&l2);
-        Expected::Ok
+        let l3s = self.aux.l3s.values().any(|p| *p == l2);
+        delete_parent(&mut self.aux.l2s, l2, l3s)
     }
 
     /// `POST /v1/l3-networks` on an aux L2 network.
@@ -334,14 +335,8 @@ impl RefState {
 
     /// `DELETE /v1/backup-storages/B`: refused while it holds images.
     pub fn delete_bs(&mut self, bs: AuxNo) -> Expected {
-        if !self.aux.bss.contains_key(&bs) {
-            return Expected::Err(NOT_FOUND);
-        }
-        if self.aux.images.values().any(|p| *p == Parent::Aux(bs)) {
-            return Expected::Err(CONFLICT);
-        }
-        self.aux.bss.remove(&bs);
-        Expected::Ok
+        let images = self.aux.images.values().any(|p| *p == Parent::Aux(bs));
+        delete_parent(&mut self.aux.bss, bs, images)
     }
 
     /// `POST /v1/images` on a backup storage (which always has room).
@@ -357,13 +352,7 @@ impl RefState {
 
     /// `DELETE /v1/images/I`: refused while any VM row (destroyed ones included) uses it.
     pub fn delete_image(&mut self, image: AuxNo) -> Expected {
-        if !self.aux.images.contains_key(&image) {
-            return Expected::Err(NOT_FOUND);
-        }
-        if self.vms.values().any(|v| v.image == Some(image)) {
-            return Expected::Err(CONFLICT);
-        }
-        self.aux.images.remove(&image);
-        Expected::Ok
+        let vms = self.vms.values().any(|v| v.image == Some(image));
+        delete_parent(&mut self.aux.images, image, vms)
     }
 }

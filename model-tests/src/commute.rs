@@ -45,18 +45,7 @@ pub fn conflict(a: &[Key], b: &[Key]) -> bool {
 /// What `op` may read or change in `state`.
 pub fn keys(state: &RefState, op: &Transition) -> Vec<Key> {
     use Transition as T;
-    let vm = state.vms.get(&match op {
-        T::Start { vm, .. }
-        | T::Stop { vm, .. }
-        | T::Reboot { vm }
-        | T::Pause { vm }
-        | T::Resume { vm }
-        | T::Migrate { vm, .. }
-        | T::Destroy { vm }
-        | T::Recover { vm }
-        | T::Expunge { vm } => *vm,
-        _ => VmNo(u32::MAX),
-    });
+    let vm = op.vm_acted_on().and_then(|v| state.vms.get(&v));
     // The hosts the VM holds or is defined on, and the image it was made from.
     let placed = vm.and_then(|v| v.host).map(Key::Host);
     let defined = vm.and_then(|v| v.last_host).map(Key::Host);

@@ -49,17 +49,11 @@ impl Unsettled {
         let mut u = Unsettled::default();
         for op in ops {
             match op {
-                T::CreateVm { vm, .. }
-                | T::Start { vm, .. }
-                | T::Stop { vm, .. }
-                | T::Reboot { vm }
-                | T::Pause { vm }
-                | T::Resume { vm }
-                | T::Migrate { vm, .. }
-                | T::Destroy { vm }
-                | T::Recover { vm }
-                | T::Expunge { vm } => {
+                T::CreateVm { vm, .. } => {
                     u.vms.insert(*vm);
+                }
+                _ if op.vm_acted_on().is_some() => {
+                    u.vms.extend(op.vm_acted_on());
                 }
                 T::SetHostState { host, state } => {
                     u.hosts.insert(*host);

@@ -11,6 +11,7 @@ use oxstack_hypervisor::{HostId, OpKind, StopMode, VmId};
 use oxstack_simulator::{FaultRule, SimCloud};
 use serde_json::{json, Value};
 
+use crate::api_nodes::to_json;
 use crate::aux::{AuxKind, AuxNo, Parent, RANGES, RANGE_NET};
 use crate::reference::{FaultOp, HostNo, VmNo, GIB, ROOT_BYTES};
 use crate::sut::{AuxId, Sut};
@@ -114,7 +115,7 @@ impl Sut {
             T::DeleteAux { n, .. } => delete_aux(e, self.aux_id(*n)).await,
             T::CreateIpRange { l3, range } => {
                 let AuxId::L3(id) = self.aux_id(*l3) else { panic!("{l3:?} is not an L3 network") };
-                let req = serde_json::from_value(range_request(*range)).expect("an IP range");
+                let req = request(range_request(*range));
                 Answer::of(e.create_ip_range(id, req).await)
             }
             T::CreateBatch { .. } | T::Group { .. } => {
@@ -168,38 +169,41 @@ impl Sut {
 
     async fn create_aux(&self, e: &Engine, kind: AuxKind, n: AuxNo, parent: Parent) -> Answer {
         let (_, body) = self.aux_create(kind, n, parent);
-        match kind {
-            AuxKind::Zone => {
-                let r = e.create_zone(request(body, "a zone")).await;
-                answer(r, |z| Made::Aux(n, AuxId::Zone(z.uuid)))
-            }
-            AuxKind::Cluster => {
-                let r = e.create_cluster(request(body, "a cluster"));
-                answer(r.await, |c| Made::Aux(n, AuxId::Cluster(c.uuid)))
-            }
-            AuxKind::L2 => {
-                let r = e.create_l2_network(request(body, "an L2"));
-                answer(r.await, |l| Made::Aux(n, AuxId::L2(l.uuid)))
-            }
-            AuxKind::L3 => {
-                let r = e.create_l3_network(request(body, "an L3"));
-                answer(r.await, |l| Made::Aux(n, AuxId::L3(l.uuid)))
-            }
-            AuxKind::Bs => {
-                let r = e.create_backup_storage(request(body, "a BS"));
-                answer(r.await, |b| Made::Aux(n, AuxId::Bs(b.uuid)))
-            }
-            AuxKind::Image => {
-                let r = e.create_image(request(body, "an image"));
-                answer(r.await, |i| Made::Aux(n, AuxId::Image(i.uuid)))
-            }
-        }
+        let created: Result<Value, EngineError> = match kind {
+            AuxKind::Zone => e.create_zone(request(body)).await.map(|r| to_json(&r)),
+            AuxKind::Cluster => e.create_cluster(request(body)).await.map(|r| to_json(&r)),
+            AuxKind::L2 => e.create_l2_network(request(body)).await.map(|r| to_json(&r)),
+            AuxKind::L3 => e.create_l3_network(request(body)).await.map(|r| to_json(&r)),
+            AuxKind::Bs => e.create_backup_storage(request(body)).await.map(|r| to_json(&r)),
+            AuxKind::Image => e.create_image(request(body)).await.map(|r| to_json(&r)),
+        };
+        answer(created, |v| Made::Aux(n, aux_id(kind, v)))
+    }
+}
+
+/// The ID of the aux resource of `kind` that `body` (a created resource as JSON, or the API's
+/// answer) describes.
+pub fn aux_id(kind: AuxKind, body: &Value) -> AuxId {
+    fn id<T: std::str::FromStr>(body: &Value) -> T {
+        body["uuid"]
+            .as_str()
+            .and_then(|u| u.parse().ok())
+            .unwrap_or_else(|| panic!("no uuid in the created resource {body}"))
+    }
+    match kind {
+        AuxKind::Zone => AuxId::Zone(id(body)),
+        AuxKind::Cluster => AuxId::Cluster(id(body)),
+        AuxKind::L2 => AuxId::L2(id(body)),
+        AuxKind::L3 => AuxId::L3(id(body)),
+        AuxKind::Bs => AuxId::Bs(id(body)),
+        AuxKind::Image => AuxId::Image(id(body)),
     }
 }
 
 /// A request type read from the JSON body built for it.
-fn request<T: serde::de::DeserializeOwned>(body: Value, what: &str) -> T {
-    serde_json::from_value(body).unwrap_or_else(|e| panic!("the request creating {what}: {e}"))
+fn request<T: serde::de::DeserializeOwned>(body: Value) -> T {
+    serde_json::from_value(body.clone())
+        .unwrap_or_else(|e| panic!("the request body {body} does not read as its type: {e}"))
 }
 
 /// The JSON body adding `RANGES[range]`.

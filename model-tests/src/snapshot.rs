@@ -243,7 +243,6 @@ impl Sut {
         let bss = self.rt.block_on(e.list_backup_storages(&all())).expect("list BSs").items;
         let images = self.rt.block_on(e.list_images(&all())).expect("list images").items;
         let mut a = SnapAux::default();
-        let zone_ids: BTreeSet<_> = zones.iter().map(|z| z.uuid).collect();
         let mut sort = |id: AuxId, name: &str| -> Option<AuxNo> {
             if self.main_ids().contains(&id) {
                 return None;
@@ -265,35 +264,16 @@ impl Sut {
             images.iter().map(|i| sort(AuxId::Image(i.uuid), &i.name)).collect();
         a.zones = zone_nos.into_iter().flatten().collect();
         for (c, n) in clusters.iter().zip(cluster_nos) {
-            if !zone_ids.contains(&c.zone_uuid) {
-                a.dangling.push(format!(
-                    "cluster {} is in zone {} which does not exist",
-                    c.name, c.zone_uuid
-                ));
-            }
             if let Some(n) = n {
                 a.clusters.insert(n, self.parent_of(AuxId::Zone(c.zone_uuid)));
             }
         }
         for (l, n) in l2s.iter().zip(l2_nos) {
-            if !zone_ids.contains(&l.zone_uuid) {
-                a.dangling.push(format!(
-                    "L2 network {} is in zone {} which does not exist",
-                    l.name, l.zone_uuid
-                ));
-            }
             if let Some(n) = n {
                 a.l2s.insert(n, self.parent_of(AuxId::Zone(l.zone_uuid)));
             }
         }
-        let l2_ids: BTreeSet<_> = l2s.iter().map(|l| l.uuid).collect();
         for (l, n) in l3s.iter().zip(l3_nos) {
-            if !l2_ids.contains(&l.l2_network_uuid) {
-                a.dangling.push(format!(
-                    "L3 network {} is on L2 {} which does not exist",
-                    l.name, l.l2_network_uuid
-                ));
-            }
             let Some(n) = n else { continue };
             let ranges = self.rt.block_on(e.list_ip_ranges(l.uuid)).expect("list IP ranges");
             let host_part = |ip: std::net::Ipv4Addr| {
@@ -316,12 +296,6 @@ impl Sut {
             a.l3s.insert(n, snap);
         }
         for (b, n) in bss.iter().zip(bs_nos) {
-            if !zone_ids.contains(&b.zone_uuid) {
-                a.dangling.push(format!(
-                    "backup storage {} is in zone {} which does not exist",
-                    b.name, b.zone_uuid
-                ));
-            }
             match n {
                 Some(n) => {
                     a.bss.insert(n, (self.parent_of(AuxId::Zone(b.zone_uuid)), b.used_bytes));
@@ -330,31 +304,48 @@ impl Sut {
                 None => {}
             }
         }
-        let bs_ids: BTreeSet<_> = bss.iter().map(|b| b.uuid).collect();
         for (i, n) in images.iter().zip(image_nos) {
-            if !bs_ids.contains(&i.backup_storage_uuid) {
-                a.dangling.push(format!(
-                    "image {} is on backup storage {} which does not exist",
-                    i.name, i.backup_storage_uuid
-                ));
-            }
             if let Some(n) = n {
                 a.images.insert(n, self.parent_of(AuxId::Bs(i.backup_storage_uuid)));
             }
         }
-        let image_ids: BTreeSet<_> = images.iter().map(|i| i.uuid).collect();
-        for v in vms.values().filter(|v| !image_ids.contains(&v.image_uuid)) {
-            a.dangling.push(format!(
-                "vm {} ({}) was created from image {} which does not exist",
-                v.name, v.state, v.image_uuid
-            ));
-        }
-        let cluster_ids: BTreeSet<_> = clusters.iter().map(|c| c.uuid).collect();
-        for h in hosts.iter().filter(|h| !cluster_ids.contains(&h.cluster_uuid)) {
-            a.dangling.push(format!(
-                "host {} is in cluster {} which does not exist",
-                h.name, h.cluster_uuid
-            ));
+        let ids = |uuids: Vec<String>| uuids.into_iter().collect::<BTreeSet<String>>();
+        let zone_ids = ids(zones.iter().map(|z| z.uuid.to_string()).collect());
+        let cluster_ids = ids(clusters.iter().map(|c| c.uuid.to_string()).collect());
+        let l2_ids = ids(l2s.iter().map(|l| l.uuid.to_string()).collect());
+        let bs_ids = ids(bss.iter().map(|b| b.uuid.to_string()).collect());
+        let image_ids = ids(images.iter().map(|i| i.uuid.to_string()).collect());
+        // (what, its name, what it names, that resource's uuid, the uuids that exist)
+        let references =
+            clusters
+                .iter()
+                .map(|c| ("cluster", &c.name, "zone", c.zone_uuid.to_string(), &zone_ids))
+                .chain(
+                    l2s.iter().map(|l| {
+                        ("L2 network", &l.name, "zone", l.zone_uuid.to_string(), &zone_ids)
+                    }),
+                )
+                .chain(l3s.iter().map(|l| {
+                    ("L3 network", &l.name, "L2 network", l.l2_network_uuid.to_string(), &l2_ids)
+                }))
+                .chain(bss.iter().map(|b| {
+                    ("backup storage", &b.name, "zone", b.zone_uuid.to_string(), &zone_ids)
+                }))
+                .chain(images.iter().map(|i| {
+                    ("image", &i.name, "backup storage", i.backup_storage_uuid.to_string(), &bs_ids)
+                }))
+                .chain(
+                    vms.values()
+                        .map(|v| ("vm", &v.name, "image", v.image_uuid.to_string(), &image_ids)),
+                )
+                .chain(hosts.iter().map(|h| {
+                    ("host", &h.name, "cluster", h.cluster_uuid.to_string(), &cluster_ids)
+                }));
+        for (what, name, names, uuid, existing) in references {
+            if !existing.contains(&uuid) {
+                a.dangling
+                    .push(format!("{what} {name} names {names} {uuid}, which does not exist"));
+            }
         }
         a
     }

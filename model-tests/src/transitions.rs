@@ -523,6 +523,23 @@ pub fn aux_parent_exists(state: &RefState, kind: AuxKind, parent: Parent) -> boo
 }
 
 impl Transition {
+    /// The existing VM a VM action works on (not a create's new VM).
+    pub fn vm_acted_on(&self) -> Option<VmNo> {
+        use Transition as T;
+        match self {
+            T::Start { vm, .. }
+            | T::Stop { vm, .. }
+            | T::Reboot { vm }
+            | T::Pause { vm }
+            | T::Resume { vm }
+            | T::Migrate { vm, .. }
+            | T::Destroy { vm }
+            | T::Recover { vm }
+            | T::Expunge { vm } => Some(*vm),
+            _ => None,
+        }
+    }
+
     /// The operation's name, for statistics.
     pub fn kind(&self) -> &'static str {
         use Transition as T;
