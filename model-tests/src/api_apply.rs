@@ -1,13 +1,16 @@
 //! The steps of a run over the bus as API requests (see `api_nodes`): which request each
-//! transition is, and what its answer means for the SUT's numbering of hosts and VMs.
+//! transition is, and what its answer means for the SUT's numbering of hosts, VMs and aux
+//! resources. Every operation a step can be has its request here; the operations of a group
+//! call the engine of the node whose turn it is directly (see `sut`).
 
 use axum::http::Method;
-use oxstack_engine::services::host::{HostState, UpdateHost};
+use oxstack_engine::services::host::UpdateHost;
 use oxstack_engine::services::vm::VmOp;
 use oxstack_hypervisor::VmId;
 use serde_json::{json, Value};
 
 use crate::api_nodes::{host_body, to_json, Answer, ApiNode};
+use crate::ops::{self, Made};
 use crate::sut::{Created, Sut};
 use crate::transitions::{Transition, CONFIG_CHANGES};
 
@@ -15,19 +18,20 @@ use crate::transitions::{Transition, CONFIG_CHANGES};
 const VMS: &str = "/v1/vm-instances";
 
 impl Sut {
-    /// Runs `t` as an API request on node `node` when it is one, and returns its error code
-    /// (`Some(None)` for success); `None` when `t` is not an API call.
-    pub(crate) fn apply_over_api(&mut self, node: usize, t: &Transition) -> Option<Option<String>> {
+    /// Runs `t` as an API request on node `node` when it is one, and returns the answer;
+    /// `None` when `t` is not an API call.
+    pub(crate) fn apply_over_api(&self, node: usize, t: &Transition) -> Option<ops::Answer> {
         use Transition as T;
         let api = &self.api.as_ref()?[node];
         let rt = &self.rt;
         let vm_path = |vm: VmId, action: &str| format!("{VMS}/{vm}/{action}?wait=true");
+        let mut made = None;
         let answer = match t {
-            T::CreateVm { vm, size, nics, host } => {
-                let req = to_json(&self.create_req(*vm, *size, *nics, *host));
+            T::CreateVm { vm, size, nics, host, image } => {
+                let req = to_json(&self.create_req(*vm, *size, *nics, *host, *image));
                 let a = rt.block_on(api.post(&format!("{VMS}?wait=true"), req));
                 if a.code.is_none() {
-                    self.vms.insert(*vm, created(&a).vm);
+                    made = Some(Made::Vm(*vm, created(&a).vm));
                 }
                 a
             }
@@ -50,11 +54,11 @@ impl Sut {
             T::Recover { vm } => rt.block_on(vm_action(api, self.vm(*vm), VmOp::Recover)),
             T::Expunge { vm } => rt.block_on(vm_action(api, self.vm(*vm), VmOp::Expunge)),
             T::WrongState { vm, op } => rt.block_on(vm_action(api, self.vm(*vm), *op)),
-            T::AddHost { host } => {
-                let req = to_json(&self.add_host_req(*host));
+            T::AddHost { host, cluster } => {
+                let req = to_json(&self.add_host_req(*host, *cluster));
                 let a = rt.block_on(api.post("/v1/hosts", req));
                 if a.code.is_none() {
-                    self.hosts.insert(*host, uuid_field(&a.body, "uuid"));
+                    made = Some(Made::Host(*host, uuid_field(&a.body, "uuid")));
                 }
                 a
             }
@@ -62,9 +66,8 @@ impl Sut {
                 let uri = format!("/v1/hosts/{}", self.host(*host));
                 rt.block_on(api.call(Method::DELETE, &uri, None))
             }
-            T::SetHostEnabled { host, enabled } => {
-                let state = if *enabled { HostState::Enabled } else { HostState::Disabled };
-                let req = to_json(&UpdateHost { name: None, state: Some(state) });
+            T::SetHostState { host, state } => {
+                let req = to_json(&UpdateHost { name: None, state: Some(*state) });
                 let uri = format!("/v1/hosts/{}", self.host(*host));
                 rt.block_on(api.call(Method::PATCH, &uri, Some(req)))
             }
@@ -73,9 +76,28 @@ impl Sut {
                 let uri = format!("/v1/global-configs/{name}");
                 rt.block_on(api.call(Method::PUT, &uri, Some(json!({ "value": value }))))
             }
+            T::CreateAux { kind, n, parent } => {
+                let (path, body) = self.aux_create(*kind, *n, *parent);
+                let a = rt.block_on(api.post(path, body));
+                if a.code.is_none() {
+                    let id = ops::aux_id(*kind, &a.body);
+                    made = Some(Made::Aux(*n, id));
+                }
+                a
+            }
+            T::DeleteAux { n, .. } => {
+                let id = self.aux_id(*n);
+                let uri = format!("{}/{}", ops::collection(id), id.uuid());
+                rt.block_on(api.call(Method::DELETE, &uri, None))
+            }
+            T::CreateIpRange { l3, range } => {
+                let uri = format!("/v1/l3-networks/{}/ip-ranges", self.aux_id(*l3).uuid());
+                rt.block_on(api.post(&uri, ops::range_request(*range)))
+            }
             _ => return None,
         };
-        Some(answer.code)
+        let message = answer.body["message"].as_str().unwrap_or_default().to_owned();
+        Some(ops::Answer { code: answer.code, message, made })
     }
 
     /// Sends a batch of creates to node `node` concurrently; their outcomes in order.

@@ -3,12 +3,14 @@
 //!
 //! Each function follows the engine's documented workflow for the operation (see the tables at
 //! the top of `engine/src/services/vm/*.rs`): which host it picks, which hypervisor calls it
-//! makes in which order, and what it undoes when one fails.
+//! makes in which order, and what it undoes when one fails. They assume the VM exists and its
+//! state allows the operation: `apply` answers NOT_FOUND and INVALID_STATE before calling them.
 
 use oxstack_engine::services::host::HostStatus;
 use oxstack_engine::services::vm::VmState;
 use oxstack_hypervisor::PowerState;
 
+use crate::aux::AuxNo;
 use crate::reference::{Expected, HostNo, RefState, RefVm, VmNo};
 use crate::sim_model::SimFail;
 
@@ -22,31 +24,47 @@ pub const INVALID_STATE: &str = "INVALID_STATE";
 pub const INVALID_ARGUMENT: &str = "INVALID_ARGUMENT";
 /// CONFLICT.
 pub const CONFLICT: &str = "CONFLICT";
+/// NOT_FOUND.
+pub const NOT_FOUND: &str = "NOT_FOUND";
 
 fn err(code: &'static str) -> Expected {
     Expected::Err(code)
 }
 
 impl RefState {
-    fn vm(&self, vm: VmNo) -> &RefVm {
+    pub(crate) fn vm(&self, vm: VmNo) -> &RefVm {
         &self.vms[&vm]
     }
 
-    fn vm_mut(&mut self, vm: VmNo) -> &mut RefVm {
+    pub(crate) fn vm_mut(&mut self, vm: VmNo) -> &mut RefVm {
         self.vms.get_mut(&vm).expect("transition names a VM the model has")
     }
 
-    /// The create workflow: place, root volume, NICs, create on the host.
+    /// The create workflow, all at once: place, root volume, NICs, create on the host.
     pub fn create_vm(
         &mut self,
         vm: VmNo,
         size: usize,
         l3s: &[usize],
         designated: Option<HostNo>,
+        image: Option<AuxNo>,
     ) -> Expected {
         let Some(host) = self.choose(size, designated, None, &[]) else {
             return err(NO_CAPACITY);
         };
+        self.commit_create(vm, size, l3s, image, host)
+    }
+
+    /// The create workflow once `host` is reserved: NICs (refused, and the reservation undone,
+    /// when an L3 network has no free address), create on the host, the VM Running there.
+    pub fn commit_create(
+        &mut self,
+        vm: VmNo,
+        size: usize,
+        l3s: &[usize],
+        image: Option<AuxNo>,
+        host: HostNo,
+    ) -> Expected {
         if l3s.iter().any(|l3| self.ips_free(*l3) == 0) {
             return err(NO_CAPACITY);
         }
@@ -55,9 +73,11 @@ impl RefState {
         }
         let row = RefVm {
             size,
+            image,
             l3s: l3s.to_vec(),
             state: VmState::Running,
             host: Some(host),
+            target: None,
             last_host: Some(host),
         };
         self.vms.insert(vm, row);
@@ -77,24 +97,21 @@ impl RefState {
     ) -> Expected {
         let mut created = 0;
         for i in 0..count {
-            if self.create_vm(VmNo(first.0 + i), size, l3s, None) == Expected::Ok {
+            if self.create_vm(VmNo(first.0 + i), size, l3s, None, None) == Expected::Ok {
                 created += 1;
             }
         }
         Expected::Batch { created }
     }
 
-    /// The start workflow: the host it is defined on if that is schedulable and fits, else one
-    /// the scheduler picks (undefining it on the old host first, ignoring failure).
-    pub fn start_vm(&mut self, vm: VmNo, designated: Option<HostNo>) -> Expected {
+    /// The start workflow once `host` is reserved (the host it is defined on if that is
+    /// schedulable and fits, else one the scheduler picked): started there, or created there
+    /// after undefining it on the old host (a failure of which is ignored). If the host fails
+    /// the call, the reservation is undone and the VM is Stopped as before.
+    pub fn finish_start(&mut self, vm: VmNo, host: HostNo) -> Expected {
         let (size, last) = (self.vm(vm).size, self.vm(vm).last_host);
-        let Some(host) = self.choose(size, designated, last, &[]) else {
-            return err(NO_CAPACITY);
-        };
-        if last == Some(host) {
-            if self.sim_start(vm, host).is_err() {
-                return err(HYPERVISOR);
-            }
+        let started = if last == Some(host) {
+            self.sim_start(vm, host)
         } else {
             if let Some(old) = last {
                 // A failure is logged and ignored; the VM then stays defined on the old host
@@ -103,16 +120,18 @@ impl RefState {
                     self.vm_mut(vm).last_host = None;
                 }
             }
-            if self.sim_create(vm, host, size).is_err() {
-                return err(HYPERVISOR);
-            }
-        }
+            self.sim_create(vm, host, size)
+        };
         let v = self.vm_mut(vm);
+        if started.is_err() {
+            (v.state, v.host) = (VmState::Stopped, None);
+            return err(HYPERVISOR);
+        }
         (v.state, v.host, v.last_host) = (VmState::Running, Some(host), Some(host));
         Expected::Ok
     }
 
-    fn placed(&self, vm: VmNo) -> HostNo {
+    pub(crate) fn placed(&self, vm: VmNo) -> HostNo {
         self.vm(vm).host.expect("a running or paused VM holds a host")
     }
 
@@ -142,19 +161,17 @@ impl RefState {
         Expected::Ok
     }
 
-    /// Live migration to a named host or one the scheduler picks (never the current one).
-    pub fn migrate_vm(&mut self, vm: VmNo, to: Option<HostNo>) -> Expected {
-        let (size, source) = (self.vm(vm).size, self.placed(vm));
-        if to == Some(source) {
-            return err(CONFLICT);
-        }
-        let Some(target) = self.choose(size, to, None, &[source]) else {
-            return err(NO_CAPACITY);
-        };
-        if self.sim_migrate(vm, source, target).is_err() {
+    /// The end of a live migration whose target is reserved (see `placement`): the hypervisor
+    /// moves the VM; then it holds only the target. If the move fails the target is given back
+    /// and the VM is Running where it was.
+    pub fn finish_migration(&mut self, vm: VmNo) -> Expected {
+        let (source, target) = (self.placed(vm), self.vm(vm).target.expect("a migration target"));
+        let moved = self.sim_migrate(vm, source, target).is_ok();
+        let v = self.vm_mut(vm);
+        (v.state, v.target) = (VmState::Running, None);
+        if !moved {
             return err(HYPERVISOR);
         }
-        let v = self.vm_mut(vm);
         (v.host, v.last_host) = (Some(target), Some(target));
         Expected::Ok
     }

@@ -1,168 +1,226 @@
-//! Checks run after every step: the engine and the simulator match the reference model exactly,
-//! and the invariants that must hold whatever the model says.
+//! The checks: a model state against a snapshot of the engine and the simulator (the first
+//! difference, so that candidate states can be tried without panicking), and the invariants
+//! that must hold whatever the model says.
 //!
-//! Model checks: every host's state, status and reserved capacity; every VM's state, placement,
-//! last host, size and NICs; every VM the simulator defines, where and in which power state;
-//! every simulated host's usage and reachability; addresses used per L3; storage used.
+//! Model checks ([`Snapshot::diff`]): every host's state, status, cluster and reserved
+//! capacity; every VM's state, placement, last host, size, NICs and image; every VM the
+//! simulator defines, where and in which power state; every simulated host's usage and
+//! reachability; addresses used per main L3; storage used; and, when read, every aux resource
+//! with its parent, every aux L3's ranges and address count, the backup storages' usage.
+//! [`Snapshot::diff_settled`] compares only what no operation still running can change (see
+//! `linearize`).
 //!
-//! System checks: `Engine::invariant_violations` on every node (capacity equals the sum over placed VMs, no
-//! orphan NIC or volume rows, no IP given twice, caches agree with the database); the
-//! simulator's own audit; no VM left in a transitional state; no IP address on two NICs; every
-//! VM the database has Running or Paused on a Connected host runs (or is paused) there in the
-//! simulator, and every VM a Connected host runs is Running or Paused there in the database
+//! System checks ([`Sut::check_system`]): `Engine::invariant_violations` on every node
+//! (capacity equals the sum over placed VMs, no orphan NIC or volume rows, no IP given twice,
+//! caches agree with the database); the simulator's own audit; no reference to a resource that
+//! does not exist (VM -> image, host -> cluster, cluster/L2/backup storage -> zone, L3 -> L2,
+//! image -> backup storage); no VM left in a transitional state; no IP address on two NICs;
+//! every VM the database has Running or Paused on a Connected host runs (or is paused) there in
+//! the simulator, and every VM a Connected host runs is Running or Paused there in the database
 //! (or Destroyed with that host as its last host: undefining it is pending a retry).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 
 use oxstack_engine::services::host::HostStatus;
-use oxstack_engine::services::vm::{VmInstance, VmState};
-use oxstack_engine::services::ListQuery;
-use oxstack_hypervisor::{HostId, PowerState, VmId};
+use oxstack_engine::services::vm::VmState;
+use oxstack_hypervisor::PowerState;
 
-use crate::reference::{host_memory, HostNo, RefState, VmNo, HOST_CPUS, L3_IPS, ROOT_BYTES, SIZES};
+use crate::aux::Parent;
+use crate::linearize::Unsettled;
+use crate::reference::{host_memory, Reach, RefState, HOST_CPUS, L3_IPS, ROOT_BYTES, SIZES};
+use crate::snapshot::{SnapAux, SnapHost, SnapVm, Snapshot};
 use crate::sut::Sut;
 
-fn all() -> ListQuery {
-    ListQuery { limit: Some(10_000), ..Default::default() }
+/// `Some(message)` when `cond` is false.
+macro_rules! differs {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Some(format!($($msg)+));
+        }
+    };
+}
+
+impl Snapshot {
+    /// The first difference between the model state and the snapshot, `None` if they match.
+    pub fn diff(&self, model: &RefState) -> Option<String> {
+        self.diff_hosts(model)
+            .or_else(|| self.diff_vms(model))
+            .or_else(|| self.diff_sim(model))
+            .or_else(|| self.aux.as_ref().and_then(|a| diff_aux(a, model)))
+    }
+
+    fn diff_hosts(&self, model: &RefState) -> Option<String> {
+        differs!(
+            self.hosts.len() == model.hosts.len(),
+            "engine has hosts {:?}, model {:?}",
+            self.hosts.keys().collect::<Vec<_>>(),
+            model.hosts.keys().collect::<Vec<_>>()
+        );
+        for (n, want) in &model.hosts {
+            let Some(h) = self.hosts.get(n) else {
+                return Some(format!("host {n:?} is missing from the engine"));
+            };
+            let (cpu_used, memory_used) = model.engine_used(*n);
+            let expect = SnapHost {
+                state: want.state,
+                status: want.status,
+                cpu_used,
+                memory_used,
+                cpu_total: HOST_CPUS,
+                memory_total: host_memory(*n),
+                cluster: Some(want.cluster.map_or(Parent::Main, Parent::Aux)),
+            };
+            differs!(*h == expect, "host {n:?}: engine has {h:?}, model {expect:?}");
+        }
+        None
+    }
+
+    fn diff_vms(&self, model: &RefState) -> Option<String> {
+        differs!(
+            self.unknown.is_empty(),
+            "the engine has what the test never made: {:?}",
+            self.unknown
+        );
+        differs!(
+            self.vms.len() == model.vms.len(),
+            "engine has VMs {:?}, model {:?}",
+            self.vms.keys().collect::<Vec<_>>(),
+            model.vms.keys().collect::<Vec<_>>()
+        );
+        for (n, want) in &model.vms {
+            let Some(v) = self.vms.get(n) else {
+                return Some(format!("{n:?} is missing from the engine"));
+            };
+            let (cpus, memory) = SIZES[want.size];
+            let expect = SnapVm {
+                state: want.state,
+                host: want.host,
+                last_host: want.last_host,
+                cpus,
+                memory,
+                l3s: want.l3s.clone(),
+                has_root_volume: true,
+                image: Some(want.image.map_or(Parent::Main, Parent::Aux)),
+            };
+            differs!(*v == expect, "{n:?}: engine has {v:?}, model {expect:?}");
+        }
+        for (i, (used, nics, total)) in self.main_l3s.iter().enumerate() {
+            let want = u64::from(model.ips_used(i));
+            differs!(
+                (*used, *nics, *total) == (want, want, u64::from(L3_IPS[i])),
+                "L3 {i}: IPAM has {used} of {total} used and {nics} NICs exist; model {want} used"
+            );
+        }
+        let storage = ROOT_BYTES * model.vms.len() as u64;
+        differs!(
+            self.storage_used == storage,
+            "primary storage: {} bytes used for {} VMs",
+            self.storage_used,
+            model.vms.len()
+        );
+        None
+    }
+
+    fn diff_sim(&self, model: &RefState) -> Option<String> {
+        differs!(
+            self.sim_count == model.sim.len(),
+            "the simulator defines {} VMs, the model {}: {:?}",
+            self.sim_count,
+            model.sim.len(),
+            model.sim
+        );
+        for (n, want) in &model.sim {
+            let got = self.sim_vms.get(n);
+            differs!(
+                got == Some(&(Some(want.host), want.power)),
+                "{n:?} in the simulator: {got:?}, model {want:?}"
+            );
+        }
+        for (n, h) in &model.hosts {
+            let (cpus, memory) = model.sim_used(*n);
+            let want = (u64::from(cpus), memory, h.reach == Reach::Up);
+            let got = self.sim_hosts.get(n);
+            differs!(
+                got == Some(&want),
+                "simulated host {n:?}: (cpus used, memory used, reachable) {got:?}, model {want:?}"
+            );
+        }
+        None
+    }
+
+    /// The first difference in what no operation of `open` can still change: VMs, hosts'
+    /// existence and state, and aux resources (see `linearize::Unsettled`).
+    pub fn diff_settled(&self, model: &RefState, open: &Unsettled) -> Option<String> {
+        for (n, v) in &self.vms {
+            if open.vms.contains(n) || model.vms.contains_key(n) {
+                continue;
+            }
+            return Some(format!("the engine has {n:?} ({}), the model does not", v.state));
+        }
+        for (n, want) in model.vms.iter().filter(|(n, v)| !open.vm_may_change(**n, v.host)) {
+            let got = self.vms.get(n).map(|v| (v.state, v.host, v.last_host));
+            let want = (want.state, want.host, want.last_host);
+            differs!(
+                got == Some(want),
+                "{n:?}: engine has (state, host, last host) {got:?}, model {want:?}"
+            );
+        }
+        for n in self.hosts.keys().chain(model.hosts.keys()).filter(|n| !open.hosts.contains(n)) {
+            let got = self.hosts.get(n).map(|h| h.state);
+            let want = model.hosts.get(n).map(|h| h.state);
+            differs!(got == want, "host {n:?}: engine has state {got:?}, model {want:?}");
+        }
+        let Some(a) = &self.aux else { return None };
+        for n in
+            a.numbers().into_iter().chain(model.aux.numbers()).filter(|n| !open.aux.contains(n))
+        {
+            let (got, want) = (a.record(n), model.aux.record(n));
+            differs!(got == want, "aux {n:?}: engine has {got:?}, model {want:?}");
+        }
+        None
+    }
+}
+
+fn diff_aux(a: &SnapAux, model: &RefState) -> Option<String> {
+    let m = &model.aux;
+    differs!(
+        a.unknown.is_empty(),
+        "the engine has aux resources the test never made: {:?}",
+        a.unknown
+    );
+    for n in a.numbers().into_iter().chain(m.numbers()) {
+        let (got, want) = (a.record(n), m.record(n));
+        differs!(got == want, "aux {n:?}: engine has {got:?}, model {want:?}");
+    }
+    for (n, got) in &a.l3s {
+        let want = (0, m.total_ips(*n));
+        differs!(
+            (got.used_ips, got.total_ips) == want,
+            "L3 {n:?}: engine has (used, total) addresses {:?}, model {want:?}",
+            (got.used_ips, got.total_ips)
+        );
+    }
+    let images_on =
+        |bs: Parent| ROOT_BYTES * m.images.values().filter(|p| **p == bs).count() as u64;
+    let want: std::collections::BTreeMap<_, _> =
+        m.bss.iter().map(|(n, z)| (*n, (Some(*z), images_on(Parent::Aux(*n))))).collect();
+    differs!(
+        a.bss == want,
+        "backup storages (zone, bytes used): engine {:?}, model {want:?}",
+        a.bss
+    );
+    let main = ROOT_BYTES + images_on(Parent::Main);
+    differs!(
+        a.main_bs_used == main,
+        "main backup storage: {} bytes used, model {main}",
+        a.main_bs_used
+    );
+    None
 }
 
 impl Sut {
-    /// Every VM row of the engine, by ID.
-    pub fn engine_vms(&self) -> BTreeMap<VmId, VmInstance> {
-        let page = self.rt.block_on(self.engine.list_vms(&all())).expect("list vms");
-        page.items.into_iter().map(|v| (v.uuid, v)).collect()
-    }
-
-    fn fail(&self, what: String) -> ! {
-        panic!("{what}\n{}", self.replay)
-    }
-
-    /// Compares the engine and the simulator with the model, then checks the system invariants.
-    pub fn check(&self, model: &RefState) {
-        self.check_hosts(model);
-        let vms = self.engine_vms();
-        self.check_vms(model, &vms);
-        self.check_sim(model);
-        self.check_system(&vms);
-    }
-
-    fn check_hosts(&self, model: &RefState) {
-        let page = self.rt.block_on(self.engine.list_hosts(&all())).expect("list hosts");
-        if page.items.len() != model.hosts.len() {
-            self.fail(format!(
-                "engine has {} hosts, model {}",
-                page.items.len(),
-                model.hosts.len()
-            ));
-        }
-        for (n, want) in &model.hosts {
-            let Some(h) = page.items.iter().find(|h| Some(&h.uuid) == self.hosts.get(n)) else {
-                self.fail(format!("host {n:?} is missing from the engine"))
-            };
-            let (cpus, memory) = model.engine_used(*n);
-            let got = (h.state, h.status, h.cpu_used, h.memory_used, h.cpu_total, h.memory_total);
-            let expect = (want.state, want.status, cpus, memory, HOST_CPUS, host_memory(*n));
-            if got != expect {
-                self.fail(format!(
-                    "host {n:?}: engine has (state, status, cpu used, memory used, cpus, memory) \
-                     {got:?}, model {expect:?}"
-                ));
-            }
-        }
-    }
-
-    fn check_vms(&self, model: &RefState, vms: &BTreeMap<VmId, VmInstance>) {
-        let numbers: HashMap<VmId, VmNo> = self.vms.iter().map(|(n, id)| (*id, *n)).collect();
-        let host_no: HashMap<HostId, HostNo> = self.hosts.iter().map(|(n, id)| (*id, *n)).collect();
-        if vms.len() != model.vms.len() {
-            let extra: Vec<_> =
-                vms.values().filter(|v| !numbers.contains_key(&v.uuid)).map(|v| &v.name).collect();
-            self.fail(format!(
-                "engine has {} VMs, model {} (engine VMs the model never created: {extra:?})",
-                vms.len(),
-                model.vms.len()
-            ));
-        }
-        for (n, want) in &model.vms {
-            let Some(v) = self.vms.get(n).and_then(|id| vms.get(id)) else {
-                self.fail(format!("{n:?} is missing from the engine"))
-            };
-            let host = v.host_uuid.map(|h| host_no[&h]);
-            let last = v.last_host_uuid.map(|h| host_no[&h]);
-            if (v.state, host, last) != (want.state, want.host, want.last_host) {
-                self.fail(format!(
-                    "{n:?}: engine has (state, host, last host) {:?}, model {:?}",
-                    (v.state, host, last),
-                    (want.state, want.host, want.last_host)
-                ));
-            }
-            let (cpus, memory) = SIZES[want.size];
-            let l3s: Vec<usize> = v
-                .nics
-                .iter()
-                .map(|nic| self.l3s.iter().position(|l| *l == nic.l3_network_uuid).expect("l3"))
-                .collect();
-            if (v.cpus, v.memory_bytes, &l3s) != (cpus, memory, &want.l3s) {
-                self.fail(format!("{n:?}: size or NICs differ: {v:?} vs {want:?}"));
-            }
-            if v.root_volume_uuid.is_none() {
-                self.fail(format!("{n:?} has no root volume"));
-            }
-        }
-        for (i, l3) in self.l3s.iter().enumerate() {
-            let net = self.rt.block_on(self.engine.get_l3_network(*l3)).expect("l3");
-            let nics = vms.values().flat_map(|v| &v.nics).filter(|n| n.l3_network_uuid == *l3);
-            let nics = nics.count() as u64;
-            let want = u64::from(model.ips_used(i));
-            if (net.used_ips, nics, net.total_ips) != (want, want, u64::from(L3_IPS[i])) {
-                self.fail(format!(
-                    "L3 {i}: IPAM has {} of {} used and {nics} NICs exist; model {want} used",
-                    net.used_ips, net.total_ips
-                ));
-            }
-        }
-        let ps = self.rt.block_on(self.engine.get_primary_storage(self.storage)).expect("ps");
-        if ps.used_bytes != ROOT_BYTES * model.vms.len() as u64 {
-            self.fail(format!(
-                "primary storage: {} bytes used for {} VMs",
-                ps.used_bytes,
-                vms.len()
-            ));
-        }
-    }
-
-    fn check_sim(&self, model: &RefState) {
-        if self.sim.vm_count() != model.sim.len() {
-            self.fail(format!(
-                "the simulator defines {} VMs, the model {}: {:?}",
-                self.sim.vm_count(),
-                model.sim.len(),
-                model.sim
-            ));
-        }
-        for (n, want) in &model.sim {
-            let got = self.vms.get(n).and_then(|id| self.sim.vm(*id));
-            let got = got.map(|v| (v.host, v.state));
-            if got != Some((self.host(want.host), want.power)) {
-                self.fail(format!("{n:?} in the simulator: {got:?}, model {want:?}"));
-            }
-        }
-        for (n, h) in &model.hosts {
-            let usage = self.sim.host_usage(self.host(*n)).expect("the simulator knows the host");
-            let (cpus, memory) = model.sim_used(*n);
-            let reachable = h.reach == crate::reference::Reach::Up;
-            let got = (usage.cpus_used, usage.memory_used, usage.reachable);
-            if got != (u64::from(cpus), memory, reachable) {
-                self.fail(format!(
-                    "simulated host {n:?}: (cpus used, memory used, reachable) {got:?}, model {:?}",
-                    (cpus, memory, reachable)
-                ));
-            }
-        }
-    }
-
     /// Invariants of the engine and the simulator that hold whatever the operations were.
-    pub fn check_system(&self, vms: &BTreeMap<VmId, VmInstance>) {
+    pub fn check_system(&self, snap: &Snapshot) {
         for (i, node) in self.nodes.iter().enumerate() {
             let violations = self.rt.block_on(node.invariant_violations()).expect("invariants");
             if !violations.is_empty() {
@@ -175,6 +233,13 @@ impl Sut {
         if let Err(e) = self.sim.audit() {
             self.fail(format!("simulator audit: {e}"));
         }
+        if let Some(a) = snap.aux.as_ref().filter(|a| !a.dangling.is_empty()) {
+            self.fail(format!(
+                "references to resources that do not exist:\n{}",
+                a.dangling.join("\n")
+            ));
+        }
+        let vms = &snap.raw_vms;
         let mut ips = HashSet::new();
         for v in vms.values() {
             if v.state.is_transitional() {
@@ -186,8 +251,7 @@ impl Sut {
                 }
             }
         }
-        let page = self.rt.block_on(self.engine.list_hosts(&all())).expect("hosts");
-        for h in page.items.iter().filter(|h| h.status == HostStatus::Connected) {
+        for h in snap.raw_hosts.iter().filter(|h| h.status == HostStatus::Connected) {
             for v in vms.values().filter(|v| v.host_uuid == Some(h.uuid)) {
                 let want = match v.state {
                     VmState::Running => PowerState::Running,
@@ -220,6 +284,16 @@ impl Sut {
             }
         }
     }
+
+    /// Compares `model` with a fresh snapshot (aux resources included when `aux`), fails on
+    /// the first difference, then checks the system invariants.
+    pub fn check(&self, model: &RefState, aux: bool) {
+        let snap = self.snapshot(aux);
+        if let Some(d) = snap.diff(model) {
+            self.fail(d);
+        }
+        self.check_system(&snap);
+    }
 }
 
 impl Sut {
@@ -233,23 +307,21 @@ impl Sut {
             self.sim.heal_host(*h).expect("known host");
         }
         self.sim.clear_faults();
-        let e = &self.engine;
         for n in &self.nodes {
             self.rt.block_on(n.config.update(&n.db, "host.sync_every_pings", "1")).expect("config");
         }
         for _ in 0..2 {
-            self.sweep_all().expect("sweep");
+            self.rt.block_on(self.sweep_all()).expect("sweep");
         }
         self.sync_nodes(None);
-        let vms = self.engine_vms();
-        self.check_system(&vms);
-        let page = self.rt.block_on(e.list_hosts(&all())).expect("hosts");
-        for h in &page.items {
+        let snap = self.snapshot(true);
+        self.check_system(&snap);
+        for h in &snap.raw_hosts {
             if h.status != HostStatus::Connected {
                 self.fail(format!("after settling, host {} is {}", h.name, h.status));
             }
             for r in self.sim.host_vms(h.uuid) {
-                let Some(v) = vms.get(&r.vm) else { continue };
+                let Some(v) = snap.raw_vms.get(&r.vm) else { continue };
                 let placed = v.host_uuid == Some(h.uuid);
                 let defined = v.state == VmState::Stopped
                     && v.last_host_uuid == Some(h.uuid)
@@ -263,7 +335,7 @@ impl Sut {
                 }
             }
         }
-        if let Some(v) = vms.values().find(|v| v.state == VmState::Unknown) {
+        if let Some(v) = snap.raw_vms.values().find(|v| v.state == VmState::Unknown) {
             self.fail(format!("after settling, vm {} is still Unknown", v.name));
         }
     }

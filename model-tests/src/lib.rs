@@ -1,32 +1,52 @@
 //! Model-based tests of oxstack: random sequences of real operations (VM lifecycle, host
-//! failures, injected hypervisor failures, config changes) run against the engine and the
-//! simulator and checked after every step against a reference model.
+//! state changes and failures, injected hypervisor failures, config changes, zones, clusters,
+//! networks, IP ranges, storages and images), one at a time or in groups started at once, run
+//! against the engine and the simulator and checked after every step against a reference
+//! model.
 //!
 //! Layout (after firezone's tunnel tests):
-//! - [`reference`]: the model's state, and its scheduler;
+//! - [`reference`]: the model's state, and its scheduler; [`aux`]: the zones, clusters,
+//!   networks, storages and images beyond the main ones;
 //! - [`sim_model`] and [`engine_model`]: what each hypervisor call and engine operation does to
 //!   the model;
 //! - [`transitions`]: the operations and which are valid when; [`apply`]: applying one to the
-//!   model;
-//! - [`sut`]: the engine and simulator the operations run against;
+//!   model; [`atoms`]: operations as atomic steps and every outcome one may have,
+//!   [`placement`]: the scheduler's two steps (its index, then the database);
+//! - [`group`]: groups of operations started at once, [`themes`] focused on one race;
+//!   [`group_run`]: running and checking one;
+//!   [`linearize`]: the search for an order of its steps that explains what the engine did,
+//!   [`commute`]: which operations it need not order;
+//! - [`sut`]: the engine and simulator the operations run against, and the model of what
+//!   really happened; [`ops`]: one operation as an engine call;
 //! - [`api_nodes`] and [`api_apply`]: a two-node run on PostgreSQL with the operations sent to
 //!   the nodes' APIs, forwarded to their owner over RabbitMQ;
-//! - [`invariants`]: the checks after every step;
+//! - [`snapshot`]: one reading of the engine and the simulator; [`invariants`]: comparing it
+//!   with a model state, and the checks that hold whatever the model says;
 //! - [`strategies`]: configuration from the environment and the replay line;
 //! - [`stats`]: what a run exercised;
 //! - [`machine`]: the proptest-state-machine glue.
 //!
-//! The test itself is `tests/model.rs`.
+//! The test itself is `tests/model.rs`; `tests/saved_cases.rs` replays cases that once failed.
 
 pub mod api_apply;
 pub mod api_nodes;
 pub mod apply;
+pub mod atoms;
+pub mod aux;
+pub mod commute;
 pub mod engine_model;
+pub mod group;
+pub mod group_run;
 pub mod invariants;
+pub mod linearize;
 pub mod machine;
+pub mod ops;
+pub mod placement;
 pub mod reference;
 pub mod sim_model;
+pub mod snapshot;
 pub mod stats;
 pub mod strategies;
 pub mod sut;
+pub mod themes;
 pub mod transitions;

@@ -17,6 +17,8 @@ use oxstack_engine::services::host::{HostState, HostStatus};
 use oxstack_engine::services::vm::VmState;
 use oxstack_hypervisor::PowerState;
 
+use crate::aux::{AuxNo, AuxState};
+
 /// One GiB.
 pub const GIB: u64 = 1 << 30;
 /// One MiB.
@@ -25,8 +27,10 @@ pub const MIB: u64 = 1 << 20;
 pub const HOST_CPUS: u32 = 4;
 /// Hosts the cloud starts with.
 pub const INITIAL_HOSTS: u32 = 3;
-/// Hosts the cloud may grow to.
+/// Hosts the main cluster may grow to.
 pub const MAX_HOSTS: u32 = 5;
+/// Hosts the aux clusters may hold together (see `aux`).
+pub const MAX_AUX_HOSTS: usize = 3;
 /// VMs (database rows) the cloud may hold; creates beyond are not offered.
 pub const MAX_VMS: usize = 24;
 /// Size of the root volume of every VM (the image size).
@@ -64,7 +68,7 @@ impl fmt::Debug for VmNo {
 }
 
 /// Whether the simulated host answers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Reach {
     Up,
     /// Powered off with its VMs; they stay defined, stopped.
@@ -74,29 +78,43 @@ pub enum Reach {
 }
 
 /// A host as the model has it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RefHost {
     pub state: HostState,
     pub status: HostStatus,
     pub reach: Reach,
+    /// The aux cluster it is in (see `aux`); `None`: the main cluster, the only one VMs are
+    /// placed in.
+    pub cluster: Option<AuxNo>,
+}
+
+impl RefHost {
+    /// A host just added: Enabled, Connected, reachable.
+    pub fn new(cluster: Option<AuxNo>) -> Self {
+        Self { state: HostState::Enabled, status: HostStatus::Connected, reach: Reach::Up, cluster }
+    }
 }
 
 /// A VM row of the engine's database.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RefVm {
     /// Index into [`SIZES`].
     pub size: usize,
+    /// The aux image it was created from; `None`: the main image.
+    pub image: Option<AuxNo>,
     /// Indexes into [`L3_IPS`], one NIC each, in order.
     pub l3s: Vec<usize>,
     pub state: VmState,
     /// The host it holds capacity on.
     pub host: Option<HostNo>,
+    /// The host a migration in flight reserved (it holds capacity there too until it ends).
+    pub target: Option<HostNo>,
     /// The host it is defined on.
     pub last_host: Option<HostNo>,
 }
 
 /// A VM defined in the simulator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SimDef {
     pub host: HostNo,
     pub power: PowerState,
@@ -104,20 +122,50 @@ pub struct SimDef {
     pub size: usize,
 }
 
-/// What the engine should answer to the last transition.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+/// A reservation the scheduler made in its in-memory index and has not yet made (or had
+/// declined) in the database: other placements on the node see it, the database does not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Phantom {
+    pub host: HostNo,
+    /// Index into [`SIZES`].
+    pub size: usize,
+}
+
+/// What the engine should answer to an operation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Expected {
-    #[default]
     Ok,
     /// The error code the engine should return.
     Err(&'static str),
     /// A concurrent batch: how many creates succeed (the first ones of the batch, as the model
     /// numbers them; the rest fail with INSUFFICIENT_CAPACITY).
-    Batch { created: u32 },
+    Batch {
+        created: u32,
+    },
+}
+
+impl Expected {
+    /// Whether the engine's answer (its error code, `None` for success) is this one.
+    pub fn matches(&self, code: Option<&str>) -> bool {
+        match (self, code) {
+            (Expected::Ok, None) => true,
+            (Expected::Err(want), Some(got)) => *want == got,
+            _ => false,
+        }
+    }
+
+    /// The answer as the engine gives it: `success` or the error code.
+    pub fn describe(&self) -> String {
+        match self {
+            Expected::Ok => "success".into(),
+            Expected::Err(c) => (*c).into(),
+            Expected::Batch { created } => format!("{created} created"),
+        }
+    }
 }
 
 /// Global configs the model follows.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RefConfig {
     /// `scheduler.strategy`: true for Pack, false for Spread.
     pub pack: bool,
@@ -129,7 +177,7 @@ pub struct RefConfig {
 }
 
 /// The whole reference state.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RefState {
     /// Seeds the engine's IDs and the simulator of this case.
     pub seed: u64,
@@ -140,10 +188,13 @@ pub struct RefState {
     /// Pending injected failures by operation kind (each fails one call).
     pub faults: BTreeMap<FaultOp, u32>,
     pub config: RefConfig,
+    /// Zones, clusters, networks, storages and images beyond the main ones (see `aux`).
+    pub aux: AuxState,
+    /// Placements chosen in the scheduler's index and not yet reserved in the database, by the
+    /// VM they are for (see `placement`).
+    pub phantoms: BTreeMap<VmNo, Phantom>,
     pub next_vm: u32,
     pub next_host: u32,
-    /// The answer the engine should give to the last transition.
-    pub expected: Expected,
 }
 
 /// The hypervisor operation kinds a failure can be injected into.
@@ -178,16 +229,7 @@ impl FaultOp {
 impl RefState {
     /// The cloud every case starts from: [`INITIAL_HOSTS`] empty hosts, Enabled and Connected.
     pub fn new(seed: u64) -> Self {
-        let hosts = (0..INITIAL_HOSTS)
-            .map(|n| {
-                let host = RefHost {
-                    state: HostState::Enabled,
-                    status: HostStatus::Connected,
-                    reach: Reach::Up,
-                };
-                (HostNo(n), host)
-            })
-            .collect();
+        let hosts = (0..INITIAL_HOSTS).map(|n| (HostNo(n), RefHost::new(None))).collect();
         Self {
             seed,
             hosts,
@@ -200,9 +242,10 @@ impl RefState {
                 ping_interval_secs: 30,
                 sync_every_pings: 1,
             },
+            aux: AuxState::default(),
+            phantoms: BTreeMap::new(),
             next_vm: 0,
             next_host: INITIAL_HOSTS,
-            expected: Expected::Ok,
         }
     }
 
@@ -216,9 +259,11 @@ impl RefState {
         self.hosts.iter().filter(|(_, h)| pred(h)).map(|(n, _)| *n).collect()
     }
 
-    /// (vCPUs, memory) the engine reserves on `host`: the sum over the VMs placed there.
+    /// (vCPUs, memory) the engine reserves on `host`: the sum over the VMs placed there or
+    /// migrating there.
     pub fn engine_used(&self, host: HostNo) -> (u32, u64) {
-        self.vms.values().filter(|v| v.host == Some(host)).fold((0, 0), |(c, m), v| {
+        let holds = |v: &&RefVm| v.host == Some(host) || v.target == Some(host);
+        self.vms.values().filter(holds).fold((0, 0), |(c, m), v| {
             let (vc, vm) = SIZES[v.size];
             (c + vc, m + vm)
         })
@@ -245,23 +290,54 @@ impl RefState {
         L3_IPS[l3].saturating_sub(self.ips_used(l3))
     }
 
-    /// Whether the engine may place VMs on `host` (Enabled and Connected).
+    /// Whether the engine may place VMs on `host`: Enabled and Connected, in the main cluster
+    /// (aux clusters have no storage or L2 network, so no VM fits there).
     pub fn schedulable(&self, host: HostNo) -> bool {
-        self.hosts
-            .get(&host)
-            .is_some_and(|h| h.state == HostState::Enabled && h.status == HostStatus::Connected)
+        self.hosts.get(&host).is_some_and(|h| {
+            h.state == HostState::Enabled
+                && h.status == HostStatus::Connected
+                && h.cluster.is_none()
+        })
+    }
+
+    /// Hosts of the main cluster.
+    pub fn main_hosts(&self) -> usize {
+        self.hosts.values().filter(|h| h.cluster.is_none()).count()
+    }
+
+    /// Hosts of aux clusters.
+    pub fn aux_hosts(&self) -> usize {
+        self.hosts.len() - self.main_hosts()
+    }
+
+    /// (vCPUs, memory) the scheduler's index counts on `host`: the database's and the
+    /// placements chosen there and not yet reserved in the database.
+    pub fn index_used(&self, host: HostNo) -> (u32, u64) {
+        let (c, m) = self.engine_used(host);
+        self.phantoms.values().filter(|p| p.host == host).fold((c, m), |(c, m), p| {
+            let (pc, pm) = SIZES[p.size];
+            (c + pc, m + pm)
+        })
     }
 
     /// Free memory of `host` as the engine's capacity index has it.
     pub fn free_memory(&self, host: HostNo) -> u64 {
-        host_memory(host) - self.engine_used(host).1
+        host_memory(host) - self.index_used(host).1
     }
 
-    /// Whether a VM of size `size` fits on `host` by the engine's accounting.
+    /// Whether a VM of size `size` fits on `host` by the engine's capacity index.
     pub fn fits(&self, host: HostNo, size: usize) -> bool {
-        let (c, m) = self.engine_used(host);
+        let (c, m) = self.index_used(host);
         let (vc, vm) = SIZES[size];
         c + vc <= HOST_CPUS && m + vm <= host_memory(host)
+    }
+
+    /// Whether the database reserves room for a VM of `size` on `host`: it is schedulable and
+    /// has room by what the database holds.
+    pub fn db_accepts(&self, host: HostNo, size: usize) -> bool {
+        let (c, m) = self.engine_used(host);
+        let (vc, vm) = SIZES[size];
+        self.schedulable(host) && c + vc <= HOST_CPUS && m + vm <= host_memory(host)
     }
 
     /// Whether a VM of `size` fits on `host` by the simulator's accounting.
@@ -271,9 +347,9 @@ impl RefState {
         c + vc <= HOST_CPUS && m + vmem <= host_memory(host)
     }
 
-    /// The host the engine's scheduler chooses for a VM of `size`, as `choose_host` does: the
-    /// designated host or nothing; else the preferred host if it is schedulable and fits; else
-    /// the best schedulable host that fits and is not avoided.
+    /// The host the engine's scheduler chooses for a VM of `size`, as `choose_host` does (by its
+    /// index): the designated host or nothing; else the preferred host if it is schedulable and
+    /// fits; else the best schedulable host that fits; never an avoided one.
     pub fn choose(
         &self,
         size: usize,

@@ -1,12 +1,23 @@
 //! The system under test: a real engine (SQLite in memory) driving a `SimCloud`, on a tokio
-//! runtime the SUT owns, with the model's host and VM numbers mapped to their real IDs.
+//! runtime the SUT owns, with the model's host, VM and aux-resource numbers mapped to their
+//! real IDs, and `actual`: the model of what really happened.
+//!
+//! Each step is run against `actual`, not the reference state proptest generated it from: the
+//! model gives every outcome a step may have (a host entering Maintenance evacuates its VMs in
+//! an unspecified order, see `atoms`; a group may run in any order, see `group_run`), the SUT
+//! takes the one the engine's answer and a snapshot of the engine and the simulator match
+//! (`snapshot`, `invariants`), and that becomes `actual`. The reference state keeps the first
+//! outcome for generating later steps; when `actual` went another way and a later step is not
+//! valid in it, the step is skipped (counted in the statistics as `skipped`).
 //!
 //! Or two engines, two management nodes on one SQLite file (in `/dev/shm` when there is one)
 //! sharing the simulator: each step runs on the next node in turn, and after it both heartbeat
 //! (so a config changed through one reaches the other) and the node that did not run it reloads
 //! its scheduler and IPAM caches, standing in for the cache events a bus between nodes would
 //! carry. The model's exact placement predictions then hold for both, and every check runs
-//! against each node. Ping sweeps run on both nodes, each pinging the hosts it owns.
+//! against each node. Ping sweeps run on both nodes, each pinging the hosts it owns. A group
+//! runs all its operations on the node whose turn it is (calling its engine directly, also
+//! over the bus), so that node's caches see every placement of the group.
 //!
 //! On PostgreSQL with a RabbitMQ broker (`OXSTACK_TEST_AMQP_URL`) the two nodes also join the
 //! bus and each step that is an API call goes to the node's API, which forwards it to the
@@ -18,29 +29,59 @@
 //! paused clock the runtime sees itself idle while a query is on the worker thread, jumps the
 //! clock to that timeout and fails the acquire (tried: `Engine::start` fails at once with
 //! `PoolTimedOut`). The simulator runs with zero latency, so nothing here sleeps and the real
-//! clock costs no time.
+//! clock costs no time. The operations of a group are futures joined on that runtime: they
+//! interleave at every await while the database works on its own threads.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use oxstack_engine::ids::{ClusterId, ImageId, InstanceOfferingId, L3NetworkId, PrimaryStorageId};
+use oxstack_engine::ids::{BackupStorageId, ClusterId, ImageId, InstanceOfferingId, L2NetworkId};
+use oxstack_engine::ids::{L3NetworkId, PrimaryStorageId, ZoneId};
 use oxstack_engine::services::cluster::CreateCluster;
-use oxstack_engine::services::host::{AddHost, HostState, UpdateHost};
+use oxstack_engine::services::host::AddHost;
 use oxstack_engine::services::image::CreateImage;
 use oxstack_engine::services::network::ip_range::CreateIpRange;
 use oxstack_engine::services::network::{CreateL2Network, CreateL3Network};
 use oxstack_engine::services::offering::CreateInstanceOffering;
 use oxstack_engine::services::storage::{CreateBackupStorage, CreatePrimaryStorage};
-use oxstack_engine::services::vm::{CreateVm, VmOp};
+use oxstack_engine::services::vm::CreateVm;
 use oxstack_engine::services::zone::CreateZone;
 use oxstack_engine::{Engine, EngineError, EngineOptions};
-use oxstack_hypervisor::{HostId, Hypervisor, OpKind, StopMode, VmId};
-use oxstack_simulator::{FaultRule, SimCloud, SimConfig};
+use oxstack_hypervisor::{HostId, Hypervisor, VmId};
+use oxstack_simulator::{SimCloud, SimConfig};
 
 use crate::api_nodes::ApiNode;
-use crate::reference::{host_memory, Expected, FaultOp, HostNo, RefState, VmNo, GIB, HOST_CPUS};
+use crate::atoms;
+use crate::aux::{AuxNo, Parent};
+use crate::ops::Made;
+use crate::reference::{host_memory, Expected, HostNo, RefState, VmNo, GIB, HOST_CPUS};
 use crate::reference::{INITIAL_HOSTS, L3_IPS, SIZES};
-use crate::transitions::{Transition, CONFIG_CHANGES, NIC_SETS};
+use crate::transitions::{preconditions, Transition, NIC_SETS};
+
+/// The real ID of an aux resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuxId {
+    Zone(ZoneId),
+    Cluster(ClusterId),
+    L2(L2NetworkId),
+    L3(L3NetworkId),
+    Bs(BackupStorageId),
+    Image(ImageId),
+}
+
+impl AuxId {
+    /// The ID as a string, for request bodies and paths.
+    pub fn uuid(&self) -> String {
+        match self {
+            AuxId::Zone(id) => id.to_string(),
+            AuxId::Cluster(id) => id.to_string(),
+            AuxId::L2(id) => id.to_string(),
+            AuxId::L3(id) => id.to_string(),
+            AuxId::Bs(id) => id.to_string(),
+            AuxId::Image(id) => id.to_string(),
+        }
+    }
+}
 
 /// The engine, the simulator, and how the model's numbers map to their IDs.
 pub struct Sut {
@@ -59,9 +100,14 @@ pub struct Sut {
     /// Every VM the model numbered and the engine created (kept after expunge: the simulator
     /// may still define it).
     pub vms: BTreeMap<VmNo, VmId>,
+    /// Every aux resource the engine created, deleted ones included.
+    pub aux: BTreeMap<AuxNo, AuxId>,
+    pub zone: ZoneId,
     pub cluster: ClusterId,
+    pub l2: L2NetworkId,
     pub sizes: Vec<InstanceOfferingId>,
     pub image: ImageId,
+    pub bs: BackupStorageId,
     pub l3s: Vec<L3NetworkId>,
     pub storage: PrimaryStorageId,
     /// The line that replays this run, added to every failure message.
@@ -69,6 +115,8 @@ pub struct Sut {
     /// A two-node run over the bus: each node's API, in the order of `nodes` (see
     /// `api_nodes`). `None`: steps call the engines directly.
     pub api: Option<Vec<ApiNode>>,
+    /// The model of what the engine really did (see the module doc).
+    pub actual: RefState,
 }
 
 /// A VM a create made: its ID and the host it was placed on.
@@ -77,15 +125,10 @@ pub struct Created {
     pub host: HostId,
 }
 
-/// The code of an engine result: `None` for success.
-fn code<T>(r: &Result<T, EngineError>) -> Option<String> {
-    r.as_ref().err().map(|e| e.code().to_owned())
-}
-
 impl Sut {
     /// Builds the cloud the model starts from: one zone and cluster, primary storage with room
-    /// for everything, two L3 networks with [`L3_IPS`] addresses, one offering per size, and
-    /// [`INITIAL_HOSTS`] hosts.
+    /// for everything, two L3 networks with [`L3_IPS`] addresses, a backup storage with an
+    /// image, one offering per size, and [`INITIAL_HOSTS`] hosts.
     pub fn new(model: &RefState, replay: String) -> Self {
         Self::with_nodes(model, replay, 1)
     }
@@ -148,20 +191,30 @@ impl Sut {
             sim,
             hosts: BTreeMap::new(),
             vms: BTreeMap::new(),
+            aux: BTreeMap::new(),
+            zone: setup.zone,
             cluster: setup.cluster,
+            l2: setup.l2,
             sizes: setup.sizes,
             image: setup.image,
+            bs: setup.bs,
             l3s: setup.l3s,
             storage: setup.storage,
             replay,
             api,
+            actual: model.clone(),
         };
         for n in 0..INITIAL_HOSTS {
-            assert_eq!(sut.add_host(HostNo(n)), None, "initial host {n} is added");
+            let add = Transition::AddHost { host: HostNo(n), cluster: None };
+            let e = sut.engine.clone();
+            let a = sut.rt.block_on(sut.call(&e, &add));
+            assert_eq!(a.code, None, "initial host {n} is added: {}", a.message);
+            sut.record(a.made.as_ref());
         }
         let set = sut.engine.config.update(&sut.engine.db, "host.sync_every_pings", "1");
         sut.rt.block_on(set).expect("config");
         sut.sync_nodes(None);
+        sut.check(&sut.actual, true);
         sut
     }
 
@@ -189,10 +242,10 @@ impl Sut {
     }
 
     /// One ping sweep on every node (each pings the hosts it owns), the first error if any.
-    pub fn sweep_all(&self) -> Result<(), EngineError> {
+    pub async fn sweep_all(&self) -> Result<(), EngineError> {
         let mut first = Ok(());
         for n in &self.nodes {
-            let r = self.rt.block_on(n.ping_sweep()).map(drop);
+            let r = n.ping_sweep().await.map(drop);
             if first.is_ok() {
                 first = r;
             }
@@ -223,54 +276,86 @@ impl Sut {
         self.hosts[&host]
     }
 
-    fn add_host(&mut self, n: HostNo) -> Option<String> {
-        let e = self.engine.clone();
-        self.add_host_on(&e, n)
+    /// The ID of aux resource `n`.
+    pub fn aux_id(&self, n: AuxNo) -> AuxId {
+        *self.aux.get(&n).unwrap_or_else(|| panic!("aux resource {n:?} was never created"))
     }
 
-    /// The request adding the model's host `n`.
-    pub(crate) fn add_host_req(&self, n: HostNo) -> AddHost {
-        AddHost {
-            cluster_uuid: self.cluster,
-            name: format!("h{}", n.0),
-            management_ip: format!("10.9.0.{}", n.0),
-            cpus: Some(HOST_CPUS),
-            memory_bytes: Some(host_memory(n)),
-            agent_token: None,
+    /// The number of an aux resource of the engine, if the test created it.
+    pub fn aux_no(&self, id: AuxId) -> Option<AuxNo> {
+        self.aux.iter().find(|(_, a)| **a == id).map(|(n, _)| *n)
+    }
+
+    /// The main resources, as aux IDs.
+    pub fn main_ids(&self) -> Vec<AuxId> {
+        let mut ids = vec![
+            AuxId::Zone(self.zone),
+            AuxId::Cluster(self.cluster),
+            AuxId::L2(self.l2),
+            AuxId::Bs(self.bs),
+            AuxId::Image(self.image),
+        ];
+        ids.extend(self.l3s.iter().map(|l| AuxId::L3(*l)));
+        ids
+    }
+
+    /// The ID, as a string, of `parent`, the main one being `main`.
+    pub fn parent_uuid(&self, parent: Parent, main: AuxId) -> String {
+        match parent {
+            Parent::Main => main.uuid(),
+            Parent::Aux(n) => self.aux_id(n).uuid(),
         }
     }
 
-    fn add_host_on(&mut self, e: &Engine, n: HostNo) -> Option<String> {
-        let r = self.rt.block_on(e.add_host(self.add_host_req(n)));
-        if let Ok(h) = &r {
-            self.hosts.insert(n, h.uuid);
-        }
-        code(&r)
-    }
-
-    pub(crate) fn create_req(
-        &self,
-        vm: VmNo,
-        size: usize,
-        nics: usize,
-        host: Option<HostNo>,
-    ) -> CreateVm {
-        CreateVm {
-            name: format!("vm{}", vm.0),
-            instance_offering_uuid: self.sizes[size],
-            image_uuid: self.image,
-            l3_network_uuids: NIC_SETS[nics].iter().map(|l| self.l3s[*l]).collect(),
-            cluster_uuid: None,
-            host_uuid: host.map(|h| self.host(h)),
-            root_disk_bytes: None,
+    /// Records what a successful create made.
+    pub fn record(&mut self, made: Option<&Made>) {
+        match made {
+            Some(Made::Vm(n, id)) => {
+                self.vms.insert(*n, *id);
+            }
+            Some(Made::Host(n, id)) => {
+                self.hosts.insert(*n, *id);
+            }
+            Some(Made::Aux(n, id)) => {
+                self.aux.insert(*n, *id);
+            }
+            None => {}
         }
     }
 
-    /// Runs `t` and checks the engine's answer against `model.expected` (the model after `t`).
-    pub fn apply(&mut self, t: &Transition, model: &RefState) {
+    /// Fails the case.
+    pub fn fail(&self, what: String) -> ! {
+        panic!("{what}\n{}", self.replay)
+    }
+
+    /// Runs `t` against the engine and follows it in `actual` (see the module doc); skipped
+    /// when `t` is not valid in `actual`.
+    pub fn apply(&mut self, t: &Transition) {
+        if !preconditions(&self.actual, t) {
+            crate::stats::record("skipped (model diverged)", t.kind());
+            return;
+        }
         let (ran, e) = self.next_node();
-        self.apply_on(ran, &e, t, model);
         use Transition as T;
+        match t {
+            T::Group { ops } => self.run_group(ran, &e, ops),
+            T::CreateBatch { first, count, size, nics } => {
+                self.batch(ran, &e, *first, *count, *size, *nics);
+            }
+            _ => self.single(ran, &e, t),
+        }
+    }
+
+    /// Runs a single operation and takes the outcome the engine shows.
+    fn single(&mut self, node: usize, e: &Engine, t: &Transition) {
+        use Transition as T;
+        let outcomes = atoms::outcomes(&self.actual, t);
+        let got = match self.apply_over_api(node, t) {
+            Some(got) => got,
+            None => self.rt.block_on(self.call(e, t)),
+        };
+        crate::stats::record(t.kind(), got.code.as_deref().unwrap_or("ok"));
+        self.record(got.made.as_ref());
         let every_node = matches!(
             t,
             T::PingSweep
@@ -279,117 +364,81 @@ impl Sut {
                 | T::PartitionHost { .. }
                 | T::HealHost { .. }
         );
-        self.sync_nodes((!every_node).then_some(ran));
-    }
-
-    fn apply_on(&mut self, node: usize, e: &Engine, t: &Transition, model: &RefState) {
-        use Transition as T;
-        if let T::CreateBatch { first, count, size, nics } = t {
-            return self.batch(node, *first, *count, *size, *nics, model);
+        self.sync_nodes((!every_node).then_some(node));
+        let answer = got.code.as_deref();
+        let matching: Vec<&RefState> =
+            outcomes.iter().filter(|(_, e)| e.matches(answer)).map(|(s, _)| s).collect();
+        if matching.is_empty() {
+            let want: Vec<String> = outcomes.iter().map(|(_, e)| e.describe()).collect();
+            self.fail(format!(
+                "{t:?}: the engine answered {} ({}) but the model expects {}",
+                answer.unwrap_or("success"),
+                got.message,
+                want.join(" or ")
+            ));
         }
-        let got = match self.apply_over_api(node, t) {
-            Some(got) => got,
-            None => self.apply_directly(e, t),
-        };
-        crate::stats::record(t.kind(), got.as_deref().unwrap_or("ok"));
-        let want = match &model.expected {
-            Expected::Ok => None,
-            Expected::Err(c) => Some(*c),
-            Expected::Batch { .. } => unreachable!("only batches expect a batch"),
-        };
-        assert_eq!(
-            got.as_deref(),
-            want,
-            "{t:?}: the engine answered {} but the model expects {}\n{}",
-            got.as_deref().unwrap_or("success"),
-            want.unwrap_or("success"),
-            self.replay
-        );
-    }
-
-    /// Runs `t` by calling engine `e`; its error code, `None` for success.
-    fn apply_directly(&mut self, e: &Engine, t: &Transition) -> Option<String> {
-        use Transition as T;
-        match t {
-            T::CreateVm { vm, size, nics, host } => {
-                let r = self.rt.block_on(e.create_vm(self.create_req(*vm, *size, *nics, *host)));
-                if let Ok(v) = &r {
-                    self.vms.insert(*vm, v.uuid);
+        let aux = matches!(t, T::CreateAux { .. } | T::DeleteAux { .. } | T::CreateIpRange { .. })
+            || matches!(t, T::AddHost { cluster: Some(_), .. });
+        let snap = self.snapshot(aux);
+        let Some(state) = matching.iter().find(|s| snap.diff(s).is_none()) else {
+            let d = snap.diff(matching[0]).expect("differs");
+            let n = matching.len();
+            self.fail(format!(
+                "{t:?}: {d}{}",
+                if n > 1 {
+                    format!(" (and {} other outcomes the model allows differ too)", n - 1)
+                } else {
+                    String::new()
                 }
-                code(&r)
-            }
-            T::CreateBatch { .. } => unreachable!("batches run in `batch`"),
-            T::Start { vm, host } => {
-                code(&self.rt.block_on(e.start_vm(self.vm(*vm), host.map(|h| self.host(h)))))
-            }
-            T::Stop { vm, force } => {
-                let mode = if *force { StopMode::Force } else { StopMode::Graceful };
-                code(&self.rt.block_on(e.stop_vm(self.vm(*vm), mode)))
-            }
-            T::Reboot { vm } => code(&self.rt.block_on(e.reboot_vm(self.vm(*vm)))),
-            T::Pause { vm } => code(&self.rt.block_on(e.pause_vm(self.vm(*vm)))),
-            T::Resume { vm } => code(&self.rt.block_on(e.resume_vm(self.vm(*vm)))),
-            T::Migrate { vm, to } => {
-                code(&self.rt.block_on(e.migrate_vm(self.vm(*vm), to.map(|h| self.host(h)))))
-            }
-            T::Destroy { vm } => code(&self.rt.block_on(e.destroy_vm(self.vm(*vm)))),
-            T::Recover { vm } => code(&self.rt.block_on(e.recover_vm(self.vm(*vm)))),
-            T::Expunge { vm } => code(&self.rt.block_on(e.expunge_vm(self.vm(*vm)))),
-            T::AddHost { host } => self.add_host_on(e, *host),
-            // A removed host stays in `hosts`: the simulator still knows it.
-            T::RemoveHost { host } => code(&self.rt.block_on(e.delete_host(self.host(*host)))),
-            T::SetHostEnabled { host, enabled } => {
-                let state = if *enabled { HostState::Enabled } else { HostState::Disabled };
-                let req = UpdateHost { name: None, state: Some(state) };
-                code(&self.rt.block_on(e.update_host(self.host(*host), req)))
-            }
-            T::CrashHost { host } => self.host_event(*host, SimCloud::crash_host),
-            T::RecoverHost { host } => self.host_event(*host, SimCloud::recover_host),
-            T::PartitionHost { host } => self.host_event(*host, SimCloud::partition_host),
-            T::HealHost { host } => self.host_event(*host, SimCloud::heal_host),
-            T::KillVm { vm } => {
-                let id = self.vm(*vm);
-                let host = self.sim.vm(id).expect("killable VMs are defined").host;
-                self.sim.kill_vm(id).expect("kill");
-                code(&self.rt.block_on(e.reconcile_host(host)))
-            }
-            T::InjectFault { op } => {
-                self.sim.add_fault(FaultRule::always().on_op(op_kind(*op)).times(1));
-                None
-            }
-            T::SetConfig { change } => {
-                let (name, value) = CONFIG_CHANGES[*change];
-                code(&self.rt.block_on(e.config.update(&e.db, name, value)))
-            }
-            T::PingSweep => code(&self.sweep_all()),
-            T::WrongState { vm, op } => self.wrong_state(e, self.vm(*vm), *op),
+            ))
+        };
+        if outcomes.len() > 1 {
+            crate::stats::record(t.kind(), &format!("one of {} outcomes", outcomes.len()));
+        }
+        self.actual = (*state).clone();
+        self.check_system(&snap);
+    }
+
+    /// The request adding the model's host `n` (to an aux cluster when `cluster`).
+    pub(crate) fn add_host_req(&self, n: HostNo, cluster: Option<AuxNo>) -> AddHost {
+        let cluster_uuid = match cluster.map(|c| self.aux_id(c)) {
+            None => self.cluster,
+            Some(AuxId::Cluster(c)) => c,
+            Some(other) => panic!("host {n:?} is added to {other:?}, not a cluster"),
+        };
+        AddHost {
+            cluster_uuid,
+            name: format!("h{}", n.0),
+            management_ip: format!("10.9.0.{}", n.0),
+            cpus: Some(HOST_CPUS),
+            memory_bytes: Some(host_memory(n)),
+            agent_token: None,
         }
     }
 
-    fn host_event(
+    /// The request creating the model's VM `vm`.
+    pub(crate) fn create_req(
         &self,
-        host: HostNo,
-        event: fn(&SimCloud, HostId) -> Result<(), oxstack_simulator::SimError>,
-    ) -> Option<String> {
-        event(&self.sim, self.host(host)).expect("the simulator knows the host");
-        code(&self.sweep_all())
-    }
-
-    fn wrong_state(&self, e: &Engine, vm: VmId, op: VmOp) -> Option<String> {
-        let r: Result<(), EngineError> = self.rt.block_on(async {
-            match op {
-                VmOp::Start => e.start_vm(vm, None).await.map(drop),
-                VmOp::Stop => e.stop_vm(vm, StopMode::Graceful).await.map(drop),
-                VmOp::Reboot => e.reboot_vm(vm).await.map(drop),
-                VmOp::Pause => e.pause_vm(vm).await.map(drop),
-                VmOp::Resume => e.resume_vm(vm).await.map(drop),
-                VmOp::Migrate => e.migrate_vm(vm, None).await.map(drop),
-                VmOp::Destroy => e.destroy_vm(vm).await.map(drop),
-                VmOp::Recover => e.recover_vm(vm).await.map(drop),
-                VmOp::Expunge => e.expunge_vm(vm).await,
-            }
-        });
-        code(&r)
+        vm: VmNo,
+        size: usize,
+        nics: usize,
+        host: Option<HostNo>,
+        image: Option<AuxNo>,
+    ) -> CreateVm {
+        let image_uuid = match image.map(|i| self.aux_id(i)) {
+            None => self.image,
+            Some(AuxId::Image(i)) => i,
+            Some(other) => panic!("{vm:?} is created from {other:?}, not an image"),
+        };
+        CreateVm {
+            name: format!("vm{}", vm.0),
+            instance_offering_uuid: self.sizes[size],
+            image_uuid,
+            l3_network_uuids: NIC_SETS[nics].iter().map(|l| self.l3s[*l]).collect(),
+            cluster_uuid: None,
+            host_uuid: host.map(|h| self.host(h)),
+            root_disk_bytes: None,
+        }
     }
 
     /// Runs a batch of creates concurrently, checks how many succeeded and that they landed on
@@ -398,21 +447,23 @@ impl Sut {
     fn batch(
         &mut self,
         node: usize,
+        e: &Engine,
         first: VmNo,
         count: u32,
         size: usize,
         nics: usize,
-        model: &RefState,
     ) {
-        let Expected::Batch { created } = model.expected else {
-            panic!("the model expects a batch outcome for a batch\n{}", self.replay)
+        let t = Transition::CreateBatch { first, count, size, nics };
+        let (model, expected) = atoms::outcomes(&self.actual, &t).swap_remove(0);
+        let Expected::Batch { created } = expected else {
+            self.fail("the model expects a batch outcome for a batch".into())
         };
-        let reqs: Vec<CreateVm> =
-            (0..count).map(|i| self.create_req(VmNo(first.0 + i), size, nics, None)).collect();
+        let reqs: Vec<CreateVm> = (0..count)
+            .map(|i| self.create_req(VmNo(first.0 + i), size, nics, None, None))
+            .collect();
         let results = match self.create_batch_over_api(node, &reqs) {
             Some(results) => results,
             None => {
-                let e = self.nodes[node].clone();
                 let creates = reqs.into_iter().map(|r| e.create_vm(r));
                 let results = self.rt.block_on(futures::future::join_all(creates));
                 let outcome =
@@ -423,15 +474,13 @@ impl Sut {
                 results.into_iter().map(outcome).collect()
             }
         };
+        self.sync_nodes(Some(node));
         let mut by_host: HashMap<HostId, Vec<VmId>> = HashMap::new();
         for r in &results {
             match r {
                 Ok(v) => by_host.entry(v.host).or_default().push(v.vm),
-                Err(e) => assert!(
-                    e.starts_with("INSUFFICIENT_CAPACITY:"),
-                    "batch of {count}: a create failed with {e}\n{}",
-                    self.replay
-                ),
+                Err(e) if e.starts_with("INSUFFICIENT_CAPACITY:") => {}
+                Err(e) => self.fail(format!("batch of {count}: a create failed with {e}")),
             }
         }
         let ok = results.iter().filter(|r| r.is_ok()).count() as u32;
@@ -441,36 +490,19 @@ impl Sut {
             _ => "some created",
         };
         crate::stats::record("create-batch", outcome);
-        assert_eq!(
-            ok, created,
-            "batch of {count}: {ok} created, model expects {created}\n{}",
-            self.replay
-        );
+        if ok != created {
+            self.fail(format!("batch of {count}: {ok} created, model expects {created}"));
+        }
         for i in 0..created {
             let n = VmNo(first.0 + i);
             let want = model.vms[&n].host.expect("created VMs are placed");
-            let id = by_host.get_mut(&self.host(want)).and_then(Vec::pop).unwrap_or_else(|| {
-                panic!(
-                    "batch: no VM landed on {want:?} where the model expects {n:?}\n{}",
-                    self.replay
-                )
-            });
+            let Some(id) = by_host.get_mut(&self.host(want)).and_then(Vec::pop) else {
+                self.fail(format!("batch: no VM landed on {want:?} where the model expects {n:?}"))
+            };
             self.vms.insert(n, id);
         }
-    }
-}
-
-fn op_kind(op: FaultOp) -> OpKind {
-    match op {
-        FaultOp::Connect => OpKind::Connect,
-        FaultOp::Create => OpKind::Create,
-        FaultOp::Start => OpKind::Start,
-        FaultOp::Stop => OpKind::Stop,
-        FaultOp::Reboot => OpKind::Reboot,
-        FaultOp::Pause => OpKind::Pause,
-        FaultOp::Resume => OpKind::Resume,
-        FaultOp::Migrate => OpKind::Migrate,
-        FaultOp::Destroy => OpKind::Destroy,
+        self.check(&model, false);
+        self.actual = model;
     }
 }
 
@@ -483,9 +515,12 @@ fn remove_db_files(file: &std::path::Path) {
 
 /// What [`build`] made.
 struct Setup {
+    zone: ZoneId,
     cluster: ClusterId,
+    l2: L2NetworkId,
     sizes: Vec<InstanceOfferingId>,
     image: ImageId,
+    bs: BackupStorageId,
     l3s: Vec<L3NetworkId>,
     storage: PrimaryStorageId,
 }
@@ -570,5 +605,14 @@ async fn build(engine: &Engine) -> Result<Setup, EngineError> {
             .await?;
         sizes.push(o.uuid);
     }
-    Ok(Setup { cluster: cluster.uuid, sizes, image: image.uuid, l3s, storage: storage.uuid })
+    Ok(Setup {
+        zone: zone.uuid,
+        cluster: cluster.uuid,
+        l2: l2.uuid,
+        sizes,
+        image: image.uuid,
+        bs: bs.uuid,
+        l3s,
+        storage: storage.uuid,
+    })
 }

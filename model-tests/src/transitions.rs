@@ -1,17 +1,20 @@
 //! The operations a test case is made of, and which of them are valid in a model state (what
-//! each does to the model is in `apply`).
+//! each does to the model is in `apply` and `atoms`).
 //!
 //! [`transitions`] only offers operations that are valid in the current state, weighted, picking
-//! existing VMs and hosts with `proptest::sample::Index`; [`preconditions`] re-checks the same
-//! rules, because shrinking deletes operations and may make a later one invalid.
+//! existing VMs, hosts and aux resources with `proptest::sample::Index`; [`preconditions`]
+//! re-checks the same rules, because shrinking deletes operations and may make a later one
+//! invalid. A [`Transition::Group`] is several operations started at once (see `group`).
 
-use oxstack_engine::services::host::HostStatus;
+use oxstack_engine::services::host::{HostState, HostStatus};
 use oxstack_engine::services::vm::{VmOp, VmState};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::strategy::{BoxedStrategy, Union};
 
-use crate::reference::{FaultOp, HostNo, Reach, RefState, VmNo, MAX_HOSTS, MAX_VMS, SIZES};
+use crate::aux::{AuxKind, AuxNo, Parent, MAX_EACH, RANGES};
+use crate::reference::{FaultOp, HostNo, Reach, RefState, VmNo, MAX_AUX_HOSTS, MAX_HOSTS};
+use crate::reference::{MAX_VMS, SIZES};
 
 /// Which L3 networks a new VM gets a NIC on, in order.
 pub const NIC_SETS: [&[usize]; 3] = [&[0], &[1], &[1, 0]];
@@ -33,12 +36,14 @@ pub const CONFIG_CHANGES: [(&str, &str); 10] = [
 /// One operation of a test case.
 #[derive(Clone, Debug)]
 pub enum Transition {
-    /// Create one VM of `SIZES[size]` with NICs on `NIC_SETS[nics]`, optionally on a named host.
+    /// Create one VM of `SIZES[size]` with NICs on `NIC_SETS[nics]`, optionally on a named host,
+    /// from the main image or an aux one.
     CreateVm {
         vm: VmNo,
         size: usize,
         nics: usize,
         host: Option<HostNo>,
+        image: Option<AuxNo>,
     },
     /// `count` identical creates at once; their VMs are numbered from `first`.
     CreateBatch {
@@ -78,16 +83,19 @@ pub enum Transition {
     Expunge {
         vm: VmNo,
     },
+    /// Add a host to the main cluster, or to an aux one.
     AddHost {
         host: HostNo,
+        cluster: Option<AuxNo>,
     },
     /// Delete a host: refused with CONFLICT while a VM is placed or defined on it.
     RemoveHost {
         host: HostNo,
     },
-    SetHostEnabled {
+    /// `PATCH /v1/hosts/H {"state": ...}`; Maintenance moves the host's VMs away.
+    SetHostState {
         host: HostNo,
-        enabled: bool,
+        state: HostState,
     },
     /// The host crashes, then a ping sweep notices.
     CrashHost {
@@ -123,13 +131,39 @@ pub enum Transition {
         vm: VmNo,
         op: VmOp,
     },
+    /// Create aux resource `n` of `kind` under `parent` (a zone; an L2 network for an L3
+    /// network; a backup storage for an image; ignored for a zone).
+    CreateAux {
+        kind: AuxKind,
+        n: AuxNo,
+        parent: Parent,
+    },
+    /// Delete aux resource `n` (of `kind`).
+    DeleteAux {
+        kind: AuxKind,
+        n: AuxNo,
+    },
+    /// Add `RANGES[range]` to aux L3 network `l3`.
+    CreateIpRange {
+        l3: AuxNo,
+        range: usize,
+    },
+    /// Operations started together, each answered separately (see `group`).
+    Group {
+        ops: Vec<Transition>,
+    },
 }
 
-fn pick<T: Clone + std::fmt::Debug + 'static>(items: Vec<T>) -> BoxedStrategy<T> {
+/// A weighted choice of strategies.
+pub type Options = Vec<(u32, BoxedStrategy<Transition>)>;
+
+/// One of `items`, shrinking towards the first.
+pub fn pick<T: Clone + std::fmt::Debug + 'static>(items: Vec<T>) -> BoxedStrategy<T> {
     any::<Index>().prop_map(move |i| i.get(&items).clone()).boxed()
 }
 
-fn maybe_host(hosts: Vec<HostNo>) -> BoxedStrategy<Option<HostNo>> {
+/// No host or one of `hosts`, half and half.
+pub fn maybe_host(hosts: Vec<HostNo>) -> BoxedStrategy<Option<HostNo>> {
     if hosts.is_empty() {
         Just(None).boxed()
     } else {
@@ -137,29 +171,34 @@ fn maybe_host(hosts: Vec<HostNo>) -> BoxedStrategy<Option<HostNo>> {
     }
 }
 
-/// The operations valid in `state`, weighted.
-pub fn transitions(state: &RefState) -> BoxedStrategy<Transition> {
-    use VmState as S;
-    let mut opts: Vec<(u32, BoxedStrategy<Transition>)> = Vec::new();
-    let hosts: Vec<HostNo> = state.hosts.keys().copied().collect();
-    let next = VmNo(state.next_vm);
-    if state.vms.len() < MAX_VMS {
-        let h = maybe_host(hosts.clone());
-        let single = (0..SIZES.len(), 0..NIC_SETS.len(), h).prop_map(move |(size, nics, host)| {
-            Transition::CreateVm { vm: next, size, nics, host }
-        });
-        opts.push((14, single.boxed()));
+/// The main image mostly, an aux one (when there is one) a third of the time.
+pub fn image_choice(state: &RefState) -> BoxedStrategy<Option<AuxNo>> {
+    let images = state.aux.all(AuxKind::Image);
+    if images.is_empty() {
+        Just(None).boxed()
+    } else {
+        prop_oneof![2 => Just(None), 1 => pick(images).prop_map(Some)].boxed()
     }
-    let batches = batch_choices(state);
-    if !batches.is_empty() {
-        let batch = pick(batches).prop_map(move |(count, size, nics)| Transition::CreateBatch {
-            first: next,
-            count,
+}
+
+/// A create of VM `vm` (a host named half the time, any host, aux ones included).
+pub fn create_vm(state: &RefState, vm: VmNo) -> BoxedStrategy<Transition> {
+    let hosts: Vec<HostNo> = state.hosts.keys().copied().collect();
+    (0..SIZES.len(), 0..NIC_SETS.len(), maybe_host(hosts), image_choice(state))
+        .prop_map(move |(size, nics, host, image)| Transition::CreateVm {
+            vm,
             size,
             nics,
-        });
-        opts.push((3, batch.boxed()));
-    }
+            host,
+            image,
+        })
+        .boxed()
+}
+
+/// The VM operations on VMs whose state allows them, weighted.
+pub fn vm_ops(state: &RefState, opts: &mut Options) {
+    use VmState as S;
+    let hosts: Vec<HostNo> = state.hosts.keys().copied().collect();
     let mut vm_op = |weight: u32, states: &[VmState], make: fn(VmNo) -> Transition| {
         let vms = state.vms_in(states);
         if !vms.is_empty() {
@@ -196,19 +235,38 @@ pub fn transitions(state: &RefState) -> BoxedStrategy<Transition> {
             });
         opts.push((7, migrate.boxed()));
     }
+}
+
+/// The operations valid in `state`, weighted.
+pub fn transitions(state: &RefState) -> BoxedStrategy<Transition> {
+    let mut opts: Options = Vec::new();
+    let next = VmNo(state.next_vm);
+    if state.vms.len() < MAX_VMS {
+        opts.push((14, create_vm(state, next)));
+    }
+    let batches = batch_choices(state);
+    if !batches.is_empty() {
+        let batch = pick(batches).prop_map(move |(count, size, nics)| Transition::CreateBatch {
+            first: next,
+            count,
+            size,
+            nics,
+        });
+        opts.push((3, batch.boxed()));
+    }
+    vm_ops(state, &mut opts);
     let killable = killable_vms(state);
     if !killable.is_empty() && sweep_is_predictable(state) {
         opts.push((2, pick(killable).prop_map(|vm| Transition::KillVm { vm }).boxed()));
     }
     host_ops(state, &mut opts);
+    reach_ops(state, &mut opts);
+    aux_ops(state, &mut opts);
     opts.push((
         4,
         pick(FaultOp::ALL.to_vec()).prop_map(|op| Transition::InjectFault { op }).boxed(),
     ));
-    opts.push((
-        2,
-        (0..CONFIG_CHANGES.len()).prop_map(|change| Transition::SetConfig { change }).boxed(),
-    ));
+    opts.push((2, config_change()));
     if sweep_is_predictable(state) {
         opts.push((2, Just(Transition::PingSweep).boxed()));
     }
@@ -220,40 +278,96 @@ pub fn transitions(state: &RefState) -> BoxedStrategy<Transition> {
     if !wrong.is_empty() {
         opts.push((2, pick(wrong).prop_map(|(vm, op)| Transition::WrongState { vm, op }).boxed()));
     }
+    if crate::group::groups_allowed(state) {
+        opts.push((crate::group::WEIGHT, crate::group::group(state)));
+    }
     Union::new_weighted(opts).boxed()
 }
 
-fn host_ops(state: &RefState, opts: &mut Vec<(u32, BoxedStrategy<Transition>)>) {
-    if state.hosts.len() < MAX_HOSTS as usize {
-        opts.push((2, Just(Transition::AddHost { host: HostNo(state.next_host) }).boxed()));
+/// A config change.
+pub fn config_change() -> BoxedStrategy<Transition> {
+    (0..CONFIG_CHANGES.len()).prop_map(|change| Transition::SetConfig { change }).boxed()
+}
+
+/// Adding, removing and changing the state of hosts.
+pub fn host_ops(state: &RefState, opts: &mut Options) {
+    let next = HostNo(state.next_host);
+    if state.main_hosts() < MAX_HOSTS as usize {
+        opts.push((2, Just(Transition::AddHost { host: next, cluster: None }).boxed()));
+    }
+    let clusters = state.aux.all(AuxKind::Cluster);
+    if state.aux_hosts() < MAX_AUX_HOSTS && !clusters.is_empty() {
+        let add =
+            pick(clusters).prop_map(move |c| Transition::AddHost { host: next, cluster: Some(c) });
+        opts.push((1, add.boxed()));
+    }
+    let removable: Vec<HostNo> =
+        state.hosts.keys().copied().filter(|h| removable(state, *h)).collect();
+    if !removable.is_empty() {
+        opts.push((2, pick(removable).prop_map(|host| Transition::RemoveHost { host }).boxed()));
     }
     let hosts: Vec<HostNo> = state.hosts.keys().copied().collect();
-    if hosts.len() > 1 {
-        opts.push((
-            2,
-            pick(hosts.clone()).prop_map(|host| Transition::RemoveHost { host }).boxed(),
-        ));
+    let states = pick(vec![HostState::Maintenance, HostState::Enabled, HostState::Disabled]);
+    let set =
+        (pick(hosts), states).prop_map(|(host, state)| Transition::SetHostState { host, state });
+    opts.push((4, set.boxed()));
+}
+
+/// Whether `host` may be removed: an aux host, or a main one that is not the last.
+fn removable(state: &RefState, host: HostNo) -> bool {
+    state.hosts.get(&host).is_some_and(|h| h.cluster.is_some() || state.main_hosts() > 1)
+}
+
+/// Crashes, partitions and their ends, each followed by a ping sweep.
+fn reach_ops(state: &RefState, opts: &mut Options) {
+    if !sweep_is_predictable(state) {
+        return;
     }
-    let toggle = (pick(hosts), any::<bool>())
-        .prop_map(|(host, enabled)| Transition::SetHostEnabled { host, enabled });
-    opts.push((3, toggle.boxed()));
-    if sweep_is_predictable(state) {
-        let up = state.hosts_where(|h| h.reach == Reach::Up && h.status == HostStatus::Connected);
-        if !up.is_empty() {
-            opts.push((
-                2,
-                pick(up.clone()).prop_map(|host| Transition::CrashHost { host }).boxed(),
-            ));
-            opts.push((1, pick(up).prop_map(|host| Transition::PartitionHost { host }).boxed()));
+    let up = state.hosts_where(|h| h.reach == Reach::Up && h.status == HostStatus::Connected);
+    if !up.is_empty() {
+        opts.push((2, pick(up.clone()).prop_map(|host| Transition::CrashHost { host }).boxed()));
+        opts.push((1, pick(up).prop_map(|host| Transition::PartitionHost { host }).boxed()));
+    }
+    let crashed = state.hosts_where(|h| h.reach == Reach::Crashed);
+    if !crashed.is_empty() {
+        opts.push((5, pick(crashed).prop_map(|host| Transition::RecoverHost { host }).boxed()));
+    }
+    let cut = state.hosts_where(|h| h.reach == Reach::Partitioned);
+    if !cut.is_empty() {
+        opts.push((4, pick(cut).prop_map(|host| Transition::HealHost { host }).boxed()));
+    }
+}
+
+/// Creates and deletes of aux resources, and IP ranges on aux L3 networks.
+pub fn aux_ops(state: &RefState, opts: &mut Options) {
+    let a = &state.aux;
+    let n = AuxNo(a.next);
+    let create = |kind: AuxKind, parents: Vec<Parent>| {
+        pick(parents).prop_map(move |parent| Transition::CreateAux { kind, n, parent }).boxed()
+    };
+    let kinds: [(AuxKind, Vec<Parent>); 6] = [
+        (AuxKind::Zone, vec![Parent::Main]),
+        (AuxKind::Cluster, a.zone_parents()),
+        (AuxKind::L2, a.zone_parents()),
+        (AuxKind::L3, a.l2s.keys().map(|l| Parent::Aux(*l)).collect()),
+        (AuxKind::Bs, a.zone_parents()),
+        (AuxKind::Image, a.bs_parents()),
+    ];
+    for (kind, parents) in kinds {
+        if a.count(kind) < MAX_EACH && !parents.is_empty() {
+            opts.push((1, create(kind, parents)));
         }
-        let crashed = state.hosts_where(|h| h.reach == Reach::Crashed);
-        if !crashed.is_empty() {
-            opts.push((5, pick(crashed).prop_map(|host| Transition::RecoverHost { host }).boxed()));
+        let existing = a.all(kind);
+        if !existing.is_empty() {
+            let delete = pick(existing).prop_map(move |n| Transition::DeleteAux { kind, n });
+            opts.push((1, delete.boxed()));
         }
-        let cut = state.hosts_where(|h| h.reach == Reach::Partitioned);
-        if !cut.is_empty() {
-            opts.push((4, pick(cut).prop_map(|host| Transition::HealHost { host }).boxed()));
-        }
+    }
+    let l3s = a.all(AuxKind::L3);
+    if !l3s.is_empty() {
+        let range = (pick(l3s), 0..RANGES.len())
+            .prop_map(|(l3, range)| Transition::CreateIpRange { l3, range });
+        opts.push((2, range.boxed()));
     }
 }
 
@@ -312,6 +426,12 @@ fn batch_ips_suffice(state: &RefState, count: u32, size: usize, nics: usize) -> 
     NIC_SETS[nics].iter().all(|l3| state.ips_free(*l3) >= made)
 }
 
+/// Whether VM numbers `first..first + n` are unused.
+pub fn fresh_vms(state: &RefState, first: VmNo, n: u32) -> bool {
+    (first.0..first.0 + n)
+        .all(|i| !state.vms.contains_key(&VmNo(i)) && !state.sim.contains_key(&VmNo(i)))
+}
+
 /// Whether `t` is valid in `state` (the same rules [`transitions`] generates by).
 pub fn preconditions(state: &RefState, t: &Transition) -> bool {
     use Transition as T;
@@ -320,16 +440,15 @@ pub fn preconditions(state: &RefState, t: &Transition) -> bool {
         state.vms.get(vm).is_some_and(|v| states.contains(&v.state))
     };
     let host = |h: &HostNo| state.hosts.contains_key(h);
-    let fresh = |vm: &VmNo, n: u32| {
-        (vm.0..vm.0 + n)
-            .all(|i| !state.vms.contains_key(&VmNo(i)) && !state.sim.contains_key(&VmNo(i)))
-    };
     match t {
-        T::CreateVm { vm, host: h, .. } => {
-            fresh(vm, 1) && state.vms.len() < MAX_VMS && h.as_ref().is_none_or(host)
+        T::CreateVm { vm, host: h, image, .. } => {
+            fresh_vms(state, *vm, 1)
+                && state.vms.len() < MAX_VMS
+                && h.as_ref().is_none_or(host)
+                && image.is_none_or(|i| state.aux.images.contains_key(&i))
         }
         T::CreateBatch { first, count, size, nics } => {
-            fresh(first, *count)
+            fresh_vms(state, *first, *count)
                 && state.vms.len() + *count as usize <= MAX_VMS
                 && !state.fault_pending(FaultOp::Create)
                 && state.usage_agrees()
@@ -345,9 +464,17 @@ pub fn preconditions(state: &RefState, t: &Transition) -> bool {
         }
         T::Destroy { vm } => vm_in(vm, &[S::Running, S::Paused, S::Stopped, S::Unknown]),
         T::Recover { vm } | T::Expunge { vm } => vm_in(vm, &[S::Destroyed]),
-        T::AddHost { host: h } => !host(h) && state.hosts.len() < MAX_HOSTS as usize,
-        T::RemoveHost { host: h } => host(h) && state.hosts.len() > 1,
-        T::SetHostEnabled { host: h, .. } => host(h),
+        T::AddHost { host: h, cluster } => {
+            !host(h)
+                && match cluster {
+                    None => state.main_hosts() < MAX_HOSTS as usize,
+                    Some(c) => {
+                        state.aux.clusters.contains_key(c) && state.aux_hosts() < MAX_AUX_HOSTS
+                    }
+                }
+        }
+        T::RemoveHost { host: h } => removable(state, *h),
+        T::SetHostState { host: h, .. } => host(h),
         T::CrashHost { host: h } | T::PartitionHost { host: h } => {
             sweep_is_predictable(state)
                 && state
@@ -370,14 +497,54 @@ pub fn preconditions(state: &RefState, t: &Transition) -> bool {
         T::WrongState { vm, op } => {
             state.vms.get(vm).is_some_and(|v| !op.allowed_from().contains(&v.state))
         }
+        T::CreateAux { kind, n, parent } => {
+            !state.aux.exists(*n)
+                && state.aux.count(*kind) < MAX_EACH
+                && aux_parent_exists(state, *kind, *parent)
+        }
+        T::DeleteAux { kind, n } => state.aux.kind(*n) == Some(*kind),
+        T::CreateIpRange { l3, range } => state.aux.l3s.contains_key(l3) && *range < RANGES.len(),
+        T::Group { ops } => crate::group::preconditions(state, ops),
+    }
+}
+
+/// Whether `parent` exists and may hold a `kind`.
+pub fn aux_parent_exists(state: &RefState, kind: AuxKind, parent: Parent) -> bool {
+    let a = &state.aux;
+    match (kind, parent) {
+        (AuxKind::Zone, _) => true,
+        (AuxKind::L3, Parent::Aux(l2)) => a.l2s.contains_key(&l2),
+        (AuxKind::L3, Parent::Main) => false,
+        (AuxKind::Image, Parent::Aux(bs)) => a.bss.contains_key(&bs),
+        (AuxKind::Image, Parent::Main) => true,
+        (_, Parent::Aux(z)) => a.zones.contains(&z),
+        (_, Parent::Main) => true,
     }
 }
 
 impl Transition {
+    /// The existing VM a VM action works on (not a create's new VM).
+    pub fn vm_acted_on(&self) -> Option<VmNo> {
+        use Transition as T;
+        match self {
+            T::Start { vm, .. }
+            | T::Stop { vm, .. }
+            | T::Reboot { vm }
+            | T::Pause { vm }
+            | T::Resume { vm }
+            | T::Migrate { vm, .. }
+            | T::Destroy { vm }
+            | T::Recover { vm }
+            | T::Expunge { vm } => Some(*vm),
+            _ => None,
+        }
+    }
+
     /// The operation's name, for statistics.
     pub fn kind(&self) -> &'static str {
         use Transition as T;
         match self {
+            T::CreateVm { host: Some(_), .. } => "create-on-host",
             T::CreateVm { .. } => "create",
             T::CreateBatch { .. } => "create-batch",
             T::Start { .. } => "start",
@@ -390,9 +557,12 @@ impl Transition {
             T::Destroy { .. } => "destroy",
             T::Recover { .. } => "recover",
             T::Expunge { .. } => "expunge",
-            T::AddHost { .. } => "add-host",
+            T::AddHost { cluster: None, .. } => "add-host",
+            T::AddHost { cluster: Some(_), .. } => "add-aux-host",
             T::RemoveHost { .. } => "remove-host",
-            T::SetHostEnabled { .. } => "enable/disable-host",
+            T::SetHostState { state: HostState::Maintenance, .. } => "host-maintenance",
+            T::SetHostState { state: HostState::Enabled, .. } => "host-enable",
+            T::SetHostState { .. } => "host-disable",
             T::CrashHost { .. } => "crash-host",
             T::RecoverHost { .. } => "recover-host",
             T::PartitionHost { .. } => "partition-host",
@@ -402,6 +572,24 @@ impl Transition {
             T::SetConfig { .. } => "set-config",
             T::PingSweep => "ping-sweep",
             T::WrongState { .. } => "wrong-state",
+            T::CreateAux { kind, .. } => match kind {
+                AuxKind::Zone => "create-zone",
+                AuxKind::Cluster => "create-cluster",
+                AuxKind::L2 => "create-l2",
+                AuxKind::L3 => "create-l3",
+                AuxKind::Bs => "create-backup-storage",
+                AuxKind::Image => "create-image",
+            },
+            T::DeleteAux { kind, .. } => match kind {
+                AuxKind::Zone => "delete-zone",
+                AuxKind::Cluster => "delete-cluster",
+                AuxKind::L2 => "delete-l2",
+                AuxKind::L3 => "delete-l3",
+                AuxKind::Bs => "delete-backup-storage",
+                AuxKind::Image => "delete-image",
+            },
+            T::CreateIpRange { .. } => "create-ip-range",
+            T::Group { .. } => "group",
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The model test: `PROPTEST_CASES` random operation sequences of up to
 //! `OXSTACK_MODEL_MAX_STEPS` steps against the engine and the simulator, checked after every step
-//! (see `oxstack_model_tests`), and `OXSTACK_MODEL_TWO_NODE_CASES` of them against two management
-//! nodes on one database. A failure prints the shrunk sequence and the line to replay it.
+//! (see `oxstack_model_tests`; a step may be a group of operations started at once), and
+//! `OXSTACK_MODEL_TWO_NODE_CASES` of them against two management nodes on one database. A failure
+//! prints the shrunk sequence and the line to replay it.
 
 use oxstack_model_tests::machine::{CloudTest, TwoNodeCloudTest};
 use oxstack_model_tests::strategies::{config, max_steps, two_node_config};

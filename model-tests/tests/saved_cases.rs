@@ -1,0 +1,191 @@
+//! Cases that once failed, replayed as they were shrunk: proptest's regression files keep
+//! only the random seed of a failure, which yields another case whenever the generators
+//! change, so the cases worth keeping are written out here (see `machine::run_case`). Each
+//! says what it caught.
+
+use oxstack_engine::services::host::HostState;
+use oxstack_model_tests::aux::{AuxKind, AuxNo, Parent};
+use oxstack_model_tests::machine::{run_case, run_case_repeatedly};
+use oxstack_model_tests::reference::{FaultOp, HostNo, VmNo};
+use oxstack_model_tests::transitions::Transition::{self, *};
+
+fn vm(n: u32) -> VmNo {
+    VmNo(n)
+}
+
+fn h(n: u32) -> HostNo {
+    HostNo(n)
+}
+
+/// A create of the main image.
+fn create(n: u32, size: usize, nics: usize, host: Option<u32>) -> Transition {
+    CreateVm { vm: vm(n), size, nics, host: host.map(h), image: None }
+}
+
+/// Engine bug (fixed in start.rs): starting a stopped VM elsewhere while the host it was
+/// defined on was unreachable forgot that host; the VM then could never be started again.
+#[test]
+fn start_elsewhere_while_the_old_host_is_cut_off() {
+    run_case(
+        0,
+        &[
+            PartitionHost { host: h(2) },
+            create(0, 0, 0, None),
+            Stop { vm: vm(0), force: false },
+            create(1, 0, 0, None),
+            Stop { vm: vm(1), force: false },
+            Start { vm: vm(0), host: None },
+            Stop { vm: vm(0), force: false },
+            HealHost { host: h(2) },
+            PartitionHost { host: h(1) },
+            Start { vm: vm(0), host: None },
+        ],
+        1,
+    );
+}
+
+/// Engine bug (fixed in destroy.rs + host_tracker.rs): a VM destroyed while its host was
+/// unreachable stayed defined (or running) on that host after it came back.
+#[test]
+fn destroy_while_the_host_is_down() {
+    run_case(
+        0,
+        &[
+            create(0, 2, 0, None),
+            CreateBatch { first: vm(1), count: 5, size: 1, nics: 2 },
+            CrashHost { host: h(2) },
+            Destroy { vm: vm(5) },
+        ],
+        1,
+    );
+}
+
+/// Deliberate sabotage to show the test works (free_nic did not return the address to IPAM;
+/// reverted): shrank to these three steps.
+#[test]
+fn expunge_returns_the_address() {
+    run_case(0, &[create(9, 0, 0, None), Destroy { vm: vm(9) }, Expunge { vm: vm(9) }], 1);
+}
+
+/// Engine bug (fixed in destroy.rs, recover_vm): a VM destroyed while its host was
+/// partitioned, whose undefine on reconnect then failed, was recovered to Stopped while still
+/// running there. Recover now finishes the pending undefine first and fails (the VM stays
+/// Destroyed) if it cannot.
+#[test]
+fn recover_after_a_failed_undefine() {
+    run_case(
+        0,
+        &[
+            CreateBatch { first: vm(0), count: 4, size: 2, nics: 0 },
+            Destroy { vm: vm(0) },
+            InjectFault { op: FaultOp::Destroy },
+            create(4, 0, 0, None),
+            RemoveHost { host: h(0) },
+            CreateBatch { first: vm(5), count: 8, size: 1, nics: 1 },
+            PartitionHost { host: h(1) },
+            Destroy { vm: vm(5) },
+            HealHost { host: h(1) },
+            Recover { vm: vm(5) },
+        ],
+        1,
+    );
+}
+
+/// Two nodes: a host added after another crashed (saved by proptest; what it caught was not
+/// recorded).
+#[test]
+fn two_nodes_add_a_host_after_a_crash() {
+    run_case(
+        11133506992611388537,
+        &[CrashHost { host: h(2) }, AddHost { host: h(3), cluster: None }],
+        2,
+    );
+}
+
+/// Two nodes: a long mix of placements, disabled hosts and migrations (saved by proptest; what
+/// it caught was not recorded).
+#[test]
+fn two_nodes_placements_on_disabled_hosts() {
+    run_case(
+        14385038519581120951,
+        &[
+            CreateBatch { first: vm(0), count: 2, size: 2, nics: 1 },
+            InjectFault { op: FaultOp::Migrate },
+            Migrate { vm: vm(1), to: Some(h(0)) },
+            PingSweep,
+            Destroy { vm: vm(0) },
+            RemoveHost { host: h(2) },
+            Pause { vm: vm(1) },
+            create(2, 2, 2, None),
+            Stop { vm: vm(1), force: false },
+            Destroy { vm: vm(2) },
+            create(3, 2, 1, Some(0)),
+            create(4, 1, 2, Some(1)),
+            Start { vm: vm(1), host: None },
+            create(5, 1, 2, None),
+            Stop { vm: vm(3), force: true },
+            SetHostState { host: h(1), state: HostState::Disabled },
+            Stop { vm: vm(1), force: false },
+            SetHostState { host: h(0), state: HostState::Disabled },
+            Start { vm: vm(1), host: Some(h(0)) },
+            Stop { vm: vm(4), force: true },
+            Migrate { vm: vm(5), to: Some(h(1)) },
+            Migrate { vm: vm(5), to: Some(h(1)) },
+            Pause { vm: vm(5) },
+            create(6, 0, 0, Some(0)),
+            AddHost { host: h(3), cluster: None },
+            CreateBatch { first: vm(7), count: 3, size: 1, nics: 2 },
+        ],
+        2,
+    );
+}
+
+/// How many times a race is run (on the code before issue 17's fixes each of the races below
+/// showed in 1 to 27 of 30 runs).
+const RACE_RUNS: u64 = 30;
+
+/// Issue 17 defect 1: creates naming a host that enters Maintenance at the same time were left
+/// Running there (27 of 30 runs failed before the fix: "after a group: vm0 is Running on h0,
+/// which the group put in Maintenance").
+#[test]
+fn creates_on_a_host_entering_maintenance() {
+    let mut ops: Vec<Transition> = (0..6).map(|i| create(i, 0, 0, Some(0))).collect();
+    ops.push(SetHostState { host: h(0), state: HostState::Maintenance });
+    run_case_repeatedly(&[Group { ops }], RACE_RUNS);
+}
+
+/// Issue 17 defect 3: an L2 network deleted while L3 networks are created on it (4 of 30 runs
+/// failed before the fix with 500 DATABASE_ERROR "FOREIGN KEY constraint failed"), and a
+/// cluster deleted while hosts are added to it (1 of 30).
+#[test]
+fn parents_deleted_while_children_are_created() {
+    let l2 = AuxNo(0);
+    let mut ops = vec![DeleteAux { kind: AuxKind::L2, n: l2 }];
+    ops.extend((1..6).map(|i| CreateAux {
+        kind: AuxKind::L3,
+        n: AuxNo(i),
+        parent: Parent::Aux(l2),
+    }));
+    let make = CreateAux { kind: AuxKind::L2, n: l2, parent: Parent::Main };
+    run_case_repeatedly(&[make, Group { ops }], RACE_RUNS);
+    let cluster = AuxNo(0);
+    let mut ops: Vec<Transition> =
+        (3..6).map(|i| AddHost { host: h(i), cluster: Some(cluster) }).collect();
+    ops.insert(1, DeleteAux { kind: AuxKind::Cluster, n: cluster });
+    let make = CreateAux { kind: AuxKind::Cluster, n: cluster, parent: Parent::Main };
+    run_case_repeatedly(&[make, Group { ops }], RACE_RUNS);
+}
+
+/// Issue 17 defect 5: overlapping IP ranges created at once on one L3 network were all
+/// accepted (4 of 30 runs failed before the fix: "operation 0 (CreateIpRange { l3: a1,
+/// range: 0 }) would answer CONFLICT but the engine answered success").
+#[test]
+fn overlapping_ranges_at_once() {
+    let (l2, l3) = (AuxNo(0), AuxNo(1));
+    let ops = (0..6).map(|i| CreateIpRange { l3, range: [0, 1, 6][i % 3] }).collect();
+    let make = [
+        CreateAux { kind: AuxKind::L2, n: l2, parent: Parent::Main },
+        CreateAux { kind: AuxKind::L3, n: l3, parent: Parent::Aux(l2) },
+    ];
+    run_case_repeatedly(&[make[0].clone(), make[1].clone(), Group { ops }], RACE_RUNS);
+}
