@@ -20,7 +20,7 @@ use oxstack_engine::services::host::HostState;
 use oxstack_engine::services::vm::VmState;
 use oxstack_engine::Engine;
 
-use crate::linearize::{completion_order, explain, Observed, Verdict, BUDGET};
+use crate::linearize::{budget, completion_order, explain, Observed, Verdict};
 use crate::ops::Answer;
 use crate::reference::RefState;
 use crate::snapshot::Snapshot;
@@ -72,7 +72,8 @@ impl Sut {
         }
         let codes: Vec<Option<String>> = answers.iter().map(|a| a.code.clone()).collect();
         let seen = Observed { ops, answers: &codes, completed: &completed, snapshot: &snap };
-        match explain(&before, &seen, BUDGET) {
+        let budget = budget();
+        match explain(&before, &seen, budget) {
             Verdict::Explained { state, nodes } => {
                 crate::stats::record("group search", &search_size(nodes));
                 self.actual = *state;
@@ -85,7 +86,7 @@ impl Sut {
             )),
             Verdict::OutOfBudget { closest, nodes } => self.fail(format!(
                 "the search for an order of the group's operations that explains what the engine \
-                 did gave up after {nodes} steps (budget {BUDGET}); the closest, {closest}\n{listing}"
+                 did gave up after {nodes} steps (budget {budget}, OXSTACK_MODEL_SEARCH_BUDGET); the closest, {closest}\n{listing}"
             )),
         }
         self.check_system(&snap);

@@ -26,8 +26,16 @@ use crate::reference::{HostNo, RefState, VmNo};
 use crate::snapshot::Snapshot;
 use crate::transitions::Transition;
 
-/// Nodes a search may visit before it gives up.
+/// Nodes a search may visit before it gives up (`OXSTACK_MODEL_SEARCH_BUDGET` overrides it).
 pub const BUDGET: usize = 200_000;
+
+/// The search budget of this run: [`BUDGET`] or `OXSTACK_MODEL_SEARCH_BUDGET`.
+pub fn budget() -> usize {
+    std::env::var("OXSTACK_MODEL_SEARCH_BUDGET")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(BUDGET)
+}
 
 /// What operations not finished yet may still change.
 #[derive(Debug, Default)]

@@ -30,8 +30,11 @@ fn done(s: RefState, answer: Expected) -> Step {
     (s, Progress::Done(answer))
 }
 
-fn refused(s: RefState) -> Step {
-    done(s, Expected::Err(NO_CAPACITY))
+/// No host: INSUFFICIENT_CAPACITY, or NOT_FOUND when the host the request named is gone (the
+/// engine looks it up when its placement fails, as a request after the delete would).
+fn refused(s: RefState, designated: Option<HostNo>) -> Step {
+    let gone = designated.is_some_and(|h| !s.hosts.contains_key(&h));
+    done(s, Expected::Err(if gone { NOT_FOUND } else { NO_CAPACITY }))
 }
 
 impl RefState {
@@ -74,7 +77,7 @@ pub fn create_chosen(
     match s.choose_for(vm, size, host, None, &[]) {
         Some(h) if !at_risk(h, image) => create_reserved(s, vm, (size, nics), host, image),
         Some(_) => (s, Progress::Next(Phase::Placing)),
-        None => refused(s),
+        None => refused(s, host),
     }
 }
 
@@ -96,10 +99,10 @@ pub fn create_reserved(
             let answer = s.commit_create(vm, size, NIC_SETS[nics], image, host);
             done(s, answer)
         }
-        Err(_) if designated.is_some() => refused(s),
+        Err(_) if designated.is_some() => refused(s, designated),
         Err(declined) => match s.choose_for(vm, size, None, None, &[declined]) {
             Some(_) => (s, Progress::Next(Phase::Placing)),
-            None => refused(s),
+            None => refused(s, designated),
         },
     }
 }
@@ -117,7 +120,7 @@ pub fn start_chosen(mut s: RefState, vm: VmNo, host: Option<HostNo>, at_risk: At
             }
             (s, Progress::Next(Phase::Placing))
         }
-        None => refused(s),
+        None => refused(s, host),
     }
 }
 
@@ -137,7 +140,7 @@ pub fn start_reserved(mut s: RefState, vm: VmNo, designated: Option<HostNo>) -> 
         Some(_) => (s, Progress::Next(Phase::Placing)),
         None => {
             s.vm_mut(vm).state = VmState::Stopped;
-            refused(s)
+            refused(s, designated)
         }
     }
 }
@@ -162,7 +165,7 @@ pub fn migration_chosen(
             }
             (s, Progress::Next(placing))
         }
-        None => refused(s),
+        None => refused(s, to),
     }
 }
 
@@ -188,7 +191,7 @@ pub fn migration_reserved(
         Some(_) => (s, Progress::Next(placing)),
         None => {
             s.vm_mut(vm).state = VmState::Running;
-            refused(s)
+            refused(s, designated)
         }
     }
 }

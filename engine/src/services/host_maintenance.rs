@@ -54,16 +54,17 @@ impl Engine {
         loop {
             let Some(next) = self.next_to_evacuate(host).await? else { return Ok(()) };
             let vm = next.vm;
+            // Each operation acts only if the VM is still as read when its turn comes.
             match next.state {
-                VmState::Running => match self.migrate_vm(vm, None).await {
+                VmState::Running => match self.migrate_vm_off(vm, host).await {
                     Ok(_) => {}
                     Err(e) if left_by_itself(&e) => {}
                     Err(e) => {
                         tracing::warn!(%vm, %host, %e, "could not migrate off a host entering maintenance; stopping it");
-                        self.stop_for_maintenance(vm).await?;
+                        self.stop_for_maintenance(vm, VmState::Running, host).await?;
                     }
                 },
-                VmState::Paused => self.stop_for_maintenance(vm).await?,
+                VmState::Paused => self.stop_for_maintenance(vm, VmState::Paused, host).await?,
                 _ => {
                     let since = match waited_since {
                         Some((v, t)) if v == vm => t,
@@ -117,9 +118,15 @@ impl Engine {
         tokio::time::sleep(POLL).await;
     }
 
-    /// Stops a VM for maintenance, unless it moved on by itself meanwhile.
-    async fn stop_for_maintenance(&self, vm: VmId) -> EngineResult<()> {
-        match self.stop_vm(vm, StopMode::Graceful).await {
+    /// Stops a VM for maintenance if it is still `state` on `host`, unless it moved on by
+    /// itself meanwhile.
+    async fn stop_for_maintenance(
+        &self,
+        vm: VmId,
+        state: VmState,
+        host: HostId,
+    ) -> EngineResult<()> {
+        match self.stop_vm_if(vm, StopMode::Graceful, Some((state, host))).await {
             Ok(_) => Ok(()),
             Err(e) if left_by_itself(&e) => Ok(()),
             Err(e) => Err(e),

@@ -110,10 +110,14 @@ impl Engine {
     /// Deletes an offering. VMs keep their size (it is copied into each VM).
     pub async fn delete_instance_offering(&self, id: InstanceOfferingId) -> EngineResult<()> {
         self.get_instance_offering(id).await?;
-        crate::db::write("DELETE FROM instance_offerings WHERE uuid = ?")
+        let deleted = crate::db::write("DELETE FROM instance_offerings WHERE uuid = ?")
             .bind(id.to_string())
             .execute(self.db.w())
             .await?;
+        if deleted.rows_affected() == 0 {
+            // Deleted meanwhile by another request.
+            return Err(EngineError::not_found("instance offering", id));
+        }
         self.events.publish("instance_offering", id.0, Some("Enabled"), None);
         Ok(())
     }

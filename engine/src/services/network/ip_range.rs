@@ -184,6 +184,9 @@ impl Engine {
         req: CreateIpRange,
     ) -> EngineResult<IpRange> {
         let (start, end, mask, gateway) = validate(&req)?;
+        // The L3 network's turn: its deletion (and its pool's) waits for this range's insert
+        // and pool, and the other way round.
+        let _turn = self.queues.enter(l3.0).await;
         let net = self.get_l3_network(l3).await?;
         let l2 = net.l2_network_uuid.to_string();
         if let Some(clash) = self.clash(&l2, start, end, gateway).await? {
@@ -193,6 +196,7 @@ impl Engine {
         // PostgreSQL: the second of two concurrent inserts waits here for the first to commit,
         // and its check then sees the first range (each statement reads afresh). SQLite has
         // one writer: the check and insert of one request never interleave with another's.
+        let created_at = crate::time::now_ms();
         let lock = write("UPDATE l2_networks SET name = name WHERE uuid = ?").bind(l2.clone());
         let insert = write(INSERT_UNLESS_CLASH)
             .bind(l2.clone())
@@ -203,7 +207,7 @@ impl Engine {
             .bind(l3.to_string())
             .bind(req.name.clone())
             .bind(i64::from(mask))
-            .bind(crate::time::now_ms());
+            .bind(created_at);
         let ran = self.db.atomically(vec![lock.must_change_one(), insert.must_change_one()]).await;
         match child_inserted(ran, || EngineError::not_found("L3 network", l3))? {
             Ok(()) => {}
@@ -220,17 +224,19 @@ impl Engine {
                 });
             }
         }
-        self.ipam.add_range(
-            l3,
-            RangeInfo {
-                id,
-                start,
-                end,
-                netmask: Ipv4Addr::from(mask),
-                gateway: Ipv4Addr::from(gateway),
-            },
-        );
-        self.get_ip_range(id).await
+        let (netmask, gateway) = (Ipv4Addr::from(mask), Ipv4Addr::from(gateway));
+        self.ipam.add_range(l3, RangeInfo { id, start, end, netmask, gateway });
+        // As written, not read back: a later request may already have deleted it.
+        Ok(IpRange {
+            uuid: id,
+            l3_network_uuid: l3,
+            name: req.name,
+            start_ip: Ipv4Addr::from(start),
+            end_ip: Ipv4Addr::from(end),
+            netmask,
+            gateway,
+            created_at: crate::time::rfc3339(created_at),
+        })
     }
 
     /// The first range of L2 network `l2` that a new range would clash with (see [`CLASHES`]).
@@ -281,12 +287,17 @@ impl Engine {
     /// Deletes a range none of whose addresses is in use.
     pub async fn delete_ip_range(&self, id: IpRangeId) -> EngineResult<()> {
         let r = self.get_ip_range(id).await?;
+        let l3 = r.l3_network_uuid;
+        let _turn = self.queues.enter(l3.0).await;
+        // No NIC is being given an address meanwhile: they allocate holding the gate shared.
+        let _no_allocations = self.cache_gate.write().await;
+        let (start, end) = (i64::from(u32::from(r.start_ip)), i64::from(u32::from(r.end_ip)));
         let used: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM vm_nics WHERE l3_network_uuid = ? AND ip BETWEEN ? AND ?",
         )
-        .bind(r.l3_network_uuid.to_string())
-        .bind(i64::from(u32::from(r.start_ip)))
-        .bind(i64::from(u32::from(r.end_ip)))
+        .bind(l3.to_string())
+        .bind(start)
+        .bind(end)
         .fetch_one(self.db.r())
         .await?;
         if used > 0 {
@@ -294,11 +305,14 @@ impl Engine {
                 "IP range {id} still has {used} addresses in use"
             )));
         }
-        crate::db::write("DELETE FROM ip_ranges WHERE uuid = ?")
+        let deleted = crate::db::write("DELETE FROM ip_ranges WHERE uuid = ?")
             .bind(id.to_string())
             .execute(self.db.w())
             .await?;
-        self.ipam.remove_range(r.l3_network_uuid, id);
+        if deleted.rows_affected() == 0 {
+            return Err(EngineError::not_found("IP range", id));
+        }
+        self.ipam.remove_range(l3, id);
         Ok(())
     }
 }

@@ -290,6 +290,8 @@ impl Engine {
 
     /// Deletes an L3 network no NIC uses, with its ranges.
     pub async fn delete_l3_network(&self, id: L3NetworkId) -> EngineResult<()> {
+        // Its ranges' turn too (see `create_ip_range`).
+        let _turn = self.queues.enter(id.0).await;
         self.get_l3_network(id).await?;
         const DELETES: &[&str] = &[
             "DELETE FROM ip_ranges WHERE l3_network_uuid = ?",

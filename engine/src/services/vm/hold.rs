@@ -70,7 +70,14 @@ impl Engine {
                     avoid.clone_from(&req.avoid);
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    if let Some(h) = req.designated_host {
+                        // Deleted since the request named it: as for a request after the delete.
+                        drop(cache);
+                        self.get_host(h).await.map_err(|e| e.named_in("host_uuid"))?;
+                    }
+                    return Err(e);
+                }
             };
             let cluster = self.scheduler.index().get(host).map(|c| c.cluster);
             let reserve = write(RESERVE)
@@ -98,6 +105,7 @@ impl Engine {
                 Ok(Err(Declined::NoRoom)) => {
                     // The cache was stale (another node reserved): refresh and try elsewhere.
                     self.scheduler.index().release(host, req.cpus, req.memory);
+                    drop(cache);
                     self.refresh_host_capacity(host).await?;
                     avoid.push(host);
                 }
@@ -156,8 +164,11 @@ impl Engine {
         Ok(held)
     }
 
-    /// Reloads one host's capacity and schedulability into the index from the database.
+    /// Reloads one host's capacity and schedulability into the index from the database. Holds
+    /// the cache gate exclusively: a reservation or release of this node between the read and
+    /// the copy would otherwise be lost from the index or counted twice.
     pub(crate) async fn refresh_host_capacity(&self, host: HostId) -> EngineResult<()> {
+        let _no_writes = self.cache_gate.write().await;
         let row: Option<(i64, i64, i64, i64, i64)> = sqlx::query_as(
             "SELECT cpu_total, cpu_used, memory_total, memory_used, \
              CASE WHEN state = 'Enabled' AND status = 'Connected' THEN 1 ELSE 0 END \

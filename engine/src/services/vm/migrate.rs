@@ -74,6 +74,21 @@ impl MigrateCtx {
 impl Engine {
     /// Live-migrates a running VM to `to`, or to a host the scheduler picks.
     pub async fn migrate_vm(&self, vm: VmId, to: Option<HostId>) -> EngineResult<VmInstance> {
+        self.migrate_vm_from(vm, to, None).await
+    }
+
+    /// Live-migrates `vm` off `host` to one the scheduler picks, if it still runs there when
+    /// its turn comes (else INVALID_STATE): for evacuation, which reads VMs before their turn.
+    pub(crate) async fn migrate_vm_off(&self, vm: VmId, host: HostId) -> EngineResult<VmInstance> {
+        self.migrate_vm_from(vm, None, Some(host)).await
+    }
+
+    async fn migrate_vm_from(
+        &self,
+        vm: VmId,
+        to: Option<HostId>,
+        expected_source: Option<HostId>,
+    ) -> EngineResult<VmInstance> {
         let _turn = self.queues.enter(vm.0).await;
         let state = self.vm_state(vm).await?;
         VmOp::Migrate.check(vm, state)?;
@@ -85,6 +100,9 @@ impl Engine {
             }
             return Err(EngineError::Internal(format!("running vm {vm} holds no host")));
         };
+        if let Some(expected) = expected_source.filter(|h| *h != source) {
+            return Err(super::view::moved_meanwhile(vm, expected, state, Some(source)));
+        }
         if to == Some(source) {
             return Err(EngineError::conflicts_with(
                 "host_uuid",

@@ -31,10 +31,27 @@ impl Engine {
 
     /// Stops a running or paused VM; its host capacity is returned, it stays defined there.
     pub async fn stop_vm(&self, vm: VmId, mode: StopMode) -> EngineResult<VmInstance> {
+        self.stop_vm_if(vm, mode, None).await
+    }
+
+    /// Stops `vm` if, when its turn comes, it is still `expected` (a state and the host it
+    /// holds), else INVALID_STATE; any stoppable VM when `expected` is `None`. For evacuation,
+    /// which reads VMs before their turn.
+    pub(crate) async fn stop_vm_if(
+        &self,
+        vm: VmId,
+        mode: StopMode,
+        expected: Option<(VmState, HostId)>,
+    ) -> EngineResult<VmInstance> {
         let _turn = self.queues.enter(vm.0).await;
         let state = self.vm_state(vm).await?;
         VmOp::Stop.check(vm, state)?;
         let host = self.placed_host(vm, VmOp::Stop, state).await?;
+        if let Some((want_state, want_host)) = expected {
+            if (state, host) != (want_state, want_host) {
+                return Err(super::view::moved_meanwhile(vm, want_host, state, Some(host)));
+            }
+        }
         self.set_vm_state(vm, state, VmState::Stopping).await?;
         if let Err(e) = self.hv(host, "stop", self.hypervisor.stop_vm(host, vm, mode)).await {
             self.set_vm_state(vm, VmState::Stopping, state).await?;

@@ -232,6 +232,28 @@ impl Engine {
     }
 }
 
+/// The error of an operation meant for `vm` as it was on `host` that found it `now` on `now_host`
+/// when its turn came: another request moved it first.
+pub(crate) fn moved_meanwhile(
+    id: VmId,
+    host: HostId,
+    now: VmState,
+    now_host: Option<HostId>,
+) -> EngineError {
+    EngineError::InvalidState {
+        message: format!(
+            "vm {id} is {now} on {} now, no longer as it was read on host {host}: another request moved it first",
+            now_host.map_or_else(|| "no host".to_string(), |h| format!("host {h}"))
+        ),
+        details: serde_json::json!({
+            "vm_uuid": id.to_string(),
+            "state": now.as_str(),
+            "host_uuid": now_host.map(|h| h.to_string()),
+            "expected_host_uuid": host.to_string(),
+        }),
+    }
+}
+
 /// The error of a request that read a VM as `read` and found it `now` before it could start its
 /// operation: another request (on another management node) came first.
 pub(crate) fn changed_meanwhile(id: VmId, read: VmState, now: VmState) -> EngineError {
