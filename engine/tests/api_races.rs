@@ -340,3 +340,63 @@ async fn a_range_may_not_contain_its_gateway() {
     let net = s.ok(&format!("/v1/l3-networks/{l3}")).await;
     assert_eq!(net["total_ips"].as_u64(), Some(2), "{net}");
 }
+
+/// Two deletes of one resource at once: one deletes it, the other finds it gone.
+async fn deleted_once(s: &Server, path: &str) {
+    let (a, b) = tokio::join!(s.delete(path), s.delete(path));
+    let mut got = [outcome(&a), outcome(&b)];
+    got.sort();
+    assert_eq!(got, [(204, String::new()), (404, "NOT_FOUND".into())], "{path}: {a:?} {b:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resource_deleted_twice_at_once_is_deleted_once() {
+    let (s, env) = cloud(0).await;
+    for round in 0..ROUNDS / 2 {
+        let zone =
+            uuid_of(&s.post_expect("/v1/zones", json!({"name": format!("z{round}")}), 201).await);
+        deleted_once(&s, &format!("/v1/zones/{zone}")).await;
+        let c = json!({"zone_uuid": env.zone, "name": format!("c{round}"), "hypervisor_type": "simulator"});
+        let cluster = uuid_of(&s.post_expect("/v1/clusters", c, 201).await);
+        deleted_once(&s, &format!("/v1/clusters/{cluster}")).await;
+        let o = json!({"name": format!("o{round}"), "cpus": 1, "memory_bytes": GIB});
+        let offering = uuid_of(&s.post_expect("/v1/instance-offerings", o, 201).await);
+        deleted_once(&s, &format!("/v1/instance-offerings/{offering}")).await;
+        let i = json!({"backup_storage_uuid": env.backup_storage, "name": format!("i{round}"),
+                       "format": "qcow2", "size_bytes": GIB, "url": "http://i"});
+        let image = uuid_of(&s.post_expect("/v1/images", i, 201).await);
+        deleted_once(&s, &format!("/v1/images/{image}")).await;
+        let range = json!({"name": "r", "start_ip": format!("10.9.{round}.10"),
+                           "end_ip": format!("10.9.{round}.20"), "netmask": "255.255.0.0",
+                           "gateway": "10.9.0.1"});
+        let range = uuid_of(
+            &s.post_expect(&format!("/v1/l3-networks/{}/ip-ranges", env.l3), range, 201).await,
+        );
+        deleted_once(&s, &format!("/v1/ip-ranges/{range}")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_range_created_while_its_l3_network_is_deleted_is_answered_as_it_was() {
+    let (s, env) = cloud(0).await;
+    for round in 0..ROUNDS {
+        let l3 = json!({"l2_network_uuid": env.l2, "name": format!("l3-{round}")});
+        let l3 = uuid_of(&s.post_expect("/v1/l3-networks", l3, 201).await);
+        let range = json!({"name": "r", "start_ip": format!("172.30.{round}.10"),
+                           "end_ip": format!("172.30.{round}.20"), "netmask": "255.255.255.0",
+                           "gateway": format!("172.30.{round}.1")});
+        let ranges = format!("/v1/l3-networks/{l3}/ip-ranges");
+        let l3_path = format!("/v1/l3-networks/{l3}");
+        let (created, deleted) = tokio::join!(s.post(&ranges, range), s.delete(&l3_path));
+        assert_eq!(outcome(&deleted), (204, String::new()), "{}", deleted.body);
+        match outcome(&created) {
+            // Before the delete: the range as written (it went with its network).
+            (201, _) => assert_eq!(created.body["start_ip"], format!("172.30.{round}.10")),
+            // After it.
+            (404, code) if code == "NOT_FOUND" => {
+                assert_eq!(created.body["details"]["resource"], "L3 network", "{}", created.body)
+            }
+            other => panic!("range: {other:?} {}", created.body),
+        }
+    }
+}

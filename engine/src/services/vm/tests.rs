@@ -5,6 +5,7 @@ mod capacity;
 mod expunge;
 pub(crate) mod fixture;
 mod lifecycle;
+mod maintenance;
 mod nodes;
 mod recover;
 mod sweep;
