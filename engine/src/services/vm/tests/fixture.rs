@@ -162,6 +162,11 @@ impl Cloud {
         }
     }
 
+    /// [`Cloud::create_req`] naming the host to place the VM on.
+    pub fn create_req_on(&self, name: &str, host: HostId) -> CreateVm {
+        CreateVm { host_uuid: Some(host), ..self.create_req(name) }
+    }
+
     /// Asserts every engine invariant and that the simulator runs exactly the VMs the database
     /// says run, where the database says.
     pub async fn assert_consistent(&self) {

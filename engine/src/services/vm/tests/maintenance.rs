@@ -9,9 +9,7 @@ use crate::services::vm::VmState;
 #[tokio::test]
 async fn a_migration_off_a_host_refuses_a_vm_that_is_elsewhere_now() {
     let c = Cloud::new(3, 8, 32, 10).await;
-    let mut req = c.create_req("v");
-    req.host_uuid = Some(c.hosts[0]);
-    let vm = c.engine.create_vm(req).await.unwrap();
+    let vm = c.engine.create_vm(c.create_req_on("v", c.hosts[0])).await.unwrap();
     // Read on hosts[1] (say), but it runs on hosts[0]: nothing moves.
     let err = c.engine.migrate_vm_off(vm.uuid, c.hosts[1]).await.unwrap_err();
     assert_eq!(err.code(), "INVALID_STATE", "{err}");
@@ -46,9 +44,7 @@ async fn a_stop_for_a_paused_vm_refuses_one_resumed_meanwhile() {
 #[tokio::test]
 async fn a_create_naming_a_host_deleted_after_it_was_read_is_not_found() {
     let c = Cloud::new(2, 8, 32, 10).await;
-    let mut req = c.create_req("v");
-    req.host_uuid = Some(c.hosts[1]);
-    let plan = c.engine.plan_create_vm(req).await.unwrap();
+    let plan = c.engine.plan_create_vm(c.create_req_on("v", c.hosts[1])).await.unwrap();
     c.engine.delete_host(c.hosts[1]).await.unwrap();
     let err = c.engine.run_create_vm(plan).await.unwrap_err();
     assert_eq!(err.code(), "NOT_FOUND", "{err}");
