@@ -133,27 +133,44 @@ where
     Ok(Started { job, handle, on_success })
 }
 
-/// Stores a job's outcome and announces it.
+/// Stores a job's outcome and announces it. The outcome is the only record of work already
+/// done, so its write is retried (it is idempotent) for as long as [`OUTCOME_TRIES`] rounds of
+/// the database's own retries, then logged as lost.
 async fn finish(engine: &Engine, id: JobId, outcome: &Result<Option<Value>, ApiError>) {
     let (state, result, error) = match outcome {
         Ok(value) => (JobState::Succeeded, value.as_ref().map(Value::to_string), None),
         Err(e) => (JobState::Failed, None, serde_json::to_string(&e.body).ok()),
     };
-    let stored = crate::db::write(
-        "UPDATE jobs SET state = ?, result = ?, error = ?, finished_at = ? WHERE uuid = ?",
-    )
-    .bind(state.as_str())
-    .bind(result)
-    .bind(error)
-    .bind(crate::time::now_ms())
-    .bind(id.to_string())
-    .execute(engine.db.w())
-    .await;
-    if let Err(e) = stored {
-        tracing::error!(job = %id, error = %e, "could not record the outcome of a job");
+    let finished_at = crate::time::now_ms();
+    for round in 1..=OUTCOME_TRIES {
+        let stored = crate::db::write(
+            "UPDATE jobs SET state = ?, result = ?, error = ?, finished_at = ? WHERE uuid = ?",
+        )
+        .bind(state.as_str())
+        .bind(result.clone())
+        .bind(error.clone())
+        .bind(finished_at)
+        .bind(id.to_string())
+        .idempotent()
+        .execute(engine.db.w())
+        .await;
+        match stored {
+            Ok(_) => break,
+            Err(e) if round < OUTCOME_TRIES => {
+                tracing::warn!(job = %id, error = %e, round, "could not record the outcome of a job yet");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                tracing::error!(job = %id, error = %e, "could not record the outcome of a job")
+            }
+        }
     }
     engine.events.publish("job", id.0, Some(JobState::Running.as_str()), Some(state.as_str()));
 }
+
+/// Rounds of tries of a job's outcome write (each retries for as long as the database does
+/// while its server is away).
+const OUTCOME_TRIES: u32 = 10;
 
 impl Started {
     /// `202 Accepted` with the job, or with `wait` the outcome once the job has ended.

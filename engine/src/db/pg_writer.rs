@@ -8,7 +8,8 @@
 //! Every write, a lone statement too, runs in an explicit transaction, so that when the server
 //! goes away (a restart) it is known whether the write can have been applied: a failure before
 //! `COMMIT` was sent means it was not, and it is run again once the server is back (see
-//! [`pg_retry`](super::pg_retry)); a failure of the `COMMIT` itself is returned as it is.
+//! [`pg_retry`](super::pg_retry)); a failure of the `COMMIT` itself is returned as it is,
+//! unless every statement is [idempotent](Write::idempotent), which may be run again anyway.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -46,6 +47,17 @@ enum Failed {
     AtCommit(sqlx::Error),
 }
 
+impl Failed {
+    /// Whether the transaction may be run again after this failure: when the server went away
+    /// before it was committed, or during its `COMMIT` if running it twice does no harm.
+    fn may_run_again(&self, idempotent: bool) -> bool {
+        match self {
+            Self::BeforeCommit(e) => server_gone(e),
+            Self::AtCommit(e) => idempotent && server_gone(e),
+        }
+    }
+}
+
 impl std::fmt::Display for Failed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -65,8 +77,8 @@ impl PgWriter {
     async fn transact(&self, writes: Vec<Write>, first_row: bool) -> Result<Done, sqlx::Error> {
         let _pending = Pending::new(&self.pending);
         let attempt = || self.try_once(&writes, first_row);
-        let retry = |f: &Failed| matches!(f, Failed::BeforeCommit(e) if server_gone(e));
-        retrying(attempt, retry).await.map_err(|f| match f {
+        let idempotent = writes.iter().all(|w| w.idempotent);
+        retrying(attempt, |f: &Failed| f.may_run_again(idempotent)).await.map_err(|f| match f {
             Failed::BeforeCommit(e) | Failed::AtCommit(e) => e,
         })
     }
@@ -141,5 +153,25 @@ impl PgWriter {
     /// Closes the pool (waiting for connections in use to come back).
     pub(super) async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gone() -> sqlx::Error {
+        sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"))
+    }
+
+    #[test]
+    fn a_broken_commit_is_run_again_only_when_every_statement_is_idempotent() {
+        assert!(Failed::BeforeCommit(gone()).may_run_again(false));
+        assert!(Failed::BeforeCommit(gone()).may_run_again(true));
+        assert!(!Failed::AtCommit(gone()).may_run_again(false), "it may have been applied");
+        assert!(Failed::AtCommit(gone()).may_run_again(true));
+        let wrong = || sqlx::Error::Protocol("bad statement".into());
+        assert!(!Failed::BeforeCommit(wrong()).may_run_again(true), "not the server going away");
+        assert!(!Failed::AtCommit(wrong()).may_run_again(true));
     }
 }
