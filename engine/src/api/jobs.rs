@@ -134,8 +134,8 @@ where
 }
 
 /// Stores a job's outcome and announces it. The outcome is the only record of work already
-/// done, so its write is retried (it is idempotent) for as long as [`OUTCOME_TRIES`] rounds of
-/// the database's own retries, then logged as lost.
+/// done, so its write is tried for up to [`OUTCOME_TRIES`] rounds of the database's own
+/// retries, then logged as lost.
 async fn finish(engine: &Engine, id: JobId, outcome: &Result<Option<Value>, ApiError>) {
     let (state, result, error) = match outcome {
         Ok(value) => (JobState::Succeeded, value.as_ref().map(Value::to_string), None),
@@ -151,7 +151,6 @@ async fn finish(engine: &Engine, id: JobId, outcome: &Result<Option<Value>, ApiE
         .bind(error.clone())
         .bind(finished_at)
         .bind(id.to_string())
-        .idempotent()
         .execute(engine.db.w())
         .await;
         match stored {

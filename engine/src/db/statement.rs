@@ -25,19 +25,11 @@ pub struct Write {
     /// In a transaction: the statement must change exactly one row, or the whole transaction
     /// is declined (rolled back).
     pub(super) must_change_one: bool,
-    /// Running it twice leaves what running it once does, so it may be run again when it is
-    /// not known whether it was applied (see [`Write::idempotent`]).
-    pub(super) idempotent: bool,
 }
 
 /// Starts a write statement.
 pub fn write(sql: impl Into<Cow<'static, str>>) -> Write {
-    Write {
-        sql: sql.into(),
-        params: Ok(AnyArguments::default()),
-        must_change_one: false,
-        idempotent: false,
-    }
+    Write { sql: sql.into(), params: Ok(AnyArguments::default()), must_change_one: false }
 }
 
 impl Write {
@@ -58,15 +50,6 @@ impl Write {
         self
     }
 
-    /// Marks the statement as one that leaves the same rows however often it runs (an `UPDATE`
-    /// setting columns to values it is given, found by key). On PostgreSQL such a statement is
-    /// also run again when the connection broke during its `COMMIT`, where it is not known
-    /// whether it was applied; a transaction is, only when all its statements are marked.
-    pub fn idempotent(mut self) -> Self {
-        self.idempotent = true;
-        self
-    }
-
     /// A copy of the statement, to run it again (the parameters as encoded, or their error).
     pub(super) fn duplicate(&self) -> Self {
         let params = match &self.params {
@@ -77,12 +60,7 @@ impl Write {
             }
             Err(e) => Err(e.clone()),
         };
-        Self {
-            sql: self.sql.clone(),
-            params,
-            must_change_one: self.must_change_one,
-            idempotent: self.idempotent,
-        }
+        Self { sql: self.sql.clone(), params, must_change_one: self.must_change_one }
     }
 
     /// Runs the statement on the writer; returns once it is committed.
