@@ -24,7 +24,8 @@
 //!   with a model state, and the checks that hold whatever the model says;
 //! - [`strategies`]: configuration from the environment and the replay line;
 //! - [`stats`]: what a run exercised;
-//! - [`machine`]: the proptest-state-machine glue.
+//! - [`machine`]: the proptest-state-machine glue and the test's runner; [`shrink`]: shortening
+//!   a failing case further than proptest does.
 //!
 //! The test itself is `tests/model.rs`; `tests/saved_cases.rs` replays cases that once failed.
 
@@ -43,6 +44,7 @@ pub mod machine;
 pub mod ops;
 pub mod placement;
 pub mod reference;
+pub mod shrink;
 pub mod sim_model;
 pub mod snapshot;
 pub mod stats;

@@ -1,11 +1,14 @@
 //! The glue proptest-state-machine needs: the reference state machine (generation and the model)
-//! and the state machine test (the SUT, checked after every step).
+//! and the state machine test (the SUT, checked after every step); and [`run_model_test`], which
+//! runs it and shortens a failing case further than proptest does (`shrink`).
 
 use proptest::prelude::*;
+use proptest::test_runner::{contextualize_config, Config, TestError, TestRunner};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 
 use crate::reference::RefState;
-use crate::strategies::{config, replay_line, replay_line_two_nodes, two_node_config};
+use crate::shrink::{self, minimize};
+use crate::strategies::{config, max_steps, replay_line, replay_line_two_nodes, two_node_config};
 use crate::sut::Sut;
 use crate::transitions::{self, Transition};
 
@@ -92,4 +95,53 @@ pub fn run_case(seed: u64, transitions: &[Transition], nodes: usize) {
     }
     sut.settle();
     sut.shutdown();
+}
+
+/// The model test on `N` nodes (see `tests/model.rs`): `config`'s cases of up to
+/// [`max_steps`] steps, generated and shrunk by proptest; a failing case is then shortened by
+/// [`minimize`] (every single step and pair removed while it still fails), and the test fails
+/// with that case written as a `run_case` call, ready for `tests/saved_cases.rs`.
+pub fn run_model_test<const N: usize>(config: Config, name: &'static str) {
+    let mut config = contextualize_config(config);
+    config.test_name = Some(name);
+    let mut runner = TestRunner::new(config.clone());
+    let strategy = CloudModel::sequential_strategy(1..=max_steps());
+    let result = runner.run(&strategy, |(state, steps, seen)| {
+        NodesTest::<N>::test_sequential(config.clone(), state, steps, seen);
+        Ok(())
+    });
+    let (state, steps, why) = match result {
+        Ok(()) => return,
+        Err(TestError::Abort(why)) => panic!("the model test stopped: {why}"),
+        Err(TestError::Fail(why, (state, steps, _))) => (state, steps, why),
+    };
+    let seed = state.seed;
+    eprintln!("proptest shrank the failing case to {} steps; trying shorter ones", steps.len());
+    let shrunk = steps.len();
+    let found = minimize(seed, steps, why.to_string(), shrink::budget(), |s| failure(seed, s, N));
+    let listing: String = found.steps.iter().map(|t| format!("            {t:?},\n")).collect();
+    let how = if found.minimal {
+        "no step and no pair of steps can go"
+    } else {
+        "the budget of runs (OXSTACK_MODEL_MINIMIZE_RUNS) ran out before every removal was tried"
+    };
+    panic!(
+        "the model test failed; proptest shrank the case to {shrunk} steps, then {} runs \
+         shortened it to {} ({how}):\n    run_case(\n        {seed},\n        &[\n{listing}        ],\n        {N},\n    );\nwhich fails with:\n{}",
+        found.runs,
+        found.steps.len(),
+        found.failure
+    );
+}
+
+/// How `steps` from the state of `seed` fail on `nodes` nodes, or `None` if they pass.
+fn failure(seed: u64, steps: &[Transition], nodes: usize) -> Option<String> {
+    let ran = std::panic::catch_unwind(|| run_case(seed, steps, nodes));
+    ran.err().map(|payload| {
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "a panic without a message".into())
+    })
 }

@@ -2,23 +2,19 @@
 //! `OXSTACK_MODEL_MAX_STEPS` steps against the engine and the simulator, checked after every step
 //! (see `oxstack_model_tests`; a step may be a group of operations started at once), and
 //! `OXSTACK_MODEL_TWO_NODE_CASES` of them against two management nodes on one database. A failure
-//! prints the shrunk sequence and the line to replay it.
+//! is shrunk by proptest, then shortened further (`shrink`), and printed as a `run_case` call
+//! with the line to replay the run.
 
-use oxstack_model_tests::machine::{CloudTest, TwoNodeCloudTest};
-use oxstack_model_tests::strategies::{config, max_steps, two_node_config};
-use proptest_state_machine::prop_state_machine;
+use oxstack_model_tests::machine::run_model_test;
+use oxstack_model_tests::strategies::{config, two_node_config};
 
-prop_state_machine! {
-    #![proptest_config(config())]
-
-    #[test]
-    fn engine_matches_the_model(sequential 1..=max_steps() => CloudTest);
+#[test]
+fn engine_matches_the_model() {
+    run_model_test::<1>(config(), "engine_matches_the_model");
 }
 
-prop_state_machine! {
-    #![proptest_config(two_node_config())]
-
-    /// The same sequences (fewer of them) against two management nodes on one database.
-    #[test]
-    fn engine_matches_the_model_on_two_nodes(sequential 1..=max_steps() => TwoNodeCloudTest);
+/// The same sequences (fewer of them) against two management nodes on one database.
+#[test]
+fn engine_matches_the_model_on_two_nodes() {
+    run_model_test::<2>(two_node_config(), "engine_matches_the_model_on_two_nodes");
 }
