@@ -1,9 +1,11 @@
 //! Shrinking a failing case further than proptest does. proptest's state-machine shrinking
 //! removes transitions in a fixed order and stops at the first case it cannot shorten that way,
-//! which can be several steps longer than needed. [`minimize`] then tries removing every single
-//! step, and every pair of steps, again after each removal that keeps the case failing, until
-//! none does: the case it returns fails, and no longer fails without any one or any two of its
-//! steps (within its budget of runs; it says when the budget ran out first).
+//! which can be several steps longer than needed, and never looks inside a group of operations
+//! started at once. [`minimize`] then tries removing every single step and every pair of steps,
+//! running each group one operation at a time and removing each of its operations, again after
+//! each change that keeps the case failing, until none does: the case it returns fails, and no
+//! longer fails without any one or any two of its steps, nor with any group simpler (within its
+//! budget of runs; it says when the budget ran out first).
 //!
 //! Removing a step also removes the later steps the model no longer allows without it (they
 //! depended on it, as a start depends on its VM's create): see [`allowed`].
@@ -57,8 +59,9 @@ fn without(seed: u64, steps: &[Transition], gone: &[usize]) -> Vec<Transition> {
 
 /// Shortens `steps`, a case that failed with `failure` from the state of `seed`, while it
 /// still fails (see the module doc): contiguous runs of steps first, halving their length
-/// down to single steps, then every pair, over again after any removal that keeps it failing,
-/// until a whole round removes nothing. `fails` runs a case and says how it failed, or `None`
+/// down to single steps, then each group run one operation at a time or without one of its
+/// operations, then every pair of steps, over again after any change that keeps it failing,
+/// until a whole round changes nothing. `fails` runs a case and says how it failed, or `None`
 /// when it passed; it is called at most `budget` times, never twice for one case.
 pub fn minimize(
     seed: u64,
@@ -89,6 +92,12 @@ pub fn minimize(
                 }
             }
             run /= 2;
+        }
+        if !removed {
+            removed = match search.simpler_groups() {
+                Some(found) => found,
+                None => return search.best,
+            };
         }
         if !removed {
             'pairs: for i in 0..search.best.steps.len() {
@@ -133,6 +142,42 @@ impl<F: FnMut(&[Transition]) -> Option<String>> Search<F> {
     /// Runs the best case without the steps at `gone` (and the steps that needed them).
     fn try_without(&mut self, gone: &[usize]) -> Tried {
         let candidate = without(self.seed, &self.best.steps, gone);
+        self.try_case(candidate)
+    }
+
+    /// Tries each group of the best case run one operation at a time (its operations as steps
+    /// of their own), then without each of its operations, until one such case fails:
+    /// `Some(true)` then, `Some(false)` when none does, `None` when the budget ran out.
+    fn simpler_groups(&mut self) -> Option<bool> {
+        for g in 0..self.best.steps.len() {
+            let Transition::Group { ops } = &self.best.steps[g] else { continue };
+            let ops = ops.clone();
+            let mut simpler = vec![ops.clone()];
+            simpler.extend((0..ops.len()).map(|k| {
+                let mut fewer = ops.clone();
+                fewer.remove(k);
+                // One operation left is a step of its own.
+                match fewer.len() {
+                    1 => fewer,
+                    _ => vec![Transition::Group { ops: fewer }],
+                }
+            }));
+            for replacement in simpler {
+                let mut candidate = self.best.steps[..g].to_vec();
+                candidate.extend(replacement);
+                candidate.extend_from_slice(&self.best.steps[g + 1..]);
+                match self.try_case(allowed(self.seed, &candidate)) {
+                    Tried::Fails => return Some(true),
+                    Tried::Passes => {}
+                    Tried::OutOfBudget => return None,
+                }
+            }
+        }
+        Some(false)
+    }
+
+    /// Runs `candidate` unless it was run before; keeps it if it fails.
+    fn try_case(&mut self, candidate: Vec<Transition>) -> Tried {
         if !self.tried.insert(format!("{candidate:?}")) {
             return Tried::Passes;
         }
@@ -238,6 +283,37 @@ mod tests {
                 assert!(!bug(&less), "{:?} still has the bug without step {i}", found.steps);
             }
             assert!(found.steps.len() < steps.len());
+        }
+    }
+
+    #[test]
+    fn a_planted_bug_inside_a_group_shrinks_out_of_the_group() {
+        // The planted bug: a reboot fails, run alone or in a group. The cases found need no
+        // group: the reboot is a step of its own, after what its VM needed.
+        fn reboots(s: &[Transition]) -> bool {
+            s.iter().any(|t| match t {
+                Transition::Reboot { .. } => true,
+                Transition::Group { ops } => reboots(ops),
+                _ => false,
+            })
+        }
+        let in_groups = |s: &[Transition]| {
+            s.iter().any(|t| matches!(t, Transition::Group { ops } if reboots(ops)))
+        };
+        let cases: Vec<_> = generated(150, 50).into_iter().filter(|(_, s)| in_groups(s)).collect();
+        assert!(cases.len() >= 3, "only {} generated cases reboot in a group", cases.len());
+        for (seed, steps) in cases {
+            let found = shrunk(seed, steps, reboots);
+            assert!(
+                !found.steps.iter().any(|t| matches!(t, Transition::Group { .. })),
+                "{:?}",
+                found.steps
+            );
+            assert!(
+                matches!(found.steps.last(), Some(Transition::Reboot { .. })),
+                "{:?}",
+                found.steps
+            );
         }
     }
 
