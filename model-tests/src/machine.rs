@@ -121,7 +121,7 @@ pub fn run_model_test<const N: usize>(config: Config, name: &'static str) {
     let found = minimize(seed, steps, why.to_string(), shrink::budget(), |s| failure(seed, s, N));
     let listing: String = found.steps.iter().map(|t| format!("            {t:?},\n")).collect();
     let how = if found.minimal {
-        "no step and no pair of steps can go"
+        "no step, no pair of steps and no operation of a group can go, and no group can run one operation at a time"
     } else {
         "the budget of runs (OXSTACK_MODEL_MINIMIZE_RUNS) ran out before every removal was tried"
     };
