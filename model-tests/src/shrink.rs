@@ -16,7 +16,7 @@ use crate::reference::RefState;
 use crate::transitions::{preconditions, Transition};
 
 /// Runs of the case [`minimize`] may make when `OXSTACK_MODEL_MINIMIZE_RUNS` is not set.
-pub const DEFAULT_RUNS: usize = 1_000;
+pub const DEFAULT_RUNS: usize = 500;
 
 /// What [`minimize`] found.
 #[derive(Debug)]
