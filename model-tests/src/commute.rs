@@ -10,7 +10,7 @@
 use oxstack_engine::services::host::HostState;
 
 use crate::aux::{AuxNo, Parent};
-use crate::reference::{HostNo, RefState, VmNo};
+use crate::reference::{HostNo, RefState, RefVm, VmNo};
 use crate::transitions::Transition;
 
 /// Something an operation may read or change.
@@ -104,9 +104,13 @@ pub fn keys(state: &RefState, op: &Transition) -> Vec<Key> {
             let cluster = state.hosts.get(host).and_then(|h| h.cluster).map(Key::Aux);
             std::iter::once(Key::Host(*host)).chain(cluster).collect()
         }
-        // Entering Maintenance migrates VMs where the scheduler (and its strategy) says.
+        // Entering Maintenance migrates VMs where the scheduler (and its strategy) says, and
+        // migrates or stops the VMs on the host, each in its queue (so an operation on one of
+        // them waits for, or is waited for by, the evacuation).
         T::SetHostState { host, state: HostState::Maintenance } => {
-            vec![Key::Host(*host), Key::Scheduler, Key::Config]
+            let on = |v: &&RefVm| v.host == Some(*host) || v.target == Some(*host);
+            let vms = state.vms.iter().filter(|(_, v)| on(v)).map(|(n, _)| Key::Vm(*n));
+            [Key::Host(*host), Key::Scheduler, Key::Config].into_iter().chain(vms).collect()
         }
         T::SetHostState { host, .. } => vec![Key::Host(*host)],
         T::SetConfig { .. } => vec![Key::Config],
