@@ -103,13 +103,17 @@ pub struct Observed<'a> {
 
 /// The search's conclusion.
 pub enum Verdict {
-    /// An order explains everything; its end state.
-    Explained { state: Box<RefState>, nodes: usize },
+    /// An order explains everything: its end state, and its steps (see [`replay`]).
+    Explained { state: Box<RefState>, order: Vec<Taken>, nodes: usize },
     /// No order does; the order that got furthest and why it stopped.
     Unexplained { closest: String, nodes: usize },
     /// The budget ran out before an answer.
     OutOfBudget { closest: String, nodes: usize },
 }
+
+/// One step of an order: the operation that takes it, the state after it, and the operation's
+/// phase then (`None`: finished).
+pub type Taken = (usize, RefState, Option<Phase>);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Slot {
@@ -125,6 +129,8 @@ struct Search<'a> {
     path: Vec<usize>,
     /// The longest path tried, and why it stopped.
     closest: (usize, String),
+    /// The order found, last step first.
+    order: Vec<Taken>,
 }
 
 struct OutOfBudget;
@@ -138,10 +144,14 @@ pub fn explain(start: &RefState, seen: &Observed, budget: usize) -> Verdict {
         memo: HashSet::new(),
         path: Vec::new(),
         closest: (0, "no order was tried".into()),
+        order: Vec::new(),
     };
     let mut slots = vec![Slot::At(Phase::Start); seen.ops.len()];
     match s.dfs(&numbered(start, seen.ops), &mut slots) {
-        Ok(Some(state)) => Verdict::Explained { state: Box::new(state), nodes: s.nodes },
+        Ok(Some(state)) => {
+            s.order.reverse();
+            Verdict::Explained { state: Box::new(state), order: s.order, nodes: s.nodes }
+        }
         Ok(None) => Verdict::Unexplained { closest: s.closest.1, nodes: s.nodes },
         Err(OutOfBudget) => Verdict::OutOfBudget { closest: s.closest.1, nodes: s.nodes },
     }
@@ -268,6 +278,9 @@ impl Search<'_> {
             let found = self.dfs(&next, slots)?;
             self.path.pop();
             slots[i] = before;
+            if found.is_some() {
+                self.order.push((i, next, phase_of(slot)));
+            }
             return Ok(found);
         }
         for &i in self.seen.completed {
@@ -313,6 +326,7 @@ impl Search<'_> {
                 self.path.pop();
                 slots[i] = before;
                 if found.is_some() {
+                    self.order.push((i, next, phase_of(slot)));
                     return Ok(found);
                 }
             }
@@ -343,4 +357,60 @@ pub fn completion_order(start: &RefState, seen: &Observed) -> String {
         None => out.push("the end state matches".into()),
     }
     out.join("; ")
+}
+
+/// An operation's phase in `slot` (`None`: finished).
+fn phase_of(slot: Slot) -> Option<Phase> {
+    match slot {
+        Slot::At(phase) => Some(phase),
+        Slot::Done => None,
+    }
+}
+
+/// Checks an order [`explain`] found with the model's steps alone, none of the search's
+/// shortcuts: each step is one `atoms::step` gives (a placement in one step or two), of an
+/// operation free to take it (not waiting for a queue), every operation finishes with the
+/// engine's answer, and the end state is the snapshot's. An error is a bug of the search: it
+/// accepted an order the model does not allow.
+pub fn replay(start: &RefState, seen: &Observed, order: &[Taken]) -> Result<(), String> {
+    let ops = seen.ops;
+    let mut state = numbered(start, ops);
+    let mut phases: Vec<Option<Phase>> = vec![Some(Phase::Start); ops.len()];
+    for (k, (i, next, after)) in order.iter().enumerate() {
+        let what = || format!("step {k}, of operation {i} ({:?})", ops.get(*i));
+        let Some(phase) = phases.get(*i).copied().flatten() else {
+            return Err(format!("{}: the operation is finished", what()));
+        };
+        let busy: Vec<Queue> = ops
+            .iter()
+            .zip(&phases)
+            .flat_map(|(op, p)| p.map(|p| held(op, p)).unwrap_or_default())
+            .collect();
+        if phase == Phase::Start && queue(&ops[*i]).is_some_and(|q| busy.contains(&q)) {
+            return Err(format!("{}: the operation waits for a queue", what()));
+        }
+        let mut given = [false, true]
+            .into_iter()
+            .flat_map(|split| step(&state, &ops[*i], phase, &|_, _| split));
+        let allowed = given.any(|(s, progress)| {
+            s == *next
+                && match (progress, after) {
+                    (Progress::Next(p), Some(a)) => p == *a,
+                    (Progress::Done(answer), None) => answer.matches(seen.answers[*i].as_deref()),
+                    _ => false,
+                }
+        });
+        if !allowed {
+            return Err(format!("{}: not a step the model gives", what()));
+        }
+        state = next.clone();
+        phases[*i] = *after;
+    }
+    if let Some(i) = phases.iter().position(Option::is_some) {
+        return Err(format!("operation {i} does not finish"));
+    }
+    match seen.snapshot.diff(&state) {
+        Some(d) => Err(format!("the end state differs: {d}")),
+        None => Ok(()),
+    }
 }
