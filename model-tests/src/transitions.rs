@@ -34,7 +34,7 @@ pub const CONFIG_CHANGES: [(&str, &str); 10] = [
 ];
 
 /// One operation of a test case.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Transition {
     /// Create one VM of `SIZES[size]` with NICs on `NIC_SETS[nics]`, optionally on a named host,
     /// from the main image or an aux one.
