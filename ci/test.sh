@@ -53,7 +53,9 @@ log "tests"
 # seed (OXSTACK_MODEL_SEED, default 1) so a red CI always replays; to explore, run
 # `cargo test -p oxstack-model-tests` without OXSTACK_SEED, as a soak job does. It runs
 # PROPTEST_CASES (default 2,000) sequences of up to OXSTACK_MODEL_MAX_STEPS (default 50) steps,
-# after the shrunk cases in model-tests/proptest-regressions/model.txt.
+# after the shrunk cases in model-tests/proptest-regressions/model.txt. The same package run
+# includes, seeded alike, the self-test of the model test's group search
+# (model-tests/tests/search.rs: OXSTACK_SEARCH_CASES sequences, default 1,000, 20-30 s unoptimized).
 model_seed="${OXSTACK_MODEL_SEED:-1}"
 if cargo nextest --version >/dev/null 2>&1; then
   # Both runs build the whole workspace and pick tests with a filter (not -p / --exclude, which

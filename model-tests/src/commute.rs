@@ -10,7 +10,7 @@
 use oxstack_engine::services::host::HostState;
 
 use crate::aux::{AuxNo, Parent};
-use crate::reference::{HostNo, RefState, VmNo};
+use crate::reference::{HostNo, RefHost, RefState, RefVm, VmNo};
 use crate::transitions::Transition;
 
 /// Something an operation may read or change.
@@ -20,19 +20,26 @@ pub enum Key {
     /// A host: its existence and state, the VMs placed, defined or arriving on it, its
     /// capacity in the engine and the simulator.
     Host(HostNo),
+    /// The same, of a host in an aux cluster, which the scheduler never chooses (see
+    /// `RefState::schedulable`).
+    AuxHost(HostNo),
     /// The scheduler's choice among all hosts: every [`Key::Host`].
     Scheduler,
     Aux(AuxNo),
+    /// The config, read (by the scheduler's strategy, a destroy's deletion policy).
     Config,
+    /// The config, changed: conflicts with every read.
+    ConfigChange,
 }
 
 impl Key {
     fn conflicts(&self, other: &Key) -> bool {
+        use Key as K;
         match (self, other) {
-            (Key::Scheduler, Key::Host(_) | Key::Scheduler) | (Key::Host(_), Key::Scheduler) => {
-                true
-            }
-            (a, b) => a == b,
+            (K::Scheduler, K::Host(_) | K::Scheduler) | (K::Host(_), K::Scheduler) => true,
+            (K::Host(a) | K::AuxHost(a), K::Host(b) | K::AuxHost(b)) => a == b,
+            (K::ConfigChange, K::Config | K::ConfigChange) | (K::Config, K::ConfigChange) => true,
+            (a, b) => a == b && *a != K::Config,
         }
     }
 }
@@ -45,10 +52,15 @@ pub fn conflict(a: &[Key], b: &[Key]) -> bool {
 /// What `op` may read or change in `state`.
 pub fn keys(state: &RefState, op: &Transition) -> Vec<Key> {
     use Transition as T;
+    // A host that does not exist (yet) may be added to the main cluster.
+    let host = |h: HostNo| match state.hosts.get(&h) {
+        Some(RefHost { cluster: Some(_), .. }) => Key::AuxHost(h),
+        _ => Key::Host(h),
+    };
     let vm = op.vm_acted_on().and_then(|v| state.vms.get(&v));
     // The hosts the VM holds or is defined on, and the image it was made from.
-    let placed = vm.and_then(|v| v.host).map(Key::Host);
-    let defined = vm.and_then(|v| v.last_host).map(Key::Host);
+    let placed = vm.and_then(|v| v.host).map(host);
+    let defined = vm.and_then(|v| v.last_host).map(host);
     let image = vm.and_then(|v| v.image).map(Key::Aux);
     let a = &state.aux;
     let l2_of = |l3: &AuxNo| a.l3s.get(l3).map(|l2| Key::Aux(*l2));
@@ -64,7 +76,7 @@ pub fn keys(state: &RefState, op: &Transition) -> Vec<Key> {
     };
     let mut k: Vec<Key> = match op {
         T::CreateVm { vm, host: Some(h), image, .. } => {
-            [Some(Key::Vm(*vm)), Some(Key::Host(*h)), image.map(Key::Aux)]
+            [Some(Key::Vm(*vm)), Some(host(*h)), image.map(Key::Aux)]
                 .into_iter()
                 .flatten()
                 .collect()
@@ -76,10 +88,10 @@ pub fn keys(state: &RefState, op: &Transition) -> Vec<Key> {
                 .collect()
         }
         T::Start { vm, host: Some(h) } => {
-            [Some(Key::Vm(*vm)), Some(Key::Host(*h)), defined].into_iter().flatten().collect()
+            [Some(Key::Vm(*vm)), Some(host(*h)), defined].into_iter().flatten().collect()
         }
         T::Migrate { vm, to: Some(h) } => {
-            [Some(Key::Vm(*vm)), Some(Key::Host(*h)), placed].into_iter().flatten().collect()
+            [Some(Key::Vm(*vm)), Some(host(*h)), placed].into_iter().flatten().collect()
         }
         T::Start { vm, host: None } | T::Migrate { vm, to: None } => {
             vec![Key::Vm(*vm), Key::Scheduler, Key::Config]
@@ -97,19 +109,22 @@ pub fn keys(state: &RefState, op: &Transition) -> Vec<Key> {
         T::Recover { vm } | T::Expunge { vm } => {
             [Some(Key::Vm(*vm)), defined, image].into_iter().flatten().collect()
         }
-        T::AddHost { host, cluster } => {
-            std::iter::once(Key::Host(*host)).chain(cluster.map(Key::Aux)).collect()
+        T::AddHost { host: h, cluster: Some(c) } => vec![Key::AuxHost(*h), Key::Aux(*c)],
+        T::AddHost { host: h, cluster: None } => vec![Key::Host(*h)],
+        T::RemoveHost { host: h } => {
+            let cluster = state.hosts.get(h).and_then(|h| h.cluster).map(Key::Aux);
+            std::iter::once(host(*h)).chain(cluster).collect()
         }
-        T::RemoveHost { host } => {
-            let cluster = state.hosts.get(host).and_then(|h| h.cluster).map(Key::Aux);
-            std::iter::once(Key::Host(*host)).chain(cluster).collect()
+        // Entering Maintenance migrates VMs where the scheduler (and its strategy) says, and
+        // migrates or stops the VMs on the host, each in its queue (so an operation on one of
+        // them waits for, or is waited for by, the evacuation).
+        T::SetHostState { host: h, state: HostState::Maintenance } => {
+            let on = |v: &&RefVm| v.host == Some(*h) || v.target == Some(*h);
+            let vms = state.vms.iter().filter(|(_, v)| on(v)).map(|(n, _)| Key::Vm(*n));
+            [host(*h), Key::Scheduler, Key::Config].into_iter().chain(vms).collect()
         }
-        // Entering Maintenance migrates VMs where the scheduler (and its strategy) says.
-        T::SetHostState { host, state: HostState::Maintenance } => {
-            vec![Key::Host(*host), Key::Scheduler, Key::Config]
-        }
-        T::SetHostState { host, .. } => vec![Key::Host(*host)],
-        T::SetConfig { .. } => vec![Key::Config],
+        T::SetHostState { host: h, .. } => vec![host(*h)],
+        T::SetConfig { .. } => vec![Key::ConfigChange],
         T::CreateAux { n, parent, .. } => {
             let parent = match parent {
                 Parent::Aux(p) => Some(Key::Aux(*p)),
@@ -120,7 +135,7 @@ pub fn keys(state: &RefState, op: &Transition) -> Vec<Key> {
         // A child's delete changes whether its parent's delete is refused.
         T::DeleteAux { n, .. } => std::iter::once(Key::Aux(*n)).chain(parent_of(n)).collect(),
         T::CreateIpRange { l3, .. } => std::iter::once(Key::Aux(*l3)).chain(l2_of(l3)).collect(),
-        _ => vec![Key::Scheduler, Key::Config],
+        _ => vec![Key::Scheduler, Key::ConfigChange],
     };
     k.dedup();
     k

@@ -12,7 +12,9 @@
 //!   running once back), no VM placed by the group on a host that was Disabled or in
 //!   Maintenance throughout, no reference to a resource that does not exist;
 //! - the search (`linearize`) looks for an order of the operations' steps that gives every
-//!   answer the engine gave and the snapshot's state; its end state becomes `actual`.
+//!   answer the engine gave and the snapshot's state; its end state becomes `actual`. The order
+//!   it found is replayed with the model's steps alone (`linearize::replay`), so that none of
+//!   the search's shortcuts can accept an order the model does not allow.
 
 use std::cell::RefCell;
 
@@ -20,7 +22,7 @@ use oxstack_engine::services::host::HostState;
 use oxstack_engine::services::vm::VmState;
 use oxstack_engine::Engine;
 
-use crate::linearize::{budget, completion_order, explain, Observed, Verdict};
+use crate::linearize::{budget, completion_order, explain, replay, Observed, Verdict};
 use crate::ops::Answer;
 use crate::reference::RefState;
 use crate::snapshot::Snapshot;
@@ -74,8 +76,14 @@ impl Sut {
         let seen = Observed { ops, answers: &codes, completed: &completed, snapshot: &snap };
         let budget = budget();
         match explain(&before, &seen, budget) {
-            Verdict::Explained { state, nodes } => {
+            Verdict::Explained { state, order, nodes } => {
                 crate::stats::record("group search", &search_size(nodes));
+                if let Err(e) = replay(&before, &seen, &order) {
+                    self.fail(format!(
+                        "the group search accepted an order the model does not allow (a bug of \
+                         the search, not of the engine): {e}\n{listing}"
+                    ));
+                }
                 self.actual = *state;
             }
             Verdict::Unexplained { closest, nodes } => self.fail(format!(

@@ -19,15 +19,16 @@
 //! the simulator, and every VM a Connected host runs is Running or Paused there in the database
 //! (or Destroyed with that host as its last host: undefining it is pending a retry).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use oxstack_engine::services::host::HostStatus;
 use oxstack_engine::services::vm::VmState;
 use oxstack_hypervisor::PowerState;
 
-use crate::aux::Parent;
+use crate::aux::{AuxNo, AuxState, Parent};
 use crate::linearize::Unsettled;
-use crate::reference::{host_memory, Reach, RefState, HOST_CPUS, L3_IPS, ROOT_BYTES, SIZES};
+use crate::reference::{host_memory, HostNo, Reach, RefHost, RefState, RefVm};
+use crate::reference::{HOST_CPUS, L3_IPS, ROOT_BYTES, SIZES};
 use crate::snapshot::{SnapAux, SnapHost, SnapVm, Snapshot};
 use crate::sut::Sut;
 
@@ -60,16 +61,7 @@ impl Snapshot {
             let Some(h) = self.hosts.get(n) else {
                 return Some(format!("host {n:?} is missing from the engine"));
             };
-            let (cpu_used, memory_used) = model.engine_used(*n);
-            let expect = SnapHost {
-                state: want.state,
-                status: want.status,
-                cpu_used,
-                memory_used,
-                cpu_total: HOST_CPUS,
-                memory_total: host_memory(*n),
-                cluster: Some(want.cluster.map_or(Parent::Main, Parent::Aux)),
-            };
+            let expect = SnapHost::expected(model, *n, want);
             differs!(*h == expect, "host {n:?}: engine has {h:?}, model {expect:?}");
         }
         None
@@ -91,17 +83,7 @@ impl Snapshot {
             let Some(v) = self.vms.get(n) else {
                 return Some(format!("{n:?} is missing from the engine"));
             };
-            let (cpus, memory) = SIZES[want.size];
-            let expect = SnapVm {
-                state: want.state,
-                host: want.host,
-                last_host: want.last_host,
-                cpus,
-                memory,
-                l3s: want.l3s.clone(),
-                has_root_volume: true,
-                image: Some(want.image.map_or(Parent::Main, Parent::Aux)),
-            };
+            let expect = SnapVm::expected(want);
             differs!(*v == expect, "{n:?}: engine has {v:?}, model {expect:?}");
         }
         for (i, (used, nics, total)) in self.main_l3s.iter().enumerate() {
@@ -181,6 +163,49 @@ impl Snapshot {
     }
 }
 
+impl SnapHost {
+    /// Host `n` of `model` as the engine should show it.
+    pub fn expected(model: &RefState, n: HostNo, h: &RefHost) -> SnapHost {
+        let (cpu_used, memory_used) = model.engine_used(n);
+        SnapHost {
+            state: h.state,
+            status: h.status,
+            cpu_used,
+            memory_used,
+            cpu_total: HOST_CPUS,
+            memory_total: host_memory(n),
+            cluster: Some(h.cluster.map_or(Parent::Main, Parent::Aux)),
+        }
+    }
+}
+
+impl SnapVm {
+    /// A VM of the model as the engine should show it.
+    pub fn expected(v: &RefVm) -> SnapVm {
+        let (cpus, memory) = SIZES[v.size];
+        SnapVm {
+            state: v.state,
+            host: v.host,
+            last_host: v.last_host,
+            cpus,
+            memory,
+            l3s: v.l3s.clone(),
+            has_root_volume: true,
+            image: Some(v.image.map_or(Parent::Main, Parent::Aux)),
+        }
+    }
+}
+
+/// Bytes the model's images take on backup storage `bs`.
+pub fn image_bytes(m: &AuxState, bs: Parent) -> u64 {
+    ROOT_BYTES * m.images.values().filter(|p| **p == bs).count() as u64
+}
+
+/// The model's backup storages as the engine should show them: (zone, bytes used).
+pub fn expected_bss(m: &AuxState) -> BTreeMap<AuxNo, (Option<Parent>, u64)> {
+    m.bss.iter().map(|(n, z)| (*n, (Some(*z), image_bytes(m, Parent::Aux(*n))))).collect()
+}
+
 fn diff_aux(a: &SnapAux, model: &RefState) -> Option<String> {
     let m = &model.aux;
     differs!(
@@ -200,16 +225,13 @@ fn diff_aux(a: &SnapAux, model: &RefState) -> Option<String> {
             (got.used_ips, got.total_ips)
         );
     }
-    let images_on =
-        |bs: Parent| ROOT_BYTES * m.images.values().filter(|p| **p == bs).count() as u64;
-    let want: std::collections::BTreeMap<_, _> =
-        m.bss.iter().map(|(n, z)| (*n, (Some(*z), images_on(Parent::Aux(*n))))).collect();
+    let want = expected_bss(m);
     differs!(
         a.bss == want,
         "backup storages (zone, bytes used): engine {:?}, model {want:?}",
         a.bss
     );
-    let main = ROOT_BYTES + images_on(Parent::Main);
+    let main = ROOT_BYTES + image_bytes(m, Parent::Main);
     differs!(
         a.main_bs_used == main,
         "main backup storage: {} bytes used, model {main}",

@@ -15,7 +15,8 @@
 //! - [`group`]: groups of operations started at once, [`themes`] focused on one race;
 //!   [`group_run`]: running and checking one;
 //!   [`linearize`]: the search for an order of its steps that explains what the engine did,
-//!   [`commute`]: which operations it need not order;
+//!   [`commute`]: which operations it need not order; [`interleave`]: groups run by the model
+//!   itself, to test the search;
 //! - [`sut`]: the engine and simulator the operations run against, and the model of what
 //!   really happened; [`ops`]: one operation as an engine call;
 //! - [`api_nodes`] and [`api_apply`]: a two-node run on PostgreSQL with the operations sent to
@@ -38,6 +39,7 @@ pub mod commute;
 pub mod engine_model;
 pub mod group;
 pub mod group_run;
+pub mod interleave;
 pub mod invariants;
 pub mod linearize;
 pub mod machine;

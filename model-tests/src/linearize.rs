@@ -5,28 +5,46 @@
 //! A depth-first search over interleavings of the operations' steps (each operation's steps in
 //! their order; an operation does not start while another holds a queue it needs, see
 //! `atoms::Queue`), branching where a step has several possible results (which VM an
-//! evacuation moves next). It prunes as soon as an operation
-//! finishes with an answer other than the engine's, or as soon as something no remaining
-//! operation can change differs from the snapshot ([`Unsettled`]); it memoizes (remaining
-//! steps, model state) pairs already explored; it takes without branching an operation the
-//! engine refused as soon as the model refuses it the same way (a refusal changes nothing, so
-//! it can be moved there in any order that works), and one that touches nothing the remaining
-//! ones touch; it tries the operations in the order the engine completed them first. The search stops after `budget` nodes and then fails, saying so: a
+//! evacuation moves next). It prunes as soon as an operation finishes with an answer other than
+//! the engine's, or as soon as something no remaining operation can change differs from the
+//! snapshot ([`Unsettled`]); it memoizes (remaining steps, model state) pairs already explored.
+//! The search stops after `budget` nodes (such pairs explored) and then fails, saying so: a
 //! group it cannot decide is a failure to look at, not a pass.
+//!
+//! Its shortcuts only ever take steps the model gives (`atoms::step`) and check every answer
+//! and the end state in full, so an order it accepts is one the model allows ([`replay`] checks
+//! that without them): a wrong shortcut can only make it miss orders (a false failure, which
+//! `tests/search.rs` looks for), never hide a bug. Each one's doc says why it misses none:
+//! - a refusal that changes nothing is taken at once, without branching (`refusal_now`);
+//! - a branch ends when an operation is refused with another answer than the engine's and
+//!   nothing left can change that (`refused_for_good`);
+//! - the remaining operations fall in classes that touch nothing of each other's
+//!   ([`keys`]), and only the steps of one class are tried (`classes`), in the order the engine
+//!   completed the operations;
+//! - of identical operations with the same answer, only the orders in which they start in the
+//!   group's order are tried (`waits_for_twin`);
+//! - a placement is one step unless an operation not started may decline it in between
+//!   (`placement`), and one the engine refused with a refusal that changes nothing never does
+//!   (`declines_nothing`).
 
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use oxstack_engine::services::host::HostState;
 
+use crate::apply::refusal;
 use crate::atoms::{held, queue, step, Phase, Progress, Queue};
 use crate::aux::AuxNo;
 use crate::commute::{conflict, keys, Key};
+use crate::engine_model::NOT_FOUND;
 use crate::reference::{HostNo, RefState, VmNo};
 use crate::snapshot::Snapshot;
 use crate::transitions::Transition;
 
-/// Nodes a search may visit before it gives up (`OXSTACK_MODEL_SEARCH_BUDGET` overrides it).
+/// Nodes a search may explore before it gives up (`OXSTACK_MODEL_SEARCH_BUDGET` overrides it):
+/// distinct (remaining steps, model state) pairs. A pair reached again is not counted: it costs
+/// one lookup, while exploring one computes every step of every remaining operation; in large
+/// groups three in four pairs reached are pairs seen before.
 pub const BUDGET: usize = 200_000;
 
 /// The search budget of this run: [`BUDGET`] or `OXSTACK_MODEL_SEARCH_BUDGET`.
@@ -103,13 +121,17 @@ pub struct Observed<'a> {
 
 /// The search's conclusion.
 pub enum Verdict {
-    /// An order explains everything; its end state.
-    Explained { state: Box<RefState>, nodes: usize },
+    /// An order explains everything: its end state, and its steps (see [`replay`]).
+    Explained { state: Box<RefState>, order: Vec<Taken>, nodes: usize },
     /// No order does; the order that got furthest and why it stopped.
     Unexplained { closest: String, nodes: usize },
     /// The budget ran out before an answer.
     OutOfBudget { closest: String, nodes: usize },
 }
+
+/// One step of an order: the operation that takes it, the state after it, and the operation's
+/// phase then (`None`: finished).
+pub type Taken = (usize, RefState, Option<Phase>);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Slot {
@@ -125,6 +147,8 @@ struct Search<'a> {
     path: Vec<usize>,
     /// The longest path tried, and why it stopped.
     closest: (usize, String),
+    /// The order found, last step first.
+    order: Vec<Taken>,
 }
 
 struct OutOfBudget;
@@ -138,10 +162,14 @@ pub fn explain(start: &RefState, seen: &Observed, budget: usize) -> Verdict {
         memo: HashSet::new(),
         path: Vec::new(),
         closest: (0, "no order was tried".into()),
+        order: Vec::new(),
     };
     let mut slots = vec![Slot::At(Phase::Start); seen.ops.len()];
     match s.dfs(&numbered(start, seen.ops), &mut slots) {
-        Ok(Some(state)) => Verdict::Explained { state: Box::new(state), nodes: s.nodes },
+        Ok(Some(state)) => {
+            s.order.reverse();
+            Verdict::Explained { state: Box::new(state), order: s.order, nodes: s.nodes }
+        }
         Ok(None) => Verdict::Unexplained { closest: s.closest.1, nodes: s.nodes },
         Err(OutOfBudget) => Verdict::OutOfBudget { closest: s.closest.1, nodes: s.nodes },
     }
@@ -163,11 +191,7 @@ fn numbered(start: &RefState, ops: &[Transition]) -> RefState {
 }
 
 impl Search<'_> {
-    /// An operation free to take its next step, whose step has a single possible result (and
-    /// gives the engine's answer if it is the last), which either is a refusal that changes
-    /// nothing or touches nothing another remaining operation touches ([`keys`]): taking it now
-    /// loses no order (it can be moved here in any order that explains the group), so the search
-    /// takes it without branching.
+    /// Keeps `why` the current path stops, if it is the longest tried.
     fn note(&mut self, why: impl FnOnce() -> String) {
         if self.path.len() >= self.closest.0 {
             let path = format!("after steps of operations {:?}", self.path);
@@ -175,59 +199,225 @@ impl Search<'_> {
         }
     }
 
-    /// Whether an operation other than `i` not started yet may make the database decline a
-    /// placement on `host` (or of a VM from `image`): see `atoms::AtRisk`.
+    /// Whether an operation other than `i`, not started yet, may make the database decline a
+    /// placement on `host` (or of a VM from `image`), so that the placement is two steps (see
+    /// `atoms::AtRisk`): one that [`may_decline`] it, unless it `declines_nothing`.
     fn at_risk(&self, slots: &[Slot], i: usize, host: HostNo, image: Option<AuxNo>) -> bool {
-        self.seen.ops.iter().zip(slots).enumerate().any(|(j, (op, slot))| {
+        self.seen.ops.iter().enumerate().any(|(j, op)| {
             j != i
-                && *slot == Slot::At(Phase::Start)
-                && match op {
-                    // Only leaving Enabled makes the database decline a placement.
-                    Transition::SetHostState { host: h, state } => {
-                        *h == host && *state != HostState::Enabled
+                && slots[j] == Slot::At(Phase::Start)
+                && !self.declines_nothing(j)
+                && may_decline(op, Some(host), image)
+        })
+    }
+
+    /// Whether operation `j`, by the engine's answer, changes nothing in any order that
+    /// explains the group, so declines no placement: a host's removal or an aux delete the
+    /// engine refused (one step, whose errors change nothing: `apply`), a state change refused
+    /// with NOT_FOUND (only its first step, which changes nothing, answers that: an evacuation
+    /// fails only with a stop's error, and no failure is injected in a group). Sound: a
+    /// placement that nothing left declines may be one step (`placement`).
+    fn declines_nothing(&self, j: usize) -> bool {
+        let Some(code) = self.seen.answers[j].as_deref() else { return false };
+        match &self.seen.ops[j] {
+            Transition::RemoveHost { .. } | Transition::DeleteAux { .. } => true,
+            Transition::SetHostState { .. } => code == NOT_FOUND,
+            _ => false,
+        }
+    }
+
+    /// Whether operation `i`, in any order from `slots` on in which it gives the engine's
+    /// error, is one step that changes nothing. True of an operation that is always one step
+    /// (its errors are answered before it changes anything; no failure is injected in a
+    /// group); of a state change's NOT_FOUND (see `declines_nothing`); and of a placement when
+    /// no operation not started may decline one (`at_risk` for any host): then each of its
+    /// placements is one step, and one that fails does so at the scheduler's choice and leaves
+    /// nothing.
+    fn fails_at_once(&self, slots: &[Slot], i: usize) -> bool {
+        use Transition as T;
+        let ops = self.seen.ops;
+        let image = match &ops[i] {
+            T::CreateVm { image, .. } => *image,
+            T::Start { .. } | T::Migrate { .. } => None,
+            T::SetHostState { .. } => return self.seen.answers[i].as_deref() == Some(NOT_FOUND),
+            _ => return true,
+        };
+        !ops.iter().enumerate().any(|(j, op)| {
+            j != i
+                && slots[j] == Slot::At(Phase::Start)
+                && !self.declines_nothing(j)
+                && may_decline(op, None, image)
+        })
+    }
+
+    /// An operation not started that the engine refused and that the model refuses now the
+    /// same way, in one step that changes nothing: the search takes it at once, without
+    /// branching. Sound: in any order from here that explains the group that operation is one
+    /// step that changes nothing (`fails_at_once`), which can be moved to the front: it holds
+    /// no queue, the others' placements do not depend on it (it declines nothing, see
+    /// `at_risk`), and every other step sees the same state as before.
+    fn refusal_now(&self, state: &RefState, slots: &[Slot], held: &[Queue]) -> Option<usize> {
+        let ops = self.seen.ops;
+        (0..ops.len()).find(|&i| {
+            slots[i] == Slot::At(Phase::Start)
+                && self.seen.answers[i].is_some()
+                && !queue(&ops[i]).is_some_and(|q| held.contains(&q))
+                && self.fails_at_once(slots, i)
+                && {
+                    let at_risk = |h, img| self.at_risk(slots, i, h, img);
+                    match step(state, &ops[i], Phase::Start, &at_risk).as_slice() {
+                        [(next, Progress::Done(answer))] => {
+                            answer.matches(self.seen.answers[i].as_deref()) && next == state
+                        }
+                        _ => false,
                     }
-                    Transition::RemoveHost { host: h } => *h == host,
-                    Transition::DeleteAux { n, .. } => Some(*n) == image,
-                    _ => false,
                 }
         })
     }
 
-    fn free_step(
+    /// Whether operation `i`, not started, is refused now with another answer than the
+    /// engine's and will be whenever it starts, so that no order from here explains the group.
+    /// Sound: its refusal (`apply::refusal`) reads only its VM's row and the host it names, and
+    /// no other remaining operation may change those: none has the VM's key in `touched` (see
+    /// [`keys`]: one that acts on the VM, creates it or evacuates the host it is on), none adds
+    /// or removes that host.
+    fn refused_for_good(
         &self,
         state: &RefState,
         slots: &[Slot],
-        held: &[Queue],
-    ) -> Option<(usize, RefState, Slot)> {
+        touched: &[Vec<Key>],
+        i: usize,
+    ) -> bool {
+        use Transition as T;
         let ops = self.seen.ops;
-        let remaining: Vec<usize> = (0..ops.len()).filter(|&i| slots[i] != Slot::Done).collect();
-        let keys: Vec<Vec<Key>> = remaining.iter().map(|&i| keys(state, &ops[i])).collect();
-        let independent = |k: usize| {
-            keys.iter().enumerate().all(|(j, other)| j == k || !conflict(&keys[k], other))
+        let Some(vm) = ops[i].vm_acted_on() else { return false };
+        if slots[i] != Slot::At(Phase::Start) {
+            return false;
+        }
+        let Some(refused) = refusal(state, &ops[i]) else { return false };
+        if refused.matches(self.seen.answers[i].as_deref()) {
+            return false;
+        }
+        let named = match &ops[i] {
+            T::Start { host, .. } => *host,
+            T::Migrate { to, .. } => *to,
+            _ => None,
         };
-        remaining.iter().enumerate().find_map(|(k, &i)| {
-            let Slot::At(phase) = slots[i] else { return None };
-            if phase == Phase::Start && queue(&ops[i]).is_some_and(|q| held.contains(&q)) {
-                return None;
+        !ops.iter().enumerate().any(|(j, op)| {
+            j != i
+                && slots[j] != Slot::Done
+                && (touched[j].contains(&Key::Vm(vm))
+                    || matches!(op, T::AddHost { host, .. } | T::RemoveHost { host }
+                        if Some(*host) == named))
+        })
+    }
+
+    /// The remaining operations in classes closed under [`conflict`] of what they touch
+    /// (`touched`, by [`keys`]), each in the order the engine completed them, the classes in
+    /// the order of their first. Each class is a persistent set: an order from here that
+    /// explains the group can take its first step of any class first. Sound: the steps of
+    /// operations of different classes commute (they touch nothing of each other's, and
+    /// whether an operation waits for a queue or a twin, or has a placement declined, depends
+    /// only on operations that touch what it touches), so that step can be moved before the
+    /// others'.
+    fn classes(&self, slots: &[Slot], touched: &[Vec<Key>]) -> Vec<Vec<usize>> {
+        let remaining: Vec<usize> =
+            self.seen.completed.iter().copied().filter(|&i| slots[i] != Slot::Done).collect();
+        let mut class = vec![usize::MAX; remaining.len()];
+        let mut classes = Vec::new();
+        for first in 0..remaining.len() {
+            if class[first] != usize::MAX {
+                continue;
             }
-            let mut steps = step(state, &ops[i], phase, &|h, img| self.at_risk(slots, i, h, img));
-            let [(next, progress)] = steps.as_mut_slice() else { return None };
-            let (slot, refused) = match progress {
-                Progress::Next(p) => (Slot::At(*p), false),
-                Progress::Done(answer) => {
-                    if !answer.matches(self.seen.answers[i].as_deref()) {
-                        return None;
+            let c = classes.len();
+            class[first] = c;
+            let mut members = vec![first];
+            let mut todo = vec![first];
+            while let Some(k) = todo.pop() {
+                for j in 0..remaining.len() {
+                    if class[j] == usize::MAX
+                        && conflict(&touched[remaining[k]], &touched[remaining[j]])
+                    {
+                        class[j] = c;
+                        members.push(j);
+                        todo.push(j);
                     }
-                    // A refusal that changes nothing changes nothing wherever it happens (no
-                    // failures are injected in a group), so one that can happen now can be moved
-                    // here. A success that changes nothing now may change something later (a
-                    // host set to the state it is in), so it is not taken unless it is alone.
-                    (Slot::Done, self.seen.answers[i].is_some() && *next == *state)
+                }
+            }
+            members.sort_unstable();
+            classes.push(members.into_iter().map(|k| remaining[k]).collect());
+        }
+        classes
+    }
+
+    /// The steps operation `i` can take now that do not fail at once: each result, with its
+    /// answer the engine's if it finishes and nothing settled differing from the snapshot.
+    fn viable(
+        &mut self,
+        state: &RefState,
+        slots: &mut [Slot],
+        held: &[Queue],
+        i: usize,
+    ) -> Vec<(usize, RefState, Slot)> {
+        let ops = self.seen.ops;
+        let Slot::At(phase) = slots[i] else { return Vec::new() };
+        if phase == Phase::Start
+            && (queue(&ops[i]).is_some_and(|q| held.contains(&q)) || self.waits_for_twin(slots, i))
+        {
+            return Vec::new();
+        }
+        let at_risk = |h, img| self.at_risk(slots, i, h, img);
+        let steps = step(state, &ops[i], phase, &at_risk);
+        let mut out = Vec::with_capacity(steps.len());
+        for (next, progress) in steps {
+            let slot = match progress {
+                Progress::Next(p) => Slot::At(p),
+                Progress::Done(answer) => {
+                    let got = self.seen.answers[i].as_deref();
+                    if !answer.matches(got) {
+                        self.path.push(i);
+                        self.note(|| {
+                            format!(
+                                "operation {i} ({:?}) would answer {} but the engine answered {}",
+                                ops[i],
+                                answer.describe(),
+                                got.unwrap_or("success")
+                            )
+                        });
+                        self.path.pop();
+                        continue;
+                    }
+                    Slot::Done
                 }
             };
-            (refused || independent(k))
-                .then(|| (i, std::mem::replace(next, RefState::new(0)), slot))
-        })
+            let before = std::mem::replace(&mut slots[i], slot);
+            let open = Unsettled::of(
+                slots.iter().zip(ops).filter(|(s, _)| **s != Slot::Done).map(|(_, op)| op),
+            );
+            match self.seen.snapshot.diff_settled(&next, &open) {
+                Some(d) => {
+                    self.path.push(i);
+                    self.note(|| d);
+                    self.path.pop();
+                }
+                None => out.push((i, next, slot)),
+            }
+            slots[i] = before;
+        }
+        out
+    }
+
+    /// Whether operation `i`, not started, waits for a twin: an operation before it in the
+    /// group, equal to it, with the same answer from the engine and not started either. Sound:
+    /// twins step alike, and the state does not say which of them took a step, so swapping two
+    /// twins not started throughout an order that explains the group gives another that does;
+    /// the search only tries those in which twins start in the group's order.
+    fn waits_for_twin(&self, slots: &[Slot], i: usize) -> bool {
+        let (ops, answers) = (self.seen.ops, self.seen.answers);
+        slots[i] == Slot::At(Phase::Start)
+            && (0..i).any(|j| {
+                slots[j] == Slot::At(Phase::Start) && ops[j] == ops[i] && answers[j] == answers[i]
+            })
     }
 
     fn dfs(
@@ -235,6 +425,11 @@ impl Search<'_> {
         state: &RefState,
         slots: &mut Vec<Slot>,
     ) -> Result<Option<RefState>, OutOfBudget> {
+        let mut h = DefaultHasher::new();
+        (&*slots, state).hash(&mut h);
+        if !self.memo.insert(h.finish()) {
+            return Ok(None);
+        }
         self.nodes += 1;
         if self.nodes > self.budget {
             return Err(OutOfBudget);
@@ -248,11 +443,6 @@ impl Search<'_> {
                 }
             });
         }
-        let mut h = DefaultHasher::new();
-        (&*slots, state).hash(&mut h);
-        if !self.memo.insert(h.finish()) {
-            return Ok(None);
-        }
         let ops = self.seen.ops;
         let held: Vec<Queue> = slots
             .iter()
@@ -262,59 +452,50 @@ impl Search<'_> {
                 Slot::Done => Vec::new(),
             })
             .collect();
-        if let Some((i, next, slot)) = self.free_step(state, slots, &held) {
+        let touched: Vec<Vec<Key>> = slots
+            .iter()
+            .zip(ops)
+            .map(|(s, op)| if *s == Slot::Done { Vec::new() } else { keys(state, op) })
+            .collect();
+        if (0..ops.len()).any(|i| self.refused_for_good(state, slots, &touched, i)) {
+            return Ok(None);
+        }
+        if let Some(i) = self.refusal_now(state, slots, &held) {
+            slots[i] = Slot::Done;
+            self.path.push(i);
+            let found = self.dfs(state, slots)?;
+            self.path.pop();
+            slots[i] = Slot::At(Phase::Start);
+            if found.is_some() {
+                self.order.push((i, state.clone(), None));
+            }
+            return Ok(found);
+        }
+        // Every class is a persistent set (see `classes`): so if one has no step that does not
+        // fail at once, no order from here explains the group; else the search tries only the
+        // steps of the class with the fewest.
+        let mut best: Option<Vec<(usize, RefState, Slot)>> = None;
+        for class in self.classes(slots, &touched) {
+            let mut steps = Vec::new();
+            for i in class {
+                steps.extend(self.viable(state, slots, &held, i));
+            }
+            if steps.is_empty() {
+                return Ok(None);
+            }
+            if best.as_ref().is_none_or(|b| steps.len() < b.len()) {
+                best = Some(steps);
+            }
+        }
+        for (i, next, slot) in best.unwrap_or_default() {
             let before = std::mem::replace(&mut slots[i], slot);
             self.path.push(i);
             let found = self.dfs(&next, slots)?;
             self.path.pop();
             slots[i] = before;
-            return Ok(found);
-        }
-        for &i in self.seen.completed {
-            let Slot::At(phase) = slots[i] else { continue };
-            if phase == Phase::Start && queue(&ops[i]).is_some_and(|q| held.contains(&q)) {
-                continue;
-            }
-            let at_risk = |h, img| self.at_risk(slots, i, h, img);
-            for (next, progress) in step(state, &ops[i], phase, &at_risk) {
-                let slot = match progress {
-                    Progress::Next(p) => Slot::At(p),
-                    Progress::Done(answer) => {
-                        let got = self.seen.answers[i].as_deref();
-                        if !answer.matches(got) {
-                            self.path.push(i);
-                            self.note(|| {
-                                format!(
-                                    "operation {i} ({:?}) would answer {} but the engine answered {}",
-                                    ops[i],
-                                    answer.describe(),
-                                    got.unwrap_or("success")
-                                )
-                            });
-                            self.path.pop();
-                            continue;
-                        }
-                        Slot::Done
-                    }
-                };
-                let before = slots[i];
-                slots[i] = slot;
-                self.path.push(i);
-                let open = Unsettled::of(
-                    slots.iter().zip(ops).filter(|(s, _)| **s != Slot::Done).map(|(_, op)| op),
-                );
-                let found = match self.seen.snapshot.diff_settled(&next, &open) {
-                    Some(d) => {
-                        self.note(|| d);
-                        None
-                    }
-                    None => self.dfs(&next, slots)?,
-                };
-                self.path.pop();
-                slots[i] = before;
-                if found.is_some() {
-                    return Ok(found);
-                }
+            if found.is_some() {
+                self.order.push((i, next, phase_of(slot)));
+                return Ok(found);
             }
         }
         Ok(None)
@@ -343,4 +524,73 @@ pub fn completion_order(start: &RefState, seen: &Observed) -> String {
         None => out.push("the end state matches".into()),
     }
     out.join("; ")
+}
+
+/// Whether `op`, if it has not started yet, may make the database decline a placement on
+/// `host` (on any host when `None`) or of a VM from `image` (see `atoms::AtRisk`): a change of
+/// the host to a state other than Enabled, its removal, the image's delete.
+pub fn may_decline(op: &Transition, host: Option<HostNo>, image: Option<AuxNo>) -> bool {
+    let on = |h: &HostNo| host.is_none_or(|host| host == *h);
+    match op {
+        Transition::SetHostState { host: h, state } => on(h) && *state != HostState::Enabled,
+        Transition::RemoveHost { host: h } => on(h),
+        Transition::DeleteAux { n, .. } => Some(*n) == image,
+        _ => false,
+    }
+}
+
+/// An operation's phase in `slot` (`None`: finished).
+fn phase_of(slot: Slot) -> Option<Phase> {
+    match slot {
+        Slot::At(phase) => Some(phase),
+        Slot::Done => None,
+    }
+}
+
+/// Checks an order [`explain`] found with the model's steps alone, none of the search's
+/// shortcuts: each step is one `atoms::step` gives (a placement in one step or two), of an
+/// operation free to take it (not waiting for a queue), every operation finishes with the
+/// engine's answer, and the end state is the snapshot's. An error is a bug of the search: it
+/// accepted an order the model does not allow.
+pub fn replay(start: &RefState, seen: &Observed, order: &[Taken]) -> Result<(), String> {
+    let ops = seen.ops;
+    let mut state = numbered(start, ops);
+    let mut phases: Vec<Option<Phase>> = vec![Some(Phase::Start); ops.len()];
+    for (k, (i, next, after)) in order.iter().enumerate() {
+        let what = || format!("step {k}, of operation {i} ({:?})", ops.get(*i));
+        let Some(phase) = phases.get(*i).copied().flatten() else {
+            return Err(format!("{}: the operation is finished", what()));
+        };
+        let busy: Vec<Queue> = ops
+            .iter()
+            .zip(&phases)
+            .flat_map(|(op, p)| p.map(|p| held(op, p)).unwrap_or_default())
+            .collect();
+        if phase == Phase::Start && queue(&ops[*i]).is_some_and(|q| busy.contains(&q)) {
+            return Err(format!("{}: the operation waits for a queue", what()));
+        }
+        let mut given = [false, true]
+            .into_iter()
+            .flat_map(|split| step(&state, &ops[*i], phase, &|_, _| split));
+        let allowed = given.any(|(s, progress)| {
+            s == *next
+                && match (progress, after) {
+                    (Progress::Next(p), Some(a)) => p == *a,
+                    (Progress::Done(answer), None) => answer.matches(seen.answers[*i].as_deref()),
+                    _ => false,
+                }
+        });
+        if !allowed {
+            return Err(format!("{}: not a step the model gives", what()));
+        }
+        state = next.clone();
+        phases[*i] = *after;
+    }
+    if let Some(i) = phases.iter().position(Option::is_some) {
+        return Err(format!("operation {i} does not finish"));
+    }
+    match seen.snapshot.diff(&state) {
+        Some(d) => Err(format!("the end state differs: {d}")),
+        None => Ok(()),
+    }
 }
