@@ -49,13 +49,10 @@ impl Sut {
         };
         let completed = completed.into_inner();
         for (op, a) in ops.iter().zip(&answers) {
-            crate::stats::record(
-                op.kind(),
-                &format!("{} (in a group)", a.code.as_deref().unwrap_or("ok")),
-            );
+            self.trace.in_group(op, a.code.as_deref());
             self.record(a.made.as_ref());
         }
-        crate::stats::record("group", &format!("{:>2} operations", ops.len()));
+        self.trace.note("group", format!("{:>2} operations", ops.len()));
         self.sync_nodes(Some(node));
         let listing = format!("{}\n{}", describe(ops, &answers, &completed), summary(&before));
         for (i, (op, a)) in ops.iter().zip(&answers).enumerate() {
@@ -75,7 +72,7 @@ impl Sut {
         let budget = budget();
         match explain(&before, &seen, budget) {
             Verdict::Explained { state, nodes } => {
-                crate::stats::record("group search", &search_size(nodes));
+                self.trace.note("group search", search_size(nodes));
                 self.actual = *state;
             }
             Verdict::Unexplained { closest, nodes } => self.fail(format!(

@@ -23,7 +23,8 @@
 //! - [`snapshot`]: one reading of the engine and the simulator; [`invariants`]: comparing it
 //!   with a model state, and the checks that hold whatever the model says;
 //! - [`strategies`]: configuration from the environment and the replay line;
-//! - [`stats`]: what a run exercised;
+//! - [`coverage`]: what a run exercised, and its report; [`paths`]: the multi-step paths
+//!   found in a case, and those a CI run must reach;
 //! - [`machine`]: the proptest-state-machine glue.
 //!
 //! The test itself is `tests/model.rs`; `tests/saved_cases.rs` replays cases that once failed.
@@ -34,6 +35,7 @@ pub mod apply;
 pub mod atoms;
 pub mod aux;
 pub mod commute;
+pub mod coverage;
 pub mod engine_model;
 pub mod group;
 pub mod group_run;
@@ -41,11 +43,11 @@ pub mod invariants;
 pub mod linearize;
 pub mod machine;
 pub mod ops;
+pub mod paths;
 pub mod placement;
 pub mod reference;
 pub mod sim_model;
 pub mod snapshot;
-pub mod stats;
 pub mod strategies;
 pub mod sut;
 pub mod themes;

@@ -6,6 +6,7 @@
 use oxstack_engine::services::host::HostState;
 use oxstack_model_tests::aux::{AuxKind, AuxNo, Parent};
 use oxstack_model_tests::machine::{run_case, run_case_repeatedly};
+use oxstack_model_tests::paths::{self, Path};
 use oxstack_model_tests::reference::{FaultOp, HostNo, VmNo};
 use oxstack_model_tests::transitions::Transition::{self, *};
 
@@ -73,7 +74,7 @@ fn expunge_returns_the_address() {
 /// Destroyed) if it cannot.
 #[test]
 fn recover_after_a_failed_undefine() {
-    run_case(
+    let trace = run_case(
         0,
         &[
             CreateBatch { first: vm(0), count: 4, size: 2, nics: 0 },
@@ -89,6 +90,11 @@ fn recover_after_a_failed_undefine() {
         ],
         1,
     );
+    // The coverage report finds in it the deep paths it is kept for.
+    let found = paths::found(&trace.events);
+    for p in [Path::PartitionDestroyHeal, Path::ReconnectFaultThenRecover] {
+        assert!(found.contains(&p), "{p:?} not found in {:?}", trace.events);
+    }
 }
 
 /// Two nodes: a host added after another crashed (saved by proptest; what it caught was not
