@@ -53,7 +53,9 @@ log "tests"
 # seed (OXSTACK_MODEL_SEED, default 1) so a red CI always replays; to explore, run
 # `cargo test -p oxstack-model-tests` without OXSTACK_SEED, as a soak job does. It runs
 # PROPTEST_CASES (default 2,000) sequences of up to OXSTACK_MODEL_MAX_STEPS (default 50) steps,
-# after the shrunk cases in model-tests/proptest-regressions/model.txt. The same package run
+# after the shrunk cases in model-tests/proptest-regressions/model.txt, then prints what the fresh
+# cases exercised and fails when a must-reach path was not reached (model-tests/src/paths.rs; the
+# PostgreSQL pass runs too few cases to be held to them and says so). The same package run
 # includes, seeded alike, the self-test of the model test's group search
 # (model-tests/tests/search.rs: OXSTACK_SEARCH_CASES sequences, default 1,000, 20-30 s unoptimized).
 model_seed="${OXSTACK_MODEL_SEED:-1}"

@@ -87,7 +87,7 @@ impl ApiNode {
                     Some(o.0.to_string()),
                     "{method} {uri} on node {me}: not served by the owner node {o}"
                 );
-                crate::stats::record("forwarded over AMQP", "served by the owner");
+                crate::coverage::forwarded();
             }
             None => assert_eq!(served_by, None, "{method} {uri}: node {me} owns it, yet forwarded"),
         }

@@ -96,10 +96,10 @@ pub fn keys(state: &RefState, op: &Transition) -> Vec<Key> {
         T::Start { vm, host: None } | T::Migrate { vm, to: None } => {
             vec![Key::Vm(*vm), Key::Scheduler, Key::Config]
         }
-        // A reboot leaves the VM Running where it is.
-        T::Reboot { vm } => vec![Key::Vm(*vm)],
-        // Running or Paused decides whether an evacuation migrates or stops it.
-        T::Stop { vm, .. } | T::Pause { vm } | T::Resume { vm } => {
+        // Running or Paused decides whether an evacuation migrates or stops it; and an
+        // evacuation that stops it (no room elsewhere) makes these refused afterwards (a
+        // reboot, which leaves the VM Running where it is, too).
+        T::Stop { vm, .. } | T::Reboot { vm } | T::Pause { vm } | T::Resume { vm } => {
             std::iter::once(Key::Vm(*vm)).chain(placed).collect()
         }
         T::Destroy { vm } => [Some(Key::Vm(*vm)), Some(Key::Config), placed, defined, image]

@@ -51,13 +51,10 @@ impl Sut {
         };
         let completed = completed.into_inner();
         for (op, a) in ops.iter().zip(&answers) {
-            crate::stats::record(
-                op.kind(),
-                &format!("{} (in a group)", a.code.as_deref().unwrap_or("ok")),
-            );
+            self.trace.in_group(op, a.code.as_deref());
             self.record(a.made.as_ref());
         }
-        crate::stats::record("group", &format!("{:>2} operations", ops.len()));
+        self.trace.note("group", format!("{:>2} operations", ops.len()));
         self.sync_nodes(Some(node));
         let listing = format!("{}\n{}", describe(ops, &answers, &completed), summary(&before));
         for (i, (op, a)) in ops.iter().zip(&answers).enumerate() {
@@ -77,7 +74,7 @@ impl Sut {
         let budget = budget();
         match explain(&before, &seen, budget) {
             Verdict::Explained { state, order, nodes } => {
-                crate::stats::record("group search", &search_size(nodes));
+                self.trace.note("group search", search_size(nodes));
                 if let Err(e) = replay(&before, &seen, &order) {
                     self.fail(format!(
                         "the group search accepted an order the model does not allow (a bug of \

@@ -24,7 +24,8 @@
 //! - [`snapshot`]: one reading of the engine and the simulator; [`invariants`]: comparing it
 //!   with a model state, and the checks that hold whatever the model says;
 //! - [`strategies`]: configuration from the environment and the replay line;
-//! - [`stats`]: what a run exercised;
+//! - [`coverage`]: what a run exercised, and its report; [`paths`]: the multi-step paths
+//!   found in a case, and those a CI run must reach;
 //! - [`machine`]: the proptest-state-machine glue and the test's runner; [`shrink`]: shortening
 //!   a failing case further than proptest does.
 //!
@@ -36,6 +37,7 @@ pub mod apply;
 pub mod atoms;
 pub mod aux;
 pub mod commute;
+pub mod coverage;
 pub mod engine_model;
 pub mod group;
 pub mod group_run;
@@ -44,12 +46,12 @@ pub mod invariants;
 pub mod linearize;
 pub mod machine;
 pub mod ops;
+pub mod paths;
 pub mod placement;
 pub mod reference;
 pub mod shrink;
 pub mod sim_model;
 pub mod snapshot;
-pub mod stats;
 pub mod strategies;
 pub mod sut;
 pub mod themes;

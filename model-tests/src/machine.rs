@@ -6,9 +6,11 @@ use proptest::prelude::*;
 use proptest::test_runner::{contextualize_config, Config, TestError, TestRunner};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 
+use crate::coverage::CaseTrace;
 use crate::reference::RefState;
 use crate::shrink::{self, minimize};
 use crate::strategies::{config, max_steps, replay_line, replay_line_two_nodes, two_node_config};
+use crate::strategies::{DEFAULT_CASES, DEFAULT_MAX_STEPS, DEFAULT_TWO_NODE_CASES};
 use crate::sut::Sut;
 use crate::transitions::{self, Transition};
 
@@ -65,11 +67,37 @@ impl<const N: usize> StateMachineTest for NodesTest<N> {
     // it builds the cloud), so there is nothing left to check against the reference state.
     fn check_invariants(_sut: &Sut, _model: &RefState) {}
 
-    fn teardown(sut: Sut, _model: RefState) {
+    fn teardown(mut sut: Sut, _model: RefState) {
+        let trace = std::mem::take(&mut sut.trace);
+        let last = sut.actual.clone();
         sut.settle();
         sut.shutdown();
-        let cases = if N == 1 { config().cases } else { two_node_config().cases };
-        crate::stats::case_done(cases);
+        let config = if N == 1 { config() } else { two_node_config() };
+        crate::coverage::case_done(N, &config, trace, &last);
+    }
+}
+
+/// The end of a model-test run on `nodes` management nodes whose cases all passed: prints the
+/// coverage report (see `coverage`), and fails when a run with at least CI's cases
+/// ([`DEFAULT_CASES`] on one node, [`DEFAULT_TWO_NODE_CASES`] on two) and steps
+/// ([`DEFAULT_MAX_STEPS`]) did not reach every must-reach path (`paths::MUST_REACH`).
+pub fn end_of_run(nodes: usize) {
+    let ci_cases = if nodes == 1 { DEFAULT_CASES } else { DEFAULT_TWO_NODE_CASES };
+    let end = crate::coverage::finish(nodes, max_steps(), (ci_cases, DEFAULT_MAX_STEPS));
+    crate::coverage::print_now(&end.report);
+    if let Some(why) = &end.skipped {
+        crate::coverage::print_now(why);
+    }
+    if !end.missed.is_empty() {
+        let missed: Vec<String> =
+            end.missed.iter().map(|p| format!("  {:?}: {}", p, p.describe())).collect();
+        panic!(
+            "MUST-REACH PATHS NOT REACHED by the fresh cases of this run on {nodes} node(s):\n{}\n\
+             (the list is `paths::MUST_REACH`; tune the weights in `transitions` so fresh cases \
+             reach them)\n{}",
+            missed.join("\n"),
+            if nodes == 1 { replay_line() } else { replay_line_two_nodes() }
+        );
     }
 }
 
@@ -83,8 +111,9 @@ pub fn run_case_repeatedly(transitions: &[Transition], times: u64) {
 
 /// Runs one given case the way the state machine test does (preconditions on the reference
 /// state, every step applied to the SUT and checked, settled at the end): for replaying saved
-/// cases without depending on how proptest generates them.
-pub fn run_case(seed: u64, transitions: &[Transition], nodes: usize) {
+/// cases without depending on how proptest generates them. Returns what it exercised (not
+/// counted in any run's coverage).
+pub fn run_case(seed: u64, transitions: &[Transition], nodes: usize) -> CaseTrace {
     let mut model = RefState::new(seed);
     let replay = format!("replay: the saved case with seed {seed} ({nodes} node(s))");
     let mut sut = Sut::with_nodes(&model, replay, nodes);
@@ -93,14 +122,18 @@ pub fn run_case(seed: u64, transitions: &[Transition], nodes: usize) {
         model = crate::apply::apply(model, t);
         sut.apply(t);
     }
+    let mut trace = std::mem::take(&mut sut.trace);
+    trace.end(&sut.actual);
     sut.settle();
     sut.shutdown();
+    trace
 }
 
 /// The model test on `N` nodes (see `tests/model.rs`): `config`'s cases of up to
 /// [`max_steps`] steps, generated and shrunk by proptest; a failing case is then shortened by
 /// [`minimize`] (every single step and pair removed while it still fails), and the test fails
-/// with that case written as a `run_case` call, ready for `tests/saved_cases.rs`.
+/// with that case written as a `run_case` call, ready for `tests/saved_cases.rs`. When every
+/// case passed, [`end_of_run`].
 pub fn run_model_test<const N: usize>(config: Config, name: &'static str) {
     let mut config = contextualize_config(config);
     config.test_name = Some(name);
@@ -111,7 +144,7 @@ pub fn run_model_test<const N: usize>(config: Config, name: &'static str) {
         Ok(())
     });
     let (state, steps, why) = match result {
-        Ok(()) => return,
+        Ok(()) => return end_of_run(N),
         Err(TestError::Abort(why)) => panic!("the model test stopped: {why}"),
         Err(TestError::Fail(why, (state, steps, _))) => (state, steps, why),
     };

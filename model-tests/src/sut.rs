@@ -53,6 +53,7 @@ use oxstack_simulator::{SimCloud, SimConfig};
 use crate::api_nodes::ApiNode;
 use crate::atoms;
 use crate::aux::{AuxNo, Parent};
+use crate::coverage::CaseTrace;
 use crate::ops::Made;
 use crate::reference::{host_memory, Expected, HostNo, RefState, VmNo, GIB, HOST_CPUS};
 use crate::reference::{INITIAL_HOSTS, L3_IPS, SIZES};
@@ -117,6 +118,8 @@ pub struct Sut {
     pub api: Option<Vec<ApiNode>>,
     /// The model of what the engine really did (see the module doc).
     pub actual: RefState,
+    /// What this case exercised so far (see `coverage`).
+    pub trace: CaseTrace,
 }
 
 /// A VM a create made: its ID and the host it was placed on.
@@ -203,6 +206,7 @@ impl Sut {
             replay,
             api,
             actual: model.clone(),
+            trace: CaseTrace::default(),
         };
         for n in 0..INITIAL_HOSTS {
             let add = Transition::AddHost { host: HostNo(n), cluster: None };
@@ -332,7 +336,7 @@ impl Sut {
     /// when `t` is not valid in `actual`.
     pub fn apply(&mut self, t: &Transition) {
         if !preconditions(&self.actual, t) {
-            crate::stats::record("skipped (model diverged)", t.kind());
+            self.trace.skipped(t);
             return;
         }
         let (ran, e) = self.next_node();
@@ -344,6 +348,7 @@ impl Sut {
             }
             _ => self.single(ran, &e, t),
         }
+        self.trace.take_forwarded();
     }
 
     /// Runs a single operation and takes the outcome the engine shows.
@@ -354,7 +359,6 @@ impl Sut {
             Some(got) => got,
             None => self.rt.block_on(self.call(e, t)),
         };
-        crate::stats::record(t.kind(), got.code.as_deref().unwrap_or("ok"));
         self.record(got.made.as_ref());
         let every_node = matches!(
             t,
@@ -393,9 +397,11 @@ impl Sut {
             ))
         };
         if outcomes.len() > 1 {
-            crate::stats::record(t.kind(), &format!("one of {} outcomes", outcomes.len()));
+            self.trace.note(t.kind(), format!("one of {} outcomes", outcomes.len()));
         }
-        self.actual = (*state).clone();
+        let after = (*state).clone();
+        self.trace.step(&self.actual, t, answer, &after);
+        self.actual = after;
         self.check_system(&snap);
     }
 
@@ -489,7 +495,7 @@ impl Sut {
             n if n == count => "all created",
             _ => "some created",
         };
-        crate::stats::record("create-batch", outcome);
+        self.trace.step(&self.actual, &t, Some(outcome), &model);
         if ok != created {
             self.fail(format!("batch of {count}: {ok} created, model expects {created}"));
         }

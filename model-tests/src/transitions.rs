@@ -261,6 +261,7 @@ pub fn transitions(state: &RefState) -> BoxedStrategy<Transition> {
     }
     host_ops(state, &mut opts);
     reach_ops(state, &mut opts);
+    deep_ops(state, &mut opts);
     aux_ops(state, &mut opts);
     opts.push((
         4,
@@ -336,6 +337,108 @@ fn reach_ops(state: &RefState, opts: &mut Options) {
     if !cut.is_empty() {
         opts.push((4, pick(cut).prop_map(|host| Transition::HealHost { host }).boxed()));
     }
+}
+
+/// The weight of each next step of a deep path (see [`deep_ops`]), among about 130 in all.
+pub const DEEP: u32 = 10;
+
+/// Extra weight for the next step of a deep path (`paths::MUST_REACH`) when the state is on
+/// one, so that fresh cases reach them (by chance alone, one case in 2,000 did): a VM on a
+/// host that is away is destroyed; a failure is injected into the undefine (or the connect)
+/// the host's reconnect will make; the host comes back while that failure is pending; a VM
+/// still defined where it was destroyed is recovered or expunged; a VM a recover left defined
+/// nowhere is started; a VM stopped on a host that is away is started; when every host
+/// answers, one holding VMs is cut off; a host holding VMs enters Maintenance while a migration or stop failure is pending.
+fn deep_ops(state: &RefState, opts: &mut Options) {
+    use VmState as S;
+    let away = |h: Option<HostNo>| h.is_some_and(|h| !state.reachable(h));
+    let vms = |pred: &dyn Fn(&crate::reference::RefVm) -> bool| -> Vec<VmNo> {
+        state.vms.iter().filter(|(_, v)| pred(v)).map(|(n, _)| *n).collect()
+    };
+    let on_away = vms(&|v| {
+        matches!(v.state, S::Running | S::Paused | S::Stopped | S::Unknown)
+            && away(v.host.or(v.last_host))
+    });
+    if !on_away.is_empty() {
+        opts.push((DEEP, pick(on_away).prop_map(|vm| Transition::Destroy { vm }).boxed()));
+    }
+    let pending = vms(&|v| v.state == S::Destroyed && v.last_host.is_some());
+    if !pending.is_empty() {
+        opts.push((DEEP, pick(pending.clone()).prop_map(|vm| Transition::Recover { vm }).boxed()));
+        opts.push((DEEP, pick(pending.clone()).prop_map(|vm| Transition::Expunge { vm }).boxed()));
+    }
+    let waiting: Vec<HostNo> = pending
+        .iter()
+        .filter_map(|n| state.vms[n].last_host)
+        .chain(on_away_hosts(state))
+        .filter(|h| !state.reachable(*h))
+        .collect();
+    if let Some(first) = waiting.first().copied() {
+        let fault = if pending.len() == 1 && !state.fault_pending(FaultOp::Destroy) {
+            Some(FaultOp::Destroy)
+        } else if !state.fault_pending(FaultOp::Connect)
+            && state.hosts_where(|h| h.status == HostStatus::Disconnected).len() <= 1
+        {
+            Some(FaultOp::Connect)
+        } else {
+            None
+        };
+        if let Some(op) = fault {
+            opts.push((DEEP, Just(Transition::InjectFault { op }).boxed()));
+        }
+        let armed = state.fault_pending(FaultOp::Destroy) || state.fault_pending(FaultOp::Connect);
+        if armed && sweep_is_predictable(state) {
+            let back = match state.hosts[&first].reach {
+                Reach::Crashed => Transition::RecoverHost { host: first },
+                _ => Transition::HealHost { host: first },
+            };
+            opts.push((DEEP, Just(back).boxed()));
+        }
+    }
+    let stopped_away = vms(&|v| v.state == S::Stopped && away(v.last_host));
+    if !stopped_away.is_empty() {
+        let start = pick(stopped_away).prop_map(|vm| Transition::Start { vm, host: None });
+        opts.push((DEEP / 2, start.boxed()));
+    }
+    let holding = state.hosts_where(|h| {
+        h.reach == Reach::Up && h.status == HostStatus::Connected && h.cluster.is_none()
+    });
+    let holding: Vec<HostNo> = holding
+        .into_iter()
+        .filter(|h| state.vms.values().any(|v| v.host.or(v.last_host) == Some(*h)))
+        .collect();
+    let all_up = state.hosts.values().all(|h| h.reach == Reach::Up);
+    if all_up && !holding.is_empty() && sweep_is_predictable(state) {
+        let cut = pick(holding).prop_map(|host| Transition::PartitionHost { host });
+        opts.push((DEEP / 3, cut.boxed()));
+    }
+    let recovered = vms(&|v| v.state == S::Stopped && v.last_host.is_none());
+    if !recovered.is_empty() {
+        let start = pick(recovered).prop_map(|vm| Transition::Start { vm, host: None });
+        opts.push((DEEP, start.boxed()));
+    }
+    if state.fault_pending(FaultOp::Migrate) || state.fault_pending(FaultOp::Stop) {
+        let busy = state.hosts_where(|h| h.cluster.is_none() && h.state != HostState::Maintenance);
+        let busy: Vec<HostNo> = busy
+            .into_iter()
+            .filter(|h| {
+                state
+                    .vms
+                    .values()
+                    .any(|v| v.host == Some(*h) && matches!(v.state, S::Running | S::Paused))
+            })
+            .collect();
+        if !busy.is_empty() {
+            let state = HostState::Maintenance;
+            let enter = pick(busy).prop_map(move |host| Transition::SetHostState { host, state });
+            opts.push((DEEP, enter.boxed()));
+        }
+    }
+}
+
+/// Hosts that are away and hold a VM.
+fn on_away_hosts(state: &RefState) -> impl Iterator<Item = HostNo> + '_ {
+    state.vms.values().filter_map(|v| v.host.or(v.last_host)).filter(|h| !state.reachable(*h))
 }
 
 /// Creates and deletes of aux resources, and IP ranges on aux L3 networks.

@@ -3,7 +3,9 @@
 //! (see `oxstack_model_tests`; a step may be a group of operations started at once), and
 //! `OXSTACK_MODEL_TWO_NODE_CASES` of them against two management nodes on one database. A failure
 //! is shrunk by proptest, then shortened further (`shrink`), and printed as a `run_case` call
-//! with the line to replay the run.
+//! with the line to replay the run. A run whose cases all pass prints what its fresh cases
+//! exercised and fails when a run at CI's settings did not reach a must-reach path
+//! (`oxstack_model_tests::coverage`, `paths::MUST_REACH`).
 
 use oxstack_model_tests::machine::run_model_test;
 use oxstack_model_tests::strategies::{config, two_node_config};
