@@ -2,6 +2,9 @@
 //! and the state machine test (the SUT, checked after every step); and [`run_model_test`], which
 //! runs it and shortens a failing case further than proptest does (`shrink`).
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
 use proptest::prelude::*;
 use proptest::test_runner::{contextualize_config, Config, TestError, TestRunner};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
@@ -139,8 +142,17 @@ pub fn run_model_test<const N: usize>(config: Config, name: &'static str) {
     config.test_name = Some(name);
     let mut runner = TestRunner::new(config.clone());
     let strategy = CloudModel::sequential_strategy(1..=max_steps());
+    // Which case failed first (counting the regression cases replayed first), for the report.
+    let (cases, first_failure) = (AtomicU32::new(0), OnceLock::new());
     let result = runner.run(&strategy, |(state, steps, seen)| {
-        NodesTest::<N>::test_sequential(config.clone(), state, steps, seen);
+        let case = cases.fetch_add(1, Ordering::Relaxed) + 1;
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            NodesTest::<N>::test_sequential(config.clone(), state, steps, seen)
+        }));
+        if let Err(panic) = ran {
+            first_failure.get_or_init(|| case);
+            std::panic::resume_unwind(panic);
+        }
         Ok(())
     });
     let (state, steps, why) = match result {
@@ -158,8 +170,10 @@ pub fn run_model_test<const N: usize>(config: Config, name: &'static str) {
     } else {
         "the budget of runs (OXSTACK_MODEL_MINIMIZE_RUNS) ran out before every removal was tried"
     };
+    let first = first_failure.get().copied().unwrap_or(0);
     panic!(
-        "the model test failed; proptest shrank the case to {shrunk} steps, then {} runs \
+        "the model test failed at case {first} of this run (the regression cases replayed first \
+         count); proptest shrank the case to {shrunk} steps, then {} runs \
          shortened it to {} ({how}):\n    run_case(\n        {seed},\n        &[\n{listing}        ],\n        {N},\n    );\nwhich fails with:\n{}",
         found.runs,
         found.steps.len(),
