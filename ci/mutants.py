@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Mutation run of the model test (issue 23): plants one-line bugs in the engine, one at a time,
+in a scratch git worktree with its own target directory, runs the model test on each with CI's
+seed and case counts (fresh cases only: proptest's regression files are not replayed), and
+prints a table: caught or not, the case that failed first, the length of the shortened witness.
+
+Not part of ci/test.sh (each mutant is a release build and a model run: minutes each).
+
+    python3 ci/mutants.py [--only NAME ...] [--out FILE] [--keep]
+
+Environment: OXSTACK_MODEL_SEED (default 1), as ci/test.sh. A mutant whose text is no longer
+found exactly once in its file is reported STALE (the code moved on; update the list).
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+
+# (name, area, file, text, replacement, why it may go uncaught or None)
+MUTANTS = [
+    ("index-fit-cpu", "capacity", "engine/src/scheduler/index.rs",
+     "self.cpu_used.saturating_add(cpus) <= self.cpu_total",
+     "self.cpu_used.saturating_add(cpus) <= self.cpu_total + 1", None),
+    ("reserve-cpu", "capacity", "engine/src/services/vm/hold.rs",
+     "cpu_used + ?1 <= cpu_total AND", "cpu_used + ?1 <= cpu_total + 1 AND",
+     "the scheduler's index refuses first; only stale caches reach it (unit-tested on its own)"),
+    ("release-cpu", "capacity", "engine/src/services/vm/hold.rs",
+     "THEN cpu_used - ?1 ELSE 0 END", "THEN cpu_used - ?1 + 1 ELSE 0 END", None),
+    ("reserve-host-state", "capacity", "engine/src/services/vm/hold.rs",
+     "AND state = 'Enabled' AND status = 'Connected'", "AND status = 'Connected'",
+     "the index refuses first; only a race with a host state change reaches it"),
+    ("ipam-capacity", "ipam", "engine/src/services/network/ipam.rs",
+     "self.ranges.iter().map(|r| u64::from(r.end - r.start) + 1).sum()",
+     "self.ranges.iter().map(|r| u64::from(r.end - r.start)).sum()", None),
+    ("ipam-release", "ipam", "engine/src/services/network/ipam.rs",
+     "pool.used.remove(&u32::from(ip));", "let _ = ip;", None),
+    ("range-broadcast", "ipam", "engine/src/services/network/ip_range.rs",
+     "(start == network || end == broadcast)", "(start == network)", None),
+    ("range-gateway-inside", "ipam", "engine/src/services/network/ip_range.rs",
+     "if (start..=end).contains(&gateway) {", "if false {", None),
+    ("reboot-ends-paused", "state", "engine/src/services/vm/power.rs",
+     "VmOp::Reboot, VmState::Rebooting, VmState::Running",
+     "VmOp::Reboot, VmState::Rebooting, VmState::Paused", None),
+    ("pause-ends-running", "state", "engine/src/services/vm/power.rs",
+     "VmOp::Pause, VmState::Pausing, VmState::Paused",
+     "VmOp::Pause, VmState::Pausing, VmState::Running", None),
+    ("resume-ends-paused", "state", "engine/src/services/vm/power.rs",
+     "VmOp::Resume, VmState::Resuming, VmState::Running",
+     "VmOp::Resume, VmState::Resuming, VmState::Paused", None),
+    ("stop-keeps-capacity", "state", "engine/src/services/vm/power.rs",
+     "        self.unplace_vm(vm).await?;\n        self.set_vm_state(vm, VmState::Stopping, VmState::Stopped)",
+     "        self.set_vm_state(vm, VmState::Stopping, VmState::Stopped)", None),
+    ("deletion-policy", "config", "engine/src/services/vm/destroy.rs",
+     'if self.config.string(ConfigName::VmDeletionPolicy) == "Direct" {',
+     'if self.config.string(ConfigName::VmDeletionPolicy) == "Delay" {', None),
+    ("pack-strategy", "config", "engine/src/scheduler/index.rs",
+     "(Some((b, _)), Strategy::Pack) => free < b,", "(Some((b, _)), Strategy::Pack) => free > b,",
+     None),
+    ("migrate-last-host", "migration", "engine/src/services/vm/migrate.rs",
+     "SET host_uuid = ?1, last_host_uuid = ?1,", "SET host_uuid = ?1, last_host_uuid = ?4,", None),
+    ("recover-keeps-defined", "recover", "engine/src/services/vm/destroy.rs",
+     "        if let Some(h) = pending {", "        if let Some(h) = pending.filter(|_| false) {",
+     None),
+    ("recover-ends-running", "recover", "engine/src/services/vm/destroy.rs",
+     "        self.set_vm_state(vm, state, VmState::Stopped).await?;\n        self.get_vm(vm).await\n    }\n\n    /// Expunges",
+     "        self.set_vm_state(vm, state, VmState::Running).await?;\n        self.get_vm(vm).await\n    }\n\n    /// Expunges",
+     None),
+    ("sync-stopped-placed", "reconcile", "engine/src/services/host_sync.rs",
+     "(VmState::Stopped, Some(PowerState::Stopped)) => !e.placed,",
+     "(VmState::Stopped, Some(PowerState::Stopped)) => e.placed,", None),
+    ("range-precheck-gone", "ipam", "engine/src/services/network/ip_range.rs",
+     "if let Some(clash) = self.clash(&l2, start, end, gateway).await? {",
+     "if let Some(clash) = None::<Clash> {",
+     "the atomic insert still refuses; only the error's wording comes from the precheck"),
+    ("takeover-jobs", "takeover", "engine/src/cluster/takeover.rs",
+     "WHERE state = 'Running' AND {}\",\n            orphaned(\"node_uuid\")",
+     "WHERE state = 'Nothing' AND {}\",\n            orphaned(\"node_uuid\")",
+     "the model never kills a node (takeover: tests/three_nodes.rs, tests/restart_after_kill.rs)"),
+    ("expunge-sweeper-policy", "config", "engine/src/services/vm/destroy.rs",
+     'if self.config.string(ConfigName::VmDeletionPolicy) != "Delay" {',
+     'if self.config.string(ConfigName::VmDeletionPolicy) == "Delay" {',
+     "the model runs no background tasks, so the sweeper never runs in it"),
+]
+
+
+def sh(cmd, cwd, env=None, log=None):
+    return subprocess.run(cmd, cwd=cwd, env=env, shell=True, text=True,
+                          stdout=log or subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def plant(tree, path, text, replacement):
+    full = os.path.join(tree, path)
+    with open(full) as f:
+        src = f.read()
+    if src.count(text) != 1:
+        return False
+    with open(full, "w") as f:
+        f.write(src.replace(text, replacement))
+    return True
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", nargs="*")
+    ap.add_argument("--out", default="mutants-result.md")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch worktree")
+    args = ap.parse_args()
+    repo = subprocess.run("git rev-parse --show-toplevel", shell=True, text=True,
+                          capture_output=True, check=True).stdout.strip()
+    tree = os.path.join(os.environ.get("TMPDIR", "/tmp"), "oxstack-mutants")
+    if not os.path.isdir(tree):
+        sh(f"git worktree add --detach {tree} HEAD", repo)
+    else:
+        sh("git checkout -q --detach HEAD && git reset -q --hard", tree)
+        sh(f"git checkout -q --detach $(git -C {repo} rev-parse HEAD)", tree)
+    seed = os.environ.get("OXSTACK_MODEL_SEED", "1")
+    env = dict(os.environ, OXSTACK_SEED=seed, PROPTEST_CASES="2000",
+               OXSTACK_MODEL_TWO_NODE_CASES="200", PROPTEST_DISABLE_FAILURE_PERSISTENCE="1",
+               CARGO_TARGET_DIR=os.path.join(tree, "target"))
+    env.pop("OXSTACK_TEST_DB", None)
+    rows = []
+    chosen = [m for m in MUTANTS if not args.only or m[0] in args.only]
+    for name, area, path, text, replacement, why in chosen:
+        sh("git checkout -q -- .", tree)
+        if not plant(tree, path, text, replacement):
+            rows.append((name, area, "STALE", "", "", "its text is not in the file exactly once"))
+            continue
+        start = time.time()
+        logpath = os.path.join(tree, f"mutant-{name}.log")
+        with open(logpath, "w") as log:
+            r = sh("cargo test --release -p oxstack-model-tests --test model", tree, env, log)
+        took = f"{time.time() - start:.0f} s"
+        with open(logpath) as f:
+            out = f.read()
+        if r.returncode == 0:
+            rows.append((name, area, "not caught", "", took, why or "UNEXPLAINED"))
+        elif "error[E" in out or "could not compile" in out:
+            rows.append((name, area, "BUILD FAILED", "", took, "the mutant does not compile"))
+        else:
+            case = re.search(r"failed at case (\d+)", out)
+            short = re.search(r"shortened it to (\d+)", out)
+            rows.append((name, area, "caught", f"case {case.group(1) if case else '?'}, "
+                         f"{short.group(1) if short else '?'} steps", took, ""))
+        print(" | ".join(rows[-1]), flush=True)
+    sh("git checkout -q -- .", tree)
+    caught = sum(1 for r in rows if r[2] == "caught")
+    with open(args.out, "w") as f:
+        f.write(f"mutation run at {subprocess.run('git rev-parse --short HEAD', shell=True, cwd=repo, text=True, capture_output=True).stdout.strip()}, "
+                f"seed {seed}: {caught} of {len(rows)} caught\n\n")
+        f.write("| mutant | area | result | first failure, witness | time | note |\n|---|---|---|---|---|---|\n")
+        for r in rows:
+            f.write("| " + " | ".join(r) + " |\n")
+    print(f"{caught} of {len(rows)} caught; table in {args.out}")
+    if not args.keep:
+        sh(f"git worktree remove --force {tree}", repo)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
