@@ -23,7 +23,8 @@
 //!   the nodes' APIs, forwarded to their owner over RabbitMQ;
 //! - [`snapshot`]: one reading of the engine and the simulator; [`invariants`]: comparing it
 //!   with a model state, and the checks that hold whatever the model says;
-//! - [`strategies`]: configuration from the environment and the replay line;
+//! - [`strategies`]: configuration from the environment and the replay line; [`configs`]: what
+//!   the model does with each of the engine's global configs;
 //! - [`coverage`]: what a run exercised, and its report; [`paths`]: the multi-step paths
 //!   found in a case, and those a CI run must reach;
 //! - [`machine`]: the proptest-state-machine glue and the test's runner; [`shrink`]: shortening
@@ -37,6 +38,7 @@ pub mod apply;
 pub mod atoms;
 pub mod aux;
 pub mod commute;
+pub mod configs;
 pub mod coverage;
 pub mod engine_model;
 pub mod group;
