@@ -114,6 +114,7 @@ impl SimCloud {
         T: Send,
     {
         self.counters.called(op);
+        let _in_flight = self.counters.enter(op);
         let delay = self.lock().draw_delay(op, target.host, &self.config.latency);
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;

@@ -89,6 +89,12 @@ impl SimCloud {
         self.counters.get(op)
     }
 
+    /// The most calls of `op` that were in flight at once since the last time this was asked
+    /// (the first time: since the simulator was made).
+    pub fn take_peak_in_flight(&self, op: OpKind) -> u64 {
+        self.counters.take_peak(op)
+    }
+
     /// Re-derives every host's VM list and usage from the VM table and compares. `Err` names the
     /// first discrepancy; it would be a simulator bug.
     pub fn audit(&self) -> Result<(), String> {

@@ -1,4 +1,6 @@
-//! Per-operation call counters, updated without taking the tables lock.
+//! Per-operation call counters, updated without taking the tables lock: calls, failures,
+//! injected failures, and how many calls of a kind were in flight at once (for a caller that
+//! bounds its own concurrency, such as the engine's migration slots).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -23,6 +25,22 @@ pub(crate) struct OpCounters {
     calls: [AtomicU64; KINDS],
     failures: [AtomicU64; KINDS],
     injected: [AtomicU64; KINDS],
+    in_flight: [AtomicU64; KINDS],
+    /// The most calls in flight at once since it was last taken.
+    peak: [AtomicU64; KINDS],
+}
+
+/// One call in flight: counted from [`OpCounters::enter`] until dropped (also when the call's
+/// future is dropped before it ends).
+pub(crate) struct InFlight<'a> {
+    counters: &'a OpCounters,
+    slot: usize,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.counters.in_flight[self.slot].fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The slot of `op` in the counter arrays.
@@ -33,6 +51,22 @@ fn slot(op: OpKind) -> usize {
 impl OpCounters {
     pub fn called(&self, op: OpKind) {
         self.calls[slot(op)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A call of `op` starts: counted in flight until the guard is dropped.
+    pub fn enter(&self, op: OpKind) -> InFlight<'_> {
+        let i = slot(op);
+        let now = self.in_flight[i].fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak[i].fetch_max(now, Ordering::Relaxed);
+        InFlight { counters: self, slot: i }
+    }
+
+    /// The most calls of `op` in flight at once since the last time this was taken; the next
+    /// count starts from those in flight now.
+    pub fn take_peak(&self, op: OpKind) -> u64 {
+        let i = slot(op);
+        let now = self.in_flight[i].load(Ordering::Relaxed);
+        self.peak[i].swap(now, Ordering::Relaxed).max(now)
     }
 
     pub fn failed(&self, op: OpKind) {
@@ -68,5 +102,21 @@ mod tests {
         assert_eq!(counters.get(OpKind::Create), OpStats { calls: 2, failures: 1, injected: 1 });
         assert_eq!(counters.get(OpKind::DetachVolume).calls, 1);
         assert_eq!(counters.get(OpKind::Connect), OpStats::default());
+    }
+
+    #[test]
+    fn the_peak_in_flight_is_taken_and_starts_again_from_the_calls_still_in_flight() {
+        let counters = OpCounters::default();
+        assert_eq!(counters.take_peak(OpKind::Migrate), 0);
+        let a = counters.enter(OpKind::Migrate);
+        let b = counters.enter(OpKind::Migrate);
+        drop(counters.enter(OpKind::Stop));
+        drop(a);
+        assert_eq!(counters.take_peak(OpKind::Migrate), 2);
+        assert_eq!(counters.take_peak(OpKind::Migrate), 1, "b is still in flight");
+        drop(b);
+        assert_eq!(counters.take_peak(OpKind::Migrate), 1, "b was in flight since the last take");
+        assert_eq!(counters.take_peak(OpKind::Migrate), 0);
+        assert_eq!(counters.take_peak(OpKind::Stop), 1);
     }
 }
