@@ -12,15 +12,16 @@
 //! `RefState::hosts` with their cluster). Aux L3 networks only ever hold IP ranges: no VM has a
 //! NIC on them. VMs may be created from aux images (which have the main image's size).
 //!
-//! Every operation here is total: it has an answer in every state (CONTRACT.md's codes: 404
-//! NOT_FOUND for a parent or target that does not exist, 409 CONFLICT for a parent that still
-//! has children or a range that overlaps another of the same L2 network), because in a group
+//! Every operation here is total: it has an answer in every state (the README's error codes: 400
+//! INVALID_ARGUMENT for a range invalid on its own, 404 NOT_FOUND for a parent or target that
+//! does not exist, 409 CONFLICT for a parent that still has children or a range that clashes
+//! with another of the same L2 network), because in a group
 //! another operation may have deleted what this one names.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::engine_model::{CONFLICT, NOT_FOUND};
+use crate::engine_model::{CONFLICT, INVALID_ARGUMENT, NOT_FOUND};
 use crate::reference::{Expected, RefState};
 
 /// An aux resource, numbered when its create is generated (one sequence for every kind).
@@ -49,21 +50,54 @@ impl fmt::Debug for Parent {
     }
 }
 
-/// The IP ranges an aux L3 network may get: (first, last) host part of 192.168.50.0/24,
-/// gateway 192.168.50.1 for all (never inside a range). They partly overlap: 0-1, 1-2, 3-4,
-/// and 6 with all but 5, so an L2 network has room for a few before every one conflicts.
-pub const RANGES: [(u8, u8); 7] =
-    [(10, 19), (15, 24), (20, 29), (40, 49), (45, 54), (70, 73), (10, 54)];
+/// The IP ranges an aux L3 network may get: (first, last) host part of 192.168.50.0/24, each
+/// with the gateway [`gateway`] gives. The first seven are valid with gateway 192.168.50.1
+/// (never inside a range) and partly overlap: 0-1, 1-2, 3-4, and 6 with all but 5, so an L2
+/// network has room for a few before every one conflicts. The rest are there to be refused or
+/// to clash by gateway: 7 holds the network address, 8 the broadcast address, 9 its own gateway
+/// (each refused with INVALID_ARGUMENT whatever exists), and 10's gateway (.15) is inside 0, 1
+/// and 6, so 10 clashes with each of them either way round (CONFLICT).
+pub const RANGES: [(u8, u8); 11] = [
+    (10, 19),
+    (15, 24),
+    (20, 29),
+    (40, 49),
+    (45, 54),
+    (70, 73),
+    (10, 54),
+    (0, 5),
+    (250, 255),
+    (60, 65),
+    (80, 89),
+];
 /// The subnet of every aux range.
 pub const RANGE_NET: [u8; 3] = [192, 168, 50];
+
+/// The host part of candidate range `r`'s gateway in [`RANGE_NET`].
+pub fn gateway(r: usize) -> u8 {
+    match r {
+        7 => 254,
+        9 => 62,
+        10 => 15,
+        _ => 1,
+    }
+}
+
+/// Whether candidate range `r` passes the engine's checks of a range on its own (neither the
+/// network nor the broadcast address of its /24, not its own gateway).
+pub fn valid(r: usize) -> bool {
+    let (first, last) = RANGES[r];
+    first != 0 && last != 255 && !(first..=last).contains(&gateway(r))
+}
 
 /// How many of each aux kind may exist at once.
 pub const MAX_EACH: usize = 3;
 
-/// Whether candidate ranges `a` and `b` share an address.
-pub fn overlap(a: usize, b: usize) -> bool {
+/// Whether candidate ranges `a` and `b` clash on one L2 network: they share an address, or
+/// one holds the other's gateway.
+pub fn clash(a: usize, b: usize) -> bool {
     let ((s1, e1), (s2, e2)) = (RANGES[a], RANGES[b]);
-    s1 <= e2 && s2 <= e1
+    (s1 <= e2 && s2 <= e1) || (s1..=e1).contains(&gateway(b)) || (s2..=e2).contains(&gateway(a))
 }
 
 /// Addresses in candidate range `r`.
@@ -320,13 +354,17 @@ impl RefState {
         Expected::Ok
     }
 
-    /// `POST /v1/l3-networks/L/ip-ranges` with candidate `range`: refused when it overlaps a
-    /// range of any L3 network of the same L2 network.
+    /// `POST /v1/l3-networks/L/ip-ranges` with candidate `range`: refused when it is invalid on
+    /// its own (checked before the L3 network is looked up), or when it clashes with a range of
+    /// any L3 network of the same L2 network.
     pub fn create_range(&mut self, l3: AuxNo, range: usize) -> Expected {
+        if !valid(range) {
+            return Expected::Err(INVALID_ARGUMENT);
+        }
         let Some(l2) = self.aux.l3s.get(&l3).copied() else {
             return Expected::Err(NOT_FOUND);
         };
-        if self.aux.ranges_on_l2(l2).any(|r| overlap(r, range)) {
+        if self.aux.ranges_on_l2(l2).any(|r| clash(r, range)) {
             return Expected::Err(CONFLICT);
         }
         self.aux.ranges.insert((l3, range));
@@ -354,5 +392,25 @@ impl RefState {
     pub fn delete_image(&mut self, image: AuxNo) -> Expected {
         let vms = self.vms.values().any(|v| v.image == Some(image));
         delete_parent(&mut self.aux.images, image, vms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refused_candidates_are_refused_for_one_reason_each() {
+        let invalid: Vec<usize> = (0..RANGES.len()).filter(|r| !valid(*r)).collect();
+        assert_eq!(invalid, [7, 8, 9]);
+    }
+
+    #[test]
+    fn the_gateway_candidate_clashes_exactly_with_the_ranges_holding_its_gateway() {
+        let clashing: Vec<usize> =
+            (0..RANGES.len()).filter(|r| valid(*r) && *r != 10 && clash(10, *r)).collect();
+        assert_eq!(clashing, [0, 1, 6]);
+        assert!(clashing.iter().all(|r| clash(*r, 10)), "a clash is symmetric");
+        assert!(!clash(0, 3) && clash(0, 1), "overlap alone decides among the first seven");
     }
 }
