@@ -128,6 +128,7 @@ pub fn apply_one(state: &mut RefState, t: &Transition) -> Expected {
             state.ping_sweep();
             Expected::Ok
         }
+        T::AdvanceClock { secs } => state.advance_clock(*secs),
         T::WrongState { .. } => unreachable!("answered above"),
         T::CreateAux { kind, n, parent } => {
             state.aux.next = state.aux.next.max(n.0 + 1);
@@ -191,6 +192,10 @@ fn set_config(state: &mut RefState, change: usize) -> Expected {
         ("host.ping_interval_secs", "0") => return Expected::Err(INVALID_ARGUMENT),
         ("host.ping_interval_secs", v) => c.ping_interval_secs = v.parse().unwrap_or(30),
         ("host.sync_every_pings", v) => c.sync_every_pings = v.parse().unwrap_or(1),
+        ("vm.expunge_period_secs", "0") => return Expected::Err(INVALID_ARGUMENT),
+        ("vm.expunge_period_secs", v) => c.expunge_period_secs = v.parse().unwrap_or(86_400),
+        ("vm.migration_parallelism", "0") => return Expected::Err(INVALID_ARGUMENT),
+        ("vm.migration_parallelism", v) => c.migration_parallelism = v.parse().unwrap_or(16),
         _ => {}
     }
     Expected::Ok

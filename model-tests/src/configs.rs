@@ -30,13 +30,17 @@ pub const ACCOUNT: &[(ConfigName, Modelled)] = &[
     (
         ConfigName::HostPingIntervalSecs,
         Modelled::Changed(
-            "0 is refused; other values are kept in the model's config, but no time passes in \
-             the model, so the interval itself is not observed (issue 23, item 1)",
+            "only the refusal of 0 is observed: the interval paces the background tracker \
+             loop, which the model does not run (its ping sweeps are steps of their own) and \
+             whose sleep the model clock does not drive",
         ),
     ),
     (
         ConfigName::HostSyncEveryPings,
-        Modelled::Changed("1: a ping sweep reconciles every reachable host; 0: it reconciles none"),
+        Modelled::Changed(
+            "a node's n-th ping sweep reconciles every reachable host when n is a multiple of \
+             it (0: never); the model counts the sweeps (0, 1 and 2 are set)",
+        ),
     ),
     (
         ConfigName::HostPingParallelism,
@@ -46,16 +50,17 @@ pub const ACCOUNT: &[(ConfigName, Modelled)] = &[
     ),
     (
         ConfigName::VmExpungePeriodSecs,
-        Modelled::NotModelled(
-            "the expunge sweeper is a background task, and background tasks are off in the \
-             model (tested in engine/src/services/vm/tests/expunge.rs)",
+        Modelled::Changed(
+            "AdvanceClock steps move the model clock and run one expunge sweep as of the new \
+             time: under Delay, VMs destroyed at least the period earlier are expunged (see \
+             `clock`); 0 is refused",
         ),
     ),
     (
         ConfigName::VmMigrationParallelism,
-        Modelled::NotModelled(
-            "it bounds migrations in flight at once; groups start migrations together, but the \
-             model does not yet count slots (issue 23, item 1)",
+        Modelled::Changed(
+            "after every step, the most migration calls the simulator had in flight at once \
+             (each takes a moment) is at most the limit on each node; 0 is refused",
         ),
     ),
     (

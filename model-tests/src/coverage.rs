@@ -161,6 +161,13 @@ impl CaseTrace {
             T::CrashHost { host } => self.lost(*host, Loss::Crashed),
             T::HealHost { host } => self.back(*host, Loss::Partitioned),
             T::RecoverHost { host } => self.back(*host, Loss::Crashed),
+            T::AdvanceClock { .. } => {
+                let destroyed = |s: &RefState| s.vms_in(&[VmState::Destroyed]);
+                let (was, is) = (destroyed(before), destroyed(after));
+                let expunged = was.iter().filter(|v| !is.contains(v)).count();
+                let kept = if after.config.deletion == "Delay" { is.len() } else { 0 };
+                self.events.push(Event::Swept { expunged, kept });
+            }
             _ => {}
         }
         for op in FaultOp::ALL {

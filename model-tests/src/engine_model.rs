@@ -79,6 +79,7 @@ impl RefState {
             host: Some(host),
             target: None,
             last_host: Some(host),
+            destroyed_at: 0,
         };
         self.vms.insert(vm, row);
         Expected::Ok
@@ -189,8 +190,10 @@ impl RefState {
                 Ok(()) => {}
             }
         }
+        let now = self.clock_secs;
         let v = self.vm_mut(vm);
         (v.state, v.host, v.last_host) = (VmState::Destroyed, None, still_defined_on);
+        v.destroyed_at = now;
         if self.config.deletion == "Direct" {
             self.vms.remove(&vm);
         }
@@ -217,16 +220,37 @@ impl RefState {
         Expected::Ok
     }
 
+    /// The clock moves on `secs`, then one expunge sweep runs as of the new time: under the
+    /// Delay policy every VM Destroyed at least `vm.expunge_period_secs` ago is expunged.
+    pub fn advance_clock(&mut self, secs: u64) -> Expected {
+        self.clock_secs += secs;
+        if self.config.deletion == "Delay" {
+            let (now, period) = (self.clock_secs, self.config.expunge_period_secs);
+            let due: Vec<VmNo> = (self.vms.iter())
+                .filter(|(_, v)| v.state == VmState::Destroyed && v.destroyed_at + period <= now)
+                .map(|(n, _)| *n)
+                .collect();
+            for vm in due {
+                self.expunge_vm(vm);
+            }
+        }
+        Expected::Ok
+    }
+
     /// One ping sweep: unreachable Connected hosts are disconnected (their running and paused
     /// VMs become Unknown); reachable Disconnected hosts are reconnected and reconciled;
-    /// reachable Connected hosts are reconciled when `host.sync_every_pings` is 1.
+    /// reachable Connected hosts are reconciled when this sweep's number is a multiple of
+    /// `host.sync_every_pings` (never for 0).
     pub fn ping_sweep(&mut self) {
+        self.sweeps += 1;
+        let every = u64::from(self.config.sync_every_pings);
+        let sync = every > 0 && self.sweeps.is_multiple_of(every);
         let hosts: Vec<HostNo> = self.hosts.keys().copied().collect();
         for h in hosts {
             let connected = self.hosts[&h].status == HostStatus::Connected;
             match (self.reachable(h), connected) {
                 (true, true) => {
-                    if self.config.sync_every_pings == 1 {
+                    if sync {
                         self.reconcile(h);
                     }
                 }

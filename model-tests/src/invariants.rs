@@ -31,6 +31,7 @@ use crate::reference::{host_memory, HostNo, Reach, RefHost, RefState, RefVm};
 use crate::reference::{HOST_CPUS, L3_IPS, ROOT_BYTES, SIZES};
 use crate::snapshot::{SnapAux, SnapHost, SnapVm, Snapshot};
 use crate::sut::Sut;
+use crate::transitions::Transition;
 
 /// `Some(message)` when `cond` is false.
 macro_rules! differs {
@@ -315,6 +316,35 @@ impl Sut {
             self.fail(d);
         }
         self.check_system(&snap);
+    }
+}
+
+/// How long the simulator takes over each live migration call in the model test: long enough
+/// for the other operations of a group to reach their own calls meanwhile.
+pub const MIGRATE_TAKES: std::time::Duration = std::time::Duration::from_millis(2);
+
+impl Sut {
+    /// No node ran more live migrations at once during step `t` than `vm.migration_parallelism`
+    /// allows (the larger of `before`, its value before the step, and its value after): the
+    /// most migration calls the simulator had in flight at once. Steps run on one node, except
+    /// over the bus, where each node may run its share. `calls_before`: the simulator's count
+    /// of migration calls before the step.
+    pub fn check_migrations_at_once(&mut self, before: u32, calls_before: u64, t: &Transition) {
+        use oxstack_hypervisor::OpKind;
+        let peak = self.sim.take_peak_in_flight(OpKind::Migrate);
+        let calls = self.sim.op_stats(OpKind::Migrate).calls - calls_before;
+        let limit = u64::from(before.max(self.actual.config.migration_parallelism));
+        let nodes = if self.api.is_some() { self.nodes.len() as u64 } else { 1 };
+        if peak > limit * nodes {
+            self.fail(format!(
+                "{peak} live migrations ran at once during {t:?} with vm.migration_parallelism \
+                 {limit} on {nodes} node(s)"
+            ));
+        }
+        if calls > 1 {
+            let what = format!("{calls} in a step, limit {limit}: at most {peak} at once");
+            self.trace.note("migrations", what);
+        }
     }
 }
 

@@ -37,6 +37,7 @@ pub mod api_nodes;
 pub mod apply;
 pub mod atoms;
 pub mod aux;
+pub mod clock;
 pub mod commute;
 pub mod configs;
 pub mod coverage;

@@ -110,6 +110,12 @@ impl Sut {
                 Answer::of(e.config.update(&e.db, name, value).await)
             }
             T::PingSweep => Answer::of(self.sweep_all().await),
+            T::AdvanceClock { secs } => {
+                let (now, period) =
+                    (self.actual.clock_secs + secs, self.actual.config.expunge_period_secs);
+                let at = self.clock.advance(now, period).await;
+                Answer::of(e.expunge_due(at).await)
+            }
             T::WrongState { vm, op } => wrong_state(e, self.vm(*vm), *op).await,
             T::CreateAux { kind, n, parent } => self.create_aux(e, *kind, *n, *parent).await,
             T::DeleteAux { n, .. } => delete_aux(e, self.aux_id(*n)).await,
@@ -215,7 +221,7 @@ pub fn range_request(range: usize) -> Value {
         "start_ip": format!("{a}.{b}.{c}.{first}"),
         "end_ip": format!("{a}.{b}.{c}.{last}"),
         "netmask": "255.255.255.0",
-        "gateway": format!("{a}.{b}.{c}.1"),
+        "gateway": format!("{a}.{b}.{c}.{}", crate::aux::gateway(range)),
     })
 }
 

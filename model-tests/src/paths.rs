@@ -75,6 +75,9 @@ pub enum Event {
     /// An injected failure of `op` fired at `point`; `vms`: the VMs it hit (for a failed
     /// reconnect, every VM placed or defined on the host).
     Fault { op: FaultOp, point: Point, vms: Vec<VmNo> },
+    /// The clock moved on and an expunge sweep ran: how many destroyed VMs it expunged (their
+    /// period had passed) and how many it kept (not yet, under the Delay policy).
+    Swept { expunged: usize, kept: usize },
 }
 
 /// A named multi-step path.
@@ -103,6 +106,10 @@ pub enum Path {
     EvacuationFault,
     /// A live migration fails at the hypervisor and is undone (the VM Running on its source).
     MigrationFaultUndone,
+    /// The clock moves on past a destroyed VM's expunge period and the sweep expunges it.
+    SweepExpungesDue,
+    /// The clock moves on, but not past a destroyed VM's period: the sweep keeps it.
+    SweepKeepsNotDue,
 }
 
 /// The paths a run with at least CI's number of fresh cases must reach: on one node every
@@ -131,7 +138,7 @@ pub fn must_reach(nodes: usize) -> &'static [Path] {
 
 impl Path {
     /// Every path, in the report's order.
-    pub const ALL: [Path; 9] = [
+    pub const ALL: [Path; 11] = [
         Path::PartitionDestroyHeal,
         Path::CrashDestroyRecoverHost,
         Path::StartWhileItsHostIsAway,
@@ -141,6 +148,8 @@ impl Path {
         Path::ReconnectFaultThenExpunge,
         Path::EvacuationFault,
         Path::MigrationFaultUndone,
+        Path::SweepExpungesDue,
+        Path::SweepKeepsNotDue,
     ];
 
     /// A short description, for the report.
@@ -155,6 +164,8 @@ impl Path {
             Path::ReconnectFaultThenExpunge => "fault at reconnect -> expunge a VM it hit",
             Path::EvacuationFault => "fault during a Maintenance evacuation",
             Path::MigrationFaultUndone => "fault mid-migration, undone",
+            Path::SweepExpungesDue => "destroy -> clock past the period -> expunged",
+            Path::SweepKeepsNotDue => "destroy -> clock short of the period -> kept",
         }
     }
 
@@ -178,6 +189,12 @@ impl Path {
             Path::MigrationFaultUndone => events.iter().any(|e| {
                 matches!(e, Event::Fault { op: FaultOp::Migrate, point: Point::Workflow, .. })
             }),
+            Path::SweepExpungesDue => {
+                events.iter().any(|e| matches!(e, Event::Swept { expunged, .. } if *expunged > 0))
+            }
+            Path::SweepKeepsNotDue => {
+                events.iter().any(|e| matches!(e, Event::Swept { kept, .. } if *kept > 0))
+            }
         }
     }
 }

@@ -111,6 +111,9 @@ pub struct RefVm {
     pub target: Option<HostNo>,
     /// The host it is defined on.
     pub last_host: Option<HostNo>,
+    /// The model clock ([`RefState::clock_secs`]) when it last became Destroyed: the engine's
+    /// `state_changed_at`, from which `vm.expunge_period_secs` counts.
+    pub destroyed_at: u64,
 }
 
 /// A VM defined in the simulator.
@@ -172,8 +175,14 @@ pub struct RefConfig {
     /// `vm.deletion_policy`: Direct, Delay or Never.
     pub deletion: &'static str,
     pub ping_interval_secs: u32,
-    /// `host.sync_every_pings`, kept at 0 or 1 so periodic syncs are predictable.
+    /// `host.sync_every_pings`: a node's sweep syncs when its number is a multiple of it (never
+    /// for 0); see [`RefState::sweeps`].
     pub sync_every_pings: u32,
+    /// `vm.expunge_period_secs`.
+    pub expunge_period_secs: u64,
+    /// `vm.migration_parallelism`: live migrations a node runs at once (see
+    /// `Sut::check_migrations_at_once`).
+    pub migration_parallelism: u32,
 }
 
 /// The whole reference state.
@@ -195,6 +204,11 @@ pub struct RefState {
     pub phantoms: BTreeMap<VmNo, Phantom>,
     pub next_vm: u32,
     pub next_host: u32,
+    /// Seconds the case has moved the clock on ([`crate::transitions::Transition::AdvanceClock`]).
+    pub clock_secs: u64,
+    /// Ping sweeps each node has run (every sweep step runs one on every node, so all count
+    /// alike): the engine numbers them from 1 and syncs on multiples of `host.sync_every_pings`.
+    pub sweeps: u64,
 }
 
 /// The hypervisor operation kinds a failure can be injected into.
@@ -227,7 +241,8 @@ impl FaultOp {
 }
 
 impl RefState {
-    /// The cloud every case starts from: [`INITIAL_HOSTS`] empty hosts, Enabled and Connected.
+    /// The cloud every case starts from: [`INITIAL_HOSTS`] empty hosts, Enabled and Connected,
+    /// `vm.migration_parallelism` 1 or 16 by the seed.
     pub fn new(seed: u64) -> Self {
         let hosts = (0..INITIAL_HOSTS).map(|n| (HostNo(n), RefHost::new(None))).collect();
         Self {
@@ -241,11 +256,17 @@ impl RefState {
                 deletion: "Delay",
                 ping_interval_secs: 30,
                 sync_every_pings: 1,
+                expunge_period_secs: 86_400,
+                // Half the cases start with one migration at a time, so that the limit meets
+                // groups with several migrations often (the engine's default is 16).
+                migration_parallelism: if seed % 2 == 0 { 1 } else { 16 },
             },
             aux: AuxState::default(),
             phantoms: BTreeMap::new(),
             next_vm: 0,
             next_host: INITIAL_HOSTS,
+            clock_secs: 0,
+            sweeps: 0,
         }
     }
 

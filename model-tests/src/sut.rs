@@ -47,13 +47,15 @@ use oxstack_engine::services::storage::{CreateBackupStorage, CreatePrimaryStorag
 use oxstack_engine::services::vm::CreateVm;
 use oxstack_engine::services::zone::CreateZone;
 use oxstack_engine::{Engine, EngineError, EngineOptions};
-use oxstack_hypervisor::{HostId, Hypervisor, VmId};
-use oxstack_simulator::{SimCloud, SimConfig};
+use oxstack_hypervisor::{HostId, Hypervisor, OpKind, VmId};
+use oxstack_simulator::{Latency, LatencyModel, SimCloud, SimConfig};
 
 use crate::api_nodes::ApiNode;
 use crate::atoms;
 use crate::aux::{AuxNo, Parent};
+use crate::clock::ClockMarks;
 use crate::coverage::CaseTrace;
+use crate::invariants::MIGRATE_TAKES;
 use crate::ops::Made;
 use crate::reference::{host_memory, Expected, HostNo, RefState, VmNo, GIB, HOST_CPUS};
 use crate::reference::{INITIAL_HOSTS, L3_IPS, SIZES};
@@ -120,6 +122,8 @@ pub struct Sut {
     pub actual: RefState,
     /// What this case exercised so far (see `coverage`).
     pub trace: CaseTrace,
+    /// When the model clock reached each value (see `clock`).
+    pub clock: ClockMarks,
 }
 
 /// A VM a create made: its ID and the host it was placed on.
@@ -142,7 +146,12 @@ impl Sut {
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let sim = Arc::new(SimCloud::new(SimConfig::with_seed(model.seed)));
+        // Every migration call takes a moment, so that the migrations of a group overlap as
+        // far as vm.migration_parallelism lets them (see `check_migrations_at_once`).
+        let latency =
+            LatencyModel::default().with_op(OpKind::Migrate, Latency::Fixed(MIGRATE_TAKES));
+        let config = SimConfig { latency, ..SimConfig::with_seed(model.seed) };
+        let sim = Arc::new(SimCloud::new(config));
         let db_file = (nodes > 1).then(|| {
             let shm = std::path::Path::new("/dev/shm");
             let dir = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
@@ -207,6 +216,7 @@ impl Sut {
             api,
             actual: model.clone(),
             trace: CaseTrace::default(),
+            clock: ClockMarks::start(),
         };
         for n in 0..INITIAL_HOSTS {
             let add = Transition::AddHost { host: HostNo(n), cluster: None };
@@ -216,6 +226,10 @@ impl Sut {
             sut.record(a.made.as_ref());
         }
         let set = sut.engine.config.update(&sut.engine.db, "host.sync_every_pings", "1");
+        sut.rt.block_on(set).expect("config");
+        let parallelism = sut.actual.config.migration_parallelism.to_string();
+        let set =
+            sut.engine.config.update(&sut.engine.db, "vm.migration_parallelism", &parallelism);
         sut.rt.block_on(set).expect("config");
         sut.sync_nodes(None);
         sut.check(&sut.actual, true);
@@ -340,6 +354,8 @@ impl Sut {
             return;
         }
         let (ran, e) = self.next_node();
+        let parallelism = self.actual.config.migration_parallelism;
+        let migrations = self.sim.op_stats(OpKind::Migrate).calls;
         use Transition as T;
         match t {
             T::Group { ops } => self.run_group(ran, &e, ops),
@@ -348,6 +364,7 @@ impl Sut {
             }
             _ => self.single(ran, &e, t),
         }
+        self.check_migrations_at_once(parallelism, migrations, t);
         self.trace.take_forwarded();
     }
 

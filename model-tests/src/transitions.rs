@@ -20,7 +20,7 @@ use crate::reference::{MAX_VMS, SIZES};
 pub const NIC_SETS: [&[usize]; 3] = [&[0], &[1], &[1, 0]];
 
 /// A global config change: (name, value). Invalid values are refused with INVALID_ARGUMENT.
-pub const CONFIG_CHANGES: [(&str, &str); 10] = [
+pub const CONFIG_CHANGES: [(&str, &str); 18] = [
     ("scheduler.strategy", "Pack"),
     ("scheduler.strategy", "Spread"),
     ("vm.deletion_policy", "Direct"),
@@ -31,7 +31,19 @@ pub const CONFIG_CHANGES: [(&str, &str); 10] = [
     ("host.sync_every_pings", "0"),
     ("host.sync_every_pings", "1"),
     ("host.ping_interval_secs", "0"),
+    ("host.sync_every_pings", "2"),
+    // Periods the clock steps of `AdvanceClock` reach after one, two or three steps, or never.
+    ("vm.expunge_period_secs", "500"),
+    ("vm.expunge_period_secs", "1500"),
+    ("vm.expunge_period_secs", "86400"),
+    ("vm.expunge_period_secs", "0"),
+    ("vm.migration_parallelism", "1"),
+    ("vm.migration_parallelism", "16"),
+    ("vm.migration_parallelism", "0"),
 ];
+
+/// The steps the model clock moves by (seconds).
+pub const CLOCK_STEPS: [u64; 2] = [500, 1_000];
 
 /// One operation of a test case.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,6 +138,12 @@ pub enum Transition {
         change: usize,
     },
     PingSweep,
+    /// The clock moves on `secs` (one of [`CLOCK_STEPS`]) and one expunge sweep runs as of the
+    /// new time (`Engine::expunge_due`, see `clock`): what the background sweeper does once the
+    /// time has passed, without the wait.
+    AdvanceClock {
+        secs: u64,
+    },
     /// An operation the VM's state does not allow: refused with INVALID_STATE.
     WrongState {
         vm: VmNo,
@@ -271,6 +289,9 @@ pub fn transitions(state: &RefState) -> BoxedStrategy<Transition> {
     if sweep_is_predictable(state) {
         opts.push((2, Just(Transition::PingSweep).boxed()));
     }
+    let destroyed = state.vms.values().any(|v| v.state == VmState::Destroyed);
+    let clock = pick(CLOCK_STEPS.to_vec()).prop_map(|secs| Transition::AdvanceClock { secs });
+    opts.push((if destroyed { 3 } else { 1 }, clock.boxed()));
     let wrong: Vec<(VmNo, VmOp)> = state
         .vms
         .iter()
@@ -597,6 +618,7 @@ pub fn preconditions(state: &RefState, t: &Transition) -> bool {
         T::InjectFault { .. } => true,
         T::SetConfig { change } => *change < CONFIG_CHANGES.len(),
         T::PingSweep => sweep_is_predictable(state),
+        T::AdvanceClock { secs } => CLOCK_STEPS.contains(secs),
         T::WrongState { vm, op } => {
             state.vms.get(vm).is_some_and(|v| !op.allowed_from().contains(&v.state))
         }
@@ -674,6 +696,7 @@ impl Transition {
             T::InjectFault { .. } => "inject-fault",
             T::SetConfig { .. } => "set-config",
             T::PingSweep => "ping-sweep",
+            T::AdvanceClock { .. } => "advance-clock",
             T::WrongState { .. } => "wrong-state",
             T::CreateAux { kind, .. } => match kind {
                 AuxKind::Zone => "create-zone",

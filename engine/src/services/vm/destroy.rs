@@ -142,30 +142,38 @@ impl Engine {
                 }
                 _ = shutdown.changed() => return,
             }
-            let period = self.config.secs(ConfigName::VmExpungePeriodSecs);
-            if self.config.string(ConfigName::VmDeletionPolicy) != "Delay" {
-                continue;
-            }
-            let cutoff = crate::time::now_ms() - period.as_millis() as i64;
-            let due: Vec<(String,)> =
-                match sqlx::query_as("SELECT uuid FROM vm_instances WHERE state = 'Destroyed' AND state_changed_at <= ? LIMIT 1000")
-                    .bind(cutoff)
-                    .fetch_all(self.db.r())
-                    .await
-                {
-                    Ok(rows) => rows,
-                    Err(e) => {
-                        tracing::warn!(%e, "expunge sweep could not read destroyed VMs");
-                        continue;
-                    }
-                };
-            for (uuid,) in due {
-                let Ok(vm) = uuid.parse::<VmId>() else { continue };
-                if let Err(e) = self.expunge_vm(vm).await {
-                    tracing::warn!(%vm, %e, "delayed expunge failed");
-                }
+            if let Err(e) = self.expunge_due(crate::time::now_ms()).await {
+                tracing::warn!(%e, "expunge sweep could not read destroyed VMs");
             }
         }
+    }
+
+    /// One expunge sweep as of `now_ms` (Unix milliseconds): when the deletion policy is Delay,
+    /// expunges every VM Destroyed at least `vm.expunge_period_secs` before it (a failed expunge
+    /// is logged and the VM left for the next sweep). Returns how many were expunged. The
+    /// sweeper passes the wall clock; a test may pass a later time instead of waiting.
+    pub async fn expunge_due(&self, now_ms: i64) -> EngineResult<usize> {
+        if self.config.string(ConfigName::VmDeletionPolicy) != "Delay" {
+            return Ok(0);
+        }
+        let period = self.config.secs(ConfigName::VmExpungePeriodSecs);
+        let cutoff = now_ms - period.as_millis() as i64;
+        let due: Vec<(String,)> = sqlx::query_as(
+            "SELECT uuid FROM vm_instances WHERE state = 'Destroyed' AND state_changed_at <= ? \
+             LIMIT 1000",
+        )
+        .bind(cutoff)
+        .fetch_all(self.db.r())
+        .await?;
+        let mut expunged = 0;
+        for (uuid,) in due {
+            let Ok(vm) = uuid.parse::<VmId>() else { continue };
+            match self.expunge_vm(vm).await {
+                Ok(()) => expunged += 1,
+                Err(e) => tracing::warn!(%vm, %e, "delayed expunge failed"),
+            }
+        }
+        Ok(expunged)
     }
 }
 
