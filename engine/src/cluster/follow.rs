@@ -10,7 +10,7 @@
 //! conditional update in the database (`services/vm/hold.rs`), and a create about to be refused
 //! for want of room reloads first. Following only makes the choices better informed, at the
 //! cost of one reload per period while other nodes are busy, during which this node's
-//! placements wait (`benches/RESULTS.md` has what that cost on three nodes).
+//! placements wait (`benches/HISTORY.md` has what that cost on three nodes).
 
 use std::time::Duration;
 
