@@ -11,7 +11,7 @@ use oxstack_hypervisor::{Hypervisor, PowerState, StopMode, VmId};
 
 use super::fixture::Cloud;
 use crate::error::EngineError;
-use crate::services::host::{HostState, UpdateHost};
+use crate::services::host::{AddHost, HostState, UpdateHost};
 use crate::services::network::ip_range::CreateIpRange;
 use crate::services::vm::VmState;
 use crate::services::ListQuery;
@@ -183,4 +183,38 @@ async fn an_l3_network_shows_the_addresses_and_ranges_the_other_node_added() {
         let listed = all.iter().find(|n| n.uuid == c.l3).map(|n| (n.used_ips, n.total_ips));
         assert_eq!(listed, Some((3, 34)), "node {name}: list");
     }
+}
+
+/// The follower's progress reaches what the bus received only once the caches those events
+/// made stale are reloaded: a node that learns of a host only from the other node's events
+/// knows it when the progress says so.
+#[tokio::test(start_paused = true)]
+async fn a_cache_follower_has_caught_up_only_once_it_has_reloaded() {
+    let dir = TestDbDir::new("two-nodes");
+    let c = Cloud::on_db(&dir.url(), 1, 8, 16, 10).await;
+    let b = second_node(&c, &dir.url()).await;
+    b.spawn_cache_follower();
+    let mut followed = b.cache_followed();
+    // What a's AMQP relay would publish, handed to b as its bus would.
+    let mut relay = c.engine.events.subscribe_local();
+    let add = AddHost {
+        cluster_uuid: c.cluster,
+        name: "late".into(),
+        management_ip: "192.168.9.9".into(),
+        cpus: Some(8),
+        memory_bytes: Some(16 << 30),
+        agent_token: None,
+    };
+    let host = c.engine.add_host(add).await.unwrap().uuid;
+    assert!(b.scheduler.index().get(host).is_none(), "b has not reloaded yet");
+    let mut relayed = 0;
+    while let Ok(e) = relay.try_recv() {
+        b.events.publish_remote(e);
+        relayed += 1;
+    }
+    assert_eq!(c.engine.events.relayed(), relayed);
+    let received = b.events.received();
+    assert_eq!(received, relayed);
+    followed.wait_for(|n| *n >= received).await.unwrap();
+    assert!(b.scheduler.index().get(host).is_some(), "caught up, yet b lacks the host");
 }
