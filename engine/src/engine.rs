@@ -65,6 +65,8 @@ pub struct EngineInner {
     /// exclusively by a reload of the caches, so a reload never reads the database between the
     /// two halves of such a write and drops or doubles it.
     pub(crate) cache_gate: tokio::sync::RwLock<()>,
+    /// How far the cache follower has got (see [`Engine::cache_followed`]).
+    pub(crate) cache_followed: watch::Sender<u64>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -107,6 +109,7 @@ impl Engine {
             scheduler_refresh: Default::default(),
             recovering: Default::default(),
             cache_gate: tokio::sync::RwLock::new(()),
+            cache_followed: watch::channel(0).0,
             shutdown,
         }));
         engine.join_cluster().await?;

@@ -96,8 +96,24 @@ pub fn held(t: &Transition, phase: Phase) -> Vec<Queue> {
 pub type AtRisk<'a> = &'a dyn Fn(HostNo, Option<AuxNo>) -> bool;
 
 /// Every possible result of one step of `t` at `phase` in `state`; none when the step must
-/// wait for something another operation is doing.
+/// wait for something another operation is doing. With several nodes, the caches of the node
+/// running it follow what it did (`RefState::follow_own`).
 pub fn step(
+    state: &RefState,
+    t: &Transition,
+    phase: Phase,
+    at_risk: AtRisk,
+) -> Vec<(RefState, Progress)> {
+    let mut out = step_alone(state, t, phase, at_risk);
+    if state.cache.is_some() {
+        for (s, _) in &mut out {
+            s.follow_own(state);
+        }
+    }
+    out
+}
+
+fn step_alone(
     state: &RefState,
     t: &Transition,
     phase: Phase,
@@ -122,13 +138,13 @@ pub fn step(
             vec![placement::create_chosen(s, *vm, (*size, *nics), (*host, *image), at_risk)]
         }
         (T::CreateVm { vm, size, nics, host, image }, Phase::Placing) => {
-            vec![placement::create_reserved(s, *vm, (*size, *nics), *host, *image)]
+            vec![placement::create_reserved(s, *vm, (*size, *nics), (*host, *image), at_risk)]
         }
         (T::Start { vm, host }, Phase::Start) => {
             vec![placement::start_chosen(s, *vm, *host, at_risk)]
         }
         (T::Start { vm, host }, Phase::Placing) => {
-            vec![placement::start_reserved(s, *vm, *host)]
+            vec![placement::start_reserved(s, *vm, *host, at_risk)]
         }
         (T::Migrate { vm, to }, Phase::Start) => {
             let phases = (Phase::Placing, Phase::Migrating);
@@ -136,7 +152,7 @@ pub fn step(
         }
         (T::Migrate { vm, to }, Phase::Placing) => {
             let phases = (Phase::Placing, Phase::Migrating);
-            vec![placement::migration_reserved(s, *vm, *to, phases)]
+            vec![placement::migration_reserved(s, *vm, *to, phases, at_risk)]
         }
         (T::Migrate { vm, .. }, Phase::Migrating) => {
             let answer = s.finish_migration(*vm);
@@ -150,7 +166,8 @@ pub fn step(
         }
         (T::SetHostState { host, .. }, Phase::EvacPlacing { from, vm }) => {
             let phases = (Phase::EvacPlacing { from, vm }, Phase::Moving { from, vm });
-            vec![or_stop(placement::migration_reserved(s, vm, None, phases), *host, from, vm)]
+            let step = placement::migration_reserved(s, vm, None, phases, at_risk);
+            vec![or_stop(step, *host, from, vm)]
         }
         (T::SetHostState { host, .. }, Phase::Moving { from, vm }) => {
             vec![finish_move(s, *host, from, vm)]

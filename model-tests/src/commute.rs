@@ -30,6 +30,10 @@ pub enum Key {
     Config,
     /// The config, changed: conflicts with every read.
     ConfigChange,
+    /// With several nodes, the primary storage as the node's topology counts it: a volume freed
+    /// where it counted fewer than the database saturates at zero (see `cache`), so how far
+    /// depends on the volumes made before.
+    Storage,
 }
 
 impl Key {
@@ -74,9 +78,18 @@ pub fn keys(state: &RefState, op: &Transition) -> Vec<Key> {
             });
         parent.or_else(|| l2_of(n))
     };
-    let mut k: Vec<Key> = match op {
+    // With several nodes, a placement on a named host that finds it full in its node's index
+    // reloads the node's caches, which every other placement reads; and creates, destroys and
+    // expunges change how the node's topology counts the primary storage.
+    let reloads = state.cache.is_some().then_some(Key::Scheduler);
+    let storage = state.cache.is_some().then_some(Key::Storage);
+    let mut k: Vec<Key> = storage
+        .filter(|_| matches!(op, T::CreateVm { .. } | T::Destroy { .. } | T::Expunge { .. }))
+        .into_iter()
+        .collect();
+    k.extend(match op {
         T::CreateVm { vm, host: Some(h), image, .. } => {
-            [Some(Key::Vm(*vm)), Some(host(*h)), image.map(Key::Aux)]
+            [Some(Key::Vm(*vm)), Some(host(*h)), image.map(Key::Aux), reloads]
                 .into_iter()
                 .flatten()
                 .collect()
@@ -88,10 +101,10 @@ pub fn keys(state: &RefState, op: &Transition) -> Vec<Key> {
                 .collect()
         }
         T::Start { vm, host: Some(h) } => {
-            [Some(Key::Vm(*vm)), Some(host(*h)), defined].into_iter().flatten().collect()
+            [Some(Key::Vm(*vm)), Some(host(*h)), defined, reloads].into_iter().flatten().collect()
         }
         T::Migrate { vm, to: Some(h) } => {
-            [Some(Key::Vm(*vm)), Some(host(*h)), placed].into_iter().flatten().collect()
+            [Some(Key::Vm(*vm)), Some(host(*h)), placed, reloads].into_iter().flatten().collect()
         }
         T::Start { vm, host: None } | T::Migrate { vm, to: None } => {
             vec![Key::Vm(*vm), Key::Scheduler, Key::Config]
@@ -136,7 +149,7 @@ pub fn keys(state: &RefState, op: &Transition) -> Vec<Key> {
         T::DeleteAux { n, .. } => std::iter::once(Key::Aux(*n)).chain(parent_of(n)).collect(),
         T::CreateIpRange { l3, .. } => std::iter::once(Key::Aux(*l3)).chain(l2_of(l3)).collect(),
         _ => vec![Key::Scheduler, Key::ConfigChange],
-    };
+    });
     k.dedup();
     k
 }

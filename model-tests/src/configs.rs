@@ -66,15 +66,18 @@ pub const ACCOUNT: &[(ConfigName, Modelled)] = &[
     (
         ConfigName::HypervisorCallTimeoutSecs,
         Modelled::NotModelled(
-            "the simulator answers at once in the model; a timeout needs simulated latency and \
-             time the model advances (issue 23, item 1)",
+            "the simulator answers at once in the model, and the engine's timeouts run on the \
+             real clock (at least 1 s): a step that timed out would wait that out, so the model \
+             has no calls slower than the limit. Not tested elsewhere either",
         ),
     ),
     (
         ConfigName::ClusterHeartbeatIntervalSecs,
         Modelled::NotModelled(
-            "the two-node test heartbeats after every step; takeover is not modelled \
-             (tests/three_nodes.rs)",
+            "no time passes in the model: the two-node test heartbeats every node every \
+             nodes::HEARTBEAT_EVERY steps and before each ping sweep, standing for the interval \
+             passing, and the model keeps each node's configs until then (nodes.rs); takeover \
+             is not modelled (tests/three_nodes.rs)",
         ),
     ),
     (
@@ -93,8 +96,13 @@ pub const ACCOUNT: &[(ConfigName, Modelled)] = &[
     (
         ConfigName::ClusterCacheFollowSecs,
         Modelled::NotModelled(
-            "the two-node test still reloads the other node's caches after every step \
-             (issue 23, item 3)",
+            "its effect is modelled at the default: over the bus the two-node test waits after \
+             each step until every node's cache follower has taken in the other's events \
+             (Engine::cache_followed) and then holds exact the scheduler caches of a node that \
+             received one the follower reloads for; without a bus the model follows how each \
+             node's caches lag (cache.rs, nodes.rs). Not changed by steps: another period only \
+             changes how long that wait is, and no time passes in the model; 0 (off) would make \
+             every step wait the follower's 5 s recheck",
         ),
     ),
 ];

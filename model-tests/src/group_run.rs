@@ -33,8 +33,8 @@ use crate::transitions::Transition;
 const SERVER_ERRORS: [&str; 2] = ["DATABASE_ERROR", "INTERNAL"];
 
 impl Sut {
-    /// Runs `ops` at once on node `node` (engine `e`) and checks them (see the module doc).
-    pub(crate) fn run_group(&mut self, node: usize, e: &Engine, ops: &[Transition]) {
+    /// Runs `ops` at once on engine `e` and checks them (see the module doc).
+    pub(crate) fn run_group(&mut self, e: &Engine, ops: &[Transition]) {
         let before = self.actual.clone();
         let completed = RefCell::new(Vec::with_capacity(ops.len()));
         let answers: Vec<Answer> = {
@@ -53,9 +53,9 @@ impl Sut {
         for (op, a) in ops.iter().zip(&answers) {
             self.trace.in_group(op, a.code.as_deref());
             self.record(a.made.as_ref());
+            self.note_config(op, a.code.as_deref());
         }
         self.trace.note("group", format!("{:>2} operations", ops.len()));
-        self.sync_nodes(Some(node));
         let listing = format!("{}\n{}", describe(ops, &answers, &completed), summary(&before));
         for (i, (op, a)) in ops.iter().zip(&answers).enumerate() {
             if a.code.as_deref().is_some_and(|c| SERVER_ERRORS.contains(&c)) {

@@ -135,6 +135,7 @@ impl Snapshot {
             sim_vms: state.sim.iter().map(|(n, d)| (*n, (Some(d.host), d.power))).collect(),
             sim_hosts,
             aux: Some(aux_of(state)),
+            node: crate::nodes::NodeSnap { config: state.config.clone(), cache: None },
             raw_vms: BTreeMap::new(),
             raw_hosts: Vec::new(),
         }

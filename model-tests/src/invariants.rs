@@ -6,18 +6,23 @@
 //! capacity; every VM's state, placement, last host, size, NICs and image; every VM the
 //! simulator defines, where and in which power state; every simulated host's usage and
 //! reachability; addresses used per main L3; storage used; and, when read, every aux resource
-//! with its parent, every aux L3's ranges and address count, the backup storages' usage.
+//! with its parent, every aux L3's ranges and address count, the backup storages' usage; the
+//! global configs of the node that ran the step and, with two nodes, its scheduler caches
+//! (`nodes::node_diff`).
 //! [`Snapshot::diff_settled`] compares only what no operation still running can change (see
 //! `linearize`).
 //!
-//! System checks ([`Sut::check_system`]): `Engine::invariant_violations` on every node
+//! System checks ([`Sut::check_system`]): `Engine::invariant_violations` on one node
 //! (capacity equals the sum over placed VMs, no orphan NIC or volume rows, no IP given twice,
-//! caches agree with the database); the simulator's own audit; no reference to a resource that
-//! does not exist (VM -> image, host -> cluster, cluster/L2/backup storage -> zone, L3 -> L2,
-//! image -> backup storage); no VM left in a transitional state; no IP address on two NICs;
-//! every VM the database has Running or Paused on a Connected host runs (or is paused) there in
-//! the simulator, and every VM a Connected host runs is Running or Paused there in the database
-//! (or Destroyed with that host as its last host: undefining it is pending a retry).
+//! caches agree with the database), on two its database half on each node
+//! (`Engine::database_invariant_violations`: a node's caches lag the other's writes, and are
+//! compared with what the model says they hold instead, see `nodes`); the simulator's own
+//! audit; no reference to a resource that does not exist (VM -> image, host -> cluster,
+//! cluster/L2/backup storage -> zone, L3 -> L2, image -> backup storage); no VM left in a
+//! transitional state; no IP address on two NICs; every VM the database has Running or Paused
+//! on a Connected host runs (or is paused) there in the simulator, and every VM a Connected host
+//! runs is Running or Paused there in the database (or Destroyed with that host as its last
+//! host: undefining it is pending a retry).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -49,6 +54,10 @@ impl Snapshot {
             .or_else(|| self.diff_vms(model))
             .or_else(|| self.diff_sim(model))
             .or_else(|| self.aux.as_ref().and_then(|a| diff_aux(a, model)))
+            .or_else(|| {
+                let d = crate::nodes::node_diff(&self.node, model, &model.config)?;
+                Some(format!("the node that ran the step: {d}"))
+            })
     }
 
     fn diff_hosts(&self, model: &RefState) -> Option<String> {
@@ -245,7 +254,12 @@ impl Sut {
     /// Invariants of the engine and the simulator that hold whatever the operations were.
     pub fn check_system(&self, snap: &Snapshot) {
         for (i, node) in self.nodes.iter().enumerate() {
-            let violations = self.rt.block_on(node.invariant_violations()).expect("invariants");
+            let violations = if self.nodes.len() == 1 {
+                self.rt.block_on(node.invariant_violations())
+            } else {
+                self.rt.block_on(node.database_invariant_violations())
+            };
+            let violations = violations.expect("invariants");
             if !violations.is_empty() {
                 self.fail(format!(
                     "engine invariants violated (node {i}):\n{}",
@@ -324,6 +338,15 @@ impl Sut {
 pub const MIGRATE_TAKES: std::time::Duration = std::time::Duration::from_millis(2);
 
 impl Sut {
+    /// The largest `vm.migration_parallelism` any node may be running with: the stored value,
+    /// the one of the step in progress, and each node's (a node takes a change made through
+    /// another at its next heartbeat).
+    pub fn migration_limit(&self) -> u32 {
+        let views = self.views.iter().map(|v| v.config.migration_parallelism);
+        let stored = self.stored.migration_parallelism;
+        views.chain([stored, self.actual.config.migration_parallelism]).max().unwrap_or(1)
+    }
+
     /// No node ran more live migrations at once during step `t` than `vm.migration_parallelism`
     /// allows (the larger of `before`, its value before the step, and its value after): the
     /// most migration calls the simulator had in flight at once. Steps run on one node, except
@@ -333,7 +356,7 @@ impl Sut {
         use oxstack_hypervisor::OpKind;
         let peak = self.sim.take_peak_in_flight(OpKind::Migrate);
         let calls = self.sim.op_stats(OpKind::Migrate).calls - calls_before;
-        let limit = u64::from(before.max(self.actual.config.migration_parallelism));
+        let limit = u64::from(before.max(self.migration_limit()));
         let nodes = if self.api.is_some() { self.nodes.len() as u64 } else { 1 };
         if peak > limit * nodes {
             self.fail(format!(
@@ -365,7 +388,6 @@ impl Sut {
         for _ in 0..2 {
             self.rt.block_on(self.sweep_all()).expect("sweep");
         }
-        self.sync_nodes(None);
         let snap = self.snapshot(true);
         self.check_system(&snap);
         for h in &snap.raw_hosts {

@@ -6,7 +6,8 @@
 //!
 //! Layout (after firezone's tunnel tests):
 //! - [`reference`]: the model's state, and its scheduler; [`aux`]: the zones, clusters,
-//!   networks, storages and images beyond the main ones;
+//!   networks, storages and images beyond the main ones; [`cache`]: with several management
+//!   nodes, how each node's scheduler caches differ from the database;
 //! - [`sim_model`] and [`engine_model`]: what each hypervisor call and engine operation does to
 //!   the model;
 //! - [`transitions`]: the operations and which are valid when; [`apply`]: applying one to the
@@ -18,7 +19,9 @@
 //!   [`commute`]: which operations it need not order; [`interleave`]: groups run by the model
 //!   itself, to test the search;
 //! - [`sut`]: the engine and simulator the operations run against, and the model of what
-//!   really happened; [`ops`]: one operation as an engine call;
+//!   really happened; [`ops`]: one operation as an engine call; [`batch`]: a batch of creates
+//!   at once; [`nodes`]: with two management nodes, each node's config and caches, followed as
+//!   production follows them;
 //! - [`api_nodes`] and [`api_apply`]: a two-node run on PostgreSQL with the operations sent to
 //!   the nodes' APIs, forwarded to their owner over RabbitMQ;
 //! - [`snapshot`]: one reading of the engine and the simulator; [`invariants`]: comparing it
@@ -37,6 +40,8 @@ pub mod api_nodes;
 pub mod apply;
 pub mod atoms;
 pub mod aux;
+pub mod batch;
+pub mod cache;
 pub mod clock;
 pub mod commute;
 pub mod configs;
@@ -48,6 +53,7 @@ pub mod interleave;
 pub mod invariants;
 pub mod linearize;
 pub mod machine;
+pub mod nodes;
 pub mod ops;
 pub mod paths;
 pub mod placement;

@@ -8,7 +8,9 @@
 //!
 //! The model predicts the scheduler exactly. Every host's memory differs from every other's by a
 //! few MiB while VM sizes are whole GiB, so two hosts never have the same free memory and the
-//! strategy (Spread: most free memory; Pack: least free memory that fits) picks one host.
+//! strategy (Spread: most free memory; Pack: least free memory that fits) picks one host. It
+//! chooses by what the scheduler's index of the node running the step has: the database's
+//! figures on one node; on several, those as that node last read them (see `cache`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,6 +20,8 @@ use oxstack_engine::services::vm::VmState;
 use oxstack_hypervisor::PowerState;
 
 use crate::aux::{AuxNo, AuxState};
+use crate::cache::NodeCache;
+use crate::placement::Attempt;
 
 /// One GiB.
 pub const GIB: u64 = 1 << 30;
@@ -202,6 +206,11 @@ pub struct RefState {
     /// Placements chosen in the scheduler's index and not yet reserved in the database, by the
     /// VM they are for (see `placement`).
     pub phantoms: BTreeMap<VmNo, Phantom>,
+    /// The placements in progress, by VM: what they tried (see `placement`).
+    pub attempts: BTreeMap<VmNo, Attempt>,
+    /// With several management nodes, how the scheduler caches of the node running the step
+    /// differ from the database (see `cache`); `None` on one node, whose caches are exact.
+    pub cache: Option<NodeCache>,
     pub next_vm: u32,
     pub next_host: u32,
     /// Seconds the case has moved the clock on ([`crate::transitions::Transition::AdvanceClock`]).
@@ -259,10 +268,12 @@ impl RefState {
                 expunge_period_secs: 86_400,
                 // Half the cases start with one migration at a time, so that the limit meets
                 // groups with several migrations often (the engine's default is 16).
-                migration_parallelism: if seed % 2 == 0 { 1 } else { 16 },
+                migration_parallelism: if seed.is_multiple_of(2) { 1 } else { 16 },
             },
             aux: AuxState::default(),
             phantoms: BTreeMap::new(),
+            attempts: BTreeMap::new(),
+            cache: None,
             next_vm: 0,
             next_host: INITIAL_HOSTS,
             clock_secs: 0,
@@ -331,26 +342,33 @@ impl RefState {
         self.hosts.len() - self.main_hosts()
     }
 
-    /// (vCPUs, memory) the scheduler's index counts on `host`: the database's and the
-    /// placements chosen there and not yet reserved in the database.
-    pub fn index_used(&self, host: HostNo) -> (u32, u64) {
-        let (c, m) = self.engine_used(host);
-        self.phantoms.values().filter(|p| p.host == host).fold((c, m), |(c, m), p| {
-            let (pc, pm) = SIZES[p.size];
-            (c + pc, m + pm)
-        })
+    /// (vCPUs, memory) the scheduler's index counts on `host` (see [`RefState::index_entry`])
+    /// with the placements chosen there and not yet reserved in the database; `None` when the
+    /// host is not in the index.
+    pub fn index_used(&self, host: HostNo) -> Option<(u32, u64)> {
+        let e = self.index_entry(host)?;
+        Some(self.phantoms.values().filter(|p| p.host == host).fold(
+            (e.cpus, e.memory),
+            |(c, m), p| {
+                let (pc, pm) = SIZES[p.size];
+                (c + pc, m + pm)
+            },
+        ))
     }
 
     /// Free memory of `host` as the engine's capacity index has it.
     pub fn free_memory(&self, host: HostNo) -> u64 {
-        host_memory(host) - self.index_used(host).1
+        host_memory(host).saturating_sub(self.index_used(host).map_or(0, |(_, m)| m))
     }
 
-    /// Whether a VM of size `size` fits on `host` by the engine's capacity index.
+    /// Whether the scheduler's index offers `host` for a VM of size `size`: in the index, in the
+    /// main cluster, schedulable, with room (see [`RefState::index_entry`]).
     pub fn fits(&self, host: HostNo, size: usize) -> bool {
-        let (c, m) = self.index_used(host);
+        let (Some(e), Some((c, m))) = (self.index_entry(host), self.index_used(host)) else {
+            return false;
+        };
         let (vc, vm) = SIZES[size];
-        c + vc <= HOST_CPUS && m + vm <= host_memory(host)
+        e.main && e.schedulable && c + vc <= HOST_CPUS && m + vm <= host_memory(host)
     }
 
     /// Whether the database reserves room for a VM of `size` on `host`: it is schedulable and
@@ -369,8 +387,8 @@ impl RefState {
     }
 
     /// The host the engine's scheduler chooses for a VM of `size`, as `choose_host` does (by its
-    /// index): the designated host or nothing; else the preferred host if it is schedulable and
-    /// fits; else the best schedulable host that fits; never an avoided one.
+    /// index, see [`RefState::fits`]): the designated host or nothing; else the preferred host
+    /// if the index offers it; else the best host the index offers; never an avoided one.
     pub fn choose(
         &self,
         size: usize,
@@ -378,14 +396,14 @@ impl RefState {
         preferred: Option<HostNo>,
         avoid: &[HostNo],
     ) -> Option<HostNo> {
-        let ok = |h: HostNo| !avoid.contains(&h) && self.schedulable(h) && self.fits(h, size);
+        let ok = |h: HostNo| !avoid.contains(&h) && self.fits(h, size);
         if let Some(d) = designated {
             return ok(d).then_some(d);
         }
         if let Some(p) = preferred.filter(|p| ok(*p)) {
             return Some(p);
         }
-        let candidates = self.hosts.keys().copied().filter(|h| ok(*h));
+        let candidates = self.index_hosts().into_iter().filter(|h| ok(*h));
         if self.config.pack {
             candidates.min_by_key(|h| self.free_memory(*h))
         } else {

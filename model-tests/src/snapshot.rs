@@ -1,7 +1,8 @@
-//! One reading of the engine's database (through node 0) and of the simulator, in the model's
-//! numbers, so that model states can be compared with it without further calls: after a step,
-//! every outcome the model allows is compared with the same snapshot, and after a group every
-//! candidate order's end state is (see `invariants` for the comparison).
+//! One reading of the engine's database (through node 0), of the configs and caches of the node
+//! that ran the step, and of the simulator, in the model's numbers, so that model states can be
+//! compared with it without further calls: after a step, every outcome the model allows is
+//! compared with the same snapshot, and after a group every candidate order's end state is (see
+//! `invariants` for the comparison).
 //!
 //! The aux resources are read only when asked (after steps that change them, after groups and
 //! at the end of a case): no other operation touches them, and reading them costs a query per
@@ -93,6 +94,8 @@ pub struct Snapshot {
     pub sim_hosts: BTreeMap<HostNo, (u64, u64, bool)>,
     /// Read only when asked for.
     pub aux: Option<SnapAux>,
+    /// The configs and, with two nodes, the caches of the node that ran the step.
+    pub node: crate::nodes::NodeSnap,
     /// The engine's VM rows and hosts as read, for the system invariants.
     pub raw_vms: BTreeMap<VmId, VmInstance>,
     pub raw_hosts: Vec<Host>,
@@ -211,6 +214,7 @@ impl Sut {
             })
             .collect();
         let aux = aux.then(|| self.read_aux(&raw_vms, &raw_hosts));
+        let node = self.read_node(self.acting);
         Snapshot {
             hosts,
             vms: snap_vms,
@@ -221,6 +225,7 @@ impl Sut {
             sim_vms,
             sim_hosts,
             aux,
+            node,
             raw_vms,
             raw_hosts,
         }

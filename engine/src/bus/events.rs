@@ -6,6 +6,14 @@
 //! the same subscribers; [`EventBus::subscribe_local`] sees only this node's own events (what
 //! the bus relays to the others, so a relayed event never bounces back), and
 //! [`EventBus::subscribe_remote`] only the others' (what makes this node's caches stale).
+//!
+//! The bus counts this node's events handed to the relay ([`EventBus::relayed`]) and the
+//! other nodes' events received ([`EventBus::received`]), so a test can tell when one node
+//! has received everything another published, and when the cache follower has taken it in
+//! (`Engine::cache_followed`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -34,6 +42,16 @@ pub struct EventBus {
     local: broadcast::Sender<Event>,
     /// Only other nodes' events.
     remote: broadcast::Sender<Event>,
+    counts: Arc<Counts>,
+}
+
+/// What [`EventBus::relayed`] and [`EventBus::received`] count.
+#[derive(Debug, Default)]
+struct Counts {
+    relayed: AtomicU64,
+    /// Held while a remote event is handed out and while a remote subscription starts, so a
+    /// subscriber knows exactly which of the counted events it gets.
+    received: Mutex<u64>,
 }
 
 impl EventBus {
@@ -42,7 +60,7 @@ impl EventBus {
         let (tx, _) = broadcast::channel(capacity.max(16));
         let (local, _) = broadcast::channel(capacity.max(16));
         let (remote, _) = broadcast::channel(capacity.max(16));
-        Self { tx, local, remote }
+        Self { tx, local, remote, counts: Arc::default() }
     }
 
     /// Sends a state change to every current subscriber (a no-op when there are none).
@@ -63,8 +81,8 @@ impl EventBus {
             new_state: new_state.map(str::to_string),
             time: crate::time::rfc3339(crate::time::now_ms()),
         };
-        if self.local.receiver_count() > 0 {
-            let _ = self.local.send(event.clone());
+        if self.local.receiver_count() > 0 && self.local.send(event.clone()).is_ok() {
+            self.counts.relayed.fetch_add(1, Ordering::AcqRel);
         }
         let _ = self.tx.send(event);
     }
@@ -72,15 +90,34 @@ impl EventBus {
     /// Hands every subscriber an event another management node published (it is not relayed
     /// again: [`EventBus::subscribe_local`] does not see it).
     pub fn publish_remote(&self, event: Event) {
+        let mut received = self.counts.received.lock().unwrap_or_else(|e| e.into_inner());
         if self.remote.receiver_count() > 0 {
             let _ = self.remote.send(event.clone());
         }
         let _ = self.tx.send(event);
+        *received += 1;
     }
 
     /// A subscription to other nodes' events only, from now on.
     pub fn subscribe_remote(&self) -> broadcast::Receiver<Event> {
-        self.remote.subscribe()
+        self.subscribe_remote_counted().0
+    }
+
+    /// As [`EventBus::subscribe_remote`], with how many of the other nodes' events arrived
+    /// before it: the subscription gets exactly those counted after.
+    pub fn subscribe_remote_counted(&self) -> (broadcast::Receiver<Event>, u64) {
+        let received = self.counts.received.lock().unwrap_or_else(|e| e.into_inner());
+        (self.remote.subscribe(), *received)
+    }
+
+    /// This node's events handed to its local subscribers (the AMQP relay) so far.
+    pub fn relayed(&self) -> u64 {
+        self.counts.relayed.load(Ordering::Acquire)
+    }
+
+    /// Other nodes' events received so far.
+    pub fn received(&self) -> u64 {
+        *self.counts.received.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A subscription to this node's own events only, from now on.

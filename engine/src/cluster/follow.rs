@@ -11,6 +11,10 @@
 //! for want of room reloads first. Following only makes the choices better informed, at the
 //! cost of one reload per period while other nodes are busy, during which this node's
 //! placements wait (`benches/HISTORY.md` has what that cost on three nodes).
+//!
+//! [`Engine::cache_followed`] says how far the follower has got, in the bus's count of events
+//! received, so a test can wait until the caches follow everything received (the two-node
+//! model test does, over RabbitMQ, instead of reloading the caches itself).
 
 use std::time::Duration;
 
@@ -55,13 +59,15 @@ impl Stale {
 impl Engine {
     /// Starts following other nodes' changes (see the module doc) until the node shuts down.
     pub fn spawn_cache_follower(&self) {
-        let mut events = self.events.subscribe_remote();
+        let (events, base) = self.events.subscribe_remote_counted();
+        let mut intake = Intake { events, base, taken: 0 };
+        self.cache_followed.send_replace(base);
         let engine = self.clone();
         tokio::spawn(async move {
             let mut shutdown = engine.shutdown_signal();
             loop {
                 let first = tokio::select! {
-                    e = next_stale(&mut events) => e,
+                    e = intake.next_stale(&engine) => e,
                     _ = crate::api::shutdown_requested(&mut shutdown) => return,
                 };
                 let Some(mut stale) = first else { return };
@@ -72,18 +78,22 @@ impl Engine {
                     _ = tokio::time::sleep(if off { OFF_RECHECK } else { period }) => {}
                     _ = crate::api::shutdown_requested(&mut shutdown) => return,
                 }
-                loop {
-                    match events.try_recv() {
-                        Ok(e) => stale.add(Stale::of(&e)),
-                        Err(TryRecvError::Lagged(_)) => stale.add(Stale::ALL),
-                        Err(_) => break,
-                    }
-                }
+                stale.add(intake.drain());
                 if !off {
                     engine.reload_stale(stale).await;
                 }
+                engine.cache_followed.send_replace(intake.settled());
             }
         });
+    }
+
+    /// How many of the other nodes' events, counted as `events.received()` counts them, this
+    /// node's cache follower has taken in and, where they made a cache stale, reloaded that
+    /// cache after (0 until the follower starts). When it reaches what `events.received()`
+    /// said, the caches follow every change received by then: tests wait for that instead of
+    /// reloading the caches themselves.
+    pub fn cache_followed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.cache_followed.subscribe()
     }
 
     async fn reload_stale(&self, stale: Stale) {
@@ -100,14 +110,62 @@ impl Engine {
     }
 }
 
-/// Waits for an event that makes a cache stale; `None` when the bus is gone.
-async fn next_stale(events: &mut tokio::sync::broadcast::Receiver<Event>) -> Option<Stale> {
-    loop {
-        match events.recv().await {
-            Ok(e) if Stale::of(&e).any() => return Some(Stale::of(&e)),
-            Ok(_) => {}
-            Err(RecvError::Lagged(_)) => return Some(Stale::ALL),
-            Err(RecvError::Closed) => return None,
+/// Whether the follower reloads the scheduler's caches (capacity index and topology) after
+/// `event` of another node, when following is on.
+pub fn reloads_scheduler(event: &Event) -> bool {
+    Stale::of(event).scheduler
+}
+
+/// The follower's subscription to other nodes' events, and how many it has taken.
+struct Intake {
+    events: tokio::sync::broadcast::Receiver<Event>,
+    /// Events received before the subscription.
+    base: u64,
+    taken: u64,
+}
+
+impl Intake {
+    /// Everything taken so far, as `EventBus::received` counts.
+    fn settled(&self) -> u64 {
+        self.base + self.taken
+    }
+
+    /// Waits for an event that makes a cache stale; `None` when the bus is gone. Events that
+    /// make nothing stale are settled as they are taken.
+    async fn next_stale(&mut self, engine: &Engine) -> Option<Stale> {
+        loop {
+            match self.events.recv().await {
+                Ok(e) => {
+                    self.taken += 1;
+                    if Stale::of(&e).any() {
+                        return Some(Stale::of(&e));
+                    }
+                    engine.cache_followed.send_replace(self.settled());
+                }
+                Err(RecvError::Lagged(n)) => {
+                    self.taken += n;
+                    return Some(Stale::ALL);
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// What the events waiting make stale (missed events may have made anything stale).
+    fn drain(&mut self) -> Stale {
+        let mut stale = Stale::default();
+        loop {
+            match self.events.try_recv() {
+                Ok(e) => {
+                    self.taken += 1;
+                    stale.add(Stale::of(&e));
+                }
+                Err(TryRecvError::Lagged(n)) => {
+                    self.taken += n;
+                    stale.add(Stale::ALL);
+                }
+                Err(_) => return stale,
+            }
         }
     }
 }

@@ -42,11 +42,11 @@ impl Refresh {
 
 impl crate::Engine {
     /// Rebuilds this node's scheduler and IPAM caches from the database, as it must when another
-    /// node's writes made them stale. With an AMQP bus, other nodes' events trigger this
+    /// node's writes made them stale. With an AMQP bus, other nodes' events trigger a reload
     /// within a second or so (`cluster::follow`); without one, the allocations reload on their
     /// own only before refusing for want of room (so their choice of host may differ from what
-    /// fresh caches would give). Tests of many nodes call this to keep every node's choices
-    /// those of one scheduler.
+    /// fresh caches would give). The two-node model test does not call this: it follows how
+    /// each node's caches lag (`model-tests/src/cache.rs`).
     pub async fn reload_caches(&self) -> EngineResult<()> {
         self.reload_scheduler().await?;
         self.reload_ipam().await

@@ -3,7 +3,9 @@
 //! Values live in the `global_configs` table (only values that differ from the default are
 //! stored) and in an in-memory copy that services read on every use, so a change through the
 //! API takes effect at once on the node that took it; the other management nodes take it at
-//! their next heartbeat ([`GlobalConfig::reload`]). Subscribers are told about every change.
+//! their next heartbeat ([`GlobalConfig::reload`]). Updates and reloads on one node are applied
+//! one at a time, each in the order it wrote or read the database, so a node applies what it
+//! stored last. Subscribers are told about every change.
 
 mod defs;
 
@@ -37,6 +39,10 @@ pub struct GlobalConfigView {
 pub struct GlobalConfig {
     values: RwLock<HashMap<ConfigName, String>>,
     changes: watch::Sender<u64>,
+    /// Held by an update from its write to the database until it is applied, and by a reload
+    /// from its read until it is applied, so what this node applies last is what it stored or
+    /// read last.
+    writing: tokio::sync::Mutex<()>,
 }
 
 /// The defaults with the values stored in the database over them. Unknown or invalid stored
@@ -62,12 +68,13 @@ impl GlobalConfig {
     pub async fn load(db: &Db) -> EngineResult<Self> {
         let values = stored_values(db).await?;
         let (changes, _) = watch::channel(0);
-        Ok(Self { values: RwLock::new(values), changes })
+        Ok(Self { values: RwLock::new(values), changes, writing: Default::default() })
     }
 
     /// Takes the values stored in the database (another management node may have changed
     /// them); returns the names whose value changed, and notifies subscribers if any did.
     pub async fn reload(&self, db: &Db) -> EngineResult<Vec<ConfigName>> {
+        let _one_at_a_time = self.writing.lock().await;
         let stored = stored_values(db).await?;
         let changed: Vec<ConfigName> = {
             let mut values = self.values.write().unwrap_or_else(|e| e.into_inner());
@@ -103,6 +110,7 @@ impl GlobalConfig {
         def.kind
             .validate(value)
             .map_err(|m| EngineError::invalid("value", format!("{name}: {m}")))?;
+        let _one_at_a_time = self.writing.lock().await;
         crate::db::write(
             "INSERT INTO global_configs (name, value) VALUES (?1, ?2) \
              ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -181,5 +189,29 @@ mod tests {
         let reloaded = GlobalConfig::load(&db).await.unwrap();
         assert_eq!(reloaded.int(ConfigName::HostPingIntervalSecs), 5, "persisted");
         assert_eq!(reloaded.list().len(), DEFINITIONS.len());
+    }
+
+    /// Updates of one config at once on one node leave it applying the value stored last, as
+    /// a heartbeat's reload would (found by the two-node model test: a group setting Spread
+    /// and Pack at once left a node on Spread with Pack stored).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn updates_at_once_leave_the_node_with_the_value_stored_last() {
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        let cfg = std::sync::Arc::new(GlobalConfig::load(&db).await.unwrap());
+        for round in 0..100 {
+            let updates: Vec<_> = ["Pack", "Spread", "Pack", "Spread"]
+                .into_iter()
+                .map(|v| {
+                    let (cfg, db) = (cfg.clone(), db.clone());
+                    tokio::spawn(async move { cfg.update(&db, "scheduler.strategy", v).await })
+                })
+                .collect();
+            for u in updates {
+                u.await.unwrap().unwrap();
+            }
+            let stored = GlobalConfig::load(&db).await.unwrap();
+            let name = ConfigName::SchedulerStrategy;
+            assert_eq!(cfg.string(name), stored.string(name), "round {round}");
+        }
     }
 }

@@ -73,7 +73,13 @@ pub struct CreateL3Network {
 }
 
 const L2_COLUMNS: &str = "uuid, zone_uuid, name, physical_interface, vlan, created_at";
-const L3_COLUMNS: &str = "uuid, zone_uuid, l2_network_uuid, name, created_at";
+/// An L3 network's columns and its address usage as the database has it: the NICs on it and
+/// the addresses in its ranges. Not this node's IPAM, which lags other management nodes'
+/// allocations, frees and ranges (it is reloaded only when it runs dry or collides).
+const L3_COLUMNS: &str = "uuid, zone_uuid, l2_network_uuid, name, created_at, \
+     (SELECT COUNT(*) FROM vm_nics n WHERE n.l3_network_uuid = l3_networks.uuid) AS used_ips, \
+     (SELECT CAST(COALESCE(SUM(r.end_ip - r.start_ip + 1), 0) AS BIGINT) FROM ip_ranges r \
+      WHERE r.l3_network_uuid = l3_networks.uuid) AS total_ips";
 
 fn decode_l2(r: &AnyRow) -> Result<L2Network, sqlx::Error> {
     let vlan: Option<i64> = r.try_get("vlan")?;
@@ -93,8 +99,8 @@ fn decode_l3(r: &AnyRow) -> Result<L3Network, sqlx::Error> {
         zone_uuid: db::id(r, "zone_uuid")?,
         l2_network_uuid: db::id(r, "l2_network_uuid")?,
         name: r.try_get("name")?,
-        used_ips: 0,
-        total_ips: 0,
+        used_ips: db::u64_col(r, "used_ips")?,
+        total_ips: db::u64_col(r, "total_ips")?,
         created_at: db::time(r, "created_at")?,
     })
 }
@@ -262,9 +268,9 @@ impl Engine {
         self.get_l3_network(id).await
     }
 
-    /// One L3 network with its address usage.
+    /// One L3 network with its address usage (as the database has it).
     pub async fn get_l3_network(&self, id: L3NetworkId) -> EngineResult<L3Network> {
-        let mut l3 = sqlx::query(sqlx::AssertSqlSafe(format!(
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {L3_COLUMNS} FROM l3_networks WHERE uuid = ?"
         )))
         .bind(id.to_string())
@@ -272,20 +278,14 @@ impl Engine {
         .await?
         .map(|r| decode_l3(&r))
         .transpose()?
-        .ok_or_else(|| EngineError::not_found("L3 network", id))?;
-        (l3.used_ips, l3.total_ips) = self.ipam.usage(id);
-        Ok(l3)
+        .ok_or_else(|| EngineError::not_found("L3 network", id))
     }
 
     /// L3 networks matching `q`.
     pub async fn list_l3_networks(&self, q: &ListQuery) -> EngineResult<Page<L3Network>> {
         let allowed =
             [("name", "name"), ("zone_uuid", "zone_uuid"), ("l2_network_uuid", "l2_network_uuid")];
-        let mut page = q.run(&self.db, "l3_networks", L3_COLUMNS, &allowed, decode_l3).await?;
-        for l3 in &mut page.items {
-            (l3.used_ips, l3.total_ips) = self.ipam.usage(l3.uuid);
-        }
-        Ok(page)
+        q.run(&self.db, "l3_networks", L3_COLUMNS, &allowed, decode_l3).await
     }
 
     /// Deletes an L3 network no NIC uses, with its ranges.
