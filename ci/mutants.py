@@ -100,7 +100,10 @@ MUTANTS = [
     ("expunge-period-ignored", "config", "engine/src/services/vm/destroy.rs",
      "let cutoff = now_ms - period.as_millis() as i64;", "let cutoff = now_ms;", None),
     ("sync-every-ignored", "config", "engine/src/services/host_tracker.rs",
-     "if sync_every > 0 && sweep.is_multiple_of(sync_every) {", "if sync_every > 0 {", None),
+     "if sync_every > 0 && sweep.is_multiple_of(sync_every) {", "if sync_every > 0 {",
+     "an extra sync changes something only when a connected host disagrees with the database "
+     "(an undefine left pending by a failed reconnect) while host.sync_every_pings is 2 and the "
+     "sweep's number odd; fresh cases rarely put the three together (not yet weighted for)"),
     ("migration-slots-one-more", "config", "engine/src/services/vm/migration_slots.rs",
      "if *running < limit().max(1) {", "if *running < limit().max(1) + 1 {", None),
 ]
