@@ -113,10 +113,12 @@ pub fn apply_one(state: &mut RefState, t: &Transition) -> Expected {
         }
         T::PartitionHost { host } => set_reach(state, *host, Reach::Partitioned),
         T::RecoverHost { host } | T::HealHost { host } => set_reach(state, *host, Reach::Up),
-        T::KillVm { vm } => {
+        T::KillVm { vm, noticed } => {
             state.sim_kill(*vm);
-            let host = state.vms[vm].host.expect("killable VMs are placed");
-            state.reconcile(host);
+            if *noticed {
+                let host = state.vms[vm].host.expect("killable VMs are placed");
+                state.reconcile(host);
+            }
             Expected::Ok
         }
         T::InjectFault { op } => {

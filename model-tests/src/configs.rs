@@ -39,7 +39,9 @@ pub const ACCOUNT: &[(ConfigName, Modelled)] = &[
         ConfigName::HostSyncEveryPings,
         Modelled::Changed(
             "a node's n-th ping sweep reconciles every reachable host when n is a multiple of \
-             it (0: never); the model counts the sweeps (0, 1 and 2 are set)",
+             it (0: never); the model counts the sweeps (cases start at 1, 2 or 0; steps set \
+             0, 1 and 2), and a VM that died unnoticed stays as it was in the database until \
+             a sweep that syncs",
         ),
     ),
     (

@@ -168,7 +168,15 @@ impl CaseTrace {
                 let kept = if after.config.deletion == "Delay" { is.len() } else { 0 };
                 self.events.push(Event::Swept { expunged, kept });
             }
+            T::KillVm { vm, noticed } => {
+                self.events.push(Event::Killed { vm: *vm, noticed: *noticed });
+            }
             _ => {}
+        }
+        if after.sweeps > before.sweeps {
+            let every = u64::from(after.config.sync_every_pings);
+            let synced = every > 0 && after.sweeps.is_multiple_of(every);
+            self.events.push(Event::Pinged { synced });
         }
         for op in FaultOp::ALL {
             let count = |s: &RefState| s.faults.get(&op).copied().unwrap_or(0);
@@ -257,7 +265,7 @@ fn vm_op(t: &Transition) -> Option<(VmNo, usize)> {
     let col = |op: VmOp| VmOp::ALL.iter().position(|o| *o == op).unwrap_or(0);
     match t {
         T::WrongState { vm, op } => Some((*vm, col(*op))),
-        T::KillVm { vm } => Some((*vm, OPS.len() - 1)),
+        T::KillVm { vm, .. } => Some((*vm, OPS.len() - 1)),
         T::Start { vm, .. } => Some((*vm, col(VmOp::Start))),
         T::Stop { vm, .. } => Some((*vm, col(VmOp::Stop))),
         T::Reboot { vm } => Some((*vm, col(VmOp::Reboot))),

@@ -82,10 +82,11 @@ pub fn config_of(e: &Engine) -> RefConfig {
 }
 
 /// Steps whose cache changes the SUT follows itself, not the model's atomic steps: those that
-/// reconcile hosts (each on the node that owns it, for a sweep).
+/// reconcile hosts (each on the node that owns it, for a sweep; a kill noticed at once on the
+/// node that acts).
 fn reconciles(t: &Transition) -> bool {
     use Transition as T;
-    matches!(t, T::KillVm { .. }) || sweeps(t)
+    matches!(t, T::KillVm { noticed: true, .. }) || sweeps(t)
 }
 
 /// Steps that run a ping sweep on every node.

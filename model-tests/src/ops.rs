@@ -95,10 +95,13 @@ impl Sut {
             T::RecoverHost { host } => self.host_event(*host, SimCloud::recover_host).await,
             T::PartitionHost { host } => self.host_event(*host, SimCloud::partition_host).await,
             T::HealHost { host } => self.host_event(*host, SimCloud::heal_host).await,
-            T::KillVm { vm } => {
+            T::KillVm { vm, noticed } => {
                 let id = self.vm(*vm);
                 let host = self.sim.vm(id).expect("killable VMs are defined").host;
                 self.sim.kill_vm(id).expect("kill");
+                if !*noticed {
+                    return Answer::of(Ok::<(), EngineError>(()));
+                }
                 Answer::of(e.reconcile_host(host).await)
             }
             T::InjectFault { op } => {

@@ -78,6 +78,11 @@ pub enum Event {
     /// The clock moved on and an expunge sweep ran: how many destroyed VMs it expunged (their
     /// period had passed) and how many it kept (not yet, under the Delay policy).
     Swept { expunged: usize, kept: usize },
+    /// A VM died behind the engine's back; `noticed`: its host was reconciled at once.
+    Killed { vm: VmNo, noticed: bool },
+    /// A ping sweep ran; `synced`: it synced the connected hosts (its number a multiple of
+    /// `host.sync_every_pings`).
+    Pinged { synced: bool },
 }
 
 /// A named multi-step path.
@@ -110,6 +115,9 @@ pub enum Path {
     SweepExpungesDue,
     /// The clock moves on, but not past a destroyed VM's period: the sweep keeps it.
     SweepKeepsNotDue,
+    /// A VM dies unnoticed, a ping sweep that does not sync leaves the database as it was
+    /// (`host.sync_every_pings` 0, or 2 at an odd sweep), and a later sweep's sync finds it.
+    UnnoticedDeathFoundBySync,
 }
 
 /// The paths a run with at least CI's number of fresh cases must reach: on one node every
@@ -138,7 +146,7 @@ pub fn must_reach(nodes: usize) -> &'static [Path] {
 
 impl Path {
     /// Every path, in the report's order.
-    pub const ALL: [Path; 11] = [
+    pub const ALL: [Path; 12] = [
         Path::PartitionDestroyHeal,
         Path::CrashDestroyRecoverHost,
         Path::StartWhileItsHostIsAway,
@@ -150,6 +158,7 @@ impl Path {
         Path::MigrationFaultUndone,
         Path::SweepExpungesDue,
         Path::SweepKeepsNotDue,
+        Path::UnnoticedDeathFoundBySync,
     ];
 
     /// A short description, for the report.
@@ -166,6 +175,7 @@ impl Path {
             Path::MigrationFaultUndone => "fault mid-migration, undone",
             Path::SweepExpungesDue => "destroy -> clock past the period -> expunged",
             Path::SweepKeepsNotDue => "destroy -> clock short of the period -> kept",
+            Path::UnnoticedDeathFoundBySync => "VM dies unnoticed -> sweep, no sync -> sync",
         }
     }
 
@@ -195,6 +205,7 @@ impl Path {
             Path::SweepKeepsNotDue => {
                 events.iter().any(|e| matches!(e, Event::Swept { kept, .. } if *kept > 0))
             }
+            Path::UnnoticedDeathFoundBySync => unnoticed_death_found_by_sync(events),
         }
     }
 }
@@ -248,6 +259,25 @@ fn reconnect_fault_then(events: &[Event], op: VmOp) -> bool {
         events[i + 1..].iter().any(
             |later| matches!(later, Event::Vm { op: o, vm, .. } if *o == op && vms.contains(vm)),
         )
+    })
+}
+
+/// A VM killed unnoticed, then a sweep without a sync before any sweep with one, then a sweep
+/// with one.
+fn unnoticed_death_found_by_sync(events: &[Event]) -> bool {
+    events.iter().enumerate().any(|(i, e)| {
+        if !matches!(e, Event::Killed { noticed: false, .. }) {
+            return false;
+        }
+        let mut skipped = false;
+        for later in &events[i + 1..] {
+            match later {
+                Event::Pinged { synced: false } => skipped = true,
+                Event::Pinged { synced: true } => return skipped,
+                _ => {}
+            }
+        }
+        false
     })
 }
 
@@ -363,6 +393,17 @@ mod tests {
         ];
         assert!(Path::ReconnectFaultThenStart.found(&events));
         assert!(!Path::ReconnectFaultThenStart.found(&events[1..]), "no fault first");
+    }
+
+    #[test]
+    fn an_unnoticed_death_needs_a_sweep_without_sync_first() {
+        let kill = |noticed| Event::Killed { vm: VmNo(1), noticed };
+        let ping = |synced| Event::Pinged { synced };
+        let path = Path::UnnoticedDeathFoundBySync;
+        assert!(path.found(&[kill(false), ping(false), ping(false), ping(true)]));
+        assert!(!path.found(&[kill(false), ping(true), ping(false), ping(true)]), "synced first");
+        assert!(!path.found(&[kill(true), ping(false), ping(true)]), "noticed at once");
+        assert!(!path.found(&[kill(false), ping(false)]), "never synced");
     }
 
     #[test]

@@ -251,7 +251,7 @@ impl FaultOp {
 
 impl RefState {
     /// The cloud every case starts from: [`INITIAL_HOSTS`] empty hosts, Enabled and Connected,
-    /// `vm.migration_parallelism` 1 or 16 by the seed.
+    /// `vm.migration_parallelism` 1 or 16 and `host.sync_every_pings` 1, 2 or 0 by the seed.
     pub fn new(seed: u64) -> Self {
         let hosts = (0..INITIAL_HOSTS).map(|n| (HostNo(n), RefHost::new(None))).collect();
         Self {
@@ -264,7 +264,9 @@ impl RefState {
                 pack: false,
                 deletion: "Delay",
                 ping_interval_secs: 30,
-                sync_every_pings: 1,
+                // A third of the cases each: a sync at every sweep, at every second one (an
+                // unnoticed death outlives the odd sweeps), or never.
+                sync_every_pings: [1, 2, 0][(seed / 2 % 3) as usize],
                 expunge_period_secs: 86_400,
                 // Half the cases start with one migration at a time, so that the limit meets
                 // groups with several migrations often (the engine's default is 16).

@@ -279,7 +279,8 @@ impl Sut {
             assert_eq!(a.code, None, "initial host {n} is added: {}", a.message);
             sut.record(a.made.as_ref());
         }
-        let set = sut.engine.config.update(&sut.engine.db, "host.sync_every_pings", "1");
+        let sync_every = sut.actual.config.sync_every_pings.to_string();
+        let set = sut.engine.config.update(&sut.engine.db, "host.sync_every_pings", &sync_every);
         sut.rt.block_on(set).expect("config");
         let parallelism = sut.actual.config.migration_parallelism.to_string();
         let set =

@@ -125,9 +125,12 @@ pub enum Transition {
     HealHost {
         host: HostNo,
     },
-    /// The VM dies behind the engine's back; then its host is reconciled.
+    /// The VM dies behind the engine's back. `noticed`: its host is reconciled at once (the
+    /// agent's event arrived); otherwise nothing tells the engine, and only a sync finds it (a
+    /// sweep's periodic sync, `host.sync_every_pings`, or a reconnect).
     KillVm {
         vm: VmNo,
+        noticed: bool,
     },
     /// The next hypervisor call of this kind fails.
     InjectFault {
@@ -275,7 +278,8 @@ pub fn transitions(state: &RefState) -> BoxedStrategy<Transition> {
     vm_ops(state, &mut opts);
     let killable = killable_vms(state);
     if !killable.is_empty() && sweep_is_predictable(state) {
-        opts.push((2, pick(killable).prop_map(|vm| Transition::KillVm { vm }).boxed()));
+        let kill = (pick(killable), any::<bool>());
+        opts.push((3, kill.prop_map(|(vm, noticed)| Transition::KillVm { vm, noticed }).boxed()));
     }
     host_ops(state, &mut opts);
     reach_ops(state, &mut opts);
@@ -614,7 +618,7 @@ pub fn preconditions(state: &RefState, t: &Transition) -> bool {
             sweep_is_predictable(state)
                 && state.hosts.get(h).is_some_and(|h| h.reach == Reach::Partitioned)
         }
-        T::KillVm { vm } => sweep_is_predictable(state) && killable_vms(state).contains(vm),
+        T::KillVm { vm, .. } => sweep_is_predictable(state) && killable_vms(state).contains(vm),
         T::InjectFault { .. } => true,
         T::SetConfig { change } => *change < CONFIG_CHANGES.len(),
         T::PingSweep => sweep_is_predictable(state),

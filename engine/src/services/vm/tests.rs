@@ -1,6 +1,7 @@
 //! Tests of the VM lifecycle against the simulator: every operation, the shared unwind tests of
 //! every workflow, injected hypervisor failures, and concurrency.
 
+mod call_timeout;
 mod capacity;
 mod expunge;
 pub(crate) mod fixture;
