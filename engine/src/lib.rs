@@ -1,10 +1,10 @@
 //! The oxstack management node.
 //!
 //! [`Engine`] is one management node: the database, the hypervisor backend it drives (a simulator,
-//! the agent client, or both behind [`agent_client::RoutingHypervisor`]), and every service. Services are `impl Engine` blocks in
-//! `services/`, one module per resource family; [`api`] puts them behind a REST API.
+//! the agent client of `oxstack-agent-client`, or both behind its `RoutingHypervisor`), and every
+//! service. Services are `impl Engine` blocks in `services/`, one module per resource family;
+//! [`api`] puts them behind a REST API.
 
-pub mod agent_client;
 pub mod api;
 pub mod bus;
 pub mod cluster;
