@@ -6,7 +6,6 @@
 //! [`api`] puts them behind a REST API.
 
 pub mod api;
-pub mod bus;
 pub mod cluster;
 pub mod config;
 pub mod db;
@@ -18,8 +17,9 @@ pub mod scheduler;
 pub mod services;
 #[cfg(test)]
 mod test_db_dir;
-pub mod time;
 pub mod workflow;
 
 pub use engine::{Engine, EngineOptions};
 pub use error::{EngineError, EngineResult};
+/// Timestamps (Unix milliseconds, RFC 3339): the bus's, which stamps events with them.
+pub use oxstack_bus::time;
