@@ -85,7 +85,8 @@ else
   echo "cargo-nextest not found: using cargo test"
   cargo test --workspace --locked --no-fail-fast --exclude oxstack-model-tests
   OXSTACK_SEED="$model_seed" cargo test --workspace --locked --no-fail-fast \
-    --exclude oxstack-hypervisor --exclude oxstack-simulator --exclude oxstack-engine \
+    --exclude oxstack-hypervisor --exclude oxstack-simulator --exclude oxstack-agent-client \
+    --exclude oxstack-engine \
     --exclude oxstack-scenarios --exclude oxstack-benches --exclude oxstack
   log "tests on PostgreSQL"
   OXSTACK_TEST_DB=postgres cargo test --locked --no-fail-fast -p oxstack-engine

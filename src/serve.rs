@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use oxstack_engine::agent_client::{AgentClient, AgentTimeouts, RoutingHypervisor};
+use oxstack_agent_client::{AgentClient, AgentTimeouts, RoutingHypervisor};
 use oxstack_engine::api::forward::{self, Forwarding};
 use oxstack_engine::{Engine, EngineOptions};
 use oxstack_hypervisor::Hypervisor;

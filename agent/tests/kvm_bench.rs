@@ -9,7 +9,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use oxstack_agent::kvm::{domain_xml, volume_path};
-use oxstack_engine::agent_client::AgentTimeouts;
+use oxstack_agent_client::AgentTimeouts;
 use oxstack_hypervisor::{VmId, VmSpec, VolumeId, VolumeSpec};
 use support::kvm::*;
 use support::*;

@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use oxstack_engine::agent_client::AgentTimeouts;
+use oxstack_agent_client::AgentTimeouts;
 use reqwest::Method;
 use serde_json::json;
 use support::kvm::*;

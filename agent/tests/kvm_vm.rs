@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use oxstack_engine::agent_client::AgentTimeouts;
+use oxstack_agent_client::AgentTimeouts;
 use oxstack_hypervisor::{Hypervisor, VmId, VolumeId, VolumeSpec};
 use serde_json::{json, Value};
 use support::kvm::*;

@@ -9,7 +9,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use oxstack_engine::agent_client::AgentTimeouts;
+use oxstack_agent_client::AgentTimeouts;
 use oxstack_hypervisor::wire::{
     AgentCommand, AgentOutcome, AgentReply, TaskCallback, CALLBACK_URL_HEADER, HOST_HEADER,
     TASK_ID_HEADER,

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use oxstack_benches::runtime;
-use oxstack_engine::bus::{EventBus, SyncQueues};
+use oxstack_bus::{EventBus, SyncQueues};
 
 /// Events per batch in the cross-task event bench.
 const BATCH: u64 = 1_000;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use oxstack_hypervisor::Hypervisor;
 use tokio::sync::watch;
 
-use crate::bus::{EventBus, SyncQueues};
 use crate::cluster::Membership;
 use crate::config::GlobalConfig;
 use crate::db::Db;
@@ -14,6 +13,7 @@ use crate::error::EngineResult;
 use crate::ids::IdGen;
 use crate::scheduler::Scheduler;
 use crate::services::network::ipam::Ipam;
+use oxstack_bus::{EventBus, SyncQueues};
 
 /// How to build an engine.
 #[derive(Clone, Debug)]

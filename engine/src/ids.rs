@@ -1,8 +1,10 @@
 //! Typed identifiers for the engine's own resources (host, VM and volume IDs come from
-//! `oxstack-hypervisor`, which declares them with the same macro).
+//! `oxstack-hypervisor`, which declares them with the same macro; `ManagementNodeId` from
+//! `oxstack-bus`, which addresses nodes by it).
 
 use oxstack_hypervisor::typed_id;
 
+pub use oxstack_bus::ManagementNodeId;
 pub use oxstack_hypervisor::{HostId, VmId, VolumeId};
 
 typed_id!(
@@ -48,10 +50,6 @@ typed_id!(
 typed_id!(
     /// An asynchronous API job.
     JobId
-);
-typed_id!(
-    /// A management node (one `oxstack serve` process) of a cluster.
-    ManagementNodeId
 );
 
 /// Where new resource IDs come from: the clock and the OS's randomness, or a seed so that a

@@ -1,12 +1,11 @@
 //! The oxstack management node.
 //!
 //! [`Engine`] is one management node: the database, the hypervisor backend it drives (a simulator,
-//! the agent client, or both behind [`agent_client::RoutingHypervisor`]), and every service. Services are `impl Engine` blocks in
-//! `services/`, one module per resource family; [`api`] puts them behind a REST API.
+//! the agent client of `oxstack-agent-client`, or both behind its `RoutingHypervisor`), and every
+//! service. Services are `impl Engine` blocks in `services/`, one module per resource family;
+//! [`api`] puts them behind a REST API.
 
-pub mod agent_client;
 pub mod api;
-pub mod bus;
 pub mod cluster;
 pub mod config;
 pub mod db;
@@ -18,8 +17,9 @@ pub mod scheduler;
 pub mod services;
 #[cfg(test)]
 mod test_db_dir;
-pub mod time;
 pub mod workflow;
 
 pub use engine::{Engine, EngineOptions};
 pub use error::{EngineError, EngineResult};
+/// Timestamps (Unix milliseconds, RFC 3339): the bus's, which stamps events with them.
+pub use oxstack_bus::time;

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 struct Node {
     engine: Engine,
     base: String,
-    bus: oxstack_engine::bus::amqp::AmqpBus,
+    bus: oxstack_bus::amqp::AmqpBus,
 }
 
 async fn node(db_url: &str, sim: &Arc<SimCloud>, amqp: &str) -> Node {

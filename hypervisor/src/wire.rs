@@ -1,4 +1,4 @@
-//! The HTTP wire protocol between the engine's agent client and `oxstack-agent`.
+//! The HTTP wire protocol between the agent client (`oxstack-agent-client`) and `oxstack-agent`.
 //!
 //! ZStack's asynchronous agent protocol: the engine POSTs an [`AgentCommand`] to
 //! `{management address}/v1/commands` with a task id ([`TASK_ID_HEADER`]), the host it is for

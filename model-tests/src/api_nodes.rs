@@ -11,8 +11,8 @@
 use axum::body::{to_bytes, Body};
 use axum::http::{Method, Request};
 use axum::Router;
+use oxstack_bus::amqp::AmqpBus;
 use oxstack_engine::api::forward::{self, Forwarding, SERVED_BY};
-use oxstack_engine::bus::amqp::AmqpBus;
 use oxstack_engine::Engine;
 use serde_json::{json, Value};
 use tower::ServiceExt;

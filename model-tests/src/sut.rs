@@ -130,7 +130,7 @@ pub struct Sut {
     /// Over the bus: each node's events relayed and received when the run started.
     pub(crate) bus_base: Vec<(u64, u64)>,
     /// Over the bus: each node's subscription to the other nodes' events.
-    pub(crate) remote_events: Vec<tokio::sync::broadcast::Receiver<oxstack_engine::bus::Event>>,
+    pub(crate) remote_events: Vec<tokio::sync::broadcast::Receiver<oxstack_bus::Event>>,
     /// The shared database file of a two-node run, removed at teardown.
     db_file: Option<std::path::PathBuf>,
     pub sim: Arc<SimCloud>,

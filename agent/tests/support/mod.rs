@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use oxstack_engine::agent_client::{AgentClient, AgentTimeouts, RoutingHypervisor};
+use oxstack_agent_client::{AgentClient, AgentTimeouts, RoutingHypervisor};
 use oxstack_engine::{api, Engine, EngineOptions};
 use oxstack_hypervisor::wire::CALLBACK_PATH;
 use oxstack_hypervisor::Hypervisor;

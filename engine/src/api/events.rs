@@ -13,8 +13,8 @@ use tokio::sync::{broadcast, watch};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use crate::bus::Event;
 use crate::Engine;
+use oxstack_bus::Event;
 
 /// Sent instead of the events a slow client missed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -97,7 +97,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_slow_subscriber_is_told_how_many_events_it_missed() {
-        let bus = crate::bus::EventBus::new(16);
+        let bus = oxstack_bus::EventBus::new(16);
         let mut rx = bus.subscribe();
         let id = uuid::Uuid::new_v4();
         for _ in 0..20 {

@@ -17,11 +17,11 @@ use super::network::{self, l2_networks, l3_networks};
 use super::storage::{backup_storages, images, primary_storages};
 use super::vm::{self, NoOptions, StartVm, StopModeParam, StopVm};
 use super::{cluster, config, events, openapi_configs};
-use crate::bus::Event;
 use crate::cluster::ManagementNode;
 use crate::config::GlobalConfigView;
 use crate::services::host::{HostState, HostStatus};
 use crate::services::vm::{VmNic, VmState};
+use oxstack_bus::Event;
 
 /// The API description.
 #[derive(OpenApi)]

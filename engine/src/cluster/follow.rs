@@ -20,9 +20,9 @@ use std::time::Duration;
 
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
-use crate::bus::Event;
 use crate::config::ConfigName;
 use crate::Engine;
+use oxstack_bus::Event;
 
 /// How long to wait before looking at the config again while following is off.
 const OFF_RECHECK: Duration = Duration::from_secs(5);

@@ -1,9 +1,10 @@
 //! VM instances: their states, views, and the operations of their lifecycle.
 //!
-//! Every operation on a VM runs in the VM's queue (see `bus::SyncQueues`), so two operations on
-//! one VM never interleave. An operation not valid in the VM's current state is refused with
-//! INVALID_STATE and changes nothing. A VM holds host capacity exactly while `host_uuid` is set;
-//! `last_host_uuid` is the host it is defined on (where a stopped VM restarts cheaply).
+//! Every operation on a VM runs in the VM's queue (see `oxstack_bus::SyncQueues`), so two
+//! operations on one VM never interleave. An operation not valid in the VM's current state is
+//! refused with INVALID_STATE and changes nothing. A VM holds host capacity exactly while
+//! `host_uuid` is set; `last_host_uuid` is the host it is defined on (where a stopped VM restarts
+//! cheaply).
 
 mod allocate;
 mod create;

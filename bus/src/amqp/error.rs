@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::ids::ManagementNodeId;
+use crate::ManagementNodeId;
 
 /// An error of the AMQP bus. Every variant but [`BusError::Connect`] is retryable: the request
 /// may or may not have run on the target node, and running it again is the caller's decision.

@@ -23,7 +23,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 
-use crate::ids::ManagementNodeId;
+use crate::ManagementNodeId;
 
 /// The fanout exchange every node publishes its events to.
 pub const EVENTS_EXCHANGE: &str = "oxstack.events";

@@ -11,9 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use oxstack_engine::bus::amqp::{AmqpBus, BusError, BusOptions, Handler};
-use oxstack_engine::bus::EventBus;
-use oxstack_engine::ids::ManagementNodeId;
+use oxstack_bus::amqp::{AmqpBus, BusError, BusOptions, Handler};
+use oxstack_bus::{EventBus, ManagementNodeId};
 
 const DEADLINE: Duration = Duration::from_secs(3);
 

@@ -14,8 +14,7 @@ use lapin::{BasicProperties, Consumer};
 use tokio::sync::{broadcast, watch};
 
 use super::session::{Session, EVENTS_EXCHANGE};
-use crate::bus::{Event, EventBus};
-use crate::ids::ManagementNodeId;
+use crate::{Event, EventBus, ManagementNodeId};
 
 /// Publishes this node's events (`rx`: [`EventBus::subscribe_local`], subscribed before the
 /// bus is handed out, so no event of this node is missed) until the bus closes.

@@ -1,4 +1,7 @@
-//! The agent client: a `Hypervisor` that drives `oxstack-agent`s over HTTP.
+//! The agent client: a `Hypervisor` that drives `oxstack-agent`s over HTTP, and
+//! [`RoutingHypervisor`], which sends each host's calls to the agent client or to another backend
+//! (the in-process simulator). The `oxstack` binary hands both to the engine; the agent's tests
+//! drive agents through them. It needs nothing of the engine, only the hypervisor contract.
 //!
 //! ZStack's asynchronous protocol (`oxstack_hypervisor::wire`): each call sends its command with a
 //! fresh task id, the host's token and this node's callback URL, registers the task in

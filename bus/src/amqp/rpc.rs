@@ -19,7 +19,7 @@ use lapin::{BasicProperties, Channel, Consumer};
 use tokio::sync::oneshot;
 
 use super::BusError;
-use crate::ids::ManagementNodeId;
+use crate::ManagementNodeId;
 
 /// What a node does with the requests sent to it: the request's bytes in, the reply's out.
 pub type Handler = Arc<dyn Fn(Vec<u8>) -> BoxFuture<'static, Vec<u8>> + Send + Sync>;

@@ -1,4 +1,7 @@
 //! Wall-clock timestamps: stored as Unix milliseconds, shown as RFC 3339.
+//!
+//! Here because the event bus stamps every event with it; the engine stamps its rows with the
+//! same functions, re-exported as `oxstack_engine::time`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

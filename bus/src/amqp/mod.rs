@@ -37,8 +37,7 @@ pub use error::BusError;
 pub use rpc::Handler;
 pub use session::{node_queue, EVENTS_EXCHANGE, NODE_QUEUE_EXPIRES};
 
-use crate::bus::EventBus;
-use crate::ids::ManagementNodeId;
+use crate::{EventBus, ManagementNodeId};
 use rpc::Pending;
 use session::{Consumers, Declare, Session};
 

@@ -1,6 +1,6 @@
 //! Tests of the AMQP transport against a real broker: `OXSTACK_TEST_AMQP_URL` (ci/rabbitmq.sh
 //! starts one). Without it every test says SKIPPED and passes. The broker-restart test is
-//! `engine/tests/amqp_restart.rs` (it runs alone, in a binary of its own).
+//! `bus/tests/amqp_restart.rs` (it runs alone, in a binary of its own).
 
 use std::sync::Arc;
 use std::time::Duration;
