@@ -134,6 +134,7 @@ impl Snapshot {
             sim_count: state.sim.len(),
             sim_vms: state.sim.iter().map(|(n, d)| (*n, (Some(d.host), d.power))).collect(),
             sim_hosts,
+            sim_no_room: state.sim_no_room,
             aux: Some(aux_of(state)),
             node: crate::nodes::NodeSnap { config: state.config.clone(), cache: None },
             raw_vms: BTreeMap::new(),

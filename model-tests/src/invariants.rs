@@ -117,6 +117,13 @@ impl Snapshot {
 
     fn diff_sim(&self, model: &RefState) -> Option<String> {
         differs!(
+            self.sim_no_room == model.sim_no_room,
+            "the simulator refused {} calls for lack of room on the host, the model {}: the \
+             engine asked a host for more than it has",
+            self.sim_no_room,
+            model.sim_no_room
+        );
+        differs!(
             self.sim_count == model.sim.len(),
             "the simulator defines {} VMs, the model {}: {:?}",
             self.sim_count,

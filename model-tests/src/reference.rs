@@ -218,6 +218,11 @@ pub struct RefState {
     /// Ping sweeps each node has run (every sweep step runs one on every node, so all count
     /// alike): the engine numbers them from 1 and syncs on multiples of `host.sync_every_pings`.
     pub sweeps: u64,
+    /// Calls the simulator refused for lack of room on the host (`no_room` of its op stats).
+    /// The engine reserves capacity before it calls, so this grows only where the simulator
+    /// counts more than the engine: a VM destroyed while its host was away still runs there
+    /// until its undefine succeeds.
+    pub sim_no_room: u64,
 }
 
 /// The hypervisor operation kinds a failure can be injected into.
@@ -280,6 +285,7 @@ impl RefState {
             next_host: INITIAL_HOSTS,
             clock_secs: 0,
             sweeps: 0,
+            sim_no_room: 0,
         }
     }
 

@@ -65,6 +65,7 @@ impl RefState {
             return if retried { Ok(()) } else { Err(SimFail::Failed) };
         }
         if !self.sim_fits(host, size) {
+            self.sim_no_room += 1;
             return Err(SimFail::Failed);
         }
         self.sim.insert(vm, SimDef { host, power: PowerState::Running, size });
@@ -80,6 +81,7 @@ impl RefState {
             PowerState::Paused => Err(SimFail::Failed),
             PowerState::Stopped => {
                 if !self.sim_fits(host, d.size) {
+                    self.sim_no_room += 1;
                     return Err(SimFail::Failed);
                 }
                 self.set_power(vm, PowerState::Running);
@@ -143,6 +145,7 @@ impl RefState {
             return Err(SimFail::Unreachable);
         }
         if !self.sim_fits(to, d.size) {
+            self.sim_no_room += 1;
             return Err(SimFail::Failed);
         }
         self.sim.insert(vm, SimDef { host: to, ..d });

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use oxstack_engine::services::host::{Host, HostState, HostStatus};
 use oxstack_engine::services::vm::{VmInstance, VmState};
 use oxstack_engine::services::ListQuery;
-use oxstack_hypervisor::{HostId, PowerState, VmId};
+use oxstack_hypervisor::{HostId, OpKind, PowerState, VmId};
 
 use crate::aux::{AuxNo, AuxRecord, Parent};
 use crate::reference::{HostNo, VmNo};
@@ -92,6 +92,9 @@ pub struct Snapshot {
     pub sim_vms: BTreeMap<VmNo, (Option<HostNo>, PowerState)>,
     /// Per host the test numbered: the simulator's (cpus used, memory used, reachable).
     pub sim_hosts: BTreeMap<HostNo, (u64, u64, bool)>,
+    /// Calls the simulator refused for lack of room, over all kinds (see
+    /// [`RefState::sim_no_room`](crate::reference::RefState::sim_no_room)).
+    pub sim_no_room: u64,
     /// Read only when asked for.
     pub aux: Option<SnapAux>,
     /// The configs and, with two nodes, the caches of the node that ran the step.
@@ -224,6 +227,7 @@ impl Sut {
             sim_count: self.sim.vm_count(),
             sim_vms,
             sim_hosts,
+            sim_no_room: OpKind::ALL.iter().map(|op| self.sim.op_stats(*op).no_room).sum(),
             aux,
             node,
             raw_vms,

@@ -123,8 +123,11 @@ impl SimCloud {
         if injected {
             self.counters.injected(op);
         }
-        if result.is_err() {
+        if let Err(e) = &result {
             self.counters.failed(op);
+            if matches!(e, HypervisorError::InsufficientResources { .. }) {
+                self.counters.no_room(op);
+            }
         }
         result
     }

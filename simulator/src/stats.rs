@@ -1,5 +1,5 @@
 //! Per-operation call counters, updated without taking the tables lock: calls, failures,
-//! injected failures, and how many calls of a kind were in flight at once (for a caller that
+//! injected failures, refusals for lack of room on the host, and how many calls of a kind were in flight at once (for a caller that
 //! bounds its own concurrency, such as the engine's migration slots).
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +17,9 @@ pub struct OpStats {
     pub failures: u64,
     /// Calls a fault rule fired on (a subset of `failures`).
     pub injected: u64,
+    /// Calls refused because the host lacked the cpus or memory (`InsufficientResources`, a
+    /// subset of `failures`): a caller that reserves capacity first never causes one.
+    pub no_room: u64,
 }
 
 /// Counters for every operation kind.
@@ -25,6 +28,7 @@ pub(crate) struct OpCounters {
     calls: [AtomicU64; KINDS],
     failures: [AtomicU64; KINDS],
     injected: [AtomicU64; KINDS],
+    no_room: [AtomicU64; KINDS],
     in_flight: [AtomicU64; KINDS],
     /// The most calls in flight at once since it was last taken.
     peak: [AtomicU64; KINDS],
@@ -77,12 +81,17 @@ impl OpCounters {
         self.injected[slot(op)].fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn no_room(&self, op: OpKind) {
+        self.no_room[slot(op)].fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn get(&self, op: OpKind) -> OpStats {
         let i = slot(op);
         OpStats {
             calls: self.calls[i].load(Ordering::Relaxed),
             failures: self.failures[i].load(Ordering::Relaxed),
             injected: self.injected[i].load(Ordering::Relaxed),
+            no_room: self.no_room[i].load(Ordering::Relaxed),
         }
     }
 }
@@ -98,8 +107,11 @@ mod tests {
         counters.called(OpKind::Create);
         counters.failed(OpKind::Create);
         counters.injected(OpKind::Create);
+        counters.no_room(OpKind::Start);
         counters.called(OpKind::DetachVolume);
-        assert_eq!(counters.get(OpKind::Create), OpStats { calls: 2, failures: 1, injected: 1 });
+        let create = OpStats { calls: 2, failures: 1, injected: 1, no_room: 0 };
+        assert_eq!(counters.get(OpKind::Create), create);
+        assert_eq!(counters.get(OpKind::Start).no_room, 1);
         assert_eq!(counters.get(OpKind::DetachVolume).calls, 1);
         assert_eq!(counters.get(OpKind::Connect), OpStats::default());
     }

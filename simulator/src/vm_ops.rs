@@ -120,7 +120,7 @@ pub(crate) fn invalid_state(
 #[cfg(test)]
 mod tests {
     use oxstack_hypervisor::{
-        Hypervisor, HypervisorError, PowerState, SimulatedHostCapacity, StopMode,
+        Hypervisor, HypervisorError, OpKind, PowerState, SimulatedHostCapacity, StopMode,
     };
 
     use crate::test_support::{connect_spec, host_id, sim, vm_id, vm_spec, volume_spec, GIB};
@@ -187,6 +187,9 @@ mod tests {
         let err = cloud.start_vm(host_id(1), vm_id(1)).await.unwrap_err();
         assert!(matches!(err, HypervisorError::InsufficientResources { .. }), "{err}");
         assert_eq!(state(&cloud, 1), Some(PowerState::Stopped));
+        // Each refusal for room is counted (the VM that exists already was not one).
+        assert_eq!(cloud.op_stats(OpKind::Create).no_room, 3);
+        assert_eq!(cloud.op_stats(OpKind::Start).no_room, 1);
     }
 
     #[tokio::test]
