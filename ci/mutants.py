@@ -62,9 +62,9 @@ MUTANTS = [
      'if self.config.string(ConfigName::VmDeletionPolicy) == "Delay" {', None),
     ("pack-strategy", "config", "engine/src/scheduler/index.rs",
      "(Some((b, _)), Strategy::Pack) => free < b,", "(Some((b, _)), Strategy::Pack) => free > b,",
-     "it compares the best hosts of several clusters, and the model's VMs fit one cluster only "
-     "(aux clusters get no storage or L2 network); scheduler/index.rs's "
-     "the_global_walk_agrees_with_the_per_cluster_search catches it"),
+     "it is in the per-cluster search, which runs only when the global walk passed "
+     "MAX_GLOBAL_SCAN (64) unacceptable hosts; the model's clouds have at most 8 hosts. "
+     "scheduler/index.rs's the_global_walk_agrees_with_the_per_cluster_search catches it"),
     ("migrate-last-host", "migration", "engine/src/services/vm/migrate.rs",
      "SET host_uuid = ?1, last_host_uuid = ?1,", "SET host_uuid = ?1, last_host_uuid = ?4,", None),
     ("recover-keeps-defined", "recover", "engine/src/services/vm/destroy.rs",
