@@ -88,7 +88,7 @@ impl ApiError {
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
-        if matches!(e, EngineError::Database(_) | EngineError::Internal(_)) {
+        if e.is_server_fault() {
             tracing::error!(error = %e, "request failed inside the engine");
         }
         Self::new(e.code(), e.to_string(), e.details())

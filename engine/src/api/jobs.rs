@@ -196,9 +196,7 @@ impl Started {
 
 /// A resource as the JSON a job stores.
 pub fn to_value<T: Serialize>(v: &T) -> EngineResult<Option<Value>> {
-    serde_json::to_value(v)
-        .map(Some)
-        .map_err(|e| EngineError::Internal(format!("cannot serialize a job result: {e}")))
+    serde_json::to_value(v).map(Some).map_err(|e| EngineError::json("a job result", e))
 }
 
 const COLUMNS: &str = "uuid, kind, resource_uuid, state, result, error, created_at, finished_at";
