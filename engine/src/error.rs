@@ -3,7 +3,8 @@
 //! Every variant has a stable machine-readable code (`NOT_FOUND`, `INVALID_STATE`, ...) that the
 //! REST API returns next to the message; the API maps codes to HTTP status codes. The failures of
 //! the node itself ([`EngineError::is_server_fault`]: the database, corrupt rows, JSON, a failed
-//! rollback, a bug) are told apart from refusals of the request.
+//! rollback, a bug) keep their text for the node's log: the API answers them with a generic
+//! message and a request id (see `api::error`).
 
 use oxstack_hypervisor::HypervisorError;
 use serde_json::Value;
@@ -86,6 +87,7 @@ impl EngineError {
             Self::Conflict(_) | Self::ConflictsWith { .. } => "CONFLICT",
             Self::Hypervisor(_) => "HYPERVISOR_ERROR",
             Self::Timeout(_) => "TIMEOUT",
+            Self::Database(e) if crate::db::unavailable(e) => "UNAVAILABLE",
             Self::Database(_) | Self::DatabaseOpen { .. } => "DATABASE_ERROR",
             Self::CorruptRow { .. }
             | Self::Json { .. }
@@ -254,6 +256,8 @@ mod tests {
             (EngineError::json("a job result", json), "INTERNAL"),
             (EngineError::database_open("opening", "disk gone"), "DATABASE_ERROR"),
             (EngineError::Database(sqlx::Error::RowNotFound), "DATABASE_ERROR"),
+            (EngineError::Database(sqlx::Error::PoolTimedOut), "UNAVAILABLE"),
+            (EngineError::Database(sqlx::Error::PoolClosed), "UNAVAILABLE"),
             (EngineError::Injected("crash".into()), "INTERNAL"),
             (
                 EngineError::RollbackFailed {

@@ -49,6 +49,13 @@ pub use statement::{write, Write};
 pub use writer::{Writer, MAX_BATCH};
 pub use writes::{Writes, Written};
 
+/// Whether `e` says the database could not be used at all (its server went away and stayed away
+/// through the retries, or this node has closed it), not that the statement failed: a request
+/// that failed so may be retried later, here or on another node.
+pub fn unavailable(e: &sqlx::Error) -> bool {
+    pg_retry::server_gone(e) || matches!(e, sqlx::Error::PoolClosed)
+}
+
 /// Handle to the database connections. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Db {
