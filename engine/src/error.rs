@@ -1,7 +1,10 @@
 //! `EngineError`: the one public error type of the management node.
 //!
 //! Every variant has a stable machine-readable code (`NOT_FOUND`, `INVALID_STATE`, ...) that the
-//! REST API returns next to the message; the API maps codes to HTTP status codes.
+//! REST API returns next to the message; the API maps codes to HTTP status codes. The failures of
+//! the node itself ([`EngineError::is_server_fault`]: the database, corrupt rows, JSON, a failed
+//! rollback, a bug) keep their text for the node's log: the API answers them with a generic
+//! message and a request id (see `api::error`).
 
 use oxstack_hypervisor::HypervisorError;
 use serde_json::Value;
@@ -40,10 +43,30 @@ pub enum EngineError {
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The database could not be opened: not reached, not migrated, a connection not opened.
+    #[error("{what}: {source}")]
+    DatabaseOpen { what: String, source: Box<dyn std::error::Error + Send + Sync> },
+    /// A value read from the database does not parse: corrupt data, or a row from another
+    /// version of the node.
+    #[error("corrupt row: {table}.{column} holds `{value}` ({reason})")]
+    CorruptRow { table: &'static str, column: &'static str, value: String, reason: String },
+    /// A value could not be encoded as JSON, or JSON the node built or stored does not decode.
+    #[error("JSON of {what}: {source}")]
+    Json { what: String, source: serde_json::Error },
+    /// A workflow failed, or was interrupted, and undoing it failed too: some of what it did
+    /// may be left.
+    #[error("workflow `{workflow}` failed ({cause}) and its rollback failed too: {undos}")]
+    RollbackFailed { workflow: String, cause: String, undos: String },
+    /// A failure a test injected into a workflow run.
+    #[error("injected: {0}")]
+    Injected(String),
     /// A broken invariant inside the engine: a bug.
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+/// The longest stored value a [`EngineError::CorruptRow`] quotes, in characters.
+const QUOTED: usize = 120;
 
 /// The end of a NOT_FOUND message: where the missing resource was named.
 fn not_found_tail(field: &Option<String>) -> String {
@@ -64,8 +87,36 @@ impl EngineError {
             Self::Conflict(_) | Self::ConflictsWith { .. } => "CONFLICT",
             Self::Hypervisor(_) => "HYPERVISOR_ERROR",
             Self::Timeout(_) => "TIMEOUT",
-            Self::Database(_) => "DATABASE_ERROR",
-            Self::Internal(_) => "INTERNAL",
+            Self::Database(e) if crate::db::unavailable(e) => "UNAVAILABLE",
+            Self::Database(_) | Self::DatabaseOpen { .. } => "DATABASE_ERROR",
+            Self::CorruptRow { .. }
+            | Self::Json { .. }
+            | Self::RollbackFailed { .. }
+            | Self::Injected(_)
+            | Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// Whether the failure is the node's own (its database, its data, a bug) rather than
+    /// something about the request or the hypervisor: its text is for the node's log, not for
+    /// the client.
+    pub fn is_server_fault(&self) -> bool {
+        match self {
+            Self::NotFound { .. }
+            | Self::InvalidArgument { .. }
+            | Self::InvalidState { .. }
+            | Self::InsufficientCapacity(_)
+            | Self::Conflict(_)
+            | Self::ConflictsWith { .. }
+            | Self::Hypervisor(_)
+            | Self::Timeout(_) => false,
+            Self::Database(_)
+            | Self::DatabaseOpen { .. }
+            | Self::CorruptRow { .. }
+            | Self::Json { .. }
+            | Self::RollbackFailed { .. }
+            | Self::Injected(_)
+            | Self::Internal(_) => true,
         }
     }
 
@@ -120,6 +171,33 @@ impl EngineError {
         Self::InvalidArgument { field: field.into(), message: message.into() }
     }
 
+    /// [`EngineError::CorruptRow`]: `value`, read from `table`.`column`, does not parse.
+    pub fn corrupt(
+        table: &'static str,
+        column: &'static str,
+        value: &str,
+        reason: impl std::fmt::Display,
+    ) -> Self {
+        let mut quoted: String = value.chars().take(QUOTED).collect();
+        if quoted.len() < value.len() {
+            quoted.push('…');
+        }
+        Self::CorruptRow { table, column, value: quoted, reason: reason.to_string() }
+    }
+
+    /// [`EngineError::Json`] about `what`.
+    pub fn json(what: impl Into<String>, source: serde_json::Error) -> Self {
+        Self::Json { what: what.into(), source }
+    }
+
+    /// [`EngineError::DatabaseOpen`]: `what` failed.
+    pub fn database_open(
+        what: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::DatabaseOpen { what: what.into(), source: source.into() }
+    }
+
     /// Shorthand for [`EngineError::InvalidState`] without details.
     pub fn invalid_state(message: impl Into<String>) -> Self {
         Self::InvalidState { message: message.into(), details: Value::Object(Default::default()) }
@@ -134,5 +212,73 @@ impl EngineError {
     /// Whether the failure came from a unique-constraint violation in the database.
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, Self::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::vm::VmState;
+
+    #[test]
+    fn a_value_that_does_not_parse_is_a_corrupt_row() {
+        let e = crate::db::parse_stored::<VmState>("vm_instances", "state", "Flying").unwrap_err();
+        let EngineError::CorruptRow { table, column, value, reason } = &e else {
+            panic!("not a corrupt row: {e:?}");
+        };
+        assert_eq!((*table, *column, value.as_str()), ("vm_instances", "state", "Flying"));
+        assert!(reason.contains("unknown VmState"), "{reason}");
+        assert_eq!(
+            e.to_string(),
+            format!("corrupt row: vm_instances.state holds `Flying` ({reason})")
+        );
+        assert_eq!((e.code(), e.is_server_fault()), ("INTERNAL", true));
+        let ok: VmState = crate::db::parse_stored("vm_instances", "state", "Running").unwrap();
+        assert_eq!(ok, VmState::Running);
+    }
+
+    #[test]
+    fn a_corrupt_row_quotes_a_long_value_only_in_part() {
+        let long = "é".repeat(QUOTED * 3);
+        let EngineError::CorruptRow { value, .. } =
+            EngineError::corrupt("workflow_runs", "context", &long, "not JSON")
+        else {
+            unreachable!()
+        };
+        assert_eq!(value.chars().count(), QUOTED + 1, "{value}");
+        assert!(value.ends_with('…'));
+    }
+
+    #[test]
+    fn the_nodes_own_failures_are_server_faults_with_stable_codes() {
+        let json = serde_json::from_str::<u8>("x").unwrap_err();
+        let cases = [
+            (EngineError::json("a job result", json), "INTERNAL"),
+            (EngineError::database_open("opening", "disk gone"), "DATABASE_ERROR"),
+            (EngineError::Database(sqlx::Error::RowNotFound), "DATABASE_ERROR"),
+            (EngineError::Database(sqlx::Error::PoolTimedOut), "UNAVAILABLE"),
+            (EngineError::Database(sqlx::Error::PoolClosed), "UNAVAILABLE"),
+            (EngineError::Injected("crash".into()), "INTERNAL"),
+            (
+                EngineError::RollbackFailed {
+                    workflow: "w".into(),
+                    cause: "c".into(),
+                    undos: "u".into(),
+                },
+                "INTERNAL",
+            ),
+            (EngineError::Internal("bug".into()), "INTERNAL"),
+        ];
+        for (e, code) in cases {
+            assert_eq!((e.code(), e.is_server_fault()), (code, true), "{e}");
+        }
+        for e in [
+            EngineError::not_found("vm", "x"),
+            EngineError::invalid("cpus", "too many"),
+            EngineError::Conflict("dup".into()),
+            EngineError::Timeout("call".into()),
+        ] {
+            assert!(!e.is_server_fault(), "{e}");
+        }
     }
 }

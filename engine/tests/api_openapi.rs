@@ -181,6 +181,20 @@ async fn the_document_lists_exactly_the_served_routes() {
     for field in ["code", "message", "details"] {
         assert!(error.as_array().unwrap().iter().any(|f| f == field), "{error}");
     }
+    let details = &schemas["ErrorBody"]["properties"]["details"]["description"];
+    assert!(details.as_str().is_some_and(|d| d.contains("request_id")), "{details}");
+
+    // A failure of the node itself: every operation may answer it, with the request id.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for status in ["500", "503"] {
+                let r = &op["responses"][status];
+                assert!(r["description"].as_str().unwrap().contains("request_id"), "{r}");
+                let header = &r["headers"]["x-request-id"];
+                assert_eq!(header["schema"]["format"], "uuid", "{method} {path} {status}: {r}");
+            }
+        }
+    }
 }
 
 /// A value of a parameter's schema (an enumeration's first value, a UUID nothing has).

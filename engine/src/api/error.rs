@@ -4,6 +4,14 @@
 //! code (`NOT_FOUND`, `INVALID_ARGUMENT`, ...) and alone decides the HTTP status, so a client can
 //! rely on either. Errors found at the edge (malformed JSON, a bad UUID in the path, an unknown
 //! route) use the same codes and shape as errors from the services.
+//!
+//! The node's own failures (the database, corrupt rows, a bug: [`EngineError::is_server_fault`],
+//! and [`ApiError::internal`]) keep their text out of the answer: the client gets the code, a
+//! message naming the request id and `details: {"request_id": ...}`, and the node logs the
+//! whole error under that id ([`super::request_id`]). So sqlx's messages, SQL, table names and
+//! the like reach the node's log only.
+
+use std::fmt::Display;
 
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -11,7 +19,9 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
+use super::request_id;
 use crate::error::EngineError;
 
 /// The body of every error response.
@@ -20,13 +30,17 @@ pub struct ErrorBody {
     /// Stable machine-readable code: NOT_FOUND, INVALID_ARGUMENT, INVALID_STATE,
     /// INSUFFICIENT_CAPACITY, CONFLICT, HYPERVISOR_ERROR, TIMEOUT, DATABASE_ERROR, INTERNAL,
     /// METHOD_NOT_ALLOWED for a known path called with a method it does not have,
-    /// UNAVAILABLE (503) when the management node that owns the resource could not be reached
-    /// (retry), or for requests over the server's limits: LENGTH_REQUIRED (411, a body without
-    /// Content-Length), PAYLOAD_TOO_LARGE (413), URI_TOO_LONG (414), HEADERS_TOO_LARGE (431).
+    /// UNAVAILABLE (503) when the management node that owns the resource, or the node's
+    /// database, could not be reached (retry), or for requests over the server's limits:
+    /// LENGTH_REQUIRED (411, a body without Content-Length), PAYLOAD_TOO_LARGE (413),
+    /// URI_TOO_LONG (414), HEADERS_TOO_LARGE (431).
     pub code: String,
     /// What went wrong, for a person; names the offending field where there is one.
     pub message: String,
     /// Structured details, e.g. `{"field": "cpus"}` or the VM's state and the allowed states.
+    /// For a failure of the node itself (500 DATABASE_ERROR or INTERNAL, 503 UNAVAILABLE when
+    /// its database could not be reached): `{"request_id": "<uuid>"}`, the id the node logged
+    /// the error under and returned in the `x-request-id` header; the message says no more.
     #[schema(value_type = Object)]
     pub details: Value,
 }
@@ -75,9 +89,25 @@ impl ApiError {
         Self::new("INVALID_ARGUMENT", message, json!({}))
     }
 
-    /// INTERNAL: a bug in the node.
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new("INTERNAL", message, json!({}))
+    /// INTERNAL: a bug in the node. `cause` goes to the node's log only (see [`Self::hidden`]).
+    pub fn internal(cause: impl Display) -> Self {
+        Self::hidden("INTERNAL", &cause)
+    }
+
+    /// A failure of the node itself: logged with `cause` under the current request id (a fresh
+    /// one outside any request), answered with `code`, that id and nothing of `cause`.
+    fn hidden(code: &str, cause: &dyn Display) -> Self {
+        let id = request_id::current().unwrap_or_else(Uuid::new_v4);
+        tracing::error!(request_id = %id, code, error = %cause, "request failed inside the node");
+        let logged = format!("the node's log has the details under request id {id}");
+        if code == "UNAVAILABLE" {
+            let message = format!(
+                "the database could not be reached; retry the request (it may or may not have \
+                 been carried out); {logged}"
+            );
+            return Self::new(code, message, json!({ "request_id": id, "retryable": true }));
+        }
+        Self::new(code, format!("internal error; {logged}"), json!({ "request_id": id }))
     }
 
     /// Rebuilds an error from a stored body (a failed job's error).
@@ -88,8 +118,8 @@ impl ApiError {
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
-        if matches!(e, EngineError::Database(_) | EngineError::Internal(_)) {
-            tracing::error!(error = %e, "request failed inside the engine");
+        if e.is_server_fault() {
+            return Self::hidden(e.code(), &e);
         }
         Self::new(e.code(), e.to_string(), e.details())
     }
@@ -154,5 +184,57 @@ mod tests {
         let api = ApiError::from(EngineError::invalid("cpus", "too many"));
         assert!(api.body.message.contains("cpus"), "{}", api.body.message);
         assert_eq!(api.body.details, json!({"field": "cpus"}));
+    }
+
+    /// What a failure of the node tells the client: the code, the request id, nothing else.
+    fn assert_hidden(api: &ApiError, status: u16, code: &str, id: Uuid, secrets: &[&str]) {
+        let body = serde_json::to_string(&api.body).unwrap();
+        assert_eq!((api.status.as_u16(), api.body.code.as_str()), (status, code), "{body}");
+        assert_eq!(api.body.details["request_id"], json!(id), "{body}");
+        assert!(api.body.message.contains(&format!("under request id {id}")), "{body}");
+        for secret in secrets {
+            assert!(!body.contains(secret), "`{secret}` reached the client: {body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_nodes_own_failures_answer_only_a_request_id() {
+        let id = Uuid::new_v4();
+        let cases = [
+            (EngineError::Internal("invariant x broke".into()), 500, "INTERNAL"),
+            (
+                EngineError::Database(sqlx::Error::Protocol("no such table: zones".into())),
+                500,
+                "DATABASE_ERROR",
+            ),
+            (
+                EngineError::corrupt("vm_instances", "state", "Flying", "unknown VmState"),
+                500,
+                "INTERNAL",
+            ),
+        ];
+        for (e, status, code) in cases {
+            let api = request_id::scope(id, async { ApiError::from(e) }).await;
+            let secrets = ["invariant", "no such table", "zones", "vm_instances", "Flying"];
+            assert_hidden(&api, status, code, id, &secrets);
+        }
+        let api = request_id::scope(id, async { ApiError::internal("job 7 panicked") }).await;
+        assert_hidden(&api, 500, "INTERNAL", id, &["panicked"]);
+        // Outside a request: a fresh id, still nothing of the cause.
+        let api = ApiError::from(EngineError::Internal("invariant y broke".into()));
+        let fresh: Uuid = serde_json::from_value(api.body.details["request_id"].clone()).unwrap();
+        assert_hidden(&api, 500, "INTERNAL", fresh, &["invariant"]);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_is_503_and_retryable() {
+        let id = Uuid::new_v4();
+        for e in [sqlx::Error::PoolTimedOut, sqlx::Error::PoolClosed] {
+            let api =
+                request_id::scope(id, async { ApiError::from(EngineError::Database(e)) }).await;
+            assert_hidden(&api, 503, "UNAVAILABLE", id, &["pool"]);
+            assert_eq!(api.body.details["retryable"], json!(true));
+            assert!(api.body.message.contains("retry"), "{}", api.body.message);
+        }
     }
 }

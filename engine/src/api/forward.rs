@@ -41,9 +41,9 @@ pub const SERVED_BY: &str = "x-oxstack-served-by";
 const MAX_BODY: usize = 16 << 20;
 
 /// The request headers that travel with a forwarded request, and the response headers that
-/// come back.
-const REQUEST_HEADERS: [&str; 2] = ["content-type", "accept"];
-const RESPONSE_HEADERS: [&str; 2] = ["content-type", "location"];
+/// come back; the request id travels both ways, so the owner logs under the id the client gets.
+const REQUEST_HEADERS: [&str; 3] = ["content-type", "accept", super::request_id::HEADER];
+const RESPONSE_HEADERS: [&str; 3] = ["content-type", "location", super::request_id::HEADER];
 
 /// What forwarding needs: the bus.
 #[derive(Clone, Debug)]

@@ -287,15 +287,18 @@ fn check_head(buf: &[u8]) -> Head {
     Head::Pass { len, then }
 }
 
-/// A complete HTTP/1.1 error response with the usual body; the connection closes after it.
+/// A complete HTTP/1.1 error response with the usual body and a request id of its own (no
+/// handler saw the request); the connection closes after it.
 fn error_response(status: StatusCode, code: &str, message: String, details: Value) -> Vec<u8> {
     let body = ErrorBody { code: code.to_string(), message, details };
     let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
     let mut out = format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{}: {}\r\nconnection: close\r\n\r\n",
         status.as_u16(),
         status.canonical_reason().unwrap_or(""),
-        json.len()
+        json.len(),
+        super::request_id::HEADER,
+        uuid::Uuid::new_v4(),
     )
     .into_bytes();
     out.extend_from_slice(&json);

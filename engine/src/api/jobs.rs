@@ -3,7 +3,9 @@
 //! The handler validates the request first, so a request that cannot succeed is refused at once
 //! and changes nothing. Then [`start`] records the job (one insert, state `Running`) and spawns
 //! the work; when the work ends the row gets its outcome (one update): `Succeeded` with the final
-//! resource as `result`, or `Failed` with the error body. The client gets `202 Accepted` with the
+//! resource as `result`, or `Failed` with the error body (for a failure of the node itself, the
+//! body that names only the id of the request that started the job, under which the node logged
+//! it: see [`super::error`]). The client gets `202 Accepted` with the
 //! job and `Location: /v1/jobs/{uuid}`, or with `?wait=true` the outcome itself. The work runs in
 //! its own task either way, so a client that hangs up does not cut an operation in half.
 
@@ -21,6 +23,7 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
@@ -111,7 +114,10 @@ where
     .map_err(EngineError::from)?;
     engine.events.publish("job", id.0, None, Some(JobState::Running.as_str()));
     let e = engine.clone();
-    let handle = tokio::spawn(async move {
+    // The job's task keeps the request's id: a failure it stores names the request that started
+    // it, and the node logs the failure under that id, within the job's span.
+    let request = super::request_id::current().unwrap_or_else(uuid::Uuid::new_v4);
+    let work = async move {
         let outcome = match AssertUnwindSafe(work).catch_unwind().await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => Err(ApiError::from(err)),
@@ -119,7 +125,9 @@ where
         };
         finish(&e, id, &outcome).await;
         outcome
-    });
+    };
+    let span = tracing::error_span!("job", job = %id, kind);
+    let handle = tokio::spawn(super::request_id::scope(request, work).instrument(span));
     let job = Job {
         uuid: id,
         kind: kind.to_string(),
@@ -196,9 +204,7 @@ impl Started {
 
 /// A resource as the JSON a job stores.
 pub fn to_value<T: Serialize>(v: &T) -> EngineResult<Option<Value>> {
-    serde_json::to_value(v)
-        .map(Some)
-        .map_err(|e| EngineError::Internal(format!("cannot serialize a job result: {e}")))
+    serde_json::to_value(v).map(Some).map_err(|e| EngineError::json("a job result", e))
 }
 
 const COLUMNS: &str = "uuid, kind, resource_uuid, state, result, error, created_at, finished_at";

@@ -1,6 +1,8 @@
 //! The REST API: axum routes under `/v1`, JSON everywhere, plus a WebSocket event stream.
 //!
 //! - [`error`]: the one public error type and its HTTP statuses
+//! - [`request_id`]: the `x-request-id` of every request and response, under which the node
+//!   logs its own failures
 //! - [`extract`]: body, query and path extractors that refuse bad input with a 400 naming it
 //! - [`queries`]: the query string of each list (its filters and paging)
 //! - [`jobs`]: long operations as jobs (`202` + `Location`, or `?wait=true`)
@@ -29,6 +31,7 @@ pub mod network;
 pub mod openapi;
 mod openapi_configs;
 pub mod queries;
+pub mod request_id;
 mod serve;
 pub mod storage;
 pub mod vm;
@@ -42,7 +45,8 @@ pub use serve::{serve, serve_with};
 
 use crate::Engine;
 
-/// Every route of the API, with `engine` as its state.
+/// Every route of the API, with `engine` as its state; each request gets its id
+/// ([`request_id::layer`]).
 pub fn router(engine: Engine) -> Router {
     use infra::{clusters, hosts, instance_offerings, zones};
     use network::{l2_networks, l3_networks};
@@ -110,6 +114,7 @@ pub fn router(engine: Engine) -> Router {
         .fallback(error::no_such_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(axum::middleware::from_fn(request_id::layer))
         .with_state(engine)
 }
 

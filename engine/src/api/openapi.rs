@@ -29,8 +29,12 @@ use oxstack_bus::Event;
     info(
         title = "oxstack",
         description = "The oxstack IaaS control plane. Errors always have the body \
-            {\"code\", \"message\", \"details\"}; long VM operations answer 202 with a job \
-            unless called with ?wait=true.",
+            {\"code\", \"message\", \"details\"}; a failure of the node itself (500, or 503 \
+            when its database could not be reached) says only \
+            {\"details\": {\"request_id\": \"<uuid>\"}}, the id the node logged it under. \
+            Every answer carries its request id in the x-request-id header (a request may send \
+            its own, a UUID). Long VM operations answer 202 with a job unless called with \
+            ?wait=true.",
     ),
     paths(
         zones::create, zones::list, zones::get, zones::delete,
@@ -104,8 +108,6 @@ pub enum Applies {
     /// Operations that read a request body: those that take one, and, with the AMQP bus,
     /// every one forwarded to another node (the body travels with it).
     WithBody,
-    /// Operations on one resource (`/v1/<collection>/{uuid}...`), which another node may own.
-    Forwarded,
 }
 
 /// The answers a request can get before, or instead of, its handler's: from the head guard
@@ -138,13 +140,21 @@ pub fn front_answers_table() -> Vec<(u16, String, Applies)> {
             format!("The request head is over {MAX_HEAD} bytes or has over {MAX_HEADERS} fields"),
             Applies::Always,
         ),
-        (500, "An internal error: a bug, or the database failed".into(), Applies::Always),
+        (
+            500,
+            "A failure of the node itself: a bug, or its database failed (DATABASE_ERROR, \
+             INTERNAL). The body says no more than `details.request_id`, the id (also in the \
+             x-request-id header) the node's log has the error under"
+                .into(),
+            Applies::Always,
+        ),
         (
             503,
-            "With the AMQP bus: the management node that owns the resource did not answer in \
-             time; retry"
+            "Retry: the node's database could not be reached (details.request_id as for 500), \
+             or with the AMQP bus the management node that owns the resource did not answer in \
+             time"
                 .into(),
-            Applies::Forwarded,
+            Applies::Always,
         ),
     ]
 }
@@ -167,16 +177,30 @@ fn front_answers(doc: &mut Value) {
                 let applies = match applies {
                     Applies::Always => true,
                     Applies::WithBody => with_body || forwarded,
-                    Applies::Forwarded => forwarded,
                 };
                 if applies {
-                    responses
-                        .entry(status.to_string())
-                        .or_insert_with(|| error_response(description));
+                    responses.entry(status.to_string()).or_insert_with(|| {
+                        let mut response = error_response(description);
+                        if *status >= 500 {
+                            response["headers"] = request_id_header();
+                        }
+                        response
+                    });
                 }
             }
         }
     }
+}
+
+/// The `x-request-id` header, as the 500 and 503 answers document it.
+fn request_id_header() -> Value {
+    let header = json!({
+        "description": "The request's id; for a failure of the node itself, the body's \
+            details.request_id repeats it",
+        "required": true,
+        "schema": {"type": "string", "format": "uuid"},
+    });
+    Value::Object([(super::request_id::HEADER.to_string(), header)].into_iter().collect())
 }
 
 /// A documented error answer.

@@ -19,8 +19,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-use super::forward;
 use super::head_guard::{self, Guarded, MAX_HEAD, MAX_HEADERS};
+use super::{forward, request_id};
 use crate::Engine;
 
 /// hyper's read buffer: above the largest head the guard passes, so hyper never refuses one.
@@ -45,7 +45,10 @@ pub async fn serve_with(
         Some(f) => forward::layer(super::router(engine.clone()), engine, f),
         None => super::router(engine),
     };
-    let app = app.layer(axum::middleware::from_fn(head_guard::close_after_refused_upgrade));
+    // Outside forwarding too, so its own answers (503 when the owner is away) carry the id.
+    let app = app
+        .layer(axum::middleware::from_fn(request_id::layer))
+        .layer(axum::middleware::from_fn(head_guard::close_after_refused_upgrade));
     // Connections hold a receiver each; the loop waits for all of them to be dropped.
     let (open_tx, open_rx) = watch::channel(());
     let (stop_tx, _) = watch::channel(false);

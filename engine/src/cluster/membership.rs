@@ -29,7 +29,7 @@ use utoipa::ToSchema;
 
 use super::HashRing;
 use crate::config::ConfigName;
-use crate::error::{EngineError, EngineResult};
+use crate::error::EngineResult;
 use crate::ids::ManagementNodeId;
 use crate::Engine;
 
@@ -170,10 +170,6 @@ fn hostname() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn bad_uuid(e: uuid::Error) -> EngineError {
-    EngineError::Internal(format!("bad management node uuid: {e}"))
-}
-
 impl Engine {
     /// Registers this node (state Running). Called once at start.
     pub(crate) async fn join_cluster(&self) -> EngineResult<()> {
@@ -241,7 +237,7 @@ impl Engine {
         .await?;
         let running = rows
             .into_iter()
-            .map(|(u, c)| Ok((ManagementNodeId(u.parse().map_err(bad_uuid)?), c)))
+            .map(|(u, c)| Ok((crate::db::parse_stored("management_nodes", "uuid", &u)?, c)))
             .collect::<EngineResult<Vec<_>>>()?;
         let interval = self.config.secs(ConfigName::ClusterHeartbeatIntervalSecs);
         let timeout = self.config.secs(ConfigName::ClusterHeartbeatTimeoutSecs).max(interval * 2);
@@ -310,12 +306,13 @@ impl Engine {
         }
         rows.into_iter()
             .map(|(uuid, hostname, pid, state, count, at, joined)| {
-                let uuid = ManagementNodeId(uuid.parse().map_err(bad_uuid)?);
+                let uuid: ManagementNodeId =
+                    crate::db::parse_stored("management_nodes", "uuid", &uuid)?;
                 Ok(ManagementNode {
                     uuid,
                     hostname,
                     pid: pid as u32,
-                    state: state.parse().map_err(EngineError::Internal)?,
+                    state: crate::db::parse_stored("management_nodes", "state", &state)?,
                     heartbeat_count: count as u64,
                     last_heartbeat_at: crate::time::rfc3339(at),
                     joined_at: crate::time::rfc3339(joined),

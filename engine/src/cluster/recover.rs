@@ -98,9 +98,7 @@ impl Engine {
         resource: &str,
         context: &str,
     ) -> EngineResult<()> {
-        let vm: VmId = resource
-            .parse()
-            .map_err(|e| EngineError::Internal(format!("bad resource uuid {resource}: {e}")))?;
+        let vm: VmId = crate::db::parse_stored("workflow_runs", "resource_uuid", resource)?;
         let _turn = self.queues.enter(vm.0).await;
         let me = self.membership.node.to_string();
         write(format!(
@@ -146,16 +144,21 @@ impl Engine {
                 vm::migrate_workflow().undo_all(&mut ctx).await
             }
             other => {
-                return Err(EngineError::Internal(format!(
-                    "unknown workflow `{other}` in the journal"
-                )))
+                return Err(EngineError::corrupt(
+                    "workflow_runs",
+                    "workflow",
+                    other,
+                    "no such workflow",
+                ))
             }
         };
         for (step, err) in &failed {
             if !matches!(err, EngineError::Hypervisor(_)) {
-                return Err(EngineError::Internal(format!(
-                    "undo of {workflow} step {step}: {err}"
-                )));
+                return Err(EngineError::RollbackFailed {
+                    workflow: workflow.to_string(),
+                    cause: "its node stopped mid-run".into(),
+                    undos: format!("{step}: {err}"),
+                });
             }
             tracing::warn!(%vm, %workflow, step, %err,
                 "the hypervisor refused an undo; reconciliation settles what the host runs");

@@ -120,8 +120,9 @@ impl Engine {
                 tracing::warn!(%job, %resource, "job resource does not parse; left to fail");
                 continue;
             };
-            let result = serde_json::to_string(&self.get_vm(vm).await?)
-                .map_err(|e| crate::error::EngineError::Internal(format!("vm {vm}: {e}")))?;
+            let result = serde_json::to_string(&self.get_vm(vm).await?).map_err(|e| {
+                crate::error::EngineError::json(format!("the result of job {job}"), e)
+            })?;
             let completed = crate::db::write(format!(
                 "UPDATE jobs SET state = 'Succeeded', result = ?, finished_at = ? \
                  WHERE uuid = ? AND state = 'Running' AND {}",

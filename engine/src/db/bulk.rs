@@ -22,8 +22,7 @@ pub async fn rows_as_one<T: DeserializeOwned>(
     let rows = conns.dialect().json_rows(columns, None);
     let sql = format!("SELECT {rows} FROM ({query}) AS q");
     let text: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(conns).await?;
-    serde_json::from_str(&text)
-        .map_err(|e| EngineError::Internal(format!("decoding the rows of `{query}`: {e}")))
+    serde_json::from_str(&text).map_err(|e| EngineError::json(format!("the rows of `{query}`"), e))
 }
 
 #[cfg(test)]

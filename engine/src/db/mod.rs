@@ -49,6 +49,13 @@ pub use statement::{write, Write};
 pub use writer::{Writer, MAX_BATCH};
 pub use writes::{Writes, Written};
 
+/// Whether `e` says the database could not be used at all (its server went away and stayed away
+/// through the retries, or this node has closed it), not that the statement failed: a request
+/// that failed so may be retried later, here or on another node.
+pub fn unavailable(e: &sqlx::Error) -> bool {
+    pg_retry::server_gone(e) || matches!(e, sqlx::Error::PoolClosed)
+}
+
 /// Handle to the database connections. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -118,7 +125,7 @@ impl Db {
         sqlx::migrate!("./migrations/sqlite")
             .run(&mut setup)
             .await
-            .map_err(|e| EngineError::Internal(format!("database migration failed: {e}")))?;
+            .map_err(|e| EngineError::database_open("database migration failed", e))?;
         let ro = base.read_only(true);
         let mut conns = Vec::with_capacity(readers);
         for _ in 0..readers {
@@ -126,9 +133,9 @@ impl Db {
         }
         setup.close().await?;
         let write = open_writer(&path, sync_pragma)
-            .map_err(|e| EngineError::Internal(format!("opening the write connection: {e}")))?;
+            .map_err(|e| EngineError::database_open("opening the write connection", e))?;
         let inline = open_inline_readers(&path, readers)
-            .map_err(|e| EngineError::Internal(format!("opening the inline readers: {e}")))?;
+            .map_err(|e| EngineError::database_open("opening the inline readers", e))?;
         Ok(Self {
             write: Arc::new(Writes::Sqlite(write)),
             read: Arc::new(Conns::new(conns)),
@@ -226,7 +233,10 @@ fn open_inline_readers(path: &Path, n: usize) -> rusqlite::Result<InlineReads> {
 }
 
 /// Opens and configures the write connection and starts its thread.
-fn open_writer(path: &Path, synchronous: &str) -> Result<Writer, Box<dyn std::error::Error>> {
+fn open_writer(
+    path: &Path,
+    synchronous: &str,
+) -> Result<Writer, Box<dyn std::error::Error + Send + Sync>> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = rusqlite::Connection::open_with_flags(path, flags)?;
     conn.pragma_update(None, "synchronous", synchronous)?;

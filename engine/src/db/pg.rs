@@ -33,11 +33,13 @@ pub async fn connect(url: &str) -> EngineResult<PgPool> {
         .test_before_acquire(false)
         .connect_with(options)
         .await
-        .map_err(|e| EngineError::Internal(format!("cannot reach PostgreSQL at `{url}`: {e}")))?;
+        .map_err(|e| {
+            EngineError::database_open(format!("cannot reach PostgreSQL at `{url}`"), e)
+        })?;
     sqlx::migrate!("./migrations/postgres")
         .run(&pool)
         .await
-        .map_err(|e| EngineError::Internal(format!("database migration failed: {e}")))?;
+        .map_err(|e| EngineError::database_open("database migration failed", e))?;
     Ok(pool)
 }
 
@@ -48,7 +50,7 @@ pub async fn create_database(server_url: &str, name: &str) -> EngineResult<Strin
         .parse()
         .map_err(|e| EngineError::invalid("db", format!("bad database URL `{server_url}`: {e}")))?;
     let mut conn = options.connect().await.map_err(|e| {
-        EngineError::Internal(format!("cannot reach PostgreSQL at `{server_url}`: {e}"))
+        EngineError::database_open(format!("cannot reach PostgreSQL at `{server_url}`"), e)
     })?;
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(EngineError::invalid("db", format!("bad database name `{name}`")));

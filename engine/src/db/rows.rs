@@ -77,6 +77,19 @@ where
     s.parse().map_err(|e: T::Err| decode_err(col, e.to_string()))
 }
 
+/// Parses `value`, read from `table`.`column`; a value that does not parse is
+/// [`EngineError::CorruptRow`](crate::EngineError::CorruptRow).
+pub fn parse_stored<T: FromStr>(
+    table: &'static str,
+    column: &'static str,
+    value: &str,
+) -> crate::EngineResult<T>
+where
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|e| crate::EngineError::corrupt(table, column, value, e))
+}
+
 /// Reads an IPv4 address stored as an integer.
 pub fn ipv4(row: &(impl Cols + ?Sized), col: &str) -> Result<Ipv4Addr, sqlx::Error> {
     let n = row.int(col)?;

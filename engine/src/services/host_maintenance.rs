@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use oxstack_hypervisor::{HostId, StopMode, VmId};
 
 use crate::config::ConfigName;
+use crate::db::parse_stored;
 use crate::error::{EngineError, EngineResult};
 use crate::services::vm::VmState;
 use crate::Engine;
@@ -93,9 +94,8 @@ impl Engine {
         .fetch_all(self.db.r())
         .await?;
         for (uuid, state, op_node) in rows {
-            let vm: VmId =
-                uuid.parse().map_err(|e| EngineError::Internal(format!("bad vm uuid: {e}")))?;
-            let state: VmState = state.parse().map_err(EngineError::Internal)?;
+            let vm: VmId = parse_stored("vm_instances", "uuid", &uuid)?;
+            let state: VmState = parse_stored("vm_instances", "state", &state)?;
             if matches!(state, VmState::Running | VmState::Paused) || state.is_transitional() {
                 return Ok(Some(Holder { vm, state, op_node }));
             }

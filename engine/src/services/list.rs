@@ -95,7 +95,7 @@ impl ListQuery {
         let args = || -> EngineResult<AnyArguments> {
             let mut args = AnyArguments::default();
             for v in &values {
-                args.add(v.clone()).map_err(|e| EngineError::Internal(e.to_string()))?;
+                args.add(v.clone()).map_err(sqlx::Error::Encode)?;
             }
             Ok(args)
         };

@@ -39,14 +39,13 @@ pub fn fingerprint(value: &impl std::hash::Hash) -> u64 {
 
 /// Encodes a context's saved form.
 pub fn to_json(value: &impl serde::Serialize) -> EngineResult<String> {
-    serde_json::to_string(value)
-        .map_err(|e| EngineError::Internal(format!("encoding a workflow context: {e}")))
+    serde_json::to_string(value).map_err(|e| EngineError::json("a workflow context", e))
 }
 
-/// Decodes a context's saved form.
+/// Decodes a context's saved form, as read from `workflow_runs.context`.
 pub fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> EngineResult<T> {
     serde_json::from_str(json)
-        .map_err(|e| EngineError::Internal(format!("decoding a journaled workflow context: {e}")))
+        .map_err(|e| EngineError::corrupt("workflow_runs", "context", json, e))
 }
 
 /// The journal row of one run in flight. Clones are handles to the same row, so a step can

@@ -103,12 +103,11 @@ impl<C: Send> Workflow<C> {
             }
             if outcome.is_ok() && opts.fail_after == Some(i) {
                 log.entries.push((step.name(), StepEvent::Succeeded));
-                outcome = Err(EngineError::Internal(format!(
-                    "injected failure after step `{}` of workflow `{}`",
+                let err = EngineError::Injected(format!(
+                    "failure after step `{}` of workflow `{}`",
                     step.name(),
                     self.name
-                )));
-                let err = outcome.err().unwrap_or_else(|| EngineError::Internal(String::new()));
+                ));
                 return self.unwind(ctx, i + 1, err, opts, log).await;
             }
             match outcome {
@@ -174,7 +173,7 @@ impl<C: Send> Workflow<C> {
 
     /// The error of a run stopped by `crash_after`.
     fn crashed(&self, step: &str) -> EngineError {
-        EngineError::Internal(format!("injected crash after step `{step}` of `{}`", self.name))
+        EngineError::Injected(format!("crash after step `{step}` of `{}`", self.name))
     }
 
     /// Undoes every step in reverse order, whether or not it ran (recovery of an interrupted
@@ -217,12 +216,12 @@ impl<C: Send> Workflow<C> {
         if undo_failures.is_empty() {
             (Err(err), log)
         } else {
-            let msg = format!(
-                "workflow `{}` failed ({err}) and its rollback failed too: {}",
-                self.name,
-                undo_failures.join("; ")
-            );
-            (Err(EngineError::Internal(msg)), log)
+            let failed = EngineError::RollbackFailed {
+                workflow: self.name.to_string(),
+                cause: err.to_string(),
+                undos: undo_failures.join("; "),
+            };
+            (Err(failed), log)
         }
     }
 }
@@ -239,6 +238,7 @@ mod tests {
         total: i64,
         applied: Vec<&'static str>,
         fail_on: Option<&'static str>,
+        fail_undo_on: Option<&'static str>,
     }
 
     #[async_trait]
@@ -257,6 +257,9 @@ mod tests {
             Ok(())
         }
         async fn undo(&self, ctx: &mut Ctx) -> EngineResult<()> {
+            if ctx.fail_undo_on == Some(self.0) {
+                return Err(EngineError::Timeout(format!("undo of {}", self.0)));
+            }
             if let Some(pos) = ctx.applied.iter().position(|s| *s == self.0) {
                 ctx.applied.remove(pos);
                 ctx.total -= self.1;
@@ -286,6 +289,21 @@ mod tests {
         let undone: Vec<_> =
             log.entries.iter().filter(|(_, e)| *e == StepEvent::Undone).map(|(n, _)| *n).collect();
         assert_eq!(undone, vec!["b", "a"]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_undo_makes_a_rollback_failure_naming_both_errors() {
+        let mut ctx = Ctx { fail_on: Some("c"), fail_undo_on: Some("b"), ..Default::default() };
+        let (res, _) = workflow().run_with(&mut ctx, RunOptions::default()).await;
+        let err = res.unwrap_err();
+        assert_eq!(err.code(), "INTERNAL");
+        assert!(err.is_server_fault());
+        let EngineError::RollbackFailed { workflow, cause, undos } = err else {
+            panic!("not a rollback failure: {err:?}");
+        };
+        assert_eq!((workflow.as_str(), cause.as_str()), ("adds", "c refused"));
+        assert_eq!(undos, "b: undo of b timed out");
+        assert_eq!(ctx.total, 10, "a was undone, b was not");
     }
 
     #[tokio::test]

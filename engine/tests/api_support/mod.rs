@@ -53,14 +53,15 @@ impl From<Value> for Body<'_> {
 impl Server {
     /// Starts an engine over a fresh simulator and serves the API on an ephemeral port.
     pub async fn start() -> Self {
+        let db_url = oxstack_engine::db::pg::test_database("api").await.expect("test database");
+        Self::start_on(db_url.unwrap_or_else(|| "sqlite::memory:".into())).await
+    }
+
+    /// [`Server::start`] on the database at `db_url`.
+    pub async fn start_on(db_url: String) -> Self {
         let sim = Arc::new(SimCloud::new(SimConfig::with_seed(42)));
         let hv: Arc<dyn Hypervisor> = sim.clone();
-        let db_url = oxstack_engine::db::pg::test_database("api").await.expect("test database");
-        let opts = EngineOptions {
-            db_url: db_url.unwrap_or_else(|| "sqlite::memory:".into()),
-            background_tasks: false,
-            ..EngineOptions::default()
-        };
+        let opts = EngineOptions { db_url, background_tasks: false, ..EngineOptions::default() };
         let engine = Engine::start(opts, hv).await.expect("engine starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");

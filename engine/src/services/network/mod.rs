@@ -138,8 +138,7 @@ impl Engine {
         let l3s: Vec<String> =
             sqlx::query_scalar("SELECT uuid FROM l3_networks").fetch_all(self.db.r()).await?;
         for l3 in l3s {
-            let l3: L3NetworkId =
-                l3.parse().map_err(|e| EngineError::Internal(format!("bad l3 uuid: {e}")))?;
+            let l3: L3NetworkId = db::parse_stored("l3_networks", "uuid", &l3)?;
             self.reload_ipam_l3(l3).await?;
         }
         Ok(())

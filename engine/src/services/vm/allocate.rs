@@ -156,9 +156,7 @@ impl Engine {
                     .bind(volume.to_string())
                     .fetch_one(self.db.r())
                     .await?;
-            return existing
-                .parse()
-                .map_err(|e| EngineError::Internal(format!("bad storage uuid: {e}")));
+            return crate::db::parse_stored("volumes", "primary_storage_uuid", &existing);
         }
         let charged = crate::db::write(
             "UPDATE primary_storages SET used_bytes = used_bytes + ?1 \
@@ -317,8 +315,7 @@ impl Engine {
                 .fetch_optional(self.db.w(), |r| Ok((r.text("l3_network_uuid")?, r.int("ip")?)))
                 .await?;
         if let Some((l3, ip)) = row {
-            let l3: L3NetworkId =
-                l3.parse().map_err(|e| EngineError::Internal(format!("bad l3 uuid: {e}")))?;
+            let l3: L3NetworkId = crate::db::parse_stored("vm_nics", "l3_network_uuid", &l3)?;
             self.ipam.release(l3, Ipv4Addr::from(ip as u32));
         }
         Ok(())
@@ -336,8 +333,7 @@ impl Engine {
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for (l3, ip, mac, iface) in rows {
-            let l3: L3NetworkId =
-                l3.parse().map_err(|e| EngineError::Internal(format!("bad l3 uuid: {e}")))?;
+            let l3: L3NetworkId = crate::db::parse_stored("vm_nics", "l3_network_uuid", &l3)?;
             out.push(self.nic_spec(l3, Ipv4Addr::from(ip as u32), mac, iface));
         }
         Ok(out)

@@ -193,7 +193,7 @@ impl Engine {
     pub async fn plan_create_vm(&self, req: CreateVm) -> EngineResult<CreatePlan> {
         check_name(&req.name)?;
         let l3_list = serde_json::to_string(&req.l3_network_uuids)
-            .map_err(|e| EngineError::Internal(format!("encoding L3 uuids: {e}")))?;
+            .map_err(|e| EngineError::json("the L3 uuids of a create", e))?;
         let row = sqlx::query(sqlx::AssertSqlSafe(plan_query(self.db.dialect())))
             .bind(req.instance_offering_uuid.to_string())
             .bind(req.image_uuid.to_string())
@@ -220,7 +220,7 @@ impl Engine {
         let l3s_json: String = row.try_get(5)?;
         let found: Vec<(L3NetworkId, ZoneId, L2NetworkId, String)> =
             serde_json::from_str(&l3s_json)
-                .map_err(|e| EngineError::Internal(format!("reading L3 networks: {e}")))?;
+                .map_err(|e| EngineError::json("the L3 networks a create plan read", e))?;
         if req.l3_network_uuids.is_empty() {
             return Err(EngineError::invalid(
                 "l3_network_uuids",

@@ -45,8 +45,12 @@ impl Engine {
         self.set_vm_state(vm, state, VmState::Destroying).await?;
         // The host the VM stays defined on because it could not be reached.
         let mut still_defined_on = None;
-        if let Some(h) = host.or(last) {
-            let h = h.parse().map_err(|e| EngineError::Internal(format!("bad host uuid: {e}")))?;
+        let defined_on = match (host, last) {
+            (Some(h), _) => Some(("host_uuid", h)),
+            (None, last) => last.map(|h| ("last_host_uuid", h)),
+        };
+        if let Some((column, h)) = defined_on {
+            let h = crate::db::parse_stored("vm_instances", column, &h)?;
             match self.hv(h, "destroy", self.hypervisor.destroy_vm(h, vm)).await {
                 Ok(()) => {}
                 Err(EngineError::Hypervisor(
@@ -92,7 +96,7 @@ impl Engine {
                 .fetch_one(self.db.r())
                 .await?;
         if let Some(h) = pending {
-            let h = h.parse().map_err(|e| EngineError::Internal(format!("bad host uuid: {e}")))?;
+            let h = crate::db::parse_stored("vm_instances", "last_host_uuid", &h)?;
             self.hv(h, "destroy", self.hypervisor.destroy_vm(h, vm)).await?;
             crate::db::write("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ?")
                 .bind(vm.to_string())

@@ -244,9 +244,7 @@ impl Engine {
         .fetch_optional(self.db.r())
         .await?;
         let Some((Some(host), cpus, memory)) = row else { return Ok(None) };
-        let host = host
-            .parse()
-            .map_err(|e| EngineError::Internal(format!("bad host uuid {host}: {e}")))?;
+        let host = crate::db::parse_stored("vm_instances", col, &host)?;
         Ok(Some((host, cpus as u32, memory as u64)))
     }
 }

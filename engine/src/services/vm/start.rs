@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::allocate::HostRequest;
 use super::{VmInstance, VmOp, VmState};
 use crate::error::{EngineError, EngineResult};
-use crate::ids::{L2NetworkId, PrimaryStorageId, VmId, VolumeId, ZoneId};
+use crate::ids::{VmId, VolumeId};
 use crate::workflow::journal::{fingerprint, from_json, to_json};
 use crate::workflow::{Journal, Journaled, Step, Workflow};
 use crate::Engine;
@@ -112,9 +112,7 @@ impl Engine {
         .fetch_optional(self.db.r())
         .await?
         .ok_or_else(|| EngineError::not_found("vm", vm))?;
-        let parse = |s: &str| {
-            s.parse::<uuid::Uuid>().map_err(|e| EngineError::Internal(format!("bad uuid {s}: {e}")))
-        };
+        use crate::db::parse_stored;
         let l2s: Vec<(String,)> = sqlx::query_as(
             "SELECT DISTINCT l3.l2_network_uuid FROM vm_nics n JOIN l3_networks l3 ON l3.uuid = n.l3_network_uuid WHERE n.vm_uuid = ?",
         )
@@ -127,18 +125,21 @@ impl Engine {
         .bind(vm.to_string())
         .fetch_optional(self.db.r())
         .await?;
-        let last_host = last_host.as_deref().map(parse).transpose()?.map(HostId);
+        let last_host: Option<HostId> =
+            last_host.map(|h| parse_stored("vm_instances", "last_host_uuid", &h)).transpose()?;
         let request = HostRequest {
             cpus: cpus as u32,
             memory: memory as u64,
-            zone: Some(ZoneId(parse(&zone)?)),
+            zone: Some(parse_stored("vm_instances", "zone_uuid", &zone)?),
             designated_host: designated,
             preferred_host: last_host,
             l2_networks: l2s
                 .iter()
-                .map(|(s,)| parse(s).map(L2NetworkId))
+                .map(|(s,)| parse_stored("l3_networks", "l2_network_uuid", s))
                 .collect::<Result<_, _>>()?,
-            required_storage: storage.as_deref().map(parse).transpose()?.map(PrimaryStorageId),
+            required_storage: storage
+                .map(|s| parse_stored("volumes", "primary_storage_uuid", &s))
+                .transpose()?,
             ..Default::default()
         };
         Ok(StartCtx {
@@ -173,11 +174,7 @@ impl Engine {
             cpus: cpus as u32,
             memory_bytes: memory as u64,
             root_volume: VolumeSpec {
-                volume: VolumeId(
-                    volume
-                        .parse()
-                        .map_err(|e| EngineError::Internal(format!("bad volume uuid: {e}")))?,
-                ),
+                volume: VolumeId(crate::db::parse_stored("volumes", "uuid", &volume)?),
                 size_bytes: size as u64,
                 format,
                 backing_image_url: image_url,

@@ -176,7 +176,8 @@ impl Engine {
             .bind(id.to_string())
             .fetch_optional(self.db.r())
             .await?;
-        s.ok_or_else(|| EngineError::not_found("vm", id))?.parse().map_err(EngineError::Internal)
+        let s = s.ok_or_else(|| EngineError::not_found("vm", id))?;
+        crate::db::parse_stored("vm_instances", "state", &s)
     }
 
     /// After operation `err` failed: moves the VM back from `from` to `to` and returns `err`
