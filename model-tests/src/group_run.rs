@@ -3,8 +3,8 @@
 //! The operations are futures joined on the SUT's current-thread runtime (`join_all`), so they
 //! interleave at every await while the database works on its own threads; all run on the node
 //! whose turn it is, calling its engine directly. Then, in order:
-//! - no operation failed with a server error (DATABASE_ERROR, INTERNAL): never an acceptable
-//!   answer;
+//! - no operation failed with a server error (DATABASE_ERROR, INTERNAL, UNAVAILABLE: the test
+//!   never takes the database or a node away): never an acceptable answer;
 //! - one snapshot of the engine and the simulator is read, and the invariants that need no
 //!   order are checked on it: no VM Running or Paused on a host the group put in Maintenance
 //!   (from another state, and which is still in it: a VM may be Running on a host that was
@@ -30,7 +30,7 @@ use crate::sut::Sut;
 use crate::transitions::Transition;
 
 /// Error codes that are never an acceptable answer.
-const SERVER_ERRORS: [&str; 2] = ["DATABASE_ERROR", "INTERNAL"];
+const SERVER_ERRORS: [&str; 3] = ["DATABASE_ERROR", "INTERNAL", "UNAVAILABLE"];
 
 impl Sut {
     /// Runs `ops` at once on engine `e` and checks them (see the module doc).

@@ -137,7 +137,7 @@ pub async fn run(
         let n = ctx.stats.internal_failures();
         let v = if n > 0 {
             vec![format!(
-                "{n} operations failed with INTERNAL or DATABASE_ERROR; first: {}",
+                "{n} operations failed with INTERNAL, DATABASE_ERROR or UNAVAILABLE; first: {}",
                 ctx.stats.first_internal().unwrap_or("?")
             )]
         } else {

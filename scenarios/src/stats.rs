@@ -29,9 +29,10 @@ pub fn cause(e: &EngineError) -> String {
     }
 }
 
-/// Whether a cause means a bug rather than an expected refusal or an injected fault.
+/// Whether a cause means a bug rather than an expected refusal or an injected fault (a
+/// scenario never takes its database away, so UNAVAILABLE is one too).
 pub fn is_internal(cause: &str) -> bool {
-    cause == "INTERNAL" || cause == "DATABASE_ERROR"
+    matches!(cause, "INTERNAL" | "DATABASE_ERROR" | "UNAVAILABLE")
 }
 
 /// Measures one operation in simulated and wall time.
@@ -116,12 +117,12 @@ impl Stats {
         self.record::<()>(op, timer, &Ok(()));
     }
 
-    /// The first operation that failed with INTERNAL or DATABASE_ERROR, with its message.
+    /// The first operation that failed with a server error (see [`is_internal`]), with its message.
     pub fn first_internal(&self) -> Option<&str> {
         self.first_internal.as_deref()
     }
 
-    /// Operations that failed with INTERNAL or DATABASE_ERROR.
+    /// Operations that failed with a server error (see [`is_internal`]).
     pub fn internal_failures(&self) -> u64 {
         self.failures_by_cause().iter().filter(|(c, _)| is_internal(c)).map(|(_, n)| n).sum()
     }

@@ -11,7 +11,7 @@
 //! all_vms_in = "Running"     # shorthand for vm_states = ["Running"]
 //! min_vms = 500              # at least this many VMs exist
 //! max_strays = 0             # VMs a host runs that the database destroyed while it was away
-//! no_internal_errors = true  # no operation failed with INTERNAL or DATABASE_ERROR
+//! no_internal_errors = true  # no operation failed with INTERNAL, DATABASE_ERROR or UNAVAILABLE
 //! ```
 
 use oxstack_engine::services::vm::VmState;
