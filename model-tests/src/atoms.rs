@@ -5,7 +5,7 @@
 //!   database (see `placement`: a reservation the database declines is chosen again).
 //! - A live migration chooses and reserves its target likewise, and moves the VM later; in
 //!   between the VM (Migrating) holds capacity on both hosts, which other placements see.
-//! - A host entering Maintenance (README, "The VM lifecycle": concurrent requests) writes the state
+//! - A host entering Maintenance (docs/USING.md, "The VM lifecycle": concurrent requests) writes the state
 //!   first (from then on no placement on the host succeeds), then evacuates, one step at a
 //!   time and in an unspecified order, "any VM still holding the host, or finish": a Running
 //!   VM is live-migrated where the scheduler picks (reserve, then move, as above), or stopped

@@ -12,7 +12,7 @@
 //! `RefState::hosts` with their cluster). Aux L3 networks only ever hold IP ranges: no VM has a
 //! NIC on them. VMs may be created from aux images (which have the main image's size).
 //!
-//! Every operation here is total: it has an answer in every state (the README's error codes: 400
+//! Every operation here is total: it has an answer in every state (docs/USING.md's error codes: 400
 //! INVALID_ARGUMENT for a range invalid on its own, 404 NOT_FOUND for a parent or target that
 //! does not exist, 409 CONFLICT for a parent that still has children or a range that clashes
 //! with another of the same L2 network), because in a group
