@@ -91,8 +91,10 @@ pub fn held(t: &Transition, phase: Phase) -> Vec<Queue> {
 }
 
 /// Whether another operation still to run may, between a placement's choice of a host and its
-/// reservation in the database, make the database decline it (see `placement`): a state change
-/// or deletion of the host, the delete of the VM's image (given as the second argument).
+/// reservation in the database, change whether the database accepts it (see `placement`): a
+/// state change or deletion of the host, the delete of the VM's image (given as the second
+/// argument); where the node's index lags the database on the host, a release or reservation
+/// there.
 pub type AtRisk<'a> = &'a dyn Fn(HostNo, Option<AuxNo>) -> bool;
 
 /// Every possible result of one step of `t` at `phase` in `state`; none when the step must

@@ -129,6 +129,16 @@ impl RefState {
         }
     }
 
+    /// Whether that index counts less used on `h` than the database: then the database may
+    /// decline a reservation the index offers there, and whether it does depends on what is
+    /// released or taken there between the choice and the reservation (see `placement`).
+    pub fn index_lags(&self, h: HostNo) -> bool {
+        matches!(
+            self.cache.as_ref().and_then(|c| c.hosts.get(&h)),
+            Some(CachedHost::Off { cpus, memory, .. }) if *cpus < 0 || *memory < 0
+        )
+    }
+
     /// Every host in that index: the database's not missing from it, and its ghosts.
     pub fn index_hosts(&self) -> Vec<HostNo> {
         let ghosts = self.cache.iter().flat_map(|c| {

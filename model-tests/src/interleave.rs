@@ -6,16 +6,17 @@
 //! it needs more than its budget for is a group too large for it.
 //!
 //! A random run may take every placement in two steps (its choice in the scheduler's index,
-//! then the database), not only those `placement` splits because something may decline them in
-//! between: a placement the database accepts is, for everyone else, the same as one reserved
-//! when it was chosen, so the search must explain those runs too.
+//! then the database), not only those `placement` splits because something may change in
+//! between whether the database accepts them: otherwise a placement the database accepts is,
+//! for everyone else, the same as one reserved when it was chosen, so the search must explain
+//! those runs too.
 
 use std::collections::BTreeMap;
 
 use crate::atoms::{held, queue, step, Phase, Progress, Queue};
 use crate::aux::{AuxNo, Parent, RANGES};
 use crate::invariants::{expected_bss, image_bytes};
-use crate::linearize::may_decline;
+use crate::linearize::{may_decline, may_move_capacity};
 use crate::reference::{Expected, HostNo, Reach, RefState, L3_IPS, ROOT_BYTES};
 use crate::snapshot::{SnapAux, SnapHost, SnapL3, SnapVm, Snapshot};
 use crate::transitions::Transition;
@@ -44,7 +45,8 @@ impl Rng {
 /// Which placements a run takes in two steps.
 #[derive(Clone, Copy, Debug)]
 pub enum Split {
-    /// Those something still to run may make the database decline (as `linearize` does).
+    /// Those whose acceptance by the database something still to run may change (as
+    /// `linearize` does).
     AtRisk,
     /// Every one.
     All,
@@ -76,7 +78,11 @@ pub fn random_run(start: &RefState, ops: &[Transition], seed: u64, split: Split)
             let at_risk = |h: HostNo, image: Option<AuxNo>| match split {
                 Split::All => true,
                 Split::AtRisk => ops.iter().enumerate().any(|(j, op)| {
-                    j != i && phases[j] == Some(Phase::Start) && may_decline(op, Some(h), image)
+                    j != i
+                        && ((phases[j] == Some(Phase::Start) && may_decline(op, Some(h), image))
+                            || (state.index_lags(h)
+                                && phases[j].is_some()
+                                && may_move_capacity(&state, op, h)))
                 }),
             };
             let steps = step(&state, op, phase, &at_risk);
@@ -136,7 +142,13 @@ impl Snapshot {
             sim_hosts,
             sim_no_room: state.sim_no_room,
             aux: Some(aux_of(state)),
-            node: crate::nodes::NodeSnap { config: state.config.clone(), cache: None },
+            node: crate::nodes::NodeSnap {
+                config: state.config.clone(),
+                cache: state.cache.as_ref().map(|c| crate::nodes::CacheSnap {
+                    hosts: state.hosts.keys().map(|h| (*h, state.index_entry(*h))).collect(),
+                    storage: u64::try_from(state.storage_used() + c.storage).ok(),
+                }),
+            },
             raw_vms: BTreeMap::new(),
             raw_hosts: Vec::new(),
         }

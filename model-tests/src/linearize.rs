@@ -23,9 +23,9 @@
 //!   completed the operations;
 //! - of identical operations with the same answer, only the orders in which they start in the
 //!   group's order are tried (`waits_for_twin`);
-//! - a placement is one step unless an operation not started may decline it in between
-//!   (`placement`), and one the engine refused with a refusal that changes nothing never does
-//!   (`declines_nothing`).
+//! - a placement is one step unless an operation may change in between whether the database
+//!   accepts it (`placement`), and one the engine refused with a refusal that changes nothing
+//!   never declines one (`declines_nothing`).
 
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -202,15 +202,26 @@ impl Search<'_> {
         }
     }
 
-    /// Whether an operation other than `i`, not started yet, may make the database decline a
-    /// placement on `host` (or of a VM from `image`), so that the placement is two steps (see
-    /// `atoms::AtRisk`): one that [`may_decline`] it, unless it `declines_nothing`.
-    fn at_risk(&self, slots: &[Slot], i: usize, host: HostNo, image: Option<AuxNo>) -> bool {
+    /// Whether an operation other than `i` may change whether the database accepts a
+    /// placement on `host` (or of a VM from `image`) chosen in `state`, so that the placement
+    /// is two steps (see `atoms::AtRisk`): one not started that [`may_decline`] it, unless it
+    /// `declines_nothing`; or, where the node's index lags the database on `host`, one not
+    /// finished that [`may_move_capacity`] there.
+    fn at_risk(
+        &self,
+        state: &RefState,
+        slots: &[Slot],
+        i: usize,
+        host: HostNo,
+        image: Option<AuxNo>,
+    ) -> bool {
+        let lags = state.index_lags(host);
         self.seen.ops.iter().enumerate().any(|(j, op)| {
             j != i
-                && slots[j] == Slot::At(Phase::Start)
-                && !self.declines_nothing(j)
-                && may_decline(op, Some(host), image)
+                && ((slots[j] == Slot::At(Phase::Start)
+                    && !self.declines_nothing(j)
+                    && may_decline(op, Some(host), image))
+                    || (lags && slots[j] != Slot::Done && may_move_capacity(state, op, host)))
         })
     }
 
@@ -235,7 +246,9 @@ impl Search<'_> {
     /// group); of a state change's NOT_FOUND (see `declines_nothing`); and of a placement when
     /// no operation not started may decline one (`at_risk` for any host): then each of its
     /// placements is one step, and one that fails does so at the scheduler's choice and leaves
-    /// nothing.
+    /// nothing. (With several nodes a placement may also be two steps where the node's index
+    /// lags, but there one that finds no room reloads the caches first, a step of its own that
+    /// changes the state, so `refusal_now` never takes it.)
     fn fails_at_once(&self, slots: &[Slot], i: usize) -> bool {
         use Transition as T;
         let ops = self.seen.ops;
@@ -267,7 +280,7 @@ impl Search<'_> {
                 && !queue(&ops[i]).is_some_and(|q| held.contains(&q))
                 && self.fails_at_once(slots, i)
                 && {
-                    let at_risk = |h, img| self.at_risk(slots, i, h, img);
+                    let at_risk = |h, img| self.at_risk(state, slots, i, h, img);
                     match step(state, &ops[i], Phase::Start, &at_risk).as_slice() {
                         [(next, Progress::Done(answer))] => {
                             answer.matches(self.seen.answers[i].as_deref()) && next == state
@@ -369,7 +382,7 @@ impl Search<'_> {
         {
             return Vec::new();
         }
-        let at_risk = |h, img| self.at_risk(slots, i, h, img);
+        let at_risk = |h, img| self.at_risk(state, slots, i, h, img);
         let steps = step(state, &ops[i], phase, &at_risk);
         let mut out = Vec::with_capacity(steps.len());
         for (next, progress) in steps {
@@ -540,6 +553,18 @@ pub fn may_decline(op: &Transition, host: Option<HostNo>, image: Option<AuxNo>) 
         Transition::DeleteAux { n, .. } => Some(*n) == image,
         _ => false,
     }
+}
+
+/// Whether `op`, not finished, may release or take capacity on `host`: over-approximated by
+/// whether it touches the host (`commute::keys`; the scheduler's choice touches every host).
+/// It matters to a placement chosen on `host` in an index that lags the database there
+/// (`RefState::index_lags`), which the database may decline: a release there between the
+/// choice and the reservation may make the database accept what it would have declined
+/// before, and the index, which counted the choice, saturates lower on that release than
+/// with the whole placement after it; a reservation there may make the database decline what
+/// it would have accepted.
+pub fn may_move_capacity(state: &RefState, op: &Transition, host: HostNo) -> bool {
+    conflict(&keys(state, op), &[Key::Host(host)])
 }
 
 /// An operation's phase in `slot` (`None`: finished).

@@ -107,8 +107,13 @@ pub fn end_of_run(nodes: usize) {
 /// Runs a given case `times` times, on a fresh cloud each time, with seeds `0..times`: a race
 /// a case is kept for happens on some runs only.
 pub fn run_case_repeatedly(transitions: &[Transition], times: u64) {
+    run_case_repeatedly_on(transitions, times, 1);
+}
+
+/// [`run_case_repeatedly`] on `nodes` management nodes.
+pub fn run_case_repeatedly_on(transitions: &[Transition], times: u64, nodes: usize) {
     for seed in 0..times {
-        run_case(seed, transitions, 1);
+        run_case(seed, transitions, nodes);
     }
 }
 

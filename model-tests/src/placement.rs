@@ -21,9 +21,16 @@
 //! a fresh index would not have chosen first, and the model says which (see `cache`).
 //!
 //! A phantom that the database then accepts is, for everyone else, the same as a reservation
-//! made when it was chosen. So the two steps are one unless another operation still to run may
-//! make the database decline it (`AtRisk`): a state change or deletion of the chosen host, the
-//! delete of the image. That keeps the group search small.
+//! made when it was chosen. So, to keep the group search small, the two steps are one unless
+//! another operation still to run may change whether the database accepts it (`AtRisk`): a
+//! state change or deletion of the chosen host, the delete of the image; and, where the node's
+//! index counts less used on the chosen host than the database (`RefState::index_lags`: the
+//! other node's placements there), any operation that may release or take capacity there
+//! (`linearize::may_move_capacity`). For such an index may offer a host the database has no
+//! room on; a release there between the choice and the reservation, say a destroy, then makes
+//! the database accept it, and leaves the index lower than either whole order would (the
+//! release saturates at zero in an index that counted the choice but not the other node's
+//! VMs). The engine runs into that when its database write is slow.
 
 use oxstack_engine::services::vm::VmState;
 
