@@ -162,3 +162,27 @@ async fn a_create_that_committed_before_the_crash_gets_its_job_succeeded() {
     assert_eq!(result["state"], "Running");
     new.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_node_left_alone_by_a_death_reloads_the_caches_the_dead_node_made_stale() {
+    let dir = TestDbDir::new("takeover");
+    let cloud = Cloud::on_db(&dir.url(), 2, 8, 16, 16).await;
+    let a = cloud.engine.clone();
+    let b = another_node(&cloud, &dir.url()).await;
+    beat(&[&a, &b]).await;
+    beat(&[&a, &b]).await;
+    assert!(!a.membership.alone());
+    // b's writes: a's capacity index and IPAM do not see them.
+    b.create_vm(cloud.create_req("on-b")).await.unwrap();
+    assert!(!a.invariant_violations().await.unwrap().is_empty(), "a's caches lag b's create");
+    b.db.close().await;
+
+    // b stops heartbeating; once a declares it dead, a is alone, and alone it never reads the
+    // database again before refusing a placement: its caches must be exact from then on.
+    for _ in 0..8 {
+        beat(&[&a]).await;
+    }
+    assert!(a.membership.alone(), "the dead node is forgotten at once");
+    assert_eq!(a.invariant_violations().await.unwrap(), Vec::<String>::new());
+    a.shutdown().await;
+}
