@@ -186,3 +186,66 @@ async fn a_node_left_alone_by_a_death_reloads_the_caches_the_dead_node_made_stal
     assert_eq!(a.invariant_violations().await.unwrap(), Vec::<String>::new());
     a.shutdown().await;
 }
+
+/// Runs `op` on `e` until `e` has run `writes` more database writes and `op` waits for its
+/// next one, then drops it: `e`'s process dies there (`Writer::hold_after`), and nothing of
+/// `op` after that runs. Whether `op` finished first.
+async fn until_writes<F: std::future::Future>(e: &Engine, writes: u64, op: F) -> bool {
+    let crate::db::Writes::Sqlite(w) = e.db.w() else { panic!("a SQLite database") };
+    w.hold_after(w.writes_run() + writes);
+    tokio::select! {
+        biased;
+        _ = op => true,
+        _ = async {
+            while !w.holding() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        } => false,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_migration_whose_node_dies_after_any_write_ends_where_the_hypervisor_has_it() {
+    for writes in 1..=8 {
+        let dir = TestDbDir::new("takeover");
+        let cloud = Cloud::on_db(&dir.url(), 2, 8, 16, 16).await;
+        let a = cloud.engine.clone();
+        let vm = a.create_vm(cloud.create_req("m")).await.unwrap().uuid;
+        let b = another_node(&cloud, &dir.url()).await;
+        beat(&[&a, &b]).await;
+        beat(&[&a, &b]).await;
+        // The recovery passes the ring changes started write too: let them end first.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(a.recovering.lock().await);
+        let finished = until_writes(&a, writes, a.migrate_vm(vm, None)).await;
+        a.db.close().await;
+        let at = format!("a died after {writes} writes of the migration (finished: {finished})");
+
+        // b declares a dead, takes over, rolls the run back; the hosts report.
+        for _ in 0..8 {
+            beat(&[&b]).await;
+        }
+        let runs = || async {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workflow_runs")
+                .fetch_one(b.db.r())
+                .await
+                .unwrap();
+            n
+        };
+        for _ in 0..1_000 {
+            if runs().await == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(runs().await, 0, "{at}: the run is left");
+        for h in &cloud.hosts {
+            b.reconcile_host(*h).await.unwrap();
+        }
+        let runs_on = cloud.sim.vm(vm).map(|v| v.host);
+        let v = b.get_vm(vm).await.unwrap();
+        assert_eq!((v.state, v.host_uuid), (VmState::Running, runs_on), "{at}");
+        assert_eq!(b.invariant_violations().await.unwrap(), Vec::<String>::new(), "{at}");
+        b.shutdown().await;
+    }
+}

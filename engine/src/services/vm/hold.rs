@@ -135,10 +135,26 @@ impl Engine {
         memory: u64,
         unhold: Write,
     ) -> EngineResult<bool> {
+        self.release_held_with(host, cpus, memory, unhold, Vec::new()).await
+    }
+
+    /// As [`Engine::release_held`], with `also` run after it in the same transaction (and
+    /// not at all when the capacity was no longer held): an operation's last writes, so that
+    /// no crash can come between them.
+    pub(crate) async fn release_held_with(
+        &self,
+        host: HostId,
+        cpus: u32,
+        memory: u64,
+        unhold: Write,
+        also: Vec<Write>,
+    ) -> EngineResult<bool> {
         let _cache = self.cache_gate.read().await;
         let release =
             write(RELEASE).bind(i64::from(cpus)).bind(memory as i64).bind(host.to_string());
-        let released = self.db.then_if_one(unhold, release).await?;
+        let mut writes = vec![unhold.must_change_one(), release];
+        writes.extend(also);
+        let released = self.db.atomically(writes).await?.is_ok();
         if released {
             self.scheduler.index().release(host, cpus, memory);
         }
