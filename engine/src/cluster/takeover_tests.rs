@@ -204,47 +204,80 @@ async fn until_writes<F: std::future::Future>(e: &Engine, writes: u64, op: F) ->
     }
 }
 
+/// Two nodes on a fresh cloud of two hosts, both on the ring, with a VM of `a` running.
+async fn two_nodes(dir: &TestDbDir) -> (Cloud, Engine, Engine, VmId) {
+    let cloud = Cloud::on_db(&dir.url(), 2, 8, 16, 16).await;
+    let a = cloud.engine.clone();
+    let vm = a.create_vm(cloud.create_req("first")).await.unwrap().uuid;
+    let b = another_node(&cloud, &dir.url()).await;
+    beat(&[&a, &b]).await;
+    beat(&[&a, &b]).await;
+    // The recovery passes the ring changes started write too: let them end first.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(a.recovering.lock().await);
+    (cloud, a, b, vm)
+}
+
+/// `b` declares the dead node dead, takes over and rolls its runs back; then every host
+/// reports, as at `b`'s next sync.
+async fn take_over_and_sync(cloud: &Cloud, b: &Engine, at: &str) {
+    for _ in 0..8 {
+        beat(&[b]).await;
+    }
+    let runs = || async {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workflow_runs")
+            .fetch_one(b.db.r())
+            .await
+            .unwrap();
+        n
+    };
+    for _ in 0..1_000 {
+        if runs().await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(runs().await, 0, "{at}: the run is left");
+    for h in &cloud.hosts {
+        b.reconcile_host(*h).await.unwrap();
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_migration_whose_node_dies_after_any_write_ends_where_the_hypervisor_has_it() {
     for writes in 1..=8 {
         let dir = TestDbDir::new("takeover");
-        let cloud = Cloud::on_db(&dir.url(), 2, 8, 16, 16).await;
-        let a = cloud.engine.clone();
-        let vm = a.create_vm(cloud.create_req("m")).await.unwrap().uuid;
-        let b = another_node(&cloud, &dir.url()).await;
-        beat(&[&a, &b]).await;
-        beat(&[&a, &b]).await;
-        // The recovery passes the ring changes started write too: let them end first.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        drop(a.recovering.lock().await);
+        let (cloud, a, b, vm) = two_nodes(&dir).await;
         let finished = until_writes(&a, writes, a.migrate_vm(vm, None)).await;
         a.db.close().await;
         let at = format!("a died after {writes} writes of the migration (finished: {finished})");
-
-        // b declares a dead, takes over, rolls the run back; the hosts report.
-        for _ in 0..8 {
-            beat(&[&b]).await;
-        }
-        let runs = || async {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workflow_runs")
-                .fetch_one(b.db.r())
-                .await
-                .unwrap();
-            n
-        };
-        for _ in 0..1_000 {
-            if runs().await == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(runs().await, 0, "{at}: the run is left");
-        for h in &cloud.hosts {
-            b.reconcile_host(*h).await.unwrap();
-        }
+        take_over_and_sync(&cloud, &b, &at).await;
         let runs_on = cloud.sim.vm(vm).map(|v| v.host);
         let v = b.get_vm(vm).await.unwrap();
         assert_eq!((v.state, v.host_uuid), (VmState::Running, runs_on), "{at}");
+        assert_eq!(b.invariant_violations().await.unwrap(), Vec::<String>::new(), "{at}");
+        b.shutdown().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_create_whose_node_dies_after_any_write_leaves_it_whole_or_nothing() {
+    for writes in 1..=10 {
+        let dir = TestDbDir::new("takeover");
+        let (cloud, a, b, first) = two_nodes(&dir).await;
+        let plan = a.plan_create_vm(cloud.create_req("second")).await.unwrap();
+        let vm = plan.vm;
+        let finished = until_writes(&a, writes, a.run_create_vm(plan)).await;
+        a.db.close().await;
+        let at = format!("a died after {writes} writes of the create (finished: {finished})");
+        take_over_and_sync(&cloud, &b, &at).await;
+        let running = |v: Option<crate::services::vm::VmInstance>| {
+            v.map(|v| (v.state, v.host_uuid.is_some()))
+        };
+        assert_eq!(running(b.get_vm(first).await.ok()), Some((VmState::Running, true)), "{at}");
+        let second = running(b.get_vm(vm).await.ok());
+        assert!(matches!(second, None | Some((VmState::Running, true))), "{at}: {second:?}");
+        assert_eq!(cloud.sim.vm(vm).is_some(), second.is_some(), "{at}: in the hypervisor");
         assert_eq!(b.invariant_violations().await.unwrap(), Vec::<String>::new(), "{at}");
         b.shutdown().await;
     }
