@@ -282,3 +282,66 @@ async fn a_create_whose_node_dies_after_any_write_leaves_it_whole_or_nothing() {
         b.shutdown().await;
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_whose_node_dies_after_any_write_is_settled_by_the_next_sync() {
+    for writes in 1..=5 {
+        let dir = TestDbDir::new("takeover");
+        let (cloud, a, b, vm) = two_nodes(&dir).await;
+        let stop = a.stop_vm(vm, oxstack_hypervisor::StopMode::Force);
+        let finished = until_writes(&a, writes, stop).await;
+        a.db.close().await;
+        let at = format!("a died after {writes} writes of the stop (finished: {finished})");
+        take_over_and_sync(&cloud, &b, &at).await;
+        let power = cloud.sim.vm(vm).map(|v| v.state);
+        let v = b.get_vm(vm).await.unwrap();
+        let want = match power {
+            Some(oxstack_hypervisor::PowerState::Running) => VmState::Running,
+            _ => VmState::Stopped,
+        };
+        assert_eq!((v.state, v.host_uuid.is_some()), (want, want == VmState::Running), "{at}");
+        assert_eq!(b.invariant_violations().await.unwrap(), Vec::<String>::new(), "{at}");
+        b.shutdown().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_destroy_whose_node_dies_after_any_write_is_settled_by_the_next_sync() {
+    for writes in 1..=5 {
+        let dir = TestDbDir::new("takeover");
+        let (cloud, a, b, vm) = two_nodes(&dir).await;
+        let finished = until_writes(&a, writes, a.destroy_vm(vm)).await;
+        a.db.close().await;
+        let at = format!("a died after {writes} writes of the destroy (finished: {finished})");
+        take_over_and_sync(&cloud, &b, &at).await;
+        let v = b.get_vm(vm).await.unwrap();
+        let want = match cloud.sim.vm(vm).map(|v| v.state) {
+            Some(oxstack_hypervisor::PowerState::Running) => (VmState::Running, true),
+            // Gone from the hypervisor: destroyed, or (interrupted, one call) Stopped there.
+            _ if v.state == VmState::Destroyed => (VmState::Destroyed, false),
+            _ => (VmState::Stopped, false),
+        };
+        assert_eq!((v.state, v.host_uuid.is_some()), want, "{at}");
+        assert_eq!(b.invariant_violations().await.unwrap(), Vec::<String>::new(), "{at}");
+        b.shutdown().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reconciliation_whose_node_dies_after_any_write_is_finished_by_the_next() {
+    for writes in 1..=3 {
+        let dir = TestDbDir::new("takeover");
+        let (cloud, a, b, vm) = two_nodes(&dir).await;
+        let host = cloud.sim.vm(vm).unwrap().host;
+        cloud.sim.kill_vm(vm).unwrap();
+        let finished = until_writes(&a, writes, a.reconcile_host(host)).await;
+        a.db.close().await;
+        let at = format!("a died after {writes} writes of a reconciliation (finished: {finished})");
+        take_over_and_sync(&cloud, &b, &at).await;
+        let v = b.get_vm(vm).await.unwrap();
+        let want = (VmState::Stopped, None, Some(host));
+        assert_eq!((v.state, v.host_uuid, v.last_host_uuid), want, "{at}");
+        assert_eq!(b.invariant_violations().await.unwrap(), Vec::<String>::new(), "{at}");
+        b.shutdown().await;
+    }
+}
