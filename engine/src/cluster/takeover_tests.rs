@@ -345,3 +345,24 @@ async fn a_reconciliation_whose_node_dies_after_any_write_is_finished_by_the_nex
         b.shutdown().await;
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_start_whose_node_dies_after_any_write_is_settled_by_the_next_sync() {
+    for writes in 1..=8 {
+        let dir = TestDbDir::new("takeover");
+        let (cloud, a, b, vm) = two_nodes(&dir).await;
+        a.stop_vm(vm, oxstack_hypervisor::StopMode::Force).await.unwrap();
+        let finished = until_writes(&a, writes, a.start_vm(vm, None)).await;
+        a.db.close().await;
+        let at = format!("a died after {writes} writes of the start (finished: {finished})");
+        take_over_and_sync(&cloud, &b, &at).await;
+        let v = b.get_vm(vm).await.unwrap();
+        let want = match cloud.sim.vm(vm).map(|v| v.state) {
+            Some(oxstack_hypervisor::PowerState::Running) => (VmState::Running, true),
+            _ => (VmState::Stopped, false),
+        };
+        assert_eq!((v.state, v.host_uuid.is_some()), want, "{at}");
+        assert_eq!(b.invariant_violations().await.unwrap(), Vec::<String>::new(), "{at}");
+        b.shutdown().await;
+    }
+}

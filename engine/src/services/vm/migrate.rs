@@ -123,9 +123,8 @@ impl Engine {
         start.request.avoid = vec![source];
         let mut ctx =
             MigrateCtx { engine: self.clone(), vm, source, request: start.request, target: None };
-        self.set_vm_state(vm, state, VmState::Migrating).await?;
-        let node = self.membership.node.0;
-        let journal = Journal::begin(&self.db, "migrate-vm", vm.0, node, ctx.saved()?).await?;
+        let states = (state, VmState::Migrating);
+        let journal = self.begin_run(vm, states, "migrate-vm", ctx.saved()?).await?;
         let ran = migrate_workflow().run_journaled(&mut ctx, &journal).await;
         let finished = match ran {
             Ok(()) => self.finish_migration(vm, source, ctx.target, &journal).await,
