@@ -243,126 +243,120 @@ async fn take_over_and_sync(cloud: &Cloud, b: &Engine, at: &str) {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_migration_whose_node_dies_after_any_write_ends_where_the_hypervisor_has_it() {
-    for writes in 1..=8 {
+/// For each of `writes` in turn, on a fresh cloud of two nodes: `prepare` on `a`, then `op`,
+/// killed once `a` has made that many writes of it (see [`until_writes`]); `b` takes over and
+/// syncs, then `check` (given the case's description) and every invariant must hold on `b`.
+async fn after_each_write(
+    writes: std::ops::RangeInclusive<u64>,
+    what: &str,
+    prepare: impl AsyncFn(&Cloud, &Engine, VmId),
+    op: impl AsyncFn(&Cloud, &Engine, VmId),
+    check: impl AsyncFn(&Cloud, &Engine, VmId, &str),
+) {
+    for writes in writes {
         let dir = TestDbDir::new("takeover");
         let (cloud, a, b, vm) = two_nodes(&dir).await;
-        let finished = until_writes(&a, writes, a.migrate_vm(vm, None)).await;
+        prepare(&cloud, &a, vm).await;
+        let finished = until_writes(&a, writes, op(&cloud, &a, vm)).await;
         a.db.close().await;
-        let at = format!("a died after {writes} writes of the migration (finished: {finished})");
+        let at = format!("a died after {writes} writes of {what} (finished: {finished})");
         take_over_and_sync(&cloud, &b, &at).await;
-        let runs_on = cloud.sim.vm(vm).map(|v| v.host);
-        let v = b.get_vm(vm).await.unwrap();
-        assert_eq!((v.state, v.host_uuid), (VmState::Running, runs_on), "{at}");
+        check(&cloud, &b, vm, &at).await;
         assert_eq!(b.invariant_violations().await.unwrap(), Vec::<String>::new(), "{at}");
         b.shutdown().await;
     }
+}
+
+/// Nothing to prepare.
+async fn nothing(_: &Cloud, _: &Engine, _: VmId) {}
+
+/// `vm`'s state and whether it holds a host, as `b` has it.
+async fn settled(b: &Engine, vm: VmId) -> (VmState, bool) {
+    let v = b.get_vm(vm).await.unwrap();
+    (v.state, v.host_uuid.is_some())
+}
+
+/// Whether the hypervisor runs `vm`.
+fn runs(cloud: &Cloud, vm: VmId) -> bool {
+    cloud.sim.vm(vm).is_some_and(|v| v.state == oxstack_hypervisor::PowerState::Running)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_migration_whose_node_dies_after_any_write_ends_where_the_hypervisor_has_it() {
+    let migrate = async |_: &Cloud, a: &Engine, vm| drop(a.migrate_vm(vm, None).await);
+    let check = async |cloud: &Cloud, b: &Engine, vm, at: &str| {
+        let v = b.get_vm(vm).await.unwrap();
+        let runs_on = cloud.sim.vm(vm).map(|v| v.host);
+        assert_eq!((v.state, v.host_uuid), (VmState::Running, runs_on), "{at}");
+    };
+    after_each_write(1..=8, "a migration", nothing, migrate, check).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_create_whose_node_dies_after_any_write_leaves_it_whole_or_nothing() {
-    for writes in 1..=10 {
-        let dir = TestDbDir::new("takeover");
-        let (cloud, a, b, first) = two_nodes(&dir).await;
-        let plan = a.plan_create_vm(cloud.create_req("second")).await.unwrap();
-        let vm = plan.vm;
-        let finished = until_writes(&a, writes, a.run_create_vm(plan)).await;
-        a.db.close().await;
-        let at = format!("a died after {writes} writes of the create (finished: {finished})");
-        take_over_and_sync(&cloud, &b, &at).await;
-        let running = |v: Option<crate::services::vm::VmInstance>| {
-            v.map(|v| (v.state, v.host_uuid.is_some()))
-        };
-        assert_eq!(running(b.get_vm(first).await.ok()), Some((VmState::Running, true)), "{at}");
-        let second = running(b.get_vm(vm).await.ok());
-        assert!(matches!(second, None | Some((VmState::Running, true))), "{at}: {second:?}");
-        assert_eq!(cloud.sim.vm(vm).is_some(), second.is_some(), "{at}: in the hypervisor");
-        assert_eq!(b.invariant_violations().await.unwrap(), Vec::<String>::new(), "{at}");
-        b.shutdown().await;
-    }
+    let create = async |cloud: &Cloud, a: &Engine, _| {
+        drop(a.create_vm(cloud.create_req("second")).await);
+    };
+    let check = async |cloud: &Cloud, b: &Engine, first, at: &str| {
+        assert_eq!(settled(b, first).await, (VmState::Running, true), "{at}");
+        let vms = b.list_vms(&crate::services::ListQuery::default()).await.unwrap().items;
+        let second: Vec<_> = vms.iter().filter(|v| v.name == "second").collect();
+        match second[..] {
+            [] => assert_eq!(cloud.sim.vm_count(), 1, "{at}: left in the hypervisor"),
+            [v] => {
+                assert_eq!((v.state, v.host_uuid.is_some()), (VmState::Running, true), "{at}");
+                assert!(runs(cloud, v.uuid), "{at}: not in the hypervisor");
+            }
+            _ => panic!("{at}: {second:?}"),
+        }
+    };
+    after_each_write(1..=10, "a create", nothing, create, check).await;
+}
+
+/// The VM is Running (holding its host) if the hypervisor runs it, else Stopped.
+async fn where_it_runs(cloud: &Cloud, b: &Engine, vm: VmId, at: &str) {
+    let want = if runs(cloud, vm) { (VmState::Running, true) } else { (VmState::Stopped, false) };
+    assert_eq!(settled(b, vm).await, want, "{at}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_stop_whose_node_dies_after_any_write_is_settled_by_the_next_sync() {
-    for writes in 1..=5 {
-        let dir = TestDbDir::new("takeover");
-        let (cloud, a, b, vm) = two_nodes(&dir).await;
-        let stop = a.stop_vm(vm, oxstack_hypervisor::StopMode::Force);
-        let finished = until_writes(&a, writes, stop).await;
-        a.db.close().await;
-        let at = format!("a died after {writes} writes of the stop (finished: {finished})");
-        take_over_and_sync(&cloud, &b, &at).await;
-        let power = cloud.sim.vm(vm).map(|v| v.state);
-        let v = b.get_vm(vm).await.unwrap();
-        let want = match power {
-            Some(oxstack_hypervisor::PowerState::Running) => VmState::Running,
-            _ => VmState::Stopped,
-        };
-        assert_eq!((v.state, v.host_uuid.is_some()), (want, want == VmState::Running), "{at}");
-        assert_eq!(b.invariant_violations().await.unwrap(), Vec::<String>::new(), "{at}");
-        b.shutdown().await;
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_destroy_whose_node_dies_after_any_write_is_settled_by_the_next_sync() {
-    for writes in 1..=5 {
-        let dir = TestDbDir::new("takeover");
-        let (cloud, a, b, vm) = two_nodes(&dir).await;
-        let finished = until_writes(&a, writes, a.destroy_vm(vm)).await;
-        a.db.close().await;
-        let at = format!("a died after {writes} writes of the destroy (finished: {finished})");
-        take_over_and_sync(&cloud, &b, &at).await;
-        let v = b.get_vm(vm).await.unwrap();
-        let want = match cloud.sim.vm(vm).map(|v| v.state) {
-            Some(oxstack_hypervisor::PowerState::Running) => (VmState::Running, true),
-            // Gone from the hypervisor: destroyed, or (interrupted, one call) Stopped there.
-            _ if v.state == VmState::Destroyed => (VmState::Destroyed, false),
-            _ => (VmState::Stopped, false),
-        };
-        assert_eq!((v.state, v.host_uuid.is_some()), want, "{at}");
-        assert_eq!(b.invariant_violations().await.unwrap(), Vec::<String>::new(), "{at}");
-        b.shutdown().await;
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_reconciliation_whose_node_dies_after_any_write_is_finished_by_the_next() {
-    for writes in 1..=3 {
-        let dir = TestDbDir::new("takeover");
-        let (cloud, a, b, vm) = two_nodes(&dir).await;
-        let host = cloud.sim.vm(vm).unwrap().host;
-        cloud.sim.kill_vm(vm).unwrap();
-        let finished = until_writes(&a, writes, a.reconcile_host(host)).await;
-        a.db.close().await;
-        let at = format!("a died after {writes} writes of a reconciliation (finished: {finished})");
-        take_over_and_sync(&cloud, &b, &at).await;
-        let v = b.get_vm(vm).await.unwrap();
-        let want = (VmState::Stopped, None, Some(host));
-        assert_eq!((v.state, v.host_uuid, v.last_host_uuid), want, "{at}");
-        assert_eq!(b.invariant_violations().await.unwrap(), Vec::<String>::new(), "{at}");
-        b.shutdown().await;
-    }
+    let force = oxstack_hypervisor::StopMode::Force;
+    let stop = async |_: &Cloud, a: &Engine, vm| drop(a.stop_vm(vm, force).await);
+    after_each_write(1..=5, "a stop", nothing, stop, where_it_runs).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_start_whose_node_dies_after_any_write_is_settled_by_the_next_sync() {
-    for writes in 1..=8 {
-        let dir = TestDbDir::new("takeover");
-        let (cloud, a, b, vm) = two_nodes(&dir).await;
-        a.stop_vm(vm, oxstack_hypervisor::StopMode::Force).await.unwrap();
-        let finished = until_writes(&a, writes, a.start_vm(vm, None)).await;
-        a.db.close().await;
-        let at = format!("a died after {writes} writes of the start (finished: {finished})");
-        take_over_and_sync(&cloud, &b, &at).await;
+    let force = oxstack_hypervisor::StopMode::Force;
+    let stopped = async |_: &Cloud, a: &Engine, vm| drop(a.stop_vm(vm, force).await.unwrap());
+    let start = async |_: &Cloud, a: &Engine, vm| drop(a.start_vm(vm, None).await);
+    after_each_write(1..=8, "a start", stopped, start, where_it_runs).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_destroy_whose_node_dies_after_any_write_is_settled_by_the_next_sync() {
+    let destroy = async |_: &Cloud, a: &Engine, vm| drop(a.destroy_vm(vm).await);
+    let check = async |cloud: &Cloud, b: &Engine, vm, at: &str| {
+        // Gone from the hypervisor: destroyed, or (interrupted, one call) Stopped there.
+        if settled(b, vm).await != (VmState::Destroyed, false) {
+            where_it_runs(cloud, b, vm, at).await;
+        }
+    };
+    after_each_write(1..=5, "a destroy", nothing, destroy, check).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reconciliation_whose_node_dies_after_any_write_is_finished_by_the_next() {
+    let killed = async |cloud: &Cloud, _: &Engine, vm| cloud.sim.kill_vm(vm).unwrap();
+    let reconcile = async |cloud: &Cloud, a: &Engine, vm| {
+        drop(a.reconcile_host(cloud.sim.vm(vm).unwrap().host).await);
+    };
+    let check = async |cloud: &Cloud, b: &Engine, vm, at: &str| {
+        let host = cloud.sim.vm(vm).map(|v| v.host);
         let v = b.get_vm(vm).await.unwrap();
-        let want = match cloud.sim.vm(vm).map(|v| v.state) {
-            Some(oxstack_hypervisor::PowerState::Running) => (VmState::Running, true),
-            _ => (VmState::Stopped, false),
-        };
-        assert_eq!((v.state, v.host_uuid.is_some()), want, "{at}");
-        assert_eq!(b.invariant_violations().await.unwrap(), Vec::<String>::new(), "{at}");
-        b.shutdown().await;
-    }
+        let want = (VmState::Stopped, None, host);
+        assert_eq!((v.state, v.host_uuid, v.last_host_uuid), want, "{at}");
+    };
+    after_each_write(1..=3, "a reconciliation", killed, reconcile, check).await;
 }
