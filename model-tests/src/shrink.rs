@@ -2,9 +2,10 @@
 //! removes transitions in a fixed order and stops at the first case it cannot shorten that way,
 //! which can be several steps longer than needed, and never looks inside a group of operations
 //! started at once. [`minimize`] then tries removing every single step and every pair of steps,
-//! running each group one operation at a time and removing each of its operations, again after
-//! each change that keeps the case failing, until none does: the case it returns fails, and no
-//! longer fails without any one or any two of its steps, nor with any group simpler (within its
+//! running each group one operation at a time and removing each of its operations, running the
+//! operation a node was killed in the middle of without the kill, again after each change that
+//! keeps the case failing, until none does: the case it returns fails, and no longer fails
+//! without any one or any two of its steps, nor with any group or kill simpler (within its
 //! budget of runs; it says when the budget ran out first).
 //!
 //! Removing a step also removes the later steps the model no longer allows without it (they
@@ -146,12 +147,26 @@ impl<F: FnMut(&[Transition]) -> Option<String>> Search<F> {
     }
 
     /// Tries each group of the best case run one operation at a time (its operations as steps
-    /// of their own), then without each of its operations, until one such case fails:
+    /// of their own), then without each of its operations, and each operation a node was
+    /// killed in the middle of run without the kill, until one such case fails:
     /// `Some(true)` then, `Some(false)` when none does, `None` when the budget ran out.
     fn simpler_groups(&mut self) -> Option<bool> {
         for g in 0..self.best.steps.len() {
-            let Transition::Group { ops } = &self.best.steps[g] else { continue };
-            let ops = ops.clone();
+            let ops = match &self.best.steps[g] {
+                Transition::Group { ops } => ops.clone(),
+                // The operation alone, no node killed in its middle.
+                Transition::KillNode { during, .. } => vec![(**during).clone()],
+                _ => continue,
+            };
+            if ops.len() == 1 {
+                let mut candidate = self.best.steps.clone();
+                candidate[g] = ops[0].clone();
+                match self.try_case(allowed(&self.start, &candidate)) {
+                    Tried::Fails => return Some(true),
+                    Tried::Passes => continue,
+                    Tried::OutOfBudget => return None,
+                }
+            }
             let mut simpler = vec![ops.clone()];
             simpler.extend((0..ops.len()).map(|k| {
                 let mut fewer = ops.clone();
