@@ -22,6 +22,7 @@ use crate::transitions::{Transition, CONFIG_CHANGES, NIC_SETS};
 pub fn apply(state: RefState, t: &Transition) -> RefState {
     match t {
         Transition::Group { ops } => ops.iter().fold(state, apply),
+        Transition::KillNode { during, .. } => crate::kill::apply_reference(state, during),
         _ => atoms::outcomes(&state, t).swap_remove(0).0,
     }
 }
@@ -102,9 +103,11 @@ pub fn apply_one(state: &mut RefState, t: &Transition) -> Expected {
         | T::Start { .. }
         | T::Migrate { .. }
         | T::SetHostState { .. }
-        | T::Group { .. } => {
+        | T::Group { .. }
+        | T::KillNode { .. } => {
             unreachable!(
-                "placements, host state changes and groups are not single steps: see `atoms`"
+                "placements, host state changes, groups and kills are not single steps: see \
+                 `atoms`, `kill`"
             )
         }
         T::CrashHost { host } => {

@@ -209,6 +209,11 @@ impl CaseTrace {
         self.events.push(Event::Back { host, how });
     }
 
+    /// Something that happened outside [`CaseTrace::step`]'s view of the step (a node killed).
+    pub fn event(&mut self, e: Event) {
+        self.events.push(e);
+    }
+
     /// An operation of a group, answered `code`.
     pub fn in_group(&mut self, t: &Transition, code: Option<&str>) {
         bump(&mut self.tally.in_groups, (t.kind(), code.unwrap_or("ok").to_owned()));

@@ -14,6 +14,8 @@
 //!   model; [`atoms`]: operations as atomic steps and every outcome one may have,
 //!   [`placement`]: the scheduler's two steps (its index, then the database);
 //! - [`group`]: groups of operations started at once, [`themes`] focused on one race;
+//!   [`kill`] and [`kill_run`]: a management node killed in the middle of an operation, and
+//!   the other's takeover;
 //!   [`group_run`]: running and checking one;
 //!   [`linearize`]: the search for an order of its steps that explains what the engine did,
 //!   [`commute`]: which operations it need not order; [`interleave`]: groups run by the model
@@ -51,6 +53,8 @@ pub mod group;
 pub mod group_run;
 pub mod interleave;
 pub mod invariants;
+pub mod kill;
+pub mod kill_run;
 pub mod linearize;
 pub mod machine;
 pub mod nodes;

@@ -17,15 +17,16 @@ use crate::strategies::{DEFAULT_CASES, DEFAULT_MAX_STEPS, DEFAULT_TWO_NODE_CASES
 use crate::sut::Sut;
 use crate::transitions::{self, Transition};
 
-/// The reference state machine: the model and which operations it offers.
-pub struct CloudModel;
+/// The reference state machine on `N` management nodes: the model and which operations it
+/// offers.
+pub struct CloudModel<const N: usize = 1>;
 
-impl ReferenceStateMachine for CloudModel {
+impl<const N: usize> ReferenceStateMachine for CloudModel<N> {
     type State = RefState;
     type Transition = Transition;
 
     fn init_state() -> BoxedStrategy<RefState> {
-        any::<u64>().prop_map(RefState::new).boxed()
+        any::<u64>().prop_map(|seed| RefState::with_nodes(seed, N)).boxed()
     }
 
     fn transitions(state: &RefState) -> BoxedStrategy<Transition> {
@@ -52,7 +53,7 @@ pub type TwoNodeCloudTest = NodesTest<2>;
 
 impl<const N: usize> StateMachineTest for NodesTest<N> {
     type SystemUnderTest = Sut;
-    type Reference = CloudModel;
+    type Reference = CloudModel<N>;
 
     fn init_test(model: &RefState) -> Sut {
         let replay = if N == 1 { replay_line() } else { replay_line_two_nodes() };
@@ -122,7 +123,7 @@ pub fn run_case_repeatedly_on(transitions: &[Transition], times: u64, nodes: usi
 /// cases without depending on how proptest generates them. Returns what it exercised (not
 /// counted in any run's coverage).
 pub fn run_case(seed: u64, transitions: &[Transition], nodes: usize) -> CaseTrace {
-    let mut model = RefState::new(seed);
+    let mut model = RefState::with_nodes(seed, nodes);
     let replay = format!("replay: the saved case with seed {seed} ({nodes} node(s))");
     let mut sut = Sut::with_nodes(&model, replay, nodes);
     for t in transitions {
@@ -146,7 +147,7 @@ pub fn run_model_test<const N: usize>(config: Config, name: &'static str) {
     let mut config = contextualize_config(config);
     config.test_name = Some(name);
     let mut runner = TestRunner::new(config.clone());
-    let strategy = CloudModel::sequential_strategy(1..=max_steps());
+    let strategy = CloudModel::<N>::sequential_strategy(1..=max_steps());
     // Which case failed first (counting the regression cases replayed first), for the report.
     let (cases, first_failure) = (AtomicU32::new(0), OnceLock::new());
     let result = runner.run(&strategy, |(state, steps, seen)| {
@@ -168,7 +169,8 @@ pub fn run_model_test<const N: usize>(config: Config, name: &'static str) {
     let seed = state.seed;
     eprintln!("proptest shrank the failing case to {} steps; trying shorter ones", steps.len());
     let shrunk = steps.len();
-    let found = minimize(seed, steps, why.to_string(), shrink::budget(), |s| failure(seed, s, N));
+    let start = RefState::with_nodes(seed, N);
+    let found = minimize(&start, steps, why.to_string(), shrink::budget(), |s| failure(seed, s, N));
     let listing: String = found.steps.iter().map(|t| format!("            {t:?},\n")).collect();
     let how = if found.minimal {
         "no step, no pair of steps and no operation of a group can go, and no group can run one operation at a time"

@@ -223,6 +223,9 @@ pub struct RefState {
     /// counts more than the engine: a VM destroyed while its host was away still runs there
     /// until its undefine succeeds.
     pub sim_no_room: u64,
+    /// Management nodes alive: the variant's count (1 or 2), less one once a node was killed
+    /// (`Transition::KillNode`, see `kill`).
+    pub nodes: usize,
 }
 
 /// The hypervisor operation kinds a failure can be injected into.
@@ -256,8 +259,14 @@ impl FaultOp {
 
 impl RefState {
     /// The cloud every case starts from: [`INITIAL_HOSTS`] empty hosts, Enabled and Connected,
-    /// `vm.migration_parallelism` 1 or 16 and `host.sync_every_pings` 1, 2 or 0 by the seed.
+    /// `vm.migration_parallelism` 1 or 16 and `host.sync_every_pings` 1, 2 or 0 by the seed,
+    /// on one management node.
     pub fn new(seed: u64) -> Self {
+        Self::with_nodes(seed, 1)
+    }
+
+    /// The same cloud run by `nodes` management nodes.
+    pub fn with_nodes(seed: u64, nodes: usize) -> Self {
         let hosts = (0..INITIAL_HOSTS).map(|n| (HostNo(n), RefHost::new(None))).collect();
         Self {
             seed,
@@ -286,6 +295,7 @@ impl RefState {
             clock_secs: 0,
             sweeps: 0,
             sim_no_room: 0,
+            nodes,
         }
     }
 

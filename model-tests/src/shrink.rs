@@ -2,9 +2,10 @@
 //! removes transitions in a fixed order and stops at the first case it cannot shorten that way,
 //! which can be several steps longer than needed, and never looks inside a group of operations
 //! started at once. [`minimize`] then tries removing every single step and every pair of steps,
-//! running each group one operation at a time and removing each of its operations, again after
-//! each change that keeps the case failing, until none does: the case it returns fails, and no
-//! longer fails without any one or any two of its steps, nor with any group simpler (within its
+//! running each group one operation at a time and removing each of its operations, running the
+//! operation a node was killed in the middle of without the kill, again after each change that
+//! keeps the case failing, until none does: the case it returns fails, and no longer fails
+//! without any one or any two of its steps, nor with any group or kill simpler (within its
 //! budget of runs; it says when the budget ran out first).
 //!
 //! Removing a step also removes the later steps the model no longer allows without it (they
@@ -32,10 +33,10 @@ pub struct Minimized {
     pub minimal: bool,
 }
 
-/// The steps of `steps` that the model allows in order from the state of `seed`, each one
-/// checked against the state the allowed ones before it leave.
-pub fn allowed(seed: u64, steps: &[Transition]) -> Vec<Transition> {
-    let mut state = RefState::new(seed);
+/// The steps of `steps` that the model allows in order from `start`, each one checked
+/// against the state the allowed ones before it leave.
+pub fn allowed(start: &RefState, steps: &[Transition]) -> Vec<Transition> {
+    let mut state = start.clone();
     let mut kept = Vec::with_capacity(steps.len());
     for t in steps {
         if preconditions(&state, t) {
@@ -47,31 +48,31 @@ pub fn allowed(seed: u64, steps: &[Transition]) -> Vec<Transition> {
 }
 
 /// `steps` without the steps at `gone`, and the later ones the model then no longer allows.
-fn without(seed: u64, steps: &[Transition], gone: &[usize]) -> Vec<Transition> {
+fn without(start: &RefState, steps: &[Transition], gone: &[usize]) -> Vec<Transition> {
     let rest: Vec<Transition> = steps
         .iter()
         .enumerate()
         .filter(|(i, _)| !gone.contains(i))
         .map(|(_, t)| t.clone())
         .collect();
-    allowed(seed, &rest)
+    allowed(start, &rest)
 }
 
-/// Shortens `steps`, a case that failed with `failure` from the state of `seed`, while it
+/// Shortens `steps`, a case that failed with `failure` from `start`, while it
 /// still fails (see the module doc): contiguous runs of steps first, halving their length
 /// down to single steps, then each group run one operation at a time or without one of its
 /// operations, then every pair of steps, over again after any change that keeps it failing,
 /// until a whole round changes nothing. `fails` runs a case and says how it failed, or `None`
 /// when it passed; it is called at most `budget` times, never twice for one case.
 pub fn minimize(
-    seed: u64,
+    start: &RefState,
     steps: Vec<Transition>,
     failure: String,
     budget: usize,
     fails: impl FnMut(&[Transition]) -> Option<String>,
 ) -> Minimized {
     let mut search = Search {
-        seed,
+        start: start.clone(),
         best: Minimized { steps, failure, runs: 0, minimal: false },
         tried: HashSet::new(),
         budget,
@@ -130,7 +131,7 @@ enum Tried {
 }
 
 struct Search<F> {
-    seed: u64,
+    start: RefState,
     best: Minimized,
     /// The cases run so far (as their `Debug` text).
     tried: HashSet<String>,
@@ -141,17 +142,31 @@ struct Search<F> {
 impl<F: FnMut(&[Transition]) -> Option<String>> Search<F> {
     /// Runs the best case without the steps at `gone` (and the steps that needed them).
     fn try_without(&mut self, gone: &[usize]) -> Tried {
-        let candidate = without(self.seed, &self.best.steps, gone);
+        let candidate = without(&self.start, &self.best.steps, gone);
         self.try_case(candidate)
     }
 
     /// Tries each group of the best case run one operation at a time (its operations as steps
-    /// of their own), then without each of its operations, until one such case fails:
+    /// of their own), then without each of its operations, and each operation a node was
+    /// killed in the middle of run without the kill, until one such case fails:
     /// `Some(true)` then, `Some(false)` when none does, `None` when the budget ran out.
     fn simpler_groups(&mut self) -> Option<bool> {
         for g in 0..self.best.steps.len() {
-            let Transition::Group { ops } = &self.best.steps[g] else { continue };
-            let ops = ops.clone();
+            let ops = match &self.best.steps[g] {
+                Transition::Group { ops } => ops.clone(),
+                // The operation alone, no node killed in its middle.
+                Transition::KillNode { during, .. } => vec![(**during).clone()],
+                _ => continue,
+            };
+            if ops.len() == 1 {
+                let mut candidate = self.best.steps.clone();
+                candidate[g] = ops[0].clone();
+                match self.try_case(allowed(&self.start, &candidate)) {
+                    Tried::Fails => return Some(true),
+                    Tried::Passes => continue,
+                    Tried::OutOfBudget => return None,
+                }
+            }
             let mut simpler = vec![ops.clone()];
             simpler.extend((0..ops.len()).map(|k| {
                 let mut fewer = ops.clone();
@@ -166,7 +181,7 @@ impl<F: FnMut(&[Transition]) -> Option<String>> Search<F> {
                 let mut candidate = self.best.steps[..g].to_vec();
                 candidate.extend(replacement);
                 candidate.extend_from_slice(&self.best.steps[g + 1..]);
-                match self.try_case(allowed(self.seed, &candidate)) {
+                match self.try_case(allowed(&self.start, &candidate)) {
                     Tried::Fails => return Some(true),
                     Tried::Passes => {}
                     Tried::OutOfBudget => return None,
@@ -217,11 +232,11 @@ mod tests {
     /// step), with the seeds of their initial states.
     fn generated(n: usize, len: usize) -> Vec<(u64, Vec<Transition>)> {
         let mut runner = TestRunner::deterministic();
-        let strategy = CloudModel::sequential_strategy(len..=len);
+        let strategy = CloudModel::<1>::sequential_strategy(len..=len);
         (0..n)
             .map(|_| {
                 let (state, steps, _) = strategy.new_tree(&mut runner).unwrap().current();
-                (state.seed, allowed(state.seed, &steps))
+                (state.seed, allowed(&state, &steps))
             })
             .collect()
     }
@@ -234,11 +249,12 @@ mod tests {
     }
 
     fn shrunk(seed: u64, steps: Vec<Transition>, bug: impl Fn(&[Transition]) -> bool) -> Minimized {
+        let start = RefState::new(seed);
         let found =
-            minimize(seed, steps, "planted".into(), 1_000_000, |s| bug(s).then(String::new));
+            minimize(&start, steps, "planted".into(), 1_000_000, |s| bug(s).then(String::new));
         assert!(found.minimal, "the budget ran out");
         assert!(bug(&found.steps), "the case returned has the bug");
-        assert_eq!(allowed(seed, &found.steps), found.steps, "the model allows every step");
+        assert_eq!(allowed(&start, &found.steps), found.steps, "the model allows every step");
         found
     }
 
@@ -279,7 +295,7 @@ mod tests {
         for (seed, steps) in cases_with(bug) {
             let found = shrunk(seed, steps.clone(), bug);
             for i in 0..found.steps.len() {
-                let less = without(seed, &found.steps, &[i]);
+                let less = without(&RefState::new(seed), &found.steps, &[i]);
                 assert!(!bug(&less), "{:?} still has the bug without step {i}", found.steps);
             }
             assert!(found.steps.len() < steps.len());
@@ -338,7 +354,7 @@ mod tests {
             Transition::PingSweep,
             create(3),
         ];
-        assert_eq!(allowed(0, &steps), steps);
+        assert_eq!(allowed(&RefState::new(0), &steps), steps);
         let bug = |s: &[Transition]| {
             let pings = s.iter().filter(|t| matches!(t, Transition::PingSweep)).count();
             let creates = s.iter().filter(|t| plain_create(t)).count();
@@ -352,7 +368,7 @@ mod tests {
     fn it_stops_at_its_budget_and_says_so() {
         let (seed, steps) = generated(1, 50).remove(0);
         let mut runs = 0;
-        let found = minimize(seed, steps.clone(), "always".into(), 7, |_| {
+        let found = minimize(&RefState::new(seed), steps.clone(), "always".into(), 7, |_| {
             runs += 1;
             None
         });
@@ -363,7 +379,7 @@ mod tests {
     #[test]
     fn a_case_no_removal_keeps_failing_is_minimal_as_it_is() {
         let (seed, steps) = generated(1, 10).remove(0);
-        let found = minimize(seed, steps.clone(), "f".into(), 100_000, |_| None);
+        let found = minimize(&RefState::new(seed), steps.clone(), "f".into(), 100_000, |_| None);
         assert!(found.minimal);
         assert_eq!(found.steps, steps);
         // Runs of halving lengths (fewer than 2n), then every pair: each case once.

@@ -38,6 +38,9 @@
 //!   database's only on one node (`Engine::invariant_violations`), on two the database's own
 //!   invariants hold (no address given twice, NICs per network as the model has them).
 //!
+//! A step may kill one of the two nodes in the middle of an operation (`kill`, `kill_run`): the
+//! other takes over, and the rest of the case runs on it alone, held to what one node is.
+//!
 //! On PostgreSQL with a RabbitMQ broker (`OXSTACK_TEST_AMQP_URL`) the two nodes also join the
 //! bus, each follows the other's events (`Engine::spawn_cache_follower`, as `oxstack serve
 //! --amqp` does), and each step that is an API call goes to the node's API, which forwards it
@@ -396,21 +399,28 @@ impl Sut {
     /// Runs `t` against the engine and follows it in `actual` (see the module doc); skipped
     /// when `t` is not valid in `actual`.
     pub fn apply(&mut self, t: &Transition) {
-        if !preconditions(&self.actual, t) {
+        use Transition as T;
+        // Not over the bus, nor on PostgreSQL (why in `kill_run`).
+        let no_kill = matches!(t, T::KillNode { .. })
+            && (self.api.is_some() || crate::kill_run::writer(&self.engine).is_none());
+        if !preconditions(&self.actual, t) || no_kill {
             self.trace.skipped(t);
             return;
         }
-        let (ran, e) = self.next_node();
+        let (mut ran, mut e) = self.next_node();
+        if let T::KillNode { node, .. } = t {
+            (ran, e) = (*node, self.nodes[*node].clone());
+        }
         let parallelism = self.migration_limit();
         let migrations = self.sim.op_stats(OpKind::Migrate).calls;
         let acting = self.enter(ran, t);
         let before = self.actual.clone();
-        use Transition as T;
         match t {
             T::Group { ops } => self.run_group(&e, ops),
             T::CreateBatch { first, count, size, nics } => {
                 self.batch(ran, &e, *first, *count, *size, *nics);
             }
+            T::KillNode { node, during, writes } => self.kill_node(t, *node, during, *writes),
             _ => self.single(ran, &e, t),
         }
         self.leave(acting, t, &before);

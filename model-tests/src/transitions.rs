@@ -173,6 +173,14 @@ pub enum Transition {
     Group {
         ops: Vec<Transition>,
     },
+    /// Management node `node` starts `during` as a job and dies once `writes` of its database
+    /// writes are made (the next is not); the other node declares it dead and takes over (see
+    /// `kill`). Two-node runs only; the rest of the case runs on the survivor.
+    KillNode {
+        node: usize,
+        during: Box<Transition>,
+        writes: u32,
+    },
 }
 
 /// A weighted choice of strategies.
@@ -307,6 +315,7 @@ pub fn transitions(state: &RefState) -> BoxedStrategy<Transition> {
     if crate::group::groups_allowed(state) {
         opts.push((crate::group::WEIGHT, crate::group::group(state)));
     }
+    crate::kill::offer(state, &mut opts);
     Union::new_weighted(opts).boxed()
 }
 
@@ -634,6 +643,9 @@ pub fn preconditions(state: &RefState, t: &Transition) -> bool {
         T::DeleteAux { kind, n } => state.aux.kind(*n) == Some(*kind),
         T::CreateIpRange { l3, range } => state.aux.l3s.contains_key(l3) && *range < RANGES.len(),
         T::Group { ops } => crate::group::preconditions(state, ops),
+        T::KillNode { node, during, writes } => {
+            crate::kill::preconditions(state, *node, during, *writes)
+        }
     }
 }
 
@@ -720,6 +732,7 @@ impl Transition {
             },
             T::CreateIpRange { .. } => "create-ip-range",
             T::Group { .. } => "group",
+            T::KillNode { .. } => "kill-node",
         }
     }
 }

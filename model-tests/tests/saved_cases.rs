@@ -238,3 +238,21 @@ fn two_nodes_a_release_between_a_choice_and_its_reservation() {
     let batch = CreateBatch { first: vm(1), count: 6, size: 1, nics: 2 };
     run_case_repeatedly_on(&[create(0, 2, 1, Some(1)), batch, Group { ops }], 8 * RACE_RUNS, 2);
 }
+
+/// Engine bugs found by killing a node mid-operation (issue 23): a stop killed after it gave
+/// back its host but before Stopped (fixed in power.rs, `unplace_vm_into`), and a start killed
+/// after Starting but before its journal run (fixed in start.rs, `begin_run`), each left the VM
+/// Unknown holding no host, which no sync settles. Before the fixes: "after the takeover (the
+/// node died with its VM Stopping) host h2: engine has SnapHost { .. cpu_used: 0 .. }, model
+/// SnapHost { .. cpu_used: 1 .. }", and "(.. with its VM Starting) vm2: engine has SnapVm {
+/// state: Unknown, host: None, .. }, model SnapVm { state: Stopped, host: None, .. }".
+#[test]
+fn a_node_killed_mid_operation() {
+    let stop = Stop { vm: vm(1), force: false };
+    let kill = |during: Transition, writes| KillNode { node: 0, during: Box::new(during), writes };
+    let trace = run_case(0, &[create(1, 0, 0, None), kill(stop, 2)], 2);
+    assert!(trace.events.iter().any(|e| matches!(e, paths::Event::NodeKilled { .. })));
+    let start = Start { vm: vm(2), host: None };
+    let steps = [create(2, 0, 2, None), Stop { vm: vm(2), force: true }, kill(start, 1)];
+    run_case(0, &steps, 2);
+}

@@ -49,7 +49,7 @@ proptest! {
 
     #[test]
     fn the_search_explains_every_run_of_the_model(
-        (start, steps, _) in CloudModel::sequential_strategy(1..=50),
+        (start, steps, _) in CloudModel::<1>::sequential_strategy(1..=50),
         run_seed in any::<u64>(),
     ) {
         let mut state = start;

@@ -88,6 +88,15 @@ impl Membership {
         self.ring().owns(self.node, resource)
     }
 
+    /// Forgets `node`, which this node has declared dead: it no longer counts as maybe alive,
+    /// so [`Membership::alone`] says at once whether this node is the last.
+    fn forget(&self, node: ManagementNodeId) {
+        match self.seen.lock() {
+            Ok(mut s) => s.remove(&node),
+            Err(poisoned) => poisoned.into_inner().remove(&node),
+        };
+    }
+
     fn set_ring(&self, ring: HashRing) -> bool {
         let mut slot = match self.ring.write() {
             Ok(w) => w,
@@ -213,9 +222,12 @@ impl Engine {
     }
 
     /// One heartbeat: bumps this node's count (rejoining if it was declared dead), declares
-    /// dead the nodes whose counts stood still for the timeout, and rebuilds the ring.
+    /// dead the nodes whose counts stood still for the timeout, and rebuilds the ring. A node
+    /// that finds itself alone after others were live reloads its caches: they lag what the
+    /// others wrote, and alone it no longer reads the database before refusing a placement.
     pub async fn heartbeat(&self) -> EngineResult<()> {
         let me = self.membership.node;
+        let was_alone = self.membership.alone();
         let bumped = crate::db::write(
             "UPDATE management_nodes SET heartbeat_count = heartbeat_count + 1, heartbeat_at = ? \
              WHERE uuid = ? AND state = 'Running'",
@@ -255,6 +267,7 @@ impl Engine {
             .rows_affected();
             if marked == 1 {
                 declared_dead = true;
+                self.membership.forget(node);
                 tracing::warn!(%node, by = %me, "management node stopped heartbeating: declared Dead");
                 let (from, to) = (NodeState::Running.as_str(), NodeState::Dead.as_str());
                 self.events.publish("management_node", node.0, Some(from), Some(to));
@@ -266,8 +279,14 @@ impl Engine {
         if ring_changed {
             tracing::info!(node = %me, members, "management node ring rebuilt");
         }
-        // Other live nodes may have changed global configs: take what the database holds.
-        if !self.membership.alone() {
+        let alone = self.membership.alone();
+        if alone && !was_alone {
+            self.reload_caches().await?;
+            tracing::info!(node = %me, "alone now: caches reloaded from the database");
+        }
+        // Other live nodes (or the last ones to go) may have changed global configs: take
+        // what the database holds.
+        if !(alone && was_alone) {
             let changed = self.config.reload(&self.db).await?;
             if !changed.is_empty() {
                 let names: Vec<&str> = changed.iter().map(|n| n.as_str()).collect();

@@ -162,3 +162,201 @@ async fn a_create_that_committed_before_the_crash_gets_its_job_succeeded() {
     assert_eq!(result["state"], "Running");
     new.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_node_left_alone_by_a_death_reloads_the_caches_the_dead_node_made_stale() {
+    let dir = TestDbDir::new("takeover");
+    let cloud = Cloud::on_db(&dir.url(), 2, 8, 16, 16).await;
+    let a = cloud.engine.clone();
+    let b = another_node(&cloud, &dir.url()).await;
+    beat(&[&a, &b]).await;
+    beat(&[&a, &b]).await;
+    assert!(!a.membership.alone());
+    // b's writes: a's capacity index and IPAM do not see them.
+    b.create_vm(cloud.create_req("on-b")).await.unwrap();
+    assert!(!a.invariant_violations().await.unwrap().is_empty(), "a's caches lag b's create");
+    b.db.close().await;
+
+    // b stops heartbeating; once a declares it dead, a is alone, and alone it never reads the
+    // database again before refusing a placement: its caches must be exact from then on.
+    for _ in 0..8 {
+        beat(&[&a]).await;
+    }
+    assert!(a.membership.alone(), "the dead node is forgotten at once");
+    assert_eq!(a.invariant_violations().await.unwrap(), Vec::<String>::new());
+    a.shutdown().await;
+}
+
+/// Runs `op` on `e` until `e` has run `writes` more database writes and `op` waits for its
+/// next one, then drops it: `e`'s process dies there (`Writer::hold_after`), and nothing of
+/// `op` after that runs. Whether `op` finished first.
+async fn until_writes<F: std::future::Future>(e: &Engine, writes: u64, op: F) -> bool {
+    let crate::db::Writes::Sqlite(w) = e.db.w() else { panic!("a SQLite database") };
+    w.hold_after(w.writes_run() + writes);
+    tokio::select! {
+        biased;
+        _ = op => true,
+        _ = async {
+            while !w.holding() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        } => false,
+    }
+}
+
+/// Two nodes on a fresh cloud of two hosts, both on the ring, with a VM of `a` running.
+async fn two_nodes(dir: &TestDbDir) -> (Cloud, Engine, Engine, VmId) {
+    let cloud = Cloud::on_db(&dir.url(), 2, 8, 16, 16).await;
+    let a = cloud.engine.clone();
+    let vm = a.create_vm(cloud.create_req("first")).await.unwrap().uuid;
+    let b = another_node(&cloud, &dir.url()).await;
+    beat(&[&a, &b]).await;
+    beat(&[&a, &b]).await;
+    // The recovery passes the ring changes started write too: let them end first.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(a.recovering.lock().await);
+    (cloud, a, b, vm)
+}
+
+/// `b` declares the dead node dead, takes over and rolls its runs back; then every host
+/// reports, as at `b`'s next sync.
+async fn take_over_and_sync(cloud: &Cloud, b: &Engine, at: &str) {
+    for _ in 0..8 {
+        beat(&[b]).await;
+    }
+    let runs = || async {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workflow_runs")
+            .fetch_one(b.db.r())
+            .await
+            .unwrap();
+        n
+    };
+    for _ in 0..1_000 {
+        if runs().await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(runs().await, 0, "{at}: the run is left");
+    for h in &cloud.hosts {
+        b.reconcile_host(*h).await.unwrap();
+    }
+}
+
+/// For each of `writes` in turn, on a fresh cloud of two nodes: `prepare` on `a`, then `op`,
+/// killed once `a` has made that many writes of it (see [`until_writes`]); `b` takes over and
+/// syncs, then `check` (given the case's description) and every invariant must hold on `b`.
+async fn after_each_write(
+    writes: std::ops::RangeInclusive<u64>,
+    what: &str,
+    prepare: impl AsyncFn(&Cloud, &Engine, VmId),
+    op: impl AsyncFn(&Cloud, &Engine, VmId),
+    check: impl AsyncFn(&Cloud, &Engine, VmId, &str),
+) {
+    for writes in writes {
+        let dir = TestDbDir::new("takeover");
+        let (cloud, a, b, vm) = two_nodes(&dir).await;
+        prepare(&cloud, &a, vm).await;
+        let finished = until_writes(&a, writes, op(&cloud, &a, vm)).await;
+        a.db.close().await;
+        let at = format!("a died after {writes} writes of {what} (finished: {finished})");
+        take_over_and_sync(&cloud, &b, &at).await;
+        check(&cloud, &b, vm, &at).await;
+        assert_eq!(b.invariant_violations().await.unwrap(), Vec::<String>::new(), "{at}");
+        b.shutdown().await;
+    }
+}
+
+/// Nothing to prepare.
+async fn nothing(_: &Cloud, _: &Engine, _: VmId) {}
+
+/// `vm`'s state and whether it holds a host, as `b` has it.
+async fn settled(b: &Engine, vm: VmId) -> (VmState, bool) {
+    let v = b.get_vm(vm).await.unwrap();
+    (v.state, v.host_uuid.is_some())
+}
+
+/// Whether the hypervisor runs `vm`.
+fn runs(cloud: &Cloud, vm: VmId) -> bool {
+    cloud.sim.vm(vm).is_some_and(|v| v.state == oxstack_hypervisor::PowerState::Running)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_migration_whose_node_dies_after_any_write_ends_where_the_hypervisor_has_it() {
+    let migrate = async |_: &Cloud, a: &Engine, vm| drop(a.migrate_vm(vm, None).await);
+    let check = async |cloud: &Cloud, b: &Engine, vm, at: &str| {
+        let v = b.get_vm(vm).await.unwrap();
+        let runs_on = cloud.sim.vm(vm).map(|v| v.host);
+        assert_eq!((v.state, v.host_uuid), (VmState::Running, runs_on), "{at}");
+    };
+    after_each_write(1..=8, "a migration", nothing, migrate, check).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_create_whose_node_dies_after_any_write_leaves_it_whole_or_nothing() {
+    let create = async |cloud: &Cloud, a: &Engine, _| {
+        drop(a.create_vm(cloud.create_req("second")).await);
+    };
+    let check = async |cloud: &Cloud, b: &Engine, first, at: &str| {
+        assert_eq!(settled(b, first).await, (VmState::Running, true), "{at}");
+        let vms = b.list_vms(&crate::services::ListQuery::default()).await.unwrap().items;
+        let second: Vec<_> = vms.iter().filter(|v| v.name == "second").collect();
+        match second[..] {
+            [] => assert_eq!(cloud.sim.vm_count(), 1, "{at}: left in the hypervisor"),
+            [v] => {
+                assert_eq!((v.state, v.host_uuid.is_some()), (VmState::Running, true), "{at}");
+                assert!(runs(cloud, v.uuid), "{at}: not in the hypervisor");
+            }
+            _ => panic!("{at}: {second:?}"),
+        }
+    };
+    after_each_write(1..=10, "a create", nothing, create, check).await;
+}
+
+/// The VM is Running (holding its host) if the hypervisor runs it, else Stopped.
+async fn where_it_runs(cloud: &Cloud, b: &Engine, vm: VmId, at: &str) {
+    let want = if runs(cloud, vm) { (VmState::Running, true) } else { (VmState::Stopped, false) };
+    assert_eq!(settled(b, vm).await, want, "{at}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_whose_node_dies_after_any_write_is_settled_by_the_next_sync() {
+    let force = oxstack_hypervisor::StopMode::Force;
+    let stop = async |_: &Cloud, a: &Engine, vm| drop(a.stop_vm(vm, force).await);
+    after_each_write(1..=5, "a stop", nothing, stop, where_it_runs).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_start_whose_node_dies_after_any_write_is_settled_by_the_next_sync() {
+    let force = oxstack_hypervisor::StopMode::Force;
+    let stopped = async |_: &Cloud, a: &Engine, vm| drop(a.stop_vm(vm, force).await.unwrap());
+    let start = async |_: &Cloud, a: &Engine, vm| drop(a.start_vm(vm, None).await);
+    after_each_write(1..=8, "a start", stopped, start, where_it_runs).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_destroy_whose_node_dies_after_any_write_is_settled_by_the_next_sync() {
+    let destroy = async |_: &Cloud, a: &Engine, vm| drop(a.destroy_vm(vm).await);
+    let check = async |cloud: &Cloud, b: &Engine, vm, at: &str| {
+        // Gone from the hypervisor: destroyed, or (interrupted, one call) Stopped there.
+        if settled(b, vm).await != (VmState::Destroyed, false) {
+            where_it_runs(cloud, b, vm, at).await;
+        }
+    };
+    after_each_write(1..=5, "a destroy", nothing, destroy, check).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reconciliation_whose_node_dies_after_any_write_is_finished_by_the_next() {
+    let killed = async |cloud: &Cloud, _: &Engine, vm| cloud.sim.kill_vm(vm).unwrap();
+    let reconcile = async |cloud: &Cloud, a: &Engine, vm| {
+        drop(a.reconcile_host(cloud.sim.vm(vm).unwrap().host).await);
+    };
+    let check = async |cloud: &Cloud, b: &Engine, vm, at: &str| {
+        let host = cloud.sim.vm(vm).map(|v| v.host);
+        let v = b.get_vm(vm).await.unwrap();
+        let want = (VmState::Stopped, None, host);
+        assert_eq!((v.state, v.host_uuid, v.last_host_uuid), want, "{at}");
+    };
+    after_each_write(1..=3, "a reconciliation", killed, reconcile, check).await;
+}

@@ -60,6 +60,22 @@ struct Stats {
     /// Batches committed or rolled back, and the jobs they held.
     batches: AtomicU64,
     jobs: AtomicU64,
+    /// Jobs run to their end, alone or in a batch, counted before their callers are answered.
+    ran: AtomicU64,
+    /// Jobs past this many run are held: never run nor answered (see [`Writer::hold_after`]).
+    hold_after: AtomicU64,
+}
+
+impl Stats {
+    fn new() -> Self {
+        Self { hold_after: AtomicU64::new(u64::MAX), ..Self::default() }
+    }
+
+    /// How many more jobs may run before the hold.
+    fn may_run(&self) -> u64 {
+        let (ran, hold) = (self.ran.load(Ordering::SeqCst), self.hold_after.load(Ordering::SeqCst));
+        hold.saturating_sub(ran)
+    }
 }
 
 /// Counts a caller as waiting on the writer until dropped (also when the caller is cancelled).
@@ -93,7 +109,7 @@ impl Writer {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let (tx, rx) = mpsc::channel::<Job>();
         let (exited_tx, exited_rx) = oneshot::channel();
-        let stats = Arc::new(Stats::default());
+        let stats = Arc::new(Stats::new());
         let thread_stats = stats.clone();
         std::thread::Builder::new().name("oxstack-db-writer".into()).spawn(move || {
             run(&mut conn, &rx, &thread_stats, &checkpoints);
@@ -219,8 +235,27 @@ impl Writer {
         self.stats.pending.load(Ordering::SeqCst) == 0
     }
 
-    /// Lets the queued writes finish, then closes the connection; later writes fail with
-    /// `PoolClosed`.
+    /// Writes run to their end so far (committed, or failed and undone), each counted before
+    /// its caller hears of it: a caller woken by its answer finds its write counted.
+    pub fn writes_run(&self) -> u64 {
+        self.stats.ran.load(Ordering::Relaxed)
+    }
+
+    /// Holds every write past the `total`-th run (as [`Writer::writes_run`] counts): they are
+    /// never run nor answered, their callers wait for good, and [`Writer::close`] drops them.
+    /// What a process killed once `total` writes were committed leaves behind, for tests that
+    /// kill a management node at a write of their choosing.
+    pub fn hold_after(&self, total: u64) {
+        self.stats.hold_after.store(total, Ordering::SeqCst);
+    }
+
+    /// Whether a write is held (see [`Writer::hold_after`]) and its caller waits for it.
+    pub fn holding(&self) -> bool {
+        self.stats.may_run() == 0 && !self.idle()
+    }
+
+    /// Lets the queued writes finish (not those held), then closes the connection; later
+    /// writes fail with `PoolClosed`.
     pub async fn close(&self) {
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.take();
@@ -319,7 +354,16 @@ fn run(conn: &mut Connection, rx: &mpsc::Receiver<Job>, stats: &Stats, ckpt: &Ch
                 Err(_) => return,
             }
         }
-        while queue.len() < MAX_BATCH {
+        let may_run = usize::try_from(stats.may_run()).unwrap_or(usize::MAX).min(MAX_BATCH);
+        if may_run == 0 {
+            // Held (`Writer::hold_after`): kept unanswered until the channel closes.
+            let mut held: Vec<Job> = queue.drain(..).collect();
+            while let Ok(job) = rx.recv() {
+                held.push(job);
+            }
+            return;
+        }
+        while queue.len() < may_run {
             match rx.try_recv() {
                 Ok(job) => queue.push_back(job),
                 Err(_) => break,
@@ -328,7 +372,9 @@ fn run(conn: &mut Connection, rx: &mpsc::Receiver<Job>, stats: &Stats, ckpt: &Ch
         if queue.len() == 1 || conn.execute_batch("BEGIN IMMEDIATE").is_err() {
             // Alone (or no transaction to be had): autocommit.
             if let Some(job) = queue.pop_front() {
-                (run_job(job, conn, false).answer)(Ok(()));
+                let ran = run_job(job, conn, false);
+                stats.ran.fetch_add(1, Ordering::Relaxed);
+                (ran.answer)(Ok(()));
             }
             ckpt.nudge();
             continue;
@@ -339,7 +385,7 @@ fn run(conn: &mut Connection, rx: &mpsc::Receiver<Job>, stats: &Stats, ckpt: &Ch
             let r = run_job(job, conn, true);
             failure = r.fatal.clone();
             ran.push(r);
-            if failure.is_some() || ran.len() >= MAX_BATCH {
+            if failure.is_some() || ran.len() >= may_run {
                 break;
             }
         }
@@ -359,6 +405,7 @@ fn run(conn: &mut Connection, rx: &mpsc::Receiver<Job>, stats: &Stats, ckpt: &Ch
         ckpt.nudge();
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.jobs.fetch_add(ran.len() as u64, Ordering::Relaxed);
+        stats.ran.fetch_add(ran.len() as u64, Ordering::Relaxed);
         for r in ran {
             (r.answer)(failure.as_deref().map_or(Ok(()), Err));
         }
@@ -370,6 +417,41 @@ mod tests {
     use futures::future::join_all;
 
     use crate::db::{write, Db, Writes};
+
+    #[tokio::test]
+    async fn every_write_is_counted_before_its_caller_hears_of_it_alone_or_batched() {
+        let (db, dir) = file_db().await;
+        let Writes::Sqlite(w) = db.w() else { panic!("not a SQLite database") };
+        let before = w.writes_run();
+        insert_zone(&db, "alone".into()).await.unwrap();
+        assert_eq!(w.writes_run(), before + 1, "a write alone");
+        let inserts = (0..50).map(|i| insert_zone(&db, format!("z{i}")));
+        for done in join_all(inserts).await {
+            done.unwrap();
+        }
+        assert_eq!(w.writes_run(), before + 51, "writes batched or not");
+        db.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn writes_past_the_hold_are_neither_run_nor_answered_and_close_drops_them() {
+        let (db, dir) = file_db().await;
+        let Writes::Sqlite(w) = db.w() else { panic!("not a SQLite database") };
+        w.hold_after(w.writes_run() + 2);
+        let writes = (0..4).map(|i| insert_zone(&db, format!("z{i}")));
+        let mut writes: Vec<_> = writes.map(Box::pin).collect();
+        for w in &mut writes[..2] {
+            w.await.unwrap();
+        }
+        let held = tokio::time::timeout(std::time::Duration::from_millis(200), &mut writes[2]);
+        assert!(held.await.is_err(), "a write past the hold was answered");
+        assert!(w.holding());
+        assert_eq!(zones(&db).await, 2, "a write past the hold was run");
+        drop(writes);
+        db.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     fn batch_stats(db: &Db) -> (u64, u64) {
         match db.w() {

@@ -70,6 +70,15 @@ impl Writes {
         }
     }
 
+    /// Writes run to their end so far, on SQLite (see [`Writer::writes_run`]); PostgreSQL's
+    /// are not counted.
+    pub fn writes_run(&self) -> Option<u64> {
+        match self {
+            Self::Sqlite(s) => Some(s.writes_run()),
+            Self::Postgres(_) => None,
+        }
+    }
+
     /// Lets the writes in flight finish, then closes; later writes fail with `PoolClosed`.
     pub async fn close(&self) {
         match self {

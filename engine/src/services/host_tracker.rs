@@ -335,14 +335,8 @@ impl Engine {
                     VmState::Running | VmState::Paused | VmState::Unknown,
                     None | Some(PowerState::Stopped),
                 ) if held => {
-                    self.unplace_vm(vm).await?;
-                    let last = actual.map(|_| host.to_string());
-                    crate::db::write("UPDATE vm_instances SET last_host_uuid = ? WHERE uuid = ?")
-                        .bind(last)
-                        .bind(vm.to_string())
-                        .execute(self.db.w())
-                        .await?;
-                    self.set_vm_state(vm, state, VmState::Stopped).await?;
+                    let last = actual.map(|_| host);
+                    self.unplace_vm_into(vm, (state, VmState::Stopped), Some(last)).await?;
                     report.stopped += 1;
                 }
                 (VmState::Stopped, Some(PowerState::Running | PowerState::Paused)) if !held => {

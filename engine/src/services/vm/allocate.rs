@@ -120,10 +120,11 @@ impl Engine {
                 "no primary storage of cluster {cluster} has {bytes} free bytes"
             ))
         })?;
-        // Insert first (idempotent on the volume uuid), then charge the storage, and undo the
-        // insert if the storage turned out to be full: two statements instead of a read and a
-        // four-statement transaction, on every create's path.
-        let inserted = crate::db::write(
+        // The row and the charge in one transaction: a volume row always has its bytes
+        // charged, so undoing it (`free_volume`) never gives back bytes it did not take, even
+        // when its node died between the two. The insert changes nothing on a re-run of this
+        // step (the row is there: keep it), and the charge nothing when the storage has no room.
+        let insert = crate::db::write(
             "INSERT INTO volumes (uuid, vm_uuid, primary_storage_uuid, kind, size_bytes, format, device_index, created_at) \
              VALUES (?, ?, ?, 'Root', ?, ?, 0, ?) ON CONFLICT DO NOTHING",
         )
@@ -133,10 +134,16 @@ impl Engine {
         .bind(bytes as i64)
         .bind(format)
         .bind(crate::time::now_ms())
-        .execute(self.db.w())
-        .await;
-        let inserted = match inserted.map_err(EngineError::from) {
-            Ok(r) => r.rows_affected() == 1,
+        .must_change_one();
+        let charge = crate::db::write(
+            "UPDATE primary_storages SET used_bytes = used_bytes + ?1 \
+             WHERE uuid = ?2 AND used_bytes + ?1 <= total_bytes AND state = 'Enabled'",
+        )
+        .bind(bytes as i64)
+        .bind(ps.to_string())
+        .must_change_one();
+        let done = match self.db.atomically(vec![insert, charge]).await.map_err(EngineError::from) {
+            Ok(done) => done,
             Err(e) => {
                 self.scheduler.topology().release_storage(ps, bytes);
                 if e.is_foreign_key_violation() {
@@ -148,35 +155,24 @@ impl Engine {
                 return Err(e);
             }
         };
-        if !inserted {
-            // Created by an earlier run of this step.
-            self.scheduler.topology().release_storage(ps, bytes);
-            let existing: String =
-                sqlx::query_scalar("SELECT primary_storage_uuid FROM volumes WHERE uuid = ?")
-                    .bind(volume.to_string())
-                    .fetch_one(self.db.r())
-                    .await?;
-            return crate::db::parse_stored("volumes", "primary_storage_uuid", &existing);
-        }
-        let charged = crate::db::write(
-            "UPDATE primary_storages SET used_bytes = used_bytes + ?1 \
-             WHERE uuid = ?2 AND used_bytes + ?1 <= total_bytes AND state = 'Enabled'",
-        )
-        .bind(bytes as i64)
-        .bind(ps.to_string())
-        .execute(self.db.w())
-        .await
-        .map(|r| r.rows_affected() == 1);
-        if !matches!(charged, Ok(true)) {
-            self.scheduler.topology().release_storage(ps, bytes);
-            crate::db::write("DELETE FROM volumes WHERE uuid = ?")
-                .bind(volume.to_string())
-                .execute(self.db.w())
-                .await?;
-            charged?;
-            return Err(EngineError::InsufficientCapacity(format!(
-                "primary storage {ps} has no room for {bytes} bytes or is not Enabled"
-            )));
+        match done {
+            Ok(()) => {}
+            Err(0) => {
+                // Created by an earlier run of this step.
+                self.scheduler.topology().release_storage(ps, bytes);
+                let existing: String =
+                    sqlx::query_scalar("SELECT primary_storage_uuid FROM volumes WHERE uuid = ?")
+                        .bind(volume.to_string())
+                        .fetch_one(self.db.r())
+                        .await?;
+                return crate::db::parse_stored("volumes", "primary_storage_uuid", &existing);
+            }
+            Err(_) => {
+                self.scheduler.topology().release_storage(ps, bytes);
+                return Err(EngineError::InsufficientCapacity(format!(
+                    "primary storage {ps} has no room for {bytes} bytes or is not Enabled"
+                )));
+            }
         }
         Ok(ps)
     }

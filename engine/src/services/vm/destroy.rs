@@ -58,7 +58,7 @@ impl Engine {
                     | HypervisorError::HostNotConnected { .. }),
                 )) => {
                     tracing::warn!(%vm, %e, "host unreachable: destroying the VM in the database only; reconciliation undefines it when the host comes back");
-                    still_defined_on = Some(h.to_string());
+                    still_defined_on = Some(h);
                 }
                 Err(e) => {
                     self.set_vm_state(vm, VmState::Destroying, state).await?;
@@ -66,13 +66,8 @@ impl Engine {
                 }
             }
         }
-        self.unplace_vm(vm).await?;
-        crate::db::write("UPDATE vm_instances SET last_host_uuid = ? WHERE uuid = ?")
-            .bind(still_defined_on)
-            .bind(vm.to_string())
-            .execute(self.db.w())
-            .await?;
-        self.set_vm_state(vm, VmState::Destroying, VmState::Destroyed).await?;
+        let states = (VmState::Destroying, VmState::Destroyed);
+        self.unplace_vm_into(vm, states, Some(still_defined_on)).await?;
         if self.config.string(ConfigName::VmDeletionPolicy) == "Direct" {
             self.expunge_locked(vm).await?;
             return Ok(DestroyOutcome::Expunged);

@@ -10,6 +10,7 @@
 use oxstack_hypervisor::HostId;
 
 use super::allocate::{HostRequest, RACE_RETRIES};
+use super::VmState;
 use crate::db::{write, Write};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{ClusterId, VmId};
@@ -135,10 +136,26 @@ impl Engine {
         memory: u64,
         unhold: Write,
     ) -> EngineResult<bool> {
+        self.release_held_with(host, cpus, memory, unhold, Vec::new()).await
+    }
+
+    /// As [`Engine::release_held`], with `also` run after it in the same transaction (and
+    /// not at all when the capacity was no longer held): an operation's last writes, so that
+    /// no crash can come between them.
+    pub(crate) async fn release_held_with(
+        &self,
+        host: HostId,
+        cpus: u32,
+        memory: u64,
+        unhold: Write,
+        also: Vec<Write>,
+    ) -> EngineResult<bool> {
         let _cache = self.cache_gate.read().await;
         let release =
             write(RELEASE).bind(i64::from(cpus)).bind(memory as i64).bind(host.to_string());
-        let released = self.db.then_if_one(unhold, release).await?;
+        let mut writes = vec![unhold.must_change_one(), release];
+        writes.extend(also);
+        let released = self.db.atomically(writes).await?.is_ok();
         if released {
             self.scheduler.index().release(host, cpus, memory);
         }
@@ -210,6 +227,56 @@ impl Engine {
             .bind(row.clone())])
         })
         .await
+    }
+
+    /// Ends what gives the VM's host back (a stop, a destroy, a reconciliation that found it
+    /// gone) in one transaction: its host cleared and the capacity returned, its last host set
+    /// when `last_host` says so, and its state moved from `from` to `to` (settled: no node runs
+    /// an operation on it then). A node that dies in the middle leaves all of it or none:
+    /// never a VM still in its operation's state but holding no host, which a takeover would
+    /// make Unknown with no host for any sync to settle it by.
+    pub(crate) async fn unplace_vm_into(
+        &self,
+        vm: VmId,
+        (from, to): (VmState, VmState),
+        last_host: Option<Option<HostId>>,
+    ) -> EngineResult<()> {
+        let now = crate::time::now_ms();
+        let settle = || {
+            let last = last_host.map(|last| {
+                write("UPDATE vm_instances SET last_host_uuid = ? WHERE uuid = ?")
+                    .bind(last.map(|h| h.to_string()))
+                    .bind(vm.to_string())
+            });
+            let state = write(
+                "UPDATE vm_instances SET state = ?, state_changed_at = ?, op_node = NULL WHERE uuid = ?",
+            )
+            .bind(to.as_str())
+            .bind(now)
+            .bind(vm.to_string());
+            last.into_iter().chain([state]).collect::<Vec<Write>>()
+        };
+        let held = match self.vm_holding(vm, "host_uuid").await? {
+            Some((host, cpus, memory)) => {
+                let unhold = write(
+                    "UPDATE vm_instances SET host_uuid = NULL WHERE uuid = ? AND host_uuid = ?",
+                )
+                .bind(vm.to_string())
+                .bind(host.to_string());
+                self.release_held_with(host, cpus, memory, unhold, settle()).await?
+            }
+            None => false,
+        };
+        if !held {
+            // It held no host (any more): the rest alone, still in one transaction.
+            self.db.atomically(settle()).await?.map_err(|_| {
+                EngineError::Internal(format!("vm {vm} could not be settled as {to}"))
+            })?;
+        }
+        if from != to {
+            self.events.publish("vm", vm.0, Some(from.as_str()), Some(to.as_str()));
+        }
+        Ok(())
     }
 
     /// Undoes [`Engine::place_vm`]: clears the VM's host and returns the capacity. Idempotent.

@@ -7,10 +7,13 @@
 //! |                   | VM's `migration_target_uuid` (one transaction)     |                           |
 //! | migrate-on-host   | the hypervisor moves the running VM                | migrate it back           |
 //!
-//! Then, in one transaction, the VM's host becomes the target and the source's capacity is
-//! returned. At most `vm.migration_parallelism` migrations run at once on a node. The run is
-//! journaled (see `workflow::journal`): if this node dies mid-way, the node that takes over
-//! undoes it.
+//! Then, in one transaction, the VM's host becomes the target, the source's capacity is
+//! returned, the VM is Running and its run leaves the journal. At most
+//! `vm.migration_parallelism` migrations run at once on a node. The run is journaled (see
+//! `workflow::journal`): if this node dies mid-way, the node that takes over undoes it; once
+//! that last transaction committed there is nothing to undo (were the run still in the journal
+//! with the VM on its target, the undo would move the VM back while the database kept it on
+//! the target).
 
 use async_trait::async_trait;
 use oxstack_hypervisor::{HostId, HypervisorError};
@@ -120,12 +123,11 @@ impl Engine {
         start.request.avoid = vec![source];
         let mut ctx =
             MigrateCtx { engine: self.clone(), vm, source, request: start.request, target: None };
-        self.set_vm_state(vm, state, VmState::Migrating).await?;
-        let node = self.membership.node.0;
-        let journal = Journal::begin(&self.db, "migrate-vm", vm.0, node, ctx.saved()?).await?;
+        let states = (state, VmState::Migrating);
+        let journal = self.begin_run(vm, states, "migrate-vm", ctx.saved()?).await?;
         let ran = migrate_workflow().run_journaled(&mut ctx, &journal).await;
         let finished = match ran {
-            Ok(()) => self.finish_migration(vm, source, ctx.target).await,
+            Ok(()) => self.finish_migration(vm, source, ctx.target, &journal).await,
             Err(e) => Err(self.fail_back(vm, VmState::Migrating, state, e).await),
         };
         journal.end().await;
@@ -133,13 +135,14 @@ impl Engine {
         self.get_vm(vm).await
     }
 
-    /// Records the VM on the target host and returns the source host's capacity, in one
-    /// transaction; then the VM is Running.
+    /// Records the VM on the target host, returns the source host's capacity, makes the VM
+    /// Running and ends its run in the journal, in one transaction.
     async fn finish_migration(
         &self,
         vm: VmId,
         source: HostId,
         target: Option<HostId>,
+        journal: &Journal,
     ) -> EngineResult<()> {
         let target = target
             .ok_or_else(|| EngineError::Internal("migration finished without a target".into()))?;
@@ -154,14 +157,23 @@ impl Engine {
         .bind(target.to_string())
         .bind(cluster)
         .bind(vm.to_string())
-        .bind(source.to_string())
-        ;
-        if !self.release_held(source, cpus, memory, moved).await? {
+        .bind(source.to_string());
+        let running = crate::db::write(
+            "UPDATE vm_instances SET state = ?, state_changed_at = ?, op_node = NULL WHERE uuid = ?",
+        )
+        .bind(VmState::Running.as_str())
+        .bind(crate::time::now_ms())
+        .bind(vm.to_string());
+        let last = vec![running, journal.delete_row()];
+        if !self.release_held_with(source, cpus, memory, moved, last).await? {
             return Err(EngineError::Internal(format!(
                 "vm {vm} no longer held hosts {source} and {target} as its migration finished"
             )));
         }
-        self.set_vm_state(vm, VmState::Migrating, VmState::Running).await
+        journal.deleted();
+        let (from, to) = (VmState::Migrating.as_str(), VmState::Running.as_str());
+        self.events.publish("vm", vm.0, Some(from), Some(to));
+        Ok(())
     }
 }
 

@@ -57,8 +57,7 @@ impl Engine {
             self.set_vm_state(vm, VmState::Stopping, state).await?;
             return Err(e);
         }
-        self.unplace_vm(vm).await?;
-        self.set_vm_state(vm, VmState::Stopping, VmState::Stopped).await?;
+        self.unplace_vm_into(vm, (VmState::Stopping, VmState::Stopped), None).await?;
         self.get_vm(vm).await
     }
 

@@ -16,7 +16,7 @@ use super::{VmInstance, VmOp, VmState};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{VmId, VolumeId};
 use crate::workflow::journal::{fingerprint, from_json, to_json};
-use crate::workflow::{Journal, Journaled, Step, Workflow};
+use crate::workflow::{Journaled, Step, Workflow};
 use crate::Engine;
 
 /// The start workflow's context.
@@ -77,9 +77,8 @@ impl Engine {
         let state = self.vm_state(vm).await?;
         VmOp::Start.check(vm, state)?;
         let mut ctx = self.start_ctx(vm, host).await?;
-        self.set_vm_state(vm, state, VmState::Starting).await?;
-        let node = self.membership.node.0;
-        let journal = Journal::begin(&self.db, "start-vm", vm.0, node, ctx.saved()?).await?;
+        let states = (state, VmState::Starting);
+        let journal = self.begin_run(vm, states, "start-vm", ctx.saved()?).await?;
         let ran = start_workflow().run_journaled(&mut ctx, &journal).await;
         let finished = match ran {
             Ok(()) => self.finish_start(vm).await,

@@ -13,6 +13,7 @@ use crate::ids::{
 };
 use crate::services::vm::VmState;
 use crate::services::{ListQuery, Page};
+use crate::workflow::Journal;
 use crate::Engine;
 
 /// A VM instance.
@@ -193,6 +194,39 @@ impl Engine {
             Ok(()) => err,
             Err(restore) => restore,
         }
+    }
+
+    /// Starts a journaled run of `workflow` on `vm`: claims the VM from the settled `from` for
+    /// the transitional `to` (as [`Engine::set_vm_state`] does) and writes the run's journal
+    /// row holding `saved`, in one transaction. A node that dies after it leaves a run for
+    /// recovery to roll back, and before it nothing. (Written apart, a node dying between the
+    /// two left the VM in `to` with no run, which a takeover settles as a single call, Unknown,
+    /// and a VM that held no host then, being started, no sync ever settled.)
+    pub(crate) async fn begin_run(
+        &self,
+        vm: VmId,
+        (from, to): (VmState, VmState),
+        workflow: &'static str,
+        saved: String,
+    ) -> EngineResult<Journal> {
+        let journal = Journal::new(&self.db, workflow, vm.0, self.membership.node.0);
+        let claim = crate::db::write(
+            "UPDATE vm_instances SET state = ?, state_changed_at = ?, op_node = ? \
+             WHERE uuid = ? AND state = ?",
+        )
+        .bind(to.as_str())
+        .bind(crate::time::now_ms())
+        .bind(self.membership.node.to_string())
+        .bind(vm.to_string())
+        .bind(from.as_str())
+        .must_change_one();
+        if self.db.atomically(vec![claim, journal.insert_row(&saved)]).await?.is_err() {
+            let now = self.vm_state(vm).await?;
+            return Err(changed_meanwhile(vm, from, now));
+        }
+        journal.inserted(saved);
+        self.events.publish("vm", vm.0, Some(from.as_str()), Some(to.as_str()));
+        Ok(journal)
     }
 
     /// Moves a VM to `to` and publishes the change. Leaving a settled state for a transitional
