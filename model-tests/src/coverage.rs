@@ -400,19 +400,31 @@ pub struct Finish {
 
 /// The end of the run of the variant on `nodes` nodes with cases of up to `max_steps` steps;
 /// it is held to the must-reach paths when it ran at least CI's cases (`ci_cases`) of at
-/// least CI's length (`ci_max_steps`).
-pub fn finish(nodes: usize, max_steps: usize, (ci_cases, ci_max_steps): (u32, usize)) -> Finish {
+/// least CI's length (`ci_max_steps`). Proptest counts the regression cases it replays first
+/// among its `PROPTEST_CASES`, so a run at CI's settings has that many cases in all and a few
+/// fewer fresh ones: the count held against CI's is all the cases, the paths must be reached
+/// by the fresh ones.
+pub fn finish(nodes: usize, max_steps: usize, ci: (u32, usize)) -> Finish {
     let all = TOTALS.lock().unwrap_or_else(|e| e.into_inner());
     let empty = Totals::default();
-    let totals = all[variant(nodes)].as_ref().unwrap_or(&empty);
+    finish_of(all[variant(nodes)].as_ref().unwrap_or(&empty), nodes, max_steps, ci)
+}
+
+/// [`finish`] of the given totals.
+fn finish_of(
+    totals: &Totals,
+    nodes: usize,
+    max_steps: usize,
+    (ci_cases, ci_max_steps): (u32, usize),
+) -> Finish {
     let fresh = &totals.fresh;
     let report = report(nodes, fresh, totals.replayed.unwrap_or(0));
-    let skipped = (fresh.cases < u64::from(ci_cases) || max_steps < ci_max_steps).then(|| {
+    let skipped = (totals.ended < u64::from(ci_cases) || max_steps < ci_max_steps).then(|| {
         format!(
-            "the must-reach check was skipped: this run had {} fresh cases of up to {max_steps} \
-             steps, CI's has {ci_cases} of up to {ci_max_steps}, and only a run with at least \
-             that many is held to the must-reach paths",
-            fresh.cases
+            "the must-reach check was skipped: this run had {} cases in all of up to \
+             {max_steps} steps, CI's has {ci_cases} of up to {ci_max_steps}, and only a run \
+             with at least that many is held to the must-reach paths",
+            totals.ended
         )
     });
     let missed = match skipped {
@@ -532,4 +544,35 @@ fn outcomes_table(t: &Tally) -> String {
 
 fn cell(n: Option<u64>) -> String {
     n.map_or_else(|| ".".to_owned(), |n| n.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Totals of a run of `ended` cases, the first `replayed` of them regression cases, whose
+    /// fresh cases reached `reached`.
+    fn totals(ended: u64, replayed: u64, reached: &[Path]) -> Totals {
+        let mut fresh = Tally { cases: ended - replayed, ..Tally::default() };
+        fresh.paths = reached.iter().map(|p| (*p, 1)).collect();
+        Totals { ended, replayed: Some(replayed), fresh }
+    }
+
+    #[test]
+    fn a_run_at_ci_settings_with_regression_cases_is_held_to_the_must_reach_paths() {
+        let all = paths::must_reach(1);
+        let end = finish_of(&totals(2000, 3, &all[1..]), 1, 50, (2000, 50));
+        assert_eq!(end.skipped, None);
+        assert_eq!(end.missed, vec![all[0]]);
+        let end = finish_of(&totals(2000, 3, all), 1, 50, (2000, 50));
+        assert!(end.missed.is_empty() && end.skipped.is_none());
+    }
+
+    #[test]
+    fn a_run_smaller_than_ci_is_not_held_to_them() {
+        for (ended, max_steps) in [(1999, 50), (2000, 49)] {
+            let end = finish_of(&totals(ended, 3, &[]), 1, max_steps, (2000, 50));
+            assert!(end.skipped.is_some() && end.missed.is_empty());
+        }
+    }
 }

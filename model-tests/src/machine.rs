@@ -91,6 +91,11 @@ pub fn end_of_run(nodes: usize) {
     crate::coverage::print_now(&end.report);
     if let Some(why) = &end.skipped {
         crate::coverage::print_now(why);
+    } else if end.missed.is_empty() {
+        let n = crate::paths::must_reach(nodes).len();
+        crate::coverage::print_now(&format!(
+            "must-reach check on {nodes} node(s): all {n} must-reach paths reached by fresh cases"
+        ));
     }
     if !end.missed.is_empty() {
         let missed: Vec<String> =
