@@ -354,8 +354,11 @@ fn variant(nodes: usize) -> usize {
     usize::from(nodes > 1)
 }
 
-/// How many persisted regression cases proptest replays before the fresh ones with `config`.
+/// How many persisted regression cases proptest replays before the fresh ones with `config`,
+/// as proptest sees it: with the `PROPTEST_*` environment laid over it, so none when
+/// `PROPTEST_DISABLE_FAILURE_PERSISTENCE` is set.
 pub fn replayed(config: &Config) -> u64 {
+    let config = proptest::test_runner::contextualize_config(config.clone());
     let seeds = config.failure_persistence.as_ref().map(|f| f.load_persisted_failures2(None));
     seeds.map_or(0, |s| s.len() as u64)
 }
@@ -400,10 +403,7 @@ pub struct Finish {
 
 /// The end of the run of the variant on `nodes` nodes with cases of up to `max_steps` steps;
 /// it is held to the must-reach paths when it ran at least CI's cases (`ci_cases`) of at
-/// least CI's length (`ci_max_steps`). Proptest counts the regression cases it replays first
-/// among its `PROPTEST_CASES`, so a run at CI's settings has that many cases in all and a few
-/// fewer fresh ones: the count held against CI's is all the cases, the paths must be reached
-/// by the fresh ones.
+/// least CI's length (`ci_max_steps`).
 pub fn finish(nodes: usize, max_steps: usize, ci: (u32, usize)) -> Finish {
     let all = TOTALS.lock().unwrap_or_else(|e| e.into_inner());
     let empty = Totals::default();
@@ -419,12 +419,12 @@ fn finish_of(
 ) -> Finish {
     let fresh = &totals.fresh;
     let report = report(nodes, fresh, totals.replayed.unwrap_or(0));
-    let skipped = (totals.ended < u64::from(ci_cases) || max_steps < ci_max_steps).then(|| {
+    let skipped = (fresh.cases < u64::from(ci_cases) || max_steps < ci_max_steps).then(|| {
         format!(
-            "the must-reach check was skipped: this run had {} cases in all of up to \
-             {max_steps} steps, CI's has {ci_cases} of up to {ci_max_steps}, and only a run \
-             with at least that many is held to the must-reach paths",
-            totals.ended
+            "the must-reach check was skipped: this run had {} fresh cases of up to {max_steps} \
+             steps, CI's has {ci_cases} of up to {ci_max_steps}, and only a run with at least \
+             that many is held to the must-reach paths",
+            fresh.cases
         )
     });
     let missed = match skipped {
@@ -559,20 +559,34 @@ mod tests {
     }
 
     #[test]
-    fn a_run_at_ci_settings_with_regression_cases_is_held_to_the_must_reach_paths() {
+    fn a_run_at_ci_settings_is_held_to_the_must_reach_paths() {
         let all = paths::must_reach(1);
-        let end = finish_of(&totals(2000, 3, &all[1..]), 1, 50, (2000, 50));
+        let end = finish_of(&totals(2003, 3, &all[1..]), 1, 50, (2000, 50));
         assert_eq!(end.skipped, None);
         assert_eq!(end.missed, vec![all[0]]);
-        let end = finish_of(&totals(2000, 3, all), 1, 50, (2000, 50));
+        let end = finish_of(&totals(2003, 3, all), 1, 50, (2000, 50));
         assert!(end.missed.is_empty() && end.skipped.is_none());
     }
 
     #[test]
     fn a_run_smaller_than_ci_is_not_held_to_them() {
-        for (ended, max_steps) in [(1999, 50), (2000, 49)] {
+        for (ended, max_steps) in [(2002, 50), (2003, 49)] {
             let end = finish_of(&totals(ended, 3, &[]), 1, max_steps, (2000, 50));
             assert!(end.skipped.is_some() && end.missed.is_empty());
         }
+    }
+
+    #[test]
+    fn no_case_is_taken_for_a_replay_when_persistence_is_disabled() {
+        use proptest::test_runner::{Config, FileFailurePersistence};
+        let file = FileFailurePersistence::Direct("proptest-regressions/model.txt");
+        let config = Config { failure_persistence: Some(Box::new(file)), ..Config::default() };
+        assert!(replayed(&config) > 0, "the regression file has cases");
+        // Read by `contextualize_config` only; at worst it stops another proptest of this
+        // binary running at the same moment from saving a failure.
+        std::env::set_var("PROPTEST_DISABLE_FAILURE_PERSISTENCE", "1");
+        let disabled = replayed(&config);
+        std::env::remove_var("PROPTEST_DISABLE_FAILURE_PERSISTENCE");
+        assert_eq!(disabled, 0);
     }
 }
