@@ -148,5 +148,4 @@ impl Engine {
 }
 
 #[cfg(test)]
-#[path = "takeover_tests.rs"]
 mod tests;
