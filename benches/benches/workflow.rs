@@ -5,7 +5,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use oxstack_benches::runtime;
 use oxstack_benches::workflow::{noop_workflow, NoopCtx, STEPS};
-use oxstack_engine::workflow::RunOptions;
+use oxstack_engine::workflow::testing::Inject;
 
 fn workflow(c: &mut Criterion) {
     let rt = runtime::current_thread();
@@ -18,10 +18,10 @@ fn workflow(c: &mut Criterion) {
         })
     });
     group.bench_function("run+undo_all", |b| {
-        let opts = RunOptions { fail_after: Some(STEPS - 1), ..Default::default() };
+        let inject = Inject { fail_after: Some(STEPS - 1), ..Default::default() };
         b.to_async(&rt).iter(|| async {
             let mut ctx = NoopCtx;
-            let (res, log) = wf.run_with(black_box(&mut ctx), opts).await;
+            let (res, log) = wf.run_injected(black_box(&mut ctx), inject).await;
             assert!(res.is_err());
             log
         })

@@ -36,7 +36,8 @@ pub fn noop_workflow() -> Workflow<NoopCtx> {
 
 #[cfg(test)]
 mod tests {
-    use oxstack_engine::workflow::{RunOptions, StepEvent};
+    use oxstack_engine::workflow::testing::Inject;
+    use oxstack_engine::workflow::StepEvent;
 
     use super::*;
 
@@ -45,8 +46,8 @@ mod tests {
         let wf = noop_workflow();
         assert_eq!(wf.step_names().len(), STEPS);
         wf.run(&mut NoopCtx).await.unwrap();
-        let opts = RunOptions { fail_after: Some(STEPS - 1), ..Default::default() };
-        let (res, log) = wf.run_with(&mut NoopCtx, opts).await;
+        let inject = Inject { fail_after: Some(STEPS - 1), ..Default::default() };
+        let (res, log) = wf.run_injected(&mut NoopCtx, inject).await;
         assert!(res.is_err());
         assert_eq!(log.entries.iter().filter(|(_, e)| *e == StepEvent::Undone).count(), STEPS);
     }

@@ -4,10 +4,13 @@
 //! Filters, in order: cluster enabled, zone / designated cluster, hypervisor type, L2 networks
 //! attached, primary storage attached with room for the root volume (all in [`topology`]); then
 //! host Enabled + Connected, free cpu and memory, avoid-hosts, designated host (in [`index`]);
-//! then the sorter (`scheduler.strategy`: Spread or Pack). The in-memory reservation is confirmed
-//! by a conditional UPDATE in the database, which stays the source of truth.
+//! then the sorter (`scheduler.strategy`: Spread or Pack). The policy over them (designated and
+//! preferred hosts, the strategy, the root volume's storage) is in [`placement`]. The in-memory
+//! reservation is confirmed by a conditional UPDATE in the database, which stays the source of
+//! truth.
 
 pub mod index;
+pub mod placement;
 pub mod topology;
 
 use std::sync::{Mutex, MutexGuard};
@@ -18,6 +21,7 @@ use crate::db::{self, Db};
 use crate::error::EngineResult;
 use crate::ids::{ClusterId, HostId, PrimaryStorageId};
 pub use index::{CapacityIndex, GlobalChoice, HostCapacity, Placement, Strategy};
+pub use placement::HostRequest;
 pub use topology::{ClusterFilter, ClusterInfo, StorageInfo, Topology};
 
 /// The scheduler's caches.

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use crate::error::{EngineError, EngineResult};
 
 pub mod journal;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use journal::{Journal, Journaled};
@@ -37,26 +38,70 @@ pub enum StepEvent {
     UndoFailed,
 }
 
-/// The record of one workflow run.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct WorkflowLog {
-    pub entries: Vec<(&'static str, StepEvent)>,
+/// The run loop's test seam: where a test replays steps and undos, injects a failure or stops
+/// a run dead as a killed node would, and what it is told of each step. Production runs pass
+/// [`NoHooks`], whose answers are constants; the faults tests inject are in `testing`, which
+/// production builds do not compile.
+pub trait RunHooks: Send {
+    /// Something happened to `step`.
+    fn event(&mut self, _step: &'static str, _event: StepEvent) {}
+    /// Whether to run every step twice (idempotency).
+    fn repeat_steps(&self) -> bool {
+        false
+    }
+    /// Whether to run every undo twice (idempotency).
+    fn repeat_undos(&self) -> bool {
+        false
+    }
+    /// What to do once step `index` succeeded, before the journal records what it made.
+    fn after_step(&mut self, _index: usize) -> Option<Interrupt> {
+        None
+    }
+    /// Whether to stop dead once the journal recorded step `index` (journaled runs).
+    fn after_journal(&mut self, _index: usize) -> bool {
+        false
+    }
 }
 
-/// Test hooks: inject a failure and replay steps or undos.
+/// How [`RunHooks::after_step`] interrupts a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interrupt {
+    /// Fail the run (so the step's undo runs too).
+    Fail,
+    /// Stop dead: undo nothing and leave the journal as it is.
+    Crash,
+}
+
+/// The hooks of production runs: nothing injected, nothing recorded.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct RunOptions {
-    /// Fail the workflow right after step `i` succeeded (so its undo runs too).
-    pub fail_after: Option<usize>,
-    /// Run every step twice (idempotency).
-    pub run_steps_twice: bool,
-    /// Run every undo twice (idempotency).
-    pub run_undos_twice: bool,
-    /// Journaled runs: stop dead right after step `i` succeeded, undoing nothing and leaving
-    /// the journal as it is, as a management node killed at that instant would.
-    pub crash_after: Option<usize>,
-    /// With `crash_after`: die before the journal records what step `i` made.
-    pub crash_before_journal: bool,
+pub struct NoHooks;
+
+impl RunHooks for NoHooks {}
+
+/// A run's journal, and how to read from the context what it records.
+struct Journaling<'a, C> {
+    journal: &'a Journal,
+    progress: fn(&C) -> u64,
+    saved: fn(&C) -> EngineResult<String>,
+}
+
+impl<'a, C: Journaled> Journaling<'a, C> {
+    fn new(journal: &'a Journal) -> Self {
+        Self { journal, progress: C::progress, saved: C::saved }
+    }
+}
+
+impl<C> Journaling<'_, C> {
+    /// What to write to the journal after a step: the context's saved form if what the undos
+    /// need changed since `last` (which then becomes the new fingerprint), else nothing.
+    fn to_record(&self, ctx: &C, last: &mut u64) -> EngineResult<Option<String>> {
+        let now = (self.progress)(ctx);
+        if now == *last {
+            return Ok(None);
+        }
+        *last = now;
+        (self.saved)(ctx).map(Some)
+    }
 }
 
 /// An ordered list of steps over context `C`.
@@ -89,37 +134,7 @@ impl<C: Send> Workflow<C> {
 
     /// Runs every step; on failure undoes the completed ones and returns the failure.
     pub async fn run(&self, ctx: &mut C) -> EngineResult<()> {
-        self.run_with(ctx, RunOptions::default()).await.0
-    }
-
-    /// Runs with test hooks and returns the log alongside the outcome.
-    pub async fn run_with(&self, ctx: &mut C, opts: RunOptions) -> (EngineResult<()>, WorkflowLog) {
-        let mut log = WorkflowLog::default();
-        for (i, step) in self.steps.iter().enumerate() {
-            log.entries.push((step.name(), StepEvent::Started));
-            let mut outcome = step.run(ctx).await;
-            if outcome.is_ok() && opts.run_steps_twice {
-                outcome = step.run(ctx).await;
-            }
-            if outcome.is_ok() && opts.fail_after == Some(i) {
-                log.entries.push((step.name(), StepEvent::Succeeded));
-                let err = EngineError::Injected(format!(
-                    "failure after step `{}` of workflow `{}`",
-                    step.name(),
-                    self.name
-                ));
-                return self.unwind(ctx, i + 1, err, opts, log).await;
-            }
-            match outcome {
-                Ok(()) => log.entries.push((step.name(), StepEvent::Succeeded)),
-                Err(err) => {
-                    log.entries.push((step.name(), StepEvent::Failed));
-                    tracing::debug!(workflow = self.name, step = step.name(), %err, "step failed");
-                    return self.unwind(ctx, i, err, opts, log).await;
-                }
-            }
-        }
-        (Ok(()), log)
+        self.run_loop(ctx, None, &mut NoHooks).await
     }
 
     /// Runs every step, recording the context in `journal` after each step that changed what
@@ -128,50 +143,62 @@ impl<C: Send> Workflow<C> {
     where
         C: Journaled,
     {
-        self.run_journaled_with(ctx, journal, RunOptions::default()).await
+        self.run_loop(ctx, Some(Journaling::new(journal)), &mut NoHooks).await
     }
 
-    /// [`Workflow::run_journaled`] with test hooks (only `crash_after` and
-    /// `crash_before_journal` apply).
-    pub async fn run_journaled_with(
+    /// The run loop of plain and journaled runs alike: each step in turn, then (journaled) the
+    /// journal if the step changed what the undos need; on a failure of either, the completed
+    /// steps undone in reverse order.
+    async fn run_loop<H: RunHooks>(
         &self,
         ctx: &mut C,
-        journal: &Journal,
-        opts: RunOptions,
-    ) -> EngineResult<()>
-    where
-        C: Journaled,
-    {
-        let mut progress = ctx.progress();
+        journaling: Option<Journaling<'_, C>>,
+        hooks: &mut H,
+    ) -> EngineResult<()> {
+        let mut progress = journaling.as_ref().map_or(0, |j| (j.progress)(ctx));
         for (i, step) in self.steps.iter().enumerate() {
-            let ran = step.run(ctx).await;
-            if ran.is_ok() && opts.crash_after == Some(i) && opts.crash_before_journal {
-                return Err(self.crashed(step.name()));
+            hooks.event(step.name(), StepEvent::Started);
+            let mut ran = step.run(ctx).await;
+            if ran.is_ok() && hooks.repeat_steps() {
+                ran = step.run(ctx).await;
             }
-            let outcome = match ran {
-                Ok(()) if ctx.progress() == progress => Ok(()),
-                Ok(()) => {
-                    progress = ctx.progress();
-                    match ctx.saved() {
-                        Ok(saved) => journal.save(saved).await.map_err(|e| (i + 1, e)),
-                        Err(e) => Err((i + 1, e)),
-                    }
-                }
-                Err(e) => Err((i, e)),
-            };
-            if let Err((done, err)) = outcome {
+            if let Err(err) = ran {
+                hooks.event(step.name(), StepEvent::Failed);
                 tracing::debug!(workflow = self.name, step = step.name(), %err, "step failed");
-                let log = WorkflowLog::default();
-                return self.unwind(ctx, done, err, RunOptions::default(), log).await.0;
+                return self.unwind(ctx, i, err, hooks).await;
             }
-            if opts.crash_after == Some(i) {
+            hooks.event(step.name(), StepEvent::Succeeded);
+            match hooks.after_step(i) {
+                None => {}
+                Some(Interrupt::Fail) => {
+                    let err = EngineError::Injected(format!(
+                        "failure after step `{}` of workflow `{}`",
+                        step.name(),
+                        self.name
+                    ));
+                    return self.unwind(ctx, i + 1, err, hooks).await;
+                }
+                Some(Interrupt::Crash) => return Err(self.crashed(step.name())),
+            }
+            if let Some(j) = &journaling {
+                let recorded = match j.to_record(ctx, &mut progress) {
+                    Ok(Some(saved)) => j.journal.save(saved).await,
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e),
+                };
+                if let Err(err) = recorded {
+                    tracing::debug!(workflow = self.name, step = step.name(), %err, "journal failed");
+                    return self.unwind(ctx, i + 1, err, hooks).await;
+                }
+            }
+            if hooks.after_journal(i) {
                 return Err(self.crashed(step.name()));
             }
         }
         Ok(())
     }
 
-    /// The error of a run stopped by `crash_after`.
+    /// The error of a run a test stopped dead.
     fn crashed(&self, step: &str) -> EngineError {
         EngineError::Injected(format!("crash after step `{step}` of `{}`", self.name))
     }
@@ -190,39 +217,36 @@ impl<C: Send> Workflow<C> {
     }
 
     /// Undoes steps `0..done` in reverse order and returns `err` (or a rollback failure).
-    async fn unwind(
+    async fn unwind<H: RunHooks>(
         &self,
         ctx: &mut C,
         done: usize,
         err: EngineError,
-        opts: RunOptions,
-        mut log: WorkflowLog,
-    ) -> (EngineResult<()>, WorkflowLog) {
+        hooks: &mut H,
+    ) -> EngineResult<()> {
         let mut undo_failures = Vec::new();
         for step in self.steps[..done].iter().rev() {
             let mut outcome = step.undo(ctx).await;
-            if outcome.is_ok() && opts.run_undos_twice {
+            if outcome.is_ok() && hooks.repeat_undos() {
                 outcome = step.undo(ctx).await;
             }
             match outcome {
-                Ok(()) => log.entries.push((step.name(), StepEvent::Undone)),
+                Ok(()) => hooks.event(step.name(), StepEvent::Undone),
                 Err(undo_err) => {
                     tracing::error!(workflow = self.name, step = step.name(), %undo_err, "undo failed");
-                    log.entries.push((step.name(), StepEvent::UndoFailed));
+                    hooks.event(step.name(), StepEvent::UndoFailed);
                     undo_failures.push(format!("{}: {undo_err}", step.name()));
                 }
             }
         }
         if undo_failures.is_empty() {
-            (Err(err), log)
-        } else {
-            let failed = EngineError::RollbackFailed {
-                workflow: self.name.to_string(),
-                cause: err.to_string(),
-                undos: undo_failures.join("; "),
-            };
-            (Err(failed), log)
+            return Err(err);
         }
+        Err(EngineError::RollbackFailed {
+            workflow: self.name.to_string(),
+            cause: err.to_string(),
+            undos: undo_failures.join("; "),
+        })
     }
 }
 
@@ -283,7 +307,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_step_undoes_the_earlier_ones_in_reverse() {
         let mut ctx = Ctx { fail_on: Some("c"), ..Default::default() };
-        let (res, log) = workflow().run_with(&mut ctx, RunOptions::default()).await;
+        let (res, log) = workflow().run_injected(&mut ctx, testing::Inject::default()).await;
         assert_eq!(res.unwrap_err().code(), "CONFLICT", "the step's own error is returned");
         assert_eq!(ctx.total, 0);
         let undone: Vec<_> =
@@ -294,7 +318,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_undo_makes_a_rollback_failure_naming_both_errors() {
         let mut ctx = Ctx { fail_on: Some("c"), fail_undo_on: Some("b"), ..Default::default() };
-        let (res, _) = workflow().run_with(&mut ctx, RunOptions::default()).await;
+        let (res, _) = workflow().run_injected(&mut ctx, testing::Inject::default()).await;
         let err = res.unwrap_err();
         assert_eq!(err.code(), "INTERNAL");
         assert!(err.is_server_fault());

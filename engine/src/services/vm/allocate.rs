@@ -9,86 +9,16 @@
 
 use std::net::Ipv4Addr;
 
-use oxstack_hypervisor::{HostId, NicSpec};
+use oxstack_hypervisor::NicSpec;
 
-use crate::config::ConfigName;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{ClusterId, L3NetworkId, NicId, PrimaryStorageId, VmId, VolumeId};
-use crate::scheduler::{ClusterFilter, NoHost, Strategy};
 use crate::Engine;
 
 /// How many times a reservation is retried after losing a race in the database.
 pub(super) const RACE_RETRIES: usize = 8;
 
-/// What a host placement needs.
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct HostRequest {
-    pub cpus: u32,
-    pub memory: u64,
-    pub zone: Option<crate::ids::ZoneId>,
-    pub cluster: Option<ClusterId>,
-    /// Only this host will do.
-    pub designated_host: Option<HostId>,
-    /// Try this host first, fall back to the scheduler.
-    pub preferred_host: Option<HostId>,
-    pub avoid: Vec<HostId>,
-    pub l2_networks: Vec<crate::ids::L2NetworkId>,
-    /// Root volume bytes the cluster's storage must still have (new VMs).
-    pub storage_bytes: u64,
-    /// The cluster must have this storage attached (existing root volume).
-    pub required_storage: Option<PrimaryStorageId>,
-}
-
 impl Engine {
-    fn strategy(&self) -> Strategy {
-        if self.config.string(ConfigName::SchedulerStrategy) == "Pack" {
-            Strategy::Pack
-        } else {
-            Strategy::Spread
-        }
-    }
-
-    /// Chooses a host for `req` and reserves its capacity in memory. Does not touch the database.
-    pub(super) fn choose_host(&self, req: &HostRequest, avoid: &[HostId]) -> EngineResult<HostId> {
-        let filter = ClusterFilter {
-            zone: req.zone,
-            cluster: req.cluster,
-            hypervisor_type: None,
-            l2_networks: &req.l2_networks,
-            storage_bytes: req.storage_bytes,
-            required_storage: req.required_storage,
-        };
-        let host_cluster = |h: HostId| self.scheduler.index().get(h).map(|c| c.cluster);
-        let fits_cluster = |c: ClusterId| self.scheduler.topology().cluster_passes(c, &filter);
-        for wanted in [req.designated_host, req.preferred_host].into_iter().flatten() {
-            let ok = !avoid.contains(&wanted)
-                && host_cluster(wanted).is_some_and(fits_cluster)
-                && self.scheduler.index().get(wanted).is_some_and(|c| c.schedulable)
-                && self.scheduler.index().try_reserve(wanted, req.cpus, req.memory);
-            if ok {
-                return Ok(wanted);
-            }
-            if req.designated_host == Some(wanted) {
-                return Err(EngineError::InsufficientCapacity(format!(
-                    "designated host {wanted} is not Enabled and Connected, is not in a cluster with the VM's networks and storage, \
-                     or lacks {} cpus / {} bytes of memory",
-                    req.cpus, req.memory
-                )));
-            }
-        }
-        self.scheduler
-            .try_allocate_host(&filter, req.cpus, req.memory, avoid, self.strategy())
-            .map_err(|why| match why {
-                NoHost::NoEligibleCluster => EngineError::InsufficientCapacity(
-                    "no enabled cluster has the VM's L2 networks attached and primary storage with room for its root volume".into(),
-                ),
-                NoHost::NoHostFits { eligible_clusters } => EngineError::InsufficientCapacity(format!(
-                    "no Enabled and Connected host in {eligible_clusters} candidate clusters has {} free cpus and {} bytes of free memory",
-                    req.cpus, req.memory
-                )),
-            })
-    }
-
     /// Creates a volume row on a primary storage of `cluster`, reserving its bytes. Idempotent.
     pub(crate) async fn allocate_root_volume(
         &self,
@@ -99,12 +29,7 @@ impl Engine {
         format: &str,
     ) -> EngineResult<PrimaryStorageId> {
         let ticket = self.scheduler_refresh.ticket();
-        let reserve = || {
-            let mut t = self.scheduler.topology();
-            let ps = t.storage_for(cluster, bytes)?;
-            t.try_reserve_storage(ps, bytes);
-            Some(ps)
-        };
+        let reserve = || self.scheduler.reserve_storage(cluster, bytes);
         let mut cache = self.cache_gate.read().await;
         let mut ps = reserve();
         if ps.is_none() && !self.membership.alone() {

@@ -14,8 +14,10 @@
 //!
 //! The host is reserved together with the insert of the VM row, so the row is born holding it
 //! (one write fewer than inserting and then placing, and no instant at which capacity is held
-//! by nothing); what each step made is kept in [`CreateCtx`], so the host spec and the final
-//! VM need no read back.
+//! by nothing): place-vm assembles that transaction itself (the reservation's update, the VM
+//! row, the journal row) for each host the scheduler offers, and `hold.rs` confirms it. What
+//! each step made is kept in [`CreateCtx`], so the host spec and the final VM need no read
+//! back; what the undos read is [`CreateIds`], all the journal keeps.
 
 use async_trait::async_trait;
 use oxstack_hypervisor::{HostId, HypervisorError, NicSpec, VmSpec, VolumeSpec};
@@ -25,13 +27,13 @@ use utoipa::ToSchema;
 
 use std::sync::LazyLock;
 
-use super::allocate::HostRequest;
 use super::{VmInstance, VmState};
 use crate::db::Dialect;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{
     ClusterId, ImageId, InstanceOfferingId, L2NetworkId, L3NetworkId, NicId, VmId, VolumeId, ZoneId,
 };
+use crate::scheduler::HostRequest;
 use crate::services::check_name;
 use crate::workflow::journal::{fingerprint, from_json, to_json};
 use crate::workflow::{Journal, Journaled, Step, Workflow};
@@ -87,12 +89,25 @@ pub struct CreatePlan {
     pub host: Option<HostId>,
 }
 
-/// The create workflow's context: the plan and what the steps produced.
-pub struct CreateCtx {
-    pub engine: Engine,
-    pub plan: CreatePlan,
+/// What a create run has fixed and made, as its journal keeps it: the IDs its undos read, no
+/// more (the row is written and deleted on every create's path).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct CreateIds {
+    pub vm: VmId,
+    pub root_volume: VolumeId,
+    pub nics: Vec<NicId>,
+    /// Where place-vm placed it.
     pub host: Option<HostId>,
     pub cluster: Option<ClusterId>,
+}
+
+/// The create workflow's context: the plan, and what the steps produced.
+pub struct CreateCtx {
+    pub engine: Engine,
+    /// What the undos read; the journal keeps it.
+    pub ids: CreateIds,
+    /// What the steps run from; `None` in a context rebuilt from the journal, which only undoes.
+    plan: Option<CreatePlan>,
     /// The NICs made so far, as the host needs them.
     pub nics: Vec<NicSpec>,
     /// The run's journal, whose row place-vm writes with the VM's (none in unwind tests).
@@ -102,64 +117,40 @@ pub struct CreateCtx {
 impl CreateCtx {
     /// A context for running `plan`, nothing done yet.
     pub fn new(engine: Engine, plan: CreatePlan) -> Self {
-        Self { engine, plan, host: None, cluster: None, nics: Vec::new(), journal: None }
-    }
-
-    /// Rebuilds, from its journaled form, a context to undo an interrupted run with. The
-    /// journal keeps only the IDs the undos read (the VM, its root volume and NICs, where it
-    /// was placed), so the rest of the plan is blank: such a context is for undoing only.
-    pub(crate) fn restore(engine: Engine, json: &str) -> EngineResult<Self> {
-        let saved: SavedCreate = from_json(json)?;
-        let nil = uuid::Uuid::nil();
-        let plan = CreatePlan {
-            vm: saved.vm,
-            name: String::new(),
-            zone: nil.into(),
-            offering: nil.into(),
-            image: nil.into(),
-            image_url: String::new(),
-            image_format: String::new(),
-            cpus: 0,
-            memory: 0,
-            root_bytes: 0,
-            root_volume: saved.root_volume,
-            l3s: Vec::new(),
-            l2s: Vec::new(),
-            nics: saved.nics,
-            nic_interfaces: Vec::new(),
-            cluster: None,
+        let ids = CreateIds {
+            vm: plan.vm,
+            root_volume: plan.root_volume,
+            nics: plan.nics.clone(),
             host: None,
+            cluster: None,
         };
-        let (host, cluster) = (saved.host, saved.cluster);
-        Ok(Self { engine, plan, host, cluster, nics: Vec::new(), journal: None })
+        Self { engine, ids, plan: Some(plan), nics: Vec::new(), journal: None }
     }
-}
 
-/// What the journal keeps of a create run: the IDs its undos read, no more (the row is
-/// written and deleted on every create's path).
-#[derive(Serialize, Deserialize)]
-struct SavedCreate {
-    vm: VmId,
-    root_volume: VolumeId,
-    nics: Vec<NicId>,
-    host: Option<HostId>,
-    cluster: Option<ClusterId>,
-}
+    /// Rebuilds, from its journaled form, a context to undo an interrupted run with: the undos
+    /// read only the IDs the journal keeps, and the steps cannot run without a plan.
+    pub(crate) fn restore(engine: Engine, json: &str) -> EngineResult<Self> {
+        let ids = from_json(json)?;
+        Ok(Self { engine, ids, plan: None, nics: Vec::new(), journal: None })
+    }
 
-impl SavedCreate {
-    /// What the journal keeps of `plan` placed on `host` in `cluster`.
-    fn of(plan: &CreatePlan, host: Option<HostId>, cluster: Option<ClusterId>) -> Self {
-        let (vm, root_volume, nics) = (plan.vm, plan.root_volume, plan.nics.clone());
-        Self { vm, root_volume, nics, host, cluster }
+    /// The plan the steps run from.
+    fn plan(&self) -> EngineResult<&CreatePlan> {
+        self.plan.as_ref().ok_or_else(|| {
+            EngineError::Internal(format!(
+                "create of vm {} restored to be undone, run",
+                self.ids.vm
+            ))
+        })
     }
 }
 
 impl Journaled for CreateCtx {
     fn saved(&self) -> EngineResult<String> {
-        to_json(&SavedCreate::of(&self.plan, self.host, self.cluster))
+        to_json(&self.ids)
     }
     fn progress(&self) -> u64 {
-        fingerprint(&(self.host, self.cluster))
+        fingerprint(&(self.ids.host, self.ids.cluster))
     }
 }
 
@@ -311,7 +302,7 @@ impl Engine {
         ctx.journal = Some(journal.clone());
         let ran = create_workflow().run_journaled(&mut ctx, &journal).await;
         let finished = match ran {
-            Ok(()) => self.finish_create(vm, ctx.host, &journal).await,
+            Ok(()) => self.finish_create(vm, ctx.ids.host, &journal).await,
             Err(e) => Err(e),
         };
         journal.end().await;
@@ -367,13 +358,13 @@ impl Step<CreateCtx> for PlaceVm {
         "place-vm"
     }
     async fn run(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
-        let e = &ctx.engine;
-        let p = &ctx.plan;
         // On a re-run the row exists already, holding its host: the step's output says where
         // (no read: this is on every create's path).
-        if ctx.host.is_some() {
+        if ctx.ids.host.is_some() {
             return Ok(());
         }
+        let e = &ctx.engine;
+        let p = ctx.plan()?;
         let req = HostRequest {
             cpus: p.cpus,
             memory: p.memory,
@@ -386,10 +377,12 @@ impl Step<CreateCtx> for PlaceVm {
         };
         let now = crate::time::now_ms();
         let node = e.membership.node.to_string();
-        let journal = ctx.journal.clone();
-        // The journal row as last built for a candidate host (kept for `inserted`).
-        let journaled = std::sync::Mutex::new(String::new());
-        let insert = |host: HostId, cluster: Option<ClusterId>| {
+        let mut reservation = e.reserve_host(&req);
+        let (host, cluster) = loop {
+            let candidate = reservation.next().await?;
+            let (host, cluster) = (candidate.host, candidate.cluster);
+            // The placing transaction: the host's capacity (the reservation's own update),
+            // the VM's row holding it, and the run's journal row.
             let vm_row = crate::db::write(
                 "INSERT INTO vm_instances (uuid, name, zone_uuid, cluster_uuid, host_uuid, instance_offering_uuid, \
                  image_uuid, cpus, memory_bytes, state, created_at, state_changed_at, op_node) \
@@ -408,37 +401,42 @@ impl Step<CreateCtx> for PlaceVm {
             .bind(now)
             .bind(node.clone());
             let mut rows = vec![vm_row];
-            if let Some(j) = &journal {
-                let saved = to_json(&SavedCreate::of(p, Some(host), cluster))?;
-                rows.push(j.insert_row(&saved));
-                *journaled.lock().unwrap_or_else(|e| e.into_inner()) = saved;
+            let journaled = match &ctx.journal {
+                Some(j) => {
+                    let saved =
+                        to_json(&CreateIds { host: Some(host), cluster, ..ctx.ids.clone() })?;
+                    rows.push(j.insert_row(&saved));
+                    Some((j, saved))
+                }
+                None => None,
+            };
+            match reservation.confirm(candidate, rows).await {
+                Ok(true) => {
+                    if let Some((j, saved)) = journaled {
+                        j.inserted(saved);
+                    }
+                    break (host, cluster);
+                }
+                Ok(false) => {}
+                // The row names its image: one deleted since the plan read it refuses the row.
+                Err(err) if err.is_foreign_key_violation() => {
+                    e.get_image(p.image).await.map_err(|e| e.named_in("image_uuid"))?;
+                    return Err(EngineError::Conflict(format!(
+                        "a resource vm {} names was deleted while it was being created",
+                        p.vm
+                    )));
+                }
+                Err(err) => return Err(err),
             }
-            Ok(rows)
         };
-        let host = match e.reserve_host(&req, &insert).await {
-            Ok(host) => host,
-            // The row names its image: one deleted since the plan read it refuses the row.
-            Err(err) if err.is_foreign_key_violation() => {
-                e.get_image(p.image).await.map_err(|e| e.named_in("image_uuid"))?;
-                return Err(EngineError::Conflict(format!(
-                    "a resource vm {} names was deleted while it was being created",
-                    p.vm
-                )));
-            }
-            Err(err) => return Err(err),
-        };
-        let cluster = e.scheduler.index().get(host).map(|c| c.cluster);
-        if let Some(j) = &journal {
-            j.inserted(journaled.into_inner().unwrap_or_else(|e| e.into_inner()));
-        }
-        ctx.host = Some(host);
-        ctx.cluster = cluster;
         e.events.publish("vm", p.vm.0, None, Some(VmState::Created.as_str()));
+        ctx.ids.host = Some(host);
+        ctx.ids.cluster = cluster;
         Ok(())
     }
     async fn undo(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
         let e = &ctx.engine;
-        let vm = ctx.plan.vm;
+        let vm = ctx.ids.vm;
         if let Some((host, cpus, memory)) = e.vm_holding(vm, "host_uuid").await? {
             let delete =
                 crate::db::write("DELETE FROM vm_instances WHERE uuid = ? AND host_uuid = ?")
@@ -448,8 +446,8 @@ impl Step<CreateCtx> for PlaceVm {
                 e.events.publish("vm", vm.0, None, None);
             }
         }
-        ctx.host = None;
-        ctx.cluster = None;
+        ctx.ids.host = None;
+        ctx.ids.cluster = None;
         Ok(())
     }
 }
@@ -460,17 +458,17 @@ impl Step<CreateCtx> for AllocateRootVolume {
         "allocate-volume"
     }
     async fn run(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
-        let cluster = ctx.cluster.ok_or_else(|| {
+        let cluster = ctx.ids.cluster.ok_or_else(|| {
             EngineError::Internal("no cluster chosen before the root volume".into())
         })?;
-        let p = &ctx.plan;
+        let p = ctx.plan()?;
         ctx.engine
             .allocate_root_volume(p.vm, p.root_volume, cluster, p.root_bytes, &p.image_format)
             .await?;
         Ok(())
     }
     async fn undo(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
-        ctx.engine.free_volume(ctx.plan.root_volume).await
+        ctx.engine.free_volume(ctx.ids.root_volume).await
     }
 }
 
@@ -480,7 +478,7 @@ impl Step<CreateCtx> for AllocateNics {
         "allocate-nics"
     }
     async fn run(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
-        let p = &ctx.plan;
+        let p = ctx.plan()?;
         let mut made = Vec::with_capacity(p.nics.len());
         for (i, ((nic, l3), iface)) in p.nics.iter().zip(&p.l3s).zip(&p.nic_interfaces).enumerate()
         {
@@ -499,7 +497,7 @@ impl Step<CreateCtx> for AllocateNics {
         Ok(())
     }
     async fn undo(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
-        for nic in &ctx.plan.nics {
+        for nic in &ctx.ids.nics {
             ctx.engine.free_nic(*nic).await?;
         }
         ctx.nics.clear();
@@ -514,10 +512,11 @@ impl Step<CreateCtx> for CreateOnHost {
     }
     async fn run(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
         let host = ctx
+            .ids
             .host
             .ok_or_else(|| EngineError::Internal("no host chosen before create-on-host".into()))?;
         let e = &ctx.engine;
-        let p = &ctx.plan;
+        let p = ctx.plan()?;
         e.set_vm_state(p.vm, VmState::Created, VmState::Starting).await?;
         let spec = VmSpec {
             vm: p.vm,
@@ -537,9 +536,9 @@ impl Step<CreateCtx> for CreateOnHost {
         e.hv(host, "create", e.hypervisor.create_vm(host, &spec)).await
     }
     async fn undo(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
-        let Some(host) = ctx.host else { return Ok(()) };
+        let Some(host) = ctx.ids.host else { return Ok(()) };
         let e = &ctx.engine;
-        match e.hv(host, "destroy", e.hypervisor.destroy_vm(host, ctx.plan.vm)).await {
+        match e.hv(host, "destroy", e.hypervisor.destroy_vm(host, ctx.ids.vm)).await {
             // Never created there (the run stopped before): nothing to undo.
             Err(EngineError::Hypervisor(HypervisorError::VmNotFound { .. })) => Ok(()),
             other => other,

@@ -9,18 +9,14 @@
 
 use oxstack_hypervisor::HostId;
 
-use super::allocate::{HostRequest, RACE_RETRIES};
+use super::allocate::RACE_RETRIES;
 use super::VmState;
+use crate::config::ConfigName;
 use crate::db::{write, Write};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{ClusterId, VmId};
+use crate::scheduler::{HostRequest, Strategy};
 use crate::Engine;
-
-/// Builds the statements that record who holds a reservation on `host` (in `cluster`), and
-/// anything else that must be written with it (a journal row); the reservation stands only if
-/// each changes exactly one row.
-pub(crate) type Holder<'a> =
-    &'a (dyn Fn(HostId, Option<ClusterId>) -> EngineResult<Vec<Write>> + Send + Sync);
 
 /// Takes capacity on a host if it has room and may take VMs.
 const RESERVE: &str = "UPDATE hosts SET cpu_used = cpu_used + ?1, memory_used = memory_used + ?2 \
@@ -45,86 +41,138 @@ enum Declined {
     NotHeld,
 }
 
-impl Engine {
-    /// Reserves capacity for `req` on a host chosen in memory, in one transaction with the
-    /// statement `holder` builds for that host. Returns the host.
-    pub(crate) async fn reserve_host(
-        &self,
-        req: &HostRequest,
-        holder: Holder<'_>,
-    ) -> EngineResult<HostId> {
-        let mut avoid = req.avoid.clone();
-        let ticket = self.scheduler_refresh.ticket();
-        let mut reloaded = false;
-        for _ in 0..RACE_RETRIES {
-            let cache = self.cache_gate.read().await;
-            let host = match self.choose_host(req, &avoid) {
-                Ok(host) => host,
+/// A reservation of host capacity for a request, in progress: the hosts the scheduler offers
+/// in turn ([`HostReservation::next`]), each confirmed or refused by a transaction its caller
+/// assembles ([`HostReservation::confirm`]), so a workflow step writes who holds the capacity in
+/// that same transaction.
+pub(crate) struct HostReservation<'a> {
+    engine: &'a Engine,
+    req: &'a HostRequest,
+    avoid: Vec<HostId>,
+    ticket: u64,
+    reloaded: bool,
+    tries: usize,
+}
+
+/// A host chosen for a reservation and reserved in memory, under the cache gate. Dropped
+/// without being confirmed, it gives the memory reservation back.
+pub(crate) struct Candidate<'a> {
+    engine: &'a Engine,
+    pub host: HostId,
+    pub cluster: Option<ClusterId>,
+    cpus: u32,
+    memory: u64,
+    confirmed: bool,
+    _cache: tokio::sync::RwLockReadGuard<'a, ()>,
+}
+
+impl Drop for Candidate<'_> {
+    fn drop(&mut self) {
+        if !self.confirmed {
+            self.engine.scheduler.index().release(self.host, self.cpus, self.memory);
+        }
+    }
+}
+
+impl<'a> HostReservation<'a> {
+    /// The next host to try for the request, reserved in memory. With other nodes live, a
+    /// scheduler that finds no room reloads its caches from the database once before saying
+    /// so.
+    pub(crate) async fn next(&mut self) -> EngineResult<Candidate<'a>> {
+        let e = self.engine;
+        let req = self.req;
+        while self.tries < RACE_RETRIES {
+            self.tries += 1;
+            let cache = e.cache_gate.read().await;
+            let strategy = Strategy::named(&e.config.string(ConfigName::SchedulerStrategy));
+            match e.scheduler.choose_host(req, &self.avoid, strategy) {
+                Ok(host) => {
+                    let cluster = e.scheduler.index().get(host).map(|c| c.cluster);
+                    let (cpus, memory) = (req.cpus, req.memory);
+                    let confirmed = false;
+                    return Ok(Candidate {
+                        engine: e,
+                        host,
+                        cluster,
+                        cpus,
+                        memory,
+                        confirmed,
+                        _cache: cache,
+                    });
+                }
                 // The caches say no room; with other nodes live they lag those nodes' frees and
                 // new hosts, so read the database once before saying so.
                 Err(EngineError::InsufficientCapacity(_))
-                    if !reloaded && !self.membership.alone() =>
+                    if !self.reloaded && !e.membership.alone() =>
                 {
                     drop(cache);
-                    self.scheduler_refresh.run(ticket, || self.reload_scheduler()).await?;
-                    reloaded = true;
-                    avoid.clone_from(&req.avoid);
-                    continue;
+                    e.scheduler_refresh.run(self.ticket, || e.reload_scheduler()).await?;
+                    self.reloaded = true;
+                    self.avoid.clone_from(&req.avoid);
                 }
-                Err(e) => {
+                Err(err) => {
                     if let Some(h) = req.designated_host {
                         // Deleted since the request named it: as for a request after the delete.
                         drop(cache);
-                        self.get_host(h).await.map_err(|e| e.named_in("host_uuid"))?;
+                        e.get_host(h).await.map_err(|e| e.named_in("host_uuid"))?;
                     }
-                    return Err(e);
-                }
-            };
-            let cluster = self.scheduler.index().get(host).map(|c| c.cluster);
-            let reserve = write(RESERVE)
-                .bind(i64::from(req.cpus))
-                .bind(req.memory as i64)
-                .bind(host.to_string());
-            let held = match holder(host, cluster) {
-                Ok(held) => held,
-                Err(e) => {
-                    self.scheduler.index().release(host, req.cpus, req.memory);
-                    return Err(e);
-                }
-            };
-            let outcome = self
-                .db
-                .atomically(
-                    std::iter::once(reserve).chain(held).map(Write::must_change_one).collect(),
-                )
-                .await
-                .map(|ran| {
-                    ran.map_err(|i| if i == 0 { Declined::NoRoom } else { Declined::NotHeld })
-                });
-            match outcome {
-                Ok(Ok(())) => return Ok(host),
-                Ok(Err(Declined::NoRoom)) => {
-                    // The cache was stale (another node reserved): refresh and try elsewhere.
-                    self.scheduler.index().release(host, req.cpus, req.memory);
-                    drop(cache);
-                    self.refresh_host_capacity(host).await?;
-                    avoid.push(host);
-                }
-                Ok(Err(Declined::NotHeld)) => {
-                    self.scheduler.index().release(host, req.cpus, req.memory);
-                    return Err(EngineError::Conflict(
-                        "the VM changed while host capacity was being reserved for it".into(),
-                    ));
-                }
-                Err(e) => {
-                    self.scheduler.index().release(host, req.cpus, req.memory);
-                    return Err(e.into());
+                    return Err(err);
                 }
             }
         }
         Err(EngineError::InsufficientCapacity(
             "lost the race for host capacity too many times".into(),
         ))
+    }
+
+    /// Runs, in one transaction, the conditional update that takes `candidate`'s capacity in
+    /// the database and `holders`, the rows that record who holds it (each must change one
+    /// row). Returns whether the reservation stands; when the host had no room after all
+    /// (this node's cache was stale), the host is refreshed and avoided, and the caller asks
+    /// [`HostReservation::next`] again.
+    pub(crate) async fn confirm(
+        &mut self,
+        mut candidate: Candidate<'a>,
+        holders: Vec<Write>,
+    ) -> EngineResult<bool> {
+        let e = self.engine;
+        let host = candidate.host;
+        let reserve = write(RESERVE)
+            .bind(i64::from(candidate.cpus))
+            .bind(candidate.memory as i64)
+            .bind(host.to_string());
+        let writes = std::iter::once(reserve).chain(holders).map(Write::must_change_one);
+        let outcome = e.db.atomically(writes.collect()).await?;
+        match outcome.map_err(|i| if i == 0 { Declined::NoRoom } else { Declined::NotHeld }) {
+            Ok(()) => {
+                candidate.confirmed = true;
+                Ok(true)
+            }
+            Err(Declined::NoRoom) => {
+                // The cache was stale (another node reserved): refresh and try elsewhere.
+                drop(candidate);
+                e.refresh_host_capacity(host).await?;
+                self.avoid.push(host);
+                Ok(false)
+            }
+            Err(Declined::NotHeld) => Err(EngineError::Conflict(
+                "the VM changed while host capacity was being reserved for it".into(),
+            )),
+        }
+    }
+}
+
+impl Engine {
+    /// Starts reserving capacity for `req` on a host the scheduler chooses.
+    pub(crate) fn reserve_host<'a>(&'a self, req: &'a HostRequest) -> HostReservation<'a> {
+        HostReservation {
+            engine: self,
+            ticket: self.scheduler_refresh.ticket(),
+            avoid: req.avoid.clone(),
+            req,
+            reloaded: false,
+            tries: 0,
+        }
     }
 
     /// Gives capacity back to `host` if `unhold` (run in the same transaction) changes one row,
@@ -216,17 +264,21 @@ impl Engine {
         if let Some(h) = self.vm_host(vm).await? {
             return Ok(h);
         }
-        let row = vm.to_string();
-        self.reserve_host(req, &|host, cluster| {
-            Ok(vec![write(
+        let mut reservation = self.reserve_host(req);
+        loop {
+            let candidate = reservation.next().await?;
+            let host = candidate.host;
+            let hold = write(
                 "UPDATE vm_instances SET host_uuid = ?, cluster_uuid = ? \
                  WHERE uuid = ? AND host_uuid IS NULL",
             )
             .bind(host.to_string())
-            .bind(cluster.map(|c| c.to_string()))
-            .bind(row.clone())])
-        })
-        .await
+            .bind(candidate.cluster.map(|c| c.to_string()))
+            .bind(vm.to_string());
+            if reservation.confirm(candidate, vec![hold]).await? {
+                return Ok(host);
+            }
+        }
     }
 
     /// Ends what gives the VM's host back (a stop, a destroy, a reconciliation that found it

@@ -20,10 +20,10 @@ use oxstack_hypervisor::{HostId, HypervisorError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::allocate::HostRequest;
 use super::{VmInstance, VmOp, VmState};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::VmId;
+use crate::scheduler::HostRequest;
 use crate::workflow::journal::{fingerprint, from_json, to_json};
 use crate::workflow::{Journal, Journaled, Step, Workflow};
 use crate::Engine;
@@ -197,17 +197,22 @@ impl Step<MigrateCtx> for ReserveTarget {
             ctx.target = Some(target);
             return Ok(());
         }
-        let row = ctx.vm.to_string();
-        let hold = |host: HostId, _| {
-            Ok(vec![crate::db::write(
+        // The target's capacity is taken in one transaction with the row that holds it.
+        let mut reservation = e.reserve_host(&ctx.request);
+        loop {
+            let candidate = reservation.next().await?;
+            let target = candidate.host;
+            let hold = crate::db::write(
                 "UPDATE vm_instances SET migration_target_uuid = ? \
                  WHERE uuid = ? AND migration_target_uuid IS NULL",
             )
-            .bind(host.to_string())
-            .bind(row.clone())])
-        };
-        ctx.target = Some(e.reserve_host(&ctx.request, &hold).await?);
-        Ok(())
+            .bind(target.to_string())
+            .bind(ctx.vm.to_string());
+            if reservation.confirm(candidate, vec![hold]).await? {
+                ctx.target = Some(target);
+                return Ok(());
+            }
+        }
     }
     async fn undo(&self, ctx: &mut MigrateCtx) -> EngineResult<()> {
         let e = &ctx.engine;

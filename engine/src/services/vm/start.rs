@@ -11,10 +11,10 @@ use async_trait::async_trait;
 use oxstack_hypervisor::{HostId, HypervisorError, StopMode, VmSpec, VolumeSpec};
 use serde::{Deserialize, Serialize};
 
-use super::allocate::HostRequest;
 use super::{VmInstance, VmOp, VmState};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{VmId, VolumeId};
+use crate::scheduler::HostRequest;
 use crate::workflow::journal::{fingerprint, from_json, to_json};
 use crate::workflow::{Journaled, Step, Workflow};
 use crate::Engine;

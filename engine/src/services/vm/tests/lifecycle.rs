@@ -418,7 +418,7 @@ async fn the_nics_a_host_is_given_at_create_are_the_ones_the_database_holds() {
     let mut ctx = CreateCtx::new(c.engine.clone(), plan);
     create_workflow().run(&mut ctx).await.unwrap();
     // The spec is built from the steps' outputs, not read back: it must match a read.
-    assert_eq!(ctx.nics, c.engine.nic_specs(ctx.plan.vm).await.unwrap());
+    assert_eq!(ctx.nics, c.engine.nic_specs(ctx.ids.vm).await.unwrap());
     assert_eq!(ctx.nics[0].l2_interface, "eth1");
     assert_eq!(ctx.nics[0].gateway, Ipv4Addr::new(192, 168, 7, 1));
     assert_eq!(ctx.nics[0].netmask, Ipv4Addr::new(255, 255, 255, 0));

@@ -24,7 +24,7 @@ async fn create_workflow_unwinds() {
             assert_eq!(c.count("vm_instances").await, 0, "vm row left");
             assert_eq!(c.count("volumes").await, 0, "volume left");
             assert_eq!(c.count("vm_nics").await, 0, "nic left");
-            assert_eq!(c.sim.vm(ctx.plan.vm).map(|v| v.state), None, "vm left on the hypervisor");
+            assert_eq!(c.sim.vm(ctx.ids.vm).map(|v| v.state), None, "vm left on the hypervisor");
             for h in &c.hosts {
                 assert_eq!(c.host_used(*h).await, (0, 0), "capacity left on {h}");
             }
@@ -33,9 +33,9 @@ async fn create_workflow_unwinds() {
         async |ctx: &CreateCtx| {
             assert_eq!(c.count("vm_instances").await, 1);
             assert_eq!(c.count("vm_nics").await, 1);
-            let host = ctx.host.unwrap();
+            let host = ctx.ids.host.unwrap();
             assert_eq!(c.host_used(host).await, (1, GIB), "reserved exactly once");
-            assert_eq!(c.sim.vm(ctx.plan.vm).map(|v| v.state), Some(PowerState::Running));
+            assert_eq!(c.sim.vm(ctx.ids.vm).map(|v| v.state), Some(PowerState::Running));
             assert!(c.engine.invariant_violations().await.unwrap().is_empty());
         },
     )

@@ -1,0 +1,228 @@
+//! The placement policy: which host (and which primary storage) a VM gets.
+//!
+//! [`HostRequest`] says what a placement needs; [`Scheduler::choose_host`] honours a designated
+//! host (only that one will do) or a preferred one (tried first), and otherwise runs the filters
+//! and the sorter ([`Scheduler::try_allocate_host`]) with the [`Strategy`] named by the global
+//! config `scheduler.strategy` ([`Strategy::named`]). [`Scheduler::reserve_storage`] picks the
+//! root volume's primary storage in the chosen cluster. Every choice is reserved in memory only;
+//! the services confirm it with a conditional update in the database, which has the last word.
+
+use oxstack_hypervisor::HostId;
+
+use super::{ClusterFilter, NoHost, Scheduler, Strategy};
+use crate::error::{EngineError, EngineResult};
+use crate::ids::{ClusterId, L2NetworkId, PrimaryStorageId, ZoneId};
+
+/// What a host placement needs.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct HostRequest {
+    pub cpus: u32,
+    pub memory: u64,
+    pub zone: Option<ZoneId>,
+    pub cluster: Option<ClusterId>,
+    /// Only this host will do.
+    pub designated_host: Option<HostId>,
+    /// Try this host first, fall back to the scheduler.
+    pub preferred_host: Option<HostId>,
+    pub avoid: Vec<HostId>,
+    pub l2_networks: Vec<L2NetworkId>,
+    /// Root volume bytes the cluster's storage must still have (new VMs).
+    pub storage_bytes: u64,
+    /// The cluster must have this storage attached (existing root volume).
+    pub required_storage: Option<PrimaryStorageId>,
+}
+
+impl HostRequest {
+    /// The cluster-level filters of this request.
+    fn cluster_filter(&self) -> ClusterFilter<'_> {
+        ClusterFilter {
+            zone: self.zone,
+            cluster: self.cluster,
+            hypervisor_type: None,
+            l2_networks: &self.l2_networks,
+            storage_bytes: self.storage_bytes,
+            required_storage: self.required_storage,
+        }
+    }
+}
+
+impl Strategy {
+    /// The strategy a value of the global config `scheduler.strategy` names: `Pack`, else
+    /// Spread.
+    pub fn named(value: &str) -> Self {
+        if value == "Pack" {
+            Strategy::Pack
+        } else {
+            Strategy::Spread
+        }
+    }
+}
+
+impl Scheduler {
+    /// Chooses a host for `req`, not one of `avoid`, and reserves its capacity in memory.
+    /// Does not touch the database.
+    pub fn choose_host(
+        &self,
+        req: &HostRequest,
+        avoid: &[HostId],
+        strategy: Strategy,
+    ) -> EngineResult<HostId> {
+        let filter = req.cluster_filter();
+        let host_cluster = |h: HostId| self.index().get(h).map(|c| c.cluster);
+        let fits_cluster = |c: ClusterId| self.topology().cluster_passes(c, &filter);
+        for wanted in [req.designated_host, req.preferred_host].into_iter().flatten() {
+            let ok = !avoid.contains(&wanted)
+                && host_cluster(wanted).is_some_and(fits_cluster)
+                && self.index().get(wanted).is_some_and(|c| c.schedulable)
+                && self.index().try_reserve(wanted, req.cpus, req.memory);
+            if ok {
+                return Ok(wanted);
+            }
+            if req.designated_host == Some(wanted) {
+                return Err(EngineError::InsufficientCapacity(format!(
+                    "designated host {wanted} is not Enabled and Connected, is not in a cluster with the VM's networks and storage, \
+                     or lacks {} cpus / {} bytes of memory",
+                    req.cpus, req.memory
+                )));
+            }
+        }
+        self.try_allocate_host(&filter, req.cpus, req.memory, avoid, strategy).map_err(|why| {
+            match why {
+                NoHost::NoEligibleCluster => EngineError::InsufficientCapacity(
+                    "no enabled cluster has the VM's L2 networks attached and primary storage with room for its root volume".into(),
+                ),
+                NoHost::NoHostFits { eligible_clusters } => EngineError::InsufficientCapacity(format!(
+                    "no Enabled and Connected host in {eligible_clusters} candidate clusters has {} free cpus and {} bytes of free memory",
+                    req.cpus, req.memory
+                )),
+            }
+        })
+    }
+
+    /// Chooses the primary storage of `cluster` for a root volume of `bytes` (the attached,
+    /// enabled one with the most free space that fits) and reserves the bytes in memory.
+    pub fn reserve_storage(&self, cluster: ClusterId, bytes: u64) -> Option<PrimaryStorageId> {
+        let mut t = self.topology();
+        let ps = t.storage_for(cluster, bytes)?;
+        t.try_reserve_storage(ps, bytes);
+        Some(ps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::{ClusterInfo, HostCapacity, StorageInfo};
+
+    const GIB: u64 = 1 << 30;
+
+    /// A scheduler with one enabled cluster on one storage of 100 GiB, and hosts of 4 cpus with
+    /// the given GiB of memory.
+    fn scheduler(hosts_gib: &[u64]) -> (Scheduler, ClusterId, PrimaryStorageId, Vec<HostId>) {
+        let s = Scheduler::default();
+        let (cluster, ps) = (ClusterId::new_random(), PrimaryStorageId::new_random());
+        let info = ClusterInfo {
+            hypervisor_type: "simulator".into(),
+            enabled: true,
+            primary_storages: vec![ps],
+            ..Default::default()
+        };
+        s.topology().clusters.insert(cluster, info);
+        let storage = StorageInfo { total: 100 * GIB, used: 0, enabled: true };
+        s.topology().storages.insert(ps, storage);
+        let hosts: Vec<HostId> = hosts_gib.iter().map(|_| HostId::new_random()).collect();
+        for (h, gib) in hosts.iter().zip(hosts_gib) {
+            let cap = HostCapacity {
+                cluster,
+                schedulable: true,
+                cpu_total: 4,
+                cpu_used: 0,
+                memory_total: gib * GIB,
+                memory_used: 0,
+            };
+            s.index().upsert(*h, cap);
+        }
+        (s, cluster, ps, hosts)
+    }
+
+    fn request(memory_gib: u64) -> HostRequest {
+        HostRequest { cpus: 1, memory: memory_gib * GIB, ..Default::default() }
+    }
+
+    fn used(s: &Scheduler, h: HostId) -> (u32, u64) {
+        let c = s.index().get(h).copied().expect("a known host");
+        (c.cpu_used, c.memory_used)
+    }
+
+    #[test]
+    fn the_strategy_is_named_by_the_config_value() {
+        assert_eq!(Strategy::named("Pack"), Strategy::Pack);
+        assert_eq!(Strategy::named("Spread"), Strategy::Spread);
+        assert_eq!(Strategy::named(""), Strategy::Spread, "anything else spreads");
+    }
+
+    #[test]
+    fn spread_and_pack_choose_and_reserve_in_memory() {
+        let (s, _, _, hosts) = scheduler(&[4, 16]);
+        let (small, big) = (hosts[0], hosts[1]);
+        assert_eq!(s.choose_host(&request(2), &[], Strategy::Spread).ok(), Some(big));
+        assert_eq!(used(&s, big), (1, 2 * GIB), "reserved in memory");
+        assert_eq!(s.choose_host(&request(2), &[], Strategy::Pack).ok(), Some(small));
+        assert_eq!(s.choose_host(&request(2), &[small], Strategy::Pack).ok(), Some(big));
+    }
+
+    #[test]
+    fn a_designated_host_is_the_only_choice() {
+        let (s, _, _, hosts) = scheduler(&[4, 16]);
+        let (small, big) = (hosts[0], hosts[1]);
+        let req = HostRequest { designated_host: Some(small), ..request(2) };
+        assert_eq!(s.choose_host(&req, &[], Strategy::Spread).ok(), Some(small));
+        let too_big = HostRequest { designated_host: Some(small), ..request(8) };
+        let err = s.choose_host(&too_big, &[], Strategy::Spread).unwrap_err();
+        assert_eq!(err.code(), "INSUFFICIENT_CAPACITY");
+        assert_eq!(used(&s, big), (0, 0), "no fallback to another host");
+        let avoided = s.choose_host(&req, &[small], Strategy::Spread).unwrap_err();
+        assert_eq!(avoided.code(), "INSUFFICIENT_CAPACITY", "an avoided designated host");
+        s.index().set_schedulable(small, false);
+        assert!(s.choose_host(&req, &[], Strategy::Spread).is_err(), "not schedulable");
+    }
+
+    #[test]
+    fn a_preferred_host_is_tried_first_then_the_scheduler_chooses() {
+        let (s, _, _, hosts) = scheduler(&[4, 16]);
+        let (small, big) = (hosts[0], hosts[1]);
+        let req = HostRequest { preferred_host: Some(small), ..request(2) };
+        assert_eq!(s.choose_host(&req, &[], Strategy::Spread).ok(), Some(small));
+        let too_big = HostRequest { preferred_host: Some(small), ..request(8) };
+        assert_eq!(s.choose_host(&too_big, &[], Strategy::Pack).ok(), Some(big), "fallback");
+    }
+
+    #[test]
+    fn no_room_says_why() {
+        let (s, cluster, _, _) = scheduler(&[4]);
+        let err = s.choose_host(&request(8), &[], Strategy::Spread).unwrap_err();
+        assert!(err.to_string().contains("1 candidate clusters"), "{err}");
+        s.topology().clusters.get_mut(&cluster).expect("the cluster").enabled = false;
+        let err = s.choose_host(&request(1), &[], Strategy::Spread).unwrap_err();
+        assert!(err.to_string().contains("no enabled cluster"), "{err}");
+    }
+
+    #[test]
+    fn the_root_volume_goes_to_the_storage_with_the_most_room() {
+        let (s, cluster, ps, _) = scheduler(&[4]);
+        let roomier = PrimaryStorageId::new_random();
+        let storage = StorageInfo { total: 200 * GIB, used: 0, enabled: true };
+        s.topology().storages.insert(roomier, storage);
+        s.topology()
+            .clusters
+            .get_mut(&cluster)
+            .expect("the cluster")
+            .primary_storages
+            .push(roomier);
+        assert_eq!(s.reserve_storage(cluster, 150 * GIB), Some(roomier));
+        assert_eq!(s.reserve_storage(cluster, 60 * GIB), Some(ps), "roomier has 50 GiB left");
+        assert_eq!(s.reserve_storage(cluster, 60 * GIB), None, "nothing has 60 GiB left");
+        assert_eq!(s.topology().storages[&ps].used, 60 * GIB, "reserved in memory");
+        assert_eq!(s.reserve_storage(ClusterId::new_random(), 1), None, "unknown cluster");
+    }
+}
