@@ -62,15 +62,8 @@ use std::sync::Arc;
 
 use oxstack_engine::ids::{BackupStorageId, ClusterId, ImageId, InstanceOfferingId, L2NetworkId};
 use oxstack_engine::ids::{L3NetworkId, PrimaryStorageId, ZoneId};
-use oxstack_engine::services::cluster::CreateCluster;
 use oxstack_engine::services::host::AddHost;
-use oxstack_engine::services::image::CreateImage;
-use oxstack_engine::services::network::ip_range::CreateIpRange;
-use oxstack_engine::services::network::{CreateL2Network, CreateL3Network};
-use oxstack_engine::services::offering::CreateInstanceOffering;
-use oxstack_engine::services::storage::{CreateBackupStorage, CreatePrimaryStorage};
 use oxstack_engine::services::vm::CreateVm;
-use oxstack_engine::services::zone::CreateZone;
 use oxstack_engine::{Engine, EngineError, EngineOptions};
 use oxstack_hypervisor::{HostId, Hypervisor, OpKind, VmId};
 use oxstack_simulator::{Latency, LatencyModel, SimCloud, SimConfig};
@@ -536,94 +529,59 @@ struct Setup {
     storage: PrimaryStorageId,
 }
 
-/// Creates the zone, cluster, storage, networks, image and offerings.
+/// Creates the zone, cluster, storage, networks, image and offerings: `oxstack-testkit`'s
+/// standard cloud, in its order, with the model's names and sizes (the generated cases and the
+/// IDs drawn from the seed depend on them).
 async fn build(engine: &Engine) -> Result<Setup, EngineError> {
-    let zone =
-        engine.create_zone(CreateZone { name: "z".into(), description: String::new() }).await?;
-    let cluster = engine
-        .create_cluster(CreateCluster {
-            zone_uuid: zone.uuid,
-            name: "c".into(),
-            hypervisor_type: "simulator".into(),
+    use oxstack_testkit::{CloudSpec, Names, NetworkSpec, OfferingSpec, RangeSpec};
+    let networks = (L3_IPS.iter().enumerate())
+        .map(|(i, ips)| NetworkSpec {
+            name: format!("l3-{i}"),
+            ranges: vec![RangeSpec {
+                name: "r".into(),
+                start: format!("10.{i}.0.2"),
+                end: std::net::Ipv4Addr::new(10, i as u8, 0, 1 + *ips as u8).to_string(),
+                netmask: "255.255.0.0".into(),
+                gateway: format!("10.{i}.0.1"),
+            }],
         })
-        .await?;
-    let storage = engine
-        .create_primary_storage(CreatePrimaryStorage {
-            zone_uuid: zone.uuid,
-            name: "ps".into(),
-            url: "/ps".into(),
-            total_bytes: 10_000 * GIB,
+        .collect();
+    let offerings = (SIZES.iter().enumerate())
+        .map(|(i, (cpus, memory_bytes))| OfferingSpec {
+            name: format!("size-{i}"),
+            cpus: *cpus,
+            memory_bytes: *memory_bytes,
         })
-        .await?;
-    engine.attach_primary_storage(cluster.uuid, storage.uuid).await?;
-    let l2 = engine
-        .create_l2_network(CreateL2Network {
-            zone_uuid: zone.uuid,
-            name: "l2".into(),
-            physical_interface: "eth0".into(),
-            vlan: None,
-        })
-        .await?;
-    engine.attach_l2_network(cluster.uuid, l2.uuid).await?;
-    let mut l3s = Vec::new();
-    for (i, ips) in L3_IPS.iter().enumerate() {
-        let l3 = engine
-            .create_l3_network(CreateL3Network {
-                l2_network_uuid: l2.uuid,
-                name: format!("l3-{i}"),
-            })
-            .await?;
-        let end = std::net::Ipv4Addr::new(10, i as u8, 0, 1 + *ips as u8);
-        engine
-            .create_ip_range(
-                l3.uuid,
-                CreateIpRange {
-                    name: "r".into(),
-                    start_ip: format!("10.{i}.0.2"),
-                    end_ip: end.to_string(),
-                    netmask: "255.255.0.0".into(),
-                    gateway: format!("10.{i}.0.1"),
-                },
-            )
-            .await?;
-        l3s.push(l3.uuid);
-    }
-    let bs = engine
-        .create_backup_storage(CreateBackupStorage {
-            zone_uuid: zone.uuid,
-            name: "bs".into(),
-            url: "/bs".into(),
-            total_bytes: 100 * GIB,
-        })
-        .await?;
-    let image = engine
-        .create_image(CreateImage {
-            backup_storage_uuid: bs.uuid,
-            name: "img".into(),
-            format: "qcow2".into(),
-            size_bytes: crate::reference::ROOT_BYTES,
-            url: "http://img".into(),
-        })
-        .await?;
-    let mut sizes = Vec::new();
-    for (i, (cpus, memory_bytes)) in SIZES.iter().enumerate() {
-        let o = engine
-            .create_instance_offering(CreateInstanceOffering {
-                name: format!("size-{i}"),
-                cpus: *cpus,
-                memory_bytes: *memory_bytes,
-            })
-            .await?;
-        sizes.push(o.uuid);
-    }
+        .collect();
+    let names = Names {
+        zone: "z".into(),
+        zone_description: String::new(),
+        cluster: "c".into(),
+        primary_storage: "ps".into(),
+        primary_storage_url: "/ps".into(),
+        l2: "l2".into(),
+        backup_storage: "bs".into(),
+        backup_storage_url: "/bs".into(),
+        image: "img".into(),
+        image_url: "http://img".into(),
+    };
+    let spec = CloudSpec::new()
+        .storage_bytes(10_000 * GIB)
+        .networks(networks)
+        .backup_storage_bytes(100 * GIB)
+        .image_bytes(crate::reference::ROOT_BYTES)
+        .offerings(offerings)
+        .names(names);
+    let cloud = spec.build(engine).await.map_err(|e| e.error)?;
+    let zone = cloud.zone();
     Ok(Setup {
-        zone: zone.uuid,
-        cluster: cluster.uuid,
-        l2: l2.uuid,
-        sizes,
-        image: image.uuid,
-        bs: bs.uuid,
-        l3s,
-        storage: storage.uuid,
+        zone: zone.zone,
+        cluster: zone.clusters[0],
+        l2: zone.l2,
+        sizes: cloud.offerings.clone(),
+        image: cloud.image,
+        bs: cloud.backup_storage,
+        l3s: zone.l3s.clone(),
+        storage: zone.storages[0],
     })
 }

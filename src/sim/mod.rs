@@ -6,15 +6,13 @@ mod report;
 mod topology;
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use oxstack_engine::services::vm::CreateVm;
-use oxstack_engine::{Engine, EngineOptions};
-use oxstack_hypervisor::Hypervisor;
-use oxstack_simulator::{SimCloud, SimConfig};
+use oxstack_engine::Engine;
+use oxstack_simulator::SimConfig;
+use oxstack_testkit::Cloud;
 
 use report::{Report, RunFigures};
 
@@ -79,16 +77,16 @@ async fn run_inner(args: &SimArgs) -> Result<Report, String> {
             (format!("sqlite://{}", path.display()), Some(path))
         }
     };
-    let sim = Arc::new(SimCloud::new(SimConfig::with_seed(args.seed)));
-    let hv: Arc<dyn Hypervisor> = sim.clone();
-    let engine = Engine::start(
-        EngineOptions { db_url: db_url.clone(), background_tasks: false, id_seed: Some(args.seed) },
-        hv,
+    let (engine, sim) = oxstack_testkit::start_on_simulator(
+        SimConfig::with_seed(args.seed),
+        &db_url,
+        Some(args.seed),
     )
     .await
     .map_err(|e| format!("cannot start the engine on {db_url}: {e}"))?;
     let started = Instant::now();
-    let env = topology::build(&engine, args)
+    let env = topology::spec(args)
+        .build(&engine)
         .await
         .map_err(|e| format!("building the topology failed: {e}"))?;
 
@@ -153,28 +151,16 @@ fn progress(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-async fn register_hosts(
-    engine: &Engine,
-    env: &topology::SimEnv,
-    args: &SimArgs,
-    bar: &ProgressBar,
-) -> u64 {
-    let results: Vec<bool> = futures::stream::iter(0..args.hosts)
-        .map(|i| {
-            let engine = engine.clone();
-            let req = env.host_request(i, args.hosts_per_cluster);
-            async move {
-                let ok = match engine.add_host(req).await {
-                    Ok(_) => true,
-                    Err(e) => {
-                        tracing::warn!(%e, "adding a host failed");
-                        false
-                    }
-                };
-                ok
+async fn register_hosts(engine: &Engine, env: &Cloud, args: &SimArgs, bar: &ProgressBar) -> u64 {
+    let results: Vec<bool> = env
+        .add_hosts(engine, 0..args.hosts, || || ())
+        .map(|added| match added.result {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(%e, "adding a host failed");
+                false
             }
         })
-        .buffer_unordered(args.concurrency)
         .inspect(|_| bar.inc(1))
         .collect()
         .await;
@@ -183,22 +169,14 @@ async fn register_hosts(
 
 async fn create_vms(
     engine: &Engine,
-    env: &topology::SimEnv,
+    env: &Cloud,
     args: &SimArgs,
     bar: &ProgressBar,
 ) -> (Vec<Duration>, u64, Option<String>) {
     let results: Vec<Result<Duration, String>> = futures::stream::iter(0..args.vms)
         .map(|i| {
             let engine = engine.clone();
-            let req = CreateVm {
-                name: format!("vm-{i}"),
-                instance_offering_uuid: env.offering,
-                image_uuid: env.image,
-                l3_network_uuids: vec![env.l3],
-                cluster_uuid: None,
-                host_uuid: None,
-                root_disk_bytes: None,
-            };
+            let req = env.create_vm_request(format!("vm-{i}"), 0);
             async move {
                 let t = Instant::now();
                 engine

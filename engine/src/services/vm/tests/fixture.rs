@@ -1,4 +1,8 @@
 //! A small simulated cloud for VM tests, and checks that compare the engine with the simulator.
+//!
+//! Not `oxstack-testkit`'s builder: these are unit tests of the engine crate, and the testkit,
+//! which depends on the engine, would bring a second copy of it (docs/ARCHITECTURE.md, "The
+//! standard test cloud").
 
 use std::sync::Arc;
 
