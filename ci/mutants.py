@@ -112,6 +112,12 @@ MUTANTS = [
 None),
     ("migration-slots-one-more", "config", "engine/src/services/vm/migration_slots.rs",
      "if *running < limit().max(1) {", "if *running < limit().max(1) + 1 {", None),
+    ("ping-interval-ignored", "config", "engine/src/services/host_tracker.rs",
+     "let interval = self.config.secs(ConfigName::HostPingIntervalSecs);",
+     "let interval = std::time::Duration::from_secs(10);", None),
+    ("ping-sleep-not-restarted", "config", "engine/src/services/host_tracker.rs",
+     "_ = config_changes.changed() => continue,",
+     "_ = config_changes.changed(), if false => continue,", None),
 ]
 
 

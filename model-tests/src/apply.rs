@@ -128,7 +128,15 @@ pub fn apply_one(state: &mut RefState, t: &Transition) -> Expected {
             *state.faults.entry(*op).or_default() += 1;
             Expected::Ok
         }
-        T::SetConfig { change } => set_config(state, *change),
+        T::SetConfig { change } => {
+            let answer = set_config(state, *change);
+            if answer == Expected::Ok {
+                // Every update notifies the node's subscribers, so its tracker restarts its sleep.
+                state.restart_tracker();
+            }
+            answer
+        }
+        T::PassTime { secs } => state.pass_time(*secs),
         T::PingSweep => {
             state.ping_sweep();
             Expected::Ok

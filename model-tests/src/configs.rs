@@ -30,9 +30,11 @@ pub const ACCOUNT: &[(ConfigName, Modelled)] = &[
     (
         ConfigName::HostPingIntervalSecs,
         Modelled::Changed(
-            "only the refusal of 0 is observed: the interval paces the background tracker \
-             loop, which the model does not run (its ping sweeps are steps of their own) and \
-             whose sleep the model clock does not drive",
+            "each node runs the engine's tracker loop on a clock PassTime steps move (see \
+             `tracker`): the model predicts the sweeps that fall due from the interval in force \
+             and when the loop's sleep began (its last sweep, or the last config change the \
+             node took, which restarts it), and the nodes' sweep counts and what the sweeps did \
+             must match; steps set 1, 5, 30 and 60; 0 is refused",
         ),
     ),
     (
@@ -76,7 +78,7 @@ pub const ACCOUNT: &[(ConfigName, Modelled)] = &[
     (
         ConfigName::ClusterHeartbeatIntervalSecs,
         Modelled::NotModelled(
-            "no time passes in the model: the two-node test heartbeats every node every \
+            "no time passes in the model for heartbeats: the two-node test heartbeats every node every \
              nodes::HEARTBEAT_EVERY steps and before each ping sweep, standing for the interval \
              passing, and the model keeps each node's configs until then (nodes.rs); takeover \
              is not modelled (tests/three_nodes.rs)",

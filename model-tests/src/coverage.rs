@@ -29,7 +29,7 @@ use proptest::test_runner::Config;
 
 use crate::paths::{self, Event, Loss, Path, Point};
 use crate::reference::{FaultOp, HostNo, RefState, VmNo};
-use crate::transitions::Transition;
+use crate::transitions::{Transition, CONFIG_CHANGES};
 
 /// With `OXSTACK_MODEL_STATS`, print the report every this many fresh cases.
 pub const EVERY: u64 = 500;
@@ -171,12 +171,22 @@ impl CaseTrace {
             T::KillVm { vm, noticed } => {
                 self.events.push(Event::Killed { vm: *vm, noticed: *noticed });
             }
+            T::SetConfig { change }
+                if code.is_none() && CONFIG_CHANGES[*change].0 == "host.ping_interval_secs" =>
+            {
+                self.events.push(Event::IntervalSet { secs: after.config.ping_interval_secs });
+            }
+            T::PassTime { .. } => {
+                let (sweeps, interval) =
+                    (after.sweeps - before.sweeps, after.config.ping_interval_secs);
+                self.events.push(Event::TimePassed { sweeps, interval });
+            }
             _ => {}
         }
-        if after.sweeps > before.sweeps {
-            let every = u64::from(after.config.sync_every_pings);
-            let synced = every > 0 && after.sweeps.is_multiple_of(every);
-            self.events.push(Event::Pinged { synced });
+        // One event per sweep: a `PassTime` may run several.
+        let every = u64::from(after.config.sync_every_pings);
+        for n in before.sweeps + 1..=after.sweeps {
+            self.events.push(Event::Pinged { synced: every > 0 && n.is_multiple_of(every) });
         }
         for op in FaultOp::ALL {
             let count = |s: &RefState| s.faults.get(&op).copied().unwrap_or(0);
@@ -300,6 +310,7 @@ fn where_fired(
         }
         T::SetHostState { .. } => (Point::Evacuation, Vec::new()),
         T::PingSweep
+        | T::PassTime { .. }
         | T::CrashHost { .. }
         | T::RecoverHost { .. }
         | T::PartitionHost { .. }

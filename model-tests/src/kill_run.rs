@@ -161,15 +161,18 @@ impl Sut {
         let (ended, job) = self.run_doomed(&dead, during, writes);
         self.nodes.remove(node);
         self.views.remove(node);
+        if let Some(trackers) = self.trackers.as_mut() {
+            trackers.remove(node);
+        }
         (self.engine, self.acting) = (self.nodes[0].clone(), 0);
         self.rt.block_on(dead.db.close());
         let at_crash = self.vm_state_now(vm);
         self.take_over(&dead);
 
         // What the survivor's takeover left.
-        let survivor = self.views[0].config.clone();
+        let (survivor, since) = (self.views[0].config.clone(), self.views[0].since);
         let with = |mut s: RefState| {
-            (s.cache, s.config, s.nodes) = (None, survivor.clone(), 1);
+            (s.cache, s.config, s.nodes, s.tracker.since) = (None, survivor.clone(), 1, since);
             s
         };
         let candidates: Vec<RefState> = match &ended {
@@ -332,7 +335,7 @@ impl Sut {
                 .unwrap_or_else(|e| s.fail(format!("heartbeat: {e}")));
         };
         beat(self);
-        self.views[0].config = self.stored.clone();
+        self.take_stored_configs(0);
         let c = &survivor.config;
         let timeout = c
             .secs(ConfigName::ClusterHeartbeatTimeoutSecs)

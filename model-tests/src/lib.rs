@@ -15,7 +15,8 @@
 //!   [`placement`]: the scheduler's two steps (its index, then the database);
 //! - [`group`]: groups of operations started at once, [`themes`] focused on one race;
 //!   [`kill`] and [`kill_run`]: a management node killed in the middle of an operation, and
-//!   the other's takeover;
+//!   the other's takeover; [`tracker`]: the nodes' host-tracker loops, on a clock the model
+//!   moves;
 //!   [`group_run`]: running and checking one;
 //!   [`linearize`]: the search for an order of its steps that explains what the engine did,
 //!   [`commute`]: which operations it need not order; [`interleave`]: groups run by the model
@@ -68,4 +69,5 @@ pub mod snapshot;
 pub mod strategies;
 pub mod sut;
 pub mod themes;
+pub mod tracker;
 pub mod transitions;

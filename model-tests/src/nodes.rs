@@ -45,6 +45,8 @@ const FOLLOW_DEADLINE: Duration = Duration::from_secs(60);
 pub struct NodeView {
     pub config: RefConfig,
     pub cache: NodeCache,
+    /// When its host-tracker loop's sleep began, on the trackers' clock (see `tracker`).
+    pub since: u64,
 }
 
 /// A node's config and scheduler caches as read from it.
@@ -89,12 +91,13 @@ fn reconciles(t: &Transition) -> bool {
     matches!(t, T::KillVm { noticed: true, .. }) || sweeps(t)
 }
 
-/// Steps that run a ping sweep on every node.
+/// Steps that run a ping sweep on every node (`PassTime`: as many as fall due, maybe none).
 pub fn sweeps(t: &Transition) -> bool {
     use Transition as T;
     matches!(
         t,
         T::PingSweep
+            | T::PassTime { .. }
             | T::CrashHost { .. }
             | T::RecoverHost { .. }
             | T::PartitionHost { .. }
@@ -143,6 +146,7 @@ impl Sut {
         self.config_set.clear();
         let view = &self.views[self.acting];
         self.actual.config = view.config.clone();
+        self.actual.tracker.since = view.since;
         self.actual.cache = (!reconciles(t)).then(|| view.cache.clone());
         self.acting
     }
@@ -177,6 +181,13 @@ impl Sut {
             return;
         }
         self.views[acting].config = self.actual.config.clone();
+        self.views[acting].since = self.actual.tracker.since;
+        if matches!(t, Transition::PassTime { .. }) {
+            // The loops ran in step (see `Sut::pass_time_ready`).
+            for v in &mut self.views {
+                v.since = self.actual.tracker.since;
+            }
+        }
         for name in std::mem::take(&mut self.config_set) {
             let (stored, now) = (&mut self.stored, &self.actual.config);
             match name {
@@ -253,9 +264,19 @@ impl Sut {
         for (i, n) in self.nodes.iter().enumerate() {
             self.rt.block_on(n.heartbeat()).unwrap_or_else(|e| panic!("node {i} heartbeats: {e}"));
         }
-        for v in &mut self.views {
-            v.config = self.stored.clone();
+        for i in 0..self.views.len() {
+            self.take_stored_configs(i);
         }
+    }
+
+    /// Node `i` heartbeated and took the stored configs: when one differed from what it had,
+    /// the change restarts its host tracker's sleep (`tracker`).
+    pub(crate) fn take_stored_configs(&mut self, i: usize) {
+        let v = &mut self.views[i];
+        if v.config != self.stored {
+            v.since = self.actual.tracker.now;
+        }
+        v.config = self.stored.clone();
     }
 
     /// The caches after a step that reconciled hosts (see [`reconciles`]): each host on the

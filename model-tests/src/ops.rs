@@ -127,8 +127,11 @@ impl Sut {
                 let req = request(range_request(*range));
                 Answer::of(e.create_ip_range(id, req).await)
             }
-            T::CreateBatch { .. } | T::Group { .. } | T::KillNode { .. } => {
-                unreachable!("batches, groups and kills are more than one call: see `Sut::apply`")
+            T::CreateBatch { .. } | T::Group { .. } | T::KillNode { .. } | T::PassTime { .. } => {
+                unreachable!(
+                    "batches, groups, kills and time passing are more than one call: see \
+                     `Sut::apply`"
+                )
             }
         }
     }

@@ -83,6 +83,11 @@ pub enum Event {
     /// A ping sweep ran; `synced`: it synced the connected hosts (its number a multiple of
     /// `host.sync_every_pings`).
     Pinged { synced: bool },
+    /// `host.ping_interval_secs` was set to `secs` (a `SetConfig` the engine took).
+    IntervalSet { secs: u32 },
+    /// Time passed for the host trackers (`PassTime`) and their loops ran `sweeps` sweeps at
+    /// `interval`.
+    TimePassed { sweeps: u64, interval: u32 },
     /// A management node died running operation `op` (its kind), and the other took over;
     /// `at`: the state of the operation's VM when the node died in its middle (`None` when it
     /// had finished, or its VM had no row yet).
@@ -122,6 +127,9 @@ pub enum Path {
     /// A VM dies unnoticed, a ping sweep that does not sync leaves the database as it was
     /// (`host.sync_every_pings` 0, or 2 at an odd sweep), and a later sweep's sync finds it.
     UnnoticedDeathFoundBySync,
+    /// The ping interval is changed, then time passes and the trackers' loops sweep at the new
+    /// interval (before any other change of it).
+    IntervalChangedThenSwept,
     /// A management node dies in the middle of a live migration (its VM Migrating), and the
     /// other takes over: rolls the migration back and reconciles the VM.
     TakeoverMidMigration,
@@ -156,7 +164,7 @@ pub fn must_reach(nodes: usize) -> &'static [Path] {
 
 impl Path {
     /// Every path, in the report's order.
-    pub const ALL: [Path; 13] = [
+    pub const ALL: [Path; 14] = [
         Path::PartitionDestroyHeal,
         Path::CrashDestroyRecoverHost,
         Path::StartWhileItsHostIsAway,
@@ -169,6 +177,7 @@ impl Path {
         Path::SweepExpungesDue,
         Path::SweepKeepsNotDue,
         Path::UnnoticedDeathFoundBySync,
+        Path::IntervalChangedThenSwept,
         Path::TakeoverMidMigration,
     ];
 
@@ -187,6 +196,7 @@ impl Path {
             Path::SweepExpungesDue => "destroy -> clock past the period -> expunged",
             Path::SweepKeepsNotDue => "destroy -> clock short of the period -> kept",
             Path::UnnoticedDeathFoundBySync => "VM dies unnoticed -> sweep, no sync -> sync",
+            Path::IntervalChangedThenSwept => "ping interval changed -> time passes -> swept",
             Path::TakeoverMidMigration => "node dies mid-migration -> the other takes over",
         }
     }
@@ -218,6 +228,7 @@ impl Path {
                 events.iter().any(|e| matches!(e, Event::Swept { kept, .. } if *kept > 0))
             }
             Path::UnnoticedDeathFoundBySync => unnoticed_death_found_by_sync(events),
+            Path::IntervalChangedThenSwept => interval_changed_then_swept(events),
             Path::TakeoverMidMigration => events.iter().any(|e| {
                 matches!(e, Event::NodeKilled { op, at: Some(VmState::Migrating) }
                     if op.starts_with("migrate"))
@@ -275,6 +286,18 @@ fn reconnect_fault_then(events: &[Event], op: VmOp) -> bool {
         events[i + 1..].iter().any(
             |later| matches!(later, Event::Vm { op: o, vm, .. } if *o == op && vms.contains(vm)),
         )
+    })
+}
+
+/// The ping interval set, then time passing with sweeps at that interval before it is set
+/// again.
+fn interval_changed_then_swept(events: &[Event]) -> bool {
+    events.iter().enumerate().any(|(i, e)| {
+        let Event::IntervalSet { secs } = e else { return false };
+        events[i + 1..]
+            .iter()
+            .take_while(|later| !matches!(later, Event::IntervalSet { .. }))
+            .any(|later| matches!(later, Event::TimePassed { sweeps: 1.., interval } if interval == secs))
     })
 }
 

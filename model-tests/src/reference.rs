@@ -215,6 +215,8 @@ pub struct RefState {
     pub next_host: u32,
     /// Seconds the case has moved the clock on ([`crate::transitions::Transition::AdvanceClock`]).
     pub clock_secs: u64,
+    /// The host trackers' clock and when the loop's sleep began (see `tracker`).
+    pub tracker: crate::tracker::TrackerClock,
     /// Ping sweeps each node has run (every sweep step runs one on every node, so all count
     /// alike): the engine numbers them from 1 and syncs on multiples of `host.sync_every_pings`.
     pub sweeps: u64,
@@ -293,6 +295,7 @@ impl RefState {
             next_vm: 0,
             next_host: INITIAL_HOSTS,
             clock_secs: 0,
+            tracker: Default::default(),
             sweeps: 0,
             sim_no_room: 0,
             nodes,

@@ -382,8 +382,17 @@ mod tests {
         let found = minimize(&RefState::new(seed), steps.clone(), "f".into(), 100_000, |_| None);
         assert!(found.minimal);
         assert_eq!(found.steps, steps);
-        // Runs of halving lengths (fewer than 2n), then every pair: each case once.
+        // Runs of halving lengths (fewer than 2n), then every pair, then each group one
+        // operation at a time and without each of its operations: each case once.
         let n = steps.len();
-        assert!(found.runs <= 2 * n + n * (n - 1) / 2, "{} runs for {n} steps", found.runs);
+        let groups: usize = steps
+            .iter()
+            .map(|t| match t {
+                Transition::Group { ops } => 1 + ops.len(),
+                _ => 0,
+            })
+            .sum();
+        let most = 2 * n + n * (n - 1) / 2 + groups;
+        assert!(found.runs <= most, "{} runs for {n} steps", found.runs);
     }
 }

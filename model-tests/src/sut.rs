@@ -79,6 +79,7 @@ use crate::nodes::NodeView;
 use crate::ops::Made;
 use crate::reference::{host_memory, HostNo, RefConfig, RefState, VmNo, GIB, HOST_CPUS};
 use crate::reference::{INITIAL_HOSTS, L3_IPS, SIZES};
+use crate::tracker::Trackers;
 use crate::transitions::{preconditions, Transition, NIC_SETS};
 
 /// The real ID of an aux resource.
@@ -156,6 +157,9 @@ pub struct Sut {
     pub trace: CaseTrace,
     /// When the model clock reached each value (see `clock`).
     pub clock: ClockMarks,
+    /// Every node's host-tracker loop, on the clock `PassTime` steps move (see `tracker`);
+    /// `None` on PostgreSQL.
+    pub(crate) trackers: Option<Trackers>,
 }
 
 /// A VM a create made: its ID and the host it was placed on.
@@ -241,7 +245,11 @@ impl Sut {
             nodes: all,
             steps: 0,
             views: vec![
-                NodeView { config: model.config.clone(), cache: Default::default() };
+                NodeView {
+                    config: model.config.clone(),
+                    cache: Default::default(),
+                    since: 0
+                };
                 nodes
             ],
             stored: model.config.clone(),
@@ -267,6 +275,7 @@ impl Sut {
             actual: model.clone(),
             trace: CaseTrace::default(),
             clock: ClockMarks::start(),
+            trackers: None,
         };
         for n in 0..INITIAL_HOSTS {
             let add = Transition::AddHost { host: HostNo(n), cluster: None };
@@ -290,6 +299,11 @@ impl Sut {
             }
             sut.heartbeat_all();
             sut.check_nodes();
+        }
+        // The loops start once the cloud is built: their clock's 0 (see `tracker`).
+        if crate::kill_run::writer(&sut.engine).is_some() {
+            let trackers = Trackers::start(&sut.nodes, &sut.rt).unwrap_or_else(|e| sut.fail(e));
+            sut.trackers = Some(trackers);
         }
         sut.check(&sut.actual, true);
         sut
@@ -396,7 +410,8 @@ impl Sut {
         // Not over the bus, nor on PostgreSQL (why in `kill_run`).
         let no_kill = matches!(t, T::KillNode { .. })
             && (self.api.is_some() || crate::kill_run::writer(&self.engine).is_none());
-        if !preconditions(&self.actual, t) || no_kill {
+        let no_time = matches!(t, T::PassTime { secs } if !self.pass_time_ready(*secs));
+        if !preconditions(&self.actual, t) || no_kill || no_time {
             self.trace.skipped(t);
             return;
         }
@@ -417,6 +432,7 @@ impl Sut {
             _ => self.single(ran, &e, t),
         }
         self.leave(acting, t, &before);
+        self.check_sweep_counts(t);
         self.check_migrations_at_once(parallelism, migrations, t);
         self.trace.take_forwarded();
     }
@@ -425,9 +441,12 @@ impl Sut {
     fn single(&mut self, node: usize, e: &Engine, t: &Transition) {
         use Transition as T;
         let outcomes = atoms::outcomes(&self.actual, t);
-        let got = match self.apply_over_api(node, t) {
-            Some(got) => got,
-            None => self.rt.block_on(self.call(e, t)),
+        let got = match t {
+            T::PassTime { secs } => self.pass_time(*secs),
+            _ => match self.apply_over_api(node, t) {
+                Some(got) => got,
+                None => self.rt.block_on(self.call(e, t)),
+            },
         };
         self.record(got.made.as_ref());
         self.note_config(t, got.code.as_deref());

@@ -15,19 +15,23 @@ use proptest::strategy::{BoxedStrategy, Union};
 use crate::aux::{AuxKind, AuxNo, Parent, MAX_EACH, RANGES};
 use crate::reference::{FaultOp, HostNo, Reach, RefState, VmNo, MAX_AUX_HOSTS, MAX_HOSTS};
 use crate::reference::{MAX_VMS, SIZES};
+use crate::tracker::{pass_time_is_predictable, PASS_STEPS};
 
 /// Which L3 networks a new VM gets a NIC on, in order.
 pub const NIC_SETS: [&[usize]; 3] = [&[0], &[1], &[1, 0]];
 
 /// A global config change: (name, value). Invalid values are refused with INVALID_ARGUMENT.
-pub const CONFIG_CHANGES: [(&str, &str); 18] = [
+pub const CONFIG_CHANGES: [(&str, &str); 20] = [
     ("scheduler.strategy", "Pack"),
     ("scheduler.strategy", "Spread"),
     ("vm.deletion_policy", "Direct"),
     ("vm.deletion_policy", "Delay"),
     ("vm.deletion_policy", "Never"),
+    // Intervals `PassTime` steps (`tracker::PASS_STEPS`) reach in one step, or in two or more.
     ("host.ping_interval_secs", "5"),
     ("host.ping_interval_secs", "60"),
+    ("host.ping_interval_secs", "1"),
+    ("host.ping_interval_secs", "30"),
     ("host.sync_every_pings", "0"),
     ("host.sync_every_pings", "1"),
     ("host.ping_interval_secs", "0"),
@@ -145,6 +149,11 @@ pub enum Transition {
     /// new time (`Engine::expunge_due`, see `clock`): what the background sweeper does once the
     /// time has passed, without the wait.
     AdvanceClock {
+        secs: u64,
+    },
+    /// The host trackers' clock moves on `secs` (one of `tracker::PASS_STEPS`) and each node's
+    /// tracker loop runs the ping sweeps that fall due (see `tracker`).
+    PassTime {
         secs: u64,
     },
     /// An operation the VM's state does not allow: refused with INVALID_STATE.
@@ -300,6 +309,11 @@ pub fn transitions(state: &RefState) -> BoxedStrategy<Transition> {
     opts.push((2, config_change()));
     if sweep_is_predictable(state) {
         opts.push((2, Just(Transition::PingSweep).boxed()));
+    }
+    let passes: Vec<u64> =
+        PASS_STEPS.into_iter().filter(|s| pass_time_is_predictable(state, *s)).collect();
+    if !passes.is_empty() {
+        opts.push((3, pick(passes).prop_map(|secs| Transition::PassTime { secs }).boxed()));
     }
     let destroyed = state.vms.values().any(|v| v.state == VmState::Destroyed);
     let clock = pick(CLOCK_STEPS.to_vec()).prop_map(|secs| Transition::AdvanceClock { secs });
@@ -632,6 +646,7 @@ pub fn preconditions(state: &RefState, t: &Transition) -> bool {
         T::SetConfig { change } => *change < CONFIG_CHANGES.len(),
         T::PingSweep => sweep_is_predictable(state),
         T::AdvanceClock { secs } => CLOCK_STEPS.contains(secs),
+        T::PassTime { secs } => PASS_STEPS.contains(secs) && pass_time_is_predictable(state, *secs),
         T::WrongState { vm, op } => {
             state.vms.get(vm).is_some_and(|v| !op.allowed_from().contains(&v.state))
         }
@@ -713,6 +728,7 @@ impl Transition {
             T::SetConfig { .. } => "set-config",
             T::PingSweep => "ping-sweep",
             T::AdvanceClock { .. } => "advance-clock",
+            T::PassTime { .. } => "pass-time",
             T::WrongState { .. } => "wrong-state",
             T::CreateAux { kind, .. } => match kind {
                 AuxKind::Zone => "create-zone",

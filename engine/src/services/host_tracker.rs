@@ -53,8 +53,12 @@ pub struct ReconcileReport {
 }
 
 impl Engine {
-    /// Background loop: one ping sweep every `host.ping_interval_secs`.
-    pub(crate) async fn run_host_tracker(&self) {
+    /// Background loop: one ping sweep every `host.ping_interval_secs`, the sleep restarted
+    /// (with the interval then in force) whenever any global config changes; it ends when the
+    /// node shuts down. [`Engine::start`] spawns it when background tasks are on; public so
+    /// that a caller running the node without them can run the loop alone, on a runtime whose
+    /// clock it moves (the model test does, `model-tests/src/tracker.rs`).
+    pub async fn run_host_tracker(&self) {
         let mut shutdown = self.shutdown_signal();
         let mut config_changes = self.config.subscribe();
         loop {
@@ -68,6 +72,13 @@ impl Engine {
                 tracing::warn!(%e, "host ping sweep failed");
             }
         }
+    }
+
+    /// Ping sweeps this node has run (or begun) since it started, by its loop or by
+    /// [`Engine::ping_sweep`] calls alike: the count `host.sync_every_pings` paces the periodic
+    /// sync by.
+    pub fn ping_sweeps(&self) -> u64 {
+        self.sweeps.load(Ordering::Relaxed)
     }
 
     /// Pings every host this node owns once; returns what happened.
