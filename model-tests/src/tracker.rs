@@ -7,7 +7,7 @@
 //! clock (see `sut`), and a loop on it would sweep whenever a real interval passed while a case
 //! ran. This runtime's clock starts paused, and a [`ClockHold`] keeps tokio from auto-advancing
 //! it while the runtime waits for SQLite's threads (as the scenarios' runner does,
-//! `oxstack_scenarios::clock`). The runtime runs only while the SUT drives it, so between two
+//! `oxstack_testkit::clock`). The runtime runs only while the SUT drives it, so between two
 //! `PassTime` steps the loops neither run nor see time pass; a config changed meanwhile wakes
 //! them, and they restart their sleep when next driven, at the same time on their clock (it
 //! has not moved). A `PassTime { secs }` step lets them settle, then moves the clock on one
@@ -51,7 +51,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oxstack_engine::Engine;
-use oxstack_scenarios::clock::{ClockHold, Tracked, WakeFlag};
+use oxstack_testkit::clock::{ClockHold, Tracked, WakeFlag};
 use tokio::task::JoinHandle;
 
 use crate::ops::Answer;

@@ -16,7 +16,7 @@ use oxstack_hypervisor::{
 };
 use oxstack_simulator::{LatencyModel, SimCloud, SimRng};
 
-use crate::clock::SimClock;
+use oxstack_testkit::clock::SimClock;
 
 /// The simulator behind simulated latency and slow hosts.
 pub struct ClockedSim {
@@ -115,7 +115,7 @@ impl Hypervisor for ClockedSim {
                 .map(|host| {
                     let t = timings.entry(*host).or_insert_with(|| HostTiming::new(seed, *host));
                     let d = self.latency.for_op(OpKind::Ping).sample(&mut t.rng);
-                    crate::clock::whole_millis(d.saturating_add(t.slow))
+                    oxstack_testkit::clock::whole_millis(d.saturating_add(t.slow))
                 })
                 .collect()
         };

@@ -15,7 +15,6 @@
 
 pub mod chaos;
 mod checks;
-pub mod clock;
 mod digest;
 mod env;
 mod error;

@@ -12,8 +12,12 @@
 //! The engine's own unit tests cannot use this crate: it depends on the engine, so a
 //! dev-dependency of the engine on it would build a second copy of the engine whose types do
 //! not match the crate under test (see `engine/src/services/vm/tests/fixture.rs`).
+//!
+//! [`clock`] is the simulated clock the scenario runner and the model test's host trackers run
+//! on: tokio's paused clock, moved only when the caller says.
 
 pub mod build;
+pub mod clock;
 pub mod hosts;
 pub mod spec;
 

@@ -20,7 +20,6 @@ use oxstack_simulator::{SimCloud, SimConfig, SimRng};
 use tokio::sync::watch;
 
 use crate::checks::{self, CheckCtx, CheckOutcome};
-use crate::clock::{self, ClockHold, SimClock, Tracked, WakeFlag};
 use crate::digest;
 use crate::env::{self, Env};
 use crate::error::{ScenarioError, ScenarioResult};
@@ -30,6 +29,7 @@ use crate::report::RunReport;
 use crate::rng::{self, Stream};
 use crate::spec::{Checks, Phase, Scenario};
 use crate::stats::{Stats, Timer};
+use oxstack_testkit::clock::{self, ClockHold, SimClock, Tracked, WakeFlag};
 
 pub use faults::FaultState;
 
