@@ -248,6 +248,11 @@ fn two_nodes_a_release_between_a_choice_and_its_reservation() {
 /// state: Unknown, host: None, .. }, model SnapVm { state: Stopped, host: None, .. }".
 #[test]
 fn a_node_killed_mid_operation() {
+    if std::env::var("OXSTACK_TEST_DB").is_ok_and(|v| v == "postgres") {
+        // The kill step counts the SQLite writer's writes (see `kill_run`); the SUT skips it.
+        eprintln!("SKIPPED a_node_killed_mid_operation: a node is killed only on SQLite");
+        return;
+    }
     let stop = Stop { vm: vm(1), force: false };
     let kill = |during: Transition, writes| KillNode { node: 0, during: Box::new(during), writes };
     let trace = run_case(0, &[create(1, 0, 0, None), kill(stop, 2)], 2);
