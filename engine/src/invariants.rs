@@ -7,7 +7,8 @@
 
 use std::collections::HashMap;
 
-use crate::db::rows_as_one;
+use oxstack_db::rows_as_one;
+
 use crate::error::EngineResult;
 use crate::ids::{HostId, L3NetworkId, PrimaryStorageId};
 use crate::Engine;
@@ -30,7 +31,7 @@ impl Engine {
         let mut out = Vec::new();
         let db = self.db.r();
 
-        // The two scans that grow with the cloud come back as one row each (see `db::bulk`).
+        // The two scans that grow with the cloud come back as one row each (see `oxstack_db::rows_as_one`).
         let hosts: Vec<(String, i64, i64)> = rows_as_one(
             db,
             "uuid, cpu_used, memory_used",

@@ -18,6 +18,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::FutureExt;
+use oxstack_db as db;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::any::AnyRow;
@@ -32,7 +33,7 @@ use super::queries::JobQuery;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::JobId;
 use crate::services::{ListQuery, Page};
-use crate::{db, string_enum, Engine};
+use crate::{string_enum, Engine};
 
 string_enum!(
     /// Where a job is.
@@ -101,7 +102,7 @@ where
 {
     let id: JobId = engine.ids.next();
     let now = crate::time::now_ms();
-    crate::db::write(
+    oxstack_db::write(
         "INSERT INTO jobs (uuid, kind, resource_uuid, state, created_at, node_uuid) VALUES (?, ?, ?, 'Running', ?, ?)",
     )
     .bind(id.to_string())
@@ -151,7 +152,7 @@ async fn finish(engine: &Engine, id: JobId, outcome: &Result<Option<Value>, ApiE
     };
     let finished_at = crate::time::now_ms();
     for round in 1..=OUTCOME_TRIES {
-        let stored = crate::db::write(
+        let stored = oxstack_db::write(
             "UPDATE jobs SET state = ?, result = ?, error = ?, finished_at = ? WHERE uuid = ?",
         )
         .bind(state.as_str())
@@ -228,7 +229,7 @@ fn decode(r: &AnyRow) -> Result<Job, sqlx::Error> {
         resource_uuid: db::opt_id(r, "resource_uuid")?,
         result: json_col("result")?,
         error,
-        created_at: db::time(r, "created_at")?,
+        created_at: crate::rows::time(r, "created_at")?,
         finished_at: finished.map(crate::time::rfc3339),
     })
 }

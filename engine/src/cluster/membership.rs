@@ -183,7 +183,7 @@ impl Engine {
     /// Registers this node (state Running). Called once at start.
     pub(crate) async fn join_cluster(&self) -> EngineResult<()> {
         let now = crate::time::now_ms();
-        crate::db::write(
+        oxstack_db::write(
             "INSERT INTO management_nodes (uuid, hostname, pid, state, heartbeat_count, heartbeat_at, joined_at) \
              VALUES (?1, ?2, ?3, 'Running', 0, ?4, ?4) \
              ON CONFLICT (uuid) DO UPDATE SET state = 'Running', heartbeat_count = management_nodes.heartbeat_count + 1, heartbeat_at = ?4",
@@ -199,7 +199,7 @@ impl Engine {
 
     /// Marks this node Left (clean shutdown): the others drop it from their rings at once.
     pub(crate) async fn leave_cluster(&self) -> EngineResult<()> {
-        crate::db::write("UPDATE management_nodes SET state = 'Left' WHERE uuid = ?")
+        oxstack_db::write("UPDATE management_nodes SET state = 'Left' WHERE uuid = ?")
             .bind(self.membership.node.to_string())
             .execute(self.db.w())
             .await?;
@@ -228,7 +228,7 @@ impl Engine {
     pub async fn heartbeat(&self) -> EngineResult<()> {
         let me = self.membership.node;
         let was_alone = self.membership.alone();
-        let bumped = crate::db::write(
+        let bumped = oxstack_db::write(
             "UPDATE management_nodes SET heartbeat_count = heartbeat_count + 1, heartbeat_at = ? \
              WHERE uuid = ? AND state = 'Running'",
         )
@@ -249,14 +249,14 @@ impl Engine {
         .await?;
         let running = rows
             .into_iter()
-            .map(|(u, c)| Ok((crate::db::parse_stored("management_nodes", "uuid", &u)?, c)))
+            .map(|(u, c)| Ok((oxstack_db::parse_stored("management_nodes", "uuid", &u)?, c)))
             .collect::<EngineResult<Vec<_>>>()?;
         let interval = self.config.secs(ConfigName::ClusterHeartbeatIntervalSecs);
         let timeout = self.config.secs(ConfigName::ClusterHeartbeatTimeoutSecs).max(interval * 2);
         let (dead, live) = self.membership.observe(&running, Instant::now(), timeout);
         let mut declared_dead = false;
         for (node, count) in dead {
-            let marked = crate::db::write(
+            let marked = oxstack_db::write(
                 "UPDATE management_nodes SET state = 'Dead' \
                  WHERE uuid = ? AND state = 'Running' AND heartbeat_count = ?",
             )
@@ -326,12 +326,12 @@ impl Engine {
         rows.into_iter()
             .map(|(uuid, hostname, pid, state, count, at, joined)| {
                 let uuid: ManagementNodeId =
-                    crate::db::parse_stored("management_nodes", "uuid", &uuid)?;
+                    oxstack_db::parse_stored("management_nodes", "uuid", &uuid)?;
                 Ok(ManagementNode {
                     uuid,
                     hostname,
                     pid: pid as u32,
-                    state: crate::db::parse_stored("management_nodes", "state", &state)?,
+                    state: oxstack_db::parse_stored("management_nodes", "state", &state)?,
                     heartbeat_count: count as u64,
                     last_heartbeat_at: crate::time::rfc3339(at),
                     joined_at: crate::time::rfc3339(joined),

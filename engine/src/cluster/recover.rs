@@ -18,8 +18,9 @@
 //! The VM's `op_node` becomes the recovering node, so no other node's takeover marks it
 //! Unknown half-way.
 
+use oxstack_db::write;
+
 use crate::cluster::takeover::{orphaned, TRANSITIONAL};
-use crate::db::write;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::VmId;
 use crate::services::vm::{self, VmState};
@@ -98,7 +99,7 @@ impl Engine {
         resource: &str,
         context: &str,
     ) -> EngineResult<()> {
-        let vm: VmId = crate::db::parse_stored("workflow_runs", "resource_uuid", resource)?;
+        let vm: VmId = oxstack_db::parse_stored("workflow_runs", "resource_uuid", resource)?;
         let _turn = self.queues.enter(vm.0).await;
         let me = self.membership.node.to_string();
         write(format!(

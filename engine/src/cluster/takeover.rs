@@ -63,7 +63,7 @@ impl Engine {
                 tracing::warn!(vm = %uuid, %state, "mid-operation VM row does not parse; left as it is");
                 continue;
             };
-            let recovered = crate::db::write(
+            let recovered = oxstack_db::write(
                 "UPDATE vm_instances SET state = 'Unknown', op_node = NULL, state_changed_at = ? \
                  WHERE uuid = ? AND state = ? AND op_node IS NOT DISTINCT FROM ?",
             )
@@ -87,7 +87,7 @@ impl Engine {
             }
         }
         report.jobs_succeeded = self.complete_committed_creates().await?;
-        report.jobs = crate::db::write(format!(
+        report.jobs = oxstack_db::write(format!(
             "UPDATE jobs SET state = 'Failed', finished_at = ?, \
              error = '{{\"code\":\"INTERNAL\",\"message\":\"the management node running the job stopped\",\"details\":{{}}}}' \
              WHERE state = 'Running' AND {}",
@@ -123,7 +123,7 @@ impl Engine {
             let result = serde_json::to_string(&self.get_vm(vm).await?).map_err(|e| {
                 crate::error::EngineError::json(format!("the result of job {job}"), e)
             })?;
-            let completed = crate::db::write(format!(
+            let completed = oxstack_db::write(format!(
                 "UPDATE jobs SET state = 'Succeeded', result = ?, finished_at = ? \
                  WHERE uuid = ? AND state = 'Running' AND {}",
                 orphaned("node_uuid")

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::Duration;
 
+use oxstack_db::Db;
 use serde::Serialize;
 use sqlx::Row;
 use tokio::sync::watch;
@@ -20,7 +21,6 @@ use utoipa::ToSchema;
 
 pub use defs::{ConfigKind, ConfigName, DEFINITIONS};
 
-use crate::db::Db;
 use crate::error::{EngineError, EngineResult};
 
 /// A config entry as the API shows it.
@@ -111,7 +111,7 @@ impl GlobalConfig {
             .validate(value)
             .map_err(|m| EngineError::invalid("value", format!("{name}: {m}")))?;
         let _one_at_a_time = self.writing.lock().await;
-        crate::db::write(
+        oxstack_db::write(
             "INSERT INTO global_configs (name, value) VALUES (?1, ?2) \
              ON CONFLICT (name) DO UPDATE SET value = excluded.value",
         )

@@ -15,9 +15,9 @@ pub mod topology;
 
 use std::sync::{Mutex, MutexGuard};
 
+use oxstack_db::{self as db, Db};
 use sqlx::Row;
 
-use crate::db::{self, Db};
 use crate::error::EngineResult;
 use crate::ids::{ClusterId, HostId, PrimaryStorageId};
 pub use index::{CapacityIndex, GlobalChoice, HostCapacity, Placement, Strategy};

@@ -1,11 +1,11 @@
 //! Clusters: groups of hosts of one hypervisor type, attached to primary storage and L2 networks.
 
+use oxstack_db as db;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use utoipa::ToSchema;
 
-use crate::db;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{ClusterId, L2NetworkId, PrimaryStorageId, ZoneId};
 use crate::scheduler::ClusterInfo;
@@ -57,7 +57,7 @@ fn decode(r: &AnyRow) -> Result<Cluster, sqlx::Error> {
         state: r.try_get("state")?,
         primary_storage_uuids: Vec::new(),
         l2_network_uuids: Vec::new(),
-        created_at: db::time(r, "created_at")?,
+        created_at: crate::rows::time(r, "created_at")?,
     })
 }
 
@@ -78,7 +78,7 @@ impl Engine {
         self.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: ClusterId = self.ids.next();
         let _cache = self.cache_gate.read().await;
-        let inserted = crate::db::write(
+        let inserted = oxstack_db::write(
             "INSERT INTO clusters (uuid, zone_uuid, name, hypervisor_type, state, created_at) VALUES (?, ?, ?, ?, 'Enabled', ?)",
         )
         .bind(id.to_string())
@@ -257,7 +257,7 @@ impl Engine {
         F: std::future::Future<Output = EngineResult<T>>,
     {
         let attached =
-            crate::db::write(sql).bind(cluster.to_string()).bind(other).execute(self.db.w()).await;
+            oxstack_db::write(sql).bind(cluster.to_string()).bind(other).execute(self.db.w()).await;
         let gone = || {
             EngineError::Conflict(format!(
                 "cluster {cluster} or {what} was deleted while attaching"

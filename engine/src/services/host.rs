@@ -6,6 +6,7 @@
 
 use std::future::Future;
 
+use oxstack_db as db;
 use oxstack_hypervisor::{
     AgentToken, HostConnectSpec, HostId, HypervisorError, SimulatedHostCapacity,
 };
@@ -15,7 +16,6 @@ use sqlx::Row;
 use utoipa::ToSchema;
 
 use crate::config::ConfigName;
-use crate::db;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{ClusterId, ZoneId};
 use crate::scheduler::HostCapacity;
@@ -112,7 +112,7 @@ fn decode(r: &AnyRow) -> Result<Host, sqlx::Error> {
         memory_total: db::u64_col(r, "memory_total")?,
         memory_used: db::u64_col(r, "memory_used")?,
         hypervisor_version: r.try_get("hypervisor_version")?,
-        created_at: db::time(r, "created_at")?,
+        created_at: crate::rows::time(r, "created_at")?,
     })
 }
 
@@ -237,7 +237,7 @@ impl Engine {
             ));
         }
         let id: HostId = self.ids.next();
-        let inserted = crate::db::write(
+        let inserted = oxstack_db::write(
             "INSERT INTO hosts (uuid, zone_uuid, cluster_uuid, name, management_ip, state, status, cpu_total, memory_total, created_at, agent_token) \
              VALUES (?, ?, ?, ?, ?, 'Enabled', 'Connecting', 0, 0, ?, ?)",
         )
@@ -271,7 +271,7 @@ impl Engine {
         let facts = match self.hv(id, "connect", self.hypervisor.connect(&spec)).await {
             Ok(f) => f,
             Err(e) => {
-                crate::db::write("DELETE FROM hosts WHERE uuid = ?")
+                oxstack_db::write("DELETE FROM hosts WHERE uuid = ?")
                     .bind(id.to_string())
                     .execute(self.db.w())
                     .await?;
@@ -281,7 +281,7 @@ impl Engine {
             }
         };
         let _cache = self.cache_gate.read().await;
-        crate::db::write("UPDATE hosts SET cpu_total = ?, memory_total = ?, hypervisor_version = ?, status = 'Connected' WHERE uuid = ?")
+        oxstack_db::write("UPDATE hosts SET cpu_total = ?, memory_total = ?, hypervisor_version = ?, status = 'Connected' WHERE uuid = ?")
             .bind(i64::from(facts.cpus))
             .bind(to_i64("memory_bytes", facts.memory_bytes)?)
             .bind(&facts.hypervisor_version)
@@ -340,7 +340,7 @@ impl Engine {
         let host = self.get_host(id).await?;
         if let Some(name) = &req.name {
             check_name(name)?;
-            crate::db::write("UPDATE hosts SET name = ? WHERE uuid = ?")
+            oxstack_db::write("UPDATE hosts SET name = ? WHERE uuid = ?")
                 .bind(name)
                 .bind(id.to_string())
                 .execute(self.db.w())
@@ -370,7 +370,7 @@ impl Engine {
         status: HostStatus,
     ) -> EngineResult<()> {
         let _cache = self.cache_gate.read().await;
-        crate::db::write("UPDATE hosts SET state = ? WHERE uuid = ?")
+        oxstack_db::write("UPDATE hosts SET state = ? WHERE uuid = ?")
             .bind(to.as_str())
             .bind(id.to_string())
             .execute(self.db.w())
@@ -428,7 +428,7 @@ impl Engine {
             return Ok(());
         }
         let _cache = self.cache_gate.read().await;
-        crate::db::write("UPDATE hosts SET status = ? WHERE uuid = ?")
+        oxstack_db::write("UPDATE hosts SET status = ? WHERE uuid = ?")
             .bind(status.as_str())
             .bind(id.to_string())
             .execute(self.db.w())

@@ -16,12 +16,12 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
+use oxstack_db::Dialect;
 use oxstack_hypervisor::{HostConnectSpec, HostId, PowerState, SimulatedHostCapacity, VmId};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::config::ConfigName;
-use crate::db::Dialect;
 use crate::error::{EngineError, EngineResult};
 use crate::services::host::HostStatus;
 use crate::services::vm::VmState;
@@ -262,7 +262,7 @@ impl Engine {
         let facts = self.hv(host, "connect", self.hypervisor.connect(&spec)).await?;
         {
             let _turn = self.queues.enter(host.0).await;
-            crate::db::write("UPDATE hosts SET cpu_total = ?, memory_total = ?, hypervisor_version = ? WHERE uuid = ?")
+            oxstack_db::write("UPDATE hosts SET cpu_total = ?, memory_total = ?, hypervisor_version = ? WHERE uuid = ?")
                 .bind(i64::from(facts.cpus))
                 .bind(facts.memory_bytes as i64)
                 .bind(&facts.hypervisor_version)
@@ -357,7 +357,7 @@ impl Engine {
                     .bind(vm.to_string())
                     .fetch_one(self.db.r())
                     .await?;
-                    let hold = crate::db::write(
+                    let hold = oxstack_db::write(
                         "UPDATE vm_instances SET host_uuid = ?1, last_host_uuid = ?1 \
                          WHERE uuid = ?2 AND host_uuid IS NULL",
                     )
@@ -385,14 +385,14 @@ impl Engine {
                             continue;
                         }
                     }
-                    crate::db::write("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ? AND host_uuid IS NULL")
+                    oxstack_db::write("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ? AND host_uuid IS NULL")
                         .bind(vm.to_string())
                         .execute(self.db.w())
                         .await?;
                 }
                 (VmState::Stopped, None) => {
                     // No longer defined there (e.g. the host was reinstalled): forget the definition.
-                    crate::db::write("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ? AND host_uuid IS NULL")
+                    oxstack_db::write("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ? AND host_uuid IS NULL")
                         .bind(vm.to_string())
                         .execute(self.db.w())
                         .await?;
@@ -432,7 +432,7 @@ impl Engine {
             tracing::warn!(%host, %vm, %e, "could not destroy a VM whose create was rolled back");
             return Ok(false);
         }
-        crate::db::write("DELETE FROM rolled_back_creates WHERE vm_uuid = ?")
+        oxstack_db::write("DELETE FROM rolled_back_creates WHERE vm_uuid = ?")
             .bind(vm.to_string())
             .execute(self.db.w())
             .await?;

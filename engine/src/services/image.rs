@@ -1,11 +1,11 @@
 //! Images: what root volumes are cloned from, kept on backup storage.
 
+use oxstack_db::{self as db, write};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use utoipa::ToSchema;
 
-use crate::db::{self, write};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{BackupStorageId, ImageId};
 use crate::services::{check_name, child_inserted, to_i64, ListQuery, Page};
@@ -56,7 +56,7 @@ fn decode(r: &AnyRow) -> Result<Image, sqlx::Error> {
         format: r.try_get("format")?,
         size_bytes: db::u64_col(r, "size_bytes")?,
         url: r.try_get("url")?,
-        created_at: db::time(r, "created_at")?,
+        created_at: crate::rows::time(r, "created_at")?,
     })
 }
 

@@ -1,11 +1,11 @@
 //! List queries: the filters and paging every `GET` list accepts, turned into SQL.
 
+use oxstack_db::Db;
 use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::{Any, Arguments};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::db::Db;
 use crate::error::{EngineError, EngineResult};
 
 /// Filters and paging of a list request. Each resource accepts the filters that make sense for

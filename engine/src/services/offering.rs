@@ -1,11 +1,11 @@
 //! Instance offerings: VM sizes (cpus and memory).
 
+use oxstack_db as db;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use utoipa::ToSchema;
 
-use crate::db;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::InstanceOfferingId;
 use crate::services::{check_name, to_i64, ListQuery, Page};
@@ -42,7 +42,7 @@ fn decode(r: &AnyRow) -> Result<InstanceOffering, sqlx::Error> {
         name: r.try_get("name")?,
         cpus: db::u32_col(r, "cpus")?,
         memory_bytes: db::u64_col(r, "memory_bytes")?,
-        created_at: db::time(r, "created_at")?,
+        created_at: crate::rows::time(r, "created_at")?,
     })
 }
 
@@ -60,7 +60,7 @@ impl Engine {
             return Err(EngineError::invalid("memory_bytes", "must be at least 1 MiB (1048576)"));
         }
         let id: InstanceOfferingId = self.ids.next();
-        let res = crate::db::write("INSERT INTO instance_offerings (uuid, name, cpus, memory_bytes, created_at) VALUES (?, ?, ?, ?, ?)")
+        let res = oxstack_db::write("INSERT INTO instance_offerings (uuid, name, cpus, memory_bytes, created_at) VALUES (?, ?, ?, ?, ?)")
             .bind(id.to_string())
             .bind(&req.name)
             .bind(i64::from(req.cpus))
@@ -110,7 +110,7 @@ impl Engine {
     /// Deletes an offering. VMs keep their size (it is copied into each VM).
     pub async fn delete_instance_offering(&self, id: InstanceOfferingId) -> EngineResult<()> {
         self.get_instance_offering(id).await?;
-        let deleted = crate::db::write("DELETE FROM instance_offerings WHERE uuid = ?")
+        let deleted = oxstack_db::write("DELETE FROM instance_offerings WHERE uuid = ?")
             .bind(id.to_string())
             .execute(self.db.w())
             .await?;

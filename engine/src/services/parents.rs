@@ -110,7 +110,7 @@ mod tests {
         let other = uuid::Uuid::new_v4().to_string();
         assert_eq!(engine.delete_parent(DELETE_ZONE, other).await.unwrap(), Deleted::Gone);
 
-        let insert = crate::db::write(
+        let insert = oxstack_db::write(
             "INSERT INTO clusters (uuid, zone_uuid, name, hypervisor_type, state, created_at) \
              VALUES (?, ?, 'x', 'simulator', 'Enabled', 0)",
         )

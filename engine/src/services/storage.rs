@@ -1,11 +1,11 @@
 //! Primary storage (where volumes live) and backup storage (where images live).
 
+use oxstack_db as db;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use utoipa::ToSchema;
 
-use crate::db;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{BackupStorageId, PrimaryStorageId, ZoneId};
 use crate::scheduler::StorageInfo;
@@ -82,7 +82,7 @@ fn decode_ps(r: &AnyRow) -> Result<PrimaryStorage, sqlx::Error> {
         total_bytes: db::u64_col(r, "total_bytes")?,
         used_bytes: db::u64_col(r, "used_bytes")?,
         state: r.try_get("state")?,
-        created_at: db::time(r, "created_at")?,
+        created_at: crate::rows::time(r, "created_at")?,
     })
 }
 
@@ -94,7 +94,7 @@ fn decode_bs(r: &AnyRow) -> Result<BackupStorage, sqlx::Error> {
         url: r.try_get("url")?,
         total_bytes: db::u64_col(r, "total_bytes")?,
         used_bytes: db::u64_col(r, "used_bytes")?,
-        created_at: db::time(r, "created_at")?,
+        created_at: crate::rows::time(r, "created_at")?,
     })
 }
 
@@ -119,7 +119,7 @@ impl Engine {
         self.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: PrimaryStorageId = self.ids.next();
         let _cache = self.cache_gate.read().await;
-        let inserted = crate::db::write(
+        let inserted = oxstack_db::write(
             "INSERT INTO primary_storages (uuid, zone_uuid, name, url, total_bytes, used_bytes, state, created_at) \
              VALUES (?, ?, ?, ?, ?, 0, 'Enabled', ?)",
         )
@@ -191,7 +191,7 @@ impl Engine {
         let total = check_storage(&req.name, &req.url, req.total_bytes)?;
         self.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: BackupStorageId = self.ids.next();
-        let inserted = crate::db::write(
+        let inserted = oxstack_db::write(
             "INSERT INTO backup_storages (uuid, zone_uuid, name, url, total_bytes, used_bytes, created_at) \
              VALUES (?, ?, ?, ?, ?, 0, ?)",
         )

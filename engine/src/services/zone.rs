@@ -1,10 +1,10 @@
 //! Zones: the top of the resource tree.
 
+use oxstack_db as db;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
-use crate::db;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::ZoneId;
 use crate::services::{check_name, ListQuery, Page};
@@ -41,7 +41,7 @@ fn decode(r: &AnyRow) -> Result<Zone, sqlx::Error> {
         name: r.try_get("name")?,
         description: r.try_get("description")?,
         state: r.try_get("state")?,
-        created_at: db::time(r, "created_at")?,
+        created_at: crate::rows::time(r, "created_at")?,
     })
 }
 
@@ -50,7 +50,7 @@ impl Engine {
     pub async fn create_zone(&self, req: CreateZone) -> EngineResult<Zone> {
         check_name(&req.name)?;
         let id: ZoneId = self.ids.next();
-        let res = crate::db::write("INSERT INTO zones (uuid, name, description, state, created_at) VALUES (?, ?, ?, 'Enabled', ?)")
+        let res = oxstack_db::write("INSERT INTO zones (uuid, name, description, state, created_at) VALUES (?, ?, ?, 'Enabled', ?)")
             .bind(id.to_string())
             .bind(&req.name)
             .bind(&req.description)

@@ -15,9 +15,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use oxstack_db::{write, Db, Write};
 use uuid::Uuid;
 
-use crate::db::{write, Db, Write};
 use crate::error::{EngineError, EngineResult};
 
 /// A workflow context that can be written to the journal and rebuilt from it.

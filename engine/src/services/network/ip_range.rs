@@ -3,12 +3,12 @@
 
 use std::net::Ipv4Addr;
 
+use oxstack_db::{self as db, write};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use utoipa::ToSchema;
 
-use crate::db::{self, write};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{IpRangeId, L3NetworkId};
 use crate::services::child_inserted;
@@ -59,7 +59,7 @@ fn decode(r: &AnyRow) -> Result<IpRange, sqlx::Error> {
         end_ip: db::ipv4(r, "end_ip")?,
         netmask: db::ipv4(r, "netmask")?,
         gateway: db::ipv4(r, "gateway")?,
-        created_at: db::time(r, "created_at")?,
+        created_at: crate::rows::time(r, "created_at")?,
     })
 }
 
@@ -305,7 +305,7 @@ impl Engine {
                 "IP range {id} still has {used} addresses in use"
             )));
         }
-        let deleted = crate::db::write("DELETE FROM ip_ranges WHERE uuid = ?")
+        let deleted = oxstack_db::write("DELETE FROM ip_ranges WHERE uuid = ?")
             .bind(id.to_string())
             .execute(self.db.w())
             .await?;

@@ -3,12 +3,12 @@
 pub mod ip_range;
 pub mod ipam;
 
+use oxstack_db::{self as db, Db};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use utoipa::ToSchema;
 
-use crate::db::{self, Db};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{L2NetworkId, L3NetworkId, ZoneId};
 use crate::services::{check_name, child_inserted, ListQuery, Page};
@@ -89,7 +89,7 @@ fn decode_l2(r: &AnyRow) -> Result<L2Network, sqlx::Error> {
         name: r.try_get("name")?,
         physical_interface: r.try_get("physical_interface")?,
         vlan: vlan.and_then(|v| u16::try_from(v).ok()),
-        created_at: db::time(r, "created_at")?,
+        created_at: crate::rows::time(r, "created_at")?,
     })
 }
 
@@ -101,7 +101,7 @@ fn decode_l3(r: &AnyRow) -> Result<L3Network, sqlx::Error> {
         name: r.try_get("name")?,
         used_ips: db::u64_col(r, "used_ips")?,
         total_ips: db::u64_col(r, "total_ips")?,
-        created_at: db::time(r, "created_at")?,
+        created_at: crate::rows::time(r, "created_at")?,
     })
 }
 
@@ -184,7 +184,7 @@ impl Engine {
         }
         self.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: L2NetworkId = self.ids.next();
-        let inserted = crate::db::write("INSERT INTO l2_networks (uuid, zone_uuid, name, physical_interface, vlan, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        let inserted = oxstack_db::write("INSERT INTO l2_networks (uuid, zone_uuid, name, physical_interface, vlan, created_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(id.to_string())
             .bind(req.zone_uuid.to_string())
             .bind(&req.name)
@@ -253,7 +253,7 @@ impl Engine {
             .await
             .map_err(|e| e.named_in("l2_network_uuid"))?;
         let id: L3NetworkId = self.ids.next();
-        let inserted = crate::db::write("INSERT INTO l3_networks (uuid, zone_uuid, l2_network_uuid, name, created_at) VALUES (?, ?, ?, ?, ?)")
+        let inserted = oxstack_db::write("INSERT INTO l3_networks (uuid, zone_uuid, l2_network_uuid, name, created_at) VALUES (?, ?, ?, ?, ?)")
             .bind(id.to_string())
             .bind(l2.zone_uuid.to_string())
             .bind(l2.uuid.to_string())

@@ -7,12 +7,12 @@
 //! any number of times, also for a step that never ran: a crashed node's workflows can be
 //! rolled back from their log (see `workflow::journal`) without leaking or double-freeing.
 
+use oxstack_db::{write, Write};
 use oxstack_hypervisor::HostId;
 
 use super::allocate::RACE_RETRIES;
 use super::VmState;
 use crate::config::ConfigName;
-use crate::db::{write, Write};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{ClusterId, VmId};
 use crate::scheduler::{HostRequest, Strategy};
@@ -363,7 +363,7 @@ impl Engine {
         .fetch_optional(self.db.r())
         .await?;
         let Some((Some(host), cpus, memory)) = row else { return Ok(None) };
-        let host = crate::db::parse_stored("vm_instances", col, &host)?;
+        let host = oxstack_db::parse_stored("vm_instances", col, &host)?;
         Ok(Some((host, cpus as u32, memory as u64)))
     }
 }

@@ -1,6 +1,7 @@
 //! Helpers to read typed values (IDs, state enums, IPv4 addresses) out of rows, from sqlx (the
 //! read connections, SQLite or PostgreSQL) or rusqlite (the [`InlineReads`](super::InlineReads)
-//! and the writer thread) alike.
+//! and the writer thread) alike. Timestamps are read as the integers they are stored as (Unix
+//! milliseconds); how to show them is the engine's business.
 
 use std::net::Ipv4Addr;
 use std::str::FromStr;
@@ -78,16 +79,16 @@ where
 }
 
 /// Parses `value`, read from `table`.`column`; a value that does not parse is
-/// [`EngineError::CorruptRow`](crate::EngineError::CorruptRow).
+/// [`DbError::CorruptRow`](crate::DbError::CorruptRow).
 pub fn parse_stored<T: FromStr>(
     table: &'static str,
     column: &'static str,
     value: &str,
-) -> crate::EngineResult<T>
+) -> Result<T, crate::DbError>
 where
     T::Err: std::fmt::Display,
 {
-    value.parse().map_err(|e| crate::EngineError::corrupt(table, column, value, e))
+    value.parse().map_err(|e| crate::DbError::corrupt(table, column, value, e))
 }
 
 /// Reads an IPv4 address stored as an integer.
@@ -106,48 +107,4 @@ pub fn u64_col(row: &(impl Cols + ?Sized), col: &str) -> Result<u64, sqlx::Error
 pub fn u32_col(row: &(impl Cols + ?Sized), col: &str) -> Result<u32, sqlx::Error> {
     let n = row.int(col)?;
     u32::try_from(n).map_err(|e| decode_err(col, e.to_string()))
-}
-
-/// Reads a Unix-milliseconds column as an RFC 3339 string.
-pub fn time(row: &(impl Cols + ?Sized), col: &str) -> Result<String, sqlx::Error> {
-    let n = row.int(col)?;
-    Ok(crate::time::rfc3339(n))
-}
-
-/// Declares a state enum stored as its variant name, with `as_str`, `Display` and `FromStr`.
-#[macro_export]
-macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize, ::utoipa::ToSchema)]
-        pub enum $name { $($(#[$vmeta])* $variant),+ }
-
-        impl $name {
-            /// Every variant, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            /// The variant's name, as stored and shown.
-            pub fn as_str(&self) -> &'static str {
-                match self { $($name::$variant => stringify!($variant)),+ }
-            }
-        }
-
-        impl ::std::fmt::Display for $name {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl ::std::str::FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $(stringify!($variant) => Ok($name::$variant),)+
-                    _ => Err(format!(
-                        "unknown {} `{}`; expected one of {}",
-                        stringify!($name), s, [$(stringify!($variant)),+].join(", ")
-                    )),
-                }
-            }
-        }
-    };
 }

@@ -1,5 +1,6 @@
-//! The database: SQLite (a file by default, in memory in tests) or PostgreSQL (for many
-//! management nodes); reads through sqlx, writes as [`Write`] statements.
+//! The database of an oxstack management node: SQLite (a file by default, in memory in tests)
+//! or PostgreSQL (for many management nodes); reads through sqlx, writes as [`Write`]
+//! statements; and the migrations of both dialects.
 //!
 //! The database is the source of truth; in-memory indexes (scheduler, IPAM) are caches rebuilt
 //! from it at start-up. SQLite lets one writer in at a time, so there every write goes to the
@@ -22,12 +23,12 @@ use rusqlite::OpenFlags;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 
-use crate::error::{EngineError, EngineResult};
-
 mod bulk;
 mod checkpoint;
 mod conns;
 mod dialect;
+mod error;
+pub mod ids;
 pub mod inline;
 pub mod pg;
 mod pg_retry;
@@ -41,6 +42,7 @@ mod writes;
 pub use bulk::rows_as_one;
 pub use conns::Conns;
 pub use dialect::{to_postgres, Dialect};
+pub use error::{Constraint, DbError};
 pub use inline::InlineReads;
 pub use pg_writer::PgWriter;
 pub use rows::*;
@@ -78,7 +80,7 @@ impl Db {
     ///
     /// `url` is a sqlx SQLite URL (`sqlite://oxstack.db`, `sqlite:path`, `sqlite::memory:`) or
     /// a PostgreSQL one (`postgres://user@host:port/database`).
-    pub async fn connect(url: &str) -> EngineResult<Self> {
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = pg::connect(url).await?;
             return Ok(Self {
@@ -89,15 +91,12 @@ impl Db {
             });
         }
         if !url.starts_with("sqlite:") {
-            return Err(EngineError::invalid(
-                "db",
-                format!(
-                    "unsupported database URL `{url}`: use sqlite:// (a file), sqlite::memory: or postgres://"
-                ),
-            ));
+            return Err(DbError::InvalidUrl(format!(
+                "unsupported database URL `{url}`: use sqlite:// (a file), sqlite::memory: or postgres://"
+            )));
         }
         let parsed = SqliteConnectOptions::from_str(url)
-            .map_err(|e| EngineError::invalid("db", format!("bad database URL `{url}`: {e}")))?;
+            .map_err(|e| DbError::InvalidUrl(format!("bad database URL `{url}`: {e}")))?;
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let scratch = in_memory.then(ScratchDb::new);
         let (path, readers) = match &scratch {
@@ -125,7 +124,7 @@ impl Db {
         sqlx::migrate!("./migrations/sqlite")
             .run(&mut setup)
             .await
-            .map_err(|e| EngineError::database_open("database migration failed", e))?;
+            .map_err(|e| DbError::open("database migration failed", e))?;
         let ro = base.read_only(true);
         let mut conns = Vec::with_capacity(readers);
         for _ in 0..readers {
@@ -133,9 +132,9 @@ impl Db {
         }
         setup.close().await?;
         let write = open_writer(&path, sync_pragma)
-            .map_err(|e| EngineError::database_open("opening the write connection", e))?;
+            .map_err(|e| DbError::open("opening the write connection", e))?;
         let inline = open_inline_readers(&path, readers)
-            .map_err(|e| EngineError::database_open("opening the inline readers", e))?;
+            .map_err(|e| DbError::open("opening the inline readers", e))?;
         Ok(Self {
             write: Arc::new(Writes::Sqlite(write)),
             read: Arc::new(Conns::new(conns)),
@@ -283,6 +282,6 @@ mod tests {
     #[tokio::test]
     async fn rejects_unknown_database_urls() {
         let err = Db::connect("mysql://x").await.unwrap_err();
-        assert_eq!(err.code(), "INVALID_ARGUMENT");
+        assert!(matches!(err, DbError::InvalidUrl(_)), "{err:?}");
     }
 }
