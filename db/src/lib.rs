@@ -1,6 +1,7 @@
 //! The database of an oxstack management node: SQLite (a file by default, in memory in tests)
 //! or PostgreSQL (for many management nodes); reads through sqlx, writes as [`Write`]
-//! statements; and the migrations of both dialects.
+//! statements; the migrations of both dialects; and the queries every table's list and parent
+//! delete share ([`list`], [`parents`]).
 //!
 //! The database is the source of truth; in-memory indexes (scheduler, IPAM) are caches rebuilt
 //! from it at start-up. SQLite lets one writer in at a time, so there every write goes to the
@@ -30,6 +31,8 @@ mod dialect;
 mod error;
 pub mod ids;
 pub mod inline;
+pub mod list;
+pub mod parents;
 pub mod pg;
 mod pg_retry;
 mod pg_writer;
@@ -179,28 +182,13 @@ impl Db {
         Ok(self.atomically(vec![first.must_change_one(), then]).await?.is_ok())
     }
 
-    /// Runs each of `statements` with `uuid` as its one parameter, all in one transaction: the
-    /// delete of a resource (the last statement) together with the rows that go with it.
-    /// Returns whether the resource's row was there to delete (if not, nothing is kept).
-    pub async fn delete_together(
-        &self,
-        statements: &'static [&'static str],
-        uuid: String,
-    ) -> Result<bool, sqlx::Error> {
-        let last = statements.len().saturating_sub(1);
-        let writes = statements
-            .iter()
-            .enumerate()
-            .map(|(i, sql)| {
-                let w = write(*sql).bind(uuid.clone());
-                if i == last {
-                    w.must_change_one()
-                } else {
-                    w
-                }
-            })
-            .collect();
-        Ok(self.atomically(writes).await?.is_ok())
+    /// Runs `writes` as one transaction, all or none; [`DbError::Refused`] (none of it kept)
+    /// when a statement marked [`Write::must_change_one`] changed another number of rows.
+    pub async fn all_or_refused(&self, writes: Vec<Write>) -> Result<(), DbError> {
+        match self.atomically(writes).await? {
+            Ok(()) => Ok(()),
+            Err(statement) => Err(DbError::Refused { statement }),
+        }
     }
 
     /// Whether no statement or transaction is in flight.

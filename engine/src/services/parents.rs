@@ -6,26 +6,21 @@
 //! requests reach it in. So a child create that comes after the parent's delete gets NOT_FOUND
 //! and a parent delete that comes after a child's create gets CONFLICT, as in a sequential
 //! order; neither ever gets the database's error. Services check first too, for the message a
-//! person can act on (how many children are left); these are for the races in between.
+//! person can act on (how many children are left); these are for the races in between. The
+//! deletes themselves are `oxstack_db::parents` (tested there, the race included).
+
+use oxstack_db::parents::Emptied;
 
 use crate::error::{EngineError, EngineResult};
 use crate::Engine;
 
-/// What deleting a parent came to.
-#[derive(Debug, PartialEq, Eq)]
-enum Deleted {
-    /// It and the rows that go with it are gone.
-    Yes,
-    /// It was not there (deleted meanwhile by another request).
-    Gone,
-    /// A row still names it (created meanwhile): nothing was deleted.
-    HasChildren,
-}
-
 impl Engine {
     /// Deletes the parent `kind` `uuid` unless rows still name it: `children` counts them (its
     /// one parameter is `uuid`) and `refusal` words the CONFLICT from that count; `statements`
-    /// as for [`Engine::delete_parent`]. NOT_FOUND if it is gone.
+    /// delete, in one transaction, the rows that go with it first and its own row last (see
+    /// [`oxstack_db::parents::delete_unless_named`]). NOT_FOUND if it is gone. For the tables
+    /// without a typed query module yet; the others call their module's delete and
+    /// [`emptied`].
     pub(crate) async fn delete_unless_named(
         &self,
         kind: &'static str,
@@ -34,39 +29,25 @@ impl Engine {
         children: &'static str,
         refusal: impl Fn(i64) -> String,
     ) -> EngineResult<()> {
-        let count = || async {
-            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(children))
-                .bind(uuid.clone())
-                .fetch_one(self.db.r())
+        let outcome =
+            oxstack_db::parents::delete_unless_named(&self.db, statements, children, uuid.clone())
                 .await?;
-            EngineResult::Ok(n)
-        };
-        let n = count().await?;
-        if n > 0 {
-            return Err(EngineError::Conflict(refusal(n)));
-        }
-        match self.delete_parent(statements, uuid.clone()).await? {
-            Deleted::Yes => Ok(()),
-            Deleted::Gone => Err(EngineError::not_found(kind, uuid)),
-            Deleted::HasChildren => Err(EngineError::Conflict(refusal(count().await?))),
-        }
+        emptied(outcome, kind, uuid, refusal)
     }
+}
 
-    /// Deletes a parent in one transaction: `statements` (with `uuid` as their one parameter)
-    /// delete the rows that go with it first and its own row last.
-    async fn delete_parent(
-        &self,
-        statements: &'static [&'static str],
-        uuid: String,
-    ) -> EngineResult<Deleted> {
-        match self.db.delete_together(statements, uuid).await {
-            Ok(true) => Ok(Deleted::Yes),
-            Ok(false) => Ok(Deleted::Gone),
-            Err(e) => match EngineError::from(e) {
-                e if e.is_foreign_key_violation() => Ok(Deleted::HasChildren),
-                e => Err(e),
-            },
-        }
+/// What deleting the parent `kind` `uuid` came to, as the engine answers it: NOT_FOUND when it
+/// was gone, CONFLICT worded by `refusal` from the count of rows still naming it.
+pub(crate) fn emptied(
+    outcome: Emptied,
+    kind: &'static str,
+    uuid: impl ToString,
+    refusal: impl Fn(i64) -> String,
+) -> EngineResult<()> {
+    match outcome {
+        Emptied::Deleted => Ok(()),
+        Emptied::Gone => Err(EngineError::not_found(kind, uuid)),
+        Emptied::StillNamed(n) => Err(EngineError::Conflict(refusal(n))),
     }
 }
 
@@ -102,13 +83,9 @@ mod tests {
             hypervisor_type: "simulator".into(),
         };
         engine.create_cluster(req("c")).await.unwrap();
-        const DELETE_ZONE: &[&str] = &["DELETE FROM zones WHERE uuid = ?"];
-        // Straight to the database, as a delete that lost the race to the cluster's create.
-        let outcome = engine.delete_parent(DELETE_ZONE, zone.uuid.to_string()).await.unwrap();
-        assert_eq!(outcome, Deleted::HasChildren);
+        let refused = engine.delete_zone(zone.uuid).await.unwrap_err();
+        assert_eq!(refused.code(), "CONFLICT", "{refused}");
         engine.get_zone(zone.uuid).await.unwrap();
-        let other = uuid::Uuid::new_v4().to_string();
-        assert_eq!(engine.delete_parent(DELETE_ZONE, other).await.unwrap(), Deleted::Gone);
 
         let insert = oxstack_db::write(
             "INSERT INTO clusters (uuid, zone_uuid, name, hypervisor_type, state, created_at) \
