@@ -1,7 +1,7 @@
 //! The database of an oxstack management node: SQLite (a file by default, in memory in tests)
 //! or PostgreSQL (for many management nodes); reads through sqlx, writes as [`Write`]
-//! statements; the migrations of both dialects; and the queries every table's list and parent
-//! delete share ([`list`], [`parents`]).
+//! statements; the migrations of both dialects; and the typed queries, one module per table
+//! family ([`zones`]), which are where the SQL of those tables lives.
 //!
 //! The database is the source of truth; in-memory indexes (scheduler, IPAM) are caches rebuilt
 //! from it at start-up. SQLite lets one writer in at a time, so there every write goes to the
@@ -39,9 +39,12 @@ mod pg_writer;
 mod rows;
 mod scratch;
 mod statement;
+#[cfg(test)]
+mod testing;
 mod write_error;
 mod writer;
 mod writes;
+pub mod zones;
 pub use bulk::rows_as_one;
 pub use conns::Conns;
 pub use dialect::{to_postgres, Dialect};

@@ -108,3 +108,33 @@ pub fn u32_col(row: &(impl Cols + ?Sized), col: &str) -> Result<u32, sqlx::Error
     let n = row.int(col)?;
     u32::try_from(n).map_err(|e| decode_err(col, e.to_string()))
 }
+
+/// A stored row of `table`, read into a typed row: a value that does not parse, or a NULL where
+/// the schema allows none, is [`DbError::CorruptRow`](crate::DbError::CorruptRow) naming the
+/// table, the column and the value.
+pub(crate) struct Stored<'r, R: ?Sized> {
+    pub row: &'r R,
+    pub table: &'static str,
+}
+
+impl<R: Cols + ?Sized> Stored<'_, R> {
+    /// A text column that must not be NULL.
+    pub fn text(&self, col: &'static str) -> Result<String, crate::DbError> {
+        let value = self.row.opt_text(col)?;
+        value.ok_or_else(|| crate::DbError::corrupt(self.table, col, "NULL", "unexpected NULL"))
+    }
+
+    /// An integer column that must not be NULL.
+    pub fn int(&self, col: &'static str) -> Result<i64, crate::DbError> {
+        let value = self.row.opt_int(col)?;
+        value.ok_or_else(|| crate::DbError::corrupt(self.table, col, "NULL", "unexpected NULL"))
+    }
+
+    /// A UUID stored as text, as a typed ID.
+    pub fn id<T: From<Uuid>>(&self, col: &'static str) -> Result<T, crate::DbError> {
+        let text = self.text(col)?;
+        Uuid::parse_str(&text)
+            .map(T::from)
+            .map_err(|e| crate::DbError::corrupt(self.table, col, &text, e))
+    }
+}

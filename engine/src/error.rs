@@ -286,14 +286,14 @@ mod tests {
     #[tokio::test]
     async fn database_failures_keep_their_codes_through_the_typed_layer() {
         let db = oxstack_db::Db::connect("sqlite::memory:").await.unwrap();
-        let insert = || {
-            oxstack_db::write(
-                "INSERT INTO zones (uuid, name, state, created_at) VALUES ('z', 'z', 'Enabled', 0)",
-            )
-            .execute(db.w())
+        let zone = |created_at_ms| oxstack_db::zones::NewZone {
+            uuid: crate::ids::ZoneId(uuid::Uuid::nil()),
+            name: "z".into(),
+            description: String::new(),
+            created_at_ms,
         };
-        insert().await.unwrap();
-        let taken = DbError::from(insert().await.unwrap_err());
+        oxstack_db::zones::insert(&db, &zone(0)).await.unwrap();
+        let taken = oxstack_db::zones::insert(&db, &zone(1)).await.unwrap_err();
         let e = EngineError::from(taken);
         assert!(e.is_unique_violation() && !e.is_foreign_key_violation(), "{e:?}");
         assert_eq!((e.code(), e.is_server_fault()), ("DATABASE_ERROR", true));
