@@ -1,7 +1,7 @@
 //! The database of an oxstack management node: SQLite (a file by default, in memory in tests)
 //! or PostgreSQL (for many management nodes); reads through sqlx, writes as [`Write`]
 //! statements; the migrations of both dialects; and the typed queries, one module per table
-//! family ([`zones`]), which are where the SQL of those tables lives.
+//! family ([`zones`], [`clusters`]), which are where the SQL of those tables lives.
 //!
 //! The database is the source of truth; in-memory indexes (scheduler, IPAM) are caches rebuilt
 //! from it at start-up. SQLite lets one writer in at a time, so there every write goes to the
@@ -26,6 +26,7 @@ use sqlx::{ConnectOptions, Connection};
 
 mod bulk;
 mod checkpoint;
+pub mod clusters;
 mod conns;
 mod dialect;
 mod error;

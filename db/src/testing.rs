@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use crate::ids::{L2NetworkId, PrimaryStorageId, ZoneId};
+use crate::ids::{ClusterId, L2NetworkId, PrimaryStorageId, ZoneId};
 use crate::zones::{self, NewZone};
 use crate::{write, Db};
 
@@ -42,6 +42,23 @@ pub async fn l2_network(db: &Db, zone: ZoneId) -> L2NetworkId {
          VALUES (?, ?, 'l2', 'eth0', 0)",
     )
     .await
+}
+
+/// A host in `cluster` of `zone`, inserted.
+pub async fn host(db: &Db, zone: ZoneId, cluster: ClusterId) {
+    let uuid = Uuid::new_v4().to_string();
+    write(
+        "INSERT INTO hosts (uuid, zone_uuid, cluster_uuid, name, management_ip, state, status, \
+         cpu_total, memory_total, created_at) VALUES (?, ?, ?, 'h', ?, 'Enabled', 'Connected', \
+         8, 1024, 0)",
+    )
+    .bind(uuid.clone())
+    .bind(zone.to_string())
+    .bind(cluster.to_string())
+    .bind(uuid)
+    .execute(db.w())
+    .await
+    .expect("inserting a host");
 }
 
 /// Inserts a row of a fresh uuid in `zone` with `sql` (its two parameters) and returns the uuid.

@@ -4,6 +4,7 @@
 use uuid::Uuid;
 
 use super::*;
+use crate::clusters::{self, NewCluster};
 use crate::testing;
 
 fn new_zone(name: &str, created_at_ms: i64) -> NewZone {
@@ -72,9 +73,17 @@ async fn a_list_filters_counts_and_pages_in_creation_order() {
 async fn a_zone_is_deleted_only_while_nothing_names_it() {
     let db = testing::db("zones_delete").await;
     let zone = testing::zone(&db, "z").await;
+    let cluster = NewCluster {
+        uuid: crate::ids::ClusterId(Uuid::new_v4()),
+        zone_uuid: zone,
+        name: "c".into(),
+        hypervisor_type: "simulator".into(),
+        created_at_ms: 0,
+    };
+    clusters::insert(&db, &cluster).await.expect("a cluster");
     testing::primary_storage(&db, zone).await;
     testing::l2_network(&db, zone).await;
-    assert_eq!(delete_if_empty(&db, zone).await.expect("delete"), Emptied::StillNamed(2));
+    assert_eq!(delete_if_empty(&db, zone).await.expect("delete"), Emptied::StillNamed(3));
     assert!(exists(&db, zone).await.expect("exists"));
 
     let empty = testing::zone(&db, "empty").await;

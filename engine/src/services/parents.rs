@@ -87,14 +87,16 @@ mod tests {
         assert_eq!(refused.code(), "CONFLICT", "{refused}");
         engine.get_zone(zone.uuid).await.unwrap();
 
-        let insert = oxstack_db::write(
-            "INSERT INTO clusters (uuid, zone_uuid, name, hypervisor_type, state, created_at) \
-             VALUES (?, ?, 'x', 'simulator', 'Enabled', 0)",
-        )
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(uuid::Uuid::new_v4().to_string())
-        .execute(engine.db.w())
-        .await;
+        // Straight to the database, as a create that lost the race to its zone's delete.
+        let orphan = oxstack_db::clusters::NewCluster {
+            uuid: crate::ids::ClusterId(uuid::Uuid::new_v4()),
+            zone_uuid: crate::ids::ZoneId(uuid::Uuid::new_v4()),
+            name: "x".into(),
+            hypervisor_type: "simulator".into(),
+            created_at_ms: 0,
+        };
+        let insert = oxstack_db::clusters::insert(&engine.db, &orphan).await;
+        let insert = insert.map_err(|e| e.into_sqlx().expect("an error of the driver"));
         let err =
             child_inserted(insert, || EngineError::missing("zone_uuid", "zone", "z")).unwrap_err();
         assert_eq!(err.code(), "NOT_FOUND");
