@@ -59,6 +59,10 @@ pub enum DbError {
     /// back whole: statement `statement` of it found nothing to change.
     #[error("a conditional write was refused at statement {statement}")]
     Refused { statement: usize },
+    /// A value to store does not fit its column (the database's integers are signed 64-bit):
+    /// refused before any statement ran.
+    #[error("{column} is too large to store (at most {max})", max = i64::MAX)]
+    OutOfRange { column: &'static str },
     /// Rows the database aggregated as JSON do not decode as the caller's type.
     #[error("JSON of {what}: {source}")]
     Json { what: String, source: serde_json::Error },
@@ -74,6 +78,11 @@ impl From<sqlx::Error> for DbError {
             None => Self::Sqlx(e),
         }
     }
+}
+
+/// `value` as the signed integer the database stores for `column`, or [`DbError::OutOfRange`].
+pub fn to_stored(column: &'static str, value: u64) -> Result<i64, DbError> {
+    i64::try_from(value).map_err(|_| DbError::OutOfRange { column })
 }
 
 impl DbError {

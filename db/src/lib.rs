@@ -1,7 +1,9 @@
 //! The database of an oxstack management node: SQLite (a file by default, in memory in tests)
 //! or PostgreSQL (for many management nodes); reads through sqlx, writes as [`Write`]
 //! statements; the migrations of both dialects; and the typed queries, one module per table
-//! family ([`zones`], [`clusters`]), which are where the SQL of those tables lives.
+//! family ([`zones`], [`clusters`], [`storages`], [`images`], [`offerings`], [`networks`],
+//! [`ip_ranges`], [`global_configs`], [`jobs`], [`management_nodes`], [`workflow_runs`]),
+//! which are where the SQL of those tables lives.
 //!
 //! The database is the source of truth; in-memory indexes (scheduler, IPAM) are caches rebuilt
 //! from it at start-up. SQLite lets one writer in at a time, so there every write goes to the
@@ -30,9 +32,16 @@ pub mod clusters;
 mod conns;
 mod dialect;
 mod error;
+pub mod global_configs;
 pub mod ids;
+pub mod images;
 pub mod inline;
+pub mod ip_ranges;
+pub mod jobs;
 pub mod list;
+pub mod management_nodes;
+pub mod networks;
+pub mod offerings;
 pub mod parents;
 pub mod pg;
 mod pg_retry;
@@ -40,8 +49,10 @@ mod pg_writer;
 mod rows;
 mod scratch;
 mod statement;
+pub mod storages;
 #[cfg(test)]
 mod testing;
+pub mod workflow_runs;
 mod write_error;
 mod writer;
 mod writes;
@@ -49,7 +60,7 @@ pub mod zones;
 pub use bulk::rows_as_one;
 pub use conns::Conns;
 pub use dialect::{to_postgres, Dialect};
-pub use error::{Constraint, DbError};
+pub use error::{to_stored, Constraint, DbError};
 pub use inline::InlineReads;
 pub use pg_writer::PgWriter;
 pub use rows::*;

@@ -130,6 +130,44 @@ impl<R: Cols + ?Sized> Stored<'_, R> {
         value.ok_or_else(|| crate::DbError::corrupt(self.table, col, "NULL", "unexpected NULL"))
     }
 
+    /// An integer column that may be NULL.
+    pub fn opt_int(&self, col: &'static str) -> Result<Option<i64>, crate::DbError> {
+        Ok(self.row.opt_int(col)?)
+    }
+
+    /// A UUID stored as text that may be NULL, as a typed ID.
+    pub fn opt_id<T: From<Uuid>>(&self, col: &'static str) -> Result<Option<T>, crate::DbError> {
+        let Some(text) = self.row.opt_text(col)? else { return Ok(None) };
+        let id = Uuid::parse_str(&text)
+            .map_err(|e| crate::DbError::corrupt(self.table, col, &text, e))?;
+        Ok(Some(T::from(id)))
+    }
+
+    /// A text column holding JSON that may be NULL.
+    pub fn opt_json(&self, col: &'static str) -> Result<Option<serde_json::Value>, crate::DbError> {
+        let Some(text) = self.row.opt_text(col)? else { return Ok(None) };
+        let value = serde_json::from_str(&text)
+            .map_err(|e| crate::DbError::corrupt(self.table, col, &text, e))?;
+        Ok(Some(value))
+    }
+
+    /// An IPv4 address stored as an integer.
+    pub fn ipv4(&self, col: &'static str) -> Result<Ipv4Addr, crate::DbError> {
+        Ok(Ipv4Addr::from(self.u32(col)?))
+    }
+
+    /// A non-negative integer column that must fit a `u32`.
+    pub fn u32(&self, col: &'static str) -> Result<u32, crate::DbError> {
+        let n = self.int(col)?;
+        u32::try_from(n).map_err(|e| crate::DbError::corrupt(self.table, col, &n.to_string(), e))
+    }
+
+    /// A non-negative integer column, as a `u64`.
+    pub fn u64(&self, col: &'static str) -> Result<u64, crate::DbError> {
+        let n = self.int(col)?;
+        u64::try_from(n).map_err(|e| crate::DbError::corrupt(self.table, col, &n.to_string(), e))
+    }
+
     /// A UUID stored as text, as a typed ID.
     pub fn id<T: From<Uuid>>(&self, col: &'static str) -> Result<T, crate::DbError> {
         let text = self.text(col)?;

@@ -4,7 +4,12 @@
 
 use uuid::Uuid;
 
-use crate::ids::{ClusterId, L2NetworkId, PrimaryStorageId, ZoneId};
+use crate::clusters::{self, NewCluster};
+use crate::ids::{
+    BackupStorageId, ClusterId, ImageId, L2NetworkId, PrimaryStorageId, VmId, ZoneId,
+};
+use crate::images::{self, ImageRow};
+use crate::storages::{self, NewStorage};
 use crate::zones::{self, NewZone};
 use crate::{write, Db};
 
@@ -22,15 +27,33 @@ pub async fn zone(db: &Db, name: &str) -> ZoneId {
     uuid
 }
 
-/// A primary storage in `zone`, inserted.
+/// A primary storage of 1000 bytes in `zone`, inserted.
 pub async fn primary_storage(db: &Db, zone: ZoneId) -> PrimaryStorageId {
-    in_zone(
-        db,
-        zone,
-        "INSERT INTO primary_storages (uuid, zone_uuid, name, url, total_bytes, state, created_at) \
-         VALUES (?, ?, 'ps', 'file:///ps', 1000, 'Enabled', 0)",
-    )
-    .await
+    let uuid = PrimaryStorageId(Uuid::new_v4());
+    let new = NewStorage {
+        uuid,
+        zone_uuid: zone,
+        name: format!("ps-{uuid}"),
+        url: "file:///ps".into(),
+        total_bytes: 1000,
+        created_at_ms: 0,
+    };
+    storages::insert_primary(db, &new).await.expect("inserting a primary storage");
+    uuid
+}
+
+/// A cluster in `zone`, inserted.
+pub async fn cluster(db: &Db, zone: ZoneId) -> ClusterId {
+    let uuid = ClusterId(Uuid::new_v4());
+    let new = NewCluster {
+        uuid,
+        zone_uuid: zone,
+        name: format!("c-{uuid}"),
+        hypervisor_type: "simulator".into(),
+        created_at_ms: 0,
+    };
+    clusters::insert(db, &new).await.expect("inserting a cluster");
+    uuid
 }
 
 /// An L2 network in `zone`, inserted.
@@ -73,4 +96,59 @@ async fn in_zone<T: From<Uuid>>(db: &Db, zone: ZoneId, sql: &'static str) -> T {
 pub async fn corrupt(db: &Db, table: &str, column: &str, uuid: &str, text: &str) {
     let sql = format!("UPDATE {table} SET {column} = ? WHERE uuid = ?");
     write(sql).bind(text.to_string()).bind(uuid.to_string()).execute(db.w()).await.expect("update");
+}
+
+/// A VM in `zone` in `state`, on no host, with an image (on a backup storage of its own) of
+/// its own, inserted.
+pub async fn vm(db: &Db, zone: ZoneId, state: &str) -> VmId {
+    let bs = BackupStorageId(Uuid::new_v4());
+    let new = NewStorage {
+        uuid: bs,
+        zone_uuid: zone,
+        name: format!("bs-{bs}"),
+        url: "file:///bs".into(),
+        total_bytes: 1000,
+        created_at_ms: 0,
+    };
+    storages::insert_backup(db, &new).await.expect("inserting a backup storage");
+    let image = ImageRow {
+        uuid: ImageId(Uuid::new_v4()),
+        backup_storage_uuid: bs,
+        name: "image".into(),
+        format: "qcow2".into(),
+        size_bytes: 1,
+        url: "http://image".into(),
+        created_at_ms: 0,
+    };
+    assert!(images::insert_charged(db, &image).await.expect("inserting an image"));
+    let uuid = VmId(Uuid::new_v4());
+    write(
+        "INSERT INTO vm_instances (uuid, name, zone_uuid, instance_offering_uuid, image_uuid, \
+         cpus, memory_bytes, state, created_at, state_changed_at) \
+         VALUES (?, 'vm', ?, ?, ?, 1, 1048576, ?, 0, 0)",
+    )
+    .bind(uuid.to_string())
+    .bind(zone.to_string())
+    .bind(Uuid::new_v4().to_string())
+    .bind(image.uuid.to_string())
+    .bind(state.to_string())
+    .execute(db.w())
+    .await
+    .expect("inserting a VM");
+    uuid
+}
+
+/// A workflow run of `workflow` on `resource` in the journal, inserted.
+pub async fn workflow_run(db: &Db, workflow: &str, resource: Uuid) {
+    write(
+        "INSERT INTO workflow_runs \
+         (uuid, workflow, resource_uuid, node_uuid, context, started_at, updated_at) \
+         VALUES (?, ?, ?, NULL, '{}', 0, 0)",
+    )
+    .bind(Uuid::new_v4().to_string())
+    .bind(workflow.to_string())
+    .bind(resource.to_string())
+    .execute(db.w())
+    .await
+    .expect("inserting a workflow run");
 }

@@ -214,6 +214,7 @@ impl From<DbError> for EngineError {
         match e {
             DbError::Open { what, source } => Self::DatabaseOpen { what, source },
             DbError::InvalidUrl(message) => Self::invalid("db", message),
+            e @ DbError::OutOfRange { column } => Self::invalid(column, e.to_string()),
             DbError::CorruptRow { table, column, value, reason } => {
                 Self::CorruptRow { table, column, value, reason }
             }
@@ -302,6 +303,7 @@ mod tests {
             (DbError::from(sqlx::Error::PoolClosed), "UNAVAILABLE", true),
             (DbError::corrupt("zones", "uuid", "x", "not a UUID"), "INTERNAL", true),
             (DbError::Refused { statement: 0 }, "CONFLICT", false),
+            (DbError::OutOfRange { column: "memory_bytes" }, "INVALID_ARGUMENT", false),
         ];
         for (db, code, fault) in cases {
             let e = EngineError::from(db);

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
-use oxstack_db::Dialect;
+use oxstack_db::{workflow_runs, Dialect};
 use oxstack_hypervisor::{HostConnectSpec, HostId, PowerState, SimulatedHostCapacity, VmId};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -420,22 +420,14 @@ impl Engine {
     /// `migrations/*/0006_rolled_back_creates.sql`), and forgets it; whether it was one.
     /// When the host refuses, the VM stays a reported stray and the next sync tries again.
     async fn destroy_rolled_back(&self, host: HostId, vm: VmId) -> EngineResult<bool> {
-        let rolled_back: Option<String> =
-            sqlx::query_scalar("SELECT vm_uuid FROM rolled_back_creates WHERE vm_uuid = ?")
-                .bind(vm.to_string())
-                .fetch_optional(self.db.r())
-                .await?;
-        if rolled_back.is_none() {
+        if !workflow_runs::is_rolled_back_create(&self.db, vm).await? {
             return Ok(false);
         }
         if let Err(e) = self.hv(host, "destroy", self.hypervisor.destroy_vm(host, vm)).await {
             tracing::warn!(%host, %vm, %e, "could not destroy a VM whose create was rolled back");
             return Ok(false);
         }
-        oxstack_db::write("DELETE FROM rolled_back_creates WHERE vm_uuid = ?")
-            .bind(vm.to_string())
-            .execute(self.db.w())
-            .await?;
+        workflow_runs::forget_rolled_back_create(&self.db, vm).await?;
         tracing::warn!(%host, %vm, "destroyed a VM whose create was rolled back after its \
             management node stopped (the host finished creating it after the undo)");
         self.events.publish("stray_vm", vm.0, None, Some("Destroyed"));

@@ -53,10 +53,13 @@ pub(crate) fn emptied(
 
 /// The result of inserting a child row, with a foreign-key failure (its parent is gone) turned
 /// into `gone()`, typically NOT_FOUND naming the request's field.
-pub(crate) fn child_inserted<T>(
-    inserted: Result<T, sqlx::Error>,
+pub(crate) fn child_inserted<T, E>(
+    inserted: Result<T, E>,
     gone: impl FnOnce() -> EngineError,
-) -> EngineResult<T> {
+) -> EngineResult<T>
+where
+    EngineError: From<E>,
+{
     match inserted.map_err(EngineError::from) {
         Err(e) if e.is_foreign_key_violation() => Err(gone()),
         other => other,

@@ -60,13 +60,7 @@ impl Engine {
         .bind(format)
         .bind(crate::time::now_ms())
         .must_change_one();
-        let charge = oxstack_db::write(
-            "UPDATE primary_storages SET used_bytes = used_bytes + ?1 \
-             WHERE uuid = ?2 AND used_bytes + ?1 <= total_bytes AND state = 'Enabled'",
-        )
-        .bind(bytes as i64)
-        .bind(ps.to_string())
-        .must_change_one();
+        let charge = oxstack_db::storages::charge_primary_if_room(ps, bytes as i64);
         let done = match self.db.atomically(vec![insert, charge]).await.map_err(EngineError::from) {
             Ok(done) => done,
             Err(e) => {
@@ -113,11 +107,7 @@ impl Engine {
         let _cache = self.cache_gate.read().await;
         let delete =
             oxstack_db::write("DELETE FROM volumes WHERE uuid = ?").bind(volume.to_string());
-        let refund = oxstack_db::write(
-            "UPDATE primary_storages SET used_bytes = CASE WHEN used_bytes > ?1 THEN used_bytes - ?1 ELSE 0 END WHERE uuid = ?2",
-        )
-        .bind(bytes)
-        .bind(ps.clone());
+        let refund = oxstack_db::storages::refund_primary(&ps, bytes);
         let deleted = self.db.then_if_one(delete, refund).await?;
         if deleted {
             if let Ok(ps) = ps.parse::<PrimaryStorageId>() {

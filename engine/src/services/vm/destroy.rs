@@ -311,11 +311,7 @@ impl Step<ExpungeCtx> for FreeVolumes {
             .bind(v.format.clone())
             .bind(v.device_index)
             .bind(v.created_at);
-            let charge = oxstack_db::write(
-                "UPDATE primary_storages SET used_bytes = used_bytes + ? WHERE uuid = ?",
-            )
-            .bind(v.size)
-            .bind(v.primary_storage.clone());
+            let charge = oxstack_db::storages::charge_primary(&v.primary_storage, v.size);
             let inserted = ctx.engine.db.then_if_one(insert, charge).await?;
             if inserted {
                 if let Ok(ps) = v.primary_storage.parse() {
