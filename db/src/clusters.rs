@@ -7,9 +7,8 @@
 //! its attachments with it). Attaching is idempotent; attaching to a cluster, storage or network
 //! that is gone is a foreign-key violation.
 //!
-//! Not here yet: the storage and network services still delete these attachment rows when a
-//! primary storage or an L2 network is deleted, and the scheduler reads them to load its
-//! topology (issue 18 moves those statements here).
+//! The deletes of a primary storage and of an L2 network take their attachment rows with them
+//! (`storages::delete_primary_if_empty`, `networks::delete_l2_if_empty`).
 
 use crate::ids::{ClusterId, L2NetworkId, PrimaryStorageId, ZoneId};
 use crate::list::{self, ListSpec, Listed};
@@ -45,6 +44,13 @@ pub struct ClusterRow {
 pub struct Attachments {
     pub primary_storages: Vec<PrimaryStorageId>,
     pub l2_networks: Vec<L2NetworkId>,
+}
+
+/// Every attachment of every cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllAttachments {
+    pub primary_storages: Vec<(ClusterId, PrimaryStorageId)>,
+    pub l2_networks: Vec<(ClusterId, L2NetworkId)>,
 }
 
 const TABLE: &str = "clusters";
@@ -98,6 +104,46 @@ pub async fn get(db: &Db, id: ClusterId) -> Result<Option<ClusterRow>, DbError> 
 /// The page of clusters `spec` asks for (its filters from [`FILTERS`]).
 pub async fn list(db: &Db, spec: &ListSpec) -> Result<Listed<ClusterRow>, DbError> {
     list::page(db, TABLE, COLUMNS, spec, decode).await
+}
+
+/// Every cluster.
+pub async fn all(db: &Db) -> Result<Vec<ClusterRow>, DbError> {
+    let sql = format!("SELECT {COLUMNS} FROM clusters");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(db.r()).await?;
+    rows.iter().map(decode).collect()
+}
+
+/// Every attachment: (cluster, primary storage) pairs and (cluster, L2 network) pairs.
+pub async fn all_attachments(db: &Db) -> Result<AllAttachments, DbError> {
+    Ok(AllAttachments {
+        primary_storages: pairs(
+            db,
+            "SELECT cluster_uuid, primary_storage_uuid FROM cluster_primary_storages",
+            ("cluster_primary_storages", "primary_storage_uuid"),
+        )
+        .await?,
+        l2_networks: pairs(
+            db,
+            "SELECT cluster_uuid, l2_network_uuid FROM cluster_l2_networks",
+            ("cluster_l2_networks", "l2_network_uuid"),
+        )
+        .await?,
+    })
+}
+
+/// The `(cluster, column)` pairs of attachment `table` that `sql` reads.
+async fn pairs<T: From<uuid::Uuid>>(
+    db: &Db,
+    sql: &'static str,
+    (table, column): (&'static str, &'static str),
+) -> Result<Vec<(ClusterId, T)>, DbError> {
+    let rows = sqlx::query(sql).fetch_all(db.r()).await?;
+    rows.iter()
+        .map(|row| {
+            let r = Stored { row, table };
+            Ok((r.id("cluster_uuid")?, r.id(column)?))
+        })
+        .collect()
 }
 
 /// The primary storages and L2 networks attached to the cluster `id`.

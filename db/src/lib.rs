@@ -1,9 +1,9 @@
 //! The database of an oxstack management node: SQLite (a file by default, in memory in tests)
 //! or PostgreSQL (for many management nodes); reads through sqlx, writes as [`Write`]
 //! statements; the migrations of both dialects; and the typed queries, one module per table
-//! family ([`zones`], [`clusters`], [`storages`], [`images`], [`offerings`], [`networks`],
-//! [`ip_ranges`], [`global_configs`], [`jobs`], [`management_nodes`], [`workflow_runs`]),
-//! which are where the SQL of those tables lives.
+//! family ([`zones`], [`clusters`], [`hosts`], [`storages`], [`images`], [`offerings`],
+//! [`networks`], [`ip_ranges`], [`global_configs`], [`jobs`], [`management_nodes`],
+//! [`workflow_runs`]), which are where the SQL of those tables lives.
 //!
 //! The database is the source of truth; in-memory indexes (scheduler, IPAM) are caches rebuilt
 //! from it at start-up. SQLite lets one writer in at a time, so there every write goes to the
@@ -33,6 +33,7 @@ mod conns;
 mod dialect;
 mod error;
 pub mod global_configs;
+pub mod hosts;
 pub mod ids;
 pub mod images;
 pub mod inline;

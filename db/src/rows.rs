@@ -130,6 +130,11 @@ impl<R: Cols + ?Sized> Stored<'_, R> {
         value.ok_or_else(|| crate::DbError::corrupt(self.table, col, "NULL", "unexpected NULL"))
     }
 
+    /// A text column that may be NULL.
+    pub fn opt_text(&self, col: &'static str) -> Result<Option<String>, crate::DbError> {
+        Ok(self.row.opt_text(col)?)
+    }
+
     /// An integer column that may be NULL.
     pub fn opt_int(&self, col: &'static str) -> Result<Option<i64>, crate::DbError> {
         Ok(self.row.opt_int(col)?)

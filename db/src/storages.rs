@@ -125,6 +125,13 @@ pub async fn get_primary(
     row.map(|r| decode_primary(&r)).transpose()
 }
 
+/// Every primary storage.
+pub async fn all_primary(db: &Db) -> Result<Vec<PrimaryStorageRow>, DbError> {
+    let sql = format!("SELECT {PRIMARY_COLUMNS} FROM primary_storages");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(db.r()).await?;
+    rows.iter().map(decode_primary).collect()
+}
+
 /// The page of primary storages `spec` asks for (its filters from [`PRIMARY_FILTERS`]).
 pub async fn list_primary(db: &Db, spec: &ListSpec) -> Result<Listed<PrimaryStorageRow>, DbError> {
     list::page(db, PRIMARY, PRIMARY_COLUMNS, spec, decode_primary).await

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
-use oxstack_db::{workflow_runs, Dialect};
+use oxstack_db::{hosts, workflow_runs};
 use oxstack_hypervisor::{HostConnectSpec, HostId, PowerState, SimulatedHostCapacity, VmId};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -187,24 +187,10 @@ impl Engine {
         Ok((owned, unparsed))
     }
 
-    /// Every host's uuid and status. One row of text instead of a row per host: sqlx hands each
-    /// row over from SQLite's thread separately, which for 30,000 hosts took longer than
-    /// pinging them all in the simulator.
+    /// Every host's uuid and status, in the order they were added (see
+    /// [`oxstack_db::hosts::statuses`]).
     pub(crate) async fn host_statuses(&self) -> EngineResult<Vec<(String, String)>> {
-        let sql = match self.db.dialect() {
-            Dialect::Sqlite => {
-                "SELECT group_concat(uuid || ' ' || status, ',') FROM (SELECT uuid, status FROM hosts ORDER BY rowid)"
-            }
-            // No rowid: in the order of the uuids, which start with their creation time.
-            Dialect::Postgres => "SELECT string_agg(uuid || ' ' || status, ',' ORDER BY uuid) FROM hosts",
-        };
-        let all: Option<String> = sqlx::query_scalar(sql).fetch_one(self.db.r()).await?;
-        Ok(all
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|pair| pair.split_once(' '))
-            .map(|(uuid, status)| (uuid.to_string(), status.to_string()))
-            .collect())
+        Ok(hosts::statuses(&self.db).await?)
     }
 
     /// Pings every host, `parallelism` at a time: in one batch call when the backend can
@@ -262,13 +248,8 @@ impl Engine {
         let facts = self.hv(host, "connect", self.hypervisor.connect(&spec)).await?;
         {
             let _turn = self.queues.enter(host.0).await;
-            oxstack_db::write("UPDATE hosts SET cpu_total = ?, memory_total = ?, hypervisor_version = ? WHERE uuid = ?")
-                .bind(i64::from(facts.cpus))
-                .bind(facts.memory_bytes as i64)
-                .bind(&facts.hypervisor_version)
-                .bind(host.to_string())
-                .execute(self.db.w())
-                .await?;
+            let reported = (facts.cpus, facts.memory_bytes, facts.hypervisor_version.as_str());
+            hosts::set_facts(&self.db, host, reported, false).await?;
             self.refresh_host_capacity(host).await?;
         }
         let report = self.reconcile_host(host).await?;

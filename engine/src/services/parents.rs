@@ -12,29 +12,6 @@
 use oxstack_db::parents::Emptied;
 
 use crate::error::{EngineError, EngineResult};
-use crate::Engine;
-
-impl Engine {
-    /// Deletes the parent `kind` `uuid` unless rows still name it: `children` counts them (its
-    /// one parameter is `uuid`) and `refusal` words the CONFLICT from that count; `statements`
-    /// delete, in one transaction, the rows that go with it first and its own row last (see
-    /// [`oxstack_db::parents::delete_unless_named`]). NOT_FOUND if it is gone. For the tables
-    /// without a typed query module yet; the others call their module's delete and
-    /// [`emptied`].
-    pub(crate) async fn delete_unless_named(
-        &self,
-        kind: &'static str,
-        uuid: String,
-        statements: &'static [&'static str],
-        children: &'static str,
-        refusal: impl Fn(i64) -> String,
-    ) -> EngineResult<()> {
-        let outcome =
-            oxstack_db::parents::delete_unless_named(&self.db, statements, children, uuid.clone())
-                .await?;
-        emptied(outcome, kind, uuid, refusal)
-    }
-}
 
 /// What deleting the parent `kind` `uuid` came to, as the engine answers it: NOT_FOUND when it
 /// was gone, CONFLICT worded by `refusal` from the count of rows still naming it.
