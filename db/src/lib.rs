@@ -3,7 +3,8 @@
 //! statements; the migrations of both dialects; and the typed queries, one module per table
 //! family ([`zones`], [`clusters`], [`hosts`], [`storages`], [`images`], [`offerings`],
 //! [`networks`], [`ip_ranges`], [`global_configs`], [`jobs`], [`management_nodes`],
-//! [`workflow_runs`]), which are where the SQL of those tables lives.
+//! [`workflow_runs`]), which are where the SQL of those tables lives, and the read-only
+//! [`scans`] of the invariant checks.
 //!
 //! The database is the source of truth; in-memory indexes (scheduler, IPAM) are caches rebuilt
 //! from it at start-up. SQLite lets one writer in at a time, so there every write goes to the
@@ -48,6 +49,7 @@ pub mod pg;
 mod pg_retry;
 mod pg_writer;
 mod rows;
+pub mod scans;
 mod scratch;
 mod statement;
 pub mod storages;
