@@ -11,7 +11,7 @@
 #             when a test restarted it), waits for it to exit and removes its data directory.
 #             Does nothing when nothing was started.
 # The server runs as the `postgres` user (initdb refuses root); pg_start creates it if missing.
-# Tests that need PostgreSQL (engine/tests/postgres_schema.rs) say SKIPPED without the variable.
+# Tests that need PostgreSQL (db/tests/postgres_schema.rs) say SKIPPED without the variable.
 
 pg_started_pid=""
 pg_dir=""

@@ -3,12 +3,12 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use oxstack_db::Db;
 use oxstack_hypervisor::Hypervisor;
 use tokio::sync::watch;
 
 use crate::cluster::Membership;
 use crate::config::GlobalConfig;
-use crate::db::Db;
 use crate::error::EngineResult;
 use crate::ids::IdGen;
 use crate::scheduler::Scheduler;

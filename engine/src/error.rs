@@ -6,6 +6,7 @@
 //! rollback, a bug) keep their text for the node's log: the API answers them with a generic
 //! message and a request id (see `api::error`).
 
+use oxstack_db::DbError;
 use oxstack_hypervisor::HypervisorError;
 use serde_json::Value;
 
@@ -65,9 +66,6 @@ pub enum EngineError {
     Internal(String),
 }
 
-/// The longest stored value a [`EngineError::CorruptRow`] quotes, in characters.
-const QUOTED: usize = 120;
-
 /// The end of a NOT_FOUND message: where the missing resource was named.
 fn not_found_tail(field: &Option<String>) -> String {
     match field {
@@ -87,7 +85,7 @@ impl EngineError {
             Self::Conflict(_) | Self::ConflictsWith { .. } => "CONFLICT",
             Self::Hypervisor(_) => "HYPERVISOR_ERROR",
             Self::Timeout(_) => "TIMEOUT",
-            Self::Database(e) if crate::db::unavailable(e) => "UNAVAILABLE",
+            Self::Database(e) if oxstack_db::unavailable(e) => "UNAVAILABLE",
             Self::Database(_) | Self::DatabaseOpen { .. } => "DATABASE_ERROR",
             Self::CorruptRow { .. }
             | Self::Json { .. }
@@ -171,31 +169,20 @@ impl EngineError {
         Self::InvalidArgument { field: field.into(), message: message.into() }
     }
 
-    /// [`EngineError::CorruptRow`]: `value`, read from `table`.`column`, does not parse.
+    /// [`EngineError::CorruptRow`]: `value`, read from `table`.`column`, does not parse (a
+    /// long value is quoted only in part, see [`DbError::corrupt`]).
     pub fn corrupt(
         table: &'static str,
         column: &'static str,
         value: &str,
         reason: impl std::fmt::Display,
     ) -> Self {
-        let mut quoted: String = value.chars().take(QUOTED).collect();
-        if quoted.len() < value.len() {
-            quoted.push('…');
-        }
-        Self::CorruptRow { table, column, value: quoted, reason: reason.to_string() }
+        DbError::corrupt(table, column, value, reason).into()
     }
 
     /// [`EngineError::Json`] about `what`.
     pub fn json(what: impl Into<String>, source: serde_json::Error) -> Self {
         Self::Json { what: what.into(), source }
-    }
-
-    /// [`EngineError::DatabaseOpen`]: `what` failed.
-    pub fn database_open(
-        what: impl Into<String>,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
-        Self::DatabaseOpen { what: what.into(), source: source.into() }
     }
 
     /// Shorthand for [`EngineError::InvalidState`] without details.
@@ -215,6 +202,31 @@ impl EngineError {
     }
 }
 
+impl From<DbError> for EngineError {
+    /// The database's failures as the engine's: each keeps the code it had before the typed
+    /// layer (a constraint violation is still a `Database` error whose
+    /// [`is_unique_violation`](EngineError::is_unique_violation) and
+    /// [`is_foreign_key_violation`](EngineError::is_foreign_key_violation) answer as before;
+    /// services turn the ones that concern the request into request errors first). A refused
+    /// conditional write that reaches the API unhandled is a CONFLICT without the database's
+    /// words.
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Open { what, source } => Self::DatabaseOpen { what, source },
+            DbError::InvalidUrl(message) => Self::invalid("db", message),
+            e @ DbError::OutOfRange { column } => Self::invalid(column, e.to_string()),
+            DbError::CorruptRow { table, column, value, reason } => {
+                Self::CorruptRow { table, column, value, reason }
+            }
+            DbError::Constraint { source, .. } | DbError::Sqlx(source) => Self::Database(source),
+            DbError::Refused { .. } => {
+                Self::Conflict("the resource changed while the request ran; try again".into())
+            }
+            DbError::Json { what, source } => Self::Json { what, source },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,7 +234,9 @@ mod tests {
 
     #[test]
     fn a_value_that_does_not_parse_is_a_corrupt_row() {
-        let e = crate::db::parse_stored::<VmState>("vm_instances", "state", "Flying").unwrap_err();
+        let e = oxstack_db::parse_stored::<VmState>("vm_instances", "state", "Flying")
+            .map_err(EngineError::from)
+            .unwrap_err();
         let EngineError::CorruptRow { table, column, value, reason } = &e else {
             panic!("not a corrupt row: {e:?}");
         };
@@ -233,20 +247,8 @@ mod tests {
             format!("corrupt row: vm_instances.state holds `Flying` ({reason})")
         );
         assert_eq!((e.code(), e.is_server_fault()), ("INTERNAL", true));
-        let ok: VmState = crate::db::parse_stored("vm_instances", "state", "Running").unwrap();
+        let ok: VmState = oxstack_db::parse_stored("vm_instances", "state", "Running").unwrap();
         assert_eq!(ok, VmState::Running);
-    }
-
-    #[test]
-    fn a_corrupt_row_quotes_a_long_value_only_in_part() {
-        let long = "é".repeat(QUOTED * 3);
-        let EngineError::CorruptRow { value, .. } =
-            EngineError::corrupt("workflow_runs", "context", &long, "not JSON")
-        else {
-            unreachable!()
-        };
-        assert_eq!(value.chars().count(), QUOTED + 1, "{value}");
-        assert!(value.ends_with('…'));
     }
 
     #[test]
@@ -254,7 +256,7 @@ mod tests {
         let json = serde_json::from_str::<u8>("x").unwrap_err();
         let cases = [
             (EngineError::json("a job result", json), "INTERNAL"),
-            (EngineError::database_open("opening", "disk gone"), "DATABASE_ERROR"),
+            (EngineError::from(DbError::open("opening", "disk gone")), "DATABASE_ERROR"),
             (EngineError::Database(sqlx::Error::RowNotFound), "DATABASE_ERROR"),
             (EngineError::Database(sqlx::Error::PoolTimedOut), "UNAVAILABLE"),
             (EngineError::Database(sqlx::Error::PoolClosed), "UNAVAILABLE"),
@@ -280,5 +282,34 @@ mod tests {
         ] {
             assert!(!e.is_server_fault(), "{e}");
         }
+    }
+
+    #[tokio::test]
+    async fn database_failures_keep_their_codes_through_the_typed_layer() {
+        let db = oxstack_db::Db::connect("sqlite::memory:").await.unwrap();
+        let zone = |created_at_ms| oxstack_db::zones::NewZone {
+            uuid: crate::ids::ZoneId(uuid::Uuid::nil()),
+            name: "z".into(),
+            description: String::new(),
+            created_at_ms,
+        };
+        oxstack_db::zones::insert(&db, &zone(0)).await.unwrap();
+        let taken = oxstack_db::zones::insert(&db, &zone(1)).await.unwrap_err();
+        let e = EngineError::from(taken);
+        assert!(e.is_unique_violation() && !e.is_foreign_key_violation(), "{e:?}");
+        assert_eq!((e.code(), e.is_server_fault()), ("DATABASE_ERROR", true));
+        let cases = [
+            (DbError::InvalidUrl("mysql://x".into()), "INVALID_ARGUMENT", false),
+            (DbError::from(sqlx::Error::PoolClosed), "UNAVAILABLE", true),
+            (DbError::corrupt("zones", "uuid", "x", "not a UUID"), "INTERNAL", true),
+            (DbError::Refused { statement: 0 }, "CONFLICT", false),
+            (DbError::OutOfRange { column: "memory_bytes" }, "INVALID_ARGUMENT", false),
+        ];
+        for (db, code, fault) in cases {
+            let e = EngineError::from(db);
+            assert_eq!((e.code(), e.is_server_fault()), (code, fault), "{e}");
+        }
+        let refused = EngineError::from(DbError::Refused { statement: 2 }).to_string();
+        assert!(!refused.contains("statement"), "the database's words reach the client: {refused}");
     }
 }

@@ -1,56 +1,12 @@
-//! Typed identifiers for the engine's own resources (host, VM and volume IDs come from
-//! `oxstack-hypervisor`, which declares them with the same macro; `ManagementNodeId` from
-//! `oxstack-bus`, which addresses nodes by it).
-
-use oxstack_hypervisor::typed_id;
+//! Typed identifiers, and where new ones come from ([`IdGen`]).
+//!
+//! The resources' ID types are declared in `oxstack-db` (`oxstack_db::ids`), whose typed
+//! queries take and return them, and re-exported here; host, VM and volume IDs come from
+//! `oxstack-hypervisor` through it; `ManagementNodeId` from `oxstack-bus`, which addresses
+//! nodes by it.
 
 pub use oxstack_bus::ManagementNodeId;
-pub use oxstack_hypervisor::{HostId, VmId, VolumeId};
-
-typed_id!(
-    /// A zone: the top of the resource tree.
-    ZoneId
-);
-typed_id!(
-    /// A cluster of hosts of one hypervisor type.
-    ClusterId
-);
-typed_id!(
-    /// Primary storage: where volumes live.
-    PrimaryStorageId
-);
-typed_id!(
-    /// Backup storage: where images live.
-    BackupStorageId
-);
-typed_id!(
-    /// An image a root volume is cloned from.
-    ImageId
-);
-typed_id!(
-    /// An instance offering: a VM size (cpus, memory).
-    InstanceOfferingId
-);
-typed_id!(
-    /// An L2 network (a bridge or VLAN on the hosts).
-    L2NetworkId
-);
-typed_id!(
-    /// An L3 network (subnet with IP ranges) on an L2 network.
-    L3NetworkId
-);
-typed_id!(
-    /// A contiguous range of IPs of an L3 network.
-    IpRangeId
-);
-typed_id!(
-    /// A VM's network interface.
-    NicId
-);
-typed_id!(
-    /// An asynchronous API job.
-    JobId
-);
+pub use oxstack_db::ids::*;
 
 /// Where new resource IDs come from: the clock and the OS's randomness, or a seed so that a
 /// replayed run creates the same IDs in the same order (deterministic simulation).

@@ -7,7 +7,8 @@
 
 use std::collections::HashMap;
 
-use crate::db::rows_as_one;
+use oxstack_db::scans;
+
 use crate::error::EngineResult;
 use crate::ids::{HostId, L3NetworkId, PrimaryStorageId};
 use crate::Engine;
@@ -28,24 +29,8 @@ impl Engine {
 
     async fn violations(&self, with_caches: bool) -> EngineResult<Vec<String>> {
         let mut out = Vec::new();
-        let db = self.db.r();
-
-        // The two scans that grow with the cloud come back as one row each (see `db::bulk`).
-        let hosts: Vec<(String, i64, i64)> = rows_as_one(
-            db,
-            "uuid, cpu_used, memory_used",
-            "SELECT uuid, cpu_used, memory_used FROM hosts",
-        )
-        .await?;
-        let placed: Vec<(String, i64, i64)> = rows_as_one(
-            db,
-            "host, cpus, memory",
-            "SELECT host, CAST(SUM(cpus) AS BIGINT) AS cpus, CAST(SUM(memory) AS BIGINT) AS memory FROM ( \
-             SELECT host_uuid AS host, cpus, memory_bytes AS memory FROM vm_instances WHERE host_uuid IS NOT NULL \
-             UNION ALL SELECT migration_target_uuid, cpus, memory_bytes FROM vm_instances \
-             WHERE migration_target_uuid IS NOT NULL) AS placed GROUP BY host",
-        )
-        .await?;
+        let hosts = scans::reserved_by_host(&self.db).await?;
+        let placed = scans::placed_by_host(&self.db).await?;
         let placed: HashMap<String, (i64, i64)> =
             placed.into_iter().map(|(h, c, m)| (h, (c, m))).collect();
         for (uuid, cpu, mem) in &hosts {
@@ -72,12 +57,8 @@ impl Engine {
             }
         }
 
-        let storages: Vec<(String, i64)> =
-            sqlx::query_as("SELECT uuid, used_bytes FROM primary_storages").fetch_all(db).await?;
-        let volume_sums: Vec<(String, i64)> =
-            sqlx::query_as("SELECT primary_storage_uuid, CAST(SUM(size_bytes) AS BIGINT) FROM volumes GROUP BY primary_storage_uuid")
-                .fetch_all(db)
-                .await?;
+        let storages = scans::used_by_storage(&self.db).await?;
+        let volume_sums = scans::volume_bytes_by_storage(&self.db).await?;
         let volume_sums: HashMap<String, i64> = volume_sums.into_iter().collect();
         for (uuid, used) in &storages {
             let want = volume_sums.get(uuid).copied().unwrap_or(0);
@@ -94,47 +75,28 @@ impl Engine {
             }
         }
 
-        let orphans: Vec<(String, String)> = sqlx::query_as(
-            "SELECT 'volume', uuid FROM volumes WHERE vm_uuid IS NOT NULL AND vm_uuid NOT IN (SELECT uuid FROM vm_instances) \
-             UNION ALL SELECT 'nic', uuid FROM vm_nics WHERE vm_uuid NOT IN (SELECT uuid FROM vm_instances)",
-        )
-        .fetch_all(db)
-        .await?;
+        let orphans = scans::orphans(&self.db).await?;
         for (kind, uuid) in orphans {
             out.push(format!("{kind} {uuid} belongs to no VM"));
         }
-        let rootless: Vec<(String,)> = sqlx::query_as(
-            "SELECT uuid FROM vm_instances WHERE state NOT IN ('Created') \
-             AND uuid NOT IN (SELECT vm_uuid FROM volumes WHERE kind = 'Root' AND vm_uuid IS NOT NULL)",
-        )
-        .fetch_all(db)
-        .await?;
-        for (uuid,) in rootless {
+        let rootless = scans::rootless_vms(&self.db).await?;
+        for uuid in rootless {
             out.push(format!("vm {uuid} has no root volume"));
         }
         // At rest every workflow run has ended or been recovered (see cluster::recover).
-        let runs: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT uuid, workflow, resource_uuid FROM workflow_runs")
-                .fetch_all(db)
-                .await?;
+        let runs = scans::workflow_runs(&self.db).await?;
         for (run, workflow, resource) in runs {
             out.push(format!("workflow run {run} ({workflow} of {resource}) never ended"));
         }
 
-        let dup_ips: Vec<(String, i64, i64)> =
-            sqlx::query_as("SELECT l3_network_uuid, ip, COUNT(*) FROM vm_nics GROUP BY l3_network_uuid, ip HAVING COUNT(*) > 1")
-                .fetch_all(db)
-                .await?;
+        let dup_ips = scans::duplicate_ips(&self.db).await?;
         for (l3, ip, n) in dup_ips {
             out.push(format!(
                 "IP {} of L3 {l3} is given {n} times",
                 std::net::Ipv4Addr::from(ip as u32)
             ));
         }
-        let per_l3: Vec<(String, i64)> =
-            sqlx::query_as("SELECT uuid, (SELECT COUNT(*) FROM vm_nics n WHERE n.l3_network_uuid = l3_networks.uuid) FROM l3_networks")
-                .fetch_all(db)
-                .await?;
+        let per_l3 = scans::nics_by_l3(&self.db).await?;
         for (l3, n) in per_l3 {
             if let Some(id) = l3.parse::<L3NetworkId>().ok().filter(|_| with_caches) {
                 let (used, _) = self.ipam.usage(id);

@@ -3,16 +3,17 @@
 //! [`Engine`] is one management node: the database, the hypervisor backend it drives (a simulator,
 //! the agent client of `oxstack-agent-client`, or both behind its `RoutingHypervisor`), and every
 //! service. Services are `impl Engine` blocks in `services/`, one module per resource family;
-//! [`api`] puts them behind a REST API.
+//! [`api`] puts them behind a REST API. The database, its migrations and its typed queries are
+//! the `oxstack-db` crate.
 
 pub mod api;
 pub mod cluster;
 pub mod config;
-pub mod db;
 mod engine;
 pub mod error;
 pub mod ids;
 mod invariants;
+mod rows;
 pub mod scheduler;
 pub mod services;
 #[cfg(test)]

@@ -39,9 +39,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use oxstack_db::{Writer, Writes};
 use oxstack_engine::api::jobs::{self, OnSuccess};
 use oxstack_engine::config::ConfigName;
-use oxstack_engine::db::{Writer, Writes};
 use oxstack_engine::services::vm::{VmInstance, VmOp, VmState};
 use oxstack_engine::{Engine, EngineResult};
 use oxstack_hypervisor::{StopMode, VmId};

@@ -199,7 +199,7 @@ impl Sut {
         });
         // OXSTACK_TEST_DB=postgres: a fresh PostgreSQL database per case instead.
         let pg_url =
-            rt.block_on(oxstack_engine::db::pg::test_database("model")).expect("the test database");
+            rt.block_on(oxstack_db::pg::test_database("model")).expect("the test database");
         let db_url = match (pg_url, &db_file) {
             (Some(url), _) => url,
             (None, Some(f)) => format!("sqlite://{}", f.display()),

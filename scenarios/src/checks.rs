@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use oxstack_engine::db::rows_as_one;
+use oxstack_db::rows_as_one;
 use oxstack_engine::ids::{HostId, VmId};
 use oxstack_engine::services::vm::VmState;
 use oxstack_engine::Engine;

@@ -17,7 +17,7 @@ use super::{call, vm_body, CloudIds};
 pub async fn scratch_db(name: &str) -> (PathBuf, String) {
     let dir = std::env::temp_dir().join(format!("oxstack-{name}-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let pg = oxstack_engine::db::pg::test_database(name).await.expect("the test database");
+    let pg = oxstack_db::pg::test_database(name).await.expect("the test database");
     let db = pg.unwrap_or_else(|| format!("sqlite://{}", dir.join("cloud.db").display()));
     (dir, db)
 }

@@ -18,10 +18,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::FutureExt;
+use oxstack_db::jobs::{self, JobRow, NewJob, Outcome};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 use utoipa::{IntoParams, ToSchema};
@@ -32,7 +31,7 @@ use super::queries::JobQuery;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::JobId;
 use crate::services::{ListQuery, Page};
-use crate::{db, string_enum, Engine};
+use crate::{string_enum, Engine};
 
 string_enum!(
     /// Where a job is.
@@ -101,17 +100,14 @@ where
 {
     let id: JobId = engine.ids.next();
     let now = crate::time::now_ms();
-    crate::db::write(
-        "INSERT INTO jobs (uuid, kind, resource_uuid, state, created_at, node_uuid) VALUES (?, ?, ?, 'Running', ?, ?)",
-    )
-    .bind(id.to_string())
-    .bind(kind)
-    .bind(resource.to_string())
-    .bind(now)
-    .bind(engine.membership.node.to_string())
-    .execute(engine.db.w())
-    .await
-    .map_err(EngineError::from)?;
+    let job = NewJob {
+        uuid: id,
+        kind: kind.to_string(),
+        resource_uuid: resource,
+        node: engine.membership.node.0,
+        created_at_ms: now,
+    };
+    jobs::insert_running(&engine.db, &job).await.map_err(EngineError::from)?;
     engine.events.publish("job", id.0, None, Some(JobState::Running.as_str()));
     let e = engine.clone();
     // The job's task keeps the request's id: a failure it stores names the request that started
@@ -149,18 +145,10 @@ async fn finish(engine: &Engine, id: JobId, outcome: &Result<Option<Value>, ApiE
         Ok(value) => (JobState::Succeeded, value.as_ref().map(Value::to_string), None),
         Err(e) => (JobState::Failed, None, serde_json::to_string(&e.body).ok()),
     };
-    let finished_at = crate::time::now_ms();
+    let outcome =
+        Outcome { state: state.as_str(), result, error, finished_at_ms: crate::time::now_ms() };
     for round in 1..=OUTCOME_TRIES {
-        let stored = crate::db::write(
-            "UPDATE jobs SET state = ?, result = ?, error = ?, finished_at = ? WHERE uuid = ?",
-        )
-        .bind(state.as_str())
-        .bind(result.clone())
-        .bind(error.clone())
-        .bind(finished_at)
-        .bind(id.to_string())
-        .execute(engine.db.w())
-        .await;
+        let stored = jobs::finish(&engine.db, id, &outcome).await;
         match stored {
             Ok(_) => break,
             Err(e) if round < OUTCOME_TRIES => {
@@ -207,30 +195,29 @@ pub fn to_value<T: Serialize>(v: &T) -> EngineResult<Option<Value>> {
     serde_json::to_value(v).map(Some).map_err(|e| EngineError::json("a job result", e))
 }
 
-const COLUMNS: &str = "uuid, kind, resource_uuid, state, result, error, created_at, finished_at";
+impl TryFrom<JobRow> for Job {
+    type Error = EngineError;
 
-fn decode(r: &AnyRow) -> Result<Job, sqlx::Error> {
-    let json_col = |col: &str| -> Result<Option<Value>, sqlx::Error> {
-        let text: Option<String> = r.try_get(col)?;
-        text.map(|t| serde_json::from_str(&t))
-            .transpose()
-            .map_err(|e| sqlx::Error::ColumnDecode { index: col.to_string(), source: e.into() })
-    };
-    let error = json_col("error")?
-        .map(serde_json::from_value::<ErrorBody>)
-        .transpose()
-        .map_err(|e| sqlx::Error::ColumnDecode { index: "error".into(), source: e.into() })?;
-    let finished: Option<i64> = r.try_get("finished_at")?;
-    Ok(Job {
-        uuid: db::id(r, "uuid")?,
-        kind: r.try_get("kind")?,
-        state: db::parsed(r, "state")?,
-        resource_uuid: db::opt_id(r, "resource_uuid")?,
-        result: json_col("result")?,
-        error,
-        created_at: db::time(r, "created_at")?,
-        finished_at: finished.map(crate::time::rfc3339),
-    })
+    fn try_from(row: JobRow) -> EngineResult<Self> {
+        let state = oxstack_db::parse_stored("jobs", "state", &row.state)?;
+        let error = match row.error {
+            None => None,
+            Some(body) => Some(
+                serde_json::from_value::<ErrorBody>(body.clone())
+                    .map_err(|e| EngineError::corrupt("jobs", "error", &body.to_string(), e))?,
+            ),
+        };
+        Ok(Job {
+            uuid: row.uuid,
+            kind: row.kind,
+            state,
+            resource_uuid: row.resource_uuid,
+            result: row.result,
+            error,
+            created_at: crate::time::rfc3339(row.created_at_ms),
+            finished_at: row.finished_at_ms.map(crate::time::rfc3339),
+        })
+    }
 }
 
 /// One job.
@@ -245,14 +232,9 @@ pub async fn get_job(
     State(e): State<Engine>,
     PathId(id): PathId<JobId>,
 ) -> Result<Json<Job>, ApiError> {
-    let row =
-        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM jobs WHERE uuid = ?")))
-            .bind(id.to_string())
-            .fetch_optional(e.db.r())
-            .await
-            .map_err(EngineError::from)?
-            .ok_or_else(|| EngineError::not_found("job", id))?;
-    Ok(Json(decode(&row).map_err(EngineError::from)?))
+    let row = jobs::get(&e.db, id).await.map_err(EngineError::from)?;
+    let row = row.ok_or_else(|| EngineError::not_found("job", id))?;
+    Ok(Json(Job::try_from(row)?))
 }
 
 /// Jobs, oldest first; filter by `state` (Running, Succeeded, Failed).
@@ -266,5 +248,8 @@ pub async fn list_jobs(
     ApiQuery(q): ApiQuery<JobQuery>,
 ) -> Result<Json<Page<Job>>, ApiError> {
     let q = ListQuery::from(q);
-    Ok(Json(q.run(&e.db, "jobs", COLUMNS, &[("state", "state")], decode).await?))
+    let spec = q.spec(jobs::FILTERS)?;
+    let listed = jobs::list(&e.db, &spec).await.map_err(EngineError::from)?;
+    let items = listed.rows.into_iter().map(Job::try_from).collect::<EngineResult<Vec<_>>>()?;
+    Ok(Json(Page { items, total: listed.total, limit: spec.limit, offset: spec.offset }))
 }

@@ -23,6 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use oxstack_db::management_nodes;
 use serde::Serialize;
 use tokio::time::Instant;
 use utoipa::ToSchema;
@@ -183,26 +184,14 @@ impl Engine {
     /// Registers this node (state Running). Called once at start.
     pub(crate) async fn join_cluster(&self) -> EngineResult<()> {
         let now = crate::time::now_ms();
-        crate::db::write(
-            "INSERT INTO management_nodes (uuid, hostname, pid, state, heartbeat_count, heartbeat_at, joined_at) \
-             VALUES (?1, ?2, ?3, 'Running', 0, ?4, ?4) \
-             ON CONFLICT (uuid) DO UPDATE SET state = 'Running', heartbeat_count = management_nodes.heartbeat_count + 1, heartbeat_at = ?4",
-        )
-        .bind(self.membership.node.to_string())
-        .bind(hostname())
-        .bind(i64::from(std::process::id()))
-        .bind(now)
-        .execute(self.db.w())
-        .await?;
+        let node = self.membership.node.0;
+        management_nodes::join(&self.db, node, &hostname(), std::process::id(), now).await?;
         Ok(())
     }
 
     /// Marks this node Left (clean shutdown): the others drop it from their rings at once.
     pub(crate) async fn leave_cluster(&self) -> EngineResult<()> {
-        crate::db::write("UPDATE management_nodes SET state = 'Left' WHERE uuid = ?")
-            .bind(self.membership.node.to_string())
-            .execute(self.db.w())
-            .await?;
+        management_nodes::leave(&self.db, self.membership.node.0).await?;
         Ok(())
     }
 
@@ -228,44 +217,24 @@ impl Engine {
     pub async fn heartbeat(&self) -> EngineResult<()> {
         let me = self.membership.node;
         let was_alone = self.membership.alone();
-        let bumped = crate::db::write(
-            "UPDATE management_nodes SET heartbeat_count = heartbeat_count + 1, heartbeat_at = ? \
-             WHERE uuid = ? AND state = 'Running'",
-        )
-        .bind(crate::time::now_ms())
-        .bind(me.to_string())
-        .execute(self.db.w())
-        .await?
-        .rows_affected();
-        if bumped == 0 {
+        let bumped = management_nodes::heartbeat(&self.db, me.0, crate::time::now_ms()).await?;
+        if !bumped {
             tracing::warn!(node = %me, "this node was declared dead or left; rejoining");
             self.join_cluster().await?;
             self.events.publish("management_node", me.0, None, Some(NodeState::Running.as_str()));
         }
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT uuid, heartbeat_count FROM management_nodes WHERE state = 'Running'",
-        )
-        .fetch_all(self.db.r())
-        .await?;
-        let running = rows
+        let running: Vec<(ManagementNodeId, i64)> = management_nodes::running(&self.db)
+            .await?
             .into_iter()
-            .map(|(u, c)| Ok((crate::db::parse_stored("management_nodes", "uuid", &u)?, c)))
-            .collect::<EngineResult<Vec<_>>>()?;
+            .map(|(node, count)| (ManagementNodeId(node), count))
+            .collect();
         let interval = self.config.secs(ConfigName::ClusterHeartbeatIntervalSecs);
         let timeout = self.config.secs(ConfigName::ClusterHeartbeatTimeoutSecs).max(interval * 2);
         let (dead, live) = self.membership.observe(&running, Instant::now(), timeout);
         let mut declared_dead = false;
         for (node, count) in dead {
-            let marked = crate::db::write(
-                "UPDATE management_nodes SET state = 'Dead' \
-                 WHERE uuid = ? AND state = 'Running' AND heartbeat_count = ?",
-            )
-            .bind(node.to_string())
-            .bind(count)
-            .execute(self.db.w())
-            .await?
-            .rows_affected();
-            if marked == 1 {
+            let marked = management_nodes::declare_dead(&self.db, node.0, count).await?;
+            if marked {
                 declared_dead = true;
                 self.membership.forget(node);
                 tracing::warn!(%node, by = %me, "management node stopped heartbeating: declared Dead");
@@ -310,12 +279,7 @@ impl Engine {
     /// Every management node this database has seen, with what the answering node's ring
     /// gives each.
     pub async fn list_management_nodes(&self) -> EngineResult<Vec<ManagementNode>> {
-        let rows: Vec<(String, String, i64, String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT uuid, hostname, pid, state, heartbeat_count, heartbeat_at, joined_at \
-             FROM management_nodes ORDER BY joined_at, uuid",
-        )
-        .fetch_all(self.db.r())
-        .await?;
+        let rows = management_nodes::all(&self.db).await?;
         let ring = self.membership.ring();
         let mut owned: HashMap<ManagementNodeId, u64> = HashMap::new();
         for (h, _) in self.host_statuses().await? {
@@ -324,17 +288,16 @@ impl Engine {
             }
         }
         rows.into_iter()
-            .map(|(uuid, hostname, pid, state, count, at, joined)| {
-                let uuid: ManagementNodeId =
-                    crate::db::parse_stored("management_nodes", "uuid", &uuid)?;
+            .map(|row| {
+                let uuid = ManagementNodeId(row.uuid);
                 Ok(ManagementNode {
                     uuid,
-                    hostname,
-                    pid: pid as u32,
-                    state: crate::db::parse_stored("management_nodes", "state", &state)?,
-                    heartbeat_count: count as u64,
-                    last_heartbeat_at: crate::time::rfc3339(at),
-                    joined_at: crate::time::rfc3339(joined),
+                    hostname: row.hostname,
+                    pid: row.pid,
+                    state: oxstack_db::parse_stored("management_nodes", "state", &row.state)?,
+                    heartbeat_count: row.heartbeat_count,
+                    last_heartbeat_at: crate::time::rfc3339(row.heartbeat_at_ms),
+                    joined_at: crate::time::rfc3339(row.joined_at_ms),
                     in_ring: ring.nodes().contains(&uuid),
                     owned_hosts: owned.get(&uuid).copied().unwrap_or(0),
                     this_node: uuid == self.membership.node,

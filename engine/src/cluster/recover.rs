@@ -18,8 +18,10 @@
 //! The VM's `op_node` becomes the recovering node, so no other node's takeover marks it
 //! Unknown half-way.
 
-use crate::cluster::takeover::{orphaned, TRANSITIONAL};
-use crate::db::write;
+use oxstack_db::management_nodes::orphaned;
+use oxstack_db::{workflow_runs, write};
+
+use crate::cluster::takeover::TRANSITIONAL;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::VmId;
 use crate::services::vm::{self, VmState};
@@ -43,69 +45,53 @@ pub struct RecoveryReport {
 impl Engine {
     /// Recovers the journaled runs and expunges of nodes that are no longer running.
     pub async fn recover_runs(&self) -> EngineResult<RecoveryReport> {
-        let me = self.membership.node.to_string();
+        let me = self.membership.node.0;
         let mut report = RecoveryReport::default();
-        let runs: Vec<(String, String, String, Option<String>, String)> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT uuid, workflow, resource_uuid, node_uuid, context FROM workflow_runs WHERE {}",
-                orphaned("node_uuid")
-            )))
-            .fetch_all(self.db.r())
-            .await?;
-        for (run, workflow, resource, node, context) in runs {
-            let claim =
-                "UPDATE workflow_runs SET node_uuid = ?1 WHERE uuid = ?2 AND node_uuid IS NOT DISTINCT FROM ?3";
-            if !self.claim(claim, &run, node.as_deref()).await? {
+        for run in workflow_runs::orphaned_runs(&self.db).await? {
+            let run = match run {
+                Ok(run) => run,
+                Err(e) => {
+                    tracing::error!(%e, "a workflow run left by a stopped node cannot be read; left as it is");
+                    report.retry += 1;
+                    continue;
+                }
+            };
+            if !workflow_runs::claim(&self.db, run.uuid, me, run.node_uuid).await? {
                 continue;
             }
-            match self.roll_back_run(&workflow, &resource, &context).await {
+            let (id, workflow, resource) = (run.uuid, &run.workflow, run.resource_uuid);
+            let node = run.node_uuid.map_or("unknown".to_string(), |n| n.to_string());
+            match self.roll_back_run(workflow, VmId(resource), &run.context).await {
                 Ok(()) => {
-                    tracing::warn!(%run, %workflow, resource = %resource,
-                        node = node.as_deref().unwrap_or("unknown"),
+                    tracing::warn!(run = %id, %workflow, %resource, %node,
                         "rolled back a workflow run a stopped management node left mid-way");
-                    write("DELETE FROM workflow_runs WHERE uuid = ?")
-                        .bind(&run)
-                        .execute(self.db.w())
-                        .await?;
+                    workflow_runs::delete(id).execute(self.db.w()).await?;
                     report.rolled_back += 1;
                 }
                 Err(e) => {
-                    tracing::error!(%run, %workflow, resource = %resource, %e,
+                    tracing::error!(run = %id, %workflow, %resource, %e,
                         "could not roll back an interrupted workflow run; retried at the next takeover");
-                    write("UPDATE workflow_runs SET node_uuid = NULL WHERE uuid = ? AND node_uuid = ?")
-                        .bind(&run)
-                        .bind(&me)
-                        .execute(self.db.w())
-                        .await?;
+                    workflow_runs::release(&self.db, id, me).await?;
                     report.retry += 1;
                 }
             }
         }
-        report.expunged = self.finish_expunges(&me).await?;
+        report.expunged = self.finish_expunges(&me.to_string()).await?;
         // No agent is still finishing a create this long after its rollback.
         let forgotten = crate::time::now_ms() - ROLLED_BACK_KEPT.as_millis() as i64;
-        write("DELETE FROM rolled_back_creates WHERE rolled_back_at < ?")
-            .bind(forgotten)
-            .execute(self.db.w())
-            .await?;
+        workflow_runs::forget_rolled_back_before(&self.db, forgotten).await?;
         Ok(report)
     }
 
-    /// Undoes one claimed run on `resource` (a VM) from its journaled `context`.
-    async fn roll_back_run(
-        &self,
-        workflow: &str,
-        resource: &str,
-        context: &str,
-    ) -> EngineResult<()> {
-        let vm: VmId = crate::db::parse_stored("workflow_runs", "resource_uuid", resource)?;
+    /// Undoes one claimed run on `vm` from its journaled `context`.
+    async fn roll_back_run(&self, workflow: &str, vm: VmId, context: &str) -> EngineResult<()> {
         let _turn = self.queues.enter(vm.0).await;
         let me = self.membership.node.to_string();
         write(format!(
             "UPDATE vm_instances SET op_node = ? WHERE uuid = ? AND state IN ({TRANSITIONAL})"
         ))
         .bind(&me)
-        .bind(resource.to_string())
+        .bind(vm.to_string())
         .execute(self.db.w())
         .await?;
         let state = match self.vm_state(vm).await {
@@ -120,14 +106,7 @@ impl Engine {
         if workflow == "create-vm" {
             // The agent may still finish the create it was sent after the undo has destroyed
             // the VM: this row lets the host's reconciliation destroy it when it turns up.
-            write(
-                "INSERT INTO rolled_back_creates (vm_uuid, rolled_back_at) VALUES (?, ?) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(resource.to_string())
-            .bind(crate::time::now_ms())
-            .execute(self.db.w())
-            .await?;
+            workflow_runs::remember_rolled_back_create(&self.db, vm, crate::time::now_ms()).await?;
         }
         let e = self.clone();
         let failed = match workflow {
@@ -174,7 +153,7 @@ impl Engine {
         ))
         .bind(to.as_str())
         .bind(crate::time::now_ms())
-        .bind(resource.to_string())
+        .bind(vm.to_string())
         .bind(&me)
         .execute(self.db.w())
         .await?

@@ -17,6 +17,9 @@
 //! as it was read, so two survivors doing it at once, or an operation started in between, are
 //! safe.
 
+use oxstack_db::jobs;
+use oxstack_db::management_nodes::orphaned;
+
 use crate::error::EngineResult;
 use crate::ids::VmId;
 use crate::services::vm::VmState;
@@ -26,13 +29,9 @@ use crate::Engine;
 pub(crate) const TRANSITIONAL: &str =
     "'Created','Starting','Stopping','Rebooting','Pausing','Resuming','Migrating','Destroying','Expunging'";
 
-/// The condition of an orphaned row whose owner column is `col`.
-pub(crate) fn orphaned(col: &str) -> String {
-    format!(
-        "({col} IS NULL OR NOT EXISTS \
-         (SELECT 1 FROM management_nodes m WHERE m.uuid = {col} AND m.state = 'Running'))"
-    )
-}
+/// The error body of a job whose management node stopped while it ran.
+const NODE_STOPPED: &str =
+    r#"{"code":"INTERNAL","message":"the management node running the job stopped","details":{}}"#;
 
 /// What one takeover recovered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -63,7 +62,7 @@ impl Engine {
                 tracing::warn!(vm = %uuid, %state, "mid-operation VM row does not parse; left as it is");
                 continue;
             };
-            let recovered = crate::db::write(
+            let recovered = oxstack_db::write(
                 "UPDATE vm_instances SET state = 'Unknown', op_node = NULL, state_changed_at = ? \
                  WHERE uuid = ? AND state = ? AND op_node IS NOT DISTINCT FROM ?",
             )
@@ -87,16 +86,7 @@ impl Engine {
             }
         }
         report.jobs_succeeded = self.complete_committed_creates().await?;
-        report.jobs = crate::db::write(format!(
-            "UPDATE jobs SET state = 'Failed', finished_at = ?, \
-             error = '{{\"code\":\"INTERNAL\",\"message\":\"the management node running the job stopped\",\"details\":{{}}}}' \
-             WHERE state = 'Running' AND {}",
-            orphaned("node_uuid")
-        ))
-        .bind(crate::time::now_ms())
-        .execute(self.db.w())
-        .await?
-        .rows_affected();
+        report.jobs = jobs::fail_orphaned(&self.db, NODE_STOPPED, crate::time::now_ms()).await?;
         Ok(report)
     }
 
@@ -104,42 +94,16 @@ impl Engine {
     /// create's run is gone from the journal (the last step sets Running and ends the run in
     /// one transaction). Returns how many.
     async fn complete_committed_creates(&self) -> EngineResult<u64> {
-        let committed: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT j.uuid, j.resource_uuid FROM jobs j \
-             JOIN vm_instances v ON v.uuid = j.resource_uuid \
-             WHERE j.state = 'Running' AND j.kind = 'create-vm' AND v.state = 'Running' \
-             AND NOT EXISTS (SELECT 1 FROM workflow_runs w WHERE w.resource_uuid = j.resource_uuid) \
-             AND {}",
-            orphaned("j.node_uuid")
-        )))
-        .fetch_all(self.db.r())
-        .await?;
         let mut done = 0;
-        for (job, resource) in committed {
-            let Ok(vm) = resource.parse::<VmId>() else {
-                tracing::warn!(%job, %resource, "job resource does not parse; left to fail");
-                continue;
-            };
+        for (job, vm) in jobs::orphaned_committed_creates(&self.db).await? {
             let result = serde_json::to_string(&self.get_vm(vm).await?).map_err(|e| {
                 crate::error::EngineError::json(format!("the result of job {job}"), e)
             })?;
-            let completed = crate::db::write(format!(
-                "UPDATE jobs SET state = 'Succeeded', result = ?, finished_at = ? \
-                 WHERE uuid = ? AND state = 'Running' AND {}",
-                orphaned("node_uuid")
-            ))
-            .bind(result)
-            .bind(crate::time::now_ms())
-            .bind(&job)
-            .execute(self.db.w())
-            .await?
-            .rows_affected();
-            if completed == 1 {
+            let now = crate::time::now_ms();
+            if jobs::succeed_orphaned(&self.db, job, &result, now).await? {
                 tracing::warn!(%job, %vm, "the create had committed before its management node \
                     stopped; its job is marked Succeeded");
-                if let Ok(id) = job.parse::<uuid::Uuid>() {
-                    self.events.publish("job", id, Some("Running"), Some("Succeeded"));
-                }
+                self.events.publish("job", job.0, Some("Running"), Some("Succeeded"));
                 done += 1;
             }
         }

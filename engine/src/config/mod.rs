@@ -13,14 +13,13 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::Duration;
 
+use oxstack_db::Db;
 use serde::Serialize;
-use sqlx::Row;
 use tokio::sync::watch;
 use utoipa::ToSchema;
 
 pub use defs::{ConfigKind, ConfigName, DEFINITIONS};
 
-use crate::db::Db;
 use crate::error::{EngineError, EngineResult};
 
 /// A config entry as the API shows it.
@@ -50,9 +49,7 @@ pub struct GlobalConfig {
 async fn stored_values(db: &Db) -> EngineResult<HashMap<ConfigName, String>> {
     let mut values: HashMap<ConfigName, String> =
         DEFINITIONS.iter().map(|d| (d.name, d.default.to_string())).collect();
-    for row in sqlx::query("SELECT name, value FROM global_configs").fetch_all(db.r()).await? {
-        let name: String = row.try_get("name")?;
-        let value: String = row.try_get("value")?;
+    for (name, value) in oxstack_db::global_configs::all(db).await? {
         match defs::find(&name).map(|d| d.kind.validate(&value).map(|_| d.name)) {
             Some(Ok(n)) => {
                 values.insert(n, value);
@@ -111,14 +108,7 @@ impl GlobalConfig {
             .validate(value)
             .map_err(|m| EngineError::invalid("value", format!("{name}: {m}")))?;
         let _one_at_a_time = self.writing.lock().await;
-        crate::db::write(
-            "INSERT INTO global_configs (name, value) VALUES (?1, ?2) \
-             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-        )
-        .bind(def.name.as_str())
-        .bind(value)
-        .execute(db.w())
-        .await?;
+        oxstack_db::global_configs::set(db, def.name.as_str(), value).await?;
         self.values.write().unwrap_or_else(|e| e.into_inner()).insert(def.name, value.to_string());
         self.changes.send_modify(|v| *v += 1);
         Ok(self.view(def))

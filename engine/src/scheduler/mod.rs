@@ -15,11 +15,10 @@ pub mod topology;
 
 use std::sync::{Mutex, MutexGuard};
 
-use sqlx::Row;
+use oxstack_db::{clusters, hosts, storages, Db};
 
-use crate::db::{self, Db};
 use crate::error::EngineResult;
-use crate::ids::{ClusterId, HostId, PrimaryStorageId};
+use crate::ids::{ClusterId, HostId};
 pub use index::{CapacityIndex, GlobalChoice, HostCapacity, Placement, Strategy};
 pub use placement::HostRequest;
 pub use topology::{ClusterFilter, ClusterInfo, StorageInfo, Topology};
@@ -35,74 +34,50 @@ impl Scheduler {
     /// Rebuilds the caches from the database.
     pub async fn load(db: &Db) -> EngineResult<Self> {
         let s = Self::default();
+        let capacities = hosts::capacities(db, None).await?;
         {
-            let rows = sqlx::query(
-                "SELECT uuid, cluster_uuid, state, status, cpu_total, cpu_used, memory_total, memory_used FROM hosts",
-            )
-            .fetch_all(db.r())
-            .await?;
             let mut idx = s.index();
-            for r in rows {
-                let state: String = r.try_get("state")?;
-                let status: String = r.try_get("status")?;
+            for c in capacities {
                 idx.upsert(
-                    db::id(&r, "uuid")?,
+                    c.uuid,
                     HostCapacity {
-                        cluster: db::id(&r, "cluster_uuid")?,
-                        schedulable: state == "Enabled" && status == "Connected",
-                        cpu_total: db::u32_col(&r, "cpu_total")?,
-                        cpu_used: db::u32_col(&r, "cpu_used")?,
-                        memory_total: db::u64_col(&r, "memory_total")?,
-                        memory_used: db::u64_col(&r, "memory_used")?,
+                        cluster: c.cluster_uuid,
+                        schedulable: c.schedulable,
+                        cpu_total: c.cpu_total,
+                        cpu_used: c.cpu_used,
+                        memory_total: c.memory_total,
+                        memory_used: c.memory_used,
                     },
                 );
             }
         }
-        let clusters = sqlx::query("SELECT uuid, zone_uuid, hypervisor_type, state FROM clusters")
-            .fetch_all(db.r())
-            .await?;
-        let storages =
-            sqlx::query("SELECT uuid, total_bytes, used_bytes, state FROM primary_storages")
-                .fetch_all(db.r())
-                .await?;
-        let l2s = sqlx::query("SELECT cluster_uuid, l2_network_uuid FROM cluster_l2_networks")
-            .fetch_all(db.r())
-            .await?;
-        let pss =
-            sqlx::query("SELECT cluster_uuid, primary_storage_uuid FROM cluster_primary_storages")
-                .fetch_all(db.r())
-                .await?;
+        let all_clusters = clusters::all(db).await?;
+        let all_storages = storages::all_primary(db).await?;
+        let attached = clusters::all_attachments(db).await?;
         let mut t = s.topology();
-        for r in clusters {
-            let state: String = r.try_get("state")?;
+        for c in all_clusters {
             t.clusters.insert(
-                db::id(&r, "uuid")?,
+                c.uuid,
                 ClusterInfo {
-                    zone: Some(db::id(&r, "zone_uuid")?),
-                    hypervisor_type: r.try_get("hypervisor_type")?,
-                    enabled: state == "Enabled",
+                    zone: Some(c.zone_uuid),
+                    hypervisor_type: c.hypervisor_type,
+                    enabled: c.state == "Enabled",
                     ..Default::default()
                 },
             );
         }
-        for r in storages {
-            let state: String = r.try_get("state")?;
-            t.storages.insert(
-                db::id(&r, "uuid")?,
-                StorageInfo {
-                    total: db::u64_col(&r, "total_bytes")?,
-                    used: db::u64_col(&r, "used_bytes")?,
-                    enabled: state == "Enabled",
-                },
-            );
+        for ps in all_storages {
+            let info = StorageInfo {
+                total: ps.total_bytes,
+                used: ps.used_bytes,
+                enabled: ps.state == "Enabled",
+            };
+            t.storages.insert(ps.uuid, info);
         }
-        for r in l2s {
-            let c: ClusterId = db::id(&r, "cluster_uuid")?;
-            t.clusters.entry(c).or_default().l2_networks.insert(db::id(&r, "l2_network_uuid")?);
+        for (c, l2) in attached.l2_networks {
+            t.clusters.entry(c).or_default().l2_networks.insert(l2);
         }
-        for r in pss {
-            let c: ClusterId = db::id(&r, "cluster_uuid")?;
-            let ps: PrimaryStorageId = db::id(&r, "primary_storage_uuid")?;
+        for (c, ps) in attached.primary_storages {
             t.clusters.entry(c).or_default().primary_storages.push(ps);
         }
         drop(t);

@@ -1,15 +1,15 @@
 //! Clusters: groups of hosts of one hypervisor type, attached to primary storage and L2 networks.
+//! Their SQL is `oxstack_db::clusters`.
 
+use oxstack_db::clusters::{self, Attachments, ClusterRow, NewCluster};
+use oxstack_db::DbError;
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyRow;
-use sqlx::Row;
 use utoipa::ToSchema;
 
-use crate::db;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{ClusterId, L2NetworkId, PrimaryStorageId, ZoneId};
 use crate::scheduler::ClusterInfo;
-use crate::services::{check_name, child_inserted, ListQuery, Page};
+use crate::services::{check_name, emptied, ListQuery, Page};
 use crate::Engine;
 
 /// Hypervisor types a cluster may have.
@@ -46,19 +46,20 @@ pub struct CreateCluster {
     pub hypervisor_type: String,
 }
 
-const COLUMNS: &str = "uuid, zone_uuid, name, hypervisor_type, state, created_at";
-
-fn decode(r: &AnyRow) -> Result<Cluster, sqlx::Error> {
-    Ok(Cluster {
-        uuid: db::id(r, "uuid")?,
-        zone_uuid: db::id(r, "zone_uuid")?,
-        name: r.try_get("name")?,
-        hypervisor_type: r.try_get("hypervisor_type")?,
-        state: r.try_get("state")?,
-        primary_storage_uuids: Vec::new(),
-        l2_network_uuids: Vec::new(),
-        created_at: db::time(r, "created_at")?,
-    })
+impl Cluster {
+    /// The cluster of `row`, attached to what `attached` says.
+    fn new(row: ClusterRow, attached: Attachments) -> Self {
+        Self {
+            uuid: row.uuid,
+            zone_uuid: row.zone_uuid,
+            name: row.name,
+            hypervisor_type: row.hypervisor_type,
+            state: row.state,
+            primary_storage_uuids: attached.primary_storages,
+            l2_network_uuids: attached.l2_networks,
+            created_at: crate::time::rfc3339(row.created_at_ms),
+        }
+    }
 }
 
 impl Engine {
@@ -78,33 +79,30 @@ impl Engine {
         self.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: ClusterId = self.ids.next();
         let _cache = self.cache_gate.read().await;
-        let inserted = crate::db::write(
-            "INSERT INTO clusters (uuid, zone_uuid, name, hypervisor_type, state, created_at) VALUES (?, ?, ?, ?, 'Enabled', ?)",
-        )
-        .bind(id.to_string())
-        .bind(req.zone_uuid.to_string())
-        .bind(&req.name)
-        .bind(&req.hypervisor_type)
-        .bind(crate::time::now_ms())
-        .execute(self.db.w())
-        .await;
-        let res =
-            child_inserted(inserted, || EngineError::missing("zone_uuid", "zone", req.zone_uuid));
-        if let Err(e) = res {
-            return Err(if e.is_unique_violation() {
-                EngineError::Conflict(format!(
+        let cluster = NewCluster {
+            uuid: id,
+            zone_uuid: req.zone_uuid,
+            name: req.name,
+            hypervisor_type: req.hypervisor_type,
+            created_at_ms: crate::time::now_ms(),
+        };
+        match clusters::insert(&self.db, &cluster).await {
+            Err(e) if e.is_foreign_key_violation() => {
+                return Err(EngineError::missing("zone_uuid", "zone", cluster.zone_uuid))
+            }
+            Err(e) if e.is_unique_violation() => {
+                return Err(EngineError::Conflict(format!(
                     "zone {} already has a cluster named `{}`",
-                    req.zone_uuid, req.name
-                ))
-            } else {
-                e
-            });
+                    cluster.zone_uuid, cluster.name
+                )))
+            }
+            other => other?,
         }
         self.scheduler.topology().clusters.insert(
             id,
             ClusterInfo {
-                zone: Some(req.zone_uuid),
-                hypervisor_type: req.hypervisor_type.clone(),
+                zone: Some(cluster.zone_uuid),
+                hypervisor_type: cluster.hypervisor_type,
                 enabled: true,
                 ..Default::default()
             },
@@ -115,68 +113,32 @@ impl Engine {
 
     /// One cluster with its attachments.
     pub async fn get_cluster(&self, id: ClusterId) -> EngineResult<Cluster> {
-        let mut c = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM clusters WHERE uuid = ?"
-        )))
-        .bind(id.to_string())
-        .fetch_optional(self.db.r())
-        .await?
-        .map(|r| decode(&r))
-        .transpose()?
-        .ok_or_else(|| EngineError::not_found("cluster", id))?;
-        self.fill_attachments(&mut c).await?;
-        Ok(c)
+        let row = clusters::get(&self.db, id).await?;
+        let row = row.ok_or_else(|| EngineError::not_found("cluster", id))?;
+        let attached = clusters::attachments(&self.db, id).await?;
+        Ok(Cluster::new(row, attached))
     }
 
     /// Clusters matching `q`.
     pub async fn list_clusters(&self, q: &ListQuery) -> EngineResult<Page<Cluster>> {
-        let mut page = q
-            .run(
-                &self.db,
-                "clusters",
-                COLUMNS,
-                &[("name", "name"), ("state", "state"), ("zone_uuid", "zone_uuid")],
-                decode,
-            )
-            .await?;
-        for c in &mut page.items {
-            self.fill_attachments(c).await?;
+        let spec = q.spec(clusters::FILTERS)?;
+        let listed = clusters::list(&self.db, &spec).await?;
+        let mut items = Vec::with_capacity(listed.rows.len());
+        for row in listed.rows {
+            let attached = clusters::attachments(&self.db, row.uuid).await?;
+            items.push(Cluster::new(row, attached));
         }
-        Ok(page)
-    }
-
-    async fn fill_attachments(&self, c: &mut Cluster) -> EngineResult<()> {
-        let ps = sqlx::query("SELECT primary_storage_uuid FROM cluster_primary_storages WHERE cluster_uuid = ? ORDER BY 1")
-            .bind(c.uuid.to_string())
-            .fetch_all(self.db.r())
-            .await?;
-        c.primary_storage_uuids =
-            ps.iter().map(|r| db::id(r, "primary_storage_uuid")).collect::<Result<_, _>>()?;
-        let l2 = sqlx::query(
-            "SELECT l2_network_uuid FROM cluster_l2_networks WHERE cluster_uuid = ? ORDER BY 1",
-        )
-        .bind(c.uuid.to_string())
-        .fetch_all(self.db.r())
-        .await?;
-        c.l2_network_uuids =
-            l2.iter().map(|r| db::id(r, "l2_network_uuid")).collect::<Result<_, _>>()?;
-        Ok(())
+        Ok(Page { items, total: listed.total, limit: spec.limit, offset: spec.offset })
     }
 
     /// Deletes a cluster without hosts; refused while it has any.
     pub async fn delete_cluster(&self, id: ClusterId) -> EngineResult<()> {
         self.get_cluster(id).await?;
-        const DELETES: &[&str] = &[
-            "DELETE FROM cluster_primary_storages WHERE cluster_uuid = ?",
-            "DELETE FROM cluster_l2_networks WHERE cluster_uuid = ?",
-            "DELETE FROM clusters WHERE uuid = ?",
-        ];
-        const HOSTS: &str = "SELECT COUNT(*) FROM hosts WHERE cluster_uuid = ?";
         let _cache = self.cache_gate.read().await;
-        self.delete_unless_named("cluster", id.to_string(), DELETES, HOSTS, |n| {
+        let outcome = clusters::delete_if_empty(&self.db, id).await?;
+        emptied(outcome, "cluster", id, |n| {
             format!("cluster {id} still has {n} hosts; delete them first")
-        })
-        .await?;
+        })?;
         self.scheduler.topology().clusters.remove(&id);
         self.events.publish("cluster", id.0, Some("Enabled"), None);
         Ok(())
@@ -200,12 +162,9 @@ impl Engine {
             ));
         }
         let _cache = self.cache_gate.read().await;
-        const ATTACH: &str =
-            "INSERT INTO cluster_primary_storages (cluster_uuid, primary_storage_uuid) \
-             VALUES (?, ?) ON CONFLICT DO NOTHING";
+        let attached = clusters::attach_primary_storage(&self.db, cluster, ps).await;
         let what = format!("primary storage {ps}");
-        self.attach(ATTACH, cluster, ps.to_string(), &what, || self.get_primary_storage(ps))
-            .await?;
+        self.attached(attached, cluster, &what, || self.get_primary_storage(ps)).await?;
         {
             let mut t = self.scheduler.topology();
             let info = t.clusters.entry(cluster).or_default();
@@ -234,41 +193,36 @@ impl Engine {
             ));
         }
         let _cache = self.cache_gate.read().await;
-        const ATTACH: &str = "INSERT INTO cluster_l2_networks (cluster_uuid, l2_network_uuid) \
-             VALUES (?, ?) ON CONFLICT DO NOTHING";
+        let attached = clusters::attach_l2_network(&self.db, cluster, l2).await;
         let what = format!("L2 network {l2}");
-        self.attach(ATTACH, cluster, l2.to_string(), &what, || self.get_l2_network(l2)).await?;
+        self.attached(attached, cluster, &what, || self.get_l2_network(l2)).await?;
         self.scheduler.topology().clusters.entry(cluster).or_default().l2_networks.insert(l2);
         self.get_cluster(cluster).await
     }
 
-    /// Inserts the attachment row `sql` makes of `cluster` and `other` (its two parameters),
-    /// idempotent; when either was deleted meanwhile, NOT_FOUND for it (`read_other` reads
-    /// the other, `what` names it).
-    async fn attach<T, F>(
+    /// What attaching `what` to `cluster` came to (`attached`): when either was deleted
+    /// meanwhile, NOT_FOUND for it (`read_other` reads the other), else CONFLICT.
+    async fn attached<T, F>(
         &self,
-        sql: &'static str,
+        attached: Result<(), DbError>,
         cluster: ClusterId,
-        other: String,
         what: &str,
         read_other: impl FnOnce() -> F,
     ) -> EngineResult<()>
     where
         F: std::future::Future<Output = EngineResult<T>>,
     {
-        let attached =
-            crate::db::write(sql).bind(cluster.to_string()).bind(other).execute(self.db.w()).await;
-        let gone = || {
+        let Err(e) = attached else { return Ok(()) };
+        let e = if e.is_foreign_key_violation() {
             EngineError::Conflict(format!(
                 "cluster {cluster} or {what} was deleted while attaching"
             ))
+        } else {
+            e.into()
         };
-        if let Err(e) = child_inserted(attached, gone) {
-            // One of the two was deleted meanwhile: say which.
-            self.get_cluster(cluster).await?;
-            read_other().await?;
-            return Err(e);
-        }
-        Ok(())
+        // One of the two was deleted meanwhile: say which.
+        self.get_cluster(cluster).await?;
+        read_other().await?;
+        Err(e)
     }
 }

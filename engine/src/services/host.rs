@@ -6,20 +6,18 @@
 
 use std::future::Future;
 
+use oxstack_db::hosts::{self, HostRow, NewHost};
 use oxstack_hypervisor::{
     AgentToken, HostConnectSpec, HostId, HypervisorError, SimulatedHostCapacity,
 };
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyRow;
-use sqlx::Row;
 use utoipa::ToSchema;
 
 use crate::config::ConfigName;
-use crate::db;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{ClusterId, ZoneId};
 use crate::scheduler::HostCapacity;
-use crate::services::{check_name, child_inserted, to_i64, ListQuery, Page};
+use crate::services::{check_name, child_inserted, emptied, ListQuery, Page};
 use crate::{string_enum, Engine};
 
 string_enum!(
@@ -94,26 +92,26 @@ pub const DEFAULT_SIM_CPUS: u32 = 32;
 /// Default memory of a simulated host.
 pub const DEFAULT_SIM_MEMORY: u64 = 128 << 30;
 
-const COLUMNS: &str =
-    "uuid, zone_uuid, cluster_uuid, name, management_ip, state, status, cpu_total, cpu_used, \
-                       memory_total, memory_used, hypervisor_version, created_at";
+impl TryFrom<HostRow> for Host {
+    type Error = EngineError;
 
-fn decode(r: &AnyRow) -> Result<Host, sqlx::Error> {
-    Ok(Host {
-        uuid: db::id(r, "uuid")?,
-        zone_uuid: db::id(r, "zone_uuid")?,
-        cluster_uuid: db::id(r, "cluster_uuid")?,
-        name: r.try_get("name")?,
-        management_ip: r.try_get("management_ip")?,
-        state: db::parsed(r, "state")?,
-        status: db::parsed(r, "status")?,
-        cpu_total: db::u32_col(r, "cpu_total")?,
-        cpu_used: db::u32_col(r, "cpu_used")?,
-        memory_total: db::u64_col(r, "memory_total")?,
-        memory_used: db::u64_col(r, "memory_used")?,
-        hypervisor_version: r.try_get("hypervisor_version")?,
-        created_at: db::time(r, "created_at")?,
-    })
+    fn try_from(row: HostRow) -> EngineResult<Self> {
+        Ok(Self {
+            uuid: row.uuid,
+            zone_uuid: row.zone_uuid,
+            cluster_uuid: row.cluster_uuid,
+            name: row.name,
+            management_ip: row.management_ip,
+            state: oxstack_db::parse_stored("hosts", "state", &row.state)?,
+            status: oxstack_db::parse_stored("hosts", "status", &row.status)?,
+            cpu_total: row.cpu_total,
+            cpu_used: row.cpu_used,
+            memory_total: row.memory_total,
+            memory_used: row.memory_used,
+            hypervisor_version: row.hypervisor_version,
+            created_at: crate::time::rfc3339(row.created_at_ms),
+        })
+    }
 }
 
 impl Engine {
@@ -145,13 +143,9 @@ impl Engine {
     /// does not say Connected, and a simulator host (it lives in one process's simulator, so
     /// the host tracker must reconnect and reconcile it instead).
     async fn attach_host(&self, host: HostId, limit: std::time::Duration) -> EngineResult<()> {
-        let row: Option<(String, Option<String>, String)> =
-            sqlx::query_as("SELECT management_ip, agent_token, status FROM hosts WHERE uuid = ?")
-                .bind(host.to_string())
-                .fetch_optional(self.db.r())
-                .await?;
-        let Some((address, Some(token), status)) = row else { return Ok(()) };
-        if status != HostStatus::Connected.as_str() {
+        let Some(conn) = hosts::connection(&self.db, host).await? else { return Ok(()) };
+        let (address, Some(token)) = (conn.management_ip, conn.agent_token) else { return Ok(()) };
+        if conn.status != HostStatus::Connected.as_str() {
             return Ok(());
         }
         let agent_token = Some(AgentToken::new(token));
@@ -188,7 +182,7 @@ impl Engine {
             if memory_bytes == 0 {
                 return Err(EngineError::invalid("memory_bytes", "must be greater than 0"));
             }
-            to_i64("memory_bytes", memory_bytes)?;
+            oxstack_db::to_stored("memory_bytes", memory_bytes)?;
             if token.is_some() {
                 return Err(EngineError::conflicts_with(
                     "agent_token",
@@ -237,19 +231,16 @@ impl Engine {
             ));
         }
         let id: HostId = self.ids.next();
-        let inserted = crate::db::write(
-            "INSERT INTO hosts (uuid, zone_uuid, cluster_uuid, name, management_ip, state, status, cpu_total, memory_total, created_at, agent_token) \
-             VALUES (?, ?, ?, ?, ?, 'Enabled', 'Connecting', 0, 0, ?, ?)",
-        )
-        .bind(id.to_string())
-        .bind(cluster.zone_uuid.to_string())
-        .bind(cluster.uuid.to_string())
-        .bind(&req.name)
-        .bind(&req.management_ip)
-        .bind(crate::time::now_ms())
-        .bind(token.as_deref().map(str::trim))
-        .execute(self.db.w())
-        .await;
+        let new = NewHost {
+            uuid: id,
+            zone_uuid: cluster.zone_uuid,
+            cluster_uuid: cluster.uuid,
+            name: req.name.clone(),
+            management_ip: req.management_ip.clone(),
+            agent_token: token.as_deref().map(|t| t.trim().to_string()),
+            created_at_ms: crate::time::now_ms(),
+        };
+        let inserted = hosts::insert(&self.db, &new).await;
         // Its cluster may have been deleted since it was read.
         let gone = || EngineError::missing("cluster_uuid", "cluster", req.cluster_uuid);
         if let Err(e) = child_inserted(inserted, gone) {
@@ -271,23 +262,15 @@ impl Engine {
         let facts = match self.hv(id, "connect", self.hypervisor.connect(&spec)).await {
             Ok(f) => f,
             Err(e) => {
-                crate::db::write("DELETE FROM hosts WHERE uuid = ?")
-                    .bind(id.to_string())
-                    .execute(self.db.w())
-                    .await?;
+                hosts::delete_never_connected(&self.db, id).await?;
                 // A sweep may have read the Connecting row into the roster meanwhile.
                 self.host_roster.remove(id);
                 return Err(e);
             }
         };
         let _cache = self.cache_gate.read().await;
-        crate::db::write("UPDATE hosts SET cpu_total = ?, memory_total = ?, hypervisor_version = ?, status = 'Connected' WHERE uuid = ?")
-            .bind(i64::from(facts.cpus))
-            .bind(to_i64("memory_bytes", facts.memory_bytes)?)
-            .bind(&facts.hypervisor_version)
-            .bind(id.to_string())
-            .execute(self.db.w())
-            .await?;
+        let facts_stored = (facts.cpus, facts.memory_bytes, facts.hypervisor_version.as_str());
+        hosts::set_facts(&self.db, id, facts_stored, true).await?;
         self.scheduler.index().upsert(
             id,
             HostCapacity {
@@ -306,31 +289,23 @@ impl Engine {
 
     /// One host.
     pub async fn get_host(&self, id: HostId) -> EngineResult<Host> {
-        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM hosts WHERE uuid = ?")))
-            .bind(id.to_string())
-            .fetch_optional(self.db.r())
-            .await?
-            .map(|r| decode(&r))
-            .transpose()?
-            .ok_or_else(|| EngineError::not_found("host", id))
+        let row = hosts::get(&self.db, id).await?;
+        row.ok_or_else(|| EngineError::not_found("host", id))?.try_into()
     }
 
     /// Hosts matching `q`.
     pub async fn list_hosts(&self, q: &ListQuery) -> EngineResult<Page<Host>> {
-        let allowed = [
-            ("name", "name"),
-            ("state", "state"),
-            ("status", "status"),
-            ("zone_uuid", "zone_uuid"),
-            ("cluster_uuid", "cluster_uuid"),
-        ];
         if let Some(s) = &q.state {
             s.parse::<HostState>().map_err(|m| EngineError::invalid("state", m))?;
         }
         if let Some(s) = &q.status {
             s.parse::<HostStatus>().map_err(|m| EngineError::invalid("status", m))?;
         }
-        q.run(&self.db, "hosts", COLUMNS, &allowed, decode).await
+        let spec = q.spec(hosts::FILTERS)?;
+        let listed = hosts::list(&self.db, &spec).await?;
+        let items =
+            listed.rows.into_iter().map(Host::try_from).collect::<EngineResult<Vec<_>>>()?;
+        Ok(Page { items, total: listed.total, limit: spec.limit, offset: spec.offset })
     }
 
     /// Renames a host or changes its state. Disabled and Maintenance hosts get no new VMs;
@@ -340,11 +315,7 @@ impl Engine {
         let host = self.get_host(id).await?;
         if let Some(name) = &req.name {
             check_name(name)?;
-            crate::db::write("UPDATE hosts SET name = ? WHERE uuid = ?")
-                .bind(name)
-                .bind(id.to_string())
-                .execute(self.db.w())
-                .await?;
+            hosts::rename(&self.db, id, name).await?;
         }
         if let Some(state) = req.state.filter(|s| *s != host.state) {
             // The row first, so every node, and every reload of this node's cache, gives the
@@ -370,11 +341,7 @@ impl Engine {
         status: HostStatus,
     ) -> EngineResult<()> {
         let _cache = self.cache_gate.read().await;
-        crate::db::write("UPDATE hosts SET state = ? WHERE uuid = ?")
-            .bind(to.as_str())
-            .bind(id.to_string())
-            .execute(self.db.w())
-            .await?;
+        hosts::set_state(&self.db, id, to.as_str()).await?;
         let schedulable = to == HostState::Enabled && status == HostStatus::Connected;
         self.scheduler.index().set_schedulable(id, schedulable);
         self.events.publish("host", id.0, Some(from.as_str()), Some(to.as_str()));
@@ -386,15 +353,12 @@ impl Engine {
         let _turn = self.queues.enter(id.0).await;
         let host = self.get_host(id).await?;
         // Placements do not wait for the host's turn: one made meanwhile refuses the delete.
-        const DELETES: &[&str] = &["DELETE FROM hosts WHERE uuid = ?"];
-        const VMS: &str = "SELECT COUNT(*) FROM vm_instances \
-             WHERE host_uuid = ?1 OR last_host_uuid = ?1 OR migration_target_uuid = ?1";
         {
             let _cache = self.cache_gate.read().await;
-            self.delete_unless_named("host", id.to_string(), DELETES, VMS, |n| {
+            let outcome = hosts::delete_if_empty(&self.db, id).await?;
+            emptied(outcome, "host", id, |n| {
                 format!("host {id} still has {n} VMs placed, defined or arriving on it; migrate, stop and destroy them first")
-            })
-            .await?;
+            })?;
             self.scheduler.index().remove(id);
             self.host_roster.remove(id);
         }
@@ -407,32 +371,21 @@ impl Engine {
 
     /// The agent token of a host (`None` for simulator hosts).
     pub(crate) async fn host_agent_token(&self, id: HostId) -> EngineResult<Option<AgentToken>> {
-        let token: Option<Option<String>> =
-            sqlx::query_scalar("SELECT agent_token FROM hosts WHERE uuid = ?")
-                .bind(id.to_string())
-                .fetch_optional(self.db.r())
-                .await?;
-        Ok(token.flatten().map(AgentToken::new))
+        let conn = hosts::connection(&self.db, id).await?;
+        Ok(conn.and_then(|c| c.agent_token).map(AgentToken::new))
     }
 
     /// Sets a host's status in the database, the scheduler and the event stream.
     pub(crate) async fn set_host_status(&self, id: HostId, status: HostStatus) -> EngineResult<()> {
-        let old: Option<(String, String)> =
-            sqlx::query_as("SELECT status, state FROM hosts WHERE uuid = ?")
-                .bind(id.to_string())
-                .fetch_optional(self.db.r())
-                .await?;
-        let Some((old_status, state)) = old else { return Err(EngineError::not_found("host", id)) };
+        let Some((state, old_status)) = hosts::state_and_status(&self.db, id).await? else {
+            return Err(EngineError::not_found("host", id));
+        };
         if old_status == status.as_str() {
             self.host_roster.set(id, status == HostStatus::Connected);
             return Ok(());
         }
         let _cache = self.cache_gate.read().await;
-        crate::db::write("UPDATE hosts SET status = ? WHERE uuid = ?")
-            .bind(status.as_str())
-            .bind(id.to_string())
-            .execute(self.db.w())
-            .await?;
+        hosts::set_status(&self.db, id, status.as_str()).await?;
         self.scheduler
             .index()
             .set_schedulable(id, status == HostStatus::Connected && state == "Enabled");

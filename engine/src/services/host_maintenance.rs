@@ -19,10 +19,10 @@
 
 use std::time::{Duration, Instant};
 
+use oxstack_db::parse_stored;
 use oxstack_hypervisor::{HostId, StopMode, VmId};
 
 use crate::config::ConfigName;
-use crate::db::parse_stored;
 use crate::error::{EngineError, EngineResult};
 use crate::services::vm::VmState;
 use crate::Engine;

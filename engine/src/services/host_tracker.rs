@@ -16,12 +16,12 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
+use oxstack_db::{hosts, workflow_runs};
 use oxstack_hypervisor::{HostConnectSpec, HostId, PowerState, SimulatedHostCapacity, VmId};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::config::ConfigName;
-use crate::db::Dialect;
 use crate::error::{EngineError, EngineResult};
 use crate::services::host::HostStatus;
 use crate::services::vm::VmState;
@@ -187,24 +187,10 @@ impl Engine {
         Ok((owned, unparsed))
     }
 
-    /// Every host's uuid and status. One row of text instead of a row per host: sqlx hands each
-    /// row over from SQLite's thread separately, which for 30,000 hosts took longer than
-    /// pinging them all in the simulator.
+    /// Every host's uuid and status, in the order they were added (see
+    /// [`oxstack_db::hosts::statuses`]).
     pub(crate) async fn host_statuses(&self) -> EngineResult<Vec<(String, String)>> {
-        let sql = match self.db.dialect() {
-            Dialect::Sqlite => {
-                "SELECT group_concat(uuid || ' ' || status, ',') FROM (SELECT uuid, status FROM hosts ORDER BY rowid)"
-            }
-            // No rowid: in the order of the uuids, which start with their creation time.
-            Dialect::Postgres => "SELECT string_agg(uuid || ' ' || status, ',' ORDER BY uuid) FROM hosts",
-        };
-        let all: Option<String> = sqlx::query_scalar(sql).fetch_one(self.db.r()).await?;
-        Ok(all
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|pair| pair.split_once(' '))
-            .map(|(uuid, status)| (uuid.to_string(), status.to_string()))
-            .collect())
+        Ok(hosts::statuses(&self.db).await?)
     }
 
     /// Pings every host, `parallelism` at a time: in one batch call when the backend can
@@ -262,13 +248,8 @@ impl Engine {
         let facts = self.hv(host, "connect", self.hypervisor.connect(&spec)).await?;
         {
             let _turn = self.queues.enter(host.0).await;
-            crate::db::write("UPDATE hosts SET cpu_total = ?, memory_total = ?, hypervisor_version = ? WHERE uuid = ?")
-                .bind(i64::from(facts.cpus))
-                .bind(facts.memory_bytes as i64)
-                .bind(&facts.hypervisor_version)
-                .bind(host.to_string())
-                .execute(self.db.w())
-                .await?;
+            let reported = (facts.cpus, facts.memory_bytes, facts.hypervisor_version.as_str());
+            hosts::set_facts(&self.db, host, reported, false).await?;
             self.refresh_host_capacity(host).await?;
         }
         let report = self.reconcile_host(host).await?;
@@ -357,7 +338,7 @@ impl Engine {
                     .bind(vm.to_string())
                     .fetch_one(self.db.r())
                     .await?;
-                    let hold = crate::db::write(
+                    let hold = oxstack_db::write(
                         "UPDATE vm_instances SET host_uuid = ?1, last_host_uuid = ?1 \
                          WHERE uuid = ?2 AND host_uuid IS NULL",
                     )
@@ -385,14 +366,14 @@ impl Engine {
                             continue;
                         }
                     }
-                    crate::db::write("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ? AND host_uuid IS NULL")
+                    oxstack_db::write("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ? AND host_uuid IS NULL")
                         .bind(vm.to_string())
                         .execute(self.db.w())
                         .await?;
                 }
                 (VmState::Stopped, None) => {
                     // No longer defined there (e.g. the host was reinstalled): forget the definition.
-                    crate::db::write("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ? AND host_uuid IS NULL")
+                    oxstack_db::write("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ? AND host_uuid IS NULL")
                         .bind(vm.to_string())
                         .execute(self.db.w())
                         .await?;
@@ -420,22 +401,14 @@ impl Engine {
     /// `migrations/*/0006_rolled_back_creates.sql`), and forgets it; whether it was one.
     /// When the host refuses, the VM stays a reported stray and the next sync tries again.
     async fn destroy_rolled_back(&self, host: HostId, vm: VmId) -> EngineResult<bool> {
-        let rolled_back: Option<String> =
-            sqlx::query_scalar("SELECT vm_uuid FROM rolled_back_creates WHERE vm_uuid = ?")
-                .bind(vm.to_string())
-                .fetch_optional(self.db.r())
-                .await?;
-        if rolled_back.is_none() {
+        if !workflow_runs::is_rolled_back_create(&self.db, vm).await? {
             return Ok(false);
         }
         if let Err(e) = self.hv(host, "destroy", self.hypervisor.destroy_vm(host, vm)).await {
             tracing::warn!(%host, %vm, %e, "could not destroy a VM whose create was rolled back");
             return Ok(false);
         }
-        crate::db::write("DELETE FROM rolled_back_creates WHERE vm_uuid = ?")
-            .bind(vm.to_string())
-            .execute(self.db.w())
-            .await?;
+        workflow_runs::forget_rolled_back_create(&self.db, vm).await?;
         tracing::warn!(%host, %vm, "destroyed a VM whose create was rolled back after its \
             management node stopped (the host finished creating it after the undo)");
         self.events.publish("stray_vm", vm.0, None, Some("Destroyed"));

@@ -1,14 +1,13 @@
-//! Images: what root volumes are cloned from, kept on backup storage.
+//! Images: what root volumes are cloned from, kept on backup storage. Their SQL is
+//! `oxstack_db::images`.
 
+use oxstack_db::images::{self, ImageRow};
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyRow;
-use sqlx::Row;
 use utoipa::ToSchema;
 
-use crate::db::{self, write};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{BackupStorageId, ImageId};
-use crate::services::{check_name, child_inserted, to_i64, ListQuery, Page};
+use crate::services::{check_name, child_inserted, ListQuery, Page};
 use crate::Engine;
 
 /// Disk formats an image may have.
@@ -46,18 +45,18 @@ pub struct CreateImage {
     pub url: String,
 }
 
-const COLUMNS: &str = "uuid, backup_storage_uuid, name, format, size_bytes, url, created_at";
-
-fn decode(r: &AnyRow) -> Result<Image, sqlx::Error> {
-    Ok(Image {
-        uuid: db::id(r, "uuid")?,
-        backup_storage_uuid: db::id(r, "backup_storage_uuid")?,
-        name: r.try_get("name")?,
-        format: r.try_get("format")?,
-        size_bytes: db::u64_col(r, "size_bytes")?,
-        url: r.try_get("url")?,
-        created_at: db::time(r, "created_at")?,
-    })
+impl From<ImageRow> for Image {
+    fn from(row: ImageRow) -> Self {
+        Self {
+            uuid: row.uuid,
+            backup_storage_uuid: row.backup_storage_uuid,
+            name: row.name,
+            format: row.format,
+            size_bytes: row.size_bytes,
+            url: row.url,
+            created_at: crate::time::rfc3339(row.created_at_ms),
+        }
+    }
 }
 
 impl Engine {
@@ -80,32 +79,24 @@ impl Engine {
         if req.url.trim().is_empty() {
             return Err(EngineError::invalid("url", "must not be empty"));
         }
-        let size = to_i64("size_bytes", req.size_bytes)?;
+        oxstack_db::to_stored("size_bytes", req.size_bytes)?;
         self.get_backup_storage(req.backup_storage_uuid)
             .await
             .map_err(|e| e.named_in("backup_storage_uuid"))?;
         let id: ImageId = self.ids.next();
         let bs_id = req.backup_storage_uuid;
-        let (bs, row) = (bs_id.to_string(), id.to_string());
-        let (name, format, url) = (req.name.clone(), req.format.clone(), req.url.clone());
-        let charge = write(
-            "UPDATE backup_storages SET used_bytes = used_bytes + ?1 WHERE uuid = ?2 AND used_bytes + ?1 <= total_bytes",
-        )
-        .bind(size)
-        .bind(bs.clone());
-        let insert = write(
-            "INSERT INTO images (uuid, backup_storage_uuid, name, format, size_bytes, url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(row)
-        .bind(bs)
-        .bind(name)
-        .bind(format)
-        .bind(size)
-        .bind(url)
-        .bind(crate::time::now_ms());
+        let image = ImageRow {
+            uuid: id,
+            backup_storage_uuid: bs_id,
+            name: req.name,
+            format: req.format,
+            size_bytes: req.size_bytes,
+            url: req.url,
+            created_at_ms: crate::time::now_ms(),
+        };
         // The backup storage may have been deleted since it was read.
         let gone = || EngineError::missing("backup_storage_uuid", "backup storage", bs_id);
-        let fits = child_inserted(self.db.then_if_one(charge, insert).await, gone)?;
+        let fits = child_inserted(images::insert_charged(&self.db, &image).await, gone)?;
         if !fits {
             // No room, or no backup storage any more (deleted since it was read).
             self.get_backup_storage(bs_id).await.map_err(|e| e.named_in("backup_storage_uuid"))?;
@@ -120,53 +111,40 @@ impl Engine {
 
     /// One image.
     pub async fn get_image(&self, id: ImageId) -> EngineResult<Image> {
-        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM images WHERE uuid = ?")))
-            .bind(id.to_string())
-            .fetch_optional(self.db.r())
-            .await?
-            .map(|r| decode(&r))
-            .transpose()?
-            .ok_or_else(|| EngineError::not_found("image", id))
+        let row = images::get(&self.db, id).await?;
+        row.map(Image::from).ok_or_else(|| EngineError::not_found("image", id))
     }
 
     /// Images matching `q`.
     pub async fn list_images(&self, q: &ListQuery) -> EngineResult<Page<Image>> {
-        q.run(&self.db, "images", COLUMNS, &[("name", "name")], decode).await
+        let spec = q.spec(images::FILTERS)?;
+        let listed = images::list(&self.db, &spec).await?;
+        Ok(ListQuery::page(&spec, listed, Image::from))
     }
 
     /// Deletes an image no VM was created from (destroyed VMs count until expunged). A VM row
     /// names its image (a foreign key), so a create that wrote its VM before the delete makes
     /// the delete fail, and one after it fails (see `parents`).
     pub async fn delete_image(&self, id: ImageId) -> EngineResult<()> {
-        let image = self.get_image(id).await?;
+        let image = images::get(&self.db, id).await?;
+        let image = image.ok_or_else(|| EngineError::not_found("image", id))?;
         let refused = |n: i64| {
             EngineError::Conflict(format!(
                 "image {id} is used by {n} VMs (destroyed ones count until expunged)"
             ))
         };
-        let users = || {
-            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM vm_instances WHERE image_uuid = ?")
-                .bind(id.to_string())
-                .fetch_one(self.db.r())
-        };
-        let n = users().await?;
+        let n = images::users(&self.db, id).await?;
         if n > 0 {
             return Err(refused(n));
         }
-        let size = to_i64("size_bytes", image.size_bytes)?;
-        let (row, bs) = (id.to_string(), image.backup_storage_uuid.to_string());
         // Only a delete that happened gives the bytes back (two racing deletes free once).
-        let delete = write("DELETE FROM images WHERE uuid = ?").bind(row);
-        let refund = write(
-            "UPDATE backup_storages SET used_bytes = CASE WHEN used_bytes > ?1 THEN used_bytes - ?1 ELSE 0 END WHERE uuid = ?2",
-        )
-        .bind(size)
-        .bind(bs);
-        match self.db.then_if_one(delete, refund).await.map_err(EngineError::from) {
+        match images::delete_refunded(&self.db, &image).await {
             Ok(true) => {}
             Ok(false) => return Err(EngineError::not_found("image", id)),
-            Err(e) if e.is_foreign_key_violation() => return Err(refused(users().await?)),
-            Err(e) => return Err(e),
+            Err(e) if e.is_foreign_key_violation() => {
+                return Err(refused(images::users(&self.db, id).await?))
+            }
+            Err(e) => return Err(e.into()),
         }
         self.events.publish("image", id.0, Some("Ready"), None);
         Ok(())

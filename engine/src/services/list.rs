@@ -1,11 +1,12 @@
-//! List queries: the filters and paging every `GET` list accepts, turned into SQL.
+//! List queries: the filters and paging every `GET` list accepts, checked and turned into the
+//! database's [`ListSpec`] (the SQL is `oxstack_db::list`).
 
+use oxstack_db::list::{ListSpec, Listed};
+use oxstack_db::Db;
 use serde::{Deserialize, Serialize};
-use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::{Any, Arguments};
+use sqlx::any::AnyRow;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::db::Db;
 use crate::error::{EngineError, EngineResult};
 
 /// Filters and paging of a list request. Each resource accepts the filters that make sense for
@@ -44,16 +45,10 @@ pub const DEFAULT_LIMIT: u32 = 100;
 pub const MAX_LIMIT: u32 = 10_000;
 
 impl ListQuery {
-    /// Runs `SELECT {columns} FROM {table} WHERE <filters> ORDER BY created_at, uuid LIMIT/OFFSET`
-    /// and the matching count. `allowed` maps filter names to columns of `table`.
-    pub async fn run<T>(
-        &self,
-        db: &Db,
-        table: &str,
-        columns: &str,
-        allowed: &[(&str, &str)],
-        decode: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
-    ) -> EngineResult<Page<T>> {
+    /// The checked request: the page's limits, and the filters given, each mapped to its
+    /// column by `allowed` (filter name, column). A filter `allowed` does not name is refused
+    /// with INVALID_ARGUMENT naming it and listing those that apply.
+    pub fn spec(&self, allowed: &[(&str, &'static str)]) -> EngineResult<ListSpec> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if limit == 0 || limit > MAX_LIMIT {
             return Err(EngineError::invalid(
@@ -72,8 +67,7 @@ impl ListQuery {
             ("l2_network_uuid", self.l2_network_uuid.map(|u| u.to_string())),
             ("l3_network_uuid", self.l3_network_uuid.map(|u| u.to_string())),
         ];
-        let mut clauses = Vec::new();
-        let mut values = Vec::new();
+        let mut filters = Vec::new();
         for (filter, value) in given {
             let Some(value) = value else { continue };
             let Some((_, column)) = allowed.iter().find(|(f, _)| *f == filter) else {
@@ -83,31 +77,30 @@ impl ListQuery {
                     format!("filter does not apply here; this list accepts: {}", names.join(", ")),
                 ));
             };
-            clauses.push(format!("{column} = ?"));
-            values.push(value);
+            filters.push((*column, value));
         }
-        let where_sql = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", clauses.join(" AND "))
-        };
-        let count_sql = format!("SELECT COUNT(*) FROM {table}{where_sql}");
-        let args = || -> EngineResult<AnyArguments> {
-            let mut args = AnyArguments::default();
-            for v in &values {
-                args.add(v.clone()).map_err(sqlx::Error::Encode)?;
-            }
-            Ok(args)
-        };
-        let total: i64 =
-            sqlx::query_scalar_with::<Any, i64, _>(sqlx::AssertSqlSafe(count_sql), args()?)
-                .fetch_one(db.r())
-                .await?;
-        let sql = format!(
-            "SELECT {columns} FROM {table}{where_sql} ORDER BY created_at, uuid LIMIT {limit} OFFSET {offset}"
-        );
-        let rows = sqlx::query_with(sqlx::AssertSqlSafe(sql), args()?).fetch_all(db.r()).await?;
-        let items = rows.iter().map(&decode).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page { items, total, limit, offset })
+        Ok(ListSpec { filters, limit, offset })
+    }
+
+    /// The page of `listed` rows this request asked for, each made an item by `item`.
+    pub fn page<R, T>(spec: &ListSpec, listed: Listed<R>, item: impl FnMut(R) -> T) -> Page<T> {
+        let items = listed.rows.into_iter().map(item).collect();
+        Page { items, total: listed.total, limit: spec.limit, offset: spec.offset }
+    }
+
+    /// Runs `SELECT {columns} FROM {table} WHERE <filters> ORDER BY created_at, uuid LIMIT/OFFSET`
+    /// and the matching count (see [`oxstack_db::list::page`]). `allowed` maps filter names to
+    /// columns of `table`. For the tables without a typed query module yet.
+    pub async fn run<T>(
+        &self,
+        db: &Db,
+        table: &str,
+        columns: &str,
+        allowed: &[(&str, &'static str)],
+        decode: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
+    ) -> EngineResult<Page<T>> {
+        let spec = self.spec(allowed)?;
+        let listed = oxstack_db::list::page(db, table, columns, &spec, decode).await?;
+        Ok(Self::page(&spec, listed, |t| t))
     }
 }

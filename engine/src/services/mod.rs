@@ -17,7 +17,7 @@ pub mod vm;
 pub mod zone;
 
 pub use list::{ListQuery, Page};
-pub(crate) use parents::child_inserted;
+pub(crate) use parents::{child_inserted, emptied};
 
 use crate::error::{EngineError, EngineResult};
 

@@ -1,14 +1,12 @@
-//! Instance offerings: VM sizes (cpus and memory).
+//! Instance offerings: VM sizes (cpus and memory). Their SQL is `oxstack_db::offerings`.
 
+use oxstack_db::offerings::{self, OfferingRow};
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyRow;
-use sqlx::Row;
 use utoipa::ToSchema;
 
-use crate::db;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::InstanceOfferingId;
-use crate::services::{check_name, to_i64, ListQuery, Page};
+use crate::services::{check_name, ListQuery, Page};
 use crate::Engine;
 
 /// An instance offering.
@@ -34,16 +32,16 @@ pub struct CreateInstanceOffering {
     pub memory_bytes: u64,
 }
 
-const COLUMNS: &str = "uuid, name, cpus, memory_bytes, created_at";
-
-fn decode(r: &AnyRow) -> Result<InstanceOffering, sqlx::Error> {
-    Ok(InstanceOffering {
-        uuid: db::id(r, "uuid")?,
-        name: r.try_get("name")?,
-        cpus: db::u32_col(r, "cpus")?,
-        memory_bytes: db::u64_col(r, "memory_bytes")?,
-        created_at: db::time(r, "created_at")?,
-    })
+impl From<OfferingRow> for InstanceOffering {
+    fn from(row: OfferingRow) -> Self {
+        Self {
+            uuid: row.uuid,
+            name: row.name,
+            cpus: row.cpus,
+            memory_bytes: row.memory_bytes,
+            created_at: crate::time::rfc3339(row.created_at_ms),
+        }
+    }
 }
 
 impl Engine {
@@ -60,25 +58,22 @@ impl Engine {
             return Err(EngineError::invalid("memory_bytes", "must be at least 1 MiB (1048576)"));
         }
         let id: InstanceOfferingId = self.ids.next();
-        let res = crate::db::write("INSERT INTO instance_offerings (uuid, name, cpus, memory_bytes, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(id.to_string())
-            .bind(&req.name)
-            .bind(i64::from(req.cpus))
-            .bind(to_i64("memory_bytes", req.memory_bytes)?)
-            .bind(crate::time::now_ms())
-            .execute(self.db.w())
-            .await
-            .map_err(EngineError::from);
-        if let Err(e) = res {
-            return Err(if e.is_unique_violation() {
-                EngineError::Conflict(format!(
+        let row = OfferingRow {
+            uuid: id,
+            name: req.name,
+            cpus: req.cpus,
+            memory_bytes: req.memory_bytes,
+            created_at_ms: crate::time::now_ms(),
+        };
+        match offerings::insert(&self.db, &row).await {
+            Err(e) if e.is_unique_violation() => {
+                return Err(EngineError::Conflict(format!(
                     "an instance offering named `{}` already exists",
-                    req.name
-                ))
-            } else {
-                e
-            });
-        }
+                    row.name
+                )))
+            }
+            other => other?,
+        };
         self.events.publish("instance_offering", id.0, None, Some("Enabled"));
         self.get_instance_offering(id).await
     }
@@ -88,15 +83,9 @@ impl Engine {
         &self,
         id: InstanceOfferingId,
     ) -> EngineResult<InstanceOffering> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM instance_offerings WHERE uuid = ?"
-        )))
-        .bind(id.to_string())
-        .fetch_optional(self.db.r())
-        .await?
-        .map(|r| decode(&r))
-        .transpose()?
-        .ok_or_else(|| EngineError::not_found("instance offering", id))
+        let row = offerings::get(&self.db, id).await?;
+        row.map(InstanceOffering::from)
+            .ok_or_else(|| EngineError::not_found("instance offering", id))
     }
 
     /// Offerings matching `q`.
@@ -104,17 +93,15 @@ impl Engine {
         &self,
         q: &ListQuery,
     ) -> EngineResult<Page<InstanceOffering>> {
-        q.run(&self.db, "instance_offerings", COLUMNS, &[("name", "name")], decode).await
+        let spec = q.spec(offerings::FILTERS)?;
+        let listed = offerings::list(&self.db, &spec).await?;
+        Ok(ListQuery::page(&spec, listed, InstanceOffering::from))
     }
 
     /// Deletes an offering. VMs keep their size (it is copied into each VM).
     pub async fn delete_instance_offering(&self, id: InstanceOfferingId) -> EngineResult<()> {
         self.get_instance_offering(id).await?;
-        let deleted = crate::db::write("DELETE FROM instance_offerings WHERE uuid = ?")
-            .bind(id.to_string())
-            .execute(self.db.w())
-            .await?;
-        if deleted.rows_affected() == 0 {
+        if !offerings::delete(&self.db, id).await? {
             // Deleted meanwhile by another request.
             return Err(EngineError::not_found("instance offering", id));
         }

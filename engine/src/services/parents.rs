@@ -6,76 +6,37 @@
 //! requests reach it in. So a child create that comes after the parent's delete gets NOT_FOUND
 //! and a parent delete that comes after a child's create gets CONFLICT, as in a sequential
 //! order; neither ever gets the database's error. Services check first too, for the message a
-//! person can act on (how many children are left); these are for the races in between.
+//! person can act on (how many children are left); these are for the races in between. The
+//! deletes themselves are `oxstack_db::parents` (tested there, the race included).
+
+use oxstack_db::parents::Emptied;
 
 use crate::error::{EngineError, EngineResult};
-use crate::Engine;
 
-/// What deleting a parent came to.
-#[derive(Debug, PartialEq, Eq)]
-enum Deleted {
-    /// It and the rows that go with it are gone.
-    Yes,
-    /// It was not there (deleted meanwhile by another request).
-    Gone,
-    /// A row still names it (created meanwhile): nothing was deleted.
-    HasChildren,
-}
-
-impl Engine {
-    /// Deletes the parent `kind` `uuid` unless rows still name it: `children` counts them (its
-    /// one parameter is `uuid`) and `refusal` words the CONFLICT from that count; `statements`
-    /// as for [`Engine::delete_parent`]. NOT_FOUND if it is gone.
-    pub(crate) async fn delete_unless_named(
-        &self,
-        kind: &'static str,
-        uuid: String,
-        statements: &'static [&'static str],
-        children: &'static str,
-        refusal: impl Fn(i64) -> String,
-    ) -> EngineResult<()> {
-        let count = || async {
-            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(children))
-                .bind(uuid.clone())
-                .fetch_one(self.db.r())
-                .await?;
-            EngineResult::Ok(n)
-        };
-        let n = count().await?;
-        if n > 0 {
-            return Err(EngineError::Conflict(refusal(n)));
-        }
-        match self.delete_parent(statements, uuid.clone()).await? {
-            Deleted::Yes => Ok(()),
-            Deleted::Gone => Err(EngineError::not_found(kind, uuid)),
-            Deleted::HasChildren => Err(EngineError::Conflict(refusal(count().await?))),
-        }
-    }
-
-    /// Deletes a parent in one transaction: `statements` (with `uuid` as their one parameter)
-    /// delete the rows that go with it first and its own row last.
-    async fn delete_parent(
-        &self,
-        statements: &'static [&'static str],
-        uuid: String,
-    ) -> EngineResult<Deleted> {
-        match self.db.delete_together(statements, uuid).await {
-            Ok(true) => Ok(Deleted::Yes),
-            Ok(false) => Ok(Deleted::Gone),
-            Err(e) => match EngineError::from(e) {
-                e if e.is_foreign_key_violation() => Ok(Deleted::HasChildren),
-                e => Err(e),
-            },
-        }
+/// What deleting the parent `kind` `uuid` came to, as the engine answers it: NOT_FOUND when it
+/// was gone, CONFLICT worded by `refusal` from the count of rows still naming it.
+pub(crate) fn emptied(
+    outcome: Emptied,
+    kind: &'static str,
+    uuid: impl ToString,
+    refusal: impl Fn(i64) -> String,
+) -> EngineResult<()> {
+    match outcome {
+        Emptied::Deleted => Ok(()),
+        Emptied::Gone => Err(EngineError::not_found(kind, uuid)),
+        Emptied::StillNamed(n) => Err(EngineError::Conflict(refusal(n))),
     }
 }
 
 /// The result of inserting a child row, with a foreign-key failure (its parent is gone) turned
 /// into `gone()`, typically NOT_FOUND naming the request's field.
-pub(crate) fn child_inserted<T>(
-    inserted: Result<T, sqlx::Error>,
+pub(crate) fn child_inserted<T, E>(
+    inserted: Result<T, E>,
     gone: impl FnOnce() -> EngineError,
-) -> EngineResult<T> {
+) -> EngineResult<T>
+where
+    EngineError: From<E>,
+{
     match inserted.map_err(EngineError::from) {
         Err(e) if e.is_foreign_key_violation() => Err(gone()),
         other => other,
@@ -102,22 +63,20 @@ mod tests {
             hypervisor_type: "simulator".into(),
         };
         engine.create_cluster(req("c")).await.unwrap();
-        const DELETE_ZONE: &[&str] = &["DELETE FROM zones WHERE uuid = ?"];
-        // Straight to the database, as a delete that lost the race to the cluster's create.
-        let outcome = engine.delete_parent(DELETE_ZONE, zone.uuid.to_string()).await.unwrap();
-        assert_eq!(outcome, Deleted::HasChildren);
+        let refused = engine.delete_zone(zone.uuid).await.unwrap_err();
+        assert_eq!(refused.code(), "CONFLICT", "{refused}");
         engine.get_zone(zone.uuid).await.unwrap();
-        let other = uuid::Uuid::new_v4().to_string();
-        assert_eq!(engine.delete_parent(DELETE_ZONE, other).await.unwrap(), Deleted::Gone);
 
-        let insert = crate::db::write(
-            "INSERT INTO clusters (uuid, zone_uuid, name, hypervisor_type, state, created_at) \
-             VALUES (?, ?, 'x', 'simulator', 'Enabled', 0)",
-        )
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(uuid::Uuid::new_v4().to_string())
-        .execute(engine.db.w())
-        .await;
+        // Straight to the database, as a create that lost the race to its zone's delete.
+        let orphan = oxstack_db::clusters::NewCluster {
+            uuid: crate::ids::ClusterId(uuid::Uuid::new_v4()),
+            zone_uuid: crate::ids::ZoneId(uuid::Uuid::new_v4()),
+            name: "x".into(),
+            hypervisor_type: "simulator".into(),
+            created_at_ms: 0,
+        };
+        let insert = oxstack_db::clusters::insert(&engine.db, &orphan).await;
+        let insert = insert.map_err(|e| e.into_sqlx().expect("an error of the driver"));
         let err =
             child_inserted(insert, || EngineError::missing("zone_uuid", "zone", "z")).unwrap_err();
         assert_eq!(err.code(), "NOT_FOUND");

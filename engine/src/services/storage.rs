@@ -1,15 +1,14 @@
-//! Primary storage (where volumes live) and backup storage (where images live).
+//! Primary storage (where volumes live) and backup storage (where images live). Their SQL is
+//! `oxstack_db::storages`.
 
+use oxstack_db::storages::{self, BackupStorageRow, NewStorage, PrimaryStorageRow};
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyRow;
-use sqlx::Row;
 use utoipa::ToSchema;
 
-use crate::db;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{BackupStorageId, PrimaryStorageId, ZoneId};
 use crate::scheduler::StorageInfo;
-use crate::services::{check_name, child_inserted, to_i64, ListQuery, Page};
+use crate::services::{check_name, child_inserted, emptied, ListQuery, Page};
 use crate::Engine;
 
 /// A primary storage.
@@ -70,35 +69,37 @@ pub struct CreateBackupStorage {
     pub total_bytes: u64,
 }
 
-const PS_COLUMNS: &str = "uuid, zone_uuid, name, url, total_bytes, used_bytes, state, created_at";
-const BS_COLUMNS: &str = "uuid, zone_uuid, name, url, total_bytes, used_bytes, created_at";
-
-fn decode_ps(r: &AnyRow) -> Result<PrimaryStorage, sqlx::Error> {
-    Ok(PrimaryStorage {
-        uuid: db::id(r, "uuid")?,
-        zone_uuid: db::id(r, "zone_uuid")?,
-        name: r.try_get("name")?,
-        url: r.try_get("url")?,
-        total_bytes: db::u64_col(r, "total_bytes")?,
-        used_bytes: db::u64_col(r, "used_bytes")?,
-        state: r.try_get("state")?,
-        created_at: db::time(r, "created_at")?,
-    })
+impl From<PrimaryStorageRow> for PrimaryStorage {
+    fn from(row: PrimaryStorageRow) -> Self {
+        Self {
+            uuid: row.uuid,
+            zone_uuid: row.zone_uuid,
+            name: row.name,
+            url: row.url,
+            total_bytes: row.total_bytes,
+            used_bytes: row.used_bytes,
+            state: row.state,
+            created_at: crate::time::rfc3339(row.created_at_ms),
+        }
+    }
 }
 
-fn decode_bs(r: &AnyRow) -> Result<BackupStorage, sqlx::Error> {
-    Ok(BackupStorage {
-        uuid: db::id(r, "uuid")?,
-        zone_uuid: db::id(r, "zone_uuid")?,
-        name: r.try_get("name")?,
-        url: r.try_get("url")?,
-        total_bytes: db::u64_col(r, "total_bytes")?,
-        used_bytes: db::u64_col(r, "used_bytes")?,
-        created_at: db::time(r, "created_at")?,
-    })
+impl From<BackupStorageRow> for BackupStorage {
+    fn from(row: BackupStorageRow) -> Self {
+        Self {
+            uuid: row.uuid,
+            zone_uuid: row.zone_uuid,
+            name: row.name,
+            url: row.url,
+            total_bytes: row.total_bytes,
+            used_bytes: row.used_bytes,
+            created_at: crate::time::rfc3339(row.created_at_ms),
+        }
+    }
 }
 
-fn check_storage(name: &str, url: &str, total: u64) -> EngineResult<i64> {
+/// Refuses a storage request with no name, no URL or no size.
+fn check_storage(name: &str, url: &str, total: u64) -> EngineResult<()> {
     check_name(name)?;
     if url.trim().is_empty() {
         return Err(EngineError::invalid("url", "must not be empty"));
@@ -106,7 +107,20 @@ fn check_storage(name: &str, url: &str, total: u64) -> EngineResult<i64> {
     if total == 0 {
         return Err(EngineError::invalid("total_bytes", "must be greater than 0"));
     }
-    to_i64("total_bytes", total)
+    oxstack_db::to_stored("total_bytes", total)?;
+    Ok(())
+}
+
+/// The storage to insert, named `uuid`, as checked by [`check_storage`].
+fn new_storage<Id>(uuid: Id, zone: ZoneId, name: &str, url: &str, total: u64) -> NewStorage<Id> {
+    NewStorage {
+        uuid,
+        zone_uuid: zone,
+        name: name.into(),
+        url: url.into(),
+        total_bytes: total,
+        created_at_ms: crate::time::now_ms(),
+    }
 }
 
 impl Engine {
@@ -115,22 +129,12 @@ impl Engine {
         &self,
         req: CreatePrimaryStorage,
     ) -> EngineResult<PrimaryStorage> {
-        let total = check_storage(&req.name, &req.url, req.total_bytes)?;
+        check_storage(&req.name, &req.url, req.total_bytes)?;
         self.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: PrimaryStorageId = self.ids.next();
+        let new = new_storage(id, req.zone_uuid, &req.name, &req.url, req.total_bytes);
         let _cache = self.cache_gate.read().await;
-        let inserted = crate::db::write(
-            "INSERT INTO primary_storages (uuid, zone_uuid, name, url, total_bytes, used_bytes, state, created_at) \
-             VALUES (?, ?, ?, ?, ?, 0, 'Enabled', ?)",
-        )
-        .bind(id.to_string())
-        .bind(req.zone_uuid.to_string())
-        .bind(&req.name)
-        .bind(&req.url)
-        .bind(total)
-        .bind(crate::time::now_ms())
-        .execute(self.db.w())
-        .await;
+        let inserted = storages::insert_primary(&self.db, &new).await;
         child_inserted(inserted, || EngineError::missing("zone_uuid", "zone", req.zone_uuid))?;
         self.scheduler
             .topology()
@@ -142,36 +146,25 @@ impl Engine {
 
     /// One primary storage.
     pub async fn get_primary_storage(&self, id: PrimaryStorageId) -> EngineResult<PrimaryStorage> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {PS_COLUMNS} FROM primary_storages WHERE uuid = ?"
-        )))
-        .bind(id.to_string())
-        .fetch_optional(self.db.r())
-        .await?
-        .map(|r| decode_ps(&r))
-        .transpose()?
-        .ok_or_else(|| EngineError::not_found("primary storage", id))
+        let row = storages::get_primary(&self.db, id).await?;
+        row.map(PrimaryStorage::from).ok_or_else(|| EngineError::not_found("primary storage", id))
     }
 
     /// Primary storages matching `q`.
     pub async fn list_primary_storages(&self, q: &ListQuery) -> EngineResult<Page<PrimaryStorage>> {
-        let allowed = [("name", "name"), ("state", "state"), ("zone_uuid", "zone_uuid")];
-        q.run(&self.db, "primary_storages", PS_COLUMNS, &allowed, decode_ps).await
+        let spec = q.spec(storages::PRIMARY_FILTERS)?;
+        let listed = storages::list_primary(&self.db, &spec).await?;
+        Ok(ListQuery::page(&spec, listed, PrimaryStorage::from))
     }
 
     /// Deletes a primary storage that holds no volumes, detaching it from its clusters.
     pub async fn delete_primary_storage(&self, id: PrimaryStorageId) -> EngineResult<()> {
         self.get_primary_storage(id).await?;
-        const DELETES: &[&str] = &[
-            "DELETE FROM cluster_primary_storages WHERE primary_storage_uuid = ?",
-            "DELETE FROM primary_storages WHERE uuid = ?",
-        ];
-        const VOLUMES: &str = "SELECT COUNT(*) FROM volumes WHERE primary_storage_uuid = ?";
         let _cache = self.cache_gate.read().await;
-        self.delete_unless_named("primary storage", id.to_string(), DELETES, VOLUMES, |n| {
+        let outcome = storages::delete_primary_if_empty(&self.db, id).await?;
+        emptied(outcome, "primary storage", id, |n| {
             format!("primary storage {id} still holds {n} volumes")
-        })
-        .await?;
+        })?;
         {
             let mut t = self.scheduler.topology();
             t.storages.remove(&id);
@@ -188,21 +181,11 @@ impl Engine {
         &self,
         req: CreateBackupStorage,
     ) -> EngineResult<BackupStorage> {
-        let total = check_storage(&req.name, &req.url, req.total_bytes)?;
+        check_storage(&req.name, &req.url, req.total_bytes)?;
         self.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: BackupStorageId = self.ids.next();
-        let inserted = crate::db::write(
-            "INSERT INTO backup_storages (uuid, zone_uuid, name, url, total_bytes, used_bytes, created_at) \
-             VALUES (?, ?, ?, ?, ?, 0, ?)",
-        )
-        .bind(id.to_string())
-        .bind(req.zone_uuid.to_string())
-        .bind(&req.name)
-        .bind(&req.url)
-        .bind(total)
-        .bind(crate::time::now_ms())
-        .execute(self.db.w())
-        .await;
+        let new = new_storage(id, req.zone_uuid, &req.name, &req.url, req.total_bytes);
+        let inserted = storages::insert_backup(&self.db, &new).await;
         child_inserted(inserted, || EngineError::missing("zone_uuid", "zone", req.zone_uuid))?;
         self.events.publish("backup_storage", id.0, None, Some("Enabled"));
         self.get_backup_storage(id).await
@@ -210,38 +193,24 @@ impl Engine {
 
     /// One backup storage.
     pub async fn get_backup_storage(&self, id: BackupStorageId) -> EngineResult<BackupStorage> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {BS_COLUMNS} FROM backup_storages WHERE uuid = ?"
-        )))
-        .bind(id.to_string())
-        .fetch_optional(self.db.r())
-        .await?
-        .map(|r| decode_bs(&r))
-        .transpose()?
-        .ok_or_else(|| EngineError::not_found("backup storage", id))
+        let row = storages::get_backup(&self.db, id).await?;
+        row.map(BackupStorage::from).ok_or_else(|| EngineError::not_found("backup storage", id))
     }
 
     /// Backup storages matching `q`.
     pub async fn list_backup_storages(&self, q: &ListQuery) -> EngineResult<Page<BackupStorage>> {
-        q.run(
-            &self.db,
-            "backup_storages",
-            BS_COLUMNS,
-            &[("name", "name"), ("zone_uuid", "zone_uuid")],
-            decode_bs,
-        )
-        .await
+        let spec = q.spec(storages::BACKUP_FILTERS)?;
+        let listed = storages::list_backup(&self.db, &spec).await?;
+        Ok(ListQuery::page(&spec, listed, BackupStorage::from))
     }
 
     /// Deletes a backup storage that holds no images.
     pub async fn delete_backup_storage(&self, id: BackupStorageId) -> EngineResult<()> {
         self.get_backup_storage(id).await?;
-        const DELETES: &[&str] = &["DELETE FROM backup_storages WHERE uuid = ?"];
-        const IMAGES: &str = "SELECT COUNT(*) FROM images WHERE backup_storage_uuid = ?";
-        self.delete_unless_named("backup storage", id.to_string(), DELETES, IMAGES, |n| {
+        let outcome = storages::delete_backup_if_empty(&self.db, id).await?;
+        emptied(outcome, "backup storage", id, |n| {
             format!("backup storage {id} still holds {n} images")
-        })
-        .await?;
+        })?;
         self.events.publish("backup_storage", id.0, Some("Enabled"), None);
         Ok(())
     }

@@ -1,13 +1,12 @@
-//! Zones: the top of the resource tree.
+//! Zones: the top of the resource tree. Their SQL is `oxstack_db::zones`.
 
+use oxstack_db::zones::{self, NewZone, ZoneRow};
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
-use crate::db;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::ZoneId;
-use crate::services::{check_name, ListQuery, Page};
+use crate::services::{check_name, emptied, ListQuery, Page};
 use crate::Engine;
 
 /// A zone.
@@ -32,17 +31,16 @@ pub struct CreateZone {
     pub description: String,
 }
 
-const COLUMNS: &str = "uuid, name, description, state, created_at";
-
-fn decode(r: &AnyRow) -> Result<Zone, sqlx::Error> {
-    use sqlx::Row;
-    Ok(Zone {
-        uuid: db::id(r, "uuid")?,
-        name: r.try_get("name")?,
-        description: r.try_get("description")?,
-        state: r.try_get("state")?,
-        created_at: db::time(r, "created_at")?,
-    })
+impl From<ZoneRow> for Zone {
+    fn from(row: ZoneRow) -> Self {
+        Self {
+            uuid: row.uuid,
+            name: row.name,
+            description: row.description,
+            state: row.state,
+            created_at: crate::time::rfc3339(row.created_at_ms),
+        }
+    }
 }
 
 impl Engine {
@@ -50,18 +48,17 @@ impl Engine {
     pub async fn create_zone(&self, req: CreateZone) -> EngineResult<Zone> {
         check_name(&req.name)?;
         let id: ZoneId = self.ids.next();
-        let res = crate::db::write("INSERT INTO zones (uuid, name, description, state, created_at) VALUES (?, ?, ?, 'Enabled', ?)")
-            .bind(id.to_string())
-            .bind(&req.name)
-            .bind(&req.description)
-            .bind(crate::time::now_ms())
-            .execute(self.db.w())
-            .await;
-        match res.map_err(EngineError::from) {
+        let zone = NewZone {
+            uuid: id,
+            name: req.name,
+            description: req.description,
+            created_at_ms: crate::time::now_ms(),
+        };
+        match zones::insert(&self.db, &zone).await {
             Err(e) if e.is_unique_violation() => {
                 return Err(EngineError::Conflict(format!(
                     "a zone named `{}` already exists",
-                    req.name
+                    zone.name
                 )))
             }
             other => other?,
@@ -72,42 +69,34 @@ impl Engine {
 
     /// One zone.
     pub async fn get_zone(&self, id: ZoneId) -> EngineResult<Zone> {
-        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM zones WHERE uuid = ?")))
-            .bind(id.to_string())
-            .fetch_optional(self.db.r())
-            .await?
-            .map(|r| decode(&r))
-            .transpose()?
-            .ok_or_else(|| EngineError::not_found("zone", id))
+        let row = zones::get(&self.db, id).await?;
+        row.map(Zone::from).ok_or_else(|| EngineError::not_found("zone", id))
     }
 
     /// Zones matching `q`.
     pub async fn list_zones(&self, q: &ListQuery) -> EngineResult<Page<Zone>> {
-        q.run(&self.db, "zones", COLUMNS, &[("name", "name"), ("state", "state")], decode).await
+        let spec = q.spec(zones::FILTERS)?;
+        let listed = zones::list(&self.db, &spec).await?;
+        Ok(ListQuery::page(&spec, listed, Zone::from))
     }
 
     /// Deletes an empty zone; refused while it has clusters, storage or networks.
     pub async fn delete_zone(&self, id: ZoneId) -> EngineResult<()> {
         self.get_zone(id).await?;
-        const DELETES: &[&str] = &["DELETE FROM zones WHERE uuid = ?"];
-        const CHILDREN: &str = "SELECT (SELECT COUNT(*) FROM clusters WHERE zone_uuid = ?1) + \
-             (SELECT COUNT(*) FROM primary_storages WHERE zone_uuid = ?1) + \
-             (SELECT COUNT(*) FROM backup_storages WHERE zone_uuid = ?1) + \
-             (SELECT COUNT(*) FROM l2_networks WHERE zone_uuid = ?1)";
-        self.delete_unless_named("zone", id.to_string(), DELETES, CHILDREN, |n| {
+        let outcome = zones::delete_if_empty(&self.db, id).await?;
+        emptied(outcome, "zone", id, |n| {
             format!("zone {id} still has {n} clusters, storages or networks; delete them first")
-        })
-        .await?;
+        })?;
         self.events.publish("zone", id.0, Some("Enabled"), None);
         Ok(())
     }
 
     /// Fails with NOT_FOUND naming `field` unless the zone exists.
     pub(crate) async fn require_zone(&self, field: &str, id: ZoneId) -> EngineResult<()> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM zones WHERE uuid = ?")
-            .bind(id.to_string())
-            .fetch_optional(self.db.r())
-            .await?;
-        found.map(|_| ()).ok_or_else(|| EngineError::missing(field, "zone", id))
+        if zones::exists(&self.db, id).await? {
+            Ok(())
+        } else {
+            Err(EngineError::missing(field, "zone", id))
+        }
     }
 }

@@ -15,9 +15,10 @@
 
 use std::sync::{Arc, Mutex};
 
+use oxstack_db::workflow_runs::{self, NewRun};
+use oxstack_db::{Db, Write};
 use uuid::Uuid;
 
-use crate::db::{write, Db, Write};
 use crate::error::{EngineError, EngineResult};
 
 /// A workflow context that can be written to the journal and rebuilt from it.
@@ -58,7 +59,7 @@ pub struct Journal {
 #[derive(Debug)]
 struct Row {
     db: Db,
-    run: String,
+    run: Uuid,
     workflow: &'static str,
     resource: Uuid,
     node: Uuid,
@@ -72,7 +73,7 @@ impl Journal {
     pub fn new(db: &Db, workflow: &'static str, resource: Uuid, node: Uuid) -> Self {
         let row = Row {
             db: db.clone(),
-            run: Uuid::new_v4().to_string(),
+            run: Uuid::new_v4(),
             workflow,
             resource,
             node,
@@ -99,18 +100,14 @@ impl Journal {
     /// once that transaction committed, the step calls [`Journal::inserted`].
     pub fn insert_row(&self, context: &str) -> Write {
         let r = &self.inner;
-        let now = crate::time::now_ms();
-        write(
-            "INSERT INTO workflow_runs (uuid, workflow, resource_uuid, node_uuid, context, started_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(r.run.clone())
-        .bind(r.workflow)
-        .bind(r.resource.to_string())
-        .bind(r.node.to_string())
-        .bind(context.to_string())
-        .bind(now)
-        .bind(now)
+        workflow_runs::insert(&NewRun {
+            uuid: r.run,
+            workflow: r.workflow,
+            resource_uuid: r.resource,
+            node: r.node,
+            context,
+            now_ms: crate::time::now_ms(),
+        })
     }
 
     /// Records that a step's transaction wrote the row holding `context`.
@@ -121,7 +118,7 @@ impl Journal {
     /// The statement that deletes the row, for the run's last transaction; once committed,
     /// call [`Journal::deleted`].
     pub fn delete_row(&self) -> Write {
-        write("DELETE FROM workflow_runs WHERE uuid = ?").bind(self.inner.run.clone())
+        workflow_runs::delete(self.inner.run)
     }
 
     /// Records that the run's last transaction deleted the row.
@@ -136,12 +133,8 @@ impl Journal {
         match held {
             Some(last) if last == context => return Ok(()),
             Some(_) => {
-                write("UPDATE workflow_runs SET context = ?, updated_at = ? WHERE uuid = ?")
-                    .bind(&context)
-                    .bind(crate::time::now_ms())
-                    .bind(&r.run)
-                    .execute(r.db.w())
-                    .await?;
+                let now = crate::time::now_ms();
+                workflow_runs::set_context(&r.db, r.run, &context, now).await?;
             }
             None => {
                 self.insert_row(&context).execute(r.db.w()).await?;

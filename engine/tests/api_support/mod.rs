@@ -53,7 +53,7 @@ impl From<Value> for Body<'_> {
 impl Server {
     /// Starts an engine over a fresh simulator and serves the API on an ephemeral port.
     pub async fn start() -> Self {
-        let db_url = oxstack_engine::db::pg::test_database("api").await.expect("test database");
+        let db_url = oxstack_db::pg::test_database("api").await.expect("test database");
         Self::start_on(db_url.unwrap_or_else(|| "sqlite::memory:".into())).await
     }
 

@@ -191,7 +191,7 @@ async fn a_node_left_alone_by_a_death_reloads_the_caches_the_dead_node_made_stal
 /// next one, then drops it: `e`'s process dies there (`Writer::hold_after`), and nothing of
 /// `op` after that runs. Whether `op` finished first.
 async fn until_writes<F: std::future::Future>(e: &Engine, writes: u64, op: F) -> bool {
-    let crate::db::Writes::Sqlite(w) = e.db.w() else { panic!("a SQLite database") };
+    let oxstack_db::Writes::Sqlite(w) = e.db.w() else { panic!("a SQLite database") };
     w.hold_after(w.writes_run() + writes);
     tokio::select! {
         biased;

@@ -3,12 +3,10 @@
 
 use std::net::Ipv4Addr;
 
+use oxstack_db::ip_ranges::{self, Clash, Inserted, RangeRow};
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyRow;
-use sqlx::Row;
 use utoipa::ToSchema;
 
-use crate::db::{self, write};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{IpRangeId, L3NetworkId};
 use crate::services::child_inserted;
@@ -50,17 +48,19 @@ pub struct CreateIpRange {
     pub gateway: String,
 }
 
-fn decode(r: &AnyRow) -> Result<IpRange, sqlx::Error> {
-    Ok(IpRange {
-        uuid: db::id(r, "uuid")?,
-        l3_network_uuid: db::id(r, "l3_network_uuid")?,
-        name: r.try_get("name")?,
-        start_ip: db::ipv4(r, "start_ip")?,
-        end_ip: db::ipv4(r, "end_ip")?,
-        netmask: db::ipv4(r, "netmask")?,
-        gateway: db::ipv4(r, "gateway")?,
-        created_at: db::time(r, "created_at")?,
-    })
+impl From<RangeRow> for IpRange {
+    fn from(row: RangeRow) -> Self {
+        Self {
+            uuid: row.uuid,
+            l3_network_uuid: row.l3_network_uuid,
+            name: row.name,
+            start_ip: row.start_ip,
+            end_ip: row.end_ip,
+            netmask: row.netmask,
+            gateway: row.gateway,
+            created_at: crate::time::rfc3339(row.created_at_ms),
+        }
+    }
 }
 
 /// A dotted-quad address exactly as given (no surrounding white space), as the OpenAPI
@@ -126,52 +126,24 @@ fn validate(req: &CreateIpRange) -> EngineResult<(u32, u32, u32, u32)> {
     Ok((start, end, mask, gateway))
 }
 
-/// A range of the same L2 network that a new one conflicts with.
-struct Clash {
-    name: String,
-    start: u32,
-    end: u32,
-    gateway: u32,
-}
-
-/// Ranges of L2 network `?1` that conflict with a new range from `?2` to `?3` with gateway
-/// `?4`: they share an address, it contains their gateway, or they contain its gateway.
-const CLASHES: &str = "SELECT r.name, r.start_ip, r.end_ip, r.gateway FROM ip_ranges r \
-     JOIN l3_networks n ON n.uuid = r.l3_network_uuid WHERE n.l2_network_uuid = ?1 \
-     AND ((r.start_ip <= ?3 AND r.end_ip >= ?2) OR (r.gateway BETWEEN ?2 AND ?3) \
-     OR (?4 BETWEEN r.start_ip AND r.end_ip))";
-
-/// Inserts range `?5` of L3 network `?6` (name `?7`, netmask `?8`, created `?9`) unless a
-/// range of its L2 network `?1` clashes with it (see [`CLASHES`]).
-const INSERT_UNLESS_CLASH: &str = "INSERT INTO ip_ranges \
-     (uuid, l3_network_uuid, name, start_ip, end_ip, netmask, gateway, created_at) \
-     SELECT ?5, ?6, ?7, ?2, ?3, ?8, ?4, ?9 WHERE NOT EXISTS (SELECT 1 FROM ip_ranges r \
-     JOIN l3_networks n ON n.uuid = r.l3_network_uuid WHERE n.l2_network_uuid = ?1 \
-     AND ((r.start_ip <= ?3 AND r.end_ip >= ?2) OR (r.gateway BETWEEN ?2 AND ?3) \
-     OR (?4 BETWEEN r.start_ip AND r.end_ip)))";
-
-impl Clash {
-    /// The CONFLICT refusing a new range `start`-`end` with `gateway` because of this one.
-    fn refusal(&self, start: u32, end: u32, gateway: u32) -> EngineError {
-        let ip = Ipv4Addr::from;
-        let (field, why) = if (self.start..=self.end).contains(&gateway) {
-            ("gateway", format!("gateway {} is inside range", ip(gateway)))
-        } else if self.start <= end && self.end >= start {
-            ("start_ip", format!("{}-{} overlaps range", ip(start), ip(end)))
-        } else {
-            ("start_ip", format!("{}-{} contains the gateway of range", ip(start), ip(end)))
-        };
-        EngineError::conflicts_with(
-            field,
-            format!(
-                "{why} `{}` ({}-{}, gateway {}) on the same L2 network",
-                self.name,
-                ip(self.start),
-                ip(self.end),
-                ip(self.gateway)
-            ),
-        )
-    }
+/// The CONFLICT refusing a new range `start`-`end` with `gateway` because of `clash`.
+fn refusal(clash: &Clash, start: u32, end: u32, gateway: u32) -> EngineError {
+    let ip = Ipv4Addr::from;
+    let (c_start, c_end) = (u32::from(clash.start_ip), u32::from(clash.end_ip));
+    let (field, why) = if (c_start..=c_end).contains(&gateway) {
+        ("gateway", format!("gateway {} is inside range", ip(gateway)))
+    } else if c_start <= end && c_end >= start {
+        ("start_ip", format!("{}-{} overlaps range", ip(start), ip(end)))
+    } else {
+        ("start_ip", format!("{}-{} contains the gateway of range", ip(start), ip(end)))
+    };
+    EngineError::conflicts_with(
+        field,
+        format!(
+            "{why} `{}` ({}-{}, gateway {}) on the same L2 network",
+            clash.name, clash.start_ip, clash.end_ip, clash.gateway
+        ),
+    )
 }
 
 impl Engine {
@@ -188,35 +160,29 @@ impl Engine {
         // and pool, and the other way round.
         let _turn = self.queues.enter(l3.0).await;
         let net = self.get_l3_network(l3).await?;
-        let l2 = net.l2_network_uuid.to_string();
-        if let Some(clash) = self.clash(&l2, start, end, gateway).await? {
-            return Err(clash.refusal(start, end, gateway));
+        let l2 = net.l2_network_uuid;
+        let bounds = (Ipv4Addr::from(start), Ipv4Addr::from(end), Ipv4Addr::from(gateway));
+        if let Some(clash) = ip_ranges::first_clash(&self.db, l2, bounds).await? {
+            return Err(refusal(&clash, start, end, gateway));
         }
-        let id: IpRangeId = self.ids.next();
-        // PostgreSQL: the second of two concurrent inserts waits here for the first to commit,
-        // and its check then sees the first range (each statement reads afresh). SQLite has
-        // one writer: the check and insert of one request never interleave with another's.
-        let created_at = crate::time::now_ms();
-        let lock = write("UPDATE l2_networks SET name = name WHERE uuid = ?").bind(l2.clone());
-        let insert = write(INSERT_UNLESS_CLASH)
-            .bind(l2.clone())
-            .bind(i64::from(start))
-            .bind(i64::from(end))
-            .bind(i64::from(gateway))
-            .bind(id.to_string())
-            .bind(l3.to_string())
-            .bind(req.name.clone())
-            .bind(i64::from(mask))
-            .bind(created_at);
-        let ran = self.db.atomically(vec![lock.must_change_one(), insert.must_change_one()]).await;
-        match child_inserted(ran, || EngineError::not_found("L3 network", l3))? {
-            Ok(()) => {}
-            // The L2 network is gone, so is its L3 network (it could not go first).
-            Err(0) => return Err(EngineError::not_found("L3 network", l3)),
-            Err(_) => {
-                let clash = self.clash(&l2, start, end, gateway).await?;
+        let range = RangeRow {
+            uuid: self.ids.next(),
+            l3_network_uuid: l3,
+            name: req.name.clone(),
+            start_ip: bounds.0,
+            end_ip: bounds.1,
+            netmask: Ipv4Addr::from(mask),
+            gateway: bounds.2,
+            created_at_ms: crate::time::now_ms(),
+        };
+        let inserted = ip_ranges::insert_unless_clash(&self.db, l2, &range).await;
+        match child_inserted(inserted, || EngineError::not_found("L3 network", l3))? {
+            Inserted::Inserted => {}
+            Inserted::L2Gone => return Err(EngineError::not_found("L3 network", l3)),
+            Inserted::Clashed => {
+                let clash = ip_ranges::first_clash(&self.db, l2, bounds).await?;
                 return Err(match clash {
-                    Some(clash) => clash.refusal(start, end, gateway),
+                    Some(clash) => refusal(&clash, start, end, gateway),
                     None => EngineError::Conflict(format!(
                         "{}-{} clashed with a range of the same L2 network that is gone now; try again",
                         req.start_ip, req.end_ip
@@ -224,64 +190,23 @@ impl Engine {
                 });
             }
         }
-        let (netmask, gateway) = (Ipv4Addr::from(mask), Ipv4Addr::from(gateway));
+        let (id, netmask, gateway) = (range.uuid, range.netmask, range.gateway);
         self.ipam.add_range(l3, RangeInfo { id, start, end, netmask, gateway });
         // As written, not read back: a later request may already have deleted it.
-        Ok(IpRange {
-            uuid: id,
-            l3_network_uuid: l3,
-            name: req.name,
-            start_ip: Ipv4Addr::from(start),
-            end_ip: Ipv4Addr::from(end),
-            netmask,
-            gateway,
-            created_at: crate::time::rfc3339(created_at),
-        })
-    }
-
-    /// The first range of L2 network `l2` that a new range would clash with (see [`CLASHES`]).
-    async fn clash(
-        &self,
-        l2: &str,
-        start: u32,
-        end: u32,
-        gateway: u32,
-    ) -> EngineResult<Option<Clash>> {
-        let row: Option<(String, i64, i64, i64)> = sqlx::query_as(CLASHES)
-            .bind(l2.to_string())
-            .bind(i64::from(start))
-            .bind(i64::from(end))
-            .bind(i64::from(gateway))
-            .fetch_optional(self.db.r())
-            .await?;
-        Ok(row.map(|(name, start, end, gateway)| Clash {
-            name,
-            start: start as u32,
-            end: end as u32,
-            gateway: gateway as u32,
-        }))
+        Ok(IpRange::from(range))
     }
 
     /// One range.
     pub async fn get_ip_range(&self, id: IpRangeId) -> EngineResult<IpRange> {
-        sqlx::query("SELECT * FROM ip_ranges WHERE uuid = ?")
-            .bind(id.to_string())
-            .fetch_optional(self.db.r())
-            .await?
-            .map(|r| decode(&r))
-            .transpose()?
-            .ok_or_else(|| EngineError::not_found("IP range", id))
+        let row = ip_ranges::get(&self.db, id).await?;
+        row.map(IpRange::from).ok_or_else(|| EngineError::not_found("IP range", id))
     }
 
     /// Every range of an L3 network.
     pub async fn list_ip_ranges(&self, l3: L3NetworkId) -> EngineResult<Vec<IpRange>> {
         self.get_l3_network(l3).await?;
-        let rows =
-            sqlx::query("SELECT * FROM ip_ranges WHERE l3_network_uuid = ? ORDER BY start_ip")
-                .bind(l3.to_string())
-                .fetch_all(self.db.r())
-                .await?;
-        Ok(rows.iter().map(decode).collect::<Result<_, _>>()?)
+        let rows = ip_ranges::of_l3(&self.db, Some(l3)).await?;
+        Ok(rows.into_iter().map(IpRange::from).collect())
     }
 
     /// Deletes a range none of whose addresses is in use.
@@ -291,25 +216,13 @@ impl Engine {
         let _turn = self.queues.enter(l3.0).await;
         // No NIC is being given an address meanwhile: they allocate holding the gate shared.
         let _no_allocations = self.cache_gate.write().await;
-        let (start, end) = (i64::from(u32::from(r.start_ip)), i64::from(u32::from(r.end_ip)));
-        let used: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM vm_nics WHERE l3_network_uuid = ? AND ip BETWEEN ? AND ?",
-        )
-        .bind(l3.to_string())
-        .bind(start)
-        .bind(end)
-        .fetch_one(self.db.r())
-        .await?;
+        let used = ip_ranges::addresses_used(&self.db, l3, r.start_ip, r.end_ip).await?;
         if used > 0 {
             return Err(EngineError::Conflict(format!(
                 "IP range {id} still has {used} addresses in use"
             )));
         }
-        let deleted = crate::db::write("DELETE FROM ip_ranges WHERE uuid = ?")
-            .bind(id.to_string())
-            .execute(self.db.w())
-            .await?;
-        if deleted.rows_affected() == 0 {
+        if !ip_ranges::delete(&self.db, id).await? {
             return Err(EngineError::not_found("IP range", id));
         }
         self.ipam.remove_range(l3, id);

@@ -3,15 +3,15 @@
 pub mod ip_range;
 pub mod ipam;
 
+use oxstack_db::ip_ranges::{self, RangeRow};
+use oxstack_db::networks::{self, L2Row, L3Row, NewL3};
+use oxstack_db::Db;
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyRow;
-use sqlx::Row;
 use utoipa::ToSchema;
 
-use crate::db::{self, Db};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{L2NetworkId, L3NetworkId, ZoneId};
-use crate::services::{check_name, child_inserted, ListQuery, Page};
+use crate::services::{check_name, child_inserted, emptied, ListQuery, Page};
 use crate::Engine;
 use ipam::{Ipam, RangeInfo};
 
@@ -72,62 +72,54 @@ pub struct CreateL3Network {
     pub name: String,
 }
 
-const L2_COLUMNS: &str = "uuid, zone_uuid, name, physical_interface, vlan, created_at";
-/// An L3 network's columns and its address usage as the database has it: the NICs on it and
-/// the addresses in its ranges. Not this node's IPAM, which lags other management nodes'
-/// allocations, frees and ranges (it is reloaded only when it runs dry or collides).
-const L3_COLUMNS: &str = "uuid, zone_uuid, l2_network_uuid, name, created_at, \
-     (SELECT COUNT(*) FROM vm_nics n WHERE n.l3_network_uuid = l3_networks.uuid) AS used_ips, \
-     (SELECT CAST(COALESCE(SUM(r.end_ip - r.start_ip + 1), 0) AS BIGINT) FROM ip_ranges r \
-      WHERE r.l3_network_uuid = l3_networks.uuid) AS total_ips";
-
-fn decode_l2(r: &AnyRow) -> Result<L2Network, sqlx::Error> {
-    let vlan: Option<i64> = r.try_get("vlan")?;
-    Ok(L2Network {
-        uuid: db::id(r, "uuid")?,
-        zone_uuid: db::id(r, "zone_uuid")?,
-        name: r.try_get("name")?,
-        physical_interface: r.try_get("physical_interface")?,
-        vlan: vlan.and_then(|v| u16::try_from(v).ok()),
-        created_at: db::time(r, "created_at")?,
-    })
+impl From<L2Row> for L2Network {
+    fn from(row: L2Row) -> Self {
+        Self {
+            uuid: row.uuid,
+            zone_uuid: row.zone_uuid,
+            name: row.name,
+            physical_interface: row.physical_interface,
+            vlan: row.vlan,
+            created_at: crate::time::rfc3339(row.created_at_ms),
+        }
+    }
 }
 
-fn decode_l3(r: &AnyRow) -> Result<L3Network, sqlx::Error> {
-    Ok(L3Network {
-        uuid: db::id(r, "uuid")?,
-        zone_uuid: db::id(r, "zone_uuid")?,
-        l2_network_uuid: db::id(r, "l2_network_uuid")?,
-        name: r.try_get("name")?,
-        used_ips: db::u64_col(r, "used_ips")?,
-        total_ips: db::u64_col(r, "total_ips")?,
-        created_at: db::time(r, "created_at")?,
-    })
+/// An L3 network's address usage is the database's: the NICs on it and the addresses in its
+/// ranges. Not this node's IPAM, which lags other management nodes' allocations, frees and
+/// ranges (it is reloaded only when it runs dry or collides).
+impl From<L3Row> for L3Network {
+    fn from(row: L3Row) -> Self {
+        Self {
+            uuid: row.uuid,
+            zone_uuid: row.zone_uuid,
+            l2_network_uuid: row.l2_network_uuid,
+            name: row.name,
+            used_ips: row.used_ips,
+            total_ips: row.total_ips,
+            created_at: crate::time::rfc3339(row.created_at_ms),
+        }
+    }
+}
+
+/// A stored range as IPAM holds it.
+fn range_info(r: &RangeRow) -> RangeInfo {
+    RangeInfo {
+        id: r.uuid,
+        start: u32::from(r.start_ip),
+        end: u32::from(r.end_ip),
+        netmask: r.netmask,
+        gateway: r.gateway,
+    }
 }
 
 /// Fills IPAM from the database: every range and every address a NIC holds.
 pub async fn load_ipam(db: &Db, ipam: &Ipam) -> EngineResult<()> {
-    for r in sqlx::query(
-        "SELECT uuid, l3_network_uuid, start_ip, end_ip, netmask, gateway FROM ip_ranges",
-    )
-    .fetch_all(db.r())
-    .await?
-    {
-        let start = db::ipv4(&r, "start_ip")?;
-        let end = db::ipv4(&r, "end_ip")?;
-        ipam.add_range(
-            db::id(&r, "l3_network_uuid")?,
-            RangeInfo {
-                id: db::id(&r, "uuid")?,
-                start: u32::from(start),
-                end: u32::from(end),
-                netmask: db::ipv4(&r, "netmask")?,
-                gateway: db::ipv4(&r, "gateway")?,
-            },
-        );
+    for r in ip_ranges::of_l3(db, None).await? {
+        ipam.add_range(r.l3_network_uuid, range_info(&r));
     }
-    for r in sqlx::query("SELECT l3_network_uuid, ip FROM vm_nics").fetch_all(db.r()).await? {
-        ipam.mark_used(db::id(&r, "l3_network_uuid")?, db::ipv4(&r, "ip")?);
+    for (l3, ip) in ip_ranges::nic_addresses(db, None).await? {
+        ipam.mark_used(l3, ip);
     }
     Ok(())
 }
@@ -135,10 +127,7 @@ pub async fn load_ipam(db: &Db, ipam: &Ipam) -> EngineResult<()> {
 impl Engine {
     /// Reloads every L3 network's pool into IPAM from the database.
     pub(crate) async fn reload_ipam(&self) -> EngineResult<()> {
-        let l3s: Vec<String> =
-            sqlx::query_scalar("SELECT uuid FROM l3_networks").fetch_all(self.db.r()).await?;
-        for l3 in l3s {
-            let l3: L3NetworkId = db::parse_stored("l3_networks", "uuid", &l3)?;
+        for l3 in networks::all_l3_ids(&self.db).await? {
             self.reload_ipam_l3(l3).await?;
         }
         Ok(())
@@ -147,27 +136,9 @@ impl Engine {
     /// Reloads one L3 network's ranges and used addresses into IPAM from the database.
     pub(crate) async fn reload_ipam_l3(&self, l3: L3NetworkId) -> EngineResult<()> {
         let _no_writes = self.cache_gate.write().await;
-        let mut ranges = Vec::new();
-        for r in sqlx::query(
-            "SELECT uuid, start_ip, end_ip, netmask, gateway FROM ip_ranges WHERE l3_network_uuid = ?",
-        )
-        .bind(l3.to_string())
-        .fetch_all(self.db.r())
-        .await?
-        {
-            ranges.push(RangeInfo {
-                id: db::id(&r, "uuid")?,
-                start: u32::from(db::ipv4(&r, "start_ip")?),
-                end: u32::from(db::ipv4(&r, "end_ip")?),
-                netmask: db::ipv4(&r, "netmask")?,
-                gateway: db::ipv4(&r, "gateway")?,
-            });
-        }
-        let used: Vec<i64> = sqlx::query_scalar("SELECT ip FROM vm_nics WHERE l3_network_uuid = ?")
-            .bind(l3.to_string())
-            .fetch_all(self.db.r())
-            .await?;
-        self.ipam.replace_l3(l3, ranges, used.into_iter().map(|ip| ip as u32).collect());
+        let ranges = ip_ranges::of_l3(&self.db, Some(l3)).await?.iter().map(range_info).collect();
+        let used = ip_ranges::nic_addresses(&self.db, Some(l3)).await?;
+        self.ipam.replace_l3(l3, ranges, used.into_iter().map(|(_, ip)| u32::from(ip)).collect());
         Ok(())
     }
 
@@ -184,15 +155,15 @@ impl Engine {
         }
         self.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: L2NetworkId = self.ids.next();
-        let inserted = crate::db::write("INSERT INTO l2_networks (uuid, zone_uuid, name, physical_interface, vlan, created_at) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(id.to_string())
-            .bind(req.zone_uuid.to_string())
-            .bind(&req.name)
-            .bind(&req.physical_interface)
-            .bind(req.vlan.map(i64::from))
-            .bind(crate::time::now_ms())
-            .execute(self.db.w())
-            .await;
+        let row = L2Row {
+            uuid: id,
+            zone_uuid: req.zone_uuid,
+            name: req.name,
+            physical_interface: req.physical_interface,
+            vlan: req.vlan,
+            created_at_ms: crate::time::now_ms(),
+        };
+        let inserted = networks::insert_l2(&self.db, &row).await;
         child_inserted(inserted, || EngineError::missing("zone_uuid", "zone", req.zone_uuid))?;
         self.events.publish("l2_network", id.0, None, Some("Enabled"));
         self.get_l2_network(id).await
@@ -200,43 +171,26 @@ impl Engine {
 
     /// One L2 network.
     pub async fn get_l2_network(&self, id: L2NetworkId) -> EngineResult<L2Network> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {L2_COLUMNS} FROM l2_networks WHERE uuid = ?"
-        )))
-        .bind(id.to_string())
-        .fetch_optional(self.db.r())
-        .await?
-        .map(|r| decode_l2(&r))
-        .transpose()?
-        .ok_or_else(|| EngineError::not_found("L2 network", id))
+        let row = networks::get_l2(&self.db, id).await?;
+        row.map(L2Network::from).ok_or_else(|| EngineError::not_found("L2 network", id))
     }
 
     /// L2 networks matching `q`.
     pub async fn list_l2_networks(&self, q: &ListQuery) -> EngineResult<Page<L2Network>> {
-        q.run(
-            &self.db,
-            "l2_networks",
-            L2_COLUMNS,
-            &[("name", "name"), ("zone_uuid", "zone_uuid")],
-            decode_l2,
-        )
-        .await
+        let spec = q.spec(networks::L2_FILTERS)?;
+        let listed = networks::list_l2(&self.db, &spec).await?;
+        Ok(ListQuery::page(&spec, listed, L2Network::from))
     }
 
     /// Deletes an L2 network without L3 networks, detaching it from its clusters.
     pub async fn delete_l2_network(&self, id: L2NetworkId) -> EngineResult<()> {
         self.get_l2_network(id).await?;
-        const DELETES: &[&str] = &[
-            "DELETE FROM cluster_l2_networks WHERE l2_network_uuid = ?",
-            "DELETE FROM l2_networks WHERE uuid = ?",
-        ];
-        const L3S: &str = "SELECT COUNT(*) FROM l3_networks WHERE l2_network_uuid = ?";
         {
             let _cache = self.cache_gate.read().await;
-            self.delete_unless_named("L2 network", id.to_string(), DELETES, L3S, |n| {
+            let outcome = networks::delete_l2_if_empty(&self.db, id).await?;
+            emptied(outcome, "L2 network", id, |n| {
                 format!("L2 network {id} still has {n} L3 networks")
-            })
-            .await?;
+            })?;
             for c in self.scheduler.topology().clusters.values_mut() {
                 c.l2_networks.remove(&id);
             }
@@ -253,14 +207,14 @@ impl Engine {
             .await
             .map_err(|e| e.named_in("l2_network_uuid"))?;
         let id: L3NetworkId = self.ids.next();
-        let inserted = crate::db::write("INSERT INTO l3_networks (uuid, zone_uuid, l2_network_uuid, name, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(id.to_string())
-            .bind(l2.zone_uuid.to_string())
-            .bind(l2.uuid.to_string())
-            .bind(&req.name)
-            .bind(crate::time::now_ms())
-            .execute(self.db.w())
-            .await;
+        let row = NewL3 {
+            uuid: id,
+            zone_uuid: l2.zone_uuid,
+            l2_network_uuid: l2.uuid,
+            name: req.name,
+            created_at_ms: crate::time::now_ms(),
+        };
+        let inserted = networks::insert_l3(&self.db, &row).await;
         let gone = || EngineError::missing("l2_network_uuid", "L2 network", l2.uuid);
         child_inserted(inserted, gone)?;
         self.events.publish("l3_network", id.0, None, Some("Enabled"));
@@ -269,22 +223,15 @@ impl Engine {
 
     /// One L3 network with its address usage (as the database has it).
     pub async fn get_l3_network(&self, id: L3NetworkId) -> EngineResult<L3Network> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {L3_COLUMNS} FROM l3_networks WHERE uuid = ?"
-        )))
-        .bind(id.to_string())
-        .fetch_optional(self.db.r())
-        .await?
-        .map(|r| decode_l3(&r))
-        .transpose()?
-        .ok_or_else(|| EngineError::not_found("L3 network", id))
+        let row = networks::get_l3(&self.db, id).await?;
+        row.map(L3Network::from).ok_or_else(|| EngineError::not_found("L3 network", id))
     }
 
     /// L3 networks matching `q`.
     pub async fn list_l3_networks(&self, q: &ListQuery) -> EngineResult<Page<L3Network>> {
-        let allowed =
-            [("name", "name"), ("zone_uuid", "zone_uuid"), ("l2_network_uuid", "l2_network_uuid")];
-        q.run(&self.db, "l3_networks", L3_COLUMNS, &allowed, decode_l3).await
+        let spec = q.spec(networks::L3_FILTERS)?;
+        let listed = networks::list_l3(&self.db, &spec).await?;
+        Ok(ListQuery::page(&spec, listed, L3Network::from))
     }
 
     /// Deletes an L3 network no NIC uses, with its ranges.
@@ -292,15 +239,8 @@ impl Engine {
         // Its ranges' turn too (see `create_ip_range`).
         let _turn = self.queues.enter(id.0).await;
         self.get_l3_network(id).await?;
-        const DELETES: &[&str] = &[
-            "DELETE FROM ip_ranges WHERE l3_network_uuid = ?",
-            "DELETE FROM l3_networks WHERE uuid = ?",
-        ];
-        const NICS: &str = "SELECT COUNT(*) FROM vm_nics WHERE l3_network_uuid = ?";
-        self.delete_unless_named("L3 network", id.to_string(), DELETES, NICS, |n| {
-            format!("L3 network {id} still has {n} NICs")
-        })
-        .await?;
+        let outcome = networks::delete_l3_if_empty(&self.db, id).await?;
+        emptied(outcome, "L3 network", id, |n| format!("L3 network {id} still has {n} NICs"))?;
         self.ipam.remove_l3(id);
         self.events.publish("l3_network", id.0, Some("Enabled"), None);
         Ok(())

@@ -49,7 +49,7 @@ impl Engine {
         // charged, so undoing it (`free_volume`) never gives back bytes it did not take, even
         // when its node died between the two. The insert changes nothing on a re-run of this
         // step (the row is there: keep it), and the charge nothing when the storage has no room.
-        let insert = crate::db::write(
+        let insert = oxstack_db::write(
             "INSERT INTO volumes (uuid, vm_uuid, primary_storage_uuid, kind, size_bytes, format, device_index, created_at) \
              VALUES (?, ?, ?, 'Root', ?, ?, 0, ?) ON CONFLICT DO NOTHING",
         )
@@ -60,13 +60,7 @@ impl Engine {
         .bind(format)
         .bind(crate::time::now_ms())
         .must_change_one();
-        let charge = crate::db::write(
-            "UPDATE primary_storages SET used_bytes = used_bytes + ?1 \
-             WHERE uuid = ?2 AND used_bytes + ?1 <= total_bytes AND state = 'Enabled'",
-        )
-        .bind(bytes as i64)
-        .bind(ps.to_string())
-        .must_change_one();
+        let charge = oxstack_db::storages::charge_primary_if_room(ps, bytes as i64);
         let done = match self.db.atomically(vec![insert, charge]).await.map_err(EngineError::from) {
             Ok(done) => done,
             Err(e) => {
@@ -90,7 +84,7 @@ impl Engine {
                         .bind(volume.to_string())
                         .fetch_one(self.db.r())
                         .await?;
-                return crate::db::parse_stored("volumes", "primary_storage_uuid", &existing);
+                return Ok(oxstack_db::parse_stored("volumes", "primary_storage_uuid", &existing)?);
             }
             Err(_) => {
                 self.scheduler.topology().release_storage(ps, bytes);
@@ -112,12 +106,8 @@ impl Engine {
         let Some((ps, bytes)) = row else { return Ok(()) };
         let _cache = self.cache_gate.read().await;
         let delete =
-            crate::db::write("DELETE FROM volumes WHERE uuid = ?").bind(volume.to_string());
-        let refund = crate::db::write(
-            "UPDATE primary_storages SET used_bytes = CASE WHEN used_bytes > ?1 THEN used_bytes - ?1 ELSE 0 END WHERE uuid = ?2",
-        )
-        .bind(bytes)
-        .bind(ps.clone());
+            oxstack_db::write("DELETE FROM volumes WHERE uuid = ?").bind(volume.to_string());
+        let refund = oxstack_db::storages::refund_primary(&ps, bytes);
         let deleted = self.db.then_if_one(delete, refund).await?;
         if deleted {
             if let Ok(ps) = ps.parse::<PrimaryStorageId>() {
@@ -166,7 +156,7 @@ impl Engine {
                     "L3 network {l3} has no free IP address left"
                 )));
             };
-            let res = crate::db::write(
+            let res = oxstack_db::write(
                 "INSERT INTO vm_nics (uuid, vm_uuid, l3_network_uuid, ip, mac, device_index, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(nic.to_string())
@@ -231,12 +221,12 @@ impl Engine {
     pub(crate) async fn free_nic(&self, nic: NicId) -> EngineResult<()> {
         let _cache = self.cache_gate.read().await;
         let row: Option<(String, i64)> =
-            crate::db::write("DELETE FROM vm_nics WHERE uuid = ? RETURNING l3_network_uuid, ip")
+            oxstack_db::write("DELETE FROM vm_nics WHERE uuid = ? RETURNING l3_network_uuid, ip")
                 .bind(nic.to_string())
                 .fetch_optional(self.db.w(), |r| Ok((r.text("l3_network_uuid")?, r.int("ip")?)))
                 .await?;
         if let Some((l3, ip)) = row {
-            let l3: L3NetworkId = crate::db::parse_stored("vm_nics", "l3_network_uuid", &l3)?;
+            let l3: L3NetworkId = oxstack_db::parse_stored("vm_nics", "l3_network_uuid", &l3)?;
             self.ipam.release(l3, Ipv4Addr::from(ip as u32));
         }
         Ok(())
@@ -254,7 +244,7 @@ impl Engine {
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for (l3, ip, mac, iface) in rows {
-            let l3: L3NetworkId = crate::db::parse_stored("vm_nics", "l3_network_uuid", &l3)?;
+            let l3: L3NetworkId = oxstack_db::parse_stored("vm_nics", "l3_network_uuid", &l3)?;
             out.push(self.nic_spec(l3, Ipv4Addr::from(ip as u32), mac, iface));
         }
         Ok(out)

@@ -20,6 +20,7 @@
 //! back; what the undos read is [`CreateIds`], all the journal keeps.
 
 use async_trait::async_trait;
+use oxstack_db::Dialect;
 use oxstack_hypervisor::{HostId, HypervisorError, NicSpec, VmSpec, VolumeSpec};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -28,7 +29,6 @@ use utoipa::ToSchema;
 use std::sync::LazyLock;
 
 use super::{VmInstance, VmState};
-use crate::db::Dialect;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{
     ClusterId, ImageId, InstanceOfferingId, L2NetworkId, L3NetworkId, NicId, VmId, VolumeId, ZoneId,
@@ -319,7 +319,7 @@ impl Engine {
     ) -> EngineResult<VmInstance> {
         let host =
             host.ok_or_else(|| EngineError::Internal("create finished without a host".into()))?;
-        let running = crate::db::write(
+        let running = oxstack_db::write(
             "UPDATE vm_instances SET last_host_uuid = ?, state = ?, state_changed_at = ?, op_node = NULL \
              WHERE uuid = ?",
         )
@@ -383,7 +383,7 @@ impl Step<CreateCtx> for PlaceVm {
             let (host, cluster) = (candidate.host, candidate.cluster);
             // The placing transaction: the host's capacity (the reservation's own update),
             // the VM's row holding it, and the run's journal row.
-            let vm_row = crate::db::write(
+            let vm_row = oxstack_db::write(
                 "INSERT INTO vm_instances (uuid, name, zone_uuid, cluster_uuid, host_uuid, instance_offering_uuid, \
                  image_uuid, cpus, memory_bytes, state, created_at, state_changed_at, op_node) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'Created', ?, ?, ?)",
@@ -439,7 +439,7 @@ impl Step<CreateCtx> for PlaceVm {
         let vm = ctx.ids.vm;
         if let Some((host, cpus, memory)) = e.vm_holding(vm, "host_uuid").await? {
             let delete =
-                crate::db::write("DELETE FROM vm_instances WHERE uuid = ? AND host_uuid = ?")
+                oxstack_db::write("DELETE FROM vm_instances WHERE uuid = ? AND host_uuid = ?")
                     .bind(vm.to_string())
                     .bind(host.to_string());
             if e.release_held(host, cpus, memory, delete).await? {

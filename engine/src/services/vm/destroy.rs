@@ -9,13 +9,13 @@
 //! | delete-vm     | the VM row deleted                        | the row re-inserted                |
 
 use async_trait::async_trait;
+use oxstack_db as db;
 use oxstack_hypervisor::HypervisorError;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{VmOp, VmState};
 use crate::config::ConfigName;
-use crate::db;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{L3NetworkId, NicId, VmId, VolumeId};
 use crate::workflow::{Step, Workflow};
@@ -50,7 +50,7 @@ impl Engine {
             (None, last) => last.map(|h| ("last_host_uuid", h)),
         };
         if let Some((column, h)) = defined_on {
-            let h = crate::db::parse_stored("vm_instances", column, &h)?;
+            let h = oxstack_db::parse_stored("vm_instances", column, &h)?;
             match self.hv(h, "destroy", self.hypervisor.destroy_vm(h, vm)).await {
                 Ok(()) => {}
                 Err(EngineError::Hypervisor(
@@ -91,9 +91,9 @@ impl Engine {
                 .fetch_one(self.db.r())
                 .await?;
         if let Some(h) = pending {
-            let h = crate::db::parse_stored("vm_instances", "last_host_uuid", &h)?;
+            let h = oxstack_db::parse_stored("vm_instances", "last_host_uuid", &h)?;
             self.hv(h, "destroy", self.hypervisor.destroy_vm(h, vm)).await?;
-            crate::db::write("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ?")
+            oxstack_db::write("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ?")
                 .bind(vm.to_string())
                 .execute(self.db.w())
                 .await?;
@@ -251,7 +251,7 @@ impl Step<ExpungeCtx> for FreeNics {
     async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
         for n in &ctx.nics {
             let _cache = ctx.engine.cache_gate.read().await;
-            crate::db::write(
+            oxstack_db::write(
                 "INSERT INTO vm_nics (uuid, vm_uuid, l3_network_uuid, ip, mac, device_index, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             )
             .bind(n.uuid.to_string())
@@ -299,7 +299,7 @@ impl Step<ExpungeCtx> for FreeVolumes {
     async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
         for v in &ctx.volumes {
             let _cache = ctx.engine.cache_gate.read().await;
-            let insert = crate::db::write(
+            let insert = oxstack_db::write(
                 "INSERT INTO volumes (uuid, vm_uuid, primary_storage_uuid, kind, size_bytes, format, device_index, created_at) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             )
@@ -311,11 +311,7 @@ impl Step<ExpungeCtx> for FreeVolumes {
             .bind(v.format.clone())
             .bind(v.device_index)
             .bind(v.created_at);
-            let charge = crate::db::write(
-                "UPDATE primary_storages SET used_bytes = used_bytes + ? WHERE uuid = ?",
-            )
-            .bind(v.size)
-            .bind(v.primary_storage.clone());
+            let charge = oxstack_db::storages::charge_primary(&v.primary_storage, v.size);
             let inserted = ctx.engine.db.then_if_one(insert, charge).await?;
             if inserted {
                 if let Ok(ps) = v.primary_storage.parse() {
@@ -343,7 +339,7 @@ impl Step<ExpungeCtx> for DeleteVm {
         {
             ctx.vm_row = Some(row);
         }
-        crate::db::write("DELETE FROM vm_instances WHERE uuid = ?")
+        oxstack_db::write("DELETE FROM vm_instances WHERE uuid = ?")
             .bind(ctx.vm.to_string())
             .execute(ctx.engine.db.w())
             .await?;
@@ -351,7 +347,7 @@ impl Step<ExpungeCtx> for DeleteVm {
     }
     async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
         let Some(r) = &ctx.vm_row else { return Ok(()) };
-        crate::db::write(
+        oxstack_db::write(
             "INSERT INTO vm_instances (uuid, name, zone_uuid, cluster_uuid, host_uuid, last_host_uuid, instance_offering_uuid, \
              image_uuid, cpus, memory_bytes, state, created_at, state_changed_at, op_node) \
              VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",

@@ -7,31 +7,16 @@
 //! any number of times, also for a step that never ran: a crashed node's workflows can be
 //! rolled back from their log (see `workflow::journal`) without leaking or double-freeing.
 
+use oxstack_db::{hosts, write, Write};
 use oxstack_hypervisor::HostId;
 
 use super::allocate::RACE_RETRIES;
 use super::VmState;
 use crate::config::ConfigName;
-use crate::db::{write, Write};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{ClusterId, VmId};
 use crate::scheduler::{HostRequest, Strategy};
 use crate::Engine;
-
-/// Takes capacity on a host if it has room and may take VMs.
-const RESERVE: &str = "UPDATE hosts SET cpu_used = cpu_used + ?1, memory_used = memory_used + ?2 \
-     WHERE uuid = ?3 AND cpu_used + ?1 <= cpu_total AND memory_used + ?2 <= memory_total \
-     AND state = 'Enabled' AND status = 'Connected' \
-     AND (SELECT state FROM clusters WHERE uuid = hosts.cluster_uuid) = 'Enabled'";
-
-/// Gives capacity back to a host.
-const RELEASE: &str = "UPDATE hosts SET \
-     cpu_used = CASE WHEN cpu_used > ?1 THEN cpu_used - ?1 ELSE 0 END, \
-     memory_used = CASE WHEN memory_used > ?2 THEN memory_used - ?2 ELSE 0 END WHERE uuid = ?3";
-
-/// Charges a host whatever its free capacity.
-const CHARGE: &str =
-    "UPDATE hosts SET cpu_used = cpu_used + ?, memory_used = memory_used + ? WHERE uuid = ?";
 
 /// Why a reservation's transaction was rolled back.
 enum Declined {
@@ -137,10 +122,7 @@ impl<'a> HostReservation<'a> {
     ) -> EngineResult<bool> {
         let e = self.engine;
         let host = candidate.host;
-        let reserve = write(RESERVE)
-            .bind(i64::from(candidate.cpus))
-            .bind(candidate.memory as i64)
-            .bind(host.to_string());
+        let reserve = hosts::reserve_if_room(host, candidate.cpus, candidate.memory);
         let writes = std::iter::once(reserve).chain(holders).map(Write::must_change_one);
         let outcome = e.db.atomically(writes.collect()).await?;
         match outcome.map_err(|i| if i == 0 { Declined::NoRoom } else { Declined::NotHeld }) {
@@ -199,8 +181,7 @@ impl Engine {
         also: Vec<Write>,
     ) -> EngineResult<bool> {
         let _cache = self.cache_gate.read().await;
-        let release =
-            write(RELEASE).bind(i64::from(cpus)).bind(memory as i64).bind(host.to_string());
+        let release = hosts::release(host, cpus, memory);
         let mut writes = vec![unhold.must_change_one(), release];
         writes.extend(also);
         let released = self.db.atomically(writes).await?.is_ok();
@@ -221,7 +202,7 @@ impl Engine {
         hold: Write,
     ) -> EngineResult<bool> {
         let _cache = self.cache_gate.read().await;
-        let charge = write(CHARGE).bind(i64::from(cpus)).bind(memory as i64).bind(host.to_string());
+        let charge = hosts::charge(host, cpus, memory);
         let held = self.db.then_if_one(hold, charge).await?;
         if held {
             self.scheduler.index().force_reserve(host, cpus, memory);
@@ -234,20 +215,18 @@ impl Engine {
     /// the copy would otherwise be lost from the index or counted twice.
     pub(crate) async fn refresh_host_capacity(&self, host: HostId) -> EngineResult<()> {
         let _no_writes = self.cache_gate.write().await;
-        let row: Option<(i64, i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT cpu_total, cpu_used, memory_total, memory_used, \
-             CASE WHEN state = 'Enabled' AND status = 'Connected' THEN 1 ELSE 0 END \
-             FROM hosts WHERE uuid = ?",
-        )
-        .bind(host.to_string())
-        .fetch_optional(self.db.r())
-        .await?;
+        let row = hosts::capacities(&self.db, Some(host)).await?;
         let mut idx = self.scheduler.index();
-        match row {
-            Some((ct, cu, mt, mu, schedulable)) => {
+        match row.first() {
+            Some(now) => {
                 if let Some(mut c) = idx.get(host).copied() {
-                    (c.cpu_total, c.cpu_used, c.memory_total, c.memory_used, c.schedulable) =
-                        (ct as u32, cu as u32, mt as u64, mu as u64, schedulable == 1);
+                    (c.cpu_total, c.cpu_used, c.memory_total, c.memory_used, c.schedulable) = (
+                        now.cpu_total,
+                        now.cpu_used,
+                        now.memory_total,
+                        now.memory_used,
+                        now.schedulable,
+                    );
                     idx.upsert(host, c);
                 }
             }
@@ -363,7 +342,7 @@ impl Engine {
         .fetch_optional(self.db.r())
         .await?;
         let Some((Some(host), cpus, memory)) = row else { return Ok(None) };
-        let host = crate::db::parse_stored("vm_instances", col, &host)?;
+        let host = oxstack_db::parse_stored("vm_instances", col, &host)?;
         Ok(Some((host, cpus as u32, memory as u64)))
     }
 }

@@ -150,7 +150,7 @@ impl Engine {
         let Some((_, cpus, memory)) = self.vm_holding(vm, "host_uuid").await? else {
             return Err(EngineError::Internal(format!("migrated vm {vm} holds no host")));
         };
-        let moved = crate::db::write(
+        let moved = oxstack_db::write(
             "UPDATE vm_instances SET host_uuid = ?1, last_host_uuid = ?1, cluster_uuid = ?2, \
              migration_target_uuid = NULL WHERE uuid = ?3 AND host_uuid = ?4 AND migration_target_uuid = ?1",
         )
@@ -158,7 +158,7 @@ impl Engine {
         .bind(cluster)
         .bind(vm.to_string())
         .bind(source.to_string());
-        let running = crate::db::write(
+        let running = oxstack_db::write(
             "UPDATE vm_instances SET state = ?, state_changed_at = ?, op_node = NULL WHERE uuid = ?",
         )
         .bind(VmState::Running.as_str())
@@ -202,7 +202,7 @@ impl Step<MigrateCtx> for ReserveTarget {
         loop {
             let candidate = reservation.next().await?;
             let target = candidate.host;
-            let hold = crate::db::write(
+            let hold = oxstack_db::write(
                 "UPDATE vm_instances SET migration_target_uuid = ? \
                  WHERE uuid = ? AND migration_target_uuid IS NULL",
             )
@@ -217,7 +217,7 @@ impl Step<MigrateCtx> for ReserveTarget {
     async fn undo(&self, ctx: &mut MigrateCtx) -> EngineResult<()> {
         let e = &ctx.engine;
         if let Some((target, cpus, memory)) = e.vm_holding(ctx.vm, "migration_target_uuid").await? {
-            let unhold = crate::db::write(
+            let unhold = oxstack_db::write(
                 "UPDATE vm_instances SET migration_target_uuid = NULL \
                  WHERE uuid = ? AND migration_target_uuid = ?",
             )

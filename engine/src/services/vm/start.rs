@@ -91,7 +91,7 @@ impl Engine {
 
     /// Records a started VM as defined where it runs, and Running.
     async fn finish_start(&self, vm: VmId) -> EngineResult<()> {
-        crate::db::write("UPDATE vm_instances SET last_host_uuid = host_uuid WHERE uuid = ?")
+        oxstack_db::write("UPDATE vm_instances SET last_host_uuid = host_uuid WHERE uuid = ?")
             .bind(vm.to_string())
             .execute(self.db.w())
             .await?;
@@ -111,7 +111,7 @@ impl Engine {
         .fetch_optional(self.db.r())
         .await?
         .ok_or_else(|| EngineError::not_found("vm", vm))?;
-        use crate::db::parse_stored;
+        use oxstack_db::parse_stored;
         let l2s: Vec<(String,)> = sqlx::query_as(
             "SELECT DISTINCT l3.l2_network_uuid FROM vm_nics n JOIN l3_networks l3 ON l3.uuid = n.l3_network_uuid WHERE n.vm_uuid = ?",
         )
@@ -173,7 +173,7 @@ impl Engine {
             cpus: cpus as u32,
             memory_bytes: memory as u64,
             root_volume: VolumeSpec {
-                volume: VolumeId(crate::db::parse_stored("volumes", "uuid", &volume)?),
+                volume: VolumeId(oxstack_db::parse_stored("volumes", "uuid", &volume)?),
                 size_bytes: size as u64,
                 format,
                 backing_image_url: image_url,
@@ -227,7 +227,7 @@ impl Step<StartCtx> for StartOnHost {
             match e.hv(old, "destroy", e.hypervisor.destroy_vm(old, vm)).await {
                 Ok(()) => {
                     ctx.left_last_host = true;
-                    crate::db::write(
+                    oxstack_db::write(
                         "UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ?",
                     )
                     .bind(vm.to_string())

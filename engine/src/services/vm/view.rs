@@ -3,10 +3,10 @@
 use std::net::Ipv4Addr;
 use std::sync::LazyLock;
 
+use oxstack_db::{self as db, Cols, Dialect};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::db::{self, Cols, Dialect};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{
     ClusterId, HostId, ImageId, InstanceOfferingId, L3NetworkId, NicId, VmId, VolumeId, ZoneId,
@@ -131,8 +131,8 @@ pub(super) fn decode(r: &impl Cols) -> Result<VmInstance, sqlx::Error> {
         state: db::parsed(r, "state")?,
         root_volume_uuid: db::opt_id(r, "root_volume_uuid")?,
         nics: decode_nics(r)?,
-        created_at: db::time(r, "created_at")?,
-        state_changed_at: db::time(r, "state_changed_at")?,
+        created_at: crate::rows::time(r, "created_at")?,
+        state_changed_at: crate::rows::time(r, "state_changed_at")?,
     })
 }
 
@@ -178,7 +178,7 @@ impl Engine {
             .fetch_optional(self.db.r())
             .await?;
         let s = s.ok_or_else(|| EngineError::not_found("vm", id))?;
-        crate::db::parse_stored("vm_instances", "state", &s)
+        Ok(oxstack_db::parse_stored("vm_instances", "state", &s)?)
     }
 
     /// After operation `err` failed: moves the VM back from `from` to `to` and returns `err`
@@ -210,7 +210,7 @@ impl Engine {
         saved: String,
     ) -> EngineResult<Journal> {
         let journal = Journal::new(&self.db, workflow, vm.0, self.membership.node.0);
-        let claim = crate::db::write(
+        let claim = oxstack_db::write(
             "UPDATE vm_instances SET state = ?, state_changed_at = ?, op_node = ? \
              WHERE uuid = ? AND state = ?",
         )
@@ -243,7 +243,7 @@ impl Engine {
         // A transitional state records which node runs the operation (see cluster::takeover).
         let op_node = to.is_transitional().then(|| self.membership.node.to_string());
         let claim = to.is_transitional() && !from.is_transitional();
-        let moved = crate::db::write(
+        let moved = oxstack_db::write(
             "UPDATE vm_instances SET state = ?, state_changed_at = ?, op_node = ? \
              WHERE uuid = ? AND (? = 0 OR state = ?)",
         )

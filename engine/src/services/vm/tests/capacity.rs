@@ -2,8 +2,9 @@
 //! and may take VMs (stale, as another node's writes leave them), the reservation's statement
 //! still refuses a host that is full, not Enabled and Connected, or in a cluster not Enabled.
 
+use oxstack_db::write;
+
 use super::fixture::Cloud;
-use crate::db::write;
 use crate::services::vm::VmState;
 
 /// Sets columns of the host's (or its cluster's) row behind the caches' back.

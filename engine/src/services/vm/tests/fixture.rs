@@ -39,7 +39,7 @@ impl Cloud {
     /// `hosts` simulated hosts of `cpus` cpus and `mem_gib` GiB in one cluster; VMs of 1 cpu,
     /// 1 GiB; an L3 with `ips` addresses.
     pub async fn new(hosts: usize, cpus: u32, mem_gib: u64, ips: u32) -> Self {
-        let url = crate::db::pg::test_database("cloud").await.unwrap();
+        let url = oxstack_db::pg::test_database("cloud").await.unwrap();
         Self::on_db(url.as_deref().unwrap_or("sqlite::memory:"), hosts, cpus, mem_gib, ips).await
     }
 

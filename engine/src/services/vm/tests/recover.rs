@@ -151,7 +151,7 @@ async fn an_interrupted_expunge_is_finished() {
     let vm = c.engine.create_vm(c.create_req("x")).await.unwrap();
     c.engine.destroy_vm(vm.uuid).await.unwrap();
     // A node that is not running began the expunge and died before its first step.
-    crate::db::write("UPDATE vm_instances SET state = 'Expunging', op_node = ? WHERE uuid = ?")
+    oxstack_db::write("UPDATE vm_instances SET state = 'Expunging', op_node = ? WHERE uuid = ?")
         .bind(Uuid::new_v4().to_string())
         .bind(vm.uuid.to_string())
         .execute(c.engine.db.w())
@@ -202,7 +202,7 @@ async fn a_rolled_back_create_that_turns_up_on_its_host_later_is_destroyed_there
 
     // A rollback is forgotten after a day, at the next recovery pass.
     let stale = 1_000;
-    crate::db::write("INSERT INTO rolled_back_creates (vm_uuid, rolled_back_at) VALUES (?, ?)")
+    oxstack_db::write("INSERT INTO rolled_back_creates (vm_uuid, rolled_back_at) VALUES (?, ?)")
         .bind(VmId::new_random().to_string())
         .bind(stale)
         .execute(c.engine.db.w())

@@ -111,7 +111,7 @@ async fn migrate_workflow_unwinds() {
             oxstack_hypervisor::Hypervisor::migrate_vm(&*c.sim, target, vm.uuid, source)
                 .await
                 .unwrap();
-            let unhold = crate::db::write(
+            let unhold = oxstack_db::write(
                 "UPDATE vm_instances SET migration_target_uuid = NULL WHERE uuid = ? AND migration_target_uuid = ?",
             )
             .bind(vm.uuid.to_string())

@@ -1,5 +1,10 @@
-//! The database: SQLite (a file by default, in memory in tests) or PostgreSQL (for many
-//! management nodes); reads through sqlx, writes as [`Write`] statements.
+//! The database of an oxstack management node: SQLite (a file by default, in memory in tests)
+//! or PostgreSQL (for many management nodes); reads through sqlx, writes as [`Write`]
+//! statements; the migrations of both dialects; and the typed queries, one module per table
+//! family ([`zones`], [`clusters`], [`hosts`], [`storages`], [`images`], [`offerings`],
+//! [`networks`], [`ip_ranges`], [`global_configs`], [`jobs`], [`management_nodes`],
+//! [`workflow_runs`]), which are where the SQL of those tables lives, and the read-only
+//! [`scans`] of the invariant checks.
 //!
 //! The database is the source of truth; in-memory indexes (scheduler, IPAM) are caches rebuilt
 //! from it at start-up. SQLite lets one writer in at a time, so there every write goes to the
@@ -22,25 +27,43 @@ use rusqlite::OpenFlags;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 
-use crate::error::{EngineError, EngineResult};
-
 mod bulk;
 mod checkpoint;
+pub mod clusters;
 mod conns;
 mod dialect;
+mod error;
+pub mod global_configs;
+pub mod hosts;
+pub mod ids;
+pub mod images;
 pub mod inline;
+pub mod ip_ranges;
+pub mod jobs;
+pub mod list;
+pub mod management_nodes;
+pub mod networks;
+pub mod offerings;
+pub mod parents;
 pub mod pg;
 mod pg_retry;
 mod pg_writer;
 mod rows;
+pub mod scans;
 mod scratch;
 mod statement;
+pub mod storages;
+#[cfg(test)]
+mod testing;
+pub mod workflow_runs;
 mod write_error;
 mod writer;
 mod writes;
+pub mod zones;
 pub use bulk::rows_as_one;
 pub use conns::Conns;
 pub use dialect::{to_postgres, Dialect};
+pub use error::{to_stored, Constraint, DbError};
 pub use inline::InlineReads;
 pub use pg_writer::PgWriter;
 pub use rows::*;
@@ -78,7 +101,7 @@ impl Db {
     ///
     /// `url` is a sqlx SQLite URL (`sqlite://oxstack.db`, `sqlite:path`, `sqlite::memory:`) or
     /// a PostgreSQL one (`postgres://user@host:port/database`).
-    pub async fn connect(url: &str) -> EngineResult<Self> {
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = pg::connect(url).await?;
             return Ok(Self {
@@ -89,15 +112,12 @@ impl Db {
             });
         }
         if !url.starts_with("sqlite:") {
-            return Err(EngineError::invalid(
-                "db",
-                format!(
-                    "unsupported database URL `{url}`: use sqlite:// (a file), sqlite::memory: or postgres://"
-                ),
-            ));
+            return Err(DbError::InvalidUrl(format!(
+                "unsupported database URL `{url}`: use sqlite:// (a file), sqlite::memory: or postgres://"
+            )));
         }
         let parsed = SqliteConnectOptions::from_str(url)
-            .map_err(|e| EngineError::invalid("db", format!("bad database URL `{url}`: {e}")))?;
+            .map_err(|e| DbError::InvalidUrl(format!("bad database URL `{url}`: {e}")))?;
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let scratch = in_memory.then(ScratchDb::new);
         let (path, readers) = match &scratch {
@@ -125,7 +145,7 @@ impl Db {
         sqlx::migrate!("./migrations/sqlite")
             .run(&mut setup)
             .await
-            .map_err(|e| EngineError::database_open("database migration failed", e))?;
+            .map_err(|e| DbError::open("database migration failed", e))?;
         let ro = base.read_only(true);
         let mut conns = Vec::with_capacity(readers);
         for _ in 0..readers {
@@ -133,9 +153,9 @@ impl Db {
         }
         setup.close().await?;
         let write = open_writer(&path, sync_pragma)
-            .map_err(|e| EngineError::database_open("opening the write connection", e))?;
+            .map_err(|e| DbError::open("opening the write connection", e))?;
         let inline = open_inline_readers(&path, readers)
-            .map_err(|e| EngineError::database_open("opening the inline readers", e))?;
+            .map_err(|e| DbError::open("opening the inline readers", e))?;
         Ok(Self {
             write: Arc::new(Writes::Sqlite(write)),
             read: Arc::new(Conns::new(conns)),
@@ -180,28 +200,13 @@ impl Db {
         Ok(self.atomically(vec![first.must_change_one(), then]).await?.is_ok())
     }
 
-    /// Runs each of `statements` with `uuid` as its one parameter, all in one transaction: the
-    /// delete of a resource (the last statement) together with the rows that go with it.
-    /// Returns whether the resource's row was there to delete (if not, nothing is kept).
-    pub async fn delete_together(
-        &self,
-        statements: &'static [&'static str],
-        uuid: String,
-    ) -> Result<bool, sqlx::Error> {
-        let last = statements.len().saturating_sub(1);
-        let writes = statements
-            .iter()
-            .enumerate()
-            .map(|(i, sql)| {
-                let w = write(*sql).bind(uuid.clone());
-                if i == last {
-                    w.must_change_one()
-                } else {
-                    w
-                }
-            })
-            .collect();
-        Ok(self.atomically(writes).await?.is_ok())
+    /// Runs `writes` as one transaction, all or none; [`DbError::Refused`] (none of it kept)
+    /// when a statement marked [`Write::must_change_one`] changed another number of rows.
+    pub async fn all_or_refused(&self, writes: Vec<Write>) -> Result<(), DbError> {
+        match self.atomically(writes).await? {
+            Ok(()) => Ok(()),
+            Err(statement) => Err(DbError::Refused { statement }),
+        }
     }
 
     /// Whether no statement or transaction is in flight.
@@ -283,6 +288,6 @@ mod tests {
     #[tokio::test]
     async fn rejects_unknown_database_urls() {
         let err = Db::connect("mysql://x").await.unwrap_err();
-        assert_eq!(err.code(), "INVALID_ARGUMENT");
+        assert!(matches!(err, DbError::InvalidUrl(_)), "{err:?}");
     }
 }

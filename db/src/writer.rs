@@ -416,7 +416,7 @@ fn run(conn: &mut Connection, rx: &mpsc::Receiver<Job>, stats: &Stats, ckpt: &Ch
 mod tests {
     use futures::future::join_all;
 
-    use crate::db::{write, Db, Writes};
+    use crate::{write, Db, Writes};
 
     #[tokio::test]
     async fn every_write_is_counted_before_its_caller_hears_of_it_alone_or_batched() {

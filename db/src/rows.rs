@@ -1,6 +1,7 @@
 //! Helpers to read typed values (IDs, state enums, IPv4 addresses) out of rows, from sqlx (the
 //! read connections, SQLite or PostgreSQL) or rusqlite (the [`InlineReads`](super::InlineReads)
-//! and the writer thread) alike.
+//! and the writer thread) alike. Timestamps are read as the integers they are stored as (Unix
+//! milliseconds); how to show them is the engine's business.
 
 use std::net::Ipv4Addr;
 use std::str::FromStr;
@@ -78,16 +79,16 @@ where
 }
 
 /// Parses `value`, read from `table`.`column`; a value that does not parse is
-/// [`EngineError::CorruptRow`](crate::EngineError::CorruptRow).
+/// [`DbError::CorruptRow`](crate::DbError::CorruptRow).
 pub fn parse_stored<T: FromStr>(
     table: &'static str,
     column: &'static str,
     value: &str,
-) -> crate::EngineResult<T>
+) -> Result<T, crate::DbError>
 where
     T::Err: std::fmt::Display,
 {
-    value.parse().map_err(|e| crate::EngineError::corrupt(table, column, value, e))
+    value.parse().map_err(|e| crate::DbError::corrupt(table, column, value, e))
 }
 
 /// Reads an IPv4 address stored as an integer.
@@ -108,46 +109,75 @@ pub fn u32_col(row: &(impl Cols + ?Sized), col: &str) -> Result<u32, sqlx::Error
     u32::try_from(n).map_err(|e| decode_err(col, e.to_string()))
 }
 
-/// Reads a Unix-milliseconds column as an RFC 3339 string.
-pub fn time(row: &(impl Cols + ?Sized), col: &str) -> Result<String, sqlx::Error> {
-    let n = row.int(col)?;
-    Ok(crate::time::rfc3339(n))
+/// A stored row of `table`, read into a typed row: a value that does not parse, or a NULL where
+/// the schema allows none, is [`DbError::CorruptRow`](crate::DbError::CorruptRow) naming the
+/// table, the column and the value.
+pub(crate) struct Stored<'r, R: ?Sized> {
+    pub row: &'r R,
+    pub table: &'static str,
 }
 
-/// Declares a state enum stored as its variant name, with `as_str`, `Display` and `FromStr`.
-#[macro_export]
-macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize, ::utoipa::ToSchema)]
-        pub enum $name { $($(#[$vmeta])* $variant),+ }
+impl<R: Cols + ?Sized> Stored<'_, R> {
+    /// A text column that must not be NULL.
+    pub fn text(&self, col: &'static str) -> Result<String, crate::DbError> {
+        let value = self.row.opt_text(col)?;
+        value.ok_or_else(|| crate::DbError::corrupt(self.table, col, "NULL", "unexpected NULL"))
+    }
 
-        impl $name {
-            /// Every variant, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            /// The variant's name, as stored and shown.
-            pub fn as_str(&self) -> &'static str {
-                match self { $($name::$variant => stringify!($variant)),+ }
-            }
-        }
+    /// An integer column that must not be NULL.
+    pub fn int(&self, col: &'static str) -> Result<i64, crate::DbError> {
+        let value = self.row.opt_int(col)?;
+        value.ok_or_else(|| crate::DbError::corrupt(self.table, col, "NULL", "unexpected NULL"))
+    }
 
-        impl ::std::fmt::Display for $name {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
+    /// A text column that may be NULL.
+    pub fn opt_text(&self, col: &'static str) -> Result<Option<String>, crate::DbError> {
+        Ok(self.row.opt_text(col)?)
+    }
 
-        impl ::std::str::FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $(stringify!($variant) => Ok($name::$variant),)+
-                    _ => Err(format!(
-                        "unknown {} `{}`; expected one of {}",
-                        stringify!($name), s, [$(stringify!($variant)),+].join(", ")
-                    )),
-                }
-            }
-        }
-    };
+    /// An integer column that may be NULL.
+    pub fn opt_int(&self, col: &'static str) -> Result<Option<i64>, crate::DbError> {
+        Ok(self.row.opt_int(col)?)
+    }
+
+    /// A UUID stored as text that may be NULL, as a typed ID.
+    pub fn opt_id<T: From<Uuid>>(&self, col: &'static str) -> Result<Option<T>, crate::DbError> {
+        let Some(text) = self.row.opt_text(col)? else { return Ok(None) };
+        let id = Uuid::parse_str(&text)
+            .map_err(|e| crate::DbError::corrupt(self.table, col, &text, e))?;
+        Ok(Some(T::from(id)))
+    }
+
+    /// A text column holding JSON that may be NULL.
+    pub fn opt_json(&self, col: &'static str) -> Result<Option<serde_json::Value>, crate::DbError> {
+        let Some(text) = self.row.opt_text(col)? else { return Ok(None) };
+        let value = serde_json::from_str(&text)
+            .map_err(|e| crate::DbError::corrupt(self.table, col, &text, e))?;
+        Ok(Some(value))
+    }
+
+    /// An IPv4 address stored as an integer.
+    pub fn ipv4(&self, col: &'static str) -> Result<Ipv4Addr, crate::DbError> {
+        Ok(Ipv4Addr::from(self.u32(col)?))
+    }
+
+    /// A non-negative integer column that must fit a `u32`.
+    pub fn u32(&self, col: &'static str) -> Result<u32, crate::DbError> {
+        let n = self.int(col)?;
+        u32::try_from(n).map_err(|e| crate::DbError::corrupt(self.table, col, &n.to_string(), e))
+    }
+
+    /// A non-negative integer column, as a `u64`.
+    pub fn u64(&self, col: &'static str) -> Result<u64, crate::DbError> {
+        let n = self.int(col)?;
+        u64::try_from(n).map_err(|e| crate::DbError::corrupt(self.table, col, &n.to_string(), e))
+    }
+
+    /// A UUID stored as text, as a typed ID.
+    pub fn id<T: From<Uuid>>(&self, col: &'static str) -> Result<T, crate::DbError> {
+        let text = self.text(col)?;
+        Uuid::parse_str(&text)
+            .map(T::from)
+            .map_err(|e| crate::DbError::corrupt(self.table, col, &text, e))
+    }
 }

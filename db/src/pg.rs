@@ -11,7 +11,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor};
 
-use crate::error::{EngineError, EngineResult};
+use crate::DbError;
 
 /// Connections one node keeps at most (three nodes stay well under PostgreSQL's default 100).
 const MAX_CONNECTIONS: u32 = 16;
@@ -19,10 +19,9 @@ const MAX_CONNECTIONS: u32 = 16;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens the pool for `url` and applies the migrations.
-pub async fn connect(url: &str) -> EngineResult<PgPool> {
-    let options: PgConnectOptions = url
-        .parse()
-        .map_err(|e| EngineError::invalid("db", format!("bad database URL `{url}`: {e}")))?;
+pub async fn connect(url: &str) -> Result<PgPool, DbError> {
+    let options: PgConnectOptions =
+        url.parse().map_err(|e| DbError::InvalidUrl(format!("bad database URL `{url}`: {e}")))?;
     let options = options.disable_statement_logging();
     let pool = PgPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
@@ -33,27 +32,26 @@ pub async fn connect(url: &str) -> EngineResult<PgPool> {
         .test_before_acquire(false)
         .connect_with(options)
         .await
-        .map_err(|e| {
-            EngineError::database_open(format!("cannot reach PostgreSQL at `{url}`"), e)
-        })?;
+        .map_err(|e| DbError::open(format!("cannot reach PostgreSQL at `{url}`"), e))?;
     sqlx::migrate!("./migrations/postgres")
         .run(&pool)
         .await
-        .map_err(|e| EngineError::database_open("database migration failed", e))?;
+        .map_err(|e| DbError::open("database migration failed", e))?;
     Ok(pool)
 }
 
 /// Creates an empty database named `name` on the server of `server_url` (a URL of any database
 /// there) and returns its URL. For tests: each gets a database of its own.
-pub async fn create_database(server_url: &str, name: &str) -> EngineResult<String> {
+pub async fn create_database(server_url: &str, name: &str) -> Result<String, DbError> {
     let options: PgConnectOptions = server_url
         .parse()
-        .map_err(|e| EngineError::invalid("db", format!("bad database URL `{server_url}`: {e}")))?;
-    let mut conn = options.connect().await.map_err(|e| {
-        EngineError::database_open(format!("cannot reach PostgreSQL at `{server_url}`"), e)
-    })?;
+        .map_err(|e| DbError::InvalidUrl(format!("bad database URL `{server_url}`: {e}")))?;
+    let mut conn = options
+        .connect()
+        .await
+        .map_err(|e| DbError::open(format!("cannot reach PostgreSQL at `{server_url}`"), e))?;
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(EngineError::invalid("db", format!("bad database name `{name}`")));
+        return Err(DbError::InvalidUrl(format!("bad database name `{name}`")));
     }
     conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await?;
     conn.close().await?;
@@ -66,21 +64,19 @@ pub async fn create_database(server_url: &str, name: &str) -> EngineResult<Strin
 /// For tests: when `OXSTACK_TEST_DB=postgres`, the URL of a fresh database (named after
 /// `tag`) on the server that `OXSTACK_TEST_PG_URL` names (ci/pg.sh starts one); `None` when
 /// tests run on SQLite (`OXSTACK_TEST_DB` unset or `sqlite`).
-pub async fn test_database(tag: &str) -> EngineResult<Option<String>> {
+pub async fn test_database(tag: &str) -> Result<Option<String>, DbError> {
     match std::env::var("OXSTACK_TEST_DB").as_deref() {
         Ok("postgres") => {}
         Ok("sqlite") | Ok("") | Err(_) => return Ok(None),
         Ok(other) => {
-            return Err(EngineError::invalid(
-                "OXSTACK_TEST_DB",
-                format!("unknown test database `{other}`: use sqlite or postgres"),
-            ))
+            return Err(DbError::InvalidUrl(format!(
+                "OXSTACK_TEST_DB: unknown test database `{other}`: use sqlite or postgres"
+            )))
         }
     }
     let server = std::env::var("OXSTACK_TEST_PG_URL").map_err(|_| {
-        EngineError::invalid(
-            "OXSTACK_TEST_PG_URL",
-            "OXSTACK_TEST_DB=postgres needs OXSTACK_TEST_PG_URL (ci/pg.sh sets it)",
+        DbError::InvalidUrl(
+            "OXSTACK_TEST_DB=postgres needs OXSTACK_TEST_PG_URL (ci/pg.sh sets it)".into(),
         )
     })?;
     let tag: String = tag

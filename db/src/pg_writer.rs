@@ -198,11 +198,11 @@ mod tests {
     use sqlx::{Connection, Executor};
 
     use super::*;
-    use crate::db::write;
+    use crate::write;
 
     /// A pool on a fresh test database, or `None` (and a loud SKIPPED) off PostgreSQL.
     async fn pool(tag: &str) -> Option<PgPool> {
-        let Some(url) = crate::db::pg::test_database(tag).await.unwrap() else {
+        let Some(url) = crate::pg::test_database(tag).await.unwrap() else {
             eprintln!("SKIPPED: needs OXSTACK_TEST_DB=postgres and OXSTACK_TEST_PG_URL (ci/pg.sh)");
             return None;
         };

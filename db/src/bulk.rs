@@ -10,7 +10,7 @@
 use serde::de::DeserializeOwned;
 
 use super::Conns;
-use crate::error::{EngineError, EngineResult};
+use crate::DbError;
 
 /// Runs `query` and returns its rows, each decoded from `json_array(columns)` (a tuple of the
 /// named columns of `query`, in that order; NULL comes back as `None`).
@@ -18,17 +18,18 @@ pub async fn rows_as_one<T: DeserializeOwned>(
     conns: &Conns,
     columns: &str,
     query: &str,
-) -> EngineResult<Vec<T>> {
+) -> Result<Vec<T>, DbError> {
     let rows = conns.dialect().json_rows(columns, None);
     let sql = format!("SELECT {rows} FROM ({query}) AS q");
     let text: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(conns).await?;
-    serde_json::from_str(&text).map_err(|e| EngineError::json(format!("the rows of `{query}`"), e))
+    serde_json::from_str(&text)
+        .map_err(|source| DbError::Json { what: format!("the rows of `{query}`"), source })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::Db;
+    use crate::Db;
 
     #[tokio::test]
     async fn rows_come_back_typed_with_nulls_and_big_integers() {
@@ -39,7 +40,7 @@ mod tests {
                 .unwrap();
         assert!(none.is_empty());
         for (uuid, at) in [("a", 1_i64 << 40), ("b", 7)] {
-            crate::db::write(
+            crate::write(
                 "INSERT INTO zones (uuid, name, state, created_at) VALUES (?, ?, 'Enabled', ?)",
             )
             .bind(uuid)
@@ -58,6 +59,7 @@ mod tests {
         .unwrap();
         assert_eq!(rows, [("a".into(), 1 << 40, None), ("b".into(), 7, None)]);
         let err = rows_as_one::<(i64,)>(db.r(), "uuid", "SELECT uuid FROM zones").await;
-        assert_eq!(err.unwrap_err().code(), "INTERNAL", "text where a number is wanted");
+        let err = err.unwrap_err();
+        assert!(matches!(err, DbError::Json { .. }), "text where a number is wanted: {err:?}");
     }
 }

@@ -1,0 +1,102 @@
+//! Whole-table scans for the invariant checks (`oxstack_engine::invariants`): the figures a
+//! row keeps (a host's reserved capacity, a storage's used bytes) next to the sums of the rows
+//! they must equal, and the rows that must not exist (a NIC without its VM, a run that never
+//! ended). Read-only. UUIDs come back as the text stored, unparsed: these scans are there to
+//! find what is wrong, a value that does not parse included.
+//!
+//! The two scans that grow with the cloud come back as one row each (see [`rows_as_one`]).
+
+use crate::{rows_as_one, Db, DbError};
+
+/// `(host, cpus, memory bytes)`.
+pub type Usage = (String, i64, i64);
+
+/// What each host has reserved: `(host, cpu_used, memory_used)`.
+pub async fn reserved_by_host(db: &Db) -> Result<Vec<Usage>, DbError> {
+    rows_as_one(
+        db.r(),
+        "uuid, cpu_used, memory_used",
+        "SELECT uuid, cpu_used, memory_used FROM hosts",
+    )
+    .await
+}
+
+/// What the VMs placed on each host, or migrating to it, hold: `(host, cpus, memory)`.
+pub async fn placed_by_host(db: &Db) -> Result<Vec<Usage>, DbError> {
+    rows_as_one(
+        db.r(),
+        "host, cpus, memory",
+        "SELECT host, CAST(SUM(cpus) AS BIGINT) AS cpus, CAST(SUM(memory) AS BIGINT) AS memory \
+         FROM (SELECT host_uuid AS host, cpus, memory_bytes AS memory FROM vm_instances \
+         WHERE host_uuid IS NOT NULL \
+         UNION ALL SELECT migration_target_uuid, cpus, memory_bytes FROM vm_instances \
+         WHERE migration_target_uuid IS NOT NULL) AS placed GROUP BY host",
+    )
+    .await
+}
+
+/// Each primary storage's used bytes: `(storage, used_bytes)`.
+pub async fn used_by_storage(db: &Db) -> Result<Vec<(String, i64)>, DbError> {
+    Ok(sqlx::query_as("SELECT uuid, used_bytes FROM primary_storages").fetch_all(db.r()).await?)
+}
+
+/// The bytes of the volumes on each primary storage that has any: `(storage, bytes)`.
+pub async fn volume_bytes_by_storage(db: &Db) -> Result<Vec<(String, i64)>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT primary_storage_uuid, CAST(SUM(size_bytes) AS BIGINT) FROM volumes \
+         GROUP BY primary_storage_uuid",
+    )
+    .fetch_all(db.r())
+    .await?)
+}
+
+/// Volumes and NICs that name a VM that does not exist: `("volume" or "nic", uuid)`.
+pub async fn orphans(db: &Db) -> Result<Vec<(String, String)>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT 'volume', uuid FROM volumes \
+         WHERE vm_uuid IS NOT NULL AND vm_uuid NOT IN (SELECT uuid FROM vm_instances) \
+         UNION ALL SELECT 'nic', uuid FROM vm_nics WHERE vm_uuid NOT IN (SELECT uuid FROM vm_instances)",
+    )
+    .fetch_all(db.r())
+    .await?)
+}
+
+/// VMs past Created without a root volume.
+pub async fn rootless_vms(db: &Db) -> Result<Vec<String>, DbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT uuid FROM vm_instances WHERE state NOT IN ('Created') \
+         AND uuid NOT IN (SELECT vm_uuid FROM volumes WHERE kind = 'Root' AND vm_uuid IS NOT NULL)",
+    )
+    .fetch_all(db.r())
+    .await?)
+}
+
+/// Every workflow run in the journal: `(run, workflow, resource)`.
+pub async fn workflow_runs(db: &Db) -> Result<Vec<(String, String, String)>, DbError> {
+    Ok(sqlx::query_as("SELECT uuid, workflow, resource_uuid FROM workflow_runs")
+        .fetch_all(db.r())
+        .await?)
+}
+
+/// Addresses given to more than one NIC of an L3 network: `(l3, ip, how many)`.
+pub async fn duplicate_ips(db: &Db) -> Result<Vec<(String, i64, i64)>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT l3_network_uuid, ip, COUNT(*) FROM vm_nics GROUP BY l3_network_uuid, ip \
+         HAVING COUNT(*) > 1",
+    )
+    .fetch_all(db.r())
+    .await?)
+}
+
+/// How many NICs each L3 network has: `(l3, nics)`.
+pub async fn nics_by_l3(db: &Db) -> Result<Vec<(String, i64)>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT uuid, (SELECT COUNT(*) FROM vm_nics n WHERE n.l3_network_uuid = l3_networks.uuid) \
+         FROM l3_networks",
+    )
+    .fetch_all(db.r())
+    .await?)
+}
+
+#[cfg(test)]
+mod tests;
