@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Mutation run of the model test (issue 23): plants one-line bugs in the engine, one at a time,
-in a scratch git worktree with its own target directory, runs the model test on each with CI's
+"""Mutation run of the model test (issue 23): plants one-line bugs in the engine and its database
+crate (db/), one at a time, in a scratch git worktree with its own target directory, runs the model test on each with CI's
 seed and case counts (fresh cases only: proptest's regression files are not replayed), and
 prints a table: caught or not, the case that failed first, the length of the shortened witness.
 
