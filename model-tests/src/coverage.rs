@@ -28,8 +28,9 @@ use oxstack_engine::services::vm::{VmOp, VmState};
 use proptest::test_runner::Config;
 
 use crate::paths::{self, Event, Loss, Path, Point};
-use crate::reference::{FaultOp, HostNo, RefState, VmNo};
+use crate::reference::{HostNo, RefState, VmNo, FAULT_OPS};
 use crate::transitions::{Transition, CONFIG_CHANGES};
+use oxstack_hypervisor::OpKind;
 
 /// With `OXSTACK_MODEL_STATS`, print the report every this many fresh cases.
 pub const EVERY: u64 = 500;
@@ -101,11 +102,11 @@ pub struct Tally {
     /// Anything else worth a count (group sizes, search sizes, forwarded requests).
     pub notes: BTreeMap<(&'static str, String), u64>,
     /// Failures injected, by kind.
-    pub injected: BTreeMap<FaultOp, u64>,
+    pub injected: BTreeMap<OpKind, u64>,
     /// Failures that fired, by kind and point.
-    pub fired: BTreeMap<(FaultOp, Point), u64>,
+    pub fired: BTreeMap<(OpKind, Point), u64>,
     /// Failures still pending when a case ended.
-    pub unfired: BTreeMap<FaultOp, u64>,
+    pub unfired: BTreeMap<OpKind, u64>,
     /// Single VM operations by (the VM's state before, operation: an index into `OPS`).
     pub pairs: BTreeMap<(Row, usize), u64>,
     /// Cases that reached each path.
@@ -188,7 +189,7 @@ impl CaseTrace {
         for n in before.sweeps + 1..=after.sweeps {
             self.events.push(Event::Pinged { synced: every > 0 && n.is_multiple_of(every) });
         }
-        for op in FaultOp::ALL {
+        for op in FAULT_OPS {
             let count = |s: &RefState| s.faults.get(&op).copied().unwrap_or(0);
             if count(after) < count(before) {
                 let (point, vms) = where_fired(before, t, after, op);
@@ -300,7 +301,7 @@ fn where_fired(
     before: &RefState,
     t: &Transition,
     after: &RefState,
-    op: FaultOp,
+    op: OpKind,
 ) -> (Point, Vec<VmNo>) {
     use Transition as T;
     match t {
@@ -329,7 +330,7 @@ fn where_fired(
                 .filter(|(n, v)| {
                     let on = v.host.or(v.last_host).is_some_and(|h| back.contains(&h));
                     match op {
-                        FaultOp::Connect => on,
+                        OpKind::Connect => on,
                         // The undefine that failed: still pending after.
                         _ => {
                             on && v.state == VmState::Destroyed
@@ -339,7 +340,7 @@ fn where_fired(
                 })
                 .map(|(n, _)| *n)
                 .collect();
-            if op == FaultOp::Connect || !hit.is_empty() {
+            if op == OpKind::Connect || !hit.is_empty() {
                 (Point::Reconnect, hit)
             } else {
                 (Point::Sync, Vec::new())
@@ -483,7 +484,7 @@ fn faults_table(t: &Tally) -> String {
         let _ = write!(out, " {:>10}", p.title());
     }
     let _ = writeln!(out, " {:>10}", "unfired");
-    for op in FaultOp::ALL {
+    for op in FAULT_OPS {
         let _ = write!(
             out,
             "  {:<10} {:>8}",

@@ -7,13 +7,13 @@
 use oxstack_engine::services::host::UpdateHost;
 use oxstack_engine::services::vm::VmOp;
 use oxstack_engine::{Engine, EngineError};
-use oxstack_hypervisor::{HostId, OpKind, StopMode, VmId};
+use oxstack_hypervisor::{HostId, StopMode, VmId};
 use oxstack_simulator::{FaultRule, SimCloud};
 use serde_json::{json, Value};
 
 use crate::api_nodes::to_json;
 use crate::aux::{AuxKind, AuxNo, Parent, RANGES, RANGE_NET};
-use crate::reference::{FaultOp, HostNo, VmNo, GIB, ROOT_BYTES};
+use crate::reference::{HostNo, VmNo, GIB, ROOT_BYTES};
 use crate::sut::{AuxId, Sut};
 use crate::transitions::{Transition, CONFIG_CHANGES};
 
@@ -105,7 +105,7 @@ impl Sut {
                 Answer::of(e.reconcile_host(host).await)
             }
             T::InjectFault { op } => {
-                self.sim.add_fault(FaultRule::always().on_op(op_kind(*op)).times(1));
+                self.sim.add_fault(FaultRule::always().on_op(*op).times(1));
                 Answer::of(Ok::<(), EngineError>(()))
             }
             T::SetConfig { change } => {
@@ -267,18 +267,4 @@ async fn wrong_state(e: &Engine, vm: VmId, op: VmOp) -> Answer {
         VmOp::Expunge => e.expunge_vm(vm).await,
     };
     Answer::of(r)
-}
-
-fn op_kind(op: FaultOp) -> OpKind {
-    match op {
-        FaultOp::Connect => OpKind::Connect,
-        FaultOp::Create => OpKind::Create,
-        FaultOp::Start => OpKind::Start,
-        FaultOp::Stop => OpKind::Stop,
-        FaultOp::Reboot => OpKind::Reboot,
-        FaultOp::Pause => OpKind::Pause,
-        FaultOp::Resume => OpKind::Resume,
-        FaultOp::Migrate => OpKind::Migrate,
-        FaultOp::Destroy => OpKind::Destroy,
-    }
 }

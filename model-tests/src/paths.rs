@@ -8,7 +8,8 @@
 
 use oxstack_engine::services::vm::{VmOp, VmState};
 
-use crate::reference::{FaultOp, HostNo, VmNo};
+use crate::reference::{HostNo, VmNo};
+use oxstack_hypervisor::OpKind;
 
 /// How a host stopped answering.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -74,7 +75,7 @@ pub enum Event {
     Vm { op: VmOp, vm: VmNo, before: VmState, on: Option<HostNo>, ok: bool },
     /// An injected failure of `op` fired at `point`; `vms`: the VMs it hit (for a failed
     /// reconnect, every VM placed or defined on the host).
-    Fault { op: FaultOp, point: Point, vms: Vec<VmNo> },
+    Fault { op: OpKind, point: Point, vms: Vec<VmNo> },
     /// The clock moved on and an expunge sweep ran: how many destroyed VMs it expunged (their
     /// period had passed) and how many it kept (not yet, under the Delay policy).
     Swept { expunged: usize, kept: usize },
@@ -219,7 +220,7 @@ impl Path {
                 events.iter().any(|e| matches!(e, Event::Fault { point: Point::Evacuation, .. }))
             }
             Path::MigrationFaultUndone => events.iter().any(|e| {
-                matches!(e, Event::Fault { op: FaultOp::Migrate, point: Point::Workflow, .. })
+                matches!(e, Event::Fault { op: OpKind::Migrate, point: Point::Workflow, .. })
             }),
             Path::SweepExpungesDue => {
                 events.iter().any(|e| matches!(e, Event::Swept { expunged, .. } if *expunged > 0))
@@ -337,7 +338,7 @@ mod tests {
     }
 
     fn undefine_fails(vm: u32) -> Event {
-        Event::Fault { op: FaultOp::Destroy, point: Point::Reconnect, vms: vec![VmNo(vm)] }
+        Event::Fault { op: OpKind::Destroy, point: Point::Reconnect, vms: vec![VmNo(vm)] }
     }
 
     /// The saved case `recover_after_a_failed_undefine` (tests/saved_cases.rs), as events.
@@ -465,9 +466,9 @@ mod tests {
 
     #[test]
     fn single_fault_paths() {
-        let evac = Event::Fault { op: FaultOp::Migrate, point: Point::Evacuation, vms: vec![] };
-        let mid = Event::Fault { op: FaultOp::Migrate, point: Point::Workflow, vms: vec![] };
-        let call = Event::Fault { op: FaultOp::Stop, point: Point::Call, vms: vec![] };
+        let evac = Event::Fault { op: OpKind::Migrate, point: Point::Evacuation, vms: vec![] };
+        let mid = Event::Fault { op: OpKind::Migrate, point: Point::Workflow, vms: vec![] };
+        let call = Event::Fault { op: OpKind::Stop, point: Point::Call, vms: vec![] };
         assert_eq!(found(&[evac]), vec![Path::EvacuationFault]);
         assert_eq!(found(&[mid]), vec![Path::MigrationFaultUndone]);
         assert_eq!(found(&[call]), Vec::<Path>::new());

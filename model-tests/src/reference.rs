@@ -17,7 +17,7 @@ use std::fmt;
 
 use oxstack_engine::services::host::{HostState, HostStatus};
 use oxstack_engine::services::vm::VmState;
-use oxstack_hypervisor::PowerState;
+use oxstack_hypervisor::{OpKind, PowerState};
 
 use crate::aux::{AuxNo, AuxState};
 use crate::cache::NodeCache;
@@ -199,7 +199,7 @@ pub struct RefState {
     /// Every VM the simulator defines, including definitions the database no longer knows.
     pub sim: BTreeMap<VmNo, SimDef>,
     /// Pending injected failures by operation kind (each fails one call).
-    pub faults: BTreeMap<FaultOp, u32>,
+    pub faults: BTreeMap<OpKind, u32>,
     pub config: RefConfig,
     /// Zones, clusters, networks, storages and images beyond the main ones (see `aux`).
     pub aux: AuxState,
@@ -230,34 +230,20 @@ pub struct RefState {
     pub nodes: usize,
 }
 
-/// The hypervisor operation kinds a failure can be injected into.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum FaultOp {
-    Connect,
-    Create,
-    Start,
-    Stop,
-    Reboot,
-    Pause,
-    Resume,
-    Migrate,
-    Destroy,
-}
-
-impl FaultOp {
-    /// Every kind.
-    pub const ALL: [FaultOp; 9] = [
-        Self::Connect,
-        Self::Create,
-        Self::Start,
-        Self::Stop,
-        Self::Reboot,
-        Self::Pause,
-        Self::Resume,
-        Self::Migrate,
-        Self::Destroy,
-    ];
-}
+/// The hypervisor operations a failure can be injected into: the simulator's fault rules name
+/// them by [`OpKind`], as scenarios do; these are the ones the model follows (not the pings,
+/// state queries, disconnects and volume operations it does not run).
+pub const FAULT_OPS: [OpKind; 9] = [
+    OpKind::Connect,
+    OpKind::Create,
+    OpKind::Start,
+    OpKind::Stop,
+    OpKind::Reboot,
+    OpKind::Pause,
+    OpKind::Resume,
+    OpKind::Migrate,
+    OpKind::Destroy,
+];
 
 impl RefState {
     /// The cloud every case starts from: [`INITIAL_HOSTS`] empty hosts, Enabled and Connected,
@@ -455,12 +441,12 @@ impl RefState {
     }
 
     /// Whether a failure of `op` is pending.
-    pub fn fault_pending(&self, op: FaultOp) -> bool {
+    pub fn fault_pending(&self, op: OpKind) -> bool {
         self.faults.get(&op).copied().unwrap_or(0) > 0
     }
 
     /// Uses up one pending failure of `op`, if any; returns whether one fired.
-    pub fn take_fault(&mut self, op: FaultOp) -> bool {
+    pub fn take_fault(&mut self, op: OpKind) -> bool {
         match self.faults.get_mut(&op) {
             Some(n) if *n > 0 => {
                 *n -= 1;

@@ -7,7 +7,8 @@
 
 use oxstack_hypervisor::PowerState;
 
-use crate::reference::{FaultOp, HostNo, RefState, SimDef, VmNo};
+use crate::reference::{HostNo, RefState, SimDef, VmNo};
+use oxstack_hypervisor::OpKind;
 
 /// Why a simulated call failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,7 +24,7 @@ pub type SimResult = Result<(), SimFail>;
 
 impl RefState {
     /// The simulator's gate for a call to `host`, then its fault plan for `op`.
-    fn sim_gate(&mut self, host: HostNo, op: FaultOp) -> SimResult {
+    fn sim_gate(&mut self, host: HostNo, op: OpKind) -> SimResult {
         if !self.reachable(host) {
             return Err(SimFail::Unreachable);
         }
@@ -46,7 +47,7 @@ impl RefState {
 
     /// `connect` of a new host (a host the simulator does not know always answers).
     pub fn sim_connect_new(&mut self) -> SimResult {
-        if self.take_fault(FaultOp::Connect) {
+        if self.take_fault(OpKind::Connect) {
             return Err(SimFail::Failed);
         }
         Ok(())
@@ -54,12 +55,12 @@ impl RefState {
 
     /// `connect` of a known host (reconnection).
     pub fn sim_reconnect(&mut self, host: HostNo) -> SimResult {
-        self.sim_gate(host, FaultOp::Connect)
+        self.sim_gate(host, OpKind::Connect)
     }
 
     /// `create_vm`: defines and starts the VM if it is new and fits.
     pub fn sim_create(&mut self, vm: VmNo, host: HostNo, size: usize) -> SimResult {
-        self.sim_gate(host, FaultOp::Create)?;
+        self.sim_gate(host, OpKind::Create)?;
         if let Some(d) = self.sim.get(&vm) {
             let retried = d.host == host && d.power == PowerState::Running && d.size == size;
             return if retried { Ok(()) } else { Err(SimFail::Failed) };
@@ -74,7 +75,7 @@ impl RefState {
 
     /// `start_vm`: a stopped VM defined on `host` starts if it fits.
     pub fn sim_start(&mut self, vm: VmNo, host: HostNo) -> SimResult {
-        self.sim_gate(host, FaultOp::Start)?;
+        self.sim_gate(host, OpKind::Start)?;
         let d = self.def_on(vm, host).ok_or(SimFail::Failed)?;
         match d.power {
             PowerState::Running => Ok(()),
@@ -92,7 +93,7 @@ impl RefState {
 
     /// `stop_vm` (graceful and force behave alike).
     pub fn sim_stop(&mut self, vm: VmNo, host: HostNo) -> SimResult {
-        self.sim_gate(host, FaultOp::Stop)?;
+        self.sim_gate(host, OpKind::Stop)?;
         self.def_on(vm, host).ok_or(SimFail::Failed)?;
         self.set_power(vm, PowerState::Stopped);
         Ok(())
@@ -100,7 +101,7 @@ impl RefState {
 
     /// `reboot_vm`: only a running VM.
     pub fn sim_reboot(&mut self, vm: VmNo, host: HostNo) -> SimResult {
-        self.sim_gate(host, FaultOp::Reboot)?;
+        self.sim_gate(host, OpKind::Reboot)?;
         match self.def_on(vm, host) {
             Some(d) if d.power == PowerState::Running => Ok(()),
             _ => Err(SimFail::Failed),
@@ -109,7 +110,7 @@ impl RefState {
 
     /// `pause_vm`: Running -> Paused; Paused stays.
     pub fn sim_pause(&mut self, vm: VmNo, host: HostNo) -> SimResult {
-        self.sim_gate(host, FaultOp::Pause)?;
+        self.sim_gate(host, OpKind::Pause)?;
         match self.def_on(vm, host).map(|d| d.power) {
             Some(PowerState::Running | PowerState::Paused) => {
                 self.set_power(vm, PowerState::Paused);
@@ -121,7 +122,7 @@ impl RefState {
 
     /// `resume_vm`: Paused -> Running; Running stays.
     pub fn sim_resume(&mut self, vm: VmNo, host: HostNo) -> SimResult {
-        self.sim_gate(host, FaultOp::Resume)?;
+        self.sim_gate(host, OpKind::Resume)?;
         match self.def_on(vm, host).map(|d| d.power) {
             Some(PowerState::Running | PowerState::Paused) => {
                 self.set_power(vm, PowerState::Running);
@@ -133,7 +134,7 @@ impl RefState {
 
     /// `migrate_vm` from `from` to `to`: a running VM moves if the target answers and has room.
     pub fn sim_migrate(&mut self, vm: VmNo, from: HostNo, to: HostNo) -> SimResult {
-        self.sim_gate(from, FaultOp::Migrate)?;
+        self.sim_gate(from, OpKind::Migrate)?;
         let Some(d) = self.sim.get(&vm).copied() else { return Err(SimFail::Failed) };
         if d.host != from {
             return if d.host == to { Ok(()) } else { Err(SimFail::Failed) };
@@ -154,7 +155,7 @@ impl RefState {
 
     /// `destroy_vm`: undefines the VM if `host` has it; a no-op otherwise.
     pub fn sim_destroy(&mut self, vm: VmNo, host: HostNo) -> SimResult {
-        self.sim_gate(host, FaultOp::Destroy)?;
+        self.sim_gate(host, OpKind::Destroy)?;
         if self.def_on(vm, host).is_some() {
             self.sim.remove(&vm);
         }

@@ -13,9 +13,10 @@ use proptest::sample::Index;
 use proptest::strategy::{BoxedStrategy, Union};
 
 use crate::aux::{AuxKind, AuxNo, Parent, MAX_EACH, RANGES};
-use crate::reference::{FaultOp, HostNo, Reach, RefState, VmNo, MAX_AUX_HOSTS, MAX_HOSTS};
+use crate::reference::{HostNo, Reach, RefState, VmNo, FAULT_OPS, MAX_AUX_HOSTS, MAX_HOSTS};
 use crate::reference::{MAX_VMS, SIZES};
 use crate::tracker::{pass_time_is_predictable, PASS_STEPS};
+use oxstack_hypervisor::OpKind;
 
 /// Which L3 networks a new VM gets a NIC on, in order.
 pub const NIC_SETS: [&[usize]; 3] = [&[0], &[1], &[1, 0]];
@@ -138,7 +139,7 @@ pub enum Transition {
     },
     /// The next hypervisor call of this kind fails.
     InjectFault {
-        op: FaultOp,
+        op: OpKind,
     },
     /// `CONFIG_CHANGES[change]`.
     SetConfig {
@@ -302,10 +303,7 @@ pub fn transitions(state: &RefState) -> BoxedStrategy<Transition> {
     reach_ops(state, &mut opts);
     deep_ops(state, &mut opts);
     aux_ops(state, &mut opts);
-    opts.push((
-        4,
-        pick(FaultOp::ALL.to_vec()).prop_map(|op| Transition::InjectFault { op }).boxed(),
-    ));
+    opts.push((4, pick(FAULT_OPS.to_vec()).prop_map(|op| Transition::InjectFault { op }).boxed()));
     opts.push((2, config_change()));
     if sweep_is_predictable(state) {
         opts.push((2, Just(Transition::PingSweep).boxed()));
@@ -422,19 +420,19 @@ fn deep_ops(state: &RefState, opts: &mut Options) {
         .filter(|h| !state.reachable(*h))
         .collect();
     if let Some(first) = waiting.first().copied() {
-        let fault = if pending.len() == 1 && !state.fault_pending(FaultOp::Destroy) {
-            Some(FaultOp::Destroy)
-        } else if !state.fault_pending(FaultOp::Connect)
+        let fault = if pending.len() == 1 && !state.fault_pending(OpKind::Destroy) {
+            Some(OpKind::Destroy)
+        } else if !state.fault_pending(OpKind::Connect)
             && state.hosts_where(|h| h.status == HostStatus::Disconnected).len() <= 1
         {
-            Some(FaultOp::Connect)
+            Some(OpKind::Connect)
         } else {
             None
         };
         if let Some(op) = fault {
             opts.push((DEEP, Just(Transition::InjectFault { op }).boxed()));
         }
-        let armed = state.fault_pending(FaultOp::Destroy) || state.fault_pending(FaultOp::Connect);
+        let armed = state.fault_pending(OpKind::Destroy) || state.fault_pending(OpKind::Connect);
         if armed && sweep_is_predictable(state) {
             let back = match state.hosts[&first].reach {
                 Reach::Crashed => Transition::RecoverHost { host: first },
@@ -465,7 +463,7 @@ fn deep_ops(state: &RefState, opts: &mut Options) {
         let start = pick(recovered).prop_map(|vm| Transition::Start { vm, host: None });
         opts.push((DEEP, start.boxed()));
     }
-    if state.fault_pending(FaultOp::Migrate) || state.fault_pending(FaultOp::Stop) {
+    if state.fault_pending(OpKind::Migrate) || state.fault_pending(OpKind::Stop) {
         let busy = state.hosts_where(|h| h.cluster.is_none() && h.state != HostState::Maintenance);
         let busy: Vec<HostNo> = busy
             .into_iter()
@@ -552,8 +550,8 @@ pub fn sweep_is_predictable(state: &RefState) -> bool {
         .values()
         .filter(|v| v.state == VmState::Destroyed && v.last_host.is_some())
         .count();
-    (!state.fault_pending(FaultOp::Connect) || waiting <= 1)
-        && (!state.fault_pending(FaultOp::Destroy) || undefines <= 1)
+    (!state.fault_pending(OpKind::Connect) || waiting <= 1)
+        && (!state.fault_pending(OpKind::Destroy) || undefines <= 1)
 }
 
 /// Every (count, size, nics) a batch may be made of in `state`.
@@ -601,7 +599,7 @@ pub fn preconditions(state: &RefState, t: &Transition) -> bool {
         T::CreateBatch { first, count, size, nics } => {
             fresh_vms(state, *first, *count)
                 && state.vms.len() + *count as usize <= MAX_VMS
-                && !state.fault_pending(FaultOp::Create)
+                && !state.fault_pending(OpKind::Create)
                 && state.usage_agrees()
                 && batch_ips_suffice(state, *count, *size, *nics)
         }

@@ -4,10 +4,11 @@
 //! says what it caught.
 
 use oxstack_engine::services::host::HostState;
+use oxstack_hypervisor::OpKind;
 use oxstack_model_tests::aux::{AuxKind, AuxNo, Parent};
 use oxstack_model_tests::machine::{run_case, run_case_repeatedly, run_case_repeatedly_on};
 use oxstack_model_tests::paths::{self, Path};
-use oxstack_model_tests::reference::{FaultOp, HostNo, VmNo};
+use oxstack_model_tests::reference::{HostNo, VmNo};
 use oxstack_model_tests::transitions::Transition::{self, *};
 
 fn vm(n: u32) -> VmNo {
@@ -79,7 +80,7 @@ fn recover_after_a_failed_undefine() {
         &[
             CreateBatch { first: vm(0), count: 4, size: 2, nics: 0 },
             Destroy { vm: vm(0) },
-            InjectFault { op: FaultOp::Destroy },
+            InjectFault { op: OpKind::Destroy },
             create(4, 0, 0, None),
             RemoveHost { host: h(0) },
             CreateBatch { first: vm(5), count: 8, size: 1, nics: 1 },
@@ -116,7 +117,7 @@ fn two_nodes_placements_on_disabled_hosts() {
         14385038519581120951,
         &[
             CreateBatch { first: vm(0), count: 2, size: 2, nics: 1 },
-            InjectFault { op: FaultOp::Migrate },
+            InjectFault { op: OpKind::Migrate },
             Migrate { vm: vm(1), to: Some(h(0)) },
             PingSweep,
             Destroy { vm: vm(0) },
