@@ -80,7 +80,12 @@ MUTANTS = [
      "(VmState::Stopped, Some(PowerState::Stopped)) => !e.placed,",
      "(VmState::Stopped, Some(PowerState::Stopped)) => e.placed,", None),
     ("range-insert-unchecked", "ipam", "db/src/ip_ranges.rs",
-     "?9 WHERE NOT EXISTS (SELECT 1", "?9 WHERE 1 = 1 OR NOT EXISTS (SELECT 1", None),
+     "?9 WHERE NOT EXISTS (SELECT 1", "?9 WHERE 1 = 1 OR NOT EXISTS (SELECT 1",
+     "the engine's check refuses a clashing range first; only two creates on different L3 "
+     "networks of one L2 that both pass it before either inserts reach this one, a race no "
+     "fresh case of seed 1 made (nor with the ranges theme held to such L2 networks). "
+     "db/src/ip_ranges/tests.rs's ranges_of_one_l2_network_that_share_an_address_or_a_gateway_clash "
+     "catches it"),
     ("takeover-jobs", "takeover", "db/src/jobs.rs",
      "WHERE state = 'Running' AND {}\",\n        orphaned(\"node_uuid\")",
      "WHERE state = 'Nothing' AND {}\",\n        orphaned(\"node_uuid\")", None),
@@ -152,9 +157,10 @@ def run_until_caught(tree, env, logpath):
     return (1 if "shortened it to" in out else proc.returncode), out
 
 
-def write_table(out, repo, seed, rows):
-    """Writes the table of `rows`; returns how many mutants were caught."""
-    head = subprocess.run("git rev-parse --short HEAD", shell=True, cwd=repo, text=True,
+def write_table(out, tree, seed, rows):
+    """Writes the table of `rows`, mutated from the commit checked out in `tree`; returns how
+    many mutants were caught."""
+    head = subprocess.run("git rev-parse --short HEAD", shell=True, cwd=tree, text=True,
                           capture_output=True).stdout.strip()
     caught = sum(1 for r in rows if r[2] == "caught")
     with open(out, "w") as f:
@@ -225,9 +231,9 @@ def main():
             rows.append((name, area, "caught", f"case {case.group(1) if case else '?'}, "
                          f"{short.group(1) if short else '?'} steps", took, ""))
         print(" | ".join(rows[-1]), flush=True)
-        write_table(args.out, repo, seed, rows)  # so far, in case the run is cut short
+        write_table(args.out, tree, seed, rows)  # so far, in case the run is cut short
     sh("git checkout -q -- .", tree)
-    caught = write_table(args.out, repo, seed, rows)
+    caught = write_table(args.out, tree, seed, rows)
     print(f"{caught} of {len(rows)} caught; table in {args.out}")
     if not args.keep:
         sh(f"git worktree remove --force {tree}", repo)
