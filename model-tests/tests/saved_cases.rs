@@ -270,3 +270,30 @@ fn a_node_killed_mid_operation() {
     let steps = [create(2, 0, 2, None), Stop { vm: vm(2), force: true }, kill(start, 1)];
     run_case(0, &steps, 2);
 }
+
+/// Model-test bug (fixed in sut.rs, `single`): a Maintenance evacuation that migrated a VM
+/// into an injected Migrate failure and then failed to stop it (an injected Stop failure)
+/// leaves the same rows as one that found no room and only failed to stop it; the SUT took the
+/// model's outcome with the Migrate failure still pending, and a later migration that the
+/// engine ran fine was then expected to fail: "Migrate { vm: vm3, to: None }: the engine
+/// answered success () but the model expects HYPERVISOR_ERROR". The simulator's pending
+/// failures now choose between such outcomes.
+#[test]
+fn an_evacuation_that_used_up_a_migrate_failure() {
+    let steps = [
+        create(0, 0, 2, Some(0)),
+        create(1, 0, 2, None),
+        AddHost { host: h(3), cluster: None },
+        create(2, 2, 0, None),
+        SetConfig { change: 2 },
+        create(3, 0, 0, None),
+        create(4, 2, 0, None),
+        create(5, 1, 2, None),
+        InjectFault { op: OpKind::Stop },
+        InjectFault { op: OpKind::Migrate },
+        Pause { vm: vm(0) },
+        SetHostState { host: h(0), state: HostState::Maintenance },
+        Migrate { vm: vm(3), to: None },
+    ];
+    run_case(10677227054199834498, &steps, 2);
+}
