@@ -169,6 +169,27 @@ impl AuxKind {
 }
 
 impl AuxState {
+    /// Whether two of `creates` (L3 network, candidate range), run at once from this state,
+    /// race for one L2 network: valid, on different L3 networks of it, clashing with each other
+    /// and with none of its ranges (so that each alone would be accepted).
+    pub fn racing_ranges(&self, creates: &[(AuxNo, usize)]) -> bool {
+        let fresh = |l3: AuxNo, r: usize| {
+            let Some(l2) = self.l3s.get(&l3) else { return false };
+            valid(r)
+                && !self.ranges.iter().any(|(o, x)| self.l3s.get(o) == Some(l2) && clash(*x, r))
+        };
+        creates.iter().enumerate().any(|(i, &(a, x))| {
+            creates[i + 1..].iter().any(|&(b, y)| {
+                a != b
+                    && self.l3s.get(&a).is_some()
+                    && self.l3s.get(&a) == self.l3s.get(&b)
+                    && clash(x, y)
+                    && fresh(a, x)
+                    && fresh(b, y)
+            })
+        })
+    }
+
     /// Whether aux resource `n` exists, whatever its kind.
     pub fn exists(&self, n: AuxNo) -> bool {
         self.kind(n).is_some()
@@ -412,5 +433,22 @@ mod tests {
         assert_eq!(clashing, [0, 1, 6]);
         assert!(clashing.iter().all(|r| clash(*r, 10)), "a clash is symmetric");
         assert!(!clash(0, 3) && clash(0, 1), "overlap alone decides among the first seven");
+    }
+
+    #[test]
+    fn a_range_race_needs_two_fresh_clashing_creates_on_two_l3_networks_of_one_l2() {
+        let (l2, other, a, b, c) = (AuxNo(1), AuxNo(2), AuxNo(3), AuxNo(4), AuxNo(5));
+        let mut s = AuxState::default();
+        s.l2s.insert(l2, Parent::Main);
+        s.l2s.insert(other, Parent::Main);
+        s.l3s.extend([(a, l2), (b, l2), (c, other)]);
+        assert!(s.racing_ranges(&[(a, 0), (b, 1)]));
+        assert!(s.racing_ranges(&[(a, 3), (a, 0), (b, 1)]), "any two of the group");
+        assert!(!s.racing_ranges(&[(a, 0), (a, 1)]), "one L3 network: its queue orders them");
+        assert!(!s.racing_ranges(&[(a, 0), (c, 1)]), "two L2 networks: no clash");
+        assert!(!s.racing_ranges(&[(a, 0), (b, 3)]), "no clash between them");
+        assert!(!s.racing_ranges(&[(a, 0), (b, 8)]), "an invalid candidate is refused first");
+        s.ranges.insert((b, 6));
+        assert!(!s.racing_ranges(&[(a, 0), (b, 1)]), "the engine's own check refuses both");
     }
 }

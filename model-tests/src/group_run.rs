@@ -24,6 +24,7 @@ use oxstack_engine::Engine;
 
 use crate::linearize::{budget, completion_order, explain, replay, Observed, Verdict};
 use crate::ops::Answer;
+use crate::paths::Event;
 use crate::reference::RefState;
 use crate::snapshot::Snapshot;
 use crate::sut::Sut;
@@ -36,6 +37,16 @@ impl Sut {
     /// Runs `ops` at once on engine `e` and checks them (see the module doc).
     pub(crate) fn run_group(&mut self, e: &Engine, ops: &[Transition]) {
         let before = self.actual.clone();
+        let creates: Vec<_> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Transition::CreateIpRange { l3, range } => Some((*l3, *range)),
+                _ => None,
+            })
+            .collect();
+        if before.aux.racing_ranges(&creates) {
+            self.trace.event(Event::RangeRace);
+        }
         let completed = RefCell::new(Vec::with_capacity(ops.len()));
         let answers: Vec<Answer> = {
             let this = &*self;

@@ -18,21 +18,25 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::strategy::{BoxedStrategy, Union};
 
-use crate::aux::{AuxKind, AuxNo, Parent, RANGES};
+use crate::aux::{clash, valid, AuxKind, AuxNo, Parent, RANGES};
 use crate::reference::{HostNo, RefState, VmNo, SIZES};
 use crate::transitions::{pick, Transition, NIC_SETS};
 
 /// The themes `state` allows, as one strategy of operation lists, or `None`.
 pub fn focused(state: &RefState) -> Option<BoxedStrategy<Vec<Transition>>> {
     let mut themes: Vec<(u32, BoxedStrategy<Vec<Transition>>)> = Vec::new();
-    themes.extend(ranges(state).map(|s| (2, s)));
+    themes.extend(ranges(state));
     themes.extend(parent(state).map(|s| (3, s)));
     themes.extend(maintenance(state).map(|s| (3, s)));
     (!themes.is_empty()).then(|| Union::new_weighted(themes).boxed())
 }
 
-/// Range creates on the L3 networks of one aux L2 network that has some.
-fn ranges(state: &RefState) -> Option<BoxedStrategy<Vec<Transition>>> {
+/// Range creates on the L3 networks of one aux L2 network that has some, with the theme's
+/// weight. Where an L2 network has two or more, the theme weighs twice as much and most of its
+/// groups start with a pair of valid, clashing candidates on two of them: the race only the
+/// database's own check settles (the engine's check before the insert passes both when they
+/// interleave).
+fn ranges(state: &RefState) -> Option<(u32, BoxedStrategy<Vec<Transition>>)> {
     let a = &state.aux;
     let domains: Vec<Vec<AuxNo>> = a
         .l2s
@@ -43,12 +47,47 @@ fn ranges(state: &RefState) -> Option<BoxedStrategy<Vec<Transition>>> {
     if domains.is_empty() {
         return None;
     }
-    let s = pick(domains).prop_flat_map(|l3s| {
+    let creates = |l3s: Vec<AuxNo>, n: std::ops::RangeInclusive<usize>| {
         let create = (pick(l3s), 0..RANGES.len())
             .prop_map(|(l3, range)| Transition::CreateIpRange { l3, range });
-        vec(create, 2..=6)
-    });
-    Some(s.boxed())
+        vec(create, n)
+    };
+    let any = pick(domains.clone()).prop_flat_map(move |l3s| creates(l3s, 2..=6)).boxed();
+    let pairs: Vec<(AuxNo, AuxNo, Vec<AuxNo>)> = domains
+        .iter()
+        .flat_map(|l3s| {
+            l3s.iter().flat_map(move |x| {
+                l3s.iter().filter(move |y| x < *y).map(move |y| (*x, *y, l3s.clone()))
+            })
+        })
+        .collect();
+    if pairs.is_empty() {
+        return Some((2, any));
+    }
+    let race = (pick(pairs), pick(clashing_candidates())).prop_flat_map(
+        move |((l3a, l3b, l3s), (x, y))| {
+            creates(l3s, 0..=4).prop_map(move |mut rest| {
+                rest.splice(
+                    0..0,
+                    [
+                        Transition::CreateIpRange { l3: l3a, range: x },
+                        Transition::CreateIpRange { l3: l3b, range: y },
+                    ],
+                );
+                rest
+            })
+        },
+    );
+    Some((4, Union::new_weighted(vec![(1, any), (2, race.boxed())]).boxed()))
+}
+
+/// Pairs of candidate ranges that are each valid and clash with each other.
+fn clashing_candidates() -> Vec<(usize, usize)> {
+    let valid: Vec<usize> = (0..RANGES.len()).filter(|r| valid(*r)).collect();
+    valid
+        .iter()
+        .flat_map(|x| valid.iter().filter(move |y| x < *y && clash(*x, **y)).map(move |y| (*x, *y)))
+        .collect()
 }
 
 /// Creates of children of `p` (a parent of `kind`), numbered later.
@@ -148,4 +187,18 @@ fn maintenance(state: &RefState) -> Option<BoxedStrategy<Vec<Transition>>> {
         )
     });
     Some(s.boxed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_racing_candidates_are_valid_pairs_that_clash() {
+        let pairs = clashing_candidates();
+        assert!(pairs.len() >= 3, "{pairs:?}");
+        for (x, y) in pairs {
+            assert!(valid(x) && valid(y) && x < y && clash(x, y), "{x} {y}");
+        }
+    }
 }

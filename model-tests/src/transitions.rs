@@ -512,6 +512,17 @@ pub fn aux_ops(state: &RefState, opts: &mut Options) {
             opts.push((1, delete.boxed()));
         }
     }
+    // A second L3 network on an L2 network with one: where two range creates can race (see
+    // `themes::ranges`), which one L3 network per L2 never gives.
+    let lone: Vec<Parent> = a
+        .l2s
+        .keys()
+        .filter(|l2| a.l3s.values().filter(|p| p == l2).count() == 1)
+        .map(|l2| Parent::Aux(*l2))
+        .collect();
+    if a.count(AuxKind::L3) < MAX_EACH && !lone.is_empty() {
+        opts.push((2, create(AuxKind::L3, lone)));
+    }
     let l3s = a.all(AuxKind::L3);
     if !l3s.is_empty() {
         let range = (pick(l3s), 0..RANGES.len())
