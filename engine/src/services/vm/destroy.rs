@@ -9,7 +9,8 @@
 //! | delete-vm     | the VM row deleted                        | the row re-inserted                |
 
 use async_trait::async_trait;
-use oxstack_db as db;
+use oxstack_db::vm_nics::{self, NicRow};
+use oxstack_db::volumes::{self, VolumeRow};
 use oxstack_hypervisor::HypervisorError;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -17,7 +18,7 @@ use sqlx::Row;
 use super::{VmOp, VmState};
 use crate::config::ConfigName;
 use crate::error::{EngineError, EngineResult};
-use crate::ids::{L3NetworkId, NicId, VmId, VolumeId};
+use crate::ids::VmId;
 use crate::workflow::{Step, Workflow};
 use crate::Engine;
 
@@ -176,35 +177,13 @@ impl Engine {
     }
 }
 
-/// A NIC as it was before expunge, to put it back on undo.
-#[derive(Clone, Debug)]
-pub struct SavedNic {
-    uuid: NicId,
-    l3: L3NetworkId,
-    ip: i64,
-    mac: String,
-    device_index: i64,
-    created_at: i64,
-}
-
-/// A volume as it was before expunge.
-#[derive(Clone, Debug)]
-pub struct SavedVolume {
-    uuid: VolumeId,
-    primary_storage: String,
-    kind: String,
-    size: i64,
-    format: String,
-    device_index: i64,
-    created_at: i64,
-}
-
 /// The expunge workflow's context.
 pub struct ExpungeCtx {
     pub engine: Engine,
     pub vm: VmId,
-    nics: Vec<SavedNic>,
-    volumes: Vec<SavedVolume>,
+    /// The NICs and volumes as they were before expunge, to put back on undo.
+    nics: Vec<NicRow>,
+    volumes: Vec<VolumeRow>,
     vm_row: Option<AnyRow>,
 }
 
@@ -230,19 +209,7 @@ impl Step<ExpungeCtx> for FreeNics {
         "free-nics"
     }
     async fn run(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
-        let rows = sqlx::query("SELECT uuid, l3_network_uuid, ip, mac, device_index, created_at FROM vm_nics WHERE vm_uuid = ?")
-            .bind(ctx.vm.to_string())
-            .fetch_all(ctx.engine.db.r())
-            .await?;
-        for r in rows {
-            let nic = SavedNic {
-                uuid: db::id(&r, "uuid")?,
-                l3: db::id(&r, "l3_network_uuid")?,
-                ip: r.try_get("ip")?,
-                mac: r.try_get("mac")?,
-                device_index: r.try_get("device_index")?,
-                created_at: r.try_get("created_at")?,
-            };
+        for nic in vm_nics::of_vm(&ctx.engine.db, ctx.vm).await? {
             ctx.engine.free_nic(nic.uuid).await?;
             ctx.nics.push(nic);
         }
@@ -251,19 +218,8 @@ impl Step<ExpungeCtx> for FreeNics {
     async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
         for n in &ctx.nics {
             let _cache = ctx.engine.cache_gate.read().await;
-            oxstack_db::write(
-                "INSERT INTO vm_nics (uuid, vm_uuid, l3_network_uuid, ip, mac, device_index, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            )
-            .bind(n.uuid.to_string())
-            .bind(ctx.vm.to_string())
-            .bind(n.l3.to_string())
-            .bind(n.ip)
-            .bind(&n.mac)
-            .bind(n.device_index)
-            .bind(n.created_at)
-            .execute(ctx.engine.db.w())
-            .await?;
-            ctx.engine.ipam.mark_used(n.l3, std::net::Ipv4Addr::from(n.ip as u32));
+            vm_nics::restore(&ctx.engine.db, n).await?;
+            ctx.engine.ipam.mark_used(n.l3_network_uuid, n.ip);
         }
         Ok(())
     }
@@ -275,22 +231,7 @@ impl Step<ExpungeCtx> for FreeVolumes {
         "free-volumes"
     }
     async fn run(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
-        let rows = sqlx::query(
-            "SELECT uuid, primary_storage_uuid, kind, size_bytes, format, device_index, created_at FROM volumes WHERE vm_uuid = ?",
-        )
-        .bind(ctx.vm.to_string())
-        .fetch_all(ctx.engine.db.r())
-        .await?;
-        for r in rows {
-            let v = SavedVolume {
-                uuid: db::id(&r, "uuid")?,
-                primary_storage: r.try_get("primary_storage_uuid")?,
-                kind: r.try_get("kind")?,
-                size: r.try_get("size_bytes")?,
-                format: r.try_get("format")?,
-                device_index: r.try_get("device_index")?,
-                created_at: r.try_get("created_at")?,
-            };
+        for v in volumes::of_vm(&ctx.engine.db, ctx.vm).await? {
             ctx.engine.free_volume(v.uuid).await?;
             ctx.volumes.push(v);
         }
@@ -299,26 +240,10 @@ impl Step<ExpungeCtx> for FreeVolumes {
     async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
         for v in &ctx.volumes {
             let _cache = ctx.engine.cache_gate.read().await;
-            let insert = oxstack_db::write(
-                "INSERT INTO volumes (uuid, vm_uuid, primary_storage_uuid, kind, size_bytes, format, device_index, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            )
-            .bind(v.uuid.to_string())
-            .bind(ctx.vm.to_string())
-            .bind(v.primary_storage.clone())
-            .bind(v.kind.clone())
-            .bind(v.size)
-            .bind(v.format.clone())
-            .bind(v.device_index)
-            .bind(v.created_at);
-            let charge = oxstack_db::storages::charge_primary(&v.primary_storage, v.size);
-            let inserted = ctx.engine.db.then_if_one(insert, charge).await?;
-            if inserted {
-                if let Ok(ps) = v.primary_storage.parse() {
-                    let mut t = ctx.engine.scheduler.topology();
-                    if let Some(s) = t.storages.get_mut(&ps) {
-                        s.used += v.size as u64;
-                    }
+            if volumes::restore_charged(&ctx.engine.db, v).await? {
+                let mut t = ctx.engine.scheduler.topology();
+                if let Some(s) = t.storages.get_mut(&v.primary_storage_uuid) {
+                    s.used += v.size_bytes;
                 }
             }
         }

@@ -8,12 +8,13 @@
 //! |                | host and create it on the new one                          |                            |
 
 use async_trait::async_trait;
+use oxstack_db::{vm_nics, volumes};
 use oxstack_hypervisor::{HostId, HypervisorError, StopMode, VmSpec, VolumeSpec};
 use serde::{Deserialize, Serialize};
 
 use super::{VmInstance, VmOp, VmState};
 use crate::error::{EngineError, EngineResult};
-use crate::ids::{VmId, VolumeId};
+use crate::ids::VmId;
 use crate::scheduler::HostRequest;
 use crate::workflow::journal::{fingerprint, from_json, to_json};
 use crate::workflow::{Journaled, Step, Workflow};
@@ -112,18 +113,8 @@ impl Engine {
         .await?
         .ok_or_else(|| EngineError::not_found("vm", vm))?;
         use oxstack_db::parse_stored;
-        let l2s: Vec<(String,)> = sqlx::query_as(
-            "SELECT DISTINCT l3.l2_network_uuid FROM vm_nics n JOIN l3_networks l3 ON l3.uuid = n.l3_network_uuid WHERE n.vm_uuid = ?",
-        )
-        .bind(vm.to_string())
-        .fetch_all(self.db.r())
-        .await?;
-        let storage: Option<String> = sqlx::query_scalar(
-            "SELECT primary_storage_uuid FROM volumes WHERE vm_uuid = ? AND kind = 'Root'",
-        )
-        .bind(vm.to_string())
-        .fetch_optional(self.db.r())
-        .await?;
+        let l2_networks = vm_nics::l2_networks_of_vm(&self.db, vm).await?;
+        let root = volumes::root_of(&self.db, vm).await?;
         let last_host: Option<HostId> =
             last_host.map(|h| parse_stored("vm_instances", "last_host_uuid", &h)).transpose()?;
         let request = HostRequest {
@@ -132,13 +123,8 @@ impl Engine {
             zone: Some(parse_stored("vm_instances", "zone_uuid", &zone)?),
             designated_host: designated,
             preferred_host: last_host,
-            l2_networks: l2s
-                .iter()
-                .map(|(s,)| parse_stored("l3_networks", "l2_network_uuid", s))
-                .collect::<Result<_, _>>()?,
-            required_storage: storage
-                .map(|s| parse_stored("volumes", "primary_storage_uuid", &s))
-                .transpose()?,
+            l2_networks,
+            required_storage: root.map(|v| v.primary_storage_uuid),
             ..Default::default()
         };
         Ok(StartCtx {
@@ -160,22 +146,18 @@ impl Engine {
         .fetch_optional(self.db.r())
         .await?
         .ok_or_else(|| EngineError::not_found("vm", vm))?;
-        let (volume, size, format): (String, i64, String) = sqlx::query_as(
-            "SELECT uuid, size_bytes, format FROM volumes WHERE vm_uuid = ? AND kind = 'Root'",
-        )
-        .bind(vm.to_string())
-        .fetch_optional(self.db.r())
-        .await?
-        .ok_or_else(|| EngineError::Internal(format!("vm {vm} has no root volume")))?;
+        let root = volumes::root_of(&self.db, vm)
+            .await?
+            .ok_or_else(|| EngineError::Internal(format!("vm {vm} has no root volume")))?;
         Ok(VmSpec {
             vm,
             name,
             cpus: cpus as u32,
             memory_bytes: memory as u64,
             root_volume: VolumeSpec {
-                volume: VolumeId(oxstack_db::parse_stored("volumes", "uuid", &volume)?),
-                size_bytes: size as u64,
-                format,
+                volume: root.uuid,
+                size_bytes: root.size_bytes,
+                format: root.format,
                 backing_image_url: image_url,
                 device_index: 0,
             },
