@@ -4,7 +4,6 @@
 use uuid::Uuid;
 
 use super::*;
-use crate::networks::{self, NewL3};
 use crate::testing;
 use crate::Constraint;
 
@@ -13,15 +12,7 @@ async fn with_vm(tag: &str) -> (Db, VmId, L3NetworkId, L2NetworkId) {
     let db = testing::db(tag).await;
     let zone = testing::zone(&db, "z").await;
     let l2 = testing::l2_network(&db, zone).await;
-    let l3 = L3NetworkId(Uuid::new_v4());
-    let new = NewL3 {
-        uuid: l3,
-        zone_uuid: zone,
-        l2_network_uuid: l2,
-        name: "l3".into(),
-        created_at_ms: 0,
-    };
-    networks::insert_l3(&db, &new).await.expect("an L3 network");
+    let l3 = testing::l3_network(&db, zone, l2).await;
     let vm = testing::vm(&db, zone, "Running").await;
     (db, vm, l3, l2)
 }

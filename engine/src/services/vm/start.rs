@@ -8,7 +8,7 @@
 //! |                | host and create it on the new one                          |                            |
 
 use async_trait::async_trait;
-use oxstack_db::{vm_nics, volumes};
+use oxstack_db::{vm_instances, vm_nics, volumes};
 use oxstack_hypervisor::{HostId, HypervisorError, StopMode, VmSpec, VolumeSpec};
 use serde::{Deserialize, Serialize};
 
@@ -92,10 +92,7 @@ impl Engine {
 
     /// Records a started VM as defined where it runs, and Running.
     async fn finish_start(&self, vm: VmId) -> EngineResult<()> {
-        oxstack_db::write("UPDATE vm_instances SET last_host_uuid = host_uuid WHERE uuid = ?")
-            .bind(vm.to_string())
-            .execute(self.db.w())
-            .await?;
+        vm_instances::define_where_placed(vm).execute(self.db.w()).await?;
         self.set_vm_state(vm, VmState::Starting, VmState::Running).await
     }
 
@@ -105,22 +102,16 @@ impl Engine {
         vm: VmId,
         designated: Option<HostId>,
     ) -> EngineResult<StartCtx> {
-        let (zone, last_host, cpus, memory): (String, Option<String>, i64, i64) = sqlx::query_as(
-            "SELECT zone_uuid, last_host_uuid, cpus, memory_bytes FROM vm_instances WHERE uuid = ?",
-        )
-        .bind(vm.to_string())
-        .fetch_optional(self.db.r())
-        .await?
-        .ok_or_else(|| EngineError::not_found("vm", vm))?;
-        use oxstack_db::parse_stored;
+        let facts = vm_instances::start_facts(&self.db, vm)
+            .await?
+            .ok_or_else(|| EngineError::not_found("vm", vm))?;
         let l2_networks = vm_nics::l2_networks_of_vm(&self.db, vm).await?;
         let root = volumes::root_of(&self.db, vm).await?;
-        let last_host: Option<HostId> =
-            last_host.map(|h| parse_stored("vm_instances", "last_host_uuid", &h)).transpose()?;
+        let last_host = facts.last_host_uuid;
         let request = HostRequest {
-            cpus: cpus as u32,
-            memory: memory as u64,
-            zone: Some(parse_stored("vm_instances", "zone_uuid", &zone)?),
+            cpus: facts.cpus,
+            memory: facts.memory_bytes,
+            zone: Some(facts.zone_uuid),
             designated_host: designated,
             preferred_host: last_host,
             l2_networks,
@@ -139,26 +130,22 @@ impl Engine {
 
     /// The spec a host needs to create the VM from scratch.
     pub(crate) async fn vm_spec(&self, vm: VmId) -> EngineResult<VmSpec> {
-        let (name, cpus, memory, image_url): (String, i64, i64, Option<String>) = sqlx::query_as(
-            "SELECT v.name, v.cpus, v.memory_bytes, i.url FROM vm_instances v LEFT JOIN images i ON i.uuid = v.image_uuid WHERE v.uuid = ?",
-        )
-        .bind(vm.to_string())
-        .fetch_optional(self.db.r())
-        .await?
-        .ok_or_else(|| EngineError::not_found("vm", vm))?;
+        let facts = vm_instances::spec_facts(&self.db, vm)
+            .await?
+            .ok_or_else(|| EngineError::not_found("vm", vm))?;
         let root = volumes::root_of(&self.db, vm)
             .await?
             .ok_or_else(|| EngineError::Internal(format!("vm {vm} has no root volume")))?;
         Ok(VmSpec {
             vm,
-            name,
-            cpus: cpus as u32,
-            memory_bytes: memory as u64,
+            name: facts.name,
+            cpus: facts.cpus,
+            memory_bytes: facts.memory_bytes,
             root_volume: VolumeSpec {
                 volume: root.uuid,
                 size_bytes: root.size_bytes,
                 format: root.format,
-                backing_image_url: image_url,
+                backing_image_url: facts.image_url,
                 device_index: 0,
             },
             data_volumes: Vec::new(),
@@ -209,12 +196,7 @@ impl Step<StartCtx> for StartOnHost {
             match e.hv(old, "destroy", e.hypervisor.destroy_vm(old, vm)).await {
                 Ok(()) => {
                     ctx.left_last_host = true;
-                    oxstack_db::write(
-                        "UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ?",
-                    )
-                    .bind(vm.to_string())
-                    .execute(e.db.w())
-                    .await?;
+                    vm_instances::set_last_host(vm, None).execute(e.db.w()).await?;
                 }
                 // The old host is gone, unreachable or refused: the VM is still defined there,
                 // so `last_host_uuid` keeps pointing at it (if the create below fails, the VM
