@@ -28,6 +28,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 
 mod bulk;
+pub mod canonical;
 mod checkpoint;
 pub mod clusters;
 mod conns;

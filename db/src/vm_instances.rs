@@ -418,5 +418,52 @@ pub async fn orphaned_expunges(db: &Db) -> Result<Vec<Result<OperatedVm, DbError
     Ok(rows.iter().map(decode_operated).collect())
 }
 
+/// `?, ?, ...` for `n` parameters.
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// The VMs in one of `states`, by uuid (a bad row is its error).
+pub async fn in_states(db: &Db, states: &[&str]) -> Result<Vec<Result<VmId, DbError>>, DbError> {
+    let sql = format!(
+        "SELECT uuid FROM vm_instances WHERE state IN ({}) ORDER BY uuid",
+        placeholders(states.len())
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for s in states {
+        query = query.bind(s.to_string());
+    }
+    let rows = query.fetch_all(db.r()).await?;
+    Ok(rows.iter().map(|row| Stored { row, table: TABLE }.id("uuid")).collect())
+}
+
+/// How many VMs are in one of `states`.
+pub async fn count_in_states(db: &Db, states: &[&str]) -> Result<u64, DbError> {
+    let sql = format!(
+        "SELECT COUNT(*) FROM vm_instances WHERE state IN ({})",
+        placeholders(states.len())
+    );
+    let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
+    for s in states {
+        query = query.bind(s.to_string());
+    }
+    let n = query.fetch_one(db.r()).await?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The `n`th VM (from 0) in one of `states`, by uuid, if there are that many.
+pub async fn nth_in_states(db: &Db, states: &[&str], n: u64) -> Result<Option<VmId>, DbError> {
+    let sql = format!(
+        "SELECT uuid FROM vm_instances WHERE state IN ({}) ORDER BY uuid LIMIT 1 OFFSET ?",
+        placeholders(states.len())
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for s in states {
+        query = query.bind(s.to_string());
+    }
+    let row = query.bind(crate::to_stored("offset", n)?).fetch_optional(db.r()).await?;
+    row.map(|row| Stored { row: &row, table: TABLE }.id("uuid")).transpose()
+}
+
 #[cfg(test)]
 mod tests;
