@@ -67,7 +67,7 @@ MUTANTS = [
      "it is in the per-cluster search, which runs only when the global walk passed "
      "MAX_GLOBAL_SCAN (64) unacceptable hosts; the model's clouds have at most 8 hosts. "
      "scheduler/index.rs's the_global_walk_agrees_with_the_per_cluster_search catches it"),
-    ("migrate-last-host", "migration", "engine/src/services/vm/migrate.rs",
+    ("migrate-last-host", "migration", "db/src/vm_instances/writes.rs",
      "SET host_uuid = ?1, last_host_uuid = ?1,", "SET host_uuid = ?1, last_host_uuid = ?4,", None),
     ("recover-keeps-defined", "recover", "engine/src/services/vm/destroy.rs",
      "        if let Some(h) = pending {", "        if let Some(h) = pending.filter(|_| false) {",

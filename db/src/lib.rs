@@ -2,9 +2,9 @@
 //! or PostgreSQL (for many management nodes); reads through sqlx, writes as [`Write`]
 //! statements; the migrations of both dialects; and the typed queries, one module per table
 //! family ([`zones`], [`clusters`], [`hosts`], [`storages`], [`images`], [`offerings`],
-//! [`networks`], [`ip_ranges`], [`global_configs`], [`jobs`], [`management_nodes`],
-//! [`workflow_runs`]), which are where the SQL of those tables lives, and the read-only
-//! [`scans`] of the invariant checks.
+//! [`networks`], [`ip_ranges`], [`vm_instances`], [`volumes`], [`vm_nics`], [`global_configs`],
+//! [`jobs`], [`management_nodes`], [`workflow_runs`]), which are where the SQL of those tables
+//! lives, and the read-only [`scans`] of the invariant checks.
 //!
 //! The database is the source of truth; in-memory indexes (scheduler, IPAM) are caches rebuilt
 //! from it at start-up. SQLite lets one writer in at a time, so there every write goes to the
@@ -28,9 +28,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 
 mod bulk;
+pub mod canonical;
 mod checkpoint;
 pub mod clusters;
 mod conns;
+pub mod create_plan;
 mod dialect;
 mod error;
 pub mod global_configs;
@@ -55,6 +57,9 @@ mod statement;
 pub mod storages;
 #[cfg(test)]
 mod testing;
+pub mod vm_instances;
+pub mod vm_nics;
+pub mod volumes;
 pub mod workflow_runs;
 mod write_error;
 mod writer;

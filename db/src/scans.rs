@@ -1,7 +1,8 @@
 //! Whole-table scans for the invariant checks (`oxstack_engine::invariants`): the figures a
 //! row keeps (a host's reserved capacity, a storage's used bytes) next to the sums of the rows
 //! they must equal, and the rows that must not exist (a NIC without its VM, a run that never
-//! ended). Read-only. UUIDs come back as the text stored, unparsed: these scans are there to
+//! ended); and for the checks and reports of the scenarios and the model test (every VM's
+//! state and host, every host's state and status, counts). Read-only. UUIDs come back as the text stored, unparsed: these scans are there to
 //! find what is wrong, a value that does not parse included.
 //!
 //! The two scans that grow with the cloud come back as one row each (see [`rows_as_one`]).
@@ -96,6 +97,49 @@ pub async fn nics_by_l3(db: &Db) -> Result<Vec<(String, i64)>, DbError> {
     )
     .fetch_all(db.r())
     .await?)
+}
+
+/// Every VM: `(vm, state, host)`.
+pub async fn vm_states_and_hosts(
+    db: &Db,
+) -> Result<Vec<(String, String, Option<String>)>, DbError> {
+    rows_as_one(db.r(), "uuid, state, host_uuid", "SELECT uuid, state, host_uuid FROM vm_instances")
+        .await
+}
+
+/// How many VMs are in each state that has any: `(state, VMs)`, by state.
+pub async fn vms_by_state(db: &Db) -> Result<Vec<(String, i64)>, DbError> {
+    Ok(sqlx::query_as("SELECT state, COUNT(*) FROM vm_instances GROUP BY state ORDER BY state")
+        .fetch_all(db.r())
+        .await?)
+}
+
+/// How many volumes and how many NICs there are.
+pub async fn volume_and_nic_counts(db: &Db) -> Result<(i64, i64), DbError> {
+    Ok(sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM volumes) AS volumes, (SELECT COUNT(*) FROM vm_nics) AS nics",
+    )
+    .fetch_one(db.r())
+    .await?)
+}
+
+/// The hosts whose status is Connected.
+pub async fn connected_hosts(db: &Db) -> Result<Vec<String>, DbError> {
+    let rows: Vec<(String,)> =
+        rows_as_one(db.r(), "uuid", "SELECT uuid FROM hosts WHERE status = 'Connected'").await?;
+    Ok(rows.into_iter().map(|(h,)| h).collect())
+}
+
+/// Every host: `(host, state, status)`.
+pub async fn host_states(db: &Db) -> Result<Vec<(String, String, String)>, DbError> {
+    Ok(sqlx::query_as("SELECT uuid, state, status FROM hosts").fetch_all(db.r()).await?)
+}
+
+/// How many jobs are Running.
+pub async fn running_jobs(db: &Db) -> Result<i64, DbError> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'Running'")
+        .fetch_one(db.r())
+        .await?)
 }
 
 #[cfg(test)]

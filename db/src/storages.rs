@@ -149,7 +149,7 @@ pub async fn delete_primary_if_empty(db: &Db, id: PrimaryStorageId) -> Result<Em
 
 /// Charges `bytes` to the primary storage `id` if they fit and it is enabled; changes no row
 /// (to refuse its transaction: [`Write::must_change_one`]) otherwise.
-pub fn charge_primary_if_room(id: PrimaryStorageId, bytes: i64) -> Write {
+pub(crate) fn charge_primary_if_room(id: PrimaryStorageId, bytes: i64) -> Write {
     write(
         "UPDATE primary_storages SET used_bytes = used_bytes + ?1 \
          WHERE uuid = ?2 AND used_bytes + ?1 <= total_bytes AND state = 'Enabled'",
@@ -161,14 +161,14 @@ pub fn charge_primary_if_room(id: PrimaryStorageId, bytes: i64) -> Write {
 
 /// Charges `bytes` to the primary storage `id` whatever its room: for bytes already in use
 /// there (a volume put back by an undo).
-pub fn charge_primary(id: &str, bytes: i64) -> Write {
+pub(crate) fn charge_primary(id: PrimaryStorageId, bytes: i64) -> Write {
     write("UPDATE primary_storages SET used_bytes = used_bytes + ? WHERE uuid = ?")
         .bind(bytes)
         .bind(id.to_string())
 }
 
 /// Gives `bytes` back to the primary storage `id` (never below zero).
-pub fn refund_primary(id: &str, bytes: i64) -> Write {
+pub(crate) fn refund_primary(id: PrimaryStorageId, bytes: i64) -> Write {
     write(
         "UPDATE primary_storages SET used_bytes = \
          CASE WHEN used_bytes > ?1 THEN used_bytes - ?1 ELSE 0 END WHERE uuid = ?2",

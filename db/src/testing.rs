@@ -1,14 +1,17 @@
 //! For the typed query modules' tests: a fresh database (SQLite in memory, or a PostgreSQL
 //! database of its own under `OXSTACK_TEST_DB=postgres`, see [`crate::pg::test_database`]) and
-//! the rows of tables that have no typed module yet, written here as plain statements.
+//! the rows the tests start from (through the typed modules, or as plain statements for tables
+//! that have none).
 
 use uuid::Uuid;
 
 use crate::clusters::{self, NewCluster};
 use crate::ids::{
-    BackupStorageId, ClusterId, ImageId, L2NetworkId, PrimaryStorageId, VmId, ZoneId,
+    BackupStorageId, ClusterId, HostId, ImageId, L2NetworkId, L3NetworkId, PrimaryStorageId, VmId,
+    ZoneId,
 };
 use crate::images::{self, ImageRow};
+use crate::networks::{self, NewL3};
 use crate::storages::{self, NewStorage};
 use crate::zones::{self, NewZone};
 use crate::{write, Db};
@@ -67,9 +70,19 @@ pub async fn l2_network(db: &Db, zone: ZoneId) -> L2NetworkId {
     .await
 }
 
+/// An L3 network on `l2` in `zone`, inserted.
+pub async fn l3_network(db: &Db, zone: ZoneId, l2: L2NetworkId) -> L3NetworkId {
+    let uuid = L3NetworkId(Uuid::new_v4());
+    let new =
+        NewL3 { uuid, zone_uuid: zone, l2_network_uuid: l2, name: "l3".into(), created_at_ms: 0 };
+    networks::insert_l3(db, &new).await.expect("inserting an L3 network");
+    uuid
+}
+
 /// A host in `cluster` of `zone`, inserted.
-pub async fn host(db: &Db, zone: ZoneId, cluster: ClusterId) {
-    let uuid = Uuid::new_v4().to_string();
+pub async fn host(db: &Db, zone: ZoneId, cluster: ClusterId) -> HostId {
+    let id = HostId(Uuid::new_v4());
+    let uuid = id.to_string();
     write(
         "INSERT INTO hosts (uuid, zone_uuid, cluster_uuid, name, management_ip, state, status, \
          cpu_total, memory_total, created_at) VALUES (?, ?, ?, 'h', ?, 'Enabled', 'Connected', \
@@ -82,6 +95,7 @@ pub async fn host(db: &Db, zone: ZoneId, cluster: ClusterId) {
     .execute(db.w())
     .await
     .expect("inserting a host");
+    id
 }
 
 /// Inserts a row of a fresh uuid in `zone` with `sql` (its two parameters) and returns the uuid.

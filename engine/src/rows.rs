@@ -1,14 +1,4 @@
-//! Stored values as the engine shows them, for the queries still written in the engine (the
-//! typed queries of `oxstack-db` return the stored integers): timestamps as RFC 3339, and the
-//! state enums stored as their variant names ([`string_enum!`](crate::string_enum)).
-
-use oxstack_db::Cols;
-
-/// Reads a Unix-milliseconds column as an RFC 3339 string.
-pub fn time(row: &(impl Cols + ?Sized), col: &str) -> Result<String, sqlx::Error> {
-    let n = row.int(col)?;
-    Ok(crate::time::rfc3339(n))
-}
+//! The state enums stored as their variant names ([`string_enum!`](crate::string_enum)).
 
 /// Declares a state enum stored as its variant name, with `as_str`, `Display` and `FromStr`.
 #[macro_export]

@@ -39,7 +39,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use oxstack_db::{Writer, Writes};
+use oxstack_db::ids::JobId;
+use oxstack_db::{jobs as job_rows, scans, Writer, Writes};
 use oxstack_engine::api::jobs::{self, OnSuccess};
 use oxstack_engine::config::ConfigName;
 use oxstack_engine::services::vm::{VmInstance, VmOp, VmState};
@@ -257,7 +258,7 @@ impl Sut {
             Ok(s) => s.job,
             Err(e) => self.fail(format!("the job of {during:?} could not start: {e:?}")),
         };
-        let recorded = || self.job_state(&job.uuid.to_string()).as_deref() != Some("Running");
+        let recorded = || self.job_state(job.uuid).as_deref() != Some("Running");
         self.wait_until("the operation reaches its held write or ends", || {
             w.holding() || recorded()
         });
@@ -355,7 +356,7 @@ impl Sut {
             self.fail("the survivor does not know it is alone".into());
         }
         self.wait_until("the survivor rolls back the killed node's runs", || {
-            self.scalar("SELECT COUNT(*) FROM workflow_runs") == Some(0)
+            self.rt.block_on(scans::workflow_runs(&self.engine.db)).is_ok_and(|r| r.is_empty())
         });
     }
 
@@ -387,7 +388,7 @@ impl Sut {
             Ended::Finished { recorded: true, .. } => "Failed",
             _ => kill::job_after_takeover(state, during),
         };
-        let got = self.job_state(&job.uuid.to_string());
+        let got = self.job_state(job.uuid);
         if got.as_deref() != Some(want) {
             self.fail(format!(
                 "{t:?}: the killed node's {} job is {got:?} after the takeover, the model {want} \
@@ -395,7 +396,7 @@ impl Sut {
                 job.kind
             ));
         }
-        let running = self.scalar("SELECT COUNT(*) FROM jobs WHERE state = 'Running'");
+        let running = self.rt.block_on(scans::running_jobs(&self.engine.db)).ok();
         if running != Some(0) {
             self.fail(format!("{t:?}: {running:?} jobs are left Running after the takeover"));
         }
@@ -408,15 +409,9 @@ impl Sut {
     }
 
     /// A job's state in the database.
-    fn job_state(&self, job: &str) -> Option<String> {
-        let q = sqlx::query_scalar::<_, String>("SELECT state FROM jobs WHERE uuid = ?").bind(job);
-        self.rt.block_on(q.fetch_optional(self.engine.db.r())).expect("read a job")
-    }
-
-    /// The integer the database answers `sql` with.
-    fn scalar(&self, sql: &'static str) -> Option<i64> {
-        let q = sqlx::query_scalar::<_, i64>(sql);
-        self.rt.block_on(q.fetch_optional(self.engine.db.r())).expect("read the database")
+    fn job_state(&self, job: JobId) -> Option<String> {
+        let row = self.rt.block_on(job_rows::get(&self.engine.db, job)).expect("read a job");
+        row.map(|j| j.state)
     }
 
     /// Lets the runtime run (1 ms at a time) until `done`, failing after [`DEADLINE`].

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use oxstack_db::rows_as_one;
+use oxstack_db::scans;
 use oxstack_engine::ids::{HostId, VmId};
 use oxstack_engine::services::vm::VmState;
 use oxstack_engine::Engine;
@@ -157,13 +157,7 @@ fn summarize(problems: &[String]) -> String {
 }
 
 async fn vm_rows(engine: &Engine) -> ScenarioResult<Vec<VmRow>> {
-    let mut raw: Vec<(String, String, Option<String>)> = rows_as_one(
-        engine.db.r(),
-        "uuid, state, host_uuid",
-        "SELECT uuid, state, host_uuid FROM vm_instances",
-    )
-    .await
-    .map_err(|e| db_err("vm rows", e))?;
+    let mut raw = scans::vm_states_and_hosts(&engine.db).await.map_err(|e| db_err("vm rows", e))?;
     raw.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let bad = |m: String| db_err("vm rows", oxstack_engine::EngineError::Internal(m));
     raw.into_iter()
@@ -181,11 +175,8 @@ async fn vm_rows(engine: &Engine) -> ScenarioResult<Vec<VmRow>> {
 
 /// Hosts the database has Connected.
 async fn connected_hosts(engine: &Engine) -> ScenarioResult<std::collections::HashSet<HostId>> {
-    let raw: Vec<(String,)> =
-        rows_as_one(engine.db.r(), "uuid", "SELECT uuid FROM hosts WHERE status = 'Connected'")
-            .await
-            .map_err(|e| db_err("hosts", e))?;
-    Ok(raw.into_iter().filter_map(|(h,)| h.parse().ok()).collect())
+    let raw = scans::connected_hosts(&engine.db).await.map_err(|e| db_err("hosts", e))?;
+    Ok(raw.into_iter().filter_map(|h| h.parse().ok()).collect())
 }
 
 /// Compares every VM row with the simulator, and every simulated VM with the database.
@@ -265,14 +256,9 @@ async fn leaks(
     vms: i64,
     unknown_to_db: &[String],
 ) -> ScenarioResult<Vec<String>> {
-    let count = |table: &'static str| async move {
-        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
-            .fetch_one(ctx.engine.db.r())
-            .await
-            .map_err(|e| db_err(table, e))
-    };
-    let volumes = count("volumes").await?;
-    let nics = count("vm_nics").await?;
+    let (volumes, nics) = scans::volume_and_nic_counts(&ctx.engine.db)
+        .await
+        .map_err(|e| db_err("volumes and NICs", e))?;
     let mut v = Vec::new();
     if vms != ctx.expected_vms {
         v.push(format!(

@@ -6,9 +6,9 @@
 //! and VMs. Two runs of a scenario with the same seed on the deterministic path end with the
 //! same digest; any difference in placement, state, addresses or capacity changes it.
 
+use oxstack_db::canonical;
 use oxstack_engine::Engine;
 use oxstack_simulator::SimCloud;
-use sqlx::Row;
 
 use crate::error::{ScenarioError, ScenarioResult};
 
@@ -49,21 +49,20 @@ pub async fn state_digest(engine: &Engine, sim: &SimCloud) -> ScenarioResult<u64
 pub async fn db_digest(engine: &Engine) -> ScenarioResult<u64> {
     let mut h = Fnv64::default();
     for table in TABLES {
-        let columns = hashed_columns(engine, table).await?;
-        let quoted: Vec<String> = columns.iter().map(|c| format!("quote(\"{c}\")")).collect();
-        let order: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
-        let sql = format!(
-            "SELECT {} FROM \"{table}\" ORDER BY {}",
-            quoted.join(" || char(31) || "),
-            order.join(", ")
-        );
-        let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .fetch_all(engine.db.r())
+        let columns = canonical::columns(&engine.db, table, UNREPLAYABLE_COLUMNS)
             .await
             .map_err(|e| db_error(table, e))?;
+        if columns.is_empty() {
+            return Err(ScenarioError::engine(
+                format!("digest of table {table}"),
+                oxstack_engine::EngineError::Internal(format!("table {table} has no columns")),
+            ));
+        }
+        let rows =
+            canonical::rows(&engine.db, table, &columns).await.map_err(|e| db_error(table, e))?;
         h.bytes(table.as_bytes());
         h.u64(rows.len() as u64);
-        for (row,) in rows {
+        for row in rows {
             h.bytes(row.as_bytes());
             h.bytes(&[0x1e]);
         }
@@ -71,28 +70,7 @@ pub async fn db_digest(engine: &Engine) -> ScenarioResult<u64> {
     Ok(h.finish())
 }
 
-async fn hashed_columns(engine: &Engine, table: &str) -> ScenarioResult<Vec<String>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA table_info(\"{table}\")")))
-        .fetch_all(engine.db.r())
-        .await
-        .map_err(|e| db_error(table, e))?;
-    let mut out = Vec::new();
-    for r in rows {
-        let name: String = r.try_get("name").map_err(|e| db_error(table, e))?;
-        if !UNREPLAYABLE_COLUMNS.contains(&name.as_str()) {
-            out.push(name);
-        }
-    }
-    if out.is_empty() {
-        return Err(ScenarioError::engine(
-            format!("digest of table {table}"),
-            oxstack_engine::EngineError::Internal(format!("table {table} has no columns")),
-        ));
-    }
-    Ok(out)
-}
-
-fn db_error(table: &str, e: sqlx::Error) -> ScenarioError {
+fn db_error(table: &str, e: oxstack_db::DbError) -> ScenarioError {
     ScenarioError::engine(format!("digest of table {table}"), e.into())
 }
 

@@ -54,12 +54,9 @@ impl RunReport {
         wall: Duration,
         opts: &RunOptions,
     ) -> ScenarioResult<Self> {
-        let states: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT state, COUNT(*) FROM vm_instances GROUP BY state ORDER BY state",
-        )
-        .fetch_all(r.engine.db.r())
-        .await
-        .map_err(|e| ScenarioError::engine("counting VMs", e.into()))?;
+        let states = oxstack_db::scans::vms_by_state(&r.engine.db)
+            .await
+            .map_err(|e| ScenarioError::engine("counting VMs", e.into()))?;
         let vm_states: BTreeMap<String, u64> =
             states.into_iter().map(|(s, n)| (s, n.max(0) as u64)).collect();
         let (total_ops, failed_ops) = r.stats.totals();

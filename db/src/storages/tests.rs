@@ -81,9 +81,9 @@ async fn a_primary_charge_fits_or_changes_nothing_and_a_refund_stops_at_zero() {
     let e = db.all_or_refused(vec![charge_primary_if_room(ps.uuid, 41)]).await;
     assert!(matches!(e, Err(DbError::Refused { statement: 0 })), "{e:?}");
     assert_eq!(used().await, 60);
-    charge_primary(&ps.uuid.to_string(), 50).execute(db.w()).await.expect("over the total");
+    charge_primary(ps.uuid, 50).execute(db.w()).await.expect("over the total");
     assert_eq!(used().await, 110);
-    refund_primary(&ps.uuid.to_string(), 200).execute(db.w()).await.expect("refund");
+    refund_primary(ps.uuid, 200).execute(db.w()).await.expect("refund");
     assert_eq!(used().await, 0);
 }
 

@@ -18,10 +18,9 @@
 //! The VM's `op_node` becomes the recovering node, so no other node's takeover marks it
 //! Unknown half-way.
 
-use oxstack_db::management_nodes::orphaned;
-use oxstack_db::{workflow_runs, write};
+use oxstack_db::vm_instances::{self, OperatedVm};
+use oxstack_db::workflow_runs;
 
-use crate::cluster::takeover::TRANSITIONAL;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::VmId;
 use crate::services::vm::{self, VmState};
@@ -87,13 +86,7 @@ impl Engine {
     async fn roll_back_run(&self, workflow: &str, vm: VmId, context: &str) -> EngineResult<()> {
         let _turn = self.queues.enter(vm.0).await;
         let me = self.membership.node.to_string();
-        write(format!(
-            "UPDATE vm_instances SET op_node = ? WHERE uuid = ? AND state IN ({TRANSITIONAL})"
-        ))
-        .bind(&me)
-        .bind(vm.to_string())
-        .execute(self.db.w())
-        .await?;
+        vm_instances::take_operation(&self.db, vm, &me).await?;
         let state = match self.vm_state(vm).await {
             Ok(s) => Some(s),
             Err(EngineError::NotFound { .. }) => None,
@@ -147,18 +140,9 @@ impl Engine {
         // holding one, what it runs there is for reconciliation to find out.
         let to =
             if self.vm_host(vm).await?.is_some() { VmState::Unknown } else { VmState::Stopped };
-        let settled = write(format!(
-            "UPDATE vm_instances SET state = ?, op_node = NULL, state_changed_at = ? \
-             WHERE uuid = ? AND op_node = ? AND state IN ({TRANSITIONAL})"
-        ))
-        .bind(to.as_str())
-        .bind(crate::time::now_ms())
-        .bind(vm.to_string())
-        .bind(&me)
-        .execute(self.db.w())
-        .await?
-        .rows_affected();
-        if settled == 1 {
+        let now = crate::time::now_ms();
+        let settled = vm_instances::settle_rolled_back(&self.db, vm, to.as_str(), &me, now).await?;
+        if settled {
             self.events.publish("vm", vm.0, Some(from.as_str()), Some(to.as_str()));
         }
         Ok(())
@@ -166,19 +150,12 @@ impl Engine {
 
     /// Runs again to the end the expunges stopped nodes left mid-way; returns how many.
     async fn finish_expunges(&self, me: &str) -> EngineResult<u64> {
-        let stuck: Vec<(String, Option<String>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT uuid, op_node FROM vm_instances WHERE state = 'Expunging' AND {}",
-            orphaned("op_node")
-        )))
-        .fetch_all(self.db.r())
-        .await?;
+        let stuck = vm_instances::orphaned_expunges(&self.db).await?;
         let mut finished = 0;
-        for (uuid, node) in stuck {
-            let Ok(vm) = uuid.parse::<VmId>() else { continue };
+        for found in stuck {
+            let Ok(OperatedVm { uuid: vm, op_node: node, .. }) = found else { continue };
             let _turn = self.queues.enter(vm.0).await;
-            let claim = "UPDATE vm_instances SET op_node = ?1 \
-                 WHERE uuid = ?2 AND state = 'Expunging' AND op_node IS NOT DISTINCT FROM ?3";
-            if !self.claim(claim, &uuid, node.as_deref()).await? {
+            if !vm_instances::claim_expunge(&self.db, vm, me, node.as_deref()).await? {
                 continue;
             }
             let mut ctx = vm::ExpungeCtx::new(self.clone(), vm);
@@ -189,29 +166,11 @@ impl Engine {
                 }
                 Err(e) => {
                     tracing::error!(%vm, %e, "could not finish an interrupted expunge; retried at the next takeover");
-                    write("UPDATE vm_instances SET op_node = NULL WHERE uuid = ? AND op_node = ?")
-                        .bind(&uuid)
-                        .bind(me.to_string())
-                        .execute(self.db.w())
-                        .await?;
+                    vm_instances::release_operation(&self.db, vm, me).await?;
                 }
             }
         }
         Ok(finished)
-    }
-
-    /// Makes this node the owner of row `uuid` if its owner is still `from`: `sql` sets the
-    /// owner column to `?1` where the uuid is `?2` and the owner `?3`. Whether it did (one of
-    /// two nodes claiming at once wins).
-    async fn claim(&self, sql: &'static str, uuid: &str, from: Option<&str>) -> EngineResult<bool> {
-        let claimed = write(sql)
-            .bind(self.membership.node.to_string())
-            .bind(uuid.to_string())
-            .bind(from.map(str::to_string))
-            .execute(self.db.w())
-            .await?
-            .rows_affected();
-        Ok(claimed == 1)
     }
 
     /// Runs a recovery pass in the background, unless one is running already (the claims keep

@@ -18,16 +18,11 @@
 //! safe.
 
 use oxstack_db::jobs;
-use oxstack_db::management_nodes::orphaned;
+use oxstack_db::vm_instances::{self, OperatedVm};
 
 use crate::error::EngineResult;
-use crate::ids::VmId;
 use crate::services::vm::VmState;
 use crate::Engine;
-
-/// Transitional VM states, as SQL.
-pub(crate) const TRANSITIONAL: &str =
-    "'Created','Starting','Stopping','Rebooting','Pausing','Resuming','Migrating','Destroying','Expunging'";
 
 /// The error body of a job whose management node stopped while it ran.
 const NODE_STOPPED: &str =
@@ -48,32 +43,24 @@ pub struct TakeoverReport {
 impl Engine {
     /// Recovers the operations and jobs of nodes that are no longer running (see the module doc).
     pub(crate) async fn take_over_orphans(&self) -> EngineResult<TakeoverReport> {
-        let stuck: Vec<(String, String, Option<String>)> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT uuid, state, op_node FROM vm_instances WHERE state IN ({TRANSITIONAL}) AND {} \
-             AND state <> 'Expunging' AND NOT EXISTS (SELECT 1 FROM workflow_runs w WHERE w.resource_uuid = vm_instances.uuid)",
-            orphaned("op_node")
-        )))
-            .fetch_all(self.db.r())
-            .await?;
+        let stuck = vm_instances::orphaned_mid_operation(&self.db).await?;
         let mut report = TakeoverReport::default();
-        for (uuid, state, op_node) in stuck {
-            let (Ok(vm), Ok(from)) = (uuid.parse::<VmId>(), state.parse::<VmState>()) else {
-                tracing::warn!(vm = %uuid, %state, "mid-operation VM row does not parse; left as it is");
+        for found in stuck {
+            let (vm, state, op_node) = match found {
+                Ok(OperatedVm { uuid, state, op_node }) => (uuid, state, op_node),
+                Err(e) => {
+                    tracing::warn!(%e, "mid-operation VM row does not parse; left as it is");
+                    continue;
+                }
+            };
+            let Ok(from) = state.parse::<VmState>() else {
+                tracing::warn!(%vm, %state, "mid-operation VM row does not parse; left as it is");
                 continue;
             };
-            let recovered = oxstack_db::write(
-                "UPDATE vm_instances SET state = 'Unknown', op_node = NULL, state_changed_at = ? \
-                 WHERE uuid = ? AND state = ? AND op_node IS NOT DISTINCT FROM ?",
-            )
-            .bind(crate::time::now_ms())
-            .bind(&uuid)
-            .bind(&state)
-            .bind(op_node.as_deref())
-            .execute(self.db.w())
-            .await?
-            .rows_affected();
-            if recovered == 1 {
+            let now = crate::time::now_ms();
+            let node = op_node.as_deref();
+            let recovered = vm_instances::mark_unknown(&self.db, vm, &state, node, now).await?;
+            if recovered {
                 tracing::warn!(%vm, %from, node = op_node.as_deref().unwrap_or("unknown"),
                     "vm was mid-operation on a management node that stopped; marked Unknown");
                 self.events.publish(

@@ -19,7 +19,7 @@
 
 use std::time::{Duration, Instant};
 
-use oxstack_db::parse_stored;
+use oxstack_db::{parse_stored, vm_instances};
 use oxstack_hypervisor::{HostId, StopMode, VmId};
 
 use crate::config::ConfigName;
@@ -86,18 +86,10 @@ impl Engine {
 
     /// The next VM holding `host` that evacuation must move or wait for, if any.
     async fn next_to_evacuate(&self, host: HostId) -> EngineResult<Option<Holder>> {
-        let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
-            "SELECT uuid, state, op_node FROM vm_instances \
-             WHERE host_uuid = ?1 OR migration_target_uuid = ?1 ORDER BY uuid",
-        )
-        .bind(host.to_string())
-        .fetch_all(self.db.r())
-        .await?;
-        for (uuid, state, op_node) in rows {
-            let vm: VmId = parse_stored("vm_instances", "uuid", &uuid)?;
-            let state: VmState = parse_stored("vm_instances", "state", &state)?;
+        for row in vm_instances::holding_host(&self.db, host).await? {
+            let state: VmState = parse_stored("vm_instances", "state", &row.state)?;
             if matches!(state, VmState::Running | VmState::Paused) || state.is_transitional() {
-                return Ok(Some(Holder { vm, state, op_node }));
+                return Ok(Some(Holder { vm: row.uuid, state, op_node: row.op_node }));
             }
         }
         Ok(None)

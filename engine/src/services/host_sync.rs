@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 
+use oxstack_db::vm_instances::{self, HostedVm};
 use oxstack_hypervisor::{HostId, PowerState, VmId};
 
 use crate::error::EngineResult;
@@ -62,20 +63,16 @@ impl Engine {
     /// Reads, in one query, the VMs each host should have defined: those placed on it, and
     /// stopped ones last defined there (the same rows [`Engine::reconcile_host`] looks at).
     pub(crate) async fn expected_vms(&self) -> EngineResult<ExpectedVms> {
-        let rows: Vec<(String, Option<String>, Option<String>, String)> = sqlx::query_as(
-            "SELECT uuid, host_uuid, last_host_uuid, state FROM vm_instances \
-             WHERE host_uuid IS NOT NULL OR last_host_uuid IS NOT NULL",
-        )
-        .fetch_all(self.db.r())
-        .await?;
         let mut out = ExpectedVms::default();
-        for (uuid, host, last_host, state) in rows {
-            let placed = host.is_some();
-            let Some(host) = host.or(last_host) else { continue };
-            let (Ok(vm), Ok(host), Ok(state)) =
-                (uuid.parse::<VmId>(), host.parse::<HostId>(), state.parse::<VmState>())
+        for found in vm_instances::hosted(&self.db).await? {
+            // A row the careful path would also skip.
+            let Ok(HostedVm { uuid: vm, host_uuid, last_host_uuid, state }) = found else {
+                continue;
+            };
+            let placed = host_uuid.is_some();
+            let (Some(host), Ok(state)) = (host_uuid.or(last_host_uuid), state.parse::<VmState>())
             else {
-                continue; // a row the careful path would also skip
+                continue;
             };
             out.by_host.entry(host).or_default().push(ExpectedVm { vm, state, placed });
         }

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
+use oxstack_db::vm_instances::{self, HostedVm};
 use oxstack_db::{hosts, workflow_runs};
 use oxstack_hypervisor::{HostConnectSpec, HostId, PowerState, SimulatedHostCapacity, VmId};
 use serde::Serialize;
@@ -219,13 +220,8 @@ impl Engine {
     pub(crate) async fn mark_disconnected(&self, host: HostId) -> EngineResult<()> {
         let _turn = self.queues.enter(host.0).await;
         self.set_host_status(host, HostStatus::Disconnected).await?;
-        let vms: Vec<(String, String)> =
-            sqlx::query_as("SELECT uuid, state FROM vm_instances WHERE host_uuid = ? AND state IN ('Running', 'Paused')")
-                .bind(host.to_string())
-                .fetch_all(self.db.r())
-                .await?;
-        for (uuid, state) in vms {
-            let Ok(vm) = uuid.parse::<VmId>() else { continue };
+        for found in vm_instances::running_on(&self.db, host).await? {
+            let Ok((vm, state)) = found else { continue };
             let _vm_turn = self.queues.enter(vm.0).await;
             let now: VmState = self.vm_state(vm).await?;
             if matches!(now, VmState::Running | VmState::Paused) {
@@ -271,17 +267,15 @@ impl Engine {
     pub async fn reconcile_host(&self, host: HostId) -> EngineResult<ReconcileReport> {
         // The database's view is read before the host's, so a VM whose state changed in
         // between is known to have had an operation since the host reported.
-        let ours: Vec<(String, Option<String>, String)> = sqlx::query_as(
-            "SELECT uuid, host_uuid, state FROM vm_instances WHERE host_uuid = ?1 OR (host_uuid IS NULL AND last_host_uuid = ?1)",
-        )
-        .bind(host.to_string())
-        .fetch_all(self.db.r())
-        .await?;
+        let ours = vm_instances::hosted_by(&self.db, host).await?;
         let reported = self.reported_states(host).await?;
         let mut report = ReconcileReport::default();
         let mut known = std::collections::HashSet::new();
-        for (uuid, placed, state_before) in ours {
-            let Ok(vm) = uuid.parse::<VmId>() else { continue };
+        for found in ours {
+            let Ok(HostedVm { uuid: vm, host_uuid: placed, state: state_before, .. }) = found
+            else {
+                continue;
+            };
             known.insert(vm);
             let _turn = self.queues.enter(vm.0).await;
             let state = match self.vm_state(vm).await {
@@ -298,12 +292,10 @@ impl Engine {
                 // An operation finished after the host reported: its report of this VM may be
                 // stale (e.g. Stopped for a VM just started), and so may where it is placed.
                 // Ask again, under the VM's turn.
-                let placed: Option<String> =
-                    sqlx::query_scalar("SELECT host_uuid FROM vm_instances WHERE uuid = ?")
-                        .bind(vm.to_string())
-                        .fetch_one(self.db.r())
-                        .await?;
-                if placed.as_deref().is_some_and(|p| p != host.to_string()) {
+                let Some((placed, _)) = vm_instances::hosts_of(&self.db, vm).await? else {
+                    continue; // expunged meanwhile
+                };
+                if placed.is_some_and(|p| p != host) {
                     continue; // it moved to another host
                 }
                 (self.reported_states(host).await?.get(&vm).copied(), placed)
@@ -332,19 +324,11 @@ impl Engine {
                     report.stopped += 1;
                 }
                 (VmState::Stopped, Some(PowerState::Running | PowerState::Paused)) if !held => {
-                    let (cpus, memory): (i64, i64) = sqlx::query_as(
-                        "SELECT cpus, memory_bytes FROM vm_instances WHERE uuid = ?",
-                    )
-                    .bind(vm.to_string())
-                    .fetch_one(self.db.r())
-                    .await?;
-                    let hold = oxstack_db::write(
-                        "UPDATE vm_instances SET host_uuid = ?1, last_host_uuid = ?1 \
-                         WHERE uuid = ?2 AND host_uuid IS NULL",
-                    )
-                    .bind(host.to_string())
-                    .bind(vm.to_string());
-                    if !self.hold_found(host, cpus as u32, memory as u64, hold).await? {
+                    let Some((cpus, memory)) = vm_instances::size_of(&self.db, vm).await? else {
+                        continue; // expunged meanwhile
+                    };
+                    let hold = vm_instances::adopt(vm, host);
+                    if !self.hold_found(host, cpus, memory, hold).await? {
                         continue; // placed meanwhile
                     }
                     let to = if actual == Some(PowerState::Paused) {
@@ -366,17 +350,11 @@ impl Engine {
                             continue;
                         }
                     }
-                    oxstack_db::write("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ? AND host_uuid IS NULL")
-                        .bind(vm.to_string())
-                        .execute(self.db.w())
-                        .await?;
+                    vm_instances::forget_definition(vm).execute(self.db.w()).await?;
                 }
                 (VmState::Stopped, None) => {
                     // No longer defined there (e.g. the host was reinstalled): forget the definition.
-                    oxstack_db::write("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ? AND host_uuid IS NULL")
-                        .bind(vm.to_string())
-                        .execute(self.db.w())
-                        .await?;
+                    vm_instances::forget_definition(vm).execute(self.db.w()).await?;
                 }
                 _ => {}
             }

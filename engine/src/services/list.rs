@@ -2,9 +2,7 @@
 //! database's [`ListSpec`] (the SQL is `oxstack_db::list`).
 
 use oxstack_db::list::{ListSpec, Listed};
-use oxstack_db::Db;
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyRow;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{EngineError, EngineResult};
@@ -86,21 +84,5 @@ impl ListQuery {
     pub fn page<R, T>(spec: &ListSpec, listed: Listed<R>, item: impl FnMut(R) -> T) -> Page<T> {
         let items = listed.rows.into_iter().map(item).collect();
         Page { items, total: listed.total, limit: spec.limit, offset: spec.offset }
-    }
-
-    /// Runs `SELECT {columns} FROM {table} WHERE <filters> ORDER BY created_at, uuid LIMIT/OFFSET`
-    /// and the matching count (see [`oxstack_db::list::page`]). `allowed` maps filter names to
-    /// columns of `table`. For the tables without a typed query module yet.
-    pub async fn run<T>(
-        &self,
-        db: &Db,
-        table: &str,
-        columns: &str,
-        allowed: &[(&str, &'static str)],
-        decode: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
-    ) -> EngineResult<Page<T>> {
-        let spec = self.spec(allowed)?;
-        let listed = oxstack_db::list::page(db, table, columns, &spec, decode).await?;
-        Ok(Self::page(&spec, listed, |t| t))
     }
 }

@@ -2,6 +2,7 @@
 //! phase's faults firing as operations complete.
 
 use futures::StreamExt;
+use oxstack_db::vm_instances;
 use oxstack_engine::ids::VmId;
 use oxstack_engine::services::vm::{DestroyOutcome, VmOp, VmState};
 use oxstack_engine::{Engine, EngineResult};
@@ -69,9 +70,8 @@ pub(crate) fn engine_op(op: WalkOp) -> Option<VmOp> {
 }
 
 /// `state IN ('A', 'B')` for SQL (state names are fixed identifiers, not user input).
-pub(crate) fn state_list(states: &[VmState]) -> String {
-    let names: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
-    names.join(", ")
+pub(crate) fn state_names(states: &[VmState]) -> Vec<&'static str> {
+    states.iter().map(VmState::as_str).collect()
 }
 
 impl Runner<'_> {
@@ -132,15 +132,10 @@ impl Runner<'_> {
     pub(crate) async fn bulk_phase(&mut self, p: &BulkPhase, label: &str) -> ScenarioResult<()> {
         let op = WalkOp::from(p.op);
         let allowed = engine_op(op).map(|o| o.allowed_from()).unwrap_or(&[]);
-        let sql = format!(
-            "SELECT uuid FROM vm_instances WHERE state IN ({}) ORDER BY uuid",
-            state_list(allowed)
-        );
-        let ids: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .fetch_all(self.engine.db.r())
+        let ids = vm_instances::in_states(&self.engine.db, &state_names(allowed))
             .await
             .map_err(|e| ScenarioError::engine(format!("{label}: listing VMs"), e.into()))?;
-        let ids: Vec<VmId> = ids.into_iter().filter_map(|(s,)| s.parse().ok()).collect();
+        let ids: Vec<VmId> = ids.into_iter().filter_map(Result::ok).collect();
         let k = ((ids.len() as f64) * p.percent / 100.0).ceil() as usize;
         let chosen = rng::sample(&mut self.rng, &ids, k);
         if p.concurrency > 1 && chosen.len() > 1 {

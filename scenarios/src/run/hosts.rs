@@ -60,11 +60,9 @@ impl Runner<'_> {
 
     /// Every host's (state, status) from the database.
     pub(crate) async fn host_states(&self) -> ScenarioResult<HashMap<HostId, (String, String)>> {
-        let rows: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT uuid, state, status FROM hosts")
-                .fetch_all(self.engine.db.r())
-                .await
-                .map_err(|e| ScenarioError::engine("reading hosts", e.into()))?;
+        let rows = oxstack_db::scans::host_states(&self.engine.db)
+            .await
+            .map_err(|e| ScenarioError::engine("reading hosts", e.into()))?;
         Ok(rows
             .into_iter()
             .filter_map(|(h, state, status)| h.parse().ok().map(|h| (h, (state, status))))

@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
+use oxstack_db::vm_instances;
 use oxstack_engine::ids::{HostId, VmId};
 use oxstack_engine::services::vm::VmState;
 
-use super::create::{engine_op, state_list, vm_op, Rows};
+use super::create::{engine_op, state_names, vm_op, Rows};
 use super::faults::Schedule;
 use super::Runner;
 use crate::error::{ScenarioError, ScenarioResult};
@@ -120,26 +121,16 @@ impl Runner<'_> {
 
     /// A VM in one of `states`, uniformly at random (by its rank in uuid order).
     async fn pick_vm(&mut self, states: &[VmState]) -> ScenarioResult<Option<VmId>> {
-        let list = state_list(states);
-        let db_err = |e: sqlx::Error| ScenarioError::engine("picking a VM", e.into());
-        let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM vm_instances WHERE state IN ({list})"
-        )))
-        .fetch_one(self.engine.db.r())
-        .await
-        .map_err(db_err)?;
-        if count <= 0 {
+        let names = state_names(states);
+        let db_err = |e: oxstack_db::DbError| ScenarioError::engine("picking a VM", e.into());
+        let db = &self.engine.db;
+        let count = vm_instances::count_in_states(db, &names).await.map_err(db_err)?;
+        if count == 0 {
             return Ok(None);
         }
-        let offset = rng::index(&mut self.rng, count as usize) as i64;
-        let id: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT uuid FROM vm_instances WHERE state IN ({list}) ORDER BY uuid LIMIT 1 OFFSET ?"
-        )))
-        .bind(offset)
-        .fetch_optional(self.engine.db.r())
-        .await
-        .map_err(db_err)?;
-        Ok(id.and_then(|s| s.parse().ok()))
+        let offset = rng::index(&mut self.rng, count as usize) as u64;
+        // A row whose uuid does not parse is skipped, as before the typed read.
+        Ok(vm_instances::nth_in_states(db, &names, offset).await.ok().flatten())
     }
 
     async fn run_op(&mut self, op: WalkOp, target: Target) {

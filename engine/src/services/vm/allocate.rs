@@ -9,6 +9,9 @@
 
 use std::net::Ipv4Addr;
 
+use oxstack_db::vm_nics::{self, NicRow, NicWiring};
+use oxstack_db::volumes::{self, Charged, VolumeRow};
+use oxstack_db::{Constraint, DbError};
 use oxstack_hypervisor::NicSpec;
 
 use crate::error::{EngineError, EngineResult};
@@ -49,70 +52,48 @@ impl Engine {
         // charged, so undoing it (`free_volume`) never gives back bytes it did not take, even
         // when its node died between the two. The insert changes nothing on a re-run of this
         // step (the row is there: keep it), and the charge nothing when the storage has no room.
-        let insert = oxstack_db::write(
-            "INSERT INTO volumes (uuid, vm_uuid, primary_storage_uuid, kind, size_bytes, format, device_index, created_at) \
-             VALUES (?, ?, ?, 'Root', ?, ?, 0, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(volume.to_string())
-        .bind(vm.to_string())
-        .bind(ps.to_string())
-        .bind(bytes as i64)
-        .bind(format)
-        .bind(crate::time::now_ms())
-        .must_change_one();
-        let charge = oxstack_db::storages::charge_primary_if_room(ps, bytes as i64);
-        let done = match self.db.atomically(vec![insert, charge]).await.map_err(EngineError::from) {
-            Ok(done) => done,
-            Err(e) => {
-                self.scheduler.topology().release_storage(ps, bytes);
-                if e.is_foreign_key_violation() {
-                    // Deleted since the cache offered it: no storage, as for a create after.
-                    return Err(EngineError::InsufficientCapacity(format!(
-                        "primary storage {ps} was deleted while a volume was being placed on it"
-                    )));
-                }
-                return Err(e);
-            }
+        let row = VolumeRow {
+            uuid: volume,
+            vm_uuid: Some(vm),
+            primary_storage_uuid: ps,
+            kind: "Root".into(),
+            size_bytes: bytes,
+            format: format.to_owned(),
+            device_index: 0,
+            created_at_ms: crate::time::now_ms(),
         };
-        match done {
-            Ok(()) => {}
-            Err(0) => {
-                // Created by an earlier run of this step.
-                self.scheduler.topology().release_storage(ps, bytes);
-                let existing: String =
-                    sqlx::query_scalar("SELECT primary_storage_uuid FROM volumes WHERE uuid = ?")
-                        .bind(volume.to_string())
-                        .fetch_one(self.db.r())
-                        .await?;
-                return Ok(oxstack_db::parse_stored("volumes", "primary_storage_uuid", &existing)?);
-            }
-            Err(_) => {
-                self.scheduler.topology().release_storage(ps, bytes);
-                return Err(EngineError::InsufficientCapacity(format!(
-                    "primary storage {ps} has no room for {bytes} bytes or is not Enabled"
-                )));
-            }
+        let charged = volumes::insert_charged(&self.db, &row).await;
+        if !matches!(charged, Ok(Charged::Inserted)) {
+            self.scheduler.topology().release_storage(ps, bytes);
         }
-        Ok(ps)
+        match charged {
+            Ok(Charged::Inserted) => Ok(ps),
+            // Created by an earlier run of this step.
+            Ok(Charged::Existed) => match volumes::get(&self.db, volume).await? {
+                Some(existing) => Ok(existing.primary_storage_uuid),
+                None => Err(EngineError::Conflict(format!(
+                    "volume {volume} was deleted while it was being created; try again"
+                ))),
+            },
+            Ok(Charged::NoRoom) => Err(EngineError::InsufficientCapacity(format!(
+                "primary storage {ps} has no room for {bytes} bytes or is not Enabled"
+            ))),
+            // Deleted since the cache offered it: no storage, as for a create after.
+            Err(DbError::Constraint { kind: Constraint::ForeignKey, .. }) => {
+                Err(EngineError::InsufficientCapacity(format!(
+                    "primary storage {ps} was deleted while a volume was being placed on it"
+                )))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Deletes a volume row and returns its bytes to its storage. Idempotent.
     pub(crate) async fn free_volume(&self, volume: VolumeId) -> EngineResult<()> {
-        let row: Option<(String, i64)> =
-            sqlx::query_as("SELECT primary_storage_uuid, size_bytes FROM volumes WHERE uuid = ?")
-                .bind(volume.to_string())
-                .fetch_optional(self.db.r())
-                .await?;
-        let Some((ps, bytes)) = row else { return Ok(()) };
+        let Some(row) = volumes::get(&self.db, volume).await? else { return Ok(()) };
         let _cache = self.cache_gate.read().await;
-        let delete =
-            oxstack_db::write("DELETE FROM volumes WHERE uuid = ?").bind(volume.to_string());
-        let refund = oxstack_db::storages::refund_primary(&ps, bytes);
-        let deleted = self.db.then_if_one(delete, refund).await?;
-        if deleted {
-            if let Ok(ps) = ps.parse::<PrimaryStorageId>() {
-                self.scheduler.topology().release_storage(ps, bytes as u64);
-            }
+        if volumes::delete_refunded(&self.db, &row).await? {
+            self.scheduler.topology().release_storage(row.primary_storage_uuid, row.size_bytes);
         }
         Ok(())
     }
@@ -156,43 +137,27 @@ impl Engine {
                     "L3 network {l3} has no free IP address left"
                 )));
             };
-            let res = oxstack_db::write(
-                "INSERT INTO vm_nics (uuid, vm_uuid, l3_network_uuid, ip, mac, device_index, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(nic.to_string())
-            .bind(vm.to_string())
-            .bind(l3.to_string())
-            .bind(i64::from(u32::from(alloc.ip)))
-            .bind(&mac)
-            .bind(i64::from(index))
-            .bind(crate::time::now_ms())
-            .execute(self.db.w())
-            .await
-            .map_err(EngineError::from);
-            match res {
-                Ok(_) => return Ok(self.nic_spec(l3, alloc.ip, mac, iface.to_owned())),
-                Err(e) if e.is_unique_violation() => {
+            let row = NicRow {
+                uuid: nic,
+                vm_uuid: vm,
+                l3_network_uuid: l3,
+                ip: alloc.ip,
+                mac: mac.clone(),
+                device_index: index,
+                created_at_ms: crate::time::now_ms(),
+            };
+            match vm_nics::insert(&self.db, &row).await {
+                Ok(()) => return Ok(self.nic_spec(l3, alloc.ip, mac, iface.to_owned())),
+                Err(DbError::Constraint { kind: Constraint::Unique, .. }) => {
                     // An earlier run of this step already made this NIC: keep it.
-                    let existing: Option<(i64, String)> =
-                        sqlx::query_as("SELECT ip, mac FROM vm_nics WHERE uuid = ?")
-                            .bind(nic.to_string())
-                            .fetch_optional(self.db.r())
-                            .await?;
-                    if let Some((ip, mac)) = existing {
+                    if let Some(existing) = vm_nics::get(&self.db, nic).await? {
                         self.ipam.release(l3, alloc.ip);
-                        let ip = Ipv4Addr::from(ip as u32);
+                        let (ip, mac) = (existing.ip, existing.mac);
                         return Ok(self.nic_spec(l3, ip, mac, iface.to_owned()));
                     }
                     // Either the address was taken behind the cache's back (keep it marked used)
                     // or the MAC collided (free the address, pick another MAC).
-                    let taken: Option<i64> = sqlx::query_scalar(
-                        "SELECT 1 FROM vm_nics WHERE l3_network_uuid = ? AND ip = ?",
-                    )
-                    .bind(l3.to_string())
-                    .bind(i64::from(u32::from(alloc.ip)))
-                    .fetch_optional(self.db.r())
-                    .await?;
-                    if taken.is_none() {
+                    if !vm_nics::address_taken(&self.db, l3, alloc.ip).await? {
                         self.ipam.release(l3, alloc.ip);
                         mac = mac_for(self.ids.next::<uuid::Uuid>().as_bytes());
                     } else if !reloaded && !self.membership.alone() {
@@ -201,14 +166,15 @@ impl Engine {
                         reloaded = true;
                     }
                 }
+                Err(DbError::Constraint { kind: Constraint::ForeignKey, .. }) => {
+                    // The L3 network was deleted since the plan read it.
+                    self.ipam.release(l3, alloc.ip);
+                    let field = format!("l3_network_uuids[{index}]");
+                    return Err(EngineError::missing(field, "L3 network", l3));
+                }
                 Err(e) => {
                     self.ipam.release(l3, alloc.ip);
-                    if e.is_foreign_key_violation() {
-                        // The L3 network was deleted since the plan read it.
-                        let field = format!("l3_network_uuids[{index}]");
-                        return Err(EngineError::missing(field, "L3 network", l3));
-                    }
-                    return Err(e);
+                    return Err(e.into());
                 }
             }
         }
@@ -220,34 +186,18 @@ impl Engine {
     /// Deletes a NIC and returns its address to IPAM. Idempotent.
     pub(crate) async fn free_nic(&self, nic: NicId) -> EngineResult<()> {
         let _cache = self.cache_gate.read().await;
-        let row: Option<(String, i64)> =
-            oxstack_db::write("DELETE FROM vm_nics WHERE uuid = ? RETURNING l3_network_uuid, ip")
-                .bind(nic.to_string())
-                .fetch_optional(self.db.w(), |r| Ok((r.text("l3_network_uuid")?, r.int("ip")?)))
-                .await?;
-        if let Some((l3, ip)) = row {
-            let l3: L3NetworkId = oxstack_db::parse_stored("vm_nics", "l3_network_uuid", &l3)?;
-            self.ipam.release(l3, Ipv4Addr::from(ip as u32));
+        if let Some((l3, ip)) = vm_nics::delete(&self.db, nic).await? {
+            self.ipam.release(l3, ip);
         }
         Ok(())
     }
 
     /// The NIC specs of a VM, as a host needs them.
     pub(crate) async fn nic_specs(&self, vm: VmId) -> EngineResult<Vec<NicSpec>> {
-        let rows: Vec<(String, i64, String, String)> = sqlx::query_as(
-            "SELECT n.l3_network_uuid, n.ip, n.mac, l2.physical_interface FROM vm_nics n \
-             JOIN l3_networks l3 ON l3.uuid = n.l3_network_uuid JOIN l2_networks l2 ON l2.uuid = l3.l2_network_uuid \
-             WHERE n.vm_uuid = ? ORDER BY n.device_index",
-        )
-        .bind(vm.to_string())
-        .fetch_all(self.db.r())
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (l3, ip, mac, iface) in rows {
-            let l3: L3NetworkId = oxstack_db::parse_stored("vm_nics", "l3_network_uuid", &l3)?;
-            out.push(self.nic_spec(l3, Ipv4Addr::from(ip as u32), mac, iface));
-        }
-        Ok(out)
+        let wiring = vm_nics::wiring_of_vm(&self.db, vm).await?;
+        let spec =
+            |w: NicWiring| self.nic_spec(w.l3_network_uuid, w.ip, w.mac, w.physical_interface);
+        Ok(wiring.into_iter().map(spec).collect())
     }
 
     /// A NIC as a host needs it: netmask and gateway from the address's IP range.

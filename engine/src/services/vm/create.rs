@@ -20,13 +20,11 @@
 //! back; what the undos read is [`CreateIds`], all the journal keeps.
 
 use async_trait::async_trait;
-use oxstack_db::Dialect;
+use oxstack_db::create_plan;
+use oxstack_db::vm_instances::{self, Holding, Holds, NewVm};
 use oxstack_hypervisor::{HostId, HypervisorError, NicSpec, VmSpec, VolumeSpec};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa::ToSchema;
-
-use std::sync::LazyLock;
 
 use super::{VmInstance, VmState};
 use crate::error::{EngineError, EngineResult};
@@ -154,28 +152,6 @@ impl Journaled for CreateCtx {
     }
 }
 
-/// The offering, the image and the L3 networks of a create, in one query in `dialect`.
-fn plan_query(dialect: Dialect) -> &'static str {
-    static BOTH: LazyLock<[String; 2]> = LazyLock::new(|| {
-        [Dialect::Sqlite, Dialect::Postgres].map(|d| {
-            let l3s =
-                d.json_rows("l3.uuid, l3.zone_uuid, l3.l2_network_uuid, l2.physical_interface", None);
-            let wanted = d.json_elements("?3");
-            format!(
-                "SELECT o.cpus, o.memory_bytes, i.url, i.format, i.size_bytes, \
-                 (SELECT {l3s} FROM l3_networks l3 JOIN l2_networks l2 ON l2.uuid = l3.l2_network_uuid \
-                  WHERE l3.uuid IN {wanted}) AS l3s_json \
-                 FROM (SELECT 1 AS one) AS one LEFT JOIN instance_offerings o ON o.uuid = ?1 \
-                 LEFT JOIN images i ON i.uuid = ?2"
-            )
-        })
-    });
-    match dialect {
-        Dialect::Sqlite => &BOTH[0],
-        Dialect::Postgres => &BOTH[1],
-    }
-}
-
 impl Engine {
     /// Validates a create request and fixes the new VM's IDs. Changes nothing.
     ///
@@ -183,35 +159,25 @@ impl Engine {
     /// query: this is on every create's path.
     pub async fn plan_create_vm(&self, req: CreateVm) -> EngineResult<CreatePlan> {
         check_name(&req.name)?;
-        let l3_list = serde_json::to_string(&req.l3_network_uuids)
-            .map_err(|e| EngineError::json("the L3 uuids of a create", e))?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(plan_query(self.db.dialect())))
-            .bind(req.instance_offering_uuid.to_string())
-            .bind(req.image_uuid.to_string())
-            .bind(l3_list)
-            .fetch_one(self.db.r())
-            .await?;
-        let (Some(cpus), Some(memory)) =
-            (row.try_get::<Option<i64>, _>(0)?, row.try_get::<Option<i64>, _>(1)?)
-        else {
+        let plan = create_plan::read(
+            &self.db,
+            req.instance_offering_uuid,
+            req.image_uuid,
+            &req.l3_network_uuids,
+        )
+        .await?;
+        let Some((cpus, memory)) = plan.offering else {
             return Err(EngineError::missing(
                 "instance_offering_uuid",
                 "instance offering",
                 req.instance_offering_uuid,
             ));
         };
-        let (Some(image_url), Some(image_format), Some(image_size)) = (
-            row.try_get::<Option<String>, _>(2)?,
-            row.try_get::<Option<String>, _>(3)?,
-            row.try_get::<Option<i64>, _>(4)?,
-        ) else {
+        let Some(image) = plan.image else {
             return Err(EngineError::missing("image_uuid", "image", req.image_uuid));
         };
-        let image_size = image_size as u64;
-        let l3s_json: String = row.try_get(5)?;
-        let found: Vec<(L3NetworkId, ZoneId, L2NetworkId, String)> =
-            serde_json::from_str(&l3s_json)
-                .map_err(|e| EngineError::json("the L3 networks a create plan read", e))?;
+        let (image_url, image_format, image_size) = (image.url, image.format, image.size_bytes);
+        let found = plan.l3_networks;
         if req.l3_network_uuids.is_empty() {
             return Err(EngineError::invalid(
                 "l3_network_uuids",
@@ -228,13 +194,14 @@ impl Engine {
                     format!("L3 network {l3} is listed twice"),
                 ));
             }
-            let Some(&(_, net_zone, net_l2, ref iface)) = found.iter().find(|f| f.0 == *l3) else {
+            let Some(net) = found.iter().find(|f| f.uuid == *l3) else {
                 return Err(EngineError::missing(
                     format!("l3_network_uuids[{i}]"),
                     "L3 network",
                     l3,
                 ));
             };
+            let (net_zone, net_l2) = (net.zone_uuid, net.l2_network_uuid);
             if zone.is_some_and(|z| z != net_zone) {
                 return Err(EngineError::conflicts_with(
                     format!("l3_network_uuids[{i}]"),
@@ -245,7 +212,7 @@ impl Engine {
             if !l2s.contains(&net_l2) {
                 l2s.push(net_l2);
             }
-            nic_interfaces.push(iface.clone());
+            nic_interfaces.push(net.physical_interface.clone());
         }
         let zone = zone.ok_or_else(|| {
             EngineError::invalid("l3_network_uuids", "at least one L3 network is needed")
@@ -272,8 +239,8 @@ impl Engine {
             image: req.image_uuid,
             image_url,
             image_format,
-            cpus: cpus as u32,
-            memory: memory as u64,
+            cpus,
+            memory,
             root_bytes,
             root_volume: self.ids.next(),
             nics: req.l3_network_uuids.iter().map(|_| self.ids.next()).collect(),
@@ -319,14 +286,8 @@ impl Engine {
     ) -> EngineResult<VmInstance> {
         let host =
             host.ok_or_else(|| EngineError::Internal("create finished without a host".into()))?;
-        let running = oxstack_db::write(
-            "UPDATE vm_instances SET last_host_uuid = ?, state = ?, state_changed_at = ?, op_node = NULL \
-             WHERE uuid = ?",
-        )
-        .bind(host.to_string())
-        .bind(VmState::Running.as_str())
-        .bind(crate::time::now_ms())
-        .bind(vm.to_string());
+        let now = crate::time::now_ms();
+        let running = vm_instances::settle_defined_on(vm, host, VmState::Running.as_str(), now);
         if !self.db.then_if_one(running, journal.delete_row()).await? {
             return Err(EngineError::Internal(format!("vm {vm} vanished as its create finished")));
         }
@@ -377,29 +338,22 @@ impl Step<CreateCtx> for PlaceVm {
         };
         let now = crate::time::now_ms();
         let node = e.membership.node.to_string();
+        let new_vm = NewVm {
+            uuid: p.vm,
+            name: p.name.clone(),
+            zone_uuid: p.zone,
+            instance_offering_uuid: p.offering,
+            image_uuid: p.image,
+            cpus: p.cpus,
+            memory_bytes: p.memory,
+        };
         let mut reservation = e.reserve_host(&req);
         let (host, cluster) = loop {
             let candidate = reservation.next().await?;
             let (host, cluster) = (candidate.host, candidate.cluster);
             // The placing transaction: the host's capacity (the reservation's own update),
             // the VM's row holding it, and the run's journal row.
-            let vm_row = oxstack_db::write(
-                "INSERT INTO vm_instances (uuid, name, zone_uuid, cluster_uuid, host_uuid, instance_offering_uuid, \
-                 image_uuid, cpus, memory_bytes, state, created_at, state_changed_at, op_node) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'Created', ?, ?, ?)",
-            )
-            .bind(p.vm.to_string())
-            .bind(p.name.clone())
-            .bind(p.zone.to_string())
-            .bind(cluster.map(|c| c.to_string()))
-            .bind(host.to_string())
-            .bind(p.offering.to_string())
-            .bind(p.image.to_string())
-            .bind(i64::from(p.cpus))
-            .bind(p.memory as i64)
-            .bind(now)
-            .bind(now)
-            .bind(node.clone());
+            let vm_row = vm_instances::insert_placed(&new_vm, (host, cluster), &node, now)?;
             let mut rows = vec![vm_row];
             let journaled = match &ctx.journal {
                 Some(j) => {
@@ -437,12 +391,9 @@ impl Step<CreateCtx> for PlaceVm {
     async fn undo(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
         let e = &ctx.engine;
         let vm = ctx.ids.vm;
-        if let Some((host, cpus, memory)) = e.vm_holding(vm, "host_uuid").await? {
-            let delete =
-                oxstack_db::write("DELETE FROM vm_instances WHERE uuid = ? AND host_uuid = ?")
-                    .bind(vm.to_string())
-                    .bind(host.to_string());
-            if e.release_held(host, cpus, memory, delete).await? {
+        if let Some(Holding { host, cpus, memory_bytes }) = e.vm_holding(vm, Holds::Host).await? {
+            let delete = vm_instances::delete_placed_on(vm, host);
+            if e.release_held(host, cpus, memory_bytes, delete).await? {
                 e.events.publish("vm", vm.0, None, None);
             }
         }

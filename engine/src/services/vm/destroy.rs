@@ -9,15 +9,15 @@
 //! | delete-vm     | the VM row deleted                        | the row re-inserted                |
 
 use async_trait::async_trait;
-use oxstack_db as db;
+use oxstack_db::vm_instances::{self, VmRecord};
+use oxstack_db::vm_nics::{self, NicRow};
+use oxstack_db::volumes::{self, VolumeRow};
 use oxstack_hypervisor::HypervisorError;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::{VmOp, VmState};
 use crate::config::ConfigName;
 use crate::error::{EngineError, EngineResult};
-use crate::ids::{L3NetworkId, NicId, VmId, VolumeId};
+use crate::ids::VmId;
 use crate::workflow::{Step, Workflow};
 use crate::Engine;
 
@@ -37,20 +37,13 @@ impl Engine {
         let _turn = self.queues.enter(vm.0).await;
         let state = self.vm_state(vm).await?;
         VmOp::Destroy.check(vm, state)?;
-        let (host, last): (Option<String>, Option<String>) =
-            sqlx::query_as("SELECT host_uuid, last_host_uuid FROM vm_instances WHERE uuid = ?")
-                .bind(vm.to_string())
-                .fetch_one(self.db.r())
-                .await?;
+        let (host, last) = vm_instances::hosts_of(&self.db, vm)
+            .await?
+            .ok_or_else(|| EngineError::not_found("vm", vm))?;
         self.set_vm_state(vm, state, VmState::Destroying).await?;
         // The host the VM stays defined on because it could not be reached.
         let mut still_defined_on = None;
-        let defined_on = match (host, last) {
-            (Some(h), _) => Some(("host_uuid", h)),
-            (None, last) => last.map(|h| ("last_host_uuid", h)),
-        };
-        if let Some((column, h)) = defined_on {
-            let h = oxstack_db::parse_stored("vm_instances", column, &h)?;
+        if let Some(h) = host.or(last) {
             match self.hv(h, "destroy", self.hypervisor.destroy_vm(h, vm)).await {
                 Ok(()) => {}
                 Err(EngineError::Hypervisor(
@@ -85,18 +78,12 @@ impl Engine {
         let _turn = self.queues.enter(vm.0).await;
         let state = self.vm_state(vm).await?;
         VmOp::Recover.check(vm, state)?;
-        let (pending,): (Option<String>,) =
-            sqlx::query_as("SELECT last_host_uuid FROM vm_instances WHERE uuid = ?")
-                .bind(vm.to_string())
-                .fetch_one(self.db.r())
-                .await?;
+        let (_, pending) = vm_instances::hosts_of(&self.db, vm)
+            .await?
+            .ok_or_else(|| EngineError::not_found("vm", vm))?;
         if let Some(h) = pending {
-            let h = oxstack_db::parse_stored("vm_instances", "last_host_uuid", &h)?;
             self.hv(h, "destroy", self.hypervisor.destroy_vm(h, vm)).await?;
-            oxstack_db::write("UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ?")
-                .bind(vm.to_string())
-                .execute(self.db.w())
-                .await?;
+            vm_instances::set_last_host(vm, None).execute(self.db.w()).await?;
         }
         self.set_vm_state(vm, state, VmState::Stopped).await?;
         self.get_vm(vm).await
@@ -157,16 +144,16 @@ impl Engine {
         }
         let period = self.config.secs(ConfigName::VmExpungePeriodSecs);
         let cutoff = now_ms - period.as_millis() as i64;
-        let due: Vec<(String,)> = sqlx::query_as(
-            "SELECT uuid FROM vm_instances WHERE state = 'Destroyed' AND state_changed_at <= ? \
-             LIMIT 1000",
-        )
-        .bind(cutoff)
-        .fetch_all(self.db.r())
-        .await?;
+        let due = vm_instances::destroyed_by(&self.db, cutoff, 1000).await?;
         let mut expunged = 0;
-        for (uuid,) in due {
-            let Ok(vm) = uuid.parse::<VmId>() else { continue };
+        for vm in due {
+            let vm = match vm {
+                Ok(vm) => vm,
+                Err(e) => {
+                    tracing::warn!(%e, "a destroyed VM's row does not parse: not expunged");
+                    continue;
+                }
+            };
             match self.expunge_vm(vm).await {
                 Ok(()) => expunged += 1,
                 Err(e) => tracing::warn!(%vm, %e, "delayed expunge failed"),
@@ -176,36 +163,14 @@ impl Engine {
     }
 }
 
-/// A NIC as it was before expunge, to put it back on undo.
-#[derive(Clone, Debug)]
-pub struct SavedNic {
-    uuid: NicId,
-    l3: L3NetworkId,
-    ip: i64,
-    mac: String,
-    device_index: i64,
-    created_at: i64,
-}
-
-/// A volume as it was before expunge.
-#[derive(Clone, Debug)]
-pub struct SavedVolume {
-    uuid: VolumeId,
-    primary_storage: String,
-    kind: String,
-    size: i64,
-    format: String,
-    device_index: i64,
-    created_at: i64,
-}
-
 /// The expunge workflow's context.
 pub struct ExpungeCtx {
     pub engine: Engine,
     pub vm: VmId,
-    nics: Vec<SavedNic>,
-    volumes: Vec<SavedVolume>,
-    vm_row: Option<AnyRow>,
+    /// The NICs and volumes as they were before expunge, to put back on undo.
+    nics: Vec<NicRow>,
+    volumes: Vec<VolumeRow>,
+    vm_row: Option<VmRecord>,
 }
 
 impl ExpungeCtx {
@@ -230,19 +195,7 @@ impl Step<ExpungeCtx> for FreeNics {
         "free-nics"
     }
     async fn run(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
-        let rows = sqlx::query("SELECT uuid, l3_network_uuid, ip, mac, device_index, created_at FROM vm_nics WHERE vm_uuid = ?")
-            .bind(ctx.vm.to_string())
-            .fetch_all(ctx.engine.db.r())
-            .await?;
-        for r in rows {
-            let nic = SavedNic {
-                uuid: db::id(&r, "uuid")?,
-                l3: db::id(&r, "l3_network_uuid")?,
-                ip: r.try_get("ip")?,
-                mac: r.try_get("mac")?,
-                device_index: r.try_get("device_index")?,
-                created_at: r.try_get("created_at")?,
-            };
+        for nic in vm_nics::of_vm(&ctx.engine.db, ctx.vm).await? {
             ctx.engine.free_nic(nic.uuid).await?;
             ctx.nics.push(nic);
         }
@@ -251,19 +204,8 @@ impl Step<ExpungeCtx> for FreeNics {
     async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
         for n in &ctx.nics {
             let _cache = ctx.engine.cache_gate.read().await;
-            oxstack_db::write(
-                "INSERT INTO vm_nics (uuid, vm_uuid, l3_network_uuid, ip, mac, device_index, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            )
-            .bind(n.uuid.to_string())
-            .bind(ctx.vm.to_string())
-            .bind(n.l3.to_string())
-            .bind(n.ip)
-            .bind(&n.mac)
-            .bind(n.device_index)
-            .bind(n.created_at)
-            .execute(ctx.engine.db.w())
-            .await?;
-            ctx.engine.ipam.mark_used(n.l3, std::net::Ipv4Addr::from(n.ip as u32));
+            vm_nics::restore(&ctx.engine.db, n).await?;
+            ctx.engine.ipam.mark_used(n.l3_network_uuid, n.ip);
         }
         Ok(())
     }
@@ -275,22 +217,7 @@ impl Step<ExpungeCtx> for FreeVolumes {
         "free-volumes"
     }
     async fn run(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
-        let rows = sqlx::query(
-            "SELECT uuid, primary_storage_uuid, kind, size_bytes, format, device_index, created_at FROM volumes WHERE vm_uuid = ?",
-        )
-        .bind(ctx.vm.to_string())
-        .fetch_all(ctx.engine.db.r())
-        .await?;
-        for r in rows {
-            let v = SavedVolume {
-                uuid: db::id(&r, "uuid")?,
-                primary_storage: r.try_get("primary_storage_uuid")?,
-                kind: r.try_get("kind")?,
-                size: r.try_get("size_bytes")?,
-                format: r.try_get("format")?,
-                device_index: r.try_get("device_index")?,
-                created_at: r.try_get("created_at")?,
-            };
+        for v in volumes::of_vm(&ctx.engine.db, ctx.vm).await? {
             ctx.engine.free_volume(v.uuid).await?;
             ctx.volumes.push(v);
         }
@@ -299,26 +226,10 @@ impl Step<ExpungeCtx> for FreeVolumes {
     async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
         for v in &ctx.volumes {
             let _cache = ctx.engine.cache_gate.read().await;
-            let insert = oxstack_db::write(
-                "INSERT INTO volumes (uuid, vm_uuid, primary_storage_uuid, kind, size_bytes, format, device_index, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            )
-            .bind(v.uuid.to_string())
-            .bind(ctx.vm.to_string())
-            .bind(v.primary_storage.clone())
-            .bind(v.kind.clone())
-            .bind(v.size)
-            .bind(v.format.clone())
-            .bind(v.device_index)
-            .bind(v.created_at);
-            let charge = oxstack_db::storages::charge_primary(&v.primary_storage, v.size);
-            let inserted = ctx.engine.db.then_if_one(insert, charge).await?;
-            if inserted {
-                if let Ok(ps) = v.primary_storage.parse() {
-                    let mut t = ctx.engine.scheduler.topology();
-                    if let Some(s) = t.storages.get_mut(&ps) {
-                        s.used += v.size as u64;
-                    }
+            if volumes::restore_charged(&ctx.engine.db, v).await? {
+                let mut t = ctx.engine.scheduler.topology();
+                if let Some(s) = t.storages.get_mut(&v.primary_storage_uuid) {
+                    s.used += v.size_bytes;
                 }
             }
         }
@@ -332,40 +243,16 @@ impl Step<ExpungeCtx> for DeleteVm {
         "delete-vm"
     }
     async fn run(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
-        if let Some(row) = sqlx::query("SELECT * FROM vm_instances WHERE uuid = ?")
-            .bind(ctx.vm.to_string())
-            .fetch_optional(ctx.engine.db.r())
-            .await?
-        {
-            ctx.vm_row = Some(row);
+        if let Some(record) = vm_instances::record(&ctx.engine.db, ctx.vm).await? {
+            ctx.vm_row = Some(record);
         }
-        oxstack_db::write("DELETE FROM vm_instances WHERE uuid = ?")
-            .bind(ctx.vm.to_string())
-            .execute(ctx.engine.db.w())
-            .await?;
+        vm_instances::delete(&ctx.engine.db, ctx.vm).await?;
         Ok(())
     }
     async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
-        let Some(r) = &ctx.vm_row else { return Ok(()) };
-        oxstack_db::write(
-            "INSERT INTO vm_instances (uuid, name, zone_uuid, cluster_uuid, host_uuid, last_host_uuid, instance_offering_uuid, \
-             image_uuid, cpus, memory_bytes, state, created_at, state_changed_at, op_node) \
-             VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(r.try_get::<String, _>("uuid")?)
-        .bind(r.try_get::<String, _>("name")?)
-        .bind(r.try_get::<String, _>("zone_uuid")?)
-        .bind(r.try_get::<Option<String>, _>("cluster_uuid")?)
-        .bind(r.try_get::<String, _>("instance_offering_uuid")?)
-        .bind(r.try_get::<String, _>("image_uuid")?)
-        .bind(r.try_get::<i64, _>("cpus")?)
-        .bind(r.try_get::<i64, _>("memory_bytes")?)
-        .bind(r.try_get::<String, _>("state")?)
-        .bind(r.try_get::<i64, _>("created_at")?)
-        .bind(r.try_get::<i64, _>("state_changed_at")?)
-        .bind(r.try_get::<Option<String>, _>("op_node")?)
-        .execute(ctx.engine.db.w())
-        .await?;
+        if let Some(record) = &ctx.vm_row {
+            vm_instances::restore(&ctx.engine.db, record).await?;
+        }
         Ok(())
     }
 }

@@ -7,7 +7,8 @@
 //! any number of times, also for a step that never ran: a crashed node's workflows can be
 //! rolled back from their log (see `workflow::journal`) without leaking or double-freeing.
 
-use oxstack_db::{hosts, write, Write};
+use oxstack_db::vm_instances::{self, Holding, Holds};
+use oxstack_db::{hosts, Write};
 use oxstack_hypervisor::HostId;
 
 use super::allocate::RACE_RETRIES;
@@ -247,13 +248,7 @@ impl Engine {
         loop {
             let candidate = reservation.next().await?;
             let host = candidate.host;
-            let hold = write(
-                "UPDATE vm_instances SET host_uuid = ?, cluster_uuid = ? \
-                 WHERE uuid = ? AND host_uuid IS NULL",
-            )
-            .bind(host.to_string())
-            .bind(candidate.cluster.map(|c| c.to_string()))
-            .bind(vm.to_string());
+            let hold = vm_instances::place(vm, host, candidate.cluster);
             if reservation.confirm(candidate, vec![hold]).await? {
                 return Ok(host);
             }
@@ -274,27 +269,13 @@ impl Engine {
     ) -> EngineResult<()> {
         let now = crate::time::now_ms();
         let settle = || {
-            let last = last_host.map(|last| {
-                write("UPDATE vm_instances SET last_host_uuid = ? WHERE uuid = ?")
-                    .bind(last.map(|h| h.to_string()))
-                    .bind(vm.to_string())
-            });
-            let state = write(
-                "UPDATE vm_instances SET state = ?, state_changed_at = ?, op_node = NULL WHERE uuid = ?",
-            )
-            .bind(to.as_str())
-            .bind(now)
-            .bind(vm.to_string());
-            last.into_iter().chain([state]).collect::<Vec<Write>>()
+            let last = last_host.map(|last| vm_instances::set_last_host(vm, last));
+            last.into_iter().chain([vm_instances::settle(vm, to.as_str(), now)]).collect::<Vec<_>>()
         };
-        let held = match self.vm_holding(vm, "host_uuid").await? {
-            Some((host, cpus, memory)) => {
-                let unhold = write(
-                    "UPDATE vm_instances SET host_uuid = NULL WHERE uuid = ? AND host_uuid = ?",
-                )
-                .bind(vm.to_string())
-                .bind(host.to_string());
-                self.release_held_with(host, cpus, memory, unhold, settle()).await?
+        let held = match self.vm_holding(vm, Holds::Host).await? {
+            Some(Holding { host, cpus, memory_bytes }) => {
+                let unhold = vm_instances::unplace(vm, host);
+                self.release_held_with(host, cpus, memory_bytes, unhold, settle()).await?
             }
             None => false,
         };
@@ -312,37 +293,23 @@ impl Engine {
 
     /// Undoes [`Engine::place_vm`]: clears the VM's host and returns the capacity. Idempotent.
     pub(crate) async fn unplace_vm(&self, vm: VmId) -> EngineResult<()> {
-        let Some((host, cpus, memory)) = self.vm_holding(vm, "host_uuid").await? else {
+        let Some(Holding { host, cpus, memory_bytes }) = self.vm_holding(vm, Holds::Host).await?
+        else {
             return Ok(());
         };
-        let unhold =
-            write("UPDATE vm_instances SET host_uuid = NULL WHERE uuid = ? AND host_uuid = ?")
-                .bind(vm.to_string())
-                .bind(host.to_string());
-        self.release_held(host, cpus, memory, unhold).await?;
+        let unhold = vm_instances::unplace(vm, host);
+        self.release_held(host, cpus, memory_bytes, unhold).await?;
         Ok(())
     }
 
     /// The host a VM holds capacity on.
     pub(crate) async fn vm_host(&self, vm: VmId) -> EngineResult<Option<HostId>> {
-        Ok(self.vm_holding(vm, "host_uuid").await?.map(|(h, _, _)| h))
+        Ok(self.vm_holding(vm, Holds::Host).await?.map(|h| h.host))
     }
 
-    /// The host named in the VM's column `col` (`host_uuid`, `migration_target_uuid`) and the
-    /// VM's size; `None` when the VM or the column is empty.
-    pub(crate) async fn vm_holding(
-        &self,
-        vm: VmId,
-        col: &'static str,
-    ) -> EngineResult<Option<(HostId, u32, u64)>> {
-        let row: Option<(Option<String>, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {col}, cpus, memory_bytes FROM vm_instances WHERE uuid = ?"
-        )))
-        .bind(vm.to_string())
-        .fetch_optional(self.db.r())
-        .await?;
-        let Some((Some(host), cpus, memory)) = row else { return Ok(None) };
-        let host = oxstack_db::parse_stored("vm_instances", col, &host)?;
-        Ok(Some((host, cpus as u32, memory as u64)))
+    /// The host the VM holds capacity on in the column `holds` names, and the VM's size;
+    /// `None` when the VM or the column is empty.
+    pub(crate) async fn vm_holding(&self, vm: VmId, holds: Holds) -> EngineResult<Option<Holding>> {
+        Ok(vm_instances::holding(&self.db, vm, holds).await?)
     }
 }

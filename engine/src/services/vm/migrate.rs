@@ -16,6 +16,7 @@
 //! the target).
 
 use async_trait::async_trait;
+use oxstack_db::vm_instances::{self, Holding, Holds};
 use oxstack_hypervisor::{HostId, HypervisorError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -146,24 +147,15 @@ impl Engine {
     ) -> EngineResult<()> {
         let target = target
             .ok_or_else(|| EngineError::Internal("migration finished without a target".into()))?;
-        let cluster = self.scheduler.index().get(target).map(|c| c.cluster.to_string());
-        let Some((_, cpus, memory)) = self.vm_holding(vm, "host_uuid").await? else {
+        let cluster = self.scheduler.index().get(target).map(|c| c.cluster);
+        let Some(Holding { cpus, memory_bytes: memory, .. }) =
+            self.vm_holding(vm, Holds::Host).await?
+        else {
             return Err(EngineError::Internal(format!("migrated vm {vm} holds no host")));
         };
-        let moved = oxstack_db::write(
-            "UPDATE vm_instances SET host_uuid = ?1, last_host_uuid = ?1, cluster_uuid = ?2, \
-             migration_target_uuid = NULL WHERE uuid = ?3 AND host_uuid = ?4 AND migration_target_uuid = ?1",
-        )
-        .bind(target.to_string())
-        .bind(cluster)
-        .bind(vm.to_string())
-        .bind(source.to_string());
-        let running = oxstack_db::write(
-            "UPDATE vm_instances SET state = ?, state_changed_at = ?, op_node = NULL WHERE uuid = ?",
-        )
-        .bind(VmState::Running.as_str())
-        .bind(crate::time::now_ms())
-        .bind(vm.to_string());
+        let moved = vm_instances::move_to_target(vm, source, target, cluster);
+        let now = crate::time::now_ms();
+        let running = vm_instances::settle(vm, VmState::Running.as_str(), now);
         let last = vec![running, journal.delete_row()];
         if !self.release_held_with(source, cpus, memory, moved, last).await? {
             return Err(EngineError::Internal(format!(
@@ -193,8 +185,8 @@ impl Step<MigrateCtx> for ReserveTarget {
     async fn run(&self, ctx: &mut MigrateCtx) -> EngineResult<()> {
         let e = &ctx.engine;
         // On a re-run the target is held already: the row says which.
-        if let Some((target, _, _)) = e.vm_holding(ctx.vm, "migration_target_uuid").await? {
-            ctx.target = Some(target);
+        if let Some(held) = e.vm_holding(ctx.vm, Holds::MigrationTarget).await? {
+            ctx.target = Some(held.host);
             return Ok(());
         }
         // The target's capacity is taken in one transaction with the row that holds it.
@@ -202,12 +194,7 @@ impl Step<MigrateCtx> for ReserveTarget {
         loop {
             let candidate = reservation.next().await?;
             let target = candidate.host;
-            let hold = oxstack_db::write(
-                "UPDATE vm_instances SET migration_target_uuid = ? \
-                 WHERE uuid = ? AND migration_target_uuid IS NULL",
-            )
-            .bind(target.to_string())
-            .bind(ctx.vm.to_string());
+            let hold = vm_instances::hold_target(ctx.vm, target);
             if reservation.confirm(candidate, vec![hold]).await? {
                 ctx.target = Some(target);
                 return Ok(());
@@ -216,14 +203,9 @@ impl Step<MigrateCtx> for ReserveTarget {
     }
     async fn undo(&self, ctx: &mut MigrateCtx) -> EngineResult<()> {
         let e = &ctx.engine;
-        if let Some((target, cpus, memory)) = e.vm_holding(ctx.vm, "migration_target_uuid").await? {
-            let unhold = oxstack_db::write(
-                "UPDATE vm_instances SET migration_target_uuid = NULL \
-                 WHERE uuid = ? AND migration_target_uuid = ?",
-            )
-            .bind(ctx.vm.to_string())
-            .bind(target.to_string());
-            e.release_held(target, cpus, memory, unhold).await?;
+        if let Some(held) = e.vm_holding(ctx.vm, Holds::MigrationTarget).await? {
+            let unhold = vm_instances::release_target(ctx.vm, held.host);
+            e.release_held(held.host, held.cpus, held.memory_bytes, unhold).await?;
         }
         ctx.target = None;
         Ok(())

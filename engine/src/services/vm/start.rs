@@ -8,12 +8,13 @@
 //! |                | host and create it on the new one                          |                            |
 
 use async_trait::async_trait;
+use oxstack_db::{vm_instances, vm_nics, volumes};
 use oxstack_hypervisor::{HostId, HypervisorError, StopMode, VmSpec, VolumeSpec};
 use serde::{Deserialize, Serialize};
 
 use super::{VmInstance, VmOp, VmState};
 use crate::error::{EngineError, EngineResult};
-use crate::ids::{VmId, VolumeId};
+use crate::ids::VmId;
 use crate::scheduler::HostRequest;
 use crate::workflow::journal::{fingerprint, from_json, to_json};
 use crate::workflow::{Journaled, Step, Workflow};
@@ -91,10 +92,7 @@ impl Engine {
 
     /// Records a started VM as defined where it runs, and Running.
     async fn finish_start(&self, vm: VmId) -> EngineResult<()> {
-        oxstack_db::write("UPDATE vm_instances SET last_host_uuid = host_uuid WHERE uuid = ?")
-            .bind(vm.to_string())
-            .execute(self.db.w())
-            .await?;
+        vm_instances::define_where_placed(vm).execute(self.db.w()).await?;
         self.set_vm_state(vm, VmState::Starting, VmState::Running).await
     }
 
@@ -104,41 +102,20 @@ impl Engine {
         vm: VmId,
         designated: Option<HostId>,
     ) -> EngineResult<StartCtx> {
-        let (zone, last_host, cpus, memory): (String, Option<String>, i64, i64) = sqlx::query_as(
-            "SELECT zone_uuid, last_host_uuid, cpus, memory_bytes FROM vm_instances WHERE uuid = ?",
-        )
-        .bind(vm.to_string())
-        .fetch_optional(self.db.r())
-        .await?
-        .ok_or_else(|| EngineError::not_found("vm", vm))?;
-        use oxstack_db::parse_stored;
-        let l2s: Vec<(String,)> = sqlx::query_as(
-            "SELECT DISTINCT l3.l2_network_uuid FROM vm_nics n JOIN l3_networks l3 ON l3.uuid = n.l3_network_uuid WHERE n.vm_uuid = ?",
-        )
-        .bind(vm.to_string())
-        .fetch_all(self.db.r())
-        .await?;
-        let storage: Option<String> = sqlx::query_scalar(
-            "SELECT primary_storage_uuid FROM volumes WHERE vm_uuid = ? AND kind = 'Root'",
-        )
-        .bind(vm.to_string())
-        .fetch_optional(self.db.r())
-        .await?;
-        let last_host: Option<HostId> =
-            last_host.map(|h| parse_stored("vm_instances", "last_host_uuid", &h)).transpose()?;
+        let facts = vm_instances::start_facts(&self.db, vm)
+            .await?
+            .ok_or_else(|| EngineError::not_found("vm", vm))?;
+        let l2_networks = vm_nics::l2_networks_of_vm(&self.db, vm).await?;
+        let root = volumes::root_of(&self.db, vm).await?;
+        let last_host = facts.last_host_uuid;
         let request = HostRequest {
-            cpus: cpus as u32,
-            memory: memory as u64,
-            zone: Some(parse_stored("vm_instances", "zone_uuid", &zone)?),
+            cpus: facts.cpus,
+            memory: facts.memory_bytes,
+            zone: Some(facts.zone_uuid),
             designated_host: designated,
             preferred_host: last_host,
-            l2_networks: l2s
-                .iter()
-                .map(|(s,)| parse_stored("l3_networks", "l2_network_uuid", s))
-                .collect::<Result<_, _>>()?,
-            required_storage: storage
-                .map(|s| parse_stored("volumes", "primary_storage_uuid", &s))
-                .transpose()?,
+            l2_networks,
+            required_storage: root.map(|v| v.primary_storage_uuid),
             ..Default::default()
         };
         Ok(StartCtx {
@@ -153,30 +130,22 @@ impl Engine {
 
     /// The spec a host needs to create the VM from scratch.
     pub(crate) async fn vm_spec(&self, vm: VmId) -> EngineResult<VmSpec> {
-        let (name, cpus, memory, image_url): (String, i64, i64, Option<String>) = sqlx::query_as(
-            "SELECT v.name, v.cpus, v.memory_bytes, i.url FROM vm_instances v LEFT JOIN images i ON i.uuid = v.image_uuid WHERE v.uuid = ?",
-        )
-        .bind(vm.to_string())
-        .fetch_optional(self.db.r())
-        .await?
-        .ok_or_else(|| EngineError::not_found("vm", vm))?;
-        let (volume, size, format): (String, i64, String) = sqlx::query_as(
-            "SELECT uuid, size_bytes, format FROM volumes WHERE vm_uuid = ? AND kind = 'Root'",
-        )
-        .bind(vm.to_string())
-        .fetch_optional(self.db.r())
-        .await?
-        .ok_or_else(|| EngineError::Internal(format!("vm {vm} has no root volume")))?;
+        let facts = vm_instances::spec_facts(&self.db, vm)
+            .await?
+            .ok_or_else(|| EngineError::not_found("vm", vm))?;
+        let root = volumes::root_of(&self.db, vm)
+            .await?
+            .ok_or_else(|| EngineError::Internal(format!("vm {vm} has no root volume")))?;
         Ok(VmSpec {
             vm,
-            name,
-            cpus: cpus as u32,
-            memory_bytes: memory as u64,
+            name: facts.name,
+            cpus: facts.cpus,
+            memory_bytes: facts.memory_bytes,
             root_volume: VolumeSpec {
-                volume: VolumeId(oxstack_db::parse_stored("volumes", "uuid", &volume)?),
-                size_bytes: size as u64,
-                format,
-                backing_image_url: image_url,
+                volume: root.uuid,
+                size_bytes: root.size_bytes,
+                format: root.format,
+                backing_image_url: facts.image_url,
                 device_index: 0,
             },
             data_volumes: Vec::new(),
@@ -227,12 +196,7 @@ impl Step<StartCtx> for StartOnHost {
             match e.hv(old, "destroy", e.hypervisor.destroy_vm(old, vm)).await {
                 Ok(()) => {
                     ctx.left_last_host = true;
-                    oxstack_db::write(
-                        "UPDATE vm_instances SET last_host_uuid = NULL WHERE uuid = ?",
-                    )
-                    .bind(vm.to_string())
-                    .execute(e.db.w())
-                    .await?;
+                    vm_instances::set_last_host(vm, None).execute(e.db.w()).await?;
                 }
                 // The old host is gone, unreachable or refused: the VM is still defined there,
                 // so `last_host_uuid` keeps pointing at it (if the create below fails, the VM

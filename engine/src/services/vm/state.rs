@@ -111,4 +111,15 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn the_databases_transitional_states_are_the_engines() {
+        let listed: Vec<&str> = oxstack_db::vm_instances::TRANSITIONAL
+            .split(',')
+            .map(|s| s.trim().trim_matches('\''))
+            .collect();
+        let ours: Vec<&str> =
+            VmState::ALL.iter().filter(|s| s.is_transitional()).map(|s| s.as_str()).collect();
+        assert_eq!(listed, ours);
+    }
 }

@@ -1,9 +1,8 @@
 //! The VM as the API shows it, and reading it from the database.
 
 use std::net::Ipv4Addr;
-use std::sync::LazyLock;
 
-use oxstack_db::{self as db, Cols, Dialect};
+use oxstack_db::vm_instances::{self, VmRow};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -59,101 +58,45 @@ pub struct VmNic {
     pub device_index: u32,
 }
 
-/// The columns [`decode`] reads, NICs and root volume included, in `dialect`.
-fn columns(dialect: Dialect) -> &'static str {
-    static BOTH: LazyLock<[String; 2]> = LazyLock::new(|| {
-        [Dialect::Sqlite, Dialect::Postgres].map(|d| {
-            let nics = d.json_rows(
-                "uuid, l3_network_uuid, ip, mac, device_index",
-                Some("device_index"),
-            );
-            format!(
-                "uuid, name, zone_uuid, cluster_uuid, host_uuid, last_host_uuid, instance_offering_uuid, \
-                 image_uuid, cpus, memory_bytes, state, created_at, state_changed_at, \
-                 (SELECT uuid FROM volumes WHERE vm_uuid = vm_instances.uuid AND kind = 'Root') AS root_volume_uuid, \
-                 (SELECT {nics} FROM vm_nics WHERE vm_uuid = vm_instances.uuid) AS nics_json"
-            )
+impl TryFrom<VmRow> for VmInstance {
+    type Error = EngineError;
+    fn try_from(r: VmRow) -> EngineResult<Self> {
+        let state = r
+            .state
+            .parse()
+            .map_err(|e| EngineError::corrupt("vm_instances", "state", &r.state, e))?;
+        let nics = r.nics.into_iter().map(|n| VmNic {
+            uuid: n.uuid,
+            l3_network_uuid: n.l3_network_uuid,
+            ip: n.ip,
+            mac: n.mac,
+            device_index: n.device_index,
+        });
+        Ok(VmInstance {
+            uuid: r.uuid,
+            name: r.name,
+            zone_uuid: r.zone_uuid,
+            cluster_uuid: r.cluster_uuid,
+            host_uuid: r.host_uuid,
+            last_host_uuid: r.last_host_uuid,
+            instance_offering_uuid: r.instance_offering_uuid,
+            image_uuid: r.image_uuid,
+            cpus: r.cpus,
+            memory_bytes: r.memory_bytes,
+            state,
+            root_volume_uuid: r.root_volume_uuid,
+            nics: nics.collect(),
+            created_at: crate::time::rfc3339(r.created_at_ms),
+            state_changed_at: crate::time::rfc3339(r.state_changed_at_ms),
         })
-    });
-    match dialect {
-        Dialect::Sqlite => &BOTH[0],
-        Dialect::Postgres => &BOTH[1],
     }
-}
-
-/// One VM by uuid, in `dialect`.
-fn by_uuid(dialect: Dialect) -> &'static str {
-    static BOTH: LazyLock<[String; 2]> = LazyLock::new(|| {
-        [Dialect::Sqlite, Dialect::Postgres]
-            .map(|d| format!("SELECT {} FROM vm_instances WHERE uuid = ?", columns(d)))
-    });
-    match dialect {
-        Dialect::Sqlite => &BOTH[0],
-        Dialect::Postgres => &BOTH[1],
-    }
-}
-
-/// A NIC as `nics_json` carries it: uuid, L3 uuid, address, MAC, device index.
-type NicTuple = (String, String, u32, String, u32);
-
-/// The NICs from the `nics_json` column, so a VM and its NICs come back in one query.
-fn decode_nics(r: &impl Cols) -> Result<Vec<VmNic>, sqlx::Error> {
-    let bad = |msg: String| db::decode_err("nics_json", msg);
-    let json = r.text("nics_json")?;
-    let tuples: Vec<NicTuple> = serde_json::from_str(&json).map_err(|e| bad(e.to_string()))?;
-    tuples
-        .into_iter()
-        .map(|(uuid, l3, ip, mac, device_index)| {
-            Ok(VmNic {
-                uuid: uuid.parse().map_err(|e| bad(format!("nic uuid: {e}")))?,
-                l3_network_uuid: l3.parse().map_err(|e| bad(format!("l3 uuid: {e}")))?,
-                ip: Ipv4Addr::from(ip),
-                mac,
-                device_index,
-            })
-        })
-        .collect()
-}
-
-/// A VM from a row of [`COLUMNS`].
-pub(super) fn decode(r: &impl Cols) -> Result<VmInstance, sqlx::Error> {
-    Ok(VmInstance {
-        uuid: db::id(r, "uuid")?,
-        name: r.text("name")?,
-        zone_uuid: db::id(r, "zone_uuid")?,
-        cluster_uuid: db::opt_id(r, "cluster_uuid")?,
-        host_uuid: db::opt_id(r, "host_uuid")?,
-        last_host_uuid: db::opt_id(r, "last_host_uuid")?,
-        instance_offering_uuid: db::id(r, "instance_offering_uuid")?,
-        image_uuid: db::id(r, "image_uuid")?,
-        cpus: db::u32_col(r, "cpus")?,
-        memory_bytes: db::u64_col(r, "memory_bytes")?,
-        state: db::parsed(r, "state")?,
-        root_volume_uuid: db::opt_id(r, "root_volume_uuid")?,
-        nics: decode_nics(r)?,
-        created_at: crate::rows::time(r, "created_at")?,
-        state_changed_at: crate::rows::time(r, "state_changed_at")?,
-    })
 }
 
 impl Engine {
     /// One VM with its NICs.
     pub async fn get_vm(&self, id: VmId) -> EngineResult<VmInstance> {
-        let uuid = id.to_string();
-        // A primary-key lookup: on the calling thread when an inline connection is free.
-        let found = self.db.read_now(|c| {
-            db::inline::query_optional(c, by_uuid(Dialect::Sqlite), [&uuid], |r| decode(r))
-        });
-        let vm = match found {
-            Some(found) => found?,
-            None => sqlx::query(sqlx::AssertSqlSafe(by_uuid(self.db.dialect())))
-                .bind(&uuid)
-                .fetch_optional(self.db.r())
-                .await?
-                .map(|r| decode(&r))
-                .transpose()?,
-        };
-        vm.ok_or_else(|| EngineError::not_found("vm", id))
+        let row = vm_instances::get(&self.db, id).await?;
+        row.ok_or_else(|| EngineError::not_found("vm", id))?.try_into()
     }
 
     /// VMs matching `q`.
@@ -161,22 +104,15 @@ impl Engine {
         if let Some(s) = &q.state {
             s.parse::<VmState>().map_err(|m| EngineError::invalid("state", m))?;
         }
-        let allowed = [
-            ("name", "name"),
-            ("state", "state"),
-            ("zone_uuid", "zone_uuid"),
-            ("cluster_uuid", "cluster_uuid"),
-            ("host_uuid", "host_uuid"),
-        ];
-        q.run(&self.db, "vm_instances", columns(self.db.dialect()), &allowed, decode).await
+        let spec = q.spec(vm_instances::FILTERS)?;
+        let listed = vm_instances::list(&self.db, &spec).await?;
+        let items = listed.rows.into_iter().map(VmInstance::try_from).collect::<Result<_, _>>()?;
+        Ok(Page { items, total: listed.total, limit: spec.limit, offset: spec.offset })
     }
 
     /// The VM's current state, or NOT_FOUND.
     pub(crate) async fn vm_state(&self, id: VmId) -> EngineResult<VmState> {
-        let s: Option<String> = sqlx::query_scalar("SELECT state FROM vm_instances WHERE uuid = ?")
-            .bind(id.to_string())
-            .fetch_optional(self.db.r())
-            .await?;
+        let s = vm_instances::state(&self.db, id).await?;
         let s = s.ok_or_else(|| EngineError::not_found("vm", id))?;
         Ok(oxstack_db::parse_stored("vm_instances", "state", &s)?)
     }
@@ -210,16 +146,9 @@ impl Engine {
         saved: String,
     ) -> EngineResult<Journal> {
         let journal = Journal::new(&self.db, workflow, vm.0, self.membership.node.0);
-        let claim = oxstack_db::write(
-            "UPDATE vm_instances SET state = ?, state_changed_at = ?, op_node = ? \
-             WHERE uuid = ? AND state = ?",
-        )
-        .bind(to.as_str())
-        .bind(crate::time::now_ms())
-        .bind(self.membership.node.to_string())
-        .bind(vm.to_string())
-        .bind(from.as_str())
-        .must_change_one();
+        let node = self.membership.node.to_string();
+        let now = crate::time::now_ms();
+        let claim = vm_instances::claim(vm, (from.as_str(), to.as_str()), &node, now);
         if self.db.atomically(vec![claim, journal.insert_row(&saved)]).await?.is_err() {
             let now = self.vm_state(vm).await?;
             return Err(changed_meanwhile(vm, from, now));
@@ -243,20 +172,10 @@ impl Engine {
         // A transitional state records which node runs the operation (see cluster::takeover).
         let op_node = to.is_transitional().then(|| self.membership.node.to_string());
         let claim = to.is_transitional() && !from.is_transitional();
-        let moved = oxstack_db::write(
-            "UPDATE vm_instances SET state = ?, state_changed_at = ?, op_node = ? \
-             WHERE uuid = ? AND (? = 0 OR state = ?)",
-        )
-        .bind(to.as_str())
-        .bind(crate::time::now_ms())
-        .bind(op_node)
-        .bind(id.to_string())
-        .bind(i64::from(claim))
-        .bind(from.as_str())
-        .execute(self.db.w())
-        .await?
-        .rows_affected();
-        if claim && moved == 0 {
+        let states = (from.as_str(), to.as_str());
+        let now = crate::time::now_ms();
+        let moved = vm_instances::set_state(&self.db, id, states, claim, op_node, now).await?;
+        if claim && !moved {
             let now = self.vm_state(id).await?;
             return Err(changed_meanwhile(id, from, now));
         }
