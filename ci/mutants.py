@@ -86,10 +86,10 @@ MUTANTS = [
     ("range-insert-unchecked", "ipam", "db/src/ip_ranges.rs",
      "?9 WHERE NOT EXISTS (SELECT 1", "?9 WHERE 1 = 1 OR NOT EXISTS (SELECT 1",
      "the engine's check refuses a clashing range first; only two creates on different L3 "
-     "networks of one L2 that both pass it before either inserts reach this one, a race no "
-     "fresh case of seed 1 made (nor with the ranges theme held to such L2 networks). "
+     "networks of one L2 that both pass it before either inserts reach this one (the ranges "
+     "theme's race, must-reach CrossL3RangeRace). "
      "db/src/ip_ranges/tests.rs's ranges_of_one_l2_network_that_share_an_address_or_a_gateway_clash "
-     "catches it"),
+     "catches it too"),
     ("takeover-jobs", "takeover", "db/src/jobs.rs",
      "WHERE state = 'Running' AND {}\",\n        orphaned(\"node_uuid\")",
      "WHERE state = 'Nothing' AND {}\",\n        orphaned(\"node_uuid\")", None),
