@@ -181,7 +181,7 @@ impl AuxState {
         creates.iter().enumerate().any(|(i, &(a, x))| {
             creates[i + 1..].iter().any(|&(b, y)| {
                 a != b
-                    && self.l3s.get(&a).is_some()
+                    && self.l3s.contains_key(&a)
                     && self.l3s.get(&a) == self.l3s.get(&b)
                     && clash(x, y)
                     && fresh(a, x)
