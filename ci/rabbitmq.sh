@@ -13,7 +13,7 @@
 #   rabbitmq_restart  restarts the broker application (what `$OXSTACK_TEST_AMQP_CTL restart` does).
 #   rabbitmq_stop     stops the broker and its epmd by PID, waits for both to exit and removes the
 #                     temporary directory. Does nothing when nothing was started.
-# Tests that need a broker (engine/tests/amqp_*.rs, bus/tests/amqp_restart.rs and the bus's
+# Tests that need a broker (api/tests/amqp_*.rs, bus/tests/amqp_restart.rs and the bus's
 # amqp::tests) say SKIPPED without OXSTACK_TEST_AMQP_URL.
 
 rabbitmq_pid=""

@@ -74,7 +74,7 @@ if cargo nextest --version >/dev/null 2>&1; then
   # test with fewer cases, on one node and on two (the two on the RabbitMQ bus, their steps sent
   # as API requests and forwarded to the owning node: model-tests/src/api_nodes.rs).
   OXSTACK_TEST_DB=postgres cargo nextest run --workspace --locked --no-fail-fast \
-    -E 'package(oxstack-db) or package(oxstack-engine) or binary(three_nodes) or binary(restart_after_kill)'
+    -E 'package(oxstack-db) or package(oxstack-engine) or package(oxstack-api) or binary(three_nodes) or binary(restart_after_kill)'
   # Alone: it restarts the server under whatever else would be running.
   OXSTACK_TEST_DB=postgres cargo nextest run --workspace --locked --no-fail-fast \
     -E 'binary(pg_restart)'
@@ -86,10 +86,10 @@ else
   cargo test --workspace --locked --no-fail-fast --exclude oxstack-model-tests
   OXSTACK_SEED="$model_seed" cargo test --workspace --locked --no-fail-fast \
     --exclude oxstack-hypervisor --exclude oxstack-simulator --exclude oxstack-agent-client \
-    --exclude oxstack-db --exclude oxstack-engine \
+    --exclude oxstack-db --exclude oxstack-engine --exclude oxstack-api \
     --exclude oxstack-scenarios --exclude oxstack-benches --exclude oxstack
   log "tests on PostgreSQL"
-  OXSTACK_TEST_DB=postgres cargo test --locked --no-fail-fast -p oxstack-db -p oxstack-engine
+  OXSTACK_TEST_DB=postgres cargo test --locked --no-fail-fast -p oxstack-db -p oxstack-engine -p oxstack-api
   OXSTACK_TEST_DB=postgres cargo test --locked --no-fail-fast -p oxstack \
     --test three_nodes --test restart_after_kill
   OXSTACK_TEST_DB=postgres cargo test --locked --no-fail-fast -p oxstack --test pg_restart

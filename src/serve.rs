@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use oxstack_agent_client::{AgentClient, AgentTimeouts, RoutingHypervisor};
-use oxstack_engine::api::forward::{self, Forwarding};
+use oxstack_api::forward::{self, Forwarding};
 use oxstack_engine::{Engine, EngineOptions};
 use oxstack_hypervisor::Hypervisor;
 use oxstack_simulator::{SimCloud, SimConfig};
@@ -109,7 +109,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             stopper.shutdown().await;
         }
     });
-    match oxstack_engine::api::serve_with(engine, listener, forwarding).await {
+    match oxstack_api::serve_with(engine, listener, forwarding).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: API server failed: {e}");

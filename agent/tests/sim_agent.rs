@@ -85,7 +85,7 @@ async fn one_agent_serves_a_thousand_hosts_and_five_hundred_concurrent_creates()
 }
 
 /// The same cloud and the same 500 concurrent creates on a simulator cluster (the engine's
-/// in-process simulator, as in engine/tests/api_e2e.rs): (hosts added in, creates took).
+/// in-process simulator, as in api/tests/api_e2e.rs): (hosts added in, creates took).
 async fn in_process_figures() -> (Duration, Duration) {
     let started = Instant::now();
     let node = Node::start("127.0.0.1:0", AgentTimeouts::default(), false).await;

@@ -1,4 +1,4 @@
-//! The REST API served in process (`engine::api::serve` on 127.0.0.1:0) on its own runtime, over
+//! The REST API served in process (`oxstack_api::serve` on 127.0.0.1:0) on its own runtime, over
 //! a small simulated cloud with one running VM per client.
 
 use std::net::SocketAddr;
@@ -30,7 +30,7 @@ impl ApiServer {
             let addr = listener.local_addr().map_err(io)?;
             let engine = cloud.engine.clone();
             tokio::spawn(async move {
-                if let Err(e) = oxstack_engine::api::serve(engine, listener).await {
+                if let Err(e) = oxstack_api::serve(engine, listener).await {
                     eprintln!("API server failed: {e}");
                 }
             });

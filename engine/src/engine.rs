@@ -153,3 +153,16 @@ impl Engine {
         tokio::spawn(async move { engine.run_heartbeats().await });
     }
 }
+
+/// Resolves once the node is shutting down (or its shutdown signal is gone): what a task that
+/// holds a [`Engine::shutdown_signal`] awaits beside its work.
+pub async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow_and_update() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -4,7 +4,7 @@
 //! REST API returns next to the message; the API maps codes to HTTP status codes. The failures of
 //! the node itself ([`EngineError::is_server_fault`]: the database, corrupt rows, JSON, a failed
 //! rollback, a bug) keep their text for the node's log: the API answers them with a generic
-//! message and a request id (see `api::error`).
+//! message and a request id (see `oxstack_api::error`).
 
 use oxstack_db::DbError;
 use oxstack_hypervisor::HypervisorError;

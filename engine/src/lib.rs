@@ -3,10 +3,9 @@
 //! [`Engine`] is one management node: the database, the hypervisor backend it drives (a simulator,
 //! the agent client of `oxstack-agent-client`, or both behind its `RoutingHypervisor`), and every
 //! service. Services are `impl Engine` blocks in `services/`, one module per resource family;
-//! [`api`] puts them behind a REST API. The database, its migrations and its typed queries are
+//! the `oxstack-api` crate puts them behind a REST API. The database, its migrations and its typed queries are
 //! the `oxstack-db` crate.
 
-pub mod api;
 pub mod cluster;
 pub mod config;
 mod engine;
@@ -20,7 +19,7 @@ pub mod services;
 mod test_db_dir;
 pub mod workflow;
 
-pub use engine::{Engine, EngineOptions};
+pub use engine::{shutdown_requested, Engine, EngineOptions};
 pub use error::{EngineError, EngineResult};
 /// Timestamps (Unix milliseconds, RFC 3339): the bus's, which stamps events with them.
 pub use oxstack_bus::time;

@@ -11,8 +11,8 @@
 use axum::body::{to_bytes, Body};
 use axum::http::{Method, Request};
 use axum::Router;
+use oxstack_api::forward::{self, Forwarding, SERVED_BY};
 use oxstack_bus::amqp::AmqpBus;
-use oxstack_engine::api::forward::{self, Forwarding, SERVED_BY};
 use oxstack_engine::Engine;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -57,7 +57,7 @@ impl ApiNode {
             .unwrap_or_else(|e| panic!("node {} joins the AMQP bus: {e}", engine.membership.node));
         let forwarding = Forwarding { bus: bus.clone() };
         let router =
-            forward::layer(oxstack_engine::api::router(engine.clone()), engine.clone(), forwarding);
+            forward::layer(oxstack_api::router(engine.clone()), engine.clone(), forwarding);
         ApiNode { engine: engine.clone(), router, bus }
     }
 

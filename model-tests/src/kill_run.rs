@@ -1,7 +1,7 @@
 //! A management node killed in the middle of an operation, the SUT's half (the model's, and
 //! what it accepts, is `kill`).
 //!
-//! The node starts the operation as the API does, as a job (`api::jobs::start`: the job's row
+//! The node starts the operation as the API does, as a job (`oxstack_api::jobs::start`: the job's row
 //! names the node). Its database writer then holds every write past the operation's `writes`-th
 //! (`Writer::hold_after`): the operation runs on (its hypervisor calls included) until it waits
 //! for a held write, and is dropped there ([`Doomed`]): nothing after that point runs, and the
@@ -39,9 +39,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use oxstack_api::jobs::{self, OnSuccess};
 use oxstack_db::ids::JobId;
 use oxstack_db::{jobs as job_rows, scans, Writer, Writes};
-use oxstack_engine::api::jobs::{self, OnSuccess};
 use oxstack_engine::config::ConfigName;
 use oxstack_engine::services::vm::{VmInstance, VmOp, VmState};
 use oxstack_engine::{Engine, EngineResult};

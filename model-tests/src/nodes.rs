@@ -152,7 +152,7 @@ impl Sut {
     }
 
     /// The node that serves `t`, node `turn`'s step: over the bus, the owner of the resource
-    /// its request names (`api::forward`); else `turn`.
+    /// its request names (`oxstack_api::forward`); else `turn`.
     fn serving(&self, turn: usize, t: &Transition) -> usize {
         use Transition as T;
         if self.api.is_none() {

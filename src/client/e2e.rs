@@ -39,7 +39,7 @@ async fn start_node() -> Node {
     let engine = Engine::start(opts, sim).await.expect("engine starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(oxstack_engine::api::serve(engine.clone(), listener));
+    tokio::spawn(oxstack_api::serve(engine.clone(), listener));
     Node { url, engine }
 }
 

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oxstack_agent_client::{AgentClient, AgentTimeouts, RoutingHypervisor};
-use oxstack_engine::{api, Engine, EngineOptions};
+use oxstack_api as api;
+use oxstack_engine::{Engine, EngineOptions};
 use oxstack_hypervisor::wire::CALLBACK_PATH;
 use oxstack_hypervisor::Hypervisor;
 use oxstack_simulator::{SimCloud, SimConfig};

@@ -13,7 +13,7 @@
 //!   subscribers see all of them.
 //!
 //! Calls within one node never go through here: the engine calls its services directly. What
-//! travels is opaque bytes; `api::forward` puts HTTP requests in them.
+//! travels is opaque bytes; `oxstack_api::forward` puts HTTP requests in them.
 
 mod error;
 mod relay;

@@ -68,7 +68,7 @@ impl Engine {
             loop {
                 let first = tokio::select! {
                     e = intake.next_stale(&engine) => e,
-                    _ = crate::api::shutdown_requested(&mut shutdown) => return,
+                    _ = crate::shutdown_requested(&mut shutdown) => return,
                 };
                 let Some(mut stale) = first else { return };
                 // Changes that arrive within the period share this reload.
@@ -76,7 +76,7 @@ impl Engine {
                 let off = period.is_zero();
                 tokio::select! {
                     _ = tokio::time::sleep(if off { OFF_RECHECK } else { period }) => {}
-                    _ = crate::api::shutdown_requested(&mut shutdown) => return,
+                    _ = crate::shutdown_requested(&mut shutdown) => return,
                 }
                 stale.add(intake.drain());
                 if !off {

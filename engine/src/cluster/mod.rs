@@ -6,7 +6,7 @@
 //! pings which host. When a node leaves or is declared dead, the others take over what it left
 //! mid-way: journaled workflow runs are rolled back ([`recover`]), other VM operations and jobs
 //! are marked interrupted ([`takeover`]). With an AMQP bus, API requests for a resource go to
-//! the node that owns it on the ring (`api::forward`, over `oxstack_bus::amqp`).
+//! the node that owns it on the ring (`oxstack_api::forward`, over `oxstack_bus::amqp`).
 
 pub mod follow;
 mod membership;

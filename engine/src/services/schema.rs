@@ -2,7 +2,7 @@
 //! same constants as the checks, so the document states exactly what is refused: names
 //! ([`super::check_name`]), text that must not be blank, IPv4 addresses and netmasks (IP
 //! ranges), the enumerations kept as strings (hypervisor types, image formats) and the L3
-//! networks of a VM; and that no text holds U+0000 (`api::extract` refuses it everywhere).
+//! networks of a VM; and that no text holds U+0000 (`oxstack_api::extract` refuses it everywhere).
 //! Request types point at them with `#[schema(schema_with = ...)]`.
 
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaFormat, SchemaType, Type};

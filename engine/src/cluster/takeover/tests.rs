@@ -1,13 +1,15 @@
 //! Takeover end to end: management nodes on one SQLite file and one simulator, heartbeats driven
 //! by hand on tokio's paused clock. Operations are left "mid-way" by writing the transitional
-//! state the way an operation's first step does, and jobs by starting one that never finishes.
+//! state the way an operation's first step does, and jobs by recording one as `Running` that no
+//! task finishes (what the API's `jobs::start` writes before it spawns the work).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use oxstack_hypervisor::Hypervisor;
 
-use crate::api::jobs::{self, OnSuccess};
+use oxstack_db::jobs::{self, NewJob};
+
 use crate::ids::{JobId, VmId};
 use crate::services::vm::tests::fixture::Cloud;
 use crate::services::vm::VmState;
@@ -42,10 +44,22 @@ async fn job_state(e: &Engine, job: JobId) -> String {
         .unwrap()
 }
 
-/// Starts a job on `e` that never finishes, as if its node stopped while it ran.
+/// Records a `kind` job on `e` that never finishes, as if its node stopped while it ran.
+async fn endless_job_of(e: &Engine, kind: &str, vm: VmId) -> JobId {
+    let uuid = e.ids.next();
+    let job = NewJob {
+        uuid,
+        kind: kind.to_string(),
+        resource_uuid: vm.0,
+        node: e.membership.node.0,
+        created_at_ms: crate::time::now_ms(),
+    };
+    jobs::insert_running(&e.db, &job).await.unwrap();
+    uuid
+}
+
 async fn endless_job(e: &Engine, vm: VmId) -> JobId {
-    let work = std::future::pending();
-    jobs::start(e, "vm.stop", vm.0, OnSuccess::Ok, work).await.unwrap().job.uuid
+    endless_job_of(e, "vm.stop", vm).await
 }
 
 #[tokio::test(start_paused = true)]
@@ -134,15 +148,8 @@ async fn a_create_that_committed_before_the_crash_gets_its_job_succeeded() {
     old.stop_vm(stopped, oxstack_hypervisor::StopMode::Force).await.unwrap();
     // Create jobs whose outcome the crash kept from being recorded: one VM is Running with no
     // run left (its create committed), the other is not Running (nothing says it succeeded).
-    let create_job = |vm: VmId| {
-        let old = old.clone();
-        async move {
-            let work = std::future::pending();
-            let started = jobs::start(&old, "create-vm", vm.0, OnSuccess::Ok, work).await;
-            started.unwrap().job.uuid
-        }
-    };
-    let (job_ok, job_failed) = (create_job(committed).await, create_job(stopped).await);
+    let job_ok = endless_job_of(&old, "create-vm", committed).await;
+    let job_failed = endless_job_of(&old, "create-vm", stopped).await;
     old.db.close().await;
 
     let new = another_node(&cloud, &dir.url()).await;

@@ -10,7 +10,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::config::{ConfigKind, DEFINITIONS};
+use oxstack_engine::config::{ConfigKind, DEFINITIONS};
 
 /// The generic path the router serves, which the document replaces.
 const GENERIC: &str = "/v1/global-configs/{name}";

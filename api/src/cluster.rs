@@ -5,9 +5,9 @@ use axum::extract::State;
 use axum::Json;
 
 use super::error::ApiError;
-use crate::cluster::ManagementNode;
-use crate::services::Page;
-use crate::Engine;
+use oxstack_engine::cluster::ManagementNode;
+use oxstack_engine::services::Page;
+use oxstack_engine::Engine;
 
 /// Every management node this database has seen (one page holding all), oldest first.
 #[utoipa::path(get, path = "/v1/management-nodes", tag = "management-nodes",

@@ -21,7 +21,7 @@ use tower::ServiceExt;
 
 use super::head_guard::{self, Guarded, MAX_HEAD, MAX_HEADERS};
 use super::{forward, request_id};
-use crate::Engine;
+use oxstack_engine::Engine;
 
 /// hyper's read buffer: above the largest head the guard passes, so hyper never refuses one.
 const HYPER_READ_BUFFER: usize = 2 * MAX_HEAD;
@@ -63,7 +63,7 @@ pub async fn serve_with(
                     continue;
                 }
             },
-            _ = super::shutdown_requested(&mut shutdown) => break,
+            _ = oxstack_engine::shutdown_requested(&mut shutdown) => break,
         };
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");

@@ -9,13 +9,15 @@ use utoipa::ToSchema;
 use super::crud::crud_handlers;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, PathId, PathIds};
-use crate::ids::{ClusterId, HostId, InstanceOfferingId, L2NetworkId, PrimaryStorageId, ZoneId};
-use crate::services::cluster::{Cluster, CreateCluster};
-use crate::services::host::{AddHost, Host, UpdateHost};
-use crate::services::host_tracker::ReconcileReport;
-use crate::services::offering::{CreateInstanceOffering, InstanceOffering};
-use crate::services::zone::{CreateZone, Zone};
-use crate::Engine;
+use oxstack_engine::ids::{
+    ClusterId, HostId, InstanceOfferingId, L2NetworkId, PrimaryStorageId, ZoneId,
+};
+use oxstack_engine::services::cluster::{Cluster, CreateCluster};
+use oxstack_engine::services::host::{AddHost, Host, UpdateHost};
+use oxstack_engine::services::host_tracker::ReconcileReport;
+use oxstack_engine::services::offering::{CreateInstanceOffering, InstanceOffering};
+use oxstack_engine::services::zone::{CreateZone, Zone};
+use oxstack_engine::Engine;
 
 crud_handlers!(mod zones {
     noun: "zone", tag: "zones",

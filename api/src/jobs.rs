@@ -28,10 +28,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiQuery, PathId};
 use super::queries::JobQuery;
-use crate::error::{EngineError, EngineResult};
-use crate::ids::JobId;
-use crate::services::{ListQuery, Page};
-use crate::{string_enum, Engine};
+use oxstack_engine::error::{EngineError, EngineResult};
+use oxstack_engine::ids::JobId;
+use oxstack_engine::services::{ListQuery, Page};
+use oxstack_engine::{string_enum, Engine};
 
 string_enum!(
     /// Where a job is.
@@ -99,7 +99,7 @@ where
     F: Future<Output = EngineResult<Option<Value>>> + Send + 'static,
 {
     let id: JobId = engine.ids.next();
-    let now = crate::time::now_ms();
+    let now = oxstack_engine::time::now_ms();
     let job = NewJob {
         uuid: id,
         kind: kind.to_string(),
@@ -131,7 +131,7 @@ where
         resource_uuid: Some(resource),
         result: None,
         error: None,
-        created_at: crate::time::rfc3339(now),
+        created_at: oxstack_engine::time::rfc3339(now),
         finished_at: None,
     };
     Ok(Started { job, handle, on_success })
@@ -145,8 +145,12 @@ async fn finish(engine: &Engine, id: JobId, outcome: &Result<Option<Value>, ApiE
         Ok(value) => (JobState::Succeeded, value.as_ref().map(Value::to_string), None),
         Err(e) => (JobState::Failed, None, serde_json::to_string(&e.body).ok()),
     };
-    let outcome =
-        Outcome { state: state.as_str(), result, error, finished_at_ms: crate::time::now_ms() };
+    let outcome = Outcome {
+        state: state.as_str(),
+        result,
+        error,
+        finished_at_ms: oxstack_engine::time::now_ms(),
+    };
     for round in 1..=OUTCOME_TRIES {
         let stored = jobs::finish(&engine.db, id, &outcome).await;
         match stored {
@@ -214,8 +218,8 @@ impl TryFrom<JobRow> for Job {
             resource_uuid: row.resource_uuid,
             result: row.result,
             error,
-            created_at: crate::time::rfc3339(row.created_at_ms),
-            finished_at: row.finished_at_ms.map(crate::time::rfc3339),
+            created_at: oxstack_engine::time::rfc3339(row.created_at_ms),
+            finished_at: row.finished_at_ms.map(oxstack_engine::time::rfc3339),
         })
     }
 }

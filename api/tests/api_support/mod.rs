@@ -8,7 +8,8 @@ pub mod raw;
 
 use std::sync::Arc;
 
-use oxstack_engine::{api, Engine, EngineOptions};
+use oxstack_api as api;
+use oxstack_engine::{Engine, EngineOptions};
 use oxstack_hypervisor::Hypervisor;
 use oxstack_simulator::{SimCloud, SimConfig};
 use reqwest::header::{HeaderMap, CONTENT_TYPE};

@@ -1,9 +1,9 @@
 //! Storage resources: primary storage (where volumes live), backup storage and images.
 
 use super::crud::crud_handlers;
-use crate::ids::{BackupStorageId, ImageId, PrimaryStorageId};
-use crate::services::image::{CreateImage, Image};
-use crate::services::storage::{
+use oxstack_engine::ids::{BackupStorageId, ImageId, PrimaryStorageId};
+use oxstack_engine::services::image::{CreateImage, Image};
+use oxstack_engine::services::storage::{
     BackupStorage, CreateBackupStorage, CreatePrimaryStorage, PrimaryStorage,
 };
 

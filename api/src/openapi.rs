@@ -17,11 +17,11 @@ use super::network::{self, l2_networks, l3_networks};
 use super::storage::{backup_storages, images, primary_storages};
 use super::vm::{self, NoOptions, StartVm, StopModeParam, StopVm};
 use super::{cluster, config, events, openapi_configs};
-use crate::cluster::ManagementNode;
-use crate::config::GlobalConfigView;
-use crate::services::host::{HostState, HostStatus};
-use crate::services::vm::{VmNic, VmState};
 use oxstack_bus::Event;
+use oxstack_engine::cluster::ManagementNode;
+use oxstack_engine::config::GlobalConfigView;
+use oxstack_engine::services::host::{HostState, HostStatus};
+use oxstack_engine::services::vm::{VmNic, VmState};
 
 /// The API description.
 #[derive(OpenApi)]

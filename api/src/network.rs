@@ -8,11 +8,11 @@ use axum::Json;
 use super::crud::crud_handlers;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, PathId};
-use crate::ids::{IpRangeId, L2NetworkId, L3NetworkId};
-use crate::services::network::ip_range::{CreateIpRange, IpRange};
-use crate::services::network::{CreateL2Network, CreateL3Network, L2Network, L3Network};
-use crate::services::Page;
-use crate::Engine;
+use oxstack_engine::ids::{IpRangeId, L2NetworkId, L3NetworkId};
+use oxstack_engine::services::network::ip_range::{CreateIpRange, IpRange};
+use oxstack_engine::services::network::{CreateL2Network, CreateL3Network, L2Network, L3Network};
+use oxstack_engine::services::Page;
+use oxstack_engine::Engine;
 
 crud_handlers!(mod l2_networks {
     noun: "L2 network", tag: "networks",

@@ -28,10 +28,10 @@ use tower::ServiceExt;
 use uuid::Uuid;
 
 use super::ApiError;
-use crate::config::ConfigName;
-use crate::ids::ManagementNodeId;
-use crate::Engine;
 use oxstack_bus::amqp::{AmqpBus, BusError, BusOptions, Handler};
+use oxstack_engine::config::ConfigName;
+use oxstack_engine::ids::ManagementNodeId;
+use oxstack_engine::Engine;
 
 /// Set on a request a node runs for another: the uuid of the node that forwarded it.
 pub const FORWARDED_BY: &str = "x-oxstack-forwarded-by";

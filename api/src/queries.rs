@@ -8,9 +8,9 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::jobs::JobState;
-use crate::services::host::{HostState, HostStatus};
-use crate::services::vm::VmState;
-use crate::services::ListQuery;
+use oxstack_engine::services::host::{HostState, HostStatus};
+use oxstack_engine::services::vm::VmState;
+use oxstack_engine::services::ListQuery;
 
 /// A filter value as the services' [`ListQuery`] holds it.
 pub trait Filter {
@@ -83,10 +83,10 @@ list_query!(
     /// `GET /v1/zones`.
     ZoneQuery {
         /// Only the zone with this name.
-        #[param(schema_with = crate::services::schema::free_text)]
+        #[param(schema_with = oxstack_engine::services::schema::free_text)]
         name: String,
         /// Only zones in this state.
-        #[param(schema_with = crate::services::schema::free_text)]
+        #[param(schema_with = oxstack_engine::services::schema::free_text)]
         state: String,
     }
 );
@@ -95,10 +95,10 @@ list_query!(
     /// `GET /v1/clusters` and `GET /v1/primary-storages`.
     ZoneStateQuery {
         /// Only the items with this name.
-        #[param(schema_with = crate::services::schema::free_text)]
+        #[param(schema_with = oxstack_engine::services::schema::free_text)]
         name: String,
         /// Only the items in this state.
-        #[param(schema_with = crate::services::schema::free_text)]
+        #[param(schema_with = oxstack_engine::services::schema::free_text)]
         state: String,
         /// Only the items of this zone.
         #[serde(default, deserialize_with = "hyphenated")]
@@ -110,7 +110,7 @@ list_query!(
     /// `GET /v1/hosts`.
     HostQuery {
         /// Only the hosts with this name.
-        #[param(schema_with = crate::services::schema::free_text)]
+        #[param(schema_with = oxstack_engine::services::schema::free_text)]
         name: String,
         /// Only hosts in this state.
         state: HostState,
@@ -129,7 +129,7 @@ list_query!(
     /// `GET /v1/instance-offerings` and `GET /v1/images`.
     NameQuery {
         /// Only the items with this name.
-        #[param(schema_with = crate::services::schema::free_text)]
+        #[param(schema_with = oxstack_engine::services::schema::free_text)]
         name: String,
     }
 );
@@ -138,7 +138,7 @@ list_query!(
     /// `GET /v1/backup-storages` and `GET /v1/l2-networks`.
     ZoneNameQuery {
         /// Only the items with this name.
-        #[param(schema_with = crate::services::schema::free_text)]
+        #[param(schema_with = oxstack_engine::services::schema::free_text)]
         name: String,
         /// Only the items of this zone.
         #[serde(default, deserialize_with = "hyphenated")]
@@ -150,7 +150,7 @@ list_query!(
     /// `GET /v1/l3-networks`.
     L3NetworkQuery {
         /// Only the networks with this name.
-        #[param(schema_with = crate::services::schema::free_text)]
+        #[param(schema_with = oxstack_engine::services::schema::free_text)]
         name: String,
         /// Only the networks of this zone.
         #[serde(default, deserialize_with = "hyphenated")]
@@ -165,7 +165,7 @@ list_query!(
     /// `GET /v1/vm-instances`.
     VmQuery {
         /// Only the VMs with this name.
-        #[param(schema_with = crate::services::schema::free_text)]
+        #[param(schema_with = oxstack_engine::services::schema::free_text)]
         name: String,
         /// Only VMs in this state.
         state: VmState,
@@ -192,7 +192,7 @@ list_query!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::extract::parse_query;
+    use crate::extract::parse_query;
 
     #[test]
     fn each_list_takes_its_filters_typed_and_no_other() {

@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::request_id;
-use crate::error::EngineError;
+use oxstack_engine::error::EngineError;
 
 /// The body of every error response.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -38,12 +38,11 @@ pub mod vm;
 
 use axum::routing::{get, post};
 use axum::Router;
-use tokio::sync::watch;
 
 pub use error::{ApiError, ErrorBody};
 pub use serve::{serve, serve_with};
 
-use crate::Engine;
+use oxstack_engine::Engine;
 
 /// Every route of the API, with `engine` as its state; each request gets its id
 /// ([`request_id::layer`]).
@@ -116,16 +115,4 @@ pub fn router(engine: Engine) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(axum::middleware::from_fn(request_id::layer))
         .with_state(engine)
-}
-
-/// Resolves once the node is shutting down (or its shutdown signal is gone).
-pub(crate) async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
-    loop {
-        if *rx.borrow_and_update() {
-            return;
-        }
-        if rx.changed().await.is_err() {
-            return;
-        }
-    }
 }

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use oxstack_engine::api::forward::{self, Forwarding, SERVED_BY};
-use oxstack_engine::{api, Engine, EngineOptions};
+use oxstack_api as api;
+use oxstack_api::forward::{self, Forwarding, SERVED_BY};
+use oxstack_engine::{Engine, EngineOptions};
 use oxstack_hypervisor::Hypervisor;
 use oxstack_simulator::{SimCloud, SimConfig};
 use serde_json::{json, Value};

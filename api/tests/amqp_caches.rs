@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oxstack_engine::api::forward;
+use oxstack_api::forward;
 use oxstack_engine::services::cluster::CreateCluster;
 use oxstack_engine::services::host::AddHost;
 use oxstack_engine::services::zone::CreateZone;

@@ -7,9 +7,9 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, PathName};
-use crate::config::GlobalConfigView;
-use crate::services::Page;
-use crate::Engine;
+use oxstack_engine::config::GlobalConfigView;
+use oxstack_engine::services::Page;
+use oxstack_engine::Engine;
 
 /// `PUT /v1/global-configs/{name}`.
 #[derive(Clone, Debug, Deserialize, ToSchema)]

@@ -20,11 +20,11 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiQuery, OptionalJson, PathId};
 use super::jobs::{self, Job, OnSuccess, WaitQuery};
 use super::queries::VmQuery;
-use crate::error::{EngineError, EngineResult};
-use crate::ids::{HostId, VmId};
-use crate::services::vm::{CreateVm, DestroyOutcome, MigrateVm, VmInstance, VmOp};
-use crate::services::Page;
-use crate::Engine;
+use oxstack_engine::error::{EngineError, EngineResult};
+use oxstack_engine::ids::{HostId, VmId};
+use oxstack_engine::services::vm::{CreateVm, DestroyOutcome, MigrateVm, VmInstance, VmOp};
+use oxstack_engine::services::Page;
+use oxstack_engine::Engine;
 
 /// How to stop a VM.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ToSchema)]

@@ -13,8 +13,8 @@ use tokio::sync::{broadcast, watch};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use crate::Engine;
 use oxstack_bus::Event;
+use oxstack_engine::Engine;
 
 /// Sent instead of the events a slow client missed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -85,7 +85,7 @@ async fn stream(
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
                 Some(Ok(_)) => {} // pings are answered by the library; other input is ignored
             },
-            _ = super::shutdown_requested(&mut shutdown) => break,
+            _ = oxstack_engine::shutdown_requested(&mut shutdown) => break,
         }
     }
     let _ = socket.send(Message::Close(None)).await;

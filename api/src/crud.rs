@@ -32,11 +32,11 @@ macro_rules! crud_handlers {
             use axum::Json;
 
             use super::*;
-            use $crate::api::error::{ApiError, ErrorBody};
-            use $crate::api::extract::{ApiJson, ApiQuery, PathId};
-            use $crate::api::queries::$query;
-            use $crate::services::Page;
-            use $crate::Engine;
+            use $crate::error::{ApiError, ErrorBody};
+            use $crate::extract::{ApiJson, ApiQuery, PathId};
+            use $crate::queries::$query;
+            use ::oxstack_engine::services::Page;
+            use ::oxstack_engine::Engine;
 
             #[doc = concat!("Creates a ", $noun, ".")]
             #[utoipa::path(post, path = $coll, tag = $tag,
