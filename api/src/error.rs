@@ -28,7 +28,9 @@ use oxstack_engine::error::EngineError;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// Stable machine-readable code: NOT_FOUND, INVALID_ARGUMENT, INVALID_STATE,
-    /// INSUFFICIENT_CAPACITY, CONFLICT, HYPERVISOR_ERROR, TIMEOUT, DATABASE_ERROR, INTERNAL,
+    /// INSUFFICIENT_CAPACITY, CONFLICT, VETOED (409: a VM lifecycle hook registered with the
+    /// engine refused the operation; `details.hook` names it), HYPERVISOR_ERROR, TIMEOUT,
+    /// DATABASE_ERROR, INTERNAL,
     /// METHOD_NOT_ALLOWED for a known path called with a method it does not have,
     /// UNAVAILABLE (503) when the management node that owns the resource, or the node's
     /// database, could not be reached (retry), or for requests over the server's limits:
@@ -57,7 +59,7 @@ pub fn status_for(code: &str) -> StatusCode {
     match code {
         "NOT_FOUND" => StatusCode::NOT_FOUND,
         "INVALID_ARGUMENT" => StatusCode::BAD_REQUEST,
-        "INVALID_STATE" | "INSUFFICIENT_CAPACITY" | "CONFLICT" => StatusCode::CONFLICT,
+        "INVALID_STATE" | "INSUFFICIENT_CAPACITY" | "CONFLICT" | "VETOED" => StatusCode::CONFLICT,
         "METHOD_NOT_ALLOWED" => StatusCode::METHOD_NOT_ALLOWED,
         "LENGTH_REQUIRED" => StatusCode::LENGTH_REQUIRED,
         "PAYLOAD_TOO_LARGE" => StatusCode::PAYLOAD_TOO_LARGE,
@@ -161,6 +163,15 @@ mod tests {
             (EngineError::invalid_state("busy"), 409),
             (EngineError::InsufficientCapacity("full".into()), 409),
             (EngineError::Conflict("dup".into()), 409),
+            (
+                EngineError::Vetoed {
+                    hook: "quota",
+                    operation: "create",
+                    vm: "x".into(),
+                    reason: "over quota".into(),
+                },
+                409,
+            ),
             (EngineError::Timeout("call".into()), 504),
             (EngineError::Internal("bug".into()), 500),
         ];

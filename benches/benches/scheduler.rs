@@ -29,11 +29,11 @@ fn fixtures() -> Vec<SchedulerFixture> {
 /// Prints p50/p99/p99.9 of single decisions (criterion's figures are per-sample means).
 fn print_percentiles(fixtures: &[SchedulerFixture]) {
     for fx in fixtures {
-        let filter = fx.filter();
+        let request = fx.request();
         let mut samples = Vec::with_capacity(TIMED_ONE_BY_ONE);
         for _ in 0..TIMED_ONE_BY_ONE {
             let t = Instant::now();
-            let host = fx.decide(&filter).expect("a host fits");
+            let host = fx.decide(&request).expect("a host fits");
             fx.release(host);
             samples.push(t.elapsed());
         }
@@ -49,14 +49,14 @@ fn decision(c: &mut Criterion, fixtures: &[SchedulerFixture]) {
     print_percentiles(fixtures);
     let mut group = c.benchmark_group("scheduler/decision");
     for fx in fixtures {
-        let filter = fx.filter();
+        let request = fx.request();
         group.throughput(Throughput::Elements(1));
         group.bench_with_input(
             BenchmarkId::new("choose+reserve+release", fx.hosts),
             fx,
             |b, fx| {
                 b.iter(|| {
-                    let host = fx.decide(black_box(&filter)).expect("a host fits");
+                    let host = fx.decide(black_box(&request)).expect("a host fits");
                     fx.release(host);
                     host
                 })
@@ -70,7 +70,7 @@ fn burst(c: &mut Criterion, fixtures: &[SchedulerFixture]) {
     let mut group = c.benchmark_group("scheduler/burst500");
     group.throughput(Throughput::Elements(BURST as u64));
     for fx in fixtures {
-        let filter = fx.filter();
+        let request = fx.request();
         group.bench_with_input(BenchmarkId::new("choose+reserve", fx.hosts), fx, |b, fx| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
@@ -78,7 +78,7 @@ fn burst(c: &mut Criterion, fixtures: &[SchedulerFixture]) {
                 for _ in 0..iters {
                     let t = Instant::now();
                     for _ in 0..BURST {
-                        placed.push(fx.decide(black_box(&filter)).expect("a host fits"));
+                        placed.push(fx.decide(black_box(&request)).expect("a host fits"));
                     }
                     total += t.elapsed();
                     // Untimed: give the capacity back so every burst sees the same cloud.

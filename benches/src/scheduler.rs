@@ -7,7 +7,7 @@
 
 use oxstack_engine::ids::{ClusterId, HostId, L2NetworkId, PrimaryStorageId, ZoneId};
 use oxstack_engine::scheduler::{
-    ClusterFilter, ClusterInfo, HostCapacity, Scheduler, StorageInfo, Strategy,
+    ClusterInfo, HostCapacity, HostRequest, Scheduler, StorageInfo, Strategy,
 };
 
 use crate::rng::SplitMix;
@@ -74,21 +74,21 @@ impl SchedulerFixture {
         Self { scheduler, zone, l2, hosts, clusters: n_clusters, unschedulable }
     }
 
-    /// The cluster-level filter of the placed VM: its zone, its L2 network, its root volume.
-    pub fn filter(&self) -> ClusterFilter<'_> {
-        ClusterFilter {
+    /// The placed VM: its size, its zone, its L2 network, its root volume.
+    pub fn request(&self) -> HostRequest {
+        HostRequest {
+            cpus: VM_CPUS,
+            memory: VM_MEMORY,
             zone: Some(self.zone),
-            cluster: None,
-            hypervisor_type: None,
-            l2_networks: std::slice::from_ref(&self.l2),
+            l2_networks: vec![self.l2],
             storage_bytes: VM_ROOT_BYTES,
-            required_storage: None,
+            ..Default::default()
         }
     }
 
     /// One decision: cluster filters, host filters, sorter, and the in-memory reservation.
-    pub fn decide(&self, filter: &ClusterFilter<'_>) -> Option<HostId> {
-        self.scheduler.allocate_host(filter, VM_CPUS, VM_MEMORY, &[], Strategy::Spread)
+    pub fn decide(&self, request: &HostRequest) -> Option<HostId> {
+        self.scheduler.try_allocate_host(request, &[], Strategy::Spread).ok()
     }
 
     /// Returns what [`Self::decide`] reserved on `host`.
@@ -127,12 +127,12 @@ mod tests {
         let fx = SchedulerFixture::build(2_500, 1);
         assert_eq!(fx.clusters, 3);
         assert!(fx.unschedulable > 100 && fx.unschedulable < 500, "{}", fx.unschedulable);
-        let filter = fx.filter();
-        let host = fx.decide(&filter).expect("room for a VM");
+        let request = fx.request();
+        let host = fx.decide(&request).expect("room for a VM");
         let before = *fx.scheduler.index().get(host).unwrap();
         fx.release(host);
         let after = *fx.scheduler.index().get(host).unwrap();
         assert_eq!(after.memory_used + VM_MEMORY, before.memory_used);
-        assert_eq!(fx.decide(&filter), Some(host), "state does not drift");
+        assert_eq!(fx.decide(&request), Some(host), "state does not drift");
     }
 }

@@ -10,8 +10,9 @@ use tokio::sync::watch;
 use crate::cluster::Membership;
 use crate::config::GlobalConfig;
 use crate::error::EngineResult;
+use crate::extensions::Extensions;
 use crate::ids::IdGen;
-use crate::scheduler::Scheduler;
+use crate::scheduler::{HostFilters, Scheduler};
 use crate::services::network::ipam::Ipam;
 use oxstack_bus::{EventBus, SyncQueues};
 
@@ -46,6 +47,8 @@ pub struct EngineInner {
     pub queues: SyncQueues,
     pub scheduler: Scheduler,
     pub ipam: Ipam,
+    /// The VM lifecycle hooks registered with this node.
+    pub vm_hooks: crate::services::vm::VmHooks,
     /// Live migrations running on this node (`vm.migration_parallelism`).
     pub migrations: crate::services::vm::migration_slots::MigrationSlots,
     pub ids: IdGen,
@@ -84,11 +87,22 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Opens the database, rebuilds the in-memory indexes from it and starts the background tasks.
+    /// Opens the database, rebuilds the in-memory indexes from it and starts the background
+    /// tasks; no extension is registered.
     pub async fn start(opts: EngineOptions, hypervisor: Arc<dyn Hypervisor>) -> EngineResult<Self> {
+        Self::start_with(opts, hypervisor, Extensions::default()).await
+    }
+
+    /// As [`Engine::start`], with `extensions` registered: the one place an engine is composed.
+    pub async fn start_with(
+        opts: EngineOptions,
+        hypervisor: Arc<dyn Hypervisor>,
+        extensions: Extensions,
+    ) -> EngineResult<Self> {
         let db = Db::connect(&opts.db_url).await?;
         let config = GlobalConfig::load(&db).await?;
-        let scheduler = Scheduler::load(&db).await?;
+        let filters = HostFilters::new(extensions.host_filters);
+        let scheduler = Scheduler::load(&db).await?.with_filters(filters);
         let ipam = Ipam::default();
         crate::services::network::load_ipam(&db, &ipam).await?;
         let migrations = crate::services::vm::migration_slots::MigrationSlots::default();
@@ -101,6 +115,7 @@ impl Engine {
             queues: SyncQueues::default(),
             scheduler,
             ipam,
+            vm_hooks: crate::services::vm::VmHooks::new(extensions.vm_hooks),
             migrations,
             ids: opts.id_seed.map(IdGen::seeded).unwrap_or_else(IdGen::random),
             membership: Membership::new(),

@@ -35,6 +35,10 @@ pub enum EngineError {
     /// current state (a kvm cluster's host without a token, storage of another zone, ...).
     #[error("{field}: {message}")]
     ConflictsWith { field: String, message: String },
+    /// A VM lifecycle hook registered with the engine refused the operation
+    /// (`services::vm::hooks`).
+    #[error("{operation} of vm {vm} vetoed by {hook}: {reason}")]
+    Vetoed { hook: &'static str, operation: &'static str, vm: String, reason: String },
     /// The hypervisor refused or failed the operation.
     #[error("hypervisor: {0}")]
     Hypervisor(#[from] HypervisorError),
@@ -83,6 +87,7 @@ impl EngineError {
             Self::InvalidState { .. } => "INVALID_STATE",
             Self::InsufficientCapacity(_) => "INSUFFICIENT_CAPACITY",
             Self::Conflict(_) | Self::ConflictsWith { .. } => "CONFLICT",
+            Self::Vetoed { .. } => "VETOED",
             Self::Hypervisor(_) => "HYPERVISOR_ERROR",
             Self::Timeout(_) => "TIMEOUT",
             Self::Database(e) if oxstack_db::unavailable(e) => "UNAVAILABLE",
@@ -106,6 +111,7 @@ impl EngineError {
             | Self::InsufficientCapacity(_)
             | Self::Conflict(_)
             | Self::ConflictsWith { .. }
+            | Self::Vetoed { .. }
             | Self::Hypervisor(_)
             | Self::Timeout(_) => false,
             Self::Database(_)
@@ -128,6 +134,7 @@ impl EngineError {
                 serde_json::json!({"resource": kind, "uuid": uuid, "field": field})
             }
             Self::ConflictsWith { field, .. } => serde_json::json!({"field": field}),
+            Self::Vetoed { hook, vm, .. } => serde_json::json!({"hook": hook, "vm": vm}),
             Self::InvalidArgument { field, .. } => serde_json::json!({"field": field}),
             Self::InvalidState { details, .. } => details.clone(),
             Self::Hypervisor(e) => serde_json::json!({

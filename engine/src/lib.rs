@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod config;
 mod engine;
 pub mod error;
+pub mod extensions;
 pub mod ids;
 mod invariants;
 mod rows;
@@ -21,5 +22,6 @@ pub mod workflow;
 
 pub use engine::{shutdown_requested, Engine, EngineOptions};
 pub use error::{EngineError, EngineResult};
+pub use extensions::Extensions;
 /// Timestamps (Unix milliseconds, RFC 3339): the bus's, which stamps events with them.
 pub use oxstack_bus::time;

@@ -2,8 +2,9 @@
 //!
 //! Schedulable hosts (Enabled and Connected) sit in one ordered set per cluster and in one set
 //! over all clusters, both keyed by free memory. A placement first walks the global set from the
-//! best end and takes the first host whose cluster passes the cluster filters
-//! ([`CapacityIndex::choose_global`]): when most clusters are eligible that is `O(log hosts)`.
+//! best end and takes the first host whose cluster passes the cluster filters and that the
+//! registered host filters accept ([`CapacityIndex::choose_global`]): when most clusters are
+//! eligible that is `O(log hosts)`.
 //! When that walk meets too many hosts of ineligible clusters it gives up, and the placement looks
 //! at the best candidate of each eligible cluster instead ([`CapacityIndex::choose`]), which costs
 //! `clusters × log(hosts per cluster)`. Choosing and reserving happen under one lock, so
@@ -43,7 +44,7 @@ pub enum Strategy {
 }
 
 /// What a placement needs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Placement<'a> {
     pub cpus: u32,
     pub memory: u64,
@@ -52,6 +53,26 @@ pub struct Placement<'a> {
     /// Hosts that must not be chosen.
     pub avoid: &'a [HostId],
     pub strategy: Strategy,
+    /// Asked last about each host that fits: the registered host filters
+    /// (`scheduler::filters`); [`any_host`] when there are none.
+    pub host_ok: &'a dyn Fn(HostId, &HostCapacity) -> bool,
+}
+
+impl std::fmt::Debug for Placement<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Placement")
+            .field("cpus", &self.cpus)
+            .field("memory", &self.memory)
+            .field("clusters", &self.clusters)
+            .field("avoid", &self.avoid)
+            .field("strategy", &self.strategy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`Placement::host_ok`] that accepts every host.
+pub fn any_host(_: HostId, _: &HostCapacity) -> bool {
+    true
 }
 
 /// Hosts of ineligible clusters (or that do not fit) the global walk passes before giving up.
@@ -171,21 +192,22 @@ impl CapacityIndex {
         best.map(|(_, h)| h)
     }
 
-    /// Chooses the best host over all clusters whose cluster `cluster_ok` accepts, walking the
-    /// global order from the best end; gives up after [`MAX_GLOBAL_SCAN`] unacceptable hosts.
-    /// For [`Strategy::Spread`] and [`Strategy::Pack`] the answer, when found, is the one
-    /// [`Self::choose`] gives over the clusters `cluster_ok` accepts (up to ties in free memory).
+    /// Chooses the best host that fits and that `host_ok` accepts (its cluster passes the
+    /// cluster filters, the registered host filters take it), walking the global order from the
+    /// best end; gives up after [`MAX_GLOBAL_SCAN`] unacceptable hosts. For [`Strategy::Spread`]
+    /// and [`Strategy::Pack`] the answer, when found, is the one [`Self::choose`] gives over the
+    /// clusters and hosts `host_ok` accepts (up to ties in free memory).
     pub fn choose_global(
         &self,
         cpus: u32,
         memory: u64,
         avoid: &[HostId],
         strategy: Strategy,
-        cluster_ok: &mut dyn FnMut(ClusterId) -> bool,
+        host_ok: &mut dyn FnMut(HostId, &HostCapacity) -> bool,
     ) -> GlobalChoice {
         let mut accept = |&(_, h): &(u64, HostId)| {
             !avoid.contains(&h)
-                && self.hosts.get(&h).is_some_and(|c| c.fits(cpus, memory) && cluster_ok(c.cluster))
+                && self.hosts.get(&h).is_some_and(|c| c.fits(cpus, memory) && host_ok(h, c))
         };
         match strategy {
             Strategy::Spread => first_acceptable(
@@ -205,7 +227,11 @@ impl CapacityIndex {
     }
 
     fn acceptable(&self, host: HostId, p: &Placement<'_>) -> bool {
-        !p.avoid.contains(&host) && self.hosts.get(&host).is_some_and(|c| c.fits(p.cpus, p.memory))
+        !p.avoid.contains(&host)
+            && self
+                .hosts
+                .get(&host)
+                .is_some_and(|c| c.fits(p.cpus, p.memory) && (p.host_ok)(host, c))
     }
 
     fn update(&mut self, host: HostId, f: impl FnOnce(&mut HostCapacity)) {
@@ -280,6 +306,7 @@ mod tests {
             clusters: &[c],
             avoid: &[],
             strategy: Strategy::Spread,
+            host_ok: &any_host,
         };
         assert_eq!(idx.choose(&p), Some(big));
         p.strategy = Strategy::Pack;
@@ -301,6 +328,7 @@ mod tests {
             clusters: &[c],
             avoid: &[],
             strategy: Strategy::Spread,
+            host_ok: &any_host,
         };
         let placed = (0..10).filter_map(|_| idx.choose_and_reserve(&p)).count();
         assert_eq!(placed, 4, "cpu bound: 4 cpus");
@@ -341,9 +369,16 @@ mod tests {
         // Least free memory that a 2 GiB VM needs, but no free cpu either.
         idx.upsert(tight, HostCapacity { cpu_used: 4, memory_used: 2 * GIB, ..cap(c, 4, 4) });
         for (strategy, want) in [(Strategy::Spread, small), (Strategy::Pack, small)] {
-            let p = Placement { cpus: 1, memory: 2 * GIB, clusters: &[c], avoid: &[], strategy };
+            let p = Placement {
+                cpus: 1,
+                memory: 2 * GIB,
+                clusters: &[c],
+                avoid: &[],
+                strategy,
+                host_ok: &any_host,
+            };
             assert_eq!(idx.choose(&p), Some(want), "{strategy:?}: per-cluster search");
-            let global = idx.choose_global(1, 2 * GIB, &[], strategy, &mut |_| true);
+            let global = idx.choose_global(1, 2 * GIB, &[], strategy, &mut |_, _| true);
             assert_eq!(global, GlobalChoice::Found(want), "{strategy:?}: global walk");
         }
         // Memory alone: 9 GiB fits only the roomy host, whose cpus are all taken.
@@ -353,9 +388,10 @@ mod tests {
             clusters: &[c],
             avoid: &[],
             strategy: Strategy::Pack,
+            host_ok: &any_host,
         };
         assert_eq!(idx.choose(&p), None);
-        let global = idx.choose_global(1, 9 * GIB, &[], Strategy::Spread, &mut |_| true);
+        let global = idx.choose_global(1, 9 * GIB, &[], Strategy::Spread, &mut |_, _| true);
         assert_eq!(global, GlobalChoice::NoneFits);
     }
 
@@ -372,6 +408,7 @@ mod tests {
             clusters: &[c1],
             avoid: &[],
             strategy: Strategy::Spread,
+            host_ok: &any_host,
         };
         assert_eq!(idx.choose(&p), Some(h1));
         idx.set_schedulable(h1, false);
@@ -396,6 +433,7 @@ mod tests {
             clusters: &[c],
             avoid: &[],
             strategy: Strategy::Spread,
+            host_ok: &any_host,
         };
         let placed = (0..1000).filter_map(|_| idx.choose_and_reserve(&p)).count();
         assert_eq!(placed, 400);
@@ -441,10 +479,18 @@ mod global_tests {
             let avoid: Vec<HostId> = idx.hosts.keys().take(3).copied().collect();
             for strategy in [Strategy::Spread, Strategy::Pack] {
                 let memory = (next(&mut rng) % 8 + 1) * GIB;
-                let p = Placement { cpus: 2, memory, clusters: &eligible, avoid: &avoid, strategy };
+                let p = Placement {
+                    cpus: 2,
+                    memory,
+                    clusters: &eligible,
+                    avoid: &avoid,
+                    strategy,
+                    host_ok: &any_host,
+                };
                 let per_cluster = idx.choose(&p);
-                let global =
-                    idx.choose_global(2, memory, &avoid, strategy, &mut |c| eligible.contains(&c));
+                let global = idx.choose_global(2, memory, &avoid, strategy, &mut |_, c| {
+                    eligible.contains(&c.cluster)
+                });
                 let free = |h: HostId| idx.get(h).map(|c| c.free_memory());
                 match global {
                     GlobalChoice::Found(h) => {
@@ -488,7 +534,7 @@ mod global_tests {
             memory_used: 0,
         };
         idx.upsert(lone, cap);
-        let only_small = &mut |c: ClusterId| c == small;
+        let only_small = &mut |_, c: &HostCapacity| c.cluster == small;
         assert_eq!(
             idx.choose_global(1, GIB, &[], Strategy::Spread, only_small),
             GlobalChoice::GaveUp
@@ -504,10 +550,11 @@ mod global_tests {
             clusters: &[small],
             avoid: &[],
             strategy: Strategy::Spread,
+            host_ok: &any_host,
         };
         assert_eq!(idx.choose(&p), Some(lone), "the per-cluster search finds it");
         assert_eq!(
-            idx.choose_global(1, 65 * GIB, &[], Strategy::Spread, &mut |_| true),
+            idx.choose_global(1, 65 * GIB, &[], Strategy::Spread, &mut |_, _| true),
             GlobalChoice::NoneFits
         );
     }

@@ -4,11 +4,14 @@
 //! Filters, in order: cluster enabled, zone / designated cluster, hypervisor type, L2 networks
 //! attached, primary storage attached with room for the root volume (all in [`topology`]); then
 //! host Enabled + Connected, free cpu and memory, avoid-hosts, designated host (in [`index`]);
-//! then the sorter (`scheduler.strategy`: Spread or Pack). The policy over them (designated and
-//! preferred hosts, the strategy, the root volume's storage) is in [`placement`]. The in-memory
+//! then the sorter (`scheduler.strategy`: Spread or Pack), and the host filters registered when
+//! the engine is composed ([`filters`]) on each host the sorter offers. The policy over them
+//! (designated and preferred hosts, the strategy, the root volume's storage) is in [`placement`].
+//! The in-memory
 //! reservation is confirmed by a conditional UPDATE in the database, which stays the source of
 //! truth.
 
+pub mod filters;
 pub mod index;
 pub mod placement;
 pub mod topology;
@@ -19,15 +22,17 @@ use oxstack_db::{clusters, hosts, storages, Db};
 
 use crate::error::EngineResult;
 use crate::ids::{ClusterId, HostId};
-pub use index::{CapacityIndex, GlobalChoice, HostCapacity, Placement, Strategy};
+pub use filters::{HostFilter, HostFilters};
+pub use index::{any_host, CapacityIndex, GlobalChoice, HostCapacity, Placement, Strategy};
 pub use placement::HostRequest;
 pub use topology::{ClusterFilter, ClusterInfo, StorageInfo, Topology};
 
-/// The scheduler's caches.
+/// The scheduler's caches, and the host filters registered with it.
 #[derive(Debug, Default)]
 pub struct Scheduler {
     index: Mutex<CapacityIndex>,
     topology: Mutex<Topology>,
+    filters: HostFilters,
 }
 
 impl Scheduler {
@@ -84,6 +89,17 @@ impl Scheduler {
         Ok(s)
     }
 
+    /// This scheduler with `filters` asked about every candidate host (see [`filters`]).
+    pub fn with_filters(mut self, filters: HostFilters) -> Self {
+        self.filters = filters;
+        self
+    }
+
+    /// The registered host filters.
+    pub fn filters(&self) -> &HostFilters {
+        &self.filters
+    }
+
     /// Rebuilds both caches from the database in place, to see other management nodes' writes.
     /// Reservations this node has made in memory but not yet written are dropped with the old
     /// caches; the database's conditional updates still refuse any overcommit they would allow.
@@ -109,31 +125,23 @@ impl Scheduler {
         self.topology.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Chooses and reserves (in memory) a host: cluster filters, then host filters and sorter.
-    pub fn allocate_host(
-        &self,
-        filter: &ClusterFilter<'_>,
-        cpus: u32,
-        memory: u64,
-        avoid: &[HostId],
-        strategy: Strategy,
-    ) -> Option<HostId> {
-        self.try_allocate_host(filter, cpus, memory, avoid, strategy).ok()
-    }
-
-    /// As [`Self::allocate_host`], saying why nothing was chosen.
+    /// Chooses and reserves (in memory) a host for `req` that is not one of `avoid`: cluster
+    /// filters, then the index's filters and sorter, then the registered host filters; saying
+    /// why nothing was chosen.
     ///
     /// Without a designated cluster the decision first walks all hosts best-first and checks
     /// each candidate's cluster lazily (`O(log hosts)` when most clusters qualify); only when
     /// that walk gives up are the eligible clusters listed and searched one by one.
     pub fn try_allocate_host(
         &self,
-        filter: &ClusterFilter<'_>,
-        cpus: u32,
-        memory: u64,
+        req: &HostRequest,
         avoid: &[HostId],
         strategy: Strategy,
     ) -> Result<HostId, NoHost> {
+        let filter = req.cluster_filter();
+        let (cpus, memory) = (req.cpus, req.memory);
+        let refusals = filters::Refusals::default();
+        let registered = |h: HostId, c: &HostCapacity| refusals.ask(&self.filters, req, h, c);
         // Lock order: topology, then index (nothing else holds both).
         let topology = self.topology();
         let mut index = self.index();
@@ -143,12 +151,14 @@ impl Scheduler {
             let mut cluster_ok = |c: ClusterId| match seen.iter().find(|(id, _)| *id == c) {
                 Some(&(_, ok)) => ok,
                 None => {
-                    let ok = topology.cluster_passes(c, filter);
+                    let ok = topology.cluster_passes(c, &filter);
                     seen.push((c, ok));
                     ok
                 }
             };
-            match index.choose_global(cpus, memory, avoid, strategy, &mut cluster_ok) {
+            let mut host_ok =
+                |h: HostId, c: &HostCapacity| cluster_ok(c.cluster) && registered(h, c);
+            match index.choose_global(cpus, memory, avoid, strategy, &mut host_ok) {
                 GlobalChoice::Found(host) if index.try_reserve(host, cpus, memory) => {
                     return Ok(host)
                 }
@@ -156,24 +166,34 @@ impl Scheduler {
                 GlobalChoice::NoneFits => exhausted = true,
             }
         }
-        let clusters = topology.eligible_clusters(filter);
+        let clusters = topology.eligible_clusters(&filter);
         if clusters.is_empty() {
             return Err(NoHost::NoEligibleCluster);
         }
-        let no_host = NoHost::NoHostFits { eligible_clusters: clusters.len() };
-        if exhausted {
-            return Err(no_host);
+        if !exhausted {
+            let p = Placement {
+                cpus,
+                memory,
+                clusters: &clusters,
+                avoid,
+                strategy,
+                host_ok: &registered,
+            };
+            if let Some(host) = index.choose_and_reserve(&p) {
+                return Ok(host);
+            }
         }
-        let p = Placement { cpus, memory, clusters: &clusters, avoid, strategy };
-        index.choose_and_reserve(&p).ok_or(no_host)
+        let refused_by = refusals.into_names();
+        Err(NoHost::NoHostFits { eligible_clusters: clusters.len(), refused_by })
     }
 }
 
 /// Why [`Scheduler::try_allocate_host`] chose nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NoHost {
     /// No cluster passes the cluster-level filters.
     NoEligibleCluster,
-    /// Clusters qualify but none of their hosts is acceptable.
-    NoHostFits { eligible_clusters: usize },
+    /// Clusters qualify but none of their hosts is acceptable; `refused_by` names the registered
+    /// host filters that refused hosts which passed the built-in filters.
+    NoHostFits { eligible_clusters: usize, refused_by: Vec<&'static str> },
 }

@@ -1,8 +1,9 @@
 //! The placement policy: which host (and which primary storage) a VM gets.
 //!
 //! [`HostRequest`] says what a placement needs; [`Scheduler::choose_host`] honours a designated
-//! host (only that one will do) or a preferred one (tried first), and otherwise runs the filters
-//! and the sorter ([`Scheduler::try_allocate_host`]) with the [`Strategy`] named by the global
+//! host (only that one will do) or a preferred one (tried first; both must pass the registered host
+//! filters too), and otherwise runs the filters and the sorter ([`Scheduler::try_allocate_host`])
+//! with the [`Strategy`] named by the global
 //! config `scheduler.strategy` ([`Strategy::named`]). [`Scheduler::reserve_storage`] picks the
 //! root volume's primary storage in the chosen cluster. Every choice is reserved in memory only;
 //! the services confirm it with a conditional update in the database, which has the last word.
@@ -34,7 +35,7 @@ pub struct HostRequest {
 
 impl HostRequest {
     /// The cluster-level filters of this request.
-    fn cluster_filter(&self) -> ClusterFilter<'_> {
+    pub(crate) fn cluster_filter(&self) -> ClusterFilter<'_> {
         ClusterFilter {
             zone: self.zone,
             cluster: self.cluster,
@@ -71,12 +72,20 @@ impl Scheduler {
         let host_cluster = |h: HostId| self.index().get(h).map(|c| c.cluster);
         let fits_cluster = |c: ClusterId| self.topology().cluster_passes(c, &filter);
         for wanted in [req.designated_host, req.preferred_host].into_iter().flatten() {
+            let capacity = self.index().get(wanted).copied();
+            let refused_by = capacity.and_then(|c| self.filters().refusing(req, wanted, &c));
             let ok = !avoid.contains(&wanted)
                 && host_cluster(wanted).is_some_and(fits_cluster)
-                && self.index().get(wanted).is_some_and(|c| c.schedulable)
+                && capacity.is_some_and(|c| c.schedulable)
+                && refused_by.is_none()
                 && self.index().try_reserve(wanted, req.cpus, req.memory);
             if ok {
                 return Ok(wanted);
+            }
+            if let (Some(name), true) = (refused_by, req.designated_host == Some(wanted)) {
+                return Err(EngineError::InsufficientCapacity(format!(
+                    "designated host {wanted} is refused by the host filter {name}"
+                )));
             }
             if req.designated_host == Some(wanted) {
                 return Err(EngineError::InsufficientCapacity(format!(
@@ -86,16 +95,21 @@ impl Scheduler {
                 )));
             }
         }
-        self.try_allocate_host(&filter, req.cpus, req.memory, avoid, strategy).map_err(|why| {
-            match why {
-                NoHost::NoEligibleCluster => EngineError::InsufficientCapacity(
-                    "no enabled cluster has the VM's L2 networks attached and primary storage with room for its root volume".into(),
-                ),
-                NoHost::NoHostFits { eligible_clusters } => EngineError::InsufficientCapacity(format!(
+        self.try_allocate_host(req, avoid, strategy).map_err(|why| match why {
+            NoHost::NoEligibleCluster => EngineError::InsufficientCapacity(
+                "no enabled cluster has the VM's L2 networks attached and primary storage with room for its root volume".into(),
+            ),
+            NoHost::NoHostFits { eligible_clusters, refused_by } if refused_by.is_empty() => {
+                EngineError::InsufficientCapacity(format!(
                     "no Enabled and Connected host in {eligible_clusters} candidate clusters has {} free cpus and {} bytes of free memory",
                     req.cpus, req.memory
-                )),
+                ))
             }
+            NoHost::NoHostFits { eligible_clusters, refused_by } => EngineError::InsufficientCapacity(format!(
+                "no Enabled and Connected host in {eligible_clusters} candidate clusters with {} free cpus and {} bytes of free memory \
+                 is accepted by the host filters ({} refused)",
+                req.cpus, req.memory, refused_by.join(", ")
+            )),
         })
     }
 
@@ -205,6 +219,59 @@ mod tests {
         s.topology().clusters.get_mut(&cluster).expect("the cluster").enabled = false;
         let err = s.choose_host(&request(1), &[], Strategy::Spread).unwrap_err();
         assert!(err.to_string().contains("no enabled cluster"), "{err}");
+    }
+
+    /// A registered filter that refuses the hosts it holds.
+    struct Refuse(Vec<HostId>);
+
+    impl crate::scheduler::HostFilter for Refuse {
+        fn name(&self) -> &'static str {
+            "refuse-listed"
+        }
+        fn accepts(&self, _: &HostRequest, host: HostId, _: &HostCapacity) -> bool {
+            !self.0.contains(&host)
+        }
+    }
+
+    fn with_filter(s: Scheduler, refused: Vec<HostId>) -> Scheduler {
+        let filter: std::sync::Arc<dyn crate::scheduler::HostFilter> =
+            std::sync::Arc::new(Refuse(refused));
+        s.with_filters(crate::scheduler::HostFilters::new(vec![filter]))
+    }
+
+    #[test]
+    fn a_registered_host_filter_passes_over_the_hosts_it_refuses() {
+        let (s, cluster, _, hosts) = scheduler(&[4, 8, 16]);
+        let s = with_filter(s, vec![hosts[2], hosts[0]]);
+        for strategy in [Strategy::Spread, Strategy::Pack] {
+            assert_eq!(s.choose_host(&request(1), &[], strategy).ok(), Some(hosts[1]));
+            let in_cluster = HostRequest { cluster: Some(cluster), ..request(1) };
+            assert_eq!(
+                s.choose_host(&in_cluster, &[], strategy).ok(),
+                Some(hosts[1]),
+                "per cluster"
+            );
+        }
+        assert_eq!(used(&s, hosts[2]), (0, 0), "nothing reserved on a refused host");
+        let err = s.choose_host(&request(5), &[], Strategy::Spread).unwrap_err();
+        assert_eq!(err.code(), "INSUFFICIENT_CAPACITY");
+        assert!(err.to_string().contains("(refuse-listed refused)"), "{err}");
+        let too_big = s.choose_host(&request(20), &[], Strategy::Spread).unwrap_err();
+        assert!(!too_big.to_string().contains("refused"), "no host fit to be refused: {too_big}");
+    }
+
+    #[test]
+    fn a_designated_or_preferred_host_must_pass_the_registered_filters() {
+        let (s, _, _, hosts) = scheduler(&[4, 16]);
+        let (small, big) = (hosts[0], hosts[1]);
+        let s = with_filter(s, vec![small]);
+        let designated = HostRequest { designated_host: Some(small), ..request(1) };
+        let err = s.choose_host(&designated, &[], Strategy::Spread).unwrap_err();
+        assert_eq!(err.code(), "INSUFFICIENT_CAPACITY");
+        assert!(err.to_string().contains("host filter refuse-listed"), "{err}");
+        assert_eq!(used(&s, big), (0, 0), "no fallback from a designated host");
+        let preferred = HostRequest { preferred_host: Some(small), ..request(1) };
+        assert_eq!(s.choose_host(&preferred, &[], Strategy::Pack).ok(), Some(big), "fallback");
     }
 
     #[test]

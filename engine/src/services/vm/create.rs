@@ -26,7 +26,7 @@ use oxstack_hypervisor::{HostId, HypervisorError, NicSpec, VmSpec, VolumeSpec};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{VmInstance, VmState};
+use super::{VmCall, VmInstance, VmState};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{
     ClusterId, ImageId, InstanceOfferingId, L2NetworkId, L3NetworkId, NicId, VmId, VolumeId, ZoneId,
@@ -258,8 +258,18 @@ impl Engine {
         self.run_create_vm(plan).await
     }
 
-    /// Runs the create workflow for a plan from [`Engine::plan_create_vm`].
+    /// Runs the create workflow for a plan from [`Engine::plan_create_vm`], between the VM
+    /// lifecycle hooks.
     pub async fn run_create_vm(&self, plan: CreatePlan) -> EngineResult<VmInstance> {
+        if self.vm_hooks.is_empty() {
+            return self.create_in_turn(plan).await;
+        }
+        let hooked = plan.clone();
+        self.with_hooks(VmCall::Create { plan: &hooked }, self.create_in_turn(plan)).await
+    }
+
+    /// Runs the create workflow in the VM's turn.
+    async fn create_in_turn(&self, plan: CreatePlan) -> EngineResult<VmInstance> {
         let vm = plan.vm;
         let _turn = self.queues.enter(vm.0).await;
         // The journal row is written by place-vm, with the VM's row, and deleted with the

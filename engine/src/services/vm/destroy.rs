@@ -14,7 +14,7 @@ use oxstack_db::vm_nics::{self, NicRow};
 use oxstack_db::volumes::{self, VolumeRow};
 use oxstack_hypervisor::HypervisorError;
 
-use super::{VmOp, VmState};
+use super::{VmCall, VmOp, VmState};
 use crate::config::ConfigName;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::VmId;
@@ -34,38 +34,41 @@ impl Engine {
     /// Destroys a VM: powered off and undefined, capacity returned; its volume and IPs are kept
     /// so it can be recovered, unless the deletion policy is Direct.
     pub async fn destroy_vm(&self, vm: VmId) -> EngineResult<DestroyOutcome> {
-        let _turn = self.queues.enter(vm.0).await;
-        let state = self.vm_state(vm).await?;
-        VmOp::Destroy.check(vm, state)?;
-        let (host, last) = vm_instances::hosts_of(&self.db, vm)
-            .await?
-            .ok_or_else(|| EngineError::not_found("vm", vm))?;
-        self.set_vm_state(vm, state, VmState::Destroying).await?;
-        // The host the VM stays defined on because it could not be reached.
-        let mut still_defined_on = None;
-        if let Some(h) = host.or(last) {
-            match self.hv(h, "destroy", self.hypervisor.destroy_vm(h, vm)).await {
-                Ok(()) => {}
-                Err(EngineError::Hypervisor(
-                    e @ (HypervisorError::HostUnreachable { .. }
-                    | HypervisorError::HostNotConnected { .. }),
-                )) => {
-                    tracing::warn!(%vm, %e, "host unreachable: destroying the VM in the database only; reconciliation undefines it when the host comes back");
-                    still_defined_on = Some(h);
-                }
-                Err(e) => {
-                    self.set_vm_state(vm, VmState::Destroying, state).await?;
-                    return Err(e);
+        self.with_hooks(VmCall::Existing { op: VmOp::Destroy, vm }, async {
+            let _turn = self.queues.enter(vm.0).await;
+            let state = self.vm_state(vm).await?;
+            VmOp::Destroy.check(vm, state)?;
+            let (host, last) = vm_instances::hosts_of(&self.db, vm)
+                .await?
+                .ok_or_else(|| EngineError::not_found("vm", vm))?;
+            self.set_vm_state(vm, state, VmState::Destroying).await?;
+            // The host the VM stays defined on because it could not be reached.
+            let mut still_defined_on = None;
+            if let Some(h) = host.or(last) {
+                match self.hv(h, "destroy", self.hypervisor.destroy_vm(h, vm)).await {
+                    Ok(()) => {}
+                    Err(EngineError::Hypervisor(
+                        e @ (HypervisorError::HostUnreachable { .. }
+                        | HypervisorError::HostNotConnected { .. }),
+                    )) => {
+                        tracing::warn!(%vm, %e, "host unreachable: destroying the VM in the database only; reconciliation undefines it when the host comes back");
+                        still_defined_on = Some(h);
+                    }
+                    Err(e) => {
+                        self.set_vm_state(vm, VmState::Destroying, state).await?;
+                        return Err(e);
+                    }
                 }
             }
-        }
-        let states = (VmState::Destroying, VmState::Destroyed);
-        self.unplace_vm_into(vm, states, Some(still_defined_on)).await?;
-        if self.config.string(ConfigName::VmDeletionPolicy) == "Direct" {
-            self.expunge_locked(vm).await?;
-            return Ok(DestroyOutcome::Expunged);
-        }
-        Ok(DestroyOutcome::Destroyed)
+            let states = (VmState::Destroying, VmState::Destroyed);
+            self.unplace_vm_into(vm, states, Some(still_defined_on)).await?;
+            if self.config.string(ConfigName::VmDeletionPolicy) == "Direct" {
+                self.expunge_locked(vm).await?;
+                return Ok(DestroyOutcome::Expunged);
+            }
+            Ok(DestroyOutcome::Destroyed)
+        })
+        .await
     }
 
     /// Recovers a destroyed VM: it becomes Stopped, defined on no host, and can be started again.
@@ -75,24 +78,30 @@ impl Engine {
     /// a Stopped VM never runs anywhere; if the host cannot do it yet, the VM stays Destroyed and
     /// the hypervisor's error (retryable when the host is unreachable) is returned.
     pub async fn recover_vm(&self, vm: VmId) -> EngineResult<super::VmInstance> {
-        let _turn = self.queues.enter(vm.0).await;
-        let state = self.vm_state(vm).await?;
-        VmOp::Recover.check(vm, state)?;
-        let (_, pending) = vm_instances::hosts_of(&self.db, vm)
-            .await?
-            .ok_or_else(|| EngineError::not_found("vm", vm))?;
-        if let Some(h) = pending {
-            self.hv(h, "destroy", self.hypervisor.destroy_vm(h, vm)).await?;
-            vm_instances::set_last_host(vm, None).execute(self.db.w()).await?;
-        }
-        self.set_vm_state(vm, state, VmState::Stopped).await?;
-        self.get_vm(vm).await
+        self.with_hooks(VmCall::Existing { op: VmOp::Recover, vm }, async {
+            let _turn = self.queues.enter(vm.0).await;
+            let state = self.vm_state(vm).await?;
+            VmOp::Recover.check(vm, state)?;
+            let (_, pending) = vm_instances::hosts_of(&self.db, vm)
+                .await?
+                .ok_or_else(|| EngineError::not_found("vm", vm))?;
+            if let Some(h) = pending {
+                self.hv(h, "destroy", self.hypervisor.destroy_vm(h, vm)).await?;
+                vm_instances::set_last_host(vm, None).execute(self.db.w()).await?;
+            }
+            self.set_vm_state(vm, state, VmState::Stopped).await?;
+            self.get_vm(vm).await
+        })
+        .await
     }
 
     /// Expunges a destroyed VM: its NICs, IPs, volumes and row are gone for good.
     pub async fn expunge_vm(&self, vm: VmId) -> EngineResult<()> {
-        let _turn = self.queues.enter(vm.0).await;
-        self.expunge_locked(vm).await
+        self.with_hooks(VmCall::Existing { op: VmOp::Expunge, vm }, async {
+            let _turn = self.queues.enter(vm.0).await;
+            self.expunge_locked(vm).await
+        })
+        .await
     }
 
     async fn expunge_locked(&self, vm: VmId) -> EngineResult<()> {

@@ -21,7 +21,7 @@ use oxstack_hypervisor::{HostId, HypervisorError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{VmInstance, VmOp, VmState};
+use super::{VmCall, VmInstance, VmOp, VmState};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::VmId;
 use crate::scheduler::HostRequest;
@@ -93,47 +93,56 @@ impl Engine {
         to: Option<HostId>,
         expected_source: Option<HostId>,
     ) -> EngineResult<VmInstance> {
-        let _turn = self.queues.enter(vm.0).await;
-        let state = self.vm_state(vm).await?;
-        VmOp::Migrate.check(vm, state)?;
-        let Some(source) = self.vm_host(vm).await? else {
-            // Another node's operation may have moved it since it was read.
-            let now = self.vm_state(vm).await?;
-            if now != state {
-                return Err(super::view::changed_meanwhile(vm, state, now));
+        self.with_hooks(VmCall::Existing { op: VmOp::Migrate, vm }, async {
+            let _turn = self.queues.enter(vm.0).await;
+            let state = self.vm_state(vm).await?;
+            VmOp::Migrate.check(vm, state)?;
+            let Some(source) = self.vm_host(vm).await? else {
+                // Another node's operation may have moved it since it was read.
+                let now = self.vm_state(vm).await?;
+                if now != state {
+                    return Err(super::view::changed_meanwhile(vm, state, now));
+                }
+                return Err(EngineError::Internal(format!("running vm {vm} holds no host")));
+            };
+            if let Some(expected) = expected_source.filter(|h| *h != source) {
+                return Err(super::view::moved_meanwhile(vm, expected, state, Some(source)));
             }
-            return Err(EngineError::Internal(format!("running vm {vm} holds no host")));
-        };
-        if let Some(expected) = expected_source.filter(|h| *h != source) {
-            return Err(super::view::moved_meanwhile(vm, expected, state, Some(source)));
-        }
-        if to == Some(source) {
-            return Err(EngineError::conflicts_with(
-                "host_uuid",
-                format!("vm {vm} already runs on host {source}"),
-            ));
-        }
-        if let Some(t) = to {
-            self.get_host(t).await.map_err(|e| e.named_in("host_uuid"))?;
-        }
-        let parallelism =
-            || self.config.int(crate::config::ConfigName::VmMigrationParallelism).max(1) as usize;
-        let _slot = self.migrations.acquire(parallelism).await;
-        let mut start = self.start_ctx(vm, to).await?;
-        start.request.preferred_host = None;
-        start.request.avoid = vec![source];
-        let mut ctx =
-            MigrateCtx { engine: self.clone(), vm, source, request: start.request, target: None };
-        let states = (state, VmState::Migrating);
-        let journal = self.begin_run(vm, states, "migrate-vm", ctx.saved()?).await?;
-        let ran = migrate_workflow().run_journaled(&mut ctx, &journal).await;
-        let finished = match ran {
-            Ok(()) => self.finish_migration(vm, source, ctx.target, &journal).await,
-            Err(e) => Err(self.fail_back(vm, VmState::Migrating, state, e).await),
-        };
-        journal.end().await;
-        finished?;
-        self.get_vm(vm).await
+            if to == Some(source) {
+                return Err(EngineError::conflicts_with(
+                    "host_uuid",
+                    format!("vm {vm} already runs on host {source}"),
+                ));
+            }
+            if let Some(t) = to {
+                self.get_host(t).await.map_err(|e| e.named_in("host_uuid"))?;
+            }
+            let parallelism = || {
+                self.config.int(crate::config::ConfigName::VmMigrationParallelism).max(1) as usize
+            };
+            let _slot = self.migrations.acquire(parallelism).await;
+            let mut start = self.start_ctx(vm, to).await?;
+            start.request.preferred_host = None;
+            start.request.avoid = vec![source];
+            let mut ctx = MigrateCtx {
+                engine: self.clone(),
+                vm,
+                source,
+                request: start.request,
+                target: None,
+            };
+            let states = (state, VmState::Migrating);
+            let journal = self.begin_run(vm, states, "migrate-vm", ctx.saved()?).await?;
+            let ran = migrate_workflow().run_journaled(&mut ctx, &journal).await;
+            let finished = match ran {
+                Ok(()) => self.finish_migration(vm, source, ctx.target, &journal).await,
+                Err(e) => Err(self.fail_back(vm, VmState::Migrating, state, e).await),
+            };
+            journal.end().await;
+            finished?;
+            self.get_vm(vm).await
+        })
+        .await
     }
 
     /// Records the VM on the target host, returns the source host's capacity, makes the VM

@@ -5,7 +5,7 @@
 
 use oxstack_hypervisor::{HostId, StopMode};
 
-use super::{VmInstance, VmOp, VmState};
+use super::{VmCall, VmInstance, VmOp, VmState};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::VmId;
 use crate::Engine;
@@ -43,22 +43,25 @@ impl Engine {
         mode: StopMode,
         expected: Option<(VmState, HostId)>,
     ) -> EngineResult<VmInstance> {
-        let _turn = self.queues.enter(vm.0).await;
-        let state = self.vm_state(vm).await?;
-        VmOp::Stop.check(vm, state)?;
-        let host = self.placed_host(vm, VmOp::Stop, state).await?;
-        if let Some((want_state, want_host)) = expected {
-            if (state, host) != (want_state, want_host) {
-                return Err(super::view::moved_meanwhile(vm, want_host, state, Some(host)));
+        self.with_hooks(VmCall::Existing { op: VmOp::Stop, vm }, async {
+            let _turn = self.queues.enter(vm.0).await;
+            let state = self.vm_state(vm).await?;
+            VmOp::Stop.check(vm, state)?;
+            let host = self.placed_host(vm, VmOp::Stop, state).await?;
+            if let Some((want_state, want_host)) = expected {
+                if (state, host) != (want_state, want_host) {
+                    return Err(super::view::moved_meanwhile(vm, want_host, state, Some(host)));
+                }
             }
-        }
-        self.set_vm_state(vm, state, VmState::Stopping).await?;
-        if let Err(e) = self.hv(host, "stop", self.hypervisor.stop_vm(host, vm, mode)).await {
-            self.set_vm_state(vm, VmState::Stopping, state).await?;
-            return Err(e);
-        }
-        self.unplace_vm_into(vm, (VmState::Stopping, VmState::Stopped), None).await?;
-        self.get_vm(vm).await
+            self.set_vm_state(vm, state, VmState::Stopping).await?;
+            if let Err(e) = self.hv(host, "stop", self.hypervisor.stop_vm(host, vm, mode)).await {
+                self.set_vm_state(vm, VmState::Stopping, state).await?;
+                return Err(e);
+            }
+            self.unplace_vm_into(vm, (VmState::Stopping, VmState::Stopped), None).await?;
+            self.get_vm(vm).await
+        })
+        .await
     }
 
     /// Reboots a running VM.
@@ -83,23 +86,28 @@ impl Engine {
         during: VmState,
         after: VmState,
     ) -> EngineResult<VmInstance> {
-        let _turn = self.queues.enter(vm.0).await;
-        let state = self.vm_state(vm).await?;
-        op.check(vm, state)?;
-        let host = self.placed_host(vm, op, state).await?;
-        self.set_vm_state(vm, state, during).await?;
-        let hv = &self.hypervisor;
-        let res = match op {
-            VmOp::Reboot => self.hv(host, "reboot", hv.reboot_vm(host, vm)).await,
-            VmOp::Pause => self.hv(host, "pause", hv.pause_vm(host, vm)).await,
-            VmOp::Resume => self.hv(host, "resume", hv.resume_vm(host, vm)).await,
-            other => Err(EngineError::Internal(format!("{other} is not a simple power operation"))),
-        };
-        if let Err(e) = res {
-            self.set_vm_state(vm, during, state).await?;
-            return Err(e);
-        }
-        self.set_vm_state(vm, during, after).await?;
-        self.get_vm(vm).await
+        self.with_hooks(VmCall::Existing { op, vm }, async {
+            let _turn = self.queues.enter(vm.0).await;
+            let state = self.vm_state(vm).await?;
+            op.check(vm, state)?;
+            let host = self.placed_host(vm, op, state).await?;
+            self.set_vm_state(vm, state, during).await?;
+            let hv = &self.hypervisor;
+            let res = match op {
+                VmOp::Reboot => self.hv(host, "reboot", hv.reboot_vm(host, vm)).await,
+                VmOp::Pause => self.hv(host, "pause", hv.pause_vm(host, vm)).await,
+                VmOp::Resume => self.hv(host, "resume", hv.resume_vm(host, vm)).await,
+                other => {
+                    Err(EngineError::Internal(format!("{other} is not a simple power operation")))
+                }
+            };
+            if let Err(e) = res {
+                self.set_vm_state(vm, during, state).await?;
+                return Err(e);
+            }
+            self.set_vm_state(vm, during, after).await?;
+            self.get_vm(vm).await
+        })
+        .await
     }
 }

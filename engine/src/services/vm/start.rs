@@ -12,7 +12,7 @@ use oxstack_db::{vm_instances, vm_nics, volumes};
 use oxstack_hypervisor::{HostId, HypervisorError, StopMode, VmSpec, VolumeSpec};
 use serde::{Deserialize, Serialize};
 
-use super::{VmInstance, VmOp, VmState};
+use super::{VmCall, VmInstance, VmOp, VmState};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::VmId;
 use crate::scheduler::HostRequest;
@@ -74,20 +74,23 @@ impl StartCtx {
 impl Engine {
     /// Starts a stopped VM, on the host it is defined on when that host has room.
     pub async fn start_vm(&self, vm: VmId, host: Option<HostId>) -> EngineResult<VmInstance> {
-        let _turn = self.queues.enter(vm.0).await;
-        let state = self.vm_state(vm).await?;
-        VmOp::Start.check(vm, state)?;
-        let mut ctx = self.start_ctx(vm, host).await?;
-        let states = (state, VmState::Starting);
-        let journal = self.begin_run(vm, states, "start-vm", ctx.saved()?).await?;
-        let ran = start_workflow().run_journaled(&mut ctx, &journal).await;
-        let finished = match ran {
-            Ok(()) => self.finish_start(vm).await,
-            Err(e) => Err(self.fail_back(vm, VmState::Starting, state, e).await),
-        };
-        journal.end().await;
-        finished?;
-        self.get_vm(vm).await
+        self.with_hooks(VmCall::Existing { op: VmOp::Start, vm }, async {
+            let _turn = self.queues.enter(vm.0).await;
+            let state = self.vm_state(vm).await?;
+            VmOp::Start.check(vm, state)?;
+            let mut ctx = self.start_ctx(vm, host).await?;
+            let states = (state, VmState::Starting);
+            let journal = self.begin_run(vm, states, "start-vm", ctx.saved()?).await?;
+            let ran = start_workflow().run_journaled(&mut ctx, &journal).await;
+            let finished = match ran {
+                Ok(()) => self.finish_start(vm).await,
+                Err(e) => Err(self.fail_back(vm, VmState::Starting, state, e).await),
+            };
+            journal.end().await;
+            finished?;
+            self.get_vm(vm).await
+        })
+        .await
     }
 
     /// Records a started VM as defined where it runs, and Running.

@@ -4,6 +4,7 @@
 mod call_timeout;
 mod capacity;
 mod expunge;
+mod extensions;
 pub(crate) mod fixture;
 mod lifecycle;
 mod maintenance;

@@ -20,7 +20,7 @@ use crate::services::storage::{CreateBackupStorage, CreatePrimaryStorage};
 use crate::services::vm::{CreateVm, VmState};
 use crate::services::zone::CreateZone;
 use crate::services::ListQuery;
-use crate::{Engine, EngineOptions};
+use crate::{Engine, EngineOptions, Extensions};
 
 pub const GIB: u64 = 1 << 30;
 
@@ -45,10 +45,22 @@ impl Cloud {
 
     /// As [`Cloud::new`], on the database at `db_url` (a file, for tests of many nodes).
     pub async fn on_db(db_url: &str, hosts: usize, cpus: u32, mem_gib: u64, ips: u32) -> Self {
+        Self::with_extensions(db_url, Extensions::default(), hosts, cpus, mem_gib, ips).await
+    }
+
+    /// As [`Cloud::on_db`], the engine composed with `extensions`.
+    pub async fn with_extensions(
+        db_url: &str,
+        extensions: Extensions,
+        hosts: usize,
+        cpus: u32,
+        mem_gib: u64,
+        ips: u32,
+    ) -> Self {
         let sim = Arc::new(SimCloud::new(SimConfig::with_seed(7)));
         let hv: Arc<dyn Hypervisor> = sim.clone();
         let opts = EngineOptions { db_url: db_url.into(), background_tasks: false, id_seed: None };
-        let engine = Engine::start(opts, hv).await.unwrap();
+        let engine = Engine::start_with(opts, hv, extensions).await.unwrap();
         let zone = engine
             .create_zone(CreateZone { name: "z".into(), description: String::new() })
             .await

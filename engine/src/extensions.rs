@@ -1,0 +1,23 @@
+//! What plugs into the engine when it is composed (ZStack's extension points): each feature that
+//! is not the core registers its code here instead of being written into the services.
+//!
+//! - [`HostFilter`]s: asked about every candidate host of a placement, after the built-in
+//!   filters (`scheduler::filters`);
+//! - [`VmLifecycleHook`]s: run before (able to veto) and after every VM operation
+//!   (`services::vm::hooks`).
+//!
+//! `Engine::start` composes an engine with none; `Engine::start_with` takes them.
+
+use std::sync::Arc;
+
+pub use crate::scheduler::HostFilter;
+pub use crate::services::vm::{VmCall, VmLifecycleHook};
+
+/// The extensions an engine is composed with.
+#[derive(Clone, Default)]
+pub struct Extensions {
+    /// Asked in this order.
+    pub host_filters: Vec<Arc<dyn HostFilter>>,
+    /// Run in this order before an operation, in reverse after it.
+    pub vm_hooks: Vec<Arc<dyn VmLifecycleHook>>,
+}
