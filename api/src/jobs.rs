@@ -41,7 +41,6 @@ string_enum!(
 /// A long operation and, once it ended, its outcome.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct Job {
-    #[schema(value_type = uuid::Uuid)]
     pub uuid: JobId,
     /// What the job does: `create-vm`, `start-vm`, `stop-vm`, ..., `expunge-vm`.
     pub kind: String,

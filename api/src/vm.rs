@@ -51,7 +51,6 @@ pub struct StopVm {
 pub struct StartVm {
     /// Start on this host; by default the host the VM is defined on, or one the scheduler picks.
     #[serde(default)]
-    #[schema(value_type = Option<uuid::Uuid>)]
     pub host_uuid: Option<HostId>,
 }
 

@@ -1,12 +1,18 @@
 //! Typed identifiers: a `HostId` can never be passed where a `VmId` is expected.
+//!
+//! With the `schema` feature every ID is also an OpenAPI schema (utoipa's `ToSchema`): a string
+//! of format `uuid`, the component named after the type, described from its doc comment. The
+//! agent leaves the feature off and never compiles utoipa.
 
-/// Declares a typed UUID identifier with the conversions and formatting every ID needs.
+/// Declares a typed UUID identifier with the conversions and formatting every ID needs, and
+/// (with the `schema` feature) its OpenAPI schema, described from the doc comment: the only
+/// attribute it takes.
 ///
 /// Exported so the engine declares its own resource IDs (zones, clusters, ...) the same way.
 #[macro_export]
 macro_rules! typed_id {
-    ($(#[$meta:meta])* $name:ident) => {
-        $(#[$meta])*
+    ($(#[doc = $doc:literal])* $name:ident) => {
+        $(#[doc = $doc])*
         #[derive(
             Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize,
         )]
@@ -48,7 +54,57 @@ macro_rules! typed_id {
                 Self(u)
             }
         }
+
+        $crate::__typed_id_schema!($name, concat!($($doc, "\n"),*));
     };
+}
+
+/// With the `schema` feature, `ToSchema` for a [`typed_id!`]: the feature is the hypervisor
+/// crate's, whichever crate invokes the macro (a `cfg` in `typed_id!` itself would be the
+/// invoking crate's).
+#[cfg(feature = "schema")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __typed_id_schema {
+    ($name:ident, $doc:expr) => {
+        impl $crate::__utoipa::PartialSchema for $name {
+            fn schema() -> $crate::__utoipa::openapi::RefOr<$crate::__utoipa::openapi::Schema> {
+                $crate::id_schema($doc)
+            }
+        }
+
+        impl $crate::__utoipa::ToSchema for $name {
+            fn name() -> ::std::borrow::Cow<'static, str> {
+                ::std::borrow::Cow::Borrowed(stringify!($name))
+            }
+        }
+    };
+}
+
+/// Without the `schema` feature an ID has no OpenAPI schema.
+#[cfg(not(feature = "schema"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __typed_id_schema {
+    ($name:ident, $doc:expr) => {};
+}
+
+/// The schema of every ID: a string of format `uuid`, described as "The UUID of" what `doc`
+/// (the ID type's doc comment) says it identifies.
+#[cfg(feature = "schema")]
+pub fn id_schema(doc: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    let what = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut chars = what.chars();
+    let description = match chars.next() {
+        Some(first) => format!("The UUID of {}{}", first.to_lowercase(), chars.as_str()),
+        None => String::from("A UUID"),
+    };
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+        .description(Some(description))
+        .into()
 }
 
 /// Reads a UUID as IDs are written: in text formats only the hyphenated form
@@ -121,6 +177,25 @@ mod tests {
             let e = read(other.clone()).unwrap_err();
             assert!(e.contains("is not a UUID"), "{other}: {e}");
         }
+    }
+
+    #[cfg(feature = "schema")]
+    #[test]
+    fn an_id_is_a_named_uuid_string_described_from_its_doc() {
+        use utoipa::{PartialSchema, ToSchema};
+        assert_eq!(HostId::name(), "HostId");
+        assert_eq!(VolumeId::name(), "VolumeId");
+        let schema = serde_json::to_value(HostId::schema()).unwrap();
+        assert_eq!(
+            schema,
+            serde_json::json!({
+                "type": "string",
+                "format": "uuid",
+                "description": "The UUID of a physical (or simulated) host.",
+            })
+        );
+        let schema = serde_json::to_value(VmId::schema()).unwrap();
+        assert_eq!(schema["description"], "The UUID of a VM instance.");
     }
 
     fn serde_json_like(id: &HostId) -> String {

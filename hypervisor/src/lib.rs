@@ -4,7 +4,8 @@
 //! hosts and the engine's HTTP client for the per-host agent both implement it; [`wire`] holds
 //! the agent's HTTP protocol. This crate holds
 //! the trait, the typed IDs and the value types that cross it, and [`HypervisorError`]. It keeps
-//! its dependencies light so the agent can use it without pulling in the engine.
+//! its dependencies light so the agent can use it without pulling in the engine; utoipa (the
+//! IDs' OpenAPI schemas) comes only with the `schema` feature, which the engine turns on.
 
 mod error;
 mod ids;
@@ -13,6 +14,8 @@ mod trait_def;
 pub mod wire;
 
 pub use error::{HypervisorError, HypervisorResult};
+#[cfg(feature = "schema")]
+pub use ids::id_schema;
 pub use ids::{deserialize_uuid, parse_hyphenated, HostId, VmId, VolumeId};
 pub use spec::{
     HostConnectSpec, HostFacts, NicSpec, PowerState, SimulatedHostCapacity, StopMode, VmSpec,
@@ -20,3 +23,8 @@ pub use spec::{
 };
 pub use trait_def::{Hypervisor, OpKind};
 pub use wire::AgentToken;
+
+/// utoipa for [`typed_id!`]'s expansion, so the crates invoking it need not depend on it.
+#[cfg(feature = "schema")]
+#[doc(hidden)]
+pub use utoipa as __utoipa;

@@ -156,7 +156,6 @@ crate::string_enum!(
 /// A management node as `GET /v1/management-nodes` shows it.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ManagementNode {
-    #[schema(value_type = uuid::Uuid)]
     pub uuid: ManagementNodeId,
     pub hostname: String,
     pub pid: u32,

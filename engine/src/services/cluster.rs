@@ -18,16 +18,12 @@ pub const HYPERVISOR_TYPES: &[&str] = &["simulator", "kvm"];
 /// A cluster.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct Cluster {
-    #[schema(value_type = uuid::Uuid)]
     pub uuid: ClusterId,
-    #[schema(value_type = uuid::Uuid)]
     pub zone_uuid: ZoneId,
     pub name: String,
     pub hypervisor_type: String,
     pub state: String,
-    #[schema(value_type = Vec<uuid::Uuid>)]
     pub primary_storage_uuids: Vec<PrimaryStorageId>,
-    #[schema(value_type = Vec<uuid::Uuid>)]
     pub l2_network_uuids: Vec<L2NetworkId>,
     pub created_at: String,
 }
@@ -36,7 +32,6 @@ pub struct Cluster {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCluster {
-    #[schema(value_type = uuid::Uuid)]
     pub zone_uuid: ZoneId,
     #[schema(schema_with = crate::services::schema::name)]
     pub name: String,

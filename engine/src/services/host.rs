@@ -32,11 +32,8 @@ string_enum!(
 /// A host.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct Host {
-    #[schema(value_type = uuid::Uuid)]
     pub uuid: HostId,
-    #[schema(value_type = uuid::Uuid)]
     pub zone_uuid: ZoneId,
-    #[schema(value_type = uuid::Uuid)]
     pub cluster_uuid: ClusterId,
     pub name: String,
     pub management_ip: String,
@@ -54,7 +51,6 @@ pub struct Host {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddHost {
-    #[schema(value_type = uuid::Uuid)]
     pub cluster_uuid: ClusterId,
     #[schema(schema_with = crate::services::schema::name)]
     pub name: String,

@@ -45,11 +45,9 @@ pub struct ReconcileReport {
     /// VMs the database placed on the host that it no longer runs (now Stopped).
     pub stopped: u64,
     /// VMs the host runs that the database does not place there.
-    #[schema(value_type = Vec<uuid::Uuid>)]
     pub strays: Vec<VmId>,
     /// VMs the host ran whose create was rolled back after a management node stopped (its
     /// agent finished the create after the undo): destroyed there now.
-    #[schema(value_type = Vec<uuid::Uuid>)]
     pub destroyed_strays: Vec<VmId>,
 }
 

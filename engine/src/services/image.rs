@@ -16,9 +16,7 @@ pub const IMAGE_FORMATS: &[&str] = &["qcow2", "raw"];
 /// An image.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct Image {
-    #[schema(value_type = uuid::Uuid)]
     pub uuid: ImageId,
-    #[schema(value_type = uuid::Uuid)]
     pub backup_storage_uuid: BackupStorageId,
     pub name: String,
     pub format: String,
@@ -31,7 +29,6 @@ pub struct Image {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateImage {
-    #[schema(value_type = uuid::Uuid)]
     pub backup_storage_uuid: BackupStorageId,
     #[schema(schema_with = crate::services::schema::name)]
     pub name: String,

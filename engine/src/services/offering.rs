@@ -12,7 +12,6 @@ use crate::Engine;
 /// An instance offering.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct InstanceOffering {
-    #[schema(value_type = uuid::Uuid)]
     pub uuid: InstanceOfferingId,
     pub name: String,
     pub cpus: u32,

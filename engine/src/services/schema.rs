@@ -117,11 +117,10 @@ pub fn image_format() -> RefOr<Schema> {
     one_of(super::image::IMAGE_FORMATS)
 }
 
-/// The L3 networks of a new VM: at least one, none twice.
+/// The L3 networks of a new VM: at least one, none twice. The items are inline: a
+/// `schema_with` schema adds no components.
 pub fn l3_network_list() -> RefOr<Schema> {
-    let uuid = ObjectBuilder::new()
-        .schema_type(Type::String)
-        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)));
+    let uuid = <crate::ids::L3NetworkId as utoipa::PartialSchema>::schema();
     let list = ArrayBuilder::new().items(uuid).min_items(Some(1)).unique_items(true);
     RefOr::T(Schema::Array(list.build()))
 }

@@ -14,9 +14,7 @@ use crate::Engine;
 /// A primary storage.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct PrimaryStorage {
-    #[schema(value_type = uuid::Uuid)]
     pub uuid: PrimaryStorageId,
-    #[schema(value_type = uuid::Uuid)]
     pub zone_uuid: ZoneId,
     pub name: String,
     pub url: String,
@@ -30,7 +28,6 @@ pub struct PrimaryStorage {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePrimaryStorage {
-    #[schema(value_type = uuid::Uuid)]
     pub zone_uuid: ZoneId,
     #[schema(schema_with = crate::services::schema::name)]
     pub name: String,
@@ -44,9 +41,7 @@ pub struct CreatePrimaryStorage {
 /// A backup storage.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct BackupStorage {
-    #[schema(value_type = uuid::Uuid)]
     pub uuid: BackupStorageId,
-    #[schema(value_type = uuid::Uuid)]
     pub zone_uuid: ZoneId,
     pub name: String,
     pub url: String,
@@ -59,7 +54,6 @@ pub struct BackupStorage {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBackupStorage {
-    #[schema(value_type = uuid::Uuid)]
     pub zone_uuid: ZoneId,
     #[schema(schema_with = crate::services::schema::name)]
     pub name: String,

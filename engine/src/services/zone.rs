@@ -12,7 +12,6 @@ use crate::Engine;
 /// A zone.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct Zone {
-    #[schema(value_type = uuid::Uuid)]
     pub uuid: ZoneId,
     pub name: String,
     pub description: String,

@@ -16,9 +16,7 @@ use crate::Engine;
 /// An IP range.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct IpRange {
-    #[schema(value_type = uuid::Uuid)]
     pub uuid: IpRangeId,
-    #[schema(value_type = uuid::Uuid)]
     pub l3_network_uuid: L3NetworkId,
     pub name: String,
     #[schema(value_type = String)]

@@ -18,9 +18,7 @@ use ipam::{Ipam, RangeInfo};
 /// An L2 network.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct L2Network {
-    #[schema(value_type = uuid::Uuid)]
     pub uuid: L2NetworkId,
-    #[schema(value_type = uuid::Uuid)]
     pub zone_uuid: ZoneId,
     pub name: String,
     /// Host interface the network is on, e.g. `eth0`.
@@ -34,7 +32,6 @@ pub struct L2Network {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateL2Network {
-    #[schema(value_type = uuid::Uuid)]
     pub zone_uuid: ZoneId,
     #[schema(schema_with = crate::services::schema::name)]
     pub name: String,
@@ -48,11 +45,8 @@ pub struct CreateL2Network {
 /// An L3 network.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct L3Network {
-    #[schema(value_type = uuid::Uuid)]
     pub uuid: L3NetworkId,
-    #[schema(value_type = uuid::Uuid)]
     pub zone_uuid: ZoneId,
-    #[schema(value_type = uuid::Uuid)]
     pub l2_network_uuid: L2NetworkId,
     pub name: String,
     /// Addresses handed out.
@@ -66,7 +60,6 @@ pub struct L3Network {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateL3Network {
-    #[schema(value_type = uuid::Uuid)]
     pub l2_network_uuid: L2NetworkId,
     #[schema(schema_with = crate::services::schema::name)]
     pub name: String,

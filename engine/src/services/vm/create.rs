@@ -43,20 +43,16 @@ use crate::Engine;
 pub struct CreateVm {
     #[schema(schema_with = crate::services::schema::name)]
     pub name: String,
-    #[schema(value_type = uuid::Uuid)]
     pub instance_offering_uuid: InstanceOfferingId,
-    #[schema(value_type = uuid::Uuid)]
     pub image_uuid: ImageId,
     /// One NIC is created on each, in order. At least one, none twice.
     #[schema(schema_with = crate::services::schema::l3_network_list)]
     pub l3_network_uuids: Vec<L3NetworkId>,
     /// Place the VM in this cluster.
     #[serde(default)]
-    #[schema(value_type = Option<uuid::Uuid>)]
     pub cluster_uuid: Option<ClusterId>,
     /// Place the VM on exactly this host.
     #[serde(default)]
-    #[schema(value_type = Option<uuid::Uuid>)]
     pub host_uuid: Option<HostId>,
     /// Root volume size; defaults to (and may not be below) the image size.
     #[serde(default)]

@@ -35,7 +35,6 @@ use crate::Engine;
 pub struct MigrateVm {
     /// Target host; the scheduler picks one when absent.
     #[serde(default)]
-    #[schema(value_type = Option<uuid::Uuid>)]
     pub host_uuid: Option<HostId>,
 }
 

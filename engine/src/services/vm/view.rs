@@ -18,27 +18,19 @@ use crate::Engine;
 /// A VM instance.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct VmInstance {
-    #[schema(value_type = uuid::Uuid)]
     pub uuid: VmId,
     pub name: String,
-    #[schema(value_type = uuid::Uuid)]
     pub zone_uuid: ZoneId,
-    #[schema(value_type = Option<uuid::Uuid>)]
     pub cluster_uuid: Option<ClusterId>,
     /// The host the VM holds capacity on (running, paused, or in an operation there).
-    #[schema(value_type = Option<uuid::Uuid>)]
     pub host_uuid: Option<HostId>,
     /// The host the VM is defined on.
-    #[schema(value_type = Option<uuid::Uuid>)]
     pub last_host_uuid: Option<HostId>,
-    #[schema(value_type = uuid::Uuid)]
     pub instance_offering_uuid: InstanceOfferingId,
-    #[schema(value_type = uuid::Uuid)]
     pub image_uuid: ImageId,
     pub cpus: u32,
     pub memory_bytes: u64,
     pub state: VmState,
-    #[schema(value_type = Option<uuid::Uuid>)]
     pub root_volume_uuid: Option<VolumeId>,
     pub nics: Vec<VmNic>,
     pub created_at: String,
@@ -48,9 +40,7 @@ pub struct VmInstance {
 /// A VM's network interface.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct VmNic {
-    #[schema(value_type = uuid::Uuid)]
     pub uuid: NicId,
-    #[schema(value_type = uuid::Uuid)]
     pub l3_network_uuid: L3NetworkId,
     #[schema(value_type = String)]
     pub ip: Ipv4Addr,
