@@ -18,12 +18,10 @@
 //! The VM's `op_node` becomes the recovering node, so no other node's takeover marks it
 //! Unknown half-way.
 
-use oxstack_db::vm_instances::{self, OperatedVm};
 use oxstack_db::workflow_runs;
 
-use crate::error::{EngineError, EngineResult};
+use crate::error::EngineResult;
 use crate::ids::VmId;
-use crate::services::vm::{self, VmState};
 use crate::Engine;
 
 /// How long a rolled-back create is remembered, so that its VM is destroyed should its host
@@ -60,7 +58,7 @@ impl Engine {
             }
             let (id, workflow, resource) = (run.uuid, &run.workflow, run.resource_uuid);
             let node = run.node_uuid.map_or("unknown".to_string(), |n| n.to_string());
-            match self.roll_back_run(workflow, VmId(resource), &run.context).await {
+            match self.roll_back_vm_run(workflow, VmId(resource), &run.context).await {
                 Ok(()) => {
                     tracing::warn!(run = %id, %workflow, %resource, %node,
                         "rolled back a workflow run a stopped management node left mid-way");
@@ -75,102 +73,11 @@ impl Engine {
                 }
             }
         }
-        report.expunged = self.finish_expunges(&me.to_string()).await?;
+        report.expunged = self.finish_orphaned_expunges().await?;
         // No agent is still finishing a create this long after its rollback.
         let forgotten = crate::time::now_ms() - ROLLED_BACK_KEPT.as_millis() as i64;
         workflow_runs::forget_rolled_back_before(&self.db, forgotten).await?;
         Ok(report)
-    }
-
-    /// Undoes one claimed run on `vm` from its journaled `context`.
-    async fn roll_back_run(&self, workflow: &str, vm: VmId, context: &str) -> EngineResult<()> {
-        let _turn = self.queues.enter(vm.0).await;
-        let me = self.membership.node.to_string();
-        vm_instances::take_operation(&self.db, vm, &me).await?;
-        let state = match self.vm_state(vm).await {
-            Ok(s) => Some(s),
-            Err(EngineError::NotFound { .. }) => None,
-            Err(e) => return Err(e),
-        };
-        if state.is_some_and(|s| !s.is_transitional()) {
-            // The run ended but its row stayed (deleting it failed): nothing to undo.
-            return Ok(());
-        }
-        if workflow == "create-vm" {
-            // The agent may still finish the create it was sent after the undo has destroyed
-            // the VM: this row lets the host's reconciliation destroy it when it turns up.
-            workflow_runs::remember_rolled_back_create(&self.db, vm, crate::time::now_ms()).await?;
-        }
-        let e = self.clone();
-        let failed = match workflow {
-            "create-vm" => {
-                let mut ctx = vm::CreateCtx::restore(e, context)?;
-                vm::create_workflow().undo_all(&mut ctx).await
-            }
-            "start-vm" => {
-                let mut ctx = vm::StartCtx::restore(e, context)?;
-                vm::start_workflow().undo_all(&mut ctx).await
-            }
-            "migrate-vm" => {
-                let mut ctx = vm::MigrateCtx::restore(e, context)?;
-                vm::migrate_workflow().undo_all(&mut ctx).await
-            }
-            other => {
-                return Err(EngineError::corrupt(
-                    "workflow_runs",
-                    "workflow",
-                    other,
-                    "no such workflow",
-                ))
-            }
-        };
-        for (step, err) in &failed {
-            if !matches!(err, EngineError::Hypervisor(_)) {
-                return Err(EngineError::RollbackFailed {
-                    workflow: workflow.to_string(),
-                    cause: "its node stopped mid-run".into(),
-                    undos: format!("{step}: {err}"),
-                });
-            }
-            tracing::warn!(%vm, %workflow, step, %err,
-                "the hypervisor refused an undo; reconciliation settles what the host runs");
-        }
-        let Some(from) = state else { return Ok(()) };
-        // Holding no host, it is Stopped (if it runs after all, reconciliation adopts it);
-        // holding one, what it runs there is for reconciliation to find out.
-        let to =
-            if self.vm_host(vm).await?.is_some() { VmState::Unknown } else { VmState::Stopped };
-        let now = crate::time::now_ms();
-        let settled = vm_instances::settle_rolled_back(&self.db, vm, to.as_str(), &me, now).await?;
-        if settled {
-            self.events.publish("vm", vm.0, Some(from.as_str()), Some(to.as_str()));
-        }
-        Ok(())
-    }
-
-    /// Runs again to the end the expunges stopped nodes left mid-way; returns how many.
-    async fn finish_expunges(&self, me: &str) -> EngineResult<u64> {
-        let stuck = vm_instances::orphaned_expunges(&self.db).await?;
-        let mut finished = 0;
-        for found in stuck {
-            let Ok(OperatedVm { uuid: vm, op_node: node, .. }) = found else { continue };
-            let _turn = self.queues.enter(vm.0).await;
-            if !vm_instances::claim_expunge(&self.db, vm, me, node.as_deref()).await? {
-                continue;
-            }
-            let mut ctx = vm::ExpungeCtx::new(self.clone(), vm);
-            match vm::expunge_workflow().run(&mut ctx).await {
-                Ok(()) => {
-                    self.events.publish("vm", vm.0, Some(VmState::Expunging.as_str()), None);
-                    finished += 1;
-                }
-                Err(e) => {
-                    tracing::error!(%vm, %e, "could not finish an interrupted expunge; retried at the next takeover");
-                    vm_instances::release_operation(&self.db, vm, me).await?;
-                }
-            }
-        }
-        Ok(finished)
     }
 
     /// Runs a recovery pass in the background, unless one is running already (the claims keep

@@ -18,10 +18,8 @@
 //! safe.
 
 use oxstack_db::jobs;
-use oxstack_db::vm_instances::{self, OperatedVm};
 
 use crate::error::EngineResult;
-use crate::services::vm::VmState;
 use crate::Engine;
 
 /// The error body of a job whose management node stopped while it ran.
@@ -43,35 +41,8 @@ pub struct TakeoverReport {
 impl Engine {
     /// Recovers the operations and jobs of nodes that are no longer running (see the module doc).
     pub(crate) async fn take_over_orphans(&self) -> EngineResult<TakeoverReport> {
-        let stuck = vm_instances::orphaned_mid_operation(&self.db).await?;
-        let mut report = TakeoverReport::default();
-        for found in stuck {
-            let (vm, state, op_node) = match found {
-                Ok(OperatedVm { uuid, state, op_node }) => (uuid, state, op_node),
-                Err(e) => {
-                    tracing::warn!(%e, "mid-operation VM row does not parse; left as it is");
-                    continue;
-                }
-            };
-            let Ok(from) = state.parse::<VmState>() else {
-                tracing::warn!(%vm, %state, "mid-operation VM row does not parse; left as it is");
-                continue;
-            };
-            let now = crate::time::now_ms();
-            let node = op_node.as_deref();
-            let recovered = vm_instances::mark_unknown(&self.db, vm, &state, node, now).await?;
-            if recovered {
-                tracing::warn!(%vm, %from, node = op_node.as_deref().unwrap_or("unknown"),
-                    "vm was mid-operation on a management node that stopped; marked Unknown");
-                self.events.publish(
-                    "vm",
-                    vm.0,
-                    Some(from.as_str()),
-                    Some(VmState::Unknown.as_str()),
-                );
-                report.vms += 1;
-            }
-        }
+        let mut report =
+            TakeoverReport { vms: self.mark_orphaned_vms_unknown().await?, ..Default::default() };
         report.jobs_succeeded = self.complete_committed_creates().await?;
         report.jobs = jobs::fail_orphaned(&self.db, NODE_STOPPED, crate::time::now_ms()).await?;
         Ok(report)

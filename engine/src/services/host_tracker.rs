@@ -25,7 +25,7 @@ use utoipa::ToSchema;
 use crate::config::ConfigName;
 use crate::error::{EngineError, EngineResult};
 use crate::services::host::HostStatus;
-use crate::services::vm::VmState;
+use crate::services::vm::{Settled, VmState};
 use crate::Engine;
 
 /// What one ping sweep found.
@@ -298,63 +298,10 @@ impl Engine {
                 }
                 (self.reported_states(host).await?.get(&vm).copied(), placed)
             };
-            let held = placed.is_some();
-            match (state, actual) {
-                (VmState::Running | VmState::Unknown, Some(PowerState::Running))
-                    if state != VmState::Running =>
-                {
-                    self.set_vm_state(vm, state, VmState::Running).await?;
-                    report.corrected += 1;
-                }
-                (
-                    VmState::Paused | VmState::Unknown | VmState::Running,
-                    Some(PowerState::Paused),
-                ) if state != VmState::Paused => {
-                    self.set_vm_state(vm, state, VmState::Paused).await?;
-                    report.corrected += 1;
-                }
-                (
-                    VmState::Running | VmState::Paused | VmState::Unknown,
-                    None | Some(PowerState::Stopped),
-                ) if held => {
-                    let last = actual.map(|_| host);
-                    self.unplace_vm_into(vm, (state, VmState::Stopped), Some(last)).await?;
-                    report.stopped += 1;
-                }
-                (VmState::Stopped, Some(PowerState::Running | PowerState::Paused)) if !held => {
-                    let Some((cpus, memory)) = vm_instances::size_of(&self.db, vm).await? else {
-                        continue; // expunged meanwhile
-                    };
-                    let hold = vm_instances::adopt(vm, host);
-                    if !self.hold_found(host, cpus, memory, hold).await? {
-                        continue; // placed meanwhile
-                    }
-                    let to = if actual == Some(PowerState::Paused) {
-                        VmState::Paused
-                    } else {
-                        VmState::Running
-                    };
-                    self.set_vm_state(vm, state, to).await?;
-                    report.corrected += 1;
-                }
-                (VmState::Destroyed, _) => {
-                    // Destroyed while this host was unreachable: undefine it now. If that fails
-                    // the VM keeps pointing here and the next reconciliation tries again.
-                    if actual.is_some() {
-                        if let Err(e) =
-                            self.hv(host, "destroy", self.hypervisor.destroy_vm(host, vm)).await
-                        {
-                            tracing::warn!(%host, %vm, %e, "could not undefine a destroyed VM");
-                            continue;
-                        }
-                    }
-                    vm_instances::forget_definition(vm).execute(self.db.w()).await?;
-                }
-                (VmState::Stopped, None) => {
-                    // No longer defined there (e.g. the host was reinstalled): forget the definition.
-                    vm_instances::forget_definition(vm).execute(self.db.w()).await?;
-                }
-                _ => {}
+            match self.settle_vm_to_report(host, vm, state, actual, placed).await? {
+                Settled::Corrected => report.corrected += 1,
+                Settled::Stopped => report.stopped += 1,
+                Settled::Unchanged => {}
             }
         }
         for (vm, state) in &reported {
