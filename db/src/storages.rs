@@ -58,6 +58,50 @@ const PRIMARY_COLUMNS: &str =
 const BACKUP: &str = "backup_storages";
 const BACKUP_COLUMNS: &str = "uuid, zone_uuid, name, url, total_bytes, used_bytes, created_at";
 
+/// One of the two storage tables, as its insert and get see it: its columns (in the order
+/// above) and the values a new row starts with between `total_bytes` and `created_at`.
+struct Table {
+    name: &'static str,
+    columns: &'static str,
+    starts_with: &'static str,
+}
+
+const PRIMARY_TABLE: Table =
+    Table { name: PRIMARY, columns: PRIMARY_COLUMNS, starts_with: "0, 'Enabled'" };
+const BACKUP_TABLE: Table = Table { name: BACKUP, columns: BACKUP_COLUMNS, starts_with: "0" };
+
+/// Inserts `new` into `table`: empty (and, primary, enabled).
+async fn insert<Id: std::fmt::Display>(
+    db: &Db,
+    table: &Table,
+    new: &NewStorage<Id>,
+) -> Result<(), DbError> {
+    let total = to_stored("total_bytes", new.total_bytes)?;
+    let Table { name, columns, starts_with } = table;
+    write(format!("INSERT INTO {name} ({columns}) VALUES (?, ?, ?, ?, ?, {starts_with}, ?)"))
+        .bind(new.uuid.to_string())
+        .bind(new.zone_uuid.to_string())
+        .bind(new.name.clone())
+        .bind(new.url.clone())
+        .bind(total)
+        .bind(new.created_at_ms)
+        .execute(db.w())
+        .await?;
+    Ok(())
+}
+
+/// The row `id` of `table`, decoded, if there is one.
+async fn get<Row>(
+    db: &Db,
+    table: &Table,
+    id: impl std::fmt::Display,
+    decode: fn(&sqlx::any::AnyRow) -> Result<Row, DbError>,
+) -> Result<Option<Row>, DbError> {
+    let sql = format!("SELECT {} FROM {} WHERE uuid = ?", table.columns, table.name);
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(db.r());
+    row.await?.map(|r| decode(&r)).transpose()
+}
+
 /// What a list of primary storages may be filtered on: (filter name, column).
 pub const PRIMARY_FILTERS: &[(&str, &str)] =
     &[("name", "name"), ("state", "state"), ("zone_uuid", "zone_uuid")];
@@ -93,21 +137,7 @@ fn decode_backup(row: &(impl Cols + ?Sized)) -> Result<BackupStorageRow, DbError
 
 /// Inserts an empty, enabled primary storage.
 pub async fn insert_primary(db: &Db, new: &NewStorage<PrimaryStorageId>) -> Result<(), DbError> {
-    let total = to_stored("total_bytes", new.total_bytes)?;
-    write(
-        "INSERT INTO primary_storages \
-         (uuid, zone_uuid, name, url, total_bytes, used_bytes, state, created_at) \
-         VALUES (?, ?, ?, ?, ?, 0, 'Enabled', ?)",
-    )
-    .bind(new.uuid.to_string())
-    .bind(new.zone_uuid.to_string())
-    .bind(new.name.clone())
-    .bind(new.url.clone())
-    .bind(total)
-    .bind(new.created_at_ms)
-    .execute(db.w())
-    .await?;
-    Ok(())
+    insert(db, &PRIMARY_TABLE, new).await
 }
 
 /// The primary storage `id`, if there is one.
@@ -115,14 +145,7 @@ pub async fn get_primary(
     db: &Db,
     id: PrimaryStorageId,
 ) -> Result<Option<PrimaryStorageRow>, DbError> {
-    let row = sqlx::query(
-        "SELECT uuid, zone_uuid, name, url, total_bytes, used_bytes, state, created_at \
-         FROM primary_storages WHERE uuid = ?",
-    )
-    .bind(id.to_string())
-    .fetch_optional(db.r())
-    .await?;
-    row.map(|r| decode_primary(&r)).transpose()
+    get(db, &PRIMARY_TABLE, id, decode_primary).await
 }
 
 /// Every primary storage.
@@ -179,33 +202,12 @@ pub(crate) fn refund_primary(id: PrimaryStorageId, bytes: i64) -> Write {
 
 /// Inserts an empty backup storage.
 pub async fn insert_backup(db: &Db, new: &NewStorage<BackupStorageId>) -> Result<(), DbError> {
-    let total = to_stored("total_bytes", new.total_bytes)?;
-    write(
-        "INSERT INTO backup_storages \
-         (uuid, zone_uuid, name, url, total_bytes, used_bytes, created_at) \
-         VALUES (?, ?, ?, ?, ?, 0, ?)",
-    )
-    .bind(new.uuid.to_string())
-    .bind(new.zone_uuid.to_string())
-    .bind(new.name.clone())
-    .bind(new.url.clone())
-    .bind(total)
-    .bind(new.created_at_ms)
-    .execute(db.w())
-    .await?;
-    Ok(())
+    insert(db, &BACKUP_TABLE, new).await
 }
 
 /// The backup storage `id`, if there is one.
 pub async fn get_backup(db: &Db, id: BackupStorageId) -> Result<Option<BackupStorageRow>, DbError> {
-    let row = sqlx::query(
-        "SELECT uuid, zone_uuid, name, url, total_bytes, used_bytes, created_at \
-         FROM backup_storages WHERE uuid = ?",
-    )
-    .bind(id.to_string())
-    .fetch_optional(db.r())
-    .await?;
-    row.map(|r| decode_backup(&r)).transpose()
+    get(db, &BACKUP_TABLE, id, decode_backup).await
 }
 
 /// The page of backup storages `spec` asks for (its filters from [`BACKUP_FILTERS`]).

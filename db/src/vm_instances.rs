@@ -418,49 +418,33 @@ pub async fn orphaned_expunges(db: &Db) -> Result<Vec<Result<OperatedVm, DbError
     Ok(rows.iter().map(decode_operated).collect())
 }
 
-/// `?, ?, ...` for `n` parameters.
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
+/// `SELECT {what} FROM vm_instances WHERE state IN (...) {tail}`, with `states` bound: the one
+/// statement behind [`in_states`], [`count_in_states`] and [`nth_in_states`].
+fn in_states_query<'q>(
+    what: &str,
+    states: &[&str],
+    tail: &str,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    let placeholders = vec!["?"; states.len()].join(", ");
+    let sql = format!("SELECT {what} FROM vm_instances WHERE state IN ({placeholders}) {tail}");
+    states.iter().fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |q, s| q.bind(s.to_string()))
 }
 
 /// The VMs in one of `states`, by uuid (a bad row is its error).
 pub async fn in_states(db: &Db, states: &[&str]) -> Result<Vec<Result<VmId, DbError>>, DbError> {
-    let sql = format!(
-        "SELECT uuid FROM vm_instances WHERE state IN ({}) ORDER BY uuid",
-        placeholders(states.len())
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for s in states {
-        query = query.bind(s.to_string());
-    }
-    let rows = query.fetch_all(db.r()).await?;
+    let rows = in_states_query("uuid", states, "ORDER BY uuid").fetch_all(db.r()).await?;
     Ok(rows.iter().map(|row| Stored { row, table: TABLE }.id("uuid")).collect())
 }
 
 /// How many VMs are in one of `states`.
 pub async fn count_in_states(db: &Db, states: &[&str]) -> Result<u64, DbError> {
-    let sql = format!(
-        "SELECT COUNT(*) FROM vm_instances WHERE state IN ({})",
-        placeholders(states.len())
-    );
-    let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
-    for s in states {
-        query = query.bind(s.to_string());
-    }
-    let n = query.fetch_one(db.r()).await?;
-    Ok(u64::try_from(n).unwrap_or(0))
+    let row = in_states_query("COUNT(*) AS n", states, "").fetch_one(db.r()).await?;
+    Ok(u64::try_from(Stored { row: &row, table: TABLE }.int("n")?).unwrap_or(0))
 }
 
 /// The `n`th VM (from 0) in one of `states`, by uuid, if there are that many.
 pub async fn nth_in_states(db: &Db, states: &[&str], n: u64) -> Result<Option<VmId>, DbError> {
-    let sql = format!(
-        "SELECT uuid FROM vm_instances WHERE state IN ({}) ORDER BY uuid LIMIT 1 OFFSET ?",
-        placeholders(states.len())
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for s in states {
-        query = query.bind(s.to_string());
-    }
+    let query = in_states_query("uuid", states, "ORDER BY uuid LIMIT 1 OFFSET ?");
     let row = query.bind(crate::to_stored("offset", n)?).fetch_optional(db.r()).await?;
     row.map(|row| Stored { row: &row, table: TABLE }.id("uuid")).transpose()
 }

@@ -226,3 +226,34 @@ async fn destroyed_vms_are_due_by_the_time_they_were_destroyed_and_a_bad_row_is_
     assert_eq!(due.iter().filter(|d| d.is_err()).count(), 1, "{due:?}");
     assert_eq!(due.iter().filter(|d| d.is_ok()).count(), 1, "{due:?}");
 }
+
+#[tokio::test]
+async fn the_vms_in_some_states_are_listed_counted_and_picked_by_position_alike() {
+    let (db, stopped, _, _) = with_vm("vms_in_states").await;
+    let zone = testing::zone(&db, "z2").await;
+    let mut running: Vec<VmId> = Vec::new();
+    for _ in 0..3 {
+        running.push(testing::vm(&db, zone, "Running").await);
+    }
+    running.sort();
+    let listed = |states: &'static [&'static str]| {
+        let db = db.clone();
+        async move {
+            let ids = in_states(&db, states).await.expect("in_states");
+            ids.into_iter().map(|id| id.expect("a good row")).collect::<Vec<VmId>>()
+        }
+    };
+    assert_eq!(listed(&["Running"]).await, running, "by uuid");
+    let mut all = running.clone();
+    all.push(stopped);
+    all.sort();
+    assert_eq!(listed(&["Running", "Stopped"]).await, all);
+    assert_eq!(listed(&["Paused"]).await, Vec::<VmId>::new());
+    assert_eq!(count_in_states(&db, &["Running", "Stopped"]).await.expect("count"), 4);
+    assert_eq!(count_in_states(&db, &["Paused"]).await.expect("count"), 0);
+    for (n, id) in all.iter().enumerate() {
+        let nth = nth_in_states(&db, &["Stopped", "Running"], n as u64).await.expect("nth");
+        assert_eq!(nth, Some(*id), "position {n}");
+    }
+    assert_eq!(nth_in_states(&db, &["Running"], 3).await.expect("past the end"), None);
+}
