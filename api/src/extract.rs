@@ -7,7 +7,10 @@
 //! and unknown fields. A body must be one JSON object: serde would otherwise take an array for
 //! a struct, field by field in declaration order (`["renamed", "Disabled"]` as a host update).
 //! It is read as a JSON value first ([`Strict`]): a key given twice is refused, and `2.0` is the
-//! integer 2, as in JSON Schema. No text in a body or a query string may hold U+0000.
+//! integer 2, as in JSON Schema. No text in a body or a query string may be longer than
+//! `TEXT_MAX_CHARS` or hold a character `refused_in_text` refuses (control characters but tab and
+//! newlines, bidirectional controls; `oxstack_engine::services::schema`, which the OpenAPI
+//! document's patterns are built from too).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
@@ -22,6 +25,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::error::ApiError;
+use oxstack_engine::services::schema::{refused_in_text, TEXT_MAX_CHARS};
 
 /// The largest request body taken, in bytes: axum's default body limit, which the body
 /// extractors apply (a longer body is refused with 413 PAYLOAD_TOO_LARGE).
@@ -146,8 +150,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ApiError::bad_request(format!("invalid request body: {e}"))
         }
     })?;
-    if let Some(field) = text_with_nul(&value, "") {
-        return Err(nul_refused(&field));
+    if let Some((field, why)) = refused_text(&value, "") {
+        return Err(text_refused(&field, &why));
     }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let inner = e.inner();
@@ -161,26 +165,35 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// Where a body holds text with U+0000 (the first such place), which no request may have: a
-/// PostgreSQL text column cannot store it, so it would fail in the database rather than here.
-fn text_with_nul(value: &Value, at: &str) -> Option<String> {
+/// Why `text` may not be in a request, if it may not: too long, or a character no text may hold.
+fn refusal(text: &str) -> Option<String> {
+    if let Some(c) = text.chars().find(|c| refused_in_text(*c)) {
+        let code = c as u32;
+        return Some(format!(
+            "text may not contain U+{code:04X} (no control characters but tab and newlines, \
+             no bidirectional controls)"
+        ));
+    }
+    (text.chars().count() > TEXT_MAX_CHARS)
+        .then(|| format!("text may be at most {TEXT_MAX_CHARS} characters long"))
+}
+
+/// Where a body holds text no request may have (the first such place), and why.
+fn refused_text(value: &Value, at: &str) -> Option<(String, String)> {
     match value {
-        Value::String(s) if s.contains('\0') => Some(at.to_string()),
+        Value::String(s) => refusal(s).map(|why| (at.to_string(), why)),
         Value::Array(items) => {
-            items.iter().enumerate().find_map(|(i, v)| text_with_nul(v, &format!("{at}[{i}]")))
+            items.iter().enumerate().find_map(|(i, v)| refused_text(v, &format!("{at}[{i}]")))
         }
         Value::Object(fields) => fields.iter().find_map(|(k, v)| {
-            text_with_nul(v, &if at.is_empty() { k.clone() } else { format!("{at}.{k}") })
+            refused_text(v, &if at.is_empty() { k.clone() } else { format!("{at}.{k}") })
         }),
         _ => None,
     }
 }
 
-fn nul_refused(field: &str) -> ApiError {
-    ApiError::invalid(
-        field,
-        format!("invalid {field}: text may not contain the NUL character (U+0000)"),
-    )
+fn text_refused(field: &str, why: &str) -> ApiError {
+    ApiError::invalid(field, format!("invalid {field}: {why}"))
 }
 
 /// A JSON value read strictly, before it becomes the request type: an object with a key twice
@@ -270,8 +283,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 /// Parses a query string, naming the parameter that is wrong.
 pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
     let pairs = form_urlencoded::parse(query.as_bytes());
-    if let Some((name, _)) = pairs.clone().find(|(_, v)| v.contains('\0')) {
-        return Err(nul_refused(&name));
+    if let Some((name, why)) = pairs.clone().find_map(|(n, v)| refusal(&v).map(|why| (n, why))) {
+        return Err(text_refused(&name, &why));
     }
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -446,6 +459,29 @@ mod tests {
         let b = parse_json::<Big>(br#"{"n": 9223372036854775807.0, "i": -9223372036854775808.0}"#);
         let b = b.unwrap();
         assert_eq!((b.n, b.i), (1 << 63, i64::MIN));
+    }
+
+    #[test]
+    fn text_may_not_hold_control_characters_nor_be_too_long() {
+        let e = parse_json::<Req>(b"{\"name\": \"a\\u001b[31mb\", \"cpus\": 1}").unwrap_err();
+        assert_eq!(field(&e), Some("name"));
+        assert!(e.body.message.contains("U+001B"), "{}", e.body.message);
+        let e = parse_json::<Req>("{\"name\": \"evil\u{202E}txt\", \"cpus\": 1}".as_bytes());
+        assert!(e.unwrap_err().body.message.contains("U+202E"));
+        let e = parse_json::<Req>(b"{\"name\": \"a\\u009bb\", \"cpus\": 1}").unwrap_err();
+        assert!(e.body.message.contains("U+009B"), "C1: {}", e.body.message);
+        let ok = parse_json::<Req>(b"{\"name\": \"a\\tb\\r\\nc\", \"cpus\": 1}");
+        assert_eq!(ok.unwrap().name, "a\tb\r\nc", "tab and newlines are text");
+        let longest = "x".repeat(TEXT_MAX_CHARS);
+        let body = format!("{{\"name\": \"{longest}\", \"cpus\": 1}}");
+        assert!(parse_json::<Req>(body.as_bytes()).is_ok());
+        let body = format!("{{\"name\": \"{longest}\u{e9}\", \"cpus\": 1}}");
+        let e = parse_json::<Req>(body.as_bytes()).unwrap_err();
+        assert_eq!(field(&e), Some("name"));
+        assert!(e.body.message.contains("at most 4096 characters"), "{}", e.body.message);
+        let e = parse_query::<Q>("zone_uuid=%1B%5B2J").unwrap_err();
+        assert_eq!(field(&e), Some("zone_uuid"));
+        assert!(e.body.message.contains("U+001B"), "{}", e.body.message);
     }
 
     #[test]

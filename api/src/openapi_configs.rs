@@ -50,6 +50,7 @@ fn update_body(kind: &ConfigKind) -> Value {
         ConfigKind::Int { min, max } => json!({
             "type": "string",
             "pattern": range_pattern(u64::try_from(*min).unwrap_or(0), u64::try_from(*max).unwrap_or(0)),
+            "maxLength": max.to_string().len(),
             "description": format!(
                 "An integer from {min} to {max}, in decimal without sign, leading zeros or white space"
             ),

@@ -234,3 +234,31 @@ async fn bad_network_ip_range_config_and_job_requests_change_nothing() {
 
     assert_eq!(snapshot(&s, &env).await, before, "refused requests changed something");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_text_and_control_characters_are_refused_in_every_field_and_filter() {
+    let (s, env, _) = small_cloud().await;
+    let before = snapshot(&s, &env).await;
+    let huge = "e".repeat(1_900_000);
+    let l2 = json!({"zone_uuid": env.zone, "name": "l2-big", "physical_interface": huge});
+    let e = err(&s, POST, "/v1/l2-networks", l2, 400, "INVALID_ARGUMENT").await;
+    assert_eq!(e["details"]["field"], "physical_interface", "{e}");
+    let long = "d".repeat(4097);
+    let zone = json!({"name": "z-long", "description": long});
+    let e = err(&s, POST, "/v1/zones", zone, 400, "INVALID_ARGUMENT").await;
+    assert_eq!(e["details"]["field"], "description", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("at most 4096"), "{e}");
+    for name in ["red\u{1b}[31mzone", "evil\u{202e}txt.exe", "tab\tname", "two\nlines"] {
+        let e = err(&s, POST, "/v1/zones", json!({"name": name}), 400, "INVALID_ARGUMENT").await;
+        assert_eq!(e["details"]["field"], "name", "{name:?}: {e}");
+    }
+    let zone = json!({"name": "z-ansi", "description": "\u{1b}]0;owned\u{7}"});
+    let e = err(&s, POST, "/v1/zones", zone, 400, "INVALID_ARGUMENT").await;
+    assert_eq!(e["details"]["field"], "description", "{e}");
+    let e = err(&s, GET, "/v1/zones?name=%1B%5B2J", Body::None, 400, "INVALID_ARGUMENT").await;
+    assert_eq!(e["details"]["field"], "name", "{e}");
+    assert_eq!(snapshot(&s, &env).await, before, "refused requests changed something");
+    let multi_line = json!({"name": "z-ok", "description": "line one\n\tline two"});
+    let r = s.send(POST, "/v1/zones", Body::from(multi_line)).await;
+    assert_eq!(r.status.as_u16(), 201, "tab and newlines are free text: {}", r.body);
+}

@@ -283,3 +283,60 @@ async fn optional_bodies_may_be_left_out_but_are_never_null() {
     }
     assert_eq!(optional, 8, "the VM actions' bodies");
 }
+
+/// The string schemas in `schema` (following `$ref`s into `doc`'s components) that state
+/// neither a closed set (an enum, a UUID) nor both a pattern and a maximum length: text whose
+/// limits the server checks but the document would not say. `at` names where each is.
+fn unlimited_text(schema: &Value, doc: &Value, at: &str, out: &mut Vec<String>) {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.trim_start_matches("#/components/schemas/");
+        return unlimited_text(&doc["components"]["schemas"][name], doc, at, out);
+    }
+    for key in ["oneOf", "anyOf", "allOf"] {
+        for (i, s) in schema[key].as_array().into_iter().flatten().enumerate() {
+            unlimited_text(s, doc, &format!("{at}/{key}[{i}]"), out);
+        }
+    }
+    if let Some(props) = schema["properties"].as_object() {
+        for (name, s) in props {
+            unlimited_text(s, doc, &format!("{at}.{name}"), out);
+        }
+    }
+    if schema["items"].is_object() {
+        unlimited_text(&schema["items"], doc, &format!("{at}[]"), out);
+    }
+    let types = &schema["type"];
+    let is_string =
+        types == "string" || types.as_array().is_some_and(|t| t.contains(&"string".into()));
+    let closed =
+        schema["enum"].is_array() || schema["format"] == "uuid" || schema["format"] == "ipv4";
+    let limited = schema["pattern"].is_string() && schema["maxLength"].is_number();
+    if is_string && !closed && !limited {
+        out.push(at.to_string());
+    }
+}
+
+#[test]
+fn every_text_a_request_may_send_states_its_pattern_and_length() {
+    let doc = oxstack_api::openapi::build();
+    let mut unlimited = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            let body = &op["requestBody"]["content"]["application/json"]["schema"];
+            if body.is_object() {
+                unlimited_text(body, &doc, &format!("{method} {path} body"), &mut unlimited);
+            }
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                if p["in"] == "query" {
+                    let at = format!("{method} {path} ?{}", p["name"].as_str().unwrap_or("?"));
+                    unlimited_text(&p["schema"], &doc, &at, &mut unlimited);
+                }
+            }
+        }
+    }
+    assert!(
+        unlimited.is_empty(),
+        "text without a stated pattern and length:\n{}",
+        unlimited.join("\n")
+    );
+}

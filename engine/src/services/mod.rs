@@ -21,13 +21,17 @@ pub(crate) use parents::{child_inserted, emptied};
 
 use crate::error::{EngineError, EngineResult};
 
-/// Checks a resource name: 1 to 255 characters, not only white space.
+/// Checks a resource name: 1 to 255 characters, not only white space, no control characters.
 pub(crate) fn check_name(name: &str) -> EngineResult<()> {
     if name.trim().is_empty() {
         return Err(EngineError::invalid("name", "must not be empty"));
     }
     if name.chars().count() > schema::NAME_MAX_CHARS {
         return Err(EngineError::invalid("name", "must be at most 255 characters"));
+    }
+    if let Some(c) = name.chars().find(|c| schema::refused_in_name(*c)) {
+        let code = c as u32;
+        return Err(EngineError::invalid("name", format!("must not contain U+{code:04X}: no control characters (tab and newline included) nor bidirectional controls")));
     }
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! same constants as the checks, so the document states exactly what is refused: names
 //! ([`super::check_name`]), text that must not be blank, IPv4 addresses and netmasks (IP
 //! ranges), the enumerations kept as strings (hypervisor types, image formats) and the L3
-//! networks of a VM; and that no text holds U+0000 (`oxstack_api::extract` refuses it everywhere).
+//! networks of a VM; and what no text may hold nor exceed (`oxstack_api::extract` refuses it in
+//! every string of a body or a query string, [`refused_in_text`] and [`TEXT_MAX_CHARS`]).
 //! Request types point at them with `#[schema(schema_with = ...)]`.
 
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaFormat, SchemaType, Type};
@@ -11,18 +12,47 @@ use utoipa::openapi::{KnownFormat, RefOr, Schema};
 /// The most characters a name may have.
 pub const NAME_MAX_CHARS: usize = 255;
 
+/// The most characters any text of a request may have (a name: [`NAME_MAX_CHARS`]).
+pub const TEXT_MAX_CHARS: usize = 4096;
+
+/// What no text of a request may hold, as the inside of a regular-expression class: the control
+/// characters (Unicode `Cc`: C0, DEL and C1) but tab, line feed and carriage return, and the
+/// bidirectional embeddings, overrides and isolates (U+202A to U+202E, U+2066 to U+2069), which
+/// make a terminal or a page show other text than the text held. U+0000 is among them (a
+/// PostgreSQL text column cannot store it), and ESC (the start of a terminal escape).
+const REFUSED_CLASS: &str = r"\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069";
+
+/// What no name may hold: what no text may hold, and tab, line feed and carriage return too.
+const NAME_REFUSED_CLASS: &str = r"\x00-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069";
+
+/// Whether no text of a request may hold `c` (see [`REFUSED_CLASS`]).
+pub fn refused_in_text(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || is_bidi_control(c)
+}
+
+/// Whether no name may hold `c`.
+pub fn refused_in_name(c: char) -> bool {
+    c.is_control() || is_bidi_control(c)
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 /// The characters Rust's `char::is_whitespace` (and so `str::trim`) takes for white space (the
 /// Unicode `White_Space` property), as the inside of a regular-expression class.
 const WHITE_SPACE_CLASS: &str = r"\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
 
-/// A pattern that a string matches when it is not only white space and holds no U+0000 (which
-/// the API refuses in all text: a PostgreSQL text column cannot store it).
-pub fn not_blank_pattern() -> String {
-    format!(r"^[^\x00]*[^\x00{WHITE_SPACE_CLASS}][^\x00]*$")
+/// A pattern that a string matches when it is not only white space and holds none of
+/// `refused` (the inside of a class).
+fn not_blank_pattern(refused: &str) -> String {
+    format!(r"^[^{refused}]*[^{refused}{WHITE_SPACE_CLASS}][^{refused}]*$")
 }
 
-/// A pattern that a string matches when it holds no U+0000.
-pub const NO_NUL_PATTERN: &str = r"^[^\x00]*$";
+/// A pattern that a string matches when it holds nothing [`refused_in_text`] refuses.
+fn any_text_pattern() -> String {
+    format!(r"^[^{REFUSED_CLASS}]*$")
+}
 
 /// One IPv4 octet in the form `std::net::Ipv4Addr` parses: decimal, no leading zero.
 const OCTET: &str = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
@@ -64,28 +94,39 @@ fn name_builder(nullable: bool) -> ObjectBuilder {
     string(nullable)
         .min_length(Some(1))
         .max_length(Some(NAME_MAX_CHARS))
-        .pattern(Some(not_blank_pattern()))
-        .description(Some("1 to 255 characters, not only white space"))
+        .pattern(Some(not_blank_pattern(NAME_REFUSED_CLASS)))
+        .description(Some("1 to 255 characters, not only white space, no control characters"))
 }
 
-/// Any text (without U+0000, like all text).
+/// Any text: up to [`TEXT_MAX_CHARS`], nothing [`refused_in_text`] refuses (like all text).
 pub fn free_text() -> RefOr<Schema> {
-    done(string(false).pattern(Some(NO_NUL_PATTERN)))
+    done(text_builder(false))
 }
 
-/// Optional text: absent, null or any text (without U+0000).
+/// Optional text: absent, null or any text.
 pub fn optional_free_text() -> RefOr<Schema> {
-    done(string(true).pattern(Some(NO_NUL_PATTERN)))
+    done(text_builder(true))
 }
 
 /// Text that must not be empty or only white space.
 pub fn text() -> RefOr<Schema> {
-    done(string(false).min_length(Some(1)).pattern(Some(not_blank_pattern())))
+    done(not_blank_text_builder(false))
 }
 
 /// Optional text that, when given, must not be empty or only white space.
 pub fn optional_text() -> RefOr<Schema> {
-    done(string(true).min_length(Some(1)).pattern(Some(not_blank_pattern())))
+    done(not_blank_text_builder(true))
+}
+
+fn text_builder(nullable: bool) -> ObjectBuilder {
+    string(nullable).max_length(Some(TEXT_MAX_CHARS)).pattern(Some(any_text_pattern()))
+}
+
+fn not_blank_text_builder(nullable: bool) -> ObjectBuilder {
+    string(nullable)
+        .min_length(Some(1))
+        .max_length(Some(TEXT_MAX_CHARS))
+        .pattern(Some(not_blank_pattern(REFUSED_CLASS)))
 }
 
 /// A dotted-quad IPv4 address.
@@ -134,19 +175,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn not_blank_is_exactly_what_trim_does_not_empty_without_nul() {
-        let pattern = Regex::new(&not_blank_pattern()).unwrap();
+    fn the_text_patterns_take_exactly_what_the_checks_take() {
+        let name = Regex::new(&not_blank_pattern(NAME_REFUSED_CLASS)).unwrap();
+        let text = Regex::new(&not_blank_pattern(REFUSED_CLASS)).unwrap();
+        let any = Regex::new(&any_text_pattern()).unwrap();
         for c in (0..=0x10FFFF).filter_map(char::from_u32) {
-            for text in [c.to_string(), format!(" {c}\t"), format!("x{c}")] {
-                let taken = !text.trim().is_empty() && !text.contains('\0');
-                assert_eq!(pattern.is_match(&text), taken, "{text:?}");
+            for s in [c.to_string(), format!(" {c} "), format!("x{c}")] {
+                let not_blank = !s.trim().is_empty();
+                let name_ok = not_blank && !s.chars().any(refused_in_name);
+                assert_eq!(name.is_match(&s), name_ok, "name {s:?}");
+                let text_ok = !s.chars().any(refused_in_text);
+                assert_eq!(text.is_match(&s), not_blank && text_ok, "text {s:?}");
+                assert_eq!(any.is_match(&s), text_ok, "any text {s:?}");
             }
         }
-        assert!(pattern.is_match(" \t\u{3000}x\n"));
-        assert!(!pattern.is_match(" \t\u{3000}\u{85}\n"));
-        assert!(!pattern.is_match("a\u{0}b"));
-        let free = Regex::new(NO_NUL_PATTERN).unwrap();
-        assert!(free.is_match("") && free.is_match(" x\n") && !free.is_match("x\u{0}"));
+        assert!(text.is_match(" \t\u{3000}x\n") && !name.is_match("a\tb"));
+        assert!(!text.is_match(" \t\u{3000}\u{85}\n"), "U+0085 is C1");
+        for refused in ['\u{0}', '\u{1B}', '\u{7F}', '\u{9B}', '\u{202E}', '\u{2066}'] {
+            assert!(refused_in_text(refused) && refused_in_name(refused), "{refused:?}");
+        }
+        assert!(any.is_match("") && any.is_match(" x\n\tY\r"));
     }
 
     #[test]
