@@ -35,6 +35,16 @@ pub struct ServeArgs {
     /// serves every request itself.
     #[arg(long, value_name = "URL")]
     pub amqp: Option<String>,
+    /// A name (DNS) this node answers to besides `localhost` and IP literals, e.g. the name a
+    /// dashboard or a load balancer reaches it by. A request with any other `Host` is refused
+    /// (403), so a page cannot reach the API by re-pointing its own name (DNS rebinding).
+    /// Repeat for several names.
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    pub allowed_hosts: Vec<String>,
+    /// A web origin (`https://dashboard.example`) whose pages may call the API besides the
+    /// node's own; requests from any other origin are refused (403). Repeat for several.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
 }
 
 /// Runs the node until Ctrl-C.
@@ -109,7 +119,8 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             stopper.shutdown().await;
         }
     });
-    match oxstack_api::serve_with(engine, listener, forwarding).await {
+    let guard = oxstack_api::BrowserGuard::new(args.allowed_hosts, args.allowed_origins);
+    match oxstack_api::serve_guarded(engine, listener, forwarding, guard).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: API server failed: {e}");

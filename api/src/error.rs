@@ -35,7 +35,9 @@ pub struct ErrorBody {
     /// UNAVAILABLE (503) when the management node that owns the resource, or the node's
     /// database, could not be reached (retry), or for requests over the server's limits:
     /// LENGTH_REQUIRED (411, a body without Content-Length), PAYLOAD_TOO_LARGE (413),
-    /// URI_TOO_LONG (414), HEADERS_TOO_LARGE (431).
+    /// URI_TOO_LONG (414), HEADERS_TOO_LARGE (431); FORBIDDEN (403) for a browser's request
+    /// under a `Host` the node does not answer to or from a web `Origin` it does not take
+    /// (`details.host` or `details.origin`).
     pub code: String,
     /// What went wrong, for a person; names the offending field where there is one.
     pub message: String,
@@ -58,6 +60,7 @@ pub struct ApiError {
 pub fn status_for(code: &str) -> StatusCode {
     match code {
         "NOT_FOUND" => StatusCode::NOT_FOUND,
+        "FORBIDDEN" => StatusCode::FORBIDDEN,
         "INVALID_ARGUMENT" => StatusCode::BAD_REQUEST,
         "INVALID_STATE" | "INSUFFICIENT_CAPACITY" | "CONFLICT" | "VETOED" => StatusCode::CONFLICT,
         "METHOD_NOT_ALLOWED" => StatusCode::METHOD_NOT_ALLOWED,

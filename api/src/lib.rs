@@ -1,6 +1,8 @@
 //! The REST API: axum routes under `/v1`, JSON everywhere, plus a WebSocket event stream.
 //!
 //! - [`error`]: the one public error type and its HTTP statuses
+//! - [`browser_guard`]: which `Host` and `Origin` a browser's request may carry (DNS rebinding,
+//!   cross-site requests)
 //! - [`request_id`]: the `x-request-id` of every request and response, under which the node
 //!   logs its own failures
 //! - [`extract`]: body, query and path extractors that refuse bad input with a 400 naming it
@@ -17,6 +19,7 @@
 //! - [`serve`]: the HTTP/1 server, every connection behind [`head_guard`], which answers the
 //!   request heads hyper would refuse with an empty body (414, 431, ...) with the error body
 
+pub mod browser_guard;
 pub mod cluster;
 pub mod config;
 mod crud;
@@ -39,8 +42,9 @@ pub mod vm;
 use axum::routing::{get, post};
 use axum::Router;
 
+pub use browser_guard::BrowserGuard;
 pub use error::{ApiError, ErrorBody};
-pub use serve::{serve, serve_with};
+pub use serve::{serve, serve_guarded, serve_with};
 
 use oxstack_engine::Engine;
 

@@ -125,6 +125,13 @@ pub fn front_answers_table() -> Vec<(u16, String, Applies)> {
             Applies::Always,
         ),
         (
+            403,
+            "A browser's request under a Host the node does not answer to, or from a web Origin \
+             it does not take (FORBIDDEN; see `oxstack serve --allowed-host`, `--allowed-origin`)"
+                .into(),
+            Applies::Always,
+        ),
+        (
             411,
             "The body was sent with Transfer-Encoding; send it with Content-Length".into(),
             Applies::Always,

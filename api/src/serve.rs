@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
+use super::browser_guard::{self, BrowserGuard};
 use super::head_guard::{self, Guarded, MAX_HEAD, MAX_HEADERS};
 use super::{forward, request_id};
 use oxstack_engine::Engine;
@@ -39,6 +40,17 @@ pub async fn serve_with(
     listener: TcpListener,
     forwarding: Option<forward::Forwarding>,
 ) -> std::io::Result<()> {
+    serve_guarded(engine, listener, forwarding, BrowserGuard::default()).await
+}
+
+/// [`serve_with`], taking browsers' requests for the names and origins `guard` allows (see
+/// [`super::browser_guard`]; the default: `localhost`, IP literals, and the node's own origin).
+pub async fn serve_guarded(
+    engine: Engine,
+    listener: TcpListener,
+    forwarding: Option<forward::Forwarding>,
+    guard: BrowserGuard,
+) -> std::io::Result<()> {
     let mut shutdown = engine.shutdown_signal();
     let bus = forwarding.as_ref().map(|f| f.bus.clone());
     let app = match forwarding {
@@ -46,7 +58,9 @@ pub async fn serve_with(
         None => super::router(engine),
     };
     // Outside forwarding too, so its own answers (503 when the owner is away) carry the id.
+    let guard = std::sync::Arc::new(guard);
     let app = app
+        .layer(axum::middleware::from_fn_with_state(guard, browser_guard::layer))
         .layer(axum::middleware::from_fn(request_id::layer))
         .layer(axum::middleware::from_fn(head_guard::close_after_refused_upgrade));
     // Connections hold a receiver each; the loop waits for all of them to be dropped.

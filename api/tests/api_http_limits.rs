@@ -11,7 +11,7 @@ use api_support::*;
 use tokio::net::TcpStream;
 
 fn get(target: &str, extra_headers: &str) -> Vec<u8> {
-    format!("GET {target} HTTP/1.1\r\nHost: oxstack\r\n{extra_headers}\r\n").into_bytes()
+    format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra_headers}\r\n").into_bytes()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,7 +27,8 @@ async fn heads_over_the_limits_or_malformed_get_the_error_body() {
     one(&s, many_headers).await.assert_error(431, "HEADERS_TOO_LARGE");
     one(&s, get("/v1/zones", "Bad Header\r\n")).await.assert_error(400, "INVALID_ARGUMENT");
     one(&s, b"HELLO\r\n\r\n".to_vec()).await.assert_error(400, "INVALID_ARGUMENT");
-    let chunked = b"POST /v1/zones HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+    let chunked =
+        b"POST /v1/zones HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
         Transfer-Encoding: chunked\r\n\r\nc\r\n{\"name\":\"z\"}\r\n0\r\n\r\n";
     one(&s, chunked.to_vec()).await.assert_error(411, "LENGTH_REQUIRED");
     assert_eq!(s.total("/v1/zones").await, 0);
@@ -39,7 +40,7 @@ async fn the_frameworks_own_refusals_get_the_error_body() {
     // 413: a body over the limit, refused after the head was taken.
     let body = format!("{{\"name\": \"{}\"}}", "z".repeat(3 << 20));
     let mut huge = format!(
-        "POST /v1/zones HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST /v1/zones HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -65,7 +66,7 @@ async fn a_refused_head_on_a_busy_connection_comes_after_the_answers_before_it()
     // Pipelined: two good requests and a bad one, sent at once.
     let zone = br#"{"name":"z1"}"#;
     let post = format!(
-        "POST /v1/zones HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST /v1/zones HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         zone.len()
     );
     let pipelined = [

@@ -3,8 +3,9 @@
 //! test) is driven with inputs that provoke each kind of error: its path with real resources,
 //! resources that do not exist and malformed UUIDs; no body, an empty object, an array, an
 //! unknown field, the wrong content type; an unknown query parameter; bodies that name missing
-//! or existing resources; a head over the limits, a chunked body, a body over the limit; and
-//! hypervisor failures. Every answer's status must be documented for the operation.
+//! or existing resources; a head over the limits, a chunked body, a body over the limit; a
+//! `Host` the node does not answer to and a foreign `Origin`; and hypervisor failures. Every
+//! answer's status must be documented for the operation.
 
 mod api_support;
 
@@ -146,11 +147,13 @@ async fn every_status_an_operation_answers_is_documented_for_it() {
                 check(&method, &template, &what, r.status.as_u16(), &r.body);
             }
         }
-        let head = format!("{method} {real} HTTP/1.1\r\nHost: x\r\n");
-        let raw: [(&str, String); 3] = [
+        let head = format!("{method} {real} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+        let raw: [(&str, String); 5] = [
+            ("rebound host", format!("{method} {real} HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n")),
+            ("foreign origin", format!("{head}Origin: http://evil.example\r\nConnection: close\r\n\r\n")),
             (
                 "long target",
-                format!("{method} /{} HTTP/1.1\r\nHost: x\r\n\r\n", "t".repeat(20_000)),
+                format!("{method} /{} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "t".repeat(20_000)),
             ),
             ("long header", format!("{head}X-Long: {}\r\n\r\n", "h".repeat(70_000))),
             ("chunked", format!("{head}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")),
@@ -195,7 +198,7 @@ async fn every_status_an_operation_answers_is_documented_for_it() {
     }
     assert!(undocumented.is_empty(), "statuses not in the document:\n{}", undocumented.join("\n"));
     // The inputs reached the errors they are for.
-    for status in [200, 201, 202, 204, 400, 404, 409, 411, 413, 414, 431, 502] {
+    for status in [200, 201, 202, 204, 400, 403, 404, 409, 411, 413, 414, 431, 502] {
         assert!(seen.contains_key(&status), "no request was answered {status}: {seen:?}");
     }
 }
