@@ -6,6 +6,7 @@ use std::sync::Arc;
 use oxstack_agent_client::{AgentClient, AgentTimeouts, RoutingHypervisor};
 use oxstack_api::forward::{self, Forwarding};
 use oxstack_engine::{Engine, EngineOptions};
+use oxstack_hypervisor::secrets::redact_url;
 use oxstack_hypervisor::Hypervisor;
 use oxstack_simulator::{SimCloud, SimConfig};
 
@@ -79,7 +80,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("error: cannot start the management node on {}: {e}", args.db);
+            eprintln!("error: cannot start the management node on {}: {e}", redact_url(&args.db));
             return ExitCode::FAILURE;
         }
     };
@@ -109,7 +110,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         "oxstack management node {}: API on http://{} (database {}), agent callbacks at {callback_url}{}",
         engine.membership.node,
         args.listen,
-        args.db,
+        redact_url(&args.db),
         if forwarding.is_some() { ", AMQP bus connected" } else { "" }
     );
     let stopper = engine.clone();

@@ -11,6 +11,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor};
 
+use oxstack_hypervisor::secrets::redact_url;
+
 use crate::DbError;
 
 /// Connections one node keeps at most (three nodes stay well under PostgreSQL's default 100).
@@ -20,8 +22,9 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens the pool for `url` and applies the migrations.
 pub async fn connect(url: &str) -> Result<PgPool, DbError> {
-    let options: PgConnectOptions =
-        url.parse().map_err(|e| DbError::InvalidUrl(format!("bad database URL `{url}`: {e}")))?;
+    let options: PgConnectOptions = url
+        .parse()
+        .map_err(|e| DbError::InvalidUrl(format!("bad database URL `{}`: {e}", redact_url(url))))?;
     let options = options.disable_statement_logging();
     let pool = PgPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
@@ -32,7 +35,9 @@ pub async fn connect(url: &str) -> Result<PgPool, DbError> {
         .test_before_acquire(false)
         .connect_with(options)
         .await
-        .map_err(|e| DbError::open(format!("cannot reach PostgreSQL at `{url}`"), e))?;
+        .map_err(|e| {
+            DbError::open(format!("cannot reach PostgreSQL at `{}`", redact_url(url)), e)
+        })?;
     sqlx::migrate!("./migrations/postgres")
         .run(&pool)
         .await
@@ -43,13 +48,12 @@ pub async fn connect(url: &str) -> Result<PgPool, DbError> {
 /// Creates an empty database named `name` on the server of `server_url` (a URL of any database
 /// there) and returns its URL. For tests: each gets a database of its own.
 pub async fn create_database(server_url: &str, name: &str) -> Result<String, DbError> {
-    let options: PgConnectOptions = server_url
-        .parse()
-        .map_err(|e| DbError::InvalidUrl(format!("bad database URL `{server_url}`: {e}")))?;
-    let mut conn = options
-        .connect()
-        .await
-        .map_err(|e| DbError::open(format!("cannot reach PostgreSQL at `{server_url}`"), e))?;
+    let options: PgConnectOptions = server_url.parse().map_err(|e| {
+        DbError::InvalidUrl(format!("bad database URL `{}`: {e}", redact_url(server_url)))
+    })?;
+    let mut conn = options.connect().await.map_err(|e| {
+        DbError::open(format!("cannot reach PostgreSQL at `{}`", redact_url(server_url)), e)
+    })?;
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(DbError::InvalidUrl(format!("bad database name `{name}`")));
     }
@@ -107,5 +111,17 @@ mod tests {
             "postgres://postgres@127.0.0.1:55432"
         );
         assert_eq!(url_without_database("postgresql://h"), "postgresql://h");
+    }
+
+    #[tokio::test]
+    async fn a_database_that_cannot_be_reached_is_named_without_its_password() {
+        // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+        let url = "postgres://oxstack:s3cret-pw@127.0.0.1:1/oxstack?connect_timeout=2";
+        let err = connect(url).await.expect_err("nothing listens on port 1").to_string();
+        assert!(err.contains("postgres://oxstack:***@127.0.0.1:1"), "{err}");
+        assert!(!err.contains("s3cret-pw"), "{err}");
+        let bad = connect("postgres://oxstack:s3cret-pw@127.0.0.1:notaport/x").await;
+        let bad = bad.expect_err("a bad port").to_string();
+        assert!(!bad.contains("s3cret-pw"), "{bad}");
     }
 }

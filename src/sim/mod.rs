@@ -83,7 +83,10 @@ async fn run_inner(args: &SimArgs) -> Result<Report, String> {
         Some(args.seed),
     )
     .await
-    .map_err(|e| format!("cannot start the engine on {db_url}: {e}"))?;
+    .map_err(|e| {
+        let db = oxstack_hypervisor::secrets::redact_url(&db_url);
+        format!("cannot start the engine on {db}: {e}")
+    })?;
     let started = Instant::now();
     let env = topology::spec(args)
         .build(&engine)

@@ -29,6 +29,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Confirmation};
+use oxstack_hypervisor::secrets::redact_url;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -115,7 +116,7 @@ impl AmqpBus {
         node: ManagementNodeId,
         options: BusOptions,
     ) -> Result<Self, BusError> {
-        let connect_error = |reason: String| BusError::Connect { url: redact(url), reason };
+        let connect_error = |reason: String| BusError::Connect { url: redact_url(url), reason };
         let declare = declare_of(&options);
         let first =
             tokio::time::timeout(options.connect_timeout, Session::open(url, node, declare))
@@ -258,17 +259,6 @@ fn declare_of(options: &BusOptions) -> Declare {
     Declare {
         serve_prefetch: options.handler.as_ref().map(|_| options.prefetch.max(1)),
         events: options.events.is_some(),
-    }
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].find(':') {
-            Some(colon) => format!("{}:***{}", &url[..scheme + 3 + colon], &url[at..]),
-            None => url.to_owned(),
-        },
-        _ => url.to_owned(),
     }
 }
 
