@@ -39,6 +39,10 @@ struct Args {
     /// kvm: directory for VM disks and console logs.
     #[arg(long, default_value = "/var/lib/oxstack-agent")]
     data_dir: PathBuf,
+    /// kvm: the only directory whose files may be images (a VM's root volume is made over one);
+    /// an image URL naming any other file, or a link out of it, is refused.
+    #[arg(long, default_value = "/var/lib/oxstack-agent/images")]
+    image_dir: PathBuf,
     /// kvm: libvirt URI other agents migrate VMs to, e.g. qemu+tcp://10.99.0.2/system.
     #[arg(long)]
     migration_uri: Option<String>,
@@ -93,6 +97,7 @@ async fn main() -> ExitCode {
             Backend::Kvm(Arc::new(KvmHost::new(KvmConfig {
                 libvirt_uri: args.libvirt_uri.clone(),
                 data_dir: args.data_dir.clone(),
+                image_dir: args.image_dir.clone(),
                 migration_uri: args.migration_uri.clone(),
                 stop_timeout: Duration::from_secs(args.stop_timeout_secs),
                 shared_storage: args.shared_storage,

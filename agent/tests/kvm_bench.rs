@@ -49,6 +49,8 @@ async fn create_to_running_through_the_agent_versus_virsh() {
             &token,
             "--data-dir",
             &data_s,
+            "--image-dir",
+            &dir.to_string_lossy(),
             "--stop-timeout-secs",
             "1",
         ],

@@ -36,8 +36,18 @@ async fn a_running_vm_live_migrates_to_a_second_host_and_keeps_running() {
     let second = SecondHost::start(&state).expect("second host");
 
     let (token, data_s) = (token.to_string_lossy().to_string(), data.to_string_lossy().to_string());
-    let common =
-        ["--backend", "kvm", "--token-file", &token, "--data-dir", &data_s, "--shared-storage"];
+    let images = dir.to_string_lossy().to_string();
+    let common = [
+        "--backend",
+        "kvm",
+        "--token-file",
+        &token,
+        "--data-dir",
+        &data_s,
+        "--image-dir",
+        &images,
+        "--shared-storage",
+    ];
     let first_agent = AgentProcess::spawn(&[], &common);
     let prefix = second.enter();
     let prefix: Vec<&str> = prefix.iter().map(String::as_str).collect();

@@ -46,6 +46,8 @@ async fn a_real_vm_through_the_engine_and_the_agent() {
             &token.to_string_lossy(),
             "--data-dir",
             &data.to_string_lossy(),
+            "--image-dir",
+            &dir.to_string_lossy(),
             "--stop-timeout-secs",
             "2",
             "--libvirt-uri",

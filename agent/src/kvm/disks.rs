@@ -1,4 +1,10 @@
 //! Volume files: qcow2 images made with `qemu-img`, the root volume over its image as backing file.
+//!
+//! An image is a file the agent's image directory holds (`--image-dir`), named by a `file://`
+//! URL or an absolute path. Whatever the engine sends, only such a file is used as a backing
+//! file: the path is resolved (symbolic links, `..`) and must stay inside the directory, be a
+//! regular file (no device), and be an image without a backing file of its own, so an image
+//! cannot make a VM's disk read the host's files (`/etc/shadow`, `/dev/sda`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,6 +18,14 @@ pub enum DiskError {
         "image `{0}` is not a local file (only file:// URLs and absolute paths are supported)"
     )]
     UnsupportedImage(String),
+    #[error("image `{url}` cannot be read: {source}")]
+    ImageUnreadable { url: String, source: std::io::Error },
+    #[error("image `{url}` is not inside this host's image directory {dir}")]
+    ImageOutsideDir { url: String, dir: PathBuf },
+    #[error("image `{0}` is not a regular file")]
+    ImageNotAFile(String),
+    #[error("image `{0}` has a backing file of its own; only standalone images are used")]
+    ImageHasBacking(String),
     #[error("cannot run qemu-img: {0}")]
     Spawn(std::io::Error),
     #[error("qemu-img {args} failed: {stderr}")]
@@ -22,14 +36,24 @@ pub enum DiskError {
     Dir { path: PathBuf, source: std::io::Error },
 }
 
-/// Turns an image URL into a local path: `file:///x` or `/x`.
-pub fn image_path(url: &str) -> Result<PathBuf, DiskError> {
+/// The file an image URL (`file:///x` or `/x`) names, resolved, when it is a regular file inside
+/// `image_dir` (see the module doc).
+pub fn image_path(url: &str, image_dir: &Path) -> Result<PathBuf, DiskError> {
     let path = url.strip_prefix("file://").unwrap_or(url);
-    if path.starts_with('/') {
-        Ok(PathBuf::from(path))
-    } else {
-        Err(DiskError::UnsupportedImage(url.to_string()))
+    if !path.starts_with('/') {
+        return Err(DiskError::UnsupportedImage(url.to_string()));
     }
+    let unreadable = |source| DiskError::ImageUnreadable { url: url.to_string(), source };
+    let resolved = std::fs::canonicalize(path).map_err(unreadable)?;
+    let dir = std::fs::canonicalize(image_dir)
+        .map_err(|e| DiskError::Dir { path: image_dir.to_path_buf(), source: e })?;
+    if !resolved.starts_with(&dir) {
+        return Err(DiskError::ImageOutsideDir { url: url.to_string(), dir });
+    }
+    if !std::fs::metadata(&resolved).map_err(unreadable)?.is_file() {
+        return Err(DiskError::ImageNotAFile(url.to_string()));
+    }
+    Ok(resolved)
 }
 
 fn qemu_img(args: &[&str]) -> Result<String, DiskError> {
@@ -43,19 +67,28 @@ fn qemu_img(args: &[&str]) -> Result<String, DiskError> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The format and virtual size of an image, as `qemu-img info` reports them.
-fn image_info(path: &Path) -> Result<(String, u64), DiskError> {
+/// What `qemu-img info` reports of an image: its format, virtual size, and whether it has a
+/// backing file.
+struct ImageInfo {
+    format: String,
+    size: u64,
+    has_backing: bool,
+}
+
+fn image_info(path: &Path) -> Result<ImageInfo, DiskError> {
     let text = qemu_img(&["info", "--output=json", &path.to_string_lossy()])?;
     let info: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| DiskError::BadInfo(e.to_string()))?;
     let format = info["format"].as_str().ok_or_else(|| DiskError::BadInfo(text.clone()))?;
     let size = info["virtual-size"].as_u64().ok_or_else(|| DiskError::BadInfo(text.clone()))?;
-    Ok((format.to_string(), size))
+    let has_backing = !info["backing-filename"].is_null();
+    Ok(ImageInfo { format: format.to_string(), size, has_backing })
 }
 
 /// Creates the qcow2 file of a volume at `path` unless it exists: over the backing image when
-/// the volume has one, blank otherwise. Never smaller than its backing image.
-pub fn create_volume(path: &Path, volume: &VolumeSpec) -> Result<(), DiskError> {
+/// the volume has one (a file of `image_dir`: [`image_path`]), blank otherwise. Never smaller
+/// than its backing image.
+pub fn create_volume(path: &Path, volume: &VolumeSpec, image_dir: &Path) -> Result<(), DiskError> {
     if path.exists() {
         return Ok(());
     }
@@ -66,10 +99,13 @@ pub fn create_volume(path: &Path, volume: &VolumeSpec) -> Result<(), DiskError> 
     let target = path.to_string_lossy();
     match &volume.backing_image_url {
         Some(url) => {
-            let backing = image_path(url)?;
-            let (format, backing_size) = image_info(&backing)?;
-            let size = volume.size_bytes.max(backing_size).to_string();
-            let backing = backing.to_string_lossy();
+            let backing = image_path(url, image_dir)?;
+            let info = image_info(&backing)?;
+            if info.has_backing {
+                return Err(DiskError::ImageHasBacking(url.clone()));
+            }
+            let size = volume.size_bytes.max(info.size).to_string();
+            let (backing, format) = (backing.to_string_lossy(), info.format);
             qemu_img(&[
                 "create", "-q", "-f", "qcow2", "-b", &backing, "-F", &format, &target, &size,
             ])?;
@@ -98,11 +134,47 @@ mod tests {
         }
     }
 
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("oxstack-{tag}-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     #[test]
-    fn image_urls_must_be_local_files() {
-        assert_eq!(image_path("file:///a/b.img").unwrap(), PathBuf::from("/a/b.img"));
-        assert_eq!(image_path("/a/b.img").unwrap(), PathBuf::from("/a/b.img"));
-        assert!(matches!(image_path("http://x/b.img"), Err(DiskError::UnsupportedImage(_))));
+    fn an_image_is_a_regular_file_inside_the_image_directory() {
+        let dir = temp_dir("images");
+        let images = dir.join("images");
+        std::fs::create_dir_all(images.join("sub")).unwrap();
+        let image = images.join("sub/base.img");
+        std::fs::write(&image, b"image").unwrap();
+        let outside = dir.join("secret");
+        std::fs::write(&outside, b"secret").unwrap();
+        std::os::unix::fs::symlink(&outside, images.join("link.img")).unwrap();
+        std::os::unix::fs::symlink("/dev/null", images.join("device.img")).unwrap();
+        let named = |url: String| image_path(&url, &images);
+
+        let resolved = images.canonicalize().unwrap().join("sub/base.img");
+        assert_eq!(named(format!("file://{}", image.display())).unwrap(), resolved);
+        assert_eq!(named(image.display().to_string()).unwrap(), resolved);
+        let dotted = format!("{}/sub/../sub/base.img", images.display());
+        assert_eq!(named(dotted).unwrap(), resolved, "`..` inside the directory is fine");
+        for escape in [
+            "file:///etc/shadow".to_string(),
+            "/etc/passwd".to_string(),
+            format!("{}/../secret", images.display()),
+            format!("file://{}/link.img", images.display()),
+            format!("{}/device.img", images.display()),
+        ] {
+            let e = named(escape.clone()).unwrap_err();
+            assert!(matches!(e, DiskError::ImageOutsideDir { .. }), "{escape}: {e}");
+        }
+        let e = named(format!("{}/sub", images.display())).unwrap_err();
+        assert!(matches!(e, DiskError::ImageNotAFile(_)), "a directory: {e}");
+        let e = named(format!("{}/missing.img", images.display())).unwrap_err();
+        assert!(matches!(e, DiskError::ImageUnreadable { .. }), "{e}");
+        let e = named("http://x/b.img".into()).unwrap_err();
+        assert!(matches!(e, DiskError::UnsupportedImage(_)), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -113,21 +185,26 @@ mod tests {
             );
             return;
         }
-        let dir = std::env::temp_dir().join(format!("oxstack-disks-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir("disks");
         let image = dir.join("base.img");
         std::fs::write(&image, vec![0u8; 1 << 20]).unwrap();
         let root = dir.join("vm/root.qcow2");
-        create_volume(&root, &volume(Some(format!("file://{}", image.display())))).unwrap();
-        let (format, size) = image_info(&root).unwrap();
-        assert_eq!((format.as_str(), size), ("qcow2", 4 << 20));
+        let over_image = volume(Some(format!("file://{}", image.display())));
+        create_volume(&root, &over_image, &dir).unwrap();
+        let info = image_info(&root).unwrap();
+        assert_eq!((info.format.as_str(), info.size, info.has_backing), ("qcow2", 4 << 20, true));
         let info = qemu_img(&["info", "--output=json", &root.to_string_lossy()]).unwrap();
         assert!(info.contains("base.img"), "backing file recorded: {info}");
         let blank = dir.join("vm/data.qcow2");
-        create_volume(&blank, &volume(None)).unwrap();
-        assert_eq!(image_info(&blank).unwrap().0, "qcow2");
-        let missing = create_volume(&dir.join("x.qcow2"), &volume(Some("/nonexistent.img".into())));
-        assert!(matches!(missing, Err(DiskError::QemuImg { .. })), "{missing:?}");
+        create_volume(&blank, &volume(None), &dir).unwrap();
+        assert_eq!(image_info(&blank).unwrap().format, "qcow2");
+        let missing = volume(Some(format!("{}/nonexistent.img", dir.display())));
+        let missing = create_volume(&dir.join("x.qcow2"), &missing, &dir);
+        assert!(matches!(missing, Err(DiskError::ImageUnreadable { .. })), "{missing:?}");
+        // An image with a backing file of its own (here, the root volume just made) is refused.
+        let chained = volume(Some(root.display().to_string()));
+        let chained = create_volume(&dir.join("y.qcow2"), &chained, &dir);
+        assert!(matches!(chained, Err(DiskError::ImageHasBacking(_))), "{chained:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

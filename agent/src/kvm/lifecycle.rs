@@ -164,8 +164,12 @@ impl Ctx<'_> {
             .ok_or_else(|| failed(self.host, Some(vm), self.op, "too many volumes", false))?;
         let made = (|| {
             for volume in std::iter::once(&spec.root_volume).chain(&spec.data_volumes) {
-                create_volume(&volume_path(data, vm, volume.volume), volume)
-                    .map_err(|e| failed(self.host, Some(vm), self.op, e.to_string(), false))?;
+                create_volume(
+                    &volume_path(data, vm, volume.volume),
+                    volume,
+                    &self.config.image_dir,
+                )
+                .map_err(|e| failed(self.host, Some(vm), self.op, e.to_string(), false))?;
             }
             let dom = self.conn.define_domain_xml(&xml).map_err(|e| self.lv(Some(vm), e))?;
             if let Err(e) = dom.create() {
@@ -288,7 +292,7 @@ impl Ctx<'_> {
         }
         let disk = disk_xml(data, vm, volume)
             .ok_or_else(|| failed(self.host, Some(vm), self.op, "no free disk slot", false))?;
-        create_volume(&path, volume)
+        create_volume(&path, volume, &self.config.image_dir)
             .map_err(|e| failed(self.host, Some(vm), self.op, e.to_string(), false))?;
         let flags = self.device_flags(vm, &dom)?;
         dom.attach_device_flags(&disk, flags).map_err(|e| self.lv(Some(vm), e))

@@ -26,6 +26,8 @@ pub struct KvmConfig {
     pub libvirt_uri: String,
     /// Where VM disks and console logs are kept.
     pub data_dir: PathBuf,
+    /// The only directory whose files are used as images (backing files of root volumes).
+    pub image_dir: PathBuf,
     /// libvirt URI other agents migrate VMs to (e.g. `qemu+tcp://10.99.0.2/system`); reported at
     /// connect. `None`: this host cannot receive migrations.
     pub migration_uri: Option<String>,
