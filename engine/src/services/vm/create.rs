@@ -261,7 +261,9 @@ impl Engine {
             return self.create_in_turn(plan).await;
         }
         let hooked = plan.clone();
-        self.with_hooks(VmCall::Create { plan: &hooked }, self.create_in_turn(plan)).await
+        // Boxed, so that a create future stays the size of the run (see `Engine::with_hooks`).
+        Box::pin(self.between_hooks(VmCall::Create { plan: &hooked }, self.create_in_turn(plan)))
+            .await
     }
 
     /// Runs the create workflow in the VM's turn.

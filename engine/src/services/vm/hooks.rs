@@ -92,16 +92,29 @@ impl std::fmt::Debug for VmHooks {
 }
 
 impl Engine {
-    /// Runs `operation` between the registered hooks: their `before` first (a veto ends it
-    /// there), then the operation, then the `after` of each hook that let it through.
-    pub(crate) async fn with_hooks<T>(
+    /// `operation` between the registered hooks: their `before` first (a veto ends it there),
+    /// then the operation, then the `after` of each hook that let it through.
+    ///
+    /// With no hook registered this is `operation` itself, not a future around it: VM operations
+    /// are spawned as tasks, and a future that holds its operation (tokio boxes one over 16 KiB
+    /// and copies it) made every spawned create three times larger and slower.
+    pub(crate) fn with_hooks<'a, T: Send + 'a>(
+        &'a self,
+        call: VmCall<'a>,
+        operation: impl std::future::Future<Output = EngineResult<T>> + Send + 'a,
+    ) -> impl std::future::Future<Output = EngineResult<T>> + Send + 'a {
+        if self.vm_hooks.is_empty() {
+            return futures::future::Either::Left(operation);
+        }
+        futures::future::Either::Right(Box::pin(self.between_hooks(call, operation)))
+    }
+
+    /// The body of [`Engine::with_hooks`] when there are hooks.
+    pub(crate) async fn between_hooks<T>(
         &self,
         call: VmCall<'_>,
         operation: impl std::future::Future<Output = EngineResult<T>>,
     ) -> EngineResult<T> {
-        if self.vm_hooks.is_empty() {
-            return operation.await;
-        }
         let mut passed: Vec<&Arc<dyn VmLifecycleHook>> = Vec::new();
         for hook in &self.vm_hooks.chain {
             if let Err(reason) = hook.before(self, &call).await {
