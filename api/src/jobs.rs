@@ -1,4 +1,5 @@
-//! Jobs: long operations (VM create and lifecycle actions) run in the background.
+//! Jobs over HTTP: long operations (VM create and lifecycle actions) run in the background,
+//! recorded through the engine's job service (`oxstack_engine::services::jobs`).
 //!
 //! The handler validates the request first, so a request that cannot succeed is refused at once
 //! and changes nothing. Then [`start`] records the job (one insert, state `Running`) and spawns
@@ -18,7 +19,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::FutureExt;
-use oxstack_db::jobs::{self, JobRow, NewJob, Outcome};
+use oxstack_db::jobs::JobRow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -30,13 +31,10 @@ use super::extract::{ApiQuery, PathId};
 use super::queries::JobQuery;
 use oxstack_engine::error::{EngineError, EngineResult};
 use oxstack_engine::ids::JobId;
+use oxstack_engine::services::jobs::JobEnd;
+pub use oxstack_engine::services::jobs::JobState;
 use oxstack_engine::services::{ListQuery, Page};
-use oxstack_engine::{string_enum, Engine};
-
-string_enum!(
-    /// Where a job is.
-    JobState { Running, Succeeded, Failed }
-);
+use oxstack_engine::Engine;
 
 /// A long operation and, once it ended, its outcome.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -97,18 +95,8 @@ pub async fn start<F>(
 where
     F: Future<Output = EngineResult<Option<Value>>> + Send + 'static,
 {
-    let id: JobId = engine.ids.next();
-    let now = oxstack_engine::time::now_ms();
-    let job = NewJob {
-        uuid: id,
-        kind: kind.to_string(),
-        resource_uuid: resource,
-        node: engine.membership.node.0,
-        created_at_ms: now,
-    };
-    jobs::insert_running(&engine.db, &job).await.map_err(EngineError::from)?;
-    engine.events.publish("job", id.0, None, Some(JobState::Running.as_str()));
-    let e = engine.clone();
+    let (id, now) = engine.jobs.start(kind, resource).await?;
+    let jobs = engine.jobs.clone();
     // The job's task keeps the request's id: a failure it stores names the request that started
     // it, and the node logs the failure under that id, within the job's span.
     let request = super::request_id::current().unwrap_or_else(uuid::Uuid::new_v4);
@@ -118,7 +106,7 @@ where
             Ok(Err(err)) => Err(ApiError::from(err)),
             Err(_) => Err(ApiError::internal(format!("job {id} panicked; this is a bug"))),
         };
-        finish(&e, id, &outcome).await;
+        jobs.finish(id, job_end(&outcome)).await;
         outcome
     };
     let span = tracing::error_span!("job", job = %id, kind);
@@ -136,39 +124,13 @@ where
     Ok(Started { job, handle, on_success })
 }
 
-/// Stores a job's outcome and announces it. The outcome is the only record of work already
-/// done, so its write is tried for up to [`OUTCOME_TRIES`] rounds of the database's own
-/// retries, then logged as lost.
-async fn finish(engine: &Engine, id: JobId, outcome: &Result<Option<Value>, ApiError>) {
-    let (state, result, error) = match outcome {
-        Ok(value) => (JobState::Succeeded, value.as_ref().map(Value::to_string), None),
-        Err(e) => (JobState::Failed, None, serde_json::to_string(&e.body).ok()),
-    };
-    let outcome = Outcome {
-        state: state.as_str(),
-        result,
-        error,
-        finished_at_ms: oxstack_engine::time::now_ms(),
-    };
-    for round in 1..=OUTCOME_TRIES {
-        let stored = jobs::finish(&engine.db, id, &outcome).await;
-        match stored {
-            Ok(_) => break,
-            Err(e) if round < OUTCOME_TRIES => {
-                tracing::warn!(job = %id, error = %e, round, "could not record the outcome of a job yet");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-            Err(e) => {
-                tracing::error!(job = %id, error = %e, "could not record the outcome of a job")
-            }
-        }
+/// A job's outcome as the job service stores it: the resource, or the error body, as JSON.
+fn job_end(outcome: &Result<Option<Value>, ApiError>) -> JobEnd {
+    match outcome {
+        Ok(value) => JobEnd::Succeeded { result: value.as_ref().map(Value::to_string) },
+        Err(e) => JobEnd::Failed { error: serde_json::to_string(&e.body).ok() },
     }
-    engine.events.publish("job", id.0, Some(JobState::Running.as_str()), Some(state.as_str()));
 }
-
-/// Rounds of tries of a job's outcome write (each retries for as long as the database does
-/// while its server is away).
-const OUTCOME_TRIES: u32 = 10;
 
 impl Started {
     /// `202 Accepted` with the job, or with `wait` the outcome once the job has ended.
@@ -235,9 +197,7 @@ pub async fn get_job(
     State(e): State<Engine>,
     PathId(id): PathId<JobId>,
 ) -> Result<Json<Job>, ApiError> {
-    let row = jobs::get(&e.db, id).await.map_err(EngineError::from)?;
-    let row = row.ok_or_else(|| EngineError::not_found("job", id))?;
-    Ok(Json(Job::try_from(row)?))
+    Ok(Json(Job::try_from(e.jobs.get(id).await?)?))
 }
 
 /// Jobs, oldest first; filter by `state` (Running, Succeeded, Failed).
@@ -250,9 +210,7 @@ pub async fn list_jobs(
     State(e): State<Engine>,
     ApiQuery(q): ApiQuery<JobQuery>,
 ) -> Result<Json<Page<Job>>, ApiError> {
-    let q = ListQuery::from(q);
-    let spec = q.spec(jobs::FILTERS)?;
-    let listed = jobs::list(&e.db, &spec).await.map_err(EngineError::from)?;
-    let items = listed.rows.into_iter().map(Job::try_from).collect::<EngineResult<Vec<_>>>()?;
-    Ok(Json(Page { items, total: listed.total, limit: spec.limit, offset: spec.offset }))
+    let page = e.jobs.list(&ListQuery::from(q)).await?;
+    let items = page.items.into_iter().map(Job::try_from).collect::<EngineResult<Vec<_>>>()?;
+    Ok(Json(Page { items, total: page.total, limit: page.limit, offset: page.offset }))
 }

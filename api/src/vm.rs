@@ -101,11 +101,11 @@ pub async fn create_vm(
     ApiQuery(q): ApiQuery<WaitQuery>,
     ApiJson(req): ApiJson<CreateVm>,
 ) -> Result<Response, ApiError> {
-    let plan = e.plan_create_vm(req).await?;
+    let plan = e.vms.plan_create_vm(req).await?;
     let vm = plan.vm;
     let location = format!("/v1/vm-instances/{vm}");
     let engine = e.clone();
-    let work = async move { vm_json(engine.run_create_vm(plan).await) };
+    let work = async move { vm_json(engine.vms.run_create_vm(plan).await) };
     jobs::start(&e, "create-vm", vm.0, OnSuccess::Created { location }, work)
         .await?
         .respond(q.wait)
@@ -122,7 +122,7 @@ pub async fn list_vms(
     State(e): State<Engine>,
     ApiQuery(q): ApiQuery<VmQuery>,
 ) -> Result<Json<Page<VmInstance>>, ApiError> {
-    Ok(Json(e.list_vms(&q.into()).await?))
+    Ok(Json(e.vms.list_vms(&q.into()).await?))
 }
 
 /// Gets one VM with its NICs.
@@ -137,7 +137,7 @@ pub async fn get_vm(
     State(e): State<Engine>,
     PathId(id): PathId<VmId>,
 ) -> Result<Json<VmInstance>, ApiError> {
-    Ok(Json(e.get_vm(id).await?))
+    Ok(Json(e.vms.get_vm(id).await?))
 }
 
 /// Destroys a VM (recoverable until expunged, unless the deletion policy is Direct).
@@ -156,11 +156,11 @@ pub async fn destroy_vm(
     PathId(vm): PathId<VmId>,
     ApiQuery(q): ApiQuery<WaitQuery>,
 ) -> Result<Response, ApiError> {
-    e.precheck_vm_op(vm, VmOp::Destroy).await?;
+    e.vms.precheck_vm_op(vm, VmOp::Destroy).await?;
     let engine = e.clone();
     let work = async move {
-        match engine.destroy_vm(vm).await? {
-            DestroyOutcome::Destroyed => vm_json(engine.get_vm(vm).await),
+        match engine.vms.destroy_vm(vm).await? {
+            DestroyOutcome::Destroyed => vm_json(engine.vms.get_vm(vm).await),
             DestroyOutcome::Expunged => Ok(None),
         }
     };
@@ -185,10 +185,10 @@ pub async fn start_vm(
     ApiQuery(q): ApiQuery<WaitQuery>,
     OptionalJson(body): OptionalJson<StartVm>,
 ) -> Result<Response, ApiError> {
-    e.precheck_vm_op(vm, VmOp::Start).await?;
+    e.vms.precheck_vm_op(vm, VmOp::Start).await?;
     require_host(&e, body.host_uuid).await?;
     let engine = e.clone();
-    let work = async move { vm_json(engine.start_vm(vm, body.host_uuid).await) };
+    let work = async move { vm_json(engine.vms.start_vm(vm, body.host_uuid).await) };
     action(&e, vm, VmOp::Start, q.wait, OnSuccess::Ok, work).await
 }
 
@@ -210,13 +210,13 @@ pub async fn stop_vm(
     ApiQuery(q): ApiQuery<WaitQuery>,
     OptionalJson(body): OptionalJson<StopVm>,
 ) -> Result<Response, ApiError> {
-    e.precheck_vm_op(vm, VmOp::Stop).await?;
+    e.vms.precheck_vm_op(vm, VmOp::Stop).await?;
     let mode = match body.mode {
         StopModeParam::Graceful => StopMode::Graceful,
         StopModeParam::Force => StopMode::Force,
     };
     let engine = e.clone();
-    let work = async move { vm_json(engine.stop_vm(vm, mode).await) };
+    let work = async move { vm_json(engine.vms.stop_vm(vm, mode).await) };
     action(&e, vm, VmOp::Stop, q.wait, OnSuccess::Ok, work).await
 }
 
@@ -238,10 +238,10 @@ pub async fn migrate_vm(
     ApiQuery(q): ApiQuery<WaitQuery>,
     OptionalJson(body): OptionalJson<MigrateVm>,
 ) -> Result<Response, ApiError> {
-    e.precheck_vm_op(vm, VmOp::Migrate).await?;
+    e.vms.precheck_vm_op(vm, VmOp::Migrate).await?;
     require_host(&e, body.host_uuid).await?;
     if let Some(h) = body.host_uuid {
-        if e.get_vm(vm).await?.host_uuid == Some(h) {
+        if e.vms.get_vm(vm).await?.host_uuid == Some(h) {
             return Err(ApiError::from(EngineError::conflicts_with(
                 "host_uuid",
                 format!("vm {vm} already runs on host {h}"),
@@ -249,7 +249,7 @@ pub async fn migrate_vm(
         }
     }
     let engine = e.clone();
-    let work = async move { vm_json(engine.migrate_vm(vm, body.host_uuid).await) };
+    let work = async move { vm_json(engine.vms.migrate_vm(vm, body.host_uuid).await) };
     action(&e, vm, VmOp::Migrate, q.wait, OnSuccess::Ok, work).await
 }
 
@@ -273,9 +273,9 @@ macro_rules! simple_action {
             ApiQuery(q): ApiQuery<WaitQuery>,
             OptionalJson(_): OptionalJson<NoOptions>,
         ) -> Result<Response, ApiError> {
-            e.precheck_vm_op(vm, VmOp::$op).await?;
+            e.vms.precheck_vm_op(vm, VmOp::$op).await?;
             let engine = e.clone();
-            let work = async move { vm_json(engine.$call(vm).await) };
+            let work = async move { vm_json(engine.vms.$call(vm).await) };
             action(&e, vm, VmOp::$op, q.wait, OnSuccess::Ok, work).await
         }
     };
@@ -316,8 +316,8 @@ pub async fn expunge_vm(
     ApiQuery(q): ApiQuery<WaitQuery>,
     OptionalJson(_): OptionalJson<NoOptions>,
 ) -> Result<Response, ApiError> {
-    e.precheck_vm_op(vm, VmOp::Expunge).await?;
+    e.vms.precheck_vm_op(vm, VmOp::Expunge).await?;
     let engine = e.clone();
-    let work = async move { engine.expunge_vm(vm).await.map(|()| None) };
+    let work = async move { engine.vms.expunge_vm(vm).await.map(|()| None) };
     action(&e, vm, VmOp::Expunge, q.wait, OnSuccess::NoContent, work).await
 }

@@ -61,16 +61,19 @@ async fn a_host_added_through_one_node_reaches_the_scheduler_of_a_following_node
         .await
         .unwrap()
         .uuid;
-    assert!(a.scheduler.index().get(host).is_some(), "the node that added it knows it");
+    assert!(a.caches.scheduler.index().get(host).is_some(), "the node that added it knows it");
 
     let deadline = Instant::now() + Duration::from_secs(30);
-    while follower.scheduler.index().get(host).is_none() {
+    while follower.caches.scheduler.index().get(host).is_none() {
         assert!(Instant::now() < deadline, "the following node never learned of the host");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let known = follower.scheduler.index().get(host).cloned();
+    let known = follower.caches.scheduler.index().get(host).cloned();
     assert_eq!(known.map(|c| c.cpu_total), Some(8), "with its capacity");
-    assert!(other.scheduler.index().get(host).is_none(), "a node that does not follow lacks it");
+    assert!(
+        other.caches.scheduler.index().get(host).is_none(),
+        "a node that does not follow lacks it"
+    );
 
     for b in &buses {
         b.close().await;

@@ -105,7 +105,7 @@ impl BenchCloud {
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..n {
             let (engine, req) = (self.engine.clone(), self.create_req());
-            tasks.spawn(async move { engine.create_vm(req).await.map(|vm| vm.uuid) });
+            tasks.spawn(async move { engine.vms.create_vm(req).await.map(|vm| vm.uuid) });
         }
         let mut vms = Vec::with_capacity(n);
         while let Some(done) = tasks.join_next().await {

@@ -7,13 +7,18 @@ use oxstack_db::Db;
 use oxstack_hypervisor::Hypervisor;
 use tokio::sync::watch;
 
+use crate::caches::Caches;
 use crate::cluster::Membership;
 use crate::config::GlobalConfig;
 use crate::error::EngineResult;
 use crate::extensions::Extensions;
 use crate::ids::IdGen;
-use crate::scheduler::{HostFilters, Scheduler};
+use crate::scheduler::{Capacity, HostFilters, Scheduler};
+use crate::services::host_calls::HostCalls;
+use crate::services::jobs::JobService;
 use crate::services::network::ipam::Ipam;
+use crate::services::vm::migration_slots::MigrationSlots;
+use crate::services::vm::{VmDeps, VmHooks, VmService};
 use oxstack_bus::{EventBus, SyncQueues};
 
 /// How to build an engine.
@@ -42,18 +47,22 @@ pub struct Engine(Arc<EngineInner>);
 pub struct EngineInner {
     pub db: Db,
     pub hypervisor: Arc<dyn Hypervisor>,
-    pub config: GlobalConfig,
+    pub config: Arc<GlobalConfig>,
     pub events: EventBus,
-    pub queues: SyncQueues,
-    pub scheduler: Scheduler,
-    pub ipam: Ipam,
-    /// The VM lifecycle hooks registered with this node.
-    pub vm_hooks: crate::services::vm::VmHooks,
-    /// Live migrations running on this node (`vm.migration_parallelism`).
-    pub migrations: crate::services::vm::migration_slots::MigrationSlots,
-    pub ids: IdGen,
+    pub queues: Arc<SyncQueues>,
+    /// The scheduler's and IPAM's caches, their gate and reloads.
+    pub caches: Caches,
+    /// Host capacity, reserved and given back with the rows that hold it.
+    pub capacity: Capacity,
+    /// Calls to hosts' hypervisors, with their timeout.
+    pub host_calls: HostCalls,
+    /// The VM instances' service.
+    pub vms: VmService,
+    /// The jobs: long operations and their outcomes.
+    pub jobs: JobService,
+    pub ids: Arc<IdGen>,
     /// This node's view of the management-node cluster (who owns which host).
-    pub membership: Membership,
+    pub membership: Arc<Membership>,
     /// Ping sweeps run so far (paces the periodic VM state sync); per node, so two engines in
     /// one process (tests, replays) keep their own cadence.
     pub(crate) sweeps: std::sync::atomic::AtomicU64,
@@ -61,13 +70,6 @@ pub struct EngineInner {
     pub(crate) host_roster: crate::services::host_roster::HostRoster,
     /// Held by the recovery pass running (see `cluster::recover`).
     pub(crate) recovering: tokio::sync::Mutex<()>,
-    /// Coalesces reloads of the scheduler's caches when other nodes' writes made them stale.
-    pub(crate) scheduler_refresh: crate::cluster::refresh::Refresh,
-    /// Held (shared) by each write that changes the database and the caches together (the VM
-    /// lifecycle paths, and the admin writes to hosts, clusters, attachments and storage), and
-    /// exclusively by a reload of the caches, so a reload never reads the database between the
-    /// two halves of such a write and drops or doubles it.
-    pub(crate) cache_gate: tokio::sync::RwLock<()>,
     /// How far the cache follower has got (see [`Engine::cache_followed`]).
     pub(crate) cache_followed: watch::Sender<u64>,
     shutdown: watch::Sender<bool>,
@@ -100,30 +102,51 @@ impl Engine {
         extensions: Extensions,
     ) -> EngineResult<Self> {
         let db = Db::connect(&opts.db_url).await?;
-        let config = GlobalConfig::load(&db).await?;
+        let config = Arc::new(GlobalConfig::load(&db).await?);
         let filters = HostFilters::new(extensions.host_filters);
-        let scheduler = Scheduler::load(&db).await?.with_filters(filters);
-        let ipam = Ipam::default();
+        let scheduler = Arc::new(Scheduler::load(&db).await?.with_filters(filters));
+        let ipam = Arc::new(Ipam::default());
         crate::services::network::load_ipam(&db, &ipam).await?;
-        let migrations = crate::services::vm::migration_slots::MigrationSlots::default();
-        let (shutdown, _) = watch::channel(false);
+        let membership = Arc::new(Membership::new());
+        let caches = Caches::new(db.clone(), scheduler, ipam, membership.clone());
+        let capacity = Capacity::new(db.clone(), caches.clone(), config.clone());
+        let host_calls = HostCalls::new(db.clone(), hypervisor.clone(), config.clone());
+        let events = EventBus::new(4096);
+        let queues = Arc::new(SyncQueues::default());
+        let ids = Arc::new(opts.id_seed.map(IdGen::seeded).unwrap_or_else(IdGen::random));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let vms = VmService::new(VmDeps {
+            db: db.clone(),
+            hypervisor: hypervisor.clone(),
+            host_calls: host_calls.clone(),
+            capacity: capacity.clone(),
+            caches: caches.clone(),
+            queues: queues.clone(),
+            events: events.clone(),
+            config: config.clone(),
+            ids: ids.clone(),
+            membership: membership.clone(),
+            hooks: VmHooks::new(extensions.vm_hooks),
+            migrations: MigrationSlots::default(),
+            shutdown: shutdown_rx,
+        });
+        let jobs = JobService::new(db.clone(), events.clone(), ids.clone(), membership.node);
         let engine = Self(Arc::new(EngineInner {
             db,
             hypervisor,
             config,
-            events: EventBus::new(4096),
-            queues: SyncQueues::default(),
-            scheduler,
-            ipam,
-            vm_hooks: crate::services::vm::VmHooks::new(extensions.vm_hooks),
-            migrations,
-            ids: opts.id_seed.map(IdGen::seeded).unwrap_or_else(IdGen::random),
-            membership: Membership::new(),
+            events,
+            queues,
+            caches,
+            capacity,
+            host_calls,
+            vms,
+            jobs,
+            ids,
+            membership,
             sweeps: std::sync::atomic::AtomicU64::new(0),
             host_roster: Default::default(),
-            scheduler_refresh: Default::default(),
             recovering: Default::default(),
-            cache_gate: tokio::sync::RwLock::new(()),
             cache_followed: watch::channel(0).0,
             shutdown,
         }));
@@ -162,8 +185,8 @@ impl Engine {
     fn spawn_background_tasks(&self) {
         let engine = self.clone();
         tokio::spawn(async move { engine.run_host_tracker().await });
-        let engine = self.clone();
-        tokio::spawn(async move { engine.run_expunge_sweeper().await });
+        let vms = self.vms.clone();
+        tokio::spawn(async move { vms.run_expunge_sweeper().await });
         let engine = self.clone();
         tokio::spawn(async move { engine.run_heartbeats().await });
     }

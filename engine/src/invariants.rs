@@ -41,7 +41,7 @@ impl Engine {
                 ));
             }
             if let Some(id) = uuid.parse::<HostId>().ok().filter(|_| with_caches) {
-                match self.scheduler.index().get(id) {
+                match self.caches.scheduler.index().get(id) {
                     Some(c) if (i64::from(c.cpu_used), c.memory_used as i64) == (*cpu, *mem) => {}
                     Some(c) => out.push(format!(
                         "host {uuid}: capacity index says {} cpus / {} bytes used, database {cpu} / {mem}",
@@ -68,7 +68,8 @@ impl Engine {
                 ));
             }
             if let Some(id) = uuid.parse::<PrimaryStorageId>().ok().filter(|_| with_caches) {
-                let cached = self.scheduler.topology().storages.get(&id).map(|s| s.used as i64);
+                let cached =
+                    self.caches.scheduler.topology().storages.get(&id).map(|s| s.used as i64);
                 if cached != Some(*used) {
                     out.push(format!("primary storage {uuid}: topology cache says {cached:?} used, database {used}"));
                 }
@@ -99,7 +100,7 @@ impl Engine {
         let per_l3 = scans::nics_by_l3(&self.db).await?;
         for (l3, n) in per_l3 {
             if let Some(id) = l3.parse::<L3NetworkId>().ok().filter(|_| with_caches) {
-                let (used, _) = self.ipam.usage(id);
+                let (used, _) = self.caches.ipam.usage(id);
                 if used != n as u64 {
                     out.push(format!("L3 {l3}: IPAM holds {used} addresses, NICs hold {n}"));
                 }

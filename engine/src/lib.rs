@@ -2,10 +2,12 @@
 //!
 //! [`Engine`] is one management node: the database, the hypervisor backend it drives (a simulator,
 //! the agent client of `oxstack-agent-client`, or both behind its `RoutingHypervisor`), and every
-//! service. Services are `impl Engine` blocks in `services/`, one module per resource family;
-//! the `oxstack-api` crate puts them behind a REST API. The database, its migrations and its typed queries are
+//! service. The VM service is a struct built from its dependencies ([`services::vm::VmService`]);
+//! the other services are still `impl Engine` blocks in `services/`, one module per resource
+//! family. The `oxstack-api` crate puts them behind a REST API. The database, its migrations and its typed queries are
 //! the `oxstack-db` crate.
 
+pub mod caches;
 pub mod cluster;
 pub mod config;
 mod engine;

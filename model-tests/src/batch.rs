@@ -54,7 +54,7 @@ impl Sut {
         let results = match self.create_batch_over_api(node, &reqs) {
             Some(results) => results,
             None => {
-                let creates = reqs.into_iter().map(|r| e.create_vm(r));
+                let creates = reqs.into_iter().map(|r| e.vms.create_vm(r));
                 let results = self.rt.block_on(futures::future::join_all(creates));
                 let outcome =
                     |r: Result<oxstack_engine::services::vm::VmInstance, EngineError>| match r {

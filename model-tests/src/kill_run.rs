@@ -289,39 +289,39 @@ impl Sut {
         Ok(match during {
             T::CreateVm { vm, size, nics, host, image } => {
                 let req = self.create_req(*vm, *size, *nics, *host, *image);
-                let plan = self.rt.block_on(e.plan_create_vm(req)).map_err(|err| Answer {
+                let plan = self.rt.block_on(e.vms.plan_create_vm(req)).map_err(|err| Answer {
                     code: Some(err.code().to_owned()),
                     message: err.to_string(),
                     made: None,
                 })?;
                 self.record(Some(&Made::Vm(*vm, plan.vm)));
                 let id = plan.vm;
-                ("create-vm".into(), id, work(async move { e.run_create_vm(plan).await }))
+                ("create-vm".into(), id, work(async move { e.vms.run_create_vm(plan).await }))
             }
             T::Start { vm, host } => {
                 let (id, host) = (self.vm(*vm), host.map(|h| self.host(h)));
-                (kind(VmOp::Start), id, work(async move { e.start_vm(id, host).await }))
+                (kind(VmOp::Start), id, work(async move { e.vms.start_vm(id, host).await }))
             }
             T::Stop { vm, force } => {
                 let id = self.vm(*vm);
                 let mode = if *force { StopMode::Force } else { StopMode::Graceful };
-                (kind(VmOp::Stop), id, work(async move { e.stop_vm(id, mode).await }))
+                (kind(VmOp::Stop), id, work(async move { e.vms.stop_vm(id, mode).await }))
             }
             T::Reboot { vm } => {
                 let id = self.vm(*vm);
-                (kind(VmOp::Reboot), id, work(async move { e.reboot_vm(id).await }))
+                (kind(VmOp::Reboot), id, work(async move { e.vms.reboot_vm(id).await }))
             }
             T::Pause { vm } => {
                 let id = self.vm(*vm);
-                (kind(VmOp::Pause), id, work(async move { e.pause_vm(id).await }))
+                (kind(VmOp::Pause), id, work(async move { e.vms.pause_vm(id).await }))
             }
             T::Resume { vm } => {
                 let id = self.vm(*vm);
-                (kind(VmOp::Resume), id, work(async move { e.resume_vm(id).await }))
+                (kind(VmOp::Resume), id, work(async move { e.vms.resume_vm(id).await }))
             }
             T::Migrate { vm, to } => {
                 let (id, to) = (self.vm(*vm), to.map(|h| self.host(h)));
-                (kind(VmOp::Migrate), id, work(async move { e.migrate_vm(id, to).await }))
+                (kind(VmOp::Migrate), id, work(async move { e.vms.migrate_vm(id, to).await }))
             }
             other => unreachable!("no node is killed in the middle of {other:?}"),
         })
@@ -405,7 +405,7 @@ impl Sut {
     /// The VM's state in the database now, `None` without a row.
     fn vm_state_now(&self, vm: VmNo) -> Option<VmState> {
         let id = *self.vms.get(&vm)?;
-        self.rt.block_on(self.engine.get_vm(id)).ok().map(|v| v.state)
+        self.rt.block_on(self.engine.vms.get_vm(id)).ok().map(|v| v.state)
     }
 
     /// A job's state in the database.

@@ -110,14 +110,14 @@ impl Sut {
     pub(crate) fn read_node(&self, i: usize) -> NodeSnap {
         let n = &self.nodes[i];
         let cache = (self.nodes.len() > 1).then(|| {
-            let index = n.scheduler.index();
+            let index = n.caches.scheduler.index();
             let hosts = self
                 .hosts
                 .iter()
                 .map(|(no, id)| (*no, index.get(*id).map(|c| self.entry_of(c))))
                 .collect();
             drop(index);
-            let storage = n.scheduler.topology().storages.get(&self.storage).map(|s| s.used);
+            let storage = n.caches.scheduler.topology().storages.get(&self.storage).map(|s| s.used);
             CacheSnap { hosts, storage }
         });
         NodeSnap { config: config_of(n), cache }
@@ -335,7 +335,7 @@ impl Sut {
                 let Moved { released: (rc, rm), taken: (ac, am) } =
                     moved.get(&h).copied().unwrap_or_default();
                 let db = after.db_entry(h).expect("a host of the database");
-                let shown = || self.nodes[i].scheduler.index().get(self.host(h)).copied();
+                let shown = || self.nodes[i].caches.scheduler.index().get(self.host(h)).copied();
                 let (cpus, open_c) =
                     settle(i64::from(x.cpus), rc, ac, || shown().map(|s| s.cpu_used.into()))
                         .unwrap_or_else(|(lo, hi)| {

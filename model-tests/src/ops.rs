@@ -63,24 +63,24 @@ impl Sut {
         match t {
             T::CreateVm { vm, size, nics, host, image } => {
                 let req = self.create_req(*vm, *size, *nics, *host, *image);
-                answer(e.create_vm(req).await, |v| Made::Vm(*vm, v.uuid))
+                answer(e.vms.create_vm(req).await, |v| Made::Vm(*vm, v.uuid))
             }
             T::Start { vm, host } => {
-                Answer::of(e.start_vm(self.vm(*vm), host.map(|h| self.host(h))).await)
+                Answer::of(e.vms.start_vm(self.vm(*vm), host.map(|h| self.host(h))).await)
             }
             T::Stop { vm, force } => {
                 let mode = if *force { StopMode::Force } else { StopMode::Graceful };
-                Answer::of(e.stop_vm(self.vm(*vm), mode).await)
+                Answer::of(e.vms.stop_vm(self.vm(*vm), mode).await)
             }
-            T::Reboot { vm } => Answer::of(e.reboot_vm(self.vm(*vm)).await),
-            T::Pause { vm } => Answer::of(e.pause_vm(self.vm(*vm)).await),
-            T::Resume { vm } => Answer::of(e.resume_vm(self.vm(*vm)).await),
+            T::Reboot { vm } => Answer::of(e.vms.reboot_vm(self.vm(*vm)).await),
+            T::Pause { vm } => Answer::of(e.vms.pause_vm(self.vm(*vm)).await),
+            T::Resume { vm } => Answer::of(e.vms.resume_vm(self.vm(*vm)).await),
             T::Migrate { vm, to } => {
-                Answer::of(e.migrate_vm(self.vm(*vm), to.map(|h| self.host(h))).await)
+                Answer::of(e.vms.migrate_vm(self.vm(*vm), to.map(|h| self.host(h))).await)
             }
-            T::Destroy { vm } => Answer::of(e.destroy_vm(self.vm(*vm)).await),
-            T::Recover { vm } => Answer::of(e.recover_vm(self.vm(*vm)).await),
-            T::Expunge { vm } => Answer::of(e.expunge_vm(self.vm(*vm)).await),
+            T::Destroy { vm } => Answer::of(e.vms.destroy_vm(self.vm(*vm)).await),
+            T::Recover { vm } => Answer::of(e.vms.recover_vm(self.vm(*vm)).await),
+            T::Expunge { vm } => Answer::of(e.vms.expunge_vm(self.vm(*vm)).await),
             T::AddHost { host, cluster } => {
                 let req = self.add_host_req(*host, *cluster);
                 answer(e.add_host(req).await, |h| Made::Host(*host, h.uuid))
@@ -117,7 +117,7 @@ impl Sut {
                 let (now, period) =
                     (self.actual.clock_secs + secs, self.actual.config.expunge_period_secs);
                 let at = self.clock.advance(now, period).await;
-                Answer::of(e.expunge_due(at).await)
+                Answer::of(e.vms.expunge_due(at).await)
             }
             T::WrongState { vm, op } => wrong_state(e, self.vm(*vm), *op).await,
             T::CreateAux { kind, n, parent } => self.create_aux(e, *kind, *n, *parent).await,
@@ -256,15 +256,15 @@ async fn delete_aux(e: &Engine, id: AuxId) -> Answer {
 
 async fn wrong_state(e: &Engine, vm: VmId, op: VmOp) -> Answer {
     let r: Result<(), EngineError> = match op {
-        VmOp::Start => e.start_vm(vm, None).await.map(drop),
-        VmOp::Stop => e.stop_vm(vm, StopMode::Graceful).await.map(drop),
-        VmOp::Reboot => e.reboot_vm(vm).await.map(drop),
-        VmOp::Pause => e.pause_vm(vm).await.map(drop),
-        VmOp::Resume => e.resume_vm(vm).await.map(drop),
-        VmOp::Migrate => e.migrate_vm(vm, None).await.map(drop),
-        VmOp::Destroy => e.destroy_vm(vm).await.map(drop),
-        VmOp::Recover => e.recover_vm(vm).await.map(drop),
-        VmOp::Expunge => e.expunge_vm(vm).await,
+        VmOp::Start => e.vms.start_vm(vm, None).await.map(drop),
+        VmOp::Stop => e.vms.stop_vm(vm, StopMode::Graceful).await.map(drop),
+        VmOp::Reboot => e.vms.reboot_vm(vm).await.map(drop),
+        VmOp::Pause => e.vms.pause_vm(vm).await.map(drop),
+        VmOp::Resume => e.vms.resume_vm(vm).await.map(drop),
+        VmOp::Migrate => e.vms.migrate_vm(vm, None).await.map(drop),
+        VmOp::Destroy => e.vms.destroy_vm(vm).await.map(drop),
+        VmOp::Recover => e.vms.recover_vm(vm).await.map(drop),
+        VmOp::Expunge => e.vms.expunge_vm(vm).await,
     };
     Answer::of(r)
 }

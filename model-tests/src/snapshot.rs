@@ -141,7 +141,7 @@ impl Sut {
     pub fn snapshot(&self, aux: bool) -> Snapshot {
         let e = &self.engine;
         let raw_hosts = self.rt.block_on(e.list_hosts(&all())).expect("list hosts").items;
-        let vms = self.rt.block_on(e.list_vms(&all())).expect("list vms").items;
+        let vms = self.rt.block_on(e.vms.list_vms(&all())).expect("list vms").items;
         let raw_vms: BTreeMap<VmId, VmInstance> = vms.into_iter().map(|v| (v.uuid, v)).collect();
         let host_no: HashMap<HostId, HostNo> = self.hosts.iter().map(|(n, id)| (*id, *n)).collect();
         let to_no = |h: HostId| host_no.get(&h).copied().unwrap_or(HostNo(u32::MAX));

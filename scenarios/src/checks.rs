@@ -302,7 +302,7 @@ mod tests {
             let mut stats = Stats::default();
             let env =
                 crate::env::build(&engine, &s, &crate::observer::Silent, &mut stats).await.unwrap();
-            let vm = engine.create_vm(env.create_request(0)).await.unwrap().uuid;
+            let vm = engine.vms.create_vm(env.create_request(0)).await.unwrap().uuid;
             let created = HashSet::from([vm]);
             let ctx = CheckCtx {
                 engine: &engine,

@@ -183,6 +183,7 @@ async fn create_vms(
             async move {
                 let t = Instant::now();
                 engine
+                    .vms
                     .create_vm(req)
                     .await
                     .map(|_| t.elapsed())

@@ -32,7 +32,7 @@ async fn the_default_cloud_takes_a_vm() {
     let ranges = engine.list_ip_ranges(cloud.l3()).await.expect("ranges");
     assert_eq!(ranges.len(), 1);
     assert_eq!(ranges[0].end_ip.to_string(), "10.255.255.254");
-    let vm = engine.create_vm(cloud.create_vm_request("vm-0".into(), 0)).await.expect("create");
+    let vm = engine.vms.create_vm(cloud.create_vm_request("vm-0".into(), 0)).await.expect("create");
     assert!(cloud.hosts.contains(&vm.host_uuid.expect("placed")));
     assert_eq!(sim.vm_count(), 1);
     engine.shutdown().await;

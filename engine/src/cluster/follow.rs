@@ -98,12 +98,12 @@ impl Engine {
 
     async fn reload_stale(&self, stale: Stale) {
         if stale.scheduler {
-            if let Err(e) = self.reload_scheduler().await {
+            if let Err(e) = self.caches.reload_scheduler().await {
                 tracing::warn!(%e, "could not reload the scheduler after other nodes' changes");
             }
         }
         if stale.ipam {
-            if let Err(e) = self.reload_ipam().await {
+            if let Err(e) = self.caches.reload_ipam().await {
                 tracing::warn!(%e, "could not reload IPAM after other nodes' changes");
             }
         }

@@ -249,7 +249,7 @@ impl Engine {
         }
         let alone = self.membership.alone();
         if alone && !was_alone {
-            self.reload_caches().await?;
+            self.caches.reload().await?;
             tracing::info!(node = %me, "alone now: caches reloaded from the database");
         }
         // Other live nodes (or the last ones to go) may have changed global configs: take

@@ -58,7 +58,7 @@ impl Engine {
             }
             let (id, workflow, resource) = (run.uuid, &run.workflow, run.resource_uuid);
             let node = run.node_uuid.map_or("unknown".to_string(), |n| n.to_string());
-            match self.roll_back_vm_run(workflow, VmId(resource), &run.context).await {
+            match self.vms.roll_back_vm_run(workflow, VmId(resource), &run.context).await {
                 Ok(()) => {
                     tracing::warn!(run = %id, %workflow, %resource, %node,
                         "rolled back a workflow run a stopped management node left mid-way");
@@ -73,7 +73,7 @@ impl Engine {
                 }
             }
         }
-        report.expunged = self.finish_orphaned_expunges().await?;
+        report.expunged = self.vms.finish_orphaned_expunges().await?;
         // No agent is still finishing a create this long after its rollback.
         let forgotten = crate::time::now_ms() - ROLLED_BACK_KEPT.as_millis() as i64;
         workflow_runs::forget_rolled_back_before(&self.db, forgotten).await?;

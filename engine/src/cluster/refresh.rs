@@ -40,25 +40,6 @@ impl Refresh {
     }
 }
 
-impl crate::Engine {
-    /// Rebuilds this node's scheduler and IPAM caches from the database, as it must when another
-    /// node's writes made them stale. With an AMQP bus, other nodes' events trigger a reload
-    /// within a second or so (`cluster::follow`); without one, the allocations reload on their
-    /// own only before refusing for want of room (so their choice of host may differ from what
-    /// fresh caches would give). The two-node model test does not call this: it follows how
-    /// each node's caches lag (`model-tests/src/cache.rs`).
-    pub async fn reload_caches(&self) -> EngineResult<()> {
-        self.reload_scheduler().await?;
-        self.reload_ipam().await
-    }
-
-    /// Rebuilds the scheduler's caches from the database, with no cache write half done.
-    pub(crate) async fn reload_scheduler(&self) -> EngineResult<()> {
-        let _no_writes = self.cache_gate.write().await;
-        self.scheduler.reload(&self.db).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicUsize;

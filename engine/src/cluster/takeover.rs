@@ -17,14 +17,8 @@
 //! as it was read, so two survivors doing it at once, or an operation started in between, are
 //! safe.
 
-use oxstack_db::jobs;
-
 use crate::error::EngineResult;
 use crate::Engine;
-
-/// The error body of a job whose management node stopped while it ran.
-const NODE_STOPPED: &str =
-    r#"{"code":"INTERNAL","message":"the management node running the job stopped","details":{}}"#;
 
 /// What one takeover recovered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -39,35 +33,11 @@ pub struct TakeoverReport {
 }
 
 impl Engine {
-    /// Recovers the operations and jobs of nodes that are no longer running (see the module doc).
+    /// Recovers the operations and jobs of nodes that are no longer running (see the module
+    /// doc): their VMs through the VM service, their jobs through the job service.
     pub(crate) async fn take_over_orphans(&self) -> EngineResult<TakeoverReport> {
-        let mut report =
-            TakeoverReport { vms: self.mark_orphaned_vms_unknown().await?, ..Default::default() };
-        report.jobs_succeeded = self.complete_committed_creates().await?;
-        report.jobs = jobs::fail_orphaned(&self.db, NODE_STOPPED, crate::time::now_ms()).await?;
-        Ok(report)
-    }
-
-    /// Marks Succeeded the orphaned jobs of creates that committed: the VM is Running and the
-    /// create's run is gone from the journal (the last step sets Running and ends the run in
-    /// one transaction). Returns how many.
-    async fn complete_committed_creates(&self) -> EngineResult<u64> {
-        let mut done = 0;
-        for (job, vm) in jobs::orphaned_committed_creates(&self.db).await? {
-            let result = serde_json::to_string(&self.get_vm(vm).await?).map_err(|e| {
-                crate::error::EngineError::json(format!("the result of job {job}"), e)
-            })?;
-            let now = crate::time::now_ms();
-            if jobs::succeed_orphaned(&self.db, job, &result, now).await? {
-                tracing::warn!(%job, %vm, "the create had committed before its management node \
-                    stopped; its job is marked Succeeded");
-                self.events.publish("job", job.0, Some("Running"), Some("Succeeded"));
-                done += 1;
-            }
-        }
-        Ok(done)
+        let vms = self.vms.mark_orphaned_vms_unknown().await?;
+        let (jobs, jobs_succeeded) = self.jobs.end_orphaned(&self.vms).await?;
+        Ok(TakeoverReport { vms, jobs, jobs_succeeded })
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -11,6 +11,7 @@
 //! reservation is confirmed by a conditional UPDATE in the database, which stays the source of
 //! truth.
 
+pub mod capacity;
 pub mod filters;
 pub mod index;
 pub mod placement;
@@ -22,6 +23,7 @@ use oxstack_db::{clusters, hosts, storages, Db};
 
 use crate::error::EngineResult;
 use crate::ids::{ClusterId, HostId};
+pub use capacity::{Capacity, HostReservation, RACE_RETRIES};
 pub use filters::{HostFilter, HostFilters};
 pub use index::{any_host, CapacityIndex, GlobalChoice, HostCapacity, Placement, Strategy};
 pub use placement::HostRequest;

@@ -73,7 +73,7 @@ impl Engine {
         }
         self.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: ClusterId = self.ids.next();
-        let _cache = self.cache_gate.read().await;
+        let _cache = self.caches.gate.read().await;
         let cluster = NewCluster {
             uuid: id,
             zone_uuid: req.zone_uuid,
@@ -93,7 +93,7 @@ impl Engine {
             }
             other => other?,
         }
-        self.scheduler.topology().clusters.insert(
+        self.caches.scheduler.topology().clusters.insert(
             id,
             ClusterInfo {
                 zone: Some(cluster.zone_uuid),
@@ -129,12 +129,12 @@ impl Engine {
     /// Deletes a cluster without hosts; refused while it has any.
     pub async fn delete_cluster(&self, id: ClusterId) -> EngineResult<()> {
         self.get_cluster(id).await?;
-        let _cache = self.cache_gate.read().await;
+        let _cache = self.caches.gate.read().await;
         let outcome = clusters::delete_if_empty(&self.db, id).await?;
         emptied(outcome, "cluster", id, |n| {
             format!("cluster {id} still has {n} hosts; delete them first")
         })?;
-        self.scheduler.topology().clusters.remove(&id);
+        self.caches.scheduler.topology().clusters.remove(&id);
         self.events.publish("cluster", id.0, Some("Enabled"), None);
         Ok(())
     }
@@ -156,12 +156,12 @@ impl Engine {
                 ),
             ));
         }
-        let _cache = self.cache_gate.read().await;
+        let _cache = self.caches.gate.read().await;
         let attached = clusters::attach_primary_storage(&self.db, cluster, ps).await;
         let what = format!("primary storage {ps}");
         self.attached(attached, cluster, &what, || self.get_primary_storage(ps)).await?;
         {
-            let mut t = self.scheduler.topology();
+            let mut t = self.caches.scheduler.topology();
             let info = t.clusters.entry(cluster).or_default();
             if !info.primary_storages.contains(&ps) {
                 info.primary_storages.push(ps);
@@ -187,11 +187,18 @@ impl Engine {
                 ),
             ));
         }
-        let _cache = self.cache_gate.read().await;
+        let _cache = self.caches.gate.read().await;
         let attached = clusters::attach_l2_network(&self.db, cluster, l2).await;
         let what = format!("L2 network {l2}");
         self.attached(attached, cluster, &what, || self.get_l2_network(l2)).await?;
-        self.scheduler.topology().clusters.entry(cluster).or_default().l2_networks.insert(l2);
+        self.caches
+            .scheduler
+            .topology()
+            .clusters
+            .entry(cluster)
+            .or_default()
+            .l2_networks
+            .insert(l2);
         self.get_cluster(cluster).await
     }
 

@@ -4,16 +4,11 @@
 //! the node's tracking (Connecting, Connected, Disconnected). Only Enabled + Connected hosts get
 //! new VMs. Pings and reconnection live in `host_tracker`.
 
-use std::future::Future;
-
 use oxstack_db::hosts::{self, HostRow, NewHost};
-use oxstack_hypervisor::{
-    AgentToken, HostConnectSpec, HostId, HypervisorError, SimulatedHostCapacity,
-};
+use oxstack_hypervisor::{AgentToken, HostConnectSpec, HostId, SimulatedHostCapacity};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::config::ConfigName;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{ClusterId, ZoneId};
 use crate::scheduler::HostCapacity;
@@ -111,55 +106,6 @@ impl TryFrom<HostRow> for Host {
 }
 
 impl Engine {
-    /// Runs a hypervisor call with the configured timeout.
-    pub(crate) async fn hv<T>(
-        &self,
-        host: HostId,
-        op: &str,
-        call: impl Future<Output = Result<T, HypervisorError>>,
-    ) -> EngineResult<T> {
-        let limit = self.config.secs(ConfigName::HypervisorCallTimeoutSecs);
-        // `call` does nothing until awaited, so the host can be attached first.
-        if op != "connect" && !self.hypervisor.knows(host) {
-            self.attach_host(host, limit).await?;
-        }
-        match tokio::time::timeout(limit, call).await {
-            Ok(res) => res.map_err(EngineError::from),
-            Err(_) => Err(EngineError::Hypervisor(HypervisorError::Timeout {
-                host,
-                op: op.to_string(),
-                millis: limit.as_millis() as u64,
-            })),
-        }
-    }
-
-    /// Connects, on this node's backend, an agent host that another management node connected
-    /// (the database says Connected), so this node can call it; changes nothing in the
-    /// database. Other hosts are left alone and the call fails as before: a host the database
-    /// does not say Connected, and a simulator host (it lives in one process's simulator, so
-    /// the host tracker must reconnect and reconcile it instead).
-    async fn attach_host(&self, host: HostId, limit: std::time::Duration) -> EngineResult<()> {
-        let Some(conn) = hosts::connection(&self.db, host).await? else { return Ok(()) };
-        let (address, Some(token)) = (conn.management_ip, conn.agent_token) else { return Ok(()) };
-        if conn.status != HostStatus::Connected.as_str() {
-            return Ok(());
-        }
-        let agent_token = Some(AgentToken::new(token));
-        let spec = HostConnectSpec { host, address, simulated: None, agent_token };
-        match tokio::time::timeout(limit, self.hypervisor.connect(&spec)).await {
-            Ok(Ok(_facts)) => {
-                tracing::info!(%host, "attached a host another management node connected");
-                Ok(())
-            }
-            Ok(Err(e)) => Err(e.into()),
-            Err(_) => Err(EngineError::Hypervisor(HypervisorError::Timeout {
-                host,
-                op: "connect".into(),
-                millis: limit.as_millis() as u64,
-            })),
-        }
-    }
-
     /// Adds a host to a cluster and connects it. If it cannot be connected nothing is kept.
     pub async fn add_host(&self, req: AddHost) -> EngineResult<Host> {
         let token = req.agent_token.clone();
@@ -255,7 +201,8 @@ impl Engine {
             simulated,
             agent_token,
         };
-        let facts = match self.hv(id, "connect", self.hypervisor.connect(&spec)).await {
+        let facts = match self.host_calls.call(id, "connect", self.hypervisor.connect(&spec)).await
+        {
             Ok(f) => f,
             Err(e) => {
                 hosts::delete_never_connected(&self.db, id).await?;
@@ -264,10 +211,10 @@ impl Engine {
                 return Err(e);
             }
         };
-        let _cache = self.cache_gate.read().await;
+        let _cache = self.caches.gate.read().await;
         let facts_stored = (facts.cpus, facts.memory_bytes, facts.hypervisor_version.as_str());
         hosts::set_facts(&self.db, id, facts_stored, true).await?;
-        self.scheduler.index().upsert(
+        self.caches.scheduler.index().upsert(
             id,
             HostCapacity {
                 cluster: cluster.uuid,
@@ -336,10 +283,10 @@ impl Engine {
         to: HostState,
         status: HostStatus,
     ) -> EngineResult<()> {
-        let _cache = self.cache_gate.read().await;
+        let _cache = self.caches.gate.read().await;
         hosts::set_state(&self.db, id, to.as_str()).await?;
         let schedulable = to == HostState::Enabled && status == HostStatus::Connected;
-        self.scheduler.index().set_schedulable(id, schedulable);
+        self.caches.scheduler.index().set_schedulable(id, schedulable);
         self.events.publish("host", id.0, Some(from.as_str()), Some(to.as_str()));
         Ok(())
     }
@@ -350,15 +297,16 @@ impl Engine {
         let host = self.get_host(id).await?;
         // Placements do not wait for the host's turn: one made meanwhile refuses the delete.
         {
-            let _cache = self.cache_gate.read().await;
+            let _cache = self.caches.gate.read().await;
             let outcome = hosts::delete_if_empty(&self.db, id).await?;
             emptied(outcome, "host", id, |n| {
                 format!("host {id} still has {n} VMs placed, defined or arriving on it; migrate, stop and destroy them first")
             })?;
-            self.scheduler.index().remove(id);
+            self.caches.scheduler.index().remove(id);
             self.host_roster.remove(id);
         }
-        if let Err(e) = self.hv(id, "disconnect", self.hypervisor.disconnect(id)).await {
+        if let Err(e) = self.host_calls.call(id, "disconnect", self.hypervisor.disconnect(id)).await
+        {
             tracing::warn!(host = %id, %e, "disconnecting a deleted host failed");
         }
         self.events.publish("host", id.0, Some(host.status.as_str()), None);
@@ -380,9 +328,10 @@ impl Engine {
             self.host_roster.set(id, status == HostStatus::Connected);
             return Ok(());
         }
-        let _cache = self.cache_gate.read().await;
+        let _cache = self.caches.gate.read().await;
         hosts::set_status(&self.db, id, status.as_str()).await?;
-        self.scheduler
+        self.caches
+            .scheduler
             .index()
             .set_schedulable(id, status == HostStatus::Connected && state == "Enabled");
         self.host_roster.set(id, status == HostStatus::Connected);

@@ -57,7 +57,7 @@ impl Engine {
             let vm = next.vm;
             // Each operation acts only if the VM is still as read when its turn comes.
             match next.state {
-                VmState::Running => match self.migrate_vm_off(vm, host).await {
+                VmState::Running => match self.vms.migrate_vm_off(vm, host).await {
                     Ok(_) => {}
                     Err(e) if left_by_itself(&e) => {}
                     Err(e) => {
@@ -103,7 +103,7 @@ impl Engine {
             let turn = self.queues.enter(holder.vm.0).await;
             drop(turn);
             // Read again at once, unless the state is left over from no operation (then poll).
-            if self.vm_state(holder.vm).await.ok() != Some(holder.state) {
+            if self.vms.vm_state(holder.vm).await.ok() != Some(holder.state) {
                 return;
             }
         }
@@ -118,7 +118,7 @@ impl Engine {
         state: VmState,
         host: HostId,
     ) -> EngineResult<()> {
-        match self.stop_vm_if(vm, StopMode::Graceful, Some((state, host))).await {
+        match self.vms.stop_vm_if(vm, StopMode::Graceful, Some((state, host))).await {
             Ok(_) => Ok(()),
             Err(e) if left_by_itself(&e) => Ok(()),
             Err(e) => Err(e),

@@ -205,7 +205,7 @@ impl Engine {
             _ => {
                 futures::stream::iter(ids)
                     .map(|host| async move {
-                        self.hv(host, "ping", self.hypervisor.ping(host)).await.is_ok()
+                        self.host_calls.call(host, "ping", self.hypervisor.ping(host)).await.is_ok()
                     })
                     .buffered(parallelism)
                     .collect()
@@ -221,9 +221,9 @@ impl Engine {
         for found in vm_instances::running_on(&self.db, host).await? {
             let Ok((vm, state)) = found else { continue };
             let _vm_turn = self.queues.enter(vm.0).await;
-            let now: VmState = self.vm_state(vm).await?;
+            let now: VmState = self.vms.vm_state(vm).await?;
             if matches!(now, VmState::Running | VmState::Paused) {
-                self.set_vm_state(vm, now, VmState::Unknown).await?;
+                self.vms.set_vm_state(vm, now, VmState::Unknown).await?;
             } else {
                 tracing::debug!(%vm, from = %state, to = %now, "vm changed while its host disconnected");
             }
@@ -239,12 +239,12 @@ impl Engine {
         let agent_token = self.host_agent_token(host).await?;
         let spec =
             HostConnectSpec { host, address: h.management_ip.clone(), simulated, agent_token };
-        let facts = self.hv(host, "connect", self.hypervisor.connect(&spec)).await?;
+        let facts = self.host_calls.call(host, "connect", self.hypervisor.connect(&spec)).await?;
         {
             let _turn = self.queues.enter(host.0).await;
             let reported = (facts.cpus, facts.memory_bytes, facts.hypervisor_version.as_str());
             hosts::set_facts(&self.db, host, reported, false).await?;
-            self.refresh_host_capacity(host).await?;
+            self.caches.refresh_host_capacity(host).await?;
         }
         let report = self.reconcile_host(host).await?;
         let _turn = self.queues.enter(host.0).await;
@@ -257,7 +257,8 @@ impl Engine {
         &self,
         host: HostId,
     ) -> EngineResult<HashMap<VmId, PowerState>> {
-        let states = self.hv(host, "vm_states", self.hypervisor.vm_states(host)).await?;
+        let states =
+            self.host_calls.call(host, "vm_states", self.hypervisor.vm_states(host)).await?;
         Ok(states.into_iter().map(|r| (r.vm, r.state)).collect())
     }
 
@@ -276,7 +277,7 @@ impl Engine {
             };
             known.insert(vm);
             let _turn = self.queues.enter(vm.0).await;
-            let state = match self.vm_state(vm).await {
+            let state = match self.vms.vm_state(vm).await {
                 Ok(s) => s,
                 Err(EngineError::NotFound { .. }) => continue,
                 Err(e) => return Err(e),
@@ -298,7 +299,7 @@ impl Engine {
                 }
                 (self.reported_states(host).await?.get(&vm).copied(), placed)
             };
-            match self.settle_vm_to_report(host, vm, state, actual, placed).await? {
+            match self.vms.settle_vm_to_report(host, vm, state, actual, placed).await? {
                 Settled::Corrected => report.corrected += 1,
                 Settled::Stopped => report.stopped += 1,
                 Settled::Unchanged => {}
@@ -327,7 +328,9 @@ impl Engine {
         if !workflow_runs::is_rolled_back_create(&self.db, vm).await? {
             return Ok(false);
         }
-        if let Err(e) = self.hv(host, "destroy", self.hypervisor.destroy_vm(host, vm)).await {
+        if let Err(e) =
+            self.host_calls.call(host, "destroy", self.hypervisor.destroy_vm(host, vm)).await
+        {
             tracing::warn!(%host, %vm, %e, "could not destroy a VM whose create was rolled back");
             return Ok(false);
         }

@@ -2,11 +2,13 @@
 
 pub mod cluster;
 pub mod host;
+pub mod host_calls;
 mod host_maintenance;
 pub mod host_roster;
 mod host_sync;
 pub mod host_tracker;
 pub mod image;
+pub mod jobs;
 mod list;
 pub mod network;
 pub mod offering;

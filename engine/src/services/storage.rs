@@ -127,10 +127,11 @@ impl Engine {
         self.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: PrimaryStorageId = self.ids.next();
         let new = new_storage(id, req.zone_uuid, &req.name, &req.url, req.total_bytes);
-        let _cache = self.cache_gate.read().await;
+        let _cache = self.caches.gate.read().await;
         let inserted = storages::insert_primary(&self.db, &new).await;
         child_inserted(inserted, || EngineError::missing("zone_uuid", "zone", req.zone_uuid))?;
-        self.scheduler
+        self.caches
+            .scheduler
             .topology()
             .storages
             .insert(id, StorageInfo { total: req.total_bytes, used: 0, enabled: true });
@@ -154,13 +155,13 @@ impl Engine {
     /// Deletes a primary storage that holds no volumes, detaching it from its clusters.
     pub async fn delete_primary_storage(&self, id: PrimaryStorageId) -> EngineResult<()> {
         self.get_primary_storage(id).await?;
-        let _cache = self.cache_gate.read().await;
+        let _cache = self.caches.gate.read().await;
         let outcome = storages::delete_primary_if_empty(&self.db, id).await?;
         emptied(outcome, "primary storage", id, |n| {
             format!("primary storage {id} still holds {n} volumes")
         })?;
         {
-            let mut t = self.scheduler.topology();
+            let mut t = self.caches.scheduler.topology();
             t.storages.remove(&id);
             for c in t.clusters.values_mut() {
                 c.primary_storages.retain(|p| *p != id);

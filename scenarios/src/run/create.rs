@@ -32,18 +32,18 @@ pub(crate) async fn vm_op(
 ) -> EngineResult<Rows> {
     let mode = if force { StopMode::Force } else { StopMode::Graceful };
     Ok(match op {
-        WalkOp::Start => engine.start_vm(vm, None).await.map(|_| Rows::Same)?,
-        WalkOp::Stop => engine.stop_vm(vm, mode).await.map(|_| Rows::Same)?,
-        WalkOp::Reboot => engine.reboot_vm(vm).await.map(|_| Rows::Same)?,
-        WalkOp::Pause => engine.pause_vm(vm).await.map(|_| Rows::Same)?,
-        WalkOp::Resume => engine.resume_vm(vm).await.map(|_| Rows::Same)?,
-        WalkOp::Migrate => engine.migrate_vm(vm, None).await.map(|_| Rows::Same)?,
-        WalkOp::Destroy => match engine.destroy_vm(vm).await? {
+        WalkOp::Start => engine.vms.start_vm(vm, None).await.map(|_| Rows::Same)?,
+        WalkOp::Stop => engine.vms.stop_vm(vm, mode).await.map(|_| Rows::Same)?,
+        WalkOp::Reboot => engine.vms.reboot_vm(vm).await.map(|_| Rows::Same)?,
+        WalkOp::Pause => engine.vms.pause_vm(vm).await.map(|_| Rows::Same)?,
+        WalkOp::Resume => engine.vms.resume_vm(vm).await.map(|_| Rows::Same)?,
+        WalkOp::Migrate => engine.vms.migrate_vm(vm, None).await.map(|_| Rows::Same)?,
+        WalkOp::Destroy => match engine.vms.destroy_vm(vm).await? {
             DestroyOutcome::Destroyed => Rows::Same,
             DestroyOutcome::Expunged => Rows::Removed,
         },
-        WalkOp::Recover => engine.recover_vm(vm).await.map(|_| Rows::Same)?,
-        WalkOp::Expunge => engine.expunge_vm(vm).await.map(|_| Rows::Removed)?,
+        WalkOp::Recover => engine.vms.recover_vm(vm).await.map(|_| Rows::Same)?,
+        WalkOp::Expunge => engine.vms.expunge_vm(vm).await.map(|_| Rows::Removed)?,
         other => {
             return Err(oxstack_engine::EngineError::Internal(format!(
                 "{} is not a VM operation",
@@ -101,12 +101,12 @@ impl Runner<'_> {
         let results = futures::stream::iter(first..first + p.count)
             .then(move |n| {
                 let (engine, req) = (engine.clone(), env.create_request(n));
-                async move { (engine.clone(), engine.plan_create_vm(req).await) }
+                async move { (engine.clone(), engine.vms.plan_create_vm(req).await) }
             })
             .map(|(engine, plan)| async move {
                 let timer = Timer::start();
                 let r = match plan {
-                    Ok(plan) => engine.run_create_vm(plan).await.map(|vm| vm.uuid),
+                    Ok(plan) => engine.vms.run_create_vm(plan).await.map(|vm| vm.uuid),
                     Err(e) => Err(e),
                 };
                 (timer, r)

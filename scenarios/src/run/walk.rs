@@ -139,7 +139,7 @@ impl Runner<'_> {
                 let req = self.env.create_request(self.next_vm);
                 self.next_vm += 1;
                 let timer = Timer::start();
-                let r = self.engine.create_vm(req).await;
+                let r = self.engine.vms.create_vm(req).await;
                 self.stats.record("create", timer, &r);
                 if let Ok(vm) = r {
                     self.created.insert(vm.uuid);

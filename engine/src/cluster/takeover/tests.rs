@@ -33,7 +33,7 @@ async fn beat(nodes: &[&Engine]) {
 }
 
 async fn state(e: &Engine, vm: VmId) -> VmState {
-    e.get_vm(vm).await.unwrap().state
+    e.vms.get_vm(vm).await.unwrap().state
 }
 
 async fn job_state(e: &Engine, job: JobId) -> String {
@@ -67,14 +67,14 @@ async fn a_live_nodes_operations_are_left_alone_and_a_dead_nodes_are_taken_over(
     let dir = TestDbDir::new("takeover");
     let cloud = Cloud::on_db(&dir.url(), 2, 8, 16, 16).await;
     let a = cloud.engine.clone();
-    let vm_a = a.create_vm(cloud.create_req("a")).await.unwrap().uuid;
-    let vm_b = a.create_vm(cloud.create_req("b")).await.unwrap().uuid;
+    let vm_a = a.vms.create_vm(cloud.create_req("a")).await.unwrap().uuid;
+    let vm_b = a.vms.create_vm(cloud.create_req("b")).await.unwrap().uuid;
     let b = another_node(&cloud, &dir.url()).await;
     beat(&[&a, &b]).await;
     beat(&[&a, &b]).await;
     assert_eq!(a.membership.ring().nodes().len(), 2);
-    a.set_vm_state(vm_a, VmState::Running, VmState::Stopping).await.unwrap();
-    b.set_vm_state(vm_b, VmState::Running, VmState::Stopping).await.unwrap();
+    a.vms.set_vm_state(vm_a, VmState::Running, VmState::Stopping).await.unwrap();
+    b.vms.set_vm_state(vm_b, VmState::Running, VmState::Stopping).await.unwrap();
     let (job_a, job_b) = (endless_job(&a, vm_a).await, endless_job(&b, vm_b).await);
 
     // A third node starting while both are live touches neither's operations.
@@ -116,8 +116,8 @@ async fn a_restarted_node_recovers_a_crashed_run_after_the_timeout_and_a_clean_o
     let dir = TestDbDir::new("takeover");
     let cloud = Cloud::on_db(&dir.url(), 1, 8, 16, 16).await;
     let old = cloud.engine.clone();
-    let vm = old.create_vm(cloud.create_req("v")).await.unwrap().uuid;
-    old.set_vm_state(vm, VmState::Running, VmState::Stopping).await.unwrap();
+    let vm = old.vms.create_vm(cloud.create_req("v")).await.unwrap().uuid;
+    old.vms.set_vm_state(vm, VmState::Running, VmState::Stopping).await.unwrap();
     let job = endless_job(&old, vm).await;
     // A crash: the row stays Running (only the connections are closed to free the file).
     old.db.close().await;
@@ -131,7 +131,7 @@ async fn a_restarted_node_recovers_a_crashed_run_after_the_timeout_and_a_clean_o
     assert_eq!(job_state(&new, job).await, "Failed");
 
     // A clean shutdown marks the node Left, so the next node recovers at start.
-    new.set_vm_state(vm, VmState::Unknown, VmState::Starting).await.unwrap();
+    new.vms.set_vm_state(vm, VmState::Unknown, VmState::Starting).await.unwrap();
     new.shutdown().await;
     let next = another_node(&cloud, &dir.url()).await;
     assert_eq!(state(&next, vm).await, VmState::Unknown);
@@ -143,9 +143,9 @@ async fn a_create_that_committed_before_the_crash_gets_its_job_succeeded() {
     let dir = TestDbDir::new("takeover");
     let cloud = Cloud::on_db(&dir.url(), 1, 8, 16, 16).await;
     let old = cloud.engine.clone();
-    let committed = old.create_vm(cloud.create_req("committed")).await.unwrap().uuid;
-    let stopped = old.create_vm(cloud.create_req("stopped")).await.unwrap().uuid;
-    old.stop_vm(stopped, oxstack_hypervisor::StopMode::Force).await.unwrap();
+    let committed = old.vms.create_vm(cloud.create_req("committed")).await.unwrap().uuid;
+    let stopped = old.vms.create_vm(cloud.create_req("stopped")).await.unwrap().uuid;
+    old.vms.stop_vm(stopped, oxstack_hypervisor::StopMode::Force).await.unwrap();
     // Create jobs whose outcome the crash kept from being recorded: one VM is Running with no
     // run left (its create committed), the other is not Running (nothing says it succeeded).
     let job_ok = endless_job_of(&old, "create-vm", committed).await;
@@ -180,7 +180,7 @@ async fn a_node_left_alone_by_a_death_reloads_the_caches_the_dead_node_made_stal
     beat(&[&a, &b]).await;
     assert!(!a.membership.alone());
     // b's writes: a's capacity index and IPAM do not see them.
-    b.create_vm(cloud.create_req("on-b")).await.unwrap();
+    b.vms.create_vm(cloud.create_req("on-b")).await.unwrap();
     assert!(!a.invariant_violations().await.unwrap().is_empty(), "a's caches lag b's create");
     b.db.close().await;
 
@@ -215,7 +215,7 @@ async fn until_writes<F: std::future::Future>(e: &Engine, writes: u64, op: F) ->
 async fn two_nodes(dir: &TestDbDir) -> (Cloud, Engine, Engine, VmId) {
     let cloud = Cloud::on_db(&dir.url(), 2, 8, 16, 16).await;
     let a = cloud.engine.clone();
-    let vm = a.create_vm(cloud.create_req("first")).await.unwrap().uuid;
+    let vm = a.vms.create_vm(cloud.create_req("first")).await.unwrap().uuid;
     let b = another_node(&cloud, &dir.url()).await;
     beat(&[&a, &b]).await;
     beat(&[&a, &b]).await;
@@ -279,7 +279,7 @@ async fn nothing(_: &Cloud, _: &Engine, _: VmId) {}
 
 /// `vm`'s state and whether it holds a host, as `b` has it.
 async fn settled(b: &Engine, vm: VmId) -> (VmState, bool) {
-    let v = b.get_vm(vm).await.unwrap();
+    let v = b.vms.get_vm(vm).await.unwrap();
     (v.state, v.host_uuid.is_some())
 }
 
@@ -290,9 +290,9 @@ fn runs(cloud: &Cloud, vm: VmId) -> bool {
 
 #[tokio::test(start_paused = true)]
 async fn a_migration_whose_node_dies_after_any_write_ends_where_the_hypervisor_has_it() {
-    let migrate = async |_: &Cloud, a: &Engine, vm| drop(a.migrate_vm(vm, None).await);
+    let migrate = async |_: &Cloud, a: &Engine, vm| drop(a.vms.migrate_vm(vm, None).await);
     let check = async |cloud: &Cloud, b: &Engine, vm, at: &str| {
-        let v = b.get_vm(vm).await.unwrap();
+        let v = b.vms.get_vm(vm).await.unwrap();
         let runs_on = cloud.sim.vm(vm).map(|v| v.host);
         assert_eq!((v.state, v.host_uuid), (VmState::Running, runs_on), "{at}");
     };
@@ -302,11 +302,11 @@ async fn a_migration_whose_node_dies_after_any_write_ends_where_the_hypervisor_h
 #[tokio::test(start_paused = true)]
 async fn a_create_whose_node_dies_after_any_write_leaves_it_whole_or_nothing() {
     let create = async |cloud: &Cloud, a: &Engine, _| {
-        drop(a.create_vm(cloud.create_req("second")).await);
+        drop(a.vms.create_vm(cloud.create_req("second")).await);
     };
     let check = async |cloud: &Cloud, b: &Engine, first, at: &str| {
         assert_eq!(settled(b, first).await, (VmState::Running, true), "{at}");
-        let vms = b.list_vms(&crate::services::ListQuery::default()).await.unwrap().items;
+        let vms = b.vms.list_vms(&crate::services::ListQuery::default()).await.unwrap().items;
         let second: Vec<_> = vms.iter().filter(|v| v.name == "second").collect();
         match second[..] {
             [] => assert_eq!(cloud.sim.vm_count(), 1, "{at}: left in the hypervisor"),
@@ -329,21 +329,21 @@ async fn where_it_runs(cloud: &Cloud, b: &Engine, vm: VmId, at: &str) {
 #[tokio::test(start_paused = true)]
 async fn a_stop_whose_node_dies_after_any_write_is_settled_by_the_next_sync() {
     let force = oxstack_hypervisor::StopMode::Force;
-    let stop = async |_: &Cloud, a: &Engine, vm| drop(a.stop_vm(vm, force).await);
+    let stop = async |_: &Cloud, a: &Engine, vm| drop(a.vms.stop_vm(vm, force).await);
     after_each_write(1..=5, "a stop", nothing, stop, where_it_runs).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_start_whose_node_dies_after_any_write_is_settled_by_the_next_sync() {
     let force = oxstack_hypervisor::StopMode::Force;
-    let stopped = async |_: &Cloud, a: &Engine, vm| drop(a.stop_vm(vm, force).await.unwrap());
-    let start = async |_: &Cloud, a: &Engine, vm| drop(a.start_vm(vm, None).await);
+    let stopped = async |_: &Cloud, a: &Engine, vm| drop(a.vms.stop_vm(vm, force).await.unwrap());
+    let start = async |_: &Cloud, a: &Engine, vm| drop(a.vms.start_vm(vm, None).await);
     after_each_write(1..=8, "a start", stopped, start, where_it_runs).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_destroy_whose_node_dies_after_any_write_is_settled_by_the_next_sync() {
-    let destroy = async |_: &Cloud, a: &Engine, vm| drop(a.destroy_vm(vm).await);
+    let destroy = async |_: &Cloud, a: &Engine, vm| drop(a.vms.destroy_vm(vm).await);
     let check = async |cloud: &Cloud, b: &Engine, vm, at: &str| {
         // Gone from the hypervisor: destroyed, or (interrupted, one call) Stopped there.
         if settled(b, vm).await != (VmState::Destroyed, false) {
@@ -361,7 +361,7 @@ async fn a_reconciliation_whose_node_dies_after_any_write_is_finished_by_the_nex
     };
     let check = async |cloud: &Cloud, b: &Engine, vm, at: &str| {
         let host = cloud.sim.vm(vm).map(|v| v.host);
-        let v = b.get_vm(vm).await.unwrap();
+        let v = b.vms.get_vm(vm).await.unwrap();
         let want = (VmState::Stopped, None, host);
         assert_eq!((v.state, v.host_uuid, v.last_host_uuid), want, "{at}");
     };

@@ -189,7 +189,7 @@ impl Engine {
             }
         }
         let (id, netmask, gateway) = (range.uuid, range.netmask, range.gateway);
-        self.ipam.add_range(l3, RangeInfo { id, start, end, netmask, gateway });
+        self.caches.ipam.add_range(l3, RangeInfo { id, start, end, netmask, gateway });
         // As written, not read back: a later request may already have deleted it.
         Ok(IpRange::from(range))
     }
@@ -213,7 +213,7 @@ impl Engine {
         let l3 = r.l3_network_uuid;
         let _turn = self.queues.enter(l3.0).await;
         // No NIC is being given an address meanwhile: they allocate holding the gate shared.
-        let _no_allocations = self.cache_gate.write().await;
+        let _no_allocations = self.caches.gate.write().await;
         let used = ip_ranges::addresses_used(&self.db, l3, r.start_ip, r.end_ip).await?;
         if used > 0 {
             return Err(EngineError::Conflict(format!(
@@ -223,7 +223,7 @@ impl Engine {
         if !ip_ranges::delete(&self.db, id).await? {
             return Err(EngineError::not_found("IP range", id));
         }
-        self.ipam.remove_range(l3, id);
+        self.caches.ipam.remove_range(l3, id);
         Ok(())
     }
 }

@@ -96,7 +96,7 @@ impl From<L3Row> for L3Network {
 }
 
 /// A stored range as IPAM holds it.
-fn range_info(r: &RangeRow) -> RangeInfo {
+pub(crate) fn range_info(r: &RangeRow) -> RangeInfo {
     RangeInfo {
         id: r.uuid,
         start: u32::from(r.start_ip),
@@ -118,23 +118,6 @@ pub async fn load_ipam(db: &Db, ipam: &Ipam) -> EngineResult<()> {
 }
 
 impl Engine {
-    /// Reloads every L3 network's pool into IPAM from the database.
-    pub(crate) async fn reload_ipam(&self) -> EngineResult<()> {
-        for l3 in networks::all_l3_ids(&self.db).await? {
-            self.reload_ipam_l3(l3).await?;
-        }
-        Ok(())
-    }
-
-    /// Reloads one L3 network's ranges and used addresses into IPAM from the database.
-    pub(crate) async fn reload_ipam_l3(&self, l3: L3NetworkId) -> EngineResult<()> {
-        let _no_writes = self.cache_gate.write().await;
-        let ranges = ip_ranges::of_l3(&self.db, Some(l3)).await?.iter().map(range_info).collect();
-        let used = ip_ranges::nic_addresses(&self.db, Some(l3)).await?;
-        self.ipam.replace_l3(l3, ranges, used.into_iter().map(|(_, ip)| u32::from(ip)).collect());
-        Ok(())
-    }
-
     /// Creates an L2 network.
     pub async fn create_l2_network(&self, req: CreateL2Network) -> EngineResult<L2Network> {
         check_name(&req.name)?;
@@ -179,12 +162,12 @@ impl Engine {
     pub async fn delete_l2_network(&self, id: L2NetworkId) -> EngineResult<()> {
         self.get_l2_network(id).await?;
         {
-            let _cache = self.cache_gate.read().await;
+            let _cache = self.caches.gate.read().await;
             let outcome = networks::delete_l2_if_empty(&self.db, id).await?;
             emptied(outcome, "L2 network", id, |n| {
                 format!("L2 network {id} still has {n} L3 networks")
             })?;
-            for c in self.scheduler.topology().clusters.values_mut() {
+            for c in self.caches.scheduler.topology().clusters.values_mut() {
                 c.l2_networks.remove(&id);
             }
         }
@@ -234,7 +217,7 @@ impl Engine {
         self.get_l3_network(id).await?;
         let outcome = networks::delete_l3_if_empty(&self.db, id).await?;
         emptied(outcome, "L3 network", id, |n| format!("L3 network {id} still has {n} NICs"))?;
-        self.ipam.remove_l3(id);
+        self.caches.ipam.remove_l3(id);
         self.events.publish("l3_network", id.0, Some("Enabled"), None);
         Ok(())
     }

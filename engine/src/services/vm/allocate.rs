@@ -11,17 +11,16 @@ use std::net::Ipv4Addr;
 
 use oxstack_db::vm_nics::{self, NicRow, NicWiring};
 use oxstack_db::volumes::{self, Charged, VolumeRow};
-use oxstack_db::{Constraint, DbError};
+use oxstack_db::{networks, Constraint, DbError};
 use oxstack_hypervisor::NicSpec;
 
+use super::VmService;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{ClusterId, L3NetworkId, NicId, PrimaryStorageId, VmId, VolumeId};
-use crate::Engine;
 
-/// How many times a reservation is retried after losing a race in the database.
-pub(super) const RACE_RETRIES: usize = 8;
+pub(super) use crate::scheduler::RACE_RETRIES;
 
-impl Engine {
+impl VmService {
     /// Creates a volume row on a primary storage of `cluster`, reserving its bytes. Idempotent.
     pub(crate) async fn allocate_root_volume(
         &self,
@@ -31,15 +30,15 @@ impl Engine {
         bytes: u64,
         format: &str,
     ) -> EngineResult<PrimaryStorageId> {
-        let ticket = self.scheduler_refresh.ticket();
-        let reserve = || self.scheduler.reserve_storage(cluster, bytes);
-        let mut cache = self.cache_gate.read().await;
+        let ticket = self.caches.refresh.ticket();
+        let reserve = || self.caches.scheduler.reserve_storage(cluster, bytes);
+        let mut cache = self.caches.gate.read().await;
         let mut ps = reserve();
-        if ps.is_none() && !self.membership.alone() {
+        if ps.is_none() && self.caches.may_lag() {
             // Another node may have freed room since this node's topology was loaded.
             drop(cache);
-            self.scheduler_refresh.run(ticket, || self.reload_scheduler()).await?;
-            cache = self.cache_gate.read().await;
+            self.caches.refresh.run(ticket, || self.caches.reload_scheduler()).await?;
+            cache = self.caches.gate.read().await;
             ps = reserve();
         }
         let _cache = cache;
@@ -64,7 +63,7 @@ impl Engine {
         };
         let charged = volumes::insert_charged(&self.db, &row).await;
         if !matches!(charged, Ok(Charged::Inserted)) {
-            self.scheduler.topology().release_storage(ps, bytes);
+            self.caches.scheduler.topology().release_storage(ps, bytes);
         }
         match charged {
             Ok(Charged::Inserted) => Ok(ps),
@@ -91,9 +90,12 @@ impl Engine {
     /// Deletes a volume row and returns its bytes to its storage. Idempotent.
     pub(crate) async fn free_volume(&self, volume: VolumeId) -> EngineResult<()> {
         let Some(row) = volumes::get(&self.db, volume).await? else { return Ok(()) };
-        let _cache = self.cache_gate.read().await;
+        let _cache = self.caches.gate.read().await;
         if volumes::delete_refunded(&self.db, &row).await? {
-            self.scheduler.topology().release_storage(row.primary_storage_uuid, row.size_bytes);
+            self.caches
+                .scheduler
+                .topology()
+                .release_storage(row.primary_storage_uuid, row.size_bytes);
         }
         Ok(())
     }
@@ -113,26 +115,28 @@ impl Engine {
         // database once, when it says the network is full or hands out an address another node
         // took.
         let mut reloaded = false;
-        let multi_node = !self.membership.alone();
+        let multi_node = self.caches.may_lag();
         for attempt in 0..2 * RACE_RETRIES {
-            let cache = self.cache_gate.read().await;
+            let cache = self.caches.gate.read().await;
             if multi_node {
                 // Start from a point of this NIC's own, not where every node's cursor is.
                 let seed =
                     u64::from_le_bytes(nic.0.as_bytes()[8..16].try_into().unwrap_or_default());
-                self.ipam.scatter_cursor(l3, seed.wrapping_add(attempt as u64));
+                self.caches.ipam.scatter_cursor(l3, seed.wrapping_add(attempt as u64));
             }
-            let Some(alloc) = self.ipam.allocate(l3) else {
-                if !reloaded && !self.membership.alone() {
+            let Some(alloc) = self.caches.ipam.allocate(l3) else {
+                if !reloaded && self.caches.may_lag() {
                     drop(cache);
-                    self.reload_ipam_l3(l3).await?;
+                    self.caches.reload_ipam_l3(l3).await?;
                     reloaded = true;
                     continue;
                 }
                 drop(cache);
                 // Deleted since the plan read it (its pool went with it), or full.
                 let field = format!("l3_network_uuids[{index}]");
-                self.get_l3_network(l3).await.map_err(|e| e.named_in(&field))?;
+                if networks::get_l3(&self.db, l3).await?.is_none() {
+                    return Err(EngineError::missing(field, "L3 network", l3));
+                }
                 return Err(EngineError::InsufficientCapacity(format!(
                     "L3 network {l3} has no free IP address left"
                 )));
@@ -151,29 +155,29 @@ impl Engine {
                 Err(DbError::Constraint { kind: Constraint::Unique, .. }) => {
                     // An earlier run of this step already made this NIC: keep it.
                     if let Some(existing) = vm_nics::get(&self.db, nic).await? {
-                        self.ipam.release(l3, alloc.ip);
+                        self.caches.ipam.release(l3, alloc.ip);
                         let (ip, mac) = (existing.ip, existing.mac);
                         return Ok(self.nic_spec(l3, ip, mac, iface.to_owned()));
                     }
                     // Either the address was taken behind the cache's back (keep it marked used)
                     // or the MAC collided (free the address, pick another MAC).
                     if !vm_nics::address_taken(&self.db, l3, alloc.ip).await? {
-                        self.ipam.release(l3, alloc.ip);
+                        self.caches.ipam.release(l3, alloc.ip);
                         mac = mac_for(self.ids.next::<uuid::Uuid>().as_bytes());
-                    } else if !reloaded && !self.membership.alone() {
+                    } else if !reloaded && self.caches.may_lag() {
                         drop(cache);
-                        self.reload_ipam_l3(l3).await?;
+                        self.caches.reload_ipam_l3(l3).await?;
                         reloaded = true;
                     }
                 }
                 Err(DbError::Constraint { kind: Constraint::ForeignKey, .. }) => {
                     // The L3 network was deleted since the plan read it.
-                    self.ipam.release(l3, alloc.ip);
+                    self.caches.ipam.release(l3, alloc.ip);
                     let field = format!("l3_network_uuids[{index}]");
                     return Err(EngineError::missing(field, "L3 network", l3));
                 }
                 Err(e) => {
-                    self.ipam.release(l3, alloc.ip);
+                    self.caches.ipam.release(l3, alloc.ip);
                     return Err(e.into());
                 }
             }
@@ -185,9 +189,9 @@ impl Engine {
 
     /// Deletes a NIC and returns its address to IPAM. Idempotent.
     pub(crate) async fn free_nic(&self, nic: NicId) -> EngineResult<()> {
-        let _cache = self.cache_gate.read().await;
+        let _cache = self.caches.gate.read().await;
         if let Some((l3, ip)) = vm_nics::delete(&self.db, nic).await? {
-            self.ipam.release(l3, ip);
+            self.caches.ipam.release(l3, ip);
         }
         Ok(())
     }
@@ -202,7 +206,7 @@ impl Engine {
 
     /// A NIC as a host needs it: netmask and gateway from the address's IP range.
     fn nic_spec(&self, l3: L3NetworkId, ip: Ipv4Addr, mac: String, iface: String) -> NicSpec {
-        let range = self.ipam.range_of(l3, ip);
+        let range = self.caches.ipam.range_of(l3, ip);
         NicSpec {
             mac,
             ip,

@@ -20,12 +20,13 @@
 //! back; what the undos read is [`CreateIds`], all the journal keeps.
 
 use async_trait::async_trait;
-use oxstack_db::create_plan;
 use oxstack_db::vm_instances::{self, Holding, Holds, NewVm};
+use oxstack_db::{clusters, create_plan, hosts, images};
 use oxstack_hypervisor::{HostId, HypervisorError, NicSpec, VmSpec, VolumeSpec};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::VmService;
 use super::{VmCall, VmInstance, VmState};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{
@@ -35,7 +36,6 @@ use crate::scheduler::HostRequest;
 use crate::services::check_name;
 use crate::workflow::journal::{fingerprint, from_json, to_json};
 use crate::workflow::{Journal, Journaled, Step, Workflow};
-use crate::Engine;
 
 /// `POST /v1/vm-instances`.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -97,7 +97,7 @@ pub struct CreateIds {
 
 /// The create workflow's context: the plan, and what the steps produced.
 pub struct CreateCtx {
-    pub engine: Engine,
+    pub vms: VmService,
     /// What the undos read; the journal keeps it.
     pub ids: CreateIds,
     /// What the steps run from; `None` in a context rebuilt from the journal, which only undoes.
@@ -110,7 +110,7 @@ pub struct CreateCtx {
 
 impl CreateCtx {
     /// A context for running `plan`, nothing done yet.
-    pub fn new(engine: Engine, plan: CreatePlan) -> Self {
+    pub fn new(vms: VmService, plan: CreatePlan) -> Self {
         let ids = CreateIds {
             vm: plan.vm,
             root_volume: plan.root_volume,
@@ -118,14 +118,14 @@ impl CreateCtx {
             host: None,
             cluster: None,
         };
-        Self { engine, ids, plan: Some(plan), nics: Vec::new(), journal: None }
+        Self { vms, ids, plan: Some(plan), nics: Vec::new(), journal: None }
     }
 
     /// Rebuilds, from its journaled form, a context to undo an interrupted run with: the undos
     /// read only the IDs the journal keeps, and the steps cannot run without a plan.
-    pub(crate) fn restore(engine: Engine, json: &str) -> EngineResult<Self> {
+    pub(crate) fn restore(vms: VmService, json: &str) -> EngineResult<Self> {
         let ids = from_json(json)?;
-        Ok(Self { engine, ids, plan: None, nics: Vec::new(), journal: None })
+        Ok(Self { vms, ids, plan: None, nics: Vec::new(), journal: None })
     }
 
     /// The plan the steps run from.
@@ -148,7 +148,7 @@ impl Journaled for CreateCtx {
     }
 }
 
-impl Engine {
+impl VmService {
     /// Validates a create request and fixes the new VM's IDs. Changes nothing.
     ///
     /// The offering, the image and the L3 networks (with their L2's interface) come back in one
@@ -222,10 +222,10 @@ impl Engine {
         }
         crate::services::to_i64("root_disk_bytes", root_bytes)?;
         if let Some(c) = req.cluster_uuid {
-            self.get_cluster(c).await.map_err(|e| e.named_in("cluster_uuid"))?;
+            self.require(clusters::get(&self.db, c).await?, "cluster_uuid", "cluster", c)?;
         }
         if let Some(h) = req.host_uuid {
-            self.get_host(h).await.map_err(|e| e.named_in("host_uuid"))?;
+            self.require(hosts::get(&self.db, h).await?, "host_uuid", "host", h)?;
         }
         Ok(CreatePlan {
             vm: self.ids.next(),
@@ -254,14 +254,14 @@ impl Engine {
         self.run_create_vm(plan).await
     }
 
-    /// Runs the create workflow for a plan from [`Engine::plan_create_vm`], between the VM
+    /// Runs the create workflow for a plan from [`VmService::plan_create_vm`], between the VM
     /// lifecycle hooks.
     pub async fn run_create_vm(&self, plan: CreatePlan) -> EngineResult<VmInstance> {
-        if self.vm_hooks.is_empty() {
+        if self.hooks.is_empty() {
             return self.create_in_turn(plan).await;
         }
         let hooked = plan.clone();
-        // Boxed, so that a create future stays the size of the run (see `Engine::with_hooks`).
+        // Boxed, so that a create future stays the size of the run (see `VmService::with_hooks`).
         Box::pin(self.between_hooks(VmCall::Create { plan: &hooked }, self.create_in_turn(plan)))
             .await
     }
@@ -332,7 +332,7 @@ impl Step<CreateCtx> for PlaceVm {
         if ctx.ids.host.is_some() {
             return Ok(());
         }
-        let e = &ctx.engine;
+        let e = &ctx.vms;
         let p = ctx.plan()?;
         let req = HostRequest {
             cpus: p.cpus,
@@ -355,7 +355,7 @@ impl Step<CreateCtx> for PlaceVm {
             cpus: p.cpus,
             memory_bytes: p.memory,
         };
-        let mut reservation = e.reserve_host(&req);
+        let mut reservation = e.capacity.reserve_host(&req);
         let (host, cluster) = loop {
             let candidate = reservation.next().await?;
             let (host, cluster) = (candidate.host, candidate.cluster);
@@ -382,7 +382,7 @@ impl Step<CreateCtx> for PlaceVm {
                 Ok(false) => {}
                 // The row names its image: one deleted since the plan read it refuses the row.
                 Err(err) if err.is_foreign_key_violation() => {
-                    e.get_image(p.image).await.map_err(|e| e.named_in("image_uuid"))?;
+                    e.require(images::get(&e.db, p.image).await?, "image_uuid", "image", p.image)?;
                     return Err(EngineError::Conflict(format!(
                         "a resource vm {} names was deleted while it was being created",
                         p.vm
@@ -397,11 +397,11 @@ impl Step<CreateCtx> for PlaceVm {
         Ok(())
     }
     async fn undo(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
-        let e = &ctx.engine;
+        let e = &ctx.vms;
         let vm = ctx.ids.vm;
         if let Some(Holding { host, cpus, memory_bytes }) = e.vm_holding(vm, Holds::Host).await? {
             let delete = vm_instances::delete_placed_on(vm, host);
-            if e.release_held(host, cpus, memory_bytes, delete).await? {
+            if e.capacity.release_held(host, cpus, memory_bytes, delete).await? {
                 e.events.publish("vm", vm.0, None, None);
             }
         }
@@ -421,13 +421,13 @@ impl Step<CreateCtx> for AllocateRootVolume {
             EngineError::Internal("no cluster chosen before the root volume".into())
         })?;
         let p = ctx.plan()?;
-        ctx.engine
+        ctx.vms
             .allocate_root_volume(p.vm, p.root_volume, cluster, p.root_bytes, &p.image_format)
             .await?;
         Ok(())
     }
     async fn undo(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
-        ctx.engine.free_volume(ctx.ids.root_volume).await
+        ctx.vms.free_volume(ctx.ids.root_volume).await
     }
 }
 
@@ -441,12 +441,12 @@ impl Step<CreateCtx> for AllocateNics {
         let mut made = Vec::with_capacity(p.nics.len());
         for (i, ((nic, l3), iface)) in p.nics.iter().zip(&p.l3s).zip(&p.nic_interfaces).enumerate()
         {
-            match ctx.engine.allocate_nic(p.vm, *nic, *l3, i as u32, iface).await {
+            match ctx.vms.allocate_nic(p.vm, *nic, *l3, i as u32, iface).await {
                 Ok(spec) => made.push(spec),
                 Err(e) => {
                     // A failed step leaves nothing: free the NICs this run already made.
                     for done in &p.nics[..i] {
-                        ctx.engine.free_nic(*done).await?;
+                        ctx.vms.free_nic(*done).await?;
                     }
                     return Err(e);
                 }
@@ -457,7 +457,7 @@ impl Step<CreateCtx> for AllocateNics {
     }
     async fn undo(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
         for nic in &ctx.ids.nics {
-            ctx.engine.free_nic(*nic).await?;
+            ctx.vms.free_nic(*nic).await?;
         }
         ctx.nics.clear();
         Ok(())
@@ -474,7 +474,7 @@ impl Step<CreateCtx> for CreateOnHost {
             .ids
             .host
             .ok_or_else(|| EngineError::Internal("no host chosen before create-on-host".into()))?;
-        let e = &ctx.engine;
+        let e = &ctx.vms;
         let p = ctx.plan()?;
         e.set_vm_state(p.vm, VmState::Created, VmState::Starting).await?;
         let spec = VmSpec {
@@ -492,12 +492,12 @@ impl Step<CreateCtx> for CreateOnHost {
             data_volumes: Vec::new(),
             nics: ctx.nics.clone(),
         };
-        e.hv(host, "create", e.hypervisor.create_vm(host, &spec)).await
+        e.host_calls.call(host, "create", e.hypervisor.create_vm(host, &spec)).await
     }
     async fn undo(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
         let Some(host) = ctx.ids.host else { return Ok(()) };
-        let e = &ctx.engine;
-        match e.hv(host, "destroy", e.hypervisor.destroy_vm(host, ctx.ids.vm)).await {
+        let e = &ctx.vms;
+        match e.host_calls.call(host, "destroy", e.hypervisor.destroy_vm(host, ctx.ids.vm)).await {
             // Never created there (the run stopped before): nothing to undo.
             Err(EngineError::Hypervisor(HypervisorError::VmNotFound { .. })) => Ok(()),
             other => other,

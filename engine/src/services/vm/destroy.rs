@@ -14,12 +14,12 @@ use oxstack_db::vm_nics::{self, NicRow};
 use oxstack_db::volumes::{self, VolumeRow};
 use oxstack_hypervisor::HypervisorError;
 
+use super::VmService;
 use super::{VmCall, VmOp, VmState};
 use crate::config::ConfigName;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::VmId;
 use crate::workflow::{Step, Workflow};
-use crate::Engine;
 
 /// What destroying a VM did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +30,7 @@ pub enum DestroyOutcome {
     Expunged,
 }
 
-impl Engine {
+impl VmService {
     /// Destroys a VM: powered off and undefined, capacity returned; its volume and IPs are kept
     /// so it can be recovered, unless the deletion policy is Direct.
     pub async fn destroy_vm(&self, vm: VmId) -> EngineResult<DestroyOutcome> {
@@ -45,7 +45,7 @@ impl Engine {
             // The host the VM stays defined on because it could not be reached.
             let mut still_defined_on = None;
             if let Some(h) = host.or(last) {
-                match self.hv(h, "destroy", self.hypervisor.destroy_vm(h, vm)).await {
+                match self.host_calls.call(h, "destroy", self.hypervisor.destroy_vm(h, vm)).await {
                     Ok(()) => {}
                     Err(EngineError::Hypervisor(
                         e @ (HypervisorError::HostUnreachable { .. }
@@ -86,7 +86,7 @@ impl Engine {
                 .await?
                 .ok_or_else(|| EngineError::not_found("vm", vm))?;
             if let Some(h) = pending {
-                self.hv(h, "destroy", self.hypervisor.destroy_vm(h, vm)).await?;
+                self.host_calls.call(h, "destroy", self.hypervisor.destroy_vm(h, vm)).await?;
                 vm_instances::set_last_host(vm, None).execute(self.db.w()).await?;
             }
             self.set_vm_state(vm, state, VmState::Stopped).await?;
@@ -121,7 +121,7 @@ impl Engine {
     /// deletion policy is Delay. It sweeps every `min(period, 60 s)`, and at once when a global
     /// config changes, so a new period or policy applies without waiting out the old tick.
     pub(crate) async fn run_expunge_sweeper(&self) {
-        let mut shutdown = self.shutdown_signal();
+        let mut shutdown = self.shutdown.clone();
         let mut config_changes = self.config.subscribe();
         loop {
             let tick = self
@@ -174,7 +174,7 @@ impl Engine {
 
 /// The expunge workflow's context.
 pub struct ExpungeCtx {
-    pub engine: Engine,
+    pub vms: VmService,
     pub vm: VmId,
     /// The NICs and volumes as they were before expunge, to put back on undo.
     nics: Vec<NicRow>,
@@ -184,8 +184,8 @@ pub struct ExpungeCtx {
 
 impl ExpungeCtx {
     /// A context to expunge `vm`.
-    pub fn new(engine: Engine, vm: VmId) -> Self {
-        Self { engine, vm, nics: Vec::new(), volumes: Vec::new(), vm_row: None }
+    pub fn new(vms: VmService, vm: VmId) -> Self {
+        Self { vms, vm, nics: Vec::new(), volumes: Vec::new(), vm_row: None }
     }
 }
 
@@ -204,17 +204,17 @@ impl Step<ExpungeCtx> for FreeNics {
         "free-nics"
     }
     async fn run(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
-        for nic in vm_nics::of_vm(&ctx.engine.db, ctx.vm).await? {
-            ctx.engine.free_nic(nic.uuid).await?;
+        for nic in vm_nics::of_vm(&ctx.vms.db, ctx.vm).await? {
+            ctx.vms.free_nic(nic.uuid).await?;
             ctx.nics.push(nic);
         }
         Ok(())
     }
     async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
         for n in &ctx.nics {
-            let _cache = ctx.engine.cache_gate.read().await;
-            vm_nics::restore(&ctx.engine.db, n).await?;
-            ctx.engine.ipam.mark_used(n.l3_network_uuid, n.ip);
+            let _cache = ctx.vms.caches.gate.read().await;
+            vm_nics::restore(&ctx.vms.db, n).await?;
+            ctx.vms.caches.ipam.mark_used(n.l3_network_uuid, n.ip);
         }
         Ok(())
     }
@@ -226,17 +226,17 @@ impl Step<ExpungeCtx> for FreeVolumes {
         "free-volumes"
     }
     async fn run(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
-        for v in volumes::of_vm(&ctx.engine.db, ctx.vm).await? {
-            ctx.engine.free_volume(v.uuid).await?;
+        for v in volumes::of_vm(&ctx.vms.db, ctx.vm).await? {
+            ctx.vms.free_volume(v.uuid).await?;
             ctx.volumes.push(v);
         }
         Ok(())
     }
     async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
         for v in &ctx.volumes {
-            let _cache = ctx.engine.cache_gate.read().await;
-            if volumes::restore_charged(&ctx.engine.db, v).await? {
-                let mut t = ctx.engine.scheduler.topology();
+            let _cache = ctx.vms.caches.gate.read().await;
+            if volumes::restore_charged(&ctx.vms.db, v).await? {
+                let mut t = ctx.vms.caches.scheduler.topology();
                 if let Some(s) = t.storages.get_mut(&v.primary_storage_uuid) {
                     s.used += v.size_bytes;
                 }
@@ -252,15 +252,15 @@ impl Step<ExpungeCtx> for DeleteVm {
         "delete-vm"
     }
     async fn run(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
-        if let Some(record) = vm_instances::record(&ctx.engine.db, ctx.vm).await? {
+        if let Some(record) = vm_instances::record(&ctx.vms.db, ctx.vm).await? {
             ctx.vm_row = Some(record);
         }
-        vm_instances::delete(&ctx.engine.db, ctx.vm).await?;
+        vm_instances::delete(&ctx.vms.db, ctx.vm).await?;
         Ok(())
     }
     async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
         if let Some(record) = &ctx.vm_row {
-            vm_instances::restore(&ctx.engine.db, record).await?;
+            vm_instances::restore(&ctx.vms.db, record).await?;
         }
         Ok(())
     }

@@ -16,9 +16,9 @@ use async_trait::async_trait;
 
 use super::create::CreatePlan;
 use super::VmOp;
+use super::VmService;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::VmId;
-use crate::Engine;
 
 /// An operation on a VM, as hooks see it.
 #[derive(Clone, Copy, Debug)]
@@ -55,11 +55,11 @@ pub trait VmLifecycleHook: Send + Sync {
 
     /// Runs before `call` changes anything. `Err(reason)` vetoes it: the operation fails with
     /// `VETOED` and the reason, and nothing of it runs.
-    async fn before(&self, engine: &Engine, call: &VmCall<'_>) -> Result<(), String>;
+    async fn before(&self, vms: &VmService, call: &VmCall<'_>) -> Result<(), String>;
 
     /// Runs once `call`, which this hook let through, has ended: `outcome` is its error, if any
     /// (a later hook's veto included).
-    async fn after(&self, engine: &Engine, call: &VmCall<'_>, outcome: Result<(), &EngineError>);
+    async fn after(&self, vms: &VmService, call: &VmCall<'_>, outcome: Result<(), &EngineError>);
 }
 
 /// The registered hooks, run in registration order.
@@ -91,7 +91,7 @@ impl std::fmt::Debug for VmHooks {
     }
 }
 
-impl Engine {
+impl VmService {
     /// `operation` between the registered hooks: their `before` first (a veto ends it there),
     /// then the operation, then the `after` of each hook that let it through.
     ///
@@ -103,20 +103,20 @@ impl Engine {
         call: VmCall<'a>,
         operation: impl std::future::Future<Output = EngineResult<T>> + Send + 'a,
     ) -> impl std::future::Future<Output = EngineResult<T>> + Send + 'a {
-        if self.vm_hooks.is_empty() {
+        if self.hooks.is_empty() {
             return futures::future::Either::Left(operation);
         }
         futures::future::Either::Right(Box::pin(self.between_hooks(call, operation)))
     }
 
-    /// The body of [`Engine::with_hooks`] when there are hooks.
+    /// The body of [`VmService::with_hooks`] when there are hooks.
     pub(crate) async fn between_hooks<T>(
         &self,
         call: VmCall<'_>,
         operation: impl std::future::Future<Output = EngineResult<T>>,
     ) -> EngineResult<T> {
         let mut passed: Vec<&Arc<dyn VmLifecycleHook>> = Vec::new();
-        for hook in &self.vm_hooks.chain {
+        for hook in &self.hooks.chain {
             if let Err(reason) = hook.before(self, &call).await {
                 let veto = EngineError::Vetoed {
                     hook: hook.name(),

@@ -16,18 +16,19 @@
 //! the target).
 
 use async_trait::async_trait;
+use oxstack_db::hosts;
 use oxstack_db::vm_instances::{self, Holding, Holds};
 use oxstack_hypervisor::{HostId, HypervisorError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::VmService;
 use super::{VmCall, VmInstance, VmOp, VmState};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::VmId;
 use crate::scheduler::HostRequest;
 use crate::workflow::journal::{fingerprint, from_json, to_json};
 use crate::workflow::{Journal, Journaled, Step, Workflow};
-use crate::Engine;
 
 /// `POST /v1/vm-instances/{uuid}/migrate`.
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
@@ -40,7 +41,7 @@ pub struct MigrateVm {
 
 /// The migrate workflow's context.
 pub struct MigrateCtx {
-    pub engine: Engine,
+    pub vms: VmService,
     pub vm: VmId,
     pub source: HostId,
     pub request: HostRequest,
@@ -68,13 +69,13 @@ impl Journaled for MigrateCtx {
 
 impl MigrateCtx {
     /// Rebuilds a context from its journaled form.
-    pub(crate) fn restore(engine: Engine, json: &str) -> EngineResult<Self> {
+    pub(crate) fn restore(vms: VmService, json: &str) -> EngineResult<Self> {
         let s: SavedMigrate = from_json(json)?;
-        Ok(Self { engine, vm: s.vm, source: s.source, request: s.request, target: s.target })
+        Ok(Self { vms, vm: s.vm, source: s.source, request: s.request, target: s.target })
     }
 }
 
-impl Engine {
+impl VmService {
     /// Live-migrates a running VM to `to`, or to a host the scheduler picks.
     pub async fn migrate_vm(&self, vm: VmId, to: Option<HostId>) -> EngineResult<VmInstance> {
         self.migrate_vm_from(vm, to, None).await
@@ -114,7 +115,7 @@ impl Engine {
                 ));
             }
             if let Some(t) = to {
-                self.get_host(t).await.map_err(|e| e.named_in("host_uuid"))?;
+                self.require(hosts::get(&self.db, t).await?, "host_uuid", "host", t)?;
             }
             let parallelism = || {
                 self.config.int(crate::config::ConfigName::VmMigrationParallelism).max(1) as usize
@@ -123,13 +124,8 @@ impl Engine {
             let mut start = self.start_ctx(vm, to).await?;
             start.request.preferred_host = None;
             start.request.avoid = vec![source];
-            let mut ctx = MigrateCtx {
-                engine: self.clone(),
-                vm,
-                source,
-                request: start.request,
-                target: None,
-            };
+            let mut ctx =
+                MigrateCtx { vms: self.clone(), vm, source, request: start.request, target: None };
             let states = (state, VmState::Migrating);
             let journal = self.begin_run(vm, states, "migrate-vm", ctx.saved()?).await?;
             let ran = migrate_workflow().run_journaled(&mut ctx, &journal).await;
@@ -155,7 +151,7 @@ impl Engine {
     ) -> EngineResult<()> {
         let target = target
             .ok_or_else(|| EngineError::Internal("migration finished without a target".into()))?;
-        let cluster = self.scheduler.index().get(target).map(|c| c.cluster);
+        let cluster = self.caches.scheduler.index().get(target).map(|c| c.cluster);
         let Some(Holding { cpus, memory_bytes: memory, .. }) =
             self.vm_holding(vm, Holds::Host).await?
         else {
@@ -165,7 +161,7 @@ impl Engine {
         let now = crate::time::now_ms();
         let running = vm_instances::settle(vm, VmState::Running.as_str(), now);
         let last = vec![running, journal.delete_row()];
-        if !self.release_held_with(source, cpus, memory, moved, last).await? {
+        if !self.capacity.release_held_with(source, cpus, memory, moved, last).await? {
             return Err(EngineError::Internal(format!(
                 "vm {vm} no longer held hosts {source} and {target} as its migration finished"
             )));
@@ -191,14 +187,14 @@ impl Step<MigrateCtx> for ReserveTarget {
         "reserve-target"
     }
     async fn run(&self, ctx: &mut MigrateCtx) -> EngineResult<()> {
-        let e = &ctx.engine;
+        let e = &ctx.vms;
         // On a re-run the target is held already: the row says which.
         if let Some(held) = e.vm_holding(ctx.vm, Holds::MigrationTarget).await? {
             ctx.target = Some(held.host);
             return Ok(());
         }
         // The target's capacity is taken in one transaction with the row that holds it.
-        let mut reservation = e.reserve_host(&ctx.request);
+        let mut reservation = e.capacity.reserve_host(&ctx.request);
         loop {
             let candidate = reservation.next().await?;
             let target = candidate.host;
@@ -210,10 +206,10 @@ impl Step<MigrateCtx> for ReserveTarget {
         }
     }
     async fn undo(&self, ctx: &mut MigrateCtx) -> EngineResult<()> {
-        let e = &ctx.engine;
+        let e = &ctx.vms;
         if let Some(held) = e.vm_holding(ctx.vm, Holds::MigrationTarget).await? {
             let unhold = vm_instances::release_target(ctx.vm, held.host);
-            e.release_held(held.host, held.cpus, held.memory_bytes, unhold).await?;
+            e.capacity.release_held(held.host, held.cpus, held.memory_bytes, unhold).await?;
         }
         ctx.target = None;
         Ok(())
@@ -229,13 +225,19 @@ impl Step<MigrateCtx> for MigrateOnHost {
         let target = ctx
             .target
             .ok_or_else(|| EngineError::Internal("no target before migrate-on-host".into()))?;
-        let e = &ctx.engine;
-        e.hv(ctx.source, "migrate", e.hypervisor.migrate_vm(ctx.source, ctx.vm, target)).await
+        let e = &ctx.vms;
+        e.host_calls
+            .call(ctx.source, "migrate", e.hypervisor.migrate_vm(ctx.source, ctx.vm, target))
+            .await
     }
     async fn undo(&self, ctx: &mut MigrateCtx) -> EngineResult<()> {
         let Some(target) = ctx.target else { return Ok(()) };
-        let e = &ctx.engine;
-        match e.hv(target, "migrate", e.hypervisor.migrate_vm(target, ctx.vm, ctx.source)).await {
+        let e = &ctx.vms;
+        match e
+            .host_calls
+            .call(target, "migrate", e.hypervisor.migrate_vm(target, ctx.vm, ctx.source))
+            .await
+        {
             // Not on the target (the run stopped before it moved): nothing to undo.
             Err(EngineError::Hypervisor(HypervisorError::VmNotFound { .. })) => Ok(()),
             other => other,

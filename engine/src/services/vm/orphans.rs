@@ -4,23 +4,23 @@
 //! VM rows are written only by the VM service.
 //!
 //! - a VM mid-way through a one-call operation (stop, reboot, pause, ...) becomes Unknown, for
-//!   the owner of its host to reconcile ([`Engine::mark_orphaned_vms_unknown`]);
+//!   the owner of its host to reconcile ([`VmService::mark_orphaned_vms_unknown`]);
 //! - a journaled run (create, start, migrate) is undone from its journal
-//!   ([`Engine::roll_back_vm_run`]);
-//! - an expunge is run again to its end ([`Engine::finish_orphaned_expunges`]).
+//!   ([`VmService::roll_back_vm_run`]);
+//! - an expunge is run again to its end ([`VmService::finish_orphaned_expunges`]).
 
 use oxstack_db::vm_instances::{self, OperatedVm};
 use oxstack_db::workflow_runs;
 
+use super::VmService;
 use super::{
     create_workflow, expunge_workflow, migrate_workflow, start_workflow, CreateCtx, ExpungeCtx,
     MigrateCtx, StartCtx, VmState,
 };
 use crate::error::{EngineError, EngineResult};
 use crate::ids::VmId;
-use crate::Engine;
 
-impl Engine {
+impl VmService {
     /// Marks Unknown every VM left in a transitional state by a node that is no longer running
     /// (journaled runs and expunges aside: see the module doc); returns how many.
     pub(crate) async fn mark_orphaned_vms_unknown(&self) -> EngineResult<u64> {

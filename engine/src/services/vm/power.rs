@@ -5,12 +5,12 @@
 
 use oxstack_hypervisor::{HostId, StopMode};
 
+use super::VmService;
 use super::{VmCall, VmInstance, VmOp, VmState};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::VmId;
-use crate::Engine;
 
-impl Engine {
+impl VmService {
     /// Checks, without queueing, that `op` is valid for the VM now (for a quick 409 at the API).
     pub async fn precheck_vm_op(&self, vm: VmId, op: VmOp) -> EngineResult<()> {
         op.check(vm, self.vm_state(vm).await?)
@@ -54,7 +54,9 @@ impl Engine {
                 }
             }
             self.set_vm_state(vm, state, VmState::Stopping).await?;
-            if let Err(e) = self.hv(host, "stop", self.hypervisor.stop_vm(host, vm, mode)).await {
+            if let Err(e) =
+                self.host_calls.call(host, "stop", self.hypervisor.stop_vm(host, vm, mode)).await
+            {
                 self.set_vm_state(vm, VmState::Stopping, state).await?;
                 return Err(e);
             }
@@ -94,9 +96,9 @@ impl Engine {
             self.set_vm_state(vm, state, during).await?;
             let hv = &self.hypervisor;
             let res = match op {
-                VmOp::Reboot => self.hv(host, "reboot", hv.reboot_vm(host, vm)).await,
-                VmOp::Pause => self.hv(host, "pause", hv.pause_vm(host, vm)).await,
-                VmOp::Resume => self.hv(host, "resume", hv.resume_vm(host, vm)).await,
+                VmOp::Reboot => self.host_calls.call(host, "reboot", hv.reboot_vm(host, vm)).await,
+                VmOp::Pause => self.host_calls.call(host, "pause", hv.pause_vm(host, vm)).await,
+                VmOp::Resume => self.host_calls.call(host, "resume", hv.resume_vm(host, vm)).await,
                 other => {
                     Err(EngineError::Internal(format!("{other} is not a simple power operation")))
                 }

@@ -14,9 +14,9 @@
 use oxstack_db::vm_instances;
 use oxstack_hypervisor::{HostId, PowerState, VmId};
 
+use super::VmService;
 use super::VmState;
 use crate::error::EngineResult;
-use crate::Engine;
 
 /// What reconciling one VM changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub enum Settled {
     Unchanged,
 }
 
-impl Engine {
+impl VmService {
     /// Settles `vm`, settled in `state` and holding `placed`, with what `host` reports of it
     /// (`actual`; `None` when the host does not know it). The caller holds the VM's turn.
     pub(crate) async fn settle_vm_to_report(
@@ -67,7 +67,7 @@ impl Engine {
                     return Ok(Settled::Unchanged); // expunged meanwhile
                 };
                 let hold = vm_instances::adopt(vm, host);
-                if !self.hold_found(host, cpus, memory, hold).await? {
+                if !self.capacity.hold_found(host, cpus, memory, hold).await? {
                     return Ok(Settled::Unchanged); // placed meanwhile
                 }
                 let to = if actual == Some(PowerState::Paused) {
@@ -82,8 +82,10 @@ impl Engine {
                 // Destroyed while this host was unreachable: undefine it now. If that fails
                 // the VM keeps pointing here and the next reconciliation tries again.
                 if actual.is_some() {
-                    if let Err(e) =
-                        self.hv(host, "destroy", self.hypervisor.destroy_vm(host, vm)).await
+                    if let Err(e) = self
+                        .host_calls
+                        .call(host, "destroy", self.hypervisor.destroy_vm(host, vm))
+                        .await
                     {
                         tracing::warn!(%host, %vm, %e, "could not undefine a destroyed VM");
                         return Ok(Settled::Unchanged);

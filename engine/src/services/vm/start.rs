@@ -12,17 +12,17 @@ use oxstack_db::{vm_instances, vm_nics, volumes};
 use oxstack_hypervisor::{HostId, HypervisorError, StopMode, VmSpec, VolumeSpec};
 use serde::{Deserialize, Serialize};
 
+use super::VmService;
 use super::{VmCall, VmInstance, VmOp, VmState};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::VmId;
 use crate::scheduler::HostRequest;
 use crate::workflow::journal::{fingerprint, from_json, to_json};
 use crate::workflow::{Journaled, Step, Workflow};
-use crate::Engine;
 
 /// The start workflow's context.
 pub struct StartCtx {
-    pub engine: Engine,
+    pub vms: VmService,
     pub vm: VmId,
     pub request: HostRequest,
     pub last_host: Option<HostId>,
@@ -58,10 +58,10 @@ impl Journaled for StartCtx {
 
 impl StartCtx {
     /// Rebuilds a context from its journaled form.
-    pub(crate) fn restore(engine: Engine, json: &str) -> EngineResult<Self> {
+    pub(crate) fn restore(vms: VmService, json: &str) -> EngineResult<Self> {
         let s: SavedStart = from_json(json)?;
         Ok(Self {
-            engine,
+            vms,
             vm: s.vm,
             request: s.request,
             last_host: s.last_host,
@@ -71,7 +71,7 @@ impl StartCtx {
     }
 }
 
-impl Engine {
+impl VmService {
     /// Starts a stopped VM, on the host it is defined on when that host has room.
     pub async fn start_vm(&self, vm: VmId, host: Option<HostId>) -> EngineResult<VmInstance> {
         self.with_hooks(VmCall::Existing { op: VmOp::Start, vm }, async {
@@ -122,7 +122,7 @@ impl Engine {
             ..Default::default()
         };
         Ok(StartCtx {
-            engine: self.clone(),
+            vms: self.clone(),
             vm,
             request,
             last_host,
@@ -171,11 +171,11 @@ impl Step<StartCtx> for AllocateHost {
         "allocate-host"
     }
     async fn run(&self, ctx: &mut StartCtx) -> EngineResult<()> {
-        ctx.host = Some(ctx.engine.place_vm(ctx.vm, &ctx.request).await?);
+        ctx.host = Some(ctx.vms.place_vm(ctx.vm, &ctx.request).await?);
         Ok(())
     }
     async fn undo(&self, ctx: &mut StartCtx) -> EngineResult<()> {
-        ctx.engine.unplace_vm(ctx.vm).await?;
+        ctx.vms.unplace_vm(ctx.vm).await?;
         ctx.host = None;
         Ok(())
     }
@@ -190,13 +190,13 @@ impl Step<StartCtx> for StartOnHost {
         let host = ctx
             .host
             .ok_or_else(|| EngineError::Internal("no host chosen before start-on-host".into()))?;
-        let e = &ctx.engine;
+        let e = &ctx.vms;
         let vm = ctx.vm;
         if ctx.last_host == Some(host) {
-            return e.hv(host, "start", e.hypervisor.start_vm(host, vm)).await;
+            return e.host_calls.call(host, "start", e.hypervisor.start_vm(host, vm)).await;
         }
         if let Some(old) = ctx.last_host {
-            match e.hv(old, "destroy", e.hypervisor.destroy_vm(old, vm)).await {
+            match e.host_calls.call(old, "destroy", e.hypervisor.destroy_vm(old, vm)).await {
                 Ok(()) => {
                     ctx.left_last_host = true;
                     vm_instances::set_last_host(vm, None).execute(e.db.w()).await?;
@@ -210,15 +210,17 @@ impl Step<StartCtx> for StartOnHost {
             }
         }
         let spec = e.vm_spec(vm).await?;
-        e.hv(host, "create", e.hypervisor.create_vm(host, &spec)).await
+        e.host_calls.call(host, "create", e.hypervisor.create_vm(host, &spec)).await
     }
     async fn undo(&self, ctx: &mut StartCtx) -> EngineResult<()> {
         let Some(host) = ctx.host else { return Ok(()) };
-        let e = &ctx.engine;
+        let e = &ctx.vms;
         let undone = if ctx.last_host == Some(host) {
-            e.hv(host, "stop", e.hypervisor.stop_vm(host, ctx.vm, StopMode::Force)).await
+            e.host_calls
+                .call(host, "stop", e.hypervisor.stop_vm(host, ctx.vm, StopMode::Force))
+                .await
         } else {
-            e.hv(host, "destroy", e.hypervisor.destroy_vm(host, ctx.vm)).await
+            e.host_calls.call(host, "destroy", e.hypervisor.destroy_vm(host, ctx.vm)).await
         };
         match undone {
             // Not started (or not created) there: the run stopped before; nothing to undo.

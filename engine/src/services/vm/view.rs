@@ -6,6 +6,7 @@ use oxstack_db::vm_instances::{self, VmRow};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::VmService;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{
     ClusterId, HostId, ImageId, InstanceOfferingId, L3NetworkId, NicId, VmId, VolumeId, ZoneId,
@@ -13,7 +14,6 @@ use crate::ids::{
 use crate::services::vm::VmState;
 use crate::services::{ListQuery, Page};
 use crate::workflow::Journal;
-use crate::Engine;
 
 /// A VM instance.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -82,7 +82,7 @@ impl TryFrom<VmRow> for VmInstance {
     }
 }
 
-impl Engine {
+impl VmService {
     /// One VM with its NICs.
     pub async fn get_vm(&self, id: VmId) -> EngineResult<VmInstance> {
         let row = vm_instances::get(&self.db, id).await?;
@@ -123,7 +123,7 @@ impl Engine {
     }
 
     /// Starts a journaled run of `workflow` on `vm`: claims the VM from the settled `from` for
-    /// the transitional `to` (as [`Engine::set_vm_state`] does) and writes the run's journal
+    /// the transitional `to` (as [`VmService::set_vm_state`] does) and writes the run's journal
     /// row holding `saved`, in one transaction. A node that dies after it leaves a run for
     /// recovery to roll back, and before it nothing. (Written apart, a node dying between the
     /// two left the VM in `to` with no run, which a takeover settles as a single call, Unknown,

@@ -28,18 +28,18 @@ async fn the_database_refuses_a_reservation_the_stale_caches_allow() {
          WHERE uuid = (SELECT cluster_uuid FROM hosts WHERE uuid = ?)";
     for (i, sql) in refusals.into_iter().enumerate() {
         behind_the_caches(&c, sql).await;
-        let host = c.engine.scheduler.index().get(c.hosts[0]).copied().unwrap();
+        let host = c.engine.caches.scheduler.index().get(c.hosts[0]).copied().unwrap();
         assert!(host.schedulable && host.cpu_used == 0, "the cache still offers the host");
-        let err = c.engine.create_vm(c.create_req(&format!("vm{i}"))).await.unwrap_err();
+        let err = c.engine.vms.create_vm(c.create_req(&format!("vm{i}"))).await.unwrap_err();
         assert_eq!(err.code(), "INSUFFICIENT_CAPACITY", "{sql}: {err}");
         assert_eq!(c.count("vm_instances").await, 0, "{sql}: a VM row was kept");
         behind_the_caches(&c, RESET).await;
         behind_the_caches(&c, RESET_CLUSTER).await;
-        c.engine.refresh_host_capacity(c.hosts[0]).await.unwrap();
+        c.engine.caches.refresh_host_capacity(c.hosts[0]).await.unwrap();
         let (cpus, memory) = c.host_used(c.hosts[0]).await;
         assert_eq!((cpus, memory), (0, 0), "{sql}: the refused reservation took nothing");
     }
     // With the row as the caches say, the same create goes through.
-    let vm = c.engine.create_vm(c.create_req("fits")).await.unwrap();
+    let vm = c.engine.vms.create_vm(c.create_req("fits")).await.unwrap();
     assert_eq!(vm.state, VmState::Running);
 }

@@ -11,8 +11,7 @@ use super::fixture::{Cloud, GIB};
 use crate::error::EngineError;
 use crate::extensions::{Extensions, HostFilter, VmCall, VmLifecycleHook};
 use crate::scheduler::{HostCapacity, HostRequest};
-use crate::services::vm::VmState;
-use crate::Engine;
+use crate::services::vm::{VmService, VmState};
 
 /// What the hooks heard, in order: `"before start"`, `"after start: ok"`,
 /// `"after stop: INVALID_STATE"`, ...
@@ -26,11 +25,11 @@ impl VmLifecycleHook for Recorder {
     fn name(&self) -> &'static str {
         "recorder"
     }
-    async fn before(&self, _: &Engine, call: &VmCall<'_>) -> Result<(), String> {
+    async fn before(&self, _: &VmService, call: &VmCall<'_>) -> Result<(), String> {
         self.0.lock().unwrap().push(format!("before {}", call.verb()));
         Ok(())
     }
-    async fn after(&self, _: &Engine, call: &VmCall<'_>, outcome: Result<(), &EngineError>) {
+    async fn after(&self, _: &VmService, call: &VmCall<'_>, outcome: Result<(), &EngineError>) {
         let outcome = outcome.map_or_else(|e| e.code(), |()| "ok");
         self.0.lock().unwrap().push(format!("after {}: {outcome}", call.verb()));
     }
@@ -44,13 +43,13 @@ impl VmLifecycleHook for Refuse {
     fn name(&self) -> &'static str {
         "refuse"
     }
-    async fn before(&self, _: &Engine, call: &VmCall<'_>) -> Result<(), String> {
+    async fn before(&self, _: &VmService, call: &VmCall<'_>) -> Result<(), String> {
         if call.verb() == self.0 {
             return Err(format!("no {} today", self.0));
         }
         Ok(())
     }
-    async fn after(&self, _: &Engine, _: &VmCall<'_>, _: Result<(), &EngineError>) {}
+    async fn after(&self, _: &VmService, _: &VmCall<'_>, _: Result<(), &EngineError>) {}
 }
 
 /// Refuses the host it is told (once the cloud, and so the host, exists).
@@ -85,21 +84,21 @@ async fn every_vm_operation_runs_between_the_hooks_and_they_hear_its_outcome() {
     let log = Log::default();
     let c = cloud(hooks(vec![Arc::new(Recorder(log.clone()))]), 2).await;
     let e = &c.engine;
-    let vm = e.create_vm(c.create_req("a")).await.unwrap();
+    let vm = e.vms.create_vm(c.create_req("a")).await.unwrap();
     let (id, first) = (vm.uuid, vm.host_uuid.unwrap());
     let other = *c.hosts.iter().find(|h| **h != first).unwrap();
-    e.reboot_vm(id).await.unwrap();
-    e.pause_vm(id).await.unwrap();
-    e.resume_vm(id).await.unwrap();
-    e.migrate_vm(id, Some(other)).await.unwrap();
-    e.stop_vm(id, StopMode::Force).await.unwrap();
-    e.start_vm(id, None).await.unwrap();
-    e.destroy_vm(id).await.unwrap();
-    let refused = e.stop_vm(id, StopMode::Force).await.unwrap_err();
+    e.vms.reboot_vm(id).await.unwrap();
+    e.vms.pause_vm(id).await.unwrap();
+    e.vms.resume_vm(id).await.unwrap();
+    e.vms.migrate_vm(id, Some(other)).await.unwrap();
+    e.vms.stop_vm(id, StopMode::Force).await.unwrap();
+    e.vms.start_vm(id, None).await.unwrap();
+    e.vms.destroy_vm(id).await.unwrap();
+    let refused = e.vms.stop_vm(id, StopMode::Force).await.unwrap_err();
     assert_eq!(refused.code(), "INVALID_STATE");
-    e.recover_vm(id).await.unwrap();
-    e.destroy_vm(id).await.unwrap();
-    e.expunge_vm(id).await.unwrap();
+    e.vms.recover_vm(id).await.unwrap();
+    e.vms.destroy_vm(id).await.unwrap();
+    e.vms.expunge_vm(id).await.unwrap();
     let heard = taken(&log);
     let verbs = [
         "create", "reboot", "pause", "resume", "migrate", "stop", "start", "destroy", "stop",
@@ -123,7 +122,7 @@ async fn a_vetoed_create_leaves_nothing_and_the_hooks_before_the_veto_hear_of_it
     let chain: Vec<Arc<dyn VmLifecycleHook>> =
         vec![Arc::new(Recorder(log.clone())), Arc::new(Refuse("create"))];
     let c = cloud(hooks(chain), 2).await;
-    let err = c.engine.create_vm(c.create_req("a")).await.unwrap_err();
+    let err = c.engine.vms.create_vm(c.create_req("a")).await.unwrap_err();
     assert_eq!(err.code(), "VETOED");
     assert_eq!(err.details()["hook"], "refuse");
     assert!(err.to_string().contains("no create today"), "{err}");
@@ -140,11 +139,11 @@ async fn a_vetoed_create_leaves_nothing_and_the_hooks_before_the_veto_hear_of_it
 #[tokio::test]
 async fn a_vetoed_stop_leaves_the_vm_running_where_it_was() {
     let c = cloud(hooks(vec![Arc::new(Refuse("stop"))]), 1).await;
-    let vm = c.engine.create_vm(c.create_req("a")).await.unwrap();
+    let vm = c.engine.vms.create_vm(c.create_req("a")).await.unwrap();
     let host = vm.host_uuid.unwrap();
-    let err = c.engine.stop_vm(vm.uuid, StopMode::Force).await.unwrap_err();
+    let err = c.engine.vms.stop_vm(vm.uuid, StopMode::Force).await.unwrap_err();
     assert_eq!(err.code(), "VETOED");
-    let now = c.engine.get_vm(vm.uuid).await.unwrap();
+    let now = c.engine.vms.get_vm(vm.uuid).await.unwrap();
     assert_eq!((now.state, now.host_uuid), (VmState::Running, Some(host)));
     assert_eq!(c.host_used(host).await, (1, GIB));
     c.assert_consistent().await;
@@ -158,10 +157,10 @@ async fn placements_pass_over_a_host_a_registered_filter_refuses() {
     let refused = c.hosts[0];
     *not_on.0.lock().unwrap() = Some(refused);
     for i in 0..6 {
-        let vm = c.engine.create_vm(c.create_req(&format!("vm-{i}"))).await.unwrap();
+        let vm = c.engine.vms.create_vm(c.create_req(&format!("vm-{i}"))).await.unwrap();
         assert_ne!(vm.host_uuid, Some(refused));
     }
-    let err = c.engine.create_vm(c.create_req_on("on-refused", refused)).await.unwrap_err();
+    let err = c.engine.vms.create_vm(c.create_req_on("on-refused", refused)).await.unwrap_err();
     assert_eq!(err.code(), "INSUFFICIENT_CAPACITY");
     assert!(err.to_string().contains("host filter not-on"), "{err}");
     assert_eq!(c.host_used(refused).await, (0, 0));

@@ -191,6 +191,7 @@ impl Cloud {
         assert!(self.sim.audit().is_ok(), "simulator bookkeeping: {:?}", self.sim.audit());
         let vms = self
             .engine
+            .vms
             .list_vms(&ListQuery { limit: Some(10_000), ..Default::default() })
             .await
             .unwrap();
@@ -252,9 +253,9 @@ impl Cloud {
 
     /// A VM created and stopped, the host it was defined on, and another host.
     pub async fn stopped_vm(&self, name: &str) -> (VmId, HostId, HostId) {
-        let vm = self.engine.create_vm(self.create_req(name)).await.unwrap();
+        let vm = self.engine.vms.create_vm(self.create_req(name)).await.unwrap();
         let first = vm.host_uuid.unwrap();
-        self.engine.stop_vm(vm.uuid, oxstack_hypervisor::StopMode::Force).await.unwrap();
+        self.engine.vms.stop_vm(vm.uuid, oxstack_hypervisor::StopMode::Force).await.unwrap();
         let other = *self.hosts.iter().find(|h| **h != first).unwrap();
         (vm.uuid, first, other)
     }

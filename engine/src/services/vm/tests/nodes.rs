@@ -37,7 +37,7 @@ async fn create_on_both(c: &Cloud, b: &Engine, n: usize, tag: &str) -> (Vec<VmId
     let creates = (0..n).map(|i| {
         let node = if i % 2 == 0 { &c.engine } else { b };
         let req = c.create_req(&format!("{tag}{i}"));
-        async move { (i % 2, node.create_vm(req).await) }
+        async move { (i % 2, node.vms.create_vm(req).await) }
     });
     let (mut on_a, mut on_b) = (Vec::new(), Vec::new());
     for (node, result) in join_all(creates).await {
@@ -64,17 +64,17 @@ async fn two_nodes_fill_an_l3_exactly_and_reuse_addresses_the_other_freed() {
     let (_, on_b) = create_on_both(&c, &b, 24, "v").await;
     assert_database_consistent(&c.engine).await;
     for node in [&c.engine, &b] {
-        match node.create_vm(c.create_req("one-too-many")).await {
+        match node.vms.create_vm(c.create_req("one-too-many")).await {
             Err(EngineError::InsufficientCapacity(why)) => assert!(why.contains("IP"), "{why}"),
             other => panic!("the 25th address does not exist: {other:?}"),
         }
     }
     for vm in &on_b[..6] {
-        b.destroy_vm(*vm).await.unwrap();
-        b.expunge_vm(*vm).await.unwrap();
+        b.vms.destroy_vm(*vm).await.unwrap();
+        b.vms.expunge_vm(*vm).await.unwrap();
     }
     for i in 0..6 {
-        let vm = c.engine.create_vm(c.create_req(&format!("again{i}"))).await;
+        let vm = c.engine.vms.create_vm(c.create_req(&format!("again{i}"))).await;
         vm.unwrap_or_else(|e| panic!("node a must find the addresses b freed: {e}"));
     }
     assert_database_consistent(&c.engine).await;
@@ -88,16 +88,16 @@ async fn two_nodes_fill_hosts_exactly_and_reuse_capacity_the_other_freed() {
     let (_, on_b) = create_on_both(&c, &b, 8, "v").await;
     assert_database_consistent(&c.engine).await;
     for node in [&c.engine, &b] {
-        match node.create_vm(c.create_req("one-too-many")).await {
+        match node.vms.create_vm(c.create_req("one-too-many")).await {
             Err(EngineError::InsufficientCapacity(_)) => {}
             other => panic!("every cpu is taken: {other:?}"),
         }
     }
     for vm in &on_b[..2] {
-        b.stop_vm(*vm, StopMode::Graceful).await.unwrap();
+        b.vms.stop_vm(*vm, StopMode::Graceful).await.unwrap();
     }
     for i in 0..2 {
-        let vm = c.engine.create_vm(c.create_req(&format!("again{i}"))).await;
+        let vm = c.engine.vms.create_vm(c.create_req(&format!("again{i}"))).await;
         vm.unwrap_or_else(|e| panic!("node a must find the capacity b freed: {e}"));
     }
     assert_database_consistent(&c.engine).await;
@@ -112,12 +112,12 @@ async fn a_host_disabled_through_one_node_is_never_used_by_the_other() {
     let disable = UpdateHost { name: None, state: Some(HostState::Disabled) };
     c.engine.update_host(off, disable).await.unwrap();
     for i in 0..6 {
-        let vm = b.create_vm(c.create_req(&format!("v{i}"))).await.unwrap();
+        let vm = b.vms.create_vm(c.create_req(&format!("v{i}"))).await.unwrap();
         assert_eq!(vm.host_uuid, Some(on), "b's cache still thinks {off} is Enabled");
     }
     let mut pinned = c.create_req("pinned");
     pinned.host_uuid = Some(off);
-    match b.create_vm(pinned).await {
+    match b.vms.create_vm(pinned).await {
         Err(EngineError::InsufficientCapacity(_)) => {}
         other => panic!("a disabled host takes no VM: {other:?}"),
     }
@@ -132,7 +132,8 @@ async fn two_nodes_racing_on_one_vm_never_both_run_an_operation() {
     let (on_a, _) = create_on_both(&c, &b, 16, "v").await;
     let mut lost = 0;
     for vm in &on_a {
-        let (stop, pause) = futures::join!(c.engine.stop_vm(*vm, StopMode::Force), b.pause_vm(*vm));
+        let (stop, pause) =
+            futures::join!(c.engine.vms.stop_vm(*vm, StopMode::Force), b.vms.pause_vm(*vm));
         for r in [stop.map(drop), pause.map(drop)] {
             match r {
                 Ok(()) => {}
@@ -144,7 +145,7 @@ async fn two_nodes_racing_on_one_vm_never_both_run_an_operation() {
             }
         }
         // Whatever the order, the database and the host agree.
-        let state = c.engine.get_vm(*vm).await.unwrap().state;
+        let state = c.engine.vms.get_vm(*vm).await.unwrap().state;
         let power = c.sim.vm(*vm).map(|v| v.state);
         let agrees = match state {
             VmState::Stopped => power.is_none_or(|p| p == PowerState::Stopped),
@@ -166,7 +167,7 @@ async fn an_l3_network_shows_the_addresses_and_ranges_the_other_node_added() {
     let c = Cloud::on_db(&dir.url(), 2, 8, 16, 24).await;
     let b = second_node(&c, &dir.url()).await;
     for i in 0..3 {
-        c.engine.create_vm(c.create_req(&format!("v{i}"))).await.unwrap();
+        c.engine.vms.create_vm(c.create_req(&format!("v{i}"))).await.unwrap();
     }
     let range = CreateIpRange {
         name: "more".into(),
@@ -206,7 +207,7 @@ async fn a_cache_follower_has_caught_up_only_once_it_has_reloaded() {
         agent_token: None,
     };
     let host = c.engine.add_host(add).await.unwrap().uuid;
-    assert!(b.scheduler.index().get(host).is_none(), "b has not reloaded yet");
+    assert!(b.caches.scheduler.index().get(host).is_none(), "b has not reloaded yet");
     let mut relayed = 0;
     while let Ok(e) = relay.try_recv() {
         b.events.publish_remote(e);
@@ -216,5 +217,5 @@ async fn a_cache_follower_has_caught_up_only_once_it_has_reloaded() {
     let received = b.events.received();
     assert_eq!(received, relayed);
     followed.wait_for(|n| *n >= received).await.unwrap();
-    assert!(b.scheduler.index().get(host).is_some(), "caught up, yet b lacks the host");
+    assert!(b.caches.scheduler.index().get(host).is_some(), "caught up, yet b lacks the host");
 }

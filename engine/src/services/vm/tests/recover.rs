@@ -46,10 +46,10 @@ async fn an_interrupted_create_is_rolled_back_to_nothing() {
     check_crash_recovery(
         &create_workflow(),
         async || {
-            let plan = c.engine.plan_create_vm(c.create_req("crash")).await.unwrap();
+            let plan = c.engine.vms.plan_create_vm(c.create_req("crash")).await.unwrap();
             // As `run_create_vm` does: place-vm writes the journal row with the VM's.
             let journal = Journal::new(&c.engine.db, "create-vm", plan.vm.0, Uuid::new_v4());
-            let mut ctx = CreateCtx::new(c.engine.clone(), plan);
+            let mut ctx = CreateCtx::new(c.engine.vms.clone(), plan);
             ctx.journal = Some(journal.clone());
             (ctx, journal)
         },
@@ -79,15 +79,15 @@ async fn an_interrupted_start_leaves_the_vm_stopped_and_holding_nothing() {
         check_crash_recovery(
             &start_workflow(),
             async || {
-                let ctx = c.engine.start_ctx(vm, Some(target)).await.unwrap();
-                c.engine.set_vm_state(vm, VmState::Stopped, VmState::Starting).await.unwrap();
+                let ctx = c.engine.vms.start_ctx(vm, Some(target)).await.unwrap();
+                c.engine.vms.set_vm_state(vm, VmState::Stopped, VmState::Starting).await.unwrap();
                 let journal = dead_node_journal(&c, "start-vm", vm, &ctx).await;
                 (ctx, journal)
             },
             async || recover_one(&c).await,
             async |step, before_journal| {
                 let at = format!("move {move_host}, crash after step {step} (before the journal: {before_journal})");
-                let v = c.engine.get_vm(vm).await.unwrap();
+                let v = c.engine.vms.get_vm(vm).await.unwrap();
                 assert_eq!((v.state, v.host_uuid), (VmState::Stopped, None), "{at}");
                 for h in &c.hosts {
                     assert_eq!(c.host_used(*h).await, (0, 0), "capacity left on {h}: {at}");
@@ -99,7 +99,7 @@ async fn an_interrupted_start_leaves_the_vm_stopped_and_holding_nothing() {
         )
         .await;
         // Still startable, wherever it was left defined.
-        let v = c.engine.start_vm(vm, None).await.unwrap();
+        let v = c.engine.vms.start_vm(vm, None).await.unwrap();
         assert_eq!(v.state, VmState::Running);
         c.assert_consistent().await;
     }
@@ -108,35 +108,35 @@ async fn an_interrupted_start_leaves_the_vm_stopped_and_holding_nothing() {
 #[tokio::test]
 async fn an_interrupted_migration_leaves_the_vm_on_its_source_and_no_reservation() {
     let c = Cloud::new(2, 8, 32, 50).await;
-    let vm = c.engine.create_vm(c.create_req("m")).await.unwrap();
+    let vm = c.engine.vms.create_vm(c.create_req("m")).await.unwrap();
     let source = vm.host_uuid.unwrap();
     let target: HostId = *c.hosts.iter().find(|h| **h != source).unwrap();
     check_crash_recovery(
         &migrate_workflow(),
         async || {
-            let mut start = c.engine.start_ctx(vm.uuid, Some(target)).await.unwrap();
+            let mut start = c.engine.vms.start_ctx(vm.uuid, Some(target)).await.unwrap();
             start.request.preferred_host = None;
             start.request.avoid = vec![source];
             let ctx = MigrateCtx {
-                engine: c.engine.clone(),
+                vms: c.engine.vms.clone(),
                 vm: vm.uuid,
                 source,
                 request: start.request,
                 target: None,
             };
-            c.engine.set_vm_state(vm.uuid, VmState::Running, VmState::Migrating).await.unwrap();
+            c.engine.vms.set_vm_state(vm.uuid, VmState::Running, VmState::Migrating).await.unwrap();
             let journal = dead_node_journal(&c, "migrate-vm", vm.uuid, &ctx).await;
             (ctx, journal)
         },
         async || recover_one(&c).await,
         async |step, before_journal| {
             let at = format!("crash after step {step} (before the journal: {before_journal})");
-            let v = c.engine.get_vm(vm.uuid).await.unwrap();
+            let v = c.engine.vms.get_vm(vm.uuid).await.unwrap();
             assert_eq!((v.state, v.host_uuid), (VmState::Unknown, Some(source)), "{at}");
             assert_eq!(c.host_used(target).await, (0, 0), "target reservation left: {at}");
             assert_eq!(c.host_used(source).await, (1, GIB), "{at}");
             reconcile_all(&c).await;
-            let v = c.engine.get_vm(vm.uuid).await.unwrap();
+            let v = c.engine.vms.get_vm(vm.uuid).await.unwrap();
             assert_eq!((v.state, v.host_uuid), (VmState::Running, Some(source)), "{at}");
             assert_eq!(c.sim.vm(vm.uuid).unwrap().host, source, "{at}");
             c.assert_consistent().await;
@@ -148,8 +148,8 @@ async fn an_interrupted_migration_leaves_the_vm_on_its_source_and_no_reservation
 #[tokio::test]
 async fn an_interrupted_expunge_is_finished() {
     let c = Cloud::new(1, 8, 32, 50).await;
-    let vm = c.engine.create_vm(c.create_req("x")).await.unwrap();
-    c.engine.destroy_vm(vm.uuid).await.unwrap();
+    let vm = c.engine.vms.create_vm(c.create_req("x")).await.unwrap();
+    c.engine.vms.destroy_vm(vm.uuid).await.unwrap();
     // A node that is not running began the expunge and died before its first step.
     oxstack_db::write("UPDATE vm_instances SET state = 'Expunging', op_node = ? WHERE uuid = ?")
         .bind(Uuid::new_v4().to_string())
@@ -165,9 +165,9 @@ async fn an_interrupted_expunge_is_finished() {
     assert_eq!(c.engine.get_l3_network(c.l3).await.unwrap().used_ips, 0);
     c.assert_consistent().await;
     // A live node's expunge is not touched.
-    let vm = c.engine.create_vm(c.create_req("y")).await.unwrap();
-    c.engine.destroy_vm(vm.uuid).await.unwrap();
-    c.engine.set_vm_state(vm.uuid, VmState::Destroyed, VmState::Expunging).await.unwrap();
+    let vm = c.engine.vms.create_vm(c.create_req("y")).await.unwrap();
+    c.engine.vms.destroy_vm(vm.uuid).await.unwrap();
+    c.engine.vms.set_vm_state(vm.uuid, VmState::Destroyed, VmState::Expunging).await.unwrap();
     assert_eq!(c.engine.recover_runs().await.unwrap().expunged, 0);
     assert_eq!(c.count("vm_instances").await, 1);
 }
@@ -175,9 +175,9 @@ async fn an_interrupted_expunge_is_finished() {
 #[tokio::test]
 async fn a_rolled_back_create_that_turns_up_on_its_host_later_is_destroyed_there() {
     let c = Cloud::new(2, 8, 32, 50).await;
-    let plan = c.engine.plan_create_vm(c.create_req("late")).await.unwrap();
+    let plan = c.engine.vms.plan_create_vm(c.create_req("late")).await.unwrap();
     let vm = plan.vm;
-    let ctx = CreateCtx::new(c.engine.clone(), plan);
+    let ctx = CreateCtx::new(c.engine.vms.clone(), plan);
     dead_node_journal(&c, "create-vm", vm, &ctx).await;
     recover_one(&c).await;
     assert_eq!(c.count("rolled_back_creates").await, 1, "the rollback is remembered");

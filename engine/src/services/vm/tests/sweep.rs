@@ -38,10 +38,10 @@ async fn the_bulk_sync_corrects_only_what_changed_behind_the_engine() {
     c.engine.config.update(&c.engine.db, "host.sync_every_pings", "1").await.unwrap();
     let mut vms = Vec::new();
     for name in ["a", "b", "c", "d"] {
-        vms.push(c.engine.create_vm(c.create_req(name)).await.unwrap());
+        vms.push(c.engine.vms.create_vm(c.create_req(name)).await.unwrap());
     }
     let (died, paused, stopped, fine) = (&vms[0], &vms[1], &vms[2], &vms[3]);
-    c.engine.stop_vm(stopped.uuid, StopMode::Graceful).await.unwrap();
+    c.engine.vms.stop_vm(stopped.uuid, StopMode::Graceful).await.unwrap();
     c.sim.kill_vm(died.uuid).unwrap();
     let host = paused.host_uuid.unwrap();
     c.sim.pause_vm(host, paused.uuid).await.unwrap(); // behind the engine's back
@@ -52,7 +52,7 @@ async fn the_bulk_sync_corrects_only_what_changed_behind_the_engine() {
     let report = c.engine.ping_sweep().await.unwrap();
     assert_eq!((report.pinged, report.failed), (2, 0));
     let engine = &c.engine;
-    let state = move |vm: VmId| async move { engine.get_vm(vm).await.unwrap().state };
+    let state = move |vm: VmId| async move { engine.vms.get_vm(vm).await.unwrap().state };
     assert_eq!(state(died.uuid).await, VmState::Stopped, "died behind our back");
     assert_eq!(state(paused.uuid).await, VmState::Paused, "paused behind our back");
     assert_eq!(state(stopped.uuid).await, VmState::Stopped);

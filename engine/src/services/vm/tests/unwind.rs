@@ -17,8 +17,8 @@ async fn create_workflow_unwinds() {
     check_unwind(
         &create_workflow(),
         async || {
-            let plan = c.engine.plan_create_vm(c.create_req("u")).await.unwrap();
-            CreateCtx::new(c.engine.clone(), plan)
+            let plan = c.engine.vms.plan_create_vm(c.create_req("u")).await.unwrap();
+            CreateCtx::new(c.engine.vms.clone(), plan)
         },
         async |ctx: &CreateCtx| {
             assert_eq!(c.count("vm_instances").await, 0, "vm row left");
@@ -50,9 +50,9 @@ async fn start_workflow_unwinds_on_the_same_and_on_another_host() {
         let target = if move_host { other } else { first };
         check_unwind(
             &start_workflow(),
-            async || c.engine.start_ctx(vm, Some(target)).await.unwrap(),
+            async || c.engine.vms.start_ctx(vm, Some(target)).await.unwrap(),
             async |_ctx: &_| {
-                let v = c.engine.get_vm(vm).await.unwrap();
+                let v = c.engine.vms.get_vm(vm).await.unwrap();
                 assert_eq!(v.host_uuid, None, "capacity still held (move: {move_host})");
                 for h in &c.hosts {
                     assert_eq!(c.host_used(*h).await, (0, 0));
@@ -61,7 +61,7 @@ async fn start_workflow_unwinds_on_the_same_and_on_another_host() {
                 assert!(c.engine.invariant_violations().await.unwrap().is_empty());
             },
             async |_ctx: &_| {
-                let v = c.engine.get_vm(vm).await.unwrap();
+                let v = c.engine.vms.get_vm(vm).await.unwrap();
                 assert_eq!(v.host_uuid, Some(target));
                 assert_eq!(c.host_used(target).await, (1, GIB), "reserved exactly once");
                 let s = c.sim.vm(vm).unwrap();
@@ -75,17 +75,17 @@ async fn start_workflow_unwinds_on_the_same_and_on_another_host() {
 #[tokio::test]
 async fn migrate_workflow_unwinds() {
     let c = Cloud::new(2, 8, 32, 50).await;
-    let vm = c.engine.create_vm(c.create_req("m")).await.unwrap();
+    let vm = c.engine.vms.create_vm(c.create_req("m")).await.unwrap();
     let source = vm.host_uuid.unwrap();
     let target = *c.hosts.iter().find(|h| **h != source).unwrap();
     check_unwind(
         &migrate_workflow(),
         async || {
-            let mut start = c.engine.start_ctx(vm.uuid, Some(target)).await.unwrap();
+            let mut start = c.engine.vms.start_ctx(vm.uuid, Some(target)).await.unwrap();
             start.request.preferred_host = None;
             start.request.avoid = vec![source];
             MigrateCtx {
-                engine: c.engine.clone(),
+                vms: c.engine.vms.clone(),
                 vm: vm.uuid,
                 source,
                 request: start.request,
@@ -116,7 +116,7 @@ async fn migrate_workflow_unwinds() {
             )
             .bind(vm.uuid.to_string())
             .bind(target.to_string());
-            assert!(c.engine.release_held(target, 1, GIB, unhold).await.unwrap());
+            assert!(c.engine.capacity.release_held(target, 1, GIB, unhold).await.unwrap());
         },
     )
     .await;
@@ -125,14 +125,14 @@ async fn migrate_workflow_unwinds() {
 #[tokio::test]
 async fn expunge_workflow_unwinds() {
     let c = Cloud::new(1, 8, 32, 50).await;
-    let vm = c.engine.create_vm(c.create_req("e")).await.unwrap();
-    c.engine.destroy_vm(vm.uuid).await.unwrap();
-    let before = c.engine.get_vm(vm.uuid).await.unwrap();
+    let vm = c.engine.vms.create_vm(c.create_req("e")).await.unwrap();
+    c.engine.vms.destroy_vm(vm.uuid).await.unwrap();
+    let before = c.engine.vms.get_vm(vm.uuid).await.unwrap();
     check_unwind(
         &expunge_workflow(),
-        async || ExpungeCtx::new(c.engine.clone(), vm.uuid),
+        async || ExpungeCtx::new(c.engine.vms.clone(), vm.uuid),
         async |_ctx: &ExpungeCtx| {
-            let v = c.engine.get_vm(vm.uuid).await.unwrap();
+            let v = c.engine.vms.get_vm(vm.uuid).await.unwrap();
             assert_eq!(v.state, VmState::Destroyed);
             assert_eq!(v.nics.len(), 1);
             assert_eq!(v.nics[0].ip, before.nics[0].ip, "the same IP is back");
