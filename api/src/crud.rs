@@ -17,6 +17,7 @@ macro_rules! crud_handlers {
             request: $req:ident,
             query: $query:ident,
             id: $id:ident,
+            service: $svc:ident,
             create: $create_fn:ident,
             list: $list_fn:ident,
             get: $get_fn:ident,
@@ -53,7 +54,7 @@ macro_rules! crud_handlers {
                 ApiJson(req): ApiJson<$req>,
             ) -> Result<(StatusCode, [(axum::http::HeaderName, String); 1], Json<$view>), ApiError>
             {
-                let v = e.$create_fn(req).await?;
+                let v = e.$svc.$create_fn(req).await?;
                 let location = format!("{}/{}", $coll, v.uuid);
                 Ok((StatusCode::CREATED, [(LOCATION, location)], Json(v)))
             }
@@ -71,7 +72,7 @@ macro_rules! crud_handlers {
                 State(e): State<Engine>,
                 ApiQuery(q): ApiQuery<$query>,
             ) -> Result<Json<Page<$view>>, ApiError> {
-                Ok(Json(e.$list_fn(&q.into()).await?))
+                Ok(Json(e.$svc.$list_fn(&q.into()).await?))
             }
 
             #[doc = concat!("Gets one ", $noun, ".")]
@@ -88,7 +89,7 @@ macro_rules! crud_handlers {
                 State(e): State<Engine>,
                 PathId(id): PathId<$id>,
             ) -> Result<Json<$view>, ApiError> {
-                Ok(Json(e.$get_fn(id).await?))
+                Ok(Json(e.$svc.$get_fn(id).await?))
             }
 
             #[doc = concat!("Deletes a ", $noun, ".")]
@@ -106,7 +107,7 @@ macro_rules! crud_handlers {
                 State(e): State<Engine>,
                 PathId(id): PathId<$id>,
             ) -> Result<StatusCode, ApiError> {
-                e.$delete_fn(id).await?;
+                e.$svc.$delete_fn(id).await?;
                 Ok(StatusCode::NO_CONTENT)
             }
         }

@@ -23,6 +23,7 @@ crud_handlers!(mod zones {
     noun: "zone", tag: "zones",
     collection: "/v1/zones", item: "/v1/zones/{uuid}",
     view: Zone, request: CreateZone, query: ZoneQuery, id: ZoneId,
+    service: zones,
     create: create_zone, list: list_zones, get: get_zone, delete: delete_zone,
     create_errors: [
         (status = 409, description = "A zone with that name exists", body = ErrorBody),
@@ -33,6 +34,7 @@ crud_handlers!(mod clusters {
     noun: "cluster", tag: "clusters",
     collection: "/v1/clusters", item: "/v1/clusters/{uuid}",
     view: Cluster, request: CreateCluster, query: ZoneStateQuery, id: ClusterId,
+    service: clusters,
     create: create_cluster, list: list_clusters, get: get_cluster, delete: delete_cluster,
     create_errors: [
         (status = 404, description = "A resource the body names does not exist (details name the field)", body = ErrorBody),
@@ -44,6 +46,7 @@ crud_handlers!(mod hosts {
     noun: "host", tag: "hosts",
     collection: "/v1/hosts", item: "/v1/hosts/{uuid}",
     view: Host, request: AddHost, query: HostQuery, id: HostId,
+    service: hosts,
     create: add_host, list: list_hosts, get: get_host, delete: delete_host,
     create_errors: [
         (status = 404, description = "A resource the body names does not exist (details name the field)", body = ErrorBody),
@@ -56,6 +59,7 @@ crud_handlers!(mod instance_offerings {
     noun: "instance offering", tag: "instance-offerings",
     collection: "/v1/instance-offerings", item: "/v1/instance-offerings/{uuid}",
     view: InstanceOffering, request: CreateInstanceOffering, query: NameQuery, id: InstanceOfferingId,
+    service: offerings,
     create: create_instance_offering, list: list_instance_offerings,
     get: get_instance_offering, delete: delete_instance_offering,
     create_errors: [
@@ -79,7 +83,7 @@ pub async fn attach_primary_storage(
     State(e): State<Engine>,
     PathIds(cluster, ps): PathIds<ClusterId, PrimaryStorageId>,
 ) -> Result<Json<Cluster>, ApiError> {
-    Ok(Json(e.attach_primary_storage(cluster, ps).await?))
+    Ok(Json(e.clusters.attach_primary_storage(cluster, ps).await?))
 }
 
 /// Attaches an L2 network of the cluster's zone to the cluster (idempotent).
@@ -98,7 +102,7 @@ pub async fn attach_l2_network(
     State(e): State<Engine>,
     PathIds(cluster, l2): PathIds<ClusterId, L2NetworkId>,
 ) -> Result<Json<Cluster>, ApiError> {
-    Ok(Json(e.attach_l2_network(cluster, l2).await?))
+    Ok(Json(e.clusters.attach_l2_network(cluster, l2).await?))
 }
 
 /// Renames a host or changes its state (Enabled, Disabled, Maintenance).
@@ -117,7 +121,7 @@ pub async fn update_host(
     PathId(id): PathId<HostId>,
     ApiJson(req): ApiJson<UpdateHost>,
 ) -> Result<Json<Host>, ApiError> {
-    Ok(Json(e.update_host(id, req).await?))
+    Ok(Json(e.hosts.update_host(id, req).await?))
 }
 
 /// What reconnecting a host found.
@@ -142,6 +146,6 @@ pub async fn reconnect_host(
     State(e): State<Engine>,
     PathId(id): PathId<HostId>,
 ) -> Result<Json<HostReconnected>, ApiError> {
-    let reconcile = e.reconnect_host(id).await?;
-    Ok(Json(HostReconnected { host: e.get_host(id).await?, reconcile }))
+    let reconcile = e.hosts.reconnect_host(id).await?;
+    Ok(Json(HostReconnected { host: e.hosts.get_host(id).await?, reconcile }))
 }

@@ -18,6 +18,7 @@ crud_handlers!(mod l2_networks {
     noun: "L2 network", tag: "networks",
     collection: "/v1/l2-networks", item: "/v1/l2-networks/{uuid}",
     view: L2Network, request: CreateL2Network, query: ZoneNameQuery, id: L2NetworkId,
+    service: networks,
     create: create_l2_network, list: list_l2_networks,
     get: get_l2_network, delete: delete_l2_network,
     create_errors: [
@@ -29,6 +30,7 @@ crud_handlers!(mod l3_networks {
     noun: "L3 network", tag: "networks",
     collection: "/v1/l3-networks", item: "/v1/l3-networks/{uuid}",
     view: L3Network, request: CreateL3Network, query: L3NetworkQuery, id: L3NetworkId,
+    service: networks,
     create: create_l3_network, list: list_l3_networks,
     get: get_l3_network, delete: delete_l3_network,
     create_errors: [
@@ -57,7 +59,7 @@ pub async fn create_ip_range(
     PathId(l3): PathId<L3NetworkId>,
     ApiJson(req): ApiJson<CreateIpRange>,
 ) -> Result<(StatusCode, [(HeaderName, String); 1], Json<IpRange>), ApiError> {
-    let r = e.create_ip_range(l3, req).await?;
+    let r = e.networks.create_ip_range(l3, req).await?;
     let location = format!("/v1/ip-ranges/{}", r.uuid);
     Ok((StatusCode::CREATED, [(LOCATION, location)], Json(r)))
 }
@@ -74,7 +76,7 @@ pub async fn list_ip_ranges(
     State(e): State<Engine>,
     PathId(l3): PathId<L3NetworkId>,
 ) -> Result<Json<Page<IpRange>>, ApiError> {
-    let items = e.list_ip_ranges(l3).await?;
+    let items = e.networks.list_ip_ranges(l3).await?;
     let n = items.len();
     Ok(Json(Page { items, total: n as i64, limit: n as u32, offset: 0 }))
 }
@@ -91,7 +93,7 @@ pub async fn get_ip_range(
     State(e): State<Engine>,
     PathId(id): PathId<IpRangeId>,
 ) -> Result<Json<IpRange>, ApiError> {
-    Ok(Json(e.get_ip_range(id).await?))
+    Ok(Json(e.networks.get_ip_range(id).await?))
 }
 
 /// Deletes an IP range none of whose addresses is in use.
@@ -107,6 +109,6 @@ pub async fn delete_ip_range(
     State(e): State<Engine>,
     PathId(id): PathId<IpRangeId>,
 ) -> Result<StatusCode, ApiError> {
-    e.delete_ip_range(id).await?;
+    e.networks.delete_ip_range(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,6 +11,7 @@ crud_handlers!(mod primary_storages {
     noun: "primary storage", tag: "storage",
     collection: "/v1/primary-storages", item: "/v1/primary-storages/{uuid}",
     view: PrimaryStorage, request: CreatePrimaryStorage, query: ZoneStateQuery, id: PrimaryStorageId,
+    service: storages,
     create: create_primary_storage, list: list_primary_storages,
     get: get_primary_storage, delete: delete_primary_storage,
     create_errors: [
@@ -22,6 +23,7 @@ crud_handlers!(mod backup_storages {
     noun: "backup storage", tag: "storage",
     collection: "/v1/backup-storages", item: "/v1/backup-storages/{uuid}",
     view: BackupStorage, request: CreateBackupStorage, query: ZoneNameQuery, id: BackupStorageId,
+    service: storages,
     create: create_backup_storage, list: list_backup_storages,
     get: get_backup_storage, delete: delete_backup_storage,
     create_errors: [
@@ -33,6 +35,7 @@ crud_handlers!(mod images {
     noun: "image", tag: "images",
     collection: "/v1/images", item: "/v1/images/{uuid}",
     view: Image, request: CreateImage, query: NameQuery, id: ImageId,
+    service: images,
     create: create_image, list: list_images, get: get_image, delete: delete_image,
     create_errors: [
         (status = 404, description = "A resource the body names does not exist (details name the field)", body = ErrorBody),

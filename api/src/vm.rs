@@ -66,7 +66,7 @@ fn vm_json(vm: EngineResult<VmInstance>) -> EngineResult<Option<Value>> {
 /// Fails with NOT_FOUND naming `host_uuid` unless the host exists.
 async fn require_host(e: &Engine, host: Option<HostId>) -> Result<(), ApiError> {
     let Some(h) = host else { return Ok(()) };
-    e.get_host(h).await.map(drop).map_err(|e| e.named_in("host_uuid").into())
+    e.hosts.get_host(h).await.map(drop).map_err(|e| e.named_in("host_uuid").into())
 }
 
 /// Validates `op` on `vm` now, then runs `work` as a job.

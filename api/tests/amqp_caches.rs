@@ -39,9 +39,13 @@ async fn a_host_added_through_one_node_reaches_the_scheduler_of_a_following_node
     }
     follower.spawn_cache_follower();
 
-    let zone =
-        a.create_zone(CreateZone { name: "z".into(), description: String::new() }).await.unwrap();
+    let zone = a
+        .zones
+        .create_zone(CreateZone { name: "z".into(), description: String::new() })
+        .await
+        .unwrap();
     let cluster = a
+        .clusters
         .create_cluster(CreateCluster {
             zone_uuid: zone.uuid,
             name: "c".into(),
@@ -50,6 +54,7 @@ async fn a_host_added_through_one_node_reaches_the_scheduler_of_a_following_node
         .await
         .unwrap();
     let host = a
+        .hosts
         .add_host(AddHost {
             cluster_uuid: cluster.uuid,
             name: "h".into(),

@@ -1,6 +1,7 @@
 //! `Engine`: one management node and the shared state its services use.
 
 use std::ops::Deref;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use oxstack_db::Db;
@@ -14,11 +15,19 @@ use crate::error::EngineResult;
 use crate::extensions::Extensions;
 use crate::ids::IdGen;
 use crate::scheduler::{Capacity, HostFilters, Scheduler};
+use crate::services::cluster::ClusterService;
 use crate::services::host_calls::HostCalls;
+use crate::services::host_roster::HostRoster;
+use crate::services::host_service::{HostDeps, HostService};
+use crate::services::image::ImageService;
 use crate::services::jobs::JobService;
 use crate::services::network::ipam::Ipam;
+use crate::services::network::NetworkService;
+use crate::services::offering::OfferingService;
+use crate::services::storage::StorageService;
 use crate::services::vm::migration_slots::MigrationSlots;
 use crate::services::vm::{VmDeps, VmHooks, VmService};
+use crate::services::zone::ZoneService;
 use oxstack_bus::{EventBus, SyncQueues};
 
 /// How to build an engine.
@@ -56,6 +65,13 @@ pub struct EngineInner {
     pub capacity: Capacity,
     /// Calls to hosts' hypervisors, with their timeout.
     pub host_calls: HostCalls,
+    pub zones: ZoneService,
+    pub clusters: ClusterService,
+    pub hosts: HostService,
+    pub storages: StorageService,
+    pub images: ImageService,
+    pub offerings: OfferingService,
+    pub networks: NetworkService,
     /// The VM instances' service.
     pub vms: VmService,
     /// The jobs: long operations and their outcomes.
@@ -63,11 +79,6 @@ pub struct EngineInner {
     pub ids: Arc<IdGen>,
     /// This node's view of the management-node cluster (who owns which host).
     pub membership: Arc<Membership>,
-    /// Ping sweeps run so far (paces the periodic VM state sync); per node, so two engines in
-    /// one process (tests, replays) keep their own cadence.
-    pub(crate) sweeps: std::sync::atomic::AtomicU64,
-    /// Every host and whether it is Connected, so a sweep need not read them (see `host_roster`).
-    pub(crate) host_roster: crate::services::host_roster::HostRoster,
     /// Held by the recovery pass running (see `cluster::recover`).
     pub(crate) recovering: tokio::sync::Mutex<()>,
     /// How far the cache follower has got (see [`Engine::cache_followed`]).
@@ -115,6 +126,39 @@ impl Engine {
         let queues = Arc::new(SyncQueues::default());
         let ids = Arc::new(opts.id_seed.map(IdGen::seeded).unwrap_or_else(IdGen::random));
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let zones = ZoneService { db: db.clone(), events: events.clone(), ids: ids.clone() };
+        let offerings =
+            OfferingService { db: db.clone(), events: events.clone(), ids: ids.clone() };
+        let storages = StorageService {
+            db: db.clone(),
+            events: events.clone(),
+            ids: ids.clone(),
+            caches: caches.clone(),
+            zones: zones.clone(),
+        };
+        let images = ImageService {
+            db: db.clone(),
+            events: events.clone(),
+            ids: ids.clone(),
+            storages: storages.clone(),
+        };
+        let networks = NetworkService {
+            db: db.clone(),
+            events: events.clone(),
+            ids: ids.clone(),
+            queues: queues.clone(),
+            caches: caches.clone(),
+            zones: zones.clone(),
+        };
+        let clusters = ClusterService {
+            db: db.clone(),
+            events: events.clone(),
+            ids: ids.clone(),
+            caches: caches.clone(),
+            zones: zones.clone(),
+            storages: storages.clone(),
+            networks: networks.clone(),
+        };
         let vms = VmService::new(VmDeps {
             db: db.clone(),
             hypervisor: hypervisor.clone(),
@@ -128,6 +172,22 @@ impl Engine {
             membership: membership.clone(),
             hooks: VmHooks::new(extensions.vm_hooks),
             migrations: MigrationSlots::default(),
+            shutdown: shutdown_rx.clone(),
+        });
+        let hosts = HostService::new(HostDeps {
+            db: db.clone(),
+            hypervisor: hypervisor.clone(),
+            host_calls: host_calls.clone(),
+            caches: caches.clone(),
+            queues: queues.clone(),
+            events: events.clone(),
+            config: config.clone(),
+            ids: ids.clone(),
+            membership: membership.clone(),
+            clusters: clusters.clone(),
+            vms: vms.clone(),
+            roster: HostRoster::default(),
+            sweeps: AtomicU64::new(0),
             shutdown: shutdown_rx,
         });
         let jobs = JobService::new(db.clone(), events.clone(), ids.clone(), membership.node);
@@ -140,12 +200,17 @@ impl Engine {
             caches,
             capacity,
             host_calls,
+            zones,
+            clusters,
+            hosts,
+            storages,
+            images,
+            offerings,
+            networks,
             vms,
             jobs,
             ids,
             membership,
-            sweeps: std::sync::atomic::AtomicU64::new(0),
-            host_roster: Default::default(),
             recovering: Default::default(),
             cache_followed: watch::channel(0).0,
             shutdown,
@@ -183,8 +248,8 @@ impl Engine {
     }
 
     fn spawn_background_tasks(&self) {
-        let engine = self.clone();
-        tokio::spawn(async move { engine.run_host_tracker().await });
+        let hosts = self.hosts.clone();
+        tokio::spawn(async move { hosts.run_host_tracker().await });
         let vms = self.vms.clone();
         tokio::spawn(async move { vms.run_expunge_sweeper().await });
         let engine = self.clone();

@@ -209,7 +209,7 @@ impl Sut {
         let hosts = kill::hosts_to_reconcile(&before, during, &completed);
         for h in &hosts {
             let id = self.host(*h);
-            if let Err(e) = self.rt.block_on(self.engine.reconcile_host(id)) {
+            if let Err(e) = self.rt.block_on(self.engine.hosts.reconcile_host(id)) {
                 self.fail(format!("{t:?}: reconciling {h:?} after the takeover: {e}"));
             }
         }

@@ -83,13 +83,13 @@ impl Sut {
             T::Expunge { vm } => Answer::of(e.vms.expunge_vm(self.vm(*vm)).await),
             T::AddHost { host, cluster } => {
                 let req = self.add_host_req(*host, *cluster);
-                answer(e.add_host(req).await, |h| Made::Host(*host, h.uuid))
+                answer(e.hosts.add_host(req).await, |h| Made::Host(*host, h.uuid))
             }
             // A removed host stays in `hosts`: the simulator still knows it.
-            T::RemoveHost { host } => Answer::of(e.delete_host(self.host(*host)).await),
+            T::RemoveHost { host } => Answer::of(e.hosts.delete_host(self.host(*host)).await),
             T::SetHostState { host, state } => {
                 let req = UpdateHost { name: None, state: Some(*state) };
-                Answer::of(e.update_host(self.host(*host), req).await)
+                Answer::of(e.hosts.update_host(self.host(*host), req).await)
             }
             T::CrashHost { host } => self.host_event(*host, SimCloud::crash_host).await,
             T::RecoverHost { host } => self.host_event(*host, SimCloud::recover_host).await,
@@ -102,7 +102,7 @@ impl Sut {
                 if !*noticed {
                     return Answer::of(Ok::<(), EngineError>(()));
                 }
-                Answer::of(e.reconcile_host(host).await)
+                Answer::of(e.hosts.reconcile_host(host).await)
             }
             T::InjectFault { op } => {
                 self.sim.add_fault(FaultRule::always().on_op(*op).times(1));
@@ -125,7 +125,7 @@ impl Sut {
             T::CreateIpRange { l3, range } => {
                 let AuxId::L3(id) = self.aux_id(*l3) else { panic!("{l3:?} is not an L3 network") };
                 let req = request(range_request(*range));
-                Answer::of(e.create_ip_range(id, req).await)
+                Answer::of(e.networks.create_ip_range(id, req).await)
             }
             T::CreateBatch { .. } | T::Group { .. } | T::KillNode { .. } | T::PassTime { .. } => {
                 unreachable!(
@@ -182,12 +182,14 @@ impl Sut {
     async fn create_aux(&self, e: &Engine, kind: AuxKind, n: AuxNo, parent: Parent) -> Answer {
         let (_, body) = self.aux_create(kind, n, parent);
         let created: Result<Value, EngineError> = match kind {
-            AuxKind::Zone => e.create_zone(request(body)).await.map(|r| to_json(&r)),
-            AuxKind::Cluster => e.create_cluster(request(body)).await.map(|r| to_json(&r)),
-            AuxKind::L2 => e.create_l2_network(request(body)).await.map(|r| to_json(&r)),
-            AuxKind::L3 => e.create_l3_network(request(body)).await.map(|r| to_json(&r)),
-            AuxKind::Bs => e.create_backup_storage(request(body)).await.map(|r| to_json(&r)),
-            AuxKind::Image => e.create_image(request(body)).await.map(|r| to_json(&r)),
+            AuxKind::Zone => e.zones.create_zone(request(body)).await.map(|r| to_json(&r)),
+            AuxKind::Cluster => e.clusters.create_cluster(request(body)).await.map(|r| to_json(&r)),
+            AuxKind::L2 => e.networks.create_l2_network(request(body)).await.map(|r| to_json(&r)),
+            AuxKind::L3 => e.networks.create_l3_network(request(body)).await.map(|r| to_json(&r)),
+            AuxKind::Bs => {
+                e.storages.create_backup_storage(request(body)).await.map(|r| to_json(&r))
+            }
+            AuxKind::Image => e.images.create_image(request(body)).await.map(|r| to_json(&r)),
         };
         answer(created, |v| Made::Aux(n, aux_id(kind, v)))
     }
@@ -245,12 +247,12 @@ pub fn collection(id: AuxId) -> &'static str {
 
 async fn delete_aux(e: &Engine, id: AuxId) -> Answer {
     match id {
-        AuxId::Zone(z) => Answer::of(e.delete_zone(z).await),
-        AuxId::Cluster(c) => Answer::of(e.delete_cluster(c).await),
-        AuxId::L2(l) => Answer::of(e.delete_l2_network(l).await),
-        AuxId::L3(l) => Answer::of(e.delete_l3_network(l).await),
-        AuxId::Bs(b) => Answer::of(e.delete_backup_storage(b).await),
-        AuxId::Image(i) => Answer::of(e.delete_image(i).await),
+        AuxId::Zone(z) => Answer::of(e.zones.delete_zone(z).await),
+        AuxId::Cluster(c) => Answer::of(e.clusters.delete_cluster(c).await),
+        AuxId::L2(l) => Answer::of(e.networks.delete_l2_network(l).await),
+        AuxId::L3(l) => Answer::of(e.networks.delete_l3_network(l).await),
+        AuxId::Bs(b) => Answer::of(e.storages.delete_backup_storage(b).await),
+        AuxId::Image(i) => Answer::of(e.images.delete_image(i).await),
     }
 }
 

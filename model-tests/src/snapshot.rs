@@ -140,7 +140,7 @@ impl Sut {
     /// Reads the engine (node 0) and the simulator; the aux resources too when `aux`.
     pub fn snapshot(&self, aux: bool) -> Snapshot {
         let e = &self.engine;
-        let raw_hosts = self.rt.block_on(e.list_hosts(&all())).expect("list hosts").items;
+        let raw_hosts = self.rt.block_on(e.hosts.list_hosts(&all())).expect("list hosts").items;
         let vms = self.rt.block_on(e.vms.list_vms(&all())).expect("list vms").items;
         let raw_vms: BTreeMap<VmId, VmInstance> = vms.into_iter().map(|v| (v.uuid, v)).collect();
         let host_no: HashMap<HostId, HostNo> = self.hosts.iter().map(|(n, id)| (*id, *n)).collect();
@@ -194,13 +194,17 @@ impl Sut {
             .l3s
             .iter()
             .map(|l3| {
-                let net = self.rt.block_on(e.get_l3_network(*l3)).expect("main L3 network");
+                let net =
+                    self.rt.block_on(e.networks.get_l3_network(*l3)).expect("main L3 network");
                 let nics = raw_vms.values().flat_map(|v| &v.nics);
                 let nics = nics.filter(|n| n.l3_network_uuid == *l3).count() as u64;
                 (net.used_ips, nics, net.total_ips)
             })
             .collect();
-        let ps = self.rt.block_on(e.get_primary_storage(self.storage)).expect("primary storage");
+        let ps = self
+            .rt
+            .block_on(e.storages.get_primary_storage(self.storage))
+            .expect("primary storage");
         let sim_vms = self
             .vms
             .iter()
@@ -245,12 +249,14 @@ impl Sut {
 
     fn read_aux(&self, vms: &BTreeMap<VmId, VmInstance>, hosts: &[Host]) -> SnapAux {
         let e = &self.engine;
-        let zones = self.rt.block_on(e.list_zones(&all())).expect("list zones").items;
-        let clusters = self.rt.block_on(e.list_clusters(&all())).expect("list clusters").items;
-        let l2s = self.rt.block_on(e.list_l2_networks(&all())).expect("list L2s").items;
-        let l3s = self.rt.block_on(e.list_l3_networks(&all())).expect("list L3s").items;
-        let bss = self.rt.block_on(e.list_backup_storages(&all())).expect("list BSs").items;
-        let images = self.rt.block_on(e.list_images(&all())).expect("list images").items;
+        let zones = self.rt.block_on(e.zones.list_zones(&all())).expect("list zones").items;
+        let clusters =
+            self.rt.block_on(e.clusters.list_clusters(&all())).expect("list clusters").items;
+        let l2s = self.rt.block_on(e.networks.list_l2_networks(&all())).expect("list L2s").items;
+        let l3s = self.rt.block_on(e.networks.list_l3_networks(&all())).expect("list L3s").items;
+        let bss =
+            self.rt.block_on(e.storages.list_backup_storages(&all())).expect("list BSs").items;
+        let images = self.rt.block_on(e.images.list_images(&all())).expect("list images").items;
         let mut a = SnapAux::default();
         let mut sort = |id: AuxId, name: &str| -> Option<AuxNo> {
             if self.main_ids().contains(&id) {
@@ -284,7 +290,8 @@ impl Sut {
         }
         for (l, n) in l3s.iter().zip(l3_nos) {
             let Some(n) = n else { continue };
-            let ranges = self.rt.block_on(e.list_ip_ranges(l.uuid)).expect("list IP ranges");
+            let ranges =
+                self.rt.block_on(e.networks.list_ip_ranges(l.uuid)).expect("list IP ranges");
             let host_part = |ip: std::net::Ipv4Addr| {
                 let o = ip.octets();
                 if o[..3] == crate::aux::RANGE_NET {

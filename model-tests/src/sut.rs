@@ -320,7 +320,7 @@ impl Sut {
     pub async fn sweep_all(&self) -> Result<(), EngineError> {
         let mut first = Ok(());
         for n in &self.nodes {
-            let r = n.ping_sweep().await.map(drop);
+            let r = n.hosts.ping_sweep().await.map(drop);
             if first.is_ok() {
                 first = r;
             }

@@ -143,7 +143,8 @@ impl Trackers {
                 .iter()
                 .map(|n| {
                     let (e, flag) = (n.clone(), Arc::new(WakeFlag::default()));
-                    let run = Tracked::new(async move { e.run_host_tracker().await }, flag.clone());
+                    let run =
+                        Tracked::new(async move { e.hosts.run_host_tracker().await }, flag.clone());
                     (rt.spawn(run), flag)
                 })
                 .collect();
@@ -244,7 +245,7 @@ impl Sut {
     /// and direct ones alike.
     pub(crate) fn check_sweep_counts(&self, t: &Transition) {
         for (i, n) in self.nodes.iter().enumerate() {
-            let ran = n.ping_sweeps();
+            let ran = n.hosts.ping_sweeps();
             if ran != self.actual.sweeps {
                 self.fail(format!(
                     "{t:?}: node {i} has run {ran} ping sweeps, the model {} (the trackers' \

@@ -106,7 +106,7 @@ async fn run_inner(args: &SimArgs) -> Result<Report, String> {
     let create_time = t.elapsed();
 
     let t = Instant::now();
-    let sweep = engine.ping_sweep().await.map_err(|e| format!("ping sweep failed: {e}"))?;
+    let sweep = engine.hosts.ping_sweep().await.map_err(|e| format!("ping sweep failed: {e}"))?;
     let sweep_time = t.elapsed();
 
     let figures = RunFigures {

@@ -111,6 +111,7 @@ impl CloudSpec {
         let bs = step(
             || "creating the backup storage".into(),
             engine
+                .storages
                 .create_backup_storage(CreateBackupStorage {
                     zone_uuid: zones[0].zone,
                     name: n.backup_storage.clone(),
@@ -122,6 +123,7 @@ impl CloudSpec {
         let image = step(
             || "creating the image".into(),
             engine
+                .images
                 .create_image(CreateImage {
                     backup_storage_uuid: bs.uuid,
                     name: n.image.clone(),
@@ -136,6 +138,7 @@ impl CloudSpec {
             let made = step(
                 || format!("creating the instance offering {}", o.name),
                 engine
+                    .offerings
                     .create_instance_offering(CreateInstanceOffering {
                         name: o.name.clone(),
                         cpus: o.cpus,
@@ -163,6 +166,7 @@ impl CloudSpec {
         let zone = step(
             || format!("creating zone {z}"),
             engine
+                .zones
                 .create_zone(CreateZone {
                     name: Names::fill(&n.zone, z, 0),
                     description: Names::fill(&n.zone_description, z, 0),
@@ -175,6 +179,7 @@ impl CloudSpec {
             let cluster = step(
                 || format!("creating {name}"),
                 engine
+                    .clusters
                     .create_cluster(CreateCluster {
                         zone_uuid: zone.uuid,
                         name: name.clone(),
@@ -185,6 +190,7 @@ impl CloudSpec {
             let ps = step(
                 || format!("creating the primary storage of {name}"),
                 engine
+                    .storages
                     .create_primary_storage(CreatePrimaryStorage {
                         zone_uuid: zone.uuid,
                         name: Names::fill(&n.primary_storage, z, c),
@@ -195,7 +201,7 @@ impl CloudSpec {
             )?;
             step(
                 || format!("attaching storage to {name}"),
-                engine.attach_primary_storage(cluster.uuid, ps.uuid).await,
+                engine.clusters.attach_primary_storage(cluster.uuid, ps.uuid).await,
             )?;
             clusters.push(cluster.uuid);
             storages.push(ps.uuid);
@@ -203,6 +209,7 @@ impl CloudSpec {
         let l2 = step(
             || format!("creating the L2 network of zone {z}"),
             engine
+                .networks
                 .create_l2_network(CreateL2Network {
                     zone_uuid: zone.uuid,
                     name: Names::fill(&n.l2, z, 0),
@@ -214,7 +221,7 @@ impl CloudSpec {
         for (c, cluster) in clusters.iter().enumerate() {
             step(
                 || format!("attaching the L2 network of zone {z} to cluster {c}"),
-                engine.attach_l2_network(*cluster, l2.uuid).await,
+                engine.clusters.attach_l2_network(*cluster, l2.uuid).await,
             )?;
         }
         let mut l3s = Vec::new();
@@ -222,6 +229,7 @@ impl CloudSpec {
             let l3 = step(
                 || format!("creating network {} in zone {z}", net.name),
                 engine
+                    .networks
                     .create_l3_network(CreateL3Network {
                         l2_network_uuid: l2.uuid,
                         name: net.name.clone(),
@@ -238,7 +246,7 @@ impl CloudSpec {
                 };
                 step(
                     || format!("adding range {i} to network {} in zone {z}", net.name),
-                    engine.create_ip_range(l3.uuid, req).await,
+                    engine.networks.create_ip_range(l3.uuid, req).await,
                 )?;
             }
             l3s.push(l3.uuid);

@@ -57,7 +57,7 @@ impl Cloud {
                 let req = self.host_request(i);
                 let stopwatch = start();
                 async move {
-                    let result = engine.add_host(req).await.map(|h| h.uuid);
+                    let result = engine.hosts.add_host(req).await.map(|h| h.uuid);
                     AddedHost { index: i, took: stopwatch(), result }
                 }
             })

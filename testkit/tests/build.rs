@@ -20,16 +20,16 @@ async fn the_default_cloud_takes_a_vm() {
     assert_eq!(cloud.clusters().len(), 1);
     assert_eq!(cloud.hosts.len(), 3);
     assert_eq!(cloud.offerings.len(), 1);
-    let zone = engine.get_zone(cloud.zone().zone).await.expect("zone");
+    let zone = engine.zones.get_zone(cloud.zone().zone).await.expect("zone");
     assert_eq!((zone.name.as_str(), zone.description.as_str()), ("sim-zone", "oxstack sim"));
-    let cluster = engine.get_cluster(cloud.clusters()[0]).await.expect("cluster");
+    let cluster = engine.clusters.get_cluster(cloud.clusters()[0]).await.expect("cluster");
     assert_eq!(cluster.name, "cluster-0");
     assert_eq!(cluster.primary_storage_uuids, cloud.zone().storages);
     assert_eq!(cluster.l2_network_uuids, vec![cloud.zone().l2]);
-    let host = engine.get_host(cloud.hosts[2]).await.expect("host");
+    let host = engine.hosts.get_host(cloud.hosts[2]).await.expect("host");
     assert_eq!((host.name.as_str(), host.management_ip.as_str()), ("host-2", "172.16.0.2"));
     assert_eq!((host.cpu_total, host.memory_total), (32, 128 * GIB));
-    let ranges = engine.list_ip_ranges(cloud.l3()).await.expect("ranges");
+    let ranges = engine.networks.list_ip_ranges(cloud.l3()).await.expect("ranges");
     assert_eq!(ranges.len(), 1);
     assert_eq!(ranges[0].end_ip.to_string(), "10.255.255.254");
     let vm = engine.vms.create_vm(cloud.create_vm_request("vm-0".into(), 0)).await.expect("create");
@@ -79,6 +79,7 @@ async fn zones_clusters_networks_and_offerings_as_asked() {
         assert_eq!((clusters.len(), storages.len(), l3s.len()), (3, 3, 2));
     }
     let names: Vec<String> = engine
+        .clusters
         .list_clusters(&all())
         .await
         .expect("clusters")
@@ -89,19 +90,25 @@ async fn zones_clusters_networks_and_offerings_as_asked() {
     for want in ["cluster-0-0", "cluster-0-2", "cluster-1-1"] {
         assert!(names.contains(&want.to_string()), "{want} in {names:?}");
     }
-    let storages = engine.list_primary_storages(&all()).await.expect("storages").items;
+    let storages = engine.storages.list_primary_storages(&all()).await.expect("storages").items;
     assert_eq!(storages.len(), 6);
     assert!(storages.iter().all(|p| p.total_bytes == 7 * GIB));
-    assert_eq!(engine.list_ip_ranges(cloud.zones[1].l3s[0]).await.expect("ranges").len(), 2);
+    assert_eq!(
+        engine.networks.list_ip_ranges(cloud.zones[1].l3s[0]).await.expect("ranges").len(),
+        2
+    );
     // Host i is in cluster i / 2, counted across zones: hosts 6 and 7 in the second zone's first.
     let clusters = cloud.clusters();
     for (i, id) in cloud.hosts.iter().enumerate() {
-        let host = engine.get_host(*id).await.expect("host");
+        let host = engine.hosts.get_host(*id).await.expect("host");
         assert_eq!(host.name, format!("host-{i}"));
         assert_eq!(host.cluster_uuid, clusters[i / 2]);
         assert_eq!((host.cpu_total, host.memory_total), (4, 8 * GIB));
     }
-    assert_eq!(engine.get_host(cloud.hosts[6]).await.expect("host").zone_uuid, cloud.zones[1].zone);
+    assert_eq!(
+        engine.hosts.get_host(cloud.hosts[6]).await.expect("host").zone_uuid,
+        cloud.zones[1].zone
+    );
     let req = cloud.create_vm_request("vm".into(), 1);
     assert_eq!(req.l3_network_uuids, cloud.zones[1].l3s);
     engine.shutdown().await;

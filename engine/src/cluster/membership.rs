@@ -281,7 +281,7 @@ impl Engine {
         let rows = management_nodes::all(&self.db).await?;
         let ring = self.membership.ring();
         let mut owned: HashMap<ManagementNodeId, u64> = HashMap::new();
-        for (h, _) in self.host_statuses().await? {
+        for (h, _) in self.hosts.host_statuses().await? {
             if let Some(owner) = h.parse().ok().and_then(|h| ring.owner(h)) {
                 *owned.entry(owner).or_default() += 1;
             }

@@ -50,10 +50,12 @@ impl Drop for Shared {
 /// Adds `HOSTS` hosts at `10.<net>.0.*` in a new zone and cluster; returns their ids.
 async fn add_hosts_on(e: &Engine, net: u8) -> Vec<HostId> {
     let zone = e
+        .zones
         .create_zone(CreateZone { name: format!("z{net}"), description: String::new() })
         .await
         .unwrap();
     let cluster = e
+        .clusters
         .create_cluster(CreateCluster {
             zone_uuid: zone.uuid,
             name: "c".into(),
@@ -64,6 +66,7 @@ async fn add_hosts_on(e: &Engine, net: u8) -> Vec<HostId> {
     let mut ids = Vec::new();
     for i in 0..HOSTS {
         let host = e
+            .hosts
             .add_host(AddHost {
                 cluster_uuid: cluster.uuid,
                 name: format!("h{i}"),
@@ -92,7 +95,7 @@ async fn beat(nodes: &[&Engine]) {
 }
 
 async fn pinged(e: &Engine) -> u64 {
-    e.ping_sweep().await.unwrap().pinged
+    e.hosts.ping_sweep().await.unwrap().pinged
 }
 
 /// (state, in ring, owned hosts) of `node` as `by` lists it.
@@ -192,7 +195,7 @@ async fn a_node_alone_again_sees_hosts_and_statuses_another_node_wrote_meanwhile
     for h in &hosts {
         shared.sim.partition_host(*h).unwrap();
     }
-    let (ra, rb) = (a.ping_sweep().await.unwrap(), b.ping_sweep().await.unwrap());
+    let (ra, rb) = (a.hosts.ping_sweep().await.unwrap(), b.hosts.ping_sweep().await.unwrap());
     assert_eq!(ra.disconnected + rb.disconnected, 2 * HOSTS);
     assert!(ra.disconnected > 0 && rb.disconnected > 0);
 
@@ -203,9 +206,9 @@ async fn a_node_alone_again_sees_hosts_and_statuses_another_node_wrote_meanwhile
     for h in &hosts {
         shared.sim.heal_host(*h).unwrap();
     }
-    let report = a.ping_sweep().await.unwrap();
+    let report = a.hosts.ping_sweep().await.unwrap();
     assert_eq!((report.pinged, report.reconnected), (2 * HOSTS, 2 * HOSTS));
-    let again = a.ping_sweep().await.unwrap();
+    let again = a.hosts.ping_sweep().await.unwrap();
     assert_eq!((again.pinged, again.failed, again.reconnected), (2 * HOSTS, 0, 0));
     a.shutdown().await;
 }

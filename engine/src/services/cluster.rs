@@ -6,11 +6,18 @@ use oxstack_db::DbError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::caches::Caches;
 use crate::error::{EngineError, EngineResult};
+use crate::ids::IdGen;
 use crate::ids::{ClusterId, L2NetworkId, PrimaryStorageId, ZoneId};
 use crate::scheduler::ClusterInfo;
+use crate::services::network::NetworkService;
+use crate::services::storage::StorageService;
+use crate::services::zone::ZoneService;
 use crate::services::{check_name, emptied, ListQuery, Page};
-use crate::Engine;
+use oxstack_bus::EventBus;
+use oxstack_db::Db;
+use std::sync::Arc;
 
 /// Hypervisor types a cluster may have.
 pub const HYPERVISOR_TYPES: &[&str] = &["simulator", "kvm"];
@@ -57,7 +64,23 @@ impl Cluster {
     }
 }
 
-impl Engine {
+/// The clusters' service (and their attachments); cheap to clone.
+#[derive(Clone)]
+pub struct ClusterService {
+    pub(crate) db: Db,
+    pub(crate) events: EventBus,
+    pub(crate) ids: Arc<IdGen>,
+    /// The scheduler's and IPAM's caches, changed with the rows they cache.
+    pub(crate) caches: Caches,
+    /// The zones a resource is created in.
+    pub(crate) zones: ZoneService,
+    /// The storages attached or images are stored on.
+    pub(crate) storages: StorageService,
+    /// The L2 networks attached.
+    pub(crate) networks: NetworkService,
+}
+
+impl ClusterService {
     /// Creates a cluster in a zone.
     pub async fn create_cluster(&self, req: CreateCluster) -> EngineResult<Cluster> {
         check_name(&req.name)?;
@@ -71,7 +94,7 @@ impl Engine {
                 ),
             ));
         }
-        self.require_zone("zone_uuid", req.zone_uuid).await?;
+        self.zones.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: ClusterId = self.ids.next();
         let _cache = self.caches.gate.read().await;
         let cluster = NewCluster {
@@ -146,7 +169,7 @@ impl Engine {
         ps: PrimaryStorageId,
     ) -> EngineResult<Cluster> {
         let c = self.get_cluster(cluster).await?;
-        let storage = self.get_primary_storage(ps).await?;
+        let storage = self.storages.get_primary_storage(ps).await?;
         if storage.zone_uuid != c.zone_uuid {
             return Err(EngineError::conflicts_with(
                 "primary_storage_uuid",
@@ -159,7 +182,7 @@ impl Engine {
         let _cache = self.caches.gate.read().await;
         let attached = clusters::attach_primary_storage(&self.db, cluster, ps).await;
         let what = format!("primary storage {ps}");
-        self.attached(attached, cluster, &what, || self.get_primary_storage(ps)).await?;
+        self.attached(attached, cluster, &what, || self.storages.get_primary_storage(ps)).await?;
         {
             let mut t = self.caches.scheduler.topology();
             let info = t.clusters.entry(cluster).or_default();
@@ -177,7 +200,7 @@ impl Engine {
         l2: L2NetworkId,
     ) -> EngineResult<Cluster> {
         let c = self.get_cluster(cluster).await?;
-        let net = self.get_l2_network(l2).await?;
+        let net = self.networks.get_l2_network(l2).await?;
         if net.zone_uuid != c.zone_uuid {
             return Err(EngineError::conflicts_with(
                 "l2_network_uuid",
@@ -190,7 +213,7 @@ impl Engine {
         let _cache = self.caches.gate.read().await;
         let attached = clusters::attach_l2_network(&self.db, cluster, l2).await;
         let what = format!("L2 network {l2}");
-        self.attached(attached, cluster, &what, || self.get_l2_network(l2)).await?;
+        self.attached(attached, cluster, &what, || self.networks.get_l2_network(l2)).await?;
         self.caches
             .scheduler
             .topology()

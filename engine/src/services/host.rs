@@ -12,8 +12,9 @@ use utoipa::ToSchema;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{ClusterId, ZoneId};
 use crate::scheduler::HostCapacity;
+use crate::services::host_service::HostService;
 use crate::services::{check_name, child_inserted, emptied, ListQuery, Page};
-use crate::{string_enum, Engine};
+use crate::string_enum;
 
 string_enum!(
     /// What the operator wants of a host.
@@ -105,7 +106,7 @@ impl TryFrom<HostRow> for Host {
     }
 }
 
-impl Engine {
+impl HostService {
     /// Adds a host to a cluster and connects it. If it cannot be connected nothing is kept.
     pub async fn add_host(&self, req: AddHost) -> EngineResult<Host> {
         let token = req.agent_token.clone();
@@ -113,8 +114,11 @@ impl Engine {
         if req.management_ip.trim().is_empty() {
             return Err(EngineError::invalid("management_ip", "must not be empty"));
         }
-        let cluster =
-            self.get_cluster(req.cluster_uuid).await.map_err(|e| e.named_in("cluster_uuid"))?;
+        let cluster = self
+            .clusters
+            .get_cluster(req.cluster_uuid)
+            .await
+            .map_err(|e| e.named_in("cluster_uuid"))?;
         let simulated = if cluster.hypervisor_type == "simulator" {
             let cpus = req.cpus.unwrap_or(DEFAULT_SIM_CPUS);
             let memory_bytes = req.memory_bytes.unwrap_or(DEFAULT_SIM_MEMORY);
@@ -207,7 +211,7 @@ impl Engine {
             Err(e) => {
                 hosts::delete_never_connected(&self.db, id).await?;
                 // A sweep may have read the Connecting row into the roster meanwhile.
-                self.host_roster.remove(id);
+                self.roster.remove(id);
                 return Err(e);
             }
         };
@@ -225,7 +229,7 @@ impl Engine {
                 memory_used: 0,
             },
         );
-        self.host_roster.set(id, true);
+        self.roster.set(id, true);
         self.events.publish("host", id.0, None, Some(HostStatus::Connected.as_str()));
         self.get_host(id).await
     }
@@ -303,7 +307,7 @@ impl Engine {
                 format!("host {id} still has {n} VMs placed, defined or arriving on it; migrate, stop and destroy them first")
             })?;
             self.caches.scheduler.index().remove(id);
-            self.host_roster.remove(id);
+            self.roster.remove(id);
         }
         if let Err(e) = self.host_calls.call(id, "disconnect", self.hypervisor.disconnect(id)).await
         {
@@ -325,7 +329,7 @@ impl Engine {
             return Err(EngineError::not_found("host", id));
         };
         if old_status == status.as_str() {
-            self.host_roster.set(id, status == HostStatus::Connected);
+            self.roster.set(id, status == HostStatus::Connected);
             return Ok(());
         }
         let _cache = self.caches.gate.read().await;
@@ -334,7 +338,7 @@ impl Engine {
             .scheduler
             .index()
             .set_schedulable(id, status == HostStatus::Connected && state == "Enabled");
-        self.host_roster.set(id, status == HostStatus::Connected);
+        self.roster.set(id, status == HostStatus::Connected);
         self.events.publish("host", id.0, Some(&old_status), Some(status.as_str()));
         Ok(())
     }

@@ -24,8 +24,8 @@ use oxstack_hypervisor::{HostId, StopMode, VmId};
 
 use crate::config::ConfigName;
 use crate::error::{EngineError, EngineResult};
+use crate::services::host_service::HostService;
 use crate::services::vm::VmState;
-use crate::Engine;
 
 /// How often a VM that another management node runs an operation on is read again.
 const POLL: Duration = Duration::from_millis(50);
@@ -44,7 +44,7 @@ fn left_by_itself(e: &EngineError) -> bool {
     matches!(e, EngineError::InvalidState { .. } | EngineError::NotFound { .. })
 }
 
-impl Engine {
+impl HostService {
     /// Moves every VM off `host` (already in Maintenance): see the module doc.
     pub(crate) async fn evacuate_host(&self, host: HostId) -> EngineResult<()> {
         // An operation in flight ends within a few hypervisor calls; one that never does is

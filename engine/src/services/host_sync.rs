@@ -17,8 +17,8 @@ use oxstack_db::vm_instances::{self, HostedVm};
 use oxstack_hypervisor::{HostId, PowerState, VmId};
 
 use crate::error::EngineResult;
+use crate::services::host_service::HostService;
 use crate::services::vm::VmState;
-use crate::Engine;
 
 /// One VM as the sweep's snapshot saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +59,7 @@ pub(crate) fn agrees(expected: &[ExpectedVm], reported: &HashMap<VmId, PowerStat
         })
 }
 
-impl Engine {
+impl HostService {
     /// Reads, in one query, the VMs each host should have defined: those placed on it, and
     /// stopped ones last defined there (the same rows [`Engine::reconcile_host`] looks at).
     pub(crate) async fn expected_vms(&self) -> EngineResult<ExpectedVms> {

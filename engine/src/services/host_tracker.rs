@@ -25,8 +25,8 @@ use utoipa::ToSchema;
 use crate::config::ConfigName;
 use crate::error::{EngineError, EngineResult};
 use crate::services::host::HostStatus;
+use crate::services::host_service::HostService;
 use crate::services::vm::{Settled, VmState};
-use crate::Engine;
 
 /// What one ping sweep found.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
@@ -51,14 +51,14 @@ pub struct ReconcileReport {
     pub destroyed_strays: Vec<VmId>,
 }
 
-impl Engine {
+impl HostService {
     /// Background loop: one ping sweep every `host.ping_interval_secs`, the sleep restarted
     /// (with the interval then in force) whenever any global config changes; it ends when the
     /// node shuts down. [`Engine::start`] spawns it when background tasks are on; public so
     /// that a caller running the node without them can run the loop alone, on a runtime whose
     /// clock it moves (the model test does, `model-tests/src/tracker.rs`).
     pub async fn run_host_tracker(&self) {
-        let mut shutdown = self.shutdown_signal();
+        let mut shutdown = self.shutdown.clone();
         let mut config_changes = self.config.subscribe();
         loop {
             let interval = self.config.secs(ConfigName::HostPingIntervalSecs);
@@ -161,11 +161,11 @@ impl Engine {
         let me = self.membership.node;
         let alone = self.membership.alone();
         if !alone {
-            self.host_roster.mark_stale();
-        } else if let Some(known) = self.host_roster.snapshot() {
+            self.roster.mark_stale();
+        } else if let Some(known) = self.roster.snapshot() {
             return Ok(known);
         }
-        let read_at = self.host_roster.generation();
+        let read_at = self.roster.generation();
         let rows = self.host_statuses().await?;
         let mut unparsed = 0;
         let all: Vec<(HostId, bool)> = rows
@@ -179,7 +179,7 @@ impl Engine {
             })
             .collect();
         if alone {
-            self.host_roster.refill(read_at, &all, unparsed);
+            self.roster.refill(read_at, &all, unparsed);
             return Ok((all, unparsed));
         }
         let owned = all.into_iter().filter(|(host, _)| ring.owns(me, host.0)).collect();

@@ -6,9 +6,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{EngineError, EngineResult};
+use crate::ids::IdGen;
 use crate::ids::{BackupStorageId, ImageId};
+use crate::services::storage::StorageService;
 use crate::services::{check_name, child_inserted, ListQuery, Page};
-use crate::Engine;
+use oxstack_bus::EventBus;
+use oxstack_db::Db;
+use std::sync::Arc;
 
 /// Disk formats an image may have.
 pub const IMAGE_FORMATS: &[&str] = &["qcow2", "raw"];
@@ -56,7 +60,17 @@ impl From<ImageRow> for Image {
     }
 }
 
-impl Engine {
+/// The images' service; cheap to clone.
+#[derive(Clone)]
+pub struct ImageService {
+    pub(crate) db: Db,
+    pub(crate) events: EventBus,
+    pub(crate) ids: Arc<IdGen>,
+    /// The storages attached or images are stored on.
+    pub(crate) storages: StorageService,
+}
+
+impl ImageService {
     /// Registers an image on a backup storage.
     pub async fn create_image(&self, req: CreateImage) -> EngineResult<Image> {
         check_name(&req.name)?;
@@ -77,7 +91,8 @@ impl Engine {
             return Err(EngineError::invalid("url", "must not be empty"));
         }
         oxstack_db::to_stored("size_bytes", req.size_bytes)?;
-        self.get_backup_storage(req.backup_storage_uuid)
+        self.storages
+            .get_backup_storage(req.backup_storage_uuid)
             .await
             .map_err(|e| e.named_in("backup_storage_uuid"))?;
         let id: ImageId = self.ids.next();
@@ -96,7 +111,10 @@ impl Engine {
         let fits = child_inserted(images::insert_charged(&self.db, &image).await, gone)?;
         if !fits {
             // No room, or no backup storage any more (deleted since it was read).
-            self.get_backup_storage(bs_id).await.map_err(|e| e.named_in("backup_storage_uuid"))?;
+            self.storages
+                .get_backup_storage(bs_id)
+                .await
+                .map_err(|e| e.named_in("backup_storage_uuid"))?;
             return Err(EngineError::InsufficientCapacity(format!(
                 "backup storage {} has no room for {} bytes",
                 req.backup_storage_uuid, req.size_bytes

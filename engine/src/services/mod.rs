@@ -1,10 +1,12 @@
-//! Services: one module per resource family, each an `impl Engine` block that owns its tables.
+//! Services: one module per resource family, each a struct built from its dependencies that
+//! owns its tables.
 
 pub mod cluster;
 pub mod host;
 pub mod host_calls;
 mod host_maintenance;
 pub mod host_roster;
+pub mod host_service;
 mod host_sync;
 pub mod host_tracker;
 pub mod image;

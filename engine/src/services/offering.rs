@@ -5,9 +5,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{EngineError, EngineResult};
+use crate::ids::IdGen;
 use crate::ids::InstanceOfferingId;
 use crate::services::{check_name, ListQuery, Page};
-use crate::Engine;
+use oxstack_bus::EventBus;
+use oxstack_db::Db;
+use std::sync::Arc;
 
 /// An instance offering.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -43,7 +46,15 @@ impl From<OfferingRow> for InstanceOffering {
     }
 }
 
-impl Engine {
+/// The instance offerings' service; cheap to clone.
+#[derive(Clone)]
+pub struct OfferingService {
+    pub(crate) db: Db,
+    pub(crate) events: EventBus,
+    pub(crate) ids: Arc<IdGen>,
+}
+
+impl OfferingService {
     /// Creates an offering. Names are unique.
     pub async fn create_instance_offering(
         &self,

@@ -54,6 +54,7 @@ mod tests {
         let cloud = crate::services::vm::tests::fixture::Cloud::new(0, 1, 1, 1).await;
         let engine = cloud.engine;
         let zone = engine
+            .zones
             .create_zone(CreateZone { name: "z2".into(), description: String::new() })
             .await
             .unwrap();
@@ -62,10 +63,10 @@ mod tests {
             name: name.into(),
             hypervisor_type: "simulator".into(),
         };
-        engine.create_cluster(req("c")).await.unwrap();
-        let refused = engine.delete_zone(zone.uuid).await.unwrap_err();
+        engine.clusters.create_cluster(req("c")).await.unwrap();
+        let refused = engine.zones.delete_zone(zone.uuid).await.unwrap_err();
         assert_eq!(refused.code(), "CONFLICT", "{refused}");
-        engine.get_zone(zone.uuid).await.unwrap();
+        engine.zones.get_zone(zone.uuid).await.unwrap();
 
         // Straight to the database, as a create that lost the race to its zone's delete.
         let orphan = oxstack_db::clusters::NewCluster {

@@ -5,11 +5,16 @@ use oxstack_db::storages::{self, BackupStorageRow, NewStorage, PrimaryStorageRow
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::caches::Caches;
 use crate::error::{EngineError, EngineResult};
+use crate::ids::IdGen;
 use crate::ids::{BackupStorageId, PrimaryStorageId, ZoneId};
 use crate::scheduler::StorageInfo;
+use crate::services::zone::ZoneService;
 use crate::services::{check_name, child_inserted, emptied, ListQuery, Page};
-use crate::Engine;
+use oxstack_bus::EventBus;
+use oxstack_db::Db;
+use std::sync::Arc;
 
 /// A primary storage.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -117,14 +122,26 @@ fn new_storage<Id>(uuid: Id, zone: ZoneId, name: &str, url: &str, total: u64) ->
     }
 }
 
-impl Engine {
+/// The primary and backup storages' service; cheap to clone.
+#[derive(Clone)]
+pub struct StorageService {
+    pub(crate) db: Db,
+    pub(crate) events: EventBus,
+    pub(crate) ids: Arc<IdGen>,
+    /// The scheduler's and IPAM's caches, changed with the rows they cache.
+    pub(crate) caches: Caches,
+    /// The zones a resource is created in.
+    pub(crate) zones: ZoneService,
+}
+
+impl StorageService {
     /// Creates a primary storage.
     pub async fn create_primary_storage(
         &self,
         req: CreatePrimaryStorage,
     ) -> EngineResult<PrimaryStorage> {
         check_storage(&req.name, &req.url, req.total_bytes)?;
-        self.require_zone("zone_uuid", req.zone_uuid).await?;
+        self.zones.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: PrimaryStorageId = self.ids.next();
         let new = new_storage(id, req.zone_uuid, &req.name, &req.url, req.total_bytes);
         let _cache = self.caches.gate.read().await;
@@ -177,7 +194,7 @@ impl Engine {
         req: CreateBackupStorage,
     ) -> EngineResult<BackupStorage> {
         check_storage(&req.name, &req.url, req.total_bytes)?;
-        self.require_zone("zone_uuid", req.zone_uuid).await?;
+        self.zones.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: BackupStorageId = self.ids.next();
         let new = new_storage(id, req.zone_uuid, &req.name, &req.url, req.total_bytes);
         let inserted = storages::insert_backup(&self.db, &new).await;

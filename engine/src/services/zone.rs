@@ -5,9 +5,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{EngineError, EngineResult};
+use crate::ids::IdGen;
 use crate::ids::ZoneId;
 use crate::services::{check_name, emptied, ListQuery, Page};
-use crate::Engine;
+use oxstack_bus::EventBus;
+use oxstack_db::Db;
+use std::sync::Arc;
 
 /// A zone.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -42,7 +45,15 @@ impl From<ZoneRow> for Zone {
     }
 }
 
-impl Engine {
+/// The zones' service; cheap to clone.
+#[derive(Clone)]
+pub struct ZoneService {
+    pub(crate) db: Db,
+    pub(crate) events: EventBus,
+    pub(crate) ids: Arc<IdGen>,
+}
+
+impl ZoneService {
     /// Creates a zone. Names are unique.
     pub async fn create_zone(&self, req: CreateZone) -> EngineResult<Zone> {
         check_name(&req.name)?;

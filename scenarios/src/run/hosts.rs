@@ -39,7 +39,7 @@ impl Runner<'_> {
                     _ = stopped.changed() => break,
                 }
                 let timer = Timer::start();
-                let r = engine.ping_sweep().await.map(drop);
+                let r = engine.hosts.ping_sweep().await.map(drop);
                 sweeps.push((timer.elapsed(), r));
             }
             sweeps
@@ -91,8 +91,8 @@ impl Runner<'_> {
         let enter = UpdateHost { name: None, state: Some(HostState::Maintenance) };
         let leave = UpdateHost { name: None, state: Some(HostState::Enabled) };
         let r: EngineResult<()> = async {
-            self.engine.update_host(host, enter).await?;
-            self.engine.update_host(host, leave).await?;
+            self.engine.hosts.update_host(host, enter).await?;
+            self.engine.hosts.update_host(host, leave).await?;
             Ok(())
         }
         .await;
@@ -102,7 +102,7 @@ impl Runner<'_> {
     /// One ping sweep of every host.
     pub(crate) async fn ping_sweep(&mut self) {
         let timer = Timer::start();
-        let r = self.engine.ping_sweep().await;
+        let r = self.engine.hosts.ping_sweep().await;
         self.stats.record("ping_sweep", timer, &r);
     }
 
@@ -118,7 +118,7 @@ impl Runner<'_> {
             .collect();
         for h in &hosts {
             let timer = Timer::start();
-            let r = self.engine.reconcile_host(*h).await;
+            let r = self.engine.hosts.reconcile_host(*h).await;
             self.stats.record("reconcile", timer, &r);
             self.observer.advanced(1);
         }

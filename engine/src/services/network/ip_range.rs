@@ -7,11 +7,11 @@ use oxstack_db::ip_ranges::{self, Clash, Inserted, RangeRow};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::NetworkService;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{IpRangeId, L3NetworkId};
 use crate::services::child_inserted;
 use crate::services::network::ipam::RangeInfo;
-use crate::Engine;
 
 /// An IP range.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -144,7 +144,7 @@ fn refusal(clash: &Clash, start: u32, end: u32, gateway: u32) -> EngineError {
     )
 }
 
-impl Engine {
+impl NetworkService {
     /// Adds a range to an L3 network. The check against the other ranges of its L2 network
     /// (no shared address, no gateway inside another range) and the insert are one statement,
     /// after a lock on the L2 network's row: concurrent requests cannot both pass it.

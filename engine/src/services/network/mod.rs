@@ -9,11 +9,16 @@ use oxstack_db::Db;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::caches::Caches;
 use crate::error::{EngineError, EngineResult};
+use crate::ids::IdGen;
 use crate::ids::{L2NetworkId, L3NetworkId, ZoneId};
+use crate::services::zone::ZoneService;
 use crate::services::{check_name, child_inserted, emptied, ListQuery, Page};
-use crate::Engine;
 use ipam::{Ipam, RangeInfo};
+use oxstack_bus::EventBus;
+use oxstack_bus::SyncQueues;
+use std::sync::Arc;
 
 /// An L2 network.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -117,7 +122,21 @@ pub async fn load_ipam(db: &Db, ipam: &Ipam) -> EngineResult<()> {
     Ok(())
 }
 
-impl Engine {
+/// The L2 and L3 networks' and IP ranges' service; cheap to clone.
+#[derive(Clone)]
+pub struct NetworkService {
+    pub(crate) db: Db,
+    pub(crate) events: EventBus,
+    pub(crate) ids: Arc<IdGen>,
+    /// One queue per resource: what must not interleave on it.
+    pub(crate) queues: Arc<SyncQueues>,
+    /// The scheduler's and IPAM's caches, changed with the rows they cache.
+    pub(crate) caches: Caches,
+    /// The zones a resource is created in.
+    pub(crate) zones: ZoneService,
+}
+
+impl NetworkService {
     /// Creates an L2 network.
     pub async fn create_l2_network(&self, req: CreateL2Network) -> EngineResult<L2Network> {
         check_name(&req.name)?;
@@ -129,7 +148,7 @@ impl Engine {
                 return Err(EngineError::invalid("vlan", "must be between 1 and 4094"));
             }
         }
-        self.require_zone("zone_uuid", req.zone_uuid).await?;
+        self.zones.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: L2NetworkId = self.ids.next();
         let row = L2Row {
             uuid: id,

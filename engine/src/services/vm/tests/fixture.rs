@@ -62,10 +62,12 @@ impl Cloud {
         let opts = EngineOptions { db_url: db_url.into(), background_tasks: false, id_seed: None };
         let engine = Engine::start_with(opts, hv, extensions).await.unwrap();
         let zone = engine
+            .zones
             .create_zone(CreateZone { name: "z".into(), description: String::new() })
             .await
             .unwrap();
         let cluster = engine
+            .clusters
             .create_cluster(CreateCluster {
                 zone_uuid: zone.uuid,
                 name: "c".into(),
@@ -74,6 +76,7 @@ impl Cloud {
             .await
             .unwrap();
         let ps = engine
+            .storages
             .create_primary_storage(CreatePrimaryStorage {
                 zone_uuid: zone.uuid,
                 name: "ps".into(),
@@ -82,8 +85,9 @@ impl Cloud {
             })
             .await
             .unwrap();
-        engine.attach_primary_storage(cluster.uuid, ps.uuid).await.unwrap();
+        engine.clusters.attach_primary_storage(cluster.uuid, ps.uuid).await.unwrap();
         let l2 = engine
+            .networks
             .create_l2_network(CreateL2Network {
                 zone_uuid: zone.uuid,
                 name: "l2".into(),
@@ -92,14 +96,16 @@ impl Cloud {
             })
             .await
             .unwrap();
-        engine.attach_l2_network(cluster.uuid, l2.uuid).await.unwrap();
+        engine.clusters.attach_l2_network(cluster.uuid, l2.uuid).await.unwrap();
         let l3 = engine
+            .networks
             .create_l3_network(CreateL3Network { l2_network_uuid: l2.uuid, name: "l3".into() })
             .await
             .unwrap();
         let end =
             std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 0, 0, 2)) + ips - 1);
         engine
+            .networks
             .create_ip_range(
                 l3.uuid,
                 CreateIpRange {
@@ -113,6 +119,7 @@ impl Cloud {
             .await
             .unwrap();
         let bs = engine
+            .storages
             .create_backup_storage(CreateBackupStorage {
                 zone_uuid: zone.uuid,
                 name: "bs".into(),
@@ -122,6 +129,7 @@ impl Cloud {
             .await
             .unwrap();
         let image = engine
+            .images
             .create_image(CreateImage {
                 backup_storage_uuid: bs.uuid,
                 name: "img".into(),
@@ -132,6 +140,7 @@ impl Cloud {
             .await
             .unwrap();
         let offering = engine
+            .offerings
             .create_instance_offering(CreateInstanceOffering {
                 name: "small".into(),
                 cpus: 1,
@@ -142,6 +151,7 @@ impl Cloud {
         let mut ids = Vec::new();
         for i in 0..hosts {
             let h = engine
+                .hosts
                 .add_host(AddHost {
                     cluster_uuid: cluster.uuid,
                     name: format!("h{i}"),
@@ -261,7 +271,7 @@ impl Cloud {
     }
 
     pub async fn host_used(&self, h: HostId) -> (u32, u64) {
-        let host = self.engine.get_host(h).await.unwrap();
+        let host = self.engine.hosts.get_host(h).await.unwrap();
         (host.cpu_used, host.memory_used)
     }
 

@@ -74,7 +74,11 @@ async fn full_lifecycle_keeps_engine_and_simulator_in_step() {
     c.engine.vms.expunge_vm(vm.uuid).await.unwrap();
     assert_eq!(c.engine.vms.get_vm(vm.uuid).await.unwrap_err().code(), "NOT_FOUND");
     assert_eq!((c.count("vm_nics").await, c.count("volumes").await), (0, 0));
-    assert_eq!(c.engine.get_l3_network(c.l3).await.unwrap().used_ips, 0, "IP returned on expunge");
+    assert_eq!(
+        c.engine.networks.get_l3_network(c.l3).await.unwrap().used_ips,
+        0,
+        "IP returned on expunge"
+    );
     c.assert_consistent().await;
 }
 
@@ -123,7 +127,7 @@ async fn failed_creates_leave_nothing_behind() {
         .map(|u| u.0)
         .sum();
     assert_eq!(i64::from(used), ok, "reserved cpus equal the VMs that exist");
-    assert_eq!(c.engine.get_l3_network(c.l3).await.unwrap().used_ips as i64, ok);
+    assert_eq!(c.engine.networks.get_l3_network(c.l3).await.unwrap().used_ips as i64, ok);
     c.assert_consistent().await;
 }
 
@@ -159,17 +163,17 @@ async fn a_crashed_host_is_disconnected_then_reconciled_when_it_returns() {
     let vm = c.engine.vms.create_vm(c.create_req("a")).await.unwrap();
     let host = vm.host_uuid.unwrap();
     c.sim.crash_host(host).unwrap();
-    let report = c.engine.ping_sweep().await.unwrap();
+    let report = c.engine.hosts.ping_sweep().await.unwrap();
     assert_eq!((report.failed, report.disconnected), (1, 1));
-    assert_eq!(c.engine.get_host(host).await.unwrap().status, HostStatus::Disconnected);
+    assert_eq!(c.engine.hosts.get_host(host).await.unwrap().status, HostStatus::Disconnected);
     assert_eq!(c.engine.vms.get_vm(vm.uuid).await.unwrap().state, VmState::Unknown);
     let err = c.engine.vms.create_vm(c.create_req("b")).await.unwrap();
     assert_ne!(err.host_uuid, Some(host), "no VM goes to a disconnected host");
 
     c.sim.recover_host(host).unwrap();
-    let report = c.engine.ping_sweep().await.unwrap();
+    let report = c.engine.hosts.ping_sweep().await.unwrap();
     assert_eq!(report.reconnected, 1);
-    assert_eq!(c.engine.get_host(host).await.unwrap().status, HostStatus::Connected);
+    assert_eq!(c.engine.hosts.get_host(host).await.unwrap().status, HostStatus::Connected);
     let v = c.engine.vms.get_vm(vm.uuid).await.unwrap();
     assert_eq!((v.state, v.host_uuid), (VmState::Stopped, None), "the crash powered it off");
     c.assert_consistent().await;
@@ -183,10 +187,10 @@ async fn a_partitioned_host_comes_back_with_its_vms_running() {
     let vm = c.engine.vms.create_vm(c.create_req("a")).await.unwrap();
     let host = vm.host_uuid.unwrap();
     c.sim.partition_host(host).unwrap();
-    c.engine.ping_sweep().await.unwrap();
+    c.engine.hosts.ping_sweep().await.unwrap();
     assert_eq!(c.engine.vms.get_vm(vm.uuid).await.unwrap().state, VmState::Unknown);
     c.sim.heal_host(host).unwrap();
-    c.engine.ping_sweep().await.unwrap();
+    c.engine.hosts.ping_sweep().await.unwrap();
     assert_eq!(c.engine.vms.get_vm(vm.uuid).await.unwrap().state, VmState::Running);
     c.assert_consistent().await;
 }
@@ -199,7 +203,7 @@ async fn reconcile_notices_dead_and_stray_vms() {
     c.sim.kill_vm(a.uuid).unwrap();
     let stray = oxstack_hypervisor::VmId::new_random();
     c.sim.define_stray_vm(host, stray, PowerState::Running).unwrap();
-    let report = c.engine.reconcile_host(host).await.unwrap();
+    let report = c.engine.hosts.reconcile_host(host).await.unwrap();
     assert_eq!(report.stopped, 1);
     assert_eq!(report.strays, vec![stray]);
     assert_eq!(c.engine.vms.get_vm(a.uuid).await.unwrap().state, VmState::Stopped);
@@ -210,7 +214,7 @@ async fn reconcile_notices_dead_and_stray_vms() {
     let b = c.engine.vms.create_vm(c.create_req("b")).await.unwrap();
     c.engine.vms.stop_vm(b.uuid, StopMode::Force).await.unwrap();
     oxstack_hypervisor::Hypervisor::start_vm(&*c.sim, host, b.uuid).await.unwrap();
-    let report = c.engine.reconcile_host(host).await.unwrap();
+    let report = c.engine.hosts.reconcile_host(host).await.unwrap();
     assert_eq!(report.corrected, 1);
     let v = c.engine.vms.get_vm(b.uuid).await.unwrap();
     assert_eq!((v.state, v.host_uuid), (VmState::Running, Some(host)));
@@ -258,6 +262,7 @@ async fn maintenance_moves_running_vms_away_and_stops_what_cannot_move() {
     c.engine.vms.stop_vm(on_h1.uuid, StopMode::Force).await.unwrap();
     let h = c
         .engine
+        .hosts
         .update_host(h0, UpdateHost { name: None, state: Some(HostState::Maintenance) })
         .await
         .unwrap();
@@ -284,11 +289,12 @@ async fn a_host_whose_vms_cannot_leave_gets_its_old_state_back() {
     c.sim.add_fault(FaultRule::always().on_op(OpKind::Stop).times(1));
     let err = c
         .engine
+        .hosts
         .update_host(host, UpdateHost { name: None, state: Some(HostState::Maintenance) })
         .await
         .unwrap_err();
     assert_eq!(err.code(), "HYPERVISOR_ERROR", "{err}");
-    assert_eq!(c.engine.get_host(host).await.unwrap().state, HostState::Enabled);
+    assert_eq!(c.engine.hosts.get_host(host).await.unwrap().state, HostState::Enabled);
     assert_eq!(c.engine.vms.get_vm(vm.uuid).await.unwrap().state, VmState::Running);
     // Schedulable again, in the cache and after a reload from the database.
     let again = c.engine.vms.create_vm(c.create_req("after")).await.unwrap();
@@ -308,7 +314,7 @@ async fn a_start_that_cannot_leave_an_unreachable_host_keeps_the_vm_defined_ther
     let old = vm.host_uuid.unwrap();
     c.engine.vms.stop_vm(vm.uuid, StopMode::Graceful).await.unwrap();
     c.sim.crash_host(old).unwrap();
-    c.engine.ping_sweep().await.unwrap();
+    c.engine.hosts.ping_sweep().await.unwrap();
     // The other host is picked; the simulator refuses a VM still defined elsewhere.
     let err = c.engine.vms.start_vm(vm.uuid, None).await.unwrap_err();
     assert_eq!(err.code(), "HYPERVISOR_ERROR", "{err}");
@@ -316,7 +322,7 @@ async fn a_start_that_cannot_leave_an_unreachable_host_keeps_the_vm_defined_ther
     assert_eq!((v.state, v.host_uuid, v.last_host_uuid), (VmState::Stopped, None, Some(old)));
 
     c.sim.recover_host(old).unwrap();
-    c.engine.ping_sweep().await.unwrap();
+    c.engine.hosts.ping_sweep().await.unwrap();
     c.assert_consistent().await;
     let v = c.engine.vms.start_vm(vm.uuid, None).await.unwrap();
     assert_eq!((v.state, v.host_uuid), (VmState::Running, Some(old)));
@@ -332,14 +338,14 @@ async fn a_vm_destroyed_while_its_host_is_unreachable_is_undefined_when_the_host
     let vm = c.engine.vms.create_vm(c.create_req("a")).await.unwrap();
     let host = vm.host_uuid.unwrap();
     c.sim.partition_host(host).unwrap();
-    c.engine.ping_sweep().await.unwrap();
+    c.engine.hosts.ping_sweep().await.unwrap();
     assert_eq!(c.engine.vms.destroy_vm(vm.uuid).await.unwrap(), DestroyOutcome::Destroyed);
     let v = c.engine.vms.get_vm(vm.uuid).await.unwrap();
     assert_eq!((v.state, v.host_uuid, v.last_host_uuid), (VmState::Destroyed, None, Some(host)));
     assert_eq!(c.sim_state(vm.uuid), Some(PowerState::Running), "still runs behind the partition");
 
     c.sim.heal_host(host).unwrap();
-    c.engine.ping_sweep().await.unwrap();
+    c.engine.hosts.ping_sweep().await.unwrap();
     assert_eq!(c.sim_state(vm.uuid), None, "undefined on reconnection");
     assert_eq!(c.engine.vms.get_vm(vm.uuid).await.unwrap().last_host_uuid, None);
     c.assert_consistent().await;
@@ -353,7 +359,7 @@ async fn recovering_a_vm_still_defined_where_it_was_destroyed_undefines_it_first
     let vm = c.engine.vms.create_vm(c.create_req("a")).await.unwrap();
     let host = vm.host_uuid.unwrap();
     c.sim.partition_host(host).unwrap();
-    c.engine.ping_sweep().await.unwrap();
+    c.engine.hosts.ping_sweep().await.unwrap();
     c.engine.vms.destroy_vm(vm.uuid).await.unwrap();
 
     // While the host is unreachable recovery fails and changes nothing.
@@ -365,7 +371,7 @@ async fn recovering_a_vm_still_defined_where_it_was_destroyed_undefines_it_first
     // Back, but the undefine during reconciliation fails: still pending.
     c.sim.heal_host(host).unwrap();
     c.sim.add_fault(FaultRule::always().on_op(OpKind::Destroy).times(1));
-    c.engine.ping_sweep().await.unwrap();
+    c.engine.hosts.ping_sweep().await.unwrap();
     assert_eq!(c.sim_state(vm.uuid), Some(PowerState::Running));
 
     let v = c.engine.vms.recover_vm(vm.uuid).await.unwrap();
@@ -383,6 +389,7 @@ async fn cloud_with_two_l3s() -> (Cloud, L3NetworkId, CreateVm) {
     let c = Cloud::new(2, 8, 32, 10).await;
     let l2 = c
         .engine
+        .networks
         .create_l2_network(CreateL2Network {
             zone_uuid: c.zone,
             name: "storage-net".into(),
@@ -391,9 +398,10 @@ async fn cloud_with_two_l3s() -> (Cloud, L3NetworkId, CreateVm) {
         })
         .await
         .unwrap();
-    c.engine.attach_l2_network(c.cluster, l2.uuid).await.unwrap();
+    c.engine.clusters.attach_l2_network(c.cluster, l2.uuid).await.unwrap();
     let l3 = c
         .engine
+        .networks
         .create_l3_network(CreateL3Network { l2_network_uuid: l2.uuid, name: "l3b".into() })
         .await
         .unwrap();
@@ -404,7 +412,7 @@ async fn cloud_with_two_l3s() -> (Cloud, L3NetworkId, CreateVm) {
         netmask: "255.255.255.0".into(),
         gateway: "192.168.7.1".into(),
     };
-    c.engine.create_ip_range(l3.uuid, range).await.unwrap();
+    c.engine.networks.create_ip_range(l3.uuid, range).await.unwrap();
     let mut req = c.create_req("two-nics");
     req.l3_network_uuids = vec![l3.uuid, c.l3];
     (c, l3.uuid, req)

@@ -46,7 +46,7 @@ async fn a_stop_for_a_paused_vm_refuses_one_resumed_meanwhile() {
 async fn a_create_naming_a_host_deleted_after_it_was_read_is_not_found() {
     let c = Cloud::new(2, 8, 32, 10).await;
     let plan = c.engine.vms.plan_create_vm(c.create_req_on("v", c.hosts[1])).await.unwrap();
-    c.engine.delete_host(c.hosts[1]).await.unwrap();
+    c.engine.hosts.delete_host(c.hosts[1]).await.unwrap();
     let err = c.engine.vms.run_create_vm(plan).await.unwrap_err();
     assert_eq!(err.code(), "NOT_FOUND", "{err}");
     assert_eq!(err.details()["field"], "host_uuid");

@@ -110,7 +110,7 @@ async fn a_host_disabled_through_one_node_is_never_used_by_the_other() {
     let b = second_node(&c, &dir.url()).await;
     let (off, on) = (c.hosts[0], c.hosts[1]);
     let disable = UpdateHost { name: None, state: Some(HostState::Disabled) };
-    c.engine.update_host(off, disable).await.unwrap();
+    c.engine.hosts.update_host(off, disable).await.unwrap();
     for i in 0..6 {
         let vm = b.vms.create_vm(c.create_req(&format!("v{i}"))).await.unwrap();
         assert_eq!(vm.host_uuid, Some(on), "b's cache still thinks {off} is Enabled");
@@ -176,11 +176,11 @@ async fn an_l3_network_shows_the_addresses_and_ranges_the_other_node_added() {
         netmask: "255.0.0.0".into(),
         gateway: "10.0.0.1".into(),
     };
-    c.engine.create_ip_range(c.l3, range).await.unwrap();
+    c.engine.networks.create_ip_range(c.l3, range).await.unwrap();
     for (name, node) in [("a", &c.engine), ("b", &b)] {
-        let net = node.get_l3_network(c.l3).await.unwrap();
+        let net = node.networks.get_l3_network(c.l3).await.unwrap();
         assert_eq!((net.used_ips, net.total_ips), (3, 34), "node {name}: get");
-        let all = node.list_l3_networks(&ListQuery::default()).await.unwrap().items;
+        let all = node.networks.list_l3_networks(&ListQuery::default()).await.unwrap().items;
         let listed = all.iter().find(|n| n.uuid == c.l3).map(|n| (n.used_ips, n.total_ips));
         assert_eq!(listed, Some((3, 34)), "node {name}: list");
     }
@@ -206,7 +206,7 @@ async fn a_cache_follower_has_caught_up_only_once_it_has_reloaded() {
         memory_bytes: Some(16 << 30),
         agent_token: None,
     };
-    let host = c.engine.add_host(add).await.unwrap().uuid;
+    let host = c.engine.hosts.add_host(add).await.unwrap().uuid;
     assert!(b.caches.scheduler.index().get(host).is_none(), "b has not reloaded yet");
     let mut relayed = 0;
     while let Ok(e) = relay.try_recv() {

@@ -36,7 +36,7 @@ async fn recover_one(c: &Cloud) {
 /// Lets every host report, so what recovery left Unknown or Stopped is reconciled.
 async fn reconcile_all(c: &Cloud) {
     for h in &c.hosts {
-        c.engine.reconcile_host(*h).await.unwrap();
+        c.engine.hosts.reconcile_host(*h).await.unwrap();
     }
 }
 
@@ -63,7 +63,7 @@ async fn an_interrupted_create_is_rolled_back_to_nothing() {
                 assert_eq!(c.host_used(*h).await, (0, 0), "capacity left on {h}: {at}");
                 assert!(c.sim.host_vms(*h).is_empty(), "vm left on the hypervisor: {at}");
             }
-            assert_eq!(c.engine.get_l3_network(c.l3).await.unwrap().used_ips, 0, "{at}");
+            assert_eq!(c.engine.networks.get_l3_network(c.l3).await.unwrap().used_ips, 0, "{at}");
             c.assert_consistent().await;
         },
     )
@@ -162,7 +162,7 @@ async fn an_interrupted_expunge_is_finished() {
     for table in ["vm_instances", "volumes", "vm_nics"] {
         assert_eq!(c.count(table).await, 0, "{table} left");
     }
-    assert_eq!(c.engine.get_l3_network(c.l3).await.unwrap().used_ips, 0);
+    assert_eq!(c.engine.networks.get_l3_network(c.l3).await.unwrap().used_ips, 0);
     c.assert_consistent().await;
     // A live node's expunge is not touched.
     let vm = c.engine.vms.create_vm(c.create_req("y")).await.unwrap();
@@ -188,7 +188,7 @@ async fn a_rolled_back_create_that_turns_up_on_its_host_later_is_destroyed_there
     c.sim.define_stray_vm(host, vm, PowerState::Running).unwrap();
     let foreign = VmId::new_random();
     c.sim.define_stray_vm(host, foreign, PowerState::Running).unwrap();
-    let report = c.engine.reconcile_host(host).await.unwrap();
+    let report = c.engine.hosts.reconcile_host(host).await.unwrap();
     assert_eq!(report.destroyed_strays, vec![vm]);
     assert_eq!(report.strays, vec![foreign], "only what was ours is destroyed");
     assert!(c.sim.vm(vm).is_none(), "the late VM is gone from the host");
@@ -197,7 +197,7 @@ async fn a_rolled_back_create_that_turns_up_on_its_host_later_is_destroyed_there
     assert_eq!(c.count("vm_instances").await, 0);
 
     // Next time it is only the foreign VM, reported again.
-    let report = c.engine.reconcile_host(host).await.unwrap();
+    let report = c.engine.hosts.reconcile_host(host).await.unwrap();
     assert_eq!((report.destroyed_strays, report.strays), (vec![], vec![foreign]));
 
     // A rollback is forgotten after a day, at the next recovery pass.

@@ -18,17 +18,17 @@ async fn a_slowed_host_makes_the_sweep_ping_host_by_host_with_the_same_outcome()
     // each host itself.
     c.sim.slow_host(slow, Duration::from_millis(2)).unwrap();
     c.sim.crash_host(crashed).unwrap();
-    let report = c.engine.ping_sweep().await.unwrap();
+    let report = c.engine.hosts.ping_sweep().await.unwrap();
     assert_eq!((report.pinged, report.failed, report.disconnected), (3, 1, 1));
-    assert_eq!(c.engine.get_host(slow).await.unwrap().status, HostStatus::Connected);
-    assert_eq!(c.engine.get_host(crashed).await.unwrap().status, HostStatus::Disconnected);
+    assert_eq!(c.engine.hosts.get_host(slow).await.unwrap().status, HostStatus::Connected);
+    assert_eq!(c.engine.hosts.get_host(crashed).await.unwrap().status, HostStatus::Disconnected);
 
     // Without the slowdown the same sweep goes as one batch call.
     c.sim.slow_host(slow, Duration::ZERO).unwrap();
     c.sim.recover_host(crashed).unwrap();
-    let report = c.engine.ping_sweep().await.unwrap();
+    let report = c.engine.hosts.ping_sweep().await.unwrap();
     assert_eq!((report.pinged, report.failed, report.reconnected), (3, 0, 1));
-    assert_eq!(c.engine.get_host(crashed).await.unwrap().status, HostStatus::Connected);
+    assert_eq!(c.engine.hosts.get_host(crashed).await.unwrap().status, HostStatus::Connected);
     c.assert_consistent().await;
 }
 
@@ -49,7 +49,7 @@ async fn the_bulk_sync_corrects_only_what_changed_behind_the_engine() {
     c.sim.define_stray_vm(host, stray, PowerState::Running).unwrap();
     let mut events = c.engine.events.subscribe();
 
-    let report = c.engine.ping_sweep().await.unwrap();
+    let report = c.engine.hosts.ping_sweep().await.unwrap();
     assert_eq!((report.pinged, report.failed), (2, 0));
     let engine = &c.engine;
     let state = move |vm: VmId| async move { engine.vms.get_vm(vm).await.unwrap().state };
@@ -69,7 +69,7 @@ async fn the_bulk_sync_corrects_only_what_changed_behind_the_engine() {
 
     // A second sync finds nothing to correct.
     let before: Vec<VmState> = futures::future::join_all(vms.iter().map(|v| state(v.uuid))).await;
-    c.engine.ping_sweep().await.unwrap();
+    c.engine.hosts.ping_sweep().await.unwrap();
     let after: Vec<VmState> = futures::future::join_all(vms.iter().map(|v| state(v.uuid))).await;
     assert_eq!(before, after);
 }

@@ -137,14 +137,14 @@ async fn expunge_workflow_unwinds() {
             assert_eq!(v.nics.len(), 1);
             assert_eq!(v.nics[0].ip, before.nics[0].ip, "the same IP is back");
             assert_eq!(v.root_volume_uuid, before.root_volume_uuid);
-            assert_eq!(c.engine.get_l3_network(c.l3).await.unwrap().used_ips, 1);
+            assert_eq!(c.engine.networks.get_l3_network(c.l3).await.unwrap().used_ips, 1);
             c.assert_consistent().await;
         },
         async |_ctx: &ExpungeCtx| {
             assert_eq!(c.count("vm_instances").await, 0);
             assert_eq!(c.count("volumes").await, 0);
             assert_eq!(c.count("vm_nics").await, 0);
-            assert_eq!(c.engine.get_l3_network(c.l3).await.unwrap().used_ips, 0);
+            assert_eq!(c.engine.networks.get_l3_network(c.l3).await.unwrap().used_ips, 0);
             assert!(c.engine.invariant_violations().await.unwrap().is_empty());
         },
     )
