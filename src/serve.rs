@@ -46,6 +46,21 @@ pub struct ServeArgs {
     /// node's own; requests from any other origin are refused (403). Repeat for several.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
+    /// Requests served at once; one more is refused at once with 503 OVERLOADED (retry), not
+    /// queued. A WebSocket counts only until it is upgraded.
+    #[arg(long, value_name = "N", default_value_t = oxstack_api::limits::DEFAULT_MAX_IN_FLIGHT as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_in_flight: u64,
+    /// Seconds a request may take before it is answered 504 REQUEST_TIMEOUT (it goes on in the
+    /// node). A VM operation with `?wait=true` answers 202 with its job instead.
+    #[arg(long, value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_secs: u64,
+    /// WebSocket subscribers of `/v1/events` at once; one more is refused with 503 OVERLOADED.
+    #[arg(long, value_name = "N",
+          default_value_t = oxstack_api::limits::DEFAULT_MAX_EVENT_SUBSCRIBERS as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_event_subscribers: u64,
 }
 
 /// Runs the node until Ctrl-C.
@@ -120,8 +135,16 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             stopper.shutdown().await;
         }
     });
-    let guard = oxstack_api::BrowserGuard::new(args.allowed_hosts, args.allowed_origins);
-    match oxstack_api::serve_guarded(engine, listener, forwarding, guard).await {
+    let options = oxstack_api::ServeOptions {
+        guard: oxstack_api::BrowserGuard::new(args.allowed_hosts, args.allowed_origins),
+        limits: oxstack_api::Limits {
+            max_in_flight: usize::try_from(args.max_in_flight).unwrap_or(usize::MAX),
+            request_timeout: std::time::Duration::from_secs(args.request_timeout_secs),
+            max_event_subscribers: usize::try_from(args.max_event_subscribers)
+                .unwrap_or(usize::MAX),
+        },
+    };
+    match oxstack_api::serve_configured(engine, listener, forwarding, options).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: API server failed: {e}");

@@ -102,9 +102,7 @@ async fn a_postgres_restart_mid_create_fails_or_finishes_every_create_cleanly() 
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     assert!(states.len() >= created, "{} VMs left, {created} creates answered 201", states.len());
-    let (_, jobs) =
-        call(&http, reqwest::Method::GET, format!("{}/v1/jobs?limit=10000", apis[0]), None).await;
-    let jobs = jobs["items"].as_array().cloned().unwrap_or_default();
+    let jobs = all_items(&http, &apis[0], "/v1/jobs").await;
     let running: Vec<&serde_json::Value> =
         jobs.iter().filter(|j| j["state"] == "Running").collect();
     assert!(running.is_empty(), "jobs left Running: {running:?}");

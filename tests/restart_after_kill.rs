@@ -57,9 +57,7 @@ async fn a_node_killed_mid_create_rolls_its_runs_back_when_it_restarts() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     assert!(states.len() >= answered, "{} VMs left, {answered} answered 201", states.len());
-    let (_, jobs) =
-        call(&http, reqwest::Method::GET, format!("{}/v1/jobs?limit=10000", node.api), None).await;
-    let jobs = jobs["items"].as_array().cloned().unwrap_or_default();
+    let jobs = all_items(&http, &node.api, "/v1/jobs").await;
     assert!(jobs.iter().all(|j| j["state"] != "Running"), "a job is left Running");
     let failed = jobs.iter().filter(|j| j["state"] == "Failed").count();
     // Each rolled-back create's job failed; every VM kept has its create Succeeded, those the

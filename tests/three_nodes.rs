@@ -109,10 +109,7 @@ async fn three_nodes_survive_a_sigkill_and_rebalance_when_it_returns() {
         settled.len()
     );
     // Jobs the killed node ran are Failed with the reason, none is left Running.
-    let (_, jobs) =
-        call(&http, reqwest::Method::GET, format!("{}/v1/jobs?limit=10000", nodes[0].api), None)
-            .await;
-    let jobs = jobs["items"].as_array().cloned().unwrap_or_default();
+    let jobs = all_items(&http, &nodes[0].api, "/v1/jobs").await;
     assert!(jobs.iter().all(|j| j["state"] != "Running"), "a job is left Running");
     // A Running VM's create succeeded, and so says its job (the takeover completes the jobs
     // of creates that committed just before the kill).

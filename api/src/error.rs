@@ -35,9 +35,13 @@ pub struct ErrorBody {
     /// UNAVAILABLE (503) when the management node that owns the resource, or the node's
     /// database, could not be reached (retry), or for requests over the server's limits:
     /// LENGTH_REQUIRED (411, a body without Content-Length), PAYLOAD_TOO_LARGE (413),
-    /// URI_TOO_LONG (414), HEADERS_TOO_LARGE (431); FORBIDDEN (403) for a browser's request
-    /// under a `Host` the node does not answer to or from a web `Origin` it does not take
-    /// (`details.host` or `details.origin`).
+    /// URI_TOO_LONG (414), HEADERS_TOO_LARGE (431); UNSUPPORTED_MEDIA_TYPE (415) for a POST,
+    /// PUT or PATCH without `Content-Type: application/json` (also with an empty body);
+    /// OVERLOADED (503, retry: `details.limit`) when the node serves its limit of requests at
+    /// once or of event stream subscribers; REQUEST_TIMEOUT (504, `details.timeout_ms`) for a
+    /// request not answered in time (it may still be carried out); FORBIDDEN (403) for a
+    /// browser's request under a `Host` the node does not answer to or from a web `Origin` it
+    /// does not take (`details.host` or `details.origin`).
     pub code: String,
     /// What went wrong, for a person; names the offending field where there is one.
     pub message: String,
@@ -66,11 +70,12 @@ pub fn status_for(code: &str) -> StatusCode {
         "METHOD_NOT_ALLOWED" => StatusCode::METHOD_NOT_ALLOWED,
         "LENGTH_REQUIRED" => StatusCode::LENGTH_REQUIRED,
         "PAYLOAD_TOO_LARGE" => StatusCode::PAYLOAD_TOO_LARGE,
+        "UNSUPPORTED_MEDIA_TYPE" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "URI_TOO_LONG" => StatusCode::URI_TOO_LONG,
         "HEADERS_TOO_LARGE" => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         "HYPERVISOR_ERROR" => StatusCode::BAD_GATEWAY,
-        "TIMEOUT" => StatusCode::GATEWAY_TIMEOUT,
-        "UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
+        "TIMEOUT" | "REQUEST_TIMEOUT" => StatusCode::GATEWAY_TIMEOUT,
+        "UNAVAILABLE" | "OVERLOADED" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -191,7 +196,10 @@ mod tests {
             ("LENGTH_REQUIRED", 411),
             ("PAYLOAD_TOO_LARGE", 413),
             ("URI_TOO_LONG", 414),
+            ("UNSUPPORTED_MEDIA_TYPE", 415),
             ("HEADERS_TOO_LARGE", 431),
+            ("OVERLOADED", 503),
+            ("REQUEST_TIMEOUT", 504),
         ] {
             assert_eq!(status_for(code).as_u16(), status, "{code}");
         }

@@ -3,18 +3,28 @@
 //! The subscription is taken before the upgrade is answered, so a client sees every event
 //! published after its handshake completed. A client that reads too slowly for the event bus
 //! is sent a [`LaggedNotice`] saying how many events it missed, and the stream goes on.
+//!
+//! A client message over [`MAX_CLIENT_MESSAGE`] closes the stream (1009). Served by
+//! [`super::serve`], at most `max_event_subscribers` streams are open at once
+//! ([`super::limits`]); the next upgrade is refused with 503 OVERLOADED.
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
+use axum::Extension;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
+use super::limits::{overloaded, EventSubscribers};
 use oxstack_bus::Event;
 use oxstack_engine::Engine;
+
+/// The largest message (and frame) a client may send, in bytes; a larger one closes the stream
+/// (close code 1009). Clients have nothing to say here beyond pings and a close.
+pub const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
 
 /// Sent instead of the events a slow client missed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -35,6 +45,7 @@ pub struct LaggedNotice {
     ))]
 pub async fn events(
     State(e): State<Engine>,
+    subscribers: Option<Extension<EventSubscribers>>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let ws = ws.map_err(|r| {
@@ -43,9 +54,24 @@ pub async fn events(
             r.body_text()
         ))
     })?;
+    // A slot for as long as the stream lives (none to take when served without limits).
+    let slot = match subscribers {
+        Some(Extension(s)) => match s.slots.clone().try_acquire_owned() {
+            Ok(slot) => Some(slot),
+            Err(_) => {
+                let flag = "--max-event-subscribers";
+                return Ok(overloaded("event stream subscribers", s.limit, flag));
+            }
+        },
+        None => None,
+    };
     let rx = e.events.subscribe();
     let shutdown = e.shutdown_signal();
-    Ok(ws.on_upgrade(move |socket| stream(socket, rx, shutdown)))
+    let ws = ws.max_message_size(MAX_CLIENT_MESSAGE).max_frame_size(MAX_CLIENT_MESSAGE);
+    Ok(ws.on_upgrade(move |socket| async move {
+        stream(socket, rx, shutdown).await;
+        drop(slot);
+    }))
 }
 
 /// The text message for what the subscription yielded; `None` when the bus is gone.
@@ -82,7 +108,14 @@ async fn stream(
                 }
             }
             incoming = socket.recv() => match incoming {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                None | Some(Ok(Message::Close(_))) => return,
+                Some(Err(e)) => {
+                    // Over MAX_CLIENT_MESSAGE, or a broken frame: say so, then end.
+                    tracing::debug!(error = %e, "an event stream client sent what is not taken");
+                    let close = CloseFrame { code: close_code::SIZE, reason: "too big".into() };
+                    let _ = socket.send(Message::Close(Some(close))).await;
+                    return;
+                }
                 Some(Ok(_)) => {} // pings are answered by the library; other input is ignored
             },
             _ = oxstack_engine::shutdown_requested(&mut shutdown) => break,

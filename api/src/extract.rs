@@ -2,6 +2,12 @@
 //! is wrong: the JSON body ([`ApiJson`], [`OptionalJson`]), the query string ([`ApiQuery`]) and
 //! UUIDs in the path ([`PathId`], [`PathIds`], [`PathName`]).
 //!
+//! Every POST, PUT and PATCH handler takes its body through [`ApiJson`] or [`OptionalJson`]
+//! (`OptionalJson<NoOptions>` when it has nothing to take), and both first check that the
+//! request says `Content-Type: application/json` (or `application/...+json`, any parameters),
+//! also when the body is empty: else 415 `UNSUPPORTED_MEDIA_TYPE`, before the body is read. So a
+//! browser's form or `text/plain` post, which needs no CORS preflight, never runs anything.
+//!
 //! Bodies and query strings are decoded with `serde_path_to_error`, so a type error names the
 //! field it happened in (`cpus`, `l3_network_uuids[1]`), and serde's own messages name missing
 //! and unknown fields. A body must be one JSON object: serde would otherwise take an array for
@@ -68,11 +74,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let (content_type, bytes) = body_bytes(req, state).await?;
+        check_json_content_type(req.headers().get(CONTENT_TYPE))?;
+        let bytes = body_bytes(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::bad_request("the request body is empty; expected a JSON object"));
         }
-        check_json_content_type(content_type.as_ref())?;
         parse_json(&bytes).map(Self)
     }
 }
@@ -81,44 +87,45 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let (content_type, bytes) = body_bytes(req, state).await?;
+        check_json_content_type(req.headers().get(CONTENT_TYPE))?;
+        let bytes = body_bytes(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(T::default()));
         }
-        check_json_content_type(content_type.as_ref())?;
         parse_json(&bytes).map(Self)
     }
 }
 
-/// The body and its `Content-Type`.
-async fn body_bytes<S: Send + Sync>(
-    req: Request,
-    state: &S,
-) -> Result<(Option<HeaderValue>, Bytes), ApiError> {
-    let content_type = req.headers().get(CONTENT_TYPE).cloned();
-    let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+/// The body.
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             return body_too_large();
         }
         ApiError::bad_request(format!("cannot read the request body: {}", r.body_text()))
-    })?;
-    Ok((content_type, bytes))
+    })
 }
 
+/// A write must say it is JSON, also with an empty body: 415 UNSUPPORTED_MEDIA_TYPE otherwise
+/// (`application/json` or `application/<anything>+json`, with any parameters).
 fn check_json_content_type(content_type: Option<&HeaderValue>) -> Result<(), ApiError> {
-    let given = content_type.and_then(|v| v.to_str().ok());
-    let essence = given.and_then(|v| v.split(';').next()).map(|m| m.trim().to_ascii_lowercase());
+    let given = content_type.map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let essence = given.as_deref().and_then(|v| v.split(';').next());
+    let essence = essence.map(|m| m.trim().to_ascii_lowercase());
     match essence.as_deref() {
         Some("application/json") => Ok(()),
         Some(m) if m.starts_with("application/") && m.ends_with("+json") => Ok(()),
-        _ => Err(ApiError::new(
-            "INVALID_ARGUMENT",
-            format!(
-                "the request body must be JSON with `Content-Type: application/json` (got {})",
-                given.map_or_else(|| "no Content-Type".to_string(), |g| format!("`{g}`"))
+        _ => {
+            Err(ApiError::new(
+                "UNSUPPORTED_MEDIA_TYPE",
+                format!(
+                "POST, PUT and PATCH requests must send `Content-Type: application/json`, also \
+                 with an empty body (got {})",
+                given.as_deref().map_or_else(|| "no Content-Type".to_string(), |g| format!("`{g}`"))
             ),
-            json!({ "field": "Content-Type" }),
-        )),
+                json!({ "field": "Content-Type", "content_type": given }),
+            ))
+        }
     }
 }
 

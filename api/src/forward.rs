@@ -14,6 +14,9 @@
 //! (it has no queue: started without `--amqp`) never got the request, which is then served
 //! here, as without a bus. Requests without a resource uuid, those this node owns, and every
 //! request when no bus is configured are served here, directly.
+//!
+//! A client's request may not carry [`FORWARDED_BY`] itself: [`refuse_forged`], in front of the
+//! HTTP listener's routes, answers it 400, so no client passes a request off as forwarded.
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
@@ -98,6 +101,24 @@ pub fn resource_of(path: &str) -> Option<Uuid> {
     let mut segments = path.strip_prefix("/v1/")?.split('/');
     let _collection = segments.next().filter(|c| !c.is_empty())?;
     segments.next()?.parse().ok()
+}
+
+/// The middleware in front of the HTTP listener's routes: a request from a client may not carry
+/// [`FORWARDED_BY`] (400 naming it), so none passes itself off as forwarded by a node, to be
+/// served by one that does not own its resource. Only the bus [`handler`] sets it.
+pub async fn refuse_forged(req: Request, next: Next) -> Response {
+    if req.headers().contains_key(FORWARDED_BY) {
+        return ApiError::new(
+            "INVALID_ARGUMENT",
+            format!(
+                "the {FORWARDED_BY} header is for requests management nodes forward to each \
+                 other; send the request without it"
+            ),
+            json!({ "field": FORWARDED_BY, "location": "header" }),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// `router` with forwarding in front of it.

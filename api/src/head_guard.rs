@@ -14,6 +14,7 @@
 //! | 400    | `INVALID_ARGUMENT`   | not a valid HTTP/1 request head, or a bad Content-Length |
 //! | 405    | `METHOD_NOT_ALLOWED` | `CONNECT` (no tunnels here)                             |
 //! | 411    | `LENGTH_REQUIRED`    | a `Transfer-Encoding` body: send a Content-Length       |
+//! | 413    | `PAYLOAD_TOO_LARGE`  | a Content-Length over [`MAX_BODY`] (however large)       |
 //! | 414    | `URI_TOO_LONG`       | a request target over [`MAX_TARGET`] bytes              |
 //! | 431    | `HEADERS_TOO_LARGE`  | a head over [`MAX_HEAD`] bytes or [`MAX_HEADERS`] fields |
 //!
@@ -45,6 +46,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::error::ErrorBody;
+use super::extract::{body_too_large, MAX_BODY};
 
 /// The longest request target (path and query) taken, in bytes.
 pub const MAX_TARGET: usize = 16 * 1024;
@@ -258,10 +260,11 @@ fn check_head(buf: &[u8]) -> Head {
             );
         }
         if field.name.eq_ignore_ascii_case("content-length") {
+            // A decimal number too large for a u64 is a body over any limit, not malformed.
             let n = std::str::from_utf8(field.value)
                 .ok()
                 .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|v| v.parse::<u64>().ok());
+                .map(|v| v.parse::<u64>().unwrap_or(u64::MAX));
             match (n, body) {
                 (Some(n), None) => body = Some(n),
                 (Some(n), Some(m)) if n == m => {}
@@ -278,6 +281,11 @@ fn check_head(buf: &[u8]) -> Head {
         if field.name.eq_ignore_ascii_case("upgrade") && req.version == Some(1) {
             upgrade = true;
         }
+    }
+    if body.is_some_and(|n| n > MAX_BODY as u64) {
+        // Refused on the head, on every route: the body is never read.
+        let e = body_too_large();
+        return refuse(e.status, "PAYLOAD_TOO_LARGE", e.body.message, e.body.details);
     }
     let then = match body {
         _ if upgrade => Reading::Through,
@@ -496,9 +504,10 @@ mod tests {
             (b"POST / HTTP/1.1\r\nContent-Length: 1, 1\r\n\r\n", 400, "INVALID_ARGUMENT"),
             (
                 b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
-                400,
-                "INVALID_ARGUMENT",
+                413,
+                "PAYLOAD_TOO_LARGE",
             ),
+            (b"GET / HTTP/1.1\r\nContent-Length: 2097153\r\n\r\n", 413, "PAYLOAD_TOO_LARGE"),
             (
                 b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
                 411,

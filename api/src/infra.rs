@@ -8,7 +8,8 @@ use utoipa::ToSchema;
 
 use super::crud::crud_handlers;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, PathId, PathIds};
+use super::extract::{ApiJson, OptionalJson, PathId, PathIds};
+use super::vm::NoOptions;
 use oxstack_engine::ids::{
     ClusterId, HostId, InstanceOfferingId, L2NetworkId, PrimaryStorageId, ZoneId,
 };
@@ -73,6 +74,7 @@ crud_handlers!(mod instance_offerings {
         ("uuid" = uuid::Uuid, Path, description = "The cluster"),
         ("ps_uuid" = uuid::Uuid, Path, description = "The primary storage"),
     ),
+    request_body(content = Option<NoOptions>, description = "Optional: left out, or {}"),
     responses(
         (status = 200, description = "The cluster with its attachments", body = Cluster),
         (status = 400, description = "Bad UUID", body = ErrorBody),
@@ -82,6 +84,7 @@ crud_handlers!(mod instance_offerings {
 pub async fn attach_primary_storage(
     State(e): State<Engine>,
     PathIds(cluster, ps): PathIds<ClusterId, PrimaryStorageId>,
+    OptionalJson(_): OptionalJson<NoOptions>,
 ) -> Result<Json<Cluster>, ApiError> {
     Ok(Json(e.clusters.attach_primary_storage(cluster, ps).await?))
 }
@@ -92,6 +95,7 @@ pub async fn attach_primary_storage(
         ("uuid" = uuid::Uuid, Path, description = "The cluster"),
         ("l2_uuid" = uuid::Uuid, Path, description = "The L2 network"),
     ),
+    request_body(content = Option<NoOptions>, description = "Optional: left out, or {}"),
     responses(
         (status = 200, description = "The cluster with its attachments", body = Cluster),
         (status = 400, description = "Bad UUID", body = ErrorBody),
@@ -101,6 +105,7 @@ pub async fn attach_primary_storage(
 pub async fn attach_l2_network(
     State(e): State<Engine>,
     PathIds(cluster, l2): PathIds<ClusterId, L2NetworkId>,
+    OptionalJson(_): OptionalJson<NoOptions>,
 ) -> Result<Json<Cluster>, ApiError> {
     Ok(Json(e.clusters.attach_l2_network(cluster, l2).await?))
 }
@@ -136,6 +141,7 @@ pub struct HostReconnected {
 /// Reconnects a host: re-reads its facts, reconciles its VMs, marks it Connected.
 #[utoipa::path(post, path = "/v1/hosts/{uuid}/reconnect", tag = "hosts",
     params(("uuid" = uuid::Uuid, Path, description = "The host")),
+    request_body(content = Option<NoOptions>, description = "Optional: left out, or {}"),
     responses(
         (status = 200, description = "Reconnected", body = HostReconnected),
         (status = 400, description = "Bad UUID", body = ErrorBody),
@@ -145,6 +151,7 @@ pub struct HostReconnected {
 pub async fn reconnect_host(
     State(e): State<Engine>,
     PathId(id): PathId<HostId>,
+    OptionalJson(_): OptionalJson<NoOptions>,
 ) -> Result<Json<HostReconnected>, ApiError> {
     let reconcile = e.hosts.reconnect_host(id).await?;
     Ok(Json(HostReconnected { host: e.hosts.get_host(id).await?, reconcile }))

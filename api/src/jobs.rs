@@ -7,7 +7,8 @@
 //! resource as `result`, or `Failed` with the error body (for a failure of the node itself, the
 //! body that names only the id of the request that started the job, under which the node logged
 //! it: see [`super::error`]). The client gets `202 Accepted` with the
-//! job and `Location: /v1/jobs/{uuid}`, or with `?wait=true` the outcome itself. The work runs in
+//! job and `Location: /v1/jobs/{uuid}`, or with `?wait=true` the outcome itself (or still the
+//! job, `202`, when the job outlasts most of the request's time limit: [`super::limits`]). The work runs in
 //! its own task either way, so a client that hangs up does not cut an operation in half.
 
 use std::future::Future;
@@ -134,16 +135,25 @@ fn job_end(outcome: &Result<Option<Value>, ApiError>) -> JobEnd {
 
 impl Started {
     /// `202 Accepted` with the job, or with `wait` the outcome once the job has ended.
+    /// A wait ends by the request's [`super::limits::wait_budget`]: past it, the answer is `202`
+    /// with the job (still running), as without `wait`, instead of a request timeout.
     pub async fn respond(self, wait: bool) -> Result<Response, ApiError> {
+        let accepted = |job: Job| {
+            let location = format!("/v1/jobs/{}", job.uuid);
+            (StatusCode::ACCEPTED, [(LOCATION, location)], Json(job)).into_response()
+        };
         if !wait {
-            let location = format!("/v1/jobs/{}", self.job.uuid);
-            return Ok(
-                (StatusCode::ACCEPTED, [(LOCATION, location)], Json(self.job)).into_response()
-            );
+            return Ok(accepted(self.job));
         }
-        let value = self
-            .handle
-            .await
+        let mut handle = self.handle;
+        let joined = match super::limits::wait_budget() {
+            Some(until) => match tokio::time::timeout_at(until, &mut handle).await {
+                Ok(joined) => joined,
+                Err(_) => return Ok(accepted(self.job)),
+            },
+            None => handle.await,
+        };
+        let value = joined
             .map_err(|e| ApiError::internal(format!("job {} was lost: {e}", self.job.uuid)))??;
         Ok(match (self.on_success, value) {
             (OnSuccess::Created { location }, Some(v)) => {

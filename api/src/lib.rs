@@ -8,6 +8,8 @@
 //! - [`extract`]: body, query and path extractors that refuse bad input with a 400 naming it
 //! - [`queries`]: the query string of each list (its filters and paging)
 //! - [`jobs`]: long operations as jobs (`202` + `Location`, or `?wait=true`)
+//! - [`limits`]: requests in flight at once (503 OVERLOADED), the time limit of a request
+//!   (504 REQUEST_TIMEOUT), event stream subscribers at once
 //! - [`infra`], [`storage`], [`network`]: zones, clusters, hosts, offerings, storage, images,
 //!   networks and IP ranges
 //! - [`vm`]: VM create, list, get and lifecycle actions
@@ -30,6 +32,7 @@ pub mod forward;
 pub mod head_guard;
 pub mod infra;
 pub mod jobs;
+pub mod limits;
 pub mod network;
 pub mod openapi;
 mod openapi_configs;
@@ -44,7 +47,8 @@ use axum::Router;
 
 pub use browser_guard::BrowserGuard;
 pub use error::{ApiError, ErrorBody};
-pub use serve::{serve, serve_guarded, serve_with};
+pub use limits::Limits;
+pub use serve::{serve, serve_configured, serve_with, ServeOptions};
 
 use oxstack_engine::Engine;
 

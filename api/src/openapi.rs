@@ -105,14 +105,13 @@ pub fn build() -> Value {
 pub enum Applies {
     /// Every operation.
     Always,
-    /// Operations that read a request body: those that take one, and, with the AMQP bus,
-    /// every one forwarded to another node (the body travels with it).
-    WithBody,
+    /// Writes: POST, PUT and PATCH operations.
+    Write,
 }
 
 /// The answers a request can get before, or instead of, its handler's: from the head guard
-/// ([`super::head_guard`]), the extractors ([`super::extract`]), forwarding ([`super::forward`])
-/// and internal failures. Each is added to every operation it applies to (keeping the
+/// ([`super::head_guard`]), the extractors ([`super::extract`]), forwarding ([`super::forward`]),
+/// the limits ([`super::limits`]) and internal failures. Each is added to every operation it applies to (keeping the
 /// operation's own description where it has one).
 pub fn front_answers_table() -> Vec<(u16, String, Applies)> {
     use super::head_guard::{MAX_HEAD, MAX_HEADERS, MAX_TARGET};
@@ -120,7 +119,8 @@ pub fn front_answers_table() -> Vec<(u16, String, Applies)> {
         (
             400,
             "Invalid request: a malformed request head, path parameter, query string or body \
-             (names the field where there is one)"
+             (names the field where there is one), or a request carrying the nodes' internal \
+             x-oxstack-forwarded-by header"
                 .into(),
             Applies::Always,
         ),
@@ -136,11 +136,25 @@ pub fn front_answers_table() -> Vec<(u16, String, Applies)> {
             "The body was sent with Transfer-Encoding; send it with Content-Length".into(),
             Applies::Always,
         ),
-        (413, format!("The body is over {} bytes", super::extract::MAX_BODY), Applies::WithBody),
+        (
+            413,
+            format!(
+                "The body is over {} bytes (PAYLOAD_TOO_LARGE), whatever the operation",
+                super::extract::MAX_BODY
+            ),
+            Applies::Always,
+        ),
         (
             414,
             format!("The request target (path and query) is over {MAX_TARGET} bytes"),
             Applies::Always,
+        ),
+        (
+            415,
+            "The request does not say `Content-Type: application/json` (UNSUPPORTED_MEDIA_TYPE): \
+             every POST, PUT and PATCH must, also with an empty body"
+                .into(),
+            Applies::Write,
         ),
         (
             431,
@@ -159,7 +173,18 @@ pub fn front_answers_table() -> Vec<(u16, String, Applies)> {
             503,
             "Retry: the node's database could not be reached (details.request_id as for 500), \
              or with the AMQP bus the management node that owns the resource did not answer in \
-             time"
+             time (UNAVAILABLE); or the node is serving its limit of requests at once, or of \
+             event stream subscribers (OVERLOADED, with Retry-After; nothing was done; `oxstack \
+             serve --max-in-flight`, `--max-event-subscribers`)"
+                .into(),
+            Applies::Always,
+        ),
+        (
+            504,
+            "The request was not answered within the node's time limit (REQUEST_TIMEOUT; \
+             `oxstack serve --request-timeout-secs`, default 60). It goes on in the node and may \
+             or may not be carried out: check the resource before retrying. A long operation \
+             asked with `wait=true` answers 202 with its job instead"
                 .into(),
             Applies::Always,
         ),
@@ -172,18 +197,17 @@ const METHODS: [&str; 5] = ["get", "put", "post", "patch", "delete"];
 fn front_answers(doc: &mut Value) {
     let table = front_answers_table();
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else { return };
-    for (path, item) in paths.iter_mut() {
-        let forwarded = path.split('/').nth(3).is_some_and(|s| s.starts_with('{'));
+    for item in paths.values_mut() {
         for method in METHODS {
             let Some(op) = item.get_mut(method) else { continue };
-            let with_body = op.get("requestBody").is_some();
+            let write = matches!(method, "post" | "put" | "patch");
             let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
                 continue;
             };
             for (status, description, applies) in &table {
                 let applies = match applies {
                     Applies::Always => true,
-                    Applies::WithBody => with_body || forwarded,
+                    Applies::Write => write,
                 };
                 if applies {
                     responses.entry(status.to_string()).or_insert_with(|| {

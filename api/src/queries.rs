@@ -58,8 +58,8 @@ macro_rules! list_query {
         #[into_params(parameter_in = Query)]
         pub struct $name {
             $($(#[$fmeta])* pub $field: Option<$ty>,)*
-            /// At most this many items (default 100).
-            #[param(minimum = 1, maximum = 10000)]
+            /// At most this many items (default 100, at most 1,000: page with `offset`).
+            #[param(minimum = 1, maximum = 1000)]
             pub limit: Option<u32>,
             /// Skip this many items first (default 0).
             #[param(minimum = 0, maximum = 4_294_967_295_i64, format = Int64)]

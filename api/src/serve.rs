@@ -1,5 +1,8 @@
 //! Serving the API: an HTTP/1 accept loop over hyper, every connection behind the head guard
-//! ([`super::head_guard`]), with graceful shutdown.
+//! ([`super::head_guard`]), with graceful shutdown. In front of the routes, outermost first:
+//! the request id, the refusal of a client's `x-oxstack-forwarded-by`
+//! ([`super::forward::refuse_forged`]), the browser guard, the limits ([`super::limits`]: in
+//! flight, time, event stream subscribers), then forwarding.
 //!
 //! hyper is configured so that the guard, not hyper, decides which heads are taken: its read
 //! buffer and header count are above the guard's limits, and `half_close` lets it finish the
@@ -21,6 +24,7 @@ use tower::ServiceExt;
 
 use super::browser_guard::{self, BrowserGuard};
 use super::head_guard::{self, Guarded, MAX_HEAD, MAX_HEADERS};
+use super::limits::{self, Limits};
 use super::{forward, request_id};
 use oxstack_engine::Engine;
 
@@ -40,16 +44,25 @@ pub async fn serve_with(
     listener: TcpListener,
     forwarding: Option<forward::Forwarding>,
 ) -> std::io::Result<()> {
-    serve_guarded(engine, listener, forwarding, BrowserGuard::default()).await
+    serve_configured(engine, listener, forwarding, ServeOptions::default()).await
 }
 
-/// [`serve_with`], taking browsers' requests for the names and origins `guard` allows (see
-/// [`super::browser_guard`]; the default: `localhost`, IP literals, and the node's own origin).
-pub async fn serve_guarded(
+/// How a node serves its API: which browsers' requests it takes and its limits.
+#[derive(Clone, Debug, Default)]
+pub struct ServeOptions {
+    /// The names and origins browsers' requests may come under (see [`super::browser_guard`];
+    /// the default: `localhost`, IP literals, and the node's own origin).
+    pub guard: BrowserGuard,
+    /// Requests at once, the time limit, event stream subscribers (see [`super::limits`]).
+    pub limits: Limits,
+}
+
+/// [`serve_with`], with `options`.
+pub async fn serve_configured(
     engine: Engine,
     listener: TcpListener,
     forwarding: Option<forward::Forwarding>,
-    guard: BrowserGuard,
+    options: ServeOptions,
 ) -> std::io::Result<()> {
     let mut shutdown = engine.shutdown_signal();
     let bus = forwarding.as_ref().map(|f| f.bus.clone());
@@ -57,10 +70,15 @@ pub async fn serve_guarded(
         Some(f) => forward::layer(super::router(engine.clone()), engine, f),
         None => super::router(engine),
     };
-    // Outside forwarding too, so its own answers (503 when the owner is away) carry the id.
-    let guard = std::sync::Arc::new(guard);
+    // Outside forwarding too, so its own answers (503 when the owner is away) carry the id, and
+    // a request waiting for another node holds its in-flight slot.
+    let guard = std::sync::Arc::new(options.guard);
+    let in_flight = limits::InFlight::new(&options.limits);
     let app = app
+        .layer(axum::Extension(limits::EventSubscribers::new(&options.limits)))
+        .layer(axum::middleware::from_fn_with_state(in_flight, limits::layer))
         .layer(axum::middleware::from_fn_with_state(guard, browser_guard::layer))
+        .layer(axum::middleware::from_fn(forward::refuse_forged))
         .layer(axum::middleware::from_fn(request_id::layer))
         .layer(axum::middleware::from_fn(head_guard::close_after_refused_upgrade));
     // Connections hold a receiver each; the loop waits for all of them to be dropped.

@@ -24,8 +24,10 @@ async fn malformed_bodies_unknown_routes_and_methods_are_refused() {
             .await;
         err(&s, POST, path, Body::Raw("[1, 2]", json_ct), 400, "INVALID_ARGUMENT").await;
         let plain = Body::Raw(r#"{"name": "x"}"#, Some("text/plain"));
-        bad(&s, POST, path, plain, "Content-Type").await;
-        bad(&s, POST, path, Body::Raw(r#"{"name": "x"}"#, None), "Content-Type").await;
+        let media = "UNSUPPORTED_MEDIA_TYPE";
+        expect(&s, POST, path, plain, 415, media, Some("Content-Type")).await;
+        let untyped = Body::Raw(r#"{"name": "x"}"#, None);
+        expect(&s, POST, path, untyped, 415, media, Some("Content-Type")).await;
     }
     let e = err(&s, GET, "/v1/nothing-here", Body::None, 404, "NOT_FOUND").await;
     assert_eq!(e["details"]["path"], "/v1/nothing-here");
@@ -261,4 +263,27 @@ async fn oversized_text_and_control_characters_are_refused_in_every_field_and_fi
     let multi_line = json!({"name": "z-ok", "description": "line one\n\tline two"});
     let r = s.send(POST, "/v1/zones", Body::from(multi_line)).await;
     assert_eq!(r.status.as_u16(), 201, "tab and newlines are free text: {}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_holds_at_most_1000_items_and_the_document_says_so() {
+    let s = Server::start().await;
+    let doc = s.ok("/v1/openapi.json").await;
+    let mut lists = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        let params = item["get"]["parameters"].as_array().cloned().unwrap_or_default();
+        let Some(limit) = params.iter().find(|p| p["name"] == "limit") else { continue };
+        lists += 1;
+        assert_eq!(limit["schema"]["maximum"], 1000, "{path}: {limit}");
+        let described = limit["description"].as_str().unwrap_or_default();
+        assert!(described.contains("at most 1,000"), "{path}: {described}");
+        if path.contains('{') {
+            continue; // The IP ranges of an L3 network: one page, no paging.
+        }
+        bad(&s, GET, &format!("{path}?limit=1001"), Body::None, "limit").await;
+        let e = s.get(&format!("{path}?limit=1001")).await.body;
+        assert!(e["message"].as_str().unwrap_or_default().contains("1000"), "{path}: {e}");
+        assert_eq!(s.get(&format!("{path}?limit=1000")).await.status.as_u16(), 200, "{path}");
+    }
+    assert!(lists >= 10, "{lists} lists");
 }

@@ -6,7 +6,7 @@ mod api_support;
 use std::time::Duration;
 
 use api_support::*;
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -89,4 +89,48 @@ async fn shutting_the_engine_down_closes_event_streams_and_stops_the_server() {
         reqwest::Client::new().get(format!("{}/v1/zones", s.base)).send().await.is_err(),
         "the listener is closed"
     );
+}
+
+/// Sends `size` bytes of text and then a ping; true when the server answers the ping (the
+/// connection is still open), false when the stream ends first.
+async fn answers_after(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    size: usize,
+) -> bool {
+    if ws.send(Message::Text("m".repeat(size).into())).await.is_err() {
+        return false;
+    }
+    if ws.send(Message::Ping(b"still there?".to_vec().into())).await.is_err() {
+        return false;
+    }
+    loop {
+        // A guard against hanging forever, not a timing check.
+        let next = tokio::time::timeout(Duration::from_secs(60), ws.next())
+            .await
+            .expect("neither a pong nor the end of the stream");
+        match next {
+            Some(Ok(Message::Pong(_))) => return true,
+            Some(Ok(Message::Close(frame))) => {
+                let code = frame.map(|f| u16::from(f.code));
+                assert_eq!(code, Some(1009), "closed as too big");
+                return false;
+            }
+            Some(Ok(_)) => continue,
+            None | Some(Err(_)) => return false,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_message_over_4_kib_closes_the_event_stream() {
+    let s = Server::start().await;
+    let url = format!("ws://{}/v1/events", s.addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("connect");
+    assert!(answers_after(&mut ws, 4096).await, "4 KiB is within the limit");
+    assert!(!answers_after(&mut ws, 4097).await, "over 4 KiB: the connection is closed");
+    // Other subscribers are not affected.
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("connect");
+    assert!(answers_after(&mut ws, 10).await);
 }

@@ -112,3 +112,38 @@ async fn a_refused_upgrade_closes_its_connection() {
     responses[0].assert_error(400, "INVALID_ARGUMENT");
     assert_eq!(responses[0].header("connection"), Some("close"));
 }
+
+/// A request head with `Content-Length: length`, and `body` after it.
+fn with_length(method: &str, path: &str, length: &str, body: &[u8]) -> Vec<u8> {
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {length}\r\n\r\n"
+    );
+    [head.as_bytes(), body].concat()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_is_413_on_every_route_however_large_it_says_it_is() {
+    let (s, env, _) = api_support::checks::small_cloud().await;
+    let before = api_support::checks::snapshot(&s, &env).await;
+    // Larger than any number of bytes: still a body over the limit, not a malformed head.
+    let huge = with_length("POST", "/v1/zones", "99999999999999999999", b"{");
+    let e = one(&s, huge).await;
+    e.assert_error(413, "PAYLOAD_TOO_LARGE");
+    assert_eq!(e.body["details"]["limit"], 2 << 20, "{e:?}");
+    // Announced, not sent: refused on the head alone.
+    let announced = with_length("POST", "/v1/zones", &(3u64 << 20).to_string(), b"");
+    one(&s, announced).await.assert_error(413, "PAYLOAD_TOO_LARGE");
+    // A route whose body is empty or `{}`, and a GET: the limit is the same.
+    let body = vec![b' '; 3 << 20];
+    let attach = format!("/v1/clusters/{}/l2-networks/{}", env.cluster, env.l2);
+    let sent = with_length("POST", &attach, &body.len().to_string(), &body);
+    one(&s, sent).await.assert_error(413, "PAYLOAD_TOO_LARGE");
+    let sent = with_length("GET", "/v1/zones", &body.len().to_string(), &body);
+    one(&s, sent).await.assert_error(413, "PAYLOAD_TOO_LARGE");
+    assert_eq!(
+        api_support::checks::snapshot(&s, &env).await,
+        before,
+        "a refusal changed something"
+    );
+}

@@ -269,19 +269,21 @@ async fn optional_bodies_may_be_left_out_but_are_never_null() {
             optional += 1;
             let schema = body["content"]["application/json"]["schema"].to_string();
             assert!(!schema.contains("null"), "{method} {path}: {schema}");
-            let concrete = path.replace("{uuid}", "00000000-0000-4000-8000-000000000001");
+            let nowhere = "00000000-0000-4000-8000-000000000001";
+            let concrete = path.replace("{uuid}", nowhere).replace("{ps_uuid}", nowhere);
+            let concrete = concrete.replace("{l2_uuid}", nowhere);
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let json_ct = Some("application/json");
             let r = s.send(method.clone(), &concrete, Body::Raw("null", json_ct)).await;
             assert_eq!(r.status.as_u16(), 400, "{method} {path} with null: {}", r.body);
-            // Left out or an object: past the body, to the missing VM.
+            // Left out or an object: past the body, to the missing resource.
             for body in [Body::None, Body::Raw("{}", json_ct)] {
                 let r = s.send(method.clone(), &concrete, body).await;
                 assert_eq!(r.status.as_u16(), 404, "{method} {path}: {}", r.body);
             }
         }
     }
-    assert_eq!(optional, 8, "the VM actions' bodies");
+    assert_eq!(optional, 11, "the VM actions', the attachments' and host reconnect's bodies");
 }
 
 /// The string schemas in `schema` (following `$ref`s into `doc`'s components) that state

@@ -72,11 +72,13 @@ fn api(c: &mut Criterion) {
     group.bench_function("POST_stop_start_wait", |b| {
         b.to_async(&rt).iter(|| {
             all_clients(&http, &urls, |http, url| async move {
+                // No body, but a write must say it is JSON (else 415).
+                let json = ("content-type", "application/json");
                 for _ in 0..CYCLES_PER_CLIENT {
-                    let stop = http.post(format!("{url}/stop?wait=true")).send().await;
-                    expect_ok(stop, "stop").await;
-                    let start = http.post(format!("{url}/start?wait=true")).send().await;
-                    expect_ok(start, "start").await;
+                    let stop = http.post(format!("{url}/stop?wait=true")).header(json.0, json.1);
+                    expect_ok(stop.send().await, "stop").await;
+                    let start = http.post(format!("{url}/start?wait=true")).header(json.0, json.1);
+                    expect_ok(start.send().await, "start").await;
                 }
             })
         })

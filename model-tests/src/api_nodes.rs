@@ -69,7 +69,8 @@ impl ApiNode {
             .and_then(|r| self.engine.membership.ring().owner(r))
             .filter(|&o| o != me);
         let mut req = Request::builder().method(method.clone()).uri(uri);
-        if body.is_some() {
+        // A write says it is JSON even without a body (else 415).
+        if body.is_some() || [Method::POST, Method::PUT, Method::PATCH].contains(&method) {
             req = req.header("content-type", "application/json");
         }
         let body = body.map_or_else(Vec::new, |b| b.to_string().into_bytes());

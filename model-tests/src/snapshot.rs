@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use oxstack_engine::services::host::{Host, HostState, HostStatus};
 use oxstack_engine::services::vm::{VmInstance, VmState};
-use oxstack_engine::services::ListQuery;
+use oxstack_engine::services::{ListQuery, Page};
 use oxstack_hypervisor::{HostId, OpKind, PowerState, VmId};
 
 use crate::aux::{AuxNo, AuxRecord, Parent};
@@ -132,16 +132,23 @@ impl SnapAux {
     }
 }
 
+/// The largest page, which must hold the whole list (a model test's cloud is far smaller).
 fn all() -> ListQuery {
-    ListQuery { limit: Some(10_000), ..Default::default() }
+    ListQuery { limit: Some(1_000), ..Default::default() }
+}
+
+/// The items of a page that holds the whole list.
+fn whole<T>(page: Page<T>) -> Vec<T> {
+    assert_eq!(page.total, page.items.len() as i64, "a list is longer than one page");
+    page.items
 }
 
 impl Sut {
     /// Reads the engine (node 0) and the simulator; the aux resources too when `aux`.
     pub fn snapshot(&self, aux: bool) -> Snapshot {
         let e = &self.engine;
-        let raw_hosts = self.rt.block_on(e.hosts.list_hosts(&all())).expect("list hosts").items;
-        let vms = self.rt.block_on(e.vms.list_vms(&all())).expect("list vms").items;
+        let raw_hosts = whole(self.rt.block_on(e.hosts.list_hosts(&all())).expect("list hosts"));
+        let vms = whole(self.rt.block_on(e.vms.list_vms(&all())).expect("list vms"));
         let raw_vms: BTreeMap<VmId, VmInstance> = vms.into_iter().map(|v| (v.uuid, v)).collect();
         let host_no: HashMap<HostId, HostNo> = self.hosts.iter().map(|(n, id)| (*id, *n)).collect();
         let to_no = |h: HostId| host_no.get(&h).copied().unwrap_or(HostNo(u32::MAX));
@@ -249,14 +256,14 @@ impl Sut {
 
     fn read_aux(&self, vms: &BTreeMap<VmId, VmInstance>, hosts: &[Host]) -> SnapAux {
         let e = &self.engine;
-        let zones = self.rt.block_on(e.zones.list_zones(&all())).expect("list zones").items;
+        let zones = whole(self.rt.block_on(e.zones.list_zones(&all())).expect("list zones"));
         let clusters =
-            self.rt.block_on(e.clusters.list_clusters(&all())).expect("list clusters").items;
-        let l2s = self.rt.block_on(e.networks.list_l2_networks(&all())).expect("list L2s").items;
-        let l3s = self.rt.block_on(e.networks.list_l3_networks(&all())).expect("list L3s").items;
+            whole(self.rt.block_on(e.clusters.list_clusters(&all())).expect("list clusters"));
+        let l2s = whole(self.rt.block_on(e.networks.list_l2_networks(&all())).expect("list L2s"));
+        let l3s = whole(self.rt.block_on(e.networks.list_l3_networks(&all())).expect("list L3s"));
         let bss =
-            self.rt.block_on(e.storages.list_backup_storages(&all())).expect("list BSs").items;
-        let images = self.rt.block_on(e.images.list_images(&all())).expect("list images").items;
+            whole(self.rt.block_on(e.storages.list_backup_storages(&all())).expect("list BSs"));
+        let images = whole(self.rt.block_on(e.images.list_images(&all())).expect("list images"));
         let mut a = SnapAux::default();
         let mut sort = |id: AuxId, name: &str| -> Option<AuxNo> {
             if self.main_ids().contains(&id) {

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
@@ -155,10 +156,14 @@ impl Api {
         body: Option<&Value>,
     ) -> Result<Value, ClientError> {
         let url = self.url(segments, query);
+        let write = [Method::POST, Method::PUT, Method::PATCH].contains(&method);
         let mut req = self.http.request(method, url.clone());
-        if let Some(body) = body {
-            req = req.json(body);
-        }
+        req = match body {
+            Some(body) => req.json(body),
+            // The API takes a write only as JSON, also without a body (else 415).
+            None if write => req.header(CONTENT_TYPE, "application/json"),
+            None => req,
+        };
         let shown = url.to_string();
         let resp = req.send().await.map_err(|e| transport(&shown, &e))?;
         let status = resp.status();

@@ -43,7 +43,7 @@ pub struct JobFilters {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
-    /// At most this many jobs (the API's default is 100, its maximum 10000).
+    /// At most this many jobs (the API's default is 100, its maximum 1000; page with --offset).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,

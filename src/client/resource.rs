@@ -29,7 +29,7 @@ pub struct ListArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// At most this many items (the API's default is 100, its maximum 10000).
+    /// At most this many items (the API's default is 100, its maximum 1000; page with --offset).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,

@@ -98,10 +98,16 @@ pub async fn call(
     url: String,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut req = http.request(method, &url);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
+    let write = [reqwest::Method::POST, reqwest::Method::PUT, reqwest::Method::PATCH];
+    let mut req = http.request(method.clone(), &url);
+    req = match body {
+        Some(b) => req.json(&b),
+        // A write says it is JSON even without a body (else 415).
+        None if write.contains(&method) => {
+            req.header(reqwest::header::CONTENT_TYPE, "application/json")
+        }
+        None => req,
+    };
     match req.send().await {
         Ok(resp) => {
             let status = resp.status().as_u16();
@@ -167,11 +173,25 @@ pub async fn wait_ring(
     }
 }
 
+/// Every item of the list at `{api}{path}` (no query), page by page: a page holds at most 1,000.
+pub async fn all_items(http: &reqwest::Client, api: &str, path: &str) -> Vec<Value> {
+    let mut items: Vec<Value> = Vec::new();
+    loop {
+        let url = format!("{api}{path}?limit=1000&offset={}", items.len());
+        let (status, page) = call(http, reqwest::Method::GET, url, None).await;
+        assert_eq!(status, 200, "GET {path}: {page}");
+        let got = page["items"].as_array().cloned().unwrap_or_default();
+        let total = page["total"].as_u64().unwrap_or(0) as usize;
+        let done = got.is_empty() || items.len() + got.len() >= total;
+        items.extend(got);
+        if done {
+            return items;
+        }
+    }
+}
+
 pub async fn vm_states(http: &reqwest::Client, api: &str) -> Vec<(String, String)> {
-    let url = format!("{api}/v1/vm-instances?limit=10000");
-    let (status, v) = call(http, reqwest::Method::GET, url, None).await;
-    assert_eq!(status, 200, "{v}");
-    let items = v["items"].as_array().cloned().unwrap_or_default();
+    let items = all_items(http, api, "/v1/vm-instances").await;
     items.iter().map(|vm| (uuid_of(vm), vm["state"].as_str().unwrap_or("?").to_string())).collect()
 }
 

@@ -141,9 +141,14 @@ impl Api {
     /// Sends a request; returns the status and the JSON body (`Null` when empty).
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
+        req = match body {
+            Some(b) => req.json(&b),
+            // A write says it is JSON even without a body (else 415).
+            None if [Method::POST, Method::PUT, Method::PATCH].contains(&method) => {
+                req.header(reqwest::header::CONTENT_TYPE, "application/json")
+            }
+            None => req,
+        };
         let resp = req.send().await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.expect("body");
@@ -170,6 +175,21 @@ impl Api {
 
     pub async fn get(&self, path: &str) -> Value {
         self.expect(Method::GET, path, None, 200).await
+    }
+
+    /// Every item of the list at `path` (no query), page by page: a page holds at most 1,000.
+    pub async fn items(&self, path: &str) -> Vec<Value> {
+        let mut items: Vec<Value> = Vec::new();
+        loop {
+            let page = self.get(&format!("{path}?limit=1000&offset={}", items.len())).await;
+            let got = page["items"].as_array().cloned().unwrap_or_default();
+            let done = got.is_empty()
+                || items.len() + got.len() >= page["total"].as_u64().unwrap_or(0) as usize;
+            items.extend(got);
+            if done {
+                return items;
+            }
+        }
     }
 
     pub async fn post(&self, path: &str, body: Value, status: u16) -> Value {

@@ -138,3 +138,27 @@ pub async fn small_cloud() -> (Server, Env, String) {
     let vm = uuid_of(&vm.await);
     (s, env, vm)
 }
+
+/// A real resource for each path parameter, by the collection it follows.
+pub fn real_path(template: &str, env: &Env, vm: &str, job: &str) -> String {
+    let collection = template.split('/').nth(2).unwrap_or_default();
+    let uuid = match collection {
+        "zones" => env.zone.as_str(),
+        "clusters" => env.cluster.as_str(),
+        "hosts" => env.hosts[0].as_str(),
+        "primary-storages" => env.primary_storage.as_str(),
+        "backup-storages" => env.backup_storage.as_str(),
+        "images" => env.image.as_str(),
+        "instance-offerings" => env.small.as_str(),
+        "l2-networks" => env.l2.as_str(),
+        "l3-networks" => env.l3.as_str(),
+        "ip-ranges" => env.ip_range.as_str(),
+        "vm-instances" => vm,
+        "jobs" => job,
+        _ => NOWHERE,
+    };
+    template
+        .replace("{uuid}", uuid)
+        .replace("{ps_uuid}", &env.primary_storage)
+        .replace("{l2_uuid}", &env.l2)
+}

@@ -17,6 +17,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 pub const GIB: u64 = 1 << 30;
+/// The largest page a list serves (`limit`).
+pub const PAGE: usize = 1_000;
 
 /// A running server and what it runs on.
 pub struct Server {
@@ -58,15 +60,27 @@ impl Server {
         Self::start_on(db_url.unwrap_or_else(|| "sqlite::memory:".into())).await
     }
 
+    /// [`Server::start`] with these limits (see `oxstack_api::limits`).
+    pub async fn start_limited(limits: api::Limits) -> Self {
+        let db_url = oxstack_db::pg::test_database("api").await.expect("test database");
+        let options = api::ServeOptions { limits, ..api::ServeOptions::default() };
+        Self::start_serving(db_url.unwrap_or_else(|| "sqlite::memory:".into()), options).await
+    }
+
     /// [`Server::start`] on the database at `db_url`.
     pub async fn start_on(db_url: String) -> Self {
+        Self::start_serving(db_url, api::ServeOptions::default()).await
+    }
+
+    async fn start_serving(db_url: String, options: api::ServeOptions) -> Self {
         let sim = Arc::new(SimCloud::new(SimConfig::with_seed(42)));
         let hv: Arc<dyn Hypervisor> = sim.clone();
         let opts = EngineOptions { db_url, background_tasks: false, ..EngineOptions::default() };
         let engine = Engine::start(opts, hv).await.expect("engine starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
-        let serve_task = tokio::spawn(api::serve(engine.clone(), listener));
+        let serve = api::serve_configured(engine.clone(), listener, None, options);
+        let serve_task = tokio::spawn(serve);
         let client =
             reqwest::Client::builder().pool_max_idle_per_host(1024).build().expect("client");
         Self { base: format!("http://{addr}"), addr, client, engine, sim, serve_task }
@@ -76,6 +90,10 @@ impl Server {
     pub async fn send(&self, method: Method, path: &str, body: Body<'_>) -> Reply {
         let mut req = self.client.request(method.clone(), format!("{}{path}", self.base));
         req = match body {
+            // What a JSON client sends for a write without a body: the content type it speaks.
+            Body::None if [Method::POST, Method::PUT, Method::PATCH].contains(&method) => {
+                req.header(CONTENT_TYPE, "application/json")
+            }
             Body::None => req,
             Body::Json(v) => req.json(&v),
             Body::Raw(text, ct) => {
@@ -133,13 +151,20 @@ impl Server {
         r.body
     }
 
-    /// Every item of a list (one big page).
+    /// Every item of a list, page by page (pages of the largest size the API serves).
     pub async fn items(&self, path: &str) -> Vec<Value> {
         let sep = if path.contains('?') { '&' } else { '?' };
-        let page = self.ok(&format!("{path}{sep}limit=10000")).await;
-        let items = page["items"].as_array().expect("items").clone();
-        assert_eq!(page["total"].as_u64(), Some(items.len() as u64), "{path}: one page holds all");
-        items
+        let mut items = Vec::new();
+        loop {
+            let page = self.ok(&format!("{path}{sep}limit={PAGE}&offset={}", items.len())).await;
+            let got = page["items"].as_array().expect("items");
+            items.extend(got.iter().cloned());
+            let total = page["total"].as_u64().expect("total");
+            if got.is_empty() || items.len() as u64 >= total {
+                assert_eq!(items.len() as u64, total, "{path}: the pages hold every item");
+                return items;
+            }
+        }
     }
 
     /// The `total` of a list.

@@ -21,7 +21,7 @@ pub struct ListQuery {
     pub host_uuid: Option<uuid::Uuid>,
     pub l2_network_uuid: Option<uuid::Uuid>,
     pub l3_network_uuid: Option<uuid::Uuid>,
-    /// At most this many items (default 100, at most 10,000).
+    /// At most this many items (default 100, at most 1,000).
     pub limit: Option<u32>,
     /// Skip this many items first (default 0).
     pub offset: Option<u32>,
@@ -40,7 +40,7 @@ pub struct Page<T> {
 /// Default page size.
 pub const DEFAULT_LIMIT: u32 = 100;
 /// Largest page size.
-pub const MAX_LIMIT: u32 = 10_000;
+pub const MAX_LIMIT: u32 = 1_000;
 
 impl ListQuery {
     /// The checked request: the page's limits, and the filters given, each mapped to its

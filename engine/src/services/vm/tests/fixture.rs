@@ -202,9 +202,10 @@ impl Cloud {
         let vms = self
             .engine
             .vms
-            .list_vms(&ListQuery { limit: Some(10_000), ..Default::default() })
+            .list_vms(&ListQuery { limit: Some(1_000), ..Default::default() })
             .await
             .unwrap();
+        assert_eq!(vms.total, vms.items.len() as i64, "one page holds every VM");
         let mut running_in_db = 0;
         for vm in &vms.items {
             let in_sim = self.sim.vm(vm.uuid);
