@@ -51,16 +51,24 @@ async fn a_request_over_the_in_flight_limit_is_shed_with_503_and_does_nothing() 
     let s = Server::start_limited(limits(1, 600, 256)).await;
     let env = build_env(&s, one_host()).await;
     s.sim.slow_host(env.hosts[0].parse().unwrap(), Duration::from_secs(3)).unwrap();
-    let slow = {
+    let reconnect = || {
         let (client, url) =
             (s.client.clone(), format!("{}/v1/hosts/{}/reconnect", s.base, env.hosts[0]));
         tokio::spawn(async move {
             client.post(url).header("content-type", "application/json").send().await
         })
     };
-    // Until the reconnect holds the one slot; each try that got in was served as usual.
+    let mut slow = reconnect();
+    // Until the reconnect holds the one slot; each try that got in was served as usual. A
+    // reconnect that arrived while a try held the slot was itself shed: it is sent again.
     let mut shed = None;
     for _ in 0..2_000 {
+        if slow.is_finished() {
+            let r = slow.await.unwrap().expect("reconnect answered");
+            assert_eq!(r.status().as_u16(), 503, "the reconnect ended and nothing was shed");
+            slow = reconnect();
+            continue;
+        }
         let r = s.get("/v1/zones").await;
         if r.status.as_u16() == 503 {
             shed = Some(r);
