@@ -14,7 +14,7 @@ use crate::config::GlobalConfig;
 use crate::error::EngineResult;
 use crate::extensions::Extensions;
 use crate::ids::IdGen;
-use crate::scheduler::{Capacity, HostFilters, Scheduler};
+use crate::scheduler::{Capacity, HostFilters, HostSorters, Scheduler};
 use crate::services::cluster::ClusterService;
 use crate::services::host_calls::HostCalls;
 use crate::services::host_roster::HostRoster;
@@ -115,7 +115,9 @@ impl Engine {
         let db = Db::connect(&opts.db_url).await?;
         let config = Arc::new(GlobalConfig::load(&db).await?);
         let filters = HostFilters::new(extensions.host_filters);
-        let scheduler = Arc::new(Scheduler::load(&db).await?.with_filters(filters));
+        let sorters = HostSorters::new(extensions.host_sorters);
+        let scheduler =
+            Arc::new(Scheduler::load(&db).await?.with_filters(filters).with_sorters(sorters));
         let ipam = Arc::new(Ipam::default());
         crate::services::network::load_ipam(&db, &ipam).await?;
         let membership = Arc::new(Membership::new());

@@ -3,6 +3,7 @@
 //!
 //! - [`HostFilter`]s: asked about every candidate host of a placement, after the built-in
 //!   filters (`scheduler::filters`);
+//! - [`HostSorter`]s: re-rank the best candidates the strategy offers (`scheduler::sorters`);
 //! - [`VmLifecycleHook`]s: run before (able to veto) and after every VM operation
 //!   (`services::vm::hooks`).
 //!
@@ -10,7 +11,7 @@
 
 use std::sync::Arc;
 
-pub use crate::scheduler::HostFilter;
+pub use crate::scheduler::{HostFilter, HostSorter};
 pub use crate::services::vm::{VmCall, VmLifecycleHook};
 
 /// The extensions an engine is composed with.
@@ -18,6 +19,8 @@ pub use crate::services::vm::{VmCall, VmLifecycleHook};
 pub struct Extensions {
     /// Asked in this order.
     pub host_filters: Vec<Arc<dyn HostFilter>>,
+    /// Their scores are added.
+    pub host_sorters: Vec<Arc<dyn HostSorter>>,
     /// Run in this order before an operation, in reverse after it.
     pub vm_hooks: Vec<Arc<dyn VmLifecycleHook>>,
 }

@@ -79,10 +79,11 @@ pub fn any_host(_: HostId, _: &HostCapacity) -> bool {
 pub const MAX_GLOBAL_SCAN: usize = 64;
 
 /// What [`CapacityIndex::choose_global`] found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GlobalChoice {
-    /// The best acceptable host over all clusters.
-    Found(HostId),
+    /// The best acceptable hosts over all clusters, best first: at least one, at most as many
+    /// as were asked for.
+    Found(Vec<HostId>),
     /// No schedulable host anywhere has the memory, or none of those is acceptable.
     NoneFits,
     /// Passed [`MAX_GLOBAL_SCAN`] unacceptable hosts: ask the per-cluster search.
@@ -165,38 +166,45 @@ impl CapacityIndex {
 
     /// Chooses a host for `p` without reserving. `None` when nothing fits.
     pub fn choose(&self, p: &Placement<'_>) -> Option<HostId> {
-        let mut best: Option<(u64, HostId)> = None;
-        for cluster in p.clusters {
-            let Some(set) = self.by_cluster.get(cluster) else { continue };
-            let candidate = match p.strategy {
-                Strategy::Spread => set
-                    .iter()
-                    .rev()
-                    .take_while(|(free, _)| *free >= p.memory)
-                    .find(|(_, h)| self.acceptable(*h, p)),
-                Strategy::Pack => set
-                    .range((p.memory, HostId(uuid::Uuid::nil()))..)
-                    .find(|(_, h)| self.acceptable(*h, p)),
-            };
-            if let Some(&(free, host)) = candidate {
-                let better = match (best, p.strategy) {
-                    (None, _) => true,
-                    (Some((b, _)), Strategy::Spread) => free > b,
-                    (Some((b, _)), Strategy::Pack) => free < b,
-                };
-                if better {
-                    best = Some((free, host));
-                }
-            }
-        }
-        best.map(|(_, h)| h)
+        self.candidates(p, 1).first().copied()
     }
 
-    /// Chooses the best host that fits and that `host_ok` accepts (its cluster passes the
-    /// cluster filters, the registered host filters take it), walking the global order from the
-    /// best end; gives up after [`MAX_GLOBAL_SCAN`] unacceptable hosts. For [`Strategy::Spread`]
-    /// and [`Strategy::Pack`] the answer, when found, is the one [`Self::choose`] gives over the
-    /// clusters and hosts `host_ok` accepts (up to ties in free memory).
+    /// The best acceptable hosts over `p`'s clusters, best first by the strategy, at most
+    /// `most` of them (each cluster offers its best `most`). Empty when nothing fits.
+    pub fn candidates(&self, p: &Placement<'_>, most: usize) -> Vec<HostId> {
+        let mut best: Vec<(u64, HostId)> = Vec::new();
+        for cluster in p.clusters {
+            let Some(set) = self.by_cluster.get(cluster) else { continue };
+            let acceptable = |&&(_, h): &&(u64, HostId)| self.acceptable(h, p);
+            match p.strategy {
+                Strategy::Spread => best.extend(
+                    set.iter()
+                        .rev()
+                        .take_while(|(free, _)| *free >= p.memory)
+                        .filter(acceptable)
+                        .take(most),
+                ),
+                Strategy::Pack => best.extend(
+                    set.range((p.memory, HostId(uuid::Uuid::nil()))..)
+                        .filter(acceptable)
+                        .take(most),
+                ),
+            }
+        }
+        // Stable: among equal free memory, the clusters' order decides, as it always did.
+        match p.strategy {
+            Strategy::Spread => best.sort_by_key(|&(free, _)| std::cmp::Reverse(free)),
+            Strategy::Pack => best.sort_by_key(|&(free, _)| free),
+        }
+        best.into_iter().take(most).map(|(_, h)| h).collect()
+    }
+
+    /// Chooses the best `most` hosts that fit and that `host_ok` accepts (its cluster passes
+    /// the cluster filters, the registered host filters take it), walking the global order from
+    /// the best end; gives up after [`MAX_GLOBAL_SCAN`] hosts visited, with what it found by
+    /// then. For [`Strategy::Spread`] and [`Strategy::Pack`] the first answer, when found, is
+    /// the one [`Self::choose`] gives over the clusters and hosts `host_ok` accepts (up to ties
+    /// in free memory).
     pub fn choose_global(
         &self,
         cpus: u32,
@@ -204,6 +212,7 @@ impl CapacityIndex {
         avoid: &[HostId],
         strategy: Strategy,
         host_ok: &mut dyn FnMut(HostId, &HostCapacity) -> bool,
+        most: usize,
     ) -> GlobalChoice {
         let mut accept = |&(_, h): &(u64, HostId)| {
             !avoid.contains(&h)
@@ -213,10 +222,13 @@ impl CapacityIndex {
             Strategy::Spread => first_acceptable(
                 self.all.iter().rev().take_while(|(free, _)| *free >= memory),
                 &mut accept,
+                most,
             ),
-            Strategy::Pack => {
-                first_acceptable(self.all.range((memory, HostId(uuid::Uuid::nil()))..), &mut accept)
-            }
+            Strategy::Pack => first_acceptable(
+                self.all.range((memory, HostId(uuid::Uuid::nil()))..),
+                &mut accept,
+                most,
+            ),
         }
     }
 
@@ -260,20 +272,32 @@ impl CapacityIndex {
     }
 }
 
-/// The first entry `accept` takes, giving up after [`MAX_GLOBAL_SCAN`] it refuses.
+/// The first `most` entries `accept` takes, giving up after [`MAX_GLOBAL_SCAN`] entries
+/// visited (with those found by then, if any).
 fn first_acceptable<'a>(
     entries: impl Iterator<Item = &'a (u64, HostId)>,
     accept: &mut impl FnMut(&(u64, HostId)) -> bool,
+    most: usize,
 ) -> GlobalChoice {
-    for (refused, entry) in entries.enumerate() {
-        if refused >= MAX_GLOBAL_SCAN {
-            return GlobalChoice::GaveUp;
+    let mut found = Vec::new();
+    let mut gave_up = false;
+    for (visited, entry) in entries.enumerate() {
+        if visited >= MAX_GLOBAL_SCAN {
+            gave_up = true;
+            break;
         }
         if accept(entry) {
-            return GlobalChoice::Found(entry.1);
+            found.push(entry.1);
+            if found.len() >= most {
+                break;
+            }
         }
     }
-    GlobalChoice::NoneFits
+    match (found.is_empty(), gave_up) {
+        (false, _) => GlobalChoice::Found(found),
+        (true, true) => GlobalChoice::GaveUp,
+        (true, false) => GlobalChoice::NoneFits,
+    }
 }
 
 #[cfg(test)]
@@ -378,8 +402,8 @@ mod tests {
                 host_ok: &any_host,
             };
             assert_eq!(idx.choose(&p), Some(want), "{strategy:?}: per-cluster search");
-            let global = idx.choose_global(1, 2 * GIB, &[], strategy, &mut |_, _| true);
-            assert_eq!(global, GlobalChoice::Found(want), "{strategy:?}: global walk");
+            let global = idx.choose_global(1, 2 * GIB, &[], strategy, &mut |_, _| true, 1);
+            assert_eq!(global, GlobalChoice::Found(vec![want]), "{strategy:?}: global walk");
         }
         // Memory alone: 9 GiB fits only the roomy host, whose cpus are all taken.
         let p = Placement {
@@ -391,7 +415,7 @@ mod tests {
             host_ok: &any_host,
         };
         assert_eq!(idx.choose(&p), None);
-        let global = idx.choose_global(1, 9 * GIB, &[], Strategy::Spread, &mut |_, _| true);
+        let global = idx.choose_global(1, 9 * GIB, &[], Strategy::Spread, &mut |_, _| true, 1);
         assert_eq!(global, GlobalChoice::NoneFits);
     }
 
@@ -488,12 +512,19 @@ mod global_tests {
                     host_ok: &any_host,
                 };
                 let per_cluster = idx.choose(&p);
-                let global = idx.choose_global(2, memory, &avoid, strategy, &mut |_, c| {
-                    eligible.contains(&c.cluster)
-                });
+                let global = idx.choose_global(
+                    2,
+                    memory,
+                    &avoid,
+                    strategy,
+                    &mut |_, c| eligible.contains(&c.cluster),
+                    1,
+                );
                 let free = |h: HostId| idx.get(h).map(|c| c.free_memory());
                 match global {
-                    GlobalChoice::Found(h) => {
+                    GlobalChoice::Found(found) => {
+                        let h = found[0];
+                        assert_eq!(found.len(), 1);
                         assert_eq!(
                             free(h),
                             per_cluster.and_then(free),
@@ -536,13 +567,13 @@ mod global_tests {
         idx.upsert(lone, cap);
         let only_small = &mut |_, c: &HostCapacity| c.cluster == small;
         assert_eq!(
-            idx.choose_global(1, GIB, &[], Strategy::Spread, only_small),
+            idx.choose_global(1, GIB, &[], Strategy::Spread, only_small, 1),
             GlobalChoice::GaveUp
         );
         // Pack starts from the tightest fit, which is the small cluster's host.
         assert_eq!(
-            idx.choose_global(1, GIB, &[], Strategy::Pack, only_small),
-            GlobalChoice::Found(lone)
+            idx.choose_global(1, GIB, &[], Strategy::Pack, only_small, 1),
+            GlobalChoice::Found(vec![lone])
         );
         let p = Placement {
             cpus: 1,
@@ -554,7 +585,7 @@ mod global_tests {
         };
         assert_eq!(idx.choose(&p), Some(lone), "the per-cluster search finds it");
         assert_eq!(
-            idx.choose_global(1, 65 * GIB, &[], Strategy::Spread, &mut |_, _| true),
+            idx.choose_global(1, 65 * GIB, &[], Strategy::Spread, &mut |_, _| true, 1),
             GlobalChoice::NoneFits
         );
     }

@@ -4,8 +4,9 @@
 //! Filters, in order: cluster enabled, zone / designated cluster, hypervisor type, L2 networks
 //! attached, primary storage attached with room for the root volume (all in [`topology`]); then
 //! host Enabled + Connected, free cpu and memory, avoid-hosts, designated host (in [`index`]);
-//! then the sorter (`scheduler.strategy`: Spread or Pack), and the host filters registered when
-//! the engine is composed ([`filters`]) on each host the sorter offers. The policy over them
+//! then the sorter (`scheduler.strategy`: Spread or Pack), the host filters registered when the
+//! engine is composed ([`filters`]) on each host the sorter offers, and the host sorters
+//! registered with them ([`sorters`]) among the best of those. The policy over them
 //! (designated and preferred hosts, the strategy, the root volume's storage) is in [`placement`].
 //! The in-memory
 //! reservation is confirmed by a conditional UPDATE in the database, which stays the source of
@@ -15,6 +16,7 @@ pub mod capacity;
 pub mod filters;
 pub mod index;
 pub mod placement;
+pub mod sorters;
 pub mod topology;
 
 use std::sync::{Mutex, MutexGuard};
@@ -27,6 +29,7 @@ pub use capacity::{Capacity, HostReservation, RACE_RETRIES};
 pub use filters::{HostFilter, HostFilters};
 pub use index::{any_host, CapacityIndex, GlobalChoice, HostCapacity, Placement, Strategy};
 pub use placement::HostRequest;
+pub use sorters::{HostSorter, HostSorters, SORTER_WINDOW};
 pub use topology::{ClusterFilter, ClusterInfo, StorageInfo, Topology};
 
 /// The scheduler's caches, and the host filters registered with it.
@@ -35,6 +38,7 @@ pub struct Scheduler {
     index: Mutex<CapacityIndex>,
     topology: Mutex<Topology>,
     filters: HostFilters,
+    sorters: HostSorters,
 }
 
 impl Scheduler {
@@ -102,6 +106,12 @@ impl Scheduler {
         &self.filters
     }
 
+    /// This scheduler with `sorters` re-ranking the best candidates (see [`sorters`]).
+    pub fn with_sorters(mut self, sorters: HostSorters) -> Self {
+        self.sorters = sorters;
+        self
+    }
+
     /// Rebuilds both caches from the database in place, to see other management nodes' writes.
     /// Reservations this node has made in memory but not yet written are dropped with the old
     /// caches; the database's conditional updates still refuse any overcommit they would allow.
@@ -128,8 +138,8 @@ impl Scheduler {
     }
 
     /// Chooses and reserves (in memory) a host for `req` that is not one of `avoid`: cluster
-    /// filters, then the index's filters and sorter, then the registered host filters; saying
-    /// why nothing was chosen.
+    /// filters, then the index's filters and sorter, then the registered host filters, then the
+    /// registered sorters among the best candidates ([`sorters`]); saying why nothing was chosen.
     ///
     /// Without a designated cluster the decision first walks all hosts best-first and checks
     /// each candidate's cluster lazily (`O(log hosts)` when most clusters qualify); only when
@@ -160,11 +170,15 @@ impl Scheduler {
             };
             let mut host_ok =
                 |h: HostId, c: &HostCapacity| cluster_ok(c.cluster) && registered(h, c);
-            match index.choose_global(cpus, memory, avoid, strategy, &mut host_ok) {
-                GlobalChoice::Found(host) if index.try_reserve(host, cpus, memory) => {
-                    return Ok(host)
+            let window = self.sorters.window();
+            match index.choose_global(cpus, memory, avoid, strategy, &mut host_ok, window) {
+                GlobalChoice::Found(candidates) => {
+                    let host = self.sorters.pick(req, &candidates, &index);
+                    if let Some(host) = host.filter(|h| index.try_reserve(*h, cpus, memory)) {
+                        return Ok(host);
+                    }
                 }
-                GlobalChoice::Found(_) | GlobalChoice::GaveUp => {}
+                GlobalChoice::GaveUp => {}
                 GlobalChoice::NoneFits => exhausted = true,
             }
         }
@@ -181,7 +195,9 @@ impl Scheduler {
                 strategy,
                 host_ok: &registered,
             };
-            if let Some(host) = index.choose_and_reserve(&p) {
+            let candidates = index.candidates(&p, self.sorters.window());
+            let host = self.sorters.pick(req, &candidates, &index);
+            if let Some(host) = host.filter(|h| index.try_reserve(*h, cpus, memory)) {
                 return Ok(host);
             }
         }

@@ -274,6 +274,60 @@ mod tests {
         assert_eq!(s.choose_host(&preferred, &[], Strategy::Pack).ok(), Some(big), "fallback");
     }
 
+    /// A registered sorter that likes the hosts it holds, in that order.
+    struct Likes(Vec<HostId>);
+
+    impl crate::scheduler::HostSorter for Likes {
+        fn name(&self) -> &'static str {
+            "likes-listed"
+        }
+        fn score(&self, _: &HostRequest, host: HostId, _: &HostCapacity) -> i64 {
+            let rank = self.0.iter().position(|h| *h == host);
+            rank.map_or(0, |r| 100 - r as i64)
+        }
+    }
+
+    fn with_sorter(s: Scheduler, liked: Vec<HostId>) -> Scheduler {
+        let sorter: std::sync::Arc<dyn crate::scheduler::HostSorter> =
+            std::sync::Arc::new(Likes(liked));
+        s.with_sorters(crate::scheduler::HostSorters::new(vec![sorter]))
+    }
+
+    #[test]
+    fn a_registered_sorter_chooses_among_the_best_candidates_but_never_past_a_filter() {
+        let (s, cluster, _, hosts) = scheduler(&[4, 8, 16]);
+        let s = with_sorter(s, vec![hosts[1]]);
+        for strategy in [Strategy::Spread, Strategy::Pack] {
+            assert_eq!(s.choose_host(&request(1), &[], strategy).ok(), Some(hosts[1]), "global");
+            let in_cluster = HostRequest { cluster: Some(cluster), ..request(1) };
+            let chosen = s.choose_host(&in_cluster, &[], strategy).ok();
+            assert_eq!(chosen, Some(hosts[1]), "per cluster: {strategy:?}");
+        }
+        assert_eq!(used(&s, hosts[1]), (4, 4 * GIB), "reserved where the sorter chose");
+        // Full now: the strategy's order decides among the hosts the sorter does not score.
+        assert_eq!(s.choose_host(&request(1), &[], Strategy::Spread).ok(), Some(hosts[2]));
+        // A host a filter refuses or the VM does not fit is no candidate, however liked.
+        let (s, _, _, hosts) = scheduler(&[4, 16]);
+        let s = with_sorter(with_filter(s, vec![hosts[0]]), vec![hosts[0]]);
+        assert_eq!(s.choose_host(&request(1), &[], Strategy::Pack).ok(), Some(hosts[1]));
+        let (s, _, _, hosts) = scheduler(&[4, 16]);
+        let s = with_sorter(s, vec![hosts[0]]);
+        assert_eq!(s.choose_host(&request(8), &[], Strategy::Spread).ok(), Some(hosts[1]), "fit");
+    }
+
+    #[test]
+    fn a_sorter_sees_only_the_window_of_best_candidates() {
+        let gib: Vec<u64> = (1..=crate::scheduler::SORTER_WINDOW as u64 + 1).collect();
+        let (s, _, _, hosts) = scheduler(&gib);
+        let worst_for_spread = hosts[0];
+        let s = with_sorter(s, vec![worst_for_spread]);
+        // Spread ranks the 1 GiB host last, past the window: the sorter never sees it.
+        let chosen = s.choose_host(&request(1), &[], Strategy::Spread).ok();
+        assert_eq!(chosen, Some(*hosts.last().unwrap()), "the strategy's first");
+        // Pack ranks it first: liked and in the window.
+        assert_eq!(s.choose_host(&request(1), &[], Strategy::Pack).ok(), Some(worst_for_spread));
+    }
+
     #[test]
     fn the_root_volume_goes_to_the_storage_with_the_most_room() {
         let (s, cluster, ps, _) = scheduler(&[4]);

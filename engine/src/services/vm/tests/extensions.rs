@@ -1,6 +1,6 @@
 //! The extension points on the VM paths: lifecycle hooks around every operation (a veto changes
 //! nothing; each hook that let an operation through hears how it ended) and a registered host
-//! filter that placements honour.
+//! filter and a registered host sorter that placements honour.
 
 use std::sync::{Arc, Mutex};
 
@@ -9,7 +9,7 @@ use oxstack_hypervisor::{HostId, StopMode};
 
 use super::fixture::{Cloud, GIB};
 use crate::error::EngineError;
-use crate::extensions::{Extensions, HostFilter, VmCall, VmLifecycleHook};
+use crate::extensions::{Extensions, HostFilter, HostSorter, VmCall, VmLifecycleHook};
 use crate::scheduler::{HostCapacity, HostRequest};
 use crate::services::vm::{VmService, VmState};
 
@@ -164,5 +164,36 @@ async fn placements_pass_over_a_host_a_registered_filter_refuses() {
     assert_eq!(err.code(), "INSUFFICIENT_CAPACITY");
     assert!(err.to_string().contains("host filter not-on"), "{err}");
     assert_eq!(c.host_used(refused).await, (0, 0));
+    c.assert_consistent().await;
+}
+
+/// Likes one host above all others.
+#[derive(Default)]
+struct Favours(Mutex<Option<HostId>>);
+
+impl HostSorter for Favours {
+    fn name(&self) -> &'static str {
+        "favours"
+    }
+    fn score(&self, _: &HostRequest, host: HostId, _: &HostCapacity) -> i64 {
+        i64::from(*self.0.lock().unwrap() == Some(host))
+    }
+}
+
+#[tokio::test]
+async fn placements_go_where_a_registered_sorter_would_rather_have_them() {
+    let favours = Arc::new(Favours::default());
+    let sorter: Arc<dyn HostSorter> = favours.clone();
+    let c = cloud(Extensions { host_sorters: vec![sorter], ..Default::default() }, 3).await;
+    let favourite = c.hosts[1];
+    *favours.0.lock().unwrap() = Some(favourite);
+    // Spread (the default) alone would put them on three hosts.
+    for i in 0..4 {
+        let vm = c.engine.vms.create_vm(c.create_req(&format!("vm-{i}"))).await.unwrap();
+        assert_eq!(vm.host_uuid, Some(favourite), "vm-{i}");
+    }
+    for other in [c.hosts[0], c.hosts[2]] {
+        assert_eq!(c.host_used(other).await, (0, 0));
+    }
     c.assert_consistent().await;
 }
