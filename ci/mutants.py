@@ -43,6 +43,9 @@ MUTANTS = [
      "self.ranges.iter().map(|r| u64::from(r.end - r.start)).sum()", None),
     ("ipam-release", "ipam", "engine/src/services/network/ipam.rs",
      "pool.used.remove(&u32::from(ip));", "let _ = ip;", None),
+    ("free-nic-keeps-address", "ipam", "engine/src/services/vm/allocate.rs",
+     "            self.caches.ipam.release(l3, ip);\n        }\n        Ok(())",
+     "            let _ = (l3, ip);\n        }\n        Ok(())", None),
     ("range-broadcast", "ipam", "engine/src/services/network/ip_range.rs",
      "(start == network || end == broadcast)", "(start == network)", None),
     ("range-gateway-inside", "ipam", "engine/src/services/network/ip_range.rs",
@@ -63,7 +66,8 @@ MUTANTS = [
      'if self.config.string(ConfigName::VmDeletionPolicy) == "Direct" {',
      'if self.config.string(ConfigName::VmDeletionPolicy) == "Delay" {', None),
     ("pack-strategy", "config", "engine/src/scheduler/index.rs",
-     "(Some((b, _)), Strategy::Pack) => free < b,", "(Some((b, _)), Strategy::Pack) => free > b,",
+     "Strategy::Pack => best.sort_by_key(|&(free, _)| free),",
+     "Strategy::Pack => best.sort_by_key(|&(free, _)| std::cmp::Reverse(free)),",
      "it is in the per-cluster search, which runs only when the global walk passed "
      "MAX_GLOBAL_SCAN (64) unacceptable hosts; the model's clouds have at most 8 hosts. "
      "scheduler/index.rs's the_global_walk_agrees_with_the_per_cluster_search catches it"),

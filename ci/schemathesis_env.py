@@ -19,7 +19,8 @@ import urllib.request
 def call(base, method, path, body=None, expect=(200, 201, 202, 204)):
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(base + path, data=data, method=method)
-    if data is not None:
+    if method in ("POST", "PUT", "PATCH") or data is not None:
+        # Every write says it is JSON, also with no body (the API answers 415 otherwise).
         req.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
