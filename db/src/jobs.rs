@@ -1,7 +1,8 @@
 //! The `jobs` table: the API's long operations and their outcomes. Every statement on it is
 //! here: a job is inserted Running, gets its outcome once (Succeeded with the resource, or
 //! Failed with the error body, both as JSON), and the jobs of a node that stopped are ended by
-//! the node that takes over ([`fail_orphaned`], [`orphaned_committed_creates`]).
+//! the node that takes over ([`fail_orphaned`], [`orphaned_committed_creates`]); finished jobs
+//! are deleted once older than their retention ([`delete_finished_before`]).
 
 use uuid::Uuid;
 
@@ -130,6 +131,21 @@ pub async fn fail_orphaned(db: &Db, error: &str, now_ms: i64) -> Result<u64, DbE
     .execute(db.w())
     .await?;
     Ok(failed.rows_affected())
+}
+
+/// Deletes at most `batch` finished jobs (Succeeded or Failed) that finished before
+/// `cutoff_ms`, oldest first; how many. Running jobs are never deleted.
+pub async fn delete_finished_before(db: &Db, cutoff_ms: i64, batch: u32) -> Result<u64, DbError> {
+    let deleted = write(
+        "DELETE FROM jobs WHERE uuid IN (SELECT uuid FROM jobs \
+         WHERE finished_at IS NOT NULL AND finished_at < ? AND state <> 'Running' \
+         ORDER BY finished_at LIMIT ?)",
+    )
+    .bind(cutoff_ms)
+    .bind(i64::from(batch))
+    .execute(db.w())
+    .await?;
+    Ok(deleted.rows_affected())
 }
 
 /// The Running create jobs of nodes not running whose create committed: the VM is Running and

@@ -190,9 +190,17 @@ impl Engine {
             vms: vms.clone(),
             roster: HostRoster::default(),
             sweeps: AtomicU64::new(0),
-            shutdown: shutdown_rx,
+            shutdown: shutdown_rx.clone(),
         });
-        let jobs = JobService::new(db.clone(), events.clone(), ids.clone(), membership.node);
+        let node = membership.node;
+        let jobs = JobService::new(
+            db.clone(),
+            events.clone(),
+            ids.clone(),
+            node,
+            config.clone(),
+            shutdown_rx,
+        );
         let engine = Self(Arc::new(EngineInner {
             db,
             hypervisor,
@@ -252,6 +260,8 @@ impl Engine {
     fn spawn_background_tasks(&self) {
         let hosts = self.hosts.clone();
         tokio::spawn(async move { hosts.run_host_tracker().await });
+        let jobs = self.jobs.clone();
+        tokio::spawn(async move { jobs.run_pruner().await });
         let vms = self.vms.clone();
         tokio::spawn(async move { vms.run_expunge_sweeper().await });
         let engine = self.clone();

@@ -111,3 +111,31 @@ async fn only_the_running_jobs_of_nodes_not_running_are_taken_over() {
     assert_eq!(failed.error.expect("its error")["message"], "the node stopped");
     assert_eq!(fail_orphaned(&db, error, 13).await.expect("fail again"), 0);
 }
+
+#[tokio::test]
+async fn finished_jobs_older_than_the_cutoff_are_deleted_in_batches_and_running_ones_never() {
+    let db = testing::db("jobs_prune").await;
+    let node = Uuid::new_v4();
+    let mut jobs = Vec::new();
+    for (i, finished_at) in [Some(10), Some(20), Some(30), Some(100), None].into_iter().enumerate()
+    {
+        let job = new_job("stop-vm", Uuid::new_v4(), node, i as i64);
+        insert_running(&db, &job).await.expect("insert");
+        if let Some(at) = finished_at {
+            let outcome =
+                Outcome { state: "Succeeded", result: None, error: None, finished_at_ms: at };
+            finish(&db, job.uuid, &outcome).await.expect("finish");
+        }
+        jobs.push(job.uuid);
+    }
+    assert_eq!(delete_finished_before(&db, 50, 2).await.expect("prune"), 2, "one batch");
+    assert_eq!(get(&db, jobs[0]).await.expect("get"), None, "oldest first");
+    assert_eq!(get(&db, jobs[1]).await.expect("get"), None);
+    assert!(get(&db, jobs[2]).await.expect("get").is_some(), "left for the next batch");
+    assert_eq!(delete_finished_before(&db, 50, 2).await.expect("prune"), 1);
+    assert_eq!(delete_finished_before(&db, 50, 2).await.expect("prune"), 0);
+    assert!(get(&db, jobs[3]).await.expect("get").is_some(), "finished after the cutoff");
+    assert_eq!(delete_finished_before(&db, i64::MAX, 10).await.expect("prune"), 1);
+    let running = get(&db, jobs[4]).await.expect("get").expect("a Running job stays");
+    assert_eq!(running.state, "Running");
+}

@@ -9,6 +9,7 @@ pub enum ConfigName {
     VmDeletionPolicy,
     VmExpungePeriodSecs,
     VmMigrationParallelism,
+    JobRetentionSecs,
     SchedulerStrategy,
     HypervisorCallTimeoutSecs,
     ClusterHeartbeatIntervalSecs,
@@ -27,6 +28,7 @@ impl ConfigName {
             Self::VmDeletionPolicy => "vm.deletion_policy",
             Self::VmExpungePeriodSecs => "vm.expunge_period_secs",
             Self::VmMigrationParallelism => "vm.migration_parallelism",
+            Self::JobRetentionSecs => "job.retention_secs",
             Self::SchedulerStrategy => "scheduler.strategy",
             Self::HypervisorCallTimeoutSecs => "hypervisor.call_timeout_secs",
             Self::ClusterHeartbeatIntervalSecs => "cluster.heartbeat_interval_secs",
@@ -119,6 +121,12 @@ pub static DEFINITIONS: &[ConfigDef] = &[
         kind: ConfigKind::Int { min: 1, max: 10_000 },
         default: "16",
         description: "How many live migrations the node runs at once; more wait their turn. A change applies to the migrations asked for after it (running ones are not stopped).",
+    },
+    ConfigDef {
+        name: ConfigName::JobRetentionSecs,
+        kind: ConfigKind::Int { min: 60, max: 315_360_000 },
+        default: "604800",
+        description: "Seconds a finished job (Succeeded or Failed) is kept after it finished; older ones are deleted. Running jobs are never deleted.",
     },
     ConfigDef {
         name: ConfigName::SchedulerStrategy,

@@ -119,6 +119,23 @@ impl GlobalConfig {
         self.changes.subscribe()
     }
 
+    /// Waits for the next round of a background sweep that runs every `min(every, 60 s)`:
+    /// `true` when the tick passes or any value changes (so a new period applies without waiting
+    /// out the old tick), `false` when `shutdown` turns or the config is gone.
+    pub(crate) async fn next_sweep(
+        &self,
+        every: ConfigName,
+        changes: &mut watch::Receiver<u64>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let tick = self.secs(every).min(std::time::Duration::from_secs(60));
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => true,
+            changed = changes.changed() => changed.is_ok(),
+            _ = shutdown.changed() => false,
+        }
+    }
+
     fn raw(&self, name: ConfigName) -> String {
         self.values
             .read()

@@ -1,12 +1,16 @@
 //! `JobService`: the `jobs` table, the record of long operations (VM create and lifecycle
 //! actions) and their outcomes. The API starts a job and stores its outcome through it; the
-//! takeover of a stopped node ends that node's jobs through it. Nothing else writes `jobs`.
+//! takeover of a stopped node ends that node's jobs through it, and its pruner deletes finished
+//! jobs older than `job.retention_secs` ([`JobService::run_pruner`]). Nothing else writes `jobs`.
 
 use std::sync::Arc;
 
 use oxstack_bus::EventBus;
 use oxstack_db::jobs::{self, JobRow, NewJob, Outcome};
 use oxstack_db::Db;
+use tokio::sync::watch;
+
+use crate::config::{ConfigName, GlobalConfig};
 
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{IdGen, JobId, ManagementNodeId};
@@ -22,6 +26,9 @@ string_enum!(
 /// The error body of a job whose management node stopped while it ran.
 const NODE_STOPPED: &str =
     r#"{"code":"INTERNAL","message":"the management node running the job stopped","details":{}}"#;
+
+/// How many finished jobs one delete of the pruner takes, so no write holds the database long.
+const PRUNE_BATCH: u32 = 1000;
 
 /// Rounds of tries of a job's outcome write (each retries for as long as the database does
 /// while its server is away).
@@ -42,12 +49,24 @@ pub struct JobService {
     ids: Arc<IdGen>,
     /// The node that runs the jobs this service starts.
     node: ManagementNodeId,
+    /// `job.retention_secs`.
+    config: Arc<GlobalConfig>,
+    /// Turns `true` when the node shuts down (the pruner stops).
+    shutdown: watch::Receiver<bool>,
 }
 
 impl JobService {
-    /// Jobs stored in `db`, announced on `events`, run by `node`.
-    pub fn new(db: Db, events: EventBus, ids: Arc<IdGen>, node: ManagementNodeId) -> Self {
-        Self { db, events, ids, node }
+    /// Jobs stored in `db`, announced on `events`, run by `node`, kept as `config` says until
+    /// `shutdown`.
+    pub fn new(
+        db: Db,
+        events: EventBus,
+        ids: Arc<IdGen>,
+        node: ManagementNodeId,
+        config: Arc<GlobalConfig>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self { db, events, ids, node, config, shutdown }
     }
 
     /// Records a Running job of `kind` on `resource`, run by this node; returns its id and
@@ -106,6 +125,41 @@ impl JobService {
         Ok(ListQuery::page(&spec, listed, |row| row))
     }
 
+    /// Deletes the finished jobs that finished more than `job.retention_secs` before `now_ms`
+    /// (Unix milliseconds), in batches; how many. The pruner passes the wall clock; a test may
+    /// pass a later time instead of waiting.
+    pub async fn prune_finished(&self, now_ms: i64) -> EngineResult<u64> {
+        let retention = self.config.secs(ConfigName::JobRetentionSecs);
+        let cutoff = now_ms.saturating_sub(retention.as_millis() as i64);
+        let mut deleted = 0;
+        loop {
+            let batch = jobs::delete_finished_before(&self.db, cutoff, PRUNE_BATCH).await?;
+            deleted += batch;
+            if batch < u64::from(PRUNE_BATCH) {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    /// Background task: prunes finished jobs every `min(retention, 60 s)`, and at once when a
+    /// global config changes, until the node shuts down. Every node prunes (the delete is by
+    /// age, so nodes doing it at once delete each job once).
+    pub(crate) async fn run_pruner(&self) {
+        let mut shutdown = self.shutdown.clone();
+        let mut config_changes = self.config.subscribe();
+        while self
+            .config
+            .next_sweep(ConfigName::JobRetentionSecs, &mut config_changes, &mut shutdown)
+            .await
+        {
+            match self.prune_finished(crate::time::now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "pruned finished jobs past their retention"),
+                Err(e) => tracing::warn!(%e, "could not prune finished jobs"),
+            }
+        }
+    }
+
     /// Ends the jobs that nodes no longer running left Running: a create that committed (its
     /// VM Running, its run gone from the journal) becomes Succeeded with the VM as its result,
     /// any other Failed. Returns how many (failed, succeeded).
@@ -132,5 +186,35 @@ impl JobService {
             }
         }
         Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::vm::tests::fixture::Cloud;
+
+    const DAY_MS: i64 = 86_400_000;
+
+    #[tokio::test]
+    async fn finished_jobs_past_their_retention_are_pruned_and_running_ones_stay() {
+        let c = Cloud::new(0, 1, 1, 1).await;
+        let (jobs, e) = (&c.engine.jobs, &c.engine);
+        let (done, _) = jobs.start("stop-vm", uuid::Uuid::new_v4()).await.unwrap();
+        jobs.finish(done, JobEnd::Succeeded { result: None }).await;
+        let (running, _) = jobs.start("start-vm", uuid::Uuid::new_v4()).await.unwrap();
+        let now = crate::time::now_ms();
+        assert_eq!(jobs.prune_finished(now + 6 * DAY_MS).await.unwrap(), 0, "kept 7 days");
+        assert_eq!(jobs.get(done).await.unwrap().state, "Succeeded");
+        assert_eq!(jobs.prune_finished(now + 8 * DAY_MS).await.unwrap(), 1);
+        assert_eq!(jobs.get(done).await.unwrap_err().code(), "NOT_FOUND");
+        assert_eq!(jobs.prune_finished(now + 3650 * DAY_MS).await.unwrap(), 0);
+        assert_eq!(jobs.get(running).await.unwrap().state, "Running", "never pruned");
+        // A shorter retention applies to the next prune.
+        e.config.update(&e.db, "job.retention_secs", "60").await.unwrap();
+        jobs.finish(running, JobEnd::Failed { error: None }).await;
+        assert_eq!(jobs.prune_finished(now + 61_000 + 5_000).await.unwrap(), 1);
+        let refused = e.config.update(&e.db, "job.retention_secs", "59").await.unwrap_err();
+        assert_eq!(refused.code(), "INVALID_ARGUMENT");
     }
 }

@@ -123,20 +123,11 @@ impl VmService {
     pub(crate) async fn run_expunge_sweeper(&self) {
         let mut shutdown = self.shutdown.clone();
         let mut config_changes = self.config.subscribe();
-        loop {
-            let tick = self
-                .config
-                .secs(ConfigName::VmExpungePeriodSecs)
-                .min(std::time::Duration::from_secs(60));
-            tokio::select! {
-                _ = tokio::time::sleep(tick) => {}
-                changed = config_changes.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                }
-                _ = shutdown.changed() => return,
-            }
+        while self
+            .config
+            .next_sweep(ConfigName::VmExpungePeriodSecs, &mut config_changes, &mut shutdown)
+            .await
+        {
             if let Err(e) = self.expunge_due(crate::time::now_ms()).await {
                 tracing::warn!(%e, "expunge sweep could not read destroyed VMs");
             }
