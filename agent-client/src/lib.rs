@@ -8,7 +8,8 @@
 //! [`PendingTasks`], and awaits the oneshot the callback listener resolves, with a per-call
 //! deadline ([`AgentTimeouts`]). No thread is held while it waits. Short commands come back
 //! inline. What a host is (its agent URL, token, and the libvirt URI it takes migrations on) is
-//! learnt at `connect`.
+//! learnt at `connect`; a migration URI that is not plain libvirt on the host's own address is
+//! refused there ([`oxstack_hypervisor::migration_uri`]).
 
 mod callbacks;
 mod pending;
@@ -24,8 +25,8 @@ use oxstack_hypervisor::wire::{
     HOST_HEADER, TASK_ID_HEADER,
 };
 use oxstack_hypervisor::{
-    AgentToken, HostConnectSpec, HostFacts, HostId, Hypervisor, HypervisorError, HypervisorResult,
-    StopMode, VmId, VmSpec, VmStateReport, VolumeId, VolumeSpec,
+    migration_uri, AgentToken, HostConnectSpec, HostFacts, HostId, Hypervisor, HypervisorError,
+    HypervisorResult, StopMode, VmId, VmSpec, VmStateReport, VolumeId, VolumeSpec,
 };
 use reqwest::header::AUTHORIZATION;
 use reqwest::StatusCode;
@@ -197,6 +198,14 @@ impl Hypervisor for AgentClient {
         let cmd = AgentCommand::Connect { simulated: spec.simulated };
         match self.call(host, &agent, cmd).await? {
             AgentReply::Connected { facts, migration_uri } => {
+                // A fake or misconfigured agent must not point other hosts' libvirt at a
+                // program or at someone else's machine.
+                if let Some(uri) = &migration_uri {
+                    if let Err(e) = migration_uri::check_for_host(uri, &agent.base) {
+                        let reason = format!("the agent's migration URI is refused: {e}");
+                        return Err(failed(host, None, "connect", reason));
+                    }
+                }
                 let agent = AgentHost { migration_uri, ..agent };
                 self.hosts.write().unwrap_or_else(|p| p.into_inner()).insert(host, agent);
                 Ok(facts)

@@ -43,8 +43,10 @@ struct Args {
     /// an image URL naming any other file, or a link out of it, is refused.
     #[arg(long, default_value = "/var/lib/oxstack-agent/images")]
     image_dir: PathBuf,
-    /// kvm: libvirt URI other agents migrate VMs to, e.g. qemu+tcp://10.99.0.2/system.
-    #[arg(long)]
+    /// kvm: libvirt URI other agents migrate VMs to, e.g. qemu+tcp://10.99.0.2/system: qemu+tcp
+    /// or qemu+tls, path /system, no options, and its host the one in this agent's address as
+    /// the host was added (the engine refuses the connect otherwise).
+    #[arg(long, value_parser = parse_migration_uri)]
     migration_uri: Option<String>,
     /// kvm: the data directory is storage shared by every host (live migration then copies no
     /// disk).
@@ -59,6 +61,13 @@ struct Args {
     /// Seconds a finished command's result is kept for retries with the same task id.
     #[arg(long, default_value_t = 600)]
     result_ttl_secs: u64,
+}
+
+fn parse_migration_uri(uri: &str) -> Result<String, String> {
+    match oxstack_hypervisor::migration_uri::parse(uri) {
+        Ok(_) => Ok(uri.to_string()),
+        Err(e) => Err(format!("refused: {e}")),
+    }
 }
 
 #[tokio::main]

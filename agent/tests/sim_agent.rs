@@ -258,11 +258,14 @@ async fn an_agent_that_is_down_fails_the_create_clearly_and_it_is_rolled_back() 
 }
 
 /// A fake agent that accepts every command and never reports back (it answers connect and ping
-/// inline like a real one, from the sim backend's shapes).
-async fn silent_agent() -> String {
+/// inline like a real one, from the sim backend's shapes); its connect reports `migration_uri`.
+async fn silent_agent(migration_uri: Option<&str>) -> String {
     use axum::http::StatusCode;
     use axum::Json;
-    async fn command(body: axum::body::Bytes) -> axum::response::Response {
+    async fn command(
+        axum::extract::State(migration_uri): axum::extract::State<Option<String>>,
+        body: axum::body::Bytes,
+    ) -> axum::response::Response {
         use axum::response::IntoResponse;
         let cmd: AgentCommand = serde_json::from_slice(&body).unwrap();
         match cmd {
@@ -273,14 +276,19 @@ async fn silent_agent() -> String {
                     hypervisor_version: "silent".into(),
                     capabilities: Vec::new(),
                 };
-                Json(AgentOutcome::Ok(AgentReply::Connected { facts, migration_uri: None }))
+                Json(AgentOutcome::Ok(AgentReply::Connected { facts, migration_uri }))
                     .into_response()
+            }
+            AgentCommand::VmStates => {
+                Json(AgentOutcome::Ok(AgentReply::VmStates { vms: Vec::new() })).into_response()
             }
             c if c.answers_inline() => Json(AgentOutcome::Ok(AgentReply::Done)).into_response(),
             _ => StatusCode::ACCEPTED.into_response(),
         }
     }
-    let app = axum::Router::new().route("/v1/commands", axum::routing::post(command));
+    let app = axum::Router::new()
+        .route("/v1/commands", axum::routing::post(command))
+        .with_state(migration_uri.map(str::to_string));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -289,7 +297,7 @@ async fn silent_agent() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_that_never_reports_back_times_out_and_the_create_is_rolled_back() {
-    let url = silent_agent().await;
+    let url = silent_agent(None).await;
     let timeouts = AgentTimeouts {
         inline: Duration::from_secs(5),
         command: Duration::from_millis(500),
@@ -368,4 +376,27 @@ async fn hosts_of_kvm_clusters_need_an_agent_url_and_token() {
     let err = api.post("/v1/hosts", body, 409).await;
     assert_eq!(err["details"]["field"], "agent_token", "{err}");
     assert_eq!(api.get("/v1/hosts").await["total"], 1, "only the first host exists");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_whose_migration_uri_is_not_plain_libvirt_at_its_own_address_is_not_added() {
+    let (_agent, node, cloud) = sim_cloud(1).await;
+    let api = &node.api;
+    let add = |url: String| json!({"cluster_uuid": cloud.cluster, "name": "fake", "management_ip": url, "agent_token": TOKEN});
+    for uri in [
+        "qemu+ext:///system?command=/tmp/evil",
+        "qemu+tcp://10.0.0.66/system",
+        "qemu+tcp://127.0.0.1/system?socket=/tmp/s",
+    ] {
+        let url = silent_agent(Some(uri)).await;
+        let err = api.post("/v1/hosts", add(url), 502).await;
+        let message = err["message"].as_str().unwrap();
+        assert!(message.contains("migration URI is refused"), "{uri}: {err}");
+        assert!(!message.contains(uri), "the agent's URI is not echoed: {err}");
+    }
+    assert_eq!(api.get("/v1/hosts").await["total"], 1, "no refused host is kept");
+    // Plain libvirt at the agent's own address is taken.
+    let url = silent_agent(Some("qemu+tcp://127.0.0.1:16509/system")).await;
+    api.post("/v1/hosts", add(url), 201).await;
+    assert_eq!(api.get("/v1/hosts").await["total"], 2);
 }

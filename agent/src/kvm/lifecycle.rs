@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use oxstack_hypervisor::wire::{AgentCommand, AgentReply};
 use oxstack_hypervisor::{
-    HostFacts, HostId, HypervisorError, HypervisorResult, PowerState, StopMode, VmId, VmSpec,
-    VmStateReport, VolumeId, VolumeSpec,
+    migration_uri, HostFacts, HostId, HypervisorError, HypervisorResult, PowerState, StopMode,
+    VmId, VmSpec, VmStateReport, VolumeId, VolumeSpec,
 };
 use virt::connect::Connect;
 use virt::domain::{Domain, DomainState};
@@ -233,6 +233,12 @@ impl Ctx<'_> {
                 false,
             ));
         };
+        // The engine checked the URI against the destination's address; this agent still opens
+        // nothing but plain libvirt over TCP or TLS.
+        let target = migration_uri::parse(&to_uri).map_err(|e| {
+            let reason = format!("the destination's migration URI is refused: {e}");
+            failed(self.host, Some(vm), self.op, reason, false)
+        })?;
         let dest = Connect::open(Some(&to_uri)).map_err(|e| {
             failed(
                 self.host,
@@ -244,14 +250,14 @@ impl Ctx<'_> {
         })?;
         // The data stream goes to the destination's address, not to whatever its hostname
         // resolves to.
-        let data_uri = migration_data_uri(&to_uri);
+        let data_uri = format!("tcp://{}", target.host);
         let mut flags = sys::VIR_MIGRATE_LIVE
             | sys::VIR_MIGRATE_PERSIST_DEST
             | sys::VIR_MIGRATE_UNDEFINE_SOURCE;
         if self.config.shared_storage {
             flags |= sys::VIR_MIGRATE_UNSAFE;
         }
-        let moved = dom.migrate(&dest, flags, None, data_uri.as_deref(), 0);
+        let moved = dom.migrate(&dest, flags, None, Some(&data_uri), 0);
         drop(moved.map_err(|e| self.lv(Some(vm), e))?);
         Ok(())
     }
@@ -318,14 +324,6 @@ fn disk_element<'x>(xml: &'x str, path: &str) -> Option<&'x str> {
     Some(&xml[start..end])
 }
 
-/// `tcp://HOST` for a libvirt URI like `qemu+tcp://HOST[:PORT]/system`.
-fn migration_data_uri(libvirt_uri: &str) -> Option<String> {
-    let rest = libvirt_uri.split_once("://")?.1;
-    let authority = rest.split('/').next()?;
-    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
-    (!host.is_empty()).then(|| format!("tcp://{host}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,19 +340,6 @@ mod tests {
                 && !y.contains("vda")
         );
         assert_eq!(disk_element(xml, "/a/z.qcow2"), None);
-    }
-
-    #[test]
-    fn the_data_uri_names_the_destination_address() {
-        assert_eq!(
-            migration_data_uri("qemu+tcp://10.99.0.2:16509/system").as_deref(),
-            Some("tcp://10.99.0.2")
-        );
-        assert_eq!(
-            migration_data_uri("qemu+tcp://10.99.0.2/system").as_deref(),
-            Some("tcp://10.99.0.2")
-        );
-        assert_eq!(migration_data_uri("qemu:///system"), None);
     }
 
     #[test]
