@@ -6,6 +6,7 @@ use std::sync::Arc;
 use oxstack_agent_client::{AgentClient, AgentTimeouts, RoutingHypervisor};
 use oxstack_api::forward::{self, Forwarding};
 use oxstack_engine::{Engine, EngineOptions};
+use oxstack_hypervisor::agent_networks::AgentNetworks;
 use oxstack_hypervisor::secrets::redact_url;
 use oxstack_hypervisor::Hypervisor;
 use oxstack_simulator::{SimCloud, SimConfig};
@@ -61,6 +62,12 @@ pub struct ServeArgs {
           default_value_t = oxstack_api::limits::DEFAULT_MAX_EVENT_SUBSCRIBERS as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_event_subscribers: u64,
+    /// A network (CIDR, e.g. `10.20.0.0/16`) kvm hosts' agents may be in. Repeat for several.
+    /// When given, a host whose agent address is outside them, or is a DNS name, is refused;
+    /// without it any address is taken but those that never host an agent (link-local such as
+    /// 169.254.169.254, unspecified, multicast, broadcast).
+    #[arg(long = "agent-network", value_name = "CIDR")]
+    pub agent_networks: Vec<String>,
 }
 
 /// Runs the node until Ctrl-C.
@@ -79,7 +86,15 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     let callback_url = args.agent_callback_url.clone().unwrap_or_else(|| {
         format!("http://{}{}", args.agent_callback_listen, oxstack_hypervisor::wire::CALLBACK_PATH)
     });
-    let agents = Arc::new(AgentClient::new(callback_url.clone(), AgentTimeouts::default()));
+    let networks = match AgentNetworks::parse(&args.agent_networks) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("error: --agent-network: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let agents = AgentClient::new(callback_url.clone(), AgentTimeouts::default());
+    let agents = Arc::new(agents.with_networks(networks));
     let callback_routes = agents.callback_router();
     tokio::spawn(async move {
         if let Err(e) = axum::serve(callbacks, callback_routes).await {

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
+use oxstack_hypervisor::agent_networks::AgentNetworks;
 use oxstack_hypervisor::wire::{
     AgentCommand, AgentOutcome, AgentReply, WireError, CALLBACK_URL_HEADER, COMMANDS_PATH,
     HOST_HEADER, TASK_ID_HEADER,
@@ -53,6 +54,8 @@ pub struct AgentClient {
     timeouts: AgentTimeouts,
     pending: Arc<PendingTasks>,
     hosts: RwLock<HashMap<HostId, AgentHost>>,
+    /// The addresses agents may have; checked at every connect.
+    networks: AgentNetworks,
 }
 
 impl AgentClient {
@@ -69,7 +72,14 @@ impl AgentClient {
             timeouts,
             pending: Arc::new(PendingTasks::default()),
             hosts: RwLock::new(HashMap::new()),
+            networks: AgentNetworks::default(),
         }
+    }
+
+    /// The same client, connecting only agents whose address `networks` takes (by default every
+    /// address but those that never host an agent).
+    pub fn with_networks(self, networks: AgentNetworks) -> Self {
+        Self { networks, ..self }
     }
 
     /// The routes agents POST their results to.
@@ -186,13 +196,9 @@ impl Hypervisor for AgentClient {
             ));
         };
         let base = spec.address.trim_end_matches('/').to_string();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(failed(
-                host,
-                None,
-                "connect",
-                format!("management address `{base}` is not the agent's http:// URL"),
-            ));
+        // Also for hosts added before the networks were narrowed, when they reconnect.
+        if let Err(e) = self.networks.check(&base) {
+            return Err(failed(host, None, "connect", format!("management address refused: {e}")));
         }
         let agent = AgentHost { base, token, migration_uri: None };
         let cmd = AgentCommand::Connect { simulated: spec.simulated };
@@ -214,6 +220,10 @@ impl Hypervisor for AgentClient {
                 Err(failed(host, None, "connect", format!("unexpected agent reply {other:?}")))
             }
         }
+    }
+
+    fn check_address(&self, spec: &HostConnectSpec) -> Result<(), String> {
+        self.networks.check(spec.address.trim_end_matches('/')).map_err(|e| e.to_string())
     }
 
     fn knows(&self, host: HostId) -> bool {

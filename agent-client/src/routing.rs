@@ -60,6 +60,13 @@ impl Hypervisor for RoutingHypervisor {
         Ok(facts)
     }
 
+    fn check_address(&self, spec: &HostConnectSpec) -> Result<(), String> {
+        match spec.agent_token {
+            Some(_) => self.agents.check_address(spec),
+            None => self.simulator.check_address(spec),
+        }
+    }
+
     fn knows(&self, host: HostId) -> bool {
         self.route(host).is_ok_and(|route| match route {
             Route::Simulator => self.simulator.knows(host),

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use oxstack_agent_client::AgentTimeouts;
+use oxstack_hypervisor::agent_networks::AgentNetworks;
 use oxstack_hypervisor::wire::{
     AgentCommand, AgentOutcome, AgentReply, TaskCallback, CALLBACK_URL_HEADER, HOST_HEADER,
     TASK_ID_HEADER,
@@ -22,13 +23,19 @@ use support::*;
 const TOKEN: &str = "sim-agent-secret";
 
 async fn sim_cloud(hosts: usize) -> (AgentProcess, Node, Cloud) {
+    sim_cloud_in(hosts, AgentNetworks::default()).await
+}
+
+/// [`sim_cloud`] on a node that connects only agents in `networks`.
+async fn sim_cloud_in(hosts: usize, networks: AgentNetworks) -> (AgentProcess, Node, Cloud) {
     let dir = temp_dir("sim-agent");
     let token = token_file(&dir, TOKEN);
     let agent =
         AgentProcess::spawn(&[], &["--backend", "sim", "--token-file", &token.to_string_lossy()]);
     // The agent has read its token once it listens.
     let _ = std::fs::remove_dir_all(&dir);
-    let node = Node::start("127.0.0.1:0", AgentTimeouts::default(), false).await;
+    let node =
+        Node::start_with_networks("127.0.0.1:0", AgentTimeouts::default(), false, networks).await;
     let spec = CloudSpec {
         hosts: (0..hosts).map(|i| (format!("{}/h{i}", agent.url), Some(TOKEN))).collect(),
         image_url: "file:///images/linux.qcow2".into(),
@@ -399,4 +406,33 @@ async fn an_agent_whose_migration_uri_is_not_plain_libvirt_at_its_own_address_is
     let url = silent_agent(Some("qemu+tcp://127.0.0.1:16509/system")).await;
     api.post("/v1/hosts", add(url), 201).await;
     assert_eq!(api.get("/v1/hosts").await["total"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_addresses_outside_the_agent_networks_are_refused_before_anything_is_sent() {
+    // 10.1.2.3 would time out if the node tried it: a 400 at once shows nothing was sent.
+    let outside = "http://10.1.2.3:7070";
+    let metadata = "http://169.254.169.254/latest";
+    let only_loopback = AgentNetworks::parse(&["127.0.0.0/8".to_string()]).unwrap();
+    let (agent, node, cloud) = sim_cloud_in(1, only_loopback).await;
+    let api = &node.api;
+    let add = |url: String| json!({"cluster_uuid": cloud.cluster, "name": "n", "management_ip": url, "agent_token": TOKEN});
+    let by_name = agent.url.replace("127.0.0.1", "localhost");
+    for (url, says) in [
+        (outside.to_string(), "outside the agent networks"),
+        (metadata.to_string(), "never hosts an agent"),
+        (format!("{by_name}/h7"), "is a DNS name"),
+    ] {
+        let err = api.post("/v1/hosts", add(url.clone()), 400).await;
+        assert_eq!(err["details"]["field"], "management_ip", "{url}: {err}");
+        assert!(err["message"].as_str().unwrap().contains(says), "{url}: {err}");
+    }
+    api.post("/v1/hosts", add(format!("{}/h8", agent.url)), 201).await;
+    assert_eq!(api.get("/v1/hosts").await["total"], 2, "only the hosts inside are kept");
+
+    // With no networks listed, addresses that never host an agent are still refused.
+    let (_agent, node, cloud) = sim_cloud(1).await;
+    let add = json!({"cluster_uuid": cloud.cluster, "name": "m", "management_ip": metadata, "agent_token": TOKEN});
+    let err = node.api.post("/v1/hosts", add, 400).await;
+    assert!(err["message"].as_str().unwrap().contains("never hosts an agent"), "{err}");
 }

@@ -26,6 +26,12 @@ pub trait Hypervisor: Send + Sync + 'static {
     fn knows(&self, _host: HostId) -> bool {
         true
     }
+    /// Whether this backend would connect to `spec`'s address at all: a policy check without
+    /// I/O, which the engine runs before it records a new host, so a refused address is the
+    /// caller's error and nothing is kept. The default takes every address.
+    fn check_address(&self, _spec: &HostConnectSpec) -> Result<(), String> {
+        Ok(())
+    }
     /// Checks that the host answers.
     async fn ping(&self, host: HostId) -> HypervisorResult<()>;
     /// Pings many hosts as one batch: as if each were pinged, at most `parallelism` at a time in

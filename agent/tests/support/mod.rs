@@ -16,6 +16,7 @@ use std::time::Duration;
 use oxstack_agent_client::{AgentClient, AgentTimeouts, RoutingHypervisor};
 use oxstack_api as api;
 use oxstack_engine::{Engine, EngineOptions};
+use oxstack_hypervisor::agent_networks::AgentNetworks;
 use oxstack_hypervisor::wire::CALLBACK_PATH;
 use oxstack_hypervisor::Hypervisor;
 use oxstack_simulator::{SimCloud, SimConfig};
@@ -104,10 +105,22 @@ pub struct Node {
 impl Node {
     /// Starts a node; the agent callback listener binds `callback_bind` (e.g. `127.0.0.1:0`).
     pub async fn start(callback_bind: &str, timeouts: AgentTimeouts, background: bool) -> Self {
+        Self::start_with_networks(callback_bind, timeouts, background, AgentNetworks::default())
+            .await
+    }
+
+    /// [`Node::start`], connecting only agents in `networks`.
+    pub async fn start_with_networks(
+        callback_bind: &str,
+        timeouts: AgentTimeouts,
+        background: bool,
+        networks: AgentNetworks,
+    ) -> Self {
         let callbacks = tokio::net::TcpListener::bind(callback_bind).await.expect("bind callbacks");
         let callback_url =
             format!("http://{}{CALLBACK_PATH}", callbacks.local_addr().expect("addr"));
-        let agents = Arc::new(AgentClient::new(callback_url.clone(), timeouts));
+        let agents =
+            Arc::new(AgentClient::new(callback_url.clone(), timeouts).with_networks(networks));
         let routes = agents.callback_router();
         tokio::spawn(async move { axum::serve(callbacks, routes).await });
         let sim: Arc<dyn Hypervisor> = Arc::new(SimCloud::new(SimConfig::with_seed(7)));

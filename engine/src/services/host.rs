@@ -177,6 +177,15 @@ impl HostService {
             ));
         }
         let id: HostId = self.ids.next();
+        let spec = HostConnectSpec {
+            host: id,
+            address: req.management_ip.clone(),
+            simulated,
+            agent_token,
+        };
+        if let Err(reason) = self.hypervisor.check_address(&spec) {
+            return Err(EngineError::invalid("management_ip", reason));
+        }
         let new = NewHost {
             uuid: id,
             zone_uuid: cluster.zone_uuid,
@@ -199,12 +208,6 @@ impl HostService {
                 e
             });
         }
-        let spec = HostConnectSpec {
-            host: id,
-            address: req.management_ip.clone(),
-            simulated,
-            agent_token,
-        };
         let facts = match self.host_calls.call(id, "connect", self.hypervisor.connect(&spec)).await
         {
             Ok(f) => f,
