@@ -1,8 +1,9 @@
 //! The engine's callback listener: where agents POST the results of asynchronous commands.
 //!
 //! `POST /v1/agent-callbacks` with a `TaskCallback` body. `200` resolves the waiting command;
-//! an unknown task id gets `404 UNKNOWN_TASK`, a bad signature `401 UNAUTHORIZED`, a callback
-//! naming another host `400 INVALID_ARGUMENT`. Every refusal is logged.
+//! an unknown task id (also a replay of one already resolved) gets `404 UNKNOWN_TASK`, a missing,
+//! wrong or stale signature `401 UNAUTHORIZED`, a callback naming another host
+//! `400 INVALID_ARGUMENT`. Every refusal is logged.
 
 use std::sync::Arc;
 
@@ -11,9 +12,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use oxstack_hypervisor::callback_signature::SIGNATURE_HEADER;
 use oxstack_hypervisor::wire::{TaskCallback, WireError, CALLBACK_PATH};
 
-use super::pending::{CallbackRefusal, PendingTasks};
+use super::pending::{CallbackRefusal, PendingTasks, Signed};
 
 /// The callback route over `pending`.
 pub fn callback_router(pending: Arc<PendingTasks>) -> Router {
@@ -32,16 +34,19 @@ async fn receive(
             return (StatusCode::BAD_REQUEST, Json(err)).into_response();
         }
     };
-    let authorization =
-        headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let signed = Signed { signature, body: &body, now_ms };
     let task = callback.task_id;
-    match pending.resolve(task, callback.host, authorization, callback.outcome) {
+    match pending.resolve(task, callback.host, signed, callback.outcome) {
         Ok(()) => StatusCode::OK.into_response(),
         Err(refusal) => {
             tracing::warn!(%task, %refusal, "refused an agent callback");
             let (status, code) = match refusal {
                 CallbackRefusal::UnknownTask(_) => (StatusCode::NOT_FOUND, "UNKNOWN_TASK"),
-                CallbackRefusal::BadSignature(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+                CallbackRefusal::BadSignature { .. } => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
                 CallbackRefusal::WrongHost { .. } => (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT"),
             };
             (status, Json(WireError::new(code, refusal.to_string()))).into_response()

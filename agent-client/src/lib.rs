@@ -21,6 +21,7 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use oxstack_hypervisor::agent_networks::AgentNetworks;
+use oxstack_hypervisor::callback_signature::{CallbackKey, CALLBACK_KEY_HEADER};
 use oxstack_hypervisor::wire::{
     AgentCommand, AgentOutcome, AgentReply, WireError, CALLBACK_URL_HEADER, COMMANDS_PATH,
     HOST_HEADER, TASK_ID_HEADER,
@@ -34,7 +35,7 @@ use reqwest::StatusCode;
 use uuid::Uuid;
 
 pub use callbacks::callback_router;
-pub use pending::{CallbackRefusal, PendingTasks};
+pub use pending::{CallbackRefusal, PendingTasks, Signed};
 pub use routing::RoutingHypervisor;
 pub use timeouts::AgentTimeouts;
 
@@ -107,8 +108,13 @@ impl AgentClient {
         let kind = cmd.kind();
         let limit = self.timeouts.for_op(kind);
         let task = Uuid::new_v4();
-        let waiting =
-            (!cmd.answers_inline()).then(|| self.pending.register(task, host, agent.token.clone()));
+        let key = match cmd.answers_inline() {
+            true => None,
+            false => Some(CallbackKey::generate().map_err(|e| {
+                failed(host, cmd.vm(), kind.as_str(), format!("no random callback key: {e}"))
+            })?),
+        };
+        let waiting = key.as_ref().map(|key| self.pending.register(task, host, key.clone()));
         let timeout = || HypervisorError::Timeout {
             host,
             op: kind.as_str().to_string(),
@@ -116,17 +122,18 @@ impl AgentClient {
         };
         let exchange = async {
             let url = format!("{}/{COMMANDS_PATH}", agent.base);
-            let resp = self
+            let mut request = self
                 .http
                 .post(&url)
                 .header(AUTHORIZATION, agent.token.bearer())
                 .header(TASK_ID_HEADER, task.to_string())
                 .header(HOST_HEADER, host.to_string())
-                .header(CALLBACK_URL_HEADER, &self.callback_url)
-                .json(&cmd)
-                .send()
-                .await
-                .map_err(|e| HypervisorError::HostUnreachable {
+                .header(CALLBACK_URL_HEADER, &self.callback_url);
+            if let Some(key) = &key {
+                request = request.header(CALLBACK_KEY_HEADER, key.to_hex());
+            }
+            let resp =
+                request.json(&cmd).send().await.map_err(|e| HypervisorError::HostUnreachable {
                     host,
                     reason: format!("agent at {}: {e}", agent.base),
                 })?;

@@ -1,14 +1,14 @@
 //! Delivering an asynchronous command's result to the engine's callback URL.
 //!
-//! The agent POSTs the [`TaskCallback`] signed with the host's token and retries with exponential
-//! backoff until the engine acknowledges it (2xx), refuses it for good (4xx: it does not know the
+//! The agent POSTs the [`TaskCallback`] signed with the key the command came with (signed again
+//! at each attempt, so a late retry is not stale) and retries with exponential backoff until the engine acknowledges it (2xx), refuses it for good (4xx: it does not know the
 //! task any more, or does not accept the signature), or `give_up_after` has passed.
 
 use std::time::{Duration, Instant};
 
+use oxstack_hypervisor::callback_signature::{CallbackKey, SIGNATURE_HEADER};
 use oxstack_hypervisor::wire::{TaskCallback, TASK_ID_HEADER};
-use oxstack_hypervisor::AgentToken;
-use reqwest::header::AUTHORIZATION;
+use reqwest::header::CONTENT_TYPE;
 
 /// How callbacks are retried.
 #[derive(Clone, Copy, Debug)]
@@ -48,21 +48,33 @@ pub enum Delivery {
 pub async fn deliver(
     http: &reqwest::Client,
     url: &str,
-    token: &AgentToken,
+    key: &CallbackKey,
     callback: &TaskCallback,
     policy: CallbackPolicy,
 ) -> Delivery {
+    let body = match serde_json::to_vec(callback) {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(task = %callback.task_id, %e, "cannot encode a callback");
+            return Delivery::GaveUp { attempts: 0 };
+        }
+    };
     let started = Instant::now();
     let mut backoff = policy.first_backoff;
     let mut attempts = 0;
     loop {
         attempts += 1;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let signature = key.sign(callback.task_id, callback.host, now_ms, &body);
         let sent = http
             .post(url)
-            .header(AUTHORIZATION, token.bearer())
+            .header(SIGNATURE_HEADER, signature)
             .header(TASK_ID_HEADER, callback.task_id.to_string())
+            .header(CONTENT_TYPE, "application/json")
             .timeout(policy.request_timeout)
-            .json(callback)
+            .body(body.clone())
             .send()
             .await;
         match sent {
@@ -113,13 +125,17 @@ mod tests {
         let counter = seen.clone();
         let app = axum::Router::new().route(
             "/cb",
-            post(move |headers: axum::http::HeaderMap| {
+            post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
                 let counter = counter.clone();
                 async move {
-                    assert_eq!(
-                        headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()),
-                        Some("Bearer tok")
-                    );
+                    let sent: TaskCallback = serde_json::from_slice(&body).unwrap();
+                    let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_millis() as i64;
+                    let checked = key().verify(sent.task_id, sent.host, signature, &body, now);
+                    assert_eq!(checked, Ok(()), "every attempt is signed with the command's key");
                     let n = counter.fetch_add(1, Ordering::SeqCst);
                     if n < failures {
                         StatusCode::SERVICE_UNAVAILABLE
@@ -135,6 +151,10 @@ mod tests {
         (url, seen)
     }
 
+    fn key() -> CallbackKey {
+        CallbackKey::from_hex(&"ab".repeat(32)).unwrap()
+    }
+
     fn callback() -> TaskCallback {
         TaskCallback {
             task_id: uuid::Uuid::new_v4(),
@@ -147,7 +167,7 @@ mod tests {
     async fn retries_until_the_engine_acknowledges() {
         let (url, seen) = engine_stub(3, StatusCode::OK).await;
         let http = reqwest::Client::new();
-        let got = deliver(&http, &url, &AgentToken::new("tok"), &callback(), fast()).await;
+        let got = deliver(&http, &url, &key(), &callback(), fast()).await;
         assert_eq!(got, Delivery::Acknowledged { attempts: 4 });
         assert_eq!(seen.load(Ordering::SeqCst), 4);
     }
@@ -156,7 +176,7 @@ mod tests {
     async fn stops_when_the_engine_refuses() {
         let (url, seen) = engine_stub(1, StatusCode::NOT_FOUND).await;
         let http = reqwest::Client::new();
-        let got = deliver(&http, &url, &AgentToken::new("tok"), &callback(), fast()).await;
+        let got = deliver(&http, &url, &key(), &callback(), fast()).await;
         assert_eq!(got, Delivery::Refused { status: 404 });
         assert_eq!(seen.load(Ordering::SeqCst), 2);
     }
@@ -168,7 +188,7 @@ mod tests {
         let policy = CallbackPolicy { give_up_after: Duration::from_millis(60), ..fast() };
         let http = reqwest::Client::new();
         let url = format!("http://127.0.0.1:{port}/cb");
-        let got = deliver(&http, &url, &AgentToken::new("tok"), &callback(), policy).await;
+        let got = deliver(&http, &url, &key(), &callback(), policy).await;
         assert!(matches!(got, Delivery::GaveUp { attempts } if attempts >= 2), "{got:?}");
     }
 }

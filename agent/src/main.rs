@@ -28,7 +28,7 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7070")]
     listen: String,
-    /// File holding the secret token the engine must send (and callbacks are signed with).
+    /// File holding the secret token the engine must send with every command.
     #[arg(long)]
     token_file: PathBuf,
     #[arg(long, value_enum, default_value = "kvm")]

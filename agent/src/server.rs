@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use oxstack_hypervisor::callback_signature::{CallbackKey, CALLBACK_KEY_HEADER};
 use oxstack_hypervisor::wire::{
     AgentCommand, AgentOutcome, TaskAccepted, TaskCallback, WireError, CALLBACK_URL_HEADER,
     HOST_HEADER, TASK_ID_HEADER,
@@ -94,6 +95,13 @@ async fn command(State(app): State<Arc<AgentState>>, headers: HeaderMap, body: B
             format!("missing header {CALLBACK_URL_HEADER}"),
         );
     };
+    let Some(key) = header(&headers, CALLBACK_KEY_HEADER).and_then(CallbackKey::from_hex) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            format!("missing header {CALLBACK_KEY_HEADER}, or not 64 hex digits"),
+        );
+    };
     match app.tasks.begin(task_id, host, cmd.kind()) {
         TaskStart::Started => {
             tracing::debug!(task = %task_id, %host, op = %cmd.kind(), "running command");
@@ -102,7 +110,7 @@ async fn command(State(app): State<Arc<AgentState>>, headers: HeaderMap, body: B
                 let outcome = AgentOutcome::from(app.backend.run(host, cmd).await);
                 app.tasks.finish(task_id, outcome.clone());
                 let callback = TaskCallback { task_id, host, outcome };
-                deliver(&app.http, &callback_url, &app.token, &callback, app.callbacks).await;
+                deliver(&app.http, &callback_url, &key, &callback, app.callbacks).await;
             });
             (StatusCode::ACCEPTED, Json(TaskAccepted { task_id })).into_response()
         }

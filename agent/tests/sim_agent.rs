@@ -6,11 +6,13 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use oxstack_agent_client::AgentTimeouts;
 use oxstack_hypervisor::agent_networks::AgentNetworks;
+use oxstack_hypervisor::callback_signature::{CallbackKey, CALLBACK_KEY_HEADER, SIGNATURE_HEADER};
 use oxstack_hypervisor::wire::{
     AgentCommand, AgentOutcome, AgentReply, TaskCallback, CALLBACK_URL_HEADER, HOST_HEADER,
     TASK_ID_HEADER,
@@ -21,6 +23,17 @@ use serde_json::{json, Value};
 use support::*;
 
 const TOKEN: &str = "sim-agent-secret";
+
+/// The tests' cloud on `hosts`: 2 GiB images, VMs of 1 cpu and 1 GiB.
+fn cloud_of(hosts: Vec<(String, Option<&str>)>) -> CloudSpec<'_> {
+    CloudSpec {
+        hosts,
+        image_url: "file:///images/linux.qcow2".into(),
+        image_bytes: 2 * GIB,
+        vm_cpus: 1,
+        vm_memory: GIB,
+    }
+}
 
 async fn sim_cloud(hosts: usize) -> (AgentProcess, Node, Cloud) {
     sim_cloud_in(hosts, AgentNetworks::default()).await
@@ -36,13 +49,7 @@ async fn sim_cloud_in(hosts: usize, networks: AgentNetworks) -> (AgentProcess, N
     let _ = std::fs::remove_dir_all(&dir);
     let node =
         Node::start_with_networks("127.0.0.1:0", AgentTimeouts::default(), false, networks).await;
-    let spec = CloudSpec {
-        hosts: (0..hosts).map(|i| (format!("{}/h{i}", agent.url), Some(TOKEN))).collect(),
-        image_url: "file:///images/linux.qcow2".into(),
-        image_bytes: 2 * GIB,
-        vm_cpus: 1,
-        vm_memory: GIB,
-    };
+    let spec = cloud_of((0..hosts).map(|i| (format!("{}/h{i}", agent.url), Some(TOKEN))).collect());
     let cloud = Cloud::build(&node.api, spec).await;
     (agent, node, cloud)
 }
@@ -193,9 +200,24 @@ async fn the_agent_refuses_requests_without_its_token_and_answers_retries_from_i
             .header(HOST_HEADER, host.to_string())
             // Nobody listens there: the callback is lost, the cached result is not.
             .header(CALLBACK_URL_HEADER, "http://127.0.0.1:9/cb")
+            .header(CALLBACK_KEY_HEADER, "ab".repeat(32))
             .json(&cmd)
             .send()
     };
+    // An asynchronous command without a key to sign its callback with is refused.
+    let resp = http
+        .post(&url)
+        .header("authorization", &bearer)
+        .header(TASK_ID_HEADER, uuid::Uuid::new_v4().to_string())
+        .header(HOST_HEADER, host.to_string())
+        .header(CALLBACK_URL_HEADER, "http://127.0.0.1:9/cb")
+        .json(&AgentCommand::RebootVm { vm: oxstack_hypervisor::VmId::new_random() })
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body = resp.json::<Value>().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains(CALLBACK_KEY_HEADER), "{body}");
     let connected =
         send(AgentCommand::Connect { simulated: None }, uuid::Uuid::new_v4()).await.unwrap();
     assert_eq!(connected.status().as_u16(), 200);
@@ -224,7 +246,7 @@ async fn the_agent_refuses_requests_without_its_token_and_answers_retries_from_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_engine_rejects_callbacks_for_unknown_tasks_or_without_the_token() {
+async fn the_engine_rejects_callbacks_for_unknown_tasks_and_malformed_bodies() {
     let (_agent, node, _cloud) = sim_cloud(1).await;
     let http = reqwest::Client::new();
     let callback = TaskCallback {
@@ -264,17 +286,38 @@ async fn an_agent_that_is_down_fails_the_create_clearly_and_it_is_rolled_back() 
     assert_eq!(l3["used_ips"], 0, "the IP is given back: {l3}");
 }
 
+/// A command the silent agent accepted and will never report on.
+struct Accepted {
+    task: uuid::Uuid,
+    host: HostId,
+    key: Option<String>,
+}
+
+/// What the silent agent answers with and what it accepted.
+struct Silent {
+    migration_uri: Option<String>,
+    accepted: std::sync::Mutex<Vec<Accepted>>,
+}
+
 /// A fake agent that accepts every command and never reports back (it answers connect and ping
 /// inline like a real one, from the sim backend's shapes); its connect reports `migration_uri`.
 async fn silent_agent(migration_uri: Option<&str>) -> String {
+    silent_agent_recording(migration_uri).await.0
+}
+
+/// [`silent_agent`], and the commands it accepted.
+async fn silent_agent_recording(migration_uri: Option<&str>) -> (String, Arc<Silent>) {
     use axum::http::StatusCode;
     use axum::Json;
     async fn command(
-        axum::extract::State(migration_uri): axum::extract::State<Option<String>>,
+        axum::extract::State(silent): axum::extract::State<Arc<Silent>>,
+        headers: axum::http::HeaderMap,
         body: axum::body::Bytes,
     ) -> axum::response::Response {
         use axum::response::IntoResponse;
         let cmd: AgentCommand = serde_json::from_slice(&body).unwrap();
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let migration_uri = silent.migration_uri.clone();
         match cmd {
             AgentCommand::Connect { .. } => {
                 let facts = oxstack_hypervisor::HostFacts {
@@ -290,16 +333,27 @@ async fn silent_agent(migration_uri: Option<&str>) -> String {
                 Json(AgentOutcome::Ok(AgentReply::VmStates { vms: Vec::new() })).into_response()
             }
             c if c.answers_inline() => Json(AgentOutcome::Ok(AgentReply::Done)).into_response(),
-            _ => StatusCode::ACCEPTED.into_response(),
+            _ => {
+                silent.accepted.lock().unwrap().push(Accepted {
+                    task: header(TASK_ID_HEADER).unwrap().parse().unwrap(),
+                    host: header(HOST_HEADER).unwrap().parse().unwrap(),
+                    key: header(CALLBACK_KEY_HEADER).map(str::to_string),
+                });
+                StatusCode::ACCEPTED.into_response()
+            }
         }
     }
+    let silent = Arc::new(Silent {
+        migration_uri: migration_uri.map(str::to_string),
+        accepted: std::sync::Mutex::new(Vec::new()),
+    });
     let app = axum::Router::new()
         .route("/v1/commands", axum::routing::post(command))
-        .with_state(migration_uri.map(str::to_string));
+        .with_state(silent.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    url
+    (url, silent)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,13 +365,7 @@ async fn an_agent_that_never_reports_back_times_out_and_the_create_is_rolled_bac
         migrate: Duration::from_millis(500),
     };
     let node = Node::start("127.0.0.1:0", timeouts, false).await;
-    let spec = CloudSpec {
-        hosts: vec![(url, Some(TOKEN))],
-        image_url: "file:///images/linux.qcow2".into(),
-        image_bytes: 2 * GIB,
-        vm_cpus: 1,
-        vm_memory: GIB,
-    };
+    let spec = cloud_of(vec![(url, Some(TOKEN))]);
     let cloud = Cloud::build(&node.api, spec).await;
     let api = &node.api;
     let (status, err) =
@@ -435,4 +483,79 @@ async fn agent_addresses_outside_the_agent_networks_are_refused_before_anything_
     let add = json!({"cluster_uuid": cloud.cluster, "name": "m", "management_ip": metadata, "agent_token": TOKEN});
     let err = node.api.post("/v1/hosts", add, 400).await;
     assert!(err["message"].as_str().unwrap().contains("never hosts an agent"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_fresh_callback_signed_with_the_commands_key_completes_it_and_only_once() {
+    let (url, silent) = silent_agent_recording(None).await;
+    let node = Node::start("127.0.0.1:0", AgentTimeouts::default(), false).await;
+    let spec = cloud_of(vec![(url, Some(TOKEN))]);
+    let cloud = Cloud::build(&node.api, spec).await;
+    let api = node.api.clone();
+    let create = tokio::spawn(async move {
+        api.call(Method::POST, "/v1/vm-instances?wait=true", Some(cloud.vm("signed"))).await
+    });
+    let accepted = loop {
+        if let Some(a) = silent.accepted.lock().unwrap().pop() {
+            break a;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let key = CallbackKey::from_hex(accepted.key.as_deref().expect("the command carries a key"))
+        .expect("64 hex digits");
+    let callback = TaskCallback {
+        task_id: accepted.task,
+        host: accepted.host,
+        outcome: AgentOutcome::Ok(AgentReply::Done),
+    };
+    let body = serde_json::to_vec(&callback).unwrap();
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+            as i64;
+    let http = reqwest::Client::new();
+    let post = |signature: Option<String>| {
+        let mut req = http
+            .post(&node.callback_url)
+            .header("content-type", "application/json")
+            .body(body.clone());
+        if let Some(s) = signature {
+            req = req.header(SIGNATURE_HEADER, s);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let forged = CallbackKey::from_hex(&"00".repeat(32)).unwrap();
+    let refused = [
+        ("unsigned", None),
+        // The host's token was enough before; it signs nothing now.
+        ("bearer token only", None),
+        ("forged", Some(forged.sign(callback.task_id, callback.host, now, &body))),
+        ("stale", Some(key.sign(callback.task_id, callback.host, now - 600_000, &body))),
+    ];
+    for (what, signature) in refused {
+        let (status, err) = match what {
+            "bearer token only" => {
+                let resp = http
+                    .post(&node.callback_url)
+                    .header("authorization", format!("Bearer {TOKEN}"))
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+            }
+            _ => post(signature).await,
+        };
+        assert_eq!((status, err["code"].as_str()), (401, Some("UNAUTHORIZED")), "{what}: {err}");
+    }
+    assert_eq!(node.agents.pending(), 1, "refused callbacks leave the command waiting");
+    let good = key.sign(callback.task_id, callback.host, now, &body);
+    assert_eq!(post(Some(good.clone())).await.0, 200);
+    let (status, vm) = create.await.unwrap();
+    assert_eq!((status, vm["state"].as_str()), (201, Some("Running")), "{vm}");
+    let (status, err) = post(Some(good)).await;
+    assert_eq!((status, err["code"].as_str()), (404, Some("UNKNOWN_TASK")), "a replay: {err}");
 }

@@ -2,7 +2,7 @@
 //!
 //! The engine only ever talks to a [`Hypervisor`]: an in-memory simulator of many thousands of
 //! hosts and the engine's HTTP client for the per-host agent both implement it; [`wire`] holds
-//! the agent's HTTP protocol, [`agent_networks`] which agent addresses a node sends commands to,
+//! the agent's HTTP protocol, [`callback_signature`] how its callbacks are signed, [`agent_networks`] which agent addresses a node sends commands to,
 //! [`migration_uri`] which libvirt URIs a VM may be migrated to,
 //! [`secrets`] keeps URLs' passwords out of messages. This crate holds
 //! the trait, the typed IDs and the value types that cross it, and [`HypervisorError`]. It keeps
@@ -10,6 +10,7 @@
 //! IDs' OpenAPI schemas) comes only with the `schema` feature, which the engine turns on.
 
 pub mod agent_networks;
+pub mod callback_signature;
 mod error;
 mod ids;
 pub mod migration_uri;

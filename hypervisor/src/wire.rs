@@ -6,7 +6,7 @@
 //! (`Authorization: Bearer ...`). Short commands (connect, ping, vm states, disconnect) are answered
 //! inline with `200` and an [`AgentOutcome`]; the others get `202` with a [`TaskAccepted`] at once,
 //! and when the command has run the agent POSTs a [`TaskCallback`] to the callback URL, signed with
-//! the same token, retrying with backoff until the engine answers. A command sent again with the
+//! the key the command carried ([`crate::callback_signature`]), retrying with backoff until the engine answers. A command sent again with the
 //! same task id is not run twice: the agent answers it from its result cache.
 //!
 //! The last path segment before `/v1` in a management address is a free label, so that many
@@ -33,8 +33,7 @@ pub const COMMANDS_PATH: &str = "v1/commands";
 /// Path of the engine's callback endpoint.
 pub const CALLBACK_PATH: &str = "/v1/agent-callbacks";
 
-/// A host's secret: the engine sends it with every command and the agent signs its callbacks
-/// with it. Never printed (its `Debug` is redacted).
+/// A host's secret: the engine sends it with every command. Never printed (its `Debug` is redacted).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct AgentToken(String);
