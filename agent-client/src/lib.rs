@@ -139,10 +139,19 @@ impl AgentClient {
                 })?;
             match resp.status() {
                 StatusCode::OK => {
-                    let outcome: AgentOutcome = resp.json().await.map_err(|e| {
-                        failed(host, cmd.vm(), kind.as_str(), format!("bad agent answer: {e}"))
-                    })?;
-                    Result::from(outcome)
+                    let body = resp.bytes().await.unwrap_or_default();
+                    match serde_json::from_slice::<AgentOutcome>(&body) {
+                        Ok(outcome) => Result::from(outcome),
+                        Err(e) => {
+                            // The parser's message may quote the reply: it stays in the log.
+                            tracing::warn!(%host, base = %agent.base, error = %e, "a reply that is not the agent protocol");
+                            let reason = format!(
+                                "the reply ({} bytes) is not the agent protocol",
+                                body.len()
+                            );
+                            Err(failed(host, cmd.vm(), kind.as_str(), reason))
+                        }
+                    }
                 }
                 StatusCode::ACCEPTED => match waiting {
                     Some(rx) => match rx.await {
@@ -152,9 +161,8 @@ impl AgentClient {
                     None => Err(failed(host, None, kind.as_str(), "agent did not answer inline")),
                 },
                 status => {
-                    let err = resp.json::<WireError>().await.ok();
-                    let why =
-                        err.map_or_else(String::new, |e| format!("{}: {}", e.code, e.message));
+                    let body = resp.bytes().await.unwrap_or_default();
+                    let why = shown_refusal(&body);
                     Err(failed(
                         host,
                         cmd.vm(),
@@ -177,6 +185,25 @@ impl AgentClient {
                 Err(failed(host, None, "command", format!("unexpected agent reply {other:?}")))
             }
         }
+    }
+}
+
+/// The codes an agent refuses a command with (`oxstack-agent`'s `server.rs`).
+const AGENT_CODES: [&str; 3] = ["UNAUTHORIZED", "INVALID_ARGUMENT", "CONFLICT"];
+/// At most this much of an agent's refusal message is passed on.
+const SHOWN_MESSAGE_CHARS: usize = 200;
+
+/// What of an error reply may reach API clients: an agent's own refusal (a known code and its
+/// message, shortened, control characters dropped). Whatever else answered at the address is not
+/// echoed, so adding a host cannot be used to read other services' replies.
+fn shown_refusal(body: &[u8]) -> String {
+    match serde_json::from_slice::<WireError>(body) {
+        Ok(e) if AGENT_CODES.contains(&e.code.as_str()) => {
+            let message: String =
+                e.message.chars().filter(|c| !c.is_control()).take(SHOWN_MESSAGE_CHARS).collect();
+            format!("{}: {message}", e.code)
+        }
+        _ => format!("not an agent's refusal ({} bytes, not shown)", body.len()),
     }
 }
 
@@ -306,5 +333,29 @@ impl Hypervisor for AgentClient {
         volume: VolumeId,
     ) -> HypervisorResult<()> {
         self.done(host, AgentCommand::DetachVolume { vm, volume }).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_agents_own_refusal_is_shown() {
+        let agent = br#"{"code":"UNAUTHORIZED","message":"missing or wrong agent token"}"#;
+        assert_eq!(shown_refusal(agent), "UNAUTHORIZED: missing or wrong agent token");
+        let long = format!(r#"{{"code":"CONFLICT","message":"{}\u001b[2J"}}"#, "x".repeat(500));
+        let shown = shown_refusal(long.as_bytes());
+        assert_eq!(shown.len(), "CONFLICT: ".len() + SHOWN_MESSAGE_CHARS, "{shown}");
+        assert!(!shown.contains('\u{1b}'));
+        for other in [
+            br#"{"code":"Forbidden","message":"secret internal text"}"#.as_slice(),
+            b"<html>secret admin page</html>",
+            b"",
+        ] {
+            let shown = shown_refusal(other);
+            assert!(shown.starts_with("not an agent's refusal"), "{shown}");
+            assert!(!shown.contains("secret"), "{shown}");
+        }
     }
 }

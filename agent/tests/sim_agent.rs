@@ -559,3 +559,34 @@ async fn only_a_fresh_callback_signed_with_the_commands_key_completes_it_and_onl
     let (status, err) = post(Some(good)).await;
     assert_eq!((status, err["code"].as_str()), (404, Some("UNKNOWN_TASK")), "a replay: {err}");
 }
+
+/// A server at `/v1/commands` answering every POST with `status` and `body`: not an agent.
+async fn imposter(status: u16, body: &'static str) -> String {
+    let answer = move || async move {
+        (axum::http::StatusCode::from_u16(status).unwrap(), body.to_string())
+    };
+    let app = axum::Router::new().route("/v1/commands", axum::routing::post(answer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_answers_at_a_hosts_address_is_not_echoed_unless_it_is_an_agent() {
+    let (_agent, node, cloud) = sim_cloud(1).await;
+    let add = |url: String| json!({"cluster_uuid": cloud.cluster, "name": "x", "management_ip": url, "agent_token": TOKEN});
+    for (status, body) in [
+        (200, r#"{"Ok":"secret-page"}"#),
+        (200, "<html>secret-page</html>"),
+        (403, r#"{"code":"FORBIDDEN","message":"secret-page"}"#),
+        (500, "secret-page"),
+    ] {
+        let url = imposter(status, body).await;
+        let err = node.api.post("/v1/hosts", add(url), 502).await;
+        let message = err["message"].as_str().unwrap();
+        assert!(!message.contains("secret-page"), "{status} {body}: {err}");
+        assert!(message.contains("not"), "{status} {body}: {err}");
+    }
+    assert_eq!(node.api.get("/v1/hosts").await["total"], 1, "nothing is kept");
+}
