@@ -109,6 +109,14 @@ pub const ACCOUNT: &[(ConfigName, Modelled)] = &[
              every step wait the follower's 5 s recheck",
         ),
     ),
+    (
+        ConfigName::JobRetentionSecs,
+        Modelled::NotModelled(
+            "how long finished jobs are kept: the model does not read jobs, and its cases run \
+             for seconds against a minimum of 60 s; pruning is tested in \
+             engine/src/services/jobs.rs",
+        ),
+    ),
 ];
 
 #[cfg(test)]
