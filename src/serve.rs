@@ -114,8 +114,13 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let limits = oxstack_api::Limits {
+        max_in_flight: usize::try_from(args.max_in_flight).unwrap_or(usize::MAX),
+        request_timeout: std::time::Duration::from_secs(args.request_timeout_secs),
+        max_event_subscribers: usize::try_from(args.max_event_subscribers).unwrap_or(usize::MAX),
+    };
     let forwarding = match &args.amqp {
-        Some(url) => match forward::connect_bus(&engine, url).await {
+        Some(url) => match forward::connect_bus(&engine, url, &limits).await {
             Ok(bus) => {
                 // Other nodes' changes now arrive as events: keep the caches up with them.
                 engine.spawn_cache_follower();
@@ -152,12 +157,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     });
     let options = oxstack_api::ServeOptions {
         guard: oxstack_api::BrowserGuard::new(args.allowed_hosts, args.allowed_origins),
-        limits: oxstack_api::Limits {
-            max_in_flight: usize::try_from(args.max_in_flight).unwrap_or(usize::MAX),
-            request_timeout: std::time::Duration::from_secs(args.request_timeout_secs),
-            max_event_subscribers: usize::try_from(args.max_event_subscribers)
-                .unwrap_or(usize::MAX),
-        },
+        limits,
     };
     match oxstack_api::serve_configured(engine, listener, forwarding, options).await {
         Ok(()) => ExitCode::SUCCESS,

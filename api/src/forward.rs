@@ -30,6 +30,7 @@ use serde_json::json;
 use tower::ServiceExt;
 use uuid::Uuid;
 
+use super::limits::{InFlight, Limits};
 use super::ApiError;
 use oxstack_bus::amqp::{AmqpBus, BusError, BusOptions, Handler};
 use oxstack_engine::config::ConfigName;
@@ -128,10 +129,15 @@ pub fn layer(router: Router, engine: Engine, forwarding: Forwarding) -> Router {
 }
 
 /// Connects this node to the bus: it serves requests forwarded to it with `engine`'s local
-/// router, and relays events both ways.
-pub async fn connect_bus(engine: &Engine, url: &str) -> Result<AmqpBus, BusError> {
+/// router under `limits` (in flight and time, a pool of their own beside the node's HTTP
+/// requests, so nodes forwarding to each other never wait on each other's slots), and relays
+/// events both ways.
+pub async fn connect_bus(engine: &Engine, url: &str, limits: &Limits) -> Result<AmqpBus, BusError> {
+    let in_flight = InFlight::new(limits);
+    let local = super::router(engine.clone())
+        .layer(axum::middleware::from_fn_with_state(in_flight, super::limits::layer));
     let options = BusOptions {
-        handler: Some(handler(super::router(engine.clone()), engine.membership.node)),
+        handler: Some(handler(local, engine.membership.node)),
         events: Some(engine.events.clone()),
         ..BusOptions::default()
     };

@@ -35,7 +35,11 @@ async fn a_host_added_through_one_node_reaches_the_scheduler_of_a_following_node
         (node(&db, &sim).await, node(&db, &sim).await, node(&db, &sim).await);
     let mut buses = Vec::new();
     for n in [&a, &follower, &other] {
-        buses.push(forward::connect_bus(n, &amqp).await.expect("connects to the broker"));
+        buses.push(
+            forward::connect_bus(n, &amqp, &oxstack_api::Limits::default())
+                .await
+                .expect("connects to the broker"),
+        );
     }
     follower.spawn_cache_follower();
 

@@ -26,10 +26,20 @@ struct Node {
 }
 
 async fn node(db_url: &str, sim: &Arc<SimCloud>, amqp: &str) -> Node {
+    node_limited(db_url, sim, amqp, &api::Limits::default()).await
+}
+
+/// [`node`], serving the requests forwarded to it under `forwarded` limits.
+async fn node_limited(
+    db_url: &str,
+    sim: &Arc<SimCloud>,
+    amqp: &str,
+    forwarded: &api::Limits,
+) -> Node {
     let hv: Arc<dyn Hypervisor> = sim.clone();
     let opts = EngineOptions { db_url: db_url.into(), background_tasks: false, id_seed: None };
     let engine = Engine::start(opts, hv).await.expect("engine starts");
-    let bus = forward::connect_bus(&engine, amqp).await.expect("connects to the broker");
+    let bus = forward::connect_bus(&engine, amqp, forwarded).await.expect("connects to the broker");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let forwarding = Forwarding { bus: bus.clone() };
@@ -48,16 +58,22 @@ async fn get(base: &str, path: &str) -> (u16, Option<String>, Value) {
     (status, served_by, r.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_for_the_other_nodes_resource_gets_the_owners_answer() {
+/// The broker's URL, a scratch directory with the nodes' shared SQLite file, and their
+/// simulator; `None` (the test says SKIPPED) without a broker.
+fn shared(test: &str) -> Option<(String, std::path::PathBuf, String, Arc<SimCloud>)> {
     let Ok(amqp) = std::env::var("OXSTACK_TEST_AMQP_URL") else {
         eprintln!("SKIPPED: OXSTACK_TEST_AMQP_URL not set (ci/rabbitmq.sh starts a broker)");
-        return;
+        return None;
     };
-    let dir = std::env::temp_dir().join(format!("oxstack-amqp-forward-{}", uuid::Uuid::new_v4()));
+    let dir = std::env::temp_dir().join(format!("oxstack-amqp-{test}-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let db = format!("sqlite://{}", dir.join("f.db").display());
-    let sim = Arc::new(SimCloud::new(SimConfig::with_seed(7)));
+    Some((amqp, dir, db, Arc::new(SimCloud::new(SimConfig::with_seed(7)))))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_for_the_other_nodes_resource_gets_the_owners_answer() {
+    let Some((amqp, dir, db, sim)) = shared("forward") else { return };
     let a = node(&db, &sim, &amqp).await;
     let b = node(&db, &sim, &amqp).await;
     let (ia, ib) = (a.engine.membership.node, b.engine.membership.node);
@@ -202,6 +218,45 @@ async fn a_request_for_the_other_nodes_resource_gets_the_owners_answer() {
     assert!(took >= Duration::from_millis(1900) && took < Duration::from_secs(50), "{took:?}");
 
     a.bus.close().await;
+    a.engine.shutdown().await;
+    b.engine.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_requests_are_served_under_the_owners_limits() {
+    let Some((amqp, dir, db, sim)) = shared("limits") else { return };
+    let a = node(&db, &sim, &amqp).await;
+    // b takes no forwarded request at all: its pool for them has no slot.
+    let none = api::Limits { max_in_flight: 0, ..api::Limits::default() };
+    let b = node_limited(&db, &sim, &amqp, &none).await;
+    let ib = b.engine.membership.node;
+    for _ in 0..3 {
+        a.engine.heartbeat().await.unwrap();
+        b.engine.heartbeat().await.unwrap();
+    }
+    let client = reqwest::Client::new();
+    let mut n = 0;
+    let of_b = loop {
+        n += 1;
+        assert!(n < 100, "no zone of b in 100");
+        let r =
+            client.post(format!("{}/v1/zones", a.base)).json(&json!({ "name": format!("z{n}") }));
+        let zone: Value = r.send().await.unwrap().json().await.unwrap();
+        if a.engine.membership.ring().owner(id_of(&zone)) == Some(ib) {
+            break zone;
+        }
+    };
+    let path = format!("/v1/zones/{}", of_b["uuid"].as_str().unwrap());
+    // Asked of a, b sheds it as it would its own HTTP requests over the limit.
+    let (status, served_by, body) = get(&a.base, &path).await;
+    assert_eq!((status, served_by.as_deref()), (503, Some(ib.0.to_string().as_str())), "{body}");
+    assert_eq!(body["code"], "OVERLOADED", "{body}");
+    // b's own HTTP requests have their own pool.
+    let (status, served_by, body) = get(&b.base, &path).await;
+    assert_eq!((status, served_by, &body), (200, None, &of_b));
+    a.bus.close().await;
+    b.bus.close().await;
     a.engine.shutdown().await;
     b.engine.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

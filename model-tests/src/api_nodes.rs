@@ -52,7 +52,7 @@ pub fn bus_url() -> Option<String> {
 impl ApiNode {
     /// Connects `engine` to the bus at `url` and builds its API with forwarding.
     pub async fn connect(engine: &Engine, url: &str) -> Self {
-        let bus = forward::connect_bus(engine, url)
+        let bus = forward::connect_bus(engine, url, &oxstack_api::Limits::default())
             .await
             .unwrap_or_else(|e| panic!("node {} joins the AMQP bus: {e}", engine.membership.node));
         let forwarding = Forwarding { bus: bus.clone() };
