@@ -193,14 +193,14 @@ impl Engine {
             shutdown: shutdown_rx.clone(),
         });
         let node = membership.node;
-        let jobs = JobService::new(
-            db.clone(),
-            events.clone(),
-            ids.clone(),
+        let jobs = JobService {
+            db: db.clone(),
+            events: events.clone(),
+            ids: ids.clone(),
             node,
-            config.clone(),
-            shutdown_rx,
-        );
+            config: config.clone(),
+            shutdown: shutdown_rx,
+        };
         let engine = Self(Arc::new(EngineInner {
             db,
             hypervisor,

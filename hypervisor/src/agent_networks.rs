@@ -87,8 +87,8 @@ fn never_an_agent(addr: IpAddr) -> bool {
     }
 }
 
-/// The host of an `http(s)://host[:port][/…]` URL, IPv6 in brackets.
-fn url_host(url: &str) -> Result<&str, AgentAddressError> {
+/// The host of an `http(s)://host[:port][/…]` URL, IPv6 in brackets (an agent's address).
+pub(crate) fn url_host(url: &str) -> Result<&str, AgentAddressError> {
     let not_a_url = || AgentAddressError::NotAUrl(url.chars().take(200).collect());
     let rest = url
         .strip_prefix("http://")

@@ -7,6 +7,8 @@
 
 use thiserror::Error;
 
+use crate::agent_networks::url_host;
+
 /// The schemes a migration URI may have.
 pub const ALLOWED_SCHEMES: [&str; 2] = ["qemu+tcp", "qemu+tls"];
 
@@ -61,19 +63,11 @@ pub fn check_for_host<'a>(
     agent_url: &str,
 ) -> Result<MigrationUri<'a>, MigrationUriError> {
     let parsed = parse(uri)?;
-    let agent_host = url_host(agent_url).ok_or(MigrationUriError::NotTheHostsAddress)?;
+    let agent_host = url_host(agent_url).map_err(|_| MigrationUriError::NotTheHostsAddress)?;
     if !parsed.host.eq_ignore_ascii_case(agent_host) {
         return Err(MigrationUriError::NotTheHostsAddress);
     }
     Ok(parsed)
-}
-
-/// The host of an `http(s)://[user@]host[:port][/…]` URL, IPv6 in brackets.
-fn url_host(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-    split_host_port(authority).ok().map(|(host, _)| host)
 }
 
 fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), MigrationUriError> {

@@ -41,34 +41,22 @@ pub enum JobEnd {
     Failed { error: Option<String> },
 }
 
-/// The jobs of this node; cheap to clone.
+/// The jobs of this node; cheap to clone. Built in `Engine::start_with`, like the other
+/// services.
 #[derive(Clone)]
 pub struct JobService {
-    db: Db,
-    events: EventBus,
-    ids: Arc<IdGen>,
+    pub(crate) db: Db,
+    pub(crate) events: EventBus,
+    pub(crate) ids: Arc<IdGen>,
     /// The node that runs the jobs this service starts.
-    node: ManagementNodeId,
+    pub(crate) node: ManagementNodeId,
     /// `job.retention_secs`.
-    config: Arc<GlobalConfig>,
+    pub(crate) config: Arc<GlobalConfig>,
     /// Turns `true` when the node shuts down (the pruner stops).
-    shutdown: watch::Receiver<bool>,
+    pub(crate) shutdown: watch::Receiver<bool>,
 }
 
 impl JobService {
-    /// Jobs stored in `db`, announced on `events`, run by `node`, kept as `config` says until
-    /// `shutdown`.
-    pub fn new(
-        db: Db,
-        events: EventBus,
-        ids: Arc<IdGen>,
-        node: ManagementNodeId,
-        config: Arc<GlobalConfig>,
-        shutdown: watch::Receiver<bool>,
-    ) -> Self {
-        Self { db, events, ids, node, config, shutdown }
-    }
-
     /// Records a Running job of `kind` on `resource`, run by this node; returns its id and
     /// when it was created (Unix milliseconds).
     pub async fn start(&self, kind: &str, resource: uuid::Uuid) -> EngineResult<(JobId, i64)> {
