@@ -29,7 +29,9 @@ use oxstack_engine::error::EngineError;
 pub struct ErrorBody {
     /// Stable machine-readable code: NOT_FOUND, INVALID_ARGUMENT, INVALID_STATE,
     /// INSUFFICIENT_CAPACITY, CONFLICT, VETOED (409: a VM lifecycle hook registered with the
-    /// engine refused the operation; `details.hook` names it), HYPERVISOR_ERROR, TIMEOUT,
+    /// engine refused the operation; `details.hook` names it), PROVIDER_ERROR (502: a
+    /// primary-storage backend or network provider failed; `details.provider` names it; the
+    /// operation changed nothing), HYPERVISOR_ERROR, TIMEOUT,
     /// DATABASE_ERROR, INTERNAL,
     /// METHOD_NOT_ALLOWED for a known path called with a method it does not have,
     /// UNAVAILABLE (503) when the management node that owns the resource, or the node's
@@ -73,7 +75,7 @@ pub fn status_for(code: &str) -> StatusCode {
         "UNSUPPORTED_MEDIA_TYPE" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "URI_TOO_LONG" => StatusCode::URI_TOO_LONG,
         "HEADERS_TOO_LARGE" => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-        "HYPERVISOR_ERROR" => StatusCode::BAD_GATEWAY,
+        "HYPERVISOR_ERROR" | "PROVIDER_ERROR" => StatusCode::BAD_GATEWAY,
         "TIMEOUT" | "REQUEST_TIMEOUT" => StatusCode::GATEWAY_TIMEOUT,
         "UNAVAILABLE" | "OVERLOADED" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -179,6 +181,14 @@ mod tests {
                     reason: "over quota".into(),
                 },
                 409,
+            ),
+            (
+                EngineError::Provider {
+                    provider: "ceph",
+                    operation: "instantiate volume",
+                    reason: "pool full".into(),
+                },
+                502,
             ),
             (EngineError::Timeout("call".into()), 504),
             (EngineError::Internal("bug".into()), 500),

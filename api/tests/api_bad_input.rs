@@ -142,6 +142,16 @@ async fn bad_zone_cluster_host_storage_image_and_offering_requests_change_nothin
         bad(&s, GET, &format!("{path}/x"), Body::None, "uuid").await;
         err(&s, GET, &format!("{path}/{NOWHERE}"), Body::None, 404, "NOT_FOUND").await;
     }
+    // A primary storage's URL is one a backend serves (local: /path or file:///path; nfs).
+    for url in ["ps1", "ceph://pool", "file://relative", "/a/../b", "nfs://server"] {
+        let p = with(storage.clone(), json!({"url": url}));
+        bad(&s, POST, "/v1/primary-storages", p, "url").await;
+    }
+    let nfs = with(storage.clone(), json!({"url": "nfs://10.0.0.5/export"}));
+    let created = s.post_expect("/v1/primary-storages", nfs, 201).await;
+    assert_eq!(created["backend"], "nfs", "{created}");
+    let nfs_path = format!("/v1/primary-storages/{}", created["uuid"].as_str().unwrap());
+    assert_eq!(s.delete(&nfs_path).await.status, 204);
     let bs = format!("/v1/backup-storages/{}", env.backup_storage);
     err(&s, DELETE, &bs, Body::None, 409, "CONFLICT").await;
 

@@ -22,8 +22,10 @@ use crate::services::host_service::{HostDeps, HostService};
 use crate::services::image::ImageService;
 use crate::services::jobs::JobService;
 use crate::services::network::ipam::Ipam;
+use crate::services::network::providers::NetworkProviders;
 use crate::services::network::NetworkService;
 use crate::services::offering::OfferingService;
+use crate::services::storage::backends::StorageBackends;
 use crate::services::storage::StorageService;
 use crate::services::vm::migration_slots::MigrationSlots;
 use crate::services::vm::{VmDeps, VmHooks, VmService};
@@ -131,12 +133,14 @@ impl Engine {
         let zones = ZoneService { db: db.clone(), events: events.clone(), ids: ids.clone() };
         let offerings =
             OfferingService { db: db.clone(), events: events.clone(), ids: ids.clone() };
+        let storage_backends = StorageBackends::new(extensions.storage_backends);
         let storages = StorageService {
             db: db.clone(),
             events: events.clone(),
             ids: ids.clone(),
             caches: caches.clone(),
             zones: zones.clone(),
+            backends: storage_backends.clone(),
         };
         let images = ImageService {
             db: db.clone(),
@@ -173,6 +177,8 @@ impl Engine {
             ids: ids.clone(),
             membership: membership.clone(),
             hooks: VmHooks::new(extensions.vm_hooks),
+            storage_backends,
+            network_providers: NetworkProviders::new(extensions.network_providers),
             migrations: MigrationSlots::default(),
             shutdown: shutdown_rx.clone(),
         });

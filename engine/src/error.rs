@@ -39,6 +39,10 @@ pub enum EngineError {
     /// (`services::vm::hooks`).
     #[error("{operation} of vm {vm} vetoed by {hook}: {reason}")]
     Vetoed { hook: &'static str, operation: &'static str, vm: String, reason: String },
+    /// A primary-storage backend or a network provider registered with the engine failed
+    /// (`services::storage::backends`, `services::network::providers`).
+    #[error("{provider} could not {operation}: {reason}")]
+    Provider { provider: &'static str, operation: &'static str, reason: String },
     /// The hypervisor refused or failed the operation.
     #[error("hypervisor: {0}")]
     Hypervisor(#[from] HypervisorError),
@@ -88,6 +92,7 @@ impl EngineError {
             Self::InsufficientCapacity(_) => "INSUFFICIENT_CAPACITY",
             Self::Conflict(_) | Self::ConflictsWith { .. } => "CONFLICT",
             Self::Vetoed { .. } => "VETOED",
+            Self::Provider { .. } => "PROVIDER_ERROR",
             Self::Hypervisor(_) => "HYPERVISOR_ERROR",
             Self::Timeout(_) => "TIMEOUT",
             Self::Database(e) if oxstack_db::unavailable(e) => "UNAVAILABLE",
@@ -112,6 +117,7 @@ impl EngineError {
             | Self::Conflict(_)
             | Self::ConflictsWith { .. }
             | Self::Vetoed { .. }
+            | Self::Provider { .. }
             | Self::Hypervisor(_)
             | Self::Timeout(_) => false,
             Self::Database(_)
@@ -135,6 +141,7 @@ impl EngineError {
             }
             Self::ConflictsWith { field, .. } => serde_json::json!({"field": field}),
             Self::Vetoed { hook, vm, .. } => serde_json::json!({"hook": hook, "vm": vm}),
+            Self::Provider { provider, .. } => serde_json::json!({"provider": provider}),
             Self::InvalidArgument { field, .. } => serde_json::json!({"field": field}),
             Self::InvalidState { details, .. } => details.clone(),
             Self::Hypervisor(e) => serde_json::json!({

@@ -5,13 +5,19 @@
 //!   filters (`scheduler::filters`);
 //! - [`HostSorter`]s: re-rank the best candidates the strategy offers (`scheduler::sorters`);
 //! - [`VmLifecycleHook`]s: run before (able to veto) and after every VM operation
-//!   (`services::vm::hooks`).
+//!   (`services::vm::hooks`);
+//! - [`PrimaryStorageBackend`]s: serve the primary storages whose URL they take, asked before
+//!   the built-in `local` and `nfs` (`services::storage::backends`);
+//! - [`NetworkProvider`]s: hear of every NIC as it gets its address and before it goes
+//!   (`services::network::providers`).
 //!
 //! `Engine::start` composes an engine with none; `Engine::start_with` takes them.
 
 use std::sync::Arc;
 
 pub use crate::scheduler::{HostFilter, HostSorter};
+pub use crate::services::network::providers::{NetworkProvider, NicAt};
+pub use crate::services::storage::backends::{PrimaryStorageBackend, VolumeAt};
 pub use crate::services::vm::{VmCall, VmLifecycleHook};
 
 /// The extensions an engine is composed with.
@@ -23,4 +29,8 @@ pub struct Extensions {
     pub host_sorters: Vec<Arc<dyn HostSorter>>,
     /// Run in this order before an operation, in reverse after it.
     pub vm_hooks: Vec<Arc<dyn VmLifecycleHook>>,
+    /// Asked in this order which serves a storage's URL, before the built-in ones.
+    pub storage_backends: Vec<Arc<dyn PrimaryStorageBackend>>,
+    /// Told of a NIC in this order, of its release in reverse.
+    pub network_providers: Vec<Arc<dyn NetworkProvider>>,
 }

@@ -2,6 +2,7 @@
 
 pub mod ip_range;
 pub mod ipam;
+pub mod providers;
 
 use oxstack_db::ip_ranges::{self, RangeRow};
 use oxstack_db::networks::{self, L2Row, L3Row, NewL3};

@@ -1,4 +1,6 @@
-//! Reserving and releasing what a VM holds: host capacity, primary storage, IP addresses.
+//! Reserving and releasing what a VM holds: host capacity, primary storage, IP addresses, and
+//! telling the storage's backend and the network providers (`storage::backends`,
+//! `network::providers`) of each volume and NIC as it comes and before it goes.
 //!
 //! Every function here is idempotent, keyed by the VM, volume or NIC uuid, so workflow steps built
 //! on them can be run or undone twice. The in-memory caches (capacity index, topology, IPAM) are
@@ -17,12 +19,38 @@ use oxstack_hypervisor::NicSpec;
 use super::VmService;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{ClusterId, L3NetworkId, NicId, PrimaryStorageId, VmId, VolumeId};
+use crate::services::network::providers::NicAt;
+use crate::services::storage::backends::VolumeAt;
 
 pub(super) use crate::scheduler::RACE_RETRIES;
 
 impl VmService {
-    /// Creates a volume row on a primary storage of `cluster`, reserving its bytes. Idempotent.
+    /// Creates a volume row on a primary storage of `cluster`, reserving its bytes, and has the
+    /// storage's backend make it. Idempotent. A failure leaves nothing.
     pub(crate) async fn allocate_root_volume(
+        &self,
+        vm: VmId,
+        volume: VolumeId,
+        cluster: ClusterId,
+        bytes: u64,
+        format: &str,
+    ) -> EngineResult<PrimaryStorageId> {
+        let ps = self.charge_root_volume(vm, volume, cluster, bytes, format).await?;
+        let at = VolumeAt {
+            storage: ps,
+            storage_url: "",
+            volume,
+            vm: Some(vm),
+            size_bytes: bytes,
+            format,
+        };
+        let made = self.storage_backends.instantiate(&self.db, at).await;
+        or_undo("allocate-volume", made, self.free_volume(volume)).await?;
+        Ok(ps)
+    }
+
+    /// The volume row and the storage bytes of [`VmService::allocate_root_volume`].
+    async fn charge_root_volume(
         &self,
         vm: VmId,
         volume: VolumeId,
@@ -87,11 +115,18 @@ impl VmService {
         }
     }
 
-    /// Deletes a volume row and returns its bytes to its storage. Idempotent.
+    /// Has a volume's backend remove it, then deletes its row and returns its bytes to its
+    /// storage. Idempotent. A backend's failure keeps the volume.
     pub(crate) async fn free_volume(&self, volume: VolumeId) -> EngineResult<()> {
         let Some(row) = volumes::get(&self.db, volume).await? else { return Ok(()) };
+        self.storage_backends.delete(&self.db, volume_at(&row)).await?;
+        self.refund_volume(&row).await
+    }
+
+    /// Deletes a volume's row and returns its bytes to its storage; its backend is not told.
+    pub(crate) async fn refund_volume(&self, row: &VolumeRow) -> EngineResult<()> {
         let _cache = self.caches.gate.read().await;
-        if volumes::delete_refunded(&self.db, &row).await? {
+        if volumes::delete_refunded(&self.db, row).await? {
             self.caches
                 .scheduler
                 .topology()
@@ -100,9 +135,29 @@ impl VmService {
         Ok(())
     }
 
-    /// Gives NIC `nic` of `vm` an address on `l3` and returns it as a host needs it (`iface`:
-    /// the L2 network's physical interface). Idempotent: an existing NIC is returned as is.
+    /// Gives NIC `nic` of `vm` an address on `l3`, tells the network providers, and returns it
+    /// as a host needs it (`iface`: the L2 network's physical interface). Idempotent: an
+    /// existing NIC is returned as is. A failure leaves nothing.
     pub(crate) async fn allocate_nic(
+        &self,
+        vm: VmId,
+        nic: NicId,
+        l3: L3NetworkId,
+        index: u32,
+        iface: &str,
+    ) -> EngineResult<NicSpec> {
+        let spec = self.allocate_address(vm, nic, l3, index, iface).await?;
+        if self.network_providers.is_empty() {
+            return Ok(spec);
+        }
+        let at = NicAt { vm, nic, l3, ip: spec.ip, mac: &spec.mac };
+        let told = self.network_providers.allocated(&at).await;
+        or_undo("allocate-nics", told, self.free_nic(nic)).await?;
+        Ok(spec)
+    }
+
+    /// The NIC row and the address of [`VmService::allocate_nic`].
+    async fn allocate_address(
         &self,
         vm: VmId,
         nic: NicId,
@@ -187,8 +242,18 @@ impl VmService {
         )))
     }
 
-    /// Deletes a NIC and returns its address to IPAM. Idempotent.
+    /// Tells the network providers a NIC goes, then deletes it and returns its address to IPAM.
+    /// Idempotent. A provider's failure keeps the NIC.
     pub(crate) async fn free_nic(&self, nic: NicId) -> EngineResult<()> {
+        if !self.network_providers.is_empty() {
+            let Some(row) = vm_nics::get(&self.db, nic).await? else { return Ok(()) };
+            self.network_providers.released(&nic_at(&row)).await?;
+        }
+        self.drop_nic(nic).await
+    }
+
+    /// Deletes a NIC and returns its address to IPAM; the network providers are not told.
+    pub(crate) async fn drop_nic(&self, nic: NicId) -> EngineResult<()> {
         let _cache = self.caches.gate.read().await;
         if let Some((l3, ip)) = vm_nics::delete(&self.db, nic).await? {
             self.caches.ipam.release(l3, ip);
@@ -214,6 +279,41 @@ impl VmService {
             gateway: range.map(|r| r.gateway).unwrap_or(Ipv4Addr::UNSPECIFIED),
             l2_interface: iface,
         }
+    }
+}
+
+/// A volume row as its storage's backend sees it.
+pub(super) fn volume_at(row: &VolumeRow) -> VolumeAt<'_> {
+    VolumeAt {
+        storage: row.primary_storage_uuid,
+        storage_url: "",
+        volume: row.uuid,
+        vm: row.vm_uuid,
+        size_bytes: row.size_bytes,
+        format: &row.format,
+    }
+}
+
+/// A NIC row as the network providers see it.
+pub(super) fn nic_at(row: &NicRow) -> NicAt<'_> {
+    NicAt { vm: row.vm_uuid, nic: row.uuid, l3: row.l3_network_uuid, ip: row.ip, mac: &row.mac }
+}
+
+/// `outcome`; a failure after `undo` removed what the step made (a failed step leaves
+/// nothing), or `RollbackFailed` when it could not.
+async fn or_undo(
+    step: &str,
+    outcome: EngineResult<()>,
+    undo: impl std::future::Future<Output = EngineResult<()>>,
+) -> EngineResult<()> {
+    let Err(cause) = outcome else { return Ok(()) };
+    match undo.await {
+        Ok(()) => Err(cause),
+        Err(undo) => Err(EngineError::RollbackFailed {
+            workflow: step.to_owned(),
+            cause: cause.to_string(),
+            undos: undo.to_string(),
+        }),
     }
 }
 

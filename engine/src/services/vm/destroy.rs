@@ -7,6 +7,10 @@
 //! | free-nics     | NIC rows deleted, IPs back to IPAM        | the same NICs and IPs re-inserted  |
 //! | free-volumes  | volume rows deleted, storage bytes freed  | the same volumes re-inserted       |
 //! | delete-vm     | the VM row deleted                        | the row re-inserted                |
+//! | tell-providers| the network providers release the NICs,   | (last step: none; on failure it    |
+//! |               | the storage backends delete the volumes   | sets the NICs it released up again)|
+//!
+//! What cannot be taken back, a volume its backend deleted, is done last, once every row is gone.
 
 use async_trait::async_trait;
 use oxstack_db::vm_instances::{self, VmRecord};
@@ -14,6 +18,7 @@ use oxstack_db::vm_nics::{self, NicRow};
 use oxstack_db::volumes::{self, VolumeRow};
 use oxstack_hypervisor::HypervisorError;
 
+use super::allocate::{nic_at, volume_at};
 use super::VmService;
 use super::{VmCall, VmOp, VmState};
 use crate::config::ConfigName;
@@ -182,12 +187,13 @@ impl ExpungeCtx {
 
 /// The expunge workflow.
 pub fn expunge_workflow() -> Workflow<ExpungeCtx> {
-    Workflow::new("expunge-vm").step(FreeNics).step(FreeVolumes).step(DeleteVm)
+    Workflow::new("expunge-vm").step(FreeNics).step(FreeVolumes).step(DeleteVm).step(TellProviders)
 }
 
 struct FreeNics;
 struct FreeVolumes;
 struct DeleteVm;
+struct TellProviders;
 
 #[async_trait]
 impl Step<ExpungeCtx> for FreeNics {
@@ -196,7 +202,7 @@ impl Step<ExpungeCtx> for FreeNics {
     }
     async fn run(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
         for nic in vm_nics::of_vm(&ctx.vms.db, ctx.vm).await? {
-            ctx.vms.free_nic(nic.uuid).await?;
+            ctx.vms.drop_nic(nic.uuid).await?;
             ctx.nics.push(nic);
         }
         Ok(())
@@ -218,7 +224,7 @@ impl Step<ExpungeCtx> for FreeVolumes {
     }
     async fn run(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
         for v in volumes::of_vm(&ctx.vms.db, ctx.vm).await? {
-            ctx.vms.free_volume(v.uuid).await?;
+            ctx.vms.refund_volume(&v).await?;
             ctx.volumes.push(v);
         }
         Ok(())
@@ -253,6 +259,46 @@ impl Step<ExpungeCtx> for DeleteVm {
         if let Some(record) = &ctx.vm_row {
             vm_instances::restore(&ctx.vms.db, record).await?;
         }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Step<ExpungeCtx> for TellProviders {
+    fn name(&self) -> &'static str {
+        "tell-providers"
+    }
+    async fn run(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
+        let providers = &ctx.vms.network_providers;
+        let mut released = 0;
+        let mut outcome = Ok(());
+        for nic in &ctx.nics {
+            outcome = providers.released(&nic_at(nic)).await;
+            if outcome.is_err() {
+                break;
+            }
+            released += 1;
+        }
+        if outcome.is_ok() {
+            for v in &ctx.volumes {
+                outcome = ctx.vms.storage_backends.delete(&ctx.vms.db, volume_at(v)).await;
+                if outcome.is_err() {
+                    break;
+                }
+            }
+        }
+        if outcome.is_err() {
+            // The rows come back (the earlier steps' undos): so do the providers' NICs.
+            for nic in &ctx.nics[..released] {
+                if let Err(again) = providers.allocated(&nic_at(nic)).await {
+                    tracing::error!(vm = %ctx.vm, nic = %nic.uuid, %again, "a network provider could not set a NIC up again after a failed expunge");
+                }
+            }
+        }
+        outcome
+    }
+    async fn undo(&self, _: &mut ExpungeCtx) -> EngineResult<()> {
+        // The last step: never undone after its own success.
         Ok(())
     }
 }

@@ -20,6 +20,8 @@ use crate::error::{EngineError, EngineResult};
 use crate::ids::IdGen;
 use crate::scheduler::Capacity;
 use crate::services::host_calls::HostCalls;
+use crate::services::network::providers::NetworkProviders;
+use crate::services::storage::backends::StorageBackends;
 
 /// The VM service; cheap to clone (every clone is the same service).
 #[derive(Clone)]
@@ -45,6 +47,10 @@ pub struct VmDeps {
     pub membership: Arc<Membership>,
     /// The VM lifecycle hooks registered when the engine was composed.
     pub hooks: VmHooks,
+    /// What makes and removes volumes on each kind of primary storage.
+    pub storage_backends: StorageBackends,
+    /// What serves the guests' networks beyond their addresses.
+    pub network_providers: NetworkProviders,
     /// Live migrations running on this node (`vm.migration_parallelism`).
     pub migrations: MigrationSlots,
     /// Turns `true` when the node shuts down (the expunge sweeper stops).

@@ -9,6 +9,7 @@ pub(crate) mod fixture;
 mod lifecycle;
 mod maintenance;
 mod nodes;
+mod providers;
 mod recover;
 mod sweep;
 mod unwind;

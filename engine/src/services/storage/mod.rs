@@ -1,5 +1,7 @@
 //! Primary storage (where volumes live) and backup storage (where images live). Their SQL is
-//! `oxstack_db::storages`.
+//! `oxstack_db::storages`. What a kind of primary storage does is its backend's (`backends`).
+
+pub mod backends;
 
 use oxstack_db::storages::{self, BackupStorageRow, NewStorage, PrimaryStorageRow};
 use serde::{Deserialize, Serialize};
@@ -12,6 +14,7 @@ use crate::ids::{BackupStorageId, PrimaryStorageId, ZoneId};
 use crate::scheduler::StorageInfo;
 use crate::services::zone::ZoneService;
 use crate::services::{check_name, child_inserted, emptied, ListQuery, Page};
+use backends::StorageBackends;
 use oxstack_bus::EventBus;
 use oxstack_db::Db;
 use std::sync::Arc;
@@ -23,6 +26,8 @@ pub struct PrimaryStorage {
     pub zone_uuid: ZoneId,
     pub name: String,
     pub url: String,
+    /// The backend serving the URL: `local`, `nfs`, or one registered with the engine.
+    pub backend: String,
     pub total_bytes: u64,
     pub used_bytes: u64,
     pub state: String,
@@ -36,7 +41,10 @@ pub struct CreatePrimaryStorage {
     pub zone_uuid: ZoneId,
     #[schema(schema_with = crate::services::schema::name)]
     pub name: String,
-    /// Where the storage is, e.g. `/var/lib/oxstack/ps` or `nfs://server/export`.
+    /// Where the storage is, served by the first backend that takes it: `local`, an absolute
+    /// path or `file:///path` on each host (e.g. `/var/lib/oxstack/ps`); `nfs`,
+    /// `nfs://server/export`; or a backend registered with the engine. Any other URL is
+    /// refused (400 on `url`).
     #[schema(schema_with = crate::services::schema::text)]
     pub url: String,
     #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
@@ -68,12 +76,14 @@ pub struct CreateBackupStorage {
     pub total_bytes: u64,
 }
 
-impl From<PrimaryStorageRow> for PrimaryStorage {
-    fn from(row: PrimaryStorageRow) -> Self {
+impl PrimaryStorage {
+    /// The storage as stored, served by a backend of `backends`.
+    fn from_row(row: PrimaryStorageRow, backends: &StorageBackends) -> Self {
         Self {
             uuid: row.uuid,
             zone_uuid: row.zone_uuid,
             name: row.name,
+            backend: backends.name_for(&row.url).to_owned(),
             url: row.url,
             total_bytes: row.total_bytes,
             used_bytes: row.used_bytes,
@@ -132,6 +142,8 @@ pub struct StorageService {
     pub(crate) caches: Caches,
     /// The zones a resource is created in.
     pub(crate) zones: ZoneService,
+    /// The primary-storage backends: registered, then built in.
+    pub(crate) backends: StorageBackends,
 }
 
 impl StorageService {
@@ -141,6 +153,7 @@ impl StorageService {
         req: CreatePrimaryStorage,
     ) -> EngineResult<PrimaryStorage> {
         check_storage(&req.name, &req.url, req.total_bytes)?;
+        self.backends.check_url(&req.url)?;
         self.zones.require_zone("zone_uuid", req.zone_uuid).await?;
         let id: PrimaryStorageId = self.ids.next();
         let new = new_storage(id, req.zone_uuid, &req.name, &req.url, req.total_bytes);
@@ -159,14 +172,15 @@ impl StorageService {
     /// One primary storage.
     pub async fn get_primary_storage(&self, id: PrimaryStorageId) -> EngineResult<PrimaryStorage> {
         let row = storages::get_primary(&self.db, id).await?;
-        row.map(PrimaryStorage::from).ok_or_else(|| EngineError::not_found("primary storage", id))
+        row.map(|r| PrimaryStorage::from_row(r, &self.backends))
+            .ok_or_else(|| EngineError::not_found("primary storage", id))
     }
 
     /// Primary storages matching `q`.
     pub async fn list_primary_storages(&self, q: &ListQuery) -> EngineResult<Page<PrimaryStorage>> {
         let spec = q.spec(storages::PRIMARY_FILTERS)?;
         let listed = storages::list_primary(&self.db, &spec).await?;
-        Ok(ListQuery::page(&spec, listed, PrimaryStorage::from))
+        Ok(ListQuery::page(&spec, listed, |r| PrimaryStorage::from_row(r, &self.backends)))
     }
 
     /// Deletes a primary storage that holds no volumes, detaching it from its clusters.
