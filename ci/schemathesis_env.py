@@ -4,21 +4,30 @@ hosts, storages, image, offerings, networks, VMs in several states) and writes a
 configuration whose dictionaries feed the UUIDs of these resources into the generated requests,
 so that operations hit real resources as well as missing ones.
 
-Usage: schemathesis_env.py BASE_URL STATIC_CONFIG CONFIG_OUT
+Usage: schemathesis_env.py BASE_URL STATIC_CONFIG CONFIG_OUT ADMIN_PASSWORD_FILE TOKEN_DIR
 
 CONFIG_OUT is STATIC_CONFIG (the checked-in ci/schemathesis.toml) followed by the dictionaries.
+It signs in as the node's first admin (whose password is in ADMIN_PASSWORD_FILE), makes a
+`member` user, and writes each one's session token to TOKEN_DIR/admin and TOKEN_DIR/member
+(mode 0600) for the two runs.
 """
 
 import json
+import os
 import sys
 import time
 import urllib.error
 import urllib.request
 
 
+TOKEN = None
+
+
 def call(base, method, path, body=None, expect=(200, 201, 202, 204)):
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(base + path, data=data, method=method)
+    if TOKEN:
+        req.add_header("Authorization", f"Bearer {TOKEN}")
     if method in ("POST", "PUT", "PATCH") or data is not None:
         # Every write says it is JSON, also with no body (the API answers 415 otherwise).
         req.add_header("Content-Type", "application/json")
@@ -105,8 +114,27 @@ def config(ids):
     return "\n".join(lines)
 
 
+def sign_in(base, name, password):
+    return call(base, "POST", "/v1/sessions", {"name": name, "password": password})["token"]
+
+
+def write_token(directory, name, token):
+    path = os.path.join(directory, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token)
+
+
 def main():
-    base, static, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    global TOKEN
+    base, static, out, password_file, token_dir = sys.argv[1:6]
+    with open(password_file) as f:
+        admin_password = f.read().strip()
+    TOKEN = sign_in(base, "admin", admin_password)
+    write_token(token_dir, "admin", TOKEN)
+    member_password = "the fuzzed member's password"
+    call(base, "POST", "/v1/users", {"name": "member", "password": member_password, "role": "member"})
+    write_token(token_dir, "member", sign_in(base, "member", member_password))
     ids = build(base)
     with open(static) as f:
         text = f.read()

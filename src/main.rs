@@ -7,6 +7,7 @@
 //! - `oxstack zone|cluster|host|vm|... ...`: a client of a running node's API.
 
 mod client;
+mod first_admin;
 mod scenario;
 mod serve;
 mod sim;

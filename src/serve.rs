@@ -68,6 +68,11 @@ pub struct ServeArgs {
     /// 169.254.169.254, unspecified, multicast, broadcast).
     #[arg(long = "agent-network", value_name = "CIDR")]
     pub agent_networks: Vec<String>,
+    /// On a database without users: the first admin's (user `admin`) password is read from
+    /// this file, or, when it does not exist, generated and written to it (mode 0600). Not read
+    /// once the database has its admin.
+    #[arg(long, value_name = "PATH", default_value = "oxstack-admin-password")]
+    pub admin_password_file: std::path::PathBuf,
 }
 
 /// Runs the node until Ctrl-C.
@@ -114,6 +119,14 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let users = match crate::first_admin::ensure(&engine, &args.admin_password_file).await {
+        Ok(said) => said,
+        Err(e) => {
+            eprintln!("error: {e}");
+            engine.shutdown().await;
+            return ExitCode::FAILURE;
+        }
+    };
     let limits = oxstack_api::Limits {
         max_in_flight: usize::try_from(args.max_in_flight).unwrap_or(usize::MAX),
         request_timeout: std::time::Duration::from_secs(args.request_timeout_secs),
@@ -142,7 +155,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         }
     };
     eprintln!(
-        "oxstack management node {}: API on http://{} (database {}), agent callbacks at {callback_url}{}",
+        "oxstack management node {}: API on http://{} (database {}), agent callbacks at {callback_url}{}; {users}",
         engine.membership.node,
         args.listen,
         redact_url(&args.db),

@@ -27,7 +27,7 @@ async fn round(nodes: usize, round: usize) -> Duration {
     let http = reqwest::Client::builder().pool_max_idle_per_host(512).build().expect("client");
     let agent = start_agent(None).await;
     let first = NodeProcess::spawn(&db, &dir, "n0");
-    wait_ready(&http, &first).await;
+    let http = wait_ready(&http, &first).await;
     let cloud = build_cloud(&http, &first.api, &agent, HOSTS).await;
     let mut all = vec![first];
     for i in 1..nodes {

@@ -57,6 +57,7 @@ async fn a_postgres_restart_mid_create_fails_or_finishes_every_create_cleanly() 
     for n in &nodes {
         wait_ready(&http, n).await;
     }
+    let http = signed_in(&http, &nodes[0].api).await;
     let apis: Vec<String> = nodes.iter().map(|n| n.api.clone()).collect();
     let configs = [
         ("cluster.heartbeat_interval_secs", "1"),

@@ -23,7 +23,7 @@ async fn a_node_killed_mid_create_rolls_its_runs_back_when_it_restarts() {
         Latency::Uniform { min: Duration::from_millis(50), max: Duration::from_millis(1500) };
     let agent = start_agent(Some(create_latency)).await;
     let mut node = NodeProcess::spawn(&db, &dir, "n0");
-    wait_ready(&http, &node).await;
+    let http = wait_ready(&http, &node).await;
     let configs = [
         ("cluster.heartbeat_interval_secs", "1"),
         ("cluster.heartbeat_timeout_secs", "3"),

@@ -38,7 +38,7 @@ async fn three_nodes_survive_a_sigkill_and_rebalance_when_it_returns() {
 
     // The first node sets short intervals before the others start (they read configs at start).
     let first = NodeProcess::spawn(&db, &dir, "n0");
-    wait_ready(&http, &first).await;
+    let http = wait_ready(&http, &first).await;
     let configs = [
         ("cluster.heartbeat_interval_secs", "1"),
         ("cluster.heartbeat_timeout_secs", "4"),

@@ -27,7 +27,9 @@ use oxstack_engine::error::EngineError;
 /// The body of every error response.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
-    /// Stable machine-readable code: NOT_FOUND, INVALID_ARGUMENT, INVALID_STATE,
+    /// Stable machine-readable code: UNAUTHENTICATED (401: no valid `Authorization: Bearer`
+    /// token), FORBIDDEN (403: the caller's role may not take the action, `details.role`),
+    /// NOT_FOUND, INVALID_ARGUMENT, INVALID_STATE,
     /// INSUFFICIENT_CAPACITY, CONFLICT, VETOED (409: a VM lifecycle hook registered with the
     /// engine refused the operation; `details.hook` names it), PROVIDER_ERROR (502: a
     /// primary-storage backend or network provider failed; `details.provider` names it; the
@@ -66,6 +68,7 @@ pub struct ApiError {
 pub fn status_for(code: &str) -> StatusCode {
     match code {
         "NOT_FOUND" => StatusCode::NOT_FOUND,
+        "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
         "FORBIDDEN" => StatusCode::FORBIDDEN,
         "INVALID_ARGUMENT" => StatusCode::BAD_REQUEST,
         "INVALID_STATE" | "INSUFFICIENT_CAPACITY" | "CONFLICT" | "VETOED" => StatusCode::CONFLICT,

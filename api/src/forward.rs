@@ -13,7 +13,9 @@
 //! with a message saying to retry; an owner that is not on the bus at all
 //! (it has no queue: started without `--amqp`) never got the request, which is then served
 //! here, as without a bus. Requests without a resource uuid, those this node owns, and every
-//! request when no bus is configured are served here, directly.
+//! request when no bus is configured are served here, directly. A request is forwarded only
+//! with valid credentials (its `Authorization` travels with it and the owner checks it again,
+//! with the role the route needs); without, it is answered 401 here.
 //!
 //! A client's request may not carry [`FORWARDED_BY`] itself: [`refuse_forged`], in front of the
 //! HTTP listener's routes, answers it 400, so no client passes a request off as forwarded.
@@ -46,7 +48,8 @@ const MAX_BODY: usize = 16 << 20;
 
 /// The request headers that travel with a forwarded request, and the response headers that
 /// come back; the request id travels both ways, so the owner logs under the id the client gets.
-const REQUEST_HEADERS: [&str; 3] = ["content-type", "accept", super::request_id::HEADER];
+const REQUEST_HEADERS: [&str; 4] =
+    ["content-type", "accept", "authorization", super::request_id::HEADER];
 const RESPONSE_HEADERS: [&str; 3] = ["content-type", "location", super::request_id::HEADER];
 
 /// What forwarding needs: the bus.
@@ -156,6 +159,11 @@ async fn forward(State(f): State<Forwarder>, req: Request, next: Next) -> Respon
     let Some((owner, resource)) = owner else {
         return next.run(req).await;
     };
+    // Every forwarded route needs credentials: a request without valid ones goes no further
+    // than this node (the owner checks them again, with the role the route needs).
+    if let Err(e) = super::auth::principal(&f.engine, req.headers()).await {
+        return super::auth::challenge(e.into_response());
+    }
     let (parts, body) = req.into_parts();
     // The limit every body extractor applies: a forwarded request is refused as it would be
     // where it is served.

@@ -5,6 +5,9 @@
 //!   cross-site requests)
 //! - [`request_id`]: the `x-request-id` of every request and response, under which the node
 //!   logs its own failures
+//! - [`auth`], [`policy`]: the bearer token every route but the public ones needs, and the
+//!   role each action needs (401 UNAUTHENTICATED, 403 FORBIDDEN)
+//! - [`identity`]: sessions, users and their API keys, health
 //! - [`extract`]: body, query and path extractors that refuse bad input with a 400 naming it
 //! - [`queries`]: the query string of each list (its filters and paging)
 //! - [`jobs`]: long operations as jobs (`202` + `Location`, or `?wait=true`)
@@ -21,6 +24,7 @@
 //! - [`serve`]: the HTTP/1 server, every connection behind [`head_guard`], which answers the
 //!   request heads hyper would refuse with an empty body (414, 431, ...) with the error body
 
+pub mod auth;
 pub mod browser_guard;
 pub mod cluster;
 pub mod config;
@@ -30,12 +34,14 @@ pub mod events;
 pub mod extract;
 pub mod forward;
 pub mod head_guard;
+pub mod identity;
 pub mod infra;
 pub mod jobs;
 pub mod limits;
 pub mod network;
 pub mod openapi;
 mod openapi_configs;
+pub mod policy;
 pub mod queries;
 pub mod request_id;
 mod serve;
@@ -53,7 +59,7 @@ pub use serve::{serve, serve_configured, serve_with, ServeOptions};
 use oxstack_engine::Engine;
 
 /// Every route of the API, with `engine` as its state; each request gets its id
-/// ([`request_id::layer`]).
+/// ([`request_id::layer`]), and every matched route is behind [`auth::layer`].
 pub fn router(engine: Engine) -> Router {
     use infra::{clusters, hosts, instance_offerings, zones};
     use network::{l2_networks, l3_networks};
@@ -118,6 +124,17 @@ pub fn router(engine: Engine) -> Router {
         .route("/v1/management-nodes", get(cluster::list_management_nodes))
         .route("/v1/events", get(events::events))
         .route("/v1/openapi.json", get(openapi::openapi_json))
+        .route("/v1/health", get(identity::health))
+        .route("/v1/sessions", post(identity::sign_in))
+        .route("/v1/sessions/current", get(identity::current).delete(identity::sign_out))
+        .route("/v1/users", post(identity::create_user).get(identity::list_users))
+        .route("/v1/users/{uuid}", get(identity::get_user).delete(identity::delete_user))
+        .route(
+            "/v1/users/{uuid}/api-keys",
+            post(identity::create_api_key).get(identity::list_api_keys),
+        )
+        .route("/v1/api-keys/{uuid}", axum::routing::delete(identity::delete_api_key))
+        .route_layer(axum::middleware::from_fn_with_state(engine.clone(), auth::layer))
         .fallback(error::no_such_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY))

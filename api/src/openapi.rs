@@ -16,7 +16,7 @@ use super::jobs::{self, Job, JobState};
 use super::network::{self, l2_networks, l3_networks};
 use super::storage::{backup_storages, images, primary_storages};
 use super::vm::{self, NoOptions, StartVm, StopModeParam, StopVm};
-use super::{cluster, config, events, openapi_configs};
+use super::{cluster, config, events, identity, openapi_configs};
 use oxstack_bus::Event;
 use oxstack_engine::cluster::ManagementNode;
 use oxstack_engine::config::GlobalConfigView;
@@ -59,18 +59,23 @@ use oxstack_engine::services::vm::{VmNic, VmState};
         jobs::get_job, jobs::list_jobs,
         config::list_configs, config::get_config, config::update_config,
         cluster::list_management_nodes,
+        identity::sign_in, identity::current, identity::sign_out,
+        identity::create_user, identity::list_users, identity::get_user, identity::delete_user,
+        identity::create_api_key, identity::list_api_keys, identity::delete_api_key,
+        identity::health,
         events::events,
         openapi_json,
     ),
     components(schemas(
         ErrorBody, Job, JobState, Event, LaggedNotice, HostReconnected, GlobalConfigView,
         StartVm, StopVm, StopModeParam, NoOptions, VmState, VmNic, HostState, HostStatus,
-        ManagementNode,
+        ManagementNode, identity::Caller, identity::Health,
     )),
     tags(
         (name = "zones"), (name = "clusters"), (name = "hosts"), (name = "instance-offerings"),
         (name = "storage"), (name = "images"), (name = "networks"), (name = "vm-instances"),
-        (name = "jobs"), (name = "global-configs"), (name = "events"), (name = "meta"),
+        (name = "jobs"), (name = "global-configs"), (name = "events"), (name = "identity"),
+        (name = "meta"),
     )
 )]
 pub struct ApiDoc;
@@ -95,6 +100,7 @@ pub fn build() -> Value {
         Value::Null
     });
     optional_bodies(&mut doc);
+    bearer_security(&mut doc);
     front_answers(&mut doc);
     openapi_configs::add_config_paths(&mut doc);
     doc
@@ -107,6 +113,8 @@ pub enum Applies {
     Always,
     /// Writes: POST, PUT and PATCH operations.
     Write,
+    /// The operations that need credentials (all but the policy's public ones).
+    SignedIn,
 }
 
 /// The answers a request can get before, or instead of, its handler's: from the head guard
@@ -116,6 +124,14 @@ pub enum Applies {
 pub fn front_answers_table() -> Vec<(u16, String, Applies)> {
     use super::head_guard::{MAX_HEAD, MAX_HEADERS, MAX_TARGET};
     vec![
+        (
+            401,
+            "No valid credentials: the request needs `Authorization: Bearer <token>`, a \
+             session's (POST /v1/sessions) or an API key's, that is not expired or revoked \
+             (UNAUTHENTICATED, with `WWW-Authenticate: Bearer`)"
+                .into(),
+            Applies::SignedIn,
+        ),
         (
             400,
             "Invalid request: a malformed request head, path parameter, query string or body \
@@ -127,7 +143,8 @@ pub fn front_answers_table() -> Vec<(u16, String, Applies)> {
         (
             403,
             "A browser's request under a Host the node does not answer to, or from a web Origin \
-             it does not take (FORBIDDEN; see `oxstack serve --allowed-host`, `--allowed-origin`)"
+             it does not take (FORBIDDEN; see `oxstack serve --allowed-host`, `--allowed-origin`); \
+             or the caller's role may not take this action (FORBIDDEN, `details.role`)"
                 .into(),
             Applies::Always,
         ),
@@ -197,10 +214,12 @@ const METHODS: [&str; 5] = ["get", "put", "post", "patch", "delete"];
 fn front_answers(doc: &mut Value) {
     let table = front_answers_table();
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else { return };
-    for item in paths.values_mut() {
+    for (path, item) in paths.iter_mut() {
         for method in METHODS {
             let Some(op) = item.get_mut(method) else { continue };
             let write = matches!(method, "post" | "put" | "patch");
+            let signed_in = axum::http::Method::from_bytes(method.to_uppercase().as_bytes())
+                .is_ok_and(|m| super::policy::access(&m, path) != super::policy::Access::Public);
             let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
                 continue;
             };
@@ -208,6 +227,7 @@ fn front_answers(doc: &mut Value) {
                 let applies = match applies {
                     Applies::Always => true,
                     Applies::Write => write,
+                    Applies::SignedIn => signed_in,
                 };
                 if applies {
                     responses.entry(status.to_string()).or_insert_with(|| {
@@ -220,6 +240,22 @@ fn front_answers(doc: &mut Value) {
                 }
             }
         }
+    }
+}
+
+/// Every operation needs a bearer token unless it says otherwise (`security: [{}]`).
+fn bearer_security(doc: &mut Value) {
+    let scheme = json!({
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A session's token (POST /v1/sessions) or an API key's \
+            (POST /v1/users/{uuid}/api-keys)",
+    });
+    if let Some(components) = doc.get_mut("components").and_then(Value::as_object_mut) {
+        components.insert("securitySchemes".into(), json!({ "bearer": scheme }));
+    }
+    if let Some(root) = doc.as_object_mut() {
+        root.insert("security".into(), json!([{ "bearer": [] }]));
     }
 }
 
@@ -277,7 +313,7 @@ fn optional_bodies(doc: &mut Value) {
 }
 
 /// This document.
-#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta",
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta", security(()),
     responses((status = 200, description = "The OpenAPI 3 document", content_type = "application/json")))]
 pub async fn openapi_json() -> impl IntoResponse {
     ([(CONTENT_TYPE, "application/json")], document())

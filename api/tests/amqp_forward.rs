@@ -7,6 +7,8 @@
 //! (`cluster.forward_timeout_secs`, set through the API) has passed. Without the variable the
 //! test says SKIPPED and passes.
 
+mod api_support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +25,9 @@ struct Node {
     engine: Engine,
     base: String,
     bus: oxstack_bus::amqp::AmqpBus,
+    /// The admin's session on this node, and a client that sends it.
+    token: String,
+    client: reqwest::Client,
 }
 
 async fn node(db_url: &str, sim: &Arc<SimCloud>, amqp: &str) -> Node {
@@ -39,20 +44,27 @@ async fn node_limited(
     let hv: Arc<dyn Hypervisor> = sim.clone();
     let opts = EngineOptions { db_url: db_url.into(), background_tasks: false, id_seed: None };
     let engine = Engine::start(opts, hv).await.expect("engine starts");
+    let token = api_support::admin_token(&engine).await;
+    let client = signed_client(&token);
     let bus = forward::connect_bus(&engine, amqp, forwarded).await.expect("connects to the broker");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let forwarding = Forwarding { bus: bus.clone() };
     tokio::spawn(api::serve_with(engine.clone(), listener, Some(forwarding)));
-    Node { engine, base, bus }
+    Node { engine, base, bus, token, client }
+}
+
+/// A fresh client that signs its requests with `token`.
+fn signed_client(token: &str) -> reqwest::Client {
+    reqwest::Client::builder().default_headers(api_support::bearer(token)).build().unwrap()
 }
 
 fn id_of(v: &Value) -> uuid::Uuid {
     v["uuid"].as_str().unwrap().parse().unwrap()
 }
 
-async fn get(base: &str, path: &str) -> (u16, Option<String>, Value) {
-    let r = reqwest::get(format!("{base}{path}")).await.expect("answers");
+async fn get(n: &Node, path: &str) -> (u16, Option<String>, Value) {
+    let r = n.client.get(format!("{}{path}", n.base)).send().await.expect("answers");
     let status = r.status().as_u16();
     let served_by = r.headers().get(SERVED_BY).map(|v| v.to_str().unwrap().to_owned());
     (status, served_by, r.json().await.unwrap_or(Value::Null))
@@ -87,10 +99,10 @@ async fn a_request_for_the_other_nodes_resource_gets_the_owners_answer() {
 
     // b's WebSocket stream will show the zones a creates.
     let ws_url = format!("{}/v1/events", b.base.replacen("http", "ws", 1));
-    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("ws connects");
+    let (mut ws, _) = api_support::ws_connect(ws_url, &b.token).await.expect("ws connects");
 
     // Zones until each node owns one.
-    let client = reqwest::Client::new();
+    let client = a.client.clone();
     let (mut of_a, mut of_b) = (None, None);
     for i in 0..64 {
         let r = client
@@ -128,20 +140,19 @@ async fn a_request_for_the_other_nodes_resource_gets_the_owners_answer() {
 
     // Asked of a: b's zone is served by b, a's own by a (no forwarding header).
     let (status, served_by, body) =
-        get(&a.base, &format!("/v1/zones/{}", of_b["uuid"].as_str().unwrap())).await;
+        get(&a, &format!("/v1/zones/{}", of_b["uuid"].as_str().unwrap())).await;
     assert_eq!((status, served_by.as_deref()), (200, Some(ib.0.to_string().as_str())));
     assert_eq!(body, of_b);
     let (status, served_by, body) =
-        get(&a.base, &format!("/v1/zones/{}", of_a["uuid"].as_str().unwrap())).await;
+        get(&a, &format!("/v1/zones/{}", of_a["uuid"].as_str().unwrap())).await;
     assert_eq!((status, served_by, &body), (200, None, &of_a));
     // And the other way round; errors come back as the owner gave them.
-    let (_, served_by, _) =
-        get(&b.base, &format!("/v1/zones/{}", of_a["uuid"].as_str().unwrap())).await;
+    let (_, served_by, _) = get(&b, &format!("/v1/zones/{}", of_a["uuid"].as_str().unwrap())).await;
     assert_eq!(served_by, Some(ia.0.to_string()));
     // A body over the limit is refused where it is asked, before it travels, as the owner
     // would refuse it (a fresh client: the answer may close the connection).
     let big = format!("{{\"mode\": \"{}\"}}", "x".repeat(3 << 20));
-    let r = reqwest::Client::new()
+    let r = signed_client(&a.token)
         .post(format!("{}/v1/vm-instances/{}/stop", a.base, of_b["uuid"].as_str().unwrap()))
         .header("content-type", "application/json")
         .body(big)
@@ -159,11 +170,11 @@ async fn a_request_for_the_other_nodes_resource_gets_the_owners_answer() {
     assert_eq!(r.headers().get(SERVED_BY).unwrap().to_str().unwrap(), ib.0.to_string());
     assert!(r.status().is_success(), "{}", r.status());
     let (status, served_by, body) =
-        get(&a.base, &format!("/v1/zones/{}", of_b["uuid"].as_str().unwrap())).await;
+        get(&a, &format!("/v1/zones/{}", of_b["uuid"].as_str().unwrap())).await;
     assert_eq!((status, served_by.as_deref()), (404, Some(ib.0.to_string().as_str())));
     assert_eq!(body["code"], "NOT_FOUND");
     // Collections have no resource uuid: never forwarded.
-    let (status, served_by, _) = get(&a.base, "/v1/zones").await;
+    let (status, served_by, _) = get(&a, "/v1/zones").await;
     assert_eq!((status, served_by), (200, None));
 
     // A third node without a bus joins the ring: what it owns is served where it is asked.
@@ -189,7 +200,7 @@ async fn a_request_for_the_other_nodes_resource_gets_the_owners_answer() {
         }
     };
     let (status, served_by, body) =
-        get(&a.base, &format!("/v1/zones/{}", of_c["uuid"].as_str().unwrap())).await;
+        get(&a, &format!("/v1/zones/{}", of_c["uuid"].as_str().unwrap())).await;
     assert_eq!((status, served_by, &body), (200, None, &of_c));
     c.shutdown().await; // it leaves: the ring is a and b again, as before
     a.engine.heartbeat().await.unwrap();
@@ -207,7 +218,7 @@ async fn a_request_for_the_other_nodes_resource_gets_the_owners_answer() {
     b.bus.close().await;
     let started = std::time::Instant::now();
     let (status, served_by, body) =
-        get(&a.base, &format!("/v1/zones/{}", of_b["uuid"].as_str().unwrap())).await;
+        get(&a, &format!("/v1/zones/{}", of_b["uuid"].as_str().unwrap())).await;
     let took = started.elapsed();
     assert_eq!((status, served_by), (503, None), "{body}");
     assert_eq!(body["code"], "UNAVAILABLE");
@@ -235,7 +246,7 @@ async fn forwarded_requests_are_served_under_the_owners_limits() {
         a.engine.heartbeat().await.unwrap();
         b.engine.heartbeat().await.unwrap();
     }
-    let client = reqwest::Client::new();
+    let client = a.client.clone();
     let mut n = 0;
     let of_b = loop {
         n += 1;
@@ -249,11 +260,11 @@ async fn forwarded_requests_are_served_under_the_owners_limits() {
     };
     let path = format!("/v1/zones/{}", of_b["uuid"].as_str().unwrap());
     // Asked of a, b sheds it as it would its own HTTP requests over the limit.
-    let (status, served_by, body) = get(&a.base, &path).await;
+    let (status, served_by, body) = get(&a, &path).await;
     assert_eq!((status, served_by.as_deref()), (503, Some(ib.0.to_string().as_str())), "{body}");
     assert_eq!(body["code"], "OVERLOADED", "{body}");
     // b's own HTTP requests have their own pool.
-    let (status, served_by, body) = get(&b.base, &path).await;
+    let (status, served_by, body) = get(&b, &path).await;
     assert_eq!((status, served_by, &body), (200, None, &of_b));
     a.bus.close().await;
     b.bus.close().await;

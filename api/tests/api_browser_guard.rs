@@ -48,9 +48,9 @@ async fn a_rebound_name_and_a_foreign_origin_are_refused_and_change_nothing() {
     assert_eq!(state, "Running", "the refused reboot did not run");
 
     // The node's own origin, IP literals, localhost: served.
-    let same_origin = format!("Origin: http://{own}\r\n");
+    let same_origin = format!("Origin: http://{own}\r\n{}", s.auth());
     assert_eq!(one(&s, request("GET", "/v1/zones", &own, &same_origin)).await.status, 200);
     let localhost = format!("localhost:{}", s.addr.port());
-    assert_eq!(one(&s, request("GET", "/v1/zones", &localhost, "")).await.status, 200);
-    assert_eq!(one(&s, request("GET", "/v1/zones", "[::1]", "")).await.status, 200);
+    assert_eq!(one(&s, request("GET", "/v1/zones", &localhost, &s.auth())).await.status, 200);
+    assert_eq!(one(&s, request("GET", "/v1/zones", "[::1]", &s.auth())).await.status, 200);
 }

@@ -24,9 +24,10 @@ async fn a_subscriber_sees_a_new_vm_go_through_its_states() {
         },
     )
     .await;
-    let (mut ws, response) = tokio_tungstenite::connect_async(format!("ws://{}/v1/events", s.addr))
-        .await
-        .expect("connect");
+    let (mut ws, response) =
+        api_support::ws_connect(format!("ws://{}/v1/events", s.addr), &s.token)
+            .await
+            .expect("connect");
     assert_eq!(response.status().as_u16(), 101);
 
     let created = s
@@ -66,7 +67,7 @@ async fn a_subscriber_sees_a_new_vm_go_through_its_states() {
 async fn shutting_the_engine_down_closes_event_streams_and_stops_the_server() {
     let s = Server::start().await;
     assert_eq!(s.total("/v1/zones").await, 0, "an idle keep-alive connection is open");
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/v1/events", s.addr))
+    let (mut ws, _) = api_support::ws_connect(format!("ws://{}/v1/events", s.addr), &s.token)
         .await
         .expect("connect");
     s.engine.shutdown().await;
@@ -127,10 +128,10 @@ async fn answers_after(
 async fn a_client_message_over_4_kib_closes_the_event_stream() {
     let s = Server::start().await;
     let url = format!("ws://{}/v1/events", s.addr);
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("connect");
+    let (mut ws, _) = api_support::ws_connect(&url, &s.token).await.expect("connect");
     assert!(answers_after(&mut ws, 4096).await, "4 KiB is within the limit");
     assert!(!answers_after(&mut ws, 4097).await, "over 4 KiB: the connection is closed");
     // Other subscribers are not affected.
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("connect");
+    let (mut ws, _) = api_support::ws_connect(&url, &s.token).await.expect("connect");
     assert!(answers_after(&mut ws, 10).await);
 }

@@ -66,11 +66,12 @@ async fn a_refused_head_on_a_busy_connection_comes_after_the_answers_before_it()
     // Pipelined: two good requests and a bad one, sent at once.
     let zone = br#"{"name":"z1"}"#;
     let post = format!(
-        "POST /v1/zones HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST /v1/zones HTTP/1.1\r\nHost: 127.0.0.1\r\n{}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        s.auth(),
         zone.len()
     );
     let pipelined = [
-        get("/v1/zones", ""),
+        get("/v1/zones", &s.auth()),
         post.into_bytes(),
         zone.to_vec(),
         get(&format!("/{}", "p".repeat(70_000)), ""),
@@ -86,7 +87,7 @@ async fn a_refused_head_on_a_busy_connection_comes_after_the_answers_before_it()
 
     // Keep-alive: a good request answered, then a bad one on the same connection.
     let conn = TcpStream::connect(s.addr).await.expect("connect");
-    let (first, closed, conn) = exchange(conn, get("/v1/zones", ""), 1).await;
+    let (first, closed, conn) = exchange(conn, get("/v1/zones", &s.auth()), 1).await;
     assert_eq!((first[0].status, closed), (200, false));
     let big = get("/v1/zones", &format!("X-Big: {}\r\n", "b".repeat(70_000)));
     let (second, closed, _) = exchange(conn, big, usize::MAX).await;
@@ -99,7 +100,8 @@ async fn a_refused_upgrade_closes_its_connection() {
     let s = Server::start().await;
     // No Sec-WebSocket-Key: the event stream refuses the upgrade. The guard no longer reads
     // this connection's heads, so the server closes it after the answer.
-    let upgrade = get("/v1/events", "Connection: Upgrade\r\nUpgrade: websocket\r\n");
+    let upgrade =
+        get("/v1/events", &format!("{}Connection: Upgrade\r\nUpgrade: websocket\r\n", s.auth()));
     let conn = TcpStream::connect(s.addr).await.expect("connect");
     let (responses, closed, _) = exchange(
         conn,

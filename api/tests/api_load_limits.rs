@@ -124,8 +124,8 @@ async fn a_request_over_the_time_limit_is_504_and_a_waited_vm_operation_answers_
 async fn an_event_subscriber_over_the_limit_is_refused_with_503() {
     let s = Server::start_limited(limits(1024, 60, 1)).await;
     let url = format!("ws://{}/v1/events", s.addr);
-    let (mut first, _) = tokio_tungstenite::connect_async(&url).await.expect("the first connects");
-    match tokio_tungstenite::connect_async(&url).await {
+    let (mut first, _) = api_support::ws_connect(&url, &s.token).await.expect("the first connects");
+    match api_support::ws_connect(&url, &s.token).await {
         Err(tungstenite::Error::Http(response)) => {
             assert_eq!(response.status().as_u16(), 503);
             let body: Value =
@@ -141,7 +141,7 @@ async fn an_event_subscriber_over_the_limit_is_refused_with_503() {
     while first.next().await.is_some() {}
     let mut connected = false;
     for _ in 0..500 {
-        if tokio_tungstenite::connect_async(&url).await.is_ok() {
+        if api_support::ws_connect(&url, &s.token).await.is_ok() {
             connected = true;
             break;
         }

@@ -74,6 +74,17 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/management-nodes"),
     ("get", "/v1/events"),
     ("get", "/v1/openapi.json"),
+    ("get", "/v1/health"),
+    ("post", "/v1/sessions"),
+    ("get", "/v1/sessions/current"),
+    ("delete", "/v1/sessions/current"),
+    ("post", "/v1/users"),
+    ("get", "/v1/users"),
+    ("get", "/v1/users/{uuid}"),
+    ("delete", "/v1/users/{uuid}"),
+    ("post", "/v1/users/{uuid}/api-keys"),
+    ("get", "/v1/users/{uuid}/api-keys"),
+    ("delete", "/v1/api-keys/{uuid}"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,7 +263,7 @@ async fn each_list_documents_exactly_the_filters_it_takes() {
             assert_eq!(r.body["details"]["field"], *name, "{}", r.body);
         }
     }
-    assert_eq!(lists, 11, "every list has its query parameters");
+    assert_eq!(lists, 12, "every list has its query parameters");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,8 +14,13 @@ const GETS_PER_CLIENT: usize = 16;
 /// Stop + start pairs each client sends per iteration.
 const CYCLES_PER_CLIENT: usize = 2;
 
-fn client() -> reqwest::Client {
+/// A client of the server that signs its requests with `token` (the admin's session).
+fn client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = format!("Bearer {token}").parse().expect("header value");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
     reqwest::Client::builder()
+        .default_headers(headers)
         .no_proxy()
         .pool_max_idle_per_host(CLIENTS)
         .timeout(Duration::from_secs(60))
@@ -54,7 +59,7 @@ fn api(c: &mut Criterion) {
         server.vms.iter().map(|vm| server.url(&format!("/v1/vm-instances/{vm}"))).collect(),
     );
     let rt = runtime::multi_thread(runtime::cores());
-    let http = client();
+    let http = client(&server.token);
 
     let mut group = c.benchmark_group("api/64_clients");
     group.sampling_mode(SamplingMode::Flat);

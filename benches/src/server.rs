@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use oxstack_engine::ids::VmId;
+use oxstack_engine::services::identity::CreateSession;
 use oxstack_engine::{EngineError, EngineResult};
 use tokio::runtime::Runtime;
 
@@ -13,6 +14,8 @@ use crate::cloud::{BenchCloud, DbKind};
 pub struct ApiServer {
     pub addr: SocketAddr,
     pub vms: Vec<VmId>,
+    /// The admin's session token: clients send it as `Authorization: Bearer`.
+    pub token: String,
     cloud: Option<BenchCloud>,
     runtime: Runtime,
 }
@@ -22,9 +25,13 @@ impl ApiServer {
     /// a runtime of `workers` threads of its own.
     pub fn start(hosts: u32, vms: usize, db: DbKind, workers: usize) -> EngineResult<Self> {
         let runtime = crate::runtime::multi_thread(workers);
-        let (cloud, vms, addr) = runtime.block_on(async {
+        let (cloud, vms, addr, token) = runtime.block_on(async {
             let cloud = BenchCloud::build(hosts, db, 11).await?;
             let vms = cloud.create_concurrently(vms).await?;
+            let password = "the bench's admin password";
+            cloud.engine.identity.bootstrap("admin", password).await?;
+            let login = CreateSession { name: "admin".into(), password: password.into() };
+            let token = cloud.engine.identity.sign_in(login).await?.token;
             let io = |e: std::io::Error| EngineError::Internal(format!("API listener: {e}"));
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(io)?;
             let addr = listener.local_addr().map_err(io)?;
@@ -34,9 +41,9 @@ impl ApiServer {
                     eprintln!("API server failed: {e}");
                 }
             });
-            Ok::<_, EngineError>((cloud, vms, addr))
+            Ok::<_, EngineError>((cloud, vms, addr, token))
         })?;
-        Ok(Self { addr, vms, cloud: Some(cloud), runtime })
+        Ok(Self { addr, vms, token, cloud: Some(cloud), runtime })
     }
 
     /// `http://127.0.0.1:PORT` followed by `path`.

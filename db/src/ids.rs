@@ -53,3 +53,19 @@ typed_id!(
     /// An asynchronous API job.
     JobId
 );
+typed_id!(
+    /// An account: who owns resources (the admin account, or a tenant).
+    AccountId
+);
+typed_id!(
+    /// A user of an account, who signs in.
+    UserId
+);
+typed_id!(
+    /// A signed-in session of a user (a bearer token with an expiry).
+    SessionId
+);
+typed_id!(
+    /// An API key of a user (a bearer token without expiry).
+    ApiKeyId
+);

@@ -37,6 +37,7 @@ mod dialect;
 mod error;
 pub mod global_configs;
 pub mod hosts;
+pub mod identity;
 pub mod ids;
 pub mod images;
 pub mod inline;

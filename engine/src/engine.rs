@@ -19,6 +19,7 @@ use crate::services::cluster::ClusterService;
 use crate::services::host_calls::HostCalls;
 use crate::services::host_roster::HostRoster;
 use crate::services::host_service::{HostDeps, HostService};
+use crate::services::identity::IdentityService;
 use crate::services::image::ImageService;
 use crate::services::jobs::JobService;
 use crate::services::network::ipam::Ipam;
@@ -78,6 +79,8 @@ pub struct EngineInner {
     pub vms: VmService,
     /// The jobs: long operations and their outcomes.
     pub jobs: JobService,
+    /// Users, sessions and API keys.
+    pub identity: IdentityService,
     pub ids: Arc<IdGen>,
     /// This node's view of the management-node cluster (who owns which host).
     pub membership: Arc<Membership>,
@@ -207,6 +210,12 @@ impl Engine {
             config: config.clone(),
             shutdown: shutdown_rx,
         };
+        let identity = IdentityService {
+            db: db.clone(),
+            ids: ids.clone(),
+            config: config.clone(),
+            verified: Default::default(),
+        };
         let engine = Self(Arc::new(EngineInner {
             db,
             hypervisor,
@@ -225,6 +234,7 @@ impl Engine {
             networks,
             vms,
             jobs,
+            identity,
             ids,
             membership,
             recovering: Default::default(),
@@ -270,6 +280,8 @@ impl Engine {
         tokio::spawn(async move { jobs.run_pruner().await });
         let vms = self.vms.clone();
         tokio::spawn(async move { vms.run_expunge_sweeper().await });
+        let (identity, shutdown) = (self.identity.clone(), self.shutdown_signal());
+        tokio::spawn(async move { identity.run_session_pruner(shutdown).await });
         let engine = self.clone();
         tokio::spawn(async move { engine.run_heartbeats().await });
     }

@@ -16,6 +16,12 @@ pub type EngineResult<T> = Result<T, EngineError>;
 /// Why an engine operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// The request's credentials are missing, unknown, expired or revoked.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The caller may not do this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// A resource does not exist: the one in the path, or one the request names in `field`.
     #[error("{kind} {uuid} {}", not_found_tail(.field))]
     NotFound { kind: &'static str, uuid: String, field: Option<String> },
@@ -86,6 +92,8 @@ impl EngineError {
     /// The stable error code the API returns.
     pub fn code(&self) -> &'static str {
         match self {
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound { .. } => "NOT_FOUND",
             Self::InvalidArgument { .. } => "INVALID_ARGUMENT",
             Self::InvalidState { .. } => "INVALID_STATE",
@@ -110,7 +118,9 @@ impl EngineError {
     /// the client.
     pub fn is_server_fault(&self) -> bool {
         match self {
-            Self::NotFound { .. }
+            Self::Unauthenticated(_)
+            | Self::Forbidden(_)
+            | Self::NotFound { .. }
             | Self::InvalidArgument { .. }
             | Self::InvalidState { .. }
             | Self::InsufficientCapacity(_)

@@ -13,6 +13,7 @@ use axum::http::{Method, Request};
 use axum::Router;
 use oxstack_api::forward::{self, Forwarding, SERVED_BY};
 use oxstack_bus::amqp::AmqpBus;
+use oxstack_engine::services::identity::CreateSession;
 use oxstack_engine::Engine;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -22,6 +23,8 @@ pub struct ApiNode {
     engine: Engine,
     router: Router,
     bus: AmqpBus,
+    /// The admin's session token, sent with every request.
+    token: String,
 }
 
 /// What the API answered: the error code (`None` for a 2xx answer) and the body (`Null` when
@@ -58,7 +61,18 @@ impl ApiNode {
         let forwarding = Forwarding { bus: bus.clone() };
         let router =
             forward::layer(oxstack_api::router(engine.clone()), engine.clone(), forwarding);
-        ApiNode { engine: engine.clone(), router, bus }
+        // The model drives the engines as their admin: the model of who may call what is the
+        // API's own tests' (api/tests/api_auth.rs).
+        let password = "the model test's admin password";
+        if let Err(e) = engine.identity.bootstrap("admin", password).await {
+            panic!("the admin of the model's database: {e}");
+        }
+        let login = CreateSession { name: "admin".into(), password: password.into() };
+        let token = match engine.identity.sign_in(login).await {
+            Ok(session) => session.token,
+            Err(e) => panic!("the admin signs in at node {}: {e}", engine.membership.node),
+        };
+        ApiNode { engine: engine.clone(), router, bus, token }
     }
 
     /// Sends one request and checks it was served by the node that owns its resource.
@@ -68,7 +82,10 @@ impl ApiNode {
         let owner = forward::resource_of(path)
             .and_then(|r| self.engine.membership.ring().owner(r))
             .filter(|&o| o != me);
-        let mut req = Request::builder().method(method.clone()).uri(uri);
+        let mut req = Request::builder()
+            .method(method.clone())
+            .uri(uri)
+            .header("authorization", format!("Bearer {}", self.token));
         // A write says it is JSON even without a body (else 415).
         if body.is_some() || [Method::POST, Method::PUT, Method::PATCH].contains(&method) {
             req = req.header("content-type", "application/json");

@@ -117,6 +117,14 @@ pub const ACCOUNT: &[(ConfigName, Modelled)] = &[
              engine/src/services/jobs.rs",
         ),
     ),
+    (
+        ConfigName::AuthSessionTtlSecs,
+        Modelled::NotModelled(
+            "how long a session stays valid: the model drives the engine, not the API, and \
+             signs in nowhere; expiry is tested in engine/src/services/identity/tests.rs and \
+             api/tests/api_auth.rs",
+        ),
+    ),
 ];
 
 #[cfg(test)]

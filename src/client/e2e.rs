@@ -27,6 +27,8 @@ struct Cli {
 struct Node {
     url: String,
     engine: Engine,
+    /// The admin's session token, sent with `--token`.
+    token: String,
 }
 
 async fn start_node() -> Node {
@@ -37,20 +39,29 @@ async fn start_node() -> Node {
         ..EngineOptions::default()
     };
     let engine = Engine::start(opts, sim).await.expect("engine starts");
+    engine.identity.bootstrap("admin", "the e2e admin password").await.expect("bootstrap");
+    let login = oxstack_engine::services::identity::CreateSession {
+        name: "admin".into(),
+        password: "the e2e admin password".into(),
+    };
+    let token = engine.identity.sign_in(login).await.expect("sign in").token;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(oxstack_api::serve(engine.clone(), listener));
-    Node { url, engine }
+    Node { url, engine, token }
 }
 
 impl Node {
     /// Runs `oxstack --api <node> <args...>`; returns the outcome and what it printed.
     async fn run(&self, args: &[&str]) -> (Result<(), ClientError>, String) {
         let mut argv = vec!["oxstack", "--api", self.url.as_str()];
+        if !args.contains(&"--token") {
+            argv.extend_from_slice(&["--token", self.token.as_str()]);
+        }
         argv.extend_from_slice(args);
         let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
         let ctx = Ctx {
-            api: Api::new(&cli.opts.api).expect("api url"),
+            api: Api::new(&cli.opts.api, cli.opts.token.clone()).expect("api url"),
             json: cli.opts.json,
             sink: Sink::Buffer(Mutex::default()),
         };
@@ -277,4 +288,53 @@ async fn the_client_drives_a_whole_cloud_through_the_api() {
     let err = n.fails(&["config", "set", "host.ping_interval_secs", "-3"]).await;
     assert!(err.to_string().starts_with("INVALID_ARGUMENT: "), "{err}");
     n.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_valid_token_the_client_is_refused_and_told_to_sign_in() {
+    let n = start_node().await;
+    for token in ["", "oxs_nothing"] {
+        let err = n.fails(&["--token", token, "zone", "list"]).await;
+        assert!(
+            matches!(&err, ClientError::Api { code, status: 401, .. } if code == "UNAUTHENTICATED"),
+            "{err}"
+        );
+    }
+    n.ok(&["zone", "list"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_saves_a_session_the_next_commands_send() {
+    let n = start_node().await;
+    let dir = std::env::temp_dir().join(format!("oxstack-login-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (password_file, saved) = (dir.join("password"), dir.join("session.json"));
+    std::fs::write(&password_file, "the e2e admin password\n").unwrap();
+    let args = super::session::LoginArgs {
+        user: "admin".into(),
+        password_file: Some(password_file.clone()),
+    };
+    let anonymous = Api::new(&n.url, None).unwrap();
+    super::session::login_to(&anonymous, &args, &saved).await.unwrap();
+    let token = super::session::token_in(&saved, &n.url, None).expect("a saved token");
+    n.ok(&["--token", &token, "zone", "list"]).await;
+    std::fs::write(&password_file, "not the admin password\n").unwrap();
+    let err = super::session::login_to(&anonymous, &args, &dir.join("other.json")).await;
+    assert!(matches!(err, Err(ClientError::Api { status: 401, .. })), "{err:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_saved_session_is_private_and_only_sent_to_its_own_api() {
+    let dir = std::env::temp_dir().join(format!("oxstack-cli-{}", uuid::Uuid::new_v4()));
+    let path = dir.join("oxstack").join("session.json");
+    super::session::save_to(&path, "http://127.0.0.1:8080", "oxs_t", "2030-01-01T00:00:00Z")
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    let saved = |api: &str, given: Option<&str>| super::session::token_in(&path, api, given);
+    assert_eq!(saved("http://127.0.0.1:8080/", None).as_deref(), Some("oxs_t"));
+    assert_eq!(saved("http://127.0.0.1:9090", None), None);
+    assert_eq!(saved("http://127.0.0.1:9090", Some("oxk_given")).as_deref(), Some("oxk_given"));
+    std::fs::remove_dir_all(dir).unwrap();
 }

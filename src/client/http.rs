@@ -57,6 +57,14 @@ pub enum ClientError {
         /// Why it could not be read.
         reason: String,
     },
+    /// A local file (the saved session, a password file) could not be read or written.
+    #[error("{what}: {reason}")]
+    Local {
+        /// The file or stream.
+        what: String,
+        /// Why.
+        reason: String,
+    },
     /// A job the client waited for ended without success.
     #[error("{code}: {message}")]
     JobFailed {
@@ -106,11 +114,14 @@ impl ClientError {
 pub struct Api {
     base: Url,
     http: reqwest::Client,
+    /// Sent as `Authorization: Bearer` with every request.
+    token: Option<String>,
 }
 
 impl Api {
-    /// A client for the API at `base` (e.g. `http://127.0.0.1:8080`; a path prefix is kept).
-    pub fn new(base: &str) -> Result<Self, ClientError> {
+    /// A client for the API at `base` (e.g. `http://127.0.0.1:8080`; a path prefix is kept)
+    /// that sends `token` as `Authorization: Bearer` with every request.
+    pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
         let url = Url::parse(base.trim()).map_err(|_| ClientError::BadBaseUrl(base.to_string()))?;
         if url.cannot_be_a_base() || !matches!(url.scheme(), "http" | "https") {
             return Err(ClientError::BadBaseUrl(base.to_string()));
@@ -120,7 +131,12 @@ impl Api {
             .user_agent(concat!("oxstack-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::BadBaseUrl(format!("{base} ({e})")))?;
-        Ok(Self { base: url, http })
+        Ok(Self { base: url, http, token })
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &Url {
+        &self.base
     }
 
     /// The URL of `/v1/<segments...>?<query>`. Segments are percent-encoded, so a config name
@@ -158,6 +174,9 @@ impl Api {
         let url = self.url(segments, query);
         let write = [Method::POST, Method::PUT, Method::PATCH].contains(&method);
         let mut req = self.http.request(method, url.clone());
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
         req = match body {
             Some(body) => req.json(body),
             // The API takes a write only as JSON, also without a body (else 415).
@@ -209,7 +228,7 @@ mod tests {
 
     #[test]
     fn urls_join_the_base_and_encode_segments_and_query() {
-        let api = Api::new("http://127.0.0.1:8080").unwrap();
+        let api = Api::new("http://127.0.0.1:8080", None).unwrap();
         assert_eq!(api.url(&["zones"], &[]).as_str(), "http://127.0.0.1:8080/v1/zones");
         let url = api.url(&["vm-instances"], &q(&[("name", "a b&c=d"), ("limit", "5")]));
         assert_eq!(url.as_str(), "http://127.0.0.1:8080/v1/vm-instances?name=a+b%26c%3Dd&limit=5");
@@ -220,7 +239,7 @@ mod tests {
     #[test]
     fn a_path_prefix_in_the_base_is_kept() {
         for base in ["http://h:1/api", "http://h:1/api/", "http://h:1/api/?x=1#f"] {
-            let api = Api::new(base).unwrap();
+            let api = Api::new(base, None).unwrap();
             assert_eq!(
                 api.url(&["jobs", "j1"], &[]).as_str(),
                 "http://h:1/api/v1/jobs/j1",
@@ -232,7 +251,7 @@ mod tests {
     #[test]
     fn bad_base_urls_are_refused_as_connection_problems() {
         for base in ["", "127.0.0.1:8080", "ftp://h/", "mailto:x@y"] {
-            let err = Api::new(base).unwrap_err();
+            let err = Api::new(base, None).unwrap_err();
             assert!(matches!(err, ClientError::BadBaseUrl(_)), "{base}: {err:?}");
             assert_eq!(err.exit_code(), 2);
         }
@@ -273,7 +292,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let api = Api::new(&format!("http://127.0.0.1:{port}")).unwrap();
+        let api = Api::new(&format!("http://127.0.0.1:{port}"), None).unwrap();
         let err = api.get(&["zones"], &[]).await.unwrap_err();
         assert_eq!(err.exit_code(), 2, "{err:?}");
         let text = err.to_string();

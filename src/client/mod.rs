@@ -17,6 +17,7 @@ mod infra;
 mod job;
 mod network;
 mod resource;
+pub mod session;
 mod storage;
 mod table;
 mod units;
@@ -36,6 +37,10 @@ pub struct ClientOpts {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Bearer token to send (a session's or an API key's); without it, the token `oxstack
+    /// login` saved for this --api.
+    #[arg(long, global = true, env = "OXSTACK_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// The client's commands, one per resource family.
@@ -77,6 +82,10 @@ pub enum ClientCommand {
     /// Global configuration of the management node.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Sign in: a session token saved (0600) for the other commands.
+    Login(session::LoginArgs),
+    /// Sign out: end the saved session.
+    Logout,
 }
 
 /// Runs one client command against the API named in `opts` and returns the process exit code:
@@ -86,13 +95,18 @@ pub async fn run(opts: &ClientOpts, cmd: ClientCommand) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
+            if matches!(&e, ClientError::Api { code, .. } if code == "UNAUTHENTICATED") {
+                eprintln!("hint: sign in with `oxstack login`, or pass --token (OXSTACK_TOKEN)");
+            }
             ExitCode::from(e.exit_code())
         }
     }
 }
 
 async fn dispatch(opts: &ClientOpts, cmd: ClientCommand) -> Result<(), ClientError> {
-    let ctx = Ctx { api: Api::new(&opts.api)?, json: opts.json, sink: resource::Sink::Stdout };
+    let token = session::token_for(&opts.api, opts.token.as_deref());
+    let ctx =
+        Ctx { api: Api::new(&opts.api, token)?, json: opts.json, sink: resource::Sink::Stdout };
     execute(&ctx, cmd).await
 }
 
@@ -111,6 +125,8 @@ async fn execute(ctx: &Ctx, cmd: ClientCommand) -> Result<(), ClientError> {
         ClientCommand::Vm(c) => vm::run(ctx, c).await,
         ClientCommand::Job(c) => job::run(ctx, c).await,
         ClientCommand::Config(c) => config::run(ctx, c).await,
+        ClientCommand::Login(args) => session::login(&ctx.api, &args).await,
+        ClientCommand::Logout => session::logout(&ctx.api).await,
     }
 }
 
@@ -202,7 +218,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let opts = ClientOpts { api: format!("http://127.0.0.1:{port}"), json: false };
+        let opts = ClientOpts { api: format!("http://127.0.0.1:{port}"), json: false, token: None };
         let cmd = ClientCommand::Config(config::ConfigCommand::List);
         assert_eq!(run(&opts, cmd).await, ExitCode::from(2));
     }

@@ -59,9 +59,15 @@ impl NodeProcess {
     ) -> Self {
         let log = dir.join(format!("{name}.log"));
         let log_file = std::fs::File::create(&log).expect("create the node's log");
+        // Every node of the database gets the same first admin's password (only the first to
+        // start makes the admin).
+        let password_file = dir.join("admin-password");
+        std::fs::write(&password_file, ADMIN_PASSWORD).expect("write the admin password");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxstack"));
         cmd.args(["serve", "--db", db, "--listen", &listen])
-            .args(["--agent-callback-listen", &callbacks]);
+            .args(["--agent-callback-listen", &callbacks])
+            .arg("--admin-password-file")
+            .arg(&password_file);
         if let Some(amqp) = cluster_bus() {
             cmd.args(["--amqp", &amqp]);
         }
@@ -127,13 +133,15 @@ pub fn uuid_of(v: &Value) -> String {
     v["uuid"].as_str().unwrap_or_else(|| panic!("no uuid in {v}")).to_string()
 }
 
-pub async fn wait_ready(http: &reqwest::Client, node: &NodeProcess) {
+/// Waits until `node` serves, then signs the admin in there: a client that sends its token
+/// (valid on every node of the database).
+pub async fn wait_ready(http: &reqwest::Client, node: &NodeProcess) -> reqwest::Client {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (status, _) =
-            call(http, reqwest::Method::GET, format!("{}/v1/zones", node.api), None).await;
+            call(http, reqwest::Method::GET, format!("{}/v1/health", node.api), None).await;
         if status == 200 {
-            return;
+            return signed_in(http, &node.api).await;
         }
         assert!(
             Instant::now() < deadline,
@@ -143,6 +151,26 @@ pub async fn wait_ready(http: &reqwest::Client, node: &NodeProcess) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The first admin's password every test node is started with.
+pub const ADMIN_PASSWORD: &str = "the node tests' admin password";
+
+/// Signs the admin in at `api`: a client (of many idle connections) that sends the token.
+pub async fn signed_in(http: &reqwest::Client, api: &str) -> reqwest::Client {
+    let body = json!({ "name": "admin", "password": ADMIN_PASSWORD });
+    let (status, session) =
+        call(http, reqwest::Method::POST, format!("{api}/v1/sessions"), Some(body)).await;
+    assert_eq!(status, 201, "sign in at {api}: {session}");
+    let token = session["token"].as_str().expect("a token");
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = format!("Bearer {token}").parse().expect("header value");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }
 
 /// `GET /v1/management-nodes` on `api`, as (Running nodes in the ring, owned hosts of each).

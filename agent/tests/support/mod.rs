@@ -134,7 +134,14 @@ impl Node {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind api");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(api::serve(engine.clone(), listener));
-        Self { engine, agents, api: Api::new(base), callback_url }
+        let password = "the agent tests' admin password";
+        engine.identity.bootstrap("admin", password).await.expect("bootstrap");
+        let login = oxstack_engine::services::identity::CreateSession {
+            name: "admin".into(),
+            password: password.into(),
+        };
+        let token = engine.identity.sign_in(login).await.expect("sign in").token;
+        Self { engine, agents, api: Api::new(base, &token), callback_url }
     }
 }
 
@@ -146,8 +153,16 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(base: String) -> Self {
-        let http = reqwest::Client::builder().pool_max_idle_per_host(1024).build().expect("client");
+    /// A client of `base` that sends `token` with every request.
+    pub fn new(base: String, token: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let value = format!("Bearer {token}").parse().expect("header value");
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(1024)
+            .default_headers(headers)
+            .build()
+            .expect("client");
         Self { base, http }
     }
 

@@ -29,6 +29,49 @@ pub struct Server {
     pub sim: Arc<SimCloud>,
     /// The task running `api::serve`; it ends when the engine shuts down.
     pub serve_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The admin's session token, which `client` sends with every request.
+    pub token: String,
+}
+
+/// The password of the test servers' admin (`admin`).
+pub const ADMIN_PASSWORD: &str = "the tests' admin password";
+
+/// Makes the admin of `engine`'s database (once) and signs it in: its session token.
+pub async fn admin_token(engine: &Engine) -> String {
+    engine.identity.bootstrap("admin", ADMIN_PASSWORD).await.expect("bootstrap");
+    let login = oxstack_engine::services::identity::CreateSession {
+        name: "admin".into(),
+        password: ADMIN_PASSWORD.into(),
+    };
+    engine.identity.sign_in(login).await.expect("admin signs in").token
+}
+
+/// Opens a WebSocket to `url` signed with `token`.
+pub async fn ws_connect(
+    url: impl AsRef<str>,
+    token: &str,
+) -> Result<
+    (
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    tokio_tungstenite::tungstenite::Error,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.as_ref().into_client_request()?;
+    let value = format!("Bearer {token}").parse().expect("header value");
+    request.headers_mut().insert("authorization", value);
+    tokio_tungstenite::connect_async(request).await
+}
+
+/// `Authorization: Bearer <token>`, as default headers of a client.
+pub fn bearer(token: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let value = format!("Bearer {token}").parse().expect("header value");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    headers
 }
 
 /// An HTTP answer: status, headers and the JSON body (`Null` when empty).
@@ -54,6 +97,11 @@ impl From<Value> for Body<'_> {
 }
 
 impl Server {
+    /// The admin's `Authorization` header line, for requests written by hand.
+    pub fn auth(&self) -> String {
+        format!("Authorization: Bearer {}\r\n", self.token)
+    }
+
     /// Starts an engine over a fresh simulator and serves the API on an ephemeral port.
     pub async fn start() -> Self {
         let db_url = oxstack_db::pg::test_database("api").await.expect("test database");
@@ -77,13 +125,17 @@ impl Server {
         let hv: Arc<dyn Hypervisor> = sim.clone();
         let opts = EngineOptions { db_url, background_tasks: false, ..EngineOptions::default() };
         let engine = Engine::start(opts, hv).await.expect("engine starts");
+        let token = admin_token(&engine).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let serve = api::serve_configured(engine.clone(), listener, None, options);
         let serve_task = tokio::spawn(serve);
-        let client =
-            reqwest::Client::builder().pool_max_idle_per_host(1024).build().expect("client");
-        Self { base: format!("http://{addr}"), addr, client, engine, sim, serve_task }
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1024)
+            .default_headers(bearer(&token))
+            .build()
+            .expect("client");
+        Self { base: format!("http://{addr}"), addr, client, engine, sim, serve_task, token }
     }
 
     /// Sends a request and reads the JSON answer.

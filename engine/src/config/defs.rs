@@ -10,6 +10,7 @@ pub enum ConfigName {
     VmExpungePeriodSecs,
     VmMigrationParallelism,
     JobRetentionSecs,
+    AuthSessionTtlSecs,
     SchedulerStrategy,
     HypervisorCallTimeoutSecs,
     ClusterHeartbeatIntervalSecs,
@@ -29,6 +30,7 @@ impl ConfigName {
             Self::VmExpungePeriodSecs => "vm.expunge_period_secs",
             Self::VmMigrationParallelism => "vm.migration_parallelism",
             Self::JobRetentionSecs => "job.retention_secs",
+            Self::AuthSessionTtlSecs => "auth.session_ttl_secs",
             Self::SchedulerStrategy => "scheduler.strategy",
             Self::HypervisorCallTimeoutSecs => "hypervisor.call_timeout_secs",
             Self::ClusterHeartbeatIntervalSecs => "cluster.heartbeat_interval_secs",
@@ -127,6 +129,12 @@ pub static DEFINITIONS: &[ConfigDef] = &[
         kind: ConfigKind::Int { min: 60, max: 315_360_000 },
         default: "604800",
         description: "Seconds a finished job (Succeeded or Failed) is kept after it finished; older ones are deleted. Running jobs are never deleted.",
+    },
+    ConfigDef {
+        name: ConfigName::AuthSessionTtlSecs,
+        kind: ConfigKind::Int { min: 60, max: 31_536_000 },
+        default: "43200",
+        description: "Seconds a session (POST /v1/sessions) is valid after it was made; a change applies to sessions made after it. API keys do not expire.",
     },
     ConfigDef {
         name: ConfigName::SchedulerStrategy,

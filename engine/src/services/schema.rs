@@ -158,6 +158,22 @@ pub fn image_format() -> RefOr<Schema> {
     one_of(super::image::IMAGE_FORMATS)
 }
 
+/// A new password: 12 to 256 characters of any text (see [`REFUSED_CLASS`]).
+pub fn new_password() -> RefOr<Schema> {
+    password(12)
+}
+
+/// A password to sign in with: 1 to 256 characters of any text.
+pub fn password_to_sign_in() -> RefOr<Schema> {
+    password(1)
+}
+
+fn password(min: usize) -> RefOr<Schema> {
+    let max = crate::services::identity::MAX_PASSWORD_CHARS;
+    let pattern = format!(r"^[^{REFUSED_CLASS}]{{{min},{max}}}$");
+    done(string(false).min_length(Some(min)).max_length(Some(max)).pattern(Some(pattern)))
+}
+
 /// The L3 networks of a new VM: at least one, none twice. The items are inline: a
 /// `schema_with` schema adds no components.
 pub fn l3_network_list() -> RefOr<Schema> {

@@ -1,0 +1,227 @@
+//! Signing in and who may: sessions (`POST /v1/sessions`, the current one), users (admins
+//! only), users' API keys, and `GET /v1/health`.
+
+use axum::extract::State;
+use axum::http::header::LOCATION;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiQuery, PathId};
+use super::queries::NameQuery;
+use oxstack_engine::error::EngineError;
+use oxstack_engine::ids::{AccountId, ApiKeyId, ManagementNodeId, UserId};
+use oxstack_engine::services::identity::{
+    ApiKey, CreateApiKey, CreateSession, CreateUser, Credential, NewApiKey, NewSession, Principal,
+    Role, User,
+};
+use oxstack_engine::services::Page;
+use oxstack_engine::Engine;
+
+/// `GET /v1/sessions/current`: who the caller is.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Caller {
+    pub user_uuid: UserId,
+    pub user_name: String,
+    pub account_uuid: AccountId,
+    pub role: Role,
+    /// `session` or `api_key`: what the request was signed with.
+    pub signed_with: String,
+}
+
+/// `GET /v1/health`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` in a 200.
+    pub status: String,
+    /// The node that answered.
+    pub node_uuid: ManagementNodeId,
+}
+
+/// Signs a user in: a session token valid for `auth.session_ttl_secs`.
+#[utoipa::path(post, path = "/v1/sessions", tag = "identity", security(()),
+    request_body = CreateSession,
+    responses(
+        (status = 201, description = "Signed in: the token is in this answer only", body = NewSession),
+        (status = 401, description = "Wrong name or password (UNAUTHENTICATED; which of the two is not said)", body = ErrorBody),
+    ))]
+pub async fn sign_in(
+    State(e): State<Engine>,
+    ApiJson(req): ApiJson<CreateSession>,
+) -> Result<(StatusCode, [(axum::http::HeaderName, String); 1], Json<NewSession>), ApiError> {
+    let session = e.identity.sign_in(req).await?;
+    Ok((StatusCode::CREATED, [(LOCATION, "/v1/sessions/current".into())], Json(session)))
+}
+
+/// Who the caller is.
+#[utoipa::path(get, path = "/v1/sessions/current", tag = "identity",
+    responses((status = 200, description = "The caller", body = Caller)))]
+pub async fn current(Extension(p): Extension<Principal>) -> Json<Caller> {
+    let signed_with = match p.credential {
+        Credential::Session(_) => "session",
+        Credential::ApiKey(_) => "api_key",
+    };
+    Json(Caller {
+        user_uuid: p.user,
+        user_name: p.user_name,
+        account_uuid: p.account,
+        role: p.role,
+        signed_with: signed_with.into(),
+    })
+}
+
+/// Signs out: the session's token stops working at once.
+#[utoipa::path(delete, path = "/v1/sessions/current", tag = "identity",
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 409, description = "The request was signed with an API key: delete the key instead", body = ErrorBody),
+    ))]
+pub async fn sign_out(
+    State(e): State<Engine>,
+    Extension(p): Extension<Principal>,
+) -> Result<StatusCode, ApiError> {
+    match p.credential {
+        Credential::Session(id) => {
+            e.identity.sign_out(id).await?;
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Credential::ApiKey(id) => Err(EngineError::Conflict(format!(
+            "signed with API key {id}, not a session: DELETE /v1/api-keys/{id} to revoke it"
+        ))
+        .into()),
+    }
+}
+
+/// Creates a user (of the admin account).
+#[utoipa::path(post, path = "/v1/users", tag = "identity", request_body = CreateUser,
+    responses(
+        (status = 201, description = "Created", body = User),
+        (status = 409, description = "A user with that name exists", body = ErrorBody),
+    ))]
+pub async fn create_user(
+    State(e): State<Engine>,
+    ApiJson(req): ApiJson<CreateUser>,
+) -> Result<(StatusCode, [(axum::http::HeaderName, String); 1], Json<User>), ApiError> {
+    let user = e.identity.create_user(req).await?;
+    let location = format!("/v1/users/{}", user.uuid);
+    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(user)))
+}
+
+/// Lists users.
+#[utoipa::path(get, path = "/v1/users", tag = "identity", params(NameQuery),
+    responses((status = 200, description = "A page of users", body = Page<User>)))]
+pub async fn list_users(
+    State(e): State<Engine>,
+    ApiQuery(q): ApiQuery<NameQuery>,
+) -> Result<Json<Page<User>>, ApiError> {
+    Ok(Json(e.identity.list_users(&q.into()).await?))
+}
+
+/// One user.
+#[utoipa::path(get, path = "/v1/users/{uuid}", tag = "identity",
+    params(("uuid" = UserId, Path, description = "The user")),
+    responses(
+        (status = 200, description = "The user", body = User),
+        (status = 404, description = "No such user", body = ErrorBody),
+    ))]
+pub async fn get_user(
+    State(e): State<Engine>,
+    PathId(id): PathId<UserId>,
+) -> Result<Json<User>, ApiError> {
+    Ok(Json(e.identity.get_user(id).await?))
+}
+
+/// Deletes a user with its sessions and API keys (never the last admin, nor the caller).
+#[utoipa::path(delete, path = "/v1/users/{uuid}", tag = "identity",
+    params(("uuid" = UserId, Path, description = "The user")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such user", body = ErrorBody),
+        (status = 409, description = "The last admin, or the user the request is signed as", body = ErrorBody),
+    ))]
+pub async fn delete_user(
+    State(e): State<Engine>,
+    Extension(p): Extension<Principal>,
+    PathId(id): PathId<UserId>,
+) -> Result<StatusCode, ApiError> {
+    if id == p.user {
+        let message =
+            format!("user {id} is the one this request is signed as: another admin deletes it");
+        return Err(EngineError::Conflict(message).into());
+    }
+    e.identity.delete_user(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Only the user itself or an admin may see or change a user's keys; to anybody else the user
+/// does not exist.
+fn own_or_admin(p: &Principal, user: UserId) -> Result<(), ApiError> {
+    if p.user == user || p.role == Role::Admin {
+        return Ok(());
+    }
+    Err(EngineError::not_found("user", user).into())
+}
+
+/// Creates an API key of a user (the caller's own, or any user's for an admin).
+#[utoipa::path(post, path = "/v1/users/{uuid}/api-keys", tag = "identity",
+    params(("uuid" = UserId, Path, description = "The user")),
+    request_body = CreateApiKey,
+    responses(
+        (status = 201, description = "Created: the token is in this answer only", body = NewApiKey),
+        (status = 404, description = "No such user (or not the caller, for a non-admin)", body = ErrorBody),
+    ))]
+pub async fn create_api_key(
+    State(e): State<Engine>,
+    Extension(p): Extension<Principal>,
+    PathId(user): PathId<UserId>,
+    ApiJson(req): ApiJson<CreateApiKey>,
+) -> Result<(StatusCode, Json<NewApiKey>), ApiError> {
+    own_or_admin(&p, user)?;
+    Ok((StatusCode::CREATED, Json(e.identity.create_api_key(user, req).await?)))
+}
+
+/// Lists a user's API keys (never their tokens).
+#[utoipa::path(get, path = "/v1/users/{uuid}/api-keys", tag = "identity",
+    params(("uuid" = UserId, Path, description = "The user"), NameQuery),
+    responses(
+        (status = 200, description = "A page of keys", body = Page<ApiKey>),
+        (status = 404, description = "No such user (or not the caller, for a non-admin)", body = ErrorBody),
+    ))]
+pub async fn list_api_keys(
+    State(e): State<Engine>,
+    Extension(p): Extension<Principal>,
+    PathId(user): PathId<UserId>,
+    ApiQuery(q): ApiQuery<NameQuery>,
+) -> Result<Json<Page<ApiKey>>, ApiError> {
+    own_or_admin(&p, user)?;
+    Ok(Json(e.identity.list_api_keys(user, &q.into()).await?))
+}
+
+/// Deletes an API key: its token stops working at once.
+#[utoipa::path(delete, path = "/v1/api-keys/{uuid}", tag = "identity",
+    params(("uuid" = ApiKeyId, Path, description = "The key")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such key (or not the caller's, for a non-admin)", body = ErrorBody),
+    ))]
+pub async fn delete_api_key(
+    State(e): State<Engine>,
+    Extension(p): Extension<Principal>,
+    PathId(id): PathId<ApiKeyId>,
+) -> Result<StatusCode, ApiError> {
+    let key = e.identity.get_api_key(id).await?;
+    if key.user_uuid != p.user && p.role != Role::Admin {
+        return Err(EngineError::not_found("api key", id).into());
+    }
+    e.identity.delete_api_key(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whether the node serves: 200 while it does. Needs no credentials.
+#[utoipa::path(get, path = "/v1/health", tag = "meta", security(()),
+    responses((status = 200, description = "Serving", body = Health)))]
+pub async fn health(State(e): State<Engine>) -> Json<Health> {
+    Json(Health { status: "ok".into(), node_uuid: e.membership.node })
+}

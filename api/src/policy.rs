@@ -1,0 +1,173 @@
+//! The policy table: which role may take each API action. Every route of the router has its
+//! row (a test checks it); a route without one is refused to everybody but admins.
+//!
+//! - `Public`: no credentials (the OpenAPI document, health, signing in);
+//! - `Signed`: any signed-in user (their own session and API keys; the handler checks that
+//!   a key is the caller's own unless the caller is an admin);
+//! - `Read`: any role, `read_only` included;
+//! - `Use`: `member` and `admin` (VMs and their actions);
+//! - `Admin`: `admin` only (the infrastructure, users, global configs).
+
+use axum::http::Method;
+use oxstack_engine::services::identity::Role;
+
+/// Who may take an action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    Signed,
+    Read,
+    Use,
+    Admin,
+}
+
+impl Access {
+    /// Whether `role` may take an action that needs this.
+    pub fn allows(&self, role: Role) -> bool {
+        match self {
+            Self::Public | Self::Signed | Self::Read => true,
+            Self::Use => matches!(role, Role::Admin | Role::Member),
+            Self::Admin => role == Role::Admin,
+        }
+    }
+}
+
+/// (method, route as the router names it, who may).
+pub const POLICY: &[(&str, &str, Access)] = &[
+    ("GET", "/v1/openapi.json", Access::Public),
+    ("GET", "/v1/health", Access::Public),
+    ("POST", "/v1/sessions", Access::Public),
+    ("GET", "/v1/sessions/current", Access::Signed),
+    ("DELETE", "/v1/sessions/current", Access::Signed),
+    ("POST", "/v1/users/{uuid}/api-keys", Access::Signed),
+    ("GET", "/v1/users/{uuid}/api-keys", Access::Signed),
+    ("DELETE", "/v1/api-keys/{uuid}", Access::Signed),
+    ("POST", "/v1/users", Access::Admin),
+    ("GET", "/v1/users", Access::Admin),
+    ("GET", "/v1/users/{uuid}", Access::Admin),
+    ("DELETE", "/v1/users/{uuid}", Access::Admin),
+    ("POST", "/v1/zones", Access::Admin),
+    ("GET", "/v1/zones", Access::Read),
+    ("GET", "/v1/zones/{uuid}", Access::Read),
+    ("DELETE", "/v1/zones/{uuid}", Access::Admin),
+    ("POST", "/v1/clusters", Access::Admin),
+    ("GET", "/v1/clusters", Access::Read),
+    ("GET", "/v1/clusters/{uuid}", Access::Read),
+    ("DELETE", "/v1/clusters/{uuid}", Access::Admin),
+    ("POST", "/v1/clusters/{uuid}/primary-storages/{ps_uuid}", Access::Admin),
+    ("POST", "/v1/clusters/{uuid}/l2-networks/{l2_uuid}", Access::Admin),
+    ("POST", "/v1/hosts", Access::Admin),
+    ("GET", "/v1/hosts", Access::Read),
+    ("GET", "/v1/hosts/{uuid}", Access::Read),
+    ("DELETE", "/v1/hosts/{uuid}", Access::Admin),
+    ("PATCH", "/v1/hosts/{uuid}", Access::Admin),
+    ("POST", "/v1/hosts/{uuid}/reconnect", Access::Admin),
+    ("POST", "/v1/instance-offerings", Access::Admin),
+    ("GET", "/v1/instance-offerings", Access::Read),
+    ("GET", "/v1/instance-offerings/{uuid}", Access::Read),
+    ("DELETE", "/v1/instance-offerings/{uuid}", Access::Admin),
+    ("POST", "/v1/primary-storages", Access::Admin),
+    ("GET", "/v1/primary-storages", Access::Read),
+    ("GET", "/v1/primary-storages/{uuid}", Access::Read),
+    ("DELETE", "/v1/primary-storages/{uuid}", Access::Admin),
+    ("POST", "/v1/backup-storages", Access::Admin),
+    ("GET", "/v1/backup-storages", Access::Read),
+    ("GET", "/v1/backup-storages/{uuid}", Access::Read),
+    ("DELETE", "/v1/backup-storages/{uuid}", Access::Admin),
+    ("POST", "/v1/images", Access::Admin),
+    ("GET", "/v1/images", Access::Read),
+    ("GET", "/v1/images/{uuid}", Access::Read),
+    ("DELETE", "/v1/images/{uuid}", Access::Admin),
+    ("POST", "/v1/l2-networks", Access::Admin),
+    ("GET", "/v1/l2-networks", Access::Read),
+    ("GET", "/v1/l2-networks/{uuid}", Access::Read),
+    ("DELETE", "/v1/l2-networks/{uuid}", Access::Admin),
+    ("POST", "/v1/l3-networks", Access::Admin),
+    ("GET", "/v1/l3-networks", Access::Read),
+    ("GET", "/v1/l3-networks/{uuid}", Access::Read),
+    ("DELETE", "/v1/l3-networks/{uuid}", Access::Admin),
+    ("POST", "/v1/l3-networks/{uuid}/ip-ranges", Access::Admin),
+    ("GET", "/v1/l3-networks/{uuid}/ip-ranges", Access::Read),
+    ("GET", "/v1/ip-ranges/{uuid}", Access::Read),
+    ("DELETE", "/v1/ip-ranges/{uuid}", Access::Admin),
+    ("POST", "/v1/vm-instances", Access::Use),
+    ("GET", "/v1/vm-instances", Access::Read),
+    ("GET", "/v1/vm-instances/{uuid}", Access::Read),
+    ("DELETE", "/v1/vm-instances/{uuid}", Access::Use),
+    ("POST", "/v1/vm-instances/{uuid}/start", Access::Use),
+    ("POST", "/v1/vm-instances/{uuid}/stop", Access::Use),
+    ("POST", "/v1/vm-instances/{uuid}/reboot", Access::Use),
+    ("POST", "/v1/vm-instances/{uuid}/pause", Access::Use),
+    ("POST", "/v1/vm-instances/{uuid}/resume", Access::Use),
+    ("POST", "/v1/vm-instances/{uuid}/migrate", Access::Admin),
+    ("POST", "/v1/vm-instances/{uuid}/recover", Access::Use),
+    ("POST", "/v1/vm-instances/{uuid}/expunge", Access::Use),
+    ("GET", "/v1/jobs", Access::Read),
+    ("GET", "/v1/jobs/{uuid}", Access::Read),
+    ("GET", "/v1/global-configs", Access::Read),
+    ("GET", "/v1/global-configs/{name}", Access::Read),
+    ("PUT", "/v1/global-configs/{name}", Access::Admin),
+    ("GET", "/v1/management-nodes", Access::Admin),
+    ("GET", "/v1/events", Access::Read),
+];
+
+/// Who may take `method` on `route` (the router's template); `Admin` for a route without a
+/// row.
+pub fn access(method: &Method, route: &str) -> Access {
+    POLICY
+        .iter()
+        .find(|(m, r, _)| *m == method.as_str() && *r == route)
+        .map_or(Access::Admin, |(_, _, a)| *a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_of_the_api_has_its_row_and_every_row_an_operation() {
+        let doc = crate::openapi::build();
+        let mut operations = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            // The document has one path per global config; the router serves them all as
+            // /v1/global-configs/{name}.
+            let route = match path.strip_prefix("/v1/global-configs/") {
+                Some(_) => "/v1/global-configs/{name}".to_owned(),
+                None => path.clone(),
+            };
+            for method in item.as_object().unwrap().keys() {
+                if ["get", "put", "post", "patch", "delete"].contains(&method.as_str()) {
+                    operations.push((method.to_uppercase(), route.clone()));
+                }
+            }
+        }
+        for (m, p) in &operations {
+            assert!(
+                POLICY.iter().any(|(pm, pp, _)| pm == m && pp == p),
+                "{m} {p} has no row in the policy table"
+            );
+        }
+        for (m, p, _) in POLICY {
+            assert!(
+                operations.iter().any(|(om, op)| om == m && op == p),
+                "{m} {p} is in the policy table but not in the API"
+            );
+        }
+    }
+
+    #[test]
+    fn roles_take_what_their_access_allows() {
+        let cases = [
+            (Access::Read, [true, true, true]),
+            (Access::Use, [true, true, false]),
+            (Access::Admin, [true, false, false]),
+        ];
+        for (access, allowed) in cases {
+            for (role, want) in [Role::Admin, Role::Member, Role::ReadOnly].into_iter().zip(allowed)
+            {
+                assert_eq!(access.allows(role), want, "{access:?} {role:?}");
+            }
+        }
+        assert_eq!(access(&Method::GET, "/v1/nowhere"), Access::Admin);
+    }
+}
