@@ -57,6 +57,14 @@ pub enum ClientError {
         /// Why it could not be read.
         reason: String,
     },
+    /// The agent CA file of `host create` could not be read.
+    #[error("cannot read the agent CA file {path}: {reason}")]
+    CaFile {
+        /// The file given.
+        path: String,
+        /// Why it could not be read.
+        reason: String,
+    },
     /// A job the client waited for ended without success.
     #[error("{code}: {message}")]
     JobFailed {
