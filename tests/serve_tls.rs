@@ -1,6 +1,7 @@
 //! `oxstack serve --tls-cert/--tls-key`: the API and the agent callback listener serve HTTPS. A
 //! client trusting the node's certificate is answered, one that does not is refused, and plain
-//! HTTP gets no API answer. Half the flags, an unreadable file, a file that is not PEM, and a key
+//! HTTP gets no API answer; the CLI client is served with the certificate as `--api-ca`. Half the
+//! flags, an unreadable file, a file that is not PEM, and a key
 //! that is not the certificate's stop the node at start with an error naming the file.
 
 mod support;
@@ -118,6 +119,24 @@ async fn the_api_answers_over_https_to_clients_trusting_its_certificate_only() {
         "outcome": {"ok": {"done": null}}});
     let answer = trusting.post_json(&cb, &[], serde_json::to_vec(&body).unwrap()).await.unwrap();
     assert!(answer.status.is_client_error(), "{answer:?}");
+    // The CLI client: with the node's certificate as --api-ca it is served; without, it is
+    // refused in the handshake and says so (exit 2: the API could not be reached).
+    let cli = |ca: Option<&Path>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxstack"));
+        cmd.args(["--api", &format!("https://{listen}"), "--json"]);
+        if let Some(ca) = ca {
+            cmd.arg("--api-ca").arg(ca);
+        }
+        cmd.args(["zone", "create", "--name", "z-tls"]).output().expect("run the CLI")
+    };
+    let made = cli(Some(&cert));
+    let out = String::from_utf8_lossy(&made.stdout);
+    assert!(made.status.success(), "{out} {}", String::from_utf8_lossy(&made.stderr));
+    assert!(out.contains("z-tls"), "{out}");
+    let refused = cli(None);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("UnknownIssuer"), "{stderr}");
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);

@@ -63,6 +63,10 @@ async fn a_pinned_self_signed_agent_runs_vms_with_callbacks_over_https() {
     let (status, stopped) = api.act(&uuid(&vm), "stop", json!({"mode": "force"})).await;
     assert_eq!((status, stopped["state"].as_str()), (200, Some("Stopped")), "{stopped}");
     assert_eq!(node.agents.pending(), 0);
+    // A reconnect reads the stored pin back and connects again.
+    let reconnected =
+        api.post(&format!("/v1/hosts/{}/reconnect", cloud.hosts[0]), json!({}), 200).await;
+    assert_eq!(reconnected["host"]["status"], "Connected", "{reconnected}");
 
     // Restarted on the same directory, the agent keeps its certificate: the pin still holds.
     agent.kill();

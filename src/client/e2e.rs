@@ -50,7 +50,7 @@ impl Node {
         argv.extend_from_slice(args);
         let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
         let ctx = Ctx {
-            api: Api::new(&cli.opts.api).expect("api url"),
+            api: Api::new(&cli.opts.api, None).expect("api url"),
             json: cli.opts.json,
             sink: Sink::Buffer(Mutex::default()),
         };

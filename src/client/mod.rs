@@ -33,6 +33,10 @@ pub struct ClientOpts {
     /// Base URL of a management node's API.
     #[arg(long, global = true, env = "OXSTACK_API", default_value = "http://127.0.0.1:8080")]
     pub api: String,
+    /// For an https:// --api: the CA certificates (PEM) the node's certificate is checked
+    /// against (e.g. its own self-signed certificate); without it, the system's roots.
+    #[arg(long, global = true, env = "OXSTACK_API_CA", value_name = "PEM")]
+    pub api_ca: Option<std::path::PathBuf>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -92,7 +96,8 @@ pub async fn run(opts: &ClientOpts, cmd: ClientCommand) -> ExitCode {
 }
 
 async fn dispatch(opts: &ClientOpts, cmd: ClientCommand) -> Result<(), ClientError> {
-    let ctx = Ctx { api: Api::new(&opts.api)?, json: opts.json, sink: resource::Sink::Stdout };
+    let api = Api::new(&opts.api, opts.api_ca.as_deref())?;
+    let ctx = Ctx { api, json: opts.json, sink: resource::Sink::Stdout };
     execute(&ctx, cmd).await
 }
 
@@ -202,7 +207,8 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let opts = ClientOpts { api: format!("http://127.0.0.1:{port}"), json: false };
+        let opts =
+            ClientOpts { api: format!("http://127.0.0.1:{port}"), api_ca: None, json: false };
         let cmd = ClientCommand::Config(config::ConfigCommand::List);
         assert_eq!(run(&opts, cmd).await, ExitCode::from(2));
     }

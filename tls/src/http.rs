@@ -18,6 +18,8 @@ use crate::TlsError;
 
 /// The largest answer read (an agent's VM list for thousands of simulated VMs fits easily).
 pub const MAX_ANSWER_BYTES: usize = 64 << 20;
+/// How long connecting (TCP, not the TLS handshake) may take.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why a request got no answer.
 #[derive(Debug, Error)]
@@ -54,6 +56,7 @@ impl HttpClient {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
