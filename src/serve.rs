@@ -10,6 +10,8 @@ use oxstack_hypervisor::agent_networks::AgentNetworks;
 use oxstack_hypervisor::secrets::redact_url;
 use oxstack_hypervisor::Hypervisor;
 use oxstack_simulator::{SimCloud, SimConfig};
+use oxstack_tls::serve::serve_router;
+use oxstack_tls::server::ServerIdentity;
 
 /// Options of `oxstack serve`.
 #[derive(clap::Args, Debug)]
@@ -73,10 +75,33 @@ pub struct ServeArgs {
     /// once the database has its admin.
     #[arg(long, value_name = "PATH", default_value = "oxstack-admin-password")]
     pub admin_password_file: std::path::PathBuf,
+    /// Serve the API and the agent callback listener over HTTPS with this certificate (PEM:
+    /// the leaf first, then its chain). Needs --tls-key. Without both, plain HTTP.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1). Needs --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// Runs the node until Ctrl-C.
 pub async fn run(args: ServeArgs) -> ExitCode {
+    // First: a bad certificate or key stops the node before it binds or opens anything.
+    let identity = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match ServerIdentity::from_files(cert, key) {
+            Ok(identity) => Some(identity),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        (None, None) => None,
+        _ => {
+            eprintln!("error: give both --tls-cert and --tls-key, or neither");
+            return ExitCode::FAILURE;
+        }
+    };
+    let scheme = if identity.is_some() { "https" } else { "http" };
     let sim: Arc<dyn Hypervisor> = Arc::new(SimCloud::new(SimConfig::with_seed(args.sim_seed)));
     let callbacks = match tokio::net::TcpListener::bind(&args.agent_callback_listen).await {
         Ok(l) => l,
@@ -89,7 +114,11 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         }
     };
     let callback_url = args.agent_callback_url.clone().unwrap_or_else(|| {
-        format!("http://{}{}", args.agent_callback_listen, oxstack_hypervisor::wire::CALLBACK_PATH)
+        format!(
+            "{scheme}://{}{}",
+            args.agent_callback_listen,
+            oxstack_hypervisor::wire::CALLBACK_PATH
+        )
     });
     let networks = match AgentNetworks::parse(&args.agent_networks) {
         Ok(n) => n,
@@ -98,11 +127,18 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let agents = AgentClient::new(callback_url.clone(), AgentTimeouts::default());
+    let agents = match AgentClient::new(callback_url.clone(), AgentTimeouts::default()) {
+        Ok(agents) => agents,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let agents = Arc::new(agents.with_networks(networks));
     let callback_routes = agents.callback_router();
+    let callback_tls = identity.as_ref().map(ServerIdentity::acceptor);
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(callbacks, callback_routes).await {
+        if let Err(e) = serve_router(callbacks, callback_routes, callback_tls).await {
             eprintln!("error: the agent callback listener failed: {e}");
         }
     });
@@ -155,7 +191,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         }
     };
     eprintln!(
-        "oxstack management node {}: API on http://{} (database {}), agent callbacks at {callback_url}{}; {users}",
+        "oxstack management node {}: API on {scheme}://{} (database {}), agent callbacks at {callback_url}{}; {users}",
         engine.membership.node,
         args.listen,
         redact_url(&args.db),
@@ -171,6 +207,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     let options = oxstack_api::ServeOptions {
         guard: oxstack_api::BrowserGuard::new(args.allowed_hosts, args.allowed_origins),
         limits,
+        tls: identity.map(|i| i.config),
     };
     match oxstack_api::serve_configured(engine, listener, forwarding, options).await {
         Ok(()) => ExitCode::SUCCESS,

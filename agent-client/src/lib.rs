@@ -30,14 +30,18 @@ use oxstack_hypervisor::{
     migration_uri, AgentToken, HostConnectSpec, HostFacts, HostId, Hypervisor, HypervisorError,
     HypervisorResult, StopMode, VmId, VmSpec, VmStateReport, VolumeId, VolumeSpec,
 };
-use reqwest::header::AUTHORIZATION;
-use reqwest::StatusCode;
+use oxstack_tls::http::{HttpClient, StatusCode};
+use oxstack_tls::trust::Trust;
+use oxstack_tls::TlsError;
 use uuid::Uuid;
 
 pub use callbacks::callback_router;
 pub use pending::{CallbackRefusal, PendingTasks, Signed};
 pub use routing::RoutingHypervisor;
 pub use timeouts::AgentTimeouts;
+
+/// Idle connections kept per agent address.
+const IDLE_PER_AGENT: usize = 256;
 
 /// What the client knows of a connected host.
 #[derive(Clone, Debug)]
@@ -46,11 +50,15 @@ struct AgentHost {
     base: String,
     token: AgentToken,
     migration_uri: Option<String>,
+    /// The client for its address: the shared one, or one of its own checking the agent's
+    /// certificate against the CA or pinned certificate it was added with.
+    http: HttpClient,
 }
 
 /// HTTP client of every agent-backed host of this node.
 pub struct AgentClient {
-    http: reqwest::Client,
+    /// For `http://` agents and `https://` ones checked against the system's roots.
+    http: HttpClient,
     callback_url: String,
     timeouts: AgentTimeouts,
     pending: Arc<PendingTasks>,
@@ -62,19 +70,15 @@ pub struct AgentClient {
 impl AgentClient {
     /// A client whose agents report to `callback_url` (where [`AgentClient::callback_router`]
     /// is served, e.g. `http://10.0.0.1:8081/v1/agent-callbacks`).
-    pub fn new(callback_url: impl Into<String>, timeouts: AgentTimeouts) -> Self {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Self {
-            http,
+    pub fn new(callback_url: impl Into<String>, timeouts: AgentTimeouts) -> Result<Self, TlsError> {
+        Ok(Self {
+            http: HttpClient::new(Trust::System, IDLE_PER_AGENT)?,
             callback_url: callback_url.into(),
             timeouts,
             pending: Arc::new(PendingTasks::default()),
             hosts: RwLock::new(HashMap::new()),
             networks: AgentNetworks::default(),
-        }
+        })
     }
 
     /// The same client, connecting only agents whose address `networks` takes (by default every
@@ -122,24 +126,30 @@ impl AgentClient {
         };
         let exchange = async {
             let url = format!("{}/{COMMANDS_PATH}", agent.base);
-            let mut request = self
-                .http
-                .post(&url)
-                .header(AUTHORIZATION, agent.token.bearer())
-                .header(TASK_ID_HEADER, task.to_string())
-                .header(HOST_HEADER, host.to_string())
-                .header(CALLBACK_URL_HEADER, &self.callback_url);
-            if let Some(key) = &key {
-                request = request.header(CALLBACK_KEY_HEADER, key.to_hex());
+            let body = serde_json::to_vec(&cmd).map_err(|e| {
+                failed(host, cmd.vm(), kind.as_str(), format!("cannot encode the command: {e}"))
+            })?;
+            let (bearer, task_id, host_id) =
+                (agent.token.bearer(), task.to_string(), host.to_string());
+            let key_hex = key.as_ref().map(CallbackKey::to_hex);
+            let mut headers = vec![
+                ("authorization", bearer.as_str()),
+                (TASK_ID_HEADER, task_id.as_str()),
+                (HOST_HEADER, host_id.as_str()),
+                (CALLBACK_URL_HEADER, self.callback_url.as_str()),
+            ];
+            if let Some(key_hex) = &key_hex {
+                headers.push((CALLBACK_KEY_HEADER, key_hex.as_str()));
             }
-            let resp =
-                request.json(&cmd).send().await.map_err(|e| HypervisorError::HostUnreachable {
+            let resp = agent.http.post_json(&url, &headers, body).await.map_err(|e| {
+                HypervisorError::HostUnreachable {
                     host,
                     reason: format!("agent at {}: {e}", agent.base),
-                })?;
-            match resp.status() {
+                }
+            })?;
+            match resp.status {
                 StatusCode::OK => {
-                    let body = resp.bytes().await.unwrap_or_default();
+                    let body = resp.body;
                     match serde_json::from_slice::<AgentOutcome>(&body) {
                         Ok(outcome) => Result::from(outcome),
                         Err(e) => {
@@ -161,8 +171,7 @@ impl AgentClient {
                     None => Err(failed(host, None, kind.as_str(), "agent did not answer inline")),
                 },
                 status => {
-                    let body = resp.bytes().await.unwrap_or_default();
-                    let why = shown_refusal(&body);
+                    let why = shown_refusal(&resp.body);
                     Err(failed(
                         host,
                         cmd.vm(),
@@ -234,7 +243,18 @@ impl Hypervisor for AgentClient {
         if let Err(e) = self.networks.check(&base) {
             return Err(failed(host, None, "connect", format!("management address refused: {e}")));
         }
-        let agent = AgentHost { base, token, migration_uri: None };
+        let http = match (&spec.agent_trust, base.starts_with("https://")) {
+            (None, _) => self.http.clone(),
+            (Some(_), false) => {
+                let reason = "a CA or pinned certificate is only for an https:// agent URL";
+                return Err(failed(host, None, "connect", reason));
+            }
+            (Some(trust), true) => HttpClient::new(Trust::for_agent(Some(trust)), IDLE_PER_AGENT)
+                .map_err(|e| {
+                failed(host, None, "connect", format!("the agent's trust is refused: {e}"))
+            })?,
+        };
+        let agent = AgentHost { base, token, migration_uri: None, http };
         let cmd = AgentCommand::Connect { simulated: spec.simulated };
         match self.call(host, &agent, cmd).await? {
             AgentReply::Connected { facts, migration_uri } => {

@@ -180,6 +180,7 @@ mod tests {
             address: "10.0.0.1".into(),
             simulated: Some(SimulatedHostCapacity { cpus: 4, memory_bytes: 8 << 30 }),
             agent_token: token.map(AgentToken::new),
+            agent_trust: None,
         }
     }
 

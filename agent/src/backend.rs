@@ -38,8 +38,13 @@ async fn run_on_simulator(
     use AgentCommand as C;
     match cmd {
         C::Connect { simulated } => {
-            let spec =
-                HostConnectSpec { host, address: String::new(), simulated, agent_token: None };
+            let spec = HostConnectSpec {
+                host,
+                address: String::new(),
+                simulated,
+                agent_token: None,
+                agent_trust: None,
+            };
             let facts = sim.connect(&spec).await?;
             return Ok(AgentReply::Connected { facts, migration_uri: None });
         }

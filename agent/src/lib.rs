@@ -6,12 +6,15 @@
 //! acknowledges it. Two backends: [`kvm`] drives real QEMU/KVM VMs through libvirt; the sim
 //! backend wraps an in-memory `SimCloud`, so one agent process serves thousands of simulated hosts
 //! over real HTTP. The agent never depends on the engine: both share only the wire types.
+//! It serves plain HTTP or HTTPS ([`tls_identity`]: given PEM files or a self-signed
+//! certificate of its own, which the engine pins by fingerprint).
 
 mod backend;
 mod callback;
 pub mod kvm;
 mod server;
 mod tasks;
+pub mod tls_identity;
 
 pub use backend::Backend;
 pub use callback::CallbackPolicy;

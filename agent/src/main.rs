@@ -8,9 +8,13 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use oxstack_agent::kvm::{KvmConfig, KvmHost};
+use oxstack_agent::tls_identity::{self, SelfSigned};
 use oxstack_agent::{AgentState, Backend, CallbackPolicy, TaskTable};
 use oxstack_hypervisor::AgentToken;
 use oxstack_simulator::{SimCloud, SimConfig};
+use oxstack_tls::http::HttpClient;
+use oxstack_tls::server::ServerIdentity;
+use oxstack_tls::trust::Trust;
 
 /// Which backend runs the commands.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -61,6 +65,63 @@ struct Args {
     /// Seconds a finished command's result is kept for retries with the same task id.
     #[arg(long, default_value_t = 600)]
     result_ttl_secs: u64,
+    /// Serve HTTPS with this certificate (PEM: the leaf first, then its chain); needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key", conflicts_with = "tls_self_signed")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate kept in DIR: made the first time (key 0600),
+    /// reused afterwards. Its SHA-256 fingerprint is printed at start: add the host with it
+    /// (`agent_cert_sha256`). Remove the directory's two files to make a new one.
+    #[arg(long, value_name = "DIR")]
+    tls_self_signed: Option<PathBuf>,
+    /// A name (DNS or IP) the self-signed certificate is made for; repeat for several. By
+    /// default: localhost, the loopback addresses, the machine's host name and the --listen
+    /// address.
+    #[arg(long = "tls-name", value_name = "NAME", requires = "tls_self_signed")]
+    tls_names: Vec<String>,
+    /// CA certificates (PEM) an https:// callback URL's certificate is checked against (e.g. a
+    /// management node's self-signed certificate); without it, the system's roots.
+    #[arg(long, value_name = "PEM")]
+    callback_ca: Option<PathBuf>,
+}
+
+/// The agent's TLS identity from its options, if it serves HTTPS; the error is printed.
+fn tls_identity(args: &Args) -> Result<Option<ServerIdentity>, String> {
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        return ServerIdentity::from_files(cert, key).map(Some).map_err(|e| e.to_string());
+    }
+    let Some(dir) = &args.tls_self_signed else { return Ok(None) };
+    let names = match args.tls_names.is_empty() {
+        true => tls_identity::default_names(&args.listen),
+        false => args.tls_names.clone(),
+    };
+    let SelfSigned { identity, created, cert_path } =
+        tls_identity::self_signed(dir, &names).map_err(|e| e.to_string())?;
+    if created {
+        eprintln!(
+            "oxstack-agent: made a self-signed TLS certificate {} for {}",
+            cert_path.display(),
+            names.join(", ")
+        );
+    }
+    Ok(Some(identity))
+}
+
+/// The client callbacks are posted with: checking an https:// callback URL against
+/// `--callback-ca`, or the system's roots.
+fn callback_client(args: &Args) -> Result<HttpClient, String> {
+    let made = match &args.callback_ca {
+        Some(path) => {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the callback CA file {}: {e}", path.display()))?;
+            let origin = path.display().to_string();
+            HttpClient::new(Trust::Ca { pem: &pem, origin: &origin }, 64)
+        }
+        None => HttpClient::new(Trust::System, 64),
+    };
+    made.map_err(|e| e.to_string())
 }
 
 fn parse_migration_uri(uri: &str) -> Result<String, String> {
@@ -113,10 +174,17 @@ async fn main() -> ExitCode {
             })))
         }
     };
-    let http = match reqwest::Client::builder().pool_max_idle_per_host(64).build() {
+    let http = match callback_client(&args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: cannot build the HTTP client: {e}");
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let identity = match tls_identity(&args) {
+        Ok(identity) => identity,
+        Err(e) => {
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -135,8 +203,12 @@ async fn main() -> ExitCode {
         }
     };
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or(args.listen.clone());
-    eprintln!("oxstack-agent ({:?} backend) listening on http://{addr}", args.backend);
-    match oxstack_agent::serve(state, listener).await {
+    if let Some(identity) = &identity {
+        eprintln!("oxstack-agent TLS certificate sha256 fingerprint: {}", identity.fingerprint);
+    }
+    let scheme = if identity.is_some() { "https" } else { "http" };
+    eprintln!("oxstack-agent ({:?} backend) listening on {scheme}://{addr}", args.backend);
+    match oxstack_agent::serve(state, listener, identity.map(|i| i.acceptor())).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: the agent's server failed: {e}");

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -18,7 +19,8 @@ use oxstack_hypervisor::wire::{
     HOST_HEADER, TASK_ID_HEADER,
 };
 use oxstack_hypervisor::{AgentToken, HostId};
-use reqwest::header::AUTHORIZATION;
+use oxstack_tls::http::HttpClient;
+use oxstack_tls::TlsAcceptor;
 use uuid::Uuid;
 
 use crate::backend::Backend;
@@ -31,7 +33,8 @@ pub struct AgentState {
     pub backend: Backend,
     pub tasks: TaskTable,
     pub callbacks: CallbackPolicy,
-    pub http: reqwest::Client,
+    /// Posts the callbacks, checking an `https://` callback URL's certificate.
+    pub http: HttpClient,
 }
 
 /// The agent's routes.
@@ -42,12 +45,13 @@ pub fn router(state: Arc<AgentState>) -> Router {
         .with_state(state)
 }
 
-/// Serves the agent on `listener` until the process ends.
+/// Serves the agent on `listener` until the process ends: over TLS with `tls`, else plain HTTP.
 pub async fn serve(
     state: Arc<AgentState>,
     listener: tokio::net::TcpListener,
+    tls: Option<TlsAcceptor>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).await
+    oxstack_tls::serve::serve_router(listener, router(state), tls).await
 }
 
 fn refuse(status: StatusCode, code: &str, message: impl Into<String>) -> Response {

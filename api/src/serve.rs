@@ -8,7 +8,9 @@
 //! buffer and header count are above the guard's limits, and `half_close` lets it finish the
 //! responses in flight when the guard ends a connection's input after a refused head.
 //! Shutdown: when the engine shuts down, no new connection is accepted, idle connections close,
-//! and the requests in flight finish first.
+//! and the requests in flight finish first. With [`ServeOptions::tls`] every connection is a TLS
+//! one (`oxstack serve --tls-cert/--tls-key`): its handshake runs in the connection's own task,
+//! and the guard reads the decrypted stream.
 
 use std::pin::pin;
 
@@ -55,6 +57,9 @@ pub struct ServeOptions {
     pub guard: BrowserGuard,
     /// Requests at once, the time limit, event stream subscribers (see [`super::limits`]).
     pub limits: Limits,
+    /// Serve HTTPS with this certificate and key (see `oxstack_tls::server`); plain HTTP
+    /// without.
+    pub tls: Option<std::sync::Arc<oxstack_tls::rustls::ServerConfig>>,
 }
 
 /// [`serve_with`], with `options`.
@@ -73,6 +78,7 @@ pub async fn serve_configured(
     // Outside forwarding too, so its own answers (503 when the owner is away) carry the id, and
     // a request waiting for another node holds its in-flight slot.
     let guard = std::sync::Arc::new(options.guard);
+    let tls = options.tls.map(oxstack_tls::TlsAcceptor::from);
     let in_flight = limits::InFlight::new(&options.limits);
     let app = app
         .layer(axum::Extension(limits::EventSubscribers::new(&options.limits)))
@@ -100,8 +106,21 @@ pub async fn serve_configured(
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
-        let open = open_rx.clone();
-        tokio::spawn(serve_connection(app.clone(), stream, stop_tx.subscribe(), open));
+        let (open, stop) = (open_rx.clone(), stop_tx.subscribe());
+        match &tls {
+            None => {
+                tokio::spawn(serve_connection(app.clone(), stream, stop, open));
+            }
+            Some(tls) => {
+                let (tls, app) = (tls.clone(), app.clone());
+                tokio::spawn(async move {
+                    match oxstack_tls::serve::handshake(&tls, stream).await {
+                        Ok(stream) => serve_connection(app, stream, stop, open).await,
+                        Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     let _ = stop_tx.send(true);
@@ -114,12 +133,14 @@ pub async fn serve_configured(
 }
 
 /// Serves one connection until it closes, or until `stop` asks it to finish what is in flight.
-async fn serve_connection(
+async fn serve_connection<S>(
     app: Router,
-    stream: tokio::net::TcpStream,
+    stream: S,
     mut stop: watch::Receiver<bool>,
     _open: watch::Receiver<()>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service =
         TowerToHyperService::new(app.map_request(|req: Request<Incoming>| req.map(Body::new)));
     let mut http = hyper::server::conn::http1::Builder::new();

@@ -66,6 +66,8 @@ async fn a_host_added_through_one_node_reaches_the_scheduler_of_a_following_node
             cpus: Some(8),
             memory_bytes: Some(16 << 30),
             agent_token: None,
+            agent_ca_pem: None,
+            agent_cert_sha256: None,
         })
         .await
         .unwrap()

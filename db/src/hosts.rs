@@ -23,6 +23,10 @@ pub struct NewHost {
     pub management_ip: String,
     /// kvm hosts: the token of the host's agent.
     pub agent_token: Option<String>,
+    /// The agent's TLS trust (at most one of the two): CA certificates, PEM.
+    pub agent_ca_pem: Option<String>,
+    /// Or its own certificate's SHA-256, 64 lower-case hex digits (pinned).
+    pub agent_cert_sha256: Option<String>,
     /// Unix milliseconds.
     pub created_at_ms: i64,
 }
@@ -48,11 +52,14 @@ pub struct HostRow {
     pub created_at_ms: i64,
 }
 
-/// What calling a host needs: where it is, its agent's token, and whether it is connected.
+/// What calling a host needs: where it is, its agent's token and TLS trust, and whether it is
+/// connected.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Connection {
     pub management_ip: String,
     pub agent_token: Option<String>,
+    pub agent_ca_pem: Option<String>,
+    pub agent_cert_sha256: Option<String>,
     pub status: String,
 }
 
@@ -133,8 +140,8 @@ fn decode_capacity(row: &(impl Cols + ?Sized)) -> Result<Capacity, DbError> {
 pub async fn insert(db: &Db, host: &NewHost) -> Result<(), DbError> {
     write(
         "INSERT INTO hosts (uuid, zone_uuid, cluster_uuid, name, management_ip, state, status, \
-         cpu_total, memory_total, created_at, agent_token) \
-         VALUES (?, ?, ?, ?, ?, 'Enabled', 'Connecting', 0, 0, ?, ?)",
+         cpu_total, memory_total, created_at, agent_token, agent_ca_pem, agent_cert_sha256) \
+         VALUES (?, ?, ?, ?, ?, 'Enabled', 'Connecting', 0, 0, ?, ?, ?, ?)",
     )
     .bind(host.uuid.to_string())
     .bind(host.zone_uuid.to_string())
@@ -143,6 +150,8 @@ pub async fn insert(db: &Db, host: &NewHost) -> Result<(), DbError> {
     .bind(host.management_ip.clone())
     .bind(host.created_at_ms)
     .bind(host.agent_token.clone())
+    .bind(host.agent_ca_pem.clone())
+    .bind(host.agent_cert_sha256.clone())
     .execute(db.w())
     .await?;
     Ok(())
@@ -237,15 +246,20 @@ pub async fn delete_if_empty(db: &Db, id: HostId) -> Result<Emptied, DbError> {
 
 /// What calling the host `id` needs, if there is one.
 pub async fn connection(db: &Db, id: HostId) -> Result<Option<Connection>, DbError> {
-    let row = sqlx::query("SELECT management_ip, agent_token, status FROM hosts WHERE uuid = ?")
-        .bind(id.to_string())
-        .fetch_optional(db.r())
-        .await?;
+    let row = sqlx::query(
+        "SELECT management_ip, agent_token, agent_ca_pem, agent_cert_sha256, status \
+         FROM hosts WHERE uuid = ?",
+    )
+    .bind(id.to_string())
+    .fetch_optional(db.r())
+    .await?;
     let decode = |row| {
         let r = Stored { row, table: TABLE };
         Ok::<_, DbError>(Connection {
             management_ip: r.text("management_ip")?,
             agent_token: r.opt_text("agent_token")?,
+            agent_ca_pem: r.opt_text("agent_ca_pem")?,
+            agent_cert_sha256: r.opt_text("agent_cert_sha256")?,
             status: r.text("status")?,
         })
     };

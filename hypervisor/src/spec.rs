@@ -19,6 +19,10 @@ pub struct HostConnectSpec {
     /// every command. `None` for hosts of the in-process simulator.
     #[serde(default)]
     pub agent_token: Option<crate::AgentToken>,
+    /// For agents served over `https://`: the CA or the pinned certificate their certificate is
+    /// checked against (`None`: the system's roots).
+    #[serde(default)]
+    pub agent_trust: Option<crate::AgentTrust>,
 }
 
 /// Capacity of a simulated host, chosen by whoever adds it.

@@ -527,6 +527,8 @@ impl Sut {
             cpus: Some(HOST_CPUS),
             memory_bytes: Some(host_memory(n)),
             agent_token: None,
+            agent_ca_pem: None,
+            agent_cert_sha256: None,
         }
     }
 

@@ -32,6 +32,7 @@ pub fn connect_spec(n: u128, simulated: Option<SimulatedHostCapacity>) -> HostCo
         address: format!("10.0.0.{n}"),
         simulated,
         agent_token: None,
+        agent_trust: None,
     }
 }
 

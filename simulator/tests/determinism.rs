@@ -99,6 +99,7 @@ async fn run(seed: u64, order: &[u128]) -> (Vec<Vec<Outcome>>, u64) {
             address: String::new(),
             simulated: None,
             agent_token: None,
+            agent_trust: None,
         };
         // Connects can fail too; retry until the host is in.
         loop {

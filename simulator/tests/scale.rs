@@ -67,6 +67,7 @@ async fn hundred_thousand_hosts_and_a_million_vms_fit() {
             address: String::new(),
             simulated: Some(capacity),
             agent_token: None,
+            agent_trust: None,
         };
         cloud.connect(&spec).await.unwrap();
     }

@@ -61,7 +61,8 @@ impl Node {
         argv.extend_from_slice(args);
         let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
         let ctx = Ctx {
-            api: Api::new(&cli.opts.api, cli.opts.token.clone()).expect("api url"),
+            api: Api::new(&cli.opts.api, cli.opts.api_ca.as_deref(), cli.opts.token.clone())
+                .expect("api url"),
             json: cli.opts.json,
             sink: Sink::Buffer(Mutex::default()),
         };
@@ -314,7 +315,7 @@ async fn login_saves_a_session_the_next_commands_send() {
         user: "admin".into(),
         password_file: Some(password_file.clone()),
     };
-    let anonymous = Api::new(&n.url, None).unwrap();
+    let anonymous = Api::new(&n.url, None, None).unwrap();
     super::session::login_to(&anonymous, &args, &saved).await.unwrap();
     let token = super::session::token_in(&saved, &n.url, None).expect("a saved token");
     n.ok(&["--token", &token, "zone", "list"]).await;

@@ -86,6 +86,20 @@ pub struct AddHost {
     #[arg(skip)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent_token: Option<String>,
+    /// kvm clusters, an https:// agent URL: a PEM file of the CA certificates the agent's
+    /// certificate must chain to (the API field is `agent_ca_pem`).
+    #[arg(long, value_name = "PATH", conflicts_with = "agent_cert_sha256")]
+    #[serde(skip)]
+    pub agent_ca_file: Option<std::path::PathBuf>,
+    /// The CA certificates read from `agent_ca_file`.
+    #[arg(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_ca_pem: Option<String>,
+    /// kvm clusters, an https:// agent URL: the SHA-256 fingerprint of the agent's own
+    /// certificate (pinned), as `oxstack-agent --tls-self-signed` prints it.
+    #[arg(long, value_name = "HEX")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_cert_sha256: Option<String>,
 }
 
 /// Host list filters.
@@ -147,6 +161,13 @@ pub async fn run(ctx: &Ctx, cmd: HostCommand) -> Result<(), ClientError> {
                     reason: e.to_string(),
                 })?;
                 req.agent_token = Some(token.trim().to_string());
+            }
+            if let Some(path) = &req.agent_ca_file {
+                let pem = std::fs::read_to_string(path).map_err(|e| ClientError::CaFile {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+                req.agent_ca_pem = Some(pem);
             }
             ctx.create(&HOST, &req).await
         }

@@ -1,10 +1,10 @@
-//! A tiny JSON-over-HTTP wrapper around reqwest for the oxstack REST API: URL building, the API's
-//! error body (`{"code","message","details"}`), and the difference between "the API said no" and
-//! "there is no API at that address".
+//! A tiny JSON-over-HTTP(S) wrapper for the oxstack REST API: URL building, the API's error body
+//! (`{"code","message","details"}`), and the difference between "the API said no" and "there is
+//! no API at that address". Over `https://` the node's certificate is checked against `--api-ca`
+//! or the system's roots (`oxstack_tls`).
 
-use std::time::Duration;
-
-use reqwest::header::CONTENT_TYPE;
+use oxstack_tls::http::{HttpClient, HttpError};
+use oxstack_tls::trust::Trust;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
@@ -57,6 +57,22 @@ pub enum ClientError {
         /// Why it could not be read.
         reason: String,
     },
+    /// The `--api-ca` file could not be read or holds no usable certificate.
+    #[error("cannot use the API CA file {path}: {reason}")]
+    ApiCa {
+        /// The file given.
+        path: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The agent CA file of `host create` could not be read.
+    #[error("cannot read the agent CA file {path}: {reason}")]
+    CaFile {
+        /// The file given.
+        path: String,
+        /// Why it could not be read.
+        reason: String,
+    },
     /// A local file (the saved session, a password file) could not be read or written.
     #[error("{what}: {reason}")]
     Local {
@@ -79,7 +95,7 @@ impl ClientError {
     /// The exit code for this error: 2 when the API could not be reached, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Connect { .. } | Self::BadBaseUrl(_) => 2,
+            Self::Connect { .. } | Self::BadBaseUrl(_) | Self::ApiCa { .. } => 2,
             _ => 1,
         }
     }
@@ -113,24 +129,43 @@ impl ClientError {
 #[derive(Debug, Clone)]
 pub struct Api {
     base: Url,
-    http: reqwest::Client,
+    http: HttpClient,
     /// Sent as `Authorization: Bearer` with every request.
     token: Option<String>,
 }
 
+/// What the CLI says it is.
+const USER_AGENT: &str = concat!("oxstack-cli/", env!("CARGO_PKG_VERSION"));
+
 impl Api {
     /// A client for the API at `base` (e.g. `http://127.0.0.1:8080`; a path prefix is kept)
-    /// that sends `token` as `Authorization: Bearer` with every request.
-    pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
+    /// that sends `token` as `Authorization: Bearer` with every request; an `https://` node is
+    /// checked against the CA certificates in the PEM file `ca` when given (e.g. the node's own
+    /// self-signed certificate), else against the system's roots.
+    pub fn new(
+        base: &str,
+        ca: Option<&std::path::Path>,
+        token: Option<String>,
+    ) -> Result<Self, ClientError> {
         let url = Url::parse(base.trim()).map_err(|_| ClientError::BadBaseUrl(base.to_string()))?;
         if url.cannot_be_a_base() || !matches!(url.scheme(), "http" | "https") {
             return Err(ClientError::BadBaseUrl(base.to_string()));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("oxstack-cli/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError::BadBaseUrl(format!("{base} ({e})")))?;
+        let ca_error = |path: &std::path::Path, reason: String| ClientError::ApiCa {
+            path: path.display().to_string(),
+            reason,
+        };
+        let http = match ca {
+            Some(path) => {
+                let pem =
+                    std::fs::read_to_string(path).map_err(|e| ca_error(path, e.to_string()))?;
+                let origin = path.display().to_string();
+                HttpClient::new(Trust::Ca { pem: &pem, origin: &origin }, 4)
+                    .map_err(|e| ca_error(path, e.to_string()))?
+            }
+            None => HttpClient::new(Trust::System, 4)
+                .map_err(|e| ClientError::BadBaseUrl(format!("{base} ({e})")))?,
+        };
         Ok(Self { base: url, http, token })
     }
 
@@ -173,20 +208,27 @@ impl Api {
     ) -> Result<Value, ClientError> {
         let url = self.url(segments, query);
         let write = [Method::POST, Method::PUT, Method::PATCH].contains(&method);
-        let mut req = self.http.request(method, url.clone());
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
-        req = match body {
-            Some(body) => req.json(body),
-            // The API takes a write only as JSON, also without a body (else 415).
-            None if write => req.header(CONTENT_TYPE, "application/json"),
-            None => req,
+        // The API takes a write only as JSON, also without a body (else 415).
+        let body = match (body, write) {
+            (Some(body), _) => {
+                Some(serde_json::to_vec(body).map_err(|e| ClientError::Encode(e.to_string()))?)
+            }
+            (None, true) => Some(Vec::new()),
+            (None, false) => None,
         };
         let shown = url.to_string();
-        let resp = req.send().await.map_err(|e| transport(&shown, &e))?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(|e| transport(&shown, &e))?;
+        let bearer = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("user-agent", USER_AGENT)];
+        if let Some(value) = &bearer {
+            headers.push(("authorization", value.as_str()));
+        }
+        let answer = self
+            .http
+            .request(method, url.as_str(), &headers, body)
+            .await
+            .map_err(|e| transport(&shown, e))?;
+        let status = answer.status;
+        let text = String::from_utf8_lossy(&answer.body).to_string();
         if !status.is_success() {
             return Err(ClientError::from_response(status, &text));
         }
@@ -200,21 +242,15 @@ impl Api {
     }
 }
 
-/// Maps a reqwest failure: anything before an HTTP answer is a connection problem.
-fn transport(url: &str, e: &reqwest::Error) -> ClientError {
-    use std::error::Error as _;
-    // The innermost cause reads best ("Connection refused (os error 111)"); reqwest's own
-    // message repeats the URL, which the error already names.
-    let mut reason = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        reason = s.to_string();
-        source = s.source();
-    }
-    if e.is_decode() || e.is_body() {
-        ClientError::Protocol { url: url.to_string(), reason }
-    } else {
-        ClientError::Connect { url: url.to_string(), reason }
+/// Maps a transport failure: anything before an HTTP answer is a connection problem.
+fn transport(url: &str, e: HttpError) -> ClientError {
+    match e {
+        HttpError::Body(reason) => ClientError::Protocol { url: url.to_string(), reason },
+        HttpError::BadUrl(_) => ClientError::BadBaseUrl(url.to_string()),
+        HttpError::BadHeader(name) => ClientError::Encode(format!("header {name}")),
+        // The whole chain of causes: "... Connection refused (os error 111)", "... invalid peer
+        // certificate: UnknownIssuer".
+        HttpError::Send(reason) => ClientError::Connect { url: url.to_string(), reason },
     }
 }
 
@@ -228,7 +264,7 @@ mod tests {
 
     #[test]
     fn urls_join_the_base_and_encode_segments_and_query() {
-        let api = Api::new("http://127.0.0.1:8080", None).unwrap();
+        let api = Api::new("http://127.0.0.1:8080", None, None).unwrap();
         assert_eq!(api.url(&["zones"], &[]).as_str(), "http://127.0.0.1:8080/v1/zones");
         let url = api.url(&["vm-instances"], &q(&[("name", "a b&c=d"), ("limit", "5")]));
         assert_eq!(url.as_str(), "http://127.0.0.1:8080/v1/vm-instances?name=a+b%26c%3Dd&limit=5");
@@ -239,7 +275,7 @@ mod tests {
     #[test]
     fn a_path_prefix_in_the_base_is_kept() {
         for base in ["http://h:1/api", "http://h:1/api/", "http://h:1/api/?x=1#f"] {
-            let api = Api::new(base, None).unwrap();
+            let api = Api::new(base, None, None).unwrap();
             assert_eq!(
                 api.url(&["jobs", "j1"], &[]).as_str(),
                 "http://h:1/api/v1/jobs/j1",
@@ -251,7 +287,7 @@ mod tests {
     #[test]
     fn bad_base_urls_are_refused_as_connection_problems() {
         for base in ["", "127.0.0.1:8080", "ftp://h/", "mailto:x@y"] {
-            let err = Api::new(base, None).unwrap_err();
+            let err = Api::new(base, None, None).unwrap_err();
             assert!(matches!(err, ClientError::BadBaseUrl(_)), "{base}: {err:?}");
             assert_eq!(err.exit_code(), 2);
         }
@@ -292,7 +328,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let api = Api::new(&format!("http://127.0.0.1:{port}"), None).unwrap();
+        let api = Api::new(&format!("http://127.0.0.1:{port}"), None, None).unwrap();
         let err = api.get(&["zones"], &[]).await.unwrap_err();
         assert_eq!(err.exit_code(), 2, "{err:?}");
         let text = err.to_string();

@@ -34,6 +34,10 @@ pub struct ClientOpts {
     /// Base URL of a management node's API.
     #[arg(long, global = true, env = "OXSTACK_API", default_value = "http://127.0.0.1:8080")]
     pub api: String,
+    /// For an https:// --api: the CA certificates (PEM) the node's certificate is checked
+    /// against (e.g. its own self-signed certificate); without it, the system's roots.
+    #[arg(long, global = true, env = "OXSTACK_API_CA", value_name = "PEM")]
+    pub api_ca: Option<std::path::PathBuf>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -105,8 +109,8 @@ pub async fn run(opts: &ClientOpts, cmd: ClientCommand) -> ExitCode {
 
 async fn dispatch(opts: &ClientOpts, cmd: ClientCommand) -> Result<(), ClientError> {
     let token = session::token_for(&opts.api, opts.token.as_deref());
-    let ctx =
-        Ctx { api: Api::new(&opts.api, token)?, json: opts.json, sink: resource::Sink::Stdout };
+    let api = Api::new(&opts.api, opts.api_ca.as_deref(), token)?;
+    let ctx = Ctx { api, json: opts.json, sink: resource::Sink::Stdout };
     execute(&ctx, cmd).await
 }
 
@@ -218,7 +222,12 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let opts = ClientOpts { api: format!("http://127.0.0.1:{port}"), json: false, token: None };
+        let opts = ClientOpts {
+            api: format!("http://127.0.0.1:{port}"),
+            api_ca: None,
+            json: false,
+            token: None,
+        };
         let cmd = ClientCommand::Config(config::ConfigCommand::List);
         assert_eq!(run(&opts, cmd).await, ExitCode::from(2));
     }

@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn list_queries_end_up_encoded_in_the_url() {
-        let api = Api::new("http://127.0.0.1:8080", None).unwrap();
+        let api = Api::new("http://127.0.0.1:8080", None, None).unwrap();
         let f = ListArgs { name: Some("a&b".into()), limit: None, offset: Some(7) };
         let url = api.url(&["hosts"], &query_of(&f).unwrap());
         assert_eq!(url.as_str(), "http://127.0.0.1:8080/v1/hosts?name=a%26b&offset=7");

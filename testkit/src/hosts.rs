@@ -35,6 +35,8 @@ impl Cloud {
             cpus: Some(self.host_spec.cpus),
             memory_bytes: Some(self.host_spec.memory_bytes),
             agent_token: None,
+            agent_ca_pem: None,
+            agent_cert_sha256: None,
         }
     }
 

@@ -237,10 +237,11 @@ pub async fn start_agent(create_latency: Option<Latency>) -> String {
         backend: Backend::Sim(Arc::new(SimCloud::new(config))),
         tasks: TaskTable::new(Duration::from_secs(600)),
         callbacks: CallbackPolicy::default(),
-        http: reqwest::Client::new(),
+        http: oxstack_tls::http::HttpClient::new(oxstack_tls::trust::Trust::System, 64)
+            .expect("callback client"),
     });
     tokio::spawn(async move {
-        let _ = oxstack_agent::serve(state, listener).await;
+        let _ = oxstack_agent::serve(state, listener, None).await;
     });
     url
 }

@@ -6,6 +6,7 @@
 
 pub mod kvm;
 pub mod second_host;
+pub mod tls;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -42,8 +43,10 @@ pub fn token_file(dir: &Path, token: &str) -> PathBuf {
 /// A running `oxstack-agent` process, killed when dropped.
 pub struct AgentProcess {
     pub child: Child,
-    /// `http://ADDR`, as the agent printed it.
+    /// `http://ADDR` (or `https://ADDR`), as the agent printed it.
     pub url: String,
+    /// The SHA-256 fingerprint of its certificate, as it printed it (HTTPS agents).
+    pub fingerprint: Option<String>,
 }
 
 impl AgentProcess {
@@ -66,10 +69,14 @@ impl AgentProcess {
             .expect("agent starts");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
+        let mut fingerprint = None;
         let url = loop {
             let line = lines.next().expect("agent printed its address").expect("agent stderr");
             if let Some(at) = line.find("listening on ") {
                 break line[at + "listening on ".len()..].trim().to_string();
+            }
+            if let Some(at) = line.find("sha256 fingerprint: ") {
+                fingerprint = Some(line[at + "sha256 fingerprint: ".len()..].trim().to_string());
             }
             eprintln!("agent: {line}");
         };
@@ -79,7 +86,7 @@ impl AgentProcess {
                 eprintln!("agent: {line}");
             }
         });
-        Self { child, url }
+        Self { child, url, fingerprint }
     }
 
     pub fn kill(&mut self) {
@@ -116,13 +123,37 @@ impl Node {
         background: bool,
         networks: AgentNetworks,
     ) -> Self {
+        Self::start_serving(callback_bind, timeouts, background, networks, None).await
+    }
+
+    /// [`Node::start`] with its API and its callback listener over HTTPS with `tls` (the API is
+    /// then reached through [`Api::https`]).
+    pub async fn start_tls(
+        callback_bind: &str,
+        timeouts: AgentTimeouts,
+        background: bool,
+        tls: &tls::NodeCert,
+    ) -> Self {
+        let networks = AgentNetworks::default();
+        Self::start_serving(callback_bind, timeouts, background, networks, Some(tls)).await
+    }
+
+    async fn start_serving(
+        callback_bind: &str,
+        timeouts: AgentTimeouts,
+        background: bool,
+        networks: AgentNetworks,
+        tls: Option<&tls::NodeCert>,
+    ) -> Self {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let callbacks = tokio::net::TcpListener::bind(callback_bind).await.expect("bind callbacks");
         let callback_url =
-            format!("http://{}{CALLBACK_PATH}", callbacks.local_addr().expect("addr"));
-        let agents =
-            Arc::new(AgentClient::new(callback_url.clone(), timeouts).with_networks(networks));
+            format!("{scheme}://{}{CALLBACK_PATH}", callbacks.local_addr().expect("addr"));
+        let agents = AgentClient::new(callback_url.clone(), timeouts).expect("agent client");
+        let agents = Arc::new(agents.with_networks(networks));
         let routes = agents.callback_router();
-        tokio::spawn(async move { axum::serve(callbacks, routes).await });
+        let acceptor = tls.map(|t| t.identity.acceptor());
+        tokio::spawn(oxstack_tls::serve::serve_router(callbacks, routes, acceptor));
         let sim: Arc<dyn Hypervisor> = Arc::new(SimCloud::new(SimConfig::with_seed(7)));
         let hv: Arc<dyn Hypervisor> = Arc::new(RoutingHypervisor::new(sim, agents.clone()));
         let opts = EngineOptions {
@@ -132,8 +163,10 @@ impl Node {
         };
         let engine = Engine::start(opts, hv).await.expect("engine starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind api");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(api::serve(engine.clone(), listener));
+        let base = format!("{scheme}://{}", listener.local_addr().expect("addr"));
+        let options =
+            api::ServeOptions { tls: tls.map(|t| t.identity.config.clone()), ..Default::default() };
+        tokio::spawn(api::serve_configured(engine.clone(), listener, None, options));
         let password = "the agent tests' admin password";
         engine.identity.bootstrap("admin", password).await.expect("bootstrap");
         let login = oxstack_engine::services::identity::CreateSession {
@@ -141,7 +174,11 @@ impl Node {
             password: password.into(),
         };
         let token = engine.identity.sign_in(login).await.expect("sign in").token;
-        Self { engine, agents, api: Api::new(base, &token), callback_url }
+        let api = match tls {
+            Some(tls) => Api::https(base, &tls.cert_pem, &token),
+            None => Api::new(base, &token),
+        };
+        Self { engine, agents, api, callback_url }
     }
 }
 
@@ -149,7 +186,17 @@ impl Node {
 #[derive(Clone)]
 pub struct Api {
     pub base: String,
-    pub http: reqwest::Client,
+    pub http: ApiHttp,
+    /// The admin's session token, sent with every request.
+    pub token: String,
+}
+
+/// How [`Api`] reaches the node: reqwest over plain HTTP, or the agents' TLS client over HTTPS
+/// (reqwest is built without TLS).
+#[derive(Clone)]
+pub enum ApiHttp {
+    Plain(reqwest::Client),
+    Tls(oxstack_tls::http::HttpClient),
 }
 
 impl Api {
@@ -163,12 +210,23 @@ impl Api {
             .default_headers(headers)
             .build()
             .expect("client");
-        Self { base, http }
+        Self { base, http: ApiHttp::Plain(http), token: token.to_owned() }
+    }
+
+    /// A client of an HTTPS API whose certificate is `ca_pem` (or is signed by it).
+    pub fn https(base: String, ca_pem: &str, token: &str) -> Self {
+        let trust = oxstack_tls::trust::Trust::Ca { pem: ca_pem, origin: "the node's certificate" };
+        let http = oxstack_tls::http::HttpClient::new(trust, 64).expect("https client");
+        Self { base, http: ApiHttp::Tls(http), token: token.to_owned() }
     }
 
     /// Sends a request; returns the status and the JSON body (`Null` when empty).
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
+        let http = match &self.http {
+            ApiHttp::Plain(http) => http,
+            ApiHttp::Tls(tls) => return self.call_tls(tls, method, path, body).await,
+        };
+        let mut req = http.request(method.clone(), format!("{}{path}", self.base));
         req = match body {
             Some(b) => req.json(&b),
             // A write says it is JSON even without a body (else 415).
@@ -186,6 +244,33 @@ impl Api {
             serde_json::from_slice(&bytes).expect("JSON")
         };
         (status, value)
+    }
+
+    async fn call_tls(
+        &self,
+        http: &oxstack_tls::http::HttpClient,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        // A write says it is JSON even without a body (else 415): it sends `{}`.
+        let body = match (body, [Method::POST, Method::PUT, Method::PATCH].contains(&method)) {
+            (Some(body), _) => Some(body),
+            (None, true) => Some(json!({})),
+            (None, false) => None,
+        };
+        let body = body.map(|b| serde_json::to_vec(&b).expect("JSON"));
+        let tls_method =
+            oxstack_tls::http::Method::from_bytes(method.as_str().as_bytes()).expect("a method");
+        let bearer = format!("Bearer {}", self.token);
+        let answer = http.request(tls_method, &url, &[("authorization", &bearer)], body).await;
+        let answer = answer.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let value = match answer.body.is_empty() {
+            true => Value::Null,
+            false => serde_json::from_slice(&answer.body).expect("JSON"),
+        };
+        (answer.status.as_u16(), value)
     }
 
     /// A request that must answer `status`; returns the body.
@@ -269,6 +354,11 @@ pub struct CloudSpec<'a> {
 
 impl Cloud {
     pub async fn build(api: &Api, spec: CloudSpec<'_>) -> Self {
+        Self::build_with(api, spec, json!({})).await
+    }
+
+    /// [`Cloud::build`], each host added with `host_fields` too (e.g. its agent's trust).
+    pub async fn build_with(api: &Api, spec: CloudSpec<'_>, host_fields: Value) -> Self {
         let kind = if spec.hosts.iter().any(|(_, t)| t.is_some()) { "kvm" } else { "simulator" };
         let zone = uuid(&api.post("/v1/zones", json!({"name": "z"}), 201).await);
         let cluster = uuid(
@@ -281,8 +371,11 @@ impl Cloud {
         );
         let mut hosts = Vec::new();
         for (i, (address, token)) in spec.hosts.iter().enumerate() {
-            let body = json!({"cluster_uuid": cluster, "name": format!("h{i}"),
+            let mut body = json!({"cluster_uuid": cluster, "name": format!("h{i}"),
                               "management_ip": address, "agent_token": token});
+            if let (Some(body), Some(extra)) = (body.as_object_mut(), host_fields.as_object()) {
+                body.extend(extra.clone());
+            }
             let h = api.post("/v1/hosts", body, 201).await;
             assert_eq!(h["status"], "Connected", "{h}");
             assert!(h.get("agent_token").is_none(), "the token is never returned: {h}");

@@ -14,6 +14,8 @@ fn new_host(zone: ZoneId, cluster: ClusterId, ip: &str, token: Option<&str>) -> 
         name: format!("host {ip}"),
         management_ip: ip.into(),
         agent_token: token.map(str::to_string),
+        agent_ca_pem: None,
+        agent_cert_sha256: None,
         created_at_ms: 3,
     }
 }
@@ -37,6 +39,8 @@ async fn a_host_is_added_connecting_then_connected_with_its_facts() {
     let expected = Connection {
         management_ip: "http://10.0.0.5:7070".into(),
         agent_token: Some("secret".into()),
+        agent_ca_pem: None,
+        agent_cert_sha256: None,
         status: "Connecting".into(),
     };
     assert_eq!(conn, expected);
@@ -49,6 +53,26 @@ async fn a_host_is_added_connecting_then_connected_with_its_facts() {
     assert_eq!((row.cpu_total, row.status.as_str()), (8, "Connected"));
     let e = set_facts(&db, host.uuid, (8, u64::MAX, "x"), false).await.expect_err("too large");
     assert!(matches!(e, DbError::OutOfRange { column: "memory_bytes" }), "{e:?}");
+}
+
+#[tokio::test]
+async fn an_agents_tls_trust_is_kept_with_its_host() {
+    let (db, zone, cluster) = cloud("hosts_agent_tls").await;
+    let pinned = NewHost {
+        agent_cert_sha256: Some("ab".repeat(32)),
+        ..new_host(zone, cluster, "https://10.0.0.6:7070", Some("t"))
+    };
+    let with_ca = NewHost {
+        agent_ca_pem: Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into()),
+        ..new_host(zone, cluster, "https://10.0.0.7:7070", Some("t"))
+    };
+    for host in [&pinned, &with_ca] {
+        insert(&db, host).await.expect("insert");
+        let conn = connection(&db, host.uuid).await.expect("connection").expect("the host");
+        assert_eq!(conn.agent_cert_sha256, host.agent_cert_sha256);
+        assert_eq!(conn.agent_ca_pem, host.agent_ca_pem);
+        assert_eq!(conn.management_ip, host.management_ip);
+    }
 }
 
 #[tokio::test]

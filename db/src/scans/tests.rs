@@ -35,6 +35,8 @@ async fn the_scans_see_what_the_rows_hold() {
         name: "h".into(),
         management_ip: "10.0.0.1".into(),
         agent_token: None,
+        agent_ca_pem: None,
+        agent_cert_sha256: None,
         created_at_ms: 0,
     };
     hosts::insert(&db, &host).await.expect("host");

@@ -74,6 +74,8 @@ async fn add_hosts_on(e: &Engine, net: u8) -> Vec<HostId> {
                 cpus: Some(8),
                 memory_bytes: Some(8 << 30),
                 agent_token: None,
+                agent_ca_pem: None,
+                agent_cert_sha256: None,
             })
             .await
             .unwrap();

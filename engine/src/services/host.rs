@@ -5,7 +5,7 @@
 //! new VMs. Pings and reconnection live in `host_tracker`.
 
 use oxstack_db::hosts::{self, HostRow, NewHost};
-use oxstack_hypervisor::{AgentToken, HostConnectSpec, HostId, SimulatedHostCapacity};
+use oxstack_hypervisor::{AgentToken, AgentTrust, HostConnectSpec, HostId, SimulatedHostCapacity};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -13,6 +13,7 @@ use crate::error::{EngineError, EngineResult};
 use crate::ids::{ClusterId, ZoneId};
 use crate::scheduler::HostCapacity;
 use crate::services::host_service::HostService;
+use crate::services::host_trust;
 use crate::services::{check_name, child_inserted, emptied, ListQuery, Page};
 use crate::string_enum;
 
@@ -66,6 +67,19 @@ pub struct AddHost {
     #[serde(default)]
     #[schema(schema_with = crate::services::schema::optional_text)]
     pub agent_token: Option<String>,
+    /// kvm hosts whose agent URL is `https://` (not with `agent_cert_sha256`): the CA
+    /// certificates (PEM) the agent's certificate must chain to; it must also name the URL's
+    /// host. Without either, the agent's certificate is checked against the node's system roots.
+    #[serde(default)]
+    #[schema(schema_with = crate::services::schema::optional_text)]
+    pub agent_ca_pem: Option<String>,
+    /// kvm hosts whose agent URL is `https://` (not with `agent_ca_pem`): the SHA-256 of the
+    /// agent's own certificate (of its DER encoding, 64 hex digits, optionally `:`-separated in
+    /// pairs), as `oxstack-agent --tls-self-signed` prints it. The agent must present exactly
+    /// that certificate; its names are not checked.
+    #[serde(default)]
+    #[schema(schema_with = crate::services::schema::optional_text)]
+    pub agent_cert_sha256: Option<String>,
 }
 
 /// `PATCH /v1/hosts/{uuid}`.
@@ -114,6 +128,11 @@ impl HostService {
         if req.management_ip.trim().is_empty() {
             return Err(EngineError::invalid("management_ip", "must not be empty"));
         }
+        let agent_trust = host_trust::requested(
+            &req.management_ip,
+            req.agent_ca_pem.as_deref(),
+            req.agent_cert_sha256.as_deref(),
+        )?;
         let cluster = self
             .clusters
             .get_cluster(req.cluster_uuid)
@@ -129,11 +148,18 @@ impl HostService {
                 return Err(EngineError::invalid("memory_bytes", "must be greater than 0"));
             }
             oxstack_db::to_stored("memory_bytes", memory_bytes)?;
-            if token.is_some() {
+            if let Some(field) = [
+                ("agent_token", token.is_some()),
+                ("agent_ca_pem", req.agent_ca_pem.is_some()),
+                ("agent_cert_sha256", req.agent_cert_sha256.is_some()),
+            ]
+            .into_iter()
+            .find_map(|(field, given)| given.then_some(field))
+            {
                 return Err(EngineError::conflicts_with(
-                    "agent_token",
+                    field,
                     format!(
-                        "cluster {} is a simulator cluster: only kvm clusters' hosts have an agent token",
+                        "cluster {} is a simulator cluster: only kvm clusters' hosts have an agent (token, CA or pinned certificate)",
                         cluster.uuid
                     ),
                 ));
@@ -167,11 +193,13 @@ impl HostService {
             }
             (_, token) => token.as_deref().map(AgentToken::new),
         };
-        if agent_token.is_some() && !req.management_ip.starts_with("http://") {
+        let agent_url =
+            req.management_ip.starts_with("http://") || req.management_ip.starts_with("https://");
+        if agent_token.is_some() && !agent_url {
             return Err(EngineError::conflicts_with(
                 "management_ip",
                 format!(
-                    "cluster {} is a kvm cluster: a host's management address is its agent's URL, e.g. http://10.0.0.5:7070",
+                    "cluster {} is a kvm cluster: a host's management address is its agent's URL, e.g. http://10.0.0.5:7070 or https://10.0.0.5:7070",
                     cluster.uuid
                 ),
             ));
@@ -182,10 +210,12 @@ impl HostService {
             address: req.management_ip.clone(),
             simulated,
             agent_token,
+            agent_trust: agent_trust.clone(),
         };
         if let Err(reason) = self.hypervisor.check_address(&spec) {
             return Err(EngineError::invalid("management_ip", reason));
         }
+        let (stored_ca_pem, stored_sha256) = host_trust::columns(agent_trust.as_ref());
         let new = NewHost {
             uuid: id,
             zone_uuid: cluster.zone_uuid,
@@ -193,6 +223,8 @@ impl HostService {
             name: req.name.clone(),
             management_ip: req.management_ip.clone(),
             agent_token: token.as_deref().map(|t| t.trim().to_string()),
+            agent_ca_pem: stored_ca_pem,
+            agent_cert_sha256: stored_sha256,
             created_at_ms: crate::time::now_ms(),
         };
         let inserted = hosts::insert(&self.db, &new).await;
@@ -320,10 +352,14 @@ impl HostService {
         Ok(())
     }
 
-    /// The agent token of a host (`None` for simulator hosts).
-    pub(crate) async fn host_agent_token(&self, id: HostId) -> EngineResult<Option<AgentToken>> {
-        let conn = hosts::connection(&self.db, id).await?;
-        Ok(conn.and_then(|c| c.agent_token).map(AgentToken::new))
+    /// The agent token and TLS trust of a host (`None` for simulator hosts).
+    pub(crate) async fn host_agent(
+        &self,
+        id: HostId,
+    ) -> EngineResult<(Option<AgentToken>, Option<AgentTrust>)> {
+        let Some(conn) = hosts::connection(&self.db, id).await? else { return Ok((None, None)) };
+        let trust = host_trust::stored(&conn)?;
+        Ok((conn.agent_token.map(AgentToken::new), trust))
     }
 
     /// Sets a host's status in the database, the scheduler and the event stream.

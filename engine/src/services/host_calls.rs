@@ -11,6 +11,7 @@ use oxstack_hypervisor::{AgentToken, HostConnectSpec, HostId, Hypervisor, Hyperv
 use crate::config::{ConfigName, GlobalConfig};
 use crate::error::{EngineError, EngineResult};
 use crate::services::host::HostStatus;
+use crate::services::host_trust;
 
 /// Calls to hosts' hypervisors, with their timeout; cheap to clone.
 #[derive(Clone)]
@@ -55,12 +56,14 @@ impl HostCalls {
     /// the host tracker must reconnect and reconcile it instead).
     async fn attach_host(&self, host: HostId, limit: std::time::Duration) -> EngineResult<()> {
         let Some(conn) = hosts::connection(&self.db, host).await? else { return Ok(()) };
-        let (address, Some(token)) = (conn.management_ip, conn.agent_token) else { return Ok(()) };
+        let Some(token) = &conn.agent_token else { return Ok(()) };
         if conn.status != HostStatus::Connected.as_str() {
             return Ok(());
         }
         let agent_token = Some(AgentToken::new(token));
-        let spec = HostConnectSpec { host, address, simulated: None, agent_token };
+        let agent_trust = host_trust::stored(&conn)?;
+        let address = conn.management_ip;
+        let spec = HostConnectSpec { host, address, simulated: None, agent_token, agent_trust };
         match tokio::time::timeout(limit, self.hypervisor.connect(&spec)).await {
             Ok(Ok(_facts)) => {
                 tracing::info!(%host, "attached a host another management node connected");

@@ -236,9 +236,9 @@ impl HostService {
         let h = self.get_host(host).await?;
         let simulated =
             Some(SimulatedHostCapacity { cpus: h.cpu_total, memory_bytes: h.memory_total });
-        let agent_token = self.host_agent_token(host).await?;
-        let spec =
-            HostConnectSpec { host, address: h.management_ip.clone(), simulated, agent_token };
+        let (agent_token, agent_trust) = self.host_agent(host).await?;
+        let address = h.management_ip.clone();
+        let spec = HostConnectSpec { host, address, simulated, agent_token, agent_trust };
         let facts = self.host_calls.call(host, "connect", self.hypervisor.connect(&spec)).await?;
         {
             let _turn = self.queues.enter(host.0).await;

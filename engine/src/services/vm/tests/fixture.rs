@@ -159,6 +159,8 @@ impl Cloud {
                     cpus: Some(cpus),
                     memory_bytes: Some(mem_gib * GIB),
                     agent_token: None,
+                    agent_ca_pem: None,
+                    agent_cert_sha256: None,
                 })
                 .await
                 .unwrap();

@@ -205,6 +205,8 @@ async fn a_cache_follower_has_caught_up_only_once_it_has_reloaded() {
         cpus: Some(8),
         memory_bytes: Some(16 << 30),
         agent_token: None,
+        agent_ca_pem: None,
+        agent_cert_sha256: None,
     };
     let host = c.engine.hosts.add_host(add).await.unwrap().uuid;
     assert!(b.caches.scheduler.index().get(host).is_none(), "b has not reloaded yet");

@@ -2,7 +2,7 @@
 -- The first account (kind 'admin') is made with its admin user by `oxstack serve` on an empty
 -- database; a user's role is admin, member or read_only. Session and key secrets are stored as
 -- SHA-256 hashes of the secret the client holds; passwords as argon2id PHC strings.
--- (PostgreSQL flavour of migrations/sqlite/0009_identity.sql.)
+-- (PostgreSQL flavour of migrations/sqlite/0010_identity.sql.)
 CREATE TABLE accounts (
     uuid       TEXT PRIMARY KEY NOT NULL,
     name       TEXT NOT NULL UNIQUE,

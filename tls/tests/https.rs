@@ -1,0 +1,120 @@
+//! A router served over TLS, reached by clients with each kind of trust: the CA that signed the
+//! server's certificate, its pinned fingerprint (right and wrong), and the system's roots (which
+//! do not hold a test certificate). And the start-up errors of a bad certificate or key.
+
+use axum::routing::get;
+use oxstack_tls::http::{HttpClient, StatusCode};
+use oxstack_tls::serve::serve_router;
+use oxstack_tls::server::ServerIdentity;
+use oxstack_tls::trust::Trust;
+use oxstack_tls::{CertFingerprint, TlsError};
+
+/// A self-signed certificate for 127.0.0.1 and localhost: (cert PEM, key PEM).
+fn self_signed() -> (String, String) {
+    self_signed_for(&["127.0.0.1", "localhost"])
+}
+
+/// A self-signed certificate for `names`: (cert PEM, key PEM).
+fn self_signed_for(names: &[&str]) -> (String, String) {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(names).unwrap().self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// Serves `GET /hello` over TLS with a fresh certificate for 127.0.0.1; returns its URL, the
+/// cert PEM and its fingerprint.
+async fn https_server() -> (String, String, CertFingerprint) {
+    https_server_for(&["127.0.0.1", "localhost"]).await
+}
+
+/// [`https_server`] with a certificate for `names` only.
+async fn https_server_for(names: &[&str]) -> (String, String, CertFingerprint) {
+    let (cert, key) = self_signed_for(names);
+    let identity =
+        ServerIdentity::from_pem(cert.as_bytes(), "test", key.as_bytes(), "test").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://127.0.0.1:{}/hello", listener.local_addr().unwrap().port());
+    let app = axum::Router::new().route("/hello", get(|| async { "hi" }));
+    let acceptor = identity.acceptor();
+    tokio::spawn(async move { serve_router(listener, app, Some(acceptor)).await });
+    (url, cert, identity.fingerprint)
+}
+
+#[tokio::test]
+async fn a_client_trusting_the_ca_is_served_and_one_trusting_the_system_roots_is_refused() {
+    let (url, cert, _) = https_server().await;
+    let trusting = HttpClient::new(Trust::Ca { pem: &cert, origin: "test" }, 1).unwrap();
+    let answer = trusting.get(&url, &[]).await.unwrap();
+    assert_eq!((answer.status, &answer.body[..]), (StatusCode::OK, &b"hi"[..]));
+    let system = HttpClient::new(Trust::System, 1).unwrap();
+    let refused = system.get(&url, &[]).await.unwrap_err().to_string();
+    assert!(refused.contains("certificate"), "{refused}");
+    // The server goes on after a refused handshake.
+    assert_eq!(trusting.get(&url, &[]).await.unwrap().status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn only_the_pinned_certificate_is_taken_whatever_its_name() {
+    // The certificate does not name 127.0.0.1: pinning does not check names.
+    let (url, _, fingerprint) = https_server_for(&["agent.example.invalid"]).await;
+    let pinned = HttpClient::new(Trust::Pinned(fingerprint), 1).unwrap();
+    assert_eq!(pinned.get(&url, &[]).await.unwrap().status, StatusCode::OK);
+    let other = CertFingerprint::of_der(b"another certificate");
+    let wrong = HttpClient::new(Trust::Pinned(other), 1).unwrap();
+    let refused = wrong.get(&url, &[]).await.unwrap_err().to_string();
+    assert!(refused.contains("is not the pinned one"), "{refused}");
+    assert!(refused.contains(&fingerprint.to_string()), "names what was presented: {refused}");
+}
+
+#[tokio::test]
+async fn a_ca_checks_the_servers_name() {
+    let (url, cert, _) = https_server_for(&["agent.example.invalid"]).await;
+    let trusting = HttpClient::new(Trust::Ca { pem: &cert, origin: "test" }, 1).unwrap();
+    let refused = trusting.get(&url, &[]).await.unwrap_err().to_string();
+    assert!(refused.contains("not valid for name"), "{refused}");
+}
+
+#[tokio::test]
+async fn plain_http_is_served_without_an_acceptor() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hello", listener.local_addr().unwrap());
+    let app = axum::Router::new().route("/hello", get(|| async { "hi" }));
+    tokio::spawn(async move { serve_router(listener, app, None).await });
+    let client = HttpClient::new(Trust::System, 1).unwrap();
+    assert_eq!(client.get(&url, &[]).await.unwrap().status, StatusCode::OK);
+}
+
+#[test]
+fn bad_files_are_named_and_keys_never_quoted() {
+    let dir = std::env::temp_dir().join(format!("oxstack-tls-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = self_signed();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, &cert).unwrap();
+    std::fs::write(&key_path, &key).unwrap();
+    assert!(ServerIdentity::from_files(&cert_path, &key_path).is_ok());
+
+    let missing = dir.join("missing.pem");
+    let e = ServerIdentity::from_files(&missing, &key_path).unwrap_err();
+    assert!(matches!(e, TlsError::Read { .. }) && e.to_string().contains("missing.pem"), "{e}");
+
+    let garbage = dir.join("garbage.pem");
+    std::fs::write(&garbage, "no PEM here").unwrap();
+    let e = ServerIdentity::from_files(&garbage, &key_path).unwrap_err();
+    assert!(e.to_string().contains("garbage.pem"), "{e}");
+    let e = ServerIdentity::from_files(&cert_path, &garbage).unwrap_err();
+    assert!(e.to_string().contains("garbage.pem"), "{e}");
+
+    // A key that is not the certificate's: refused, naming both files, quoting neither.
+    let (_, other_key) = self_signed();
+    let other_key_path = dir.join("other-key.pem");
+    std::fs::write(&other_key_path, &other_key).unwrap();
+    let e = ServerIdentity::from_files(&cert_path, &other_key_path).unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, TlsError::Unusable { .. }), "{text}");
+    assert!(text.contains("other-key.pem") && text.contains("cert.pem"), "{text}");
+    let key_body: String = other_key.lines().nth(1).unwrap().chars().take(20).collect();
+    assert!(!text.contains(&key_body), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
