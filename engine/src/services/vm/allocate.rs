@@ -44,8 +44,9 @@ impl VmService {
             size_bytes: bytes,
             format,
         };
-        let made = self.storage_backends.instantiate(&self.db, at).await;
-        or_undo("allocate-volume", made, self.free_volume(volume)).await?;
+        // Boxed, as are the undos below: the hot create path's futures stay small.
+        let made = Box::pin(self.storage_backends.instantiate(&self.db, at)).await;
+        or_undo("allocate-volume", made, || self.free_volume(volume)).await?;
         Ok(ps)
     }
 
@@ -119,7 +120,7 @@ impl VmService {
     /// storage. Idempotent. A backend's failure keeps the volume.
     pub(crate) async fn free_volume(&self, volume: VolumeId) -> EngineResult<()> {
         let Some(row) = volumes::get(&self.db, volume).await? else { return Ok(()) };
-        self.storage_backends.delete(&self.db, volume_at(&row)).await?;
+        Box::pin(self.storage_backends.delete(&self.db, volume_at(&row))).await?;
         self.refund_volume(&row).await
     }
 
@@ -151,8 +152,8 @@ impl VmService {
             return Ok(spec);
         }
         let at = NicAt { vm, nic, l3, ip: spec.ip, mac: &spec.mac };
-        let told = self.network_providers.allocated(&at).await;
-        or_undo("allocate-nics", told, self.free_nic(nic)).await?;
+        let told = Box::pin(self.network_providers.allocated(&at)).await;
+        or_undo("allocate-nics", told, || self.free_nic(nic)).await?;
         Ok(spec)
     }
 
@@ -247,7 +248,7 @@ impl VmService {
     pub(crate) async fn free_nic(&self, nic: NicId) -> EngineResult<()> {
         if !self.network_providers.is_empty() {
             let Some(row) = vm_nics::get(&self.db, nic).await? else { return Ok(()) };
-            self.network_providers.released(&nic_at(&row)).await?;
+            Box::pin(self.network_providers.released(&nic_at(&row))).await?;
         }
         self.drop_nic(nic).await
     }
@@ -301,13 +302,13 @@ pub(super) fn nic_at(row: &NicRow) -> NicAt<'_> {
 
 /// `outcome`; a failure after `undo` removed what the step made (a failed step leaves
 /// nothing), or `RollbackFailed` when it could not.
-async fn or_undo(
+async fn or_undo<F: std::future::Future<Output = EngineResult<()>>>(
     step: &str,
     outcome: EngineResult<()>,
-    undo: impl std::future::Future<Output = EngineResult<()>>,
+    undo: impl FnOnce() -> F,
 ) -> EngineResult<()> {
     let Err(cause) = outcome else { return Ok(()) };
-    match undo.await {
+    match Box::pin(undo()).await {
         Ok(()) => Err(cause),
         Err(undo) => Err(EngineError::RollbackFailed {
             workflow: step.to_owned(),
