@@ -52,14 +52,15 @@ pub async fn layer(
         Ok(p) => p,
         Err(e) => return challenge(e.into_response()),
     };
-    if !access.allows(caller.role) {
+    if !access.allows(&caller) {
         let role = caller.role.as_str();
-        let message = format!(
-            "a {role} user may not {} {}: it needs the {} role",
-            req.method(),
-            route.as_str(),
-            if access == Access::Admin { "admin" } else { "member or admin" }
-        );
+        let needs = match access {
+            Access::Admin => "the admin role in the admin account",
+            Access::Infra => "a user of the admin account: the infrastructure is not a tenant's",
+            _ => "the member or admin role",
+        };
+        let message =
+            format!("a {role} user may not {} {}: it needs {needs}", req.method(), route.as_str());
         return ApiError::new("FORBIDDEN", message, json!({ "role": role })).into_response();
     }
     req.extensions_mut().insert(caller);

@@ -71,7 +71,9 @@ pub fn status_for(code: &str) -> StatusCode {
         "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
         "FORBIDDEN" => StatusCode::FORBIDDEN,
         "INVALID_ARGUMENT" => StatusCode::BAD_REQUEST,
-        "INVALID_STATE" | "INSUFFICIENT_CAPACITY" | "CONFLICT" | "VETOED" => StatusCode::CONFLICT,
+        "INVALID_STATE" | "INSUFFICIENT_CAPACITY" | "QUOTA_EXCEEDED" | "CONFLICT" | "VETOED" => {
+            StatusCode::CONFLICT
+        }
         "METHOD_NOT_ALLOWED" => StatusCode::METHOD_NOT_ALLOWED,
         "LENGTH_REQUIRED" => StatusCode::LENGTH_REQUIRED,
         "PAYLOAD_TOO_LARGE" => StatusCode::PAYLOAD_TOO_LARGE,

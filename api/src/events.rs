@@ -4,6 +4,8 @@
 //! published after its handshake completed. A client that reads too slowly for the event bus
 //! is sent a [`LaggedNotice`] saying how many events it missed, and the stream goes on.
 //!
+//! A tenant's user sees only its own account's VM and job events ([`super::event_scope`]).
+//!
 //! A client message over [`MAX_CLIENT_MESSAGE`] closes the stream (1009). Served by
 //! [`super::serve`], at most `max_event_subscribers` streams are open at once
 //! ([`super::limits`]); the next upgrade is refused with 503 OVERLOADED.
@@ -17,7 +19,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 use utoipa::ToSchema;
 
+use super::caller::Caller;
 use super::error::{ApiError, ErrorBody};
+use super::event_scope::EventScope;
 use super::limits::{overloaded, EventSubscribers};
 use oxstack_bus::Event;
 use oxstack_engine::Engine;
@@ -45,6 +49,7 @@ pub struct LaggedNotice {
     ))]
 pub async fn events(
     State(e): State<Engine>,
+    caller: Caller,
     subscribers: Option<Extension<EventSubscribers>>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
@@ -67,9 +72,10 @@ pub async fn events(
     };
     let rx = e.events.subscribe();
     let shutdown = e.shutdown_signal();
+    let scope = caller.tenant().map(|account| EventScope::new(e.clone(), account));
     let ws = ws.max_message_size(MAX_CLIENT_MESSAGE).max_frame_size(MAX_CLIENT_MESSAGE);
     Ok(ws.on_upgrade(move |socket| async move {
-        stream(socket, rx, shutdown).await;
+        stream(socket, rx, shutdown, scope).await;
         drop(slot);
     }))
 }
@@ -98,10 +104,16 @@ async fn stream(
     mut socket: WebSocket,
     mut rx: broadcast::Receiver<Event>,
     mut shutdown: watch::Receiver<bool>,
+    mut scope: Option<EventScope>,
 ) {
     loop {
         tokio::select! {
             received = rx.recv() => {
+                if let (Some(scope), Ok(event)) = (&mut scope, &received) {
+                    if !scope.shows(event).await {
+                        continue;
+                    }
+                }
                 let Some(text) = message_for(received) else { break };
                 if socket.send(Message::Text(text.into())).await.is_err() {
                     return;

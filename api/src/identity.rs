@@ -94,10 +94,12 @@ pub async fn sign_out(
     }
 }
 
-/// Creates a user (of the admin account).
+/// Creates a user of the admin account, or of the tenant account `account_uuid`.
 #[utoipa::path(post, path = "/v1/users", tag = "identity", request_body = CreateUser,
     responses(
         (status = 201, description = "Created", body = User),
+        (status = 400, description = "Invalid name, password or role (names the field)", body = ErrorBody),
+        (status = 404, description = "No such account (names `account_uuid`)", body = ErrorBody),
         (status = 409, description = "A user with that name exists", body = ErrorBody),
     ))]
 pub async fn create_user(
@@ -158,7 +160,7 @@ pub async fn delete_user(
 /// Only the user itself or an admin may see or change a user's keys; to anybody else the user
 /// does not exist.
 fn own_or_admin(p: &Principal, user: UserId) -> Result<(), ApiError> {
-    if p.user == user || p.role == Role::Admin {
+    if p.user == user || p.is_cloud_admin() {
         return Ok(());
     }
     Err(EngineError::not_found("user", user).into())
@@ -212,7 +214,7 @@ pub async fn delete_api_key(
     PathId(id): PathId<ApiKeyId>,
 ) -> Result<StatusCode, ApiError> {
     let key = e.identity.get_api_key(id).await?;
-    if key.user_uuid != p.user && p.role != Role::Admin {
+    if key.user_uuid != p.user && !p.is_cloud_admin() {
         return Err(EngineError::not_found("api key", id).into());
     }
     e.identity.delete_api_key(id).await?;

@@ -27,11 +27,12 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 use utoipa::{IntoParams, ToSchema};
 
+use super::caller::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiQuery, PathId};
 use super::queries::JobQuery;
 use oxstack_engine::error::{EngineError, EngineResult};
-use oxstack_engine::ids::JobId;
+use oxstack_engine::ids::{AccountId, JobId};
 use oxstack_engine::services::jobs::JobEnd;
 pub use oxstack_engine::services::jobs::JobState;
 use oxstack_engine::services::{ListQuery, Page};
@@ -84,19 +85,20 @@ pub struct Started {
     on_success: OnSuccess,
 }
 
-/// Records a `Running` job of `kind` on `resource` and spawns `work`, which yields the final
+/// Records a `Running` job of `kind` on `resource` for a caller of `account` and spawns `work`, which yields the final
 /// resource as JSON (or `None` when there is none left to show).
 pub async fn start<F>(
     engine: &Engine,
     kind: &str,
     resource: uuid::Uuid,
+    account: Option<AccountId>,
     on_success: OnSuccess,
     work: F,
 ) -> Result<Started, ApiError>
 where
     F: Future<Output = EngineResult<Option<Value>>> + Send + 'static,
 {
-    let (id, now) = engine.jobs.start(kind, resource).await?;
+    let (id, now) = engine.jobs.start(kind, resource, account).await?;
     let jobs = engine.jobs.clone();
     // The job's task keeps the request's id: a failure it stores names the request that started
     // it, and the node logs the failure under that id, within the job's span.
@@ -205,9 +207,10 @@ impl TryFrom<JobRow> for Job {
     ))]
 pub async fn get_job(
     State(e): State<Engine>,
+    caller: Caller,
     PathId(id): PathId<JobId>,
 ) -> Result<Json<Job>, ApiError> {
-    Ok(Json(Job::try_from(e.jobs.get(id).await?)?))
+    Ok(Json(Job::try_from(e.jobs.get_of(id, caller.tenant()).await?)?))
 }
 
 /// Jobs, oldest first; filter by `state` (Running, Succeeded, Failed).
@@ -218,9 +221,10 @@ pub async fn get_job(
     ))]
 pub async fn list_jobs(
     State(e): State<Engine>,
+    caller: Caller,
     ApiQuery(q): ApiQuery<JobQuery>,
 ) -> Result<Json<Page<Job>>, ApiError> {
-    let page = e.jobs.list(&ListQuery::from(q)).await?;
+    let page = e.jobs.list_of(&ListQuery::from(q), caller.tenant()).await?;
     let items = page.items.into_iter().map(Job::try_from).collect::<EngineResult<Vec<_>>>()?;
     Ok(Json(Page { items, total: page.total, limit: page.limit, offset: page.offset }))
 }

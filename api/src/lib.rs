@@ -24,12 +24,15 @@
 //! - [`serve`]: the HTTP/1 server, every connection behind [`head_guard`], which answers the
 //!   request heads hyper would refuse with an empty body (414, 431, ...) with the error body
 
+pub mod accounts;
 pub mod auth;
 pub mod browser_guard;
+pub mod caller;
 pub mod cluster;
 pub mod config;
 mod crud;
 pub mod error;
+pub mod event_scope;
 pub mod events;
 pub mod extract;
 pub mod forward;
@@ -129,6 +132,10 @@ pub fn router(engine: Engine) -> Router {
         .route("/v1/sessions/current", get(identity::current).delete(identity::sign_out))
         .route("/v1/users", post(identity::create_user).get(identity::list_users))
         .route("/v1/users/{uuid}", get(identity::get_user).delete(identity::delete_user))
+        .route("/v1/accounts", post(accounts::create_account).get(accounts::list_accounts))
+        .route("/v1/accounts/current", get(accounts::current_account))
+        .route("/v1/accounts/{uuid}", get(accounts::get_account).delete(accounts::delete_account))
+        .route("/v1/accounts/{uuid}/quotas", axum::routing::put(accounts::set_quotas))
         .route(
             "/v1/users/{uuid}/api-keys",
             post(identity::create_api_key).get(identity::list_api_keys),

@@ -16,7 +16,7 @@ use super::jobs::{self, Job, JobState};
 use super::network::{self, l2_networks, l3_networks};
 use super::storage::{backup_storages, images, primary_storages};
 use super::vm::{self, NoOptions, StartVm, StopModeParam, StopVm};
-use super::{cluster, config, events, identity, openapi_configs};
+use super::{accounts, cluster, config, events, identity, openapi_configs};
 use oxstack_bus::Event;
 use oxstack_engine::cluster::ManagementNode;
 use oxstack_engine::config::GlobalConfigView;
@@ -63,6 +63,8 @@ use oxstack_engine::services::vm::{VmNic, VmState};
         identity::create_user, identity::list_users, identity::get_user, identity::delete_user,
         identity::create_api_key, identity::list_api_keys, identity::delete_api_key,
         identity::health,
+        accounts::create_account, accounts::list_accounts, accounts::get_account,
+        accounts::current_account, accounts::set_quotas, accounts::delete_account,
         events::events,
         openapi_json,
     ),

@@ -4,12 +4,17 @@
 //! - `Public`: no credentials (the OpenAPI document, health, signing in);
 //! - `Signed`: any signed-in user (their own session and API keys; the handler checks that
 //!   a key is the caller's own unless the caller is an admin);
-//! - `Read`: any role, `read_only` included;
+//! - `Read`: any role, `read_only` included, of any account (what a tenant needs to create
+//!   VMs: zones, offerings, images, L3 networks; and VMs, jobs and events, which the handlers
+//!   filter to the caller's account);
 //! - `Use`: `member` and `admin` (VMs and their actions);
-//! - `Admin`: `admin` only (the infrastructure, users, global configs).
+//! - `Infra`: any role of the admin account (reading the infrastructure: clusters, hosts,
+//!   storage, L2 networks, IP ranges, global configs);
+//! - `Admin`: `admin` of the admin account only (changing the infrastructure, users,
+//!   accounts, global configs). A tenant's user is never an admin.
 
 use axum::http::Method;
-use oxstack_engine::services::identity::Role;
+use oxstack_engine::services::identity::{Principal, Role};
 
 /// Who may take an action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,16 +23,23 @@ pub enum Access {
     Signed,
     Read,
     Use,
+    Infra,
     Admin,
 }
 
 impl Access {
-    /// Whether `role` may take an action that needs this.
-    pub fn allows(&self, role: Role) -> bool {
+    /// Whether `caller` may take an action that needs this.
+    pub fn allows(&self, caller: &Principal) -> bool {
+        self.allows_role(caller.role, caller.tenant)
+    }
+
+    /// Whether a user of `role`, in a tenant account or not, may take it.
+    pub fn allows_role(&self, role: Role, tenant: bool) -> bool {
         match self {
             Self::Public | Self::Signed | Self::Read => true,
             Self::Use => matches!(role, Role::Admin | Role::Member),
-            Self::Admin => role == Role::Admin,
+            Self::Infra => !tenant,
+            Self::Admin => role == Role::Admin && !tenant,
         }
     }
 }
@@ -46,19 +58,25 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("GET", "/v1/users", Access::Admin),
     ("GET", "/v1/users/{uuid}", Access::Admin),
     ("DELETE", "/v1/users/{uuid}", Access::Admin),
+    ("POST", "/v1/accounts", Access::Admin),
+    ("GET", "/v1/accounts", Access::Admin),
+    ("GET", "/v1/accounts/current", Access::Signed),
+    ("GET", "/v1/accounts/{uuid}", Access::Admin),
+    ("DELETE", "/v1/accounts/{uuid}", Access::Admin),
+    ("PUT", "/v1/accounts/{uuid}/quotas", Access::Admin),
     ("POST", "/v1/zones", Access::Admin),
     ("GET", "/v1/zones", Access::Read),
     ("GET", "/v1/zones/{uuid}", Access::Read),
     ("DELETE", "/v1/zones/{uuid}", Access::Admin),
     ("POST", "/v1/clusters", Access::Admin),
-    ("GET", "/v1/clusters", Access::Read),
-    ("GET", "/v1/clusters/{uuid}", Access::Read),
+    ("GET", "/v1/clusters", Access::Infra),
+    ("GET", "/v1/clusters/{uuid}", Access::Infra),
     ("DELETE", "/v1/clusters/{uuid}", Access::Admin),
     ("POST", "/v1/clusters/{uuid}/primary-storages/{ps_uuid}", Access::Admin),
     ("POST", "/v1/clusters/{uuid}/l2-networks/{l2_uuid}", Access::Admin),
     ("POST", "/v1/hosts", Access::Admin),
-    ("GET", "/v1/hosts", Access::Read),
-    ("GET", "/v1/hosts/{uuid}", Access::Read),
+    ("GET", "/v1/hosts", Access::Infra),
+    ("GET", "/v1/hosts/{uuid}", Access::Infra),
     ("DELETE", "/v1/hosts/{uuid}", Access::Admin),
     ("PATCH", "/v1/hosts/{uuid}", Access::Admin),
     ("POST", "/v1/hosts/{uuid}/reconnect", Access::Admin),
@@ -67,28 +85,28 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("GET", "/v1/instance-offerings/{uuid}", Access::Read),
     ("DELETE", "/v1/instance-offerings/{uuid}", Access::Admin),
     ("POST", "/v1/primary-storages", Access::Admin),
-    ("GET", "/v1/primary-storages", Access::Read),
-    ("GET", "/v1/primary-storages/{uuid}", Access::Read),
+    ("GET", "/v1/primary-storages", Access::Infra),
+    ("GET", "/v1/primary-storages/{uuid}", Access::Infra),
     ("DELETE", "/v1/primary-storages/{uuid}", Access::Admin),
     ("POST", "/v1/backup-storages", Access::Admin),
-    ("GET", "/v1/backup-storages", Access::Read),
-    ("GET", "/v1/backup-storages/{uuid}", Access::Read),
+    ("GET", "/v1/backup-storages", Access::Infra),
+    ("GET", "/v1/backup-storages/{uuid}", Access::Infra),
     ("DELETE", "/v1/backup-storages/{uuid}", Access::Admin),
     ("POST", "/v1/images", Access::Admin),
     ("GET", "/v1/images", Access::Read),
     ("GET", "/v1/images/{uuid}", Access::Read),
     ("DELETE", "/v1/images/{uuid}", Access::Admin),
     ("POST", "/v1/l2-networks", Access::Admin),
-    ("GET", "/v1/l2-networks", Access::Read),
-    ("GET", "/v1/l2-networks/{uuid}", Access::Read),
+    ("GET", "/v1/l2-networks", Access::Infra),
+    ("GET", "/v1/l2-networks/{uuid}", Access::Infra),
     ("DELETE", "/v1/l2-networks/{uuid}", Access::Admin),
     ("POST", "/v1/l3-networks", Access::Admin),
     ("GET", "/v1/l3-networks", Access::Read),
     ("GET", "/v1/l3-networks/{uuid}", Access::Read),
     ("DELETE", "/v1/l3-networks/{uuid}", Access::Admin),
     ("POST", "/v1/l3-networks/{uuid}/ip-ranges", Access::Admin),
-    ("GET", "/v1/l3-networks/{uuid}/ip-ranges", Access::Read),
-    ("GET", "/v1/ip-ranges/{uuid}", Access::Read),
+    ("GET", "/v1/l3-networks/{uuid}/ip-ranges", Access::Infra),
+    ("GET", "/v1/ip-ranges/{uuid}", Access::Infra),
     ("DELETE", "/v1/ip-ranges/{uuid}", Access::Admin),
     ("POST", "/v1/vm-instances", Access::Use),
     ("GET", "/v1/vm-instances", Access::Read),
@@ -104,8 +122,8 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("POST", "/v1/vm-instances/{uuid}/expunge", Access::Use),
     ("GET", "/v1/jobs", Access::Read),
     ("GET", "/v1/jobs/{uuid}", Access::Read),
-    ("GET", "/v1/global-configs", Access::Read),
-    ("GET", "/v1/global-configs/{name}", Access::Read),
+    ("GET", "/v1/global-configs", Access::Infra),
+    ("GET", "/v1/global-configs/{name}", Access::Infra),
     ("PUT", "/v1/global-configs/{name}", Access::Admin),
     ("GET", "/v1/management-nodes", Access::Admin),
     ("GET", "/v1/events", Access::Read),
@@ -165,8 +183,23 @@ mod tests {
         for (access, allowed) in cases {
             for (role, want) in [Role::Admin, Role::Member, Role::ReadOnly].into_iter().zip(allowed)
             {
-                assert_eq!(access.allows(role), want, "{access:?} {role:?}");
+                assert_eq!(access.allows_role(role, false), want, "{access:?} {role:?}");
             }
+        }
+        let tenants = [
+            (Access::Read, [true, true, true]),
+            (Access::Use, [true, true, false]),
+            (Access::Infra, [false, false, false]),
+            (Access::Admin, [false, false, false]),
+        ];
+        for (access, allowed) in tenants {
+            for (role, want) in [Role::Admin, Role::Member, Role::ReadOnly].into_iter().zip(allowed)
+            {
+                assert_eq!(access.allows_role(role, true), want, "tenant {access:?} {role:?}");
+            }
+        }
+        for role in [Role::Admin, Role::Member, Role::ReadOnly] {
+            assert!(Access::Infra.allows_role(role, false), "{role:?} of the admin account");
         }
         assert_eq!(access(&Method::GET, "/v1/nowhere"), Access::Admin);
     }

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::caller::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiQuery, OptionalJson, PathId};
 use super::jobs::{self, Job, OnSuccess, WaitQuery};
@@ -69,9 +70,19 @@ async fn require_host(e: &Engine, host: Option<HostId>) -> Result<(), ApiError> 
     e.hosts.get_host(h).await.map(drop).map_err(|e| e.named_in("host_uuid").into())
 }
 
-/// Validates `op` on `vm` now, then runs `work` as a job.
+/// Validates `op` on `vm` for `caller` now: another tenant's VM is NOT_FOUND, as a missing one
+/// (checked first, so that nothing else about it shows).
+async fn precheck(e: &Engine, caller: &Caller, vm: VmId, op: VmOp) -> Result<(), ApiError> {
+    if let Some(tenant) = caller.tenant() {
+        e.vms.get_vm_of(vm, Some(tenant)).await?;
+    }
+    Ok(e.vms.precheck_vm_op(vm, op).await?)
+}
+
+/// Runs `work` as a job of `caller`'s account on `vm`, once `op` passed [`precheck`].
 async fn action<F>(
     e: &Engine,
+    caller: &Caller,
     vm: VmId,
     op: VmOp,
     wait: bool,
@@ -82,7 +93,7 @@ where
     F: Future<Output = EngineResult<Option<Value>>> + Send + 'static,
 {
     let kind = format!("{}-vm", op.verb());
-    jobs::start(e, &kind, vm.0, on_success, work).await?.respond(wait).await
+    jobs::start(e, &kind, vm.0, caller.account(), on_success, work).await?.respond(wait).await
 }
 
 /// Creates and starts a VM.
@@ -98,15 +109,21 @@ where
     ))]
 pub async fn create_vm(
     State(e): State<Engine>,
+    caller: Caller,
     ApiQuery(q): ApiQuery<WaitQuery>,
     ApiJson(req): ApiJson<CreateVm>,
 ) -> Result<Response, ApiError> {
-    let plan = e.vms.plan_create_vm(req).await?;
+    caller.refuse_placement("cluster_uuid", req.cluster_uuid.is_some())?;
+    caller.refuse_placement("host_uuid", req.host_uuid.is_some())?;
+    let mut plan = e.vms.plan_create_vm(req).await?;
+    if let Some(p) = &caller.0 {
+        plan = plan.owned_by(p.account, p.tenant);
+    }
     let vm = plan.vm;
     let location = format!("/v1/vm-instances/{vm}");
     let engine = e.clone();
     let work = async move { vm_json(engine.vms.run_create_vm(plan).await) };
-    jobs::start(&e, "create-vm", vm.0, OnSuccess::Created { location }, work)
+    jobs::start(&e, "create-vm", vm.0, caller.account(), OnSuccess::Created { location }, work)
         .await?
         .respond(q.wait)
         .await
@@ -120,9 +137,10 @@ pub async fn create_vm(
     ))]
 pub async fn list_vms(
     State(e): State<Engine>,
+    caller: Caller,
     ApiQuery(q): ApiQuery<VmQuery>,
 ) -> Result<Json<Page<VmInstance>>, ApiError> {
-    Ok(Json(e.vms.list_vms(&q.into()).await?))
+    Ok(Json(e.vms.list_vms_of(&q.into(), caller.tenant()).await?))
 }
 
 /// Gets one VM with its NICs.
@@ -135,9 +153,10 @@ pub async fn list_vms(
     ))]
 pub async fn get_vm(
     State(e): State<Engine>,
+    caller: Caller,
     PathId(id): PathId<VmId>,
 ) -> Result<Json<VmInstance>, ApiError> {
-    Ok(Json(e.vms.get_vm(id).await?))
+    Ok(Json(e.vms.get_vm_of(id, caller.tenant()).await?))
 }
 
 /// Destroys a VM (recoverable until expunged, unless the deletion policy is Direct).
@@ -153,10 +172,11 @@ pub async fn get_vm(
     ))]
 pub async fn destroy_vm(
     State(e): State<Engine>,
+    caller: Caller,
     PathId(vm): PathId<VmId>,
     ApiQuery(q): ApiQuery<WaitQuery>,
 ) -> Result<Response, ApiError> {
-    e.vms.precheck_vm_op(vm, VmOp::Destroy).await?;
+    precheck(&e, &caller, vm, VmOp::Destroy).await?;
     let engine = e.clone();
     let work = async move {
         match engine.vms.destroy_vm(vm).await? {
@@ -164,7 +184,7 @@ pub async fn destroy_vm(
             DestroyOutcome::Expunged => Ok(None),
         }
     };
-    action(&e, vm, VmOp::Destroy, q.wait, OnSuccess::NoContent, work).await
+    action(&e, &caller, vm, VmOp::Destroy, q.wait, OnSuccess::NoContent, work).await
 }
 
 /// Starts a stopped VM.
@@ -181,15 +201,17 @@ pub async fn destroy_vm(
     ))]
 pub async fn start_vm(
     State(e): State<Engine>,
+    caller: Caller,
     PathId(vm): PathId<VmId>,
     ApiQuery(q): ApiQuery<WaitQuery>,
     OptionalJson(body): OptionalJson<StartVm>,
 ) -> Result<Response, ApiError> {
-    e.vms.precheck_vm_op(vm, VmOp::Start).await?;
+    precheck(&e, &caller, vm, VmOp::Start).await?;
+    caller.refuse_placement("host_uuid", body.host_uuid.is_some())?;
     require_host(&e, body.host_uuid).await?;
     let engine = e.clone();
     let work = async move { vm_json(engine.vms.start_vm(vm, body.host_uuid).await) };
-    action(&e, vm, VmOp::Start, q.wait, OnSuccess::Ok, work).await
+    action(&e, &caller, vm, VmOp::Start, q.wait, OnSuccess::Ok, work).await
 }
 
 /// Stops a running or paused VM (`{"mode": "graceful"}` by default, or `"force"`).
@@ -206,18 +228,19 @@ pub async fn start_vm(
     ))]
 pub async fn stop_vm(
     State(e): State<Engine>,
+    caller: Caller,
     PathId(vm): PathId<VmId>,
     ApiQuery(q): ApiQuery<WaitQuery>,
     OptionalJson(body): OptionalJson<StopVm>,
 ) -> Result<Response, ApiError> {
-    e.vms.precheck_vm_op(vm, VmOp::Stop).await?;
+    precheck(&e, &caller, vm, VmOp::Stop).await?;
     let mode = match body.mode {
         StopModeParam::Graceful => StopMode::Graceful,
         StopModeParam::Force => StopMode::Force,
     };
     let engine = e.clone();
     let work = async move { vm_json(engine.vms.stop_vm(vm, mode).await) };
-    action(&e, vm, VmOp::Stop, q.wait, OnSuccess::Ok, work).await
+    action(&e, &caller, vm, VmOp::Stop, q.wait, OnSuccess::Ok, work).await
 }
 
 /// Live-migrates a running VM to the named host, or to one the scheduler picks.
@@ -234,11 +257,12 @@ pub async fn stop_vm(
     ))]
 pub async fn migrate_vm(
     State(e): State<Engine>,
+    caller: Caller,
     PathId(vm): PathId<VmId>,
     ApiQuery(q): ApiQuery<WaitQuery>,
     OptionalJson(body): OptionalJson<MigrateVm>,
 ) -> Result<Response, ApiError> {
-    e.vms.precheck_vm_op(vm, VmOp::Migrate).await?;
+    precheck(&e, &caller, vm, VmOp::Migrate).await?;
     require_host(&e, body.host_uuid).await?;
     if let Some(h) = body.host_uuid {
         if e.vms.get_vm(vm).await?.host_uuid == Some(h) {
@@ -250,7 +274,7 @@ pub async fn migrate_vm(
     }
     let engine = e.clone();
     let work = async move { vm_json(engine.vms.migrate_vm(vm, body.host_uuid).await) };
-    action(&e, vm, VmOp::Migrate, q.wait, OnSuccess::Ok, work).await
+    action(&e, &caller, vm, VmOp::Migrate, q.wait, OnSuccess::Ok, work).await
 }
 
 macro_rules! simple_action {
@@ -269,14 +293,15 @@ macro_rules! simple_action {
             ))]
         pub async fn $name(
             State(e): State<Engine>,
+            caller: Caller,
             PathId(vm): PathId<VmId>,
             ApiQuery(q): ApiQuery<WaitQuery>,
             OptionalJson(_): OptionalJson<NoOptions>,
         ) -> Result<Response, ApiError> {
-            e.vms.precheck_vm_op(vm, VmOp::$op).await?;
+            precheck(&e, &caller, vm, VmOp::$op).await?;
             let engine = e.clone();
             let work = async move { vm_json(engine.vms.$call(vm).await) };
-            action(&e, vm, VmOp::$op, q.wait, OnSuccess::Ok, work).await
+            action(&e, &caller, vm, VmOp::$op, q.wait, OnSuccess::Ok, work).await
         }
     };
 }
@@ -312,12 +337,13 @@ simple_action!(
     ))]
 pub async fn expunge_vm(
     State(e): State<Engine>,
+    caller: Caller,
     PathId(vm): PathId<VmId>,
     ApiQuery(q): ApiQuery<WaitQuery>,
     OptionalJson(_): OptionalJson<NoOptions>,
 ) -> Result<Response, ApiError> {
-    e.vms.precheck_vm_op(vm, VmOp::Expunge).await?;
+    precheck(&e, &caller, vm, VmOp::Expunge).await?;
     let engine = e.clone();
     let work = async move { engine.vms.expunge_vm(vm).await.map(|()| None) };
-    action(&e, vm, VmOp::Expunge, q.wait, OnSuccess::NoContent, work).await
+    action(&e, &caller, vm, VmOp::Expunge, q.wait, OnSuccess::NoContent, work).await
 }

@@ -85,6 +85,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/users/{uuid}/api-keys"),
     ("get", "/v1/users/{uuid}/api-keys"),
     ("delete", "/v1/api-keys/{uuid}"),
+    ("post", "/v1/accounts"),
+    ("get", "/v1/accounts"),
+    ("get", "/v1/accounts/current"),
+    ("get", "/v1/accounts/{uuid}"),
+    ("delete", "/v1/accounts/{uuid}"),
+    ("put", "/v1/accounts/{uuid}/quotas"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,7 +269,7 @@ async fn each_list_documents_exactly_the_filters_it_takes() {
             assert_eq!(r.body["details"]["field"], *name, "{}", r.body);
         }
     }
-    assert_eq!(lists, 12, "every list has its query parameters");
+    assert_eq!(lists, 13, "every list has its query parameters");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

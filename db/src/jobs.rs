@@ -6,7 +6,7 @@
 
 use uuid::Uuid;
 
-use crate::ids::{JobId, VmId};
+use crate::ids::{AccountId, JobId, VmId};
 use crate::list::{self, ListSpec, Listed};
 use crate::management_nodes::orphaned;
 use crate::rows::{Cols, Stored};
@@ -23,6 +23,8 @@ pub struct NewJob {
     pub node: Uuid,
     /// Unix milliseconds.
     pub created_at_ms: i64,
+    /// The account of the caller that started it; `None`: started in process.
+    pub account_uuid: Option<AccountId>,
 }
 
 /// A stored job.
@@ -39,6 +41,7 @@ pub struct JobRow {
     pub created_at_ms: i64,
     /// Unix milliseconds.
     pub finished_at_ms: Option<i64>,
+    pub account_uuid: Option<AccountId>,
 }
 
 /// How a job ended, as stored: `(state, result JSON, error JSON)`.
@@ -53,7 +56,11 @@ pub struct Outcome {
 }
 
 const TABLE: &str = "jobs";
-const COLUMNS: &str = "uuid, kind, resource_uuid, state, result, error, created_at, finished_at";
+const COLUMNS: &str =
+    "uuid, kind, resource_uuid, state, result, error, created_at, finished_at, account_uuid";
+
+/// The column of a job's account, for the filter a tenant's list always has.
+pub const ACCOUNT_COLUMN: &str = "account_uuid";
 
 /// What a list of jobs may be filtered on: (filter name, column).
 pub const FILTERS: &[(&str, &str)] = &[("state", "state")];
@@ -69,20 +76,22 @@ fn decode(row: &(impl Cols + ?Sized)) -> Result<JobRow, DbError> {
         error: r.opt_json("error")?,
         created_at_ms: r.int("created_at")?,
         finished_at_ms: r.opt_int("finished_at")?,
+        account_uuid: r.opt_id("account_uuid")?,
     })
 }
 
 /// Inserts `job`, Running.
 pub async fn insert_running(db: &Db, job: &NewJob) -> Result<(), DbError> {
     write(
-        "INSERT INTO jobs (uuid, kind, resource_uuid, state, created_at, node_uuid) \
-         VALUES (?, ?, ?, 'Running', ?, ?)",
+        "INSERT INTO jobs (uuid, kind, resource_uuid, state, created_at, node_uuid, account_uuid) \
+         VALUES (?, ?, ?, 'Running', ?, ?, ?)",
     )
     .bind(job.uuid.to_string())
     .bind(job.kind.clone())
     .bind(job.resource_uuid.to_string())
     .bind(job.created_at_ms)
     .bind(job.node.to_string())
+    .bind(job.account_uuid.map(|a| a.to_string()))
     .execute(db.w())
     .await?;
     Ok(())
@@ -103,13 +112,9 @@ pub async fn finish(db: &Db, id: JobId, outcome: &Outcome) -> Result<(), DbError
 
 /// The job `id`, if there is one.
 pub async fn get(db: &Db, id: JobId) -> Result<Option<JobRow>, DbError> {
-    let row = sqlx::query(
-        "SELECT uuid, kind, resource_uuid, state, result, error, created_at, finished_at \
-         FROM jobs WHERE uuid = ?",
-    )
-    .bind(id.to_string())
-    .fetch_optional(db.r())
-    .await?;
+    let sql = format!("SELECT {COLUMNS} FROM jobs WHERE uuid = ?");
+    let row =
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(db.r()).await?;
     row.map(|r| decode(&r)).transpose()
 }
 

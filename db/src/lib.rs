@@ -27,6 +27,7 @@ use rusqlite::OpenFlags;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 
+pub mod accounts;
 mod bulk;
 pub mod canonical;
 mod checkpoint;

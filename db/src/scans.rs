@@ -62,6 +62,25 @@ pub async fn orphans(db: &Db) -> Result<Vec<(String, String)>, DbError> {
     .await?)
 }
 
+/// Quota charges out of step with the VMs they charge: `("orphaned charge", vm)` for a
+/// charge whose VM is gone, `("uncharged", vm)` for a tenant's VM without one, `("misfigured",
+/// vm)` for a charge of other cpus, memory or account than its VM's.
+pub async fn quota_mismatches(db: &Db) -> Result<Vec<(String, String)>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT 'orphaned charge', vm_uuid FROM quota_charges \
+         WHERE vm_uuid NOT IN (SELECT uuid FROM vm_instances) \
+         UNION ALL SELECT 'uncharged', v.uuid FROM vm_instances v \
+         JOIN accounts a ON a.uuid = v.account_uuid AND a.kind = 'tenant' \
+         WHERE v.uuid NOT IN (SELECT vm_uuid FROM quota_charges) \
+         UNION ALL SELECT 'misfigured', v.uuid FROM vm_instances v \
+         JOIN quota_charges c ON c.vm_uuid = v.uuid \
+         WHERE c.cpus <> v.cpus OR c.memory_bytes <> v.memory_bytes \
+         OR v.account_uuid IS NULL OR c.account_uuid <> v.account_uuid",
+    )
+    .fetch_all(db.r())
+    .await?)
+}
+
 /// VMs past Created without a root volume.
 pub async fn rootless_vms(db: &Db) -> Result<Vec<String>, DbError> {
     Ok(sqlx::query_scalar(

@@ -13,7 +13,8 @@ use std::net::Ipv4Addr;
 use std::sync::LazyLock;
 
 use crate::ids::{
-    ClusterId, HostId, ImageId, InstanceOfferingId, L3NetworkId, NicId, VmId, VolumeId, ZoneId,
+    AccountId, ClusterId, HostId, ImageId, InstanceOfferingId, L3NetworkId, NicId, VmId, VolumeId,
+    ZoneId,
 };
 use crate::list::{self, ListSpec, Listed};
 use crate::management_nodes::orphaned;
@@ -49,7 +50,12 @@ pub struct VmRow {
     pub created_at_ms: i64,
     /// Unix milliseconds.
     pub state_changed_at_ms: i64,
+    /// The account that created it; `None`: made in process (the admin account's to see).
+    pub account_uuid: Option<AccountId>,
 }
+
+/// The column of a VM's account, for the filter a tenant's list always has.
+pub const ACCOUNT_COLUMN: &str = "account_uuid";
 
 /// A VM's NIC as [`VmRow`] carries it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,7 +149,7 @@ fn columns(dialect: Dialect) -> &'static str {
             format!(
                 "uuid, name, zone_uuid, cluster_uuid, host_uuid, last_host_uuid, \
                  instance_offering_uuid, image_uuid, cpus, memory_bytes, state, created_at, \
-                 state_changed_at, \
+                 state_changed_at, account_uuid, \
                  (SELECT uuid FROM volumes WHERE vm_uuid = vm_instances.uuid AND kind = 'Root') \
                  AS root_volume_uuid, \
                  (SELECT {nics} FROM vm_nics WHERE vm_uuid = vm_instances.uuid) AS nics_json"
@@ -198,6 +204,7 @@ fn decode(row: &(impl Cols + ?Sized)) -> Result<VmRow, DbError> {
         nics,
         created_at_ms: r.int("created_at")?,
         state_changed_at_ms: r.int("state_changed_at")?,
+        account_uuid: r.opt_id("account_uuid")?,
     })
 }
 

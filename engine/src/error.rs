@@ -34,6 +34,10 @@ pub enum EngineError {
     /// No host, storage or IP is left that satisfies the request.
     #[error("insufficient capacity: {0}")]
     InsufficientCapacity(String),
+    /// A tenant account's quota does not leave room for the request (`quota`: the limit's
+    /// name, e.g. `max_vms`).
+    #[error("quota exceeded: {message}")]
+    QuotaExceeded { account: String, quota: &'static str, message: String },
     /// The request conflicts with existing resources (duplicate, still in use, ...).
     #[error("{0}")]
     Conflict(String),
@@ -98,6 +102,7 @@ impl EngineError {
             Self::InvalidArgument { .. } => "INVALID_ARGUMENT",
             Self::InvalidState { .. } => "INVALID_STATE",
             Self::InsufficientCapacity(_) => "INSUFFICIENT_CAPACITY",
+            Self::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
             Self::Conflict(_) | Self::ConflictsWith { .. } => "CONFLICT",
             Self::Vetoed { .. } => "VETOED",
             Self::Provider { .. } => "PROVIDER_ERROR",
@@ -124,6 +129,7 @@ impl EngineError {
             | Self::InvalidArgument { .. }
             | Self::InvalidState { .. }
             | Self::InsufficientCapacity(_)
+            | Self::QuotaExceeded { .. }
             | Self::Conflict(_)
             | Self::ConflictsWith { .. }
             | Self::Vetoed { .. }
@@ -152,6 +158,9 @@ impl EngineError {
             Self::ConflictsWith { field, .. } => serde_json::json!({"field": field}),
             Self::Vetoed { hook, vm, .. } => serde_json::json!({"hook": hook, "vm": vm}),
             Self::Provider { provider, .. } => serde_json::json!({"provider": provider}),
+            Self::QuotaExceeded { account, quota, .. } => {
+                serde_json::json!({"account": account, "quota": quota})
+            }
             Self::InvalidArgument { field, .. } => serde_json::json!({"field": field}),
             Self::InvalidState { details, .. } => details.clone(),
             Self::Hypervisor(e) => serde_json::json!({

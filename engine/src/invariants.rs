@@ -80,6 +80,9 @@ impl Engine {
         for (kind, uuid) in orphans {
             out.push(format!("{kind} {uuid} belongs to no VM"));
         }
+        for (what, vm) in scans::quota_mismatches(&self.db).await? {
+            out.push(format!("vm {vm}: {what} quota charge"));
+        }
         let rootless = scans::rootless_vms(&self.db).await?;
         for uuid in rootless {
             out.push(format!("vm {uuid} has no root volume"));

@@ -253,7 +253,7 @@ impl Sut {
         // The job's row is one write; the operation's come next.
         let w = writer(node).expect("a node is killed on SQLite only");
         w.hold_after(w.writes_run() + 1 + u64::from(writes));
-        let started = self.rt.block_on(jobs::start(node, &kind, vm.0, OnSuccess::Ok, doomed));
+        let started = self.rt.block_on(jobs::start(node, &kind, vm.0, None, OnSuccess::Ok, doomed));
         let job = match started {
             Ok(s) => s.job,
             Err(e) => self.fail(format!("the job of {during:?} could not start: {e:?}")),

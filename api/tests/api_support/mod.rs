@@ -74,6 +74,11 @@ pub fn bearer(token: &str) -> HeaderMap {
     headers
 }
 
+/// A client that sends `Authorization: Bearer <token>` with every request.
+pub fn client(token: &str) -> reqwest::Client {
+    reqwest::Client::builder().default_headers(bearer(token)).build().expect("a client")
+}
+
 /// An HTTP answer: status, headers and the JSON body (`Null` when empty).
 #[derive(Debug)]
 pub struct Reply {

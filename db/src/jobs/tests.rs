@@ -14,6 +14,7 @@ fn new_job(kind: &str, resource: Uuid, node: Uuid, created_at_ms: i64) -> NewJob
         resource_uuid: resource,
         node,
         created_at_ms,
+        account_uuid: None,
     }
 }
 
@@ -33,6 +34,7 @@ async fn a_job_is_inserted_running_and_ends_once_with_its_outcome() {
         error: None,
         created_at_ms: 5,
         finished_at_ms: None,
+        account_uuid: None,
     };
     assert_eq!(running, expected);
     let outcome = Outcome {

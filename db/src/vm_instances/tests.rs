@@ -41,6 +41,7 @@ async fn a_created_vm_reads_back_with_its_root_volume_and_nics() {
         image_uuid: old.image_uuid,
         cpus: 2,
         memory_bytes: 1 << 30,
+        account_uuid: None,
     };
     let insert = insert_placed(&new, (h1, None), "node-1", 7).expect("the insert");
     assert!(changed_one(&db, insert).await);
@@ -186,8 +187,8 @@ async fn an_expunge_left_by_a_stopped_node_is_claimed_once_and_a_vm_row_can_be_p
     assert_eq!((saved.state.as_str(), saved.op_node.as_deref()), ("Expunging", None));
     delete(&db, id).await.expect("delete");
     assert_eq!(get(&db, id).await.expect("get"), None);
-    restore(&db, &saved).await.expect("restore");
-    restore(&db, &saved).await.expect("a second restore changes nothing");
+    restore(&db, &saved, None).await.expect("restore");
+    restore(&db, &saved, None).await.expect("a second restore changes nothing");
     assert_eq!(record(&db, id).await.expect("record"), Some(saved));
 }
 

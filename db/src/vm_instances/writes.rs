@@ -6,7 +6,7 @@
 //! the writes that settle it are the running node's own.
 
 use super::TRANSITIONAL;
-use crate::ids::{ClusterId, HostId, ImageId, InstanceOfferingId, VmId, ZoneId};
+use crate::ids::{AccountId, ClusterId, HostId, ImageId, InstanceOfferingId, VmId, ZoneId};
 use crate::rows::Stored;
 use crate::{write, Db, DbError, Write};
 
@@ -20,6 +20,8 @@ pub struct NewVm {
     pub image_uuid: ImageId,
     pub cpus: u32,
     pub memory_bytes: u64,
+    /// The account creating it; `None`: made in process.
+    pub account_uuid: Option<AccountId>,
 }
 
 /// A VM's row as an expunge deletes it, to put back on undo (placed nowhere).
@@ -39,6 +41,7 @@ pub struct VmRecord {
     /// Unix milliseconds.
     pub state_changed_at_ms: i64,
     pub op_node: Option<String>,
+    pub account_uuid: Option<AccountId>,
 }
 
 /// Inserts `vm` Created on `host` (of `cluster`), its operation run by `node`, at `now_ms`. A
@@ -53,7 +56,8 @@ pub fn insert_placed(
     Ok(write(
         "INSERT INTO vm_instances (uuid, name, zone_uuid, cluster_uuid, host_uuid, \
          instance_offering_uuid, image_uuid, cpus, memory_bytes, state, created_at, \
-         state_changed_at, op_node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'Created', ?, ?, ?)",
+         state_changed_at, op_node, account_uuid) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'Created', ?, ?, ?, ?)",
     )
     .bind(vm.uuid.to_string())
     .bind(vm.name.clone())
@@ -66,7 +70,8 @@ pub fn insert_placed(
     .bind(memory)
     .bind(now_ms)
     .bind(now_ms)
-    .bind(node.to_string()))
+    .bind(node.to_string())
+    .bind(vm.account_uuid.map(|a| a.to_string())))
 }
 
 /// Deletes the VM `vm` if it is still placed on `host` (a create undone).
@@ -313,7 +318,7 @@ pub async fn release_operation(db: &Db, vm: VmId, node: &str) -> Result<(), DbEr
 pub async fn record(db: &Db, vm: VmId) -> Result<Option<VmRecord>, DbError> {
     let row = sqlx::query(
         "SELECT uuid, name, zone_uuid, cluster_uuid, instance_offering_uuid, image_uuid, cpus, \
-         memory_bytes, state, created_at, state_changed_at, op_node \
+         memory_bytes, state, created_at, state_changed_at, op_node, account_uuid \
          FROM vm_instances WHERE uuid = ?",
     )
     .bind(vm.to_string())
@@ -334,24 +339,29 @@ pub async fn record(db: &Db, vm: VmId) -> Result<Option<VmRecord>, DbError> {
         created_at_ms: r.int("created_at")?,
         state_changed_at_ms: r.int("state_changed_at")?,
         op_node: r.opt_text("op_node")?,
+        account_uuid: r.opt_id("account_uuid")?,
     }))
 }
 
-/// Deletes the VM `vm` (its NICs and volumes must be gone first).
+/// Deletes the VM `vm` (its NICs and volumes must be gone first) with its quota charge.
 pub async fn delete(db: &Db, vm: VmId) -> Result<(), DbError> {
-    write("DELETE FROM vm_instances WHERE uuid = ?").bind(vm.to_string()).execute(db.w()).await?;
-    Ok(())
+    let row = write("DELETE FROM vm_instances WHERE uuid = ?").bind(vm.to_string());
+    db.all_or_refused(vec![crate::accounts::refund(vm), row]).await
 }
 
-/// Puts back the VM `v` as [`record`] read it, placed and defined nowhere; nothing when a row
-/// of its uuid is there.
-pub async fn restore(db: &Db, v: &VmRecord) -> Result<(), DbError> {
+/// Puts back the VM `v` as [`record`] read it, placed and defined nowhere, with `charge` (the
+/// quota charge [`delete`] refunded); nothing when a row of its uuid is there.
+pub async fn restore(
+    db: &Db,
+    v: &VmRecord,
+    charge: Option<&crate::accounts::Charge>,
+) -> Result<(), DbError> {
     let memory = crate::to_stored("memory_bytes", v.memory_bytes)?;
-    write(
+    let row = write(
         "INSERT INTO vm_instances (uuid, name, zone_uuid, cluster_uuid, host_uuid, \
          last_host_uuid, instance_offering_uuid, image_uuid, cpus, memory_bytes, state, \
-         created_at, state_changed_at, op_node) \
-         VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+         created_at, state_changed_at, op_node, account_uuid) \
+         VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     )
     .bind(v.uuid.to_string())
     .bind(v.name.clone())
@@ -365,7 +375,7 @@ pub async fn restore(db: &Db, v: &VmRecord) -> Result<(), DbError> {
     .bind(v.created_at_ms)
     .bind(v.state_changed_at_ms)
     .bind(v.op_node.clone())
-    .execute(db.w())
-    .await?;
-    Ok(())
+    .bind(v.account_uuid.map(|a| a.to_string()));
+    let charge = charge.map(crate::accounts::restore).transpose()?;
+    db.all_or_refused(std::iter::once(row).chain(charge).collect()).await
 }

@@ -42,8 +42,8 @@ impl Capacity {
 enum Declined {
     /// The host had no room (the cache was stale).
     NoRoom,
-    /// The holder's row was not as expected.
-    NotHeld,
+    /// The holder's row (this index of the holders) was not as expected.
+    NotHeld(usize),
 }
 
 /// A reservation of host capacity for a request, in progress: the hosts the scheduler offers
@@ -139,29 +139,43 @@ impl<'a> HostReservation<'a> {
     /// [`HostReservation::next`] again.
     pub async fn confirm(
         &mut self,
-        mut candidate: Candidate<'a>,
+        candidate: Candidate<'a>,
         holders: Vec<Write>,
     ) -> EngineResult<bool> {
+        match self.confirm_holders(candidate, holders).await? {
+            Ok(reserved) => Ok(reserved),
+            Err(_) => Err(EngineError::Conflict(
+                "the VM changed while host capacity was being reserved for it".into(),
+            )),
+        }
+    }
+
+    /// As [`HostReservation::confirm`], but a holder that changed another number of rows than
+    /// one is `Ok(Err(i))`, its index in `holders` (nothing kept), for the caller to say why.
+    pub async fn confirm_holders(
+        &mut self,
+        mut candidate: Candidate<'a>,
+        holders: Vec<Write>,
+    ) -> EngineResult<Result<bool, usize>> {
         let e = self.capacity;
         let host = candidate.host;
         let reserve = hosts::reserve_if_room(host, candidate.cpus, candidate.memory);
         let writes = std::iter::once(reserve).chain(holders).map(Write::must_change_one);
         let outcome = e.db.atomically(writes.collect()).await?;
-        match outcome.map_err(|i| if i == 0 { Declined::NoRoom } else { Declined::NotHeld }) {
+        match outcome.map_err(|i| if i == 0 { Declined::NoRoom } else { Declined::NotHeld(i - 1) })
+        {
             Ok(()) => {
                 candidate.confirmed = true;
-                Ok(true)
+                Ok(Ok(true))
             }
             Err(Declined::NoRoom) => {
                 // The cache was stale (another node reserved): refresh and try elsewhere.
                 drop(candidate);
                 e.caches.refresh_host_capacity(host).await?;
                 self.avoid.push(host);
-                Ok(false)
+                Ok(Ok(false))
             }
-            Err(Declined::NotHeld) => Err(EngineError::Conflict(
-                "the VM changed while host capacity was being reserved for it".into(),
-            )),
+            Err(Declined::NotHeld(i)) => Ok(Err(i)),
         }
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::config::{ConfigName, GlobalConfig};
 
 use crate::error::{EngineError, EngineResult};
-use crate::ids::{IdGen, JobId, ManagementNodeId};
+use crate::ids::{AccountId, IdGen, JobId, ManagementNodeId};
 use crate::services::vm::VmService;
 use crate::services::{ListQuery, Page};
 use crate::string_enum;
@@ -57,9 +57,14 @@ pub struct JobService {
 }
 
 impl JobService {
-    /// Records a Running job of `kind` on `resource`, run by this node; returns its id and
-    /// when it was created (Unix milliseconds).
-    pub async fn start(&self, kind: &str, resource: uuid::Uuid) -> EngineResult<(JobId, i64)> {
+    /// Records a Running job of `kind` on `resource` for a caller of `account`, run by this
+    /// node; returns its id and when it was created (Unix milliseconds).
+    pub async fn start(
+        &self,
+        kind: &str,
+        resource: uuid::Uuid,
+        account: Option<AccountId>,
+    ) -> EngineResult<(JobId, i64)> {
         let id: JobId = self.ids.next();
         let now = crate::time::now_ms();
         let job = NewJob {
@@ -68,6 +73,7 @@ impl JobService {
             resource_uuid: resource,
             node: self.node.0,
             created_at_ms: now,
+            account_uuid: account,
         };
         jobs::insert_running(&self.db, &job).await?;
         self.events.publish("job", id.0, None, Some(JobState::Running.as_str()));
@@ -102,13 +108,37 @@ impl JobService {
 
     /// One job.
     pub async fn get(&self, id: JobId) -> EngineResult<JobRow> {
+        self.get_of(id, None).await
+    }
+
+    /// One job, if a caller of `tenant` started it (any job for `None`): another account's
+    /// is NOT_FOUND.
+    pub async fn get_of(&self, id: JobId, tenant: Option<AccountId>) -> EngineResult<JobRow> {
         let row = jobs::get(&self.db, id).await?;
-        row.ok_or_else(|| EngineError::not_found("job", id))
+        let row = row.ok_or_else(|| EngineError::not_found("job", id))?;
+        match tenant {
+            Some(account) if row.account_uuid != Some(account) => {
+                Err(EngineError::not_found("job", id))
+            }
+            _ => Ok(row),
+        }
     }
 
     /// Jobs matching `q`, oldest first.
     pub async fn list(&self, q: &ListQuery) -> EngineResult<Page<JobRow>> {
-        let spec = q.spec(jobs::FILTERS)?;
+        self.list_of(q, None).await
+    }
+
+    /// Jobs matching `q` that callers of `tenant` started (every job for `None`).
+    pub async fn list_of(
+        &self,
+        q: &ListQuery,
+        tenant: Option<AccountId>,
+    ) -> EngineResult<Page<JobRow>> {
+        let mut spec = q.spec(jobs::FILTERS)?;
+        if let Some(account) = tenant {
+            spec.filters.push((jobs::ACCOUNT_COLUMN, account.to_string()));
+        }
         let listed = jobs::list(&self.db, &spec).await?;
         Ok(ListQuery::page(&spec, listed, |row| row))
     }
@@ -188,9 +218,9 @@ mod tests {
     async fn finished_jobs_past_their_retention_are_pruned_and_running_ones_stay() {
         let c = Cloud::new(0, 1, 1, 1).await;
         let (jobs, e) = (&c.engine.jobs, &c.engine);
-        let (done, _) = jobs.start("stop-vm", uuid::Uuid::new_v4()).await.unwrap();
+        let (done, _) = jobs.start("stop-vm", uuid::Uuid::new_v4(), None).await.unwrap();
         jobs.finish(done, JobEnd::Succeeded { result: None }).await;
-        let (running, _) = jobs.start("start-vm", uuid::Uuid::new_v4()).await.unwrap();
+        let (running, _) = jobs.start("start-vm", uuid::Uuid::new_v4(), None).await.unwrap();
         let now = crate::time::now_ms();
         assert_eq!(jobs.prune_finished(now + 6 * DAY_MS).await.unwrap(), 0, "kept 7 days");
         assert_eq!(jobs.get(done).await.unwrap().state, "Succeeded");

@@ -53,6 +53,7 @@ async fn endless_job_of(e: &Engine, kind: &str, vm: VmId) -> JobId {
         resource_uuid: vm.0,
         node: e.membership.node.0,
         created_at_ms: crate::time::now_ms(),
+        account_uuid: None,
     };
     jobs::insert_running(&e.db, &job).await.unwrap();
     uuid

@@ -1,12 +1,13 @@
-//! Identity: the admin account and its users, their sessions and API keys, and who a bearer
-//! token is (`authenticate`). Its SQL is `oxstack_db::identity`; credentials are made and
-//! checked in [`credentials`].
+//! Identity: the admin account and the tenant accounts ([`accounts`], with their quotas),
+//! their users, the users' sessions and API keys, and who a bearer token is (`authenticate`).
+//! Its SQL is `oxstack_db::{identity, accounts}`; credentials are made and checked in
+//! [`credentials`].
 //!
-//! Roles: `admin` runs the cloud (everything), `member` uses it (VMs, and reads), `read_only`
-//! reads. Which API action each role may take is the API's policy (`oxstack_api::policy`).
-//! Tenant accounts, with resources of their own, are not built yet: every user is a user of
-//! the admin account.
+//! Roles: `admin` runs the cloud (everything; admin account only), `member` uses it (VMs, and
+//! reads), `read_only` reads. Which API action each role may take is the API's policy
+//! (`oxstack_api::policy`); a tenant's user sees its own account's VMs and jobs only.
 
+pub mod accounts;
 pub mod credentials;
 mod verified;
 
@@ -71,9 +72,25 @@ pub struct Principal {
     pub user: UserId,
     pub user_name: String,
     pub account: AccountId,
+    /// Whether the account is a tenant's (it sees and acts on its own resources only), not
+    /// the admin account.
+    pub tenant: bool,
     pub role: Role,
     /// The credential presented.
     pub credential: Credential,
+}
+
+impl Principal {
+    /// The account whose resources alone the caller may see: `None` for the admin account's
+    /// users, who see every account's.
+    pub fn tenant_account(&self) -> Option<AccountId> {
+        self.tenant.then_some(self.account)
+    }
+
+    /// Whether the caller is an admin of the admin account (who runs the cloud).
+    pub fn is_cloud_admin(&self) -> bool {
+        self.role == Role::Admin && !self.tenant
+    }
 }
 
 /// A session or an API key.
@@ -103,7 +120,11 @@ pub struct CreateUser {
     /// 12 to 256 characters, no control characters but tab and newlines.
     #[schema(schema_with = crate::services::schema::new_password)]
     pub password: String,
+    /// `member` or `read_only` in a tenant account; any role in the admin account.
     pub role: Role,
+    /// The account the user is in; by default the admin account.
+    #[serde(default)]
+    pub account_uuid: Option<AccountId>,
 }
 
 /// `POST /v1/sessions`.
@@ -304,6 +325,7 @@ impl IdentityService {
             user: holder.user,
             user_name: holder.user_name,
             account: holder.account,
+            tenant: holder.account_kind == "tenant",
             role: Role::parse(&holder.role)?,
             credential,
         };
@@ -347,13 +369,23 @@ impl IdentityService {
         }
     }
 
-    /// Creates a user of the admin account.
+    /// Creates a user of the admin account or of the tenant account `req.account_uuid`.
     pub async fn create_user(&self, req: CreateUser) -> EngineResult<User> {
         check_user_name(&req.name)?;
         check_password(&req.password)?;
-        let account = identity::admin_account(&self.db)
-            .await?
-            .ok_or_else(|| EngineError::invalid_state("the admin account does not exist yet"))?;
+        let account = match req.account_uuid {
+            None => identity::admin_account(&self.db).await?.ok_or_else(|| {
+                EngineError::invalid_state("the admin account does not exist yet")
+            })?,
+            Some(id) => self.get_account(id).await.map_err(|e| e.named_in("account_uuid"))?.row,
+        };
+        if account.kind == "tenant" && req.role == Role::Admin {
+            return Err(EngineError::invalid(
+                "role",
+                "a tenant account's users are `member` or `read_only`: only the admin account \
+                 runs the cloud",
+            ));
+        }
         let row = UserRow {
             uuid: self.ids.next(),
             account_uuid: account.uuid,

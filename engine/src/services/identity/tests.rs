@@ -61,6 +61,7 @@ async fn weak_passwords_and_odd_names_are_refused_and_names_are_unique() {
         name: name.into(),
         password: password.into(),
         role: Role::Member,
+        account_uuid: None,
     };
     for (name, password, field) in
         [("bob", "short", "password"), ("bob smith", PASSWORD, "name"), ("", PASSWORD, "name")]
@@ -112,6 +113,7 @@ async fn api_keys_work_until_deleted_and_go_with_their_user() {
             name: "reader".into(),
             password: PASSWORD.into(),
             role: Role::ReadOnly,
+            account_uuid: None,
         })
         .await
         .unwrap();

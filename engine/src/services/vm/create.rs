@@ -3,8 +3,8 @@
 //! | step               | does                                              | undo                         |
 //! |--------------------|---------------------------------------------------|------------------------------|
 //! | place-vm           | scheduler picks a host; its capacity reserved and | row deleted, capacity given  |
-//! |                    | the VM row (state Created) inserted holding it,   | back (one transaction)       |
-//! |                    | in one transaction                                |                              |
+//! |                    | the VM row (state Created) inserted holding it,   | back, the charge refunded    |
+//! |                    | a tenant's quota charged, in one transaction      | (one transaction)            |
 //! | allocate-volume    | root volume on the cluster's primary storage      | volume deleted, bytes freed  |
 //! | allocate-nics      | a NIC with a fresh IP on each requested L3        | NICs deleted, IPs freed      |
 //! | create-on-host     | the hypervisor defines and starts the VM          | the hypervisor destroys it   |
@@ -21,7 +21,7 @@
 
 use async_trait::async_trait;
 use oxstack_db::vm_instances::{self, Holding, Holds, NewVm};
-use oxstack_db::{clusters, create_plan, hosts, images};
+use oxstack_db::{accounts, clusters, create_plan, hosts, images};
 use oxstack_hypervisor::{HostId, HypervisorError, NicSpec, VmSpec, VolumeSpec};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -30,7 +30,8 @@ use super::VmService;
 use super::{VmCall, VmInstance, VmState};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{
-    ClusterId, ImageId, InstanceOfferingId, L2NetworkId, L3NetworkId, NicId, VmId, VolumeId, ZoneId,
+    AccountId, ClusterId, ImageId, InstanceOfferingId, L2NetworkId, L3NetworkId, NicId, VmId,
+    VolumeId, ZoneId,
 };
 use crate::scheduler::HostRequest;
 use crate::services::check_name;
@@ -81,6 +82,37 @@ pub struct CreatePlan {
     pub nic_interfaces: Vec<String>,
     pub cluster: Option<ClusterId>,
     pub host: Option<HostId>,
+    /// The account the VM will be; `None`: made in process, nobody's.
+    #[serde(default)]
+    pub owner: Option<VmOwner>,
+}
+
+/// Whose a new VM is.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmOwner {
+    pub account: AccountId,
+    /// A tenant's VM is charged against its account's quotas.
+    pub charged: bool,
+}
+
+impl CreatePlan {
+    /// The plan for a VM of `account`, charged against its quotas when `tenant`.
+    pub fn owned_by(self, account: AccountId, tenant: bool) -> Self {
+        Self { owner: Some(VmOwner { account, charged: tenant }), ..self }
+    }
+
+    /// What the VM holds against its account's quotas.
+    fn charge(&self, account: AccountId) -> accounts::Charge {
+        accounts::Charge {
+            vm: self.vm,
+            account,
+            cpus: self.cpus,
+            memory_bytes: self.memory,
+            ips: u32::try_from(self.nics.len()).unwrap_or(u32::MAX),
+            volume_bytes: self.root_bytes,
+            created_at_ms: crate::time::now_ms(),
+        }
+    }
 }
 
 /// What a create run has fixed and made, as its journal keeps it: the IDs its undos read, no
@@ -245,6 +277,7 @@ impl VmService {
             nic_interfaces,
             cluster: req.cluster_uuid,
             host: req.host_uuid,
+            owner: None,
         })
     }
 
@@ -354,15 +387,24 @@ impl Step<CreateCtx> for PlaceVm {
             image_uuid: p.image,
             cpus: p.cpus,
             memory_bytes: p.memory,
+            account_uuid: p.owner.map(|o| o.account),
+        };
+        let charge = match p.owner {
+            Some(VmOwner { account, charged: true }) => Some(p.charge(account)),
+            _ => None,
         };
         let mut reservation = e.capacity.reserve_host(&req);
         let (host, cluster) = loop {
             let candidate = reservation.next().await?;
             let (host, cluster) = (candidate.host, candidate.cluster);
             // The placing transaction: the host's capacity (the reservation's own update),
-            // the VM's row holding it, and the run's journal row.
+            // the VM's row holding it, a tenant's quota charge, and the run's journal row.
             let vm_row = vm_instances::insert_placed(&new_vm, (host, cluster), &node, now)?;
             let mut rows = vec![vm_row];
+            let charged_at = rows.len() + 1;
+            if let Some(c) = &charge {
+                rows.extend(accounts::charge(c)?);
+            }
             let journaled = match &ctx.journal {
                 Some(j) => {
                     let saved =
@@ -372,14 +414,15 @@ impl Step<CreateCtx> for PlaceVm {
                 }
                 None => None,
             };
-            match reservation.confirm(candidate, rows).await {
-                Ok(true) => {
+            match reservation.confirm_holders(candidate, rows).await {
+                Ok(Ok(true)) => {
                     if let Some((j, saved)) = journaled {
                         j.inserted(saved);
                     }
                     break (host, cluster);
                 }
-                Ok(false) => {}
+                Ok(Ok(false)) => {}
+                Ok(Err(i)) => return Err(refused(e, charge.as_ref(), i == charged_at).await),
                 // The row names its image: one deleted since the plan read it refuses the row.
                 Err(err) if err.is_foreign_key_violation() => {
                     e.require(images::get(&e.db, p.image).await?, "image_uuid", "image", p.image)?;
@@ -401,13 +444,34 @@ impl Step<CreateCtx> for PlaceVm {
         let vm = ctx.ids.vm;
         if let Some(Holding { host, cpus, memory_bytes }) = e.vm_holding(vm, Holds::Host).await? {
             let delete = vm_instances::delete_placed_on(vm, host);
-            if e.capacity.release_held(host, cpus, memory_bytes, delete).await? {
+            let refund = vec![accounts::refund(vm)];
+            if e.capacity.release_held_with(host, cpus, memory_bytes, delete, refund).await? {
                 e.events.publish("vm", vm.0, None, None);
             }
         }
         ctx.ids.host = None;
         ctx.ids.cluster = None;
         Ok(())
+    }
+}
+
+/// Why the placing transaction's holder `i` refused: the quota charge (`quota`), else the
+/// VM's row changed under the create.
+async fn refused(vms: &VmService, charge: Option<&accounts::Charge>, quota: bool) -> EngineError {
+    match charge {
+        Some(c) if quota => {
+            let want = accounts::Usage {
+                vms: 1,
+                cpus: u64::from(c.cpus),
+                memory_bytes: c.memory_bytes,
+                ips: u64::from(c.ips),
+                volume_bytes: c.volume_bytes,
+            };
+            crate::services::identity::accounts::quota_refusal(&vms.db, c.account, &want).await
+        }
+        _ => EngineError::Conflict(
+            "the VM changed while host capacity was being reserved for it".into(),
+        ),
     }
 }
 

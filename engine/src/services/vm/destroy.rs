@@ -6,13 +6,14 @@
 //! |---------------|-------------------------------------------|------------------------------------|
 //! | free-nics     | NIC rows deleted, IPs back to IPAM        | the same NICs and IPs re-inserted  |
 //! | free-volumes  | volume rows deleted, storage bytes freed  | the same volumes re-inserted       |
-//! | delete-vm     | the VM row deleted                        | the row re-inserted                |
+//! | delete-vm     | the VM row and its quota charge deleted   | both re-inserted                   |
 //! | tell-providers| the network providers release the NICs,   | (last step: none; on failure it    |
 //! |               | the storage backends delete the volumes   | sets the NICs it released up again)|
 //!
 //! What cannot be taken back, a volume its backend deleted, is done last, once every row is gone.
 
 use async_trait::async_trait;
+use oxstack_db::accounts::{self, Charge};
 use oxstack_db::vm_instances::{self, VmRecord};
 use oxstack_db::vm_nics::{self, NicRow};
 use oxstack_db::volumes::{self, VolumeRow};
@@ -176,12 +177,14 @@ pub struct ExpungeCtx {
     nics: Vec<NicRow>,
     volumes: Vec<VolumeRow>,
     vm_row: Option<VmRecord>,
+    /// Its account's quota charge, refunded with the row.
+    charge: Option<Charge>,
 }
 
 impl ExpungeCtx {
     /// A context to expunge `vm`.
     pub fn new(vms: VmService, vm: VmId) -> Self {
-        Self { vms, vm, nics: Vec::new(), volumes: Vec::new(), vm_row: None }
+        Self { vms, vm, nics: Vec::new(), volumes: Vec::new(), vm_row: None, charge: None }
     }
 }
 
@@ -251,13 +254,14 @@ impl Step<ExpungeCtx> for DeleteVm {
     async fn run(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
         if let Some(record) = vm_instances::record(&ctx.vms.db, ctx.vm).await? {
             ctx.vm_row = Some(record);
+            ctx.charge = accounts::charge_of(&ctx.vms.db, ctx.vm).await?;
         }
         vm_instances::delete(&ctx.vms.db, ctx.vm).await?;
         Ok(())
     }
     async fn undo(&self, ctx: &mut ExpungeCtx) -> EngineResult<()> {
         if let Some(record) = &ctx.vm_row {
-            vm_instances::restore(&ctx.vms.db, record).await?;
+            vm_instances::restore(&ctx.vms.db, record, ctx.charge.as_ref()).await?;
         }
         Ok(())
     }

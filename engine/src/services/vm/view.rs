@@ -9,7 +9,8 @@ use utoipa::ToSchema;
 use super::VmService;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{
-    ClusterId, HostId, ImageId, InstanceOfferingId, L3NetworkId, NicId, VmId, VolumeId, ZoneId,
+    AccountId, ClusterId, HostId, ImageId, InstanceOfferingId, L3NetworkId, NicId, VmId, VolumeId,
+    ZoneId,
 };
 use crate::services::vm::VmState;
 use crate::services::{ListQuery, Page};
@@ -35,6 +36,8 @@ pub struct VmInstance {
     pub nics: Vec<VmNic>,
     pub created_at: String,
     pub state_changed_at: String,
+    /// The account whose VM it is; `null` for VMs made in process (`oxstack sim`, scenarios).
+    pub account_uuid: Option<AccountId>,
 }
 
 /// A VM's network interface.
@@ -78,6 +81,7 @@ impl TryFrom<VmRow> for VmInstance {
             nics: nics.collect(),
             created_at: crate::time::rfc3339(r.created_at_ms),
             state_changed_at: crate::time::rfc3339(r.state_changed_at_ms),
+            account_uuid: r.account_uuid,
         })
     }
 }
@@ -89,12 +93,36 @@ impl VmService {
         row.ok_or_else(|| EngineError::not_found("vm", id))?.try_into()
     }
 
+    /// One VM, if it is `tenant`'s (any VM for `None`): another account's is NOT_FOUND, as
+    /// if it did not exist.
+    pub async fn get_vm_of(&self, id: VmId, tenant: Option<AccountId>) -> EngineResult<VmInstance> {
+        let vm = self.get_vm(id).await?;
+        match tenant {
+            Some(account) if vm.account_uuid != Some(account) => {
+                Err(EngineError::not_found("vm", id))
+            }
+            _ => Ok(vm),
+        }
+    }
+
     /// VMs matching `q`.
     pub async fn list_vms(&self, q: &ListQuery) -> EngineResult<Page<VmInstance>> {
+        self.list_vms_of(q, None).await
+    }
+
+    /// VMs matching `q` of `tenant` (of every account for `None`).
+    pub async fn list_vms_of(
+        &self,
+        q: &ListQuery,
+        tenant: Option<AccountId>,
+    ) -> EngineResult<Page<VmInstance>> {
         if let Some(s) = &q.state {
             s.parse::<VmState>().map_err(|m| EngineError::invalid("state", m))?;
         }
-        let spec = q.spec(vm_instances::FILTERS)?;
+        let mut spec = q.spec(vm_instances::FILTERS)?;
+        if let Some(account) = tenant {
+            spec.filters.push((vm_instances::ACCOUNT_COLUMN, account.to_string()));
+        }
         let listed = vm_instances::list(&self.db, &spec).await?;
         let items = listed.rows.into_iter().map(VmInstance::try_from).collect::<Result<_, _>>()?;
         Ok(Page { items, total: listed.total, limit: spec.limit, offset: spec.offset })

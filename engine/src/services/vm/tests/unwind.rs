@@ -4,6 +4,7 @@
 use oxstack_hypervisor::PowerState;
 
 use super::fixture::{Cloud, GIB};
+use crate::services::identity::accounts::CreateAccount;
 use crate::services::vm::create::{create_workflow, CreateCtx};
 use crate::services::vm::destroy::{expunge_workflow, ExpungeCtx};
 use crate::services::vm::migrate::{migrate_workflow, MigrateCtx};
@@ -14,13 +15,17 @@ use crate::workflow::testing::check_unwind;
 #[tokio::test]
 async fn create_workflow_unwinds() {
     let c = Cloud::new(2, 8, 32, 50).await;
+    // A tenant's VM: its quota charge is part of what is undone.
+    let tenant = CreateAccount { name: "acme".into(), quotas: Default::default() };
+    let tenant = c.engine.identity.create_account(tenant).await.unwrap().uuid;
     check_unwind(
         &create_workflow(),
         async || {
             let plan = c.engine.vms.plan_create_vm(c.create_req("u")).await.unwrap();
-            CreateCtx::new(c.engine.vms.clone(), plan)
+            CreateCtx::new(c.engine.vms.clone(), plan.owned_by(tenant, true))
         },
         async |ctx: &CreateCtx| {
+            assert_eq!(c.count("quota_charges").await, 0, "quota charge left");
             assert_eq!(c.count("vm_instances").await, 0, "vm row left");
             assert_eq!(c.count("volumes").await, 0, "volume left");
             assert_eq!(c.count("vm_nics").await, 0, "nic left");
@@ -32,6 +37,7 @@ async fn create_workflow_unwinds() {
         },
         async |ctx: &CreateCtx| {
             assert_eq!(c.count("vm_instances").await, 1);
+            assert_eq!(c.count("quota_charges").await, 1, "charged exactly once");
             assert_eq!(c.count("vm_nics").await, 1);
             let host = ctx.ids.host.unwrap();
             assert_eq!(c.host_used(host).await, (1, GIB), "reserved exactly once");
@@ -125,7 +131,11 @@ async fn migrate_workflow_unwinds() {
 #[tokio::test]
 async fn expunge_workflow_unwinds() {
     let c = Cloud::new(1, 8, 32, 50).await;
-    let vm = c.engine.vms.create_vm(c.create_req("e")).await.unwrap();
+    // A tenant's VM: its quota charge goes with it, and comes back on undo.
+    let tenant = CreateAccount { name: "acme".into(), quotas: Default::default() };
+    let tenant = c.engine.identity.create_account(tenant).await.unwrap().uuid;
+    let plan = c.engine.vms.plan_create_vm(c.create_req("e")).await.unwrap();
+    let vm = c.engine.vms.run_create_vm(plan.owned_by(tenant, true)).await.unwrap();
     c.engine.vms.destroy_vm(vm.uuid).await.unwrap();
     let before = c.engine.vms.get_vm(vm.uuid).await.unwrap();
     check_unwind(
@@ -137,13 +147,16 @@ async fn expunge_workflow_unwinds() {
             assert_eq!(v.nics.len(), 1);
             assert_eq!(v.nics[0].ip, before.nics[0].ip, "the same IP is back");
             assert_eq!(v.root_volume_uuid, before.root_volume_uuid);
+            assert_eq!(v.account_uuid, Some(tenant));
             assert_eq!(c.engine.networks.get_l3_network(c.l3).await.unwrap().used_ips, 1);
+            assert_eq!(c.engine.identity.account(tenant).await.unwrap().usage.vms, 1);
             c.assert_consistent().await;
         },
         async |_ctx: &ExpungeCtx| {
             assert_eq!(c.count("vm_instances").await, 0);
             assert_eq!(c.count("volumes").await, 0);
             assert_eq!(c.count("vm_nics").await, 0);
+            assert_eq!(c.count("quota_charges").await, 0);
             assert_eq!(c.engine.networks.get_l3_network(c.l3).await.unwrap().used_ips, 0);
             assert!(c.engine.invariant_violations().await.unwrap().is_empty());
         },
