@@ -8,8 +8,10 @@ Usage: schemathesis_env.py BASE_URL STATIC_CONFIG CONFIG_OUT ADMIN_PASSWORD_FILE
 
 CONFIG_OUT is STATIC_CONFIG (the checked-in ci/schemathesis.toml) followed by the dictionaries.
 It signs in as the node's first admin (whose password is in ADMIN_PASSWORD_FILE), makes a
-`member` user, and writes each one's session token to TOKEN_DIR/admin and TOKEN_DIR/member
-(mode 0600) for the two runs.
+tenant account (with quotas) and a `member` user of it, who creates VMs of its own, and writes
+each one's session token to TOKEN_DIR/admin and TOKEN_DIR/tenant (mode 0600) for the two runs.
+The VMs of both are in the dictionaries: the tenant's run hits its own VMs and the admin's
+(404 to it).
 """
 
 import json
@@ -132,10 +134,17 @@ def main():
         admin_password = f.read().strip()
     TOKEN = sign_in(base, "admin", admin_password)
     write_token(token_dir, "admin", TOKEN)
-    member_password = "the fuzzed member's password"
-    call(base, "POST", "/v1/users", {"name": "member", "password": member_password, "role": "member"})
-    write_token(token_dir, "member", sign_in(base, "member", member_password))
     ids = build(base)
+    tenant = call(base, "POST", "/v1/accounts", {"name": "fuzzed-tenant", "quotas": {"max_vms": 40}})["uuid"]
+    member_password = "the fuzzed member's password"
+    call(base, "POST", "/v1/users", {"name": "member", "password": member_password, "role": "member",
+                                     "account_uuid": tenant})
+    TOKEN = sign_in(base, "member", member_password)
+    write_token(token_dir, "tenant", TOKEN)
+    for i in range(2):
+        ids["vms"].append(call(base, "POST", "/v1/vm-instances?wait=true", {
+            "name": f"tenant-vm{i}", "instance_offering_uuid": ids["offerings"][0],
+            "image_uuid": ids["images"][0], "l3_network_uuids": ids["l3_networks"]})["uuid"])
     with open(static) as f:
         text = f.read()
     with open(out, "w") as f:

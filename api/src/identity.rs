@@ -98,9 +98,9 @@ pub async fn sign_out(
 #[utoipa::path(post, path = "/v1/users", tag = "identity", request_body = CreateUser,
     responses(
         (status = 201, description = "Created", body = User),
-        (status = 400, description = "Invalid name, password or role (names the field)", body = ErrorBody),
+        (status = 400, description = "Invalid name or password (names the field)", body = ErrorBody),
         (status = 404, description = "No such account (names `account_uuid`)", body = ErrorBody),
-        (status = 409, description = "A user with that name exists", body = ErrorBody),
+        (status = 409, description = "A user with that name exists, or the admin role in a tenant account (names `role`)", body = ErrorBody),
     ))]
 pub async fn create_user(
     State(e): State<Engine>,

@@ -142,7 +142,7 @@ async fn the_infrastructure_and_accounts_are_not_a_tenants() {
     // No tenant user is an admin.
     let admin =
         json!({"name": "acme-admin", "password": PASSWORD, "role": "admin", "account_uuid": acme});
-    bad(&s, reqwest::Method::POST, "/v1/users", admin, "role").await;
+    clash(&s, reqwest::Method::POST, "/v1/users", admin, "role").await;
     // An account with VMs is kept; without, it goes with its users.
     let (status, vm) = create(&s, &c, &env, "v").await;
     assert_eq!(status, 201, "{vm}");

@@ -380,10 +380,13 @@ impl IdentityService {
             Some(id) => self.get_account(id).await.map_err(|e| e.named_in("account_uuid"))?.row,
         };
         if account.kind == "tenant" && req.role == Role::Admin {
-            return Err(EngineError::invalid(
+            return Err(EngineError::conflicts_with(
                 "role",
-                "a tenant account's users are `member` or `read_only`: only the admin account \
-                 runs the cloud",
+                format!(
+                    "account {} is a tenant's: its users are `member` or `read_only`, only the \
+                     admin account runs the cloud",
+                    account.uuid
+                ),
             ));
         }
         let row = UserRow {
