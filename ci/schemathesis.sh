@@ -9,9 +9,11 @@
 #     with a fresh SQLite database in a temp dir;
 #   - builds a small cloud through the API (ci/schemathesis_env.py) whose UUIDs are fed into the
 #     generated requests, so operations hit real resources as well as missing ones; signs in the
-#     node's first admin (its password given with --admin-password-file) and a `member` user;
-#   - runs twice: as the admin, then as the member (whose admin-only operations answer 403),
-#     each with its session token in `Authorization: Bearer`;
+#     node's first admin (its password given with --admin-password-file) and a `member` user
+#     of a tenant account, with VMs of its own;
+#   - runs twice: as the admin, then as the tenant's member (the infrastructure's operations
+#     answer it 403, the admin's VMs and jobs 404), each with its session token in
+#     `Authorization: Bearer`;
 #   - runs within OXSTACK_SCHEMATHESIS_MAX_TIME seconds (default 150), at most
 #     OXSTACK_SCHEMATHESIS_EXAMPLES cases per operation and phase (default 100), prints the
 #     summary (with the seed: `OXSTACK_SCHEMATHESIS_SEED=S` replays a run), and stops the node it
@@ -65,7 +67,8 @@ log "starting a node on $base"
 ( umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(24))' >"$work/admin-password" )
 "$bin" serve --db "sqlite://$work/oxstack.db" --listen "127.0.0.1:$api_port" \
   --agent-callback-listen "127.0.0.1:$callback_port" \
-  --admin-password-file "$work/admin-password" >"$work/node.log" 2>&1 &
+  --admin-password-file "$work/admin-password" --secret-key-file "$work/secret-key" \
+  >"$work/node.log" 2>&1 &
 node_pid=$!
 for _ in $(seq 1 100); do
   curl -sf "$base/v1/openapi.json" -o /dev/null && break
@@ -80,7 +83,7 @@ log "building the environment"
 seed=()
 [ -n "${OXSTACK_SCHEMATHESIS_SEED:-}" ] && seed=(--seed "$OXSTACK_SCHEMATHESIS_SEED")
 status=0
-for who in admin member; do
+for who in admin tenant; do
   log "running as the $who (at most $max_time s, $max_examples cases per operation and phase)"
   # Headers given with -H replace the config file's: Content-Type is repeated here (see
   # ci/schemathesis.toml). One worker: the machine has two cores, one for the node; and hypothesis, drawing in several

@@ -55,7 +55,7 @@ fn generate() -> Result<String, String> {
 }
 
 /// Writes `secret` to a new file only its owner can read.
-fn write_secret(file: &Path, secret: &str) -> std::io::Result<()> {
+pub(crate) fn write_secret(file: &Path, secret: &str) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(file)?;
     writeln!(f, "{secret}")
 }

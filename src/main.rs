@@ -9,6 +9,7 @@
 mod client;
 mod first_admin;
 mod scenario;
+mod secret_key;
 mod serve;
 mod sim;
 

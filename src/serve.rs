@@ -75,6 +75,11 @@ pub struct ServeArgs {
     /// once the database has its admin.
     #[arg(long, value_name = "PATH", default_value = "oxstack-admin-password")]
     pub admin_password_file: std::path::PathBuf,
+    /// The key that seals hosts' agent tokens in the database (64 hex digits, mode 0600),
+    /// or, when the file does not exist, where a generated one is written. Every node of a
+    /// cloud needs the same key: copy the file to the others.
+    #[arg(long, value_name = "PATH", default_value = "oxstack-secret-key")]
+    pub secret_key_file: std::path::PathBuf,
     /// Serve the API and the agent callback listener over HTTPS with this certificate (PEM:
     /// the leaf first, then its chain). Needs --tls-key. Without both, plain HTTP.
     #[arg(long, value_name = "PEM", requires = "tls_key")]
@@ -142,13 +147,21 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             eprintln!("error: the agent callback listener failed: {e}");
         }
     });
+    let (secret_key, sealing) = match crate::secret_key::load_or_create(&args.secret_key_file) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let hypervisor: Arc<dyn Hypervisor> = Arc::new(RoutingHypervisor::new(sim, agents));
-    let engine = match Engine::start(
-        EngineOptions { db_url: args.db.clone(), background_tasks: true, id_seed: None },
-        hypervisor,
-    )
-    .await
-    {
+    let opts = EngineOptions {
+        db_url: args.db.clone(),
+        background_tasks: true,
+        id_seed: None,
+        secret_key: Some(secret_key),
+    };
+    let engine = match Engine::start(opts, hypervisor).await {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: cannot start the management node on {}: {e}", redact_url(&args.db));
@@ -191,7 +204,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         }
     };
     eprintln!(
-        "oxstack management node {}: API on {scheme}://{} (database {}), agent callbacks at {callback_url}{}; {users}",
+        "oxstack management node {}: API on {scheme}://{} (database {}), agent callbacks at {callback_url}{}; {users}; {sealing}",
         engine.membership.node,
         args.listen,
         redact_url(&args.db),

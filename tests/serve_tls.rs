@@ -88,6 +88,8 @@ async fn the_api_answers_over_https_to_clients_trusting_its_certificate_only() {
         .args(["--tls-cert", &cert.to_string_lossy(), "--tls-key", &key.to_string_lossy()])
         .arg("--admin-password-file")
         .arg(&password_file)
+        .arg("--secret-key-file")
+        .arg(dir.join("secret-key"))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()

@@ -129,6 +129,10 @@ async fn in_process_figures() -> (Duration, Duration) {
 async fn every_vm_action_goes_through_the_agent() {
     let (_agent, node, cloud) = sim_cloud(3).await;
     let api = &node.api;
+    // The node keeps the agent's token sealed: the database does not hold it.
+    for (_, stored) in oxstack_db::hosts::agent_tokens(&node.engine.db).await.unwrap() {
+        assert!(stored.starts_with("sealed:v1:") && !stored.contains(TOKEN), "{stored}");
+    }
     let vm = api.post("/v1/vm-instances?wait=true", cloud.vm("one"), 201).await;
     let id = uuid(&vm);
     let host = vm["host_uuid"].as_str().unwrap().to_string();

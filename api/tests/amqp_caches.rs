@@ -17,7 +17,12 @@ use oxstack_simulator::{SimCloud, SimConfig};
 
 async fn node(db_url: &str, sim: &Arc<SimCloud>) -> Engine {
     let hv: Arc<dyn Hypervisor> = sim.clone();
-    let opts = EngineOptions { db_url: db_url.into(), background_tasks: false, id_seed: None };
+    let opts = EngineOptions {
+        db_url: db_url.into(),
+        background_tasks: false,
+        id_seed: None,
+        secret_key: None,
+    };
     Engine::start(opts, hv).await.expect("engine starts")
 }
 

@@ -42,7 +42,12 @@ async fn node_limited(
     forwarded: &api::Limits,
 ) -> Node {
     let hv: Arc<dyn Hypervisor> = sim.clone();
-    let opts = EngineOptions { db_url: db_url.into(), background_tasks: false, id_seed: None };
+    let opts = EngineOptions {
+        db_url: db_url.into(),
+        background_tasks: false,
+        id_seed: None,
+        secret_key: None,
+    };
     let engine = Engine::start(opts, hv).await.expect("engine starts");
     let token = api_support::admin_token(&engine).await;
     let client = signed_client(&token);
@@ -179,7 +184,12 @@ async fn a_request_for_the_other_nodes_resource_gets_the_owners_answer() {
 
     // A third node without a bus joins the ring: what it owns is served where it is asked.
     let hv: Arc<dyn Hypervisor> = sim.clone();
-    let opts = EngineOptions { db_url: db.clone(), background_tasks: false, id_seed: None };
+    let opts = EngineOptions {
+        db_url: db.clone(),
+        background_tasks: false,
+        id_seed: None,
+        secret_key: None,
+    };
     let c = Engine::start(opts, hv).await.expect("engine starts");
     for _ in 0..3 {
         for e in [&a.engine, &b.engine, &c] {

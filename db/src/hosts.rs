@@ -244,6 +244,37 @@ pub async fn delete_if_empty(db: &Db, id: HostId) -> Result<Emptied, DbError> {
     parents::delete_unless_named(db, DELETES, VMS, id.to_string()).await
 }
 
+/// Every host's stored agent token: `(host, token as stored)`.
+pub async fn agent_tokens(db: &Db) -> Result<Vec<(HostId, String)>, DbError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT uuid, agent_token FROM hosts WHERE agent_token IS NOT NULL ORDER BY uuid",
+    )
+    .fetch_all(db.r())
+    .await?;
+    rows.into_iter()
+        .map(|(uuid, token)| {
+            let id = uuid.parse().map_err(|e| DbError::corrupt(TABLE, "uuid", &uuid, e))?;
+            Ok((id, token))
+        })
+        .collect()
+}
+
+/// Replaces host `id`'s stored agent token `old` with `new`; whether it was still `old`.
+pub async fn replace_agent_token(
+    db: &Db,
+    id: HostId,
+    old: &str,
+    new: &str,
+) -> Result<bool, DbError> {
+    let set = write("UPDATE hosts SET agent_token = ? WHERE uuid = ? AND agent_token = ?")
+        .bind(new.to_string())
+        .bind(id.to_string())
+        .bind(old.to_string())
+        .execute(db.w())
+        .await?;
+    Ok(set.rows_affected() == 1)
+}
+
 /// What calling the host `id` needs, if there is one.
 pub async fn connection(db: &Db, id: HostId) -> Result<Option<Connection>, DbError> {
     let row = sqlx::query(

@@ -15,6 +15,7 @@ use crate::error::EngineResult;
 use crate::extensions::Extensions;
 use crate::ids::IdGen;
 use crate::scheduler::{Capacity, HostFilters, HostSorters, Scheduler};
+use crate::secrets::SecretBox;
 use crate::services::cluster::ClusterService;
 use crate::services::host_calls::HostCalls;
 use crate::services::host_roster::HostRoster;
@@ -43,11 +44,19 @@ pub struct EngineOptions {
     pub background_tasks: bool,
     /// Draw new resource IDs from this seed instead of the OS (replayable runs).
     pub id_seed: Option<u64>,
+    /// The key hosts' agent tokens are sealed with at rest (`crate::secrets`); `None`: stored
+    /// plain (in-process engines and tests).
+    pub secret_key: Option<[u8; crate::secrets::KEY_BYTES]>,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        Self { db_url: "sqlite::memory:".into(), background_tasks: true, id_seed: None }
+        Self {
+            db_url: "sqlite::memory:".into(),
+            background_tasks: true,
+            id_seed: None,
+            secret_key: None,
+        }
     }
 }
 
@@ -128,7 +137,8 @@ impl Engine {
         let membership = Arc::new(Membership::new());
         let caches = Caches::new(db.clone(), scheduler, ipam, membership.clone());
         let capacity = Capacity::new(db.clone(), caches.clone(), config.clone());
-        let host_calls = HostCalls::new(db.clone(), hypervisor.clone(), config.clone());
+        let secrets = Arc::new(SecretBox::new(opts.secret_key.as_ref()));
+        let host_calls = HostCalls::new(db.clone(), hypervisor.clone(), config.clone(), secrets);
         let events = EventBus::new(4096);
         let queues = Arc::new(SyncQueues::default());
         let ids = Arc::new(opts.id_seed.map(IdGen::seeded).unwrap_or_else(IdGen::random));
@@ -242,6 +252,10 @@ impl Engine {
             shutdown,
         }));
         engine.join_cluster().await?;
+        let sealed = engine.hosts.seal_stored_tokens().await?;
+        if sealed > 0 {
+            tracing::info!(hosts = sealed, "sealed the agent tokens stored in plain text");
+        }
         let recovered = engine.take_over_orphans().await?;
         if recovered != Default::default() {
             tracing::warn!(

@@ -17,6 +17,7 @@ pub mod ids;
 mod invariants;
 mod rows;
 pub mod scheduler;
+pub mod secrets;
 pub mod services;
 #[cfg(test)]
 mod test_db_dir;

@@ -211,6 +211,7 @@ impl Sut {
                 db_url: db_url.clone(),
                 background_tasks: false,
                 id_seed: Some(id_seed),
+                secret_key: None,
             };
             rt.block_on(Engine::start(opts, hv)).expect("engine starts")
         };

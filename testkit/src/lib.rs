@@ -67,7 +67,8 @@ pub async fn start_on_simulator(
 ) -> Result<(Engine, Arc<SimCloud>), EngineError> {
     let sim = Arc::new(SimCloud::new(config));
     let hv: Arc<dyn Hypervisor> = sim.clone();
-    let opts = EngineOptions { db_url: db_url.into(), background_tasks: false, id_seed };
+    let opts =
+        EngineOptions { db_url: db_url.into(), background_tasks: false, id_seed, secret_key: None };
     let engine = Engine::start(opts, hv).await?;
     Ok((engine, sim))
 }

@@ -63,11 +63,15 @@ impl NodeProcess {
         // start makes the admin).
         let password_file = dir.join("admin-password");
         std::fs::write(&password_file, ADMIN_PASSWORD).expect("write the admin password");
+        // And the same secret key: the first to start makes it in `dir`.
+        let key_file = dir.join("secret-key");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxstack"));
         cmd.args(["serve", "--db", db, "--listen", &listen])
             .args(["--agent-callback-listen", &callbacks])
             .arg("--admin-password-file")
-            .arg(&password_file);
+            .arg(&password_file)
+            .arg("--secret-key-file")
+            .arg(&key_file);
         if let Some(amqp) = cluster_bus() {
             cmd.args(["--amqp", &amqp]);
         }

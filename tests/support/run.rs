@@ -68,6 +68,7 @@ pub async fn assert_database_invariants(db: &str, settle: Duration) {
         db_url: db.to_string(),
         background_tasks: false,
         id_seed: None,
+        secret_key: None,
     };
     let checker = oxstack_engine::Engine::start(opts, hv).await.expect("open the database");
     let deadline = Instant::now() + settle;

@@ -156,9 +156,13 @@ impl Node {
         tokio::spawn(oxstack_tls::serve::serve_router(callbacks, routes, acceptor));
         let sim: Arc<dyn Hypervisor> = Arc::new(SimCloud::new(SimConfig::with_seed(7)));
         let hv: Arc<dyn Hypervisor> = Arc::new(RoutingHypervisor::new(sim, agents.clone()));
+        // Agent tokens sealed at rest, as `oxstack serve` keeps them: every command these tests
+        // send carries a token opened from its sealed row.
+        let key = oxstack_engine::secrets::new_key_text().expect("a key");
         let opts = EngineOptions {
             db_url: "sqlite::memory:".into(),
             background_tasks: background,
+            secret_key: oxstack_engine::secrets::parse_key(&key),
             ..EngineOptions::default()
         };
         let engine = Engine::start(opts, hv).await.expect("engine starts");

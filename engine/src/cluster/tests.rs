@@ -35,8 +35,12 @@ impl Shared {
 
     async fn node(&self) -> Engine {
         let hv: Arc<dyn Hypervisor> = self.sim.clone();
-        let opts =
-            EngineOptions { db_url: self.url.clone(), background_tasks: false, id_seed: None };
+        let opts = EngineOptions {
+            db_url: self.url.clone(),
+            background_tasks: false,
+            id_seed: None,
+            secret_key: None,
+        };
         Engine::start(opts, hv).await.unwrap()
     }
 }

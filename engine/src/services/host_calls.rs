@@ -10,6 +10,7 @@ use oxstack_hypervisor::{AgentToken, HostConnectSpec, HostId, Hypervisor, Hyperv
 
 use crate::config::{ConfigName, GlobalConfig};
 use crate::error::{EngineError, EngineResult};
+use crate::secrets::SecretBox;
 use crate::services::host::HostStatus;
 use crate::services::host_trust;
 
@@ -19,12 +20,35 @@ pub struct HostCalls {
     db: Db,
     hypervisor: Arc<dyn Hypervisor>,
     config: Arc<GlobalConfig>,
+    /// Seals and opens the agent tokens stored in `hosts`.
+    secrets: Arc<SecretBox>,
 }
 
 impl HostCalls {
-    /// Calls through `hypervisor`, reading connections from `db` and the timeout from `config`.
-    pub fn new(db: Db, hypervisor: Arc<dyn Hypervisor>, config: Arc<GlobalConfig>) -> Self {
-        Self { db, hypervisor, config }
+    /// Calls through `hypervisor`, reading connections from `db` (their tokens opened with
+    /// `secrets`) and the timeout from `config`.
+    pub fn new(
+        db: Db,
+        hypervisor: Arc<dyn Hypervisor>,
+        config: Arc<GlobalConfig>,
+        secrets: Arc<SecretBox>,
+    ) -> Self {
+        Self { db, hypervisor, config, secrets }
+    }
+
+    /// Host `host`'s agent token as it is stored (sealed when this node has a secret key).
+    pub(crate) fn seal_token(&self, host: HostId, token: &str) -> EngineResult<String> {
+        self.secrets.seal(&format!("host {host}"), token)
+    }
+
+    /// Host `host`'s agent token from its stored form.
+    pub(crate) fn open_token(&self, host: HostId, stored: &str) -> EngineResult<AgentToken> {
+        Ok(AgentToken::new(self.secrets.open(&format!("host {host}"), stored)?))
+    }
+
+    /// Whether tokens are stored sealed.
+    pub(crate) fn seals_tokens(&self) -> bool {
+        self.secrets.seals()
     }
 
     /// Runs `call`, a call of `op` on `host`, with the configured timeout.
@@ -60,7 +84,7 @@ impl HostCalls {
         if conn.status != HostStatus::Connected.as_str() {
             return Ok(());
         }
-        let agent_token = Some(AgentToken::new(token));
+        let agent_token = Some(self.open_token(host, token)?);
         let agent_trust = host_trust::stored(&conn)?;
         let address = conn.management_ip;
         let spec = HostConnectSpec { host, address, simulated: None, agent_token, agent_trust };

@@ -94,6 +94,7 @@ async fn run(
             db_url: db_url.clone(),
             background_tasks: false,
             id_seed: Some(rng::derive(seed, Stream::EngineIds)),
+            secret_key: None,
         },
         hv.clone(),
     )

@@ -21,7 +21,7 @@ const BEAT: Duration = Duration::from_secs(2);
 
 async fn another_node(cloud: &Cloud, url: &str) -> Engine {
     let hv: Arc<dyn Hypervisor> = cloud.sim.clone();
-    let opts = EngineOptions { db_url: url.into(), background_tasks: false, id_seed: None };
+    let opts = EngineOptions { db_url: url.into(), background_tasks: false, id_seed: None, secret_key: None };
     Engine::start(opts, hv).await.unwrap()
 }
 

@@ -14,7 +14,7 @@ async fn engine() -> Engine {
     let url = oxstack_db::pg::test_database("identity").await.unwrap();
     let db_url = url.unwrap_or_else(|| "sqlite::memory:".into());
     let hv: Arc<dyn Hypervisor> = Arc::new(SimCloud::new(SimConfig::with_seed(1)));
-    let opts = EngineOptions { db_url, background_tasks: false, id_seed: None };
+    let opts = EngineOptions { db_url, background_tasks: false, id_seed: None, secret_key: None };
     Engine::start(opts, hv).await.unwrap()
 }
 

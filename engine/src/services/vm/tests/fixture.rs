@@ -59,7 +59,12 @@ impl Cloud {
     ) -> Self {
         let sim = Arc::new(SimCloud::new(SimConfig::with_seed(7)));
         let hv: Arc<dyn Hypervisor> = sim.clone();
-        let opts = EngineOptions { db_url: db_url.into(), background_tasks: false, id_seed: None };
+        let opts = EngineOptions {
+            db_url: db_url.into(),
+            background_tasks: false,
+            id_seed: None,
+            secret_key: None,
+        };
         let engine = Engine::start_with(opts, hv, extensions).await.unwrap();
         let zone = engine
             .zones

@@ -21,7 +21,12 @@ use crate::{Engine, EngineOptions};
 /// A second node on the cloud's database and simulator; both see each other on the ring.
 async fn second_node(c: &Cloud, url: &str) -> Engine {
     let hv: Arc<dyn Hypervisor> = c.sim.clone();
-    let opts = EngineOptions { db_url: url.into(), background_tasks: false, id_seed: None };
+    let opts = EngineOptions {
+        db_url: url.into(),
+        background_tasks: false,
+        id_seed: None,
+        secret_key: None,
+    };
     let b = Engine::start(opts, hv).await.unwrap();
     for _ in 0..2 {
         c.engine.heartbeat().await.unwrap();
