@@ -17,6 +17,7 @@ mod list;
 pub mod network;
 pub mod offering;
 mod parents;
+mod retention;
 pub mod schema;
 pub mod storage;
 pub mod vm;
