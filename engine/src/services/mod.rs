@@ -1,6 +1,7 @@
 //! Services: one module per resource family, each a struct built from its dependencies that
 //! owns its tables.
 
+pub mod audit;
 pub mod cluster;
 pub mod host;
 pub mod host_calls;
