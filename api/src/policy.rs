@@ -6,7 +6,7 @@
 //!   a key is the caller's own unless the caller is an admin);
 //! - `Read`: any role, `read_only` included;
 //! - `Use`: `member` and `admin` (VMs and their actions);
-//! - `Admin`: `admin` only (the infrastructure, users, global configs).
+//! - `Admin`: `admin` only (the infrastructure, users, global configs, the audit log).
 
 use axum::http::Method;
 use oxstack_engine::services::identity::Role;
@@ -108,6 +108,7 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("GET", "/v1/global-configs/{name}", Access::Read),
     ("PUT", "/v1/global-configs/{name}", Access::Admin),
     ("GET", "/v1/management-nodes", Access::Admin),
+    ("GET", "/v1/audit-log", Access::Admin),
     ("GET", "/v1/events", Access::Read),
 ];
 
