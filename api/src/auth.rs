@@ -3,7 +3,8 @@
 //! ([`super::policy`]) allows for the route. Missing, unknown, expired or revoked credentials
 //! are `401 UNAUTHENTICATED` (with `WWW-Authenticate: Bearer`), a role that may not take the
 //! action `403 FORBIDDEN`. The caller is put in the request's extensions as a
-//! [`Principal`] for handlers that look further (whose API key it is).
+//! [`Principal`] for handlers that look further (whose API key it is), and, for a mutating
+//! call, in the response's too (a 403's included), for the audit log ([`super::audit`]).
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
@@ -52,7 +53,11 @@ pub async fn layer(
         Ok(p) => p,
         Err(e) => return challenge(e.into_response()),
     };
-    if !access.allows(&caller) {
+    let audited = super::audit::is_mutating(req.method()).then(|| caller.clone());
+    let mut response = if access.allows(&caller) {
+        req.extensions_mut().insert(caller);
+        next.run(req).await
+    } else {
         let role = caller.role.as_str();
         let needs = match access {
             Access::Admin => "the admin role in the admin account",
@@ -61,10 +66,12 @@ pub async fn layer(
         };
         let message =
             format!("a {role} user may not {} {}: it needs {needs}", req.method(), route.as_str());
-        return ApiError::new("FORBIDDEN", message, json!({ "role": role })).into_response();
+        ApiError::new("FORBIDDEN", message, json!({ "role": role })).into_response()
+    };
+    if let Some(caller) = audited {
+        response.extensions_mut().insert(caller);
     }
-    req.extensions_mut().insert(caller);
-    next.run(req).await
+    response
 }
 
 /// A 401 says which scheme to use.

@@ -142,9 +142,17 @@ impl From<EngineError> for ApiError {
     }
 }
 
+/// The code of an error answer, kept in the response's extensions for the audit log
+/// ([`super::audit`]), which would otherwise have to read it back out of the body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorCode(pub String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let code = ErrorCode(self.body.code.clone());
+        let mut response = (self.status, Json(self.body)).into_response();
+        response.extensions_mut().insert(code);
+        response
     }
 }
 

@@ -19,6 +19,11 @@
 //!
 //! A client's request may not carry [`FORWARDED_BY`] itself: [`refuse_forged`], in front of the
 //! HTTP listener's routes, answers it 400, so no client passes a request off as forwarded.
+//!
+//! The audit log ([`super::audit`]) records a forwarded call on the owner, which serves it: the
+//! client's address travels with the request (`peer`), and the owner's router records it as
+//! any. This layer records only what it answers itself: a refusal before forwarding, and 503
+//! when the owner did not answer (the owner, if the request reached it, records what it did).
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
@@ -71,6 +76,10 @@ struct WireRequest {
     uri: String,
     headers: Vec<(String, String)>,
     from: Uuid,
+    /// The client's TCP peer on the node that forwarded the request, for the audit log (absent
+    /// from a node that does not send it).
+    #[serde(default)]
+    peer: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -159,10 +168,19 @@ async fn forward(State(f): State<Forwarder>, req: Request, next: Next) -> Respon
     let Some((owner, resource)) = owner else {
         return next.run(req).await;
     };
+    let call = super::audit::Call::of(&req);
+    let peer = super::audit::peer(&req);
+    // What this node answers itself it records itself; what the owner answers, the owner did.
+    let answered_here = |mut response: Response| async {
+        if let Some(call) = call {
+            call.record(&f.engine, &mut response).await;
+        }
+        response
+    };
     // Every forwarded route needs credentials: a request without valid ones goes no further
     // than this node (the owner checks them again, with the role the route needs).
     if let Err(e) = super::auth::principal(&f.engine, req.headers()).await {
-        return super::auth::challenge(e.into_response());
+        return answered_here(super::auth::challenge(e.into_response())).await;
     }
     let (parts, body) = req.into_parts();
     // The limit every body extractor applies: a forwarded request is refused as it would be
@@ -176,7 +194,7 @@ async fn forward(State(f): State<Forwarder>, req: Request, next: Next) -> Respon
             } else {
                 ApiError::bad_request(format!("cannot read the request body: {e}"))
             };
-            return refusal.into_response();
+            return answered_here(refusal.into_response()).await;
         }
     };
     let wire = WireRequest {
@@ -187,6 +205,7 @@ async fn forward(State(f): State<Forwarder>, req: Request, next: Next) -> Respon
             .map_or_else(|| parts.uri.path().to_owned(), |p| p.to_string()),
         headers: pick(&parts.headers, &REQUEST_HEADERS),
         from: me.0,
+        peer,
     };
     let timeout = f.engine.config.secs(ConfigName::ClusterForwardTimeoutSecs);
     let sent = f.forwarding.bus.request(owner, &encode(&wire, &body), timeout).await;
@@ -202,7 +221,7 @@ async fn forward(State(f): State<Forwarder>, req: Request, next: Next) -> Respon
             tracing::warn!(%owner, %resource, "the owner node is not on the AMQP bus: served here");
             next.run(Request::from_parts(parts, Body::from(body))).await
         }
-        Err(e) => unavailable(owner, resource, &e).into_response(),
+        Err(e) => answered_here(unavailable(owner, resource, &e).into_response()).await,
     }
 }
 
@@ -264,10 +283,13 @@ async fn run(
     for (name, value) in &head.headers {
         req = req.header(name.as_str(), value.as_str());
     }
-    let req = req
+    let mut req = req
         .header(FORWARDED_BY, head.from.to_string())
         .body(Body::from(body.to_vec()))
         .map_err(|e| e.to_string())?;
+    if let Some(peer) = head.peer {
+        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+    }
     tracing::debug!(node = %me, from = %head.from, uri = head.uri, "serving a forwarded request");
     let resp = match local.oneshot(req).await {
         Ok(r) => r,
@@ -298,6 +320,56 @@ mod tests {
         assert_eq!(resource_of("/v1/events"), None);
         assert_eq!(resource_of(&format!("/v2/zones/{id}")), None);
         assert_eq!(resource_of(&format!("/v1//{id}")), None);
+    }
+
+    #[tokio::test]
+    async fn a_forwarded_call_is_recorded_once_on_the_owner_with_the_clients_address() {
+        use oxstack_engine::services::audit::AuditQuery;
+        let sim = std::sync::Arc::new(oxstack_simulator::SimCloud::new(
+            oxstack_simulator::SimConfig::with_seed(1),
+        ));
+        let opts = oxstack_engine::EngineOptions {
+            background_tasks: false,
+            ..oxstack_engine::EngineOptions::default()
+        };
+        let engine = Engine::start(opts, sim).await.unwrap();
+        let password = "the forwarding test's password";
+        engine.identity.bootstrap("admin", password).await.unwrap();
+        let login = oxstack_engine::services::identity::CreateSession {
+            name: "admin".into(),
+            password: password.into(),
+        };
+        let token = engine.identity.sign_in(login).await.unwrap().token;
+        let owner = handler(crate::router(engine.clone()), engine.membership.node);
+        let (request_id, client) = (Uuid::new_v4(), "192.0.2.7:40123");
+        let wire = WireRequest {
+            method: "POST".into(),
+            uri: "/v1/zones".into(),
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("authorization".into(), format!("Bearer {token}")),
+                (super::super::request_id::HEADER.into(), request_id.to_string()),
+            ],
+            from: Uuid::new_v4(),
+            peer: Some(client.parse().unwrap()),
+        };
+        let reply = owner(encode(&wire, br#"{"name": "z"}"#)).await;
+        let (head, _): (WireResponse, &[u8]) = decode(&reply).unwrap();
+        assert_eq!(head.status, 201);
+        let log = engine.audit.list(&AuditQuery::default()).await.unwrap();
+        assert_eq!(log.total, 1);
+        let entry = &log.items[0];
+        assert_eq!((entry.request_id, entry.source_address.as_deref()), (request_id, Some(client)));
+        assert_eq!((entry.action.as_str(), entry.status), ("POST /v1/zones", 201));
+        assert_eq!(entry.user_name.as_deref(), Some("admin"));
+        // A node that does not send the client's address: none recorded.
+        let old = r#"{"method":"DELETE","uri":"/v1/zones/x","headers":[],"from":"00000000-0000-0000-0000-000000000000"}"#;
+        let (head, _): (WireResponse, &[u8]) =
+            decode(&owner(format!("{old}\n").into_bytes()).await).unwrap();
+        assert_eq!(head.status, 401);
+        let log = engine.audit.list(&AuditQuery::default()).await.unwrap();
+        assert_eq!((log.total, log.items[1].source_address.as_deref()), (2, None));
+        engine.shutdown().await;
     }
 
     #[test]

@@ -50,9 +50,15 @@ pub struct Health {
 pub async fn sign_in(
     State(e): State<Engine>,
     ApiJson(req): ApiJson<CreateSession>,
-) -> Result<(StatusCode, [(axum::http::HeaderName, String); 1], Json<NewSession>), ApiError> {
-    let session = e.identity.sign_in(req).await?;
-    Ok((StatusCode::CREATED, [(LOCATION, "/v1/sessions/current".into())], Json(session)))
+) -> Result<
+    (StatusCode, [(axum::http::HeaderName, String); 1], Extension<Principal>, Json<NewSession>),
+    ApiError,
+> {
+    // Who signed in goes with the answer, for the audit log (the route is public: no
+    // credentials came with the request).
+    let (session, principal) = e.identity.sign_in_as(req).await?;
+    let location = [(LOCATION, "/v1/sessions/current".into())];
+    Ok((StatusCode::CREATED, location, Extension(principal), Json(session)))
 }
 
 /// Who the caller is.

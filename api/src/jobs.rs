@@ -18,7 +18,7 @@ use axum::extract::State;
 use axum::http::header::LOCATION;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use futures::FutureExt;
 use oxstack_db::jobs::JobRow;
 use serde::{Deserialize, Serialize};
@@ -140,9 +140,12 @@ impl Started {
     /// A wait ends by the request's [`super::limits::wait_budget`]: past it, the answer is `202`
     /// with the job (still running), as without `wait`, instead of a request timeout.
     pub async fn respond(self, wait: bool) -> Result<Response, ApiError> {
+        // The audit log records the job's resource, not the job (`Location`).
         let accepted = |job: Job| {
             let location = format!("/v1/jobs/{}", job.uuid);
-            (StatusCode::ACCEPTED, [(LOCATION, location)], Json(job)).into_response()
+            let subject = super::audit::Subject(job.resource_uuid);
+            (StatusCode::ACCEPTED, [(LOCATION, location)], Extension(subject), Json(job))
+                .into_response()
         };
         if !wait {
             return Ok(accepted(self.job));

@@ -7,6 +7,7 @@
 //!   logs its own failures
 //! - [`auth`], [`policy`]: the bearer token every route but the public ones needs, and the
 //!   role each action needs (401 UNAUTHENTICATED, 403 FORBIDDEN)
+//! - [`audit`]: every mutating call recorded in the audit log, and `GET /v1/audit-log`
 //! - [`identity`]: sessions, users and their API keys, health
 //! - [`extract`]: body, query and path extractors that refuse bad input with a 400 naming it
 //! - [`queries`]: the query string of each list (its filters and paging)
@@ -25,6 +26,7 @@
 //!   request heads hyper would refuse with an empty body (414, 431, ...) with the error body
 
 pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod browser_guard;
 pub mod caller;
@@ -62,7 +64,8 @@ pub use serve::{serve, serve_configured, serve_with, ServeOptions};
 use oxstack_engine::Engine;
 
 /// Every route of the API, with `engine` as its state; each request gets its id
-/// ([`request_id::layer`]), and every matched route is behind [`auth::layer`].
+/// ([`request_id::layer`]), and every matched route is behind [`auth::layer`], itself behind
+/// [`audit::layer`] (which so sees the caller auth found and the final answer).
 pub fn router(engine: Engine) -> Router {
     use infra::{clusters, hosts, instance_offerings, zones};
     use network::{l2_networks, l3_networks};
@@ -141,7 +144,9 @@ pub fn router(engine: Engine) -> Router {
             post(identity::create_api_key).get(identity::list_api_keys),
         )
         .route("/v1/api-keys/{uuid}", axum::routing::delete(identity::delete_api_key))
+        .route("/v1/audit-log", get(audit::list))
         .route_layer(axum::middleware::from_fn_with_state(engine.clone(), auth::layer))
+        .route_layer(axum::middleware::from_fn_with_state(engine.clone(), audit::layer))
         .fallback(error::no_such_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY))

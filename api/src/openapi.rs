@@ -16,10 +16,11 @@ use super::jobs::{self, Job, JobState};
 use super::network::{self, l2_networks, l3_networks};
 use super::storage::{backup_storages, images, primary_storages};
 use super::vm::{self, NoOptions, StartVm, StopModeParam, StopVm};
-use super::{accounts, cluster, config, events, identity, openapi_configs};
+use super::{accounts, audit, cluster, config, events, identity, openapi_configs};
 use oxstack_bus::Event;
 use oxstack_engine::cluster::ManagementNode;
 use oxstack_engine::config::GlobalConfigView;
+use oxstack_engine::services::audit::{AuditEntry, AuditOutcome};
 use oxstack_engine::services::host::{HostState, HostStatus};
 use oxstack_engine::services::vm::{VmNic, VmState};
 
@@ -65,19 +66,20 @@ use oxstack_engine::services::vm::{VmNic, VmState};
         identity::health,
         accounts::create_account, accounts::list_accounts, accounts::get_account,
         accounts::current_account, accounts::set_quotas, accounts::delete_account,
+        audit::list,
         events::events,
         openapi_json,
     ),
     components(schemas(
         ErrorBody, Job, JobState, Event, LaggedNotice, HostReconnected, GlobalConfigView,
         StartVm, StopVm, StopModeParam, NoOptions, VmState, VmNic, HostState, HostStatus,
-        ManagementNode, identity::Caller, identity::Health,
+        ManagementNode, identity::Caller, identity::Health, AuditEntry, AuditOutcome,
     )),
     tags(
         (name = "zones"), (name = "clusters"), (name = "hosts"), (name = "instance-offerings"),
         (name = "storage"), (name = "images"), (name = "networks"), (name = "vm-instances"),
         (name = "jobs"), (name = "global-configs"), (name = "events"), (name = "identity"),
-        (name = "meta"),
+        (name = "audit"), (name = "meta"),
     )
 )]
 pub struct ApiDoc;

@@ -11,7 +11,7 @@
 //! - `Infra`: any role of the admin account (reading the infrastructure: clusters, hosts,
 //!   storage, L2 networks, IP ranges, global configs);
 //! - `Admin`: `admin` of the admin account only (changing the infrastructure, users,
-//!   accounts, global configs). A tenant's user is never an admin.
+//!   accounts, global configs, the audit log). A tenant's user is never an admin.
 
 use axum::http::Method;
 use oxstack_engine::services::identity::{Principal, Role};
@@ -126,6 +126,7 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("GET", "/v1/global-configs/{name}", Access::Infra),
     ("PUT", "/v1/global-configs/{name}", Access::Admin),
     ("GET", "/v1/management-nodes", Access::Admin),
+    ("GET", "/v1/audit-log", Access::Admin),
     ("GET", "/v1/events", Access::Read),
 ];
 

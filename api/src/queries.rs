@@ -8,6 +8,8 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::jobs::JobState;
+use oxstack_engine::ids::{AccountId, UserId};
+use oxstack_engine::services::audit::AuditQuery;
 use oxstack_engine::services::host::{HostState, HostStatus};
 use oxstack_engine::services::vm::VmState;
 use oxstack_engine::services::ListQuery;
@@ -189,6 +191,58 @@ list_query!(
     }
 );
 
+/// `GET /v1/audit-log`: its filters are not those of a [`ListQuery`] (times, outcomes), so it
+/// converts into the audit service's own query.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditLogQuery {
+    /// Only the calls of this user.
+    #[serde(default, deserialize_with = "hyphenated")]
+    pub user_uuid: Option<Uuid>,
+    /// Only the calls of this account's users.
+    #[serde(default, deserialize_with = "hyphenated")]
+    pub account_uuid: Option<Uuid>,
+    /// Only this action, exactly: the method and the route, e.g.
+    /// `POST /v1/vm-instances/{uuid}/start`.
+    #[param(schema_with = oxstack_engine::services::schema::free_text)]
+    pub action: Option<String>,
+    /// Only the calls on this resource, exactly (a uuid, or a global config's name).
+    #[param(schema_with = oxstack_engine::services::schema::free_text)]
+    pub resource: Option<String>,
+    /// `success` (answered below 400), `failure` (400 and above), or one HTTP status.
+    #[param(schema_with = oxstack_engine::services::schema::audit_outcome)]
+    pub outcome: Option<String>,
+    /// Only the calls that arrived at or after this RFC 3339 date-time.
+    #[param(schema_with = oxstack_engine::services::schema::date_time)]
+    pub since: Option<String>,
+    /// Only the calls that arrived before this RFC 3339 date-time.
+    #[param(schema_with = oxstack_engine::services::schema::date_time)]
+    pub until: Option<String>,
+    /// At most this many items (default 100, at most 1,000: page with `offset`).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// Skip this many items first (default 0).
+    #[param(minimum = 0, maximum = 4_294_967_295_i64, format = Int64)]
+    pub offset: Option<u32>,
+}
+
+impl From<AuditLogQuery> for AuditQuery {
+    fn from(q: AuditLogQuery) -> AuditQuery {
+        AuditQuery {
+            user_uuid: q.user_uuid.map(UserId::from),
+            account_uuid: q.account_uuid.map(AccountId::from),
+            action: q.action,
+            resource: q.resource,
+            outcome: q.outcome,
+            since: q.since,
+            until: q.until,
+            limit: q.limit,
+            offset: q.offset,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +276,14 @@ mod tests {
         assert!(parse_query::<VmQuery>("offset=4294967296").is_err());
         let job: JobQuery = parse_query("state=Failed").unwrap();
         assert_eq!(ListQuery::from(job).state.as_deref(), Some("Failed"));
+        let audit: AuditLogQuery =
+            parse_query("outcome=failure&since=2026-01-02T03%3A04%3A05%2B01%3A00&limit=2").unwrap();
+        let audit = AuditQuery::from(audit);
+        assert_eq!(audit.outcome.as_deref(), Some("failure"));
+        assert_eq!(audit.since.as_deref(), Some("2026-01-02T03:04:05+01:00"));
+        for (query, field) in [("user_uuid=x", "user_uuid"), ("state=Running", "state")] {
+            let e = parse_query::<AuditLogQuery>(query).unwrap_err();
+            assert_eq!(e.body.details["field"], field, "{query}: {}", e.body.message);
+        }
     }
 }

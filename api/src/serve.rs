@@ -12,10 +12,11 @@
 //! one (`oxstack serve --tls-cert/--tls-key`): its handshake runs in the connection's own task,
 //! and the guard reads the decrypted stream.
 
+use std::net::SocketAddr;
 use std::pin::pin;
 
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -91,9 +92,9 @@ pub async fn serve_configured(
     let (open_tx, open_rx) = watch::channel(());
     let (stop_tx, _) = watch::channel(false);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little rather than spin.
                     tracing::warn!(error = %e, "cannot accept a connection");
@@ -109,13 +110,13 @@ pub async fn serve_configured(
         let (open, stop) = (open_rx.clone(), stop_tx.subscribe());
         match &tls {
             None => {
-                tokio::spawn(serve_connection(app.clone(), stream, stop, open));
+                tokio::spawn(serve_connection(app.clone(), stream, peer, stop, open));
             }
             Some(tls) => {
                 let (tls, app) = (tls.clone(), app.clone());
                 tokio::spawn(async move {
                     match oxstack_tls::serve::handshake(&tls, stream).await {
-                        Ok(stream) => serve_connection(app, stream, stop, open).await,
+                        Ok(stream) => serve_connection(app, stream, peer, stop, open).await,
                         Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
                     }
                 });
@@ -133,16 +134,22 @@ pub async fn serve_configured(
 }
 
 /// Serves one connection until it closes, or until `stop` asks it to finish what is in flight.
+/// Each request carries the connection's `peer` as axum's `ConnectInfo` (the audit log's source
+/// address).
 async fn serve_connection<S>(
     app: Router,
     stream: S,
+    peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
     _open: watch::Receiver<()>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service =
-        TowerToHyperService::new(app.map_request(|req: Request<Incoming>| req.map(Body::new)));
+    let service = TowerToHyperService::new(app.map_request(move |req: Request<Incoming>| {
+        let mut req = req.map(Body::new);
+        req.extensions_mut().insert(ConnectInfo(peer));
+        req
+    }));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.half_close(true).max_buf_size(HYPER_READ_BUFFER).max_headers(MAX_HEADERS);
     let conn = http.serve_connection(TokioIo::new(Guarded::new(stream)), service).with_upgrades();

@@ -4,8 +4,8 @@
 //! here, one a node without a bus owns is served where it is asked, one node's events show on
 //! the other's WebSocket stream, a body over the limit is refused with 413 before it travels,
 //! and when the owner stops serving the caller gets 503 UNAVAILABLE once the forward timeout
-//! (`cluster.forward_timeout_secs`, set through the API) has passed. Without the variable the
-//! test says SKIPPED and passes.
+//! (`cluster.forward_timeout_secs`, set through the API) has passed; a forwarded call is in the
+//! audit log once, recorded by its owner. Without the variable the test says SKIPPED and passes.
 
 mod api_support;
 
@@ -174,6 +174,14 @@ async fn a_request_for_the_other_nodes_resource_gets_the_owners_answer() {
         .unwrap();
     assert_eq!(r.headers().get(SERVED_BY).unwrap().to_str().unwrap(), ib.0.to_string());
     assert!(r.status().is_success(), "{}", r.status());
+    // The audit log (the nodes share the database) has it once, recorded by the owner, which
+    // served it, with the client's address on a.
+    let deleted = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let log = a.engine.audit.list(&Default::default()).await.unwrap().items;
+    let entries: Vec<_> = log.iter().filter(|e| e.request_id.to_string() == deleted).collect();
+    assert_eq!(entries.len(), 1, "{log:?}");
+    assert_eq!((entries[0].node_uuid, entries[0].action.as_str()), (ib, "DELETE /v1/zones/{uuid}"));
+    assert!(entries[0].source_address.as_deref().is_some_and(|a| a.starts_with("127.0.0.1:")));
     let (status, served_by, body) =
         get(&a, &format!("/v1/zones/{}", of_b["uuid"].as_str().unwrap())).await;
     assert_eq!((status, served_by.as_deref()), (404, Some(ib.0.to_string().as_str())));

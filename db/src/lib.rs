@@ -3,8 +3,8 @@
 //! statements; the migrations of both dialects; and the typed queries, one module per table
 //! family ([`zones`], [`clusters`], [`hosts`], [`storages`], [`images`], [`offerings`],
 //! [`networks`], [`ip_ranges`], [`vm_instances`], [`volumes`], [`vm_nics`], [`global_configs`],
-//! [`jobs`], [`management_nodes`], [`workflow_runs`]), which are where the SQL of those tables
-//! lives, and the read-only [`scans`] of the invariant checks.
+//! [`jobs`], [`management_nodes`], [`workflow_runs`], [`identity`], [`audit`]), which are where
+//! the SQL of those tables lives, and the read-only [`scans`] of the invariant checks.
 //!
 //! The database is the source of truth; in-memory indexes (scheduler, IPAM) are caches rebuilt
 //! from it at start-up. SQLite lets one writer in at a time, so there every write goes to the
@@ -28,6 +28,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 
 pub mod accounts;
+pub mod audit;
 mod bulk;
 pub mod canonical;
 mod checkpoint;

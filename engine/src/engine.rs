@@ -16,6 +16,7 @@ use crate::extensions::Extensions;
 use crate::ids::IdGen;
 use crate::scheduler::{Capacity, HostFilters, HostSorters, Scheduler};
 use crate::secrets::SecretBox;
+use crate::services::audit::AuditService;
 use crate::services::cluster::ClusterService;
 use crate::services::host_calls::HostCalls;
 use crate::services::host_roster::HostRoster;
@@ -90,6 +91,8 @@ pub struct EngineInner {
     pub jobs: JobService,
     /// Users, sessions and API keys.
     pub identity: IdentityService,
+    /// The audit log: every mutating API call.
+    pub audit: AuditService,
     pub ids: Arc<IdGen>,
     /// This node's view of the management-node cluster (who owns which host).
     pub membership: Arc<Membership>,
@@ -218,8 +221,9 @@ impl Engine {
             ids: ids.clone(),
             node,
             config: config.clone(),
-            shutdown: shutdown_rx,
+            shutdown: shutdown_rx.clone(),
         };
+        let audit = AuditService { db: db.clone(), config: config.clone(), shutdown: shutdown_rx };
         let identity = IdentityService {
             db: db.clone(),
             ids: ids.clone(),
@@ -245,6 +249,7 @@ impl Engine {
             vms,
             jobs,
             identity,
+            audit,
             ids,
             membership,
             recovering: Default::default(),
@@ -292,6 +297,8 @@ impl Engine {
         tokio::spawn(async move { hosts.run_host_tracker().await });
         let jobs = self.jobs.clone();
         tokio::spawn(async move { jobs.run_pruner().await });
+        let audit = self.audit.clone();
+        tokio::spawn(async move { audit.run_pruner().await });
         let vms = self.vms.clone();
         tokio::spawn(async move { vms.run_expunge_sweeper().await });
         let (identity, shutdown) = (self.identity.clone(), self.shutdown_signal());

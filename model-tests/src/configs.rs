@@ -118,6 +118,15 @@ pub const ACCOUNT: &[(ConfigName, Modelled)] = &[
         ),
     ),
     (
+        ConfigName::AuditRetentionSecs,
+        Modelled::NotModelled(
+            "how long audit log entries are kept: the model does not read the audit log (its \
+             runs over the API record their calls; nothing there checks them), and its cases \
+             run for seconds against a minimum of a day; pruning is tested in \
+             engine/src/services/audit.rs, recording in api/tests/api_audit.rs",
+        ),
+    ),
+    (
         ConfigName::AuthSessionTtlSecs,
         Modelled::NotModelled(
             "how long a session stays valid: the model drives the engine, not the API, and \

@@ -288,6 +288,17 @@ async fn the_client_drives_a_whole_cloud_through_the_api() {
     assert!(n.ok(&["config", "list"]).await.contains("host.ping_interval_secs"));
     let err = n.fails(&["config", "set", "host.ping_interval_secs", "-3"]).await;
     assert!(err.to_string().starts_with("INVALID_ARGUMENT: "), "{err}");
+
+    // The audit log of all this: filtered, as a table and as JSON; a bad filter is refused.
+    let failed = n.ok(&["audit-log", "list", "--outcome", "failure"]).await;
+    assert!(failed.contains("PUT /v1/global-configs/{name}"), "{failed}");
+    assert!(failed.contains("400 INVALID_ARGUMENT") && failed.contains("409 INVALID_STATE"));
+    let action = "POST /v1/vm-instances/{uuid}/start";
+    let starts = n.json(&["audit-log", "list", "--action", action, "--resource", &id]).await;
+    assert_eq!(starts["total"], 1, "{starts}");
+    assert_eq!(starts["items"][0]["user_name"], "admin");
+    let err = n.fails(&["audit-log", "list", "--since", "yesterday"]).await;
+    assert!(err.to_string().starts_with("INVALID_ARGUMENT: "), "{err}");
     n.engine.shutdown().await;
 }
 

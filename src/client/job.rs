@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::http::ClientError;
-use super::resource::{Ctx, Kind, Target};
+use super::resource::{Ctx, Kind, Paging, Target};
 use super::table::{field, Column};
 
 /// Jobs in the API.
@@ -43,14 +43,9 @@ pub struct JobFilters {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
-    /// At most this many jobs (the API's default is 100, its maximum 1000; page with --offset).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u32>,
-    /// Skip this many jobs first.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub offset: Option<u32>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub paging: Paging,
 }
 
 /// Runs a job command.

@@ -7,6 +7,7 @@
 //! Layout: [`http`] talks to the API, [`resource`] holds what every resource command shares,
 //! [`table`] and [`units`] format, and one module per resource family defines its commands.
 
+mod audit;
 mod catalog;
 mod config;
 #[cfg(test)]
@@ -86,6 +87,9 @@ pub enum ClientCommand {
     /// Global configuration of the management node.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// The audit log: every mutating call made to the API (admins only).
+    #[command(subcommand, name = "audit-log")]
+    AuditLog(audit::AuditLogCommand),
     /// Sign in: a session token saved (0600) for the other commands.
     Login(session::LoginArgs),
     /// Sign out: end the saved session.
@@ -129,6 +133,7 @@ async fn execute(ctx: &Ctx, cmd: ClientCommand) -> Result<(), ClientError> {
         ClientCommand::Vm(c) => vm::run(ctx, c).await,
         ClientCommand::Job(c) => job::run(ctx, c).await,
         ClientCommand::Config(c) => config::run(ctx, c).await,
+        ClientCommand::AuditLog(c) => audit::run(ctx, c).await,
         ClientCommand::Login(args) => session::login(&ctx.api, &args).await,
         ClientCommand::Logout => session::logout(&ctx.api).await,
     }
@@ -183,6 +188,15 @@ mod tests {
                 "maintenance",
             ],
             &["oxstack", "config", "set", "vm.deletion_policy", "Direct"],
+            &[
+                "oxstack",
+                "audit-log",
+                "list",
+                "--outcome",
+                "failure",
+                "--since",
+                "2026-01-02T03:04:05Z",
+            ],
             &["oxstack", "offering", "create", "--name", "s", "--cpus", "2", "--memory", "4GiB"],
         ] {
             Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));

@@ -22,13 +22,9 @@ pub struct Kind {
     pub columns: &'static [Column],
 }
 
-/// Paging and the name filter, which every list accepts.
+/// Paging, which every list accepts.
 #[derive(clap::Args, Serialize, Debug, Clone, Default)]
-pub struct ListArgs {
-    /// Only items with exactly this name.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+pub struct Paging {
     /// At most this many items (the API's default is 100, its maximum 1000; page with --offset).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -37,6 +33,18 @@ pub struct ListArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offset: Option<u32>,
+}
+
+/// Paging and the name filter, which every list of named resources accepts.
+#[derive(clap::Args, Serialize, Debug, Clone, Default)]
+pub struct ListArgs {
+    /// Only items with exactly this name.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub paging: Paging,
 }
 
 /// One resource named by its UUID.
@@ -211,7 +219,10 @@ mod tests {
     fn filters_become_query_pairs_without_the_unset_ones() {
         let zone = Uuid::nil();
         let f = Filters {
-            list: ListArgs { name: Some("web 1".into()), limit: Some(20), offset: None },
+            list: ListArgs {
+                name: Some("web 1".into()),
+                paging: Paging { limit: Some(20), offset: None },
+            },
             state: None,
             zone_uuid: Some(zone),
         };
@@ -228,7 +239,8 @@ mod tests {
     #[test]
     fn list_queries_end_up_encoded_in_the_url() {
         let api = Api::new("http://127.0.0.1:8080", None, None).unwrap();
-        let f = ListArgs { name: Some("a&b".into()), limit: None, offset: Some(7) };
+        let paging = Paging { limit: None, offset: Some(7) };
+        let f = ListArgs { name: Some("a&b".into()), paging };
         let url = api.url(&["hosts"], &query_of(&f).unwrap());
         assert_eq!(url.as_str(), "http://127.0.0.1:8080/v1/hosts?name=a%26b&offset=7");
     }

@@ -10,6 +10,7 @@ pub enum ConfigName {
     VmExpungePeriodSecs,
     VmMigrationParallelism,
     JobRetentionSecs,
+    AuditRetentionSecs,
     AuthSessionTtlSecs,
     SchedulerStrategy,
     HypervisorCallTimeoutSecs,
@@ -30,6 +31,7 @@ impl ConfigName {
             Self::VmExpungePeriodSecs => "vm.expunge_period_secs",
             Self::VmMigrationParallelism => "vm.migration_parallelism",
             Self::JobRetentionSecs => "job.retention_secs",
+            Self::AuditRetentionSecs => "audit.retention_secs",
             Self::AuthSessionTtlSecs => "auth.session_ttl_secs",
             Self::SchedulerStrategy => "scheduler.strategy",
             Self::HypervisorCallTimeoutSecs => "hypervisor.call_timeout_secs",
@@ -129,6 +131,12 @@ pub static DEFINITIONS: &[ConfigDef] = &[
         kind: ConfigKind::Int { min: 60, max: 315_360_000 },
         default: "604800",
         description: "Seconds a finished job (Succeeded or Failed) is kept after it finished; older ones are deleted. Running jobs are never deleted.",
+    },
+    ConfigDef {
+        name: ConfigName::AuditRetentionSecs,
+        kind: ConfigKind::Int { min: 86_400, max: 315_360_000 },
+        default: "7776000",
+        description: "Seconds an entry of the audit log (GET /v1/audit-log: every POST, PUT, PATCH and DELETE call, refused ones included) is kept after the call; older entries are deleted (default 90 days, at least a day).",
     },
     ConfigDef {
         name: ConfigName::AuthSessionTtlSecs,

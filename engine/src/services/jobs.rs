@@ -14,6 +14,7 @@ use crate::config::{ConfigName, GlobalConfig};
 
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{AccountId, IdGen, JobId, ManagementNodeId};
+use crate::services::retention;
 use crate::services::vm::VmService;
 use crate::services::{ListQuery, Page};
 use crate::string_enum;
@@ -26,9 +27,6 @@ string_enum!(
 /// The error body of a job whose management node stopped while it ran.
 const NODE_STOPPED: &str =
     r#"{"code":"INTERNAL","message":"the management node running the job stopped","details":{}}"#;
-
-/// How many finished jobs one delete of the pruner takes, so no write holds the database long.
-const PRUNE_BATCH: u32 = 1000;
 
 /// Rounds of tries of a job's outcome write (each retries for as long as the database does
 /// while its server is away).
@@ -147,35 +145,16 @@ impl JobService {
     /// (Unix milliseconds), in batches; how many. The pruner passes the wall clock; a test may
     /// pass a later time instead of waiting.
     pub async fn prune_finished(&self, now_ms: i64) -> EngineResult<u64> {
-        let retention = self.config.secs(ConfigName::JobRetentionSecs);
-        let cutoff = now_ms.saturating_sub(retention.as_millis() as i64);
-        let mut deleted = 0;
-        loop {
-            let batch = jobs::delete_finished_before(&self.db, cutoff, PRUNE_BATCH).await?;
-            deleted += batch;
-            if batch < u64::from(PRUNE_BATCH) {
-                return Ok(deleted);
-            }
-        }
+        let delete = |cutoff, batch| jobs::delete_finished_before(&self.db, cutoff, batch);
+        retention::prune(&self.config, ConfigName::JobRetentionSecs, now_ms, delete).await
     }
 
-    /// Background task: prunes finished jobs every `min(retention, 60 s)`, and at once when a
-    /// global config changes, until the node shuts down. Every node prunes (the delete is by
-    /// age, so nodes doing it at once delete each job once).
+    /// Background task: prunes finished jobs (see [`retention::run_pruner`]) until the node
+    /// shuts down.
     pub(crate) async fn run_pruner(&self) {
-        let mut shutdown = self.shutdown.clone();
-        let mut config_changes = self.config.subscribe();
-        while self
-            .config
-            .next_sweep(ConfigName::JobRetentionSecs, &mut config_changes, &mut shutdown)
-            .await
-        {
-            match self.prune_finished(crate::time::now_ms()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(deleted = n, "pruned finished jobs past their retention"),
-                Err(e) => tracing::warn!(%e, "could not prune finished jobs"),
-            }
-        }
+        let (config, name) = (&self.config, ConfigName::JobRetentionSecs);
+        let prune = |now_ms| self.prune_finished(now_ms);
+        retention::run_pruner(config, name, &self.shutdown, "finished jobs", prune).await
     }
 
     /// Ends the jobs that nodes no longer running left Running: a create that committed (its

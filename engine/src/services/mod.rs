@@ -1,6 +1,7 @@
 //! Services: one module per resource family, each a struct built from its dependencies that
 //! owns its tables.
 
+pub mod audit;
 pub mod cluster;
 pub mod host;
 pub mod host_calls;
@@ -17,6 +18,7 @@ mod list;
 pub mod network;
 pub mod offering;
 mod parents;
+mod retention;
 pub mod schema;
 pub mod storage;
 pub mod vm;

@@ -174,6 +174,28 @@ fn password(min: usize) -> RefOr<Schema> {
     done(string(false).min_length(Some(min)).max_length(Some(max)).pattern(Some(pattern)))
 }
 
+/// An audit log list's `outcome`: `success`, `failure` or an HTTP status, 100 to 599.
+pub fn audit_outcome() -> RefOr<Schema> {
+    let outcome = string(false).pattern(Some(AUDIT_OUTCOME_PATTERN)).max_length(Some(7));
+    done(outcome.examples(["failure", "403"]))
+}
+
+/// What [`audit_outcome`] matches.
+pub const AUDIT_OUTCOME_PATTERN: &str = "^(success|failure|[1-5][0-9]{2})$";
+
+/// The form of an RFC 3339 date-time; the format (`date-time`) says the rest (a month has 1 to
+/// 12, a day no more than its month, ...).
+pub const DATE_TIME_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$";
+
+/// An RFC 3339 date-time (JSON Schema's `date-time`), of at most
+/// [`super::audit::MAX_TIME_CHARS`] characters.
+pub fn date_time() -> RefOr<Schema> {
+    let format = SchemaFormat::KnownFormat(KnownFormat::DateTime);
+    let time = string(false).format(Some(format)).pattern(Some(DATE_TIME_PATTERN));
+    let time = time.max_length(Some(super::audit::MAX_TIME_CHARS));
+    done(time.examples(["2026-01-02T03:04:05Z", "2026-01-02T04:04:05.250+01:00"]))
+}
+
 /// The L3 networks of a new VM: at least one, none twice. The items are inline: a
 /// `schema_with` schema adds no components.
 pub fn l3_network_list() -> RefOr<Schema> {

@@ -252,6 +252,12 @@ impl IdentityService {
 
     /// Signs `req.name` in: a session valid for `auth.session_ttl_secs`.
     pub async fn sign_in(&self, req: CreateSession) -> EngineResult<NewSession> {
+        Ok(self.sign_in_as(req).await?.0)
+    }
+
+    /// [`Self::sign_in`], and who signed in (what a request made with the new token would be:
+    /// the API's audit log records the sign-in as that user's).
+    pub async fn sign_in_as(&self, req: CreateSession) -> EngineResult<(NewSession, Principal)> {
         check_user_name(&req.name)?;
         if !(1..=MAX_PASSWORD_CHARS).contains(&req.password.chars().count()) {
             return Err(EngineError::invalid(
@@ -288,13 +294,24 @@ impl IdentityService {
             created_at_ms: now,
         };
         identity::insert_session(&self.db, &session).await?;
-        Ok(NewSession {
+        let role = Role::parse(&user.role)?;
+        let account = oxstack_db::accounts::get(&self.db, user.account_uuid).await?;
+        let principal = Principal {
+            user: user.uuid,
+            user_name: user.name,
+            account: user.account_uuid,
+            tenant: account.is_some_and(|a| a.account.kind == "tenant"),
+            role,
+            credential: Credential::Session(id),
+        };
+        let session = NewSession {
             uuid: id,
             token,
-            user_uuid: user.uuid,
-            role: Role::parse(&user.role)?,
+            user_uuid: principal.user,
+            role,
             expires_at: crate::time::rfc3339(now + ttl),
-        })
+        };
+        Ok((session, principal))
     }
 
     /// Who `token` is: `UNAUTHENTICATED` for anything but a valid, unexpired session's or API

@@ -35,10 +35,11 @@ async fn the_first_admin_is_made_once_and_signs_in_with_its_password_only() {
         let err = id.sign_in(sign_in(name, password)).await.unwrap_err();
         assert_eq!(err.code(), "UNAUTHENTICATED");
     }
-    let session = id.sign_in(sign_in("admin", PASSWORD)).await.unwrap();
+    let (session, signed_in) = id.sign_in_as(sign_in("admin", PASSWORD)).await.unwrap();
     let who = id.authenticate(&session.token).await.unwrap();
     assert_eq!((who.user, who.role), (admin.uuid, Role::Admin));
     assert_eq!(who.credential, Credential::Session(session.uuid));
+    assert_eq!(signed_in, who, "who signed in is who the token is");
     // A token whose secret is changed by one digit is refused.
     let last = session.token.chars().last().unwrap();
     let forged = format!(
