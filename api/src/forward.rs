@@ -39,7 +39,7 @@ use uuid::Uuid;
 
 use super::limits::{InFlight, Limits};
 use super::ApiError;
-use oxstack_bus::amqp::{AmqpBus, BusError, BusOptions, Handler};
+use oxstack_bus::amqp::{AmqpBus, BusError, BusOptions, Handler, SigningKey};
 use oxstack_engine::config::ConfigName;
 use oxstack_engine::ids::ManagementNodeId;
 use oxstack_engine::Engine;
@@ -148,13 +148,19 @@ pub async fn connect_bus(engine: &Engine, url: &str, limits: &Limits) -> Result<
     let in_flight = InFlight::new(limits);
     let local = super::router(engine.clone())
         .layer(axum::middleware::from_fn_with_state(in_flight, super::limits::layer));
+    // Messages between nodes are signed with a key derived from the cloud's shared secret key.
+    let signing_key = engine.secrets.derive(BUS_KEY_PURPOSE).map(|k| SigningKey::new(&k));
     let options = BusOptions {
         handler: Some(handler(local, engine.membership.node)),
         events: Some(engine.events.clone()),
+        signing_key,
         ..BusOptions::default()
     };
     AmqpBus::connect_with(url, engine.membership.node, options).await
 }
+
+/// What the bus's signing key is derived for (see `oxstack_engine::secrets::SecretBox::derive`).
+pub const BUS_KEY_PURPOSE: &str = "oxstack bus v1";
 
 /// The middleware: forwards a request to its resource's owner when that is another node.
 async fn forward(State(f): State<Forwarder>, req: Request, next: Next) -> Response {

@@ -91,6 +91,9 @@ pub struct EngineInner {
     pub jobs: JobService,
     /// Users, sessions and API keys.
     pub identity: IdentityService,
+    /// The node's secret key: agent tokens sealed with it, the bus's signing key derived
+    /// from it.
+    pub secrets: Arc<SecretBox>,
     /// The audit log: every mutating API call.
     pub audit: AuditService,
     pub ids: Arc<IdGen>,
@@ -141,7 +144,8 @@ impl Engine {
         let caches = Caches::new(db.clone(), scheduler, ipam, membership.clone());
         let capacity = Capacity::new(db.clone(), caches.clone(), config.clone());
         let secrets = Arc::new(SecretBox::new(opts.secret_key.as_ref()));
-        let host_calls = HostCalls::new(db.clone(), hypervisor.clone(), config.clone(), secrets);
+        let host_calls =
+            HostCalls::new(db.clone(), hypervisor.clone(), config.clone(), secrets.clone());
         let events = EventBus::new(4096);
         let queues = Arc::new(SyncQueues::default());
         let ids = Arc::new(opts.id_seed.map(IdGen::seeded).unwrap_or_else(IdGen::random));
@@ -250,6 +254,7 @@ impl Engine {
             jobs,
             identity,
             audit,
+            secrets,
             ids,
             membership,
             recovering: Default::default(),

@@ -9,7 +9,9 @@
 //! so. In-process engines (`oxstack sim`, scenarios, tests) may run without a key: tokens are
 //! then stored plain.
 
+use oxstack_hypervisor::secrets::{hex, unhex};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
+use ring::hmac;
 
 use crate::error::{EngineError, EngineResult};
 
@@ -22,6 +24,8 @@ pub const KEY_BYTES: usize = 32;
 /// A node's secret key, or none.
 pub struct SecretBox {
     key: Option<LessSafeKey>,
+    /// The same secret, for keys derived from it ([`SecretBox::derive`]).
+    root: Option<hmac::Key>,
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -33,8 +37,17 @@ impl std::fmt::Debug for SecretBox {
 impl SecretBox {
     /// Seals with `key`; `None`: stores plain text.
     pub fn new(key: Option<&[u8; KEY_BYTES]>) -> Self {
+        let root = key.map(|k| hmac::Key::new(hmac::HMAC_SHA256, k));
         let key = key.and_then(|k| UnboundKey::new(&CHACHA20_POLY1305, k).ok());
-        Self { key: key.map(LessSafeKey::new) }
+        Self { key: key.map(LessSafeKey::new), root }
+    }
+
+    /// A key for another use, named `purpose`, derived from the secret (HMAC-SHA256 of the
+    /// purpose): every node with the same secret derives the same key, and a derived key tells
+    /// nothing of the secret or of the keys of other purposes. `None` without a secret.
+    pub fn derive(&self, purpose: &str) -> Option<[u8; KEY_BYTES]> {
+        let tag = hmac::sign(self.root.as_ref()?, purpose.as_bytes());
+        tag.as_ref().try_into().ok()
     }
 
     /// Whether values are sealed.
@@ -90,17 +103,6 @@ impl SecretBox {
     pub fn is_sealed(stored: &str) -> bool {
         stored.starts_with(SEALED)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
 /// A secret key from its file's text: 64 hex digits (surrounding whitespace ignored).
@@ -210,6 +212,16 @@ mod tests {
             assert!(err.to_string().contains("--secret-key-file"), "{err}");
             e.shutdown().await;
         }
+    }
+
+    #[test]
+    fn derived_keys_are_the_same_for_one_secret_and_differ_by_purpose() {
+        let secret = parse_key(&"ab".repeat(32)).unwrap();
+        let (a, b) = (SecretBox::new(Some(&secret)), SecretBox::new(Some(&secret)));
+        assert_eq!(a.derive("bus"), b.derive("bus"));
+        assert_ne!(a.derive("bus"), a.derive("other"));
+        assert_ne!(a.derive("bus"), Some(secret));
+        assert_eq!(SecretBox::new(None).derive("bus"), None);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Keeping secrets out of what is printed: a URL's password (a database's, a broker's), for
 //! messages and logs. Agent tokens are [`crate::AgentToken`], whose `Debug` prints nothing.
+//! And the hex form secrets, keys and signatures are written in ([`hex`], [`unhex`]).
 
 /// `url` with the password of its user info replaced by `***`
 /// (`postgres://oxstack:***@db:5432/oxstack`); a URL without one is returned as it is.
@@ -14,6 +15,19 @@ pub fn redact_url(url: &str) -> String {
         Some(colon) => format!("{}:***{}", &url[..scheme_end + colon], &url[at..]),
         None => url.to_owned(),
     }
+}
+
+/// `bytes` as lower-case hex digits.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of `text`, hex digits in pairs; `None` when it is not that.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 mod error;
 mod relay;
 mod rpc;
+pub mod seal;
 mod session;
 #[cfg(test)]
 mod tests;
@@ -36,6 +37,7 @@ use tokio::time::Instant;
 
 pub use error::BusError;
 pub use rpc::Handler;
+pub use seal::SigningKey;
 pub use session::{node_queue, EVENTS_EXCHANGE, NODE_QUEUE_EXPIRES};
 
 use crate::{EventBus, ManagementNodeId};
@@ -57,6 +59,9 @@ pub struct BusOptions {
     pub backoff_max: Duration,
     /// How long one connection attempt (connect and declare) may take.
     pub connect_timeout: Duration,
+    /// Signs what this node publishes and refuses what is not signed with it ([`seal`]);
+    /// `None`: nothing is signed or checked.
+    pub signing_key: Option<SigningKey>,
 }
 
 impl Default for BusOptions {
@@ -68,6 +73,7 @@ impl Default for BusOptions {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(10),
+            signing_key: None,
         }
     }
 }
@@ -77,6 +83,7 @@ impl std::fmt::Debug for BusOptions {
         f.debug_struct("BusOptions")
             .field("serves", &self.handler.is_some())
             .field("relays_events", &self.events.is_some())
+            .field("signs", &self.signing_key.is_some())
             .field("prefetch", &self.prefetch)
             .field("backoff_min", &self.backoff_min)
             .field("backoff_max", &self.backoff_max)
@@ -136,7 +143,9 @@ impl AmqpBus {
         });
         if let Some(events) = inner.options.events.clone() {
             let (session, closed) = (inner.session.subscribe(), inner.closed.subscribe());
-            tokio::spawn(relay::publish_local(events.subscribe_local(), session, closed, node));
+            let key = inner.options.signing_key.clone();
+            let rx = events.subscribe_local();
+            tokio::spawn(relay::publish_local(rx, session, closed, node, key));
         }
         tokio::spawn(supervise(inner.clone(), first));
         Ok(Self { inner })
@@ -203,6 +212,8 @@ impl AmqpBus {
             .with_delivery_mode(2)
             .with_expiration(ttl.to_string().into())
             .with_app_id(self.inner.node.0.to_string().into());
+        let key = self.inner.options.signing_key.as_ref();
+        let props = seal::sign_with(key, seal::Kind::Request, props, payload);
         let publish = async {
             let options = BasicPublishOptions { mandatory: true, immediate: false };
             session
@@ -348,12 +359,14 @@ fn start(inner: &Inner, session: &Arc<Session>, consumers: Consumers) -> JoinSet
             }
         }
     });
-    tasks.spawn(rpc::read_replies(consumers.replies, inner.pending.clone()));
+    let key = inner.options.signing_key.clone();
+    tasks.spawn(rpc::read_replies(consumers.replies, inner.pending.clone(), key.clone()));
     if let (Some(c), Some(handler)) = (consumers.requests, inner.options.handler.clone()) {
-        tasks.spawn(rpc::serve_requests(c, handler, session.rpc.clone(), inner.node));
+        let node = inner.node;
+        tasks.spawn(rpc::serve_requests(c, handler, session.rpc.clone(), node, key.clone()));
     }
     if let (Some(c), Some(events)) = (consumers.events, inner.options.events.clone()) {
-        tasks.spawn(relay::receive_remote(c, events, inner.node));
+        tasks.spawn(relay::receive_remote(c, events, inner.node, key));
     }
     tasks
 }

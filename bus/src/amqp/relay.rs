@@ -13,6 +13,7 @@ use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Consumer};
 use tokio::sync::{broadcast, watch};
 
+use super::seal::{self, Kind, SigningKey};
 use super::session::{Session, EVENTS_EXCHANGE};
 use crate::{Event, EventBus, ManagementNodeId};
 
@@ -23,6 +24,7 @@ pub(super) async fn publish_local(
     session: watch::Receiver<Option<Arc<Session>>>,
     mut closed: watch::Receiver<bool>,
     node: ManagementNodeId,
+    key: Option<SigningKey>,
 ) {
     let app_id = node.0.to_string();
     let mut missed: u64 = 0;
@@ -57,6 +59,7 @@ pub(super) async fn publish_local(
         let props = BasicProperties::default()
             .with_app_id(app_id.as_str().into())
             .with_content_type("application/json".into());
+        let props = seal::sign_with(key.as_ref(), Kind::Event, props, &body);
         let published = s
             .events
             .basic_publish(
@@ -79,6 +82,7 @@ pub(super) async fn receive_remote(
     mut consumer: Consumer,
     events: EventBus,
     node: ManagementNodeId,
+    key: Option<SigningKey>,
 ) {
     let me = node.0.to_string();
     while let Some(delivery) = consumer.next().await {
@@ -91,6 +95,11 @@ pub(super) async fn receive_remote(
         };
         if d.properties.app_id().as_ref().map(|a| a.as_str()) == Some(me.as_str()) {
             continue; // our own, back from the fanout
+        }
+        if let Err(why) = seal::check_with(key.as_ref(), Kind::Event, &d.properties, &d.data) {
+            let from = d.properties.app_id().as_ref().map(|a| a.to_string());
+            tracing::warn!(why, ?from, "an AMQP event not signed with the cluster key: dropped");
+            continue;
         }
         match serde_json::from_slice::<Event>(&d.data) {
             Ok(event) => events.publish_remote(event),

@@ -18,6 +18,7 @@ use lapin::options::{BasicAckOptions, BasicPublishOptions};
 use lapin::{BasicProperties, Channel, Consumer};
 use tokio::sync::oneshot;
 
+use super::seal::{self, Kind, SigningKey};
 use super::BusError;
 use crate::ManagementNodeId;
 
@@ -68,7 +69,11 @@ impl Pending {
 }
 
 /// Reads the reply queue until the connection breaks.
-pub(super) async fn read_replies(mut consumer: Consumer, pending: Arc<Pending>) {
+pub(super) async fn read_replies(
+    mut consumer: Consumer,
+    pending: Arc<Pending>,
+    key: Option<SigningKey>,
+) {
     while let Some(delivery) = consumer.next().await {
         let delivery = match delivery {
             Ok(d) => d,
@@ -81,6 +86,16 @@ pub(super) async fn read_replies(mut consumer: Consumer, pending: Arc<Pending>) 
             tracing::warn!("AMQP reply without a correlation id: dropped");
             continue;
         };
+        let checked =
+            seal::check_with(key.as_ref(), Kind::Reply, &delivery.properties, &delivery.data);
+        if let Err(why) = checked {
+            tracing::warn!(
+                id = id.as_str(),
+                why,
+                "an AMQP reply not signed with the cluster key: dropped"
+            );
+            continue;
+        }
         if !pending.resolve(id.as_str(), delivery.data) {
             tracing::debug!(id = id.as_str(), "late AMQP reply (its request timed out): dropped");
         }
@@ -94,11 +109,27 @@ pub(super) async fn serve_requests(
     handler: Handler,
     replies: Channel,
     node: ManagementNodeId,
+    key: Option<SigningKey>,
 ) {
     while let Some(delivery) = consumer.next().await {
         match delivery {
             Ok(d) => {
-                tokio::spawn(serve_one(d, handler.clone(), replies.clone(), node));
+                if let Err(why) =
+                    seal::check_with(key.as_ref(), Kind::Request, &d.properties, &d.data)
+                {
+                    // Taken off the queue (acked) unrun: the broker would only deliver it again.
+                    let from = d.properties.app_id().as_ref().map(|a| a.to_string());
+                    tracing::warn!(
+                        why,
+                        ?from,
+                        "an AMQP request not signed with the cluster key: dropped"
+                    );
+                    if let Err(e) = d.acker.ack(BasicAckOptions::default()).await {
+                        tracing::warn!(%e, "cannot ack a dropped AMQP request");
+                    }
+                    continue;
+                }
+                tokio::spawn(serve_one(d, handler.clone(), replies.clone(), node, key.clone()));
             }
             Err(e) => {
                 tracing::warn!(%e, "AMQP request consumer failed");
@@ -111,7 +142,13 @@ pub(super) async fn serve_requests(
 /// Runs one request, publishes its reply and waits for the broker's confirm, then acks the
 /// request. When the reply cannot be published the request is left unacked: the broker
 /// delivers it again once this node (or its successor on the queue) reconnects.
-async fn serve_one(d: Delivery, handler: Handler, replies: Channel, node: ManagementNodeId) {
+async fn serve_one(
+    d: Delivery,
+    handler: Handler,
+    replies: Channel,
+    node: ManagementNodeId,
+    key: Option<SigningKey>,
+) {
     let reply_to = d.properties.reply_to().clone();
     let id = d.properties.correlation_id().clone();
     let Delivery { data, acker, .. } = d;
@@ -120,6 +157,7 @@ async fn serve_one(d: Delivery, handler: Handler, replies: Channel, node: Manage
         let props = BasicProperties::default()
             .with_correlation_id(id)
             .with_app_id(node.0.to_string().into());
+        let props = seal::sign_with(key.as_ref(), Kind::Reply, props, &reply);
         let sent = match replies
             .basic_publish("".into(), to, BasicPublishOptions::default(), &reply, props)
             .await

@@ -146,3 +146,56 @@ async fn a_wrong_url_fails_at_connect_with_the_password_hidden() {
     let msg = err.to_string();
     assert!(msg.contains("127.0.0.1:1") && !msg.contains("secret"), "{msg}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signing_node_takes_only_requests_replies_and_events_signed_with_its_key() {
+    let Some(url) = url() else { return };
+    let (cluster, forger) = (SigningKey::new(&[3; 32]), SigningKey::new(&[4; 32]));
+    let connect = |key: Option<&SigningKey>, events: Option<&EventBus>, serves: bool| {
+        let n = node();
+        let opts = BusOptions {
+            handler: serves.then(|| echo(n, Duration::ZERO)),
+            events: events.cloned(),
+            signing_key: key.cloned(),
+            ..BusOptions::default()
+        };
+        AmqpBus::connect_with(&url, n, opts)
+    };
+    let (ea, eb) = (EventBus::new(64), EventBus::new(64));
+    let a = connect(Some(&cluster), Some(&ea), true).await.expect("a connects");
+    let member = connect(Some(&cluster), None, false).await.expect("a member connects");
+    let reply = member.request(a.node(), b"hi", Duration::from_secs(5)).await;
+    assert_eq!(reply.expect("signed: served"), format!("{}:hi", a.node().0).into_bytes());
+    // A client with another key, or none, gets nothing served: its request is dropped.
+    for key in [Some(&forger), None] {
+        let outsider = connect(key, None, false).await.expect("connects");
+        let refused = outsider.request(a.node(), b"hi", Duration::from_secs(2)).await;
+        assert!(matches!(refused, Err(BusError::Timeout { .. })), "{key:?}: {refused:?}");
+        outsider.close().await;
+    }
+    // A node answering with another key is not believed: the request times out.
+    let impostor = connect(Some(&forger), None, true).await.expect("connects");
+    let answer = member.request(impostor.node(), b"hi", Duration::from_secs(2)).await;
+    assert!(matches!(answer, Err(BusError::Timeout { .. })), "{answer:?}");
+    // Events: a forger's do not reach a's subscribers; a member's do.
+    let forging = connect(Some(&forger), Some(&eb), false).await.expect("connects");
+    let (ec, vm) = (EventBus::new(64), uuid::Uuid::new_v4());
+    let honest = connect(Some(&cluster), Some(&ec), false).await.expect("connects");
+    // Connected is set by the bus's own task, a moment after connect_with returns.
+    while !(forging.connected() && honest.connected()) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut seen_by_a = ea.subscribe();
+    eb.publish("vm", uuid::Uuid::new_v4(), None, Some("Running"));
+    ec.publish("vm", vm, None, Some("Running"));
+    let first = tokio::time::timeout(Duration::from_secs(5), seen_by_a.recv())
+        .await
+        .expect("a gets the member's event")
+        .expect("event");
+    assert_eq!(first.resource_uuid, vm, "the forger's event came first");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(seen_by_a.try_recv().is_err(), "the forger's event came after");
+    for bus in [a, member, impostor, forging, honest] {
+        bus.close().await;
+    }
+}
