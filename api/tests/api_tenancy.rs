@@ -209,6 +209,13 @@ async fn sixty_four_concurrent_creates_against_a_quota_of_ten_take_exactly_ten()
     assert_eq!(r.status.as_u16(), 200, "{:?}", r.body);
     assert_eq!(create(&s, &c, &env, "eleventh").await.0, 201);
     bad(&s, reqwest::Method::PUT, &quotas, json!({"max_vms": u64::MAX}), "quotas.max_vms").await;
+    for not_an_object in [json!([null, null]), json!(null), json!(3)] {
+        let body = json!({"name": "odd", "quotas": not_an_object});
+        let r = s.post("/v1/accounts", body).await;
+        assert_eq!((r.status.as_u16(), r.body["code"].as_str()), (400, Some("INVALID_ARGUMENT")));
+        let r = s.send(reqwest::Method::PUT, &quotas, not_an_object.into()).await;
+        assert_eq!(r.status.as_u16(), 400, "{:?}", r.body);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,8 +70,18 @@ pub struct CreateAccount {
     /// 1 to 64 characters: letters, digits, `.`, `_`, `@` and `-`.
     #[schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._@-]{1,64}$")]
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "quotas_object")]
     pub quotas: Quotas,
+}
+
+/// [`Quotas`] from a JSON object only (serde would also take an array of the fields in order,
+/// and the schema does not allow `null`).
+fn quotas_object<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Quotas, D::Error> {
+    use serde::de::Error;
+    match serde_json::Value::deserialize(d)? {
+        v @ serde_json::Value::Object(_) => serde_json::from_value(v).map_err(D::Error::custom),
+        other => Err(D::Error::custom(format!("quotas must be an object, not {other}"))),
+    }
 }
 
 /// An account read with its limits, as the engine uses it.
