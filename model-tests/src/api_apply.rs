@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 
 use crate::api_nodes::{host_body, to_json, Answer, ApiNode};
 use crate::ops::{self, Made};
+use crate::reference::VmNo;
 use crate::sut::{Created, Sut};
+use crate::tenants::Owner;
 use crate::transitions::{Transition, CONFIG_CHANGES};
 
 /// The VM collection; every request to it here asks `?wait=true`, for the outcome, not a job.
@@ -26,8 +28,10 @@ impl Sut {
         let rt = &self.rt;
         let vm_path = |vm: VmId, action: &str| format!("{VMS}/{vm}/{action}?wait=true");
         let mut made = None;
+        let caller = self.caller(t);
+        let api = &Caller { api, caller };
         let answer = match t {
-            T::CreateVm { vm, size, nics, host, image } => {
+            T::CreateVm { vm, size, nics, host, image, .. } => {
                 let req = to_json(&self.create_req(*vm, *size, *nics, *host, *image));
                 let a = rt.block_on(api.post(&format!("{VMS}?wait=true"), req));
                 if a.code.is_none() {
@@ -94,21 +98,26 @@ impl Sut {
                 let uri = format!("/v1/l3-networks/{}/ip-ranges", self.aux_id(*l3).uuid());
                 rt.block_on(api.post(&uri, ops::range_request(*range)))
             }
+            T::CrossTenant { tenant, vm } => {
+                rt.block_on(self.cross_tenant_over_api(api, *tenant, *vm))
+            }
             _ => return None,
         };
         let message = answer.body["message"].as_str().unwrap_or_default().to_owned();
         Some(ops::Answer { code: answer.code, message, made })
     }
 
-    /// Sends a batch of creates to node `node` concurrently; their outcomes in order.
+    /// Sends a batch of creates for `owner` to node `node` concurrently; their outcomes in
+    /// order.
     pub(crate) fn create_batch_over_api(
         &self,
         node: usize,
         reqs: &[oxstack_engine::services::vm::CreateVm],
+        owner: Owner,
     ) -> Option<Vec<Result<Created, String>>> {
         let api = &self.api.as_ref()?[node];
         let uri = format!("{VMS}?wait=true");
-        let calls = reqs.iter().map(|r| api.post(&uri, to_json(r)));
+        let calls = reqs.iter().map(|r| api.post_as(owner, &uri, to_json(r)));
         let answers = self.rt.block_on(futures::future::join_all(calls));
         let outcome = |a: Answer| match &a.code {
             None => Ok(created(&a)),
@@ -116,10 +125,67 @@ impl Sut {
         };
         Some(answers.into_iter().map(outcome).collect())
     }
+
+    /// Who sends `t` over the API: the tenant whose VM it creates or acts on, when a tenant's
+    /// user may send it (not a live migration, which is the admin's, nor a start naming a host:
+    /// a tenant may not choose where a VM runs); else the admin. The cross-tenant step is the
+    /// tenant's.
+    fn caller(&self, t: &Transition) -> Owner {
+        use Transition as T;
+        let owner_of = |vm: &VmNo| self.actual.vms.get(vm).map_or(Owner::Admin, |v| v.owner);
+        match t {
+            T::CreateVm { owner, .. } => *owner,
+            T::CrossTenant { tenant, .. } => *tenant,
+            T::Migrate { .. }
+            | T::Start { host: Some(_), .. }
+            | T::WrongState { op: VmOp::Migrate, .. } => Owner::Admin,
+            T::WrongState { vm, .. } => owner_of(vm),
+            _ => t.vm_acted_on().as_ref().map_or(Owner::Admin, owner_of),
+        }
+    }
+
+    /// The cross-tenant step over the API, sent by `api` (as the tenant): the VM is NOT_FOUND
+    /// to it, and so is a reboot of it; the engine's lists and a job on the VM are checked as
+    /// on the engine (`tenants_run`). The answer is the read's.
+    async fn cross_tenant_over_api(&self, api: &Caller<'_>, tenant: Owner, vm: VmNo) -> Answer {
+        let read = api.call(Method::GET, &format!("{VMS}/{}", self.vm(vm)), None).await;
+        let reboot = vm_action(api, self.vm(vm), VmOp::Reboot).await;
+        if reboot.code.as_deref() != Some("NOT_FOUND") {
+            self.fail(format!(
+                "{tenant:?} reboots {vm:?}, another account's, over the API: {:?} {}",
+                reboot.code, reboot.body
+            ));
+        }
+        let e = self.nodes[self.acting].clone();
+        let on_engine = self.cross_tenant(&e, tenant, vm).await;
+        if on_engine.code != read.code {
+            self.fail(format!(
+                "{tenant:?} reads {vm:?} over the API: {:?}, from the engine: {:?}",
+                read.code, on_engine.code
+            ));
+        }
+        read
+    }
+}
+
+/// A node's API with the caller its requests are sent as.
+struct Caller<'a> {
+    api: &'a ApiNode,
+    caller: Owner,
+}
+
+impl Caller<'_> {
+    async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> Answer {
+        self.api.call_as(self.caller, method, uri, body).await
+    }
+
+    async fn post(&self, uri: &str, body: Value) -> Answer {
+        self.api.post_as(self.caller, uri, body).await
+    }
 }
 
 /// A VM action without options (destroy is `DELETE` on the VM).
-async fn vm_action(api: &ApiNode, vm: VmId, op: VmOp) -> Answer {
+async fn vm_action(api: &Caller<'_>, vm: VmId, op: VmOp) -> Answer {
     let action = match op {
         VmOp::Destroy => {
             return api.call(Method::DELETE, &format!("{VMS}/{vm}?wait=true"), None).await

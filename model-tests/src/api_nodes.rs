@@ -7,25 +7,40 @@
 //!
 //! Steps that are not API calls (ping sweeps, host and VM faults, reconciling a host after a
 //! VM is killed) still call the engine directly, as the background tasks of a node would.
+//!
+//! Requests are sent as the admin, but those about a tenant's VM that a tenant's user may send
+//! (see `api_apply`), which a member of the tenant's account sends: the create, so that the
+//! VM is the account's and charged, and its actions, which the API checks the VM's owner for.
+
+use std::collections::BTreeMap;
 
 use axum::body::{to_bytes, Body};
 use axum::http::{Method, Request};
 use axum::Router;
 use oxstack_api::forward::{self, Forwarding, SERVED_BY};
 use oxstack_bus::amqp::AmqpBus;
-use oxstack_engine::services::identity::CreateSession;
+use oxstack_engine::ids::AccountId;
+use oxstack_engine::services::identity::{CreateSession, CreateUser, Role};
 use oxstack_engine::Engine;
 use serde_json::{json, Value};
 use tower::ServiceExt;
+
+use crate::tenants::Owner;
 
 /// One node's API with forwarding, and its bus connection.
 pub struct ApiNode {
     engine: Engine,
     router: Router,
     bus: AmqpBus,
-    /// The admin's session token, sent with every request.
-    token: String,
+    /// The session token of the admin and of a member of each tenant account (see
+    /// [`ApiNode::sign_in_tenants`]): a request is sent with its caller's.
+    tokens: BTreeMap<Owner, String>,
+    /// The admin account (whose the admin's VMs are).
+    admin_account: AccountId,
 }
+
+/// The password of the model's users.
+const PASSWORD: &str = "the model test's admin password";
 
 /// What the API answered: the error code (`None` for a 2xx answer) and the body (`Null` when
 /// there is none).
@@ -61,22 +76,66 @@ impl ApiNode {
         let forwarding = Forwarding { bus: bus.clone() };
         let router =
             forward::layer(oxstack_api::router(engine.clone()), engine.clone(), forwarding);
-        // The model drives the engines as their admin: the model of who may call what is the
-        // API's own tests' (api/tests/api_auth.rs).
-        let password = "the model test's admin password";
-        if let Err(e) = engine.identity.bootstrap("admin", password).await {
+        // The model drives the engines as their admin, and a tenant's VMs as a member of its
+        // account: the model of who may call what is the API's own tests' (api/tests/
+        // api_auth.rs, api_tenancy.rs).
+        if let Err(e) = engine.identity.bootstrap("admin", PASSWORD).await {
             panic!("the admin of the model's database: {e}");
         }
-        let login = CreateSession { name: "admin".into(), password: password.into() };
-        let token = match engine.identity.sign_in(login).await {
-            Ok(session) => session.token,
-            Err(e) => panic!("the admin signs in at node {}: {e}", engine.membership.node),
+        let token = sign_in(engine, "admin").await;
+        let admin_account = match engine.identity.authenticate(&token).await {
+            Ok(principal) => principal.account,
+            Err(e) => panic!("the admin's token at node {}: {e}", engine.membership.node),
         };
-        ApiNode { engine: engine.clone(), router, bus, token }
+        let tokens = BTreeMap::from([(Owner::Admin, token)]);
+        ApiNode { engine: engine.clone(), router, bus, tokens, admin_account }
     }
 
-    /// Sends one request and checks it was served by the node that owns its resource.
+    /// The admin account.
+    pub fn admin_account(&self) -> AccountId {
+        self.admin_account
+    }
+
+    /// Makes a member of each tenant account of `accounts` (unless another node did) and
+    /// signs it in, for the requests of the tenant's VMs (see `api_apply`).
+    pub async fn sign_in_tenants(&mut self, accounts: &BTreeMap<Owner, AccountId>) {
+        for (owner, account) in accounts {
+            let name = owner.account_name();
+            let user = CreateUser {
+                name: name.into(),
+                password: PASSWORD.into(),
+                role: Role::Member,
+                account_uuid: Some(*account),
+            };
+            match self.engine.identity.create_user(user).await {
+                Ok(_) => {}
+                Err(e) if e.code() == "CONFLICT" => {} // made through the other node
+                Err(e) => panic!("a member of {owner:?}'s account: {e}"),
+            }
+            self.tokens.insert(*owner, sign_in(&self.engine, name).await);
+        }
+    }
+
+    /// Sends one request as the admin (see [`ApiNode::call_as`]).
     pub async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> Answer {
+        self.call_as(Owner::Admin, method, uri, body).await
+    }
+
+    /// Sends one request as `caller` (the admin, or a member of a tenant account) and checks
+    /// it was served by the node that owns its resource.
+    pub async fn call_as(
+        &self,
+        caller: Owner,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let Some(token) = self.tokens.get(&caller) else {
+            panic!(
+                "{method} {uri}: {caller:?} is not signed in at node {}",
+                self.engine.membership.node
+            )
+        };
         let me = self.engine.membership.node;
         let path = uri.split('?').next().unwrap_or(uri);
         let owner = forward::resource_of(path)
@@ -85,7 +144,7 @@ impl ApiNode {
         let mut req = Request::builder()
             .method(method.clone())
             .uri(uri)
-            .header("authorization", format!("Bearer {}", self.token));
+            .header("authorization", format!("Bearer {token}"));
         // A write says it is JSON even without a body (else 415).
         if body.is_some() || [Method::POST, Method::PUT, Method::PATCH].contains(&method) {
             req = req.header("content-type", "application/json");
@@ -126,14 +185,28 @@ impl ApiNode {
         Answer { code, body }
     }
 
-    /// `POST` with a JSON body.
+    /// `POST` with a JSON body, as the admin.
     pub async fn post(&self, uri: &str, body: Value) -> Answer {
         self.call(Method::POST, uri, Some(body)).await
+    }
+
+    /// `POST` with a JSON body, as `caller`.
+    pub async fn post_as(&self, caller: Owner, uri: &str, body: Value) -> Answer {
+        self.call_as(caller, Method::POST, uri, Some(body)).await
     }
 
     /// Closes the bus connection.
     pub async fn close(&self) {
         self.bus.close().await;
+    }
+}
+
+/// Signs the model's user `name` in at `engine`: its token.
+async fn sign_in(engine: &Engine, name: &str) -> String {
+    let login = CreateSession { name: name.into(), password: PASSWORD.into() };
+    match engine.identity.sign_in(login).await {
+        Ok(session) => session.token,
+        Err(e) => panic!("{name} signs in at node {}: {e}", engine.membership.node),
     }
 }
 

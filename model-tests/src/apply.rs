@@ -13,9 +13,9 @@ use oxstack_engine::services::vm::VmOp;
 use crate::atoms;
 use crate::aux::{AuxKind, Parent};
 use crate::engine_model::NOT_FOUND;
-use crate::engine_model::{PowerOp, CONFLICT, HYPERVISOR, INVALID_ARGUMENT, INVALID_STATE};
+use crate::engine_model::{NewVm, PowerOp, CONFLICT, HYPERVISOR, INVALID_ARGUMENT, INVALID_STATE};
 use crate::reference::{Expected, HostNo, Reach, RefHost, RefState, VmNo};
-use crate::transitions::{Transition, CONFIG_CHANGES, NIC_SETS};
+use crate::transitions::{Transition, CONFIG_CHANGES};
 
 /// The reference state machine's step: the first outcome of `t` (see `atoms::outcomes`), or
 /// for a group the first outcome of each of its operations run one after another in order.
@@ -80,9 +80,9 @@ pub fn apply_one(state: &mut RefState, t: &Transition) -> Expected {
         return refused;
     }
     match t {
-        T::CreateBatch { first, count, size, nics } => {
+        T::CreateBatch { first, count, size, nics, owner } => {
             state.next_vm = state.next_vm.max(first.0 + count);
-            state.create_batch(*first, *count, *size, NIC_SETS[*nics])
+            state.create_batch(*first, *count, &NewVm::new(*size, *nics, None, *owner))
         }
         T::Stop { vm, .. } => state.stop_vm(*vm),
         T::Reboot { vm } => state.power_op(*vm, PowerOp::Reboot),
@@ -162,6 +162,11 @@ pub fn apply_one(state: &mut RefState, t: &Transition) -> Expected {
             AuxKind::Image => state.delete_image(*n),
         },
         T::CreateIpRange { l3, range } => state.create_range(*l3, *range),
+        // Only its owner sees a VM; nothing changes.
+        T::CrossTenant { tenant, vm } => match state.vms.get(vm) {
+            Some(v) if v.owner == *tenant => Expected::Ok,
+            _ => Expected::Err(NOT_FOUND),
+        },
     }
 }
 

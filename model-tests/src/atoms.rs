@@ -30,9 +30,10 @@ use oxstack_engine::services::vm::VmState;
 
 use crate::apply::{apply_one, refusal};
 use crate::aux::AuxNo;
-use crate::engine_model::NOT_FOUND;
+use crate::engine_model::{NewVm, NOT_FOUND};
 use crate::placement;
 use crate::reference::{Expected, HostNo, RefState, VmNo};
+use crate::tenants::Owner;
 use crate::transitions::Transition;
 
 /// Where an operation is in its sequence of steps.
@@ -51,6 +52,8 @@ pub enum Phase {
     EvacPlacing { from: HostState, vm: VmNo },
     /// The same, with `vm` on its way to the host it reserved.
     Moving { from: HostState, vm: VmNo },
+    /// A tenant's create the database refused for its quota, to say why (see `tenants`).
+    QuotaRefused,
 }
 
 /// What a step leaves of its operation.
@@ -86,16 +89,30 @@ pub fn held(t: &Transition, phase: Phase) -> Vec<Queue> {
         Phase::EvacPlacing { vm, .. } | Phase::Moving { vm, .. } => {
             queue(t).into_iter().chain([Queue::Vm(vm)]).collect()
         }
-        Phase::Placing | Phase::Migrating | Phase::Evacuating(_) => queue(t).into_iter().collect(),
+        Phase::Placing | Phase::Migrating | Phase::Evacuating(_) | Phase::QuotaRefused => {
+            queue(t).into_iter().collect()
+        }
     }
 }
 
-/// Whether another operation still to run may, between a placement's choice of a host and its
-/// reservation in the database, change whether the database accepts it (see `placement`): a
-/// state change or deletion of the host, the delete of the VM's image (given as the second
-/// argument); where the node's index lags the database on the host, a release or reservation
-/// there.
-pub type AtRisk<'a> = &'a dyn Fn(HostNo, Option<AuxNo>) -> bool;
+/// What another operation still to run may change between two steps of a placement (see
+/// `placement`), so that they are two steps of the model, not one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Risk {
+    /// Whether the database accepts the reservation of `host` chosen for a VM from `image`
+    /// (charged to `charged`'s quotas for a tenant's create): a state change or deletion of
+    /// the host, the delete of the image; where the node's index lags the database on the
+    /// host, a release or reservation there; another charge or a refund of the tenant, and,
+    /// when the engine refused the create for its quota, any other placement (which sees its
+    /// choice until then).
+    Reservation { host: HostNo, image: Option<AuxNo>, charged: Option<Owner> },
+    /// Whether a create of `Owner`'s that the database refused for its quota says so: a refund
+    /// of the tenant before the engine reads its usage again.
+    Refund(Owner),
+}
+
+/// Whether another operation still to run may change what the [`Risk`] says.
+pub type AtRisk<'a> = &'a dyn Fn(&Risk) -> bool;
 
 /// Every possible result of one step of `t` at `phase` in `state`; none when the step must
 /// wait for something another operation is doing. With several nodes, the caches of the node
@@ -130,17 +147,23 @@ fn step_alone(
         }
     }
     match (t, phase) {
-        (T::CreateVm { vm, size, nics, host, image }, Phase::Start) => {
+        (T::CreateVm { vm, size, nics, host, image, owner }, Phase::Start) => {
             s.next_vm = s.next_vm.max(vm.0 + 1);
             let missing_image = image.is_some_and(|i| !s.aux.images.contains_key(&i));
             let missing_host = host.is_some_and(|h| !s.hosts.contains_key(&h));
             if missing_image || missing_host {
                 return done(s, Expected::Err(NOT_FOUND));
             }
-            vec![placement::create_chosen(s, *vm, (*size, *nics), (*host, *image), at_risk)]
+            let new = NewVm::new(*size, *nics, *image, *owner);
+            vec![placement::create_chosen(s, *vm, new, *host, at_risk)]
         }
-        (T::CreateVm { vm, size, nics, host, image }, Phase::Placing) => {
-            vec![placement::create_reserved(s, *vm, (*size, *nics), (*host, *image), at_risk)]
+        (T::CreateVm { vm, size, nics, host, image, owner }, Phase::Placing) => {
+            let new = NewVm::new(*size, *nics, *image, *owner);
+            vec![placement::create_reserved(s, *vm, new, *host, at_risk)]
+        }
+        (T::CreateVm { size, nics, owner, .. }, Phase::QuotaRefused) => {
+            let answer = placement::quota_refusal(&s, &NewVm::new(*size, *nics, None, *owner));
+            done(s, answer)
         }
         (T::Start { vm, host }, Phase::Start) => {
             vec![placement::start_chosen(s, *vm, *host, at_risk)]
@@ -297,7 +320,7 @@ fn walk(
     seen: &mut HashSet<(RefState, Phase)>,
     out: &mut Vec<(RefState, Expected)>,
 ) {
-    for (s, progress) in step(state, t, phase, &|_, _| false) {
+    for (s, progress) in step(state, t, phase, &|_| false) {
         match progress {
             Progress::Next(next) => {
                 if seen.insert((s.clone(), next)) {

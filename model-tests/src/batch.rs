@@ -14,6 +14,14 @@
 //! by placing them in the model one by one, which the database's figures must allow); and each
 //! host of the node's index either as it was or read again from the database, every one read
 //! again when a create was refused.
+//!
+//! A tenant's batch is charged against its quotas (see `tenants`). When they stop it before the
+//! hosts' room does, each create that is refused chose a host first, which the others saw until
+//! the database refused its charge; so which hosts the others chose depends on how they
+//! interleave too. The preconditions then keep room on the hosts for all, and the model asks
+//! what holds whatever the order (as for a lagging index): exactly as many created as the quota
+//! allows, every other refused QUOTA_EXCEEDED, each on a host the database and the quota allow
+//! in turn, and (with several nodes) each host of the index as it was or read again.
 
 use std::collections::HashMap;
 
@@ -23,38 +31,83 @@ use oxstack_hypervisor::{HostId, VmId};
 
 use crate::atoms;
 use crate::cache::{CachedHost, NodeCache};
-use crate::reference::{Expected, HostNo, RefState, VmNo};
+use crate::engine_model::{NewVm, NO_CAPACITY};
+use crate::paths::Event;
+use crate::reference::{Expected, HostNo, RefState, VmNo, MAX_VMS, SIZES};
 use crate::sut::{Created, Sut};
-use crate::transitions::{Transition, NIC_SETS};
+use crate::tenants::{Owner, QUOTA_EXCEEDED};
+use crate::transitions::{fresh_vms, Transition, NIC_SETS};
+use oxstack_hypervisor::OpKind;
+
+/// What a batch creates: (index into `SIZES`, index into `NIC_SETS`, owner).
+pub type BatchOf = (usize, usize, Owner);
+
+/// Every (count, size, nics, owner) a batch may be made of in `state`.
+pub fn choices(state: &RefState) -> Vec<(u32, usize, usize, Owner)> {
+    let mut out = Vec::new();
+    for count in 2..=8u32 {
+        for size in 0..SIZES.len() {
+            for nics in 0..NIC_SETS.len() {
+                for owner in Owner::ALL {
+                    if preconditions(state, VmNo(state.next_vm), count, (size, nics, owner)) {
+                        out.push((count, size, nics, owner));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// How many of a batch of `count` creates are made, if the addresses suffice: as many as the
+/// hosts have room for and the owner's quotas allow.
+pub fn made(state: &RefState, count: u32, (size, nics, owner): BatchOf) -> u32 {
+    count.min(state.slots(size)).min(state.quota_room(owner, size, NIC_SETS[nics].len()))
+}
+
+/// Whether the owner's quotas stop a batch of `count` before the hosts' room does: then which
+/// of its creates are refused, and so where the others land, depends on how they interleave
+/// (see the module doc).
+pub fn quota_binds(state: &RefState, count: u32, (size, nics, owner): BatchOf) -> bool {
+    state.quota_room(owner, size, NIC_SETS[nics].len()) < count.min(state.slots(size))
+}
+
+/// Whether a batch of `count` creates of `of`, numbered from `first`, may run in `state`: no
+/// create failure pending, the simulator counting the engine's usage, addresses for every
+/// create that is made; and where a quota stops the batch, room on the hosts for all, so that
+/// every refusal is the quota's.
+pub fn preconditions(state: &RefState, first: VmNo, count: u32, of: BatchOf) -> bool {
+    let made = made(state, count, of);
+    fresh_vms(state, first, count)
+        && state.vms.len() + count as usize <= MAX_VMS
+        && !state.fault_pending(OpKind::Create)
+        && state.usage_agrees()
+        && NIC_SETS[of.1].iter().all(|l3| state.ips_free(*l3) >= made)
+        && (!quota_binds(state, count, of) || count <= state.slots(of.0))
+}
 
 impl Sut {
     /// Runs a batch of creates concurrently on node `node` (engine `e`), checks how many
     /// succeeded and where they landed (see the module doc), and numbers them by host (the VMs
     /// are identical, so which one the model calls `vmN` does not matter).
-    pub(crate) fn batch(
-        &mut self,
-        node: usize,
-        e: &Engine,
-        first: VmNo,
-        count: u32,
-        size: usize,
-        nics: usize,
-    ) {
-        let t = Transition::CreateBatch { first, count, size, nics };
+    pub(crate) fn batch(&mut self, node: usize, e: &Engine, first: VmNo, count: u32, of: BatchOf) {
+        let (size, nics, owner) = of;
+        let t = Transition::CreateBatch { first, count, size, nics, owner };
         let lags = self.index_lags();
+        let binds = quota_binds(&self.actual, count, of);
         let (mut model, expected) = atoms::outcomes(&self.actual, &t).swap_remove(0);
         let created = match expected {
-            Expected::Batch { .. } if lags => count.min(self.actual.slots(size)),
+            Expected::Batch { .. } if lags || binds => made(&self.actual, count, of),
             Expected::Batch { created } => created,
             _ => self.fail("the model expects a batch outcome for a batch".into()),
         };
         let reqs: Vec<CreateVm> = (0..count)
             .map(|i| self.create_req(VmNo(first.0 + i), size, nics, None, None))
             .collect();
-        let results = match self.create_batch_over_api(node, &reqs) {
+        let results = match self.create_batch_over_api(node, &reqs, owner) {
             Some(results) => results,
             None => {
-                let creates = reqs.into_iter().map(|r| e.vms.create_vm(r));
+                let creates = reqs.into_iter().map(|r| self.create_for(e, r, owner));
                 let results = self.rt.block_on(futures::future::join_all(creates));
                 let outcome =
                     |r: Result<oxstack_engine::services::vm::VmInstance, EngineError>| match r {
@@ -64,12 +117,17 @@ impl Sut {
                 results.into_iter().map(outcome).collect()
             }
         };
+        // Where the quota stops the batch, every refusal is the quota's (see `preconditions`).
+        let refusal = if binds { QUOTA_EXCEEDED } else { NO_CAPACITY };
         let mut by_host: HashMap<HostId, Vec<VmId>> = HashMap::new();
         for r in &results {
             match r {
                 Ok(v) => by_host.entry(v.host).or_default().push(v.vm),
-                Err(e) if e.starts_with("INSUFFICIENT_CAPACITY:") => {}
-                Err(e) => self.fail(format!("batch of {count}: a create failed with {e}")),
+                Err(e) if e.starts_with(&format!("{refusal}:")) => {}
+                Err(e) => self.fail(format!(
+                    "batch of {count} for {owner:?}: a create failed with {e}, the model \
+                     expects {refusal}"
+                )),
             }
         }
         let ok = results.iter().filter(|r| r.is_ok()).count() as u32;
@@ -81,10 +139,18 @@ impl Sut {
         if ok != created {
             self.fail(format!("batch of {count}: {ok} created, model expects {created}"));
         }
-        if lags {
+        if binds {
+            self.trace.note("create-batch", "stopped by the owner's quota");
+            self.trace.event(Event::QuotaRefused { owner });
+        }
+        if lags || binds {
             let what = "create-batch on a node whose index lags: placed where the database allows";
-            self.trace.note("stale caches", what);
-            model = self.placed_anywhere(first, count, (size, nics), by_host);
+            if lags {
+                self.trace.note("stale caches", what);
+            }
+            // Only a create that found no room reloads the node's caches.
+            let reloaded = !binds && ok < count;
+            model = self.placed_anywhere(first, count, of, by_host, reloaded);
         } else {
             for i in 0..created {
                 let n = VmNo(first.0 + i);
@@ -116,15 +182,18 @@ impl Sut {
         })
     }
 
-    /// The model after a batch whose creates landed as `by_host` says on a node whose index
-    /// lags: each placed in turn where it landed, which the database must allow; the node's
-    /// caches as it shows them, if that is allowed (see the module doc).
+    /// The model after a batch whose creates landed as `by_host` says, on a node whose index
+    /// lags or stopped by its owner's quota: each placed in turn where it landed, which the
+    /// database and the quota must allow; the node's caches as it shows them, if that is
+    /// allowed: all read again when a create found no room (`reloaded`), else each host as it
+    /// was or read again (see the module doc).
     fn placed_anywhere(
         &mut self,
         first: VmNo,
         count: u32,
-        (size, nics): (usize, usize),
+        (size, nics, owner): BatchOf,
         by_host: HashMap<HostId, Vec<VmId>>,
+        reloaded: bool,
     ) -> RefState {
         let mut model = self.actual.clone();
         model.next_vm = model.next_vm.max(first.0 + count);
@@ -137,24 +206,25 @@ impl Sut {
             placed.extend(vms.into_iter().map(|v| (*n, v)));
         }
         placed.sort();
+        let new = NewVm::new(size, nics, None, owner);
         for (i, (h, id)) in placed.into_iter().enumerate() {
             let n = VmNo(first.0 + i as u32);
             if !model.db_accepts(h, size) {
                 self.fail(format!(
-                    "batch on a node whose index lags: {n:?} landed on {h:?}, which was not \
-                     Enabled and Connected in the main cluster or had no room for it"
+                    "batch: {n:?} landed on {h:?}, which was not Enabled and Connected in the \
+                     main cluster or had no room for it"
                 ));
             }
-            let answer = model.commit_create(n, size, NIC_SETS[nics], None, h);
+            let answer = model.commit_create(n, &new, h);
             if answer != Expected::Ok {
                 self.fail(format!("batch: the model cannot create {n:?} on {h:?}: {answer:?}"));
             }
             self.vms.insert(n, id);
         }
-        let refused = (model.vms.len() - self.actual.vms.len()) < count as usize;
-        let before = self.actual.cache.clone().unwrap_or_default();
-        model.cache =
-            Some(if refused { NodeCache::default() } else { self.read_again(&model, before) });
+        if let Some(before) = self.actual.cache.clone() {
+            model.cache =
+                Some(if reloaded { NodeCache::default() } else { self.read_again(&model, before) });
+        }
         model
     }
 

@@ -11,6 +11,7 @@ use oxstack_engine::services::host::HostState;
 
 use crate::aux::{AuxNo, Parent};
 use crate::reference::{HostNo, RefHost, RefState, RefVm, VmNo};
+use crate::tenants::{charges, refunds, Owner};
 use crate::transitions::Transition;
 
 /// Something an operation may read or change.
@@ -34,6 +35,9 @@ pub enum Key {
     /// where it counted fewer than the database saturates at zero (see `cache`), so how far
     /// depends on the volumes made before.
     Storage,
+    /// A tenant's quota usage: its creates are charged, expunges (and destroys, under the Direct
+    /// policy) of its VMs refunded, and whether a create is refused depends on what was before.
+    Quota(Owner),
 }
 
 impl Key {
@@ -87,6 +91,12 @@ pub fn keys(state: &RefState, op: &Transition) -> Vec<Key> {
         .filter(|_| matches!(op, T::CreateVm { .. } | T::Destroy { .. } | T::Expunge { .. }))
         .into_iter()
         .collect();
+    k.extend(
+        Owner::TENANTS
+            .into_iter()
+            .filter(|o| charges(op, *o) || refunds(state, op, *o))
+            .map(Key::Quota),
+    );
     k.extend(match op {
         T::CreateVm { vm, host: Some(h), image, .. } => {
             [Some(Key::Vm(*vm)), Some(host(*h)), image.map(Key::Aux), reloads]

@@ -29,6 +29,7 @@ use proptest::test_runner::Config;
 
 use crate::paths::{self, Event, Loss, Path, Point};
 use crate::reference::{HostNo, RefState, VmNo, FAULT_OPS};
+use crate::tenants::{Owner, QUOTA_EXCEEDED};
 use crate::transitions::{Transition, CONFIG_CHANGES};
 use oxstack_hypervisor::OpKind;
 
@@ -184,6 +185,7 @@ impl CaseTrace {
             }
             _ => {}
         }
+        self.tenant_events(before, t, code, after);
         // One event per sweep: a `PassTime` may run several.
         let every = u64::from(after.config.sync_every_pings);
         for n in before.sweeps + 1..=after.sweeps {
@@ -209,6 +211,35 @@ impl CaseTrace {
             let on = v.host.or(v.last_host);
             let ok = code.is_none();
             self.events.push(Event::Vm { op, vm, before: v.state, on, ok });
+        }
+    }
+
+    /// The events of the tenants: a create refused for its quota, charges and refunds (by the
+    /// tenant's VM count, before and after), a cross-tenant look refused.
+    fn tenant_events(
+        &mut self,
+        before: &RefState,
+        t: &Transition,
+        code: Option<&str>,
+        after: &RefState,
+    ) {
+        match (t, code) {
+            (Transition::CreateVm { owner, .. }, Some(QUOTA_EXCEEDED)) => {
+                self.events.push(Event::QuotaRefused { owner: *owner });
+            }
+            (Transition::CrossTenant { .. }, Some("NOT_FOUND")) => {
+                self.events.push(Event::CrossTenantRefused);
+            }
+            _ => {}
+        }
+        for owner in Owner::TENANTS {
+            let (was, is) = (before.usage(owner).vms, after.usage(owner).vms);
+            if is < was {
+                self.events.push(Event::Refunded { owner });
+            }
+            if is > was {
+                self.events.push(Event::Charged { owner });
+            }
         }
     }
 

@@ -13,6 +13,7 @@ use oxstack_hypervisor::PowerState;
 use crate::aux::AuxNo;
 use crate::reference::{Expected, HostNo, RefState, RefVm, VmNo};
 use crate::sim_model::SimFail;
+use crate::tenants::{Owner, QUOTA_EXCEEDED};
 
 /// INSUFFICIENT_CAPACITY.
 pub const NO_CAPACITY: &str = "INSUFFICIENT_CAPACITY";
@@ -40,31 +41,24 @@ impl RefState {
         self.vms.get_mut(&vm).expect("transition names a VM the model has")
     }
 
-    /// The create workflow, all at once: place, root volume, NICs, create on the host.
-    pub fn create_vm(
-        &mut self,
-        vm: VmNo,
-        size: usize,
-        l3s: &[usize],
-        designated: Option<HostNo>,
-        image: Option<AuxNo>,
-    ) -> Expected {
-        let Some(host) = self.choose(size, designated, None, &[]) else {
+    /// The create workflow, all at once: place (and charge), root volume, NICs, create on the
+    /// host.
+    pub fn create_vm(&mut self, vm: VmNo, new: &NewVm, designated: Option<HostNo>) -> Expected {
+        let Some(host) = self.choose(new.size, designated, None, &[]) else {
             return err(NO_CAPACITY);
         };
-        self.commit_create(vm, size, l3s, image, host)
+        self.commit_create(vm, new, host)
     }
 
-    /// The create workflow once `host` is reserved: NICs (refused, and the reservation undone,
-    /// when an L3 network has no free address), create on the host, the VM Running there.
-    pub fn commit_create(
-        &mut self,
-        vm: VmNo,
-        size: usize,
-        l3s: &[usize],
-        image: Option<AuxNo>,
-        host: HostNo,
-    ) -> Expected {
+    /// The create workflow once the database accepts `host`: refused in that transaction when
+    /// the owner's quotas do not allow the VM (see `tenants`); then NICs (refused, and the
+    /// reservation and charge undone, when an L3 network has no free address), create on the
+    /// host, the VM Running there.
+    pub fn commit_create(&mut self, vm: VmNo, new: &NewVm, host: HostNo) -> Expected {
+        let NewVm { size, l3s, image, owner } = *new;
+        if self.over_quota(owner, size, l3s.len()) {
+            return err(QUOTA_EXCEEDED);
+        }
         if l3s.iter().any(|l3| self.ips_free(*l3) == 0) {
             return err(NO_CAPACITY);
         }
@@ -80,6 +74,7 @@ impl RefState {
             target: None,
             last_host: Some(host),
             destroyed_at: 0,
+            owner,
         };
         self.vms.insert(vm, row);
         Expected::Ok
@@ -87,18 +82,13 @@ impl RefState {
 
     /// `count` identical creates at once. The preconditions make the outcome independent of how
     /// they interleave: no create failure pending, enough addresses, simulator usage equal to
-    /// the engine's; so exactly the first `min(count, slots)` succeed, on the hosts a sequence of
-    /// single creates would get.
-    pub fn create_batch(
-        &mut self,
-        first: VmNo,
-        count: u32,
-        size: usize,
-        l3s: &[usize],
-    ) -> Expected {
+    /// the engine's; so exactly the first `min(count, slots, quota room)` succeed, on the hosts a
+    /// sequence of single creates would get (where the quota stops them first, the engine's
+    /// may land elsewhere: see `batch`).
+    pub fn create_batch(&mut self, first: VmNo, count: u32, new: &NewVm) -> Expected {
         let mut created = 0;
         for i in 0..count {
-            if self.create_vm(VmNo(first.0 + i), size, l3s, None, None) == Expected::Ok {
+            if self.create_vm(VmNo(first.0 + i), new, None) == Expected::Ok {
                 created += 1;
             }
         }
@@ -310,6 +300,23 @@ impl RefState {
                 _ => {}
             }
         }
+    }
+}
+
+/// What a create makes: a VM of `SIZES[size]` with a NIC on each of `l3s`, from the main
+/// image or an aux one, for `owner`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewVm {
+    pub size: usize,
+    pub l3s: &'static [usize],
+    pub image: Option<AuxNo>,
+    pub owner: Owner,
+}
+
+impl NewVm {
+    /// A create's VM: of `SIZES[size]` with NICs on `NIC_SETS[nics]`.
+    pub fn new(size: usize, nics: usize, image: Option<AuxNo>, owner: Owner) -> Self {
+        Self { size, l3s: crate::transitions::NIC_SETS[nics], image, owner }
     }
 }
 

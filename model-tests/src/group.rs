@@ -184,13 +184,14 @@ fn op_fits(state: &RefState, op: &Transition, tally: &mut Tally) -> bool {
     let vm = |v: &VmNo| state.vms.contains_key(v);
     let host = |h: &Option<HostNo>| h.is_none_or(|h| state.hosts.contains_key(&h));
     match op {
-        T::CreateVm { vm: v, nics, host: h, image, .. } => {
+        T::CreateVm { vm: v, nics, host: h, image, owner, .. } => {
             tally.vms.push(*v);
             for l3 in NIC_SETS[*nics] {
                 tally.nics[*l3] += 1;
             }
             fresh_vms(state, *v, 1)
                 && host(h)
+                && !(owner.is_tenant() && h.is_some())
                 && image.is_none_or(|i| state.aux.images.contains_key(&i))
         }
         T::Start { vm: v, host: h } => vm(v) && host(h),

@@ -13,12 +13,13 @@
 
 use std::collections::BTreeMap;
 
-use crate::atoms::{held, queue, step, Phase, Progress, Queue};
-use crate::aux::{AuxNo, Parent, RANGES};
+use crate::atoms::{held, queue, step, Phase, Progress, Queue, Risk};
+use crate::aux::{Parent, RANGES};
 use crate::invariants::{expected_bss, image_bytes};
 use crate::linearize::{may_decline, may_move_capacity};
-use crate::reference::{Expected, HostNo, Reach, RefState, L3_IPS, ROOT_BYTES};
+use crate::reference::{Expected, Reach, RefState, L3_IPS, ROOT_BYTES};
 use crate::snapshot::{SnapAux, SnapHost, SnapL3, SnapVm, Snapshot};
+use crate::tenants::{charges, may_choose, refunds, Owner};
 use crate::transitions::Transition;
 
 /// What a group did in a run: each operation's answer (error code, `None` for success), the
@@ -75,15 +76,9 @@ pub fn random_run(start: &RefState, ops: &[Transition], seed: u64, split: Split)
             if phase == Phase::Start && queue(op).is_some_and(|q| held.contains(&q)) {
                 continue;
             }
-            let at_risk = |h: HostNo, image: Option<AuxNo>| match split {
+            let at_risk = |risk: &Risk| match split {
                 Split::All => true,
-                Split::AtRisk => ops.iter().enumerate().any(|(j, op)| {
-                    j != i
-                        && ((phases[j] == Some(Phase::Start) && may_decline(op, Some(h), image))
-                            || (state.index_lags(h)
-                                && phases[j].is_some()
-                                && may_move_capacity(&state, op, h)))
-                }),
+                Split::AtRisk => risk_of(&state, ops, &phases, i, risk),
             };
             let steps = step(&state, op, phase, &at_risk);
             if !steps.is_empty() {
@@ -108,6 +103,35 @@ pub fn random_run(start: &RefState, ops: &[Transition], seed: u64, split: Split)
         }
     }
     Run { answers, completed, end: state }
+}
+
+/// Whether an operation other than `i` of `ops` (at `phases`) may change what `risk` says
+/// between two steps of `i`'s placement, as `linearize` asks it, without the engine's answers
+/// (so for more placements than it: a tenant's create with any other of the tenant's creates,
+/// destroys or expunges not finished, or with any other placement not finished).
+fn risk_of(
+    state: &RefState,
+    ops: &[Transition],
+    phases: &[Option<Phase>],
+    i: usize,
+    risk: &Risk,
+) -> bool {
+    let others = || ops.iter().enumerate().filter(move |(j, _)| *j != i && phases[*j].is_some());
+    match *risk {
+        Risk::Reservation { host, image, charged } => {
+            let quota = |owner: Owner| {
+                others().any(|(_, op)| {
+                    charges(op, owner) || refunds(state, op, owner) || may_choose(op)
+                })
+            };
+            charged.is_some_and(quota)
+                || others().any(|(j, op)| {
+                    (phases[j] == Some(Phase::Start) && may_decline(op, Some(host), image))
+                        || (state.index_lags(host) && may_move_capacity(state, op, host))
+                })
+        }
+        Risk::Refund(owner) => others().any(|(_, op)| refunds(state, op, owner)),
+    }
 }
 
 impl Snapshot {
@@ -141,6 +165,7 @@ impl Snapshot {
             sim_vms: state.sim.iter().map(|(n, d)| (*n, (Some(d.host), d.power))).collect(),
             sim_hosts,
             sim_no_room: state.sim_no_room,
+            usage: Owner::TENANTS.into_iter().map(|o| (o, state.usage(o))).collect(),
             aux: Some(aux_of(state)),
             node: crate::nodes::NodeSnap {
                 config: state.config.clone(),

@@ -3,9 +3,11 @@
 //! that must hold whatever the model says.
 //!
 //! Model checks ([`Snapshot::diff`]): every host's state, status, cluster and reserved
-//! capacity; every VM's state, placement, last host, size, NICs and image; every VM the
+//! capacity; every VM's state, placement, last host, size, NICs, image and owner; every VM the
 //! simulator defines, where and in which power state; every simulated host's usage and
-//! reachability; addresses used per main L3; storage used; and, when read, every aux resource
+//! reachability; addresses used per main L3; storage used; each tenant account's usage (VMs,
+//! vCPUs, memory, addresses, volume bytes), equal to the sum over the VMs it owns in the model,
+//! destroyed ones included (see `tenants`); and, when read, every aux resource
 //! with its parent, every aux L3's ranges and address count, the backup storages' usage; the
 //! global configs of the node that ran the step and, with two nodes, its scheduler caches
 //! (`nodes::node_diff`).
@@ -38,6 +40,7 @@ use crate::reference::{host_memory, HostNo, Reach, RefHost, RefState, RefVm};
 use crate::reference::{HOST_CPUS, L3_IPS, ROOT_BYTES, SIZES};
 use crate::snapshot::{SnapAux, SnapHost, SnapVm, Snapshot};
 use crate::sut::Sut;
+use crate::tenants::Owner;
 use crate::transitions::Transition;
 
 /// `Some(message)` when `cond` is false.
@@ -112,6 +115,14 @@ impl Snapshot {
             self.storage_used,
             model.vms.len()
         );
+        for owner in Owner::TENANTS {
+            let (got, want) = (self.usage.get(&owner), model.usage(owner));
+            differs!(
+                got == Some(&want),
+                "{owner:?}'s usage: the engine's account has {got:?}, its VMs in the model hold \
+                 {want:?}"
+            );
+        }
         None
     }
 
@@ -211,6 +222,7 @@ impl SnapVm {
             l3s: v.l3s.clone(),
             has_root_volume: true,
             image: Some(v.image.map_or(Parent::Main, Parent::Aux)),
+            owner: Some(v.owner),
         }
     }
 }

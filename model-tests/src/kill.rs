@@ -244,6 +244,7 @@ pub fn job_after_takeover(state: &RefState, during: &Transition) -> &'static str
 mod tests {
     use super::*;
     use crate::apply::apply;
+    use crate::tenants::Owner;
 
     fn h(n: u32) -> HostNo {
         HostNo(n)
@@ -251,8 +252,14 @@ mod tests {
 
     /// Two nodes, VM 0 running on host 0.
     fn one_vm_on_h0() -> RefState {
-        let create =
-            Transition::CreateVm { vm: VmNo(0), size: 0, nics: 0, host: Some(h(0)), image: None };
+        let create = Transition::CreateVm {
+            vm: VmNo(0),
+            size: 0,
+            nics: 0,
+            host: Some(h(0)),
+            image: None,
+            owner: Owner::Admin,
+        };
         apply(RefState::with_nodes(0, 2), &create)
     }
 
@@ -279,8 +286,14 @@ mod tests {
     #[test]
     fn only_a_create_that_committed_gets_its_job_succeeded() {
         let s = one_vm_on_h0();
-        let create =
-            Transition::CreateVm { vm: VmNo(0), size: 0, nics: 0, host: None, image: None };
+        let create = Transition::CreateVm {
+            vm: VmNo(0),
+            size: 0,
+            nics: 0,
+            host: None,
+            image: None,
+            owner: Owner::Admin,
+        };
         assert_eq!(job_after_takeover(&s, &create), "Succeeded");
         assert_eq!(job_after_takeover(&RefState::new(0), &create), "Failed", "rolled back");
         let stop = Transition::Stop { vm: VmNo(0), force: true };

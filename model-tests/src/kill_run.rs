@@ -54,6 +54,7 @@ use crate::paths::Event;
 use crate::reference::{RefState, VmNo};
 use crate::snapshot::Snapshot;
 use crate::sut::Sut;
+use crate::tenants::Owner;
 use crate::transitions::Transition;
 
 /// How long the operation may take to reach its held write, and the survivor to roll back
@@ -253,7 +254,17 @@ impl Sut {
         // The job's row is one write; the operation's come next.
         let w = writer(node).expect("a node is killed on SQLite only");
         w.hold_after(w.writes_run() + 1 + u64::from(writes));
-        let started = self.rt.block_on(jobs::start(node, &kind, vm.0, None, OnSuccess::Ok, doomed));
+        // The job is its VM's owner's, as the API records a tenant's.
+        let owner = match during {
+            Transition::CreateVm { owner, .. } => *owner,
+            other => other
+                .vm_acted_on()
+                .and_then(|v| self.actual.vms.get(&v))
+                .map_or(Owner::Admin, |v| v.owner),
+        };
+        let account = self.account_of(owner);
+        let started =
+            self.rt.block_on(jobs::start(node, &kind, vm.0, account, OnSuccess::Ok, doomed));
         let job = match started {
             Ok(s) => s.job,
             Err(e) => self.fail(format!("the job of {during:?} could not start: {e:?}")),
@@ -287,13 +298,17 @@ impl Sut {
         let e = node.clone();
         let kind = |op: VmOp| format!("{}-vm", op.verb());
         Ok(match during {
-            T::CreateVm { vm, size, nics, host, image } => {
+            T::CreateVm { vm, size, nics, host, image, owner } => {
                 let req = self.create_req(*vm, *size, *nics, *host, *image);
-                let plan = self.rt.block_on(e.vms.plan_create_vm(req)).map_err(|err| Answer {
-                    code: Some(err.code().to_owned()),
-                    message: err.to_string(),
-                    made: None,
-                })?;
+                let mut plan =
+                    self.rt.block_on(e.vms.plan_create_vm(req)).map_err(|err| Answer {
+                        code: Some(err.code().to_owned()),
+                        message: err.to_string(),
+                        made: None,
+                    })?;
+                if let Some(account) = self.accounts.get(owner) {
+                    plan = plan.owned_by(*account, true);
+                }
                 self.record(Some(&Made::Vm(*vm, plan.vm)));
                 let id = plan.vm;
                 ("create-vm".into(), id, work(async move { e.vms.run_create_vm(plan).await }))

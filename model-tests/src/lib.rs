@@ -7,7 +7,8 @@
 //! Layout (after firezone's tunnel tests):
 //! - [`reference`]: the model's state, and its scheduler; [`aux`]: the zones, clusters,
 //!   networks, storages and images beyond the main ones; [`cache`]: with several management
-//!   nodes, how each node's scheduler caches differ from the database;
+//!   nodes, how each node's scheduler caches differ from the database; [`tenants`]: whose
+//!   each VM is, and the two tenants' quotas;
 //! - [`sim_model`] and [`engine_model`]: what each hypervisor call and engine operation does to
 //!   the model;
 //! - [`transitions`]: the operations and which are valid when; [`apply`]: applying one to the
@@ -23,7 +24,8 @@
 //!   itself, to test the search;
 //! - [`sut`]: the engine and simulator the operations run against, and the model of what
 //!   really happened; [`ops`]: one operation as an engine call; [`batch`]: a batch of creates
-//!   at once; [`nodes`]: with two management nodes, each node's config and caches, followed as
+//!   at once; [`tenants_run`]: the tenant accounts, creates for their owner, and a tenant
+//!   looking at another account's VM; [`nodes`]: with two management nodes, each node's config and caches, followed as
 //!   production follows them;
 //! - [`api_nodes`] and [`api_apply`]: a two-node run on PostgreSQL with the operations sent to
 //!   the nodes' APIs, forwarded to their owner over RabbitMQ;
@@ -68,6 +70,8 @@ pub mod sim_model;
 pub mod snapshot;
 pub mod strategies;
 pub mod sut;
+pub mod tenants;
+pub mod tenants_run;
 pub mod themes;
 pub mod tracker;
 pub mod transitions;

@@ -25,7 +25,9 @@
 //!   group's order are tried (`waits_for_twin`);
 //! - a placement is one step unless an operation may change in between whether the database
 //!   accepts it (`placement`), and one the engine refused with a refusal that changes nothing
-//!   never declines one (`declines_nothing`).
+//!   never declines one (`declines_nothing`); a tenant's create, unless another may change its
+//!   quota's verdict or see its choice (`quota_at_risk`: a charge or refund of the tenant the
+//!   engine answered success, or, when the engine refused it for its quota, another placement).
 
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -33,12 +35,13 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use oxstack_engine::services::host::HostState;
 
 use crate::apply::refusal;
-use crate::atoms::{held, queue, step, Phase, Progress, Queue};
+use crate::atoms::{held, queue, step, Phase, Progress, Queue, Risk};
 use crate::aux::AuxNo;
 use crate::commute::{conflict, keys, Key};
-use crate::engine_model::NOT_FOUND;
+use crate::engine_model::{CONFLICT, NOT_FOUND};
 use crate::reference::{HostNo, RefState, VmNo};
 use crate::snapshot::Snapshot;
+use crate::tenants::{charges, may_choose, refunds, Owner, QUOTA_EXCEEDED};
 use crate::transitions::Transition;
 
 /// Nodes a search may explore before it gives up (`OXSTACK_MODEL_SEARCH_BUDGET` overrides it):
@@ -202,26 +205,54 @@ impl Search<'_> {
         }
     }
 
-    /// Whether an operation other than `i` may change whether the database accepts a
-    /// placement on `host` (or of a VM from `image`) chosen in `state`, so that the placement
-    /// is two steps (see `atoms::AtRisk`): one not started that [`may_decline`] it, unless it
-    /// `declines_nothing`; or, where the node's index lags the database on `host`, one not
-    /// finished that [`may_move_capacity`] there.
-    fn at_risk(
-        &self,
-        state: &RefState,
-        slots: &[Slot],
-        i: usize,
-        host: HostNo,
-        image: Option<AuxNo>,
-    ) -> bool {
+    /// Whether an operation other than `i` may change what `risk` says between two steps of
+    /// operation `i`'s placement in `state` (see `atoms::Risk`), so that they are two steps.
+    /// For a reservation on `host` (of a VM from `image`): one not started that
+    /// [`may_decline`] it, unless it `declines_nothing`; or, where the node's index lags the
+    /// database on `host`, one not finished that [`may_move_capacity`] there; and for a
+    /// tenant's create, [`Search::quota_at_risk`]. For a quota refusal, [`Search::refund_pending`].
+    fn at_risk(&self, state: &RefState, slots: &[Slot], i: usize, risk: &Risk) -> bool {
+        let (host, image, charged) = match *risk {
+            Risk::Reservation { host, image, charged } => (host, image, charged),
+            Risk::Refund(owner) => return self.refund_pending(state, slots, i, owner),
+        };
         let lags = state.index_lags(host);
+        charged.is_some_and(|owner| self.quota_at_risk(state, slots, i, owner))
+            || self.seen.ops.iter().enumerate().any(|(j, op)| {
+                j != i
+                    && ((slots[j] == Slot::At(Phase::Start)
+                        && !self.declines_nothing(j)
+                        && may_decline(op, Some(host), image))
+                        || (lags && slots[j] != Slot::Done && may_move_capacity(state, op, host)))
+            })
+    }
+
+    /// Whether, between operation `i`'s choice of a host for a create of `owner`'s (a tenant)
+    /// and the database's step, another operation may change the quota's verdict, or see the
+    /// choice and act on it: one not finished that the engine answered success and that
+    /// [`charges`] or [`refunds`] the tenant (a create refused never charged: a group's
+    /// creates fail only before their reservation; a destroy or expunge refused refunds
+    /// nothing); and, when the engine refused `i` for its quota (its choice stood in the
+    /// scheduler's index until then), one not finished that [`may_choose`] a host.
+    fn quota_at_risk(&self, state: &RefState, slots: &[Slot], i: usize, owner: Owner) -> bool {
+        let refused = matches!(self.seen.answers[i].as_deref(), Some(QUOTA_EXCEEDED | CONFLICT));
         self.seen.ops.iter().enumerate().any(|(j, op)| {
             j != i
-                && ((slots[j] == Slot::At(Phase::Start)
-                    && !self.declines_nothing(j)
-                    && may_decline(op, Some(host), image))
-                    || (lags && slots[j] != Slot::Done && may_move_capacity(state, op, host)))
+                && slots[j] != Slot::Done
+                && ((self.seen.answers[j].is_none()
+                    && (charges(op, owner) || refunds(state, op, owner)))
+                    || (refused && may_choose(op)))
+        })
+    }
+
+    /// Whether an operation other than `i`, not finished and answered success by the engine,
+    /// [`refunds`] `owner` (see [`Search::quota_at_risk`]).
+    fn refund_pending(&self, state: &RefState, slots: &[Slot], i: usize, owner: Owner) -> bool {
+        self.seen.ops.iter().enumerate().any(|(j, op)| {
+            j != i
+                && slots[j] != Slot::Done
+                && self.seen.answers[j].is_none()
+                && refunds(state, op, owner)
         })
     }
 
@@ -246,13 +277,20 @@ impl Search<'_> {
     /// group); of a state change's NOT_FOUND (see `declines_nothing`); and of a placement when
     /// no operation not started may decline one (`at_risk` for any host): then each of its
     /// placements is one step, and one that fails does so at the scheduler's choice and leaves
-    /// nothing. (With several nodes a placement may also be two steps where the node's index
+    /// nothing; for a tenant's create, also only while nothing may change its quota's verdict
+    /// or see its choice (not [`Search::quota_at_risk`]): then a refusal for its quota is its
+    /// one step, which leaves nothing either. (With several nodes a placement may also be two steps where the node's index
     /// lags, but there one that finds no room reloads the caches first, a step of its own that
     /// changes the state, so `refusal_now` never takes it.)
-    fn fails_at_once(&self, slots: &[Slot], i: usize) -> bool {
+    fn fails_at_once(&self, state: &RefState, slots: &[Slot], i: usize) -> bool {
         use Transition as T;
         let ops = self.seen.ops;
         let image = match &ops[i] {
+            T::CreateVm { owner, .. }
+                if owner.is_tenant() && self.quota_at_risk(state, slots, i, *owner) =>
+            {
+                return false
+            }
             T::CreateVm { image, .. } => *image,
             T::Start { .. } | T::Migrate { .. } => None,
             T::SetHostState { .. } => return self.seen.answers[i].as_deref() == Some(NOT_FOUND),
@@ -278,9 +316,9 @@ impl Search<'_> {
             slots[i] == Slot::At(Phase::Start)
                 && self.seen.answers[i].is_some()
                 && !queue(&ops[i]).is_some_and(|q| held.contains(&q))
-                && self.fails_at_once(slots, i)
+                && self.fails_at_once(state, slots, i)
                 && {
-                    let at_risk = |h, img| self.at_risk(state, slots, i, h, img);
+                    let at_risk = |r: &Risk| self.at_risk(state, slots, i, r);
                     match step(state, &ops[i], Phase::Start, &at_risk).as_slice() {
                         [(next, Progress::Done(answer))] => {
                             answer.matches(self.seen.answers[i].as_deref()) && next == state
@@ -382,7 +420,7 @@ impl Search<'_> {
         {
             return Vec::new();
         }
-        let at_risk = |h, img| self.at_risk(state, slots, i, h, img);
+        let at_risk = |r: &Risk| self.at_risk(state, slots, i, r);
         let steps = step(state, &ops[i], phase, &at_risk);
         let mut out = Vec::with_capacity(steps.len());
         for (next, progress) in steps {
@@ -597,9 +635,8 @@ pub fn replay(start: &RefState, seen: &Observed, order: &[Taken]) -> Result<(), 
         if phase == Phase::Start && queue(&ops[*i]).is_some_and(|q| busy.contains(&q)) {
             return Err(format!("{}: the operation waits for a queue", what()));
         }
-        let mut given = [false, true]
-            .into_iter()
-            .flat_map(|split| step(&state, &ops[*i], phase, &|_, _| split));
+        let mut given =
+            [false, true].into_iter().flat_map(|split| step(&state, &ops[*i], phase, &|_| split));
         let allowed = given.any(|(s, progress)| {
             s == *next
                 && match (progress, after) {

@@ -61,9 +61,9 @@ impl Sut {
     pub async fn call(&self, e: &Engine, t: &Transition) -> Answer {
         use Transition as T;
         match t {
-            T::CreateVm { vm, size, nics, host, image } => {
+            T::CreateVm { vm, size, nics, host, image, owner } => {
                 let req = self.create_req(*vm, *size, *nics, *host, *image);
-                answer(e.vms.create_vm(req).await, |v| Made::Vm(*vm, v.uuid))
+                answer(self.create_for(e, req, *owner).await, |v| Made::Vm(*vm, v.uuid))
             }
             T::Start { vm, host } => {
                 Answer::of(e.vms.start_vm(self.vm(*vm), host.map(|h| self.host(h))).await)
@@ -127,6 +127,7 @@ impl Sut {
                 let req = request(range_request(*range));
                 Answer::of(e.networks.create_ip_range(id, req).await)
             }
+            T::CrossTenant { tenant, vm } => self.cross_tenant(e, *tenant, *vm).await,
             T::CreateBatch { .. } | T::Group { .. } | T::KillNode { .. } | T::PassTime { .. } => {
                 unreachable!(
                     "batches, groups, kills and time passing are more than one call: see \

@@ -1,8 +1,10 @@
 //! Placements as the engine makes them, in two steps (`engine/src/services/vm/hold.rs`): the
 //! scheduler chooses a host in its in-memory index and counts the VM there at once; then one
-//! database transaction reserves the capacity with the row that holds it, and is declined when
-//! the host is no longer Enabled or has no room (or the VM's image is gone). A declined
-//! reservation is undone in the index and the scheduler chooses again, avoiding that host.
+//! database transaction reserves the capacity with the row that holds it (and charges a tenant's
+//! create to its quotas), and is declined when the host is no longer Enabled or has no room (or
+//! the VM's image is gone). A declined reservation is undone in the index and the scheduler
+//! chooses again, avoiding that host; one refused for the quota is undone and the create
+//! refused QUOTA_EXCEEDED (see `tenants`).
 //!
 //! Between the two steps the choice is a [`Phantom`]: other placements on the node see it (so
 //! a create whose image is deleted meanwhile, or whose host is disabled meanwhile, may send
@@ -31,14 +33,20 @@
 //! the database accept it, and leaves the index lower than either whole order would (the
 //! release saturates at zero in an index that counted the choice but not the other node's
 //! VMs). The engine runs into that when its database write is slow.
+//!
+//! A tenant's create is also two steps while another operation still to run may change its
+//! quota's verdict (a charge or a refund of the tenant), or, when the engine refused it for its
+//! quota, may choose a host while its phantom stands (any other placement): a create refused at
+//! its reservation leaves its choice visible to the others until then, which a reservation made
+//! when it was chosen would not. And its refusal answers a step later while a refund may come
+//! before the engine reads the usage again to say why ([`quota_refusal`]).
 
 use oxstack_engine::services::vm::VmState;
 
-use crate::atoms::{AtRisk, Phase, Progress};
-use crate::aux::AuxNo;
-use crate::engine_model::{NOT_FOUND, NO_CAPACITY};
+use crate::atoms::{AtRisk, Phase, Progress, Risk};
+use crate::engine_model::{NewVm, CONFLICT, NOT_FOUND, NO_CAPACITY};
 use crate::reference::{Expected, HostNo, Phantom, RefState, VmNo};
-use crate::transitions::NIC_SETS;
+use crate::tenants::QUOTA_EXCEEDED;
 
 /// What a placement step leaves: more steps from a phase, or the answer.
 pub type Step = (RefState, Progress);
@@ -132,42 +140,72 @@ impl RefState {
 pub fn create_chosen(
     mut s: RefState,
     vm: VmNo,
-    (size, nics): (usize, usize),
-    (host, image): (Option<HostNo>, Option<AuxNo>),
+    new: NewVm,
+    host: Option<HostNo>,
     at_risk: AtRisk,
 ) -> Step {
-    match s.choose_for(vm, size, host, None, &[]) {
-        Chose::Host(h) if !at_risk(h, image) => {
-            create_reserved(s, vm, (size, nics), (host, image), at_risk)
+    match s.choose_for(vm, new.size, host, None, &[]) {
+        Chose::Host(h) if !at_risk(&reservation(h, &new)) => {
+            create_reserved(s, vm, new, host, at_risk)
         }
         Chose::Host(_) | Chose::Again => (s, Progress::Next(Phase::Placing)),
         Chose::Nothing => refused(s, vm, host),
     }
 }
 
-/// The database step of a create: reserved (and the rest of the create done), or declined; or,
-/// with no host chosen, [`create_chosen`].
+/// The database step of a create: reserved and charged (and the rest of the create done), or
+/// declined, or refused for its owner's quota (the answer a step later when a refund may come
+/// in between, see `tenants`); or, with no host chosen, [`create_chosen`].
 pub fn create_reserved(
     mut s: RefState,
     vm: VmNo,
-    (size, nics): (usize, usize),
-    (designated, image): (Option<HostNo>, Option<AuxNo>),
+    new: NewVm,
+    designated: Option<HostNo>,
     at_risk: AtRisk,
 ) -> Step {
     if !s.phantoms.contains_key(&vm) {
-        return create_chosen(s, vm, (size, nics), (designated, image), at_risk);
+        return create_chosen(s, vm, new, designated, at_risk);
     }
-    if image.is_some_and(|i| !s.aux.images.contains_key(&i)) {
+    if new.image.is_some_and(|i| !s.aux.images.contains_key(&i)) {
         s.phantoms.remove(&vm);
         return done(s, vm, Expected::Err(NOT_FOUND));
     }
     match s.take_phantom(vm) {
+        Ok(_)
+            if s.over_quota(new.owner, new.size, new.l3s.len())
+                && at_risk(&Risk::Refund(new.owner)) =>
+        {
+            s.attempts.remove(&vm);
+            (s, Progress::Next(Phase::QuotaRefused))
+        }
         Ok(host) => {
-            let answer = s.commit_create(vm, size, NIC_SETS[nics], image, host);
+            let answer = s.commit_create(vm, &new, host);
             done(s, vm, answer)
         }
         Err(_) => (s, Progress::Next(Phase::Placing)),
     }
+}
+
+/// What a create the database refused for its owner's quota answers once the engine read the
+/// usage again: QUOTA_EXCEEDED, or CONFLICT when no limit is exceeded any more (a refund came
+/// in between).
+pub fn quota_refusal(s: &RefState, new: &NewVm) -> Expected {
+    if s.over_quota(new.owner, new.size, new.l3s.len()) {
+        Expected::Err(QUOTA_EXCEEDED)
+    } else {
+        Expected::Err(CONFLICT)
+    }
+}
+
+/// The database step of a placement of `new` on `host`, as a risk.
+fn reservation(host: HostNo, new: &NewVm) -> Risk {
+    let charged = new.owner.is_tenant().then_some(new.owner);
+    Risk::Reservation { host, image: new.image, charged }
+}
+
+/// The database step of a start or migration on `host`, as a risk.
+fn holding(host: HostNo) -> Risk {
+    Risk::Reservation { host, image: None, charged: None }
 }
 
 /// A step of a start (refusals already answered) with no host chosen: the host the VM is
@@ -179,7 +217,7 @@ pub fn start_chosen(mut s: RefState, vm: VmNo, host: Option<HostNo>, at_risk: At
     match s.choose_for(vm, size, host, last, &[]) {
         Chose::Host(h) => {
             s.vm_mut(vm).state = VmState::Starting;
-            if !at_risk(h, None) {
+            if !at_risk(&holding(h)) {
                 return start_reserved(s, vm, host, at_risk);
             }
             (s, Progress::Next(Phase::Placing))
@@ -229,7 +267,7 @@ pub fn migration_chosen(
     match s.choose_for(vm, size, to, None, &[source]) {
         Chose::Host(h) => {
             s.vm_mut(vm).state = VmState::Migrating;
-            if !at_risk(h, None) {
+            if !at_risk(&holding(h)) {
                 return migration_reserved(s, vm, to, (placing, moving), at_risk);
             }
             (s, Progress::Next(placing))

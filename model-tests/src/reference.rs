@@ -22,6 +22,7 @@ use oxstack_hypervisor::{OpKind, PowerState};
 use crate::aux::{AuxNo, AuxState};
 use crate::cache::NodeCache;
 use crate::placement::Attempt;
+use crate::tenants::Owner;
 
 /// One GiB.
 pub const GIB: u64 = 1 << 30;
@@ -118,6 +119,8 @@ pub struct RefVm {
     /// The model clock ([`RefState::clock_secs`]) when it last became Destroyed: the engine's
     /// `state_changed_at`, from which `vm.expunge_period_secs` counts.
     pub destroyed_at: u64,
+    /// Whose it is (a tenant's is charged against its quotas until expunged, see `tenants`).
+    pub owner: Owner,
 }
 
 /// A VM defined in the simulator.

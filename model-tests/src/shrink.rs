@@ -344,6 +344,7 @@ mod tests {
             nics: 0,
             host: None,
             image: None,
+            owner: crate::tenants::Owner::Admin,
         };
         let steps = vec![
             create(0),

@@ -18,6 +18,8 @@ use oxstack_hypervisor::{HostId, OpKind, PowerState, VmId};
 use crate::aux::{AuxNo, AuxRecord, Parent};
 use crate::reference::{HostNo, VmNo};
 use crate::sut::{AuxId, Sut};
+use crate::tenants::Owner;
+use oxstack_engine::services::identity::accounts::AccountUsage;
 
 /// A host as the engine has it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +47,8 @@ pub struct SnapVm {
     pub has_root_volume: bool,
     /// `None`: an image the test does not know.
     pub image: Option<Parent>,
+    /// Whose it is; `None`: an account the test does not know.
+    pub owner: Option<Owner>,
 }
 
 /// An aux L3 network as the engine has it.
@@ -95,6 +99,8 @@ pub struct Snapshot {
     /// Calls the simulator refused for lack of room, over all kinds (see
     /// [`RefState::sim_no_room`](crate::reference::RefState::sim_no_room)).
     pub sim_no_room: u64,
+    /// Each tenant account's usage, as `IdentityService::account` has it.
+    pub usage: BTreeMap<Owner, AccountUsage>,
     /// Read only when asked for.
     pub aux: Option<SnapAux>,
     /// The configs and, with two nodes, the caches of the node that ran the step.
@@ -194,6 +200,7 @@ impl Sut {
                 l3s,
                 has_root_volume: v.root_volume_uuid.is_some(),
                 image: self.parent_of(AuxId::Image(v.image_uuid)),
+                owner: self.owner_of(v.account_uuid),
             };
             snap_vms.insert(*n, snap);
         }
@@ -239,6 +246,7 @@ impl Sut {
             sim_vms,
             sim_hosts,
             sim_no_room: OpKind::ALL.iter().map(|op| self.sim.op_stats(*op).no_room).sum(),
+            usage: self.read_usage(),
             aux,
             node,
             raw_vms,

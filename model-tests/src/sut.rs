@@ -41,6 +41,10 @@
 //! A step may kill one of the two nodes in the middle of an operation (`kill`, `kill_run`): the
 //! other takes over, and the rest of the case runs on it alone, held to what one node is.
 //!
+//! Once the cloud is built, two tenant accounts with small quotas are made beside the admin;
+//! every create runs for the owner the model gave it, and each account's usage is compared
+//! with the model's after every step (see `tenants`, `tenants_run`).
+//!
 //! On PostgreSQL with a RabbitMQ broker (`OXSTACK_TEST_AMQP_URL`) the two nodes also join the
 //! bus, each follows the other's events (`Engine::spawn_cache_follower`, as `oxstack serve
 //! --amqp` does), and each step that is an API call goes to the node's API, which forwards it
@@ -60,7 +64,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use oxstack_engine::ids::{BackupStorageId, ClusterId, ImageId, InstanceOfferingId, L2NetworkId};
+use oxstack_engine::ids::L2NetworkId;
+use oxstack_engine::ids::{AccountId, BackupStorageId, ClusterId, ImageId, InstanceOfferingId};
 use oxstack_engine::ids::{L3NetworkId, PrimaryStorageId, ZoneId};
 use oxstack_engine::services::host::AddHost;
 use oxstack_engine::services::vm::CreateVm;
@@ -79,6 +84,8 @@ use crate::nodes::NodeView;
 use crate::ops::Made;
 use crate::reference::{host_memory, HostNo, RefConfig, RefState, VmNo, GIB, HOST_CPUS};
 use crate::reference::{INITIAL_HOSTS, L3_IPS, SIZES};
+use crate::tenants::Owner;
+use crate::tenants_run::create_tenants;
 use crate::tracker::Trackers;
 use crate::transitions::{preconditions, Transition, NIC_SETS};
 
@@ -160,6 +167,11 @@ pub struct Sut {
     /// Every node's host-tracker loop, on the clock `PassTime` steps move (see `tracker`);
     /// `None` on PostgreSQL.
     pub(crate) trackers: Option<Trackers>,
+    /// The tenant accounts (see `tenants`).
+    pub accounts: BTreeMap<Owner, AccountId>,
+    /// The admin account, over the API (whose VMs the admin's are); `None`: the admin's VMs
+    /// are nobody's.
+    pub admin_account: Option<AccountId>,
 }
 
 /// A VM a create made: its ID and the host it was placed on.
@@ -277,7 +289,12 @@ impl Sut {
             trace: CaseTrace::default(),
             clock: ClockMarks::start(),
             trackers: None,
+            accounts: BTreeMap::new(),
+            admin_account: None,
         };
+        if let Some(api) = &sut.api {
+            sut.admin_account = api.first().map(ApiNode::admin_account);
+        }
         for n in 0..INITIAL_HOSTS {
             let add = Transition::AddHost { host: HostNo(n), cluster: None };
             let e = sut.engine.clone();
@@ -292,6 +309,12 @@ impl Sut {
         let set =
             sut.engine.config.update(&sut.engine.db, "vm.migration_parallelism", &parallelism);
         sut.rt.block_on(set).expect("config");
+        // Made once the cloud is, so that its IDs stay those the seed gave before tenants.
+        let accounts = sut.rt.block_on(create_tenants(&sut.engine));
+        sut.accounts = accounts.unwrap_or_else(|e| sut.fail(format!("tenant accounts: {e}")));
+        for api in sut.api.iter_mut().flatten() {
+            sut.rt.block_on(api.sign_in_tenants(&sut.accounts));
+        }
         if nodes > 1 {
             // The second node started before the hosts were added: its index lacks them.
             let empty = RefState { hosts: Default::default(), ..sut.actual.clone() };
@@ -426,8 +449,8 @@ impl Sut {
         let before = self.actual.clone();
         match t {
             T::Group { ops } => self.run_group(&e, ops),
-            T::CreateBatch { first, count, size, nics } => {
-                self.batch(ran, &e, *first, *count, *size, *nics);
+            T::CreateBatch { first, count, size, nics, owner } => {
+                self.batch(ran, &e, *first, *count, (*size, *nics, *owner));
             }
             T::KillNode { node, during, writes } => self.kill_node(t, *node, during, *writes),
             _ => self.single(ran, &e, t),

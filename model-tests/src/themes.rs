@@ -20,7 +20,7 @@ use proptest::strategy::{BoxedStrategy, Union};
 
 use crate::aux::{clash, valid, AuxKind, AuxNo, Parent, RANGES};
 use crate::reference::{HostNo, RefState, VmNo, SIZES};
-use crate::transitions::{pick, Transition, NIC_SETS};
+use crate::transitions::{owner, owner_naming, pick, Transition, NIC_SETS};
 
 /// The themes `state` allows, as one strategy of operation lists, or `None`.
 pub fn focused(state: &RefState) -> Option<BoxedStrategy<Vec<Transition>>> {
@@ -107,13 +107,14 @@ fn children(state: &RefState, kind: AuxKind, p: AuxNo) -> BoxedStrategy<Transiti
         AuxKind::Image => {
             let hosts: Vec<Option<HostNo>> =
                 std::iter::once(None).chain(state.hosts.keys().copied().map(Some)).collect();
-            (0..SIZES.len(), 0..NIC_SETS.len(), pick(hosts))
-                .prop_map(move |(size, nics, host)| Transition::CreateVm {
+            (0..SIZES.len(), 0..NIC_SETS.len(), pick(hosts), owner())
+                .prop_map(move |(size, nics, host, owner)| Transition::CreateVm {
                     vm: VmNo(0),
                     size,
                     nics,
                     host,
                     image: Some(p),
+                    owner: owner_naming(host, owner),
                 })
                 .boxed()
         }
@@ -158,13 +159,14 @@ fn maintenance(state: &RefState) -> Option<BoxedStrategy<Vec<Transition>>> {
             })
             .map(|(n, _)| *n)
             .collect();
-        let create = (0..SIZES.len(), 0..NIC_SETS.len(), any::<bool>()).prop_map(
-            move |(size, nics, named)| Transition::CreateVm {
+        let create = (0..SIZES.len(), 0..NIC_SETS.len(), any::<bool>(), owner()).prop_map(
+            move |(size, nics, named, owner)| Transition::CreateVm {
                 vm: VmNo(0),
                 size,
                 nics,
                 host: named.then_some(host),
                 image: None,
+                owner: owner_naming(named.then_some(host), owner),
             },
         );
         let mut others: Vec<(u32, BoxedStrategy<Transition>)> = vec![(3, create.boxed())];

@@ -15,6 +15,7 @@ use proptest::strategy::{BoxedStrategy, Union};
 use crate::aux::{AuxKind, AuxNo, Parent, MAX_EACH, RANGES};
 use crate::reference::{HostNo, Reach, RefState, VmNo, FAULT_OPS, MAX_AUX_HOSTS, MAX_HOSTS};
 use crate::reference::{MAX_VMS, SIZES};
+use crate::tenants::Owner;
 use crate::tracker::{pass_time_is_predictable, PASS_STEPS};
 use oxstack_hypervisor::OpKind;
 
@@ -54,20 +55,23 @@ pub const CLOCK_STEPS: [u64; 2] = [500, 1_000];
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Transition {
     /// Create one VM of `SIZES[size]` with NICs on `NIC_SETS[nics]`, optionally on a named host,
-    /// from the main image or an aux one.
+    /// from the main image or an aux one, for `owner` (a tenant's is charged against its quotas
+    /// and names no host: see `tenants`).
     CreateVm {
         vm: VmNo,
         size: usize,
         nics: usize,
         host: Option<HostNo>,
         image: Option<AuxNo>,
+        owner: Owner,
     },
-    /// `count` identical creates at once; their VMs are numbered from `first`.
+    /// `count` identical creates at once for `owner`; their VMs are numbered from `first`.
     CreateBatch {
         first: VmNo,
         count: u32,
         size: usize,
         nics: usize,
+        owner: Owner,
     },
     Start {
         vm: VmNo,
@@ -179,6 +183,13 @@ pub enum Transition {
         l3: AuxNo,
         range: usize,
     },
+    /// Tenant `tenant` looks at VM `vm`, which is another account's, through the engine's
+    /// owner-checked entry points (the VM, and a job on it), and lists its own VMs and jobs:
+    /// NOT_FOUND, as a VM that does not exist, and nothing changes (see `tenants_run`).
+    CrossTenant {
+        tenant: Owner,
+        vm: VmNo,
+    },
     /// Operations started together, each answered separately (see `group`).
     Group {
         ops: Vec<Transition>,
@@ -220,16 +231,33 @@ pub fn image_choice(state: &RefState) -> BoxedStrategy<Option<AuxNo>> {
     }
 }
 
-/// A create of VM `vm` (a host named half the time, any host, aux ones included).
+/// The admin, or a tenant, a third of the time each.
+pub fn owner() -> BoxedStrategy<Owner> {
+    pick(Owner::ALL.to_vec())
+}
+
+/// The owner of a create that names `host`: the admin when it names one (a tenant may not),
+/// else [`owner`]'s.
+pub fn owner_naming(host: Option<HostNo>, owner: Owner) -> Owner {
+    if host.is_some() {
+        Owner::Admin
+    } else {
+        owner
+    }
+}
+
+/// A create of VM `vm` (a host named half the time, any host, aux ones included; the admin's
+/// then, else any owner's).
 pub fn create_vm(state: &RefState, vm: VmNo) -> BoxedStrategy<Transition> {
     let hosts: Vec<HostNo> = state.hosts.keys().copied().collect();
-    (0..SIZES.len(), 0..NIC_SETS.len(), maybe_host(hosts), image_choice(state))
-        .prop_map(move |(size, nics, host, image)| Transition::CreateVm {
+    (0..SIZES.len(), 0..NIC_SETS.len(), maybe_host(hosts), image_choice(state), owner())
+        .prop_map(move |(size, nics, host, image, owner)| Transition::CreateVm {
             vm,
             size,
             nics,
             host,
             image,
+            owner: owner_naming(host, owner),
         })
         .boxed()
 }
@@ -283,13 +311,10 @@ pub fn transitions(state: &RefState) -> BoxedStrategy<Transition> {
     if state.vms.len() < MAX_VMS {
         opts.push((14, create_vm(state, next)));
     }
-    let batches = batch_choices(state);
+    let batches = crate::batch::choices(state);
     if !batches.is_empty() {
-        let batch = pick(batches).prop_map(move |(count, size, nics)| Transition::CreateBatch {
-            first: next,
-            count,
-            size,
-            nics,
+        let batch = pick(batches).prop_map(move |(count, size, nics, owner)| {
+            Transition::CreateBatch { first: next, count, size, nics, owner }
         });
         opts.push((3, batch.boxed()));
     }
@@ -324,6 +349,7 @@ pub fn transitions(state: &RefState) -> BoxedStrategy<Transition> {
     if !wrong.is_empty() {
         opts.push((2, pick(wrong).prop_map(|(vm, op)| Transition::WrongState { vm, op }).boxed()));
     }
+    crate::tenants_run::offer(state, &mut opts);
     if crate::group::groups_allowed(state) {
         opts.push((crate::group::WEIGHT, crate::group::group(state)));
     }
@@ -565,27 +591,6 @@ pub fn sweep_is_predictable(state: &RefState) -> bool {
         && (!state.fault_pending(OpKind::Destroy) || undefines <= 1)
 }
 
-/// Every (count, size, nics) a batch may be made of in `state`.
-fn batch_choices(state: &RefState) -> Vec<(u32, usize, usize)> {
-    let mut out = Vec::new();
-    for count in 2..=8u32 {
-        for size in 0..SIZES.len() {
-            for nics in 0..NIC_SETS.len() {
-                let t = Transition::CreateBatch { first: VmNo(state.next_vm), count, size, nics };
-                if preconditions(state, &t) {
-                    out.push((count, size, nics));
-                }
-            }
-        }
-    }
-    out
-}
-
-fn batch_ips_suffice(state: &RefState, count: u32, size: usize, nics: usize) -> bool {
-    let made = count.min(state.slots(size));
-    NIC_SETS[nics].iter().all(|l3| state.ips_free(*l3) >= made)
-}
-
 /// Whether VM numbers `first..first + n` are unused.
 pub fn fresh_vms(state: &RefState, first: VmNo, n: u32) -> bool {
     (first.0..first.0 + n)
@@ -601,18 +606,15 @@ pub fn preconditions(state: &RefState, t: &Transition) -> bool {
     };
     let host = |h: &HostNo| state.hosts.contains_key(h);
     match t {
-        T::CreateVm { vm, host: h, image, .. } => {
+        T::CreateVm { vm, host: h, image, owner, .. } => {
             fresh_vms(state, *vm, 1)
                 && state.vms.len() < MAX_VMS
                 && h.as_ref().is_none_or(host)
+                && !(owner.is_tenant() && h.is_some())
                 && image.is_none_or(|i| state.aux.images.contains_key(&i))
         }
-        T::CreateBatch { first, count, size, nics } => {
-            fresh_vms(state, *first, *count)
-                && state.vms.len() + *count as usize <= MAX_VMS
-                && !state.fault_pending(OpKind::Create)
-                && state.usage_agrees()
-                && batch_ips_suffice(state, *count, *size, *nics)
+        T::CreateBatch { first, count, size, nics, owner } => {
+            crate::batch::preconditions(state, *first, *count, (*size, *nics, *owner))
         }
         T::Start { vm, host: h } => vm_in(vm, &[S::Stopped]) && h.as_ref().is_none_or(host),
         T::Stop { vm, .. } => vm_in(vm, &[S::Running, S::Paused]),
@@ -666,6 +668,7 @@ pub fn preconditions(state: &RefState, t: &Transition) -> bool {
         }
         T::DeleteAux { kind, n } => state.aux.kind(*n) == Some(*kind),
         T::CreateIpRange { l3, range } => state.aux.l3s.contains_key(l3) && *range < RANGES.len(),
+        T::CrossTenant { tenant, vm } => crate::tenants_run::preconditions(state, *tenant, *vm),
         T::Group { ops } => crate::group::preconditions(state, ops),
         T::KillNode { node, during, writes } => {
             crate::kill::preconditions(state, *node, during, *writes)
@@ -710,7 +713,8 @@ impl Transition {
         use Transition as T;
         match self {
             T::CreateVm { host: Some(_), .. } => "create-on-host",
-            T::CreateVm { .. } => "create",
+            T::CreateVm { owner: Owner::Admin, .. } => "create",
+            T::CreateVm { .. } => "create-as-tenant",
             T::CreateBatch { .. } => "create-batch",
             T::Start { .. } => "start",
             T::Stop { .. } => "stop",
@@ -756,6 +760,7 @@ impl Transition {
                 AuxKind::Image => "delete-image",
             },
             T::CreateIpRange { .. } => "create-ip-range",
+            T::CrossTenant { .. } => "cross-tenant",
             T::Group { .. } => "group",
             T::KillNode { .. } => "kill-node",
         }

@@ -21,6 +21,7 @@ use oxstack_model_tests::machine::CloudModel;
 use oxstack_model_tests::reference::{Expected, HostNo, RefState, VmNo};
 use oxstack_model_tests::snapshot::Snapshot;
 use oxstack_model_tests::strategies::seed;
+use oxstack_model_tests::tenants::Owner;
 use oxstack_model_tests::transitions::Transition;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, RngSeed};
@@ -106,7 +107,7 @@ proptest! {
 /// One atomic step of `op` at `phase`, the only result there is (`split`: every placement in
 /// two steps).
 fn only_step(state: &RefState, op: &Transition, phase: Phase, split: bool) -> (RefState, Progress) {
-    let mut steps = step(state, op, phase, &|_, _| split);
+    let mut steps = step(state, op, phase, &|_| split);
     assert_eq!(steps.len(), 1, "{op:?} at {phase:?} has one result: {steps:?}");
     steps.remove(0)
 }
@@ -128,6 +129,7 @@ fn a_release_between_a_choice_on_a_lagging_index_and_its_reservation() {
         nics,
         host: Some(HostNo(host)),
         image: None,
+        owner: Owner::Admin,
     };
     // Node 0 creates vm0, then node 1, lagging that, vm1 to vm5 (where the case's batch put
     // them); node 0 runs the group.
