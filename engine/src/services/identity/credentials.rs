@@ -6,6 +6,7 @@
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use oxstack_hypervisor::secrets::hex;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
@@ -77,10 +78,6 @@ pub fn secret_hash(secret: &str) -> String {
 /// Whether `secret` hashes to `stored`, compared in constant time.
 pub fn secret_matches(secret: &str, stored: &str) -> bool {
     secret_hash(secret).as_bytes().ct_eq(stored.as_bytes()).into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
