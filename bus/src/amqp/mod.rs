@@ -17,6 +17,7 @@
 
 mod error;
 mod relay;
+mod replay;
 mod rpc;
 pub mod seal;
 mod session;
@@ -108,6 +109,8 @@ struct Inner {
     closed: watch::Sender<bool>,
     /// Sessions opened after the first one.
     reconnects: AtomicU64,
+    /// Checks what this node takes, with the signatures it took, across sessions.
+    verifier: seal::Verifier,
 }
 
 impl AmqpBus {
@@ -132,6 +135,7 @@ impl AmqpBus {
                     connect_error(format!("no answer within {:?}", options.connect_timeout))
                 })?
                 .map_err(|e| connect_error(e.to_string()))?;
+        let verifier = seal::Verifier::new(options.signing_key.clone());
         let inner = Arc::new(Inner {
             url: url.to_owned(),
             node,
@@ -140,6 +144,7 @@ impl AmqpBus {
             pending: Arc::new(Pending::default()),
             closed: watch::channel(false).0,
             reconnects: AtomicU64::new(0),
+            verifier,
         });
         if let Some(events) = inner.options.events.clone() {
             let (session, closed) = (inner.session.subscribe(), inner.closed.subscribe());
@@ -359,14 +364,15 @@ fn start(inner: &Inner, session: &Arc<Session>, consumers: Consumers) -> JoinSet
             }
         }
     });
-    let key = inner.options.signing_key.clone();
-    tasks.spawn(rpc::read_replies(consumers.replies, inner.pending.clone(), key.clone()));
+    let verifier = inner.verifier.clone();
+    tasks.spawn(rpc::read_replies(consumers.replies, inner.pending.clone(), verifier.clone()));
     if let (Some(c), Some(handler)) = (consumers.requests, inner.options.handler.clone()) {
-        let node = inner.node;
-        tasks.spawn(rpc::serve_requests(c, handler, session.rpc.clone(), node, key.clone()));
+        let (node, key) = (inner.node, inner.options.signing_key.clone());
+        let serving = rpc::Serving { handler, replies: session.rpc.clone(), node, key };
+        tasks.spawn(rpc::serve_requests(c, serving, verifier.clone()));
     }
     if let (Some(c), Some(events)) = (consumers.events, inner.options.events.clone()) {
-        tasks.spawn(relay::receive_remote(c, events, inner.node, key));
+        tasks.spawn(relay::receive_remote(c, events, inner.node, verifier));
     }
     tasks
 }

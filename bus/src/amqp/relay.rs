@@ -13,7 +13,7 @@ use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Consumer};
 use tokio::sync::{broadcast, watch};
 
-use super::seal::{self, Kind, SigningKey};
+use super::seal::{self, Kind, SigningKey, Verifier};
 use super::session::{Session, EVENTS_EXCHANGE};
 use crate::{Event, EventBus, ManagementNodeId};
 
@@ -82,7 +82,7 @@ pub(super) async fn receive_remote(
     mut consumer: Consumer,
     events: EventBus,
     node: ManagementNodeId,
-    key: Option<SigningKey>,
+    verifier: Verifier,
 ) {
     let me = node.0.to_string();
     while let Some(delivery) = consumer.next().await {
@@ -96,7 +96,7 @@ pub(super) async fn receive_remote(
         if d.properties.app_id().as_ref().map(|a| a.as_str()) == Some(me.as_str()) {
             continue; // our own, back from the fanout
         }
-        if let Err(why) = seal::check_with(key.as_ref(), Kind::Event, &d.properties, &d.data) {
+        if let Err(why) = verifier.check(Kind::Event, &d) {
             let from = d.properties.app_id().as_ref().map(|a| a.to_string());
             tracing::warn!(why, ?from, "an AMQP event not signed with the cluster key: dropped");
             continue;

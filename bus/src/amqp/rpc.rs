@@ -18,7 +18,7 @@ use lapin::options::{BasicAckOptions, BasicPublishOptions};
 use lapin::{BasicProperties, Channel, Consumer};
 use tokio::sync::oneshot;
 
-use super::seal::{self, Kind, SigningKey};
+use super::seal::{self, Kind, SigningKey, Verifier};
 use super::BusError;
 use crate::ManagementNodeId;
 
@@ -72,7 +72,7 @@ impl Pending {
 pub(super) async fn read_replies(
     mut consumer: Consumer,
     pending: Arc<Pending>,
-    key: Option<SigningKey>,
+    verifier: Verifier,
 ) {
     while let Some(delivery) = consumer.next().await {
         let delivery = match delivery {
@@ -86,9 +86,7 @@ pub(super) async fn read_replies(
             tracing::warn!("AMQP reply without a correlation id: dropped");
             continue;
         };
-        let checked =
-            seal::check_with(key.as_ref(), Kind::Reply, &delivery.properties, &delivery.data);
-        if let Err(why) = checked {
+        if let Err(why) = verifier.check(Kind::Reply, &delivery) {
             tracing::warn!(
                 id = id.as_str(),
                 why,
@@ -104,19 +102,11 @@ pub(super) async fn read_replies(
 
 /// Reads this node's request queue until the connection breaks; each request runs in a task of
 /// its own, so a slow one does not hold up the others (the prefetch bounds how many run).
-pub(super) async fn serve_requests(
-    mut consumer: Consumer,
-    handler: Handler,
-    replies: Channel,
-    node: ManagementNodeId,
-    key: Option<SigningKey>,
-) {
+pub(super) async fn serve_requests(mut consumer: Consumer, serving: Serving, verifier: Verifier) {
     while let Some(delivery) = consumer.next().await {
         match delivery {
             Ok(d) => {
-                if let Err(why) =
-                    seal::check_with(key.as_ref(), Kind::Request, &d.properties, &d.data)
-                {
+                if let Err(why) = verifier.check(Kind::Request, &d) {
                     // Taken off the queue (acked) unrun: the broker would only deliver it again.
                     let from = d.properties.app_id().as_ref().map(|a| a.to_string());
                     tracing::warn!(
@@ -129,7 +119,7 @@ pub(super) async fn serve_requests(
                     }
                     continue;
                 }
-                tokio::spawn(serve_one(d, handler.clone(), replies.clone(), node, key.clone()));
+                tokio::spawn(serve_one(d, serving.clone()));
             }
             Err(e) => {
                 tracing::warn!(%e, "AMQP request consumer failed");
@@ -139,16 +129,20 @@ pub(super) async fn serve_requests(
     }
 }
 
+/// What serving a request takes: the handler, and how to sign and publish its reply.
+#[derive(Clone)]
+pub(super) struct Serving {
+    pub handler: Handler,
+    pub replies: Channel,
+    pub node: ManagementNodeId,
+    pub key: Option<SigningKey>,
+}
+
 /// Runs one request, publishes its reply and waits for the broker's confirm, then acks the
 /// request. When the reply cannot be published the request is left unacked: the broker
 /// delivers it again once this node (or its successor on the queue) reconnects.
-async fn serve_one(
-    d: Delivery,
-    handler: Handler,
-    replies: Channel,
-    node: ManagementNodeId,
-    key: Option<SigningKey>,
-) {
+async fn serve_one(d: Delivery, serving: Serving) {
+    let Serving { handler, replies, node, key } = serving;
     let reply_to = d.properties.reply_to().clone();
     let id = d.properties.correlation_id().clone();
     let Delivery { data, acker, .. } = d;

@@ -1,15 +1,22 @@
 //! Signed messages: with a cluster key ([`super::BusOptions::signing_key`], which `oxstack
 //! serve` derives from the secret key every node of a cloud shares), every request, reply and
-//! event a node publishes carries an HMAC-SHA256 over what it is (its kind, correlation id,
-//! sender, reply queue, time and body), and every one a node takes must carry a valid one made
-//! within [`MAX_AGE_MS`] of its clock. Anything else any broker client sends (a request to
-//! another node's queue, an answer for it, an event as another node) is dropped and logged.
-//! Without a key, messages are neither signed nor checked (in-process tests of the transport).
+//! event a node publishes carries an HMAC-SHA256 over what it is (its kind, a random message id,
+//! correlation id, sender, reply queue, time and body), and every one a node takes must carry a
+//! valid one made within [`MAX_AGE_MS`] of its clock and not taken before
+//! ([`super::replay`]). Anything else any broker client sends (a request to another node's
+//! queue, an answer for it, an event as another node, a copy of a message it saw) is dropped
+//! and logged. Without a key, messages are neither signed nor checked (in-process tests of the
+//! transport).
 
+use std::sync::Arc;
+
+use lapin::message::Delivery;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::BasicProperties;
 use oxstack_hypervisor::secrets::{hex, unhex};
 use ring::hmac;
+
+use super::replay::{SeenMessages, Tag};
 
 /// The header holding the signature (hex).
 pub const SIGNATURE_HEADER: &str = "x-oxstack-signature";
@@ -57,6 +64,7 @@ impl SigningKey {
         let mut ctx = hmac::Context::with_key(&self.0);
         for part in [
             kind.as_str().to_owned(),
+            field(props.message_id().as_ref()),
             field(props.correlation_id().as_ref()),
             field(props.app_id().as_ref()),
             field(props.reply_to().as_ref()),
@@ -69,7 +77,8 @@ impl SigningKey {
         ctx.sign()
     }
 
-    /// `props` with the signature of a `kind` message of `body` made at `now_ms`.
+    /// `props` with a fresh message id and the signature of a `kind` message of `body` made at
+    /// `now_ms`.
     pub fn sign(
         &self,
         kind: Kind,
@@ -77,6 +86,7 @@ impl SigningKey {
         body: &[u8],
         now_ms: u64,
     ) -> BasicProperties {
+        let props = props.with_message_id(uuid::Uuid::new_v4().to_string().into());
         let tag = self.tag(kind, &props, now_ms, body);
         let mut headers = props.headers().clone().unwrap_or_default();
         headers.insert(SIGNATURE_HEADER.into(), long_string(hex(tag.as_ref())));
@@ -85,14 +95,14 @@ impl SigningKey {
     }
 
     /// Whether a received `kind` message is signed with this key within [`MAX_AGE_MS`] of
-    /// `now_ms`; why not, when it is not.
+    /// `now_ms`: its signature and signing time, or why not.
     pub fn check(
         &self,
         kind: Kind,
         props: &BasicProperties,
         body: &[u8],
         now_ms: u64,
-    ) -> Result<(), &'static str> {
+    ) -> Result<(Tag, u64), &'static str> {
         let headers = props.headers().as_ref().ok_or("unsigned")?;
         let signature = header(headers, SIGNATURE_HEADER).ok_or("unsigned")?;
         let at: u64 =
@@ -107,10 +117,36 @@ impl SigningKey {
         // Constant time: how much of a forged signature was right is not told.
         let same =
             a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
-        if same {
+        match <Tag>::try_from(a) {
+            Ok(tag) if same => Ok((tag, at)),
+            _ => Err("a wrong signature"),
+        }
+    }
+}
+
+/// How a node checks what it takes off the broker: the cluster key, and the signatures it has
+/// already taken. One per bus, kept across reconnections.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Verifier {
+    key: Option<SigningKey>,
+    seen: Arc<SeenMessages>,
+}
+
+impl Verifier {
+    pub fn new(key: Option<SigningKey>) -> Self {
+        Self { key, seen: Arc::default() }
+    }
+
+    /// Whether `d`, a `kind` message, passes: signed with the key and not a replay (any passes
+    /// without a key).
+    pub fn check(&self, kind: Kind, d: &Delivery) -> Result<(), &'static str> {
+        let Some(key) = &self.key else { return Ok(()) };
+        let now = now_ms();
+        let (tag, at) = key.check(kind, &d.properties, &d.data, now)?;
+        if self.seen.first_time(tag, at, now) || d.redelivered {
             Ok(())
         } else {
-            Err("a wrong signature")
+            Err("a copy of a message already taken")
         }
     }
 }
@@ -139,19 +175,6 @@ pub(super) fn sign_with(
     }
 }
 
-/// Whether a received message passes `key` (any does without a key).
-pub(super) fn check_with(
-    key: Option<&SigningKey>,
-    kind: Kind,
-    props: &BasicProperties,
-    body: &[u8],
-) -> Result<(), &'static str> {
-    match key {
-        Some(k) => k.check(kind, props, body, now_ms()),
-        None => Ok(()),
-    }
-}
-
 /// The time now, Unix milliseconds.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -175,7 +198,11 @@ mod tests {
         let key = SigningKey::new(&[7; 32]);
         let now = 1_000_000_000;
         let signed = key.sign(Kind::Request, request(), b"body", now);
-        assert_eq!(key.check(Kind::Request, &signed, b"body", now + 1000), Ok(()));
+        assert!(key.check(Kind::Request, &signed, b"body", now + 1000).is_ok());
+        let renamed = signed.clone().with_message_id("another".into());
+        assert!(key.check(Kind::Request, &renamed, b"body", now).is_err());
+        let again = key.sign(Kind::Request, request(), b"body", now);
+        assert_ne!(again.message_id(), signed.message_id(), "every message gets its own id");
         assert_eq!(key.check(Kind::Request, &signed, b"bodY", now), Err("a wrong signature"));
         assert_eq!(key.check(Kind::Reply, &signed, b"body", now), Err("a wrong signature"));
         let other = SigningKey::new(&[8; 32]);
@@ -199,6 +226,6 @@ mod tests {
             .with_app_id("node-a".into())
             .with_content_type("application/json".into());
         let signed = key.sign(Kind::Event, props, b"{}", 5);
-        assert_eq!(key.check(Kind::Event, &signed, b"{}", 5), Ok(()));
+        assert!(key.check(Kind::Event, &signed, b"{}", 5).is_ok());
     }
 }

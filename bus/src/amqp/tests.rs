@@ -199,3 +199,64 @@ async fn a_signing_node_takes_only_requests_replies_and_events_signed_with_its_k
         bus.close().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_a_signed_request_published_again_is_dropped() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use lapin::options::BasicPublishOptions;
+    use lapin::{BasicProperties, Connection, ConnectionProperties};
+
+    let Some(url) = url() else { return };
+    let key = SigningKey::new(&[5; 32]);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let handler: Handler = Arc::new(move |_req: Vec<u8>| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { Vec::new() }.boxed()
+    });
+    let n = node();
+    let opts =
+        BusOptions { handler: Some(handler), signing_key: Some(key.clone()), ..Default::default() };
+    let a = AmqpBus::connect_with(&url, n, opts).await.expect("connects");
+    // What a broker client that saw one signed request holds: the message, as sent.
+    let props =
+        BasicProperties::default().with_correlation_id("c-1".into()).with_app_id("x".into());
+    let captured = key.sign(seal::Kind::Request, props, b"reboot", seal::now_ms());
+    let conn = Connection::connect(&url, ConnectionProperties::default()).await.expect("raw");
+    let channel = conn.create_channel().await.expect("channel");
+    let queue = session::node_queue(n);
+    let publish = |props: BasicProperties| {
+        let channel = channel.clone();
+        let queue = queue.clone();
+        async move {
+            let opts = BasicPublishOptions::default();
+            channel.basic_publish("".into(), queue.into(), opts, b"reboot", props).await.unwrap();
+        }
+    };
+    publish(captured.clone()).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while runs.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "the first copy runs");
+    // The same message again, twice: within its five minutes, yet dropped unrun.
+    publish(captured.clone()).await;
+    publish(captured).await;
+    // A fresh signed request after the copies still runs: the copies were taken off the queue.
+    let fresh = key.sign(
+        seal::Kind::Request,
+        BasicProperties::default().with_correlation_id("c-2".into()),
+        b"reboot",
+        seal::now_ms(),
+    );
+    publish(fresh).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while runs.load(Ordering::SeqCst) < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "the copies ran: a replay was taken");
+    let _ = conn.close(0, "done".into()).await;
+    a.close().await;
+}
