@@ -350,3 +350,61 @@ fn a_saved_session_is_private_and_only_sent_to_its_own_api() {
     assert_eq!(saved("http://127.0.0.1:9090", Some("oxk_given")).as_deref(), Some("oxk_given"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_users_and_api_keys_are_managed_from_the_command_line() {
+    let n = start_node().await;
+    let account = n.create(&["account", "create", "--name", "acme", "--max-vms", "3"]).await;
+    let shown = n.json(&["account", "show", &account]).await;
+    assert_eq!(
+        (shown["kind"].as_str(), shown["quotas"]["max_vms"].as_u64()),
+        (Some("tenant"), Some(3))
+    );
+    let set = ["account", "set-quotas", &account, "--max-vms", "5", "--max-memory", "8GiB"];
+    let updated = n.json(&set).await;
+    assert_eq!(updated["quotas"]["max_vms"], 5);
+    assert_eq!(updated["quotas"]["max_memory_bytes"], 8u64 << 30);
+    let table = n.ok(&["account", "list", "--name", "acme"]).await;
+    assert!(table.contains("0/5") && table.contains("0 B/8 GiB"), "{table}");
+
+    let dir = std::env::temp_dir().join(format!("oxstack-users-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let password_file = dir.join("password");
+    std::fs::write(&password_file, "a member's long password\n").unwrap();
+    let file = password_file.to_str().unwrap();
+    let create = ["user", "create", "--name", "ann", "--account", &account];
+    let user = n.create(&[&create[..], &["--password-file", file]].concat()).await;
+    assert_eq!(n.json(&["user", "show", &user]).await["role"], "member");
+    // A tenant has no admins: refused with the API's error and nothing made.
+    let admin = [&create[..], &["--role", "admin", "--password-file", file]].concat();
+    let err = n.fails(&admin).await;
+    assert!(matches!(&err, ClientError::Api { status: 409, .. }), "{err}");
+    assert_eq!(n.json(&["user", "list", "--name", "ann"]).await["total"], 1);
+
+    // The user's API key works as a token, sees its own account, and goes when deleted.
+    let key = n.json(&["api-key", "create", &user, "--name", "ci"]).await;
+    let token = key["token"].as_str().expect("the token, shown once").to_owned();
+    let current = n.json(&["--token", &token, "account", "current"]).await;
+    assert_eq!(current["uuid"].as_str(), Some(account.as_str()));
+    let listed = n.json(&["api-key", "list", &user]).await;
+    assert_eq!(listed["total"], 1);
+    assert!(listed["items"][0].get("token").is_none(), "a listed key shows no token");
+    let forbidden = n.fails(&["--token", &token, "account", "list"]).await;
+    assert!(matches!(&forbidden, ClientError::Api { status: 403, .. }), "{forbidden}");
+    n.ok(&["api-key", "delete", key["uuid"].as_str().unwrap()]).await;
+    let gone = n.fails(&["--token", &token, "account", "current"]).await;
+    assert!(matches!(&gone, ClientError::Api { status: 401, .. }), "{gone}");
+
+    // Deleting the account takes its users along: their tokens stop working.
+    let key = n.json(&["api-key", "create", &user, "--name", "again"]).await;
+    let token = key["token"].as_str().expect("token").to_owned();
+    n.ok(&["account", "delete", &account]).await;
+    let err = n.fails(&["account", "show", &account]).await;
+    assert!(matches!(&err, ClientError::Api { status: 404, .. }), "{err}");
+    let err = n.fails(&["user", "show", &user]).await;
+    assert!(matches!(&err, ClientError::Api { status: 404, .. }), "{err}");
+    let err = n.fails(&["--token", &token, "account", "current"]).await;
+    assert!(matches!(&err, ClientError::Api { status: 401, .. }), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+    n.engine.shutdown().await;
+}

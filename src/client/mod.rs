@@ -14,6 +14,7 @@ mod config;
 mod e2e;
 mod host;
 mod http;
+mod identity;
 mod infra;
 mod job;
 mod network;
@@ -87,6 +88,15 @@ pub enum ClientCommand {
     /// Global configuration of the management node.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Tenant accounts with their quotas and usage.
+    #[command(subcommand)]
+    Account(identity::AccountCommand),
+    /// Users of accounts (admins only).
+    #[command(subcommand)]
+    User(identity::UserCommand),
+    /// API keys: long-lived tokens of a user.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(identity::ApiKeyCommand),
     /// The audit log: every mutating call made to the API (admins only).
     #[command(subcommand, name = "audit-log")]
     AuditLog(audit::AuditLogCommand),
@@ -133,6 +143,9 @@ async fn execute(ctx: &Ctx, cmd: ClientCommand) -> Result<(), ClientError> {
         ClientCommand::Vm(c) => vm::run(ctx, c).await,
         ClientCommand::Job(c) => job::run(ctx, c).await,
         ClientCommand::Config(c) => config::run(ctx, c).await,
+        ClientCommand::Account(c) => identity::account(ctx, c).await,
+        ClientCommand::User(c) => identity::user(ctx, c).await,
+        ClientCommand::ApiKey(c) => identity::api_key(ctx, c).await,
         ClientCommand::AuditLog(c) => audit::run(ctx, c).await,
         ClientCommand::Login(args) => session::login(&ctx.api, &args).await,
         ClientCommand::Logout => session::logout(&ctx.api).await,

@@ -71,16 +71,7 @@ pub async fn login(api: &Api, args: &LoginArgs) -> Result<(), ClientError> {
 
 /// [`login`], saving the session at `path`.
 pub async fn login_to(api: &Api, args: &LoginArgs, path: &Path) -> Result<(), ClientError> {
-    let password = match &args.password_file {
-        Some(path) => read_first_line(path)?,
-        None => {
-            eprint!("password for {}: ", args.user);
-            let _ = std::io::stderr().flush();
-            let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line).map_err(|e| local("stdin", &e))?;
-            line.trim_end_matches(['\n', '\r']).to_owned()
-        }
-    };
+    let password = read_password(&args.user, args.password_file.as_deref())?;
     let body = json!({ "name": args.user, "password": password });
     let session = api.call(Method::POST, &["sessions"], &[], Some(&body)).await?;
     let field = |name: &str| session[name].as_str().unwrap_or_default().to_owned();
@@ -98,6 +89,20 @@ pub async fn logout(api: &Api) -> Result<(), ClientError> {
     }
     eprintln!("signed out");
     Ok(())
+}
+
+/// `user`'s password: the first line of `file`, or else a line read from stdin after a prompt.
+pub fn read_password(user: &str, file: Option<&Path>) -> Result<String, ClientError> {
+    match file {
+        Some(path) => read_first_line(path),
+        None => {
+            eprint!("password for {user}: ");
+            let _ = std::io::stderr().flush();
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).map_err(|e| local("stdin", &e))?;
+            Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+        }
+    }
 }
 
 fn read_first_line(path: &Path) -> Result<String, ClientError> {
