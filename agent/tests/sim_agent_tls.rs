@@ -4,7 +4,8 @@
 //! through `--callback-ca`). A host added with the agent's pinned fingerprint connects and runs
 //! VMs, whose results come back by callback over HTTPS; a wrong pin, a trust the URL cannot
 //! have, a malformed one, or no trust at all for a self-signed agent is refused and leaves no
-//! host; the agent's certificate given as the host's CA works too.
+//! host; the agent's certificate given as the host's CA works too, also at the end of a bundle
+//! longer than other request text may be.
 
 mod support;
 
@@ -126,6 +127,20 @@ async fn a_wrong_or_misplaced_trust_is_refused_and_keeps_no_host() {
     assert!(err["message"].as_str().unwrap().contains("certificate"), "{err}");
     let hosts = api.get("/v1/hosts").await;
     assert_eq!(hosts["total"], 1, "only the first host exists: {hosts}");
+
+    // A CA bundle longer than other text may be (4,096 characters): a dozen other CAs, then the
+    // one that signed the agent's certificate. It connects.
+    let mut bundle = String::new();
+    for i in 0..12 {
+        let mut params = rcgen::CertificateParams::new(vec![format!("other-ca-{i}")]).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().unwrap();
+        bundle.push_str(&params.self_signed(&key).unwrap().pem());
+    }
+    bundle.push_str(&agent_cert);
+    assert!(bundle.len() > 4096, "{} characters", bundle.len());
+    let big = api.post("/v1/hosts", add("big", json!({"agent_ca_pem": bundle})), 201).await;
+    assert_eq!(big["status"], "Connected", "{big}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

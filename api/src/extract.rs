@@ -31,7 +31,9 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use oxstack_engine::services::schema::{refused_in_text, TEXT_MAX_CHARS};
+use oxstack_engine::services::schema::{
+    refused_in_text, PEM_FIELDS, PEM_MAX_CHARS, TEXT_MAX_CHARS,
+};
 
 /// The largest request body taken, in bytes: axum's default body limit, which the body
 /// extractors apply (a longer body is refused with 413 PAYLOAD_TOO_LARGE).
@@ -172,8 +174,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// Why `text` may not be in a request, if it may not: too long, or a character no text may hold.
-fn refusal(text: &str) -> Option<String> {
+/// Why `text` may not be in a request, if it may not: longer than `max` characters, or a
+/// character no text may hold.
+fn refusal(text: &str, max: usize) -> Option<String> {
     if let Some(c) = text.chars().find(|c| refused_in_text(*c)) {
         let code = c as u32;
         return Some(format!(
@@ -181,14 +184,16 @@ fn refusal(text: &str) -> Option<String> {
              no bidirectional controls)"
         ));
     }
-    (text.chars().count() > TEXT_MAX_CHARS)
-        .then(|| format!("text may be at most {TEXT_MAX_CHARS} characters long"))
+    (text.chars().count() > max).then(|| format!("text may be at most {max} characters long"))
 }
 
 /// Where a body holds text no request may have (the first such place), and why.
 fn refused_text(value: &Value, at: &str) -> Option<(String, String)> {
     match value {
-        Value::String(s) => refusal(s).map(|why| (at.to_string(), why)),
+        Value::String(s) => {
+            let max = if PEM_FIELDS.contains(&at) { PEM_MAX_CHARS } else { TEXT_MAX_CHARS };
+            refusal(s, max).map(|why| (at.to_string(), why))
+        }
         Value::Array(items) => {
             items.iter().enumerate().find_map(|(i, v)| refused_text(v, &format!("{at}[{i}]")))
         }
@@ -290,7 +295,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 /// Parses a query string, naming the parameter that is wrong.
 pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
     let pairs = form_urlencoded::parse(query.as_bytes());
-    if let Some((name, why)) = pairs.clone().find_map(|(n, v)| refusal(&v).map(|why| (n, why))) {
+    if let Some((name, why)) =
+        pairs.clone().find_map(|(n, v)| refusal(&v, TEXT_MAX_CHARS).map(|why| (n, why)))
+    {
         return Err(text_refused(&name, &why));
     }
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
@@ -489,6 +496,25 @@ mod tests {
         let e = parse_query::<Q>("zone_uuid=%1B%5B2J").unwrap_err();
         assert_eq!(field(&e), Some("zone_uuid"));
         assert!(e.body.message.contains("U+001B"), "{}", e.body.message);
+    }
+
+    #[test]
+    fn a_pem_field_may_be_longer_than_other_text_but_not_without_bound() {
+        #[derive(Deserialize, Debug)]
+        struct WithPem {
+            #[allow(dead_code)]
+            agent_ca_pem: String,
+        }
+        let bundle = "x".repeat(PEM_MAX_CHARS);
+        let body = format!("{{\"agent_ca_pem\": \"{bundle}\"}}");
+        assert!(parse_json::<WithPem>(body.as_bytes()).is_ok(), "a bundle of many certificates");
+        let body = format!("{{\"agent_ca_pem\": \"{bundle}x\"}}");
+        let e = parse_json::<WithPem>(body.as_bytes()).unwrap_err();
+        assert_eq!(field(&e), Some("agent_ca_pem"));
+        assert!(e.body.message.contains("at most 65536 characters"), "{}", e.body.message);
+        // Only that field: the same length elsewhere is refused at the usual bound.
+        let body = format!("{{\"name\": \"{bundle}\", \"cpus\": 1}}");
+        assert!(parse_json::<Req>(body.as_bytes()).is_err());
     }
 
     #[test]

@@ -70,8 +70,9 @@ pub struct AddHost {
     /// kvm hosts whose agent URL is `https://` (not with `agent_cert_sha256`): the CA
     /// certificates (PEM) the agent's certificate must chain to; it must also name the URL's
     /// host. Without either, the agent's certificate is checked against the node's system roots.
+    /// At most 65,536 characters.
     #[serde(default)]
-    #[schema(schema_with = crate::services::schema::optional_text)]
+    #[schema(schema_with = crate::services::schema::optional_pem)]
     pub agent_ca_pem: Option<String>,
     /// kvm hosts whose agent URL is `https://` (not with `agent_ca_pem`): the SHA-256 of the
     /// agent's own certificate (of its DER encoding, 64 hex digits, optionally `:`-separated in

@@ -15,6 +15,14 @@ pub const NAME_MAX_CHARS: usize = 255;
 /// The most characters any text of a request may have (a name: [`NAME_MAX_CHARS`]).
 pub const TEXT_MAX_CHARS: usize = 4096;
 
+/// The most characters of a PEM bundle of certificates (the fields of [`PEM_FIELDS`]): a CA
+/// bundle of a few dozen certificates.
+pub const PEM_MAX_CHARS: usize = 65_536;
+
+/// The top-level request fields that hold PEM certificates and may be up to
+/// [`PEM_MAX_CHARS`] long rather than [`TEXT_MAX_CHARS`].
+pub const PEM_FIELDS: &[&str] = &["agent_ca_pem"];
+
 /// What no text of a request may hold, as the inside of a regular-expression class: the control
 /// characters (Unicode `Cc`: C0, DEL and C1) but tab, line feed and carriage return, and the
 /// bidirectional embeddings, overrides and isolates (U+202A to U+202E, U+2066 to U+2069), which
@@ -116,6 +124,12 @@ pub fn text() -> RefOr<Schema> {
 /// Optional text that, when given, must not be empty or only white space.
 pub fn optional_text() -> RefOr<Schema> {
     done(not_blank_text_builder(true))
+}
+
+/// Optional PEM text (a field of [`PEM_FIELDS`]): when given, not blank, up to
+/// [`PEM_MAX_CHARS`].
+pub fn optional_pem() -> RefOr<Schema> {
+    done(not_blank_text_builder(true).max_length(Some(PEM_MAX_CHARS)))
 }
 
 fn text_builder(nullable: bool) -> ObjectBuilder {
