@@ -7,6 +7,8 @@
 #             exports OXSTACK_TEST_PG_URL=postgres://postgres@127.0.0.1:PORT/oxstack_test.
 #             Installs PostgreSQL (Debian's `postgresql`) when its server binaries are missing.
 #             Also exports OXSTACK_TEST_PG_DATA and OXSTACK_TEST_PG_BIN, for a test that restarts it.
+#             With OXSTACK_PG_TLS=1 it also serves TLS (ssl = on) with a certificate for 127.0.0.1
+#             of a throwaway CA, and exports the CA's path as OXSTACK_TEST_PG_TLS_CA.
 #   pg_stop   stops the server pg_start started, by PID (fast shutdown; the PID in its pid file
 #             when a test restarted it), waits for it to exit and removes its data directory.
 #             Does nothing when nothing was started.
@@ -88,6 +90,21 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 EOF
+  if [ "${OXSTACK_PG_TLS:-}" = 1 ]; then
+    # TLS besides plain connections (db/tests/pg_tls.rs): a certificate for 127.0.0.1 of a
+    # throwaway CA. Only in a server of its own: sqlx's default sslmode (prefer) would take
+    # every other test over TLS as well.
+    . "$(dirname "${BASH_SOURCE[0]}")/tls_certs.sh"
+    local owner=""
+    [ "$(id -u)" -eq 0 ] && owner=postgres:
+    tls_make_certs "$pg_dir/tls" "$owner" || return 1
+    cat >>"$data/postgresql.conf" <<EOF
+ssl = on
+ssl_cert_file = '$pg_dir/tls/server.pem'
+ssl_key_file = '$pg_dir/tls/server.key'
+EOF
+    export OXSTACK_TEST_PG_TLS_CA="$pg_dir/tls/ca.pem"
+  fi
   # The postmaster runs in the background as a child of this shell (setpriv execs it as
   # postgres, where `runuser` or `pg_ctl` would leave it to an init that may never reap it), so
   # pg_stop can reap it.

@@ -8,8 +8,10 @@
 #                     OXSTACK_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:PORT/%2f and
 #                     OXSTACK_TEST_AMQP_CTL, a script that takes `stop`, `start` or `restart` and
 #                     stops/starts the broker application (rabbitmqctl stop_app/start_app), for
-#                     tests that restart the broker mid-run. Installs Debian's rabbitmq-server
-#                     when missing.
+#                     tests that restart the broker mid-run. It also serves amqps on PORT+3000
+#                     with a certificate for 127.0.0.1 of a throwaway CA (ci/tls_certs.sh) and
+#                     exports OXSTACK_TEST_AMQPS_URL and OXSTACK_TEST_AMQPS_CA (the CA's path).
+#                     Installs Debian's rabbitmq-server when missing.
 #   rabbitmq_restart  restarts the broker application (what `$OXSTACK_TEST_AMQP_CTL restart` does).
 #   rabbitmq_stop     stops the broker and its epmd by PID, waits for both to exit and removes the
 #                     temporary directory. Does nothing when nothing was started.
@@ -75,6 +77,7 @@ rabbitmq_start() {
     rabbitmq_port_in_use "$p" && continue
     rabbitmq_port_in_use $((p + 1000)) && continue
     rabbitmq_port_in_use $((p + 2000)) && continue
+    rabbitmq_port_in_use $((p + 3000)) && continue
     port=$p
     break
   done
@@ -86,6 +89,18 @@ rabbitmq_start() {
   : >"$d/enabled_plugins.conf"
   : >"$d/rabbitmq-env.conf"
   printf '[].\n' >"$d/enabled_plugins"
+  # amqps:// beside amqp:// (bus/tests/amqps.rs), with a certificate for 127.0.0.1 of a
+  # throwaway CA; clients are not asked for certificates.
+  . "$(dirname "${BASH_SOURCE[0]}")/tls_certs.sh"
+  tls_make_certs "$d/tls" || return 1
+  cat >"$d/rabbitmq.conf" <<EOF
+listeners.ssl.default = 127.0.0.1:$((port + 3000))
+ssl_options.cacertfile = $d/tls/ca.pem
+ssl_options.certfile = $d/tls/server.pem
+ssl_options.keyfile = $d/tls/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+EOF
   head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$d/.erlang.cookie"
   chmod 400 "$d/.erlang.cookie"
   local node="oxstack-test-$port@localhost"
@@ -142,6 +157,8 @@ EOF
   fi
   export OXSTACK_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2f"
   export OXSTACK_TEST_AMQP_CTL="$d/ctl"
+  export OXSTACK_TEST_AMQPS_URL="amqps://guest:guest@127.0.0.1:$((port + 3000))/%2f"
+  export OXSTACK_TEST_AMQPS_CA="$d/tls/ca.pem"
   echo "rabbitmq: broker $node up (PID $rabbitmq_pid, epmd PID $rabbitmq_epmd on $rabbitmq_epmd_port); OXSTACK_TEST_AMQP_URL=$OXSTACK_TEST_AMQP_URL"
 }
 

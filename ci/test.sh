@@ -98,6 +98,17 @@ else
     cargo test --locked --no-fail-fast -p oxstack-model-tests
 fi
 
+log "PostgreSQL over TLS (db/tests/pg_tls.rs)"
+# A second server, of its own, serving TLS (OXSTACK_PG_TLS=1 in ci/pg.sh): sqlx's default
+# sslmode (prefer) would have taken every other test over TLS too. amqps ran with the tests
+# above (bus/tests/amqp_tls.rs): the broker serves it beside amqp.
+(
+  pg_started_pid="" pg_dir=""
+  trap pg_stop EXIT
+  OXSTACK_PG_TLS=1 pg_start
+  cargo test --workspace --locked --test pg_tls
+)
+
 log "schema-driven fuzzing of the API (ci/schemathesis.sh)"
 # Every operation of /v1/openapi.json fuzzed against a running node with all checks, bounded to
 # a few minutes (OXSTACK_SCHEMATHESIS_MAX_TIME); fails on any failure.
