@@ -5,6 +5,13 @@
 //! [`Writer`]); PostgreSQL takes concurrent writers from every management node, so there each
 //! write runs on a pooled connection (see [`PgWriter`]). A transaction is a list of writes
 //! (see [`Writes::atomically`]), the same data for both.
+//!
+//! PostgreSQL's futures are boxed: a pooled connection's transaction with its retries is a
+//! state machine of about 15 KB, and an async fn holds the largest of its branches inline, so
+//! unboxed it would make every future that writes (every workflow step, every create) that much
+//! larger on SQLite too: more to copy when a step or a spawned create is boxed, and past
+//! tokio's 16 KiB, a second copy at every spawn. PostgreSQL pays one allocation per write, next
+//! to a round trip to the server.
 
 use super::pg_writer::PgWriter;
 use super::writer::Writer;
@@ -35,7 +42,7 @@ impl Writes {
     pub async fn execute(&self, w: Write) -> Result<Written, sqlx::Error> {
         match self {
             Self::Sqlite(s) => s.execute(w).await,
-            Self::Postgres(p) => p.execute(w).await,
+            Self::Postgres(p) => Box::pin(p.execute(w)).await,
         }
     }
 
@@ -47,7 +54,7 @@ impl Writes {
     ) -> Result<Option<T>, sqlx::Error> {
         match self {
             Self::Sqlite(s) => s.fetch_optional(w, map).await,
-            Self::Postgres(p) => p.fetch_optional(w, map).await,
+            Self::Postgres(p) => Box::pin(p.fetch_optional(w, map)).await,
         }
     }
 
@@ -58,7 +65,7 @@ impl Writes {
     pub async fn atomically(&self, writes: Vec<Write>) -> Result<Result<(), usize>, sqlx::Error> {
         match self {
             Self::Sqlite(s) => s.atomically(writes).await,
-            Self::Postgres(p) => p.atomically(writes).await,
+            Self::Postgres(p) => Box::pin(p.atomically(writes)).await,
         }
     }
 
@@ -84,6 +91,28 @@ impl Writes {
         match self {
             Self::Sqlite(s) => s.close().await,
             Self::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{statement::write, Db};
+
+    #[tokio::test]
+    async fn a_write_future_does_not_hold_postgresqls_inline() {
+        // PostgreSQL's transaction with retries is ~15 KB (release); boxed, a write is small on
+        // both databases, so the futures that await writes stay small (see the module doc).
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        let atomically = db.atomically(vec![]);
+        let execute = db.w().execute(write("SELECT 1"));
+        let fetch = db.w().fetch_optional(write("SELECT 1"), |_| Ok(()));
+        for (what, size) in [
+            ("atomically", std::mem::size_of_val(&atomically)),
+            ("execute", std::mem::size_of_val(&execute)),
+            ("fetch_optional", std::mem::size_of_val(&fetch)),
+        ] {
+            assert!(size <= 2048, "a write's future ({what}) is {size} bytes");
         }
     }
 }

@@ -6,6 +6,7 @@ mod capacity;
 mod expunge;
 mod extensions;
 pub(crate) mod fixture;
+mod future_size;
 mod lifecycle;
 mod maintenance;
 mod nodes;
