@@ -106,6 +106,14 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(identity) = &identity {
+        // A renewed certificate is taken without a restart: new files in place, then SIGHUP.
+        let report = |line: String| eprintln!("{line}");
+        if let Err(e) = oxstack_tls::server::reload_on_hangup(identity.clone(), report) {
+            eprintln!("error: cannot listen for SIGHUP (certificate reloads): {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let scheme = if identity.is_some() { "https" } else { "http" };
     let sim: Arc<dyn Hypervisor> = Arc::new(SimCloud::new(SimConfig::with_seed(args.sim_seed)));
     let callbacks = match tokio::net::TcpListener::bind(&args.agent_callback_listen).await {

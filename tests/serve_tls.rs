@@ -155,6 +155,41 @@ async fn the_api_answers_over_https_to_clients_trusting_its_certificate_only() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("UnknownIssuer"), "{stderr}");
+
+    // A renewed certificate: new files in place, SIGHUP, and new connections get it, on the API
+    // and the callback listener, without a restart.
+    let (_, _, renewed_pem) = node_cert(&dir, "node");
+    let hangup = || {
+        let sent = Command::new("kill").args(["-HUP", &child.id().to_string()]).status();
+        assert!(sent.expect("run kill").success());
+    };
+    hangup();
+    let renewed = HttpClient::new(Trust::Ca { pem: &renewed_pem, origin: "renewed" }, 1).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while renewed.get(&zones, &[]).await.is_err() {
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(Instant::now() < deadline, "the renewed certificate is not served\n{log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let old = HttpClient::new(Trust::Ca { pem: &cert_pem, origin: "old" }, 1).unwrap();
+    let refused = old.get(&zones, &[]).await.unwrap_err().to_string();
+    assert!(refused.contains("certificate"), "the old certificate is still served: {refused}");
+    let answer = renewed.post_json(&cb, &[], serde_json::to_vec(&body).unwrap()).await.unwrap();
+    assert!(answer.status.is_client_error(), "callbacks with the renewed one: {answer:?}");
+    // A reload that cannot be used (a key that is not PEM) keeps serving the renewed one.
+    std::fs::write(&key, "not a key").expect("write");
+    hangup();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let printed = std::fs::read_to_string(&log).unwrap_or_default();
+        if printed.contains("TLS certificate not reloaded") {
+            assert!(printed.contains("TLS certificate reloaded"), "{printed}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the failed reload is not logged\n{printed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(renewed.get(&zones, &[]).await.expect("still served").status, StatusCode::OK);
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);

@@ -204,7 +204,13 @@ async fn main() -> ExitCode {
     };
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or(args.listen.clone());
     if let Some(identity) = &identity {
-        eprintln!("oxstack-agent TLS certificate sha256 fingerprint: {}", identity.fingerprint);
+        eprintln!("oxstack-agent TLS certificate sha256 fingerprint: {}", identity.fingerprint());
+        // A renewed certificate without a restart: new files in place, then SIGHUP.
+        let report = |line: String| eprintln!("{line}");
+        if let Err(e) = oxstack_tls::server::reload_on_hangup(identity.clone(), report) {
+            eprintln!("error: cannot listen for SIGHUP (certificate reloads): {e}");
+            return ExitCode::FAILURE;
+        }
     }
     let scheme = if identity.is_some() { "https" } else { "http" };
     eprintln!("oxstack-agent ({:?} backend) listening on {scheme}://{addr}", args.backend);

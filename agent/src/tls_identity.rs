@@ -125,7 +125,7 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let again = self_signed(&dir, &names).unwrap();
         assert!(!again.created);
-        assert_eq!(again.identity.fingerprint, first.identity.fingerprint);
+        assert_eq!(again.identity.fingerprint(), first.identity.fingerprint());
         // Half of it gone: refused, never silently replaced.
         std::fs::remove_file(dir.join(SELF_SIGNED_CERT)).unwrap();
         let err = self_signed(&dir, &names).err().unwrap();

@@ -19,4 +19,6 @@ pub enum TlsError {
     Unusable { cert: String, key: String, reason: String },
     #[error("cannot build the TLS client: {0}")]
     Client(String),
+    #[error("this TLS identity was not read from files: there is nothing to reload")]
+    NotFromFiles,
 }

@@ -1,6 +1,7 @@
 //! A router served over TLS, reached by clients with each kind of trust: the CA that signed the
 //! server's certificate, its pinned fingerprint (right and wrong), and the system's roots (which
-//! do not hold a test certificate). And the start-up errors of a bad certificate or key.
+//! do not hold a test certificate). And the start-up errors of a bad certificate or key, and a
+//! certificate reloaded from its files while serving.
 
 use axum::routing::get;
 use oxstack_tls::http::{HttpClient, StatusCode};
@@ -38,7 +39,7 @@ async fn https_server_for(names: &[&str]) -> (String, String, CertFingerprint) {
     let app = axum::Router::new().route("/hello", get(|| async { "hi" }));
     let acceptor = identity.acceptor();
     tokio::spawn(async move { serve_router(listener, app, Some(acceptor)).await });
-    (url, cert, identity.fingerprint)
+    (url, cert, identity.fingerprint())
 }
 
 #[tokio::test]
@@ -117,4 +118,46 @@ fn bad_files_are_named_and_keys_never_quoted() {
     let key_body: String = other_key.lines().nth(1).unwrap().chars().take(20).collect();
     assert!(!text.contains(&key_body), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_reload_serves_the_new_certificate_and_one_that_cannot_be_used_keeps_the_old() {
+    let dir = std::env::temp_dir().join(format!("oxstack-tls-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let (first_cert, first_key) = self_signed();
+    std::fs::write(&cert_path, &first_cert).unwrap();
+    std::fs::write(&key_path, &first_key).unwrap();
+    let identity = ServerIdentity::from_files(&cert_path, &key_path).unwrap();
+    let first = identity.fingerprint();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://127.0.0.1:{}/hello", listener.local_addr().unwrap().port());
+    let app = axum::Router::new().route("/hello", get(|| async { "hi" }));
+    let acceptor = identity.acceptor();
+    tokio::spawn(async move { serve_router(listener, app, Some(acceptor)).await });
+    let pinned = |fp: &CertFingerprint| HttpClient::new(Trust::Pinned(*fp), 1).unwrap();
+    assert_eq!(pinned(&first).get(&url, &[]).await.unwrap().status, StatusCode::OK);
+
+    // Renewed files, reloaded: the next connections get the new certificate only.
+    let (second_cert, second_key) = self_signed();
+    std::fs::write(&cert_path, &second_cert).unwrap();
+    std::fs::write(&key_path, &second_key).unwrap();
+    let second = identity.reload().unwrap();
+    assert_ne!(second, first);
+    assert_eq!(identity.fingerprint(), second);
+    assert_eq!(pinned(&second).get(&url, &[]).await.unwrap().status, StatusCode::OK);
+    assert!(pinned(&first).get(&url, &[]).await.is_err(), "the old certificate is still served");
+
+    // The first key with the second certificate: refused, and the second is still served.
+    std::fs::write(&key_path, &first_key).unwrap();
+    let err = identity.reload().unwrap_err();
+    assert!(matches!(err, TlsError::Unusable { .. }), "{err}");
+    assert!(!err.to_string().contains("PRIVATE KEY"), "the key is quoted: {err}");
+    assert_eq!(identity.fingerprint(), second);
+    assert_eq!(pinned(&second).get(&url, &[]).await.unwrap().status, StatusCode::OK);
+
+    // An identity made from text has nothing to reload.
+    let text = ServerIdentity::from_pem(first_cert.as_bytes(), "t", first_key.as_bytes(), "t");
+    assert!(matches!(text.unwrap().reload(), Err(TlsError::NotFromFiles)));
+    let _ = std::fs::remove_dir_all(&dir);
 }
