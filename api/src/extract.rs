@@ -52,7 +52,8 @@ pub fn body_too_large() -> ApiError {
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
-/// A JSON body that may be left out entirely (an empty body means `T::default()`).
+/// A JSON body that may be left out entirely (a body of no bytes means `T::default()`; one of
+/// white space only is refused, as it is not JSON).
 #[derive(Debug)]
 pub struct OptionalJson<T>(pub T);
 
@@ -91,8 +92,14 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         check_json_content_type(req.headers().get(CONTENT_TYPE))?;
         let bytes = body_bytes(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        // Left out means no bytes at all: white space alone is not JSON, and is refused.
+        if bytes.is_empty() {
             return Ok(Self(T::default()));
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::bad_request(
+                "the request body is only white space: send a JSON object, or no body at all",
+            ));
         }
         parse_json(&bytes).map(Self)
     }
@@ -496,6 +503,28 @@ mod tests {
         let e = parse_query::<Q>("zone_uuid=%1B%5B2J").unwrap_err();
         assert_eq!(field(&e), Some("zone_uuid"));
         assert!(e.body.message.contains("U+001B"), "{}", e.body.message);
+    }
+
+    #[tokio::test]
+    async fn an_optional_body_may_be_left_out_but_white_space_is_not_json() {
+        #[derive(Deserialize, Debug, Default)]
+        struct Options {
+            #[allow(dead_code)]
+            force: Option<bool>,
+        }
+        let request = |body: &'static str| {
+            axum::http::Request::builder()
+                .method("POST")
+                .header(CONTENT_TYPE, "application/json")
+                .body(axum::body::Body::from(body))
+                .unwrap()
+        };
+        assert!(OptionalJson::<Options>::from_request(request(""), &()).await.is_ok());
+        assert!(OptionalJson::<Options>::from_request(request("{}"), &()).await.is_ok());
+        for blank in ["\r", " ", "\n\t"] {
+            let e = OptionalJson::<Options>::from_request(request(blank), &()).await.unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{blank:?}");
+        }
     }
 
     #[test]
