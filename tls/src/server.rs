@@ -43,15 +43,7 @@ impl ServerIdentity {
     /// Reads `cert` (PEM, the leaf first, then its chain) and `key` (PEM, PKCS#8, PKCS#1 or
     /// SEC1). Every error names the file.
     pub fn from_files(cert: &Path, key: &Path) -> Result<Self, TlsError> {
-        let read = |what, path: &Path| {
-            std::fs::read(path).map_err(|source| TlsError::Read {
-                what,
-                path: path.to_path_buf(),
-                source,
-            })
-        };
-        let cert_pem = read("certificate file", cert)?;
-        let key_pem = read("key file", key)?;
+        let (cert_pem, key_pem) = (read("certificate file", cert)?, read("key file", key)?);
         let (cert_origin, key_origin) = (cert.display().to_string(), key.display().to_string());
         let mut identity = Self::from_pem(&cert_pem, &cert_origin, &key_pem, &key_origin)?;
         identity.files = Some((cert.to_path_buf(), key.to_path_buf()));
@@ -69,8 +61,10 @@ impl ServerIdentity {
     /// made from PEM text has no files: [`TlsError::NotFromFiles`].
     pub fn reload(&self) -> Result<CertFingerprint, TlsError> {
         let (cert, key) = self.files.as_ref().ok_or(TlsError::NotFromFiles)?;
-        let fresh = Self::from_files(cert, key)?;
-        let (certified, fingerprint) = fresh.current.get();
+        let (cert_pem, key_pem) = (read("certificate file", cert)?, read("key file", key)?);
+        let (cert_origin, key_origin) = (cert.display().to_string(), key.display().to_string());
+        let (certified, fingerprint) =
+            certified_key(&cert_pem, &cert_origin, &key_pem, &key_origin)?;
         *self.current.0.write().unwrap_or_else(|p| p.into_inner()) = (certified, fingerprint);
         Ok(fingerprint)
     }
@@ -82,33 +76,14 @@ impl ServerIdentity {
         key_pem: &[u8],
         key_origin: &str,
     ) -> Result<Self, TlsError> {
-        let chain = certificates(cert_pem, "certificate file", cert_origin)?;
-        // The key's parser's message could quote the key: only say that it failed.
-        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| match e {
-            rustls_pki_types::pem::Error::NoItemsFound => TlsError::Empty {
-                what: "key file",
-                origin: key_origin.to_string(),
-                expected: "private key (PKCS#8, PKCS#1 or SEC1 PEM block)",
-            },
-            _ => TlsError::BadPem {
-                what: "key file",
-                origin: key_origin.to_string(),
-                reason: "its private key cannot be decoded".into(),
-            },
-        })?;
-        let fingerprint = CertFingerprint::of_der(chain[0].as_ref());
+        let (certified, fingerprint) = certified_key(cert_pem, cert_origin, key_pem, key_origin)?;
         let unusable = |reason: String| TlsError::Unusable {
             cert: cert_origin.to_string(),
             key: key_origin.to_string(),
             reason,
         };
-        let provider = provider();
-        let signing =
-            provider.key_provider.load_private_key(key).map_err(|e| unusable(e.to_string()))?;
-        let certified = CertifiedKey::new(chain, signing);
-        certified.keys_match().map_err(|e| unusable(e.to_string()))?;
-        let current = Arc::new(Current(RwLock::new((Arc::new(certified), fingerprint))));
-        let mut config = ServerConfig::builder_with_provider(provider)
+        let current = Arc::new(Current(RwLock::new((certified, fingerprint))));
+        let mut config = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| unusable(e.to_string()))?
             .with_no_client_auth()
@@ -121,6 +96,46 @@ impl ServerIdentity {
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(self.config.clone())
     }
+}
+
+/// A file's bytes; the error names the file.
+fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read { what, path: path.to_path_buf(), source })
+}
+
+/// The certificate chain and key of PEM texts, checked to belong together, with the leaf's
+/// fingerprint; `cert_origin` and `key_origin` name where they came from, for errors.
+fn certified_key(
+    cert_pem: &[u8],
+    cert_origin: &str,
+    key_pem: &[u8],
+    key_origin: &str,
+) -> Result<(Arc<CertifiedKey>, CertFingerprint), TlsError> {
+    let chain = certificates(cert_pem, "certificate file", cert_origin)?;
+    // The key's parser's message could quote the key: only say that it failed.
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| match e {
+        rustls_pki_types::pem::Error::NoItemsFound => TlsError::Empty {
+            what: "key file",
+            origin: key_origin.to_string(),
+            expected: "private key (PKCS#8, PKCS#1 or SEC1 PEM block)",
+        },
+        _ => TlsError::BadPem {
+            what: "key file",
+            origin: key_origin.to_string(),
+            reason: "its private key cannot be decoded".into(),
+        },
+    })?;
+    let fingerprint = CertFingerprint::of_der(chain[0].as_ref());
+    let unusable = |reason: String| TlsError::Unusable {
+        cert: cert_origin.to_string(),
+        key: key_origin.to_string(),
+        reason,
+    };
+    let signing =
+        provider().key_provider.load_private_key(key).map_err(|e| unusable(e.to_string()))?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(|e| unusable(e.to_string()))?;
+    Ok((Arc::new(certified), fingerprint))
 }
 
 /// Reloads `identity` from its files at every SIGHUP for as long as the process runs, and hands
