@@ -8,8 +8,10 @@
 //! [`PendingTasks`], and awaits the oneshot the callback listener resolves, with a per-call
 //! deadline ([`AgentTimeouts`]). No thread is held while it waits. Short commands come back
 //! inline. What a host is (its agent URL, token, and the libvirt URI it takes migrations on) is
-//! learnt at `connect`; a migration URI that is not plain libvirt on the host's own address is
-//! refused there ([`oxstack_hypervisor::migration_uri`]).
+//! learnt at `connect`, its token again at `rotate_credentials`; an agent's `401` is
+//! [`HypervisorError::Unauthorized`], so the engine can look for a newer token. A migration URI
+//! that is not plain libvirt on the host's own address is refused at `connect`
+//! ([`oxstack_hypervisor::migration_uri`]).
 
 mod callbacks;
 mod pending;
@@ -170,6 +172,11 @@ impl AgentClient {
                     },
                     None => Err(failed(host, None, kind.as_str(), "agent did not answer inline")),
                 },
+                StatusCode::UNAUTHORIZED => {
+                    let why = shown_refusal(&resp.body);
+                    let reason = format!("agent answered {}: {why}", resp.status);
+                    Err(HypervisorError::Unauthorized { host, reason })
+                }
                 status => {
                     let why = shown_refusal(&resp.body);
                     Err(failed(
@@ -353,6 +360,21 @@ impl Hypervisor for AgentClient {
         volume: VolumeId,
     ) -> HypervisorResult<()> {
         self.done(host, AgentCommand::DetachVolume { vm, volume }).await
+    }
+
+    /// Sends the new token with the current one; once the agent took it, this client sends
+    /// the new one. After a failure the client keeps the old one.
+    async fn rotate_credentials(
+        &self,
+        host: HostId,
+        new_token: &AgentToken,
+    ) -> HypervisorResult<()> {
+        self.done(host, AgentCommand::RotateToken { new_token: new_token.clone() }).await?;
+        let mut hosts = self.hosts.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(known) = hosts.get_mut(&host) {
+            known.token = new_token.clone();
+        }
+        Ok(())
     }
 }
 

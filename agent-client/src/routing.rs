@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use oxstack_hypervisor::{
-    HostConnectSpec, HostFacts, HostId, Hypervisor, HypervisorError, HypervisorResult, StopMode,
-    VmId, VmSpec, VmStateReport, VolumeId, VolumeSpec,
+    AgentToken, HostConnectSpec, HostFacts, HostId, Hypervisor, HypervisorError, HypervisorResult,
+    StopMode, VmId, VmSpec, VmStateReport, VolumeId, VolumeSpec,
 };
 
 /// Which backend serves a host.
@@ -165,11 +165,19 @@ impl Hypervisor for RoutingHypervisor {
     ) -> HypervisorResult<()> {
         self.backend(host)?.detach_volume(host, vm, volume).await
     }
+
+    async fn rotate_credentials(
+        &self,
+        host: HostId,
+        new_token: &AgentToken,
+    ) -> HypervisorResult<()> {
+        self.backend(host)?.rotate_credentials(host, new_token).await
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use oxstack_hypervisor::{AgentToken, SimulatedHostCapacity};
+    use oxstack_hypervisor::SimulatedHostCapacity;
     use oxstack_simulator::{SimCloud, SimConfig};
 
     use super::*;

@@ -28,6 +28,17 @@ impl Backend {
             Self::Kvm(kvm) => kvm.run(host, cmd).await,
         }
     }
+
+    /// How many hosts besides `host` this backend serves: a kvm backend is one host; a sim
+    /// backend, every host it connected.
+    pub fn other_hosts(&self, host: HostId) -> usize {
+        match self {
+            Self::Sim(sim) => {
+                sim.host_count().saturating_sub(usize::from(sim.host_usage(host).is_some()))
+            }
+            Self::Kvm(_) => 0,
+        }
+    }
 }
 
 async fn run_on_simulator(
@@ -61,6 +72,18 @@ async fn run_on_simulator(
         C::DestroyVm { vm } => sim.destroy_vm(host, vm).await?,
         C::AttachVolume { vm, volume } => sim.attach_volume(host, vm, &volume).await?,
         C::DetachVolume { vm, volume } => sim.detach_volume(host, vm, volume).await?,
+        C::RotateToken { .. } => return Err(not_for_backends(host)),
     }
     Ok(AgentReply::Done)
+}
+
+/// `RotateToken` is answered by the agent's server (`tokens.rs`); a backend never runs it.
+pub(crate) fn not_for_backends(host: HostId) -> oxstack_hypervisor::HypervisorError {
+    oxstack_hypervisor::HypervisorError::OperationFailed {
+        host,
+        vm: None,
+        op: "rotate_credentials".into(),
+        reason: "a token rotation is the agent's, not its backend's".into(),
+        retryable: false,
+    }
 }

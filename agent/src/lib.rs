@@ -15,8 +15,10 @@ pub mod kvm;
 mod server;
 mod tasks;
 pub mod tls_identity;
+mod tokens;
 
 pub use backend::Backend;
 pub use callback::CallbackPolicy;
 pub use server::{router, serve, AgentState};
 pub use tasks::TaskTable;
+pub use tokens::{AgentTokens, RotateError};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use oxstack_agent::kvm::{KvmConfig, KvmHost};
 use oxstack_agent::tls_identity::{self, SelfSigned};
-use oxstack_agent::{AgentState, Backend, CallbackPolicy, TaskTable};
+use oxstack_agent::{AgentState, AgentTokens, Backend, CallbackPolicy, TaskTable};
 use oxstack_hypervisor::AgentToken;
 use oxstack_simulator::{SimCloud, SimConfig};
 use oxstack_tls::http::HttpClient;
@@ -32,7 +32,10 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7070")]
     listen: String,
-    /// File holding the secret token the engine must send with every command.
+    /// File holding the secret token the engine must send with every command. A rotation
+    /// (`oxstack host rotate-token`) rewrites it: a new file is written in the same directory
+    /// (mode 0600) and renamed over it, so the agent must be able to write that directory;
+    /// if it cannot, the rotation is refused and the token kept.
     #[arg(long)]
     token_file: PathBuf,
     #[arg(long, value_enum, default_value = "kvm")]
@@ -189,7 +192,7 @@ async fn main() -> ExitCode {
         }
     };
     let state = Arc::new(AgentState {
-        token,
+        token: AgentTokens::from_file(token, args.token_file.clone()),
         backend,
         tasks: TaskTable::new(Duration::from_secs(args.result_ttl_secs)),
         callbacks: CallbackPolicy::default(),

@@ -3,6 +3,10 @@
 //! `POST {label}/v1/commands` (any one-segment label, or none) takes an `AgentCommand`. Requests
 //! without the agent's token get `401 UNAUTHORIZED` and a warning in the log. Inline commands
 //! answer `200` with the outcome; the others answer `202` at once and report by callback.
+//! `RotateToken` is the agent's own business (`tokens.rs`), never its backend's: refused with
+//! an error outcome when the token file cannot be written or when the agent serves other hosts
+//! too (the sim backend's hosts share its one token, so one host's rotation would lock the
+//! others out).
 
 use std::sync::Arc;
 
@@ -15,10 +19,10 @@ use axum::routing::post;
 use axum::{Json, Router};
 use oxstack_hypervisor::callback_signature::{CallbackKey, CALLBACK_KEY_HEADER};
 use oxstack_hypervisor::wire::{
-    AgentCommand, AgentOutcome, TaskAccepted, TaskCallback, WireError, CALLBACK_URL_HEADER,
-    HOST_HEADER, TASK_ID_HEADER,
+    AgentCommand, AgentOutcome, AgentReply, TaskAccepted, TaskCallback, WireError,
+    CALLBACK_URL_HEADER, HOST_HEADER, TASK_ID_HEADER,
 };
-use oxstack_hypervisor::{AgentToken, HostId};
+use oxstack_hypervisor::{AgentToken, HostId, HypervisorError};
 use oxstack_tls::http::HttpClient;
 use oxstack_tls::TlsAcceptor;
 use uuid::Uuid;
@@ -26,10 +30,12 @@ use uuid::Uuid;
 use crate::backend::Backend;
 use crate::callback::{deliver, CallbackPolicy};
 use crate::tasks::{TaskStart, TaskTable};
+use crate::tokens::{AgentTokens, RotateError};
 
 /// Everything a request handler needs.
 pub struct AgentState {
-    pub token: AgentToken,
+    /// The token commands must carry, and its rotation.
+    pub token: AgentTokens,
     pub backend: Backend,
     pub tasks: TaskTable,
     pub callbacks: CallbackPolicy,
@@ -69,7 +75,8 @@ fn parsed_header<T: std::str::FromStr>(headers: &HeaderMap, name: &str) -> Resul
 }
 
 async fn command(State(app): State<Arc<AgentState>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !app.token.matches_header(header(&headers, AUTHORIZATION.as_str())) {
+    let authorization = header(&headers, AUTHORIZATION.as_str());
+    if app.token.check(authorization).is_none() {
         tracing::warn!(
             task = header(&headers, TASK_ID_HEADER),
             "refused a command without the agent's token"
@@ -88,6 +95,9 @@ async fn command(State(app): State<Arc<AgentState>>, headers: HeaderMap, body: B
             return refuse(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", format!("bad command: {e}"))
         }
     };
+    if let AgentCommand::RotateToken { new_token } = &cmd {
+        return rotate(&app, host, authorization, new_token).await;
+    }
     if cmd.answers_inline() {
         let outcome = AgentOutcome::from(app.backend.run(host, cmd).await);
         return (StatusCode::OK, Json(outcome)).into_response();
@@ -127,5 +137,36 @@ async fn command(State(app): State<Arc<AgentState>>, headers: HeaderMap, body: B
             "CONFLICT",
             format!("task {task_id} was already used for another host or command"),
         ),
+    }
+}
+
+/// Runs a `RotateToken` for `host`, which came with `authorization`.
+async fn rotate(
+    app: &AgentState,
+    host: HostId,
+    authorization: Option<&str>,
+    new_token: &AgentToken,
+) -> Response {
+    let refused = |reason: String| {
+        let op = "rotate_credentials".to_string();
+        let e = HypervisorError::OperationFailed { host, vm: None, op, reason, retryable: false };
+        tracing::warn!(%host, error = %e, "refused a token rotation");
+        (StatusCode::OK, Json(AgentOutcome::Err(e))).into_response()
+    };
+    let others = app.backend.other_hosts(host);
+    if others > 0 {
+        return refused(format!(
+            "this agent serves {others} other hosts, which share its token: it cannot be rotated for one of them"
+        ));
+    }
+    match app.token.rotate(authorization, new_token).await {
+        Ok(()) => (StatusCode::OK, Json(AgentOutcome::Ok(AgentReply::Done))).into_response(),
+        Err(RotateError::Unauthorized) => {
+            refuse(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "missing or wrong agent token")
+        }
+        Err(e @ RotateError::Malformed) => {
+            refuse(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", e.to_string())
+        }
+        Err(e) => refused(e.to_string()),
     }
 }

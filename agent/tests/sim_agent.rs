@@ -24,17 +24,6 @@ use support::*;
 
 const TOKEN: &str = "sim-agent-secret";
 
-/// The tests' cloud on `hosts`: 2 GiB images, VMs of 1 cpu and 1 GiB.
-fn cloud_of(hosts: Vec<(String, Option<&str>)>) -> CloudSpec<'_> {
-    CloudSpec {
-        hosts,
-        image_url: "file:///images/linux.qcow2".into(),
-        image_bytes: 2 * GIB,
-        vm_cpus: 1,
-        vm_memory: GIB,
-    }
-}
-
 async fn sim_cloud(hosts: usize) -> (AgentProcess, Node, Cloud) {
     sim_cloud_in(hosts, AgentNetworks::default()).await
 }

@@ -18,16 +18,6 @@ use support::*;
 
 const TOKEN: &str = "sim-agent-tls-secret";
 
-fn cloud_of(hosts: Vec<(String, Option<&str>)>) -> CloudSpec<'_> {
-    CloudSpec {
-        hosts,
-        image_url: "file:///images/linux.qcow2".into(),
-        image_bytes: 2 * GIB,
-        vm_cpus: 1,
-        vm_memory: GIB,
-    }
-}
-
 /// A sim agent over HTTPS with a self-signed certificate kept in `dir/tls`, posting callbacks
 /// checked against `callback_ca` (when given).
 fn https_agent(dir: &std::path::Path, callback_ca: Option<&std::path::Path>) -> AgentProcess {

@@ -1,5 +1,5 @@
 //! Compute resources: zones, clusters (and attaching storage and networks to them), hosts
-//! (update, reconnect) and instance offerings.
+//! (update, reconnect, rotating their agent token) and instance offerings.
 
 use axum::extract::State;
 use axum::Json;
@@ -155,4 +155,25 @@ pub async fn reconnect_host(
 ) -> Result<Json<HostReconnected>, ApiError> {
     let reconcile = e.hosts.reconnect_host(id).await?;
     Ok(Json(HostReconnected { host: e.hosts.get_host(id).await?, reconcile }))
+}
+
+/// Gives the host's agent a new random token, without removing the host: the agent writes it
+/// to its token file and takes it, then the node stores it (sealed). The token is never
+/// returned. A simulated host has no token: the call only checks that it answers.
+#[utoipa::path(post, path = "/v1/hosts/{uuid}/rotate-token", tag = "hosts",
+    params(("uuid" = uuid::Uuid, Path, description = "The host")),
+    request_body(content = Option<NoOptions>, description = "Optional: left out, or {}"),
+    responses(
+        (status = 200, description = "Rotated: the host", body = Host),
+        (status = 400, description = "Bad UUID", body = ErrorBody),
+        (status = 404, description = "No such host", body = ErrorBody),
+        (status = 409, description = "The host is not Connected (INVALID_STATE), or another rotation of its token is under way (CONFLICT); the token is unchanged", body = ErrorBody),
+        (status = 502, description = "The agent refused the new token or did not answer; the host keeps its token", body = ErrorBody),
+    ))]
+pub async fn rotate_host_token(
+    State(e): State<Engine>,
+    PathId(id): PathId<HostId>,
+    OptionalJson(_): OptionalJson<NoOptions>,
+) -> Result<Json<Host>, ApiError> {
+    Ok(Json(e.hosts.rotate_token(id).await?))
 }

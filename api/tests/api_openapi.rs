@@ -28,6 +28,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("patch", "/v1/hosts/{uuid}"),
     ("delete", "/v1/hosts/{uuid}"),
     ("post", "/v1/hosts/{uuid}/reconnect"),
+    ("post", "/v1/hosts/{uuid}/rotate-token"),
     ("post", "/v1/primary-storages"),
     ("get", "/v1/primary-storages"),
     ("get", "/v1/primary-storages/{uuid}"),
@@ -305,7 +306,10 @@ async fn optional_bodies_may_be_left_out_but_are_never_null() {
             }
         }
     }
-    assert_eq!(optional, 11, "the VM actions', the attachments' and host reconnect's bodies");
+    assert_eq!(
+        optional, 12,
+        "the VM actions', the attachments', host reconnect's and token rotation's bodies"
+    );
 }
 
 /// The string schemas in `schema` (following `$ref`s into `doc`'s components) that state

@@ -174,6 +174,7 @@ async fn every_status_an_operation_answers_is_documented_for_it() {
     let vm2 = uuid_of(&vm2);
     for (template, path) in [
         ("/v1/hosts/{uuid}/reconnect", format!("/v1/hosts/{host}/reconnect")),
+        ("/v1/hosts/{uuid}/rotate-token", format!("/v1/hosts/{host}/rotate-token")),
         ("/v1/vm-instances/{uuid}/stop", format!("/v1/vm-instances/{vm2}/stop?wait=true")),
     ] {
         let r = s.send(reqwest::Method::POST, &path, Body::None).await;

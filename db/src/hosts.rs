@@ -3,6 +3,10 @@
 //! capacity reservations and releases that VM placements carry in their own transactions
 //! ([`reserve_if_room`], [`release`], [`charge`]: [`Write`]s to put in them).
 //!
+//! A host's agent token changes only by a rotation: [`begin_token_rotation`] records the new one
+//! as pending, [`adopt_pending_token`] makes it the token once the agent took it,
+//! [`drop_pending_token`] forgets it when the agent refused it.
+//!
 //! A host belongs to a cluster (a foreign key: an insert under a cluster that is gone fails
 //! with [`DbError::is_foreign_key_violation`]); its management address is unique. It is
 //! deleted only while no VM is placed on it, defined on it or migrating to it.
@@ -52,8 +56,8 @@ pub struct HostRow {
     pub created_at_ms: i64,
 }
 
-/// What calling a host needs: where it is, its agent's token and TLS trust, and whether it is
-/// connected.
+/// What calling a host needs: where it is, its agent's token (and the one a rotation is taking
+/// it to) and TLS trust, and whether it is connected.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Connection {
     pub management_ip: String,
@@ -61,6 +65,18 @@ pub struct Connection {
     pub agent_ca_pem: Option<String>,
     pub agent_cert_sha256: Option<String>,
     pub status: String,
+    /// The new token of a rotation under way, or left by one that did not end.
+    pub pending: Option<PendingToken>,
+}
+
+/// A host's new agent token, recorded before its agent is sent it (see
+/// [`begin_token_rotation`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingToken {
+    /// As stored (sealed when the node has a secret key).
+    pub token: String,
+    /// When the rotation began, Unix milliseconds.
+    pub since_ms: i64,
 }
 
 /// A host's capacity as the scheduler's index holds it.
@@ -275,11 +291,68 @@ pub async fn replace_agent_token(
     Ok(set.rows_affected() == 1)
 }
 
+/// Records `pending` (a token as stored) as the new token of a rotation of host `id`, begun at
+/// `now_ms`, if the host's token is still `current` and no other rotation is recorded; whether
+/// it was (see `migrations/*/0013_host_token_rotation.sql`).
+pub async fn begin_token_rotation(
+    db: &Db,
+    id: HostId,
+    current: &str,
+    pending: &str,
+    now_ms: i64,
+) -> Result<bool, DbError> {
+    let set = write(
+        "UPDATE hosts SET agent_token_pending = ?, agent_token_pending_at = ? \
+         WHERE uuid = ? AND agent_token = ? AND agent_token_pending IS NULL",
+    )
+    .bind(pending.to_string())
+    .bind(now_ms)
+    .bind(id.to_string())
+    .bind(current.to_string())
+    .execute(db.w())
+    .await?;
+    Ok(set.rows_affected() == 1)
+}
+
+/// Makes host `id`'s pending token its token, in one write, if its token is still `current`
+/// and the pending one still `pending` (both as stored); whether they were.
+pub async fn adopt_pending_token(
+    db: &Db,
+    id: HostId,
+    current: &str,
+    pending: &str,
+) -> Result<bool, DbError> {
+    let set = write(
+        "UPDATE hosts SET agent_token = agent_token_pending, agent_token_pending = NULL, \
+         agent_token_pending_at = NULL \
+         WHERE uuid = ? AND agent_token = ? AND agent_token_pending = ?",
+    )
+    .bind(id.to_string())
+    .bind(current.to_string())
+    .bind(pending.to_string())
+    .execute(db.w())
+    .await?;
+    Ok(set.rows_affected() == 1)
+}
+
+/// Forgets host `id`'s pending token if it is still `pending` (as stored); whether it was.
+pub async fn drop_pending_token(db: &Db, id: HostId, pending: &str) -> Result<bool, DbError> {
+    let set = write(
+        "UPDATE hosts SET agent_token_pending = NULL, agent_token_pending_at = NULL \
+         WHERE uuid = ? AND agent_token_pending = ?",
+    )
+    .bind(id.to_string())
+    .bind(pending.to_string())
+    .execute(db.w())
+    .await?;
+    Ok(set.rows_affected() == 1)
+}
+
 /// What calling the host `id` needs, if there is one.
 pub async fn connection(db: &Db, id: HostId) -> Result<Option<Connection>, DbError> {
     let row = sqlx::query(
-        "SELECT management_ip, agent_token, agent_ca_pem, agent_cert_sha256, status \
-         FROM hosts WHERE uuid = ?",
+        "SELECT management_ip, agent_token, agent_ca_pem, agent_cert_sha256, status, \
+         agent_token_pending, agent_token_pending_at FROM hosts WHERE uuid = ?",
     )
     .bind(id.to_string())
     .fetch_optional(db.r())
@@ -292,6 +365,15 @@ pub async fn connection(db: &Db, id: HostId) -> Result<Option<Connection>, DbErr
             agent_ca_pem: r.opt_text("agent_ca_pem")?,
             agent_cert_sha256: r.opt_text("agent_cert_sha256")?,
             status: r.text("status")?,
+            pending: match (
+                r.opt_text("agent_token_pending")?,
+                r.opt_int("agent_token_pending_at")?,
+            ) {
+                (Some(token), since_ms) => {
+                    Some(PendingToken { token, since_ms: since_ms.unwrap_or(0) })
+                }
+                (None, _) => None,
+            },
         })
     };
     row.as_ref().map(decode).transpose()

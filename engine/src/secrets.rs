@@ -111,6 +111,11 @@ pub fn parse_key(text: &str) -> Option<[u8; KEY_BYTES]> {
     bytes.try_into().ok()
 }
 
+/// A fresh agent token for a host's rotation: 32 random bytes, as 64 hex digits.
+pub fn new_agent_token() -> EngineResult<oxstack_hypervisor::AgentToken> {
+    new_key_text().map(oxstack_hypervisor::AgentToken::new)
+}
+
 /// A fresh random key, as its file's text.
 pub fn new_key_text() -> EngineResult<String> {
     let mut key = [0u8; KEY_BYTES];

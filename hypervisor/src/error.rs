@@ -20,6 +20,10 @@ pub enum HypervisorError {
     /// The host is not known to this backend (never connected, or disconnected).
     #[error("host {host} is not connected to this hypervisor backend")]
     HostNotConnected { host: HostId },
+    /// The host's agent refused the secret the call carried (`401`): it holds another token
+    /// (rotated by another management node, or taken before this node stored it).
+    #[error("host {host} refused this node's agent token: {reason}")]
+    Unauthorized { host: HostId, reason: String },
     /// The operation took longer than its deadline. Retryable.
     #[error("{op} on host {host} timed out after {millis} ms")]
     Timeout { host: HostId, op: String, millis: u64 },
@@ -47,6 +51,7 @@ impl HypervisorError {
             Self::HostUnreachable { .. } | Self::Timeout { .. } => true,
             Self::OperationFailed { retryable, .. } => *retryable,
             Self::HostNotConnected { .. }
+            | Self::Unauthorized { .. }
             | Self::VmNotFound { .. }
             | Self::VmAlreadyExists { .. }
             | Self::InvalidVmState { .. }
@@ -59,6 +64,7 @@ impl HypervisorError {
         match self {
             Self::HostUnreachable { host, .. }
             | Self::HostNotConnected { host }
+            | Self::Unauthorized { host, .. }
             | Self::Timeout { host, .. }
             | Self::VmNotFound { host, .. }
             | Self::VmAlreadyExists { host, .. }
@@ -76,9 +82,10 @@ impl HypervisorError {
             | Self::InvalidVmState { vm, .. }
             | Self::InsufficientResources { vm, .. } => Some(*vm),
             Self::OperationFailed { vm, .. } => *vm,
-            Self::HostUnreachable { .. } | Self::HostNotConnected { .. } | Self::Timeout { .. } => {
-                None
-            }
+            Self::HostUnreachable { .. }
+            | Self::HostNotConnected { .. }
+            | Self::Unauthorized { .. }
+            | Self::Timeout { .. } => None,
         }
     }
 }

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    HostConnectSpec, HostFacts, HostId, HypervisorResult, StopMode, VmId, VmSpec, VmStateReport,
-    VolumeId, VolumeSpec,
+    AgentToken, HostConnectSpec, HostFacts, HostId, HypervisorResult, StopMode, VmId, VmSpec,
+    VmStateReport, VolumeId, VolumeSpec,
 };
 
 /// A backend that runs VMs on hosts.
@@ -79,6 +79,22 @@ pub trait Hypervisor: Send + Sync + 'static {
     /// Hot-unplugs a data volume from a VM.
     async fn detach_volume(&self, host: HostId, vm: VmId, volume: VolumeId)
         -> HypervisorResult<()>;
+
+    /// Gives the host a new secret: from a success on, every command for `host` carries
+    /// `new_token` (an agent stores it and takes it, see `oxstack_hypervisor::wire::AgentCommand::RotateToken`).
+    /// A backend whose hosts have no secret (the simulator) only checks that the host answers.
+    /// On an error the host keeps its old secret, except after [`HypervisorError::Timeout`] or
+    /// [`HypervisorError::HostUnreachable`], when the agent may or may not have taken the new one.
+    /// No default: a backend that wraps another must pass it on, or the engine would store a
+    /// token the agent never got.
+    ///
+    /// [`HypervisorError::Timeout`]: crate::HypervisorError::Timeout
+    /// [`HypervisorError::HostUnreachable`]: crate::HypervisorError::HostUnreachable
+    async fn rotate_credentials(
+        &self,
+        host: HostId,
+        new_token: &AgentToken,
+    ) -> HypervisorResult<()>;
 }
 
 /// The kind of a hypervisor call, for latency models, fault plans and statistics.
@@ -99,11 +115,13 @@ pub enum OpKind {
     Destroy,
     AttachVolume,
     DetachVolume,
+    /// A host's secret replaced ([`Hypervisor::rotate_credentials`]).
+    RotateCredentials,
 }
 
 impl OpKind {
     /// Every kind, in declaration order.
-    pub const ALL: [OpKind; 14] = [
+    pub const ALL: [OpKind; 15] = [
         Self::Connect,
         Self::Ping,
         Self::VmStates,
@@ -118,6 +136,7 @@ impl OpKind {
         Self::Destroy,
         Self::AttachVolume,
         Self::DetachVolume,
+        Self::RotateCredentials,
     ];
 
     /// The snake_case name used in configs and reports.
@@ -137,6 +156,7 @@ impl OpKind {
             Self::Destroy => "destroy",
             Self::AttachVolume => "attach_volume",
             Self::DetachVolume => "detach_volume",
+            Self::RotateCredentials => "rotate_credentials",
         }
     }
 }

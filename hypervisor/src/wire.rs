@@ -54,6 +54,22 @@ impl AgentToken {
         self.0.is_empty()
     }
 
+    /// The token itself, for the one place it is written down: the agent's token file.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the token may be written to a token file and read back as itself: not empty,
+    /// printable ASCII without spaces, at most [`AgentToken::MAX_LEN`] characters.
+    pub fn is_well_formed(&self) -> bool {
+        !self.0.is_empty()
+            && self.0.len() <= Self::MAX_LEN
+            && self.0.bytes().all(|b| b.is_ascii_graphic())
+    }
+
+    /// The longest token [`AgentToken::is_well_formed`] takes.
+    pub const MAX_LEN: usize = 1024;
+
     /// Whether an `Authorization` header value carries this token. Compares in constant time so
     /// the comparison does not tell how much of a guess was right.
     pub fn matches_header(&self, header: Option<&str>) -> bool {
@@ -120,6 +136,13 @@ pub enum AgentCommand {
         vm: VmId,
         volume: VolumeId,
     },
+    /// Replace the agent's token with `new_token` (sent with the current one): the agent writes
+    /// it to its token file and takes it from then on; the token the command came with stays
+    /// good until the first command carrying the new one. Answered by the agent itself, never
+    /// by its backend.
+    RotateToken {
+        new_token: AgentToken,
+    },
 }
 
 impl AgentCommand {
@@ -140,12 +163,20 @@ impl AgentCommand {
             Self::DestroyVm { .. } => OpKind::Destroy,
             Self::AttachVolume { .. } => OpKind::AttachVolume,
             Self::DetachVolume { .. } => OpKind::DetachVolume,
+            Self::RotateToken { .. } => OpKind::RotateCredentials,
         }
     }
 
     /// Whether the agent answers this command in the HTTP response instead of by callback.
     pub fn answers_inline(&self) -> bool {
-        matches!(self, Self::Connect { .. } | Self::Ping | Self::VmStates | Self::Disconnect)
+        matches!(
+            self,
+            Self::Connect { .. }
+                | Self::Ping
+                | Self::VmStates
+                | Self::Disconnect
+                | Self::RotateToken { .. }
+        )
     }
 
     /// The VM the command is about, if any.
@@ -161,7 +192,11 @@ impl AgentCommand {
             | Self::DestroyVm { vm }
             | Self::AttachVolume { vm, .. }
             | Self::DetachVolume { vm, .. } => Some(*vm),
-            Self::Connect { .. } | Self::Ping | Self::VmStates | Self::Disconnect => None,
+            Self::Connect { .. }
+            | Self::Ping
+            | Self::VmStates
+            | Self::Disconnect
+            | Self::RotateToken { .. } => None,
         }
     }
 }
@@ -248,6 +283,23 @@ mod tests {
         assert!(!token.matches_header(None));
         assert!(!AgentToken::new("").matches_header(Some("Bearer ")));
         assert_eq!(format!("{token:?}"), "AgentToken(<redacted>)");
+    }
+
+    #[test]
+    fn a_rotation_carries_the_new_token_but_never_prints_it() {
+        let cmd = AgentCommand::RotateToken { new_token: AgentToken::new("n3w-t0ken") };
+        assert!(cmd.answers_inline());
+        assert_eq!((cmd.kind(), cmd.vm()), (OpKind::RotateCredentials, None));
+        let json = serde_json::to_value(&cmd).unwrap();
+        assert_eq!(json, serde_json::json!({"op": "rotate_token", "new_token": "n3w-t0ken"}));
+        assert_eq!(serde_json::from_value::<AgentCommand>(json).unwrap(), cmd);
+        assert!(!format!("{cmd:?}").contains("n3w-t0ken"), "{cmd:?}");
+        assert!(AgentToken::new(" abc\n").is_well_formed());
+        assert_eq!(AgentToken::new(" abc\n").secret(), "abc");
+        for bad in ["", "a b", "a\u{7}b", "é"] {
+            assert!(!AgentToken::new(bad).is_well_formed(), "{bad:?}");
+        }
+        assert!(!AgentToken::new("x".repeat(AgentToken::MAX_LEN + 1)).is_well_formed());
     }
 
     #[test]

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use oxstack_hypervisor::{
-    HostConnectSpec, HostFacts, HostId, Hypervisor, HypervisorError, HypervisorResult, OpKind,
-    StopMode, VmId, VmSpec, VmStateReport, VolumeId, VolumeSpec,
+    AgentToken, HostConnectSpec, HostFacts, HostId, Hypervisor, HypervisorError, HypervisorResult,
+    OpKind, StopMode, VmId, VmSpec, VmStateReport, VolumeId, VolumeSpec,
 };
 use oxstack_simulator::{LatencyModel, SimCloud, SimRng};
 
@@ -220,6 +220,15 @@ impl Hypervisor for ClockedSim {
     ) -> HypervisorResult<()> {
         self.wait(OpKind::DetachVolume, host).await;
         self.sim.detach_volume(host, vm, volume).await
+    }
+
+    async fn rotate_credentials(
+        &self,
+        host: HostId,
+        new_token: &AgentToken,
+    ) -> HypervisorResult<()> {
+        self.wait(OpKind::RotateCredentials, host).await;
+        self.sim.rotate_credentials(host, new_token).await
     }
 }
 

@@ -16,6 +16,7 @@ pub fn cause(e: &EngineError) -> String {
             let detail = match h {
                 HypervisorError::HostUnreachable { .. } => "unreachable",
                 HypervisorError::HostNotConnected { .. } => "not_connected",
+                HypervisorError::Unauthorized { .. } => "unauthorized",
                 HypervisorError::Timeout { .. } => "timeout",
                 HypervisorError::VmNotFound { .. } => "vm_not_found",
                 HypervisorError::VmAlreadyExists { .. } => "vm_exists",

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use oxstack_hypervisor::{
-    HostConnectSpec, HostFacts, HostId, Hypervisor, HypervisorError, HypervisorResult, OpKind,
-    StopMode, VmId, VmSpec, VmStateReport, VolumeId, VolumeSpec,
+    AgentToken, HostConnectSpec, HostFacts, HostId, Hypervisor, HypervisorError, HypervisorResult,
+    OpKind, StopMode, VmId, VmSpec, VmStateReport, VolumeId, VolumeSpec,
 };
 
 use crate::config::SimConfig;
@@ -312,6 +312,12 @@ impl Hypervisor for SimCloud {
             tables.detach_volume(host, vm, volume)
         })
         .await
+    }
+
+    /// A simulated host has no secret: the call only has to reach it (faults and latency
+    /// apply as to any call).
+    async fn rotate_credentials(&self, host: HostId, _new: &AgentToken) -> HypervisorResult<()> {
+        self.call(OpKind::RotateCredentials, Target::host(host), |_| Ok(())).await
     }
 }
 

@@ -277,6 +277,9 @@ async fn the_client_drives_a_whole_cloud_through_the_api() {
     assert!(h.contains("Disabled"), "{h}");
     let r = n.ok(&["host", "reconnect", &h1]).await;
     assert!(r.contains("reconciled:") && r.contains("Connected"), "{r}");
+    let r = n.ok(&["host", "rotate-token", &h1]).await;
+    assert!(r.contains("rotated:") && r.contains("Connected"), "{r}");
+    assert_eq!(n.json(&["host", "rotate-token", &h1]).await["uuid"], h1.as_str());
 
     // Paging, delete, config listing and a refused value.
     n.ok(&["zone", "create", "--name", "z2"]).await;

@@ -1,5 +1,5 @@
 //! `oxstack host ...`: adding hosts to clusters, their operator state (Enabled, Disabled,
-//! Maintenance), reconnecting them, and their capacity in tables.
+//! Maintenance), reconnecting them, rotating their agent's token, and their capacity in tables.
 
 use clap::{Args, Subcommand, ValueEnum};
 use reqwest::Method;
@@ -55,6 +55,9 @@ pub enum HostCommand {
     Update(UpdateHostArgs),
     /// Reconnect a host (e.g. after it was Disconnected).
     Reconnect(Target),
+    /// Give a Connected host's agent a new random token, keeping the host (its agent rewrites
+    /// its --token-file); the token is never shown.
+    RotateToken(Target),
 }
 
 /// `POST /v1/hosts`.
@@ -190,6 +193,16 @@ pub async fn run(ctx: &Ctx, cmd: HostCommand) -> Result<(), ClientError> {
             ctx.print_row(HOST.columns, answer.get("host").unwrap_or(&answer));
             if let Some(r) = answer.get("reconcile") {
                 ctx.out(&reconcile_summary(r));
+            }
+            Ok(())
+        }
+        HostCommand::RotateToken(t) => {
+            let host = ctx.post_on(&HOST, &t.uuid, &["rotate-token"], &[], None).await?;
+            if ctx.json {
+                ctx.print_json(&host);
+            } else {
+                ctx.print_row(HOST.columns, &host);
+                ctx.out("rotated: the agent took a new token, stored sealed by the node");
             }
             Ok(())
         }

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oxstack_agent::{AgentState, Backend, CallbackPolicy, TaskTable};
+use oxstack_agent::{AgentState, AgentTokens, Backend, CallbackPolicy, TaskTable};
 use oxstack_hypervisor::{AgentToken, OpKind};
 use oxstack_simulator::{Latency, SimCloud, SimConfig};
 use serde_json::{json, Value};
@@ -237,7 +237,7 @@ pub async fn start_agent(create_latency: Option<Latency>) -> String {
         config.latency = config.latency.with_op(OpKind::Create, l);
     }
     let state = Arc::new(AgentState {
-        token: AgentToken::new(TOKEN),
+        token: AgentTokens::fixed(AgentToken::new(TOKEN)),
         backend: Backend::Sim(Arc::new(SimCloud::new(config))),
         tasks: TaskTable::new(Duration::from_secs(600)),
         callbacks: CallbackPolicy::default(),

@@ -57,6 +57,7 @@ pub(super) fn run(
         C::DestroyVm { vm } => ctx.destroy(vm)?,
         C::AttachVolume { vm, volume } => ctx.attach(vm, &volume)?,
         C::DetachVolume { vm, volume } => ctx.detach(vm, volume)?,
+        C::RotateToken { .. } => return Err(crate::backend::not_for_backends(host)),
     }
     Ok(AgentReply::Done)
 }

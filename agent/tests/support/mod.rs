@@ -107,6 +107,8 @@ pub struct Node {
     pub agents: Arc<AgentClient>,
     pub api: Api,
     pub callback_url: String,
+    /// The key the node seals agent tokens with.
+    pub secret_key: [u8; 32],
 }
 
 impl Node {
@@ -159,10 +161,11 @@ impl Node {
         // Agent tokens sealed at rest, as `oxstack serve` keeps them: every command these tests
         // send carries a token opened from its sealed row.
         let key = oxstack_engine::secrets::new_key_text().expect("a key");
+        let secret_key = oxstack_engine::secrets::parse_key(&key).expect("64 hex digits");
         let opts = EngineOptions {
             db_url: "sqlite::memory:".into(),
             background_tasks: background,
-            secret_key: oxstack_engine::secrets::parse_key(&key),
+            secret_key: Some(secret_key),
             ..EngineOptions::default()
         };
         let engine = Engine::start(opts, hv).await.expect("engine starts");
@@ -182,7 +185,20 @@ impl Node {
             Some(tls) => Api::https(base, &tls.cert_pem, &token),
             None => Api::new(base, &token),
         };
-        Self { engine, agents, api, callback_url }
+        Self { engine, agents, api, callback_url, secret_key }
+    }
+
+    /// Host `host`'s agent token as stored, opened with the node's key, and the pending one
+    /// a rotation left (opened too): (stored, token, pending).
+    pub async fn stored_token(&self, host: &str) -> (String, String, Option<String>) {
+        let id: oxstack_hypervisor::HostId = host.parse().expect("a host uuid");
+        let conn = oxstack_db::hosts::connection(&self.engine.db, id).await.expect("read");
+        let conn = conn.expect("the host");
+        let sealed = oxstack_engine::secrets::SecretBox::new(Some(&self.secret_key));
+        let open = |stored: &str| sealed.open(&format!("host {id}"), stored).expect("opens");
+        let stored = conn.agent_token.expect("an agent host");
+        let token = open(&stored);
+        (stored, token, conn.pending.map(|p| open(&p.token)))
     }
 }
 
@@ -354,6 +370,17 @@ pub struct CloudSpec<'a> {
     pub image_bytes: u64,
     pub vm_cpus: u32,
     pub vm_memory: u64,
+}
+
+/// The sim agent tests' cloud on `hosts`: 2 GiB images, VMs of 1 cpu and 1 GiB.
+pub fn cloud_of(hosts: Vec<(String, Option<&str>)>) -> CloudSpec<'_> {
+    CloudSpec {
+        hosts,
+        image_url: "file:///images/linux.qcow2".into(),
+        image_bytes: 2 * GIB,
+        vm_cpus: 1,
+        vm_memory: GIB,
+    }
 }
 
 impl Cloud {

@@ -42,6 +42,7 @@ async fn a_host_is_added_connecting_then_connected_with_its_facts() {
         agent_ca_pem: None,
         agent_cert_sha256: None,
         status: "Connecting".into(),
+        pending: None,
     };
     assert_eq!(conn, expected);
     set_facts(&db, host.uuid, (16, 1 << 34, "qemu 7.2"), true).await.expect("facts");
@@ -171,4 +172,34 @@ async fn a_host_a_vm_names_stays_and_a_new_one_goes_whatever_names_it() {
     delete_never_connected(&db, fresh.uuid).await.expect("delete");
     assert_eq!(get(&db, fresh.uuid).await.expect("get"), None);
     assert_eq!(delete_if_empty(&db, fresh.uuid).await.expect("delete"), Emptied::Gone);
+}
+
+#[tokio::test]
+async fn a_token_rotation_records_the_new_token_then_adopts_or_drops_it() {
+    let (db, zone, cluster) = cloud("hosts_token_rotation").await;
+    let host = new_host(zone, cluster, "http://10.0.0.6:7070", Some("t0"));
+    insert(&db, &host).await.expect("insert");
+    let id = host.uuid;
+    let pending = |db: &Db| {
+        let db = db.clone();
+        async move { connection(&db, id).await.expect("read").expect("the host").pending }
+    };
+    // Only over the token it read, and only one rotation at a time.
+    assert!(!begin_token_rotation(&db, id, "stale", "t1", 5).await.expect("begin"));
+    assert!(begin_token_rotation(&db, id, "t0", "t1", 5).await.expect("begin"));
+    assert!(!begin_token_rotation(&db, id, "t0", "t2", 6).await.expect("begin"), "one at a time");
+    assert_eq!(pending(&db).await, Some(PendingToken { token: "t1".into(), since_ms: 5 }));
+    // The agent refused it: forgotten, the token unchanged.
+    assert!(!drop_pending_token(&db, id, "t9").await.expect("drop"), "another pending token");
+    assert!(drop_pending_token(&db, id, "t1").await.expect("drop"));
+    assert_eq!(pending(&db).await, None);
+    // The agent took it: one write makes it the token.
+    assert!(begin_token_rotation(&db, id, "t0", "t2", 7).await.expect("begin"));
+    assert!(!adopt_pending_token(&db, id, "t0", "t1").await.expect("adopt"), "not that one");
+    assert!(!adopt_pending_token(&db, id, "t9", "t2").await.expect("adopt"), "not over t9");
+    assert!(adopt_pending_token(&db, id, "t0", "t2").await.expect("adopt"));
+    let conn = connection(&db, id).await.expect("read").expect("the host");
+    assert_eq!((conn.agent_token.as_deref(), conn.pending), (Some("t2"), None));
+    assert!(!adopt_pending_token(&db, id, "t2", "t2").await.expect("adopt"), "nothing pending");
+    assert_eq!(agent_tokens(&db).await.expect("tokens"), vec![(id, "t2".to_string())]);
 }

@@ -5,7 +5,7 @@
 //! new VMs. Pings and reconnection live in `host_tracker`.
 
 use oxstack_db::hosts::{self, HostRow, NewHost};
-use oxstack_hypervisor::{AgentToken, AgentTrust, HostConnectSpec, HostId, SimulatedHostCapacity};
+use oxstack_hypervisor::{AgentToken, HostConnectSpec, HostId, SimulatedHostCapacity};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -244,16 +244,16 @@ impl HostService {
                 e
             });
         }
-        let facts = match self.host_calls.call(id, "connect", self.hypervisor.connect(&spec)).await
-        {
-            Ok(f) => f,
-            Err(e) => {
-                hosts::delete_never_connected(&self.db, id).await?;
-                // A sweep may have read the Connecting row into the roster meanwhile.
-                self.roster.remove(id);
-                return Err(e);
-            }
-        };
+        let facts =
+            match self.host_calls.call(id, "connect", || self.hypervisor.connect(&spec)).await {
+                Ok(f) => f,
+                Err(e) => {
+                    hosts::delete_never_connected(&self.db, id).await?;
+                    // A sweep may have read the Connecting row into the roster meanwhile.
+                    self.roster.remove(id);
+                    return Err(e);
+                }
+            };
         let _cache = self.caches.gate.read().await;
         let facts_stored = (facts.cpus, facts.memory_bytes, facts.hypervisor_version.as_str());
         hosts::set_facts(&self.db, id, facts_stored, true).await?;
@@ -348,7 +348,8 @@ impl HostService {
             self.caches.scheduler.index().remove(id);
             self.roster.remove(id);
         }
-        if let Err(e) = self.host_calls.call(id, "disconnect", self.hypervisor.disconnect(id)).await
+        if let Err(e) =
+            self.host_calls.call(id, "disconnect", || self.hypervisor.disconnect(id)).await
         {
             tracing::warn!(host = %id, %e, "disconnecting a deleted host failed");
         }
@@ -375,11 +376,13 @@ impl HostService {
         Ok(sealed)
     }
 
-    /// The agent token and TLS trust of a host (`None` for simulator hosts).
+    /// The agent token and TLS trust of a host (`None` for simulator hosts), as a call opens
+    /// them (the tests of `secrets.rs` read them back).
+    #[cfg(test)]
     pub(crate) async fn host_agent(
         &self,
         id: HostId,
-    ) -> EngineResult<(Option<AgentToken>, Option<AgentTrust>)> {
+    ) -> EngineResult<(Option<AgentToken>, Option<oxstack_hypervisor::AgentTrust>)> {
         let Some(conn) = hosts::connection(&self.db, id).await? else { return Ok((None, None)) };
         let trust = host_trust::stored(&conn)?;
         let token = conn.agent_token.map(|t| self.host_calls.open_token(id, &t)).transpose()?;

@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use futures::StreamExt;
 use oxstack_db::vm_instances::{self, HostedVm};
 use oxstack_db::{hosts, workflow_runs};
-use oxstack_hypervisor::{HostConnectSpec, HostId, PowerState, SimulatedHostCapacity, VmId};
+use oxstack_hypervisor::{HostId, PowerState, SimulatedHostCapacity, VmId};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -205,7 +205,10 @@ impl HostService {
             _ => {
                 futures::stream::iter(ids)
                     .map(|host| async move {
-                        self.host_calls.call(host, "ping", self.hypervisor.ping(host)).await.is_ok()
+                        self.host_calls
+                            .call(host, "ping", || self.hypervisor.ping(host))
+                            .await
+                            .is_ok()
                     })
                     .buffered(parallelism)
                     .collect()
@@ -236,10 +239,10 @@ impl HostService {
         let h = self.get_host(host).await?;
         let simulated =
             Some(SimulatedHostCapacity { cpus: h.cpu_total, memory_bytes: h.memory_total });
-        let (agent_token, agent_trust) = self.host_agent(host).await?;
-        let address = h.management_ip.clone();
-        let spec = HostConnectSpec { host, address, simulated, agent_token, agent_trust };
-        let facts = self.host_calls.call(host, "connect", self.hypervisor.connect(&spec)).await?;
+        let conn = hosts::connection(&self.db, host).await?;
+        let conn = conn.ok_or_else(|| EngineError::not_found("host", host))?;
+        // With the stored token, or the one a rotation that did not end left (host_tokens.rs).
+        let facts = self.host_calls.connect_stored(host, &conn, simulated).await?;
         {
             let _turn = self.queues.enter(host.0).await;
             let reported = (facts.cpus, facts.memory_bytes, facts.hypervisor_version.as_str());
@@ -258,7 +261,7 @@ impl HostService {
         host: HostId,
     ) -> EngineResult<HashMap<VmId, PowerState>> {
         let states =
-            self.host_calls.call(host, "vm_states", self.hypervisor.vm_states(host)).await?;
+            self.host_calls.call(host, "vm_states", || self.hypervisor.vm_states(host)).await?;
         Ok(states.into_iter().map(|r| (r.vm, r.state)).collect())
     }
 
@@ -329,7 +332,7 @@ impl HostService {
             return Ok(false);
         }
         if let Err(e) =
-            self.host_calls.call(host, "destroy", self.hypervisor.destroy_vm(host, vm)).await
+            self.host_calls.call(host, "destroy", || self.hypervisor.destroy_vm(host, vm)).await
         {
             tracing::warn!(%host, %vm, %e, "could not destroy a VM whose create was rolled back");
             return Ok(false);

@@ -114,6 +114,7 @@ mod tests {
             agent_ca_pem: None,
             agent_cert_sha256: Some("cd".repeat(32)),
             status: "Connected".into(),
+            pending: None,
         };
         let pin = stored(&conn).unwrap();
         assert_eq!(columns(pin.as_ref()).1, conn.agent_cert_sha256);

@@ -9,6 +9,7 @@ mod host_maintenance;
 pub mod host_roster;
 pub mod host_service;
 mod host_sync;
+pub mod host_tokens;
 pub mod host_tracker;
 mod host_trust;
 pub mod identity;

@@ -556,12 +556,13 @@ impl Step<CreateCtx> for CreateOnHost {
             data_volumes: Vec::new(),
             nics: ctx.nics.clone(),
         };
-        e.host_calls.call(host, "create", e.hypervisor.create_vm(host, &spec)).await
+        e.host_calls.call(host, "create", || e.hypervisor.create_vm(host, &spec)).await
     }
     async fn undo(&self, ctx: &mut CreateCtx) -> EngineResult<()> {
         let Some(host) = ctx.ids.host else { return Ok(()) };
         let e = &ctx.vms;
-        match e.host_calls.call(host, "destroy", e.hypervisor.destroy_vm(host, ctx.ids.vm)).await {
+        match e.host_calls.call(host, "destroy", || e.hypervisor.destroy_vm(host, ctx.ids.vm)).await
+        {
             // Never created there (the run stopped before): nothing to undo.
             Err(EngineError::Hypervisor(HypervisorError::VmNotFound { .. })) => Ok(()),
             other => other,

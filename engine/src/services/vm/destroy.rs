@@ -51,7 +51,7 @@ impl VmService {
             // The host the VM stays defined on because it could not be reached.
             let mut still_defined_on = None;
             if let Some(h) = host.or(last) {
-                match self.host_calls.call(h, "destroy", self.hypervisor.destroy_vm(h, vm)).await {
+                match self.host_calls.call(h, "destroy", || self.hypervisor.destroy_vm(h, vm)).await {
                     Ok(()) => {}
                     Err(EngineError::Hypervisor(
                         e @ (HypervisorError::HostUnreachable { .. }
@@ -92,7 +92,7 @@ impl VmService {
                 .await?
                 .ok_or_else(|| EngineError::not_found("vm", vm))?;
             if let Some(h) = pending {
-                self.host_calls.call(h, "destroy", self.hypervisor.destroy_vm(h, vm)).await?;
+                self.host_calls.call(h, "destroy", || self.hypervisor.destroy_vm(h, vm)).await?;
                 vm_instances::set_last_host(vm, None).execute(self.db.w()).await?;
             }
             self.set_vm_state(vm, state, VmState::Stopped).await?;

@@ -227,7 +227,7 @@ impl Step<MigrateCtx> for MigrateOnHost {
             .ok_or_else(|| EngineError::Internal("no target before migrate-on-host".into()))?;
         let e = &ctx.vms;
         e.host_calls
-            .call(ctx.source, "migrate", e.hypervisor.migrate_vm(ctx.source, ctx.vm, target))
+            .call(ctx.source, "migrate", || e.hypervisor.migrate_vm(ctx.source, ctx.vm, target))
             .await
     }
     async fn undo(&self, ctx: &mut MigrateCtx) -> EngineResult<()> {
@@ -235,7 +235,7 @@ impl Step<MigrateCtx> for MigrateOnHost {
         let e = &ctx.vms;
         match e
             .host_calls
-            .call(target, "migrate", e.hypervisor.migrate_vm(target, ctx.vm, ctx.source))
+            .call(target, "migrate", || e.hypervisor.migrate_vm(target, ctx.vm, ctx.source))
             .await
         {
             // Not on the target (the run stopped before it moved): nothing to undo.

@@ -55,7 +55,7 @@ impl VmService {
             }
             self.set_vm_state(vm, state, VmState::Stopping).await?;
             if let Err(e) =
-                self.host_calls.call(host, "stop", self.hypervisor.stop_vm(host, vm, mode)).await
+                self.host_calls.call(host, "stop", || self.hypervisor.stop_vm(host, vm, mode)).await
             {
                 self.set_vm_state(vm, VmState::Stopping, state).await?;
                 return Err(e);
@@ -96,9 +96,13 @@ impl VmService {
             self.set_vm_state(vm, state, during).await?;
             let hv = &self.hypervisor;
             let res = match op {
-                VmOp::Reboot => self.host_calls.call(host, "reboot", hv.reboot_vm(host, vm)).await,
-                VmOp::Pause => self.host_calls.call(host, "pause", hv.pause_vm(host, vm)).await,
-                VmOp::Resume => self.host_calls.call(host, "resume", hv.resume_vm(host, vm)).await,
+                VmOp::Reboot => {
+                    self.host_calls.call(host, "reboot", || hv.reboot_vm(host, vm)).await
+                }
+                VmOp::Pause => self.host_calls.call(host, "pause", || hv.pause_vm(host, vm)).await,
+                VmOp::Resume => {
+                    self.host_calls.call(host, "resume", || hv.resume_vm(host, vm)).await
+                }
                 other => {
                     Err(EngineError::Internal(format!("{other} is not a simple power operation")))
                 }

@@ -84,7 +84,7 @@ impl VmService {
                 if actual.is_some() {
                     if let Err(e) = self
                         .host_calls
-                        .call(host, "destroy", self.hypervisor.destroy_vm(host, vm))
+                        .call(host, "destroy", || self.hypervisor.destroy_vm(host, vm))
                         .await
                     {
                         tracing::warn!(%host, %vm, %e, "could not undefine a destroyed VM");

@@ -193,10 +193,10 @@ impl Step<StartCtx> for StartOnHost {
         let e = &ctx.vms;
         let vm = ctx.vm;
         if ctx.last_host == Some(host) {
-            return e.host_calls.call(host, "start", e.hypervisor.start_vm(host, vm)).await;
+            return e.host_calls.call(host, "start", || e.hypervisor.start_vm(host, vm)).await;
         }
         if let Some(old) = ctx.last_host {
-            match e.host_calls.call(old, "destroy", e.hypervisor.destroy_vm(old, vm)).await {
+            match e.host_calls.call(old, "destroy", || e.hypervisor.destroy_vm(old, vm)).await {
                 Ok(()) => {
                     ctx.left_last_host = true;
                     vm_instances::set_last_host(vm, None).execute(e.db.w()).await?;
@@ -210,17 +210,17 @@ impl Step<StartCtx> for StartOnHost {
             }
         }
         let spec = e.vm_spec(vm).await?;
-        e.host_calls.call(host, "create", e.hypervisor.create_vm(host, &spec)).await
+        e.host_calls.call(host, "create", || e.hypervisor.create_vm(host, &spec)).await
     }
     async fn undo(&self, ctx: &mut StartCtx) -> EngineResult<()> {
         let Some(host) = ctx.host else { return Ok(()) };
         let e = &ctx.vms;
         let undone = if ctx.last_host == Some(host) {
             e.host_calls
-                .call(host, "stop", e.hypervisor.stop_vm(host, ctx.vm, StopMode::Force))
+                .call(host, "stop", || e.hypervisor.stop_vm(host, ctx.vm, StopMode::Force))
                 .await
         } else {
-            e.host_calls.call(host, "destroy", e.hypervisor.destroy_vm(host, ctx.vm)).await
+            e.host_calls.call(host, "destroy", || e.hypervisor.destroy_vm(host, ctx.vm)).await
         };
         match undone {
             // Not started (or not created) there: the run stopped before; nothing to undo.
