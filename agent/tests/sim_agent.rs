@@ -279,6 +279,39 @@ async fn an_agent_that_is_down_fails_the_create_clearly_and_it_is_rolled_back() 
     assert_eq!(l3["used_ips"], 0, "the IP is given back: {l3}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnected_host_a_restarted_node_never_connected_comes_back_when_its_agent_does() {
+    let dir = temp_dir("reattach");
+    let token = token_file(&dir, TOKEN).to_string_lossy().to_string();
+    let spawn = |listen: &str| {
+        let args = ["--backend", "sim", "--token-file", &token, "--listen", listen];
+        AgentProcess::spawn(&[], &args)
+    };
+    let mut agent = spawn("127.0.0.1:0");
+    let node = Node::start("127.0.0.1:0", AgentTimeouts::default(), false).await;
+    let spec = cloud_of(vec![(format!("{}/h0", agent.url), Some(TOKEN))]);
+    let cloud = Cloud::build(&node.api, spec).await;
+    let host = cloud.hosts[0].clone();
+    let status = || async { node.api.get(&format!("/v1/hosts/{host}")).await["status"].clone() };
+    let listen = agent.url.trim_start_matches("http://").to_string();
+    agent.kill();
+    node.engine.hosts.ping_sweep().await.unwrap();
+    assert_eq!(status().await, "Disconnected");
+    // What a node that restarted since (or took the host over from a node that stopped)
+    // holds: no connection to the host's agent at all.
+    let id: HostId = host.parse().unwrap();
+    let _ = node.engine.hypervisor.disconnect(id).await;
+    assert!(!node.engine.hypervisor.knows(id));
+    let report = node.engine.hosts.ping_sweep().await.unwrap();
+    assert_eq!((report.failed, report.reconnected), (1, 0), "the agent is still down");
+    let _agent = spawn(&listen);
+    let report = node.engine.hosts.ping_sweep().await.unwrap();
+    assert_eq!((report.failed, report.reconnected), (0, 1), "{report:?}");
+    assert_eq!(status().await, "Connected");
+    node.api.post("/v1/vm-instances?wait=true", cloud.vm("after"), 201).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A command the silent agent accepted and will never report on.
 struct Accepted {
     task: uuid::Uuid,

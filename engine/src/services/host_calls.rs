@@ -81,19 +81,24 @@ impl HostCalls {
         done
     }
 
-    /// Connects, on this node's backend, an agent host that another management node connected
-    /// (the database says Connected), so this node can call it; changes nothing in the
-    /// database (but to adopt a rotation's token, see `host_tokens.rs`). Other hosts are left
-    /// alone and the call fails as before: a host the database does not say Connected, and a
-    /// simulator host (it lives in one process's simulator, so the host tracker must reconnect
-    /// and reconcile it instead).
+    /// Connects, on this node's backend, an agent host that this node has not connected since
+    /// it started (another node connected it, or this one before a restart), so this node can
+    /// call it; changes nothing in the database (but to adopt a rotation's token, see
+    /// `host_tokens.rs`). That is a Connected host, and a Disconnected one too: its pings must
+    /// reach the agent for the host tracker to reconnect it when the agent answers again.
+    /// Other hosts are left alone and the call fails as before: a Connecting host (the node
+    /// adding it connects it), and a simulator host (it lives in one process's simulator, so
+    /// the host tracker must reconnect and reconcile it instead).
     async fn attach_host(&self, host: HostId) -> EngineResult<()> {
         let Some(conn) = hosts::connection(&self.db, host).await? else { return Ok(()) };
-        if conn.agent_token.is_none() || conn.status != HostStatus::Connected.as_str() {
+        let attachable = [HostStatus::Connected, HostStatus::Disconnected]
+            .iter()
+            .any(|s| conn.status == s.as_str());
+        if conn.agent_token.is_none() || !attachable {
             return Ok(());
         }
         self.connect_stored(host, &conn, None).await?;
-        tracing::info!(%host, "attached a host another management node connected");
+        tracing::info!(%host, status = %conn.status, "attached an agent host this node had not connected");
         Ok(())
     }
 
