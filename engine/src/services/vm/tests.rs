@@ -9,6 +9,7 @@ pub(crate) mod fixture;
 mod lifecycle;
 mod maintenance;
 mod nodes;
+mod private;
 mod providers;
 mod recover;
 mod sweep;
