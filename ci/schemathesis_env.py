@@ -8,10 +8,12 @@ Usage: schemathesis_env.py BASE_URL STATIC_CONFIG CONFIG_OUT ADMIN_PASSWORD_FILE
 
 CONFIG_OUT is STATIC_CONFIG (the checked-in ci/schemathesis.toml) followed by the dictionaries.
 It signs in as the node's first admin (whose password is in ADMIN_PASSWORD_FILE), makes a
-tenant account (with quotas) and a `member` user of it, who creates VMs of its own, and writes
+tenant account (with quotas) and a `member` user of it, who makes a private image, a private L3
+network (on the admin's L2 network) with an IP range, and VMs of its own with them, and writes
 each one's session token to TOKEN_DIR/admin and TOKEN_DIR/tenant (mode 0600) for the two runs.
-The VMs of both are in the dictionaries: the tenant's run hits its own VMs and the admin's
-(404 to it).
+The resources of both are in the dictionaries: the tenant's run hits its own, the shared ones
+(a shared image or network it may use but not change: 403) and the admin's VMs, jobs and its
+account's private image (404 to it); the admin's run hits the tenant's too.
 """
 
 import json
@@ -65,6 +67,10 @@ def build(base):
     l3 = post("/v1/l3-networks", {"l2_network_uuid": l2, "name": "l3"})["uuid"]
     ip_range = post(f"/v1/l3-networks/{l3}/ip-ranges", {"name": "r1", "start_ip": "10.20.0.2", "end_ip": "10.20.255.254",
                                                        "netmask": "255.255.0.0", "gateway": "10.20.0.1"})["uuid"]
+    # The admin account's own image, which no tenant sees.
+    private = post("/v1/images", {"backup_storage_uuid": bs, "name": "admins", "format": "qcow2",
+                                  "size_bytes": 1 << 30, "url": "http://images/admins.qcow2", "shared": False})
+    assert private["shared"] is False, private
     vm = lambda name: post("/v1/vm-instances?wait=true", {"name": name, "instance_offering_uuid": small,
                                                           "image_uuid": image, "l3_network_uuids": [l3]})["uuid"]
     vms = [vm(f"vm{i}") for i in range(6)]
@@ -73,7 +79,7 @@ def build(base):
     call(base, "DELETE", f"/v1/vm-instances/{vms[3]}?wait=true")
     jobs = [j["uuid"] for j in call(base, "GET", "/v1/jobs?limit=10")["items"]]
     ids.update(zones=[zone], clusters=[cluster], hosts=hosts, primary_storages=[ps], backup_storages=[bs],
-               images=[image], offerings=[small, large], l2_networks=[l2], l3_networks=[l3],
+               images=[image, private["uuid"]], offerings=[small, large], l2_networks=[l2], l3_networks=[l3],
                ip_ranges=[ip_range], vms=vms, jobs=jobs)
     return ids
 
@@ -141,10 +147,23 @@ def main():
                                      "account_uuid": tenant})
     TOKEN = sign_in(base, "member", member_password)
     write_token(token_dir, "tenant", TOKEN)
-    for i in range(2):
+    # The tenant's own image and L3 network (with a range), used by its VMs, so that neither
+    # run can delete them (409); a range in a subnet of its own, apart from the admin's.
+    image = call(base, "POST", "/v1/images", {
+        "backup_storage_uuid": ids["backup_storages"][0], "name": "tenant-img", "format": "qcow2",
+        "size_bytes": 1 << 30, "url": "http://images/tenant.qcow2"})
+    l3 = call(base, "POST", "/v1/l3-networks", {"l2_network_uuid": ids["l2_networks"][0], "name": "tenant-l3"})
+    assert (image["shared"], l3["shared"]) == (False, False), (image, l3)
+    ip_range = call(base, "POST", f"/v1/l3-networks/{l3['uuid']}/ip-ranges", {
+        "name": "tenant-r1", "start_ip": "10.30.0.2", "end_ip": "10.30.0.250", "netmask": "255.255.0.0",
+        "gateway": "10.30.0.1"})["uuid"]
+    ids["images"].append(image["uuid"])
+    ids["l3_networks"].append(l3["uuid"])
+    ids["ip_ranges"].append(ip_range)
+    for i, (vm_image, l3s) in enumerate([(image["uuid"], [l3["uuid"]]), (ids["images"][0], ids["l3_networks"])]):
         ids["vms"].append(call(base, "POST", "/v1/vm-instances?wait=true", {
             "name": f"tenant-vm{i}", "instance_offering_uuid": ids["offerings"][0],
-            "image_uuid": ids["images"][0], "l3_network_uuids": ids["l3_networks"]})["uuid"])
+            "image_uuid": vm_image, "l3_network_uuids": l3s})["uuid"])
     with open(static) as f:
         text = f.read()
     with open(out, "w") as f:

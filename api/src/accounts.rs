@@ -93,7 +93,7 @@ pub async fn set_quotas(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such account", body = ErrorBody),
-        (status = 409, description = "It has VMs (expunge them first), or it is the admin account", body = ErrorBody),
+        (status = 409, description = "It has VMs (expunge them first), images or L3 networks of its own (delete them first), or it is the admin account", body = ErrorBody),
     ))]
 pub async fn delete_account(
     State(e): State<Engine>,

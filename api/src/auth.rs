@@ -62,6 +62,10 @@ pub async fn layer(
         let needs = match access {
             Access::Admin => "the admin role in the admin account",
             Access::Infra => "a user of the admin account: the infrastructure is not a tenant's",
+            Access::Own => {
+                "the member role in a tenant account (for its own) or the admin role in the \
+                 admin account (for the shared ones)"
+            }
             _ => "the member or admin role",
         };
         let message =

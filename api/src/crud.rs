@@ -4,6 +4,25 @@
 //! delete, and the usual error body otherwise. Each family lists the errors its create can
 //! answer besides 400 (`create_errors`): 404 when the body names a resource that does not
 //! exist, 409 for a conflict with what exists.
+//!
+//! A family is `shared` (the infrastructure, offerings: its service is called with the request
+//! alone) or `owned` (images, L3 networks: resources an account may own, whose service calls
+//! take who asks, `Caller::requester` for a create and `Caller::tenant` for the others).
+
+/// A crud handler's service call: for a `shared` family with its argument alone, for an
+/// `owned` one with who asks too (a create's requester, the others' tenant).
+macro_rules! crud_call {
+    (shared, $caller:ident, $e:ident.$svc:ident.$f:ident($arg:expr), $_kind:ident) => {{
+        let _ = &$caller;
+        $e.$svc.$f($arg)
+    }};
+    (owned, $caller:ident, $e:ident.$svc:ident.$f:ident($arg:expr), create) => {
+        $e.$svc.$f($arg, $caller.requester())
+    };
+    (owned, $caller:ident, $e:ident.$svc:ident.$f:ident($arg:expr), scoped) => {
+        $e.$svc.$f($arg, $caller.tenant())
+    };
+}
 
 /// Writes `mod $m { create, list, get, delete }` for one resource family.
 macro_rules! crud_handlers {
@@ -17,6 +36,7 @@ macro_rules! crud_handlers {
             request: $req:ident,
             query: $query:ident,
             id: $id:ident,
+            scope: $scope:ident,
             service: $svc:ident,
             create: $create_fn:ident,
             list: $list_fn:ident,
@@ -33,6 +53,8 @@ macro_rules! crud_handlers {
             use axum::Json;
 
             use super::*;
+            use $crate::caller::Caller;
+            use $crate::crud::crud_call;
             use $crate::error::{ApiError, ErrorBody};
             use $crate::extract::{ApiJson, ApiQuery, PathId};
             use $crate::queries::$query;
@@ -51,10 +73,11 @@ macro_rules! crud_handlers {
                 ))]
             pub async fn create(
                 State(e): State<Engine>,
+                caller: Caller,
                 ApiJson(req): ApiJson<$req>,
             ) -> Result<(StatusCode, [(axum::http::HeaderName, String); 1], Json<$view>), ApiError>
             {
-                let v = e.$svc.$create_fn(req).await?;
+                let v = crud_call!($scope, caller, e.$svc.$create_fn(req), create).await?;
                 let location = format!("{}/{}", $coll, v.uuid);
                 Ok((StatusCode::CREATED, [(LOCATION, location)], Json(v)))
             }
@@ -70,9 +93,10 @@ macro_rules! crud_handlers {
                 ))]
             pub async fn list(
                 State(e): State<Engine>,
+                caller: Caller,
                 ApiQuery(q): ApiQuery<$query>,
             ) -> Result<Json<Page<$view>>, ApiError> {
-                Ok(Json(e.$svc.$list_fn(&q.into()).await?))
+                Ok(Json(crud_call!($scope, caller, e.$svc.$list_fn(&q.into()), scoped).await?))
             }
 
             #[doc = concat!("Gets one ", $noun, ".")]
@@ -87,9 +111,10 @@ macro_rules! crud_handlers {
                 ))]
             pub async fn get(
                 State(e): State<Engine>,
+                caller: Caller,
                 PathId(id): PathId<$id>,
             ) -> Result<Json<$view>, ApiError> {
-                Ok(Json(e.$svc.$get_fn(id).await?))
+                Ok(Json(crud_call!($scope, caller, e.$svc.$get_fn(id), scoped).await?))
             }
 
             #[doc = concat!("Deletes a ", $noun, ".")]
@@ -105,13 +130,14 @@ macro_rules! crud_handlers {
                 ))]
             pub async fn delete(
                 State(e): State<Engine>,
+                caller: Caller,
                 PathId(id): PathId<$id>,
             ) -> Result<StatusCode, ApiError> {
-                e.$svc.$delete_fn(id).await?;
+                crud_call!($scope, caller, e.$svc.$delete_fn(id), scoped).await?;
                 Ok(StatusCode::NO_CONTENT)
             }
         }
     };
 }
 
-pub(crate) use crud_handlers;
+pub(crate) use {crud_call, crud_handlers};

@@ -24,6 +24,7 @@ crud_handlers!(mod zones {
     noun: "zone", tag: "zones",
     collection: "/v1/zones", item: "/v1/zones/{uuid}",
     view: Zone, request: CreateZone, query: ZoneQuery, id: ZoneId,
+    scope: shared,
     service: zones,
     create: create_zone, list: list_zones, get: get_zone, delete: delete_zone,
     create_errors: [
@@ -35,6 +36,7 @@ crud_handlers!(mod clusters {
     noun: "cluster", tag: "clusters",
     collection: "/v1/clusters", item: "/v1/clusters/{uuid}",
     view: Cluster, request: CreateCluster, query: ZoneStateQuery, id: ClusterId,
+    scope: shared,
     service: clusters,
     create: create_cluster, list: list_clusters, get: get_cluster, delete: delete_cluster,
     create_errors: [
@@ -47,6 +49,7 @@ crud_handlers!(mod hosts {
     noun: "host", tag: "hosts",
     collection: "/v1/hosts", item: "/v1/hosts/{uuid}",
     view: Host, request: AddHost, query: HostQuery, id: HostId,
+    scope: shared,
     service: hosts,
     create: add_host, list: list_hosts, get: get_host, delete: delete_host,
     create_errors: [
@@ -60,6 +63,7 @@ crud_handlers!(mod instance_offerings {
     noun: "instance offering", tag: "instance-offerings",
     collection: "/v1/instance-offerings", item: "/v1/instance-offerings/{uuid}",
     view: InstanceOffering, request: CreateInstanceOffering, query: NameQuery, id: InstanceOfferingId,
+    scope: shared,
     service: offerings,
     create: create_instance_offering, list: list_instance_offerings,
     get: get_instance_offering, delete: delete_instance_offering,

@@ -148,7 +148,9 @@ pub fn front_answers_table() -> Vec<(u16, String, Applies)> {
             403,
             "A browser's request under a Host the node does not answer to, or from a web Origin \
              it does not take (FORBIDDEN; see `oxstack serve --allowed-host`, `--allowed-origin`); \
-             or the caller's role may not take this action (FORBIDDEN, `details.role`)"
+             or the caller's role may not take this action (FORBIDDEN, `details.role`); or a \
+             tenant's user would change a shared image or L3 network, or its IP ranges, which \
+             it may only use (FORBIDDEN)"
                 .into(),
             Applies::Always,
         ),

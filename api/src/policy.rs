@@ -5,11 +5,16 @@
 //! - `Signed`: any signed-in user (their own session and API keys; the handler checks that
 //!   a key is the caller's own unless the caller is an admin);
 //! - `Read`: any role, `read_only` included, of any account (what a tenant needs to create
-//!   VMs: zones, offerings, images, L3 networks; and VMs, jobs and events, which the handlers
-//!   filter to the caller's account);
+//!   VMs: zones, offerings, images, L3 networks and their IP ranges; and VMs, jobs and events;
+//!   the handlers show a tenant its own account's and the shared images and L3 networks, and
+//!   the IP ranges of its own L3 networks only);
 //! - `Use`: `member` and `admin` (VMs and their actions);
+//! - `Own`: a tenant's `member`, for its account's own images and L3 networks and their IP
+//!   ranges (the handlers refuse a shared one 403, another account's 404), and `admin` of the
+//!   admin account, for any; not the admin account's `member` (the shared ones are the
+//!   admins');
 //! - `Infra`: any role of the admin account (reading the infrastructure: clusters, hosts,
-//!   storage, L2 networks, IP ranges, global configs);
+//!   storage, L2 networks, global configs);
 //! - `Admin`: `admin` of the admin account only (changing the infrastructure, users,
 //!   accounts, global configs, the audit log). A tenant's user is never an admin.
 
@@ -23,6 +28,7 @@ pub enum Access {
     Signed,
     Read,
     Use,
+    Own,
     Infra,
     Admin,
 }
@@ -38,6 +44,10 @@ impl Access {
         match self {
             Self::Public | Self::Signed | Self::Read => true,
             Self::Use => matches!(role, Role::Admin | Role::Member),
+            Self::Own => match tenant {
+                true => role == Role::Member,
+                false => role == Role::Admin,
+            },
             Self::Infra => !tenant,
             Self::Admin => role == Role::Admin && !tenant,
         }
@@ -93,22 +103,22 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("GET", "/v1/backup-storages", Access::Infra),
     ("GET", "/v1/backup-storages/{uuid}", Access::Infra),
     ("DELETE", "/v1/backup-storages/{uuid}", Access::Admin),
-    ("POST", "/v1/images", Access::Admin),
+    ("POST", "/v1/images", Access::Own),
     ("GET", "/v1/images", Access::Read),
     ("GET", "/v1/images/{uuid}", Access::Read),
-    ("DELETE", "/v1/images/{uuid}", Access::Admin),
+    ("DELETE", "/v1/images/{uuid}", Access::Own),
     ("POST", "/v1/l2-networks", Access::Admin),
     ("GET", "/v1/l2-networks", Access::Infra),
     ("GET", "/v1/l2-networks/{uuid}", Access::Infra),
     ("DELETE", "/v1/l2-networks/{uuid}", Access::Admin),
-    ("POST", "/v1/l3-networks", Access::Admin),
+    ("POST", "/v1/l3-networks", Access::Own),
     ("GET", "/v1/l3-networks", Access::Read),
     ("GET", "/v1/l3-networks/{uuid}", Access::Read),
-    ("DELETE", "/v1/l3-networks/{uuid}", Access::Admin),
-    ("POST", "/v1/l3-networks/{uuid}/ip-ranges", Access::Admin),
-    ("GET", "/v1/l3-networks/{uuid}/ip-ranges", Access::Infra),
-    ("GET", "/v1/ip-ranges/{uuid}", Access::Infra),
-    ("DELETE", "/v1/ip-ranges/{uuid}", Access::Admin),
+    ("DELETE", "/v1/l3-networks/{uuid}", Access::Own),
+    ("POST", "/v1/l3-networks/{uuid}/ip-ranges", Access::Own),
+    ("GET", "/v1/l3-networks/{uuid}/ip-ranges", Access::Read),
+    ("GET", "/v1/ip-ranges/{uuid}", Access::Read),
+    ("DELETE", "/v1/ip-ranges/{uuid}", Access::Own),
     ("POST", "/v1/vm-instances", Access::Use),
     ("GET", "/v1/vm-instances", Access::Read),
     ("GET", "/v1/vm-instances/{uuid}", Access::Read),
@@ -180,6 +190,7 @@ mod tests {
         let cases = [
             (Access::Read, [true, true, true]),
             (Access::Use, [true, true, false]),
+            (Access::Own, [true, false, false]),
             (Access::Admin, [true, false, false]),
         ];
         for (access, allowed) in cases {
@@ -191,6 +202,7 @@ mod tests {
         let tenants = [
             (Access::Read, [true, true, true]),
             (Access::Use, [true, true, false]),
+            (Access::Own, [false, true, false]),
             (Access::Infra, [false, false, false]),
             (Access::Admin, [false, false, false]),
         ];

@@ -1,7 +1,8 @@
 //! VM instances: create, list, get, and the lifecycle actions, all long operations run as jobs.
 //!
 //! Every long operation is validated before anything is recorded: a create request with
-//! [`Engine::plan_create_vm`], an action with [`Engine::precheck_vm_op`] (unknown VM: 404; an
+//! `VmService::plan_create_vm_for` (with the caller: another account's own image or L3 network is
+//! 404, as a missing one), an action with [`Engine::precheck_vm_op`] (unknown VM: 404; an
 //! action its state does not allow: 409 INVALID_STATE) and, where a host is named, a check that
 //! it exists. Only then is a job started (see [`super::jobs`]); the answer is `202 Accepted`
 //! with the job, or with `?wait=true` the outcome.
@@ -115,10 +116,9 @@ pub async fn create_vm(
 ) -> Result<Response, ApiError> {
     caller.refuse_placement("cluster_uuid", req.cluster_uuid.is_some())?;
     caller.refuse_placement("host_uuid", req.host_uuid.is_some())?;
-    let mut plan = e.vms.plan_create_vm(req).await?;
-    if let Some(p) = &caller.0 {
-        plan = plan.owned_by(p.account, p.tenant);
-    }
+    // The engine's plan checks that the caller may use the image and L3 networks (another
+    // account's own is 404, as a missing one) and makes the VM its account's.
+    let plan = e.vms.plan_create_vm_for(req, caller.requester()).await?;
     let vm = plan.vm;
     let location = format!("/v1/vm-instances/{vm}");
     let engine = e.clone();

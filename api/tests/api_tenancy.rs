@@ -8,34 +8,10 @@ mod api_support;
 use std::time::Duration;
 
 use api_support::checks::*;
+use api_support::tenants::{call, tenant, TENANT_PASSWORD as PASSWORD};
 use api_support::*;
 use futures::StreamExt;
 use serde_json::{json, Value};
-
-const PASSWORD: &str = "a tenant's long password";
-
-/// Makes the tenant account `name` with `quotas` and a member of it, signed in: (account
-/// uuid, token).
-async fn tenant(s: &Server, name: &str, quotas: Value) -> (String, String) {
-    let account = s.post_expect("/v1/accounts", json!({"name": name, "quotas": quotas}), 201);
-    let account = uuid_of(&account.await);
-    let user = json!({"name": format!("{name}-user"), "password": PASSWORD, "role": "member",
-                      "account_uuid": account});
-    s.post_expect("/v1/users", user, 201).await;
-    let login = json!({"name": format!("{name}-user"), "password": PASSWORD});
-    let token = s.post_expect("/v1/sessions", login, 201).await["token"].as_str().unwrap().into();
-    (account, token)
-}
-
-/// `method url` by `c` with a JSON body (`{}` for writes): (status, body).
-async fn call(c: &reqwest::Client, method: reqwest::Method, url: &str) -> (u16, Value) {
-    let mut r = c.request(method.clone(), url);
-    if method != reqwest::Method::GET {
-        r = r.json(&json!({}));
-    }
-    let r = r.send().await.expect("answers");
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
 
 /// Creates a VM as `c` and waits: (status, body).
 async fn create(s: &Server, c: &reqwest::Client, env: &Env, name: &str) -> (u16, Value) {

@@ -137,13 +137,15 @@ pub async fn set_limits(db: &Db, id: AccountId, limits: &Limits) -> Result<bool,
     Ok(set.rows_affected() == 1)
 }
 
-/// Deletes the tenant account `id` with its users (and so their sessions and keys) if no VM
-/// is its; whether it was deleted.
+/// Deletes the tenant account `id` with its users (and so their sessions and keys) if no VM,
+/// image or L3 network is its; whether it was deleted.
 pub async fn delete_tenant_if_empty(db: &Db, id: AccountId) -> Result<bool, DbError> {
     let account = write(
         "DELETE FROM accounts WHERE uuid = ?1 AND kind = 'tenant' \
          AND NOT EXISTS (SELECT 1 FROM vm_instances WHERE account_uuid = ?1) \
-         AND NOT EXISTS (SELECT 1 FROM quota_charges WHERE account_uuid = ?1)",
+         AND NOT EXISTS (SELECT 1 FROM quota_charges WHERE account_uuid = ?1) \
+         AND NOT EXISTS (SELECT 1 FROM images WHERE account_uuid = ?1) \
+         AND NOT EXISTS (SELECT 1 FROM l3_networks WHERE account_uuid = ?1)",
     )
     .bind(id.to_string());
     let users = write("DELETE FROM users WHERE account_uuid = ?").bind(id.to_string());
@@ -156,6 +158,18 @@ pub async fn owns_vms(db: &Db, id: AccountId) -> Result<bool, DbError> {
         .bind(id.to_string())
         .fetch_one(db.r())
         .await?;
+    Ok(n > 0)
+}
+
+/// Whether any image or L3 network is the account `id`'s own.
+pub async fn owns_images_or_networks(db: &Db, id: AccountId) -> Result<bool, DbError> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM images WHERE account_uuid = ?1) \
+         + (SELECT COUNT(*) FROM l3_networks WHERE account_uuid = ?1)",
+    )
+    .bind(id.to_string())
+    .fetch_one(db.r())
+    .await?;
     Ok(n > 0)
 }
 

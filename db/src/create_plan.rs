@@ -1,11 +1,12 @@
 //! The read a VM create starts from: its offering, its image and its L3 networks (with their
 //! L2 network's physical interface), in one query, since it is on every create's path. The
 //! tables are others' (`instance_offerings`, `images`, `l3_networks`, `l2_networks`); this
-//! read joins them for the create alone.
+//! read joins them for the create alone. The image's and each L3 network's owner come with
+//! them: whether the VM's account may use them is the engine's to say.
 
 use std::sync::LazyLock;
 
-use crate::ids::{ImageId, InstanceOfferingId, L2NetworkId, L3NetworkId, ZoneId};
+use crate::ids::{AccountId, ImageId, InstanceOfferingId, L2NetworkId, L3NetworkId, ZoneId};
 use crate::rows::Stored;
 use crate::{Db, DbError, Dialect};
 
@@ -25,6 +26,8 @@ pub struct PlanImage {
     pub url: String,
     pub format: String,
     pub size_bytes: u64,
+    /// The account whose own it is; `None`: shared.
+    pub account_uuid: Option<AccountId>,
 }
 
 /// An L3 network of a create.
@@ -34,6 +37,8 @@ pub struct PlanL3 {
     pub zone_uuid: ZoneId,
     pub l2_network_uuid: L2NetworkId,
     pub physical_interface: String,
+    /// The account whose own it is; `None`: shared.
+    pub account_uuid: Option<AccountId>,
 }
 
 /// The query in `dialect`.
@@ -41,12 +46,14 @@ fn query(dialect: Dialect) -> &'static str {
     static BOTH: LazyLock<[String; 2]> = LazyLock::new(|| {
         [Dialect::Sqlite, Dialect::Postgres].map(|d| {
             let l3s = d.json_rows(
-                "l3.uuid, l3.zone_uuid, l3.l2_network_uuid, l2.physical_interface",
+                "l3.uuid, l3.zone_uuid, l3.l2_network_uuid, l2.physical_interface, \
+                 l3.account_uuid",
                 None,
             );
             let wanted = d.json_elements("?3");
             format!(
                 "SELECT o.cpus, o.memory_bytes, i.url, i.format, i.size_bytes, \
+                 i.account_uuid AS image_account_uuid, \
                  (SELECT {l3s} FROM l3_networks l3 \
                   JOIN l2_networks l2 ON l2.uuid = l3.l2_network_uuid \
                   WHERE l3.uuid IN {wanted}) AS l3s_json \
@@ -81,20 +88,23 @@ pub async fn read(
     let r = Stored { row: &row, table: "images" };
     let image = match (r.opt_text("url")?, r.opt_text("format")?, r.opt_int("size_bytes")?) {
         (Some(url), Some(format), Some(_)) => {
-            Some(PlanImage { url, format, size_bytes: r.u64("size_bytes")? })
+            let account_uuid = r.opt_id("image_account_uuid")?;
+            Some(PlanImage { url, format, size_bytes: r.u64("size_bytes")?, account_uuid })
         }
         _ => None,
     };
     let json = Stored { row: &row, table: "l3_networks" }.text("l3s_json")?;
-    let tuples: Vec<(L3NetworkId, ZoneId, L2NetworkId, String)> = serde_json::from_str(&json)
+    type L3Tuple = (L3NetworkId, ZoneId, L2NetworkId, String, Option<AccountId>);
+    let tuples: Vec<L3Tuple> = serde_json::from_str(&json)
         .map_err(|source| DbError::Json { what: "the L3 networks of a create".into(), source })?;
     let l3_networks = tuples
         .into_iter()
-        .map(|(uuid, zone_uuid, l2_network_uuid, physical_interface)| PlanL3 {
+        .map(|(uuid, zone_uuid, l2_network_uuid, physical_interface, account_uuid)| PlanL3 {
             uuid,
             zone_uuid,
             l2_network_uuid,
             physical_interface,
+            account_uuid,
         })
         .collect();
     Ok(PlanRow { offering, image, l3_networks })

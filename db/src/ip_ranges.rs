@@ -7,7 +7,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::ids::{IpRangeId, L2NetworkId, L3NetworkId};
+use crate::ids::{AccountId, IpRangeId, L2NetworkId, L3NetworkId};
 use crate::rows::{Cols, Stored};
 use crate::{write, Db, DbError};
 
@@ -28,6 +28,9 @@ pub struct RangeRow {
 /// A range a new one clashes with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Clash {
+    /// The owner of its L3 network (`None`: shared), which says whether the range may be
+    /// named to the one asking.
+    pub account_uuid: Option<AccountId>,
     pub name: String,
     pub start_ip: Ipv4Addr,
     pub end_ip: Ipv4Addr,
@@ -48,7 +51,8 @@ const TABLE: &str = "ip_ranges";
 
 /// Ranges of L2 network `?1` that clash with a new range from `?2` to `?3` with gateway `?4`:
 /// they share an address, it contains their gateway, or they contain its gateway.
-const CLASHES: &str = "SELECT r.name, r.start_ip, r.end_ip, r.gateway FROM ip_ranges r \
+const CLASHES: &str = "SELECT n.account_uuid, r.name, r.start_ip, r.end_ip, r.gateway \
+     FROM ip_ranges r \
      JOIN l3_networks n ON n.uuid = r.l3_network_uuid WHERE n.l2_network_uuid = ?1 \
      AND ((r.start_ip <= ?3 AND r.end_ip >= ?2) OR (r.gateway BETWEEN ?2 AND ?3) \
      OR (?4 BETWEEN r.start_ip AND r.end_ip))";
@@ -97,6 +101,7 @@ pub async fn first_clash(
     let decode = |row| {
         let r = Stored { row, table: TABLE };
         Ok::<_, DbError>(Clash {
+            account_uuid: r.opt_id("account_uuid")?,
             name: r.text("name")?,
             start_ip: r.ipv4("start_ip")?,
             end_ip: r.ipv4("end_ip")?,

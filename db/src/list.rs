@@ -4,11 +4,14 @@
 //! What a request may filter on, and the limits of a page, are the engine's to check (its
 //! `ListQuery` turns them into a [`ListSpec`]); here the checked filters become SQL. A typed
 //! query module offers its table's list (`zones::list`); [`page`] is the shared query under
-//! them, public while other tables' lists are still written in the engine.
+//! them, public while other tables' lists are still written in the engine. A list of what
+//! accounts may own (images, L3 networks) is scoped: to a tenant, [`SharedOr`] adds that a row
+//! is shared or its own ([`page_scoped`]).
 
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::{Any, Arguments};
 
+use crate::ids::AccountId;
 use crate::{Db, DbError};
 
 /// A checked list request: equality filters on columns, and the page.
@@ -21,6 +24,24 @@ pub struct ListSpec {
     pub limit: u32,
     /// Skip this many rows first.
     pub offset: u32,
+}
+
+/// The rows an account sees of a table whose rows may be an account's own: those whose
+/// `column` is NULL (shared) or the account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedOr {
+    /// The owner's column (the query's own name, never a request's text).
+    pub column: &'static str,
+    /// The account.
+    pub account: String,
+}
+
+impl SharedOr {
+    /// The scope of `tenant`'s lists (none for `None`: every row) on a table whose owner is
+    /// `column`.
+    pub fn of(column: &'static str, tenant: Option<AccountId>) -> Option<Self> {
+        tenant.map(|a| Self { column, account: a.to_string() })
+    }
 }
 
 /// One page of rows and how many match in all.
@@ -42,15 +63,34 @@ pub async fn page<T, E>(
 where
     DbError: From<E>,
 {
-    let where_sql = if spec.filters.is_empty() {
+    page_scoped(db, table, columns, spec, None, decode).await
+}
+
+/// [`page`], of the rows `scope` allows only (all with `None`).
+pub async fn page_scoped<T, E>(
+    db: &Db,
+    table: &str,
+    columns: &str,
+    spec: &ListSpec,
+    scope: Option<&SharedOr>,
+    decode: impl Fn(&AnyRow) -> Result<T, E>,
+) -> Result<Listed<T>, DbError>
+where
+    DbError: From<E>,
+{
+    let mut clauses: Vec<String> = spec.filters.iter().map(|(c, _)| format!("{c} = ?")).collect();
+    if let Some(s) = scope {
+        clauses.push(format!("({c} IS NULL OR {c} = ?)", c = s.column));
+    }
+    let where_sql = if clauses.is_empty() {
         String::new()
     } else {
-        let clauses: Vec<String> = spec.filters.iter().map(|(c, _)| format!("{c} = ?")).collect();
         format!(" WHERE {}", clauses.join(" AND "))
     };
     let args = || -> Result<AnyArguments, DbError> {
         let mut args = AnyArguments::default();
-        for (_, v) in &spec.filters {
+        let values = spec.filters.iter().map(|(_, v)| v).chain(scope.map(|s| &s.account));
+        for v in values {
             args.add(v.clone()).map_err(sqlx::Error::Encode)?;
         }
         Ok(args)

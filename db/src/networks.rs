@@ -5,9 +5,13 @@
 //! under a parent that is gone fails with [`DbError::is_foreign_key_violation`]). An L2
 //! network is deleted only while no L3 network names it, with its cluster attachments; an L3
 //! network only while no NIC names it, with its ranges.
+//!
+//! An L3 network is shared (`account_uuid` NULL: every account sees and uses it) or an
+//! account's own (seen by that account and the admin account only): [`list_l3`] takes the
+//! tenant asking. L2 networks are the infrastructure's, nobody's own.
 
-use crate::ids::{L2NetworkId, L3NetworkId, ZoneId};
-use crate::list::{self, ListSpec, Listed};
+use crate::ids::{AccountId, L2NetworkId, L3NetworkId, ZoneId};
+use crate::list::{self, ListSpec, Listed, SharedOr};
 use crate::parents::{self, Emptied};
 use crate::rows::{Cols, Stored};
 use crate::{write, Db, DbError};
@@ -32,6 +36,8 @@ pub struct NewL3 {
     pub zone_uuid: ZoneId,
     pub l2_network_uuid: L2NetworkId,
     pub name: String,
+    /// The account whose own it is; `None`: shared.
+    pub account_uuid: Option<AccountId>,
     /// Unix milliseconds.
     pub created_at_ms: i64,
 }
@@ -47,6 +53,8 @@ pub struct L3Row {
     pub used_ips: u64,
     /// Addresses in all its ranges.
     pub total_ips: u64,
+    /// The account whose own it is; `None`: shared.
+    pub account_uuid: Option<AccountId>,
     /// Unix milliseconds.
     pub created_at_ms: i64,
 }
@@ -56,10 +64,12 @@ const L2_COLUMNS: &str = "uuid, zone_uuid, name, physical_interface, vlan, creat
 const L3: &str = "l3_networks";
 /// An L3 network's columns and its address usage: the NICs on it and the addresses in its
 /// ranges.
-const L3_COLUMNS: &str = "uuid, zone_uuid, l2_network_uuid, name, created_at, \
+const L3_COLUMNS: &str = "uuid, zone_uuid, l2_network_uuid, name, account_uuid, created_at, \
      (SELECT COUNT(*) FROM vm_nics n WHERE n.l3_network_uuid = l3_networks.uuid) AS used_ips, \
      (SELECT CAST(COALESCE(SUM(r.end_ip - r.start_ip + 1), 0) AS BIGINT) FROM ip_ranges r \
       WHERE r.l3_network_uuid = l3_networks.uuid) AS total_ips";
+/// The column of an L3 network's owner.
+const L3_ACCOUNT_COLUMN: &str = "account_uuid";
 
 /// What a list of L2 networks may be filtered on: (filter name, column).
 pub const L2_FILTERS: &[(&str, &str)] = &[("name", "name"), ("zone_uuid", "zone_uuid")];
@@ -94,6 +104,7 @@ fn decode_l3(row: &(impl Cols + ?Sized)) -> Result<L3Row, DbError> {
         name: r.text("name")?,
         used_ips: r.u64("used_ips")?,
         total_ips: r.u64("total_ips")?,
+        account_uuid: r.opt_id("account_uuid")?,
         created_at_ms: r.int("created_at")?,
     })
 }
@@ -145,13 +156,15 @@ pub async fn delete_l2_if_empty(db: &Db, id: L2NetworkId) -> Result<Emptied, DbE
 /// Inserts the L3 network `l3`.
 pub async fn insert_l3(db: &Db, l3: &NewL3) -> Result<(), DbError> {
     write(
-        "INSERT INTO l3_networks (uuid, zone_uuid, l2_network_uuid, name, created_at) \
-         VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO l3_networks \
+         (uuid, zone_uuid, l2_network_uuid, name, account_uuid, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
     )
     .bind(l3.uuid.to_string())
     .bind(l3.zone_uuid.to_string())
     .bind(l3.l2_network_uuid.to_string())
     .bind(l3.name.clone())
+    .bind(l3.account_uuid.map(|a| a.to_string()))
     .bind(l3.created_at_ms)
     .execute(db.w())
     .await?;
@@ -166,9 +179,15 @@ pub async fn get_l3(db: &Db, id: L3NetworkId) -> Result<Option<L3Row>, DbError> 
     row.map(|r| decode_l3(&r)).transpose()
 }
 
-/// The page of L3 networks `spec` asks for (its filters from [`L3_FILTERS`]).
-pub async fn list_l3(db: &Db, spec: &ListSpec) -> Result<Listed<L3Row>, DbError> {
-    list::page(db, L3, L3_COLUMNS, spec, decode_l3).await
+/// The page of L3 networks `spec` asks for (its filters from [`L3_FILTERS`]) of those `tenant`
+/// sees: the shared ones and its own (every L3 network for `None`).
+pub async fn list_l3(
+    db: &Db,
+    spec: &ListSpec,
+    tenant: Option<AccountId>,
+) -> Result<Listed<L3Row>, DbError> {
+    let scope = SharedOr::of(L3_ACCOUNT_COLUMN, tenant);
+    list::page_scoped(db, L3, L3_COLUMNS, spec, scope.as_ref(), decode_l3).await
 }
 
 /// Every L3 network's ID.

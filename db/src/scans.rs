@@ -81,6 +81,23 @@ pub async fn quota_mismatches(db: &Db) -> Result<Vec<(String, String)>, DbError>
     .await?)
 }
 
+/// Tenants' VMs made of what their account may not use, another account's own image or L3
+/// network: `("image" or "L3 network", vm)`.
+pub async fn foreign_private_uses(db: &Db) -> Result<Vec<(String, String)>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT 'image', v.uuid FROM vm_instances v \
+         JOIN accounts a ON a.uuid = v.account_uuid AND a.kind = 'tenant' \
+         JOIN images i ON i.uuid = v.image_uuid \
+         WHERE i.account_uuid IS NOT NULL AND i.account_uuid <> v.account_uuid \
+         UNION ALL SELECT 'L3 network', v.uuid FROM vm_instances v \
+         JOIN accounts a ON a.uuid = v.account_uuid AND a.kind = 'tenant' \
+         JOIN vm_nics n ON n.vm_uuid = v.uuid JOIN l3_networks l3 ON l3.uuid = n.l3_network_uuid \
+         WHERE l3.account_uuid IS NOT NULL AND l3.account_uuid <> v.account_uuid",
+    )
+    .fetch_all(db.r())
+    .await?)
+}
+
 /// VMs past Created without a root volume.
 pub async fn rootless_vms(db: &Db) -> Result<Vec<String>, DbError> {
     Ok(sqlx::query_scalar(

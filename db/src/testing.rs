@@ -5,10 +5,12 @@
 
 use uuid::Uuid;
 
+use crate::accounts::{self, Limits};
 use crate::clusters::{self, NewCluster};
+use crate::identity::AccountRow;
 use crate::ids::{
-    BackupStorageId, ClusterId, HostId, ImageId, L2NetworkId, L3NetworkId, PrimaryStorageId, VmId,
-    ZoneId,
+    AccountId, BackupStorageId, ClusterId, HostId, ImageId, L2NetworkId, L3NetworkId,
+    PrimaryStorageId, VmId, ZoneId,
 };
 use crate::images::{self, ImageRow};
 use crate::networks::{self, NewL3};
@@ -59,6 +61,14 @@ pub async fn cluster(db: &Db, zone: ZoneId) -> ClusterId {
     uuid
 }
 
+/// A tenant account named `name` without limits, inserted.
+pub async fn tenant(db: &Db, name: &str) -> AccountId {
+    let uuid = AccountId(Uuid::new_v4());
+    let row = AccountRow { uuid, name: name.into(), kind: "tenant".into(), created_at_ms: 0 };
+    accounts::insert_tenant(db, &row, &Limits::default()).await.expect("inserting a tenant");
+    uuid
+}
+
 /// An L2 network in `zone`, inserted.
 pub async fn l2_network(db: &Db, zone: ZoneId) -> L2NetworkId {
     in_zone(
@@ -70,11 +80,27 @@ pub async fn l2_network(db: &Db, zone: ZoneId) -> L2NetworkId {
     .await
 }
 
-/// An L3 network on `l2` in `zone`, inserted.
+/// A shared L3 network on `l2` in `zone`, inserted.
 pub async fn l3_network(db: &Db, zone: ZoneId, l2: L2NetworkId) -> L3NetworkId {
+    l3_network_of(db, zone, l2, None).await
+}
+
+/// An L3 network on `l2` in `zone` of `owner` (shared for `None`), inserted.
+pub async fn l3_network_of(
+    db: &Db,
+    zone: ZoneId,
+    l2: L2NetworkId,
+    owner: Option<AccountId>,
+) -> L3NetworkId {
     let uuid = L3NetworkId(Uuid::new_v4());
-    let new =
-        NewL3 { uuid, zone_uuid: zone, l2_network_uuid: l2, name: "l3".into(), created_at_ms: 0 };
+    let new = NewL3 {
+        uuid,
+        zone_uuid: zone,
+        l2_network_uuid: l2,
+        name: "l3".into(),
+        account_uuid: owner,
+        created_at_ms: 0,
+    };
     networks::insert_l3(db, &new).await.expect("inserting an L3 network");
     uuid
 }
@@ -132,6 +158,7 @@ pub async fn vm(db: &Db, zone: ZoneId, state: &str) -> VmId {
         format: "qcow2".into(),
         size_bytes: 1,
         url: "http://image".into(),
+        account_uuid: None,
         created_at_ms: 0,
     };
     assert!(images::insert_charged(db, &image).await.expect("inserting an image"));

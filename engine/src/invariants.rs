@@ -3,7 +3,8 @@
 //! Each check compares what the database says with itself and with the in-memory caches:
 //! per-host reserved capacity equals the sum over the VMs placed there; per-storage used bytes
 //! equal the sum of its volumes; no NIC or volume without its VM; no IP given twice; the capacity
-//! index, storage topology and IPAM agree with the database. Returns every violation found.
+//! index, storage topology and IPAM agree with the database; no tenant's VM is made of another
+//! account's own image or L3 network. Returns every violation found.
 
 use std::collections::HashMap;
 
@@ -82,6 +83,9 @@ impl Engine {
         }
         for (what, vm) in scans::quota_mismatches(&self.db).await? {
             out.push(format!("vm {vm}: {what} quota charge"));
+        }
+        for (what, vm) in scans::foreign_private_uses(&self.db).await? {
+            out.push(format!("vm {vm} of a tenant uses another account's own {what}"));
         }
         let rootless = scans::rootless_vms(&self.db).await?;
         for uuid in rootless {

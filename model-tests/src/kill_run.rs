@@ -43,6 +43,7 @@ use oxstack_api::jobs::{self, OnSuccess};
 use oxstack_db::ids::JobId;
 use oxstack_db::{jobs as job_rows, scans, Writer, Writes};
 use oxstack_engine::config::ConfigName;
+use oxstack_engine::services::ownership::Requester;
 use oxstack_engine::services::vm::{VmInstance, VmOp, VmState};
 use oxstack_engine::{Engine, EngineResult};
 use oxstack_hypervisor::{StopMode, VmId};
@@ -300,15 +301,16 @@ impl Sut {
         Ok(match during {
             T::CreateVm { vm, size, nics, host, image, owner } => {
                 let req = self.create_req(*vm, *size, *nics, *host, *image);
-                let mut plan =
-                    self.rt.block_on(e.vms.plan_create_vm(req)).map_err(|err| Answer {
-                        code: Some(err.code().to_owned()),
-                        message: err.to_string(),
-                        made: None,
+                let tenant =
+                    self.accounts.get(owner).map(|a| Requester { account: *a, tenant: true });
+                let plan =
+                    self.rt.block_on(e.vms.plan_create_vm_for(req, tenant)).map_err(|err| {
+                        Answer {
+                            code: Some(err.code().to_owned()),
+                            message: err.to_string(),
+                            made: None,
+                        }
                     })?;
-                if let Some(account) = self.accounts.get(owner) {
-                    plan = plan.owned_by(*account, true);
-                }
                 self.record(Some(&Made::Vm(*vm, plan.vm)));
                 let id = plan.vm;
                 ("create-vm".into(), id, work(async move { e.vms.run_create_vm(plan).await }))

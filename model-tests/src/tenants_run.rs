@@ -2,8 +2,8 @@
 //! cloud, creates run for their owner, each account's usage read for the checks, and the
 //! cross-tenant step.
 //!
-//! A tenant's create is the engine's plan made the account's and charged
-//! (`CreatePlan::owned_by`), as the API makes a tenant user's; the admin's is
+//! A tenant's create is the engine's plan made for the account, which charges it
+//! (`VmService::plan_create_vm_for`), as the API makes a tenant user's; the admin's is
 //! `VmService::create_vm`, nobody's, as `oxstack sim` makes one (over the API, the admin
 //! account's: see `api_apply`).
 //!
@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use oxstack_engine::ids::AccountId;
 use oxstack_engine::services::identity::accounts::{AccountUsage, CreateAccount};
 use oxstack_engine::services::jobs::JobEnd;
+use oxstack_engine::services::ownership::Requester;
 use oxstack_engine::services::vm::{CreateVm, VmInstance, VmState};
 use oxstack_engine::services::ListQuery;
 use oxstack_engine::{Engine, EngineError, EngineResult};
@@ -140,8 +141,9 @@ impl Sut {
     ) -> EngineResult<VmInstance> {
         match self.accounts.get(&owner) {
             Some(account) => {
-                let plan = e.vms.plan_create_vm(req).await?;
-                e.vms.run_create_vm(plan.owned_by(*account, true)).await
+                let tenant = Some(Requester { account: *account, tenant: true });
+                let plan = e.vms.plan_create_vm_for(req, tenant).await?;
+                e.vms.run_create_vm(plan).await
             }
             None => e.vms.create_vm(req).await,
         }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::http::ClientError;
 use super::resource::{Ctx, Kind, ListArgs, Target};
-use super::table::{field, size, Column};
+use super::table::{field, owner, size, Column};
 use super::units::parse_size;
 
 /// Images in the API.
@@ -20,6 +20,7 @@ pub const IMAGE: Kind = Kind {
         Column::new("FORMAT", |v| field(v, "format")),
         Column::new("SIZE", |v| size(v, "size_bytes")),
         Column::new("BACKUP STORAGE", |v| field(v, "backup_storage_uuid")),
+        Column::new("OWNER", owner),
     ],
 };
 
@@ -66,6 +67,21 @@ pub struct CreateImage {
     /// Where the image file is.
     #[arg(long)]
     pub url: String,
+    /// Your account's own image, which other accounts do not see (a tenant's user's always
+    /// is; an admin's is shared without this).
+    #[arg(long)]
+    #[serde(rename = "shared", serialize_with = "shared_unless", skip_serializing_if = "not")]
+    pub private: bool,
+}
+
+/// `"shared": false` for a `--private` resource.
+pub fn shared_unless<S: serde::Serializer>(private: &bool, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bool(!*private)
+}
+
+/// Whether a flag is off (then its field is left out of the body).
+pub fn not(flag: &bool) -> bool {
+    !*flag
 }
 
 /// Offering commands.

@@ -306,6 +306,46 @@ async fn the_client_drives_a_whole_cloud_through_the_api() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_and_l3_networks_say_whether_they_are_shared_or_whose() {
+    let n = start_node().await;
+    let [_, image, l3, _, _] = build_cloud(&n).await;
+    let images = n.ok(&["image", "list"]).await;
+    assert!(images.contains("OWNER") && images.contains("shared"), "{images}");
+    let shown = n.json(&["image", "show", &image]).await;
+    assert_eq!((shown["shared"].as_bool(), &shown["account_uuid"]), (Some(true), &Value::Null));
+    let bs = shown["backup_storage_uuid"].as_str().expect("bs").to_owned();
+    let own = [
+        "image",
+        "create",
+        "--backup-storage",
+        &bs,
+        "--name",
+        "own",
+        "--size",
+        "1GiB",
+        "--url",
+        "http://images/own.qcow2",
+        "--private",
+    ];
+    let own = n.json(&own).await;
+    assert_eq!(own["shared"], false, "{own}");
+    let account = own["account_uuid"].as_str().expect("the admin account's own").to_owned();
+    let listed = n.ok(&["image", "list", "--name", "own"]).await;
+    assert!(listed.contains(&account) && !listed.contains("shared"), "{listed}");
+    let l2 = n.json(&["l3-network", "show", &l3]).await["l2_network_uuid"].clone();
+    let l2 = l2.as_str().expect("l2");
+    let own = ["l3-network", "create", "--l2-network", l2, "--name", "own", "--private"];
+    let net = n.json(&own).await;
+    assert_eq!(
+        (net["shared"].as_bool(), net["account_uuid"].as_str()),
+        (Some(false), Some(&*account))
+    );
+    let nets = n.ok(&["l3-network", "list"]).await;
+    assert!(nets.contains("shared") && nets.contains(&account), "{nets}");
+    n.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_valid_token_the_client_is_refused_and_told_to_sign_in() {
     let n = start_node().await;
     for token in ["", "oxs_nothing"] {

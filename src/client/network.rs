@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::http::ClientError;
 use super::resource::{to_json, Ctx, Kind, ListArgs, Target};
-use super::table::{field, used_of, Column};
+use super::table::{field, owner, used_of, Column};
 
 /// L2 networks in the API.
 pub const L2_NETWORK: Kind = Kind {
@@ -33,6 +33,7 @@ pub const L3_NETWORK: Kind = Kind {
         Column::new("NAME", |v| field(v, "name")),
         Column::new("L2 NETWORK", |v| field(v, "l2_network_uuid")),
         Column::new("IPS USED/TOTAL", |v| used_of(v, "used_ips", "total_ips", false)),
+        Column::new("OWNER", owner),
     ],
 };
 
@@ -122,6 +123,15 @@ pub struct CreateL3Network {
     /// Network name.
     #[arg(long)]
     pub name: String,
+    /// Your account's own network, which other accounts do not see (a tenant's user's always
+    /// is; an admin's is shared without this).
+    #[arg(long)]
+    #[serde(
+        rename = "shared",
+        serialize_with = "super::catalog::shared_unless",
+        skip_serializing_if = "super::catalog::not"
+    )]
+    pub private: bool,
 }
 
 /// L3 network list filters.

@@ -62,6 +62,15 @@ pub fn used_of(item: &Value, used: &str, total: &str, bytes: bool) -> String {
     format!("{} / {}", show(used), show(total))
 }
 
+/// Whose a resource an account may own (an image, an L3 network) is: `shared`, or the
+/// owning account's uuid.
+pub fn owner(item: &Value) -> String {
+    match item.get("shared").and_then(Value::as_bool) {
+        Some(true) => "shared".into(),
+        _ => field(item, "account_uuid"),
+    }
+}
+
 /// The number of elements of the array field `name`.
 pub fn count(item: &Value, name: &str) -> String {
     item.get(name).and_then(Value::as_array).map_or_else(|| "-".into(), |a| a.len().to_string())

@@ -130,6 +130,7 @@ impl CloudSpec {
                     format: "qcow2".into(),
                     size_bytes: self.image_bytes,
                     url: n.image_url.clone(),
+                    shared: None,
                 })
                 .await,
         )?;
@@ -233,6 +234,7 @@ impl CloudSpec {
                     .create_l3_network(CreateL3Network {
                         l2_network_uuid: l2.uuid,
                         name: net.name.clone(),
+                        shared: None,
                     })
                     .await,
             )?;

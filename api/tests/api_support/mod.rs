@@ -5,6 +5,7 @@
 
 pub mod checks;
 pub mod raw;
+pub mod tenants;
 
 use std::sync::Arc;
 

@@ -112,3 +112,33 @@ async fn a_tenant_with_a_vm_is_kept_and_an_empty_one_goes_with_its_users() {
     assert!(get(&db, a.uuid).await.unwrap().is_none());
     assert!(identity::get_user(&db, user.uuid).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn a_tenant_with_an_image_or_l3_network_of_its_own_is_kept() {
+    let db = testing::db("accounts_delete_owned").await;
+    let zone = testing::zone(&db, "z").await;
+    let a = testing::tenant(&db, "acme").await;
+    assert!(!owns_images_or_networks(&db, a).await.expect("owns"));
+    let l2 = testing::l2_network(&db, zone).await;
+    let l3 = testing::l3_network_of(&db, zone, l2, Some(a)).await;
+    assert!(owns_images_or_networks(&db, a).await.expect("owns"));
+    assert!(!delete_tenant_if_empty(&db, a).await.expect("delete"), "its L3 network keeps it");
+    let vm = testing::vm(&db, zone, "Stopped").await;
+    let image = crate::vm_instances::get(&db, vm).await.expect("get").expect("vm").image_uuid;
+    write("UPDATE images SET account_uuid = ? WHERE uuid = ?")
+        .bind(a.to_string())
+        .bind(image.to_string())
+        .execute(db.w())
+        .await
+        .expect("owning the image");
+    crate::networks::delete_l3_if_empty(&db, l3).await.expect("the L3 network goes");
+    assert!(owns_images_or_networks(&db, a).await.expect("owns"));
+    assert!(!delete_tenant_if_empty(&db, a).await.expect("delete"), "its image keeps it");
+    write("UPDATE images SET account_uuid = NULL WHERE uuid = ?")
+        .bind(image.to_string())
+        .execute(db.w())
+        .await
+        .expect("sharing the image");
+    assert!(!owns_images_or_networks(&db, a).await.expect("owns"));
+    assert!(delete_tenant_if_empty(&db, a).await.expect("delete"));
+}

@@ -33,6 +33,7 @@ fn image(bs: BackupStorageId, name: &str, size_bytes: u64) -> ImageRow {
         format: "qcow2".into(),
         size_bytes,
         url: format!("http://images/{name}"),
+        account_uuid: None,
         created_at_ms: 3,
     }
 }
@@ -70,12 +71,44 @@ async fn a_delete_refunds_once_and_a_list_filters_by_name() {
         assert!(insert_charged(&db, i).await.expect("insert"));
     }
     let spec = |filters| ListSpec { filters, limit: 10, offset: 0 };
-    let named = list(&db, &spec(vec![("name", "b".to_string())])).await.expect("list");
+    let named = list(&db, &spec(vec![("name", "b".to_string())]), None).await.expect("list");
     assert_eq!((named.rows, named.total), (vec![b.clone()], 1));
     assert_eq!(users(&db, a.uuid).await.expect("users"), 0);
     assert!(delete_refunded(&db, &a).await.expect("delete"));
     assert!(!delete_refunded(&db, &a).await.expect("delete again"), "gone already");
     assert_eq!(used(&db, bs).await, 20, "refunded once");
-    let all = list(&db, &spec(vec![])).await.expect("list");
+    let all = list(&db, &spec(vec![]), None).await.expect("list");
     assert_eq!((all.rows, all.total), (vec![b], 1));
+}
+
+#[tokio::test]
+async fn a_tenant_lists_the_shared_images_and_its_own_and_the_owner_reads_back() {
+    let (db, bs) = with_backup_storage("images_owned", 100).await;
+    let (acme, globex) = (testing::tenant(&db, "acme").await, testing::tenant(&db, "globex").await);
+    let shared = image(bs, "shared", 1);
+    let acmes = ImageRow { account_uuid: Some(acme), created_at_ms: 4, ..image(bs, "acme", 1) };
+    let globexs =
+        ImageRow { account_uuid: Some(globex), created_at_ms: 5, ..image(bs, "globex", 1) };
+    for i in [&shared, &acmes, &globexs] {
+        assert!(insert_charged(&db, i).await.expect("insert"));
+        assert_eq!(get(&db, i.uuid).await.expect("get").as_ref(), Some(i), "the owner too");
+    }
+    let spec = |filters| ListSpec { filters, limit: 10, offset: 0 };
+    let all = list(&db, &spec(vec![]), None).await.expect("list");
+    assert_eq!((all.rows, all.total), (vec![shared.clone(), acmes.clone(), globexs.clone()], 3));
+    let of_acme = list(&db, &spec(vec![]), Some(acme)).await.expect("list");
+    assert_eq!((of_acme.rows, of_acme.total), (vec![shared.clone(), acmes.clone()], 2));
+    let of_globex = list(&db, &spec(vec![]), Some(globex)).await.expect("list");
+    assert_eq!((of_globex.rows, of_globex.total), (vec![shared.clone(), globexs], 2));
+    // The scope is added to the request's filters, and paging counts only what it allows.
+    let named = list(&db, &spec(vec![("name", "globex".into())]), Some(acme)).await.expect("list");
+    assert_eq!((named.rows, named.total), (vec![], 0));
+    let page = ListSpec { filters: vec![], limit: 1, offset: 1 };
+    let second = list(&db, &page, Some(acme)).await.expect("list");
+    assert_eq!((second.rows, second.total), (vec![acmes.clone()], 2));
+    // An account that is not there cannot own one.
+    let nobody = ImageRow { account_uuid: Some(AccountId(Uuid::new_v4())), ..image(bs, "x", 1) };
+    let e = insert_charged(&db, &nobody).await.expect_err("no such account");
+    assert!(e.is_foreign_key_violation(), "{e:?}");
+    assert_eq!(used(&db, bs).await, 3, "nothing charged for it");
 }

@@ -27,6 +27,7 @@ async fn two_l3s(tag: &str) -> (Db, L2NetworkId, L3NetworkId, L3NetworkId) {
             zone_uuid: zone,
             l2_network_uuid: l2.uuid,
             name: name.into(),
+            account_uuid: None,
             created_at_ms: 0,
         };
         networks::insert_l3(&db, &l3).await.expect("l3");
@@ -54,6 +55,7 @@ async fn ranges_of_one_l2_network_that_share_an_address_or_a_gateway_clash() {
     let first = range(a, "first", 10, 19, 1);
     assert_eq!(insert_unless_clash(&db, l2, &first).await.expect("insert"), Inserted::Inserted);
     let clash = Clash {
+        account_uuid: None,
         name: "first".into(),
         start_ip: first.start_ip,
         end_ip: first.end_ip,

@@ -27,6 +27,7 @@ fn l3(l2: &L2Row, name: &str) -> NewL3 {
         zone_uuid: l2.zone_uuid,
         l2_network_uuid: l2.uuid,
         name: name.into(),
+        account_uuid: None,
         created_at_ms: 0,
     }
 }
@@ -62,7 +63,7 @@ async fn networks_read_back_with_their_address_usage() {
     let spec = |filters| ListSpec { filters, limit: 10, offset: 0 };
     let by_zone = list_l2(&db, &spec(vec![("zone_uuid", zone.to_string())])).await.expect("list");
     assert_eq!((by_zone.rows, by_zone.total), (vec![flat, tagged.clone()], 2));
-    let on_l2 = list_l3(&db, &spec(vec![("l2_network_uuid", tagged.uuid.to_string())]))
+    let on_l2 = list_l3(&db, &spec(vec![("l2_network_uuid", tagged.uuid.to_string())]), None)
         .await
         .expect("list");
     assert_eq!((on_l2.rows, on_l2.total), (vec![counted], 1));
@@ -88,5 +89,33 @@ async fn a_network_under_a_gone_parent_is_refused_and_a_parent_with_children_sta
     let attached = crate::clusters::attachments(&db, cluster).await.expect("attachments");
     assert!(attached.l2_networks.is_empty(), "{attached:?}");
     let e = insert_l3(&db, &l3(&parent, "late")).await.expect_err("no L2 network");
+    assert!(e.is_foreign_key_violation(), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_tenant_lists_the_shared_l3_networks_and_its_own() {
+    let db = testing::db("networks_owned").await;
+    let zone = testing::zone(&db, "z").await;
+    let (acme, globex) = (testing::tenant(&db, "acme").await, testing::tenant(&db, "globex").await);
+    let parent = l2(zone, "parent", None, 0);
+    insert_l2(&db, &parent).await.expect("insert");
+    let mut made = Vec::new();
+    for (i, owner) in [None, Some(acme), Some(globex)].into_iter().enumerate() {
+        let net = NewL3 { account_uuid: owner, created_at_ms: i as i64, ..l3(&parent, "n") };
+        insert_l3(&db, &net).await.expect("insert");
+        let row = get_l3(&db, net.uuid).await.expect("get").expect("the network");
+        assert_eq!(row.account_uuid, owner, "the owner reads back");
+        made.push(row);
+    }
+    let spec = |filters| ListSpec { filters, limit: 10, offset: 0 };
+    let all = list_l3(&db, &spec(vec![]), None).await.expect("list");
+    assert_eq!((all.rows, all.total), (made.clone(), 3));
+    let of_acme = list_l3(&db, &spec(vec![]), Some(acme)).await.expect("list");
+    assert_eq!((of_acme.rows, of_acme.total), (vec![made[0].clone(), made[1].clone()], 2));
+    let on_l2 = spec(vec![("l2_network_uuid", parent.uuid.to_string())]);
+    let of_globex = list_l3(&db, &on_l2, Some(globex)).await.expect("list");
+    assert_eq!((of_globex.rows, of_globex.total), (vec![made[0].clone(), made[2].clone()], 2));
+    let orphan = NewL3 { account_uuid: Some(AccountId(Uuid::new_v4())), ..l3(&parent, "o") };
+    let e = insert_l3(&db, &orphan).await.expect_err("no such account");
     assert!(e.is_foreign_key_violation(), "{e:?}");
 }

@@ -21,6 +21,53 @@ async fn an_empty_cloud_has_nothing_to_report() {
     assert_eq!(workflow_runs(&db).await.expect("runs"), vec![]);
     assert_eq!(duplicate_ips(&db).await.expect("ips"), vec![]);
     assert_eq!(nics_by_l3(&db).await.expect("nics"), vec![]);
+    assert_eq!(foreign_private_uses(&db).await.expect("private"), vec![]);
+}
+
+/// Runs `sql` with `a` and `b`.
+async fn set(db: &Db, sql: &'static str, a: String, b: String) {
+    write(sql).bind(a).bind(b).execute(db.w()).await.expect(sql);
+}
+
+#[tokio::test]
+async fn a_tenants_vm_made_of_another_accounts_own_image_or_network_is_reported() {
+    let db = testing::db("scans_private").await;
+    let zone = testing::zone(&db, "z").await;
+    let (acme, globex) = (testing::tenant(&db, "acme").await, testing::tenant(&db, "globex").await);
+    let vm = testing::vm(&db, zone, "Running").await;
+    let owned = "UPDATE vm_instances SET account_uuid = ? WHERE uuid = ?";
+    set(&db, owned, acme.to_string(), vm.to_string()).await;
+    let l2 = testing::l2_network(&db, zone).await;
+    for (i, owner) in [None, Some(acme), Some(globex)].into_iter().enumerate() {
+        let l3 = testing::l3_network_of(&db, zone, l2, owner).await;
+        let nic = crate::vm_nics::NicRow {
+            uuid: crate::ids::NicId(Uuid::new_v4()),
+            vm_uuid: vm,
+            l3_network_uuid: l3,
+            ip: std::net::Ipv4Addr::new(10, 0, 0, 2),
+            mac: format!("52:54:00:00:00:0{i}"),
+            device_index: i as u32,
+            created_at_ms: 0,
+        };
+        crate::vm_nics::insert(&db, &nic).await.expect("a NIC");
+    }
+    let want =
+        |what: &[&str]| what.iter().map(|w| (w.to_string(), vm.to_string())).collect::<Vec<_>>();
+    let found = foreign_private_uses(&db).await.expect("private");
+    assert_eq!(found, want(&["L3 network"]), "its own and the shared networks are its to use");
+    let image = crate::vm_instances::get(&db, vm).await.expect("get").expect("vm").image_uuid;
+    let owned = "UPDATE images SET account_uuid = ? WHERE uuid = ?";
+    set(&db, owned, globex.to_string(), image.to_string()).await;
+    let mut found = foreign_private_uses(&db).await.expect("private");
+    found.sort();
+    assert_eq!(found, want(&["L3 network", "image"]));
+    // Not a tenant's VM: the admin account's, or made in process, may use anything.
+    write("UPDATE vm_instances SET account_uuid = NULL WHERE uuid = ?")
+        .bind(vm.to_string())
+        .execute(db.w())
+        .await
+        .expect("nobody's VM");
+    assert_eq!(foreign_private_uses(&db).await.expect("private"), vec![]);
 }
 
 #[tokio::test]

@@ -100,6 +100,7 @@ async fn a_storage_in_use_stays_and_an_empty_one_goes_with_its_attachments() {
         format: "qcow2".into(),
         size_bytes: 10,
         url: "http://i".into(),
+        account_uuid: None,
         created_at_ms: 0,
     };
     assert!(images::insert_charged(&db, &image).await.expect("image"));

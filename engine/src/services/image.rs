@@ -1,5 +1,8 @@
 //! Images: what root volumes are cloned from, kept on backup storage. Their SQL is
 //! `oxstack_db::images`.
+//!
+//! An image is shared (the admin account's, every account's to use) or an account's own
+//! (private): the `_of` and `_for` calls take who asks, see [`crate::services::ownership`].
 
 use oxstack_db::images::{self, ImageRow};
 use serde::{Deserialize, Serialize};
@@ -7,7 +10,8 @@ use utoipa::ToSchema;
 
 use crate::error::{EngineError, EngineResult};
 use crate::ids::IdGen;
-use crate::ids::{BackupStorageId, ImageId};
+use crate::ids::{AccountId, BackupStorageId, ImageId};
+use crate::services::ownership::{self, Requester};
 use crate::services::storage::StorageService;
 use crate::services::{check_name, child_inserted, ListQuery, Page};
 use oxstack_bus::EventBus;
@@ -26,6 +30,13 @@ pub struct Image {
     pub format: String,
     pub size_bytes: u64,
     pub url: String,
+    /// Every account sees and uses it (it has no owner): the admin account's.
+    pub shared: bool,
+    /// The account whose own (private) image it is: only it and the admin account see it.
+    /// Left out for a shared one (a schema-driven client that follows it to the account finds
+    /// no `null` to follow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_uuid: Option<AccountId>,
     pub created_at: String,
 }
 
@@ -44,6 +55,11 @@ pub struct CreateImage {
     pub size_bytes: u64,
     #[schema(schema_with = crate::services::schema::text)]
     pub url: String,
+    /// Whether every account may see and use it. An admin's image is shared unless this is
+    /// `false` (then it is the admin account's own); a tenant's user makes its account's own
+    /// image (private) only, and `true` is FORBIDDEN to it.
+    #[serde(default)]
+    pub shared: Option<bool>,
 }
 
 impl From<ImageRow> for Image {
@@ -55,6 +71,8 @@ impl From<ImageRow> for Image {
             format: row.format,
             size_bytes: row.size_bytes,
             url: row.url,
+            shared: row.account_uuid.is_none(),
+            account_uuid: row.account_uuid,
             created_at: crate::time::rfc3339(row.created_at_ms),
         }
     }
@@ -71,8 +89,18 @@ pub struct ImageService {
 }
 
 impl ImageService {
-    /// Registers an image on a backup storage.
+    /// Registers an image on a backup storage, made in process (shared).
     pub async fn create_image(&self, req: CreateImage) -> EngineResult<Image> {
+        self.create_image_for(req, None).await
+    }
+
+    /// Registers an image on a backup storage for `requester` (none: in process): a tenant's
+    /// own, or shared (see [`ownership::owner_of_new`]).
+    pub async fn create_image_for(
+        &self,
+        req: CreateImage,
+        requester: Option<Requester>,
+    ) -> EngineResult<Image> {
         check_name(&req.name)?;
         if !IMAGE_FORMATS.contains(&req.format.as_str()) {
             return Err(EngineError::invalid(
@@ -91,6 +119,7 @@ impl ImageService {
             return Err(EngineError::invalid("url", "must not be empty"));
         }
         oxstack_db::to_stored("size_bytes", req.size_bytes)?;
+        let owner = ownership::owner_of_new("image", req.shared, requester)?;
         self.storages
             .get_backup_storage(req.backup_storage_uuid)
             .await
@@ -104,6 +133,7 @@ impl ImageService {
             format: req.format,
             size_bytes: req.size_bytes,
             url: req.url,
+            account_uuid: owner,
             created_at_ms: crate::time::now_ms(),
         };
         // The backup storage may have been deleted since it was read.
@@ -126,14 +156,34 @@ impl ImageService {
 
     /// One image.
     pub async fn get_image(&self, id: ImageId) -> EngineResult<Image> {
+        self.get_image_of(id, None).await
+    }
+
+    /// One image, if `tenant` sees it (any for `None`): another account's own is NOT_FOUND,
+    /// as if it did not exist.
+    pub async fn get_image_of(
+        &self,
+        id: ImageId,
+        tenant: Option<AccountId>,
+    ) -> EngineResult<Image> {
         let row = images::get(&self.db, id).await?;
+        let row = row.filter(|r| ownership::visible(r.account_uuid, tenant));
         row.map(Image::from).ok_or_else(|| EngineError::not_found("image", id))
     }
 
     /// Images matching `q`.
     pub async fn list_images(&self, q: &ListQuery) -> EngineResult<Page<Image>> {
+        self.list_images_of(q, None).await
+    }
+
+    /// Images matching `q` that `tenant` sees: the shared ones and its own (all for `None`).
+    pub async fn list_images_of(
+        &self,
+        q: &ListQuery,
+        tenant: Option<AccountId>,
+    ) -> EngineResult<Page<Image>> {
         let spec = q.spec(images::FILTERS)?;
-        let listed = images::list(&self.db, &spec).await?;
+        let listed = images::list(&self.db, &spec, tenant).await?;
         Ok(ListQuery::page(&spec, listed, Image::from))
     }
 
@@ -141,8 +191,20 @@ impl ImageService {
     /// names its image (a foreign key), so a create that wrote its VM before the delete makes
     /// the delete fail, and one after it fails (see `parents`).
     pub async fn delete_image(&self, id: ImageId) -> EngineResult<()> {
+        self.delete_image_of(id, None).await
+    }
+
+    /// [`ImageService::delete_image`], if `tenant` may (any for `None`): its own image only;
+    /// a shared one is FORBIDDEN, another account's NOT_FOUND (checked before anything else).
+    pub async fn delete_image_of(
+        &self,
+        id: ImageId,
+        tenant: Option<AccountId>,
+    ) -> EngineResult<()> {
         let image = images::get(&self.db, id).await?;
         let image = image.ok_or_else(|| EngineError::not_found("image", id))?;
+        let gone = || EngineError::not_found("image", id);
+        ownership::may_change(&format!("image {id}"), image.account_uuid, tenant, gone)?;
         let refused = |n: i64| {
             EngineError::Conflict(format!(
                 "image {id} is used by {n} VMs (destroyed ones count until expunged)"

@@ -18,6 +18,7 @@ pub mod jobs;
 mod list;
 pub mod network;
 pub mod offering;
+pub mod ownership;
 mod parents;
 mod retention;
 pub mod schema;

@@ -215,8 +215,8 @@ impl IdentityService {
         self.account(id).await
     }
 
-    /// Deletes a tenant account with its users, their sessions and keys; refused while a VM
-    /// is the account's (expunge them first).
+    /// Deletes a tenant account with its users, their sessions and keys; refused while a VM,
+    /// an image or an L3 network is the account's (expunge or delete them first).
     pub async fn delete_account(&self, id: AccountId) -> EngineResult<()> {
         let a = self.get_account(id).await?;
         if a.row.kind != "tenant" {
@@ -228,6 +228,11 @@ impl IdentityService {
         }
         if accounts::owns_vms(&self.db, id).await? {
             return Err(EngineError::Conflict(format!("account {id} has VMs: expunge them first")));
+        }
+        if accounts::owns_images_or_networks(&self.db, id).await? {
+            return Err(EngineError::Conflict(format!(
+                "account {id} has images or L3 networks of its own: delete them first"
+            )));
         }
         Err(EngineError::not_found("account", id))
     }

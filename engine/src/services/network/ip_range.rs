@@ -1,5 +1,10 @@
 //! IP ranges of L3 networks, with the checks that keep IPAM sound: inside the netmask, no
 //! overlap with another range of the same L2 network.
+//!
+//! A private L3 network's ranges are its account's to add, list and delete, a shared one's
+//! the admin account's (the `_of` calls take the tenant asking): to a tenant, a range of a
+//! shared network is FORBIDDEN and one of another account's NOT_FOUND, and a clash with a range
+//! not its own is refused without naming that range.
 
 use std::net::Ipv4Addr;
 
@@ -9,9 +14,10 @@ use utoipa::ToSchema;
 
 use super::NetworkService;
 use crate::error::{EngineError, EngineResult};
-use crate::ids::{IpRangeId, L3NetworkId};
+use crate::ids::{AccountId, IpRangeId, L3NetworkId};
 use crate::services::child_inserted;
 use crate::services::network::ipam::RangeInfo;
+use crate::services::ownership;
 
 /// An IP range.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -124,9 +130,27 @@ fn validate(req: &CreateIpRange) -> EngineResult<(u32, u32, u32, u32)> {
     Ok((start, end, mask, gateway))
 }
 
-/// The CONFLICT refusing a new range `start`-`end` with `gateway` because of `clash`.
-fn refusal(clash: &Clash, start: u32, end: u32, gateway: u32) -> EngineError {
+/// The CONFLICT refusing a new range `start`-`end` with `gateway` because of `clash`, as
+/// `tenant` (none: the admin account) may be told: a range of a network not its own is not
+/// described to a tenant.
+fn refusal(
+    clash: &Clash,
+    (start, end, gateway): (u32, u32, u32),
+    tenant: Option<AccountId>,
+) -> EngineError {
     let ip = Ipv4Addr::from;
+    if tenant.is_some_and(|t| clash.account_uuid != Some(t)) {
+        return EngineError::conflicts_with(
+            "start_ip",
+            format!(
+                "{}-{} (gateway {}) overlaps a range, or its gateway, of another network on \
+                 the same L2 network",
+                ip(start),
+                ip(end),
+                ip(gateway)
+            ),
+        );
+    }
     let (c_start, c_end) = (u32::from(clash.start_ip), u32::from(clash.end_ip));
     let (field, why) = if (c_start..=c_end).contains(&gateway) {
         ("gateway", format!("gateway {} is inside range", ip(gateway)))
@@ -153,15 +177,26 @@ impl NetworkService {
         l3: L3NetworkId,
         req: CreateIpRange,
     ) -> EngineResult<IpRange> {
+        self.create_ip_range_of(l3, req, None).await
+    }
+
+    /// [`NetworkService::create_ip_range`], if `tenant` may (any for `None`): on its own L3
+    /// network only (a shared one is FORBIDDEN, another account's NOT_FOUND).
+    pub async fn create_ip_range_of(
+        &self,
+        l3: L3NetworkId,
+        req: CreateIpRange,
+        tenant: Option<AccountId>,
+    ) -> EngineResult<IpRange> {
         let (start, end, mask, gateway) = validate(&req)?;
         // The L3 network's turn: its deletion (and its pool's) waits for this range's insert
         // and pool, and the other way round.
         let _turn = self.queues.enter(l3.0).await;
-        let net = self.get_l3_network(l3).await?;
+        let net = self.l3_network_to_change(l3, tenant, "the IP ranges of ").await?;
         let l2 = net.l2_network_uuid;
         let bounds = (Ipv4Addr::from(start), Ipv4Addr::from(end), Ipv4Addr::from(gateway));
         if let Some(clash) = ip_ranges::first_clash(&self.db, l2, bounds).await? {
-            return Err(refusal(&clash, start, end, gateway));
+            return Err(refusal(&clash, (start, end, gateway), tenant));
         }
         let range = RangeRow {
             uuid: self.ids.next(),
@@ -180,7 +215,7 @@ impl NetworkService {
             Inserted::Clashed => {
                 let clash = ip_ranges::first_clash(&self.db, l2, bounds).await?;
                 return Err(match clash {
-                    Some(clash) => refusal(&clash, start, end, gateway),
+                    Some(clash) => refusal(&clash, (start, end, gateway), tenant),
                     None => EngineError::Conflict(format!(
                         "{}-{} clashed with a range of the same L2 network that is gone now; try again",
                         req.start_ip, req.end_ip
@@ -194,22 +229,51 @@ impl NetworkService {
         Ok(IpRange::from(range))
     }
 
-    /// One range.
-    pub async fn get_ip_range(&self, id: IpRangeId) -> EngineResult<IpRange> {
+    /// One range, if `tenant` may see it (any for `None`): a range of its own L3 network
+    /// only; of a shared one FORBIDDEN, of another account's NOT_FOUND.
+    pub async fn get_ip_range_of(
+        &self,
+        id: IpRangeId,
+        tenant: Option<AccountId>,
+    ) -> EngineResult<IpRange> {
         let row = ip_ranges::get(&self.db, id).await?;
-        row.map(IpRange::from).ok_or_else(|| EngineError::not_found("IP range", id))
+        let range = row.map(IpRange::from).ok_or_else(|| EngineError::not_found("IP range", id))?;
+        if tenant.is_some() {
+            // Gone since: its range went with it.
+            let gone = || EngineError::not_found("IP range", id);
+            let net = self.get_l3_network(range.l3_network_uuid).await.map_err(|_| gone())?;
+            let what = format!("the IP ranges of L3 network {}", net.uuid);
+            ownership::may_change(&what, net.account_uuid, tenant, gone)?;
+        }
+        Ok(range)
     }
 
     /// Every range of an L3 network.
     pub async fn list_ip_ranges(&self, l3: L3NetworkId) -> EngineResult<Vec<IpRange>> {
-        self.get_l3_network(l3).await?;
+        self.list_ip_ranges_of(l3, None).await
+    }
+
+    /// [`NetworkService::list_ip_ranges`], if `tenant` may (any for `None`): of its own L3
+    /// network only (a shared one is FORBIDDEN, another account's NOT_FOUND).
+    pub async fn list_ip_ranges_of(
+        &self,
+        l3: L3NetworkId,
+        tenant: Option<AccountId>,
+    ) -> EngineResult<Vec<IpRange>> {
+        self.l3_network_to_change(l3, tenant, "the IP ranges of ").await?;
         let rows = ip_ranges::of_l3(&self.db, Some(l3)).await?;
         Ok(rows.into_iter().map(IpRange::from).collect())
     }
 
-    /// Deletes a range none of whose addresses is in use.
-    pub async fn delete_ip_range(&self, id: IpRangeId) -> EngineResult<()> {
-        let r = self.get_ip_range(id).await?;
+    /// Deletes a range none of whose addresses is in use, if `tenant` may (any for `None`): a
+    /// range of its own L3 network only (of a shared one FORBIDDEN, of another account's
+    /// NOT_FOUND).
+    pub async fn delete_ip_range_of(
+        &self,
+        id: IpRangeId,
+        tenant: Option<AccountId>,
+    ) -> EngineResult<()> {
+        let r = self.get_ip_range_of(id, tenant).await?;
         let l3 = r.l3_network_uuid;
         let _turn = self.queues.enter(l3.0).await;
         // No NIC is being given an address meanwhile: they allocate holding the gate shared.
@@ -258,6 +322,32 @@ mod tests {
         assert_eq!(field(req("10.0.0.2", "10.0.0.9", "255.255.255.0", "nope")), "gateway");
         assert_eq!(field(req("10.0.0.1", "10.0.0.3", "255.255.255.0", "10.0.0.1")), "gateway");
         assert_eq!(field(req("10.0.0.2", "10.0.0.9", "255.255.255.0", "10.0.0.5")), "gateway");
+    }
+
+    #[test]
+    fn a_tenant_is_not_told_of_a_range_not_its_own() {
+        let (mine, theirs) = (AccountId(uuid::Uuid::new_v4()), AccountId(uuid::Uuid::new_v4()));
+        let clash = |account_uuid| Clash {
+            account_uuid,
+            name: "secret".into(),
+            start_ip: Ipv4Addr::new(10, 0, 0, 10),
+            end_ip: Ipv4Addr::new(10, 0, 0, 20),
+            gateway: Ipv4Addr::new(10, 0, 0, 1),
+        };
+        let new =
+            (u32::from(Ipv4Addr::new(10, 0, 0, 15)), u32::from(Ipv4Addr::new(10, 0, 0, 30)), 1);
+        for (owner, tenant, named) in [
+            (None, None, true),
+            (Some(theirs), None, true),
+            (Some(mine), Some(mine), true),
+            (None, Some(mine), false),
+            (Some(theirs), Some(mine), false),
+        ] {
+            let e = refusal(&clash(owner), new, tenant);
+            assert_eq!(e.code(), "CONFLICT");
+            let text = e.to_string();
+            assert_eq!(text.contains("secret") && text.contains("10.0.0.20"), named, "{text}");
+        }
     }
 
     #[test]

@@ -1,4 +1,9 @@
 //! Networks: L2 networks (attached to clusters) and L3 networks (subnets with IP ranges on an L2).
+//!
+//! L2 networks are the infrastructure's. An L3 network is shared (the admin account's, every
+//! account's to use) or an account's own (private), on an L2 network the account names: the
+//! `_of` and `_for` calls take who asks, see [`crate::services::ownership`]. A private L3
+//! network's IP ranges are its account's to add and delete; a shared one's the admin's.
 
 pub mod ip_range;
 pub mod ipam;
@@ -13,7 +18,8 @@ use utoipa::ToSchema;
 use crate::caches::Caches;
 use crate::error::{EngineError, EngineResult};
 use crate::ids::IdGen;
-use crate::ids::{L2NetworkId, L3NetworkId, ZoneId};
+use crate::ids::{AccountId, L2NetworkId, L3NetworkId, ZoneId};
+use crate::services::ownership::{self, Requester};
 use crate::services::zone::ZoneService;
 use crate::services::{check_name, child_inserted, emptied, ListQuery, Page};
 use ipam::{Ipam, RangeInfo};
@@ -59,6 +65,13 @@ pub struct L3Network {
     pub used_ips: u64,
     /// Addresses in all its ranges.
     pub total_ips: u64,
+    /// Every account sees and uses it (it has no owner): the admin account's.
+    pub shared: bool,
+    /// The account whose own (private) network it is: only it and the admin account see it.
+    /// Left out for a shared one (a schema-driven client that follows it to the account finds
+    /// no `null` to follow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_uuid: Option<AccountId>,
     pub created_at: String,
 }
 
@@ -66,9 +79,15 @@ pub struct L3Network {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateL3Network {
+    /// The L2 network it is on (a tenant's user may name one it cannot list).
     pub l2_network_uuid: L2NetworkId,
     #[schema(schema_with = crate::services::schema::name)]
     pub name: String,
+    /// Whether every account may see and use it. An admin's network is shared unless this is
+    /// `false` (then it is the admin account's own); a tenant's user makes its account's own
+    /// network (private) only, and `true` is FORBIDDEN to it.
+    #[serde(default)]
+    pub shared: Option<bool>,
 }
 
 impl From<L2Row> for L2Network {
@@ -96,6 +115,8 @@ impl From<L3Row> for L3Network {
             name: row.name,
             used_ips: row.used_ips,
             total_ips: row.total_ips,
+            shared: row.account_uuid.is_none(),
+            account_uuid: row.account_uuid,
             created_at: crate::time::rfc3339(row.created_at_ms),
         }
     }
@@ -195,9 +216,20 @@ impl NetworkService {
         Ok(())
     }
 
-    /// Creates an L3 network on an L2 network.
+    /// Creates an L3 network on an L2 network, in process (shared).
     pub async fn create_l3_network(&self, req: CreateL3Network) -> EngineResult<L3Network> {
+        self.create_l3_network_for(req, None).await
+    }
+
+    /// Creates an L3 network on an L2 network for `requester` (none: in process): a tenant's
+    /// own, or shared (see [`ownership::owner_of_new`]).
+    pub async fn create_l3_network_for(
+        &self,
+        req: CreateL3Network,
+        requester: Option<Requester>,
+    ) -> EngineResult<L3Network> {
         check_name(&req.name)?;
+        let owner = ownership::owner_of_new("L3 network", req.shared, requester)?;
         let l2 = self
             .get_l2_network(req.l2_network_uuid)
             .await
@@ -208,6 +240,7 @@ impl NetworkService {
             zone_uuid: l2.zone_uuid,
             l2_network_uuid: l2.uuid,
             name: req.name,
+            account_uuid: owner,
             created_at_ms: crate::time::now_ms(),
         };
         let inserted = networks::insert_l3(&self.db, &row).await;
@@ -219,22 +252,68 @@ impl NetworkService {
 
     /// One L3 network with its address usage (as the database has it).
     pub async fn get_l3_network(&self, id: L3NetworkId) -> EngineResult<L3Network> {
+        self.get_l3_network_of(id, None).await
+    }
+
+    /// One L3 network, if `tenant` sees it (any for `None`): another account's own is
+    /// NOT_FOUND, as if it did not exist.
+    pub async fn get_l3_network_of(
+        &self,
+        id: L3NetworkId,
+        tenant: Option<AccountId>,
+    ) -> EngineResult<L3Network> {
         let row = networks::get_l3(&self.db, id).await?;
+        let row = row.filter(|r| ownership::visible(r.account_uuid, tenant));
         row.map(L3Network::from).ok_or_else(|| EngineError::not_found("L3 network", id))
+    }
+
+    /// The L3 network `id` if `tenant` may change `what` of it (itself, its IP ranges; any
+    /// for `None`): its own only; a shared one is FORBIDDEN, another account's NOT_FOUND.
+    pub(crate) async fn l3_network_to_change(
+        &self,
+        id: L3NetworkId,
+        tenant: Option<AccountId>,
+        what: &str,
+    ) -> EngineResult<L3Network> {
+        let net = self.get_l3_network(id).await?;
+        let gone = || EngineError::not_found("L3 network", id);
+        ownership::may_change(&format!("{what}L3 network {id}"), net.account_uuid, tenant, gone)?;
+        Ok(net)
     }
 
     /// L3 networks matching `q`.
     pub async fn list_l3_networks(&self, q: &ListQuery) -> EngineResult<Page<L3Network>> {
+        self.list_l3_networks_of(q, None).await
+    }
+
+    /// L3 networks matching `q` that `tenant` sees: the shared ones and its own (all for
+    /// `None`).
+    pub async fn list_l3_networks_of(
+        &self,
+        q: &ListQuery,
+        tenant: Option<AccountId>,
+    ) -> EngineResult<Page<L3Network>> {
         let spec = q.spec(networks::L3_FILTERS)?;
-        let listed = networks::list_l3(&self.db, &spec).await?;
+        let listed = networks::list_l3(&self.db, &spec, tenant).await?;
         Ok(ListQuery::page(&spec, listed, L3Network::from))
     }
 
     /// Deletes an L3 network no NIC uses, with its ranges.
     pub async fn delete_l3_network(&self, id: L3NetworkId) -> EngineResult<()> {
+        self.delete_l3_network_of(id, None).await
+    }
+
+    /// [`NetworkService::delete_l3_network`], if `tenant` may (any for `None`): its own
+    /// network only; a shared one is FORBIDDEN, another account's NOT_FOUND (checked before
+    /// anything else).
+    pub async fn delete_l3_network_of(
+        &self,
+        id: L3NetworkId,
+        tenant: Option<AccountId>,
+    ) -> EngineResult<()> {
         // Its ranges' turn too (see `create_ip_range`).
         let _turn = self.queues.enter(id.0).await;
-        self.get_l3_network(id).await?;
+        self.l3_network_to_change(id, tenant, "").await?;
         let outcome = networks::delete_l3_if_empty(&self.db, id).await?;
         emptied(outcome, "L3 network", id, |n| format!("L3 network {id} still has {n} NICs"))?;
         self.caches.ipam.remove_l3(id);

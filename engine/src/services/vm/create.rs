@@ -20,6 +20,7 @@
 //! back; what the undos read is [`CreateIds`], all the journal keeps.
 
 use async_trait::async_trait;
+use oxstack_db::create_plan::PlanL3;
 use oxstack_db::vm_instances::{self, Holding, Holds, NewVm};
 use oxstack_db::{accounts, clusters, create_plan, hosts, images};
 use oxstack_hypervisor::{HostId, HypervisorError, NicSpec, VmSpec, VolumeSpec};
@@ -35,6 +36,7 @@ use crate::ids::{
 };
 use crate::scheduler::HostRequest;
 use crate::services::check_name;
+use crate::services::ownership::{self, Requester};
 use crate::workflow::journal::{fingerprint, from_json, to_json};
 use crate::workflow::{Journal, Journaled, Step, Workflow};
 
@@ -96,11 +98,6 @@ pub struct VmOwner {
 }
 
 impl CreatePlan {
-    /// The plan for a VM of `account`, charged against its quotas when `tenant`.
-    pub fn owned_by(self, account: AccountId, tenant: bool) -> Self {
-        Self { owner: Some(VmOwner { account, charged: tenant }), ..self }
-    }
-
     /// What the VM holds against its account's quotas.
     fn charge(&self, account: AccountId) -> accounts::Charge {
         accounts::Charge {
@@ -181,12 +178,26 @@ impl Journaled for CreateCtx {
 }
 
 impl VmService {
-    /// Validates a create request and fixes the new VM's IDs. Changes nothing.
-    ///
-    /// The offering, the image and the L3 networks (with their L2's interface) come back in one
-    /// query: this is on every create's path.
+    /// Validates a create request made in process and fixes the new VM's IDs (the VM is
+    /// nobody's). Changes nothing.
     pub async fn plan_create_vm(&self, req: CreateVm) -> EngineResult<CreatePlan> {
+        self.plan_create_vm_for(req, None).await
+    }
+
+    /// Validates a create request of `requester` (none: in process) and fixes the new VM's
+    /// IDs. Changes nothing. The VM will be the requester's account's, charged against its
+    /// quotas when it is a tenant's; a tenant may use the shared image and L3 networks and its
+    /// own, and another account's own is NOT_FOUND naming the field, as a missing one.
+    ///
+    /// The offering, the image and the L3 networks (with their L2's interface and their
+    /// owners) come back in one query: this is on every create's path.
+    pub async fn plan_create_vm_for(
+        &self,
+        req: CreateVm,
+        requester: Option<Requester>,
+    ) -> EngineResult<CreatePlan> {
         check_name(&req.name)?;
+        let tenant = requester.and_then(|r| r.tenant_account());
         let plan = create_plan::read(
             &self.db,
             req.instance_offering_uuid,
@@ -201,7 +212,8 @@ impl VmService {
                 req.instance_offering_uuid,
             ));
         };
-        let Some(image) = plan.image else {
+        let image = plan.image.filter(|i| ownership::visible(i.account_uuid, tenant));
+        let Some(image) = image else {
             return Err(EngineError::missing("image_uuid", "image", req.image_uuid));
         };
         let (image_url, image_format, image_size) = (image.url, image.format, image.size_bytes);
@@ -222,7 +234,8 @@ impl VmService {
                     format!("L3 network {l3} is listed twice"),
                 ));
             }
-            let Some(net) = found.iter().find(|f| f.uuid == *l3) else {
+            let usable = |f: &&PlanL3| f.uuid == *l3 && ownership::visible(f.account_uuid, tenant);
+            let Some(net) = found.iter().find(usable) else {
                 return Err(EngineError::missing(
                     format!("l3_network_uuids[{i}]"),
                     "L3 network",
@@ -277,7 +290,7 @@ impl VmService {
             nic_interfaces,
             cluster: req.cluster_uuid,
             host: req.host_uuid,
-            owner: None,
+            owner: requester.map(|r| VmOwner { account: r.account, charged: r.tenant }),
         })
     }
 

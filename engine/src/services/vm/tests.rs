@@ -10,6 +10,7 @@ mod future_size;
 mod lifecycle;
 mod maintenance;
 mod nodes;
+mod private;
 mod providers;
 mod recover;
 mod sweep;

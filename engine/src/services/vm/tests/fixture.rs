@@ -104,7 +104,11 @@ impl Cloud {
         engine.clusters.attach_l2_network(cluster.uuid, l2.uuid).await.unwrap();
         let l3 = engine
             .networks
-            .create_l3_network(CreateL3Network { l2_network_uuid: l2.uuid, name: "l3".into() })
+            .create_l3_network(CreateL3Network {
+                l2_network_uuid: l2.uuid,
+                name: "l3".into(),
+                shared: None,
+            })
             .await
             .unwrap();
         let end =
@@ -141,6 +145,7 @@ impl Cloud {
                 format: "qcow2".into(),
                 size_bytes: GIB,
                 url: "http://img".into(),
+                shared: None,
             })
             .await
             .unwrap();

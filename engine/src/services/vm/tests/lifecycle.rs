@@ -402,7 +402,11 @@ async fn cloud_with_two_l3s() -> (Cloud, L3NetworkId, CreateVm) {
     let l3 = c
         .engine
         .networks
-        .create_l3_network(CreateL3Network { l2_network_uuid: l2.uuid, name: "l3b".into() })
+        .create_l3_network(CreateL3Network {
+            l2_network_uuid: l2.uuid,
+            name: "l3b".into(),
+            shared: None,
+        })
         .await
         .unwrap();
     let range = CreateIpRange {

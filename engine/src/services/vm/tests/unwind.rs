@@ -5,6 +5,7 @@ use oxstack_hypervisor::PowerState;
 
 use super::fixture::{Cloud, GIB};
 use crate::services::identity::accounts::CreateAccount;
+use crate::services::ownership::Requester;
 use crate::services::vm::create::{create_workflow, CreateCtx};
 use crate::services::vm::destroy::{expunge_workflow, ExpungeCtx};
 use crate::services::vm::migrate::{migrate_workflow, MigrateCtx};
@@ -18,11 +19,12 @@ async fn create_workflow_unwinds() {
     // A tenant's VM: its quota charge is part of what is undone.
     let tenant = CreateAccount { name: "acme".into(), quotas: Default::default() };
     let tenant = c.engine.identity.create_account(tenant).await.unwrap().uuid;
+    let tenant = Some(Requester { account: tenant, tenant: true });
     check_unwind(
         &create_workflow(),
         async || {
-            let plan = c.engine.vms.plan_create_vm(c.create_req("u")).await.unwrap();
-            CreateCtx::new(c.engine.vms.clone(), plan.owned_by(tenant, true))
+            let plan = c.engine.vms.plan_create_vm_for(c.create_req("u"), tenant).await.unwrap();
+            CreateCtx::new(c.engine.vms.clone(), plan)
         },
         async |ctx: &CreateCtx| {
             assert_eq!(c.count("quota_charges").await, 0, "quota charge left");
@@ -134,8 +136,9 @@ async fn expunge_workflow_unwinds() {
     // A tenant's VM: its quota charge goes with it, and comes back on undo.
     let tenant = CreateAccount { name: "acme".into(), quotas: Default::default() };
     let tenant = c.engine.identity.create_account(tenant).await.unwrap().uuid;
-    let plan = c.engine.vms.plan_create_vm(c.create_req("e")).await.unwrap();
-    let vm = c.engine.vms.run_create_vm(plan.owned_by(tenant, true)).await.unwrap();
+    let requester = Some(Requester { account: tenant, tenant: true });
+    let plan = c.engine.vms.plan_create_vm_for(c.create_req("e"), requester).await.unwrap();
+    let vm = c.engine.vms.run_create_vm(plan).await.unwrap();
     c.engine.vms.destroy_vm(vm.uuid).await.unwrap();
     let before = c.engine.vms.get_vm(vm.uuid).await.unwrap();
     check_unwind(
