@@ -9,11 +9,12 @@
 #     with a fresh SQLite database in a temp dir;
 #   - builds a small cloud through the API (ci/schemathesis_env.py) whose UUIDs are fed into the
 #     generated requests, so operations hit real resources as well as missing ones; signs in the
-#     node's first admin (its password given with --admin-password-file) and a `member` user
-#     of a tenant account, with VMs, a private image and a private L3 network of its own;
-#   - runs twice: as the admin, then as the tenant's member (the infrastructure's operations
-#     and changes to shared images and networks answer it 403, the admin's VMs, jobs and
-#     private image 404), each with its session token in `Authorization: Bearer`;
+#     node's first admin (its password given with --admin-password-file) and an `admin` user
+#     of a tenant account, with a member, VMs, a private image and a private L3 network of its
+#     own;
+#   - runs twice: as the admin, then as the tenant's admin (the infrastructure's operations
+#     and changes to shared images and networks answer it 403, the admin's VMs, jobs, users
+#     and private image 404), each with its session token in `Authorization: Bearer`;
 #   - runs within OXSTACK_SCHEMATHESIS_MAX_TIME seconds (default 150), at most
 #     OXSTACK_SCHEMATHESIS_EXAMPLES cases per operation and phase (default 100), prints the
 #     summary (with the seed: `OXSTACK_SCHEMATHESIS_SEED=S` replays a run), and stops the node it

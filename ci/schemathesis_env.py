@@ -8,9 +8,13 @@ Usage: schemathesis_env.py BASE_URL STATIC_CONFIG CONFIG_OUT ADMIN_PASSWORD_FILE
 
 CONFIG_OUT is STATIC_CONFIG (the checked-in ci/schemathesis.toml) followed by the dictionaries.
 It signs in as the node's first admin (whose password is in ADMIN_PASSWORD_FILE), makes a
-tenant account (with quotas) and a `member` user of it, who makes a private image, a private L3
-network (on the admin's L2 network) with an IP range, and VMs of its own with them, and writes
-each one's session token to TOKEN_DIR/admin and TOKEN_DIR/tenant (mode 0600) for the two runs.
+tenant account (with quotas) and an `admin` user of it (who runs the account's users and
+otherwise does what a member does), who makes a member of its account, a private image, a
+private L3 network (on the admin's L2 network) with an IP range, and VMs of its own with them,
+and writes each one's session token to TOKEN_DIR/admin and TOKEN_DIR/tenant (mode 0600) for the
+two runs. The users' dictionary holds the tenant's member and the node's first admin (neither
+run may delete the user it is signed in as: 409; the first admin is another account's user to
+the tenant: 404).
 The resources of both are in the dictionaries: the tenant's run hits its own, the shared ones
 (a shared image or network it may use but not change: 403) and the admin's VMs, jobs and its
 account's private image (404 to it); the admin's run hits the tenant's too.
@@ -89,7 +93,7 @@ COLLECTIONS = {
     "zones": "zones", "clusters": "clusters", "hosts": "hosts", "primary-storages": "primary_storages",
     "backup-storages": "backup_storages", "images": "images", "instance-offerings": "offerings",
     "l2-networks": "l2_networks", "l3-networks": "l3_networks", "ip-ranges": "ip_ranges",
-    "vm-instances": "vms", "jobs": "jobs",
+    "vm-instances": "vms", "jobs": "jobs", "users": "users",
 }
 # Body and query fields that name a resource -> the dictionary of its UUIDs.
 FIELDS = {
@@ -142,11 +146,15 @@ def main():
     write_token(token_dir, "admin", TOKEN)
     ids = build(base)
     tenant = call(base, "POST", "/v1/accounts", {"name": "fuzzed-tenant", "quotas": {"max_vms": 40}})["uuid"]
-    member_password = "the fuzzed member's password"
-    call(base, "POST", "/v1/users", {"name": "member", "password": member_password, "role": "member",
+    tenant_password = "the fuzzed tenant admin's password"
+    call(base, "POST", "/v1/users", {"name": "tenant-admin", "password": tenant_password, "role": "admin",
                                      "account_uuid": tenant})
-    TOKEN = sign_in(base, "member", member_password)
+    first_admin = call(base, "GET", "/v1/users?name=admin")["items"][0]["uuid"]
+    TOKEN = sign_in(base, "tenant-admin", tenant_password)
     write_token(token_dir, "tenant", TOKEN)
+    member = call(base, "POST", "/v1/users", {"name": "member", "password": tenant_password, "role": "member"})
+    assert member["account_uuid"] == tenant, member
+    ids["users"] = [member["uuid"], first_admin]
     # The tenant's own image and L3 network (with a range), used by its VMs, so that neither
     # run can delete them (409); a range in a subnet of its own, apart from the admin's.
     image = call(base, "POST", "/v1/images", {

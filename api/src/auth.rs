@@ -63,9 +63,10 @@ pub async fn layer(
             Access::Admin => "the admin role in the admin account",
             Access::Infra => "a user of the admin account: the infrastructure is not a tenant's",
             Access::Own => {
-                "the member role in a tenant account (for its own) or the admin role in the \
-                 admin account (for the shared ones)"
+                "the member or admin role in a tenant account (for its own) or the admin role \
+                 in the admin account (for the shared ones)"
             }
+            Access::Users => "the admin role (of any account, for its own account's users)",
             _ => "the member or admin role",
         };
         let message =

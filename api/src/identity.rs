@@ -1,5 +1,6 @@
 //! Signing in and who may: sessions (`POST /v1/sessions`, the current one), users (admins
-//! only), users' API keys, and `GET /v1/health`.
+//! only: the admin account's, of every account; a tenant account's, of their own), users' API
+//! keys, and `GET /v1/health`.
 
 use axum::extract::State;
 use axum::http::header::LOCATION;
@@ -15,7 +16,7 @@ use oxstack_engine::error::EngineError;
 use oxstack_engine::ids::{AccountId, ApiKeyId, ManagementNodeId, UserId};
 use oxstack_engine::services::identity::{
     ApiKey, CreateApiKey, CreateSession, CreateUser, Credential, NewApiKey, NewSession, Principal,
-    Role, User,
+    Role, SetPassword, User,
 };
 use oxstack_engine::services::Page;
 use oxstack_engine::Engine;
@@ -100,31 +101,34 @@ pub async fn sign_out(
     }
 }
 
-/// Creates a user of the admin account, or of the tenant account `account_uuid`.
+/// Creates a user of the account `account_uuid`: by default the caller's. A tenant account's
+/// admin makes users of its own account only.
 #[utoipa::path(post, path = "/v1/users", tag = "identity", request_body = CreateUser,
     responses(
         (status = 201, description = "Created", body = User),
         (status = 400, description = "Invalid name or password (names the field)", body = ErrorBody),
-        (status = 404, description = "No such account (names `account_uuid`)", body = ErrorBody),
-        (status = 409, description = "A user with that name exists, or the admin role in a tenant account (names `role`)", body = ErrorBody),
+        (status = 404, description = "No such account, or another account for a tenant's admin (names `account_uuid`)", body = ErrorBody),
+        (status = 409, description = "A user with that name exists (in any account: signing in takes the name alone)", body = ErrorBody),
     ))]
 pub async fn create_user(
     State(e): State<Engine>,
+    Extension(p): Extension<Principal>,
     ApiJson(req): ApiJson<CreateUser>,
 ) -> Result<(StatusCode, [(axum::http::HeaderName, String); 1], Json<User>), ApiError> {
-    let user = e.identity.create_user(req).await?;
+    let user = e.identity.create_user_in(req, p.tenant_account()).await?;
     let location = format!("/v1/users/{}", user.uuid);
     Ok((StatusCode::CREATED, [(LOCATION, location)], Json(user)))
 }
 
-/// Lists users.
+/// Lists users: of every account, or of its own for a tenant account's admin.
 #[utoipa::path(get, path = "/v1/users", tag = "identity", params(NameQuery),
     responses((status = 200, description = "A page of users", body = Page<User>)))]
 pub async fn list_users(
     State(e): State<Engine>,
+    Extension(p): Extension<Principal>,
     ApiQuery(q): ApiQuery<NameQuery>,
 ) -> Result<Json<Page<User>>, ApiError> {
-    Ok(Json(e.identity.list_users(&q.into()).await?))
+    Ok(Json(e.identity.list_users_in(&q.into(), p.tenant_account()).await?))
 }
 
 /// One user.
@@ -132,22 +136,24 @@ pub async fn list_users(
     params(("uuid" = UserId, Path, description = "The user")),
     responses(
         (status = 200, description = "The user", body = User),
-        (status = 404, description = "No such user", body = ErrorBody),
+        (status = 404, description = "No such user (or another account's, for a tenant's admin)", body = ErrorBody),
     ))]
 pub async fn get_user(
     State(e): State<Engine>,
+    Extension(p): Extension<Principal>,
     PathId(id): PathId<UserId>,
 ) -> Result<Json<User>, ApiError> {
-    Ok(Json(e.identity.get_user(id).await?))
+    Ok(Json(e.identity.get_user_in(id, p.tenant_account()).await?))
 }
 
-/// Deletes a user with its sessions and API keys (never the last admin, nor the caller).
+/// Deletes a user with its sessions and API keys (never the admin account's last admin, nor
+/// the caller).
 #[utoipa::path(delete, path = "/v1/users/{uuid}", tag = "identity",
     params(("uuid" = UserId, Path, description = "The user")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "No such user", body = ErrorBody),
-        (status = 409, description = "The last admin, or the user the request is signed as", body = ErrorBody),
+        (status = 404, description = "No such user (or another account's, for a tenant's admin)", body = ErrorBody),
+        (status = 409, description = "The admin account's last admin, or the user the request is signed as", body = ErrorBody),
     ))]
 pub async fn delete_user(
     State(e): State<Engine>,
@@ -159,17 +165,53 @@ pub async fn delete_user(
             format!("user {id} is the one this request is signed as: another admin deletes it");
         return Err(EngineError::Conflict(message).into());
     }
-    e.identity.delete_user(id).await?;
+    e.identity.delete_user_in(id, p.tenant_account()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Only the user itself or an admin may see or change a user's keys; to anybody else the user
-/// does not exist.
-fn own_or_admin(p: &Principal, user: UserId) -> Result<(), ApiError> {
+/// Sets a user's password: one's own, given the password now (the caller's other sessions
+/// end), or, as an admin who runs the user, any password (all its sessions end). API keys stay.
+#[utoipa::path(put, path = "/v1/users/{uuid}/password", tag = "identity",
+    params(("uuid" = UserId, Path, description = "The user")),
+    request_body = SetPassword,
+    responses(
+        (status = 204, description = "Set"),
+        (status = 400, description = "A new password too short or long, or `current_password` missing or wrong for one's own (names the field)", body = ErrorBody),
+        (status = 404, description = "No such user (or neither the caller nor a user it runs as an admin)", body = ErrorBody),
+    ))]
+pub async fn set_password(
+    State(e): State<Engine>,
+    Extension(p): Extension<Principal>,
+    PathId(id): PathId<UserId>,
+    ApiJson(req): ApiJson<SetPassword>,
+) -> Result<StatusCode, ApiError> {
+    e.identity.set_password(id, req, &p).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whether `p` may see and change `user`'s keys: the user itself, an admin of the admin
+/// account (any user's), an admin of a tenant account (its account's users'). To anybody
+/// else the user does not exist.
+async fn manages_keys_of(e: &Engine, p: &Principal, user: UserId) -> Result<bool, ApiError> {
     if p.user == user || p.is_cloud_admin() {
-        return Ok(());
+        return Ok(true);
     }
-    Err(EngineError::not_found("user", user).into())
+    if p.role != Role::Admin {
+        return Ok(false);
+    }
+    match e.identity.get_user_in(user, p.tenant_account()).await {
+        Ok(_) => Ok(true),
+        Err(EngineError::NotFound { .. }) => Ok(false),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Fails with `user` NOT_FOUND unless `p` manages its keys.
+async fn own_or_admin(e: &Engine, p: &Principal, user: UserId) -> Result<(), ApiError> {
+    match manages_keys_of(e, p, user).await? {
+        true => Ok(()),
+        false => Err(EngineError::not_found("user", user).into()),
+    }
 }
 
 /// Creates an API key of a user (the caller's own, or any user's for an admin).
@@ -178,7 +220,7 @@ fn own_or_admin(p: &Principal, user: UserId) -> Result<(), ApiError> {
     request_body = CreateApiKey,
     responses(
         (status = 201, description = "Created: the token is in this answer only", body = NewApiKey),
-        (status = 404, description = "No such user (or not the caller, for a non-admin)", body = ErrorBody),
+        (status = 404, description = "No such user (or neither the caller nor, for an admin, a user it manages)", body = ErrorBody),
     ))]
 pub async fn create_api_key(
     State(e): State<Engine>,
@@ -186,7 +228,7 @@ pub async fn create_api_key(
     PathId(user): PathId<UserId>,
     ApiJson(req): ApiJson<CreateApiKey>,
 ) -> Result<(StatusCode, Json<NewApiKey>), ApiError> {
-    own_or_admin(&p, user)?;
+    own_or_admin(&e, &p, user).await?;
     Ok((StatusCode::CREATED, Json(e.identity.create_api_key(user, req).await?)))
 }
 
@@ -195,7 +237,7 @@ pub async fn create_api_key(
     params(("uuid" = UserId, Path, description = "The user"), NameQuery),
     responses(
         (status = 200, description = "A page of keys", body = Page<ApiKey>),
-        (status = 404, description = "No such user (or not the caller, for a non-admin)", body = ErrorBody),
+        (status = 404, description = "No such user (or neither the caller nor, for an admin, a user it manages)", body = ErrorBody),
     ))]
 pub async fn list_api_keys(
     State(e): State<Engine>,
@@ -203,7 +245,7 @@ pub async fn list_api_keys(
     PathId(user): PathId<UserId>,
     ApiQuery(q): ApiQuery<NameQuery>,
 ) -> Result<Json<Page<ApiKey>>, ApiError> {
-    own_or_admin(&p, user)?;
+    own_or_admin(&e, &p, user).await?;
     Ok(Json(e.identity.list_api_keys(user, &q.into()).await?))
 }
 
@@ -212,7 +254,7 @@ pub async fn list_api_keys(
     params(("uuid" = ApiKeyId, Path, description = "The key")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "No such key (or not the caller's, for a non-admin)", body = ErrorBody),
+        (status = 404, description = "No such key (or neither the caller's nor, for an admin, a user's it manages)", body = ErrorBody),
     ))]
 pub async fn delete_api_key(
     State(e): State<Engine>,
@@ -220,7 +262,7 @@ pub async fn delete_api_key(
     PathId(id): PathId<ApiKeyId>,
 ) -> Result<StatusCode, ApiError> {
     let key = e.identity.get_api_key(id).await?;
-    if key.user_uuid != p.user && !p.is_cloud_admin() {
+    if !manages_keys_of(&e, &p, key.user_uuid).await? {
         return Err(EngineError::not_found("api key", id).into());
     }
     e.identity.delete_api_key(id).await?;

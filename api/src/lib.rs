@@ -136,6 +136,7 @@ pub fn router(engine: Engine) -> Router {
         .route("/v1/sessions/current", get(identity::current).delete(identity::sign_out))
         .route("/v1/users", post(identity::create_user).get(identity::list_users))
         .route("/v1/users/{uuid}", get(identity::get_user).delete(identity::delete_user))
+        .route("/v1/users/{uuid}/password", axum::routing::put(identity::set_password))
         .route("/v1/accounts", post(accounts::create_account).get(accounts::list_accounts))
         .route("/v1/accounts/current", get(accounts::current_account))
         .route("/v1/accounts/{uuid}", get(accounts::get_account).delete(accounts::delete_account))

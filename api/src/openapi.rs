@@ -62,6 +62,7 @@ use oxstack_engine::services::vm::{VmNic, VmState};
         cluster::list_management_nodes,
         identity::sign_in, identity::current, identity::sign_out,
         identity::create_user, identity::list_users, identity::get_user, identity::delete_user,
+        identity::set_password,
         identity::create_api_key, identity::list_api_keys, identity::delete_api_key,
         identity::health,
         accounts::create_account, accounts::list_accounts, accounts::get_account,

@@ -2,21 +2,24 @@
 //! row (a test checks it); a route without one is refused to everybody but admins.
 //!
 //! - `Public`: no credentials (the OpenAPI document, health, signing in);
-//! - `Signed`: any signed-in user (their own session and API keys; the handler checks that
-//!   a key is the caller's own unless the caller is an admin);
+//! - `Signed`: any signed-in user (their own session, password and API keys; the handlers
+//!   check that the user is the caller unless the caller is an admin who runs that user);
 //! - `Read`: any role, `read_only` included, of any account (what a tenant needs to create
 //!   VMs: zones, offerings, images, L3 networks and their IP ranges; and VMs, jobs and events;
 //!   the handlers show a tenant its own account's and the shared images and L3 networks, and
 //!   the IP ranges of its own L3 networks only);
 //! - `Use`: `member` and `admin` (VMs and their actions);
-//! - `Own`: a tenant's `member`, for its account's own images and L3 networks and their IP
-//!   ranges (the handlers refuse a shared one 403, another account's 404), and `admin` of the
-//!   admin account, for any; not the admin account's `member` (the shared ones are the
-//!   admins');
+//! - `Own`: a tenant's `member` and `admin`, for its account's own images and L3 networks and
+//!   their IP ranges (the handlers refuse a shared one 403, another account's 404), and
+//!   `admin` of the admin account, for any; not the admin account's `member` (the shared ones
+//!   are the admins');
+//! - `Users`: `admin` of any account, for users (the handlers scope a tenant account's admin
+//!   to its own account's: another account's is 404);
 //! - `Infra`: any role of the admin account (reading the infrastructure: clusters, hosts,
 //!   storage, L2 networks, global configs);
-//! - `Admin`: `admin` of the admin account only (changing the infrastructure, users,
-//!   accounts, global configs, the audit log). A tenant's user is never an admin.
+//! - `Admin`: `admin` of the admin account only (changing the infrastructure, accounts and
+//!   their quotas, global configs; the audit log). A tenant account's `admin` runs its
+//!   account's users, never the cloud.
 
 use axum::http::Method;
 use oxstack_engine::services::identity::{Principal, Role};
@@ -29,6 +32,7 @@ pub enum Access {
     Read,
     Use,
     Own,
+    Users,
     Infra,
     Admin,
 }
@@ -45,9 +49,10 @@ impl Access {
             Self::Public | Self::Signed | Self::Read => true,
             Self::Use => matches!(role, Role::Admin | Role::Member),
             Self::Own => match tenant {
-                true => role == Role::Member,
+                true => matches!(role, Role::Admin | Role::Member),
                 false => role == Role::Admin,
             },
+            Self::Users => role == Role::Admin,
             Self::Infra => !tenant,
             Self::Admin => role == Role::Admin && !tenant,
         }
@@ -64,10 +69,11 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("POST", "/v1/users/{uuid}/api-keys", Access::Signed),
     ("GET", "/v1/users/{uuid}/api-keys", Access::Signed),
     ("DELETE", "/v1/api-keys/{uuid}", Access::Signed),
-    ("POST", "/v1/users", Access::Admin),
-    ("GET", "/v1/users", Access::Admin),
-    ("GET", "/v1/users/{uuid}", Access::Admin),
-    ("DELETE", "/v1/users/{uuid}", Access::Admin),
+    ("POST", "/v1/users", Access::Users),
+    ("GET", "/v1/users", Access::Users),
+    ("GET", "/v1/users/{uuid}", Access::Users),
+    ("DELETE", "/v1/users/{uuid}", Access::Users),
+    ("PUT", "/v1/users/{uuid}/password", Access::Signed),
     ("POST", "/v1/accounts", Access::Admin),
     ("GET", "/v1/accounts", Access::Admin),
     ("GET", "/v1/accounts/current", Access::Signed),
@@ -191,6 +197,7 @@ mod tests {
             (Access::Read, [true, true, true]),
             (Access::Use, [true, true, false]),
             (Access::Own, [true, false, false]),
+            (Access::Users, [true, false, false]),
             (Access::Admin, [true, false, false]),
         ];
         for (access, allowed) in cases {
@@ -202,7 +209,8 @@ mod tests {
         let tenants = [
             (Access::Read, [true, true, true]),
             (Access::Use, [true, true, false]),
-            (Access::Own, [false, true, false]),
+            (Access::Own, [true, true, false]),
+            (Access::Users, [true, false, false]),
             (Access::Infra, [false, false, false]),
             (Access::Admin, [false, false, false]),
         ];

@@ -1,7 +1,8 @@
 //! Who may call what, over HTTP: every operation of the document without credentials is 401
 //! (but the public ones), a read-only user's writes and a member's infrastructure writes are
 //! 403 and change nothing, an admin's are served; a revoked or expired session and a deleted
-//! API key stop working at once; the event stream the same; a user sees only its own keys.
+//! API key stop working at once; the event stream the same; a user sees only its own keys; a
+//! user sets its own password knowing the one it has, an admin resets another's.
 
 mod api_support;
 
@@ -253,4 +254,51 @@ async fn health_and_the_document_need_no_credentials() {
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     assert!(doc["paths"]["/v1/zones"]["get"]["responses"]["401"]["description"].is_string());
     assert!(doc["paths"]["/v1/health"]["get"]["responses"]["401"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_sets_its_own_password_and_an_admin_resets_the_users_it_runs() {
+    let s = Server::start().await;
+    let (ann, token) = user(&s, "ann", "member").await;
+    let (ann_c, other_session) = (client(&token), client(&sign_in(&s, "ann").await));
+    let keys = format!("/v1/users/{ann}/api-keys");
+    let key = s.post_expect(&keys, json!({"name": "ci"}), 201).await;
+    let key_c = client(key["token"].as_str().unwrap());
+    let (_, bob_token) = user(&s, "bob", "member").await;
+    let url = format!("{}/v1/users/{ann}/password", s.base);
+    let current = format!("{}/v1/sessions/current", s.base);
+    let new = "ann's new long password";
+    let put = |c: &reqwest::Client, body: Value| c.put(&url).json(&body).send();
+    let signs_in = |password: &str| {
+        let login = json!({"name": "ann", "password": password});
+        s.client.post(format!("{}/v1/sessions", s.base)).json(&login).send()
+    };
+    // Its own: the password now is needed, and right; a bad one changes nothing.
+    for (body, field) in [
+        (json!({"password": new}), "current_password"),
+        (json!({"password": new, "current_password": "not it at all"}), "current_password"),
+        (json!({"password": "short", "current_password": PASSWORD}), "password"),
+    ] {
+        let r = put(&ann_c, body.clone()).await.unwrap();
+        let status = r.status().as_u16();
+        let err: Value = r.json().await.unwrap();
+        assert_eq!((status, err["details"]["field"].as_str()), (400, Some(field)), "{body}: {err}");
+    }
+    // Another member's is not there for it.
+    let r = put(&client(&bob_token), json!({"password": new})).await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(signs_in(PASSWORD).await.unwrap().status().as_u16(), 201, "unchanged");
+    // Set: the new password signs in, the old one no more; its other sessions end, the one the
+    // request came with and its API keys stay.
+    let r = put(&ann_c, json!({"password": new, "current_password": PASSWORD})).await.unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(signs_in(PASSWORD).await.unwrap().status().as_u16(), 401);
+    assert_eq!(signs_in(new).await.unwrap().status().as_u16(), 201);
+    assert_eq!(ann_c.get(&current).send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(other_session.get(&current).send().await.unwrap().status().as_u16(), 401);
+    assert_eq!(key_c.get(&current).send().await.unwrap().status().as_u16(), 200);
+    // An admin resets it without the password now: all its sessions end.
+    assert_eq!(put(&s.client, json!({"password": PASSWORD})).await.unwrap().status(), 204);
+    assert_eq!(ann_c.get(&current).send().await.unwrap().status().as_u16(), 401);
+    assert_eq!(signs_in(PASSWORD).await.unwrap().status().as_u16(), 201);
 }

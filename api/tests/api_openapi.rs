@@ -83,6 +83,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/users"),
     ("get", "/v1/users/{uuid}"),
     ("delete", "/v1/users/{uuid}"),
+    ("put", "/v1/users/{uuid}/password"),
     ("post", "/v1/users/{uuid}/api-keys"),
     ("get", "/v1/users/{uuid}/api-keys"),
     ("delete", "/v1/api-keys/{uuid}"),

@@ -68,6 +68,8 @@ const KEY_COLUMNS: &str = "uuid, user_uuid, name, secret_hash, created_at";
 
 /// What a list of users may be filtered on: (filter name, column).
 pub const USER_FILTERS: &[(&str, &str)] = &[("name", "name")];
+/// The column of a user's account, for the filter a tenant admin's lists have.
+pub const USER_ACCOUNT_COLUMN: &str = "account_uuid";
 /// What a list of API keys may be filtered on (besides its user, which the caller adds as
 /// [`KEY_USER_COLUMN`]).
 pub const KEY_FILTERS: &[(&str, &str)] = &[("name", "name")];
@@ -182,27 +184,40 @@ pub async fn list_users(db: &Db, spec: &ListSpec) -> Result<Listed<UserRow>, DbE
     list::page(db, USERS, USER_COLUMNS, spec, decode_user).await
 }
 
-/// Sets a user's password hash; whether the user exists.
-pub async fn set_password(db: &Db, id: UserId, hash: &str) -> Result<bool, DbError> {
+/// Sets user `id`'s password hash and deletes its sessions but `keep`, in one transaction;
+/// whether the user exists.
+pub async fn set_password_ending_sessions(
+    db: &Db,
+    id: UserId,
+    hash: &str,
+    keep: Option<SessionId>,
+) -> Result<bool, DbError> {
     let set = write("UPDATE users SET password_hash = ? WHERE uuid = ?")
         .bind(hash.to_string())
+        .bind(id.to_string());
+    let end = write("DELETE FROM sessions WHERE user_uuid = ? AND uuid <> ?")
         .bind(id.to_string())
-        .execute(db.w())
-        .await?;
-    Ok(set.rows_affected() == 1)
+        .bind(keep.map(|s| s.to_string()).unwrap_or_default());
+    Ok(db.then_if_one(set, end).await?)
 }
 
 /// Deletes user `id` with its sessions and keys, unless it is the last admin of the admin
-/// account; whether it was deleted.
+/// account; whether it was deleted. The user's account row is written first (`quota_lock`,
+/// as a quota charge does), so on PostgreSQL two deletes of one account's admins take turns
+/// and the second counts without the first: two admins deleting each other at once leave one.
 pub async fn delete_user_unless_last_admin(db: &Db, id: UserId) -> Result<bool, DbError> {
-    let deleted = write(
-        "DELETE FROM users WHERE uuid = ?1 AND NOT (role = 'admin' AND \
-         (SELECT COUNT(*) FROM users u WHERE u.role = 'admin' AND u.account_uuid = users.account_uuid) <= 1)",
+    let lock = write(
+        "UPDATE accounts SET quota_lock = quota_lock + 1 \
+         WHERE uuid = (SELECT account_uuid FROM users WHERE uuid = ?)",
     )
-    .bind(id.to_string())
-    .execute(db.w())
-    .await?;
-    Ok(deleted.rows_affected() == 1)
+    .bind(id.to_string());
+    let delete = write(
+        "DELETE FROM users WHERE uuid = ?1 AND NOT (role = 'admin' \
+         AND (SELECT kind FROM accounts a WHERE a.uuid = users.account_uuid) = 'admin' \
+         AND (SELECT COUNT(*) FROM users u WHERE u.role = 'admin' AND u.account_uuid = users.account_uuid) <= 1)",
+    )
+    .bind(id.to_string());
+    Ok(db.then_if_one(lock, delete.must_change_one()).await?)
 }
 
 /// Inserts a session.

@@ -418,11 +418,40 @@ async fn accounts_users_and_api_keys_are_managed_from_the_command_line() {
     let create = ["user", "create", "--name", "ann", "--account", &account];
     let user = n.create(&[&create[..], &["--password-file", file]].concat()).await;
     assert_eq!(n.json(&["user", "show", &user]).await["role"], "member");
-    // A tenant has no admins: refused with the API's error and nothing made.
-    let admin = [&create[..], &["--role", "admin", "--password-file", file]].concat();
-    let err = n.fails(&admin).await;
-    assert!(matches!(&err, ClientError::Api { status: 409, .. }), "{err}");
-    assert_eq!(n.json(&["user", "list", "--name", "ann"]).await["total"], 1);
+    // A tenant's admin runs its account's users: one made with its key makes a user of its
+    // own account by default, and lists its account's users only.
+    let admin = ["user", "create", "--name", "acme-admin", "--account", &account, "--role"];
+    let admin = n.create(&[&admin[..], &["admin", "--password-file", file]].concat()).await;
+    let admin_key = n.json(&["api-key", "create", &admin, "--name", "runs-acme"]).await;
+    let admin_token = admin_key["token"].as_str().expect("the token").to_owned();
+    let as_admin = ["--token", &admin_token, "user"];
+    let bob = ["create", "--name", "bob", "--password-file", file];
+    let bob = n.json(&[&as_admin[..], &bob[..]].concat()).await;
+    assert_eq!(bob["account_uuid"].as_str(), Some(account.as_str()), "{bob}");
+    let theirs = n.json(&[&as_admin[..], &["list"]].concat()).await;
+    assert_eq!(theirs["total"], 3, "ann, acme-admin and bob: {theirs}");
+    // It resets bob's password; bob sets his own, knowing the one he has.
+    let bob_uuid = bob["uuid"].as_str().unwrap();
+    std::fs::write(dir.join("new"), "bob's brand new password\n").unwrap();
+    let new_file = dir.join("new");
+    let new_file = new_file.to_str().unwrap();
+    let reset = ["set-password", bob_uuid, "--password-file", new_file];
+    n.ok(&[&as_admin[..], &reset[..]].concat()).await;
+    let login = oxstack_engine::services::identity::CreateSession {
+        name: "bob".into(),
+        password: "bob's brand new password".into(),
+    };
+    let bobs = n.engine.identity.sign_in(login).await.expect("the new password").token;
+    let own = ["--token", &bobs, "user", "set-password", bob_uuid, "--password-file", file];
+    let err = n.fails(&own).await;
+    assert!(
+        matches!(&err, ClientError::Api { status: 400, .. }),
+        "without the password now: {err}"
+    );
+    n.ok(&[&own[..], &["--current-password-file", new_file]].concat()).await;
+    let delete_bob = [&as_admin[..], &["delete", bob_uuid]].concat();
+    n.ok(&delete_bob).await;
+    assert_eq!(n.json(&["user", "list", "--name", "bob"]).await["total"], 0);
 
     // The user's API key works as a token, sees its own account, and goes when deleted.
     let key = n.json(&["api-key", "create", &user, "--name", "ci"]).await;

@@ -120,7 +120,8 @@ pub struct QuotaArgs {
     pub max_volume_bytes: Option<u64>,
 }
 
-/// User commands (admins).
+/// User commands (admins: of the admin account, any account's users; of a tenant account, its
+/// own account's).
 #[derive(Subcommand, Debug, Clone)]
 pub enum UserCommand {
     /// Create a user; its password is read from --password-file or stdin.
@@ -131,6 +132,22 @@ pub enum UserCommand {
     Show(Target),
     /// Delete a user, ending its sessions and API keys.
     Delete(Target),
+    /// Set a user's password: your own (give the one you have now), or, as an admin, that of a
+    /// user you run. The user's other sessions end; API keys stay.
+    SetPassword(SetPassword),
+}
+
+/// `PUT /v1/users/{uuid}/password`.
+#[derive(Args, Debug, Clone)]
+pub struct SetPassword {
+    /// The user's UUID.
+    pub user: Uuid,
+    /// A file holding the new password (its first line); without it, it is read from stdin.
+    #[arg(long)]
+    pub password_file: Option<std::path::PathBuf>,
+    /// A file holding the user's password now (its first line): needed to set your own.
+    #[arg(long)]
+    pub current_password_file: Option<std::path::PathBuf>,
 }
 
 /// `POST /v1/users`.
@@ -139,10 +156,10 @@ pub struct CreateUser {
     /// User name: letters, digits, `.`, `_`, `@` and `-`.
     #[arg(long)]
     pub name: String,
-    /// admin, member or read_only (a tenant's users are member or read_only).
+    /// admin, member or read_only (a tenant account's admin runs its account's users).
     #[arg(long, default_value = "member", value_parser = ["admin", "member", "read_only"])]
     pub role: String,
-    /// The account the user is in; by default the admin account.
+    /// The account the user is in; by default your own.
     #[arg(long = "account", value_name = "ACCOUNT_UUID")]
     pub account_uuid: Option<Uuid>,
     /// A file holding the password (its first line); without it, it is read from stdin.
@@ -150,7 +167,7 @@ pub struct CreateUser {
     pub password_file: Option<std::path::PathBuf>,
 }
 
-/// API key commands (your own keys; admins: anyone's).
+/// API key commands (your own keys; admins: those of the users they run).
 #[derive(Subcommand, Debug, Clone)]
 pub enum ApiKeyCommand {
     /// Create an API key for a user; its token is printed once.
@@ -218,6 +235,20 @@ pub async fn user(ctx: &Ctx, cmd: UserCommand) -> Result<(), ClientError> {
         UserCommand::List(f) => ctx.list(&USER, &f).await,
         UserCommand::Show(t) => ctx.show(&USER, &t).await,
         UserCommand::Delete(t) => ctx.delete(&USER, &t).await,
+        UserCommand::SetPassword(c) => {
+            let user = c.user.to_string();
+            let password = read_password(&user, c.password_file.as_deref())?;
+            let mut body = json!({ "password": password });
+            if let Some(file) = c.current_password_file.as_deref() {
+                body["current_password"] = json!(read_password(&user, Some(file))?);
+            }
+            let path = ["users", user.as_str(), "password"];
+            ctx.api.call(Method::PUT, &path, &[], Some(&body)).await?;
+            if !ctx.json {
+                eprintln!("set the password of user {user}");
+            }
+            Ok(())
+        }
     }
 }
 

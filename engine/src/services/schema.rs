@@ -182,10 +182,19 @@ pub fn password_to_sign_in() -> RefOr<Schema> {
     password(1)
 }
 
+/// A user's password now, when it changes its own (`null` or left out for an admin's reset).
+pub fn current_password() -> RefOr<Schema> {
+    password_of(1, true)
+}
+
 fn password(min: usize) -> RefOr<Schema> {
+    password_of(min, false)
+}
+
+fn password_of(min: usize, nullable: bool) -> RefOr<Schema> {
     let max = crate::services::identity::MAX_PASSWORD_CHARS;
     let pattern = format!(r"^[^{REFUSED_CLASS}]{{{min},{max}}}$");
-    done(string(false).min_length(Some(min)).max_length(Some(max)).pattern(Some(pattern)))
+    done(string(nullable).min_length(Some(min)).max_length(Some(max)).pattern(Some(pattern)))
 }
 
 /// An audit log list's `outcome`: `success`, `failure` or an HTTP status, 100 to 599.

@@ -3,12 +3,16 @@
 //! Its SQL is `oxstack_db::{identity, accounts}`; credentials are made and checked in
 //! [`credentials`].
 //!
-//! Roles: `admin` runs the cloud (everything; admin account only), `member` uses it (VMs, and
-//! reads), `read_only` reads. Which API action each role may take is the API's policy
-//! (`oxstack_api::policy`); a tenant's user sees its own account's VMs and jobs only.
+//! Roles: `admin` of the admin account runs the cloud (everything); `admin` of a tenant account
+//! runs that account (its users and their API keys, besides what a member does: [`users`]);
+//! `member` uses the cloud (VMs, its account's own images and L3 networks, and reads);
+//! `read_only` reads. Which API action each role may take is the API's policy
+//! (`oxstack_api::policy`); a tenant's user sees its own account's resources only.
 
 pub mod accounts;
 pub mod credentials;
+mod users;
+pub use users::SetPassword;
 mod verified;
 
 use std::sync::Arc;
@@ -33,7 +37,9 @@ pub const MAX_PASSWORD_CHARS: usize = 256;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// Everything: the infrastructure, users, global configs.
+    /// In the admin account, everything: the infrastructure, accounts, users, global
+    /// configs. In a tenant account, the account's users and their API keys, and what a
+    /// member does.
     Admin,
     /// VMs and their actions, and every read.
     Member,
@@ -120,9 +126,11 @@ pub struct CreateUser {
     /// 12 to 256 characters, no control characters but tab and newlines.
     #[schema(schema_with = crate::services::schema::new_password)]
     pub password: String,
-    /// `member` or `read_only` in a tenant account; any role in the admin account.
+    /// `admin` in a tenant account manages that account's users; in the admin account, the
+    /// cloud.
     pub role: Role,
-    /// The account the user is in; by default the admin account.
+    /// The account the user is in; by default the caller's (the admin account, for
+    /// `oxstack serve`'s bootstrap and in-process callers).
     #[serde(default)]
     pub account_uuid: Option<AccountId>,
 }
@@ -384,68 +392,6 @@ impl IdentityService {
                 Err(e) => tracing::warn!(%e, "could not prune expired sessions"),
             }
         }
-    }
-
-    /// Creates a user of the admin account or of the tenant account `req.account_uuid`.
-    pub async fn create_user(&self, req: CreateUser) -> EngineResult<User> {
-        check_user_name(&req.name)?;
-        check_password(&req.password)?;
-        let account = match req.account_uuid {
-            None => identity::admin_account(&self.db).await?.ok_or_else(|| {
-                EngineError::invalid_state("the admin account does not exist yet")
-            })?,
-            Some(id) => self.get_account(id).await.map_err(|e| e.named_in("account_uuid"))?.row,
-        };
-        if account.kind == "tenant" && req.role == Role::Admin {
-            return Err(EngineError::conflicts_with(
-                "role",
-                format!(
-                    "account {} is a tenant's: its users are `member` or `read_only`, only the \
-                     admin account runs the cloud",
-                    account.uuid
-                ),
-            ));
-        }
-        let row = UserRow {
-            uuid: self.ids.next(),
-            account_uuid: account.uuid,
-            name: req.name.clone(),
-            role: req.role.as_str().into(),
-            password_hash: hash(&req.password).await?,
-            created_at_ms: crate::time::now_ms(),
-        };
-        match identity::insert_user(&self.db, &row).await {
-            Ok(()) => Ok(row.into()),
-            Err(e) if e.is_unique_violation() => {
-                Err(EngineError::Conflict(format!("a user named `{}` exists", req.name)))
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// One user.
-    pub async fn get_user(&self, id: UserId) -> EngineResult<User> {
-        let row = identity::get_user(&self.db, id).await?;
-        row.map(User::from).ok_or_else(|| EngineError::not_found("user", id))
-    }
-
-    /// Users matching `q`.
-    pub async fn list_users(&self, q: &ListQuery) -> EngineResult<Page<User>> {
-        let spec = q.spec(identity::USER_FILTERS)?;
-        let listed = identity::list_users(&self.db, &spec).await?;
-        Ok(ListQuery::page(&spec, listed, User::from))
-    }
-
-    /// Deletes a user, its sessions and keys; never the last admin.
-    pub async fn delete_user(&self, id: UserId) -> EngineResult<()> {
-        self.get_user(id).await?;
-        if !identity::delete_user_unless_last_admin(&self.db, id).await? {
-            return Err(EngineError::Conflict(format!(
-                "user {id} is the last admin: make another admin first"
-            )));
-        }
-        self.verified.forget_user(id);
-        Ok(())
     }
 
     /// Creates an API key of user `user`; its token is in the answer only.
