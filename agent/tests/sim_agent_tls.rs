@@ -5,7 +5,9 @@
 //! VMs, whose results come back by callback over HTTPS; a wrong pin, a trust the URL cannot
 //! have, a malformed one, or no trust at all for a self-signed agent is refused and leaves no
 //! host; the agent's certificate given as the host's CA works too, also at the end of a bundle
-//! longer than other request text may be.
+//! longer than other request text may be. An agent whose certificate changes is given its new
+//! trust without removing its host, and a node still holding the old one picks up the stored
+//! one at its next call.
 
 mod support;
 
@@ -21,15 +23,36 @@ const TOKEN: &str = "sim-agent-tls-secret";
 /// A sim agent over HTTPS with a self-signed certificate kept in `dir/tls`, posting callbacks
 /// checked against `callback_ca` (when given).
 fn https_agent(dir: &std::path::Path, callback_ca: Option<&std::path::Path>) -> AgentProcess {
+    https_agent_at(dir, callback_ca, "127.0.0.1:0")
+}
+
+/// [`https_agent`], listening on `listen`.
+fn https_agent_at(
+    dir: &std::path::Path,
+    callback_ca: Option<&std::path::Path>,
+    listen: &str,
+) -> AgentProcess {
     let token = token_file(dir, TOKEN);
     let tls_dir = dir.join("tls");
     let (token, tls_dir) = (token.to_string_lossy(), tls_dir.to_string_lossy());
     let mut args = vec!["--backend", "sim", "--token-file", &token, "--tls-self-signed", &tls_dir];
+    args.extend(["--listen", listen]);
     let ca = callback_ca.map(|p| p.to_string_lossy().to_string());
     if let Some(ca) = &ca {
         args.extend(["--callback-ca", ca.as_str()]);
     }
     AgentProcess::spawn(&[], &args)
+}
+
+/// Restarts `agent` on its address with a new self-signed certificate (its `dir/tls` emptied):
+/// the new agent and its fingerprint.
+fn renewed(mut agent: AgentProcess, dir: &std::path::Path) -> (AgentProcess, String) {
+    let listen = agent.url.trim_start_matches("https://").to_string();
+    agent.kill();
+    std::fs::remove_dir_all(dir.join("tls")).expect("the agent's certificate directory");
+    let agent = https_agent_at(dir, None, &listen);
+    let pin = agent.fingerprint.clone().expect("the agent printed its fingerprint");
+    (agent, pin)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,5 +179,82 @@ async fn an_agent_that_does_not_trust_the_nodes_certificate_cannot_report_back()
     assert_eq!(status, 502, "{err}");
     assert!(err["message"].as_str().unwrap().contains("timed out"), "{err}");
     assert_eq!(api.get("/v1/vm-instances").await["total"], 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_takes_its_agents_new_certificate_without_being_removed() {
+    use reqwest::Method;
+    let dir = temp_dir("sim-agent-tls-renewed");
+    let agent = https_agent(&dir, None);
+    let pin = agent.fingerprint.clone().expect("the agent printed its fingerprint");
+    let node = Node::start("127.0.0.1:0", AgentTimeouts::default(), false).await;
+    let spec = cloud_of(vec![(format!("{}/h0", agent.url), Some(TOKEN))]);
+    let cloud = Cloud::build_with(&node.api, spec, json!({"agent_cert_sha256": pin})).await;
+    let (api, host) = (&node.api, cloud.hosts[0].clone());
+    let id: oxstack_hypervisor::HostId = host.parse().unwrap();
+    let stored = || async {
+        let conn = oxstack_db::hosts::connection(&node.engine.db, id).await.unwrap().unwrap();
+        (conn.agent_ca_pem, conn.agent_cert_sha256)
+    };
+    let trust = format!("/v1/hosts/{host}/agent-trust");
+    let status = || async { api.get(&format!("/v1/hosts/{host}")).await["status"].clone() };
+
+    // The agent makes itself a new certificate: the pin no longer holds.
+    let (agent, new_pin) = renewed(agent, &dir);
+    assert_ne!(new_pin, pin);
+    node.engine.hosts.ping_sweep().await.unwrap();
+    assert_eq!(status().await, "Disconnected");
+    let before = stored().await;
+    // Another certificate's pin, a malformed one, both at once, or none (the system's roots
+    // do not hold a self-signed agent): refused, and the host keeps its trust.
+    let agent_cert = std::fs::read_to_string(dir.join("tls/agent-cert.pem")).unwrap();
+    for (body, code, want) in [
+        (json!({"agent_cert_sha256": "00".repeat(32)}), 502, "HYPERVISOR_ERROR"),
+        (json!({}), 502, "HYPERVISOR_ERROR"),
+        (json!({"agent_cert_sha256": "12ab"}), 400, "INVALID_ARGUMENT"),
+        (
+            json!({"agent_cert_sha256": new_pin, "agent_ca_pem": agent_cert}),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+    ] {
+        let (got, err) = api.call(Method::PUT, &trust, Some(body.clone())).await;
+        assert_eq!((got, err["code"].as_str()), (code, Some(want)), "{body}: {err}");
+    }
+    assert_eq!(stored().await, before);
+    assert_eq!(status().await, "Disconnected");
+    // The new pin: kept, and the host is Connected again and runs VMs.
+    let (got, changed) =
+        api.call(Method::PUT, &trust, Some(json!({"agent_cert_sha256": new_pin}))).await;
+    assert_eq!((got, changed["status"].as_str()), (200, Some("Connected")), "{changed}");
+    assert_ne!(stored().await, before);
+    api.post("/v1/vm-instances?wait=true", cloud.vm("after"), 201).await;
+    // The agent's own certificate as the host's CA works as well.
+    let (got, changed) =
+        api.call(Method::PUT, &trust, Some(json!({"agent_ca_pem": agent_cert}))).await;
+    assert_eq!((got, changed["status"].as_str()), (200, Some("Connected")), "{changed}");
+
+    // Another node changes the trust (the certificate changed again): this node, which still
+    // holds the old one, connects with the stored one when its next call cannot reach the
+    // agent, and the call goes through.
+    let (_agent, third_pin) = renewed(agent, &dir);
+    let sha256 = oxstack_hypervisor::CertFingerprint::parse(&third_pin).unwrap().to_string();
+    let changed = (None, Some(sha256));
+    assert!(oxstack_db::hosts::set_agent_trust(&node.engine.db, id, changed).await.unwrap());
+    api.post("/v1/vm-instances?wait=true", cloud.vm("after-another-nodes-change"), 201).await;
+    let report = node.engine.hosts.ping_sweep().await.unwrap();
+    assert_eq!(report.failed, 0, "{report:?}");
+
+    // A simulator host has no agent trust to change.
+    let sim = json!({"name": "sim-zone"});
+    let zone = uuid(&api.post("/v1/zones", sim, 201).await);
+    let cluster = json!({"zone_uuid": zone, "name": "sim", "hypervisor_type": "simulator"});
+    let cluster = uuid(&api.post("/v1/clusters", cluster, 201).await);
+    let sim_host = json!({"cluster_uuid": cluster, "name": "s", "management_ip": "10.9.9.9"});
+    let sim_host = uuid(&api.post("/v1/hosts", sim_host, 201).await);
+    let url = format!("/v1/hosts/{sim_host}/agent-trust");
+    let (got, err) = api.call(Method::PUT, &url, Some(json!({}))).await;
+    assert_eq!((got, err["code"].as_str()), (409, Some("INVALID_STATE")), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -16,6 +16,7 @@ use oxstack_engine::ids::{
 use oxstack_engine::services::cluster::{Cluster, CreateCluster};
 use oxstack_engine::services::host::{AddHost, Host, UpdateHost};
 use oxstack_engine::services::host_tracker::ReconcileReport;
+use oxstack_engine::services::host_trust::SetAgentTrust;
 use oxstack_engine::services::offering::{CreateInstanceOffering, InstanceOffering};
 use oxstack_engine::services::zone::{CreateZone, Zone};
 use oxstack_engine::Engine;
@@ -180,4 +181,26 @@ pub async fn rotate_host_token(
     OptionalJson(_): OptionalJson<NoOptions>,
 ) -> Result<Json<Host>, ApiError> {
     Ok(Json(e.hosts.rotate_token(id).await?))
+}
+
+/// Gives the host's agent a new trust (its CA certificates, or its pinned certificate; neither:
+/// the system's roots) without removing the host, when the agent's certificate changed. The
+/// node connects the agent with the new trust first and keeps it only if that works; a
+/// Disconnected host is reconnected.
+#[utoipa::path(put, path = "/v1/hosts/{uuid}/agent-trust", tag = "hosts",
+    params(("uuid" = uuid::Uuid, Path, description = "The host")),
+    request_body = SetAgentTrust,
+    responses(
+        (status = 200, description = "Changed: the host", body = Host),
+        (status = 400, description = "A malformed CA or fingerprint, both given, or a trust for an http:// agent (names the field)", body = ErrorBody),
+        (status = 404, description = "No such host", body = ErrorBody),
+        (status = 409, description = "A simulator host, or one still being added (INVALID_STATE)", body = ErrorBody),
+        (status = 502, description = "The agent cannot be connected with the new trust; the host keeps its trust", body = ErrorBody),
+    ))]
+pub async fn set_host_agent_trust(
+    State(e): State<Engine>,
+    PathId(id): PathId<HostId>,
+    ApiJson(req): ApiJson<SetAgentTrust>,
+) -> Result<Json<Host>, ApiError> {
+    Ok(Json(e.hosts.set_agent_trust(id, req).await?))
 }

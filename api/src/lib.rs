@@ -85,6 +85,7 @@ pub fn router(engine: Engine) -> Router {
         .route("/v1/hosts/{uuid}", get(hosts::get).delete(hosts::delete).patch(infra::update_host))
         .route("/v1/hosts/{uuid}/reconnect", post(infra::reconnect_host))
         .route("/v1/hosts/{uuid}/rotate-token", post(infra::rotate_host_token))
+        .route("/v1/hosts/{uuid}/agent-trust", axum::routing::put(infra::set_host_agent_trust))
         .route(
             "/v1/instance-offerings",
             post(instance_offerings::create).get(instance_offerings::list),

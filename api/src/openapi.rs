@@ -43,6 +43,7 @@ use oxstack_engine::services::vm::{VmNic, VmState};
         infra::attach_primary_storage, infra::attach_l2_network,
         hosts::create, hosts::list, hosts::get, hosts::delete,
         infra::update_host, infra::reconnect_host, infra::rotate_host_token,
+        infra::set_host_agent_trust,
         instance_offerings::create, instance_offerings::list,
         instance_offerings::get, instance_offerings::delete,
         primary_storages::create, primary_storages::list,

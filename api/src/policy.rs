@@ -97,6 +97,7 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("PATCH", "/v1/hosts/{uuid}", Access::Admin),
     ("POST", "/v1/hosts/{uuid}/reconnect", Access::Admin),
     ("POST", "/v1/hosts/{uuid}/rotate-token", Access::Admin),
+    ("PUT", "/v1/hosts/{uuid}/agent-trust", Access::Admin),
     ("POST", "/v1/instance-offerings", Access::Admin),
     ("GET", "/v1/instance-offerings", Access::Read),
     ("GET", "/v1/instance-offerings/{uuid}", Access::Read),

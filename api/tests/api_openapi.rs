@@ -29,6 +29,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/hosts/{uuid}"),
     ("post", "/v1/hosts/{uuid}/reconnect"),
     ("post", "/v1/hosts/{uuid}/rotate-token"),
+    ("put", "/v1/hosts/{uuid}/agent-trust"),
     ("post", "/v1/primary-storages"),
     ("get", "/v1/primary-storages"),
     ("get", "/v1/primary-storages/{uuid}"),

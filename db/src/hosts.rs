@@ -348,6 +348,22 @@ pub async fn drop_pending_token(db: &Db, id: HostId, pending: &str) -> Result<bo
     Ok(set.rows_affected() == 1)
 }
 
+/// Sets host `id`'s agent trust (`agent_ca_pem`, `agent_cert_sha256`; both NULL: the
+/// system's roots); whether the host exists.
+pub async fn set_agent_trust(
+    db: &Db,
+    id: HostId,
+    (ca_pem, sha256): (Option<String>, Option<String>),
+) -> Result<bool, DbError> {
+    let set = write("UPDATE hosts SET agent_ca_pem = ?, agent_cert_sha256 = ? WHERE uuid = ?")
+        .bind(ca_pem)
+        .bind(sha256)
+        .bind(id.to_string())
+        .execute(db.w())
+        .await?;
+    Ok(set.rows_affected() == 1)
+}
+
 /// What calling the host `id` needs, if there is one.
 pub async fn connection(db: &Db, id: HostId) -> Result<Option<Connection>, DbError> {
     let row = sqlx::query(

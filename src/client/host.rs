@@ -4,7 +4,7 @@
 use clap::{Args, Subcommand, ValueEnum};
 use reqwest::Method;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::http::ClientError;
@@ -58,6 +58,26 @@ pub enum HostCommand {
     /// Give a Connected host's agent a new random token, keeping the host (its agent rewrites
     /// its --token-file); the token is never shown.
     RotateToken(Target),
+    /// Give a host's agent a new trust (its CA or pinned certificate changed), keeping the
+    /// host: the node connects the agent with it first and keeps it only if that works.
+    SetTrust(SetTrust),
+}
+
+/// `PUT /v1/hosts/{uuid}/agent-trust`: one of the three.
+#[derive(Args, Debug, Clone)]
+#[command(group(clap::ArgGroup::new("trust").required(true).multiple(false)))]
+pub struct SetTrust {
+    /// The host.
+    pub uuid: Uuid,
+    /// A PEM file of the CA certificates the agent's certificate must chain to.
+    #[arg(long, value_name = "PATH", group = "trust")]
+    pub agent_ca_file: Option<std::path::PathBuf>,
+    /// The SHA-256 fingerprint of the agent's own certificate (pinned).
+    #[arg(long, value_name = "HEX", group = "trust")]
+    pub agent_cert_sha256: Option<String>,
+    /// Check the agent's certificate against the system's roots.
+    #[arg(long, group = "trust")]
+    pub system_roots: bool,
 }
 
 /// `POST /v1/hosts`.
@@ -166,11 +186,7 @@ pub async fn run(ctx: &Ctx, cmd: HostCommand) -> Result<(), ClientError> {
                 req.agent_token = Some(token.trim().to_string());
             }
             if let Some(path) = &req.agent_ca_file {
-                let pem = std::fs::read_to_string(path).map_err(|e| ClientError::CaFile {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                })?;
-                req.agent_ca_pem = Some(pem);
+                req.agent_ca_pem = Some(read_ca_file(path)?);
             }
             ctx.create(&HOST, &req).await
         }
@@ -206,7 +222,29 @@ pub async fn run(ctx: &Ctx, cmd: HostCommand) -> Result<(), ClientError> {
             }
             Ok(())
         }
+        HostCommand::SetTrust(t) => {
+            let agent_ca_pem = t.agent_ca_file.as_deref().map(read_ca_file).transpose()?;
+            // Neither field: the system's roots.
+            let body = match (agent_ca_pem, t.agent_cert_sha256) {
+                (Some(pem), _) => json!({ "agent_ca_pem": pem }),
+                (None, Some(sha256)) => json!({ "agent_cert_sha256": sha256 }),
+                (None, None) => json!({}),
+            };
+            let uuid = t.uuid.to_string();
+            let path = [HOST.path, uuid.as_str(), "agent-trust"];
+            let host = ctx.api.call(Method::PUT, &path, &[], Some(&body)).await?;
+            ctx.print_row(HOST.columns, &host);
+            Ok(())
+        }
     }
+}
+
+/// The CA certificates in the PEM file `path`.
+fn read_ca_file(path: &std::path::Path) -> Result<String, ClientError> {
+    std::fs::read_to_string(path).map_err(|e| ClientError::CaFile {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// One line on how a reconnect reconciled the host's VMs with what the host reports.
@@ -243,5 +281,27 @@ mod tests {
             "reconciled: 0 VM states corrected, 0 VMs no longer running marked Stopped, 0 stray \
              VMs, 1 VMs destroyed whose create had been rolled back"
         );
+    }
+
+    #[test]
+    fn a_trust_change_names_exactly_one_trust() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            host: HostCommand,
+        }
+        let u = "6a1f0c5e-2f4b-4f43-9c55-2f1b3d9f1a00";
+        let parse = |extra: &[&str]| {
+            let argv = [&["host", "set-trust", u][..], extra].concat();
+            Cli::try_parse_from(argv).map(|c| c.host)
+        };
+        assert!(parse(&[]).is_err(), "one of the three is needed");
+        assert!(parse(&["--system-roots", "--agent-cert-sha256", "ab"]).is_err());
+        let Ok(HostCommand::SetTrust(t)) = parse(&["--agent-cert-sha256", "ab"]) else {
+            panic!("a pin parses")
+        };
+        assert_eq!((t.agent_cert_sha256.as_deref(), t.system_roots), (Some("ab"), false));
+        assert!(matches!(parse(&["--system-roots"]), Ok(HostCommand::SetTrust(_))));
     }
 }

@@ -254,6 +254,10 @@ impl HostService {
                     return Err(e);
                 }
             };
+        if spec.agent_token.is_some() {
+            let (ca_pem, sha256) = host_trust::columns(spec.agent_trust.as_ref());
+            self.host_calls.connected_with(id, (ca_pem, sha256));
+        }
         let _cache = self.caches.gate.read().await;
         let facts_stored = (facts.cpus, facts.memory_bytes, facts.hypervisor_version.as_str());
         hosts::set_facts(&self.db, id, facts_stored, true).await?;

@@ -3,10 +3,14 @@
 //! attached to this node's backend first. A call an agent refuses for its token
 //! ([`HypervisorError::Unauthorized`]: another node rotated it, or the agent took a rotation
 //! this node never stored) connects the host again with the token stored for it, or the one a
-//! rotation left (`host_tokens.rs`), and is made once more.
+//! rotation left (`host_tokens.rs`), and is made once more. So is a call that could not reach
+//! an agent whose stored trust (its CA or pinned certificate) is no longer the one this node
+//! connected it with: another node changed it (`host_trust.rs`), and this node connects again
+//! with the stored one.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oxstack_db::{hosts, Db};
@@ -25,7 +29,13 @@ pub struct HostCalls {
     config: Arc<GlobalConfig>,
     /// Seals and opens the agent tokens stored in `hosts`.
     secrets: Arc<SecretBox>,
+    /// The trust (`agent_ca_pem`, `agent_cert_sha256`) each agent host was last connected
+    /// with on this node.
+    trusts: Arc<Mutex<HashMap<HostId, StoredTrust>>>,
 }
+
+/// A host's trust columns as stored: (`agent_ca_pem`, `agent_cert_sha256`).
+pub(crate) type StoredTrust = (Option<String>, Option<String>);
 
 impl HostCalls {
     /// Calls through `hypervisor`, reading connections from `db` (their tokens opened with
@@ -36,7 +46,19 @@ impl HostCalls {
         config: Arc<GlobalConfig>,
         secrets: Arc<SecretBox>,
     ) -> Self {
-        Self { db, hypervisor, config, secrets }
+        Self { db, hypervisor, config, secrets, trusts: Arc::default() }
+    }
+
+    /// Notes that agent host `host` is connected on this node with `trust`.
+    pub(crate) fn connected_with(&self, host: HostId, trust: StoredTrust) {
+        self.trusts.lock().unwrap_or_else(|p| p.into_inner()).insert(host, trust);
+    }
+
+    /// Whether host `host` is connected on this node with a trust other than `stored` (not
+    /// when this node has not connected it).
+    fn trusts_otherwise(&self, host: HostId, stored: &StoredTrust) -> bool {
+        let trusts = self.trusts.lock().unwrap_or_else(|p| p.into_inner());
+        trusts.get(&host).is_some_and(|t| t != stored)
     }
 
     /// Host `host`'s agent token as it is stored (sealed when this node has a secret key).
@@ -73,10 +95,18 @@ impl HostCalls {
             self.attach_host(host).await?;
         }
         let done = timed(host, op, limit, call()).await;
-        if let Err(EngineError::Hypervisor(HypervisorError::Unauthorized { .. })) = &done {
-            if op != "connect" && self.refresh_token(host).await {
-                return timed(host, op, limit, call()).await;
+        let again = match &done {
+            _ if op == "connect" => false,
+            Err(EngineError::Hypervisor(HypervisorError::Unauthorized { .. })) => {
+                self.reconnect_stored(host, Reconnect::Refused).await
             }
+            Err(EngineError::Hypervisor(HypervisorError::HostUnreachable { .. })) => {
+                self.reconnect_stored(host, Reconnect::Unreachable).await
+            }
+            _ => false,
+        };
+        if again {
+            return timed(host, op, limit, call()).await;
         }
         done
     }
@@ -102,28 +132,45 @@ impl HostCalls {
         Ok(())
     }
 
-    /// After an agent refused this node's token: connects the host again with the token stored
-    /// for it (another node may have rotated it) or a rotation's; whether it connected.
-    async fn refresh_token(&self, host: HostId) -> bool {
+    /// Connects agent host `host` again with what is stored for it, after a failed call, when
+    /// `why` says the stored connection may differ from this node's; whether it connected.
+    async fn reconnect_stored(&self, host: HostId, why: Reconnect) -> bool {
         let conn = match hosts::connection(&self.db, host).await {
             Ok(Some(conn)) if conn.agent_token.is_some() => conn,
             Ok(_) => return false,
             Err(e) => {
-                tracing::warn!(%host, %e, "cannot read the host's agent token again");
+                tracing::warn!(%host, %e, "cannot read the host's connection again");
                 return false;
             }
         };
+        if why == Reconnect::Unreachable {
+            let stored = (conn.agent_ca_pem.clone(), conn.agent_cert_sha256.clone());
+            if !self.trusts_otherwise(host, &stored) {
+                return false;
+            }
+        }
         match self.connect_stored(host, &conn, None).await {
             Ok(_) => {
-                tracing::info!(%host, "the agent refused this node's token; connected it again with the stored one");
+                tracing::info!(%host, ?why, "connected the host again with what is stored for it");
                 true
             }
             Err(e) => {
-                tracing::warn!(%host, %e, "the agent refuses the stored tokens too");
+                tracing::warn!(%host, ?why, %e, "the agent cannot be connected with what is stored either");
                 false
             }
         }
     }
+}
+
+/// Why a failed call connects its host again before it is made once more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reconnect {
+    /// The agent refused this node's token: another node may have rotated it, or the agent
+    /// took a rotation this node never stored.
+    Refused,
+    /// The agent could not be reached: another node may have changed its trust (only then,
+    /// when the stored trust is not the one this node connected it with).
+    Unreachable,
 }
 
 /// `call`, the call of `op` on `host`, cut at `limit`.

@@ -53,7 +53,11 @@ impl HostCalls {
         let refused =
             match timed(host, "connect", self.limit(), self.hypervisor.connect(&spec)).await {
                 Err(e @ EngineError::Hypervisor(HypervisorError::Unauthorized { .. })) => e,
-                done => return done,
+                Ok(facts) => {
+                    self.connected_with(host, stored_trust(conn));
+                    return Ok(facts);
+                }
+                Err(e) => return Err(e),
             };
         let (Some(current), Some(pending)) = (&conn.agent_token, &conn.pending) else {
             return Err(refused);
@@ -79,6 +83,7 @@ impl HostCalls {
         let spec = connect_spec(host, conn, simulated, Some(token))?;
         match timed(host, "connect", self.limit(), self.hypervisor.connect(&spec)).await {
             Ok(facts) => {
+                self.connected_with(host, stored_trust(conn));
                 if hosts::adopt_pending_token(&self.db, host, current, &pending.token).await? {
                     tracing::warn!(%host, "the agent holds the token of a rotation that did not end: adopted it");
                 }
@@ -106,6 +111,11 @@ fn connect_spec(
     let agent_trust = host_trust::stored(conn)?;
     let address = conn.management_ip.clone();
     Ok(HostConnectSpec { host, address, simulated, agent_token, agent_trust })
+}
+
+/// `conn`'s trust columns, as [`HostCalls::connected_with`] notes them.
+fn stored_trust(conn: &Connection) -> crate::services::host_calls::StoredTrust {
+    (conn.agent_ca_pem.clone(), conn.agent_cert_sha256.clone())
 }
 
 /// Whether a failed call may have reached the agent and been done there.

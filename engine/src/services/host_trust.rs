@@ -2,11 +2,83 @@
 //! the pinned certificate fingerprint (`agent_cert_sha256`) a host is added with, checked when
 //! it is added and kept with it (`hosts.agent_ca_pem`, `hosts.agent_cert_sha256`), and read
 //! back for every connect. Neither: an `https://` agent is checked against the system's roots.
+//!
+//! An agent's certificate changes (renewed, or made again by `--tls-self-signed` in an empty
+//! directory): [`HostService::set_agent_trust`] (`PUT /v1/hosts/{uuid}/agent-trust`) gives the
+//! host a new trust without removing it. Under the host's queue turn the node connects the
+//! agent with the new trust, and stores it only if that connect succeeds (else nothing
+//! changes); a Disconnected host is then reconnected. Other nodes still connected with the old
+//! trust connect again with the stored one at their first call that cannot reach the agent
+//! (`host_calls.rs`).
 
-use oxstack_db::hosts::Connection;
-use oxstack_hypervisor::{AgentTrust, CertFingerprint};
+use oxstack_db::hosts::{self, Connection};
+use oxstack_hypervisor::{AgentTrust, CertFingerprint, HostId};
+use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::error::{EngineError, EngineResult};
+use crate::services::host::{Host, HostStatus};
+use crate::services::host_service::HostService;
+
+/// `PUT /v1/hosts/{uuid}/agent-trust`: at most one of the two; neither for the system's roots.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetAgentTrust {
+    /// The CA certificates (PEM) the agent's certificate must chain to; it must also name the
+    /// URL's host. At most 65,536 characters.
+    #[serde(default)]
+    #[schema(schema_with = crate::services::schema::optional_pem)]
+    pub agent_ca_pem: Option<String>,
+    /// The SHA-256 of the agent's own certificate (64 hex digits, optionally `:`-separated in
+    /// pairs), as `oxstack-agent --tls-self-signed` prints it.
+    #[serde(default)]
+    #[schema(schema_with = crate::services::schema::optional_text)]
+    pub agent_cert_sha256: Option<String>,
+}
+
+impl HostService {
+    /// Gives agent host `id` the trust `req` asks for (see the module's doc): 400 when it is
+    /// malformed or not for this host's URL, 409 for a simulator host or one still being
+    /// added, the hypervisor's error (502) when the agent cannot be connected with it; in
+    /// those cases nothing changes.
+    pub async fn set_agent_trust(&self, id: HostId, req: SetAgentTrust) -> EngineResult<Host> {
+        let reconnect = {
+            let _turn = self.queues.enter(id.0).await;
+            let host = self.get_host(id).await?;
+            let conn = hosts::connection(&self.db, id).await?;
+            let conn = conn.ok_or_else(|| EngineError::not_found("host", id))?;
+            if conn.agent_token.is_none() || host.status == HostStatus::Connecting {
+                return Err(EngineError::InvalidState {
+                    message: format!(
+                        "host {id} is {}: only the agent of an added kvm host has a trust to change",
+                        if conn.agent_token.is_none() { "a simulator host" } else { "being added" }
+                    ),
+                    details: serde_json::json!({ "status": host.status.as_str() }),
+                });
+            }
+            let trust = requested(
+                &conn.management_ip,
+                req.agent_ca_pem.as_deref(),
+                req.agent_cert_sha256.as_deref(),
+            )?;
+            let (agent_ca_pem, agent_cert_sha256) = columns(trust.as_ref());
+            let new = Connection { agent_ca_pem, agent_cert_sha256, ..conn };
+            self.host_calls.connect_stored(id, &new, None).await?;
+            let stored = (new.agent_ca_pem.clone(), new.agent_cert_sha256.clone());
+            if !hosts::set_agent_trust(&self.db, id, stored).await? {
+                return Err(EngineError::not_found("host", id));
+            }
+            tracing::info!(host = %id, "changed the agent's trust");
+            host.status == HostStatus::Disconnected
+        };
+        if reconnect {
+            if let Err(e) = self.reconnect_host(id).await {
+                tracing::warn!(host = %id, %e, "the host took its new trust but did not reconnect; the host tracker will retry");
+            }
+        }
+        self.get_host(id).await
+    }
+}
 
 /// The trust an add asks for, checked: at most one of the two, each well-formed, and only for
 /// an `https://` agent URL.

@@ -11,7 +11,7 @@ pub mod host_service;
 mod host_sync;
 pub mod host_tokens;
 pub mod host_tracker;
-mod host_trust;
+pub mod host_trust;
 pub mod identity;
 pub mod image;
 pub mod jobs;
