@@ -375,7 +375,7 @@ impl Sut {
     /// Over the bus: waits until every node has received every other node's events and its
     /// cache follower has taken them in; a node that received one the follower reloads the
     /// scheduler's caches for then has them exact.
-    fn follow_bus(&mut self) {
+    pub(crate) fn follow_bus(&mut self) {
         let relayed: Vec<u64> = self.nodes.iter().map(|n| n.events.relayed()).collect();
         for (j, n) in self.nodes.iter().enumerate() {
             let others: u64 = (0..self.nodes.len())

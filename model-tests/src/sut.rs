@@ -316,10 +316,16 @@ impl Sut {
             sut.rt.block_on(api.sign_in_tenants(&sut.accounts));
         }
         if nodes > 1 {
-            // The second node started before the hosts were added: its index lacks them.
+            // The second node started before the hosts were added: its index lacks them until,
+            // over the bus, its follower reloads.
             let empty = RefState { hosts: Default::default(), ..sut.actual.clone() };
             for v in &mut sut.views[1..] {
                 follow_other(&mut v.cache, &empty, &sut.actual, |_| true);
+            }
+            // Over the bus, its cache follower reloads after the adds' events: when exactly
+            // depends on the broker, so wait for it as after every step.
+            if sut.api.is_some() {
+                sut.follow_bus();
             }
             sut.heartbeat_all();
             sut.check_nodes();
