@@ -176,7 +176,8 @@ pub async fn delete_user(
     request_body = SetPassword,
     responses(
         (status = 204, description = "Set"),
-        (status = 400, description = "A new password too short or long, or `current_password` missing or wrong for one's own (names the field)", body = ErrorBody),
+        (status = 400, description = "A new password too short or long (names the field)", body = ErrorBody),
+        (status = 403, description = "One's own password without `current_password`, or with a wrong one (FORBIDDEN)", body = ErrorBody),
         (status = 404, description = "No such user (or neither the caller nor a user it runs as an admin)", body = ErrorBody),
     ))]
 pub async fn set_password(

@@ -445,7 +445,7 @@ async fn accounts_users_and_api_keys_are_managed_from_the_command_line() {
     let own = ["--token", &bobs, "user", "set-password", bob_uuid, "--password-file", file];
     let err = n.fails(&own).await;
     assert!(
-        matches!(&err, ClientError::Api { status: 400, .. }),
+        matches!(&err, ClientError::Api { status: 403, .. }),
         "without the password now: {err}"
     );
     n.ok(&[&own[..], &["--current-password-file", new_file]].concat()).await;

@@ -139,7 +139,8 @@ impl IdentityService {
         Ok(())
     }
 
-    /// Sets user `id`'s password, for `by`: its own, given its password now (its other
+    /// Sets user `id`'s password, for `by`: its own, given its password now (without it, or
+    /// with a wrong one, FORBIDDEN: the request is well-formed, the caller may not; its other
     /// sessions end; the one the request came with stays), or as an admin who runs the user
     /// (any user for the admin account's, its account's for a tenant's: the user's sessions
     /// all end). Anybody else is told the user does not exist. API keys stay.
@@ -161,9 +162,9 @@ impl IdentityService {
         let Some(user) = user else { return Err(EngineError::not_found("user", id)) };
         match (own, req.current_password) {
             (true, None) => {
-                return Err(EngineError::invalid(
-                    "current_password",
-                    "is needed to set your own password: give the one you have now",
+                return Err(EngineError::Forbidden(
+                    "setting your own password needs `current_password`, the one you have now"
+                        .into(),
                 ))
             }
             (_, Some(current)) => {
@@ -174,10 +175,9 @@ impl IdentityService {
                 .await
                 .map_err(|e| EngineError::Internal(format!("password check: {e}")))?;
                 if !matches {
-                    return Err(EngineError::invalid(
-                        "current_password",
-                        format!("is not user {id}'s password now"),
-                    ));
+                    return Err(EngineError::Forbidden(format!(
+                        "`current_password` is not user {id}'s password now"
+                    )));
                 }
             }
             (false, None) => {}
