@@ -56,8 +56,21 @@ fn generate() -> Result<String, String> {
 
 /// Writes `secret` to a new file only its owner can read.
 pub(crate) fn write_secret(file: &Path, secret: &str) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(file)?;
-    writeln!(f, "{secret}")
+    // Written whole into a file of its own first, then linked at `file`: a node starting at
+    // the same moment reads no file or the whole secret, never an empty one, and a `file`
+    // another node made first is kept (`AlreadyExists`).
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let staged = dir.join(format!(".{name}.{}.new", uuid::Uuid::new_v4()));
+    let written = (|| {
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&staged)?;
+        writeln!(f, "{secret}")?;
+        f.sync_all()?;
+        std::fs::hard_link(&staged, file)
+    })();
+    let _ = std::fs::remove_file(&staged);
+    written
 }
 
 #[cfg(test)]

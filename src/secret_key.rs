@@ -86,4 +86,20 @@ mod tests {
         assert!(load_or_create(&file).unwrap_err().contains("64 hex digits"));
         std::fs::remove_file(&file).unwrap();
     }
+
+    #[test]
+    fn nodes_starting_at_once_all_take_the_one_key_made() {
+        for _ in 0..100 {
+            let file = temp_file();
+            let keys: Vec<_> = std::thread::scope(|s| {
+                let starts: Vec<_> = (0..8).map(|_| s.spawn(|| load_or_create(&file))).collect();
+                starts.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let first = keys[0].as_ref().expect("a key").0;
+            for key in &keys {
+                assert_eq!(key.as_ref().expect("every node gets the key").0, first);
+            }
+            std::fs::remove_file(&file).unwrap();
+        }
+    }
 }
